@@ -1,0 +1,6 @@
+/**
+ * The small common module that `control/` and `mesh/` may both import: logging and ids.
+ * @module
+ */
+export * from "./log.ts";
+export * from "./ids.ts";
