@@ -39,7 +39,8 @@ const LEVEL_RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, er
 const SECRET_KEY = /(token|secret|password|passwd|private|authorization|cookie|key$|^key|_key)/i;
 
 /** Values that look like bearer tokens or PEM keys are redacted even under innocent keys. */
-const SECRET_VALUE = /(Bearer\s+\S+|-----BEGIN [A-Z ]*PRIVATE KEY-----|skn_[A-Za-z0-9_-]{8,})/g;
+const SECRET_VALUE =
+  /(Bearer\s+\S+|-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)|skn_[A-Za-z0-9_-]{8,})/g;
 
 /** The placeholder written instead of a secret. */
 export const REDACTED = "[redacted]";
@@ -78,9 +79,14 @@ function _stringify(v: LogValue): string {
   return String(v);
 }
 
+function _hasControlChar(v: string): boolean {
+  for (let i = 0; i < v.length; i++) if (v.charCodeAt(i) < 0x20) return true;
+  return false;
+}
+
 function _logfmtValue(v: string): string {
   if (v === "") return '""';
-  if (/[\s"=\\]/.test(v) || /[\x00-\x1f]/.test(v)) {
+  if (/[\s"=\\]/.test(v) || _hasControlChar(v)) {
     return JSON.stringify(v);
   }
   return v;

@@ -1,0 +1,71 @@
+/**
+ * `deno task compile`: builds single `skein` executables for the release targets into dist/.
+ * Needs internet access (deno compile downloads a runtime per target).
+ * @module
+ */
+
+/** The release targets of SPEC section 1. */
+export const TARGETS = [
+  ["x86_64-unknown-linux-gnu", "skein-linux-x64"],
+  ["aarch64-unknown-linux-gnu", "skein-linux-arm64"],
+  ["aarch64-apple-darwin", "skein-darwin-arm64"],
+] as const;
+
+/** The permissions a release binary runs with (the same as `deno task skein`). */
+export const PERMISSIONS = [
+  "--allow-net",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-run",
+  "--allow-sys",
+];
+
+async function _commit(): Promise<string | null> {
+  try {
+    const out = await new Deno.Command("git", { args: ["rev-parse", "--short=12", "HEAD"] })
+      .output();
+    return out.success ? new TextDecoder().decode(out.stdout).trim() : null;
+  } catch {
+    return null;
+  }
+}
+
+if (import.meta.main) {
+  const only = Deno.args[0];
+  const infoPath = new URL("./build_info.ts", import.meta.url);
+  const original = await Deno.readTextFile(infoPath);
+  const commit = await _commit();
+  let failed = false;
+  try {
+    // Bake the commit in so `skein version` can report it without git.
+    await Deno.writeTextFile(
+      infoPath,
+      original.replace(/= null;/, `= ${JSON.stringify(commit)};`),
+    );
+    await Deno.mkdir("dist", { recursive: true });
+    for (const [target, name] of TARGETS) {
+      if (only && only !== target && only !== name) continue;
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "compile",
+          ...PERMISSIONS,
+          "--target",
+          target,
+          "--output",
+          `dist/${name}`,
+          "cmd/skein.ts",
+        ],
+        stdout: "inherit",
+        stderr: "inherit",
+      }).output();
+      if (!out.success) {
+        failed = true;
+        console.error(`compile: ${target} failed (exit ${out.code})`);
+      }
+    }
+  } finally {
+    await Deno.writeTextFile(infoPath, original);
+  }
+  Deno.exit(failed ? 1 : 0);
+}

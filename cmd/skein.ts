@@ -1,0 +1,171 @@
+/**
+ * The `skein` executable: dispatches to control, proxy, ctl, demo, version and check-config.
+ * This file only wires; each command lives in its own module, loaded when used.
+ * @module
+ */
+import { type FlagSpec, formatHelp, parseArgs, UsageError } from "./args.ts";
+import { type CommandIo, EXIT, processIo } from "./io.ts";
+import { didYouMean } from "../config/mod.ts";
+import { createLogger, type LogFormat, type Logger, type LogLevel } from "../common/log.ts";
+
+interface Command {
+  usage: string;
+  summary: string;
+  flags: FlagSpec[];
+  /** Runs with parsed args; returns the exit code. */
+  run(args: ReturnType<typeof parseArgs>, io: CommandIo, log: Logger): Promise<number>;
+  /** ctl parses its own verbs and flags. */
+  passThrough?: boolean;
+}
+
+const CONFIG_FLAGS: FlagSpec[] = [
+  { name: "config", short: "c", value: true, help: "configuration file" },
+  { name: "data-dir", value: true, help: "data directory (overrides data_dir)" },
+];
+
+const COMMANDS: Record<string, Command> = {
+  control: {
+    usage: "skein control [--config FILE] [--data-dir DIR]",
+    summary:
+      "Run a control node: Raft-replicated registry, certificate authority and operator API.\nDefault config: /etc/skein/control.yaml.",
+    flags: CONFIG_FLAGS,
+    async run(args, io, log) {
+      const { runControl } = await import("./control.ts");
+      return await runControl({
+        configPath: args.flags.get("config") ?? "/etc/skein/control.yaml",
+        dataDir: args.flags.get("data-dir"),
+        io,
+        log,
+      });
+    },
+  },
+  proxy: {
+    usage: "skein proxy [--config FILE] [--data-dir DIR]",
+    summary:
+      "Run a proxy beside local service instances: discovery, balancing, mTLS, resilience.\nDefault config: /etc/skein/proxy.yaml.",
+    flags: CONFIG_FLAGS,
+    async run(args, io, log) {
+      const { runProxy } = await import("./proxy.ts");
+      return await runProxy({
+        configPath: args.flags.get("config") ?? "/etc/skein/proxy.yaml",
+        dataDir: args.flags.get("data-dir"),
+        io,
+        log,
+      });
+    },
+  },
+  ctl: {
+    usage: "skein ctl <verb> [--control URL] [--token T] [-o table|json|yaml]",
+    summary: "Operator CLI against the control API. `skein ctl --help` lists the verbs.",
+    flags: [],
+    passThrough: true,
+    async run(args, io) {
+      const { runCtl } = await import("./ctl.ts");
+      return await runCtl(args.positional, io);
+    },
+  },
+  demo: {
+    usage: "skein demo",
+    summary:
+      "Run a complete local mesh on loopback: 3 control nodes, demo services with proxies and some traffic.",
+    flags: [{ name: "dir", value: true, help: "working directory (default: a new temp dir)" }],
+    async run(args, io, log) {
+      const { runDemo } = await import("./demo.ts");
+      return await runDemo({ dir: args.flags.get("dir"), io, log });
+    },
+  },
+  version: {
+    usage: "skein version [-o json]",
+    summary: "Print the skein version, the Deno version and the git commit if known.",
+    flags: [{
+      name: "output",
+      short: "o",
+      value: true,
+      help: "text | json",
+      choices: ["text", "json"],
+    }],
+    async run(args, io) {
+      const { runVersion } = await import("./version.ts");
+      return await runVersion(io, args.flags.get("output") === "json");
+    },
+  },
+  "check-config": {
+    usage: "skein check-config FILE [--kind control|proxy|resources]",
+    summary: "Validate a control, proxy or resource YAML file and exit (0 valid, 2 invalid).",
+    flags: [{
+      name: "kind",
+      value: true,
+      help: "control | proxy | resources (default: guessed)",
+      choices: ["control", "proxy", "resources"],
+    }],
+    async run(args, io) {
+      const file = args.positional[0];
+      if (!file || args.positional.length > 1) {
+        throw new UsageError("check-config takes exactly one FILE");
+      }
+      const { runCheckConfig } = await import("./check_config.ts");
+      const kind = args.flags.get("kind") as "control" | "proxy" | "resources" | undefined;
+      return await runCheckConfig(file, kind, io);
+    },
+  },
+};
+
+/** The top-level help text. */
+export function topHelp(): string {
+  const rows = Object.entries(COMMANDS).map(([n, c]) =>
+    `  ${n.padEnd(14)} ${c.summary.split("\n")[0]}`
+  );
+  return `skein: a service mesh for VMs and edge machines\n\nusage: skein <command> [flags]\n\ncommands:\n${
+    rows.join("\n")
+  }\n\nRun \`skein <command> --help\` for a command's flags.\n`;
+}
+
+/** Runs the CLI with the given arguments and returns the exit code. */
+export async function main(argv: readonly string[], io: CommandIo): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+    (name === undefined ? io.stderr : io.stdout)(topHelp());
+    return name === undefined ? EXIT.usage : EXIT.ok;
+  }
+  if (name === "--version") return await COMMANDS.version!.run(parseArgs([], []), io, _nullLog());
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    const hint = didYouMean(name, Object.keys(COMMANDS));
+    io.stderr(
+      `skein: unknown command "${name}"${
+        hint ? `; did you mean "${hint}"?` : ""
+      }\nRun \`skein --help\` for the list of commands.\n`,
+    );
+    return EXIT.usage;
+  }
+  try {
+    if (cmd.passThrough) {
+      return await cmd.run({ flags: new Map(), positional: [...rest] }, io, _nullLog());
+    }
+    const args = parseArgs(rest, cmd.flags);
+    if (args.flags.has("help")) {
+      io.stdout(formatHelp(cmd.usage, cmd.summary, cmd.flags));
+      return EXIT.ok;
+    }
+    const log = createLogger({
+      level: (args.flags.get("log-level") ?? io.env.SKEIN_LOG_LEVEL ?? "info") as LogLevel,
+      format: (args.flags.get("log-format") ?? io.env.SKEIN_LOG_FORMAT ?? "logfmt") as LogFormat,
+    });
+    return await cmd.run(args, io, log);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.stderr(`skein ${name}: ${e.message}\n${cmd.usage ? `usage: ${cmd.usage}\n` : ""}`);
+      return EXIT.usage;
+    }
+    io.stderr(`skein ${name}: ${e instanceof Error ? e.message : String(e)}\n`);
+    return EXIT.failure;
+  }
+}
+
+function _nullLog(): Logger {
+  return createLogger({ level: "error" });
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args, processIo()));
+}

@@ -1,0 +1,76 @@
+/**
+ * The schema of `/etc/skein/control.yaml` (SPEC section 2): the single source of truth for the
+ * control node's configuration.
+ * @module
+ */
+import { z } from "zod";
+import { duration, host, hostPort, logSettings, name, peer, size } from "./fields.ts";
+
+/** Raft timing; defaults follow etcd's proportions (election = 10 heartbeats). */
+export const RaftTuning = z.strictObject({
+  heartbeat: duration.default(100),
+  election_timeout: duration.default(1000),
+  snapshot_every: z.number().int().min(10).max(10_000_000).default(10_000),
+}).check((ctx) => {
+  if (ctx.value.election_timeout < ctx.value.heartbeat * 3) {
+    ctx.issues.push({
+      code: "custom",
+      input: ctx.value,
+      path: ["election_timeout"],
+      message: `expected at least 3 heartbeats (${
+        ctx.value.heartbeat * 3
+      }ms), got ${ctx.value.election_timeout}ms`,
+    });
+  }
+});
+
+/** Limits on what the API accepts. */
+export const ControlLimits = z.strictObject({
+  max_body: size.default(1024 * 1024),
+  request_timeout: duration.default(5000),
+});
+
+/** The control node configuration. */
+export const ControlConfig = z.strictObject({
+  node: name,
+  data_dir: z.string().min(1).default("/var/lib/skein/control"),
+  api: hostPort.default({ hostname: "0.0.0.0", port: 7400 }),
+  raft: hostPort.default({ hostname: "0.0.0.0", port: 7401 }),
+  advertise: host.default("127.0.0.1"),
+  peers: z.array(peer).default([]),
+  trust_domain: z.string().regex(
+    /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/,
+    {
+      message: 'expected a lower-case DNS-like name such as "skein.local"',
+    },
+  ).default("skein.local"),
+  bootstrap_token_file: z.string().min(1).default("/etc/skein/admin.token"),
+  raft_tuning: RaftTuning.default(RaftTuning.parse({})),
+  limits: ControlLimits.default(ControlLimits.parse({})),
+  log: logSettings.default(logSettings.parse({})),
+}).check((ctx) => {
+  const seen = new Map<string, number>();
+  ctx.value.peers.forEach((p, i) => {
+    const prev = seen.get(p.id);
+    if (prev !== undefined) {
+      ctx.issues.push({
+        code: "custom",
+        input: p,
+        path: ["peers", i],
+        message: `duplicate peer id "${p.id}" (also at peers[${prev}])`,
+      });
+    }
+    seen.set(p.id, i);
+  });
+  if (ctx.value.peers.length > 0 && !seen.has(ctx.value.node)) {
+    ctx.issues.push({
+      code: "custom",
+      input: ctx.value.peers,
+      path: ["peers"],
+      message: `expected the list to include this node "${ctx.value.node}"`,
+    });
+  }
+});
+
+/** A validated control configuration. */
+export type ControlConfig = z.infer<typeof ControlConfig>;

@@ -1,0 +1,102 @@
+/**
+ * The schema of `/etc/skein/proxy.yaml` (SPEC section 3).
+ * @module
+ */
+import { z } from "zod";
+import { duration, host, hostPort, logSettings, name, size, url } from "./fields.ts";
+
+/** Active health check of the local app. */
+export const HealthCheck = z.strictObject({
+  http: z.string().startsWith("/", { message: 'expected a path starting with "/"' }),
+  interval: duration.default(5000),
+  timeout: duration.default(1000),
+  healthy_threshold: z.number().int().min(1).max(100).default(1),
+  unhealthy_threshold: z.number().int().min(1).max(100).default(3),
+});
+
+/** A local service instance this proxy fronts. */
+export const LocalService = z.strictObject({
+  name,
+  id: name.optional(),
+  port: z.number().int().min(1).max(65535),
+  version: z.string().max(64).default(""),
+  weight: z.number().int().min(0).max(10_000).default(1),
+  tags: z.array(z.string().max(128)).max(64).default([]),
+  capabilities: z.array(z.string().max(128)).max(64).default([]),
+  meta: z.record(z.string().max(128), z.string().max(1024)).default({}),
+  health: HealthCheck.optional(),
+});
+
+/** A local listener for one dependency. */
+export const Upstream = z.strictObject({
+  service: name,
+  listen: hostPort,
+  protocol: z.enum(["http", "tcp"]).default("http"),
+});
+
+/** Data-plane limits; defaults are generous but finite. */
+export const ProxyLimits = z.strictObject({
+  max_header_bytes: size.default(64 * 1024),
+  max_headers: z.number().int().min(8).max(1000).default(100),
+  max_connections: z.number().int().min(1).max(1_000_000).default(10_000),
+  idle_timeout: duration.default(60_000),
+  header_read_timeout: duration.default(10_000),
+});
+
+/** Telemetry export settings. */
+export const Telemetry = z.strictObject({
+  otlp: url.optional(),
+});
+
+/** The proxy configuration. */
+export const ProxyConfig = z.strictObject({
+  node: name,
+  zone: z.string().max(64).default(""),
+  advertise: host.default("127.0.0.1"),
+  control: z.array(url).min(1, { message: "expected at least one control URL" }),
+  token_file: z.string().min(1).default("/etc/skein/proxy.token"),
+  data_dir: z.string().min(1).default("/var/lib/skein/proxy"),
+  admin: hostPort.default({ hostname: "127.0.0.1", port: 15000 }),
+  inbound: hostPort.default({ hostname: "0.0.0.0", port: 15443 }),
+  http_proxy: hostPort.optional(),
+  services: z.array(LocalService).max(64).default([]),
+  upstreams: z.array(Upstream).max(1024).default([]),
+  drain_timeout: duration.default(15_000),
+  heartbeat_interval: duration.default(2000),
+  access_log: z.string().optional(),
+  telemetry: Telemetry.default({}),
+  limits: ProxyLimits.default(ProxyLimits.parse({})),
+  log: logSettings.default(logSettings.parse({})),
+}).check((ctx) => {
+  const names = new Map<string, number>();
+  ctx.value.services.forEach((s, i) => {
+    const key = s.id ?? s.name;
+    if (names.has(key)) {
+      ctx.issues.push({
+        code: "custom",
+        input: s,
+        path: ["services", i, "name"],
+        message: `duplicate local instance "${key}" (also services[${
+          names.get(key)
+        }]); set distinct ids`,
+      });
+    }
+    names.set(key, i);
+  });
+  const listens = new Map<string, number>();
+  ctx.value.upstreams.forEach((u, i) => {
+    const key = `${u.listen.hostname}:${u.listen.port}`;
+    if (listens.has(key) && u.listen.port !== 0) {
+      ctx.issues.push({
+        code: "custom",
+        input: u,
+        path: ["upstreams", i, "listen"],
+        message: `address ${key} is already used by upstreams[${listens.get(key)}]`,
+      });
+    }
+    listens.set(key, i);
+  });
+});
+
+/** A validated proxy configuration. */
+export type ProxyConfig = z.infer<typeof ProxyConfig>;

@@ -1,0 +1,148 @@
+/**
+ * The declarative resource kinds of SPEC section 4, as applied with `skein ctl apply`.
+ * @module
+ */
+import { z } from "zod";
+import { duration, name, percent } from "./fields.ts";
+
+const Backoff = z.strictObject({ base: duration.default(25), max: duration.default(1000) });
+
+const RetryOn = z.enum(["5xx", "gateway_error", "reset", "connect_failure", "retriable_4xx"]);
+
+/** How a caller treats a destination service. */
+export const Policy = z.strictObject({
+  kind: z.literal("Policy"),
+  service: name,
+  load_balancer: z.strictObject({
+    algorithm: z.enum(["round_robin", "p2c_least_request", "ewma", "ring_hash"]).default(
+      "p2c_least_request",
+    ),
+    hash_on: z.strictObject({ header: z.string().min(1).max(128) }).optional(),
+  }).default({ algorithm: "p2c_least_request" }),
+  locality: z.strictObject({
+    prefer_zone: z.boolean().default(true),
+    failover_below_healthy_percent: percent.default(70),
+  }).default({ prefer_zone: true, failover_below_healthy_percent: 70 }),
+  timeout: duration.default(15_000),
+  retries: z.strictObject({
+    attempts: z.number().int().min(0).max(10).default(2),
+    per_try_timeout: duration.optional(),
+    backoff: Backoff.default({ base: 25, max: 1000 }),
+    on: z.array(RetryOn).default(["connect_failure", "reset"]),
+    budget_percent: percent.default(20),
+    retry_non_idempotent: z.boolean().default(false),
+  }).optional(),
+  circuit_breaker: z.strictObject({
+    max_connections: z.number().int().min(1).default(1024),
+    max_pending: z.number().int().min(0).default(256),
+    max_requests: z.number().int().min(1).default(1024),
+  }).optional(),
+  outlier_detection: z.strictObject({
+    consecutive_5xx: z.number().int().min(1).default(5),
+    consecutive_connect_failures: z.number().int().min(1).default(5),
+    interval: duration.default(10_000),
+    base_ejection: duration.default(30_000),
+    max_ejection_percent: percent.default(50),
+  }).optional(),
+}).check((ctx) => {
+  const lb = ctx.value.load_balancer;
+  if (lb.algorithm === "ring_hash" && !lb.hash_on) {
+    ctx.issues.push({
+      code: "custom",
+      input: lb,
+      path: ["load_balancer", "hash_on"],
+      message: "expected hash_on: { header: NAME } with algorithm ring_hash",
+    });
+  }
+});
+
+const Backend = z.strictObject({
+  version: z.string().max(64).optional(),
+  weight: z.number().int().min(0).max(10_000).default(100),
+});
+
+/** Where requests for a service go. */
+export const Route = z.strictObject({
+  kind: z.literal("Route"),
+  service: name,
+  rules: z.array(z.strictObject({
+    match: z.strictObject({
+      path_prefix: z.string().startsWith("/").optional(),
+      path: z.string().startsWith("/").optional(),
+      method: z.string().optional(),
+      headers: z.record(z.string(), z.string()).optional(),
+    }).optional(),
+    backends: z.array(Backend).min(1),
+    mirror: z.strictObject({ version: z.string(), percent: percent }).optional(),
+    fault: z.strictObject({
+      delay: z.strictObject({ percent, fixed: duration }).optional(),
+      abort: z.strictObject({ percent, status: z.number().int().min(200).max(599) }).optional(),
+    }).optional(),
+  })).min(1).max(256),
+});
+
+/** Who may call a service. */
+export const Authorization = z.strictObject({
+  kind: z.literal("Authorization"),
+  service: name,
+  default: z.enum(["allow", "deny"]).default("deny"),
+  audit_allowed: z.boolean().default(false),
+  allow: z.array(z.strictObject({
+    from: z.array(z.string().min(1)).min(1),
+    methods: z.array(z.string().min(1)).optional(),
+    paths: z.array(z.string().startsWith("/")).optional(),
+  })).default([]),
+  deny: z.array(z.strictObject({
+    from: z.array(z.string().min(1)).min(1),
+    methods: z.array(z.string().min(1)).optional(),
+    paths: z.array(z.string().startsWith("/")).optional(),
+  })).default([]),
+});
+
+/** Inbound request rate limit of a service. */
+export const RateLimit = z.strictObject({
+  kind: z.literal("RateLimit"),
+  service: name,
+  requests_per_second: z.number().positive().max(10_000_000),
+  burst: z.number().int().min(1).max(100_000_000),
+});
+
+/** An egress destination outside the mesh. */
+export const ExternalService = z.strictObject({
+  kind: z.literal("ExternalService"),
+  name,
+  hosts: z.array(
+    z.string().regex(/^[a-zA-Z0-9.-]+:\d{1,5}$/, {
+      message: 'expected "host:port"',
+    }),
+  ).min(1),
+});
+
+/** Any resource, discriminated on `kind`. */
+export const ResourceSchema = z.discriminatedUnion("kind", [
+  Policy,
+  Route,
+  Authorization,
+  RateLimit,
+  ExternalService,
+]);
+
+/** A validated resource. */
+export type Resource = z.infer<typeof ResourceSchema>;
+
+/** The resource kinds, as written in YAML. */
+export const RESOURCE_KINDS = [
+  "Policy",
+  "Route",
+  "Authorization",
+  "RateLimit",
+  "ExternalService",
+] as const;
+
+/** A resource kind name. */
+export type ResourceKind = typeof RESOURCE_KINDS[number];
+
+/** The name that identifies a resource within its kind (its service, or its own name). */
+export function resourceName(r: Resource): string {
+  return r.kind === "ExternalService" ? r.name : r.service;
+}
