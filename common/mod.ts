@@ -4,3 +4,4 @@
  */
 export * from "./log.ts";
 export * from "./ids.ts";
+export * from "./metrics.ts";
