@@ -38,6 +38,8 @@ export const ControlConfig = z.strictObject({
   raft: hostPort.default({ hostname: "0.0.0.0", port: 7401 }),
   advertise: host.default("127.0.0.1"),
   peers: z.array(peer).default([]),
+  /** A node added at runtime to a running cluster starts empty and waits for the leader. */
+  join: z.boolean().default(false),
   trust_domain: z.string().regex(
     /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/,
     {

@@ -1,0 +1,227 @@
+import assert from "node:assert/strict";
+import { createApi, FakeBackend } from "../control/api/mod.ts";
+import { runCtl } from "./ctl.ts";
+
+interface Run {
+  code: number;
+  out: string;
+  err: string;
+}
+
+/** Serves the API with a fake backend on 127.0.0.1:0 for the duration of `fn`. */
+async function withControl(
+  fn: (
+    ctl: (...args: string[]) => Promise<Run>,
+    backend: FakeBackend,
+    seen: Request[],
+  ) => Promise<void>,
+): Promise<void> {
+  const backend = new FakeBackend();
+  const app = createApi(backend);
+  const seen: Request[] = [];
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    seen.push(req.clone());
+    return app.fetch(req);
+  });
+  const url = `http://127.0.0.1:${server.addr.port}`;
+  const ctl = async (...args: string[]): Promise<Run> => {
+    let out = "";
+    let err = "";
+    const code = await runCtl(args, {
+      stdout: (t) => (out += t),
+      stderr: (t) => (err += t),
+      env: { SKEIN_CONTROL: url, SKEIN_TOKEN: "skn_test_token_123" },
+    });
+    return { code, out, err };
+  };
+  try {
+    await fn(ctl, backend, seen);
+  } finally {
+    await server.shutdown();
+  }
+}
+
+const FILE = `kind: Policy
+service: ledger
+timeout: 2s
+retries: { attempts: 3, per_try_timeout: 500ms }
+---
+kind: ExternalService
+name: stripe
+hosts: [api.stripe.com:443]
+`;
+
+async function tempYaml(text: string): Promise<string> {
+  const p = await Deno.makeTempFile({ suffix: ".yaml" });
+  await Deno.writeTextFile(p, text);
+  return p;
+}
+
+Deno.test("ctl apply, get, diff, history, rollback and delete work end to end", async () => {
+  await withControl(async (ctl, backend, seen) => {
+    const file = await tempYaml(FILE);
+    try {
+      let r = await ctl("apply", "-f", file);
+      assert.equal(r.code, 0, r.err);
+      assert.equal(
+        r.out,
+        "Policy/ledger created (revision 1)\nExternalService/stripe created (revision 1)\n",
+      );
+      assert.equal(seen.at(-1)?.headers.get("authorization"), "Bearer skn_test_token_123");
+      assert.equal(backend.state().getResource("Policy", "ledger")?.resource.timeout, "2s");
+
+      r = await ctl("apply", "-f", file);
+      assert.match(r.out, /Policy\/ledger unchanged \(revision 1\)/);
+
+      r = await ctl("get", "policy");
+      assert.equal(r.out, "KIND    NAME    REVISION\nPolicy  ledger  1\n");
+      r = await ctl("get", "Policy", "ledger");
+      assert.match(r.out, /^kind: Policy\nservice: ledger\ntimeout: 2s\n/);
+      r = await ctl("get", "Policy", "ledger", "-o", "json");
+      assert.equal(JSON.parse(r.out).revision, 1);
+
+      await Deno.writeTextFile(file, FILE.replace("timeout: 2s", "timeout: 3s"));
+      r = await ctl("diff", "-f", file);
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.out, /Policy\/ledger: update\n/);
+      assert.match(r.out, /^- timeout: 2s$/m);
+      assert.match(r.out, /^\+ timeout: 3s$/m);
+      assert.match(r.out, /ExternalService\/stripe: unchanged/);
+      r = await ctl("apply", "-f", file);
+      assert.match(r.out, /Policy\/ledger updated \(revision 2\)/);
+
+      r = await ctl("history", "Policy", "ledger");
+      assert.match(r.out, /^REVISION\s+RAFT_INDEX\s+STATE\n1\s+1\s*\n2\s+\d+\s+current\n$/);
+      r = await ctl("rollback", "Policy", "ledger", "1");
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.out, /rolled back to revision 1 \(now revision 3\)/);
+      assert.equal(backend.state().getResource("Policy", "ledger")?.resource.timeout, "2s");
+
+      r = await ctl("delete", "Policy", "ledger");
+      assert.equal(r.out, "Policy/ledger deleted (revision 4)\n");
+      r = await ctl("get", "Policy", "ledger");
+      assert.equal(r.code, 1);
+      assert.match(r.err, /404 not_found/);
+      r = await ctl("diff", "-f", file);
+      assert.match(r.out, /Policy\/ledger: create/);
+    } finally {
+      await Deno.remove(file);
+    }
+  });
+});
+
+Deno.test("ctl apply refuses an invalid file with file:line:col and exit 2, writing nothing", async () => {
+  await withControl(async (ctl, backend) => {
+    const file = await tempYaml("kind: Policy\nservice: ledger\ntimeout: fast\n");
+    try {
+      const r = await ctl("apply", "-f", file);
+      assert.equal(r.code, 2);
+      assert.match(r.err, /:3:\d+: timeout: expected a duration/);
+      assert.equal(backend.proposed.length, 0);
+    } finally {
+      await Deno.remove(file);
+    }
+  });
+});
+
+Deno.test("ctl services, status and members print tables, json and yaml", async () => {
+  await withControl(async (ctl, backend) => {
+    backend.applyDirect({
+      type: "register_instance",
+      instance: {
+        id: "a1",
+        service: "api",
+        node: "vm-1",
+        address: "10.0.0.1",
+        port: 80,
+        zone: "z1",
+        version: "v1",
+        weight: 1,
+        tags: [],
+        capabilities: [],
+        meta: {},
+        health: "passing",
+      },
+    });
+    let r = await ctl("services");
+    assert.equal(r.out, "NAME  PASSING  WARNING  CRITICAL\napi   1        0        0\n");
+    r = await ctl("services", "api", "--healthy");
+    assert.match(
+      r.out,
+      /^ID\s+ADDRESS\s+PORT.*\na1\s+10\.0\.0\.1\s+80\s+vm-1\s+z1\s+v1\s+1\s+passing\n$/,
+    );
+    r = await ctl("services", "api", "-o", "yaml");
+    assert.match(r.out, /^service: api\n/m);
+    r = await ctl("services", "--stale", "-o", "json");
+    assert.equal(JSON.parse(r.out).services[0].name, "api");
+
+    r = await ctl("status");
+    assert.equal(r.code, 0, r.err);
+    assert.match(r.out, /^NODE\s+ROLE\s+LEADER/);
+    assert.match(r.out, /\ncp-1\s+leader\s+cp-1\s+1\s+1\s+1\s+http:\/\/127\.0\.0\.1:\d+\n/);
+
+    r = await ctl("members", "add", "cp-2=10.0.0.2:7401");
+    assert.equal(r.code, 0, r.err);
+    r = await ctl("members", "-o", "json");
+    assert.deepEqual(JSON.parse(r.out).map((m: { node: string }) => m.node), ["cp-1", "cp-2"]);
+    // cp-2 has no API address: status shows it as unreachable and fails.
+    r = await ctl("status");
+    assert.equal(r.code, 1);
+    assert.match(r.out, /cp-2\s+unreachable/);
+    r = await ctl("members", "remove", "cp-2");
+    assert.equal(r.code, 0, r.err);
+    r = await ctl("members", "list");
+    assert.doesNotMatch(r.out, /cp-2/);
+  });
+});
+
+Deno.test("ctl reports usage errors with exit 2 and suggestions", async () => {
+  const io = () => {
+    const o = { out: "", err: "" };
+    return {
+      o,
+      io: {
+        stdout: (t: string) => (o.out += t),
+        stderr: (t: string) => (o.err += t),
+        env: { SKEIN_CONTROL: "http://127.0.0.1:9" },
+      },
+    };
+  };
+  const cases: [string[], RegExp][] = [
+    [["servics"], /unknown verb "servics"; did you mean services\?/],
+    [["services", "--helthy"], /unknown flag --helthy; did you mean --healthy\?/],
+    [["get", "Polcy"], /did you mean Policy\?/],
+    [["get"], /missing argument/],
+    [["apply"], /apply needs -f FILE/],
+    [["rollback", "Policy", "a", "x"], /REV must be a revision number/],
+    [["members", "ad", "x=y:1"], /did you mean add\?/],
+    [["members", "add", "cp-2"], /NODE=HOST:PORT/],
+    [["status", "-o", "xml"], /expects one of table, json, yaml/],
+    [["status", "--control", "ftp://x"], /--control expects a URL/],
+    [[], /missing verb/],
+  ];
+  for (const [args, re] of cases) {
+    const { o, io: i } = io();
+    assert.equal(await runCtl(args, i), 2, args.join(" "));
+    assert.match(o.err, re, args.join(" "));
+  }
+  const { o, io: i } = io();
+  assert.equal(await runCtl(["apply", "--help"], i), 0);
+  assert.match(o.out, /usage: skein ctl apply -f FILE/);
+  assert.match(o.out, /--file/);
+});
+
+Deno.test("ctl exits 1 with a clear message when the control API is unreachable", async () => {
+  // Grab a free port, then close it so nothing listens there.
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  let err = "";
+  const code = await runCtl(["services", "--control", `http://127.0.0.1:${port}`], {
+    stdout: () => {},
+    stderr: (t) => (err += t),
+    env: {},
+  });
+  assert.equal(code, 1);
+  assert.match(err, new RegExp(`cannot reach the control API at http://127\\.0\\.0\\.1:${port}`));
+});

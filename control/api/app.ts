@@ -1,0 +1,698 @@
+/**
+ * The control HTTP API (SPEC section 2) as a Hono app over a {@linkcode ControlBackend}.
+ *
+ * Writes go through Raft on the leader; a follower forwards them. Reads are linearizable unless
+ * `?stale=true`. Every wait is bounded: writes and read barriers by `writeTimeoutMs`, forwarding
+ * by `forwardTimeoutMs`, blocking queries by `maxWaitMs`.
+ * @module
+ */
+import { type Context, Hono } from "hono";
+import { matchedRoutes } from "hono/route";
+import { z } from "zod";
+import {
+  didYouMean,
+  parseDuration,
+  RESOURCE_KINDS,
+  resourceName,
+  ResourceSchema,
+} from "../../config/mod.ts";
+import { type Logger, nullLogger } from "../../common/mod.ts";
+import {
+  type ApplyResult,
+  HealthSchema,
+  MAX_RESOURCES_PER_COMMAND,
+  NameSchema,
+  RegistrationSchema,
+  type RegistryCommand,
+  RegistryCommandSchema,
+  type StoredResource,
+  TooManyWatchersError,
+} from "../registry/mod.ts";
+import { BackendError, type ControlBackend, type Member, NotLeaderError } from "./backend.ts";
+import { MAX_BODY_BYTES, parseJsonBody, readBodyBytes } from "./body.ts";
+import { ApiError, validationError } from "./errors.ts";
+import { ApiMetrics, renderControlMetrics } from "./metrics.ts";
+
+/** How long a write may wait for commit before the API answers 503 `no_quorum`. */
+export const WRITE_TIMEOUT_MS = 5_000;
+/** How long a linearizable read may wait for its barrier before 503 `no_quorum`. */
+export const READ_TIMEOUT_MS = 5_000;
+/** How long a forwarded request may take, above the leader's own write timeout. */
+export const FORWARD_TIMEOUT_MS = 8_000;
+/** Blocking query wait when `index` is given without `wait`. */
+export const DEFAULT_BLOCKING_WAIT_MS = 30_000;
+/** Longest blocking query wait; larger `wait` values are capped. */
+export const MAX_BLOCKING_WAIT_MS = 300_000;
+/** Most instances in one heartbeat batch. */
+export const MAX_HEARTBEAT_ITEMS = 1_000;
+/** Header a forwarding node adds; a non-leader receiving it answers 503 instead of forwarding again. */
+export const FORWARD_HEADER = "x-skein-forwarded-by";
+/** Header carrying the catalog index on read responses. */
+export const INDEX_HEADER = "X-Skein-Index";
+
+/** Options of {@linkcode createApi}. */
+export interface ApiOptions {
+  /** Structured logger. @default nullLogger */
+  logger?: Logger;
+  /** Request body limit in bytes. @default MAX_BODY_BYTES */
+  maxBodyBytes?: number;
+  /** Commit timeout of writes. @default WRITE_TIMEOUT_MS */
+  writeTimeoutMs?: number;
+  /** Barrier timeout of linearizable reads. @default READ_TIMEOUT_MS */
+  readTimeoutMs?: number;
+  /** Timeout of a forwarded request. @default FORWARD_TIMEOUT_MS */
+  forwardTimeoutMs?: number;
+  /** Cap of blocking query waits. @default MAX_BLOCKING_WAIT_MS */
+  maxWaitMs?: number;
+  /** Fetch used to forward to the leader, injectable for tests. @default globalThis.fetch */
+  fetch?: (req: Request) => Promise<Response>;
+  /** Counters shared with `/metrics`. @default a new ApiMetrics */
+  metrics?: ApiMetrics;
+  /**
+   * Checks the caller before any route runs; throw an {@linkcode ApiError} (401/403) to refuse.
+   * Forwarded requests keep their `Authorization` header, so the leader checks again.
+   * @default allow everything (until tokens exist)
+   */
+  authorize?: (req: AuthRequest) => void | Promise<void>;
+}
+
+/** What a request wants, for {@linkcode ApiOptions.authorize}. */
+export type Access = "public" | "read" | "write" | "admin";
+
+/** The facts {@linkcode ApiOptions.authorize} decides on. */
+export interface AuthRequest {
+  /** Bearer token from `Authorization`, or null. */
+  token: string | null;
+  /** HTTP method. */
+  method: string;
+  /** Request path. */
+  path: string;
+  /** Access the route needs: health and metrics are public, membership is admin. */
+  access: Access;
+}
+
+/** The access a request needs, by method and path. */
+export function accessFor(method: string, path: string): Access {
+  if (path === "/v1/health" || path === "/metrics") return "public";
+  if (method === "GET" || method === "HEAD") return "read";
+  if (path.startsWith("/v1/members")) return "admin";
+  return "write";
+}
+
+class _Timeout extends Error {}
+
+/** Races `p` against a timer; on timeout aborts `ac` and throws `_Timeout`. */
+async function _bounded<T>(p: Promise<T>, ms: number, ac: AbortController): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      ac.abort();
+      reject(new _Timeout());
+    }, ms);
+  });
+  try {
+    return await Promise.race([p, t]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+const _flag = z.enum(["true", "false", "1", "0", ""]).optional().transform((v) =>
+  v === undefined ? undefined : v === "true" || v === "1" || v === ""
+);
+const _uint = z.string().regex(/^\d{1,15}$/, "expected a non-negative integer").transform(Number);
+
+const _StaleQuery = z.strictObject({ stale: _flag });
+const _InstancesQuery = z.strictObject({
+  stale: _flag,
+  healthy: _flag,
+  zone: z.string().max(128).optional(),
+  capability: z.string().max(256).optional(),
+});
+const _CatalogQuery = z.strictObject({
+  stale: _flag,
+  index: _uint.optional(),
+  wait: z.string().max(32).optional(),
+});
+const _ResourcesQuery = z.strictObject({ stale: _flag, kind: z.string().max(64).optional() });
+const _HeartbeatBody = z.strictObject({
+  instances: z.array(z.strictObject({
+    service: NameSchema,
+    id: NameSchema,
+    health: HealthSchema.optional(),
+  })).min(1).max(MAX_HEARTBEAT_ITEMS),
+});
+const _MemberBody = z.strictObject({
+  node: NameSchema,
+  address: z.string().regex(/^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$/, 'expected "host:port"'),
+  api: z.url().max(256).nullable().optional(),
+  voter: z.boolean().optional(),
+});
+const _RollbackBody = z.strictObject({ revision: z.number().int().min(1) });
+
+/** Maps a refused command to its HTTP error. */
+function _applyError(r: Extract<ApplyResult, { ok: false }>): ApiError {
+  const status = r.error.code === "invalid_command"
+    ? 400
+    : r.error.code === "invalid_revision"
+    ? 409
+    : 404;
+  return new ApiError(status, r.error.code, r.error.message, { index: r.index });
+}
+
+/** Canonical spelling of a resource kind (case-insensitive), or a 400 with a suggestion. */
+function _kind(raw: string): string {
+  const k = RESOURCE_KINDS.find((x) => x.toLowerCase() === raw.toLowerCase());
+  if (k) return k;
+  const hint = didYouMean(raw, RESOURCE_KINDS);
+  throw new ApiError(
+    400,
+    "unknown_kind",
+    `unknown resource kind ${JSON.stringify(raw)}${hint ? `; did you mean ${hint}?` : ""}`,
+    { kinds: [...RESOURCE_KINDS] },
+  );
+}
+
+function _name(where: string, raw: string): string {
+  const r = NameSchema.safeParse(raw);
+  if (!r.success) throw validationError(where, r.error.issues);
+  return r.data;
+}
+
+/** Validates a `PUT /v1/resources` body (one resource or a list) into stored resources. */
+export function parseResourceBody(value: unknown): StoredResource[] {
+  const list = Array.isArray(value) ? value : [value];
+  if (list.length === 0) {
+    throw new ApiError(400, "invalid_request", "body: expected at least one resource");
+  }
+  if (list.length > MAX_RESOURCES_PER_COMMAND) {
+    throw new ApiError(
+      400,
+      "too_many_resources",
+      `body: ${list.length} resources, more than the limit of ${MAX_RESOURCES_PER_COMMAND} per request`,
+      { limit: MAX_RESOURCES_PER_COMMAND },
+    );
+  }
+  const out: StoredResource[] = [];
+  const seen = new Set<string>();
+  for (let i = 0; i < list.length; i++) {
+    const raw = list[i];
+    const prefix = Array.isArray(value) ? [i] : [];
+    const r = ResourceSchema.safeParse(raw);
+    if (!r.success) throw validationError("body", r.error.issues, prefix);
+    const name = resourceName(r.data);
+    const key = `${r.data.kind}/${name}`;
+    if (seen.has(key)) {
+      throw new ApiError(400, "duplicate_resource", `body: ${key} appears more than once`, {
+        resource: key,
+      });
+    }
+    seen.add(key);
+    // Stored as sent (validated, not transformed): durations stay "2s", so what `get` returns
+    // can be applied again, and consumers parse it with ResourceSchema themselves.
+    out.push({ kind: r.data.kind, name, resource: raw as Record<string, unknown> });
+  }
+  return out;
+}
+
+/** Creates the control API app. */
+export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono {
+  const log = opts.logger ?? nullLogger;
+  const maxBody = opts.maxBodyBytes ?? MAX_BODY_BYTES;
+  const writeTimeout = opts.writeTimeoutMs ?? WRITE_TIMEOUT_MS;
+  const readTimeout = opts.readTimeoutMs ?? READ_TIMEOUT_MS;
+  const forwardTimeout = opts.forwardTimeoutMs ?? FORWARD_TIMEOUT_MS;
+  const maxWait = opts.maxWaitMs ?? MAX_BLOCKING_WAIT_MS;
+  const doFetch = opts.fetch ?? ((req: Request) => fetch(req));
+  const metrics = opts.metrics ?? new ApiMetrics();
+
+  const app = new Hono();
+
+  app.use("*", async function countRequests(c, next) {
+    await next();
+    const routes = matchedRoutes(c);
+    const route = routes.length > 1 ? routes.at(-1)?.path ?? "unmatched" : "unmatched";
+    metrics.countRequest(c.req.method, route, c.res.status);
+  });
+
+  if (opts.authorize) {
+    const authorize = opts.authorize;
+    app.use("*", async function checkAccess(c, next) {
+      const h = c.req.header("authorization") ?? "";
+      const m = /^Bearer\s+(\S+)$/i.exec(h);
+      await authorize({
+        token: m?.[1] ?? null,
+        method: c.req.method,
+        path: c.req.path,
+        access: accessFor(c.req.method, c.req.path),
+      });
+      await next();
+    });
+  }
+
+  app.onError((err, c) => {
+    if (err instanceof ApiError) return c.json(err.body(), err.status);
+    if (err instanceof BackendError) {
+      return c.json({ error: { code: err.code, message: err.message, details: {} } }, err.status);
+    }
+    log.error("control api request failed", { method: c.req.method, path: c.req.path, err: err });
+    return c.json(
+      {
+        error: {
+          code: "internal",
+          message: "internal error; see the control node log",
+          details: {},
+        },
+      },
+      500,
+    );
+  });
+
+  app.notFound((c) =>
+    c.json({
+      error: {
+        code: "not_found",
+        message: `no route ${c.req.method} ${c.req.path}`,
+        details: {},
+      },
+    }, 404)
+  );
+
+  function query<S extends z.ZodType>(c: Context, schema: S): z.infer<S> {
+    const raw: Record<string, string> = {};
+    for (const [k, v] of Object.entries(c.req.queries())) raw[k] = v[0] ?? "";
+    const r = schema.safeParse(raw);
+    if (!r.success) throw validationError("query", r.error.issues);
+    return r.data;
+  }
+
+  async function body(c: Context): Promise<{ bytes: Uint8Array<ArrayBuffer>; value: unknown }> {
+    const bytes = await readBodyBytes(c.req.raw, maxBody);
+    return { bytes, value: parseJsonBody(bytes) };
+  }
+
+  function validate<S extends z.ZodType>(schema: S, value: unknown): z.infer<S> {
+    const r = schema.safeParse(value);
+    if (!r.success) throw validationError("body", r.error.issues);
+    return r.data;
+  }
+
+  /** Sends the request to the leader's API once; loops end at the first non-leader. */
+  async function forward(
+    c: Context,
+    bytes: Uint8Array<ArrayBuffer> | null,
+    extraMs = 0,
+  ): Promise<Response> {
+    const via = c.req.header(FORWARD_HEADER);
+    if (via) {
+      metrics.forwardFailures++;
+      throw new ApiError(
+        503,
+        "no_leader",
+        `request forwarded by ${via} reached ${backend.health().node}, which is not the leader either`,
+        { forwarded_by: via },
+      );
+    }
+    const leader = backend.leaderApi();
+    if (!leader) {
+      metrics.forwardFailures++;
+      throw new ApiError(
+        503,
+        "no_leader",
+        "no leader is known; the cluster may be electing one",
+        {},
+      );
+    }
+    const url = new URL(c.req.url);
+    const target = leader.replace(/\/+$/, "") + url.pathname + url.search;
+    const headers = new Headers({ [FORWARD_HEADER]: backend.health().node });
+    for (const h of ["content-type", "authorization", "accept"]) {
+      const v = c.req.header(h);
+      if (v) headers.set(h, v);
+    }
+    let res: Response;
+    let payload: Uint8Array<ArrayBuffer>;
+    try {
+      res = await doFetch(
+        new Request(target, {
+          method: c.req.method,
+          headers,
+          body: bytes && bytes.byteLength > 0 ? bytes : undefined,
+          redirect: "manual",
+          signal: AbortSignal.timeout(forwardTimeout + extraMs),
+        }),
+      );
+      payload = new Uint8Array(await res.arrayBuffer());
+    } catch (e) {
+      metrics.forwardFailures++;
+      log.warn("forwarding to leader failed", { leader, path: url.pathname, err: e as Error });
+      throw new ApiError(
+        503,
+        "leader_unreachable",
+        `forwarding to the leader at ${leader} failed: ${(e as Error).message}`,
+        { leader },
+      );
+    }
+    metrics.forwarded++;
+    const out = new Headers();
+    for (const h of ["content-type", INDEX_HEADER]) {
+      const v = res.headers.get(h);
+      if (v) out.set(h, v);
+    }
+    out.set("x-skein-forwarded-to", leader);
+    return new Response(payload, { status: res.status, headers: out });
+  }
+
+  /** Null when this node may answer the read itself, else the leader's forwarded answer. */
+  async function consistentRead(c: Context, stale: boolean | undefined, extraMs = 0) {
+    if (stale) return null;
+    const ac = new AbortController();
+    try {
+      await _bounded(backend.linearizableRead(ac.signal), readTimeout, ac);
+      return null;
+    } catch (e) {
+      if (e instanceof NotLeaderError) return await forward(c, null, extraMs);
+      if (e instanceof _Timeout) {
+        throw new ApiError(
+          503,
+          "no_quorum",
+          `read barrier did not complete within ${readTimeout} ms; retry or use ?stale=true`,
+          { timeout_ms: readTimeout },
+        );
+      }
+      throw e;
+    }
+  }
+
+  /** Commits `cmd` (forwarding when not leader); a Response when the leader answered. */
+  async function commit(
+    c: Context,
+    bytes: Uint8Array<ArrayBuffer> | null,
+    cmd: RegistryCommand,
+  ): Promise<Response | Extract<ApplyResult, { ok: true }>> {
+    // Checked here so an invalid command never enters the replicated log.
+    const check = RegistryCommandSchema.safeParse(cmd);
+    if (!check.success) throw validationError("body", check.error.issues);
+    if (!backend.isLeader()) return await forward(c, bytes);
+    const ac = new AbortController();
+    let r: ApplyResult;
+    try {
+      r = await _bounded(backend.propose(cmd, ac.signal), writeTimeout, ac);
+    } catch (e) {
+      if (e instanceof NotLeaderError) return await forward(c, bytes);
+      if (e instanceof _Timeout) {
+        metrics.writeTimeouts++;
+        throw new ApiError(
+          503,
+          "no_quorum",
+          `write was not committed within ${writeTimeout} ms; no quorum of control nodes reachable`,
+          { timeout_ms: writeTimeout },
+        );
+      }
+      throw e;
+    }
+    if (!r.ok) throw _applyError(r);
+    return r;
+  }
+
+  async function membership(
+    c: Context,
+    op: (signal: AbortSignal) => Promise<void>,
+    bytes: Uint8Array<ArrayBuffer> | null,
+  ) {
+    if (!backend.isLeader()) return { forwarded: await forward(c, bytes) };
+    const ac = new AbortController();
+    try {
+      await _bounded(op(ac.signal), writeTimeout, ac);
+      return { forwarded: null };
+    } catch (e) {
+      if (e instanceof NotLeaderError) return { forwarded: await forward(c, bytes) };
+      if (e instanceof _Timeout) {
+        throw new ApiError(
+          503,
+          "no_quorum",
+          `membership change was not committed within ${writeTimeout} ms`,
+          { timeout_ms: writeTimeout },
+        );
+      }
+      throw e;
+    }
+  }
+
+  const withIndex = (c: Context) => {
+    c.header(INDEX_HEADER, String(backend.state().index));
+  };
+
+  // --- cluster ---------------------------------------------------------------------------
+
+  app.get("/v1/health", (c) => c.json(backend.health()));
+
+  app.get("/v1/members", (c) => {
+    query(c, _StaleQuery);
+    return c.json({ members: backend.members() });
+  });
+
+  app.post("/v1/members", async (c) => {
+    const { bytes, value } = await body(c);
+    const m: Member = validate(_MemberBody, value);
+    const r = await membership(c, (s) => backend.addMember(m, s), bytes);
+    return r.forwarded ?? c.json({ member: m }, 201);
+  });
+
+  app.delete("/v1/members/:node", async (c) => {
+    const node = _name("path.node", c.req.param("node"));
+    // Only the leader's member list is authoritative; a follower forwards without judging.
+    if (backend.isLeader() && !backend.members().some((m) => m.node === node)) {
+      throw new ApiError(404, "not_found", `no member ${node}`, { node });
+    }
+    const r = await membership(c, (s) => backend.removeMember(node, s), null);
+    return r.forwarded ?? c.json({ removed: node });
+  });
+
+  // --- services and instances -------------------------------------------------------------
+
+  app.get("/v1/services", async (c) => {
+    const q = query(c, _StaleQuery);
+    const fwd = await consistentRead(c, q.stale);
+    if (fwd) return fwd;
+    withIndex(c);
+    return c.json({ index: backend.state().index, services: backend.state().listServices() });
+  });
+
+  app.get("/v1/services/:name", async (c) => {
+    const name = _name("path.name", c.req.param("name"));
+    const q = query(c, _InstancesQuery);
+    const fwd = await consistentRead(c, q.stale);
+    if (fwd) return fwd;
+    withIndex(c);
+    const st = backend.state();
+    return c.json({
+      service: name,
+      index: st.index,
+      instances: st.instances(name, { healthy: q.healthy, zone: q.zone, capability: q.capability }),
+    });
+  });
+
+  app.get("/v1/services/:name/instances/:id", async (c) => {
+    const name = _name("path.name", c.req.param("name"));
+    const id = _name("path.id", c.req.param("id"));
+    const q = query(c, _StaleQuery);
+    const fwd = await consistentRead(c, q.stale);
+    if (fwd) return fwd;
+    const inst = backend.state().instance(name, id);
+    if (!inst) {
+      throw new ApiError(404, "not_found", `no instance ${id} of service ${name}`, {
+        service: name,
+        id,
+      });
+    }
+    withIndex(c);
+    return c.json({ index: backend.state().index, instance: inst });
+  });
+
+  app.put("/v1/services/:name/instances/:id", async (c) => {
+    const name = _name("path.name", c.req.param("name"));
+    const id = _name("path.id", c.req.param("id"));
+    const { bytes, value } = await body(c);
+    const reg = validate(RegistrationSchema, value);
+    if (reg.service !== undefined && reg.service !== name) {
+      throw new ApiError(
+        400,
+        "invalid_request",
+        `body.service: ${reg.service} does not match the path's ${name}`,
+      );
+    }
+    if (reg.id !== undefined && reg.id !== id) {
+      throw new ApiError(
+        400,
+        "invalid_request",
+        `body.id: ${reg.id} does not match the path's ${id}`,
+      );
+    }
+    const r = await commit(c, bytes, {
+      type: "register_instance",
+      instance: { ...reg, service: name, id },
+    });
+    if (r instanceof Response) return r;
+    if (r.value.type !== "register_instance") {
+      throw new Error("apply result does not match command");
+    }
+    return c.json(
+      {
+        index: r.index,
+        created: r.value.created,
+        changed: r.value.changed,
+        instance: r.value.instance,
+      },
+      r.value.created ? 201 : 200,
+    );
+  });
+
+  app.delete("/v1/services/:name/instances/:id", async (c) => {
+    const name = _name("path.name", c.req.param("name"));
+    const id = _name("path.id", c.req.param("id"));
+    const r = await commit(c, null, { type: "deregister_instance", service: name, id });
+    if (r instanceof Response) return r;
+    if (r.value.type !== "deregister_instance") {
+      throw new Error("apply result does not match command");
+    }
+    return c.json({ index: r.index, instance: r.value.instance });
+  });
+
+  app.put("/v1/heartbeat", async (c) => {
+    const { bytes, value } = await body(c);
+    const hb = validate(_HeartbeatBody, value);
+    if (!backend.isLeader()) return await forward(c, bytes);
+    try {
+      backend.heartbeat(hb.instances);
+    } catch (e) {
+      if (e instanceof NotLeaderError) return await forward(c, bytes);
+      throw e;
+    }
+    const st = backend.state();
+    const unknown = hb.instances
+      .filter((i) => !st.instance(i.service, i.id))
+      .map((i) => ({ service: i.service, id: i.id }));
+    return c.json({ accepted: hb.instances.length - unknown.length, unknown });
+  });
+
+  // --- catalog ----------------------------------------------------------------------------
+
+  app.get("/v1/catalog", async (c) => {
+    const q = query(c, _CatalogQuery);
+    let waitMs = DEFAULT_BLOCKING_WAIT_MS;
+    if (q.wait !== undefined) {
+      const ms = parseDuration(q.wait);
+      if (ms === null) {
+        throw new ApiError(
+          400,
+          "invalid_request",
+          `query.wait: expected a duration like "30s", got ${JSON.stringify(q.wait)}`,
+          {
+            issues: [{ path: "wait", message: 'expected a duration like "30s"' }],
+          },
+        );
+      }
+      waitMs = ms;
+    }
+    waitMs = Math.min(waitMs, maxWait);
+    const blocking = q.index !== undefined;
+    const fwd = await consistentRead(c, q.stale, blocking ? waitMs : 0);
+    if (fwd) return fwd;
+    if (blocking && backend.state().index <= q.index!) {
+      try {
+        await backend.watcher.wait(q.index!, waitMs, c.req.raw.signal);
+      } catch (e) {
+        if (e instanceof TooManyWatchersError) {
+          throw new ApiError(429, "too_many_watchers", e.message, { limit: e.limit });
+        }
+        throw e;
+      }
+    }
+    const cat = backend.state().catalog();
+    c.header(INDEX_HEADER, String(cat.index));
+    return c.json(cat);
+  });
+
+  // --- resources --------------------------------------------------------------------------
+
+  app.put("/v1/resources", async (c) => {
+    const { bytes, value } = await body(c);
+    const items = parseResourceBody(value);
+    const r = await commit(c, bytes, { type: "put_resource", items });
+    if (r instanceof Response) return r;
+    if (r.value.type !== "put_resource") throw new Error("apply result does not match command");
+    return c.json({ index: r.index, items: r.value.items });
+  });
+
+  app.get("/v1/resources", async (c) => {
+    const q = query(c, _ResourcesQuery);
+    const kind = q.kind === undefined ? undefined : _kind(q.kind);
+    const fwd = await consistentRead(c, q.stale);
+    if (fwd) return fwd;
+    withIndex(c);
+    return c.json({ index: backend.state().index, resources: backend.state().listResources(kind) });
+  });
+
+  app.get("/v1/resources/:kind/:name", async (c) => {
+    const kind = _kind(c.req.param("kind"));
+    const name = _name("path.name", c.req.param("name"));
+    const q = query(c, _StaleQuery);
+    const fwd = await consistentRead(c, q.stale);
+    if (fwd) return fwd;
+    const r = backend.state().getResource(kind, name);
+    if (!r) throw new ApiError(404, "not_found", `no resource ${kind}/${name}`, { kind, name });
+    withIndex(c);
+    return c.json(r);
+  });
+
+  app.delete("/v1/resources/:kind/:name", async (c) => {
+    const kind = _kind(c.req.param("kind"));
+    const name = _name("path.name", c.req.param("name"));
+    const r = await commit(c, null, { type: "delete_resource", kind, name });
+    if (r instanceof Response) return r;
+    if (r.value.type !== "delete_resource") throw new Error("apply result does not match command");
+    return c.json({ index: r.index, kind, name, revision: r.value.revision });
+  });
+
+  app.get("/v1/resources/:kind/:name/history", async (c) => {
+    const kind = _kind(c.req.param("kind"));
+    const name = _name("path.name", c.req.param("name"));
+    const q = query(c, _StaleQuery);
+    const fwd = await consistentRead(c, q.stale);
+    if (fwd) return fwd;
+    const h = backend.state().history(kind, name);
+    if (!h) throw new ApiError(404, "not_found", `no resource ${kind}/${name}`, { kind, name });
+    withIndex(c);
+    return c.json({ kind, name, revisions: h });
+  });
+
+  app.post("/v1/resources/:kind/:name/rollback", async (c) => {
+    const kind = _kind(c.req.param("kind"));
+    const name = _name("path.name", c.req.param("name"));
+    const { bytes, value } = await body(c);
+    const { revision } = validate(_RollbackBody, value);
+    const r = await commit(c, bytes, { type: "rollback_resource", kind, name, revision });
+    if (r instanceof Response) return r;
+    if (r.value.type !== "rollback_resource") {
+      throw new Error("apply result does not match command");
+    }
+    return c.json({
+      index: r.index,
+      kind,
+      name,
+      outcome: r.value.outcome,
+      revision: r.value.revision,
+      from_revision: revision,
+    });
+  });
+
+  // --- telemetry --------------------------------------------------------------------------
+
+  app.get("/metrics", (c) => {
+    c.header("content-type", "text/plain; version=0.0.4; charset=utf-8");
+    return c.body(renderControlMetrics(backend, metrics));
+  });
+
+  return app;
+}

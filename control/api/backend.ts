@@ -1,0 +1,116 @@
+/**
+ * What the control API needs from the node it runs on. The control driver (Raft + WAL +
+ * transport + registry) implements {@linkcode ControlBackend}; tests use a fake.
+ * @module
+ */
+import type {
+  ApplyResult,
+  Health,
+  IndexWatcher,
+  RegistryCommand,
+  RegistryState,
+} from "../registry/mod.ts";
+
+/** This node's view of the cluster, served by `GET /v1/health`. */
+export interface HealthInfo {
+  /** This node's id. */
+  node: string;
+  /** Raft role: `leader`, `follower`, `candidate` or `learner`. */
+  role: string;
+  /** The leader's node id, or null when none is known. */
+  leader: string | null;
+  /** Current Raft term. */
+  term: number;
+  /** Highest log index known committed. */
+  commit_index: number;
+  /** Highest log index applied to the registry on this node. */
+  applied_index: number;
+}
+
+/** A control node in the Raft configuration. */
+export interface Member {
+  /** Stable node id. */
+  node: string;
+  /** Raft peer address `host:port`. */
+  address: string;
+  /** Base URL of the node's API, when known. */
+  api?: string | null;
+  /** Whether the node votes (false while it catches up as a learner). @default true */
+  voter?: boolean;
+}
+
+/** One instance's heartbeat, as a proxy sends it. */
+export interface HeartbeatItem {
+  /** Service name. */
+  service: string;
+  /** Instance id. */
+  id: string;
+  /** Result of the proxy's local health check. @default "passing" */
+  health?: Health;
+}
+
+/** The node the API serves from. */
+export interface ControlBackend {
+  /** This node's role, term and indexes. */
+  health(): HealthInfo;
+  /**
+   * Proposes a command; resolves after it is committed on a quorum, fsynced and applied on this
+   * node. Rejects with {@linkcode NotLeaderError} when this node cannot propose, or
+   * {@linkcode NoQuorumError}; should give up when `signal` aborts (the API also stops
+   * waiting then).
+   */
+  propose(cmd: RegistryCommand, signal: AbortSignal): Promise<ApplyResult>;
+  /**
+   * Resolves once this node's registry reflects every write committed before the call
+   * (ReadIndex or leader lease). Rejects with {@linkcode NotLeaderError} when the API should
+   * forward the read to the leader instead.
+   */
+  linearizableRead(signal: AbortSignal): Promise<void>;
+  /** The registry as applied on this node. */
+  state(): RegistryState;
+  /** Notified with the catalog index after every apply; drives blocking queries. */
+  readonly watcher: IndexWatcher;
+  /** Base URL of the leader's API (e.g. `http://10.0.0.1:7400`), or null when unknown. */
+  leaderApi(): string | null;
+  /** Whether this node is the leader. */
+  isLeader(): boolean;
+  /** The current Raft configuration. */
+  members(): Member[];
+  /** Adds a member through a configuration change; leader only. */
+  addMember(m: Member, signal: AbortSignal): Promise<void>;
+  /** Removes a member through a configuration change; leader only. */
+  removeMember(node: string, signal: AbortSignal): Promise<void>;
+  /** Records heartbeats in the leader's leases (not a Raft write); leader only. */
+  heartbeat(items: readonly HeartbeatItem[]): void;
+}
+
+/** A backend failure that maps to an HTTP status. */
+export class BackendError extends Error {
+  /** Creates the error; `status` is the HTTP status the API answers with. */
+  constructor(
+    readonly status: 400 | 404 | 409 | 503,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "BackendError";
+  }
+}
+
+/** This node is not the leader (or lost leadership); the API forwards or answers 503. */
+export class NotLeaderError extends BackendError {
+  /** Creates the error. */
+  constructor(message = "this node is not the leader") {
+    super(503, "not_leader", message);
+    this.name = "NotLeaderError";
+  }
+}
+
+/** A write or read barrier could not reach a quorum. */
+export class NoQuorumError extends BackendError {
+  /** Creates the error. */
+  constructor(message = "no quorum of control nodes reachable") {
+    super(503, "no_quorum", message);
+    this.name = "NoQuorumError";
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * Request bodies: read with a byte limit enforced while streaming, then parse JSON.
+ * @module
+ */
+import { ApiError } from "./errors.ts";
+
+/** Largest request body accepted. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+/**
+ * Reads a request body, failing with 413 as soon as more than `limit` bytes arrive (or when
+ * Content-Length already says so), without buffering the excess.
+ */
+export async function readBodyBytes(
+  req: Request,
+  limit: number = MAX_BODY_BYTES,
+): Promise<Uint8Array<ArrayBuffer>> {
+  const declared = req.headers.get("content-length");
+  if (declared !== null && Number(declared) > limit) {
+    throw _tooLarge(limit, Number(declared));
+  }
+  if (!req.body) return new Uint8Array(0);
+  const reader = req.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > limit) {
+      await reader.cancel().catch(() => {});
+      throw _tooLarge(limit, total);
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.byteLength;
+  }
+  return out;
+}
+
+function _tooLarge(limit: number, got: number): ApiError {
+  return new ApiError(413, "body_too_large", `request body over the limit of ${limit} bytes`, {
+    limit_bytes: limit,
+    received_bytes_at_least: got,
+  });
+}
+
+/** Parses a body as UTF-8 JSON; 400 `invalid_json` otherwise. */
+export function parseJsonBody(bytes: Uint8Array): unknown {
+  if (bytes.byteLength === 0) {
+    throw new ApiError(400, "invalid_json", "request body is empty; expected JSON");
+  }
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new ApiError(400, "invalid_json", "request body is not valid UTF-8");
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new ApiError(
+      400,
+      "invalid_json",
+      `request body is not valid JSON: ${(e as Error).message}`,
+    );
+  }
+}

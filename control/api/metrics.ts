@@ -1,0 +1,102 @@
+/**
+ * Prometheus text exposition of the control node's own metrics (`GET /metrics`).
+ * @module
+ */
+import type { ControlBackend } from "./backend.ts";
+
+/** Most distinct (route, status) label pairs counted, so odd paths cannot grow memory. */
+export const MAX_REQUEST_SERIES = 512;
+
+/** Counters the API keeps about its own traffic. */
+export class ApiMetrics {
+  #requests = new Map<string, number>();
+  /** Requests this node forwarded to the leader. */
+  forwarded = 0;
+  /** Forwarding attempts that failed (leader unknown or unreachable). */
+  forwardFailures = 0;
+  /** Writes answered 503 because they did not commit in time. */
+  writeTimeouts = 0;
+
+  /** Counts one request by route template and status code. */
+  countRequest(method: string, route: string, status: number): void {
+    const key = `${method}\u0000${route}\u0000${status}`;
+    const prev = this.#requests.get(key);
+    if (prev === undefined && this.#requests.size >= MAX_REQUEST_SERIES) return;
+    this.#requests.set(key, (prev ?? 0) + 1);
+  }
+
+  /** Request counts as [method, route, status, count], sorted. */
+  requestSeries(): [string, string, string, number][] {
+    return [...this.#requests.entries()]
+      .map(([k, v]) => {
+        const [m = "", r = "", s = ""] = k.split("\u0000");
+        return [m, r, s, v] as [string, string, string, number];
+      })
+      .sort((a, b) => (a[0] + a[1] + a[2] < b[0] + b[1] + b[2] ? -1 : 1));
+  }
+}
+
+function _label(v: string): string {
+  return v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
+}
+
+/** Renders the control node metrics in the Prometheus text format (version 0.0.4). */
+export function renderControlMetrics(backend: ControlBackend, m: ApiMetrics): string {
+  const lines: string[] = [];
+  const gauge = (name: string, help: string, samples: [string, number][]) => {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
+    for (const [labels, v] of samples) lines.push(`${name}${labels} ${v}`);
+  };
+  const counter = (name: string, help: string, samples: [string, number][]) => {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`);
+    for (const [labels, v] of samples) lines.push(`${name}${labels} ${v}`);
+  };
+  const h = backend.health();
+  const st = backend.state();
+  gauge("skein_control_raft_term", "Current Raft term.", [["", h.term]]);
+  gauge("skein_control_raft_commit_index", "Highest committed log index.", [["", h.commit_index]]);
+  gauge("skein_control_raft_applied_index", "Highest applied log index.", [["", h.applied_index]]);
+  gauge("skein_control_is_leader", "1 when this node is the Raft leader.", [[
+    "",
+    backend.isLeader() ? 1 : 0,
+  ]]);
+  gauge("skein_control_catalog_index", "Raft index of the last catalog change.", [["", st.index]]);
+  gauge("skein_control_services", "Services with at least one instance.", [[
+    "",
+    st.listServices().length,
+  ]]);
+  gauge(
+    "skein_control_instances",
+    "Registered instances by health.",
+    Object.entries(st.healthCounts()).map(([k, v]) => [`{health="${_label(k)}"}`, v]),
+  );
+  gauge("skein_control_resources", "Current declarative resources.", [[
+    "",
+    st.listResources().length,
+  ]]);
+  gauge("skein_control_blocking_queries", "Blocking catalog queries waiting.", [[
+    "",
+    backend.watcher.waiting,
+  ]]);
+  counter(
+    "skein_control_api_requests_total",
+    "API requests by method, route template and status code.",
+    m.requestSeries().map(([method, route, status, v]) => [
+      `{method="${_label(method)}",route="${_label(route)}",code="${_label(status)}"}`,
+      v,
+    ]),
+  );
+  counter("skein_control_api_forwarded_total", "Requests forwarded to the leader.", [[
+    "",
+    m.forwarded,
+  ]]);
+  counter("skein_control_api_forward_failures_total", "Forwarding attempts that failed.", [[
+    "",
+    m.forwardFailures,
+  ]]);
+  counter("skein_control_api_write_timeouts_total", "Writes answered 503 for lack of quorum.", [[
+    "",
+    m.writeTimeouts,
+  ]]);
+  return lines.join("\n") + "\n";
+}

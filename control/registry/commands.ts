@@ -1,0 +1,109 @@
+/**
+ * Registry commands: the entries the control cluster replicates through Raft.
+ *
+ * A command is plain JSON so every node decodes the same bytes to the same value; decoding
+ * validates with zod because a log entry is outside bytes (disk, network).
+ * @module
+ */
+import { z } from "zod";
+import { HealthSchema, InstanceSchema, NameSchema } from "./instance.ts";
+
+/** Most health changes committed in one `set_health` command. */
+export const MAX_HEALTH_CHANGES_PER_COMMAND = 1000;
+/** Most resources written by one `put_resource` command (one `PUT /v1/resources`). */
+export const MAX_RESOURCES_PER_COMMAND = 100;
+/** Longest resource kind name. */
+export const MAX_KIND_LENGTH = 64;
+
+/** A resource kind such as `Policy`. */
+export const KindSchema = z
+  .string()
+  .min(1)
+  .max(MAX_KIND_LENGTH)
+  .regex(/^[A-Za-z][A-Za-z0-9]*$/, "expected a kind like Policy or RateLimit");
+
+/**
+ * A resource as the registry stores it: kind and name are lifted out for indexing; `resource`
+ * is the whole validated document (including `kind`). The registry does not re-validate the
+ * document against the resource schemas, so a node running a newer schema applies the same log
+ * the same way as an older one.
+ */
+export const StoredResourceSchema = z.strictObject({
+  kind: KindSchema,
+  name: NameSchema,
+  resource: z.record(z.string(), z.unknown()),
+});
+/** A resource as the registry stores it. */
+export type StoredResource = z.infer<typeof StoredResourceSchema>;
+
+/** One health change of a `set_health` batch. */
+export const HealthChangeSchema = z.strictObject({
+  service: NameSchema,
+  id: NameSchema,
+  health: HealthSchema,
+});
+/** One health change of a `set_health` batch. */
+export type HealthChange = z.infer<typeof HealthChangeSchema>;
+
+/** Every command the registry state machine applies. */
+export const RegistryCommandSchema = z.discriminatedUnion("type", [
+  z.strictObject({ type: z.literal("register_instance"), instance: InstanceSchema }),
+  z.strictObject({ type: z.literal("deregister_instance"), service: NameSchema, id: NameSchema }),
+  z.strictObject({
+    type: z.literal("set_health"),
+    changes: z.array(HealthChangeSchema).min(1).max(MAX_HEALTH_CHANGES_PER_COMMAND),
+  }),
+  z.strictObject({
+    type: z.literal("put_resource"),
+    // A list so that one `ctl apply` of a multi-document file commits all or nothing.
+    items: z.array(StoredResourceSchema).min(1).max(MAX_RESOURCES_PER_COMMAND),
+  }),
+  z.strictObject({ type: z.literal("delete_resource"), kind: KindSchema, name: NameSchema }),
+  z.strictObject({
+    type: z.literal("rollback_resource"),
+    kind: KindSchema,
+    name: NameSchema,
+    revision: z.number().int().min(1),
+  }),
+]);
+/** Every command the registry state machine applies. */
+export type RegistryCommand = z.infer<typeof RegistryCommandSchema>;
+/** The `type` tag of a registry command. */
+export type RegistryCommandType = RegistryCommand["type"];
+
+/** Thrown by {@linkcode decodeCommand} when bytes are not a valid command. */
+export class CommandDecodeError extends Error {
+  /** Creates the error; `path` is the zod field path of the first issue, if any. */
+  constructor(message: string, readonly path: string) {
+    super(message);
+    this.name = "CommandDecodeError";
+  }
+}
+
+const _encoder = new TextEncoder();
+const _decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** Encodes a command as UTF-8 JSON, the payload of a Raft entry. */
+export function encodeCommand(cmd: RegistryCommand): Uint8Array {
+  return _encoder.encode(JSON.stringify(cmd));
+}
+
+/** Decodes and validates a Raft entry payload; throws {@linkcode CommandDecodeError}. */
+export function decodeCommand(bytes: Uint8Array): RegistryCommand {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(_decoder.decode(bytes));
+  } catch (e) {
+    throw new CommandDecodeError(`registry command is not UTF-8 JSON: ${(e as Error).message}`, "");
+  }
+  const parsed = RegistryCommandSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const path = issue ? issue.path.map(String).join(".") : "";
+    throw new CommandDecodeError(
+      `invalid registry command at ${path || "(root)"}: ${issue?.message ?? "invalid"}`,
+      path,
+    );
+  }
+  return parsed.data;
+}

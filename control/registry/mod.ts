@@ -1,0 +1,11 @@
+/**
+ * The control registry: the replicated state machine (services, instances, resources with
+ * history), its Raft commands, heartbeat leases and blocking-query watches. Pure apart from
+ * the timers of {@linkcode IndexWatcher}; the driver feeds it committed entries.
+ * @module
+ */
+export * from "./instance.ts";
+export * from "./commands.ts";
+export * from "./state.ts";
+export * from "./leases.ts";
+export * from "./watch.ts";

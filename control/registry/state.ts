@@ -1,0 +1,564 @@
+/**
+ * The registry state machine: services and their instances, and declarative resources with
+ * a bounded revision history. Pure and deterministic: every control node applies the same
+ * log to it and must reach the same state, so `apply` never throws on bad input and never
+ * reads a clock.
+ * @module
+ */
+import { z } from "zod";
+import {
+  type Health,
+  HEALTH_VALUES,
+  type Instance,
+  InstanceSchema,
+  NameSchema,
+} from "./instance.ts";
+import {
+  KindSchema,
+  type RegistryCommand,
+  RegistryCommandSchema,
+  type StoredResource,
+} from "./commands.ts";
+
+/** How many revisions of each resource are kept for `history` and `rollback`. */
+export const MAX_REVISIONS_KEPT = 20;
+/** Version tag written into snapshots, bumped when their layout changes. */
+export const SNAPSHOT_VERSION = 1;
+
+/** Why a command was refused; the state is unchanged in every case. */
+export type ApplyErrorCode =
+  | "invalid_command"
+  | "not_found"
+  | "revision_not_found"
+  | "invalid_revision";
+
+/** What happened to one resource of a `put_resource` command. */
+export type ResourceOutcome = "created" | "updated" | "unchanged";
+
+/** The per-resource report of a `put_resource` command. */
+export interface ResourceItemResult {
+  /** Kind of the resource. */
+  kind: string;
+  /** Name of the resource. */
+  name: string;
+  /** Whether it was new, changed or identical to the current revision. */
+  outcome: ResourceOutcome;
+  /** The current revision after the command. */
+  revision: number;
+}
+
+/** The value of a successfully applied command, tagged like the command. */
+export type ApplyValue =
+  | { type: "register_instance"; created: boolean; changed: boolean; instance: Instance }
+  | { type: "deregister_instance"; instance: Instance }
+  | { type: "set_health"; changed: number; unknown: number }
+  | { type: "put_resource"; items: ResourceItemResult[] }
+  | { type: "delete_resource"; revision: number }
+  | { type: "rollback_resource"; outcome: "updated" | "unchanged"; revision: number };
+
+/** The outcome of applying one log entry; `index` is the Raft index it was applied at. */
+export type ApplyResult =
+  | { ok: true; index: number; value: ApplyValue }
+  | { ok: false; index: number; error: { code: ApplyErrorCode; message: string } };
+
+/** One revision of a resource; `resource` is null for a deletion. */
+export interface Revision {
+  /** Revision number, counting from 1 per resource. */
+  revision: number;
+  /** Raft index of the entry that made this revision. */
+  index: number;
+  /** The document, or null when this revision deleted the resource. */
+  resource: Record<string, unknown> | null;
+}
+
+/** A current resource with its revision, as queries return it. */
+export interface ResourceView {
+  /** Kind of the resource. */
+  kind: string;
+  /** Name of the resource. */
+  name: string;
+  /** Current revision number. */
+  revision: number;
+  /** Raft index of the entry that made the current revision. */
+  index: number;
+  /** The document. */
+  resource: Record<string, unknown>;
+}
+
+/** A service with its instance counts by health. */
+export interface ServiceSummary {
+  /** Service name. */
+  name: string;
+  /** Total number of instances. */
+  instances: number;
+  /** Instances whose health is passing. */
+  passing: number;
+  /** Instances whose health is warning. */
+  warning: number;
+  /** Instances whose health is critical. */
+  critical: number;
+}
+
+/** Filters of {@linkcode RegistryState.instances}. */
+export interface InstanceFilter {
+  /** Only instances that can take traffic (passing or warning). @default false */
+  healthy?: boolean;
+  /** Only instances in this zone. */
+  zone?: string;
+  /** Only instances that declare this capability. */
+  capability?: string;
+}
+
+/** Everything a proxy needs, as of catalog index `index`. */
+export interface Catalog {
+  /** Raft index of the last change to the catalog. */
+  index: number;
+  /** Instances by service name, services and instances sorted by name/id. */
+  services: Record<string, Instance[]>;
+  /** Current resource documents, sorted by kind then name. */
+  resources: Record<string, unknown>[];
+}
+
+interface _ResourceEntry {
+  kind: string;
+  name: string;
+  revisions: Revision[];
+}
+
+const _RevisionSchema = z.strictObject({
+  revision: z.number().int().min(1),
+  index: z.number().int().min(0),
+  resource: z.record(z.string(), z.unknown()).nullable(),
+});
+
+const _SnapshotSchema = z.strictObject({
+  version: z.literal(SNAPSHOT_VERSION),
+  applied_index: z.number().int().min(0),
+  index: z.number().int().min(0),
+  instances: z.array(InstanceSchema),
+  resources: z.array(z.strictObject({
+    kind: KindSchema,
+    name: NameSchema,
+    revisions: z.array(_RevisionSchema).min(1).max(MAX_REVISIONS_KEPT),
+  })),
+});
+
+/** Thrown by {@linkcode RegistryState.restore} for bytes that are not a valid snapshot. */
+export class SnapshotError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "SnapshotError";
+  }
+}
+
+/** JSON with object keys sorted, so equal documents compare equal whatever their key order. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v) => {
+    if (v && typeof v === "object" && !Array.isArray(v)) {
+      const out: Record<string, unknown> = {};
+      for (const k of Object.keys(v).sort()) out[k] = (v as Record<string, unknown>)[k];
+      return out;
+    }
+    return v;
+  });
+}
+
+function _deepFreeze<T>(v: T): T {
+  if (v && typeof v === "object" && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const child of Object.values(v)) _deepFreeze(child);
+  }
+  return v;
+}
+
+function _resourceKey(kind: string, name: string): string {
+  return `${kind}\u0000${name}`;
+}
+
+function _cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function _fail(index: number, code: ApplyErrorCode, message: string): ApplyResult {
+  return { ok: false, index, error: { code, message } };
+}
+
+/** The replicated registry: apply committed commands, answer queries, snapshot and restore. */
+export class RegistryState {
+  #services = new Map<string, Map<string, Instance>>();
+  #resources = new Map<string, _ResourceEntry>();
+  #appliedIndex = 0;
+  #index = 0;
+
+  /** Raft index of the last applied entry (changed the state or not). */
+  get appliedIndex(): number {
+    return this.#appliedIndex;
+  }
+
+  /** Catalog index: Raft index of the last entry that changed the state; never decreases. */
+  get index(): number {
+    return this.#index;
+  }
+
+  /**
+   * Applies the committed entry at Raft `index`. Invalid commands and commands on missing
+   * objects return an error result and leave the state unchanged. Applying an index that is
+   * not above the last applied one is a driver bug and throws.
+   */
+  apply(index: number, cmd: RegistryCommand): ApplyResult {
+    if (!Number.isSafeInteger(index) || index <= this.#appliedIndex) {
+      throw new Error(
+        `registry apply out of order: index ${index} after applied index ${this.#appliedIndex}`,
+      );
+    }
+    this.#appliedIndex = index;
+    // Re-validated because the caller may hand over a value that never went through decode.
+    const parsed = RegistryCommandSchema.safeParse(cmd);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      return _fail(
+        index,
+        "invalid_command",
+        `invalid registry command at ${issue?.path.map(String).join(".") || "(root)"}: ${
+          issue?.message ?? "invalid"
+        }`,
+      );
+    }
+    const c = parsed.data;
+    switch (c.type) {
+      case "register_instance":
+        return this.#register(index, c.instance);
+      case "deregister_instance":
+        return this.#deregister(index, c.service, c.id);
+      case "set_health":
+        return this.#setHealth(index, c.changes);
+      case "put_resource":
+        return this.#putResources(index, c.items);
+      case "delete_resource":
+        return this.#deleteResource(index, c.kind, c.name);
+      case "rollback_resource":
+        return this.#rollback(index, c.kind, c.name, c.revision);
+    }
+  }
+
+  #register(index: number, inst: Instance): ApplyResult {
+    const frozen = _deepFreeze(structuredClone(inst));
+    let svc = this.#services.get(inst.service);
+    const prev = svc?.get(inst.id);
+    const changed = !prev || canonicalJson(prev) !== canonicalJson(frozen);
+    if (changed) {
+      if (!svc) {
+        svc = new Map();
+        this.#services.set(inst.service, svc);
+      }
+      svc.set(inst.id, frozen);
+      this.#index = index;
+    }
+    return {
+      ok: true,
+      index,
+      value: {
+        type: "register_instance",
+        created: !prev,
+        changed,
+        instance: prev && !changed ? prev : frozen,
+      },
+    };
+  }
+
+  #deregister(index: number, service: string, id: string): ApplyResult {
+    const svc = this.#services.get(service);
+    const prev = svc?.get(id);
+    if (!svc || !prev) return _fail(index, "not_found", `no instance ${id} of service ${service}`);
+    svc.delete(id);
+    if (svc.size === 0) this.#services.delete(service);
+    this.#index = index;
+    return { ok: true, index, value: { type: "deregister_instance", instance: prev } };
+  }
+
+  #setHealth(
+    index: number,
+    changes: { service: string; id: string; health: Health }[],
+  ): ApplyResult {
+    let changed = 0;
+    let unknown = 0;
+    for (const ch of changes) {
+      const svc = this.#services.get(ch.service);
+      const prev = svc?.get(ch.id);
+      // Instances deregistered while a health change was in flight are skipped, not an error:
+      // the leader batches changes and one stale entry must not drop the others.
+      if (!svc || !prev) {
+        unknown++;
+        continue;
+      }
+      if (prev.health === ch.health) continue;
+      svc.set(ch.id, _deepFreeze({ ...prev, health: ch.health }));
+      changed++;
+    }
+    if (changed > 0) this.#index = index;
+    return { ok: true, index, value: { type: "set_health", changed, unknown } };
+  }
+
+  #putResources(index: number, items: StoredResource[]): ApplyResult {
+    const results: ResourceItemResult[] = [];
+    let changed = false;
+    for (const item of items) {
+      const key = _resourceKey(item.kind, item.name);
+      const entry = this.#resources.get(key);
+      const last = entry?.revisions.at(-1);
+      const doc = _deepFreeze(structuredClone(item.resource));
+      if (entry && last && last.resource && canonicalJson(last.resource) === canonicalJson(doc)) {
+        results.push({
+          kind: item.kind,
+          name: item.name,
+          outcome: "unchanged",
+          revision: last.revision,
+        });
+        continue;
+      }
+      const revision = (last?.revision ?? 0) + 1;
+      this.#pushRevision(key, item.kind, item.name, { revision, index, resource: doc });
+      results.push({
+        kind: item.kind,
+        name: item.name,
+        outcome: last?.resource ? "updated" : "created",
+        revision,
+      });
+      changed = true;
+    }
+    if (changed) this.#index = index;
+    return { ok: true, index, value: { type: "put_resource", items: results } };
+  }
+
+  #deleteResource(index: number, kind: string, name: string): ApplyResult {
+    const key = _resourceKey(kind, name);
+    const last = this.#resources.get(key)?.revisions.at(-1);
+    if (!last || !last.resource) return _fail(index, "not_found", `no resource ${kind}/${name}`);
+    const revision = last.revision + 1;
+    this.#pushRevision(key, kind, name, { revision, index, resource: null });
+    this.#index = index;
+    return { ok: true, index, value: { type: "delete_resource", revision } };
+  }
+
+  #rollback(index: number, kind: string, name: string, target: number): ApplyResult {
+    const key = _resourceKey(kind, name);
+    const entry = this.#resources.get(key);
+    if (!entry) return _fail(index, "not_found", `no resource ${kind}/${name}`);
+    const rev = entry.revisions.find((r) => r.revision === target);
+    if (!rev) {
+      const kept = entry.revisions.map((r) => r.revision).join(", ");
+      return _fail(
+        index,
+        "revision_not_found",
+        `resource ${kind}/${name} has no revision ${target} (kept: ${kept})`,
+      );
+    }
+    if (!rev.resource) {
+      return _fail(
+        index,
+        "invalid_revision",
+        `revision ${target} of ${kind}/${name} is a deletion; roll back to a revision that has content`,
+      );
+    }
+    const last = entry.revisions.at(-1)!;
+    if (last.resource && canonicalJson(last.resource) === canonicalJson(rev.resource)) {
+      return {
+        ok: true,
+        index,
+        value: { type: "rollback_resource", outcome: "unchanged", revision: last.revision },
+      };
+    }
+    const revision = last.revision + 1;
+    this.#pushRevision(key, kind, name, { revision, index, resource: rev.resource });
+    this.#index = index;
+    return { ok: true, index, value: { type: "rollback_resource", outcome: "updated", revision } };
+  }
+
+  #pushRevision(key: string, kind: string, name: string, rev: Revision): void {
+    let entry = this.#resources.get(key);
+    if (!entry) {
+      entry = { kind, name, revisions: [] };
+      this.#resources.set(key, entry);
+    }
+    entry.revisions.push(_deepFreeze(rev));
+    if (entry.revisions.length > MAX_REVISIONS_KEPT) {
+      entry.revisions.splice(0, entry.revisions.length - MAX_REVISIONS_KEPT);
+    }
+  }
+
+  /** Service names (sorted) with instance counts by health. */
+  listServices(): ServiceSummary[] {
+    const out: ServiceSummary[] = [];
+    for (const name of [...this.#services.keys()].sort(_cmp)) {
+      const s: ServiceSummary = { name, instances: 0, passing: 0, warning: 0, critical: 0 };
+      for (const inst of this.#services.get(name)!.values()) {
+        s.instances++;
+        s[inst.health]++;
+      }
+      out.push(s);
+    }
+    return out;
+  }
+
+  /** Instances of a service sorted by id, filtered; empty for an unknown service. */
+  instances(service: string, filter: InstanceFilter = {}): Instance[] {
+    const svc = this.#services.get(service);
+    if (!svc) return [];
+    return [...svc.values()]
+      .filter((i) =>
+        (!filter.healthy || i.health !== "critical") &&
+        (filter.zone === undefined || i.zone === filter.zone) &&
+        (filter.capability === undefined || i.capabilities.includes(filter.capability))
+      )
+      .sort((a, b) => _cmp(a.id, b.id));
+  }
+
+  /** One instance, or undefined. */
+  instance(service: string, id: string): Instance | undefined {
+    return this.#services.get(service)?.get(id);
+  }
+
+  /** Whether the service has at least one instance. */
+  hasService(service: string): boolean {
+    return this.#services.has(service);
+  }
+
+  /** Number of instances by health, across all services. */
+  healthCounts(): Record<Health, number> {
+    const out = Object.fromEntries(HEALTH_VALUES.map((h) => [h, 0])) as Record<Health, number>;
+    for (const svc of this.#services.values()) for (const i of svc.values()) out[i.health]++;
+    return out;
+  }
+
+  /** The current resource, or undefined when it never existed or was deleted. */
+  getResource(kind: string, name: string): ResourceView | undefined {
+    const entry = this.#resources.get(_resourceKey(kind, name));
+    const last = entry?.revisions.at(-1);
+    if (!entry || !last || !last.resource) return undefined;
+    return {
+      kind,
+      name,
+      revision: last.revision,
+      index: last.index,
+      resource: last.resource,
+    };
+  }
+
+  /** Current resources, optionally of one kind, sorted by kind then name. */
+  listResources(kind?: string): ResourceView[] {
+    const out: ResourceView[] = [];
+    for (const e of this.#sortedEntries()) {
+      if (kind !== undefined && e.kind !== kind) continue;
+      const v = this.getResource(e.kind, e.name);
+      if (v) out.push(v);
+    }
+    return out;
+  }
+
+  /** Kept revisions of a resource, oldest first, or undefined when it never existed. */
+  history(kind: string, name: string): readonly Revision[] | undefined {
+    return this.#resources.get(_resourceKey(kind, name))?.revisions;
+  }
+
+  /** Everything a proxy needs, as of the current catalog index. */
+  catalog(): Catalog {
+    const services: Record<string, Instance[]> = {};
+    for (const name of [...this.#services.keys()].sort(_cmp)) {
+      services[name] = this.instances(name);
+    }
+    return {
+      index: this.#index,
+      services,
+      resources: this.listResources().map((r) => r.resource),
+    };
+  }
+
+  #sortedEntries(): _ResourceEntry[] {
+    return [...this.#resources.values()].sort((a, b) =>
+      _cmp(a.kind, b.kind) || _cmp(a.name, b.name)
+    );
+  }
+
+  /** Serializes the whole state; equal states give equal bytes. */
+  snapshot(): Uint8Array {
+    const instances: Instance[] = [];
+    for (const name of [...this.#services.keys()].sort(_cmp)) {
+      instances.push(...this.instances(name));
+    }
+    const body = {
+      version: SNAPSHOT_VERSION,
+      applied_index: this.#appliedIndex,
+      index: this.#index,
+      instances,
+      resources: this.#sortedEntries().map((e) => ({
+        kind: e.kind,
+        name: e.name,
+        revisions: e.revisions,
+      })),
+    };
+    return new TextEncoder().encode(canonicalJson(body));
+  }
+
+  /** Rebuilds a state from {@linkcode snapshot} bytes; throws {@linkcode SnapshotError}. */
+  static restore(bytes: Uint8Array): RegistryState {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    } catch (e) {
+      throw new SnapshotError(`registry snapshot is not UTF-8 JSON: ${(e as Error).message}`);
+    }
+    const parsed = _SnapshotSchema.safeParse(raw);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new SnapshotError(
+        `invalid registry snapshot at ${issue?.path.map(String).join(".") || "(root)"}: ${
+          issue?.message ?? "invalid"
+        }`,
+      );
+    }
+    const snap = parsed.data;
+    if (snap.index > snap.applied_index) {
+      throw new SnapshotError(
+        `invalid registry snapshot: index ${snap.index} above applied_index ${snap.applied_index}`,
+      );
+    }
+    const st = new RegistryState();
+    st.#appliedIndex = snap.applied_index;
+    st.#index = snap.index;
+    for (const inst of snap.instances) {
+      let svc = st.#services.get(inst.service);
+      if (!svc) {
+        svc = new Map();
+        st.#services.set(inst.service, svc);
+      }
+      if (svc.has(inst.id)) {
+        throw new SnapshotError(
+          `invalid registry snapshot: duplicate instance ${inst.service}/${inst.id}`,
+        );
+      }
+      svc.set(inst.id, _deepFreeze(inst));
+    }
+    for (const r of snap.resources) {
+      const key = _resourceKey(r.kind, r.name);
+      if (st.#resources.has(key)) {
+        throw new SnapshotError(
+          `invalid registry snapshot: duplicate resource ${r.kind}/${r.name}`,
+        );
+      }
+      for (let i = 1; i < r.revisions.length; i++) {
+        if (r.revisions[i]!.revision <= r.revisions[i - 1]!.revision) {
+          throw new SnapshotError(
+            `invalid registry snapshot: revisions of ${r.kind}/${r.name} are not increasing`,
+          );
+        }
+      }
+      st.#resources.set(key, {
+        kind: r.kind,
+        name: r.name,
+        revisions: r.revisions.map((rev) => _deepFreeze(rev)),
+      });
+    }
+    return st;
+  }
+}

@@ -1,0 +1,278 @@
+import assert from "node:assert/strict";
+import { type Instance, InstanceSchema } from "./instance.ts";
+import type { RegistryCommand } from "./commands.ts";
+import { MAX_REVISIONS_KEPT, RegistryState, SnapshotError } from "./state.ts";
+
+function inst(service: string, id: string, extra: Partial<Instance> = {}): Instance {
+  return InstanceSchema.parse({ service, id, address: "10.0.0.1", port: 8080, ...extra });
+}
+
+const reg = (i: Instance): RegistryCommand => ({ type: "register_instance", instance: i });
+const policy = (service: string, timeout: string) => ({
+  kind: "Policy",
+  name: service,
+  resource: { kind: "Policy", service, timeout },
+});
+
+Deno.test("RegistryState registers, counts by health, filters and deregisters", () => {
+  const s = new RegistryState();
+  assert.ok(s.apply(1, reg(inst("api", "a1", { zone: "z1", capabilities: ["charge"] }))).ok);
+  assert.ok(s.apply(2, reg(inst("api", "a2", { zone: "z2" }))).ok);
+  assert.ok(s.apply(3, reg(inst("db", "d1"))).ok);
+  const h = s.apply(4, {
+    type: "set_health",
+    changes: [
+      { service: "api", id: "a2", health: "critical" },
+      { service: "api", id: "gone", health: "critical" },
+    ],
+  });
+  assert.deepEqual(h, {
+    ok: true,
+    index: 4,
+    value: { type: "set_health", changed: 1, unknown: 1 },
+  });
+  assert.deepEqual(s.listServices(), [
+    { name: "api", instances: 2, passing: 1, warning: 0, critical: 1 },
+    { name: "db", instances: 1, passing: 1, warning: 0, critical: 0 },
+  ]);
+  assert.deepEqual(s.instances("api", { healthy: true }).map((i) => i.id), ["a1"]);
+  assert.deepEqual(s.instances("api", { zone: "z2" }).map((i) => i.id), ["a2"]);
+  assert.deepEqual(s.instances("api", { capability: "charge" }).map((i) => i.id), ["a1"]);
+  assert.deepEqual(s.instances("nope"), []);
+  assert.equal(s.index, 4);
+  const d = s.apply(5, { type: "deregister_instance", service: "db", id: "d1" });
+  assert.ok(d.ok);
+  assert.equal(s.hasService("db"), false);
+  assert.equal(s.index, 5);
+});
+
+Deno.test("RegistryState leaves state and catalog index unchanged on refused or no-op commands", () => {
+  const s = new RegistryState();
+  s.apply(1, reg(inst("api", "a1")));
+  const before = new TextDecoder().decode(s.snapshot());
+  const r1 = s.apply(2, { type: "deregister_instance", service: "api", id: "zzz" });
+  assert.equal(r1.ok, false);
+  assert.equal(!r1.ok && r1.error.code, "not_found");
+  const r2 = s.apply(3, { type: "bogus" } as unknown as RegistryCommand);
+  assert.equal(!r2.ok && r2.error.code, "invalid_command");
+  const r3 = s.apply(4, reg(inst("api", "a1")));
+  assert.ok(r3.ok && r3.value.type === "register_instance" && !r3.value.changed);
+  const r4 = s.apply(5, { type: "delete_resource", kind: "Policy", name: "x" });
+  assert.equal(!r4.ok && r4.error.code, "not_found");
+  assert.equal(s.index, 1);
+  assert.equal(s.appliedIndex, 5);
+  const after = new TextDecoder().decode(s.snapshot());
+  assert.equal(after.replace(/"applied_index":\d+/, ""), before.replace(/"applied_index":\d+/, ""));
+});
+
+Deno.test("RegistryState.apply throws on a non-increasing index (driver bug)", () => {
+  const s = new RegistryState();
+  s.apply(3, reg(inst("api", "a1")));
+  assert.throws(() => s.apply(3, reg(inst("api", "a2"))), /out of order/);
+  assert.throws(() => s.apply(2, reg(inst("api", "a2"))), /out of order/);
+});
+
+Deno.test("RegistryState resources: created/updated/unchanged, delete, history and rollback", () => {
+  const s = new RegistryState();
+  let r = s.apply(1, { type: "put_resource", items: [policy("api", "1s"), policy("db", "2s")] });
+  assert.ok(r.ok && r.value.type === "put_resource");
+  assert.deepEqual(r.value.items.map((i) => i.outcome), ["created", "created"]);
+  // Key order differs but the document is the same: unchanged.
+  r = s.apply(2, {
+    type: "put_resource",
+    items: [
+      { kind: "Policy", name: "api", resource: { timeout: "1s", service: "api", kind: "Policy" } },
+      policy("db", "3s"),
+    ],
+  });
+  assert.ok(r.ok && r.value.type === "put_resource");
+  assert.deepEqual(r.value.items.map((i) => [i.outcome, i.revision]), [["unchanged", 1], [
+    "updated",
+    2,
+  ]]);
+  assert.equal(s.getResource("Policy", "db")?.resource.timeout, "3s");
+  assert.equal(s.listResources("Policy").length, 2);
+  assert.equal(s.listResources("Route").length, 0);
+
+  assert.ok(s.apply(3, { type: "delete_resource", kind: "Policy", name: "db" }).ok);
+  assert.equal(s.getResource("Policy", "db"), undefined);
+  assert.deepEqual(
+    s.history("Policy", "db")?.map((h) => [h.revision, h.resource?.timeout ?? null]),
+    [
+      [1, "2s"],
+      [2, "3s"],
+      [3, null],
+    ],
+  );
+  const bad = s.apply(4, { type: "rollback_resource", kind: "Policy", name: "db", revision: 3 });
+  assert.equal(!bad.ok && bad.error.code, "invalid_revision");
+  const missing = s.apply(5, {
+    type: "rollback_resource",
+    kind: "Policy",
+    name: "db",
+    revision: 9,
+  });
+  assert.equal(!missing.ok && missing.error.code, "revision_not_found");
+  const rb = s.apply(6, { type: "rollback_resource", kind: "Policy", name: "db", revision: 1 });
+  assert.deepEqual(rb, {
+    ok: true,
+    index: 6,
+    value: { type: "rollback_resource", outcome: "updated", revision: 4 },
+  });
+  assert.equal(s.getResource("Policy", "db")?.resource.timeout, "2s");
+  assert.equal(s.index, 6);
+  // A put after rollback to identical content is unchanged.
+  r = s.apply(7, { type: "put_resource", items: [policy("db", "2s")] });
+  assert.ok(r.ok && r.value.type === "put_resource" && r.value.items[0]?.outcome === "unchanged");
+});
+
+Deno.test("RegistryState keeps only the last MAX_REVISIONS_KEPT revisions", () => {
+  const s = new RegistryState();
+  const n = MAX_REVISIONS_KEPT + 5;
+  for (let i = 1; i <= n; i++) {
+    s.apply(i, { type: "put_resource", items: [policy("api", `${i}s`)] });
+  }
+  const h = s.history("Policy", "api")!;
+  assert.equal(h.length, MAX_REVISIONS_KEPT);
+  assert.equal(h[0]?.revision, n - MAX_REVISIONS_KEPT + 1);
+  assert.equal(h.at(-1)?.revision, n);
+  const r = s.apply(n + 1, { type: "rollback_resource", kind: "Policy", name: "api", revision: 1 });
+  assert.equal(!r.ok && r.error.code, "revision_not_found");
+});
+
+Deno.test("RegistryState returned records cannot be mutated from outside", () => {
+  const s = new RegistryState();
+  const i = inst("api", "a1");
+  s.apply(1, reg(i));
+  i.port = 1; // the caller's object is not shared
+  const got = s.instance("api", "a1")!;
+  assert.equal(got.port, 8080);
+  assert.throws(() => {
+    (got as { port: number }).port = 2;
+  });
+});
+
+Deno.test("RegistryState snapshot/restore round-trips byte for byte", () => {
+  const s = new RegistryState();
+  s.apply(1, reg(inst("web", "w1", { meta: { b: "2", a: "1" }, tags: ["x"] })));
+  s.apply(2, reg(inst("api", "a1")));
+  s.apply(3, { type: "put_resource", items: [policy("api", "1s")] });
+  s.apply(4, { type: "put_resource", items: [policy("api", "2s")] });
+  s.apply(5, { type: "delete_resource", kind: "Policy", name: "api" });
+  s.apply(6, { type: "deregister_instance", service: "nope", id: "x" });
+  const bytes = s.snapshot();
+  const r = RegistryState.restore(bytes);
+  assert.deepEqual(r.snapshot(), bytes);
+  assert.equal(r.appliedIndex, 6);
+  assert.equal(r.index, 5);
+  assert.deepEqual(r.catalog(), s.catalog());
+  // The restored state keeps applying identically.
+  const cmd: RegistryCommand = {
+    type: "rollback_resource",
+    kind: "Policy",
+    name: "api",
+    revision: 1,
+  };
+  assert.deepEqual(r.apply(7, cmd), s.apply(7, cmd));
+  assert.deepEqual(r.snapshot(), s.snapshot());
+});
+
+Deno.test("RegistryState.restore rejects invalid snapshots", () => {
+  const enc = new TextEncoder();
+  const good = JSON.parse(new TextDecoder().decode(new RegistryState().snapshot()));
+  const bad = [
+    "not json",
+    JSON.stringify({ ...good, version: 99 }),
+    JSON.stringify({ ...good, index: 5, applied_index: 1 }),
+    JSON.stringify({ ...good, instances: [{ id: "a" }] }),
+    JSON.stringify({
+      ...good,
+      instances: [inst("a", "1"), inst("a", "1")],
+    }),
+    JSON.stringify({
+      ...good,
+      resources: [{
+        kind: "Policy",
+        name: "a",
+        revisions: [{ revision: 2, index: 1, resource: {} }, {
+          revision: 1,
+          index: 2,
+          resource: {},
+        }],
+      }],
+    }),
+  ];
+  for (const b of bad) assert.throws(() => RegistryState.restore(enc.encode(b)), SnapshotError, b);
+});
+
+Deno.test("RegistryState.catalog lists services, instances and resource documents", () => {
+  const s = new RegistryState();
+  s.apply(1, reg(inst("b", "2")));
+  s.apply(2, reg(inst("b", "1")));
+  s.apply(3, reg(inst("a", "1")));
+  s.apply(4, { type: "put_resource", items: [policy("b", "1s")] });
+  const c = s.catalog();
+  assert.equal(c.index, 4);
+  assert.deepEqual(Object.keys(c.services), ["a", "b"]);
+  assert.deepEqual(c.services.b?.map((i) => i.id), ["1", "2"]);
+  assert.deepEqual(c.resources, [{ kind: "Policy", service: "b", timeout: "1s" }]);
+});
+
+/** Small seeded PRNG (mulberry32) so the sequence below is reproducible from its seed. */
+function _rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function _randomCommand(r: () => number): RegistryCommand {
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+  const svc = pick(["api", "db", "web"]);
+  const id = pick(["1", "2", "3"]);
+  switch (pick(["reg", "dereg", "health", "put", "del", "rb"] as const)) {
+    case "reg":
+      return reg(inst(svc, id, { port: 1 + Math.floor(r() * 3), zone: pick(["a", "b"]) }));
+    case "dereg":
+      return { type: "deregister_instance", service: svc, id };
+    case "health":
+      return {
+        type: "set_health",
+        changes: [{ service: svc, id, health: pick(["passing", "warning", "critical"] as const) }],
+      };
+    case "put":
+      return { type: "put_resource", items: [policy(svc, pick(["1s", "2s", "3s"]))] };
+    case "del":
+      return { type: "delete_resource", kind: "Policy", name: svc };
+    case "rb":
+      return {
+        type: "rollback_resource",
+        kind: "Policy",
+        name: svc,
+        revision: 1 + Math.floor(r() * 30),
+      };
+  }
+}
+
+Deno.test("RegistryState is deterministic: replicas and a restored copy agree on every result", () => {
+  for (const seed of [1, 2, 3, 42, 1234]) {
+    const r = _rng(seed);
+    const a = new RegistryState();
+    const b = new RegistryState();
+    let c: RegistryState | null = null;
+    for (let i = 1; i <= 300; i++) {
+      const cmd = _randomCommand(r);
+      const ra = a.apply(i, cmd);
+      assert.deepEqual(b.apply(i, structuredClone(cmd)), ra, `seed ${seed} index ${i}`);
+      if (i === 150) c = RegistryState.restore(a.snapshot());
+      if (c && i > 150) assert.deepEqual(c.apply(i, cmd), ra, `seed ${seed} index ${i}`);
+      assert.ok(a.index <= i);
+    }
+    assert.deepEqual(b.snapshot(), a.snapshot(), `seed ${seed}`);
+    assert.deepEqual(c!.snapshot(), a.snapshot(), `seed ${seed}`);
+  }
+});
