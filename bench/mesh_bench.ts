@@ -1,0 +1,371 @@
+/**
+ * Data-plane benchmark: the two-hop path app -> proxy -> proxy -> app, side by side for
+ * (a) the app direct, (b) HAProxy two hops (two haproxy processes), (c) the skein forwarder two
+ * hops (two `deno run` processes). Each runs `wrk -t1 -c32`, then a fixed-rate run for added
+ * latency, and samples proxy RSS idle and under load from /proc.
+ *
+ * `deno run -A bench/mesh_bench.ts [--duration 10] [--rate 1000] [--rounds 3]`;
+ * `runMeshBench()` for bench/run.ts.
+ * @module
+ */
+import { fixedRate } from "./apps/fixed_rate.ts";
+
+/** Options for {@linkcode runMeshBench}. */
+export interface MeshBenchOptions {
+  /** wrk duration per target, seconds. @default 10 */
+  durationSec?: number;
+  /** wrk connections. @default 32 */
+  connections?: number;
+  /** Fixed-rate requests per second for the latency run. @default 1000 */
+  rate?: number;
+  /** Fixed-rate run length, seconds. @default 5 */
+  rateDurationSec?: number;
+  /**
+   * wrk rounds per target, interleaved (a, b, c, a, b, c...) so load from other work on the
+   * machine hits every target alike; the median round is reported. @default 3
+   */
+  rounds?: number;
+  /** Where progress and the table go. @default stdout */
+  print?: (line: string) => void;
+}
+
+/** Measurements for one target. */
+export interface BenchTarget {
+  /** "direct", "haproxy-2hop" or "skein-2hop". */
+  name: string;
+  /** wrk throughput, median over rounds. */
+  rps: number;
+  /** wrk throughput of every round, in run order. */
+  rpsRounds: number[];
+  /** wrk latency percentiles at saturation, ms. */
+  wrkP50Ms: number;
+  /** wrk latency percentiles at saturation, ms. */
+  wrkP99Ms: number;
+  /** Latency at the fixed rate, ms. */
+  fixedP50Ms: number;
+  /** Latency at the fixed rate, ms. */
+  fixedP99Ms: number;
+  /** Non-2xx/errors seen by wrk plus fixed-rate errors. */
+  errors: number;
+  /** Summed RSS of the proxy processes before load, KiB (0 for direct). */
+  rssIdleKiB: number;
+  /** Summed peak RSS of the proxy processes sampled during load, KiB (0 for direct). */
+  rssLoadKiB: number;
+}
+
+/** Everything one benchmark run measured. */
+export interface BenchResult {
+  /** Per-target measurements. */
+  targets: BenchTarget[];
+  /** skein throughput / HAProxy throughput (null if HAProxy was unavailable). */
+  skeinVsHaproxyRps: number | null;
+  /** skein throughput / direct throughput. */
+  skeinVsDirectRps: number;
+  /** Added p50 latency at the fixed rate vs direct, ms, per proxy. */
+  addedP50Ms: Record<string, number>;
+  /** Added p99 latency at the fixed rate vs direct, ms, per proxy. */
+  addedP99Ms: Record<string, number>;
+  /** Caveats, e.g. missing tools. */
+  notes: string[];
+}
+
+const ROOT = new URL("./", import.meta.url).pathname;
+
+/** A free port on 127.0.0.1 (bind 0, read, release). */
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const p = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return p;
+}
+
+async function which(bin: string): Promise<boolean> {
+  const r = await new Deno.Command("sh", { args: ["-c", `command -v ${bin}`], stdout: "null" })
+    .output();
+  return r.success;
+}
+
+async function rssKiB(pid: number): Promise<number> {
+  try {
+    const s = await Deno.readTextFile(`/proc/${pid}/status`);
+    return Number(/VmRSS:\s+(\d+)/.exec(s)?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+/** Waits until something accepts connections on the port (bounded). */
+async function waitPort(port: number, what: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return;
+    } catch {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error(`${what} did not start listening on ${port}`);
+}
+
+function ms(v: string): number {
+  const m = /^([\d.]+)(us|ms|s)$/.exec(v.trim());
+  if (!m) return NaN;
+  const n = Number(m[1]);
+  return m[2] === "us" ? n / 1000 : m[2] === "s" ? n * 1000 : n;
+}
+
+async function wrk(port: number, dur: number, conns: number) {
+  const out = await new Deno.Command("wrk", {
+    args: ["-t1", `-c${conns}`, `-d${dur}s`, "--latency", `http://127.0.0.1:${port}/`],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(text)?.[1] ?? NaN);
+  const p50 = ms(/\s50%\s+(\S+)/.exec(text)?.[1] ?? "");
+  const p99 = ms(/\s99%\s+(\S+)/.exec(text)?.[1] ?? "");
+  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(text)?.[1] ?? 0);
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(text);
+  const sockErr = sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0;
+  return { rps, p50, p99, errors: non2xx + sockErr };
+}
+
+/** Runs the benchmark; always stops the processes it started. */
+export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchResult> {
+  const print = opts.print ??
+    ((l: string) => Deno.stdout.writeSync(new TextEncoder().encode(l + "\n")));
+  const dur = opts.durationSec ?? 10;
+  const conns = opts.connections ?? 32;
+  const rate = opts.rate ?? 1000;
+  const rateDur = opts.rateDurationSec ?? 5;
+  const notes: string[] = [];
+  if (!(await which("wrk"))) throw new Error("wrk is not installed (apt-get install -y wrk)");
+  const haveHaproxy = await which("haproxy");
+  if (!haveHaproxy) notes.push("haproxy not installed: HAProxy row skipped");
+
+  const children: Deno.ChildProcess[] = [];
+  const tmp = await Deno.makeTempDir({ prefix: "skein-mesh-bench-" });
+  const spawn = (cmd: string, args: string[]) => {
+    const c = new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).spawn();
+    children.push(c);
+    return c;
+  };
+  const onSignal = () => {
+    for (const c of children) {
+      try {
+        c.kill("SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    Deno.exit(130);
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  try {
+    const appPort = freePort();
+    spawn(Deno.execPath(), ["run", "-A", `${ROOT}apps/backend.ts`, "--port", String(appPort)]);
+    await waitPort(appPort, "backend");
+
+    const skInPort = freePort();
+    const skIn = spawn(Deno.execPath(), [
+      "run",
+      "-A",
+      `${ROOT}apps/forwarder_proc.ts`,
+      "--port",
+      String(skInPort),
+      "--upstream",
+      `127.0.0.1:${appPort}`,
+      "--node",
+      "inbound",
+    ]);
+    await waitPort(skInPort, "skein inbound");
+    const skOutPort = freePort();
+    const skOut = spawn(Deno.execPath(), [
+      "run",
+      "-A",
+      `${ROOT}apps/forwarder_proc.ts`,
+      "--port",
+      String(skOutPort),
+      "--upstream",
+      `127.0.0.1:${skInPort}`,
+      "--node",
+      "outbound",
+    ]);
+    await waitPort(skOutPort, "skein outbound");
+
+    const targets: Array<{ name: string; port: number; pids: number[] }> = [
+      { name: "direct", port: appPort, pids: [] },
+    ];
+    if (haveHaproxy) {
+      const haInPort = freePort();
+      const haOutPort = freePort();
+      const cfg = (bind: number, to: number) =>
+        [
+          "global",
+          "  maxconn 4000",
+          "defaults",
+          "  mode http",
+          "  timeout connect 5s",
+          "  timeout client 30s",
+          "  timeout server 30s",
+          "  option http-keep-alive",
+          "frontend fe",
+          `  bind 127.0.0.1:${bind}`,
+          "  default_backend be",
+          "backend be",
+          `  server s1 127.0.0.1:${to}`,
+          "",
+        ].join("\n");
+      await Deno.writeTextFile(`${tmp}/inbound.cfg`, cfg(haInPort, appPort));
+      await Deno.writeTextFile(`${tmp}/outbound.cfg`, cfg(haOutPort, haInPort));
+      const haIn = spawn("haproxy", ["-db", "-f", `${tmp}/inbound.cfg`]);
+      await waitPort(haInPort, "haproxy inbound");
+      const haOut = spawn("haproxy", ["-db", "-f", `${tmp}/outbound.cfg`]);
+      await waitPort(haOutPort, "haproxy outbound");
+      targets.push({ name: "haproxy-2hop", port: haOutPort, pids: [haIn.pid, haOut.pid] });
+    }
+    targets.push({ name: "skein-2hop", port: skOutPort, pids: [skIn.pid, skOut.pid] });
+
+    const rounds = Math.max(1, opts.rounds ?? 3);
+    const runs = new Map<string, Array<Awaited<ReturnType<typeof wrk>>>>();
+    const rssIdle = new Map<string, number>();
+    const rssLoad = new Map<string, number>();
+    const sumRss = async (pids: number[]) =>
+      (await Promise.all(pids.map(rssKiB))).reduce((a, b) => a + b, 0);
+    for (const t of targets) {
+      await wrk(t.port, 1, conns); // warm-up: JIT, pools, backlog
+      rssIdle.set(t.name, await sumRss(t.pids));
+      rssLoad.set(t.name, 0);
+      runs.set(t.name, []);
+    }
+    for (let round = 1; round <= rounds; round++) {
+      for (const t of targets) {
+        print(`# round ${round}/${rounds}: ${t.name}, wrk -t1 -c${conns} -d${dur}s`);
+        let sampling = true;
+        const sampler = (async () => {
+          while (sampling) {
+            await new Promise((r) => setTimeout(r, 500));
+            rssLoad.set(t.name, Math.max(rssLoad.get(t.name)!, await sumRss(t.pids)));
+          }
+        })();
+        runs.get(t.name)!.push(await wrk(t.port, dur, conns));
+        sampling = false;
+        await sampler;
+      }
+    }
+    const results: BenchTarget[] = [];
+    for (const t of targets) {
+      print(`# ${t.name}: ${rate} req/s for ${rateDur}s`);
+      const fr = await fixedRate({ port: t.port, rate, durationSec: rateDur });
+      const rs = runs.get(t.name)!;
+      const median = [...rs].sort((a, b) => a.rps - b.rps)[Math.floor(rs.length / 2)]!;
+      results.push({
+        name: t.name,
+        rps: median.rps,
+        rpsRounds: rs.map((r) => r.rps),
+        wrkP50Ms: median.p50,
+        wrkP99Ms: median.p99,
+        fixedP50Ms: fr.p50Ms,
+        fixedP99Ms: fr.p99Ms,
+        errors: rs.reduce((n, r) => n + r.errors, 0) + fr.errors,
+        rssIdleKiB: rssIdle.get(t.name)!,
+        rssLoadKiB: rssLoad.get(t.name)!,
+      });
+    }
+
+    const by = (n: string) => results.find((r) => r.name === n);
+    const direct = by("direct")!;
+    const skein = by("skein-2hop")!;
+    const ha = by("haproxy-2hop");
+    const addedP50Ms: Record<string, number> = {};
+    const addedP99Ms: Record<string, number> = {};
+    for (const r of results) {
+      if (r.name === "direct") continue;
+      addedP50Ms[r.name] = r.fixedP50Ms - direct.fixedP50Ms;
+      addedP99Ms[r.name] = r.fixedP99Ms - direct.fixedP99Ms;
+    }
+    const result: BenchResult = {
+      targets: results,
+      skeinVsHaproxyRps: ha ? skein.rps / ha.rps : null,
+      skeinVsDirectRps: skein.rps / direct.rps,
+      addedP50Ms,
+      addedP99Ms,
+      notes,
+    };
+    print(formatTable(result));
+    return result;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+    for (const c of children) {
+      try {
+        c.kill("SIGTERM");
+      } catch {
+        // already gone
+      }
+    }
+    await Promise.all(children.map(async (c) => {
+      const t = setTimeout(() => {
+        try {
+          c.kill("SIGKILL");
+        } catch {
+          // already gone
+        }
+      }, 3000);
+      await c.status;
+      clearTimeout(t);
+    }));
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  }
+}
+
+/** Renders a result as a fixed-width table with ratios. */
+export function formatTable(r: BenchResult): string {
+  const f = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : "-");
+  const lines = [
+    "target          req/s    wrk p50  wrk p99  @rate p50  @rate p99  errors  RSS idle  RSS load",
+    "--------------  -------  -------  -------  ---------  ---------  ------  --------  --------",
+  ];
+  for (const t of r.targets) {
+    lines.push(
+      [
+        t.name.padEnd(14),
+        f(t.rps, 0).padStart(7),
+        f(t.wrkP50Ms).padStart(7),
+        f(t.wrkP99Ms).padStart(7),
+        f(t.fixedP50Ms).padStart(9),
+        f(t.fixedP99Ms).padStart(9),
+        String(t.errors).padStart(6),
+        (t.rssIdleKiB ? `${(t.rssIdleKiB / 1024).toFixed(1)}M` : "-").padStart(8),
+        (t.rssLoadKiB ? `${(t.rssLoadKiB / 1024).toFixed(1)}M` : "-").padStart(8),
+      ].join("  "),
+    );
+  }
+  lines.push(
+    "(req/s and wrk latencies: median round; latencies in ms; RSS summed over both proxies,",
+  );
+  lines.push(" idle = after warm-up, load = peak sampled during wrk)");
+  for (const t of r.targets) {
+    lines.push(`${t.name} rounds: ${t.rpsRounds.map((x) => f(x, 0)).join(", ")} req/s`);
+  }
+  if (r.skeinVsHaproxyRps !== null) {
+    lines.push(`skein / haproxy throughput: ${f(r.skeinVsHaproxyRps)}x`);
+  }
+  lines.push(`skein / direct throughput:  ${f(r.skeinVsDirectRps)}x`);
+  for (const [k, v] of Object.entries(r.addedP50Ms)) {
+    lines.push(`${k}: added latency at fixed rate p50 ${f(v)} ms, p99 ${f(r.addedP99Ms[k]!)} ms`);
+  }
+  for (const n of r.notes) lines.push(`note: ${n}`);
+  return lines.join("\n");
+}
+
+if (import.meta.main) {
+  const arg = (n: string, d: number) => {
+    const i = Deno.args.indexOf(`--${n}`);
+    return i === -1 ? d : Number(Deno.args[i + 1]);
+  };
+  await runMeshBench({
+    durationSec: arg("duration", 10),
+    rate: arg("rate", 1000),
+    rounds: arg("rounds", 3),
+  });
+}

@@ -1,0 +1,44 @@
+/**
+ * `deno task bench`: runs skein beside its peers (etcd for the control plane, HAProxy for the
+ * data plane) in one run on this machine and prints the figures and ratios.
+ *
+ * `deno task bench control` or `deno task bench mesh` runs one part.
+ * @module
+ */
+
+const parts = Deno.args.length > 0 ? Deno.args : ["control", "mesh"];
+
+async function _which(cmd: string): Promise<boolean> {
+  try {
+    const out = await new Deno.Command("sh", { args: ["-c", `command -v ${cmd}`], stdout: "null" })
+      .output();
+    return out.success;
+  } catch {
+    return false;
+  }
+}
+
+if (import.meta.main) {
+  let failed = false;
+  for (const part of parts) {
+    console.log(`\n=== ${part} ===`);
+    try {
+      if (part === "control") {
+        if (!(await _which("etcd"))) console.log("etcd is not installed: skein runs alone");
+        const { runControlBench } = await import("./control_bench.ts");
+        await runControlBench({});
+      } else if (part === "mesh") {
+        if (!(await _which("wrk"))) throw new Error("wrk is not installed (apt-get install wrk)");
+        if (!(await _which("haproxy"))) console.log("haproxy is not installed: no peer to compare");
+        const { runMeshBench } = await import("./mesh_bench.ts");
+        await runMeshBench({});
+      } else {
+        throw new Error(`unknown benchmark part "${part}" (control | mesh)`);
+      }
+    } catch (e) {
+      failed = true;
+      console.error(`bench ${part} failed: ${e instanceof Error ? e.message : e}`);
+    }
+  }
+  Deno.exit(failed ? 1 : 0);
+}

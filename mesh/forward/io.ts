@@ -1,0 +1,60 @@
+/** Writes all of `bytes`, looping over short writes. */
+export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < bytes.length) {
+    off += await conn.write(off === 0 ? bytes : bytes.subarray(off));
+  }
+}
+
+/** Closes a connection, ignoring "already closed". */
+export function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Already closed: nothing left to release.
+  }
+}
+
+/** Turns off Nagle's algorithm, where the connection supports it. */
+export function noDelay(conn: Deno.Conn): void {
+  try {
+    (conn as Deno.TcpConn).setNoDelay?.(true);
+  } catch {
+    // Not a TCP connection or already closed.
+  }
+}
+
+/** How a {@linkcode pipe} ended. */
+export interface PipeResult {
+  /** Bytes copied. */
+  bytes: number;
+  /** Whether the copy ended by a reset or error rather than a clean EOF. */
+  failed: boolean;
+}
+
+/**
+ * Copies `from` to `to` until EOF with one reused buffer (so memory stays flat), then half-closes
+ * `to`. Errors end the copy; the caller decides what to close.
+ */
+export async function pipe(
+  from: Deno.Conn,
+  to: Deno.Conn,
+  buf: Uint8Array,
+  onBytes?: (n: number) => void,
+): Promise<PipeResult> {
+  let total = 0;
+  try {
+    while (true) {
+      const n = await from.read(buf);
+      if (n === null) break;
+      await writeAll(to, buf.subarray(0, n));
+      total += n;
+      onBytes?.(n);
+    }
+    await to.closeWrite().catch(() => {});
+  } catch {
+    // A reset on either side ends this direction; the caller tears down the pair.
+    return { bytes: total, failed: true };
+  }
+  return { bytes: total, failed: false };
+}

@@ -1,0 +1,12 @@
+/**
+ * The HTTP/1.1 forwarding engine on `Deno.Conn`: accept loop, per-connection keep-alive loop,
+ * pooled upstream connections, streaming bodies, upgrades, proxy-generated errors and drain.
+ *
+ * Policy enters only through {@linkcode Router} / {@linkcode RouteDecision}.
+ * @module
+ */
+export * from "./types.ts";
+export * from "./pool.ts";
+export * from "./forwarder.ts";
+export * from "./static_router.ts";
+export { closeQuietly, noDelay, pipe, type PipeResult, writeAll } from "./io.ts";

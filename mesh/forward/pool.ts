@@ -1,0 +1,238 @@
+/**
+ * Keep-alive upstream connections per endpoint.
+ *
+ * An idle connection always has one read outstanding: if it completes while the connection sits
+ * in the pool, the peer closed it (or sent bytes nobody asked for) and the connection is evicted.
+ * When the connection is taken, that same read becomes the first read of the response, so the
+ * liveness check costs nothing on the hot path.
+ * @module
+ */
+import type { Endpoint } from "./types.ts";
+import { closeQuietly, noDelay } from "./io.ts";
+
+/** Most idle connections kept per endpoint. */
+export const DEFAULT_MAX_IDLE_PER_ENDPOINT = 128;
+/** How long an idle connection is kept, in ms. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
+/** How long a connect may take, in ms. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 2_000;
+/** Read buffer per upstream connection, in bytes. */
+export const DEFAULT_UPSTREAM_BUFFER_BYTES = 16 * 1024;
+
+/** Options for {@linkcode ConnectionPool}. */
+export interface PoolOptions {
+  /** @default DEFAULT_MAX_IDLE_PER_ENDPOINT */
+  maxIdlePerEndpoint?: number;
+  /** @default DEFAULT_IDLE_TIMEOUT_MS */
+  idleTimeoutMs?: number;
+  /** @default DEFAULT_CONNECT_TIMEOUT_MS */
+  connectTimeoutMs?: number;
+  /** @default DEFAULT_UPSTREAM_BUFFER_BYTES */
+  bufferBytes?: number;
+  /** Opens a connection; injectable for tests and TLS. @default Deno.connect */
+  connect?: (ep: Endpoint) => Promise<Deno.Conn>;
+  /** Millisecond clock. @default performance.now */
+  now?: () => number;
+}
+
+/** An upstream connection with its read buffer. */
+export interface UpstreamConn {
+  /** The socket. */
+  readonly conn: Deno.Conn;
+  /** The endpoint it leads to. */
+  readonly endpoint: Endpoint;
+  /** Its read buffer; the holder owns it (and may grow it) while the connection is out of the pool. */
+  buf: Uint8Array;
+  /** A read started while idle; the holder must await it before issuing another read. */
+  pending: Promise<number | null> | null;
+  /** Whether it was taken from the pool (so a failure may be a stale-connection race). */
+  reused: boolean;
+  /** @internal */ _idle: boolean;
+  /** @internal */ _idleSince: number;
+}
+
+/** Raised when a connection cannot be opened. */
+export class ConnectError extends Error {
+  /** Creates a connect error for `ep`. */
+  constructor(ep: Endpoint, why: string) {
+    super(`connect to ${ep.key} failed: ${why}`);
+    this.name = "ConnectError";
+  }
+}
+
+/** Counters for tests and metrics. */
+export interface PoolStats {
+  /** Connections opened. */
+  opened: number;
+  /** Times an idle connection was reused. */
+  reused: number;
+  /** Idle connections evicted because the peer closed them or sent unsolicited bytes. */
+  evictedDead: number;
+  /** Idle connections closed by the idle timeout or the per-endpoint cap. */
+  evictedIdle: number;
+  /** Connections idle right now. */
+  idle: number;
+}
+
+/** Keep-alive connections per endpoint, bounded and swept. */
+export class ConnectionPool {
+  readonly #idle = new Map<string, UpstreamConn[]>();
+  readonly #maxIdle: number;
+  readonly #idleTimeoutMs: number;
+  readonly #connectTimeoutMs: number;
+  readonly #bufferBytes: number;
+  readonly #connect: (ep: Endpoint) => Promise<Deno.Conn>;
+  readonly #now: () => number;
+  #timer: ReturnType<typeof setInterval> | null = null;
+  #closed = false;
+  readonly #stats: PoolStats = { opened: 0, reused: 0, evictedDead: 0, evictedIdle: 0, idle: 0 };
+
+  /** Creates a pool; call {@linkcode ConnectionPool.close} to release everything. */
+  constructor(opts: PoolOptions = {}) {
+    this.#maxIdle = opts.maxIdlePerEndpoint ?? DEFAULT_MAX_IDLE_PER_ENDPOINT;
+    this.#idleTimeoutMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    this.#connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    this.#bufferBytes = opts.bufferBytes ?? DEFAULT_UPSTREAM_BUFFER_BYTES;
+    this.#connect = opts.connect ??
+      ((ep) => Deno.connect({ hostname: ep.hostname, port: ep.port }));
+    this.#now = opts.now ?? (() => performance.now());
+  }
+
+  /** A snapshot of the counters. */
+  stats(): PoolStats {
+    return { ...this.#stats };
+  }
+
+  /** Takes an idle connection to `ep`, or opens one (unless `fresh` insists on a new one). */
+  async acquire(ep: Endpoint, fresh = false): Promise<UpstreamConn> {
+    if (!fresh) {
+      const list = this.#idle.get(ep.key);
+      while (list !== undefined && list.length > 0) {
+        const uc = list.pop()!;
+        this.#stats.idle--;
+        if (!uc._idle) continue;
+        uc._idle = false;
+        uc.reused = true;
+        this.#stats.reused++;
+        return uc;
+      }
+    }
+    return await this.#open(ep);
+  }
+
+  async #open(ep: Endpoint): Promise<UpstreamConn> {
+    if (this.#closed) throw new ConnectError(ep, "pool closed");
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timedOut = false;
+    const attempt = this.#connect(ep);
+    const conn = await Promise.race([
+      attempt,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          timedOut = true;
+          reject(new ConnectError(ep, `timed out after ${this.#connectTimeoutMs}ms`));
+        }, this.#connectTimeoutMs);
+      }),
+    ]).catch((e) => {
+      if (timedOut) attempt.then((c) => closeQuietly(c), () => {});
+      throw e instanceof ConnectError ? e : new ConnectError(ep, String(e));
+    }).finally(() => clearTimeout(timer));
+    noDelay(conn);
+    this.#stats.opened++;
+    return {
+      conn,
+      endpoint: ep,
+      buf: new Uint8Array(this.#bufferBytes),
+      pending: null,
+      reused: false,
+      _idle: false,
+      _idleSince: 0,
+    };
+  }
+
+  /**
+   * Returns a connection that has no request in flight and no unread bytes. The caller must not
+   * touch it afterwards. Connections over the per-endpoint cap are closed.
+   */
+  release(uc: UpstreamConn): void {
+    if (this.#closed) {
+      closeQuietly(uc.conn);
+      return;
+    }
+    let list = this.#idle.get(uc.endpoint.key);
+    if (list === undefined) {
+      list = [];
+      this.#idle.set(uc.endpoint.key, list);
+    }
+    if (list.length >= this.#maxIdle) {
+      this.#stats.evictedIdle++;
+      closeQuietly(uc.conn);
+      return;
+    }
+    uc._idle = true;
+    uc._idleSince = this.#now();
+    const read = uc.conn.read(uc.buf);
+    uc.pending = read;
+    read.then((n) => this.#settledWhileIdle(uc, n), () => this.#settledWhileIdle(uc, null));
+    list.push(uc);
+    this.#stats.idle++;
+    this.#ensureSweeper();
+  }
+
+  /** Closes a connection that must not be reused. */
+  discard(uc: UpstreamConn): void {
+    uc._idle = false;
+    closeQuietly(uc.conn);
+  }
+
+  #settledWhileIdle(uc: UpstreamConn, _n: number | null): void {
+    if (!uc._idle) return; // Taken already: the holder consumes this read.
+    this.#remove(uc);
+    this.#stats.evictedDead++;
+  }
+
+  #remove(uc: UpstreamConn): void {
+    uc._idle = false;
+    closeQuietly(uc.conn);
+    const list = this.#idle.get(uc.endpoint.key);
+    if (list === undefined) return;
+    const i = list.indexOf(uc);
+    if (i !== -1) {
+      list.splice(i, 1);
+      this.#stats.idle--;
+    }
+  }
+
+  #ensureSweeper(): void {
+    if (this.#timer !== null) return;
+    const every = Math.max(100, Math.min(this.#idleTimeoutMs / 2, 5_000));
+    const timer = setInterval(() => this.sweep(), every);
+    Deno.unrefTimer(timer);
+    this.#timer = timer;
+  }
+
+  /** Closes connections idle longer than the idle timeout (also run periodically). */
+  sweep(): void {
+    const cutoff = this.#now() - this.#idleTimeoutMs;
+    for (const list of this.#idle.values()) {
+      for (let i = list.length - 1; i >= 0; i--) {
+        const uc = list[i]!;
+        if (uc._idleSince <= cutoff) {
+          this.#remove(uc);
+          this.#stats.evictedIdle++;
+        }
+      }
+    }
+  }
+
+  /** Closes every idle connection and stops the sweeper; held connections close on release. */
+  close(): void {
+    this.#closed = true;
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer = null;
+    for (const list of this.#idle.values()) {
+      for (const uc of [...list]) this.#remove(uc);
+    }
+    this.#idle.clear();
+  }
+}

@@ -1,0 +1,100 @@
+import { deepStrictEqual as assertEquals, ok as assert, rejects } from "node:assert/strict";
+import { ConnectError, ConnectionPool, type Endpoint } from "./mod.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+/** A listener that accepts and holds connections open until closed; counts them. */
+function holdServer(): { ep: Endpoint; accepted: Deno.Conn[]; close: () => void } {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted: Deno.Conn[] = [];
+  (async () => {
+    for await (const c of l) accepted.push(c);
+  })().catch(() => {});
+  const port = (l.addr as Deno.NetAddr).port;
+  return {
+    ep: { key: `127.0.0.1:${port}`, hostname: "127.0.0.1", port },
+    accepted,
+    close: () => {
+      l.close();
+      for (const c of accepted) {
+        try {
+          c.close();
+        } catch {
+          // already closed
+        }
+      }
+    },
+  };
+}
+
+Deno.test(
+  "ConnectionPool reuses the most recent idle connection and caps idle per endpoint",
+  opts,
+  async () => {
+    const s = holdServer();
+    const pool = new ConnectionPool({ maxIdlePerEndpoint: 2 });
+    try {
+      const a = await pool.acquire(s.ep);
+      const b = await pool.acquire(s.ep);
+      const c = await pool.acquire(s.ep);
+      pool.release(a);
+      pool.release(b);
+      pool.release(c); // over the cap: closed
+      assertEquals(pool.stats().idle, 2);
+      assertEquals(pool.stats().evictedIdle, 1);
+      const again = await pool.acquire(s.ep);
+      assert(again === b);
+      assert(again.reused);
+      assertEquals(pool.stats().opened, 3);
+      const fresh = await pool.acquire(s.ep, true);
+      assert(!fresh.reused);
+      pool.discard(again);
+      pool.discard(fresh);
+    } finally {
+      pool.close();
+      s.close();
+    }
+  },
+);
+
+Deno.test(
+  "ConnectionPool evicts idle connections the peer closed or that outlived the idle timeout",
+  opts,
+  async () => {
+    const s = holdServer();
+    let now = 0;
+    const pool = new ConnectionPool({ idleTimeoutMs: 1_000, now: () => now });
+    try {
+      const a = await pool.acquire(s.ep);
+      const b = await pool.acquire(s.ep);
+      pool.release(a);
+      pool.release(b);
+      while (s.accepted.length < 2) await new Promise((r) => setTimeout(r, 5));
+      s.accepted[0]!.close(); // the server closes a's peer
+      while (pool.stats().evictedDead < 1) await new Promise((r) => setTimeout(r, 5));
+      assertEquals(pool.stats().idle, 1);
+      now = 999;
+      pool.sweep();
+      assertEquals(pool.stats().idle, 1);
+      now = 1_001;
+      pool.sweep();
+      assertEquals(pool.stats().idle, 0);
+      assertEquals(pool.stats().evictedIdle, 1);
+    } finally {
+      pool.close();
+      s.close();
+    }
+  },
+);
+
+Deno.test("ConnectionPool reports refused connects as ConnectError", opts, async () => {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  const pool = new ConnectionPool();
+  try {
+    await rejects(pool.acquire({ key: "x", hostname: "127.0.0.1", port }), ConnectError);
+  } finally {
+    pool.close();
+  }
+});

@@ -1,0 +1,111 @@
+/**
+ * The seam between the byte loop and policy: the forwarder asks a {@linkcode Router} what to
+ * do with each request and reports every attempt's outcome back, so balancing, retries,
+ * timeouts, circuit breaking and outlier detection plug in without touching I/O code.
+ * @module
+ */
+import type { RequestHead } from "../http1/mod.ts";
+
+/** One upstream address a request can be sent to. */
+export interface Endpoint {
+  /** Stable identity used for pooling and exclusion (e.g. "10.0.0.5:15443"). */
+  key: string;
+  /** Host name or IP to connect to. */
+  hostname: string;
+  /** TCP port to connect to. */
+  port: number;
+}
+
+/** What happened to one attempt, as seen by policy code. */
+export type Outcome =
+  | { kind: "response"; status: number }
+  | { kind: "connect_failure" }
+  | { kind: "reset" }
+  | { kind: "timeout" };
+
+/** Which local listener a request or connection arrived on. */
+export interface ListenerInfo {
+  /** Listener name, e.g. the upstream service it fronts ("ledger") or "inbound". */
+  name: string;
+  /** Protocol spoken on the listener. */
+  protocol: "http" | "tcp";
+}
+
+/** The per-request plan a router returns; called back by the forwarder as attempts run. */
+export interface RouteDecision {
+  /** The cluster (destination service) chosen; used in errors and telemetry. */
+  cluster: string;
+  /** Picks the endpoint for attempt `attempt` (0-based), avoiding keys in `exclude`; null = none. */
+  pick(attempt: number, exclude: ReadonlySet<string>): Endpoint | null;
+  /** Overall budget until the response head arrives, in ms; 0 = none. */
+  timeoutMs: number;
+  /** Budget per attempt until the response head arrives, in ms; 0 = none. */
+  perTryTimeoutMs: number;
+  /**
+   * Decides whether attempt `attempt` (0-based) that ended with `outcome` is retried: returns the
+   * backoff in ms, or null to stop. Only consulted when a retry is safe (see forwarder docs).
+   */
+  retry(attempt: number, outcome: Outcome): number | null;
+  /** Reports each attempt's outcome and its latency until the response head (or failure). */
+  onResult(ep: Endpoint, outcome: Outcome, latencyMs: number): void;
+}
+
+/** Why the proxy answered a request itself. */
+export type ProxyErrorCause =
+  | "no_route"
+  | "no_endpoint"
+  | "denied"
+  | "rate_limited"
+  | "overloaded"
+  | "bad_request"
+  | "upstream_connect_failure"
+  | "upstream_reset"
+  | "upstream_timeout"
+  | "bad_upstream_response";
+
+/** A decision to answer locally instead of forwarding; the router may return one. */
+export class ProxyError extends Error {
+  /** HTTP status to answer with. */
+  readonly status: number;
+  /** Machine-readable cause, sent as `x-skein-error`. */
+  readonly code: ProxyErrorCause;
+
+  /** Creates a local answer with its status and cause. */
+  constructor(status: number, code: ProxyErrorCause, message: string) {
+    super(message);
+    this.name = "ProxyError";
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/** Maps a failed attempt to the status and cause the client gets (the one rescue function). */
+export function outcomeToProxyError(cluster: string, ep: Endpoint | null, o: Outcome): ProxyError {
+  const where = ep === null ? cluster : `${cluster} endpoint ${ep.key}`;
+  switch (o.kind) {
+    case "connect_failure":
+      return new ProxyError(502, "upstream_connect_failure", `could not connect to ${where}`);
+    case "reset":
+      return new ProxyError(502, "upstream_reset", `connection to ${where} was reset`);
+    case "timeout":
+      return new ProxyError(504, "upstream_timeout", `no response from ${where} in time`);
+    case "response":
+      return new ProxyError(502, "bad_upstream_response", `bad response from ${where}`);
+  }
+}
+
+/** The client connection a request arrived on (one object per connection, reused). */
+export interface ClientInfo {
+  /** Remote IP address, or null when unknown. */
+  address: string | null;
+  /** Remote port (0 when unknown). */
+  port: number;
+  /** Free slot for the caller, e.g. a verified peer identity set by a TLS layer. */
+  identity: string | null;
+}
+
+/** Decides, per request, where it goes. */
+export interface Router {
+  /** Routes one request head arriving on `listener` from `client`. */
+  route(head: RequestHead, listener: ListenerInfo, client: ClientInfo): RouteDecision | ProxyError;
+}

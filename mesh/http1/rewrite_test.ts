@@ -1,0 +1,118 @@
+import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import {
+  ByteWriter,
+  proxyResponseBytes,
+  requestHeadParser,
+  responseBodyKind,
+  responseHeadParser,
+  writeForwardedRequestHead,
+  writeForwardedResponseHead,
+} from "./mod.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function fwdReq(s: string, client: string | null): string {
+  const r = requestHeadParser().push(enc.encode(s));
+  assert(r);
+  const w = new ByteWriter(16);
+  writeForwardedRequestHead(w, r.head, client);
+  return dec.decode(w.view());
+}
+
+function fwdRes(s: string, close: boolean): string {
+  const r = responseHeadParser().push(enc.encode(s));
+  assert(r);
+  const w = new ByteWriter(16);
+  writeForwardedResponseHead(w, r.head, close);
+  return dec.decode(w.view());
+}
+
+Deno.test("writeForwardedRequestHead() drops hop-by-hop fields and appends x-forwarded-for", () => {
+  const cases: Array<[string, string | null, string]> = [
+    [
+      "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+      "10.0.0.1",
+      "GET / HTTP/1.1\r\nHost: a\r\nx-forwarded-for: 10.0.0.1\r\n\r\n",
+    ],
+    [
+      "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1\r\n\r\n",
+      "2.2.2.2",
+      "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1\r\nx-forwarded-for: 2.2.2.2\r\n\r\n",
+    ],
+    [
+      "GET / HTTP/1.1\r\nConnection: keep-alive, X-Secret\r\nHost: a\r\nX-Secret: s\r\nKeep-Alive: 5\r\nTE: trailers\r\nTrailer: x\r\nProxy-Connection: k\r\nX-Keep: 1\r\n\r\n",
+      null,
+      "GET / HTTP/1.1\r\nHost: a\r\nX-Keep: 1\r\n\r\n",
+    ],
+    [
+      "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+      null,
+      "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nconnection: upgrade\r\n\r\n",
+    ],
+    ["GET /x HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", null, "GET /x HTTP/1.1\r\n\r\n"],
+    [
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+      null,
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+    ],
+  ];
+  for (const [input, client, want] of cases) assertEquals(fwdReq(input, client), want, input);
+});
+
+Deno.test("writeForwardedResponseHead() copies clean heads verbatim and marks closes", () => {
+  const clean = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n";
+  assertEquals(fwdRes(clean, false), clean);
+  assertEquals(
+    fwdRes(clean, true),
+    "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n",
+  );
+  assertEquals(
+    fwdRes(
+      "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nX: 1\r\n\r\n",
+      false,
+    ),
+    "HTTP/1.1 200 OK\r\nX: 1\r\n\r\n",
+  );
+  assertEquals(
+    fwdRes(
+      "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+      false,
+    ),
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nconnection: upgrade\r\n\r\n",
+  );
+});
+
+Deno.test("proxyResponseBytes() names the proxy and the cause", () => {
+  const text = dec.decode(
+    proxyResponseBytes({
+      status: 503,
+      node: "vm-1",
+      cause: "no_endpoint",
+      message: "no endpoint for ledger",
+      close: false,
+    }),
+  );
+  const r = responseHeadParser().push(enc.encode(text));
+  assert(r);
+  assertEquals(r.head.status, 503);
+  assertEquals(r.head.values[r.head.names.indexOf("x-skein-proxy")], "vm-1");
+  assertEquals(r.head.values[r.head.names.indexOf("x-skein-error")], "no_endpoint");
+  assertEquals(dec.decode(r.rest), "no endpoint for ledger\n");
+  assertEquals(r.head.contentLength, r.rest.length);
+});
+
+Deno.test("responseBodyKind() follows RFC 9112 section 6.3", () => {
+  const kind = (method: string, s: string) => {
+    const r = responseHeadParser().push(enc.encode(s));
+    assert(r);
+    return responseBodyKind(method, r.head);
+  };
+  assertEquals(kind("HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"), "none");
+  assertEquals(kind("GET", "HTTP/1.1 204 No Content\r\n\r\n"), "none");
+  assertEquals(kind("GET", "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n"), "none");
+  assertEquals(kind("GET", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"), "length");
+  assertEquals(kind("GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"), "chunked");
+  assertEquals(kind("GET", "HTTP/1.1 200 OK\r\n\r\n"), "close");
+  assertEquals(kind("GET", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"), "close");
+});
