@@ -1,9 +1,28 @@
 /**
- * `skein demo`: a whole mesh on loopback.
+ * `skein demo`: a whole mesh on loopback with no configuration: 3 control nodes, three demo
+ * services (frontend -> orders -> inventory) with 2 instances each behind their own proxies,
+ * an edge proxy, and a little load generator. Stops cleanly on Ctrl-C: every child gets
+ * SIGTERM (proxies first, so they drain and deregister), and the temp dir is removed.
  * @module
  */
 import type { Logger } from "../common/log.ts";
+import { serveDemoService } from "../bench/apps/demo_service.ts";
 import { type CommandIo, EXIT } from "./io.ts";
+
+/** The chain of demo services: each calls the next. */
+export const DEMO_SERVICES = ["frontend", "orders", "inventory"] as const;
+/** Instances per demo service. */
+export const DEMO_INSTANCES = 2;
+/** Control nodes in the demo cluster. */
+export const DEMO_CONTROL_NODES = 3;
+/** Requests per second of the load generator. */
+export const DEMO_LOAD_RPS = 10;
+/** How long to wait for the control cluster to elect a leader, in ms. */
+export const DEMO_START_TIMEOUT_MS = 60_000;
+/** How long a child may take to stop after SIGTERM before it is killed, in ms. */
+export const DEMO_STOP_TIMEOUT_MS = 10_000;
+/** How often the load generator prints a summary, in ms. */
+export const DEMO_REPORT_INTERVAL_MS = 5_000;
 
 /** Options of {@linkcode runDemo}. */
 export interface RunDemoOptions {
@@ -12,8 +31,268 @@ export interface RunDemoOptions {
   log: Logger;
 }
 
+interface _Child {
+  name: string;
+  proc: Deno.ChildProcess;
+  logged: Promise<void>;
+}
+
+/** A free loopback port (bound and released; fine for a demo on one machine). */
+function _freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** How to run `skein` again: the same executable, from source or compiled. */
+function _skeinCommand(): { cmd: string; prefix: string[]; fromSource: boolean } {
+  const exe = Deno.execPath();
+  const base = exe.split(/[\\/]/).pop() ?? "";
+  if (base.startsWith("deno")) {
+    return {
+      cmd: exe,
+      prefix: ["run", "--allow-all", "--quiet", new URL("./skein.ts", import.meta.url).pathname],
+      fromSource: true,
+    };
+  }
+  return { cmd: exe, prefix: [], fromSource: false };
+}
+
 /** Runs the demo until Ctrl-C; returns the exit code. */
-export function runDemo(opts: RunDemoOptions): Promise<number> {
-  opts.io.stderr("skein demo: not available yet: the data plane is not wired\n");
-  return Promise.resolve(EXIT.failure);
+export async function runDemo(opts: RunDemoOptions): Promise<number> {
+  const io = opts.io;
+  const log = opts.log.with({ component: "demo" });
+  const ownDir = opts.dir === undefined;
+  const dir = opts.dir ?? await Deno.makeTempDir({ prefix: "skein-demo-" });
+  await Deno.mkdir(`${dir}/logs`, { recursive: true });
+  const children: _Child[] = [];
+  const inProcess: Deno.HttpServer[] = [];
+  const stop = Promise.withResolvers<string>();
+  const onInt = () => stop.resolve("SIGINT");
+  const onTerm = () => stop.resolve("SIGTERM");
+  Deno.addSignalListener("SIGINT", onInt);
+  Deno.addSignalListener("SIGTERM", onTerm);
+  const skein = _skeinCommand();
+
+  const spawn = async (name: string, cmd: string, args: string[]): Promise<_Child> => {
+    const file = await Deno.open(`${dir}/logs/${name}.log`, { write: true, create: true });
+    const proc = new Deno.Command(cmd, {
+      args,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).spawn();
+    const w = file.writable.getWriter();
+    const drain = async (s: ReadableStream<Uint8Array>) => {
+      for await (const c of s) await w.write(c);
+    };
+    const logged = Promise.all([drain(proc.stdout), drain(proc.stderr)]).then(() => w.close())
+      .catch(() => {});
+    const c = { name, proc, logged };
+    children.push(c);
+    return c;
+  };
+
+  let loadTimer: ReturnType<typeof setInterval> | undefined;
+  let reportTimer: ReturnType<typeof setInterval> | undefined;
+  try {
+    // --- control cluster -----------------------------------------------------------------
+    const cps = Array.from({ length: DEMO_CONTROL_NODES }, (_, i) => ({
+      node: `cp-${i + 1}`,
+      api: _freePort(),
+      raft: _freePort(),
+    }));
+    const peers = cps.map((c) => `${c.node}=127.0.0.1:${c.raft}`);
+    for (const c of cps) {
+      const path = `${dir}/${c.node}.yaml`;
+      await Deno.writeTextFile(
+        path,
+        JSON.stringify({
+          node: c.node,
+          data_dir: `${dir}/${c.node}`,
+          api: `127.0.0.1:${c.api}`,
+          raft: `127.0.0.1:${c.raft}`,
+          peers,
+          bootstrap_token_file: `${dir}/admin.token`,
+          raft_tuning: { heartbeat: "100ms", election_timeout: "1s" },
+        }),
+      );
+      await spawn(c.node, skein.cmd, [...skein.prefix, "control", "--config", path]);
+    }
+    const controlUrls = cps.map((c) => `http://127.0.0.1:${c.api}`);
+    io.stderr(`skein demo: starting ${DEMO_CONTROL_NODES} control nodes in ${dir}\n`);
+    const leader = await Promise.race([
+      _waitLeader(controlUrls, stop.promise),
+      stop.promise.then(() => null),
+    ]);
+    if (leader === null) return EXIT.ok;
+
+    // --- services, each instance behind its own proxy --------------------------------------
+    const admins: { node: string; url: string }[] = [];
+    const startProxy = async (node: string, cfg: Record<string, unknown>) => {
+      const admin = _freePort();
+      const path = `${dir}/${node}.yaml`;
+      await Deno.writeTextFile(
+        path,
+        JSON.stringify({
+          node,
+          zone: "demo",
+          control: controlUrls,
+          data_dir: `${dir}/${node}`,
+          admin: `127.0.0.1:${admin}`,
+          inbound: `127.0.0.1:${_freePort()}`,
+          heartbeat_interval: "1s",
+          drain_timeout: "2s",
+          ...cfg,
+        }),
+      );
+      admins.push({ node, url: `http://127.0.0.1:${admin}` });
+      await spawn(node, skein.cmd, [...skein.prefix, "proxy", "--config", path]);
+    };
+    const appEntry = new URL("../bench/apps/demo_service.ts", import.meta.url).pathname;
+    for (const [si, svc] of DEMO_SERVICES.entries()) {
+      const next = DEMO_SERVICES[si + 1];
+      for (let i = 1; i <= DEMO_INSTANCES; i++) {
+        const node = `${svc}-${i}`;
+        const appPort = _freePort();
+        const nextAddr = next ? `127.0.0.1:${_freePort()}` : undefined;
+        if (skein.fromSource) {
+          await spawn(`${node}-app`, Deno.execPath(), [
+            "run",
+            "--allow-net",
+            "--quiet",
+            appEntry,
+            svc,
+            node,
+            String(appPort),
+            ...(nextAddr ? [nextAddr] : []),
+          ]);
+        } else {
+          // A compiled skein cannot run a script: serve the app from this process instead.
+          inProcess.push(
+            serveDemoService({ name: svc, instance: node, port: appPort, next: nextAddr }),
+          );
+        }
+        await startProxy(node, {
+          services: [{ name: svc, port: appPort, health: { http: "/healthz", interval: "1s" } }],
+          upstreams: nextAddr ? [{ service: next, listen: nextAddr }] : [],
+        });
+      }
+    }
+    const edgeUpstream = `127.0.0.1:${_freePort()}`;
+    const edgeHttpProxy = `127.0.0.1:${_freePort()}`;
+    await startProxy("edge", {
+      http_proxy: edgeHttpProxy,
+      upstreams: [{ service: "frontend", listen: edgeUpstream }],
+    });
+
+    // Load starts once the edge proxy has a catalog, so the first requests do not fail.
+    const readyBy = Date.now() + DEMO_START_TIMEOUT_MS;
+    const isReady = (url: string) =>
+      fetch(`${url}/ready`, { signal: AbortSignal.timeout(1000) }).then(async (r) => {
+        await r.body?.cancel();
+        return r.ok;
+      }).catch(() => false);
+    while (Date.now() < readyBy) {
+      const all = await Promise.all(admins.map((a) => isReady(a.url)));
+      if (all.every(Boolean)) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    io.stdout(
+      [
+        "",
+        "skein demo is running. Press Ctrl-C to stop.",
+        "",
+        "control API:",
+        ...controlUrls.map((u) => `  ${u}/v1/health   ${u}/v1/services   ${u}/metrics`),
+        "",
+        "proxy admin (/metrics /ready /config /endpoints):",
+        ...admins.map((a) => `  ${a.node.padEnd(12)} ${a.url}/metrics`),
+        "",
+        "through the mesh (edge -> frontend -> orders -> inventory):",
+        `  curl http://${edgeUpstream}/`,
+        `  curl -H 'Host: frontend' http://${edgeHttpProxy}/`,
+        "",
+        `working directory: ${dir} (logs in ${dir}/logs)`,
+        "",
+      ].join("\n"),
+    );
+
+    // --- load ------------------------------------------------------------------------------
+    let ok = 0;
+    let failed = 0;
+    loadTimer = setInterval(() => {
+      fetch(`http://${edgeUpstream}/`, { signal: AbortSignal.timeout(5000) })
+        .then(async (r) => {
+          await r.body?.cancel();
+          if (r.ok) ok++;
+          else failed++;
+        })
+        .catch(() => failed++);
+    }, 1000 / DEMO_LOAD_RPS);
+    reportTimer = setInterval(() => {
+      io.stdout(`load: ${ok} ok, ${failed} failed\n`);
+    }, DEMO_REPORT_INTERVAL_MS);
+
+    const sig = await stop.promise;
+    io.stderr(`skein demo: ${sig}: stopping\n`);
+    return EXIT.ok;
+  } catch (e) {
+    log.error("demo failed", { err: e as Error });
+    return EXIT.failure;
+  } finally {
+    clearInterval(loadTimer);
+    clearInterval(reportTimer);
+    Deno.removeSignalListener("SIGINT", onInt);
+    Deno.removeSignalListener("SIGTERM", onTerm);
+    // Proxies first (they drain and deregister while the control plane is still up), then
+    // apps, then control nodes.
+    const order = (c: _Child) => c.name.startsWith("cp-") ? 2 : c.name.endsWith("-app") ? 1 : 0;
+    for (const rank of [0, 1, 2]) {
+      await Promise.all(children.filter((c) => order(c) === rank).map((c) => _stopChild(c)));
+    }
+    await Promise.all(inProcess.map((s) => s.shutdown()));
+    if (ownDir) await Deno.remove(dir, { recursive: true }).catch(() => {});
+    io.stderr("skein demo: stopped\n");
+  }
+}
+
+async function _stopChild(c: _Child): Promise<void> {
+  try {
+    c.proc.kill("SIGTERM");
+  } catch {
+    // Already gone.
+  }
+  const t = setTimeout(() => {
+    try {
+      c.proc.kill("SIGKILL");
+    } catch {
+      // Already gone.
+    }
+  }, DEMO_STOP_TIMEOUT_MS);
+  await c.proc.status;
+  clearTimeout(t);
+  await c.logged;
+}
+
+async function _waitLeader(urls: string[], stopped: Promise<string>): Promise<string | null> {
+  let done = false;
+  stopped.then(() => (done = true));
+  const end = Date.now() + DEMO_START_TIMEOUT_MS;
+  while (!done && Date.now() < end) {
+    for (const u of urls) {
+      try {
+        const r = await fetch(`${u}/v1/health`, { signal: AbortSignal.timeout(1000) });
+        const h = await r.json() as { leader?: string | null };
+        if (h.leader) return h.leader;
+      } catch {
+        // Not up yet.
+      }
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  if (done) return null;
+  throw new Error(`no control leader elected within ${DEMO_START_TIMEOUT_MS} ms`);
 }

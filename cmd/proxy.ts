@@ -1,9 +1,10 @@
 /**
- * `skein proxy`: loads proxy.yaml and runs a proxy.
+ * `skein proxy`: loads proxy.yaml and runs a proxy until SIGTERM/SIGINT.
  * @module
  */
 import { ProxyConfig } from "../config/mod.ts";
 import type { Logger } from "../common/log.ts";
+import { MeshProxy } from "../mesh/proxy/mod.ts";
 import { type CommandIo, EXIT } from "./io.ts";
 import { loadModeConfig } from "./load_config.ts";
 
@@ -19,6 +20,35 @@ export interface RunProxyOptions {
 export async function runProxy(opts: RunProxyOptions): Promise<number> {
   const cfg = await loadModeConfig(opts.configPath, ProxyConfig, opts.dataDir, opts.io);
   if (!cfg) return EXIT.usage;
-  opts.log.error("the proxy runtime is not wired yet", { node: cfg.node });
-  return EXIT.failure;
+  const log = opts.log.with({ node: cfg.node });
+
+  // Signals are caught before anything binds, so a stop during start-up is still graceful.
+  const stopped = Promise.withResolvers<string>();
+  const sigterm = () => stopped.resolve("SIGTERM");
+  const sigint = () => stopped.resolve("SIGINT");
+  Deno.addSignalListener("SIGTERM", sigterm);
+  Deno.addSignalListener("SIGINT", sigint);
+  try {
+    let proxy: MeshProxy;
+    try {
+      proxy = await MeshProxy.start({ config: cfg, logger: log });
+    } catch (e) {
+      log.error("proxy failed to start", { err: e as Error });
+      return EXIT.failure;
+    }
+    const a = proxy.addresses;
+    log.info("proxy listening", {
+      admin: a.admin,
+      inbound: a.inbound,
+      http_proxy: a.httpProxy,
+      upstreams: Object.entries(a.upstreams).map(([s, addr]) => `${s}=${addr}`).join(","),
+    });
+    const sig = await stopped.promise;
+    log.info("stopping", { signal: sig });
+    await proxy.shutdown();
+    return EXIT.ok;
+  } finally {
+    Deno.removeSignalListener("SIGTERM", sigterm);
+    Deno.removeSignalListener("SIGINT", sigint);
+  }
 }

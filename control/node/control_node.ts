@@ -1,0 +1,802 @@
+/**
+ * The control node driver: the one place where the pure Raft core meets disk, network, clock
+ * and the registry. It persists each Ready, then sends, then applies (etcd's order), and
+ * implements the API's {@linkcode ControlBackend}.
+ * @module
+ */
+import { type Logger, type NodeId, nodeId } from "../../common/mod.ts";
+import { decodeConfChange, decodeMessage, encodeMessage } from "../raft/codec.ts";
+import { RaftNode } from "../raft/node.ts";
+import { MemoryStorage } from "../raft/storage.ts";
+import type { ConfChange, ConfState, Entry, Message, ProposeResult, Ready } from "../raft/types.ts";
+import {
+  type ApplyResult,
+  decodeCommand,
+  encodeCommand,
+  IndexWatcher,
+  LeaseTracker,
+  type RegistryCommand,
+  RegistryState,
+} from "../registry/mod.ts";
+import {
+  BackendError,
+  type ControlBackend,
+  type HealthInfo,
+  type HeartbeatItem,
+  type Member,
+  NoQuorumError,
+  NotLeaderError,
+} from "../api/backend.ts";
+import { DEFAULT_MAX_FRAME_BYTES, Transport } from "../transport/mod.ts";
+import { DurableLog } from "./durable_log.ts";
+import {
+  decodeMemberEntry,
+  decodeSnapshotPayload,
+  encodeMemberEntry,
+  encodeSnapshotPayload,
+  FRAME_ANNOUNCE,
+  FRAME_RAFT,
+  isMemberEntry,
+  type MemberAddress,
+} from "./envelope.ts";
+
+/** Frames queued per peer before the transport drops (Raft retransmits what is lost). */
+export const PEER_QUEUE_FRAMES = 4096;
+/** How often a node tells its peers its API URL. */
+export const ANNOUNCE_INTERVAL_MS = 1000;
+/** How often the leader turns missed heartbeats into committed health changes. */
+export const LEASE_CHECK_INTERVAL_MS = 500;
+/** Proposals waiting for commit at once; more are refused as overload. */
+export const MAX_PENDING_PROPOSALS = 65_536;
+/** The Ready loop waiting this long on one step is logged as a stall. */
+export const STALL_WARN_MS = 2000;
+/** A learner is promoted once it is within this many entries of the leader. */
+export const LEARNER_CATCHUP_LAG = 64;
+
+/** Options of {@linkcode ControlNode.start}. */
+export interface ControlNodeOptions {
+  /** This node's id. */
+  node: string;
+  /** Directory for the WAL and snapshots. */
+  dataDir: string;
+  /** Raft listen address. */
+  raftListen: { hostname: string; port: number };
+  /** Raft address others dial (`advertise:port`). */
+  raftAdvertise: string;
+  /** Base URL of this node's API, for forwarding. */
+  apiUrl: string;
+  /** The initial cluster (`id` → `host:port`); empty for a single node. */
+  peers: { id: string; hostname: string; port: number }[];
+  /** Start with no membership and wait to be added by a running cluster. */
+  join: boolean;
+  /** Cluster id checked in transport hellos (the trust domain). */
+  clusterId: string;
+  /** Milliseconds per Raft tick (the heartbeat interval). */
+  tickMs: number;
+  /** Election timeout in ticks. */
+  electionTicks: number;
+  /** Applied entries between snapshots. */
+  snapshotEvery: number;
+  /** Heartbeat lease TTL of service instances. */
+  leaseTtlMs?: number;
+  /** Random source for Raft timeouts. @default Math.random */
+  random?: () => number;
+  /** Logger. */
+  log: Logger;
+}
+
+interface _Pending {
+  term: number;
+  resolve: (r: ApplyResult) => void;
+  reject: (e: Error) => void;
+}
+
+interface _PendingConf {
+  term: number;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+interface _Read {
+  resolve: () => void;
+  reject: (e: Error) => void;
+  index?: number;
+}
+
+function _hostPort(s: string): { hostname: string; port: number } {
+  const i = s.lastIndexOf(":");
+  return { hostname: s.slice(0, i).replace(/^\[|\]$/g, ""), port: Number(s.slice(i + 1)) };
+}
+
+const _enc = new TextEncoder();
+const _dec = new TextDecoder();
+
+/** A running control node. */
+export class ControlNode implements ControlBackend {
+  readonly id: NodeId;
+  readonly watcher: IndexWatcher;
+  readonly #opts: ControlNodeOptions;
+  readonly #log: Logger;
+  readonly #raft: RaftNode;
+  readonly #storage: MemoryStorage;
+  readonly #durable: DurableLog;
+  #transport!: Transport;
+  #state: RegistryState;
+  readonly #leases: LeaseTracker;
+  readonly #members = new Map<string, MemberAddress>();
+  readonly #pending = new Map<number, _Pending>();
+  readonly #pendingConf = new Map<number, _PendingConf>();
+  readonly #reads = new Map<string, _Read>();
+  #readSeq = 0;
+  #role = "follower";
+  #leader: string | null = null;
+  #snapIndex = 0;
+  /** Index of the last entry this driver applied; Raft's own `applied` lags until advance(). */
+  #applied = 0;
+  #pumping = false;
+  #again = false;
+  /** What the Ready loop awaits right now and since when, for the stall watchdog. */
+  #stage = "idle";
+  #stageSince = 0;
+  #stallReported = false;
+  #closed = false;
+  #fatal: Error | null = null;
+  readonly #failed = Promise.withResolvers<Error>();
+  readonly #timers: ReturnType<typeof setInterval>[] = [];
+
+  private constructor(
+    opts: ControlNodeOptions,
+    storage: MemoryStorage,
+    durable: DurableLog,
+  ) {
+    this.#opts = opts;
+    this.#log = opts.log;
+    this.id = nodeId(opts.node);
+    this.#storage = storage;
+    this.#durable = durable;
+    const snap = storage.snapshot();
+    const { members, registry } = decodeSnapshotPayload(snap.data);
+    for (const m of members) this.#members.set(m.node, m);
+    this.#state = registry ? RegistryState.restore(registry) : new RegistryState();
+    this.#snapIndex = snap.meta.index;
+    this.#applied = snap.meta.index;
+    this.watcher = new IndexWatcher(this.#state.index);
+    this.#leases = new LeaseTracker({ ttlMs: opts.leaseTtlMs });
+    this.#raft = new RaftNode({
+      id: this.id,
+      electionTicks: opts.electionTicks,
+      heartbeatTicks: 1,
+      preVote: true,
+      checkQuorum: true,
+      maxInflightMsgs: 256,
+      maxEntriesPerMsg: 512,
+      random: opts.random ?? Math.random,
+      storage,
+      logger: opts.log,
+    });
+    // Our own address is always known, even before any entry mentions it.
+    this.#members.set(opts.node, {
+      node: opts.node,
+      raft: opts.raftAdvertise,
+      api: opts.apiUrl,
+    });
+  }
+
+  /** Opens the data directory, restores state, joins the peers and starts ticking. */
+  static async start(opts: ControlNodeOptions): Promise<ControlNode> {
+    await Deno.mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
+    const restored = await DurableLog.open(opts.dataDir, opts.log);
+    let storage = restored.storage;
+    if (restored.fresh && !opts.join) {
+      // A founding member: every founder derives the same bootstrap snapshot from the same
+      // peer list, so their logs agree at index 1.
+      const founders = opts.peers.length > 0
+        ? opts.peers
+        : [{ id: opts.node, ..._hostPort(opts.raftAdvertise) }];
+      const members: MemberAddress[] = founders
+        .map((p) => ({ node: p.id, raft: `${p.hostname}:${p.port}`, api: null }))
+        .sort((a, b) => (a.node < b.node ? -1 : 1));
+      const conf: ConfState = { voters: founders.map((p) => nodeId(p.id)).sort(), learners: [] };
+      const data = encodeSnapshotPayload(members, new RegistryState().snapshot());
+      storage = MemoryStorage.bootstrap(conf, data);
+      await restored.durable.saveSnapshot(storage.snapshot());
+      await restored.durable.persist(storage.hardState(), []);
+      opts.log.info("bootstrapped a new cluster member", { voters: conf.voters.join(",") });
+    }
+    const node = new ControlNode(opts, storage, restored.durable);
+    for (const p of opts.peers) {
+      if (!node.#members.has(p.id)) {
+        node.#members.set(p.id, { node: p.id, raft: `${p.hostname}:${p.port}`, api: null });
+      }
+    }
+    node.#transport = await Transport.start({
+      self: node.id,
+      clusterId: opts.clusterId,
+      listen: opts.raftListen,
+      peers: node.#peerMap(),
+      maxQueuedFrames: PEER_QUEUE_FRAMES,
+      maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
+      logger: opts.log.with({ component: "transport" }),
+      reconnect: { baseMs: 50, maxMs: 1000 },
+    }, (from, frame) => node.#onFrame(from, frame));
+    node.#timers.push(setInterval(() => node.#tick(), opts.tickMs));
+    node.#timers.push(setInterval(() => node.#announce(), ANNOUNCE_INTERVAL_MS));
+    node.#timers.push(setInterval(() => node.#checkLeases(), LEASE_CHECK_INTERVAL_MS));
+    node.#announce();
+    node.#kick();
+    opts.log.info("control node started", {
+      node: opts.node,
+      raft: opts.raftAdvertise,
+      api: opts.apiUrl,
+      applied: node.#state.appliedIndex,
+    });
+    return node;
+  }
+
+  /** Resolves with the error that stopped this node (a storage failure or broken invariant). */
+  get failed(): Promise<Error> {
+    return this.#failed.promise;
+  }
+
+  /** The Raft address the transport actually listens on (useful with port 0). */
+  get raftAddr(): { hostname: string; port: number } {
+    return this.#transport.addr;
+  }
+
+  #peerMap(): Map<NodeId, { hostname: string; port: number }> {
+    const m = new Map<NodeId, { hostname: string; port: number }>();
+    for (const [id, a] of this.#members) {
+      if (id !== this.#opts.node) m.set(nodeId(id), _hostPort(a.raft));
+    }
+    return m;
+  }
+
+  // ---------------------------------------------------------------- inputs
+
+  #tick(): void {
+    if (this.#closed) return;
+    this.#watchStall();
+    this.#raft.tick();
+    this.#kick();
+  }
+
+  #onFrame(from: NodeId, frame: Uint8Array): void {
+    if (this.#closed || frame.length === 0) return;
+    const type = frame[0];
+    try {
+      if (type === FRAME_RAFT) {
+        const msg = decodeMessage(frame.subarray(1));
+        if (msg.from !== from) {
+          this.#log.warn("dropping a raft message whose sender differs from its connection", {
+            conn: from,
+            from: msg.from,
+          });
+          return;
+        }
+        this.#raft.step(msg);
+        this.#kick();
+      } else if (type === FRAME_ANNOUNCE) {
+        const info = JSON.parse(_dec.decode(frame.subarray(1))) as { api?: unknown };
+        const m = this.#members.get(from);
+        if (m && typeof info.api === "string" && info.api.length < 300) {
+          // A peer we knew no URL for has just (re)started: it does not know ours either.
+          const fresh = m.api !== info.api;
+          m.api = info.api;
+          if (fresh) this.#announceTo(from);
+        }
+      }
+    } catch (e) {
+      this.#log.warn("dropping a malformed frame", { from, error: e as Error });
+    }
+  }
+
+  #announceFrame(): Uint8Array {
+    const body = _enc.encode(JSON.stringify({ api: this.#opts.apiUrl }));
+    const frame = new Uint8Array(body.length + 1);
+    frame[0] = FRAME_ANNOUNCE;
+    frame.set(body, 1);
+    return frame;
+  }
+
+  #announce(): void {
+    if (this.#closed) return;
+    const frame = this.#announceFrame();
+    for (const id of this.#members.keys()) {
+      if (id !== this.#opts.node) this.#transport.send(nodeId(id), frame);
+    }
+  }
+
+  #announceTo(id: string): void {
+    if (!this.#closed) this.#transport.send(nodeId(id), this.#announceFrame());
+  }
+
+  #checkLeases(): void {
+    if (this.#closed || this.#role !== "leader") return;
+    const committed = [];
+    for (const s of this.#state.listServices()) {
+      for (const i of this.#state.instances(s.name)) {
+        committed.push({ service: i.service, id: i.id, health: i.health });
+      }
+    }
+    const changes = this.#leases.expired(Date.now(), committed);
+    if (changes.length === 0) return;
+    const r = this.#raft.propose(encodeCommand({ type: "set_health", changes }));
+    if (r.ok) this.#kick();
+  }
+
+  // ---------------------------------------------------------------- the Ready loop
+
+  #setStage(stage: string): void {
+    this.#stage = stage;
+    this.#stageSince = Date.now();
+    this.#stallReported = false;
+  }
+
+  #watchStall(): void {
+    if (this.#stage === "idle" || this.#stallReported) return;
+    const ms = Date.now() - this.#stageSince;
+    if (ms < STALL_WARN_MS) return;
+    this.#stallReported = true;
+    this.#log.warn("ready loop stalled", { stage: this.#stage, ms });
+  }
+
+  #kick(): void {
+    if (this.#pumping) {
+      this.#again = true;
+      return;
+    }
+    this.#pumping = true;
+    queueMicrotask(() => this.#pump());
+  }
+
+  async #pump(): Promise<void> {
+    try {
+      do {
+        this.#again = false;
+        while (!this.#closed && this.#raft.hasReady()) {
+          await this.#handleReady(this.#raft.ready());
+          this.#raft.advance();
+        }
+      } while (this.#again && !this.#closed);
+    } catch (e) {
+      // A failed fsync (or a broken invariant) leaves us unable to promise durability: stop
+      // serving rather than lie. The process owner sees `failed` and exits non-zero.
+      this.#fatal = e as Error;
+      this.#log.error("control node stopping after a fatal error in the ready loop", {
+        stage: this.#stage,
+        error: e as Error,
+        stack: (e as Error).stack?.split("\n").slice(1, 6).join(" | "),
+      });
+      this.#failAll(new BackendError(503, "storage_failure", `storage failure: ${e}`));
+      this.#failed.resolve(e as Error);
+      await this.close();
+    } finally {
+      this.#pumping = false;
+    }
+  }
+
+  async #handleReady(rd: Ready): Promise<void> {
+    if (rd.softState) this.#onSoftState(rd.softState.role, rd.softState.leader);
+    if (rd.snapshot) {
+      this.#setStage("save_received_snapshot");
+      await this.#durable.saveSnapshot(rd.snapshot);
+      this.#storage.applySnapshot(rd.snapshot);
+      this.#restoreFrom(rd.snapshot.data, rd.snapshot.meta.index);
+    }
+    if (rd.hardState || rd.entries.length > 0) {
+      this.#setStage("persist");
+      await this.#durable.persist(rd.hardState, rd.entries);
+      if (rd.entries.length > 0) this.#storage.append(rd.entries);
+      if (rd.hardState) this.#storage.setHardState(rd.hardState);
+    }
+    for (const m of rd.messages) this.#send(m);
+    if (rd.committedEntries.length > 0) this.#apply(rd.committedEntries);
+    for (const rs of rd.readStates) {
+      const r = this.#reads.get(rs.ctx);
+      if (!r) continue;
+      r.index = rs.index;
+    }
+    for (const f of rd.readFailures) {
+      const r = this.#reads.get(f.ctx);
+      if (!r) continue;
+      this.#reads.delete(f.ctx);
+      r.reject(
+        f.reason === "no_leader" || f.reason === "stepped_down"
+          ? new NotLeaderError(`read index failed: ${f.reason}`)
+          : new NoQuorumError(`read index failed: ${f.reason}`),
+      );
+    }
+    this.#releaseReads();
+    await this.#maybeSnapshot();
+    this.#setStage("idle");
+  }
+
+  #send(m: Message): void {
+    const body = encodeMessage(m);
+    const frame = new Uint8Array(body.length + 1);
+    frame[0] = FRAME_RAFT;
+    frame.set(body, 1);
+    if (!this.#transport.send(m.to, frame) && m.type === "snap") {
+      this.#raft.reportSnapshot(m.to, false);
+    }
+  }
+
+  #onSoftState(role: string, leader: NodeId | null): void {
+    const wasLeader = this.#role === "leader";
+    this.#role = role;
+    if (leader !== this.#leader) {
+      this.#log.info("leader changed", { leader: leader ?? "none", role });
+    }
+    this.#leader = leader;
+    // Followers forward to the leader's API URL: a new leader tells everyone at once.
+    if (role === "leader" && !wasLeader) this.#announce();
+    if (role === "leader" && !wasLeader) this.#leases.becameLeader(Date.now());
+    if (role !== "leader" && wasLeader) this.#leases.clear();
+  }
+
+  #apply(entries: Entry[]): void {
+    for (const e of entries) {
+      this.#applied = e.index;
+      if (e.type === "conf") {
+        this.#onConfApplied(e);
+        continue;
+      }
+      const pending = this.#pending.get(e.index);
+      if (pending) this.#pending.delete(e.index);
+      if (e.data.length === 0) {
+        // A new leader's no-op; a proposal waiting at this index was overwritten.
+        pending?.reject(new NotLeaderError("leadership changed before the write committed"));
+        continue;
+      }
+      if (isMemberEntry(e.data)) {
+        try {
+          const m = decodeMemberEntry(e.data);
+          const prev = this.#members.get(m.node);
+          this.#members.set(m.node, { ...m, api: m.api ?? prev?.api ?? null });
+          this.#transport.setPeers(this.#peerMap());
+          // The new member needs our API URL to forward writes; do not make it wait a period.
+          if (m.node !== this.#opts.node) this.#announceTo(m.node);
+        } catch (err) {
+          this.#log.error("skipping an undecodable member entry", {
+            index: e.index,
+            error: err as Error,
+          });
+        }
+        pending?.resolve({ ok: true, index: e.index } as unknown as ApplyResult);
+        continue;
+      }
+      let result: ApplyResult;
+      try {
+        result = this.#state.apply(e.index, decodeCommand(e.data));
+      } catch (err) {
+        // Every node applies the same log, so an undecodable entry is skipped identically.
+        this.#log.error("skipping an undecodable registry entry", {
+          index: e.index,
+          error: err as Error,
+        });
+        pending?.reject(new BackendError(400, "bad_command", String(err)));
+        continue;
+      }
+      if (pending) {
+        if (pending.term === e.term) pending.resolve(result);
+        else pending.reject(new NotLeaderError("leadership changed before the write committed"));
+      }
+    }
+    this.watcher.notify(this.#state.index);
+  }
+
+  #onConfApplied(e: Entry): void {
+    const p = this.#pendingConf.get(e.index);
+    if (p) {
+      this.#pendingConf.delete(e.index);
+      if (p.term === e.term) p.resolve();
+      else {p.reject(
+          new NotLeaderError("leadership changed before the membership change committed"),
+        );}
+    }
+    // The core applies the change itself only at advance(), after this Ready: so read the
+    // change from the entry. Only a removal drops a transport link; an added node's address
+    // came earlier in its member entry and must stay.
+    let cc: ConfChange;
+    try {
+      cc = decodeConfChange(e.data);
+    } catch {
+      return; // The core skips undecodable conf entries identically on every node.
+    }
+    if (cc.op === "remove" && cc.node !== this.#opts.node && this.#members.delete(cc.node)) {
+      this.#transport.setPeers(this.#peerMap());
+    }
+  }
+
+  #restoreFrom(data: Uint8Array, index: number): void {
+    const { members, registry } = decodeSnapshotPayload(data);
+    for (const m of members) {
+      const prev = this.#members.get(m.node);
+      this.#members.set(m.node, { ...m, api: prev?.api ?? m.api });
+    }
+    this.#state = registry ? RegistryState.restore(registry) : new RegistryState();
+    this.#snapIndex = index;
+    this.#applied = index;
+    this.#transport.setPeers(this.#peerMap());
+    this.watcher.notify(this.#state.index);
+  }
+
+  async #maybeSnapshot(): Promise<void> {
+    const applied = this.#applied;
+    if (applied - this.#snapIndex < this.#opts.snapshotEvery) return;
+    const members = [...this.#members.values()].map((m) => ({ ...m, api: null }))
+      .sort((a, b) => (a.node < b.node ? -1 : 1));
+    const data = encodeSnapshotPayload(members, this.#state.snapshot());
+    this.#raft.compact(applied, data);
+    this.#snapIndex = applied;
+    this.#setStage("save_snapshot");
+    await this.#durable.saveSnapshot(this.#storage.snapshot());
+    this.#log.info("snapshot saved", { index: applied });
+  }
+
+  #releaseReads(): void {
+    const applied = this.#applied;
+    for (const [ctx, r] of this.#reads) {
+      if (r.index !== undefined && r.index <= applied) {
+        this.#reads.delete(ctx);
+        r.resolve();
+      }
+    }
+  }
+
+  #failAll(e: Error): void {
+    for (const p of this.#pending.values()) p.reject(e);
+    this.#pending.clear();
+    for (const p of this.#pendingConf.values()) p.reject(e);
+    this.#pendingConf.clear();
+    for (const r of this.#reads.values()) r.reject(e);
+    this.#reads.clear();
+  }
+
+  // ---------------------------------------------------------------- ControlBackend
+
+  /** See {@linkcode ControlBackend.health}. */
+  health(): HealthInfo {
+    const st = this.#raft.status();
+    const learner = st.conf.learners.includes(this.id);
+    return {
+      node: this.#opts.node,
+      role: learner ? "learner" : st.role === "pre_candidate" ? "candidate" : st.role,
+      leader: st.leader,
+      term: st.term,
+      commit_index: st.commit,
+      applied_index: this.#state.appliedIndex,
+    };
+  }
+
+  #checkUsable(): void {
+    if (this.#fatal) throw new BackendError(503, "storage_failure", this.#fatal.message);
+    if (this.#closed) throw new BackendError(503, "shutting_down", "control node is shutting down");
+  }
+
+  #proposeFailure(r: Exclude<ProposeResult, { ok: true }>): Error {
+    switch (r.reason) {
+      case "not_leader":
+      case "transferring":
+        return new NotLeaderError();
+      case "overloaded":
+        return new BackendError(503, "overloaded", "too many uncommitted writes; retry later");
+      default:
+        return new BackendError(409, r.reason, r.detail);
+    }
+  }
+
+  /** See {@linkcode ControlBackend.propose}. */
+  propose(cmd: RegistryCommand, signal: AbortSignal): Promise<ApplyResult> {
+    this.#checkUsable();
+    if (this.#pending.size >= MAX_PENDING_PROPOSALS) {
+      return Promise.reject(
+        new BackendError(503, "overloaded", "too many writes waiting to commit; retry later"),
+      );
+    }
+    return this.#proposeData(encodeCommand(cmd), signal);
+  }
+
+  #proposeData(data: Uint8Array, signal: AbortSignal): Promise<ApplyResult> {
+    const r = this.#raft.propose(data);
+    if (!r.ok) return Promise.reject(this.#proposeFailure(r));
+    this.#kick();
+    return new Promise<ApplyResult>((resolve, reject) => {
+      const onAbort = () => {
+        if (this.#pending.get(r.index)?.term === r.term) this.#pending.delete(r.index);
+        reject(new NoQuorumError("the write was not committed in time"));
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.#pending.set(r.index, {
+        term: r.term,
+        resolve: (v) => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(v);
+        },
+        reject: (e) => {
+          signal.removeEventListener("abort", onAbort);
+          reject(e);
+        },
+      });
+    });
+  }
+
+  /** See {@linkcode ControlBackend.linearizableRead}. */
+  linearizableRead(signal: AbortSignal): Promise<void> {
+    this.#checkUsable();
+    const ctx = `${this.#opts.node}-${++this.#readSeq}`;
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = () => {
+        this.#reads.delete(ctx);
+        reject(new NoQuorumError("leadership could not be confirmed in time"));
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.#reads.set(ctx, {
+        resolve: () => {
+          signal.removeEventListener("abort", onAbort);
+          resolve();
+        },
+        reject: (e) => {
+          signal.removeEventListener("abort", onAbort);
+          reject(e);
+        },
+      });
+      this.#raft.readIndex(ctx);
+      this.#kick();
+    });
+  }
+
+  /** See {@linkcode ControlBackend.state}. */
+  state(): RegistryState {
+    return this.#state;
+  }
+
+  /** See {@linkcode ControlBackend.leaderApi}. */
+  leaderApi(): string | null {
+    const l = this.#raft.status().leader;
+    if (!l || l === this.id) return null;
+    return this.#members.get(l)?.api ?? null;
+  }
+
+  /** See {@linkcode ControlBackend.isLeader}. */
+  isLeader(): boolean {
+    return this.#raft.status().role === "leader";
+  }
+
+  /** See {@linkcode ControlBackend.members}. */
+  members(): Member[] {
+    const conf = this.#raft.status().conf;
+    const out: Member[] = [];
+    for (
+      const [id, voter] of [
+        ...conf.voters.map((v) => [v, true] as const),
+        ...conf.learners.map((v) => [v, false] as const),
+      ]
+    ) {
+      const m = this.#members.get(id);
+      out.push({ node: id, address: m?.raft ?? "", api: m?.api ?? null, voter });
+    }
+    return out.sort((a, b) => (a.node < b.node ? -1 : 1));
+  }
+
+  #proposeConf(
+    op: "add_learner" | "promote" | "remove",
+    node: string,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const r = this.#raft.proposeConfChange({ op, node: nodeId(node) });
+    if (!r.ok) return Promise.reject(this.#proposeFailure(r));
+    this.#kick();
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = () => {
+        this.#pendingConf.delete(r.index);
+        reject(new NoQuorumError("the membership change was not committed in time"));
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.#pendingConf.set(r.index, {
+        term: r.term,
+        resolve: () => {
+          signal.removeEventListener("abort", onAbort);
+          resolve();
+        },
+        reject: (e) => {
+          signal.removeEventListener("abort", onAbort);
+          reject(e);
+        },
+      });
+    });
+  }
+
+  /** See {@linkcode ControlBackend.addMember}: address entry, learner, catch-up, promotion. */
+  async addMember(m: Member, signal: AbortSignal): Promise<void> {
+    this.#checkUsable();
+    if (!this.isLeader()) throw new NotLeaderError();
+    const conf = this.#raft.status().conf;
+    if (conf.voters.includes(nodeId(m.node))) {
+      throw new BackendError(409, "member_exists", `member ${m.node} already exists`);
+    }
+    await this.#proposeData(
+      encodeMemberEntry({ node: m.node, raft: m.address, api: m.api ?? null }),
+      signal,
+    );
+    if (!this.#raft.status().conf.learners.includes(nodeId(m.node))) {
+      await this.#proposeConf("add_learner", m.node, signal);
+    }
+    // Promote only once the learner has caught up, so adding a member never stalls commits.
+    while (!signal.aborted) {
+      const st = this.#raft.status();
+      if (st.role !== "leader") throw new NotLeaderError();
+      const match = st.progress?.[m.node]?.match ?? 0;
+      if (st.lastIndex - match <= LEARNER_CATCHUP_LAG) {
+        const r = this.#raft.proposeConfChange({ op: "promote", node: nodeId(m.node) });
+        if (r.ok) {
+          this.#kick();
+          await new Promise<void>((resolve, reject) => {
+            this.#pendingConf.set(r.index, { term: r.term, resolve, reject });
+            signal.addEventListener("abort", () => {
+              this.#pendingConf.delete(r.index);
+              reject(new NoQuorumError("the promotion was not committed in time"));
+            }, { once: true });
+          });
+          return;
+        }
+        if (r.reason !== "learner_behind" && r.reason !== "conf_change_pending") {
+          throw this.#proposeFailure(r);
+        }
+      }
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    throw new NoQuorumError(`member ${m.node} did not catch up in time; it stays a learner`);
+  }
+
+  /** See {@linkcode ControlBackend.removeMember}. */
+  async removeMember(node: string, signal: AbortSignal): Promise<void> {
+    this.#checkUsable();
+    if (!this.isLeader()) throw new NotLeaderError();
+    await this.#proposeConf("remove", node, signal);
+  }
+
+  /** See {@linkcode ControlBackend.heartbeat}. */
+  heartbeat(items: readonly HeartbeatItem[]): void {
+    if (!this.isLeader()) throw new NotLeaderError();
+    const now = Date.now();
+    for (const i of items) this.#leases.heartbeat(i.service, i.id, i.health, now);
+  }
+
+  /** Hands leadership to the most caught-up voter and waits (bounded) until it took over. */
+  async handOff(timeoutMs: number): Promise<boolean> {
+    const st = this.#raft.status();
+    if (st.role !== "leader" || !st.progress) return false;
+    let best: string | null = null;
+    let bestMatch = -1;
+    for (const v of st.conf.voters) {
+      if (v === this.id) continue;
+      const p = st.progress[v];
+      if (p && p.match > bestMatch) {
+        best = v;
+        bestMatch = p.match;
+      }
+    }
+    if (!best) return false;
+    this.#raft.transferLeadership(nodeId(best));
+    this.#kick();
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      if (this.#raft.status().role !== "leader") return true;
+    }
+    return false;
+  }
+
+  /** Stops timers, the transport and the WAL; pending callers get 503. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const t of this.#timers) clearInterval(t);
+    this.#failAll(new BackendError(503, "shutting_down", "control node is shutting down"));
+    await this.#transport?.close();
+    // Let an in-flight Ready finish its fsync before the WAL closes under it.
+    for (let i = 0; i < 200 && this.#pumping; i++) await new Promise((r) => setTimeout(r, 5));
+    await this.#durable.close().catch(() => {});
+  }
+}

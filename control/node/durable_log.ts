@@ -1,0 +1,145 @@
+/**
+ * The control node's durable Raft state: a WAL of entries and hard states plus a snapshot
+ * store, restored into the in-memory {@linkcode MemoryStorage} the Raft core reads.
+ * @module
+ */
+import type { Logger } from "../../common/log.ts";
+import { decodeEntry, decodeHardState, encodeEntry, encodeHardState } from "../raft/codec.ts";
+import { MemoryStorage } from "../raft/storage.ts";
+import type { ConfState, Entry, HardState, Snapshot } from "../raft/types.ts";
+import { SnapshotStore } from "../storage/snapshot_store.ts";
+import { Wal, type WalRecord } from "../storage/wal.ts";
+
+/** WAL record kinds written by the control node. */
+export const WAL_KIND = { entry: 1, hardState: 2 } as const;
+
+/** What a node finds in its data directory at start-up. */
+export interface RestoredLog {
+  /** The in-memory log view, ready for the Raft core. */
+  storage: MemoryStorage;
+  /** Whether the directory held no state at all (a brand-new node). */
+  fresh: boolean;
+}
+
+/** Owns the WAL and the snapshot store of one control node. */
+export class DurableLog {
+  readonly #wal: Wal;
+  readonly #snaps: SnapshotStore;
+  readonly #log: Logger;
+  /** For each WAL segment, the highest entry index written into it (to release old segments). */
+  readonly #segmentMaxIndex = new Map<number, number>();
+  #lastHardState: HardState | null = null;
+
+  private constructor(wal: Wal, snaps: SnapshotStore, log: Logger) {
+    this.#wal = wal;
+    this.#snaps = snaps;
+    this.#log = log;
+  }
+
+  /**
+   * Opens `dir/wal` and `dir/snap`, and rebuilds the log: newest snapshot first, then every
+   * WAL record in order. A corrupt record mid-log is an error, never a silent truncation.
+   */
+  static async open(dir: string, log: Logger): Promise<{ durable: DurableLog } & RestoredLog> {
+    const snaps = await SnapshotStore.open(`${dir}/snap`, {}, log);
+    const { wal, records, recovery } = await Wal.open(`${dir}/wal`, {}, log);
+    if (recovery.tornTail) {
+      log.warn("wal: dropped a torn tail", {
+        file: recovery.tornTail.file,
+        offset: recovery.tornTail.offset,
+        bytes: recovery.tornTail.droppedBytes,
+        reason: recovery.tornTail.reason,
+      });
+    }
+    const durable = new DurableLog(wal, snaps, log);
+    const storage = new MemoryStorage();
+    const snap = await snaps.load();
+    if (snap) {
+      const conf = snap.metadata as ConfState;
+      storage.applySnapshot({
+        meta: { index: snap.index, term: snap.term, conf },
+        data: snap.payload,
+      });
+    }
+    let pending: Entry[] = [];
+    const flush = () => {
+      if (pending.length > 0) storage.append(pending);
+      pending = [];
+    };
+    for (const r of records) {
+      if (r.kind === WAL_KIND.entry) {
+        const e = decodeEntry(r.payload);
+        // A rewritten index (after a leader change) starts a new run; append handles overlap.
+        const last = pending[pending.length - 1];
+        if (last && e.index !== last.index + 1) flush();
+        pending.push(e);
+        durable.#segmentMaxIndex.set(
+          r.segment,
+          Math.max(durable.#segmentMaxIndex.get(r.segment) ?? 0, e.index),
+        );
+      } else if (r.kind === WAL_KIND.hardState) {
+        flush();
+        const hs = decodeHardState(r.payload);
+        storage.setHardState(hs);
+        durable.#lastHardState = hs;
+      } else {
+        throw new Error(`wal: unknown record kind ${r.kind} in segment ${r.segment}`);
+      }
+    }
+    flush();
+    const fresh = !snap && records.length === 0;
+    return { durable, storage, fresh };
+  }
+
+  /** Makes entries and the hard state durable with one fsync. */
+  async persist(hardState: HardState | undefined, entries: readonly Entry[]): Promise<void> {
+    const records: WalRecord[] = [];
+    for (const e of entries) records.push({ kind: WAL_KIND.entry, payload: encodeEntry(e) });
+    if (hardState) {
+      records.push({ kind: WAL_KIND.hardState, payload: encodeHardState(hardState) });
+    }
+    if (records.length === 0) return;
+    const pos = await this.#wal.append(records);
+    if (entries.length > 0) {
+      const maxIdx = entries[entries.length - 1]!.index;
+      this.#segmentMaxIndex.set(
+        pos.segment,
+        Math.max(this.#segmentMaxIndex.get(pos.segment) ?? 0, maxIdx),
+      );
+    }
+    if (hardState) this.#lastHardState = hardState;
+  }
+
+  /**
+   * Saves a snapshot atomically, then drops WAL segments it covers. The current hard state is
+   * written again first so that releasing old segments never loses the term or vote.
+   */
+  async saveSnapshot(snap: Snapshot): Promise<void> {
+    await this.#snaps.save({
+      index: snap.meta.index,
+      term: snap.meta.term,
+      metadata: snap.meta.conf,
+      payload: snap.data,
+    });
+    if (this.#lastHardState) await this.persist(this.#lastHardState, []);
+    const active = this.#wal.position.segment;
+    let releaseBefore = 0;
+    for (const seg of [...this.#segmentMaxIndex.keys()].sort((a, b) => a - b)) {
+      if (seg >= active) break;
+      if ((this.#segmentMaxIndex.get(seg) ?? 0) <= snap.meta.index) releaseBefore = seg + 1;
+      else break;
+    }
+    if (releaseBefore > 0) {
+      const n = await this.#wal.releaseBefore(releaseBefore);
+      for (const seg of [...this.#segmentMaxIndex.keys()]) {
+        if (seg < releaseBefore) this.#segmentMaxIndex.delete(seg);
+      }
+      if (n > 0) this.#log.debug("wal: released segments", { count: n, before: releaseBefore });
+    }
+  }
+
+  /** Closes the WAL. */
+  async close(): Promise<void> {
+    await this.#wal.close();
+  }
+}

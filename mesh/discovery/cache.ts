@@ -1,0 +1,66 @@
+/**
+ * The last-known catalog on disk, so a proxy keeps routing when no control node answers, also
+ * across its own restart. Writes are atomic (temp file, fsync, rename): a crash leaves either
+ * the old or the new catalog, never half of one.
+ * @module
+ */
+import { type Catalog, CatalogSchema } from "./catalog.ts";
+
+/** File name of the cached catalog inside `data_dir`. */
+export const CATALOG_CACHE_FILE = "catalog.json";
+/** Largest cached catalog read back, in bytes; a bigger file is treated as corrupt. */
+export const MAX_CATALOG_CACHE_BYTES = 64 * 1024 * 1024;
+
+/** Why a cache could not be read. */
+export class CatalogCacheError extends Error {
+  override readonly name = "CatalogCacheError";
+  /** Creates the error for `path`. */
+  constructor(readonly path: string, why: string) {
+    super(`cached catalog ${path} is unusable: ${why}`);
+  }
+}
+
+/** Writes `catalog` to `dir/catalog.json` atomically; creates `dir` when missing. */
+export async function saveCatalog(dir: string, catalog: Catalog): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  const path = `${dir}/${CATALOG_CACHE_FILE}`;
+  const tmp = `${path}.tmp-${Deno.pid}`;
+  const bytes = new TextEncoder().encode(JSON.stringify({ saved_at: Date.now(), catalog }));
+  const f = await Deno.open(tmp, { write: true, create: true, truncate: true, mode: 0o600 });
+  try {
+    let off = 0;
+    while (off < bytes.length) off += await f.write(bytes.subarray(off));
+    await f.sync();
+  } finally {
+    f.close();
+  }
+  await Deno.rename(tmp, path);
+}
+
+/** Reads the cached catalog; null when there is none, {@linkcode CatalogCacheError} if corrupt. */
+export async function loadCatalog(dir: string): Promise<Catalog | null> {
+  const path = `${dir}/${CATALOG_CACHE_FILE}`;
+  let bytes: Uint8Array;
+  try {
+    const st = await Deno.stat(path);
+    if (st.size > MAX_CATALOG_CACHE_BYTES) {
+      throw new CatalogCacheError(path, `${st.size} bytes, over ${MAX_CATALOG_CACHE_BYTES}`);
+    }
+    bytes = await Deno.readFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(new TextDecoder().decode(bytes));
+  } catch (e) {
+    throw new CatalogCacheError(path, `not JSON (${(e as Error).message})`);
+  }
+  const r = CatalogSchema.safeParse((raw as { catalog?: unknown } | null)?.catalog);
+  if (!r.success) {
+    const i = r.error.issues[0];
+    throw new CatalogCacheError(path, `${i?.path.join(".") ?? ""}: ${i?.message ?? "invalid"}`);
+  }
+  return r.data;
+}

@@ -1,0 +1,71 @@
+/**
+ * The few control-plane response shapes the proxy reads, validated with zod because they are
+ * outside bytes. Kept deliberately lenient about fields the proxy does not use, so a newer
+ * control node that adds fields does not break older proxies.
+ * @module
+ */
+import { z } from "zod";
+import { type Resource, ResourceSchema } from "../../config/mod.ts";
+import type { Logger } from "../../common/log.ts";
+
+/** Health of an instance as the catalog records it. */
+export const CatalogHealth = z.enum(["passing", "warning", "critical"]);
+
+/** One service instance as `GET /v1/catalog` returns it. */
+export const CatalogInstance = z.object({
+  id: z.string().min(1).max(256),
+  service: z.string().min(1).max(256),
+  node: z.string().max(256).default(""),
+  address: z.string().min(1).max(253),
+  port: z.number().int().min(1).max(65535),
+  zone: z.string().max(256).default(""),
+  version: z.string().max(256).default(""),
+  weight: z.number().int().min(0).max(1_000_000).default(1),
+  tags: z.array(z.string()).default([]),
+  capabilities: z.array(z.string()).default([]),
+  meta: z.record(z.string(), z.string()).default({}),
+  health: CatalogHealth.default("passing"),
+});
+/** One service instance as `GET /v1/catalog` returns it. */
+export type CatalogInstance = z.infer<typeof CatalogInstance>;
+
+/** The body of `GET /v1/catalog`: everything a proxy needs, with its index. */
+export const CatalogSchema = z.object({
+  index: z.number().int().min(0),
+  services: z.record(z.string(), z.array(CatalogInstance)),
+  /** Resources as applied (durations still strings); parse with {@linkcode parseResources}. */
+  resources: z.array(z.unknown()).default([]),
+});
+/** The body of `GET /v1/catalog`. */
+export type Catalog = z.infer<typeof CatalogSchema>;
+
+/** An empty catalog, used before anything is known. */
+export const EMPTY_CATALOG: Catalog = Object.freeze({ index: 0, services: {}, resources: [] });
+
+/** The body of `PUT /v1/heartbeat`'s answer. */
+export const HeartbeatAnswer = z.object({
+  accepted: z.number().int().min(0),
+  unknown: z.array(z.object({ service: z.string(), id: z.string() })).default([]),
+});
+/** The body of `PUT /v1/heartbeat`'s answer. */
+export type HeartbeatAnswer = z.infer<typeof HeartbeatAnswer>;
+
+/**
+ * Validates the catalog's resources one by one. A resource this proxy cannot read (a kind it
+ * does not know yet, say) is skipped with a warning instead of discarding the whole catalog.
+ */
+export function parseResources(raw: readonly unknown[], log: Logger): Resource[] {
+  const out: Resource[] = [];
+  for (const r of raw) {
+    const p = ResourceSchema.safeParse(r);
+    if (p.success) out.push(p.data);
+    else {
+      const kind = (r as { kind?: unknown } | null)?.kind;
+      log.warn("ignoring a catalog resource this proxy cannot read", {
+        kind: typeof kind === "string" ? kind : null,
+        issue: p.error.issues[0]?.message,
+      });
+    }
+  }
+  return out;
+}

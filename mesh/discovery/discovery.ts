@@ -1,0 +1,380 @@
+/**
+ * The proxy's side of the control plane: register the local instances, heartbeat them with
+ * the result of their active health checks, watch the catalog with blocking queries, keep the
+ * last-known catalog on disk, and deregister on shutdown.
+ *
+ * Nothing here blocks the data plane: {@linkcode Discovery.start} returns once the cached
+ * catalog (if any) was handed over, and every loop keeps trying in the background with
+ * bounded backoff, failing over between the `control:` URLs.
+ * @module
+ */
+import type { ProxyConfig } from "../../config/mod.ts";
+import type { Logger } from "../../common/log.ts";
+import { abortableSleep, HealthChecker, type HealthStatus, httpProber } from "../resilience/mod.ts";
+import { loadCatalog, saveCatalog } from "./cache.ts";
+import { type Catalog, CatalogSchema, HeartbeatAnswer } from "./catalog.ts";
+import { Backoff, ControlClient, ControlUnavailableError } from "./control_client.ts";
+
+/** How long a blocking catalog query waits at the control node, in ms. */
+export const DEFAULT_WATCH_WAIT_MS = 30_000;
+/** Extra time over the blocking wait before the proxy gives up on the answer, in ms. */
+export const WATCH_SLACK_MS = 5_000;
+/** First backoff after every control URL failed, in ms. */
+export const DEFAULT_BACKOFF_BASE_MS = 200;
+/** Longest backoff between rounds of failed control calls, in ms. */
+export const DEFAULT_BACKOFF_MAX_MS = 5_000;
+/** Bound on deregistering every local instance at shutdown, in ms. */
+export const DEREGISTER_TIMEOUT_MS = 3_000;
+
+/** The settings of {@linkcode LocalService} that matter here (a validated proxy.yaml entry). */
+export type LocalServiceConfig = ProxyConfig["services"][number];
+
+/** Where the catalog in use came from. */
+export type CatalogSource = "none" | "cache" | "control";
+
+/** Options of {@linkcode Discovery}. */
+export interface DiscoveryOptions {
+  /** This proxy's node name. */
+  node: string;
+  /** This proxy's zone. */
+  zone: string;
+  /** Address other proxies use to reach the inbound listener. */
+  advertise: string;
+  /** The inbound listener's port: what instances are registered with. */
+  inboundPort: number;
+  /** Control API base URLs. */
+  controlUrls: readonly string[];
+  /** Bearer token for the control API, if any. */
+  token?: string;
+  /** Where the last-known catalog is kept. */
+  dataDir: string;
+  /** Local instances to register. */
+  services: readonly LocalServiceConfig[];
+  /** Time between heartbeats, in ms. */
+  heartbeatIntervalMs: number;
+  /** Structured logger. */
+  logger: Logger;
+  /** Hears every new catalog, from the cache at start and then from the control plane. */
+  onCatalog: (catalog: Catalog, source: CatalogSource) => void;
+  /** Injectable for tests. @default globalThis.fetch */
+  fetch?: typeof fetch;
+  /** Uniform random in [0, 1) for backoff jitter. @default Math.random */
+  random?: () => number;
+  /** @default DEFAULT_WATCH_WAIT_MS */
+  watchWaitMs?: number;
+  /** @default DEFAULT_BACKOFF_BASE_MS */
+  backoffBaseMs?: number;
+  /** @default DEFAULT_BACKOFF_MAX_MS */
+  backoffMaxMs?: number;
+}
+
+/** One local instance and its registration state. */
+interface _Local {
+  service: string;
+  id: string;
+  cfg: LocalServiceConfig;
+  checker: HealthChecker | null;
+  registered: boolean;
+}
+
+/** A snapshot for the admin pages. */
+export interface DiscoveryStatus {
+  /** Where the catalog in use came from. */
+  catalogSource: CatalogSource;
+  /** Index of the catalog in use. */
+  catalogIndex: number;
+  /** The control URL used last. */
+  controlUrl: string;
+  /** Whether the last call to the control plane succeeded. */
+  controlReachable: boolean;
+  /** Local instances with their health and registration state. */
+  instances: { service: string; id: string; health: HealthStatus; registered: boolean }[];
+}
+
+/** The instance id of a local service: its configured `id`, else `<node>-<service>`. */
+export function localInstanceId(node: string, s: { name: string; id?: string }): string {
+  return s.id ?? `${node}-${s.name}`;
+}
+
+/** Registration, heartbeats, catalog watch and the catalog cache of one proxy. */
+export class Discovery {
+  readonly #o: DiscoveryOptions;
+  readonly #log: Logger;
+  readonly #client: ControlClient;
+  readonly #locals: _Local[];
+  readonly #ac = new AbortController();
+  readonly #loops: Promise<void>[] = [];
+  #source: CatalogSource = "none";
+  #index = 0;
+  #reachable = false;
+  #saving: Promise<void> = Promise.resolve();
+  #wakeHeartbeat: (() => void) | null = null;
+
+  /** Creates the component; nothing runs until {@linkcode start}. */
+  constructor(opts: DiscoveryOptions) {
+    this.#o = opts;
+    this.#log = opts.logger.with({ component: "discovery" });
+    this.#client = new ControlClient({
+      urls: opts.controlUrls,
+      token: opts.token,
+      fetch: opts.fetch,
+    });
+    this.#locals = opts.services.map((s) => ({
+      service: s.name,
+      id: localInstanceId(opts.node, s),
+      cfg: s,
+      checker: s.health
+        ? new HealthChecker(
+          httpProber(`http://127.0.0.1:${s.port}${s.health.http}`, opts.fetch ?? fetch),
+          {
+            intervalMs: s.health.interval,
+            timeoutMs: s.health.timeout,
+            rise: s.health.healthy_threshold,
+            fall: s.health.unhealthy_threshold,
+          },
+          (now, before) => {
+            this.#log.info("local instance health changed", {
+              service: s.name,
+              health: now,
+              before,
+            });
+            this.#wakeHeartbeat?.();
+          },
+        )
+        : null,
+      registered: false,
+    }));
+  }
+
+  /**
+   * Hands the cached catalog (if any) to `onCatalog`, runs the first health probes, and starts
+   * the background loops. Does not wait for the control plane.
+   */
+  async start(): Promise<void> {
+    try {
+      const cached = await loadCatalog(this.#o.dataDir);
+      if (cached !== null) {
+        this.#source = "cache";
+        this.#index = cached.index;
+        this.#log.info("serving from the cached catalog until the control plane answers", {
+          index: cached.index,
+        });
+        this.#o.onCatalog(cached, "cache");
+      }
+    } catch (e) {
+      this.#log.warn("ignoring the cached catalog", { err: e as Error });
+    }
+    // The first probe decides the health the instance is registered with.
+    await Promise.all(this.#locals.map((l) => l.checker?.check()));
+    const signal = this.#ac.signal;
+    for (const l of this.#locals) {
+      if (l.checker) {
+        const c = l.checker;
+        this.#loops.push((async () => {
+          await abortableSleep(c.intervalMs, signal);
+          await c.run(signal);
+        })());
+      }
+    }
+    this.#loops.push(this.#heartbeatLoop(), this.#watchLoop());
+  }
+
+  /** The catalog state and local instances, for `/ready` and `/config`. */
+  status(): DiscoveryStatus {
+    return {
+      catalogSource: this.#source,
+      catalogIndex: this.#index,
+      controlUrl: this.#client.currentUrl,
+      controlReachable: this.#reachable,
+      instances: this.#locals.map((l) => ({
+        service: l.service,
+        id: l.id,
+        health: this.#health(l),
+        registered: l.registered,
+      })),
+    };
+  }
+
+  /** Stops the loops and deregisters every local instance (bounded by `timeoutMs`). */
+  async stop(timeoutMs = DEREGISTER_TIMEOUT_MS): Promise<void> {
+    this.#ac.abort();
+    this.#wakeHeartbeat?.();
+    await Promise.allSettled(this.#loops);
+    const deadline = AbortSignal.timeout(timeoutMs);
+    await Promise.allSettled(this.#locals.map(async (l) => {
+      try {
+        const r = await this.#client.request(
+          "DELETE",
+          `/v1/services/${encodeURIComponent(l.service)}/instances/${encodeURIComponent(l.id)}`,
+          { signal: deadline, timeoutMs },
+        );
+        l.registered = false;
+        this.#log.info("deregistered", { service: l.service, id: l.id, status: r.status });
+      } catch (e) {
+        this.#log.warn("could not deregister; the control plane will expire the lease", {
+          service: l.service,
+          id: l.id,
+          err: e as Error,
+        });
+      }
+    }));
+    await this.#saving;
+  }
+
+  #health(l: _Local): HealthStatus {
+    return l.checker?.status ?? "passing";
+  }
+
+  async #register(l: _Local): Promise<void> {
+    const s = l.cfg;
+    const r = await this.#client.request(
+      "PUT",
+      `/v1/services/${encodeURIComponent(l.service)}/instances/${encodeURIComponent(l.id)}`,
+      {
+        body: {
+          node: this.#o.node,
+          address: this.#o.advertise,
+          port: this.#o.inboundPort,
+          zone: this.#o.zone,
+          version: s.version,
+          weight: s.weight,
+          tags: s.tags,
+          capabilities: s.capabilities,
+          meta: s.meta,
+          health: this.#health(l),
+        },
+        signal: this.#ac.signal,
+      },
+    );
+    if (r.status !== 200 && r.status !== 201) {
+      throw new Error(
+        `registering ${l.service}/${l.id} got ${r.status}: ${JSON.stringify(r.body)}`,
+      );
+    }
+    l.registered = true;
+    this.#log.info("registered", {
+      service: l.service,
+      id: l.id,
+      address: this.#o.advertise,
+      port: this.#o.inboundPort,
+      health: this.#health(l),
+    });
+  }
+
+  async #heartbeatOnce(): Promise<void> {
+    for (const l of this.#locals) if (!l.registered) await this.#register(l);
+    const r = await this.#client.request("PUT", "/v1/heartbeat", {
+      body: {
+        instances: this.#locals.map((l) => ({
+          service: l.service,
+          id: l.id,
+          health: this.#health(l),
+        })),
+      },
+      signal: this.#ac.signal,
+    });
+    if (r.status !== 200) throw new Error(`heartbeat got ${r.status}: ${JSON.stringify(r.body)}`);
+    const a = HeartbeatAnswer.safeParse(r.body);
+    if (!a.success) return;
+    for (const u of a.data.unknown) {
+      // The control plane forgot us (a wiped cluster, or an operator deregistered us): re-register.
+      const l = this.#locals.find((x) => x.service === u.service && x.id === u.id);
+      if (l) l.registered = false;
+    }
+    if (a.data.unknown.length > 0) await this.#heartbeatOnce();
+  }
+
+  async #heartbeatLoop(): Promise<void> {
+    if (this.#locals.length === 0) return;
+    const signal = this.#ac.signal;
+    let failing = false;
+    while (!signal.aborted) {
+      try {
+        await this.#heartbeatOnce();
+        if (failing) this.#log.info("heartbeats are accepted again");
+        failing = false;
+      } catch (e) {
+        if (signal.aborted) break;
+        if (!failing) {
+          this.#log.warn("heartbeat failed; will keep trying", { err: e as Error });
+        }
+        failing = true;
+      }
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(done, this.#o.heartbeatIntervalMs);
+        function done() {
+          clearTimeout(t);
+          resolve();
+        }
+        this.#wakeHeartbeat = done;
+      });
+      this.#wakeHeartbeat = null;
+    }
+  }
+
+  async #watchLoop(): Promise<void> {
+    const signal = this.#ac.signal;
+    const waitMs = this.#o.watchWaitMs ?? DEFAULT_WATCH_WAIT_MS;
+    const backoff = new Backoff(
+      this.#o.backoffBaseMs ?? DEFAULT_BACKOFF_BASE_MS,
+      this.#o.backoffMaxMs ?? DEFAULT_BACKOFF_MAX_MS,
+      this.#o.random,
+    );
+    let fromControl = false;
+    let failing = false;
+    while (!signal.aborted) {
+      try {
+        // The first query does not block: the cache may be older than anything the control
+        // plane has. `stale=true` lets any control node answer, so a lost leader or quorum
+        // does not stop catalog updates that the survivors already know.
+        const q = fromControl
+          ? `/v1/catalog?stale=true&index=${this.#index}&wait=${Math.ceil(waitMs / 1000)}s`
+          : "/v1/catalog?stale=true";
+        const r = await this.#client.request("GET", q, {
+          timeoutMs: (fromControl ? waitMs : 0) + WATCH_SLACK_MS,
+          signal,
+        });
+        if (r.status !== 200) throw new Error(`catalog query got ${r.status}`);
+        const p = CatalogSchema.safeParse(r.body);
+        if (!p.success) {
+          const i = p.error.issues[0];
+          throw new Error(`catalog answer is invalid at ${i?.path.join(".")}: ${i?.message}`);
+        }
+        this.#reachable = true;
+        if (failing) this.#log.info("catalog watch reconnected", { url: r.url });
+        failing = false;
+        backoff.reset();
+        // A different index (even a lower one, after a cluster was rebuilt) is a new catalog.
+        if (!fromControl || p.data.index !== this.#index) {
+          fromControl = true;
+          this.#index = p.data.index;
+          this.#source = "control";
+          this.#o.onCatalog(p.data, "control");
+          this.#persist(p.data);
+        }
+      } catch (e) {
+        if (signal.aborted) break;
+        this.#reachable = false;
+        if (!failing) {
+          this.#log.warn("catalog watch failed; serving the last-known catalog", {
+            err: e as Error,
+            catalog: this.#source,
+            index: this.#index,
+          });
+        }
+        failing = true;
+        if (!(e instanceof ControlUnavailableError)) {
+          this.#log.debug("catalog watch error", { err: e as Error });
+        }
+        await abortableSleep(backoff.next(), signal);
+      }
+    }
+  }
+
+  #persist(c: Catalog): void {
+    // Writes are chained so an older catalog can never overwrite a newer one.
+    this.#saving = this.#saving.then(() => saveCatalog(this.#o.dataDir, c)).catch((e) => {
+      this.#log.warn("could not save the catalog cache", { err: e as Error });
+    });
+  }
+}

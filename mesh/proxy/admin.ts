@@ -1,0 +1,57 @@
+/**
+ * The admin listener: `/metrics` (Prometheus text), `/ready`, `/config` and `/endpoints`.
+ * Not the hot path, so it uses `Deno.serve`.
+ * @module
+ */
+import { PROMETHEUS_CONTENT_TYPE } from "../../common/metrics.ts";
+
+/** What the admin pages read from the running proxy. */
+export interface AdminSource {
+  /** This proxy's node name, sent as `x-skein-proxy`. */
+  node: string;
+  /** The Prometheus exposition. */
+  metrics(): string;
+  /** Whether the proxy serves traffic, and why not. */
+  ready(): { ready: boolean; reasons: string[]; [k: string]: unknown };
+  /** The effective configuration (no secrets). */
+  config(): unknown;
+  /** Per-destination endpoint state. */
+  endpoints(): unknown;
+}
+
+/** Builds the admin request handler. */
+export function adminHandler(src: AdminSource): (req: Request) => Response {
+  const headers = { "x-skein-proxy": src.node };
+  const json = (v: unknown, status = 200) =>
+    new Response(JSON.stringify(v, null, 2) + "\n", {
+      status,
+      headers: { ...headers, "content-type": "application/json" },
+    });
+  return function admin(req: Request): Response {
+    const path = new URL(req.url).pathname;
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      return json({ error: { code: "method_not_allowed", message: `${req.method} ${path}` } }, 405);
+    }
+    switch (path) {
+      case "/metrics":
+        return new Response(src.metrics(), {
+          headers: { ...headers, "content-type": PROMETHEUS_CONTENT_TYPE },
+        });
+      case "/ready": {
+        const r = src.ready();
+        return json(r, r.ready ? 200 : 503);
+      }
+      case "/config":
+        return json(src.config());
+      case "/endpoints":
+        return json(src.endpoints());
+      default:
+        return json({
+          error: {
+            code: "not_found",
+            message: `no admin page ${path}; try /metrics, /ready, /config, /endpoints`,
+          },
+        }, 404);
+    }
+  };
+}

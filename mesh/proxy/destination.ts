@@ -1,0 +1,609 @@
+/**
+ * One destination service as a caller sees it: the catalog's endpoints, its `Policy` (balancer,
+ * timeouts, retries with budget, circuit breaker, outlier detection) and `Route` (version
+ * subsets), and the per-request {@linkcode RouteDecision} the forwarder drives.
+ *
+ * The stack per request, top to bottom:
+ * 1. circuit breaker `requests` limit: over it, answer 503 `overloaded` at once;
+ * 2. route rule: the first matching rule picks a backend version by weight (a balancer subset);
+ * 3. balancer: picks an endpoint, never one already tried for this request;
+ * 4. per-try and overall timeouts: enforced by the forwarder from `perTryTimeoutMs`/`timeoutMs`;
+ * 5. outcome: feeds the balancer (latency, in-flight), outlier detection (ejections) and, on
+ *    failure, the retry policy and its budget;
+ * 6. finish: the final status goes to `skein_requests_total` and the latency histogram.
+ * @module
+ */
+import type { z } from "zod";
+import { Policy as PolicySchema, type Route as RouteSchema } from "../../config/mod.ts";
+import type { Logger } from "../../common/log.ts";
+import {
+  type Balancer,
+  type BalancerPolicy,
+  createBalancer,
+  type Endpoint as BalancedEndpoint,
+  type EndpointStats,
+} from "../balance/mod.ts";
+import {
+  type Endpoint,
+  MAX_ATTEMPTS,
+  type Outcome,
+  ProxyError,
+  type RouteDecision,
+} from "../forward/mod.ts";
+import { headerValue, type RequestHead } from "../http1/mod.ts";
+import type { ProxyMetrics, RouteMetrics } from "../proxy_metrics.ts";
+import { CircuitBreaker, isFailure, OutlierDetector, RetryPolicy } from "../resilience/mod.ts";
+import type { CatalogInstance } from "../discovery/mod.ts";
+
+/** A validated Policy resource. */
+export type Policy = z.infer<typeof PolicySchema>;
+/** A validated Route resource. */
+export type Route = z.infer<typeof RouteSchema>;
+
+/** Route label of requests that matched no `Route` rule. */
+export const DEFAULT_ROUTE_LABEL = "default";
+
+/** The effective policy of a destination: the Policy resource with every section filled in. */
+export type EffectivePolicy =
+  & Omit<Policy, "retries" | "circuit_breaker" | "outlier_detection">
+  & {
+    retries: NonNullable<Policy["retries"]>;
+    circuit_breaker: NonNullable<Policy["circuit_breaker"]>;
+    outlier_detection: NonNullable<Policy["outlier_detection"]>;
+  };
+
+/**
+ * The policy a destination gets without a Policy resource, and what fills in the sections a
+ * Policy leaves out: retries on connect failure and reset (2 tries), Envoy's breaker limits,
+ * and outlier detection after 5 consecutive failures.
+ */
+export function effectivePolicy(service: string, p?: Policy): EffectivePolicy {
+  const d = PolicySchema.parse({
+    kind: "Policy",
+    service,
+    retries: {},
+    circuit_breaker: {},
+    outlier_detection: {},
+  });
+  const base = p ?? d;
+  return {
+    ...base,
+    retries: base.retries ?? d.retries!,
+    circuit_breaker: base.circuit_breaker ?? d.circuit_breaker!,
+    outlier_detection: base.outlier_detection ?? d.outlier_detection!,
+  };
+}
+
+/** What a destination needs from the proxy around it. */
+export interface DestinationDeps {
+  /** This proxy's zone, for locality-aware balancing. */
+  zone: string;
+  /** Millisecond clock. */
+  now: () => number;
+  /** Uniform random in [0, 1). */
+  random: () => number;
+  /** Metric families. */
+  metrics: ProxyMetrics;
+  /** Structured logger. */
+  logger: Logger;
+  /** The `source` label of this proxy's requests. */
+  source: string;
+}
+
+/** The catalog view of one endpoint, as the balancer sees it. */
+export function endpointOfInstance(i: CatalogInstance): BalancedEndpoint {
+  return {
+    key: `${i.address}:${i.port}`,
+    hostname: i.address,
+    port: i.port,
+    weight: i.weight,
+    zone: i.zone,
+    version: i.version,
+    health: i.health,
+  };
+}
+
+/** A snapshot of a destination for the admin `/endpoints` page. */
+export interface DestinationStats {
+  /** Service name. */
+  service: string;
+  /** Balancing algorithm. */
+  algorithm: BalancerPolicy;
+  /** Endpoints that can receive traffic now. */
+  eligible: number;
+  /** Requests in flight (circuit breaker count). */
+  activeRequests: number;
+  /** Retries the budget would allow now. */
+  retryBudgetAvailable: number;
+  /** Per-endpoint balancer state. */
+  endpoints: EndpointStats[];
+}
+
+interface _Rule {
+  matches(head: RequestHead): boolean;
+  versions: (string | undefined)[];
+  cumulative: number[];
+  total: number;
+  label: string;
+}
+
+/** Tracks an unfinished request so a lost one still releases its breaker slot. */
+interface _Held {
+  dest: Destination;
+  open: boolean;
+  picked: BalancedEndpoint | null;
+  balancer: Balancer | null;
+}
+
+const _finalizer = new FinalizationRegistry<_Held>((h) => {
+  // Only reached when the forwarder dropped a request without reporting its end (a client
+  // framing error mid-body); without this the slot would leak for good.
+  if (!h.open) return;
+  h.open = false;
+  if (h.picked && h.balancer) h.balancer.onEnd(h.picked, 0, false);
+  h.dest.breaker.release("requests");
+});
+
+/** A destination service: its endpoints and the policy layers around them. */
+export class Destination {
+  /** The service name. */
+  readonly service: string;
+  /** Per-destination circuit breaker. */
+  readonly breaker: CircuitBreaker;
+  #deps: DestinationDeps;
+  #policy: EffectivePolicy;
+  #balancer: Balancer;
+  #subsets = new Map<string, Balancer>();
+  #retry: RetryPolicy;
+  #outlier: OutlierDetector;
+  #lastTick: number;
+  #endpoints: BalancedEndpoint[] = [];
+  #rules: _Rule[] = [];
+  readonly #defaultMetrics: RouteMetrics;
+  readonly #routeMetrics = new Map<string, RouteMetrics>();
+  /** Whether requests get the overall/per-try timeouts (not for the inbound side). */
+  readonly #timeouts: boolean;
+
+  /** Creates the destination with its effective policy and no endpoints yet. */
+  constructor(
+    service: string,
+    deps: DestinationDeps,
+    opts: { policy?: Policy; route?: Route; timeouts?: boolean; routeLabel?: string } = {},
+  ) {
+    this.service = service;
+    this.#deps = deps;
+    this.#timeouts = opts.timeouts ?? true;
+    this.#policy = effectivePolicy(service, opts.policy);
+    this.#balancer = this.#newBalancer();
+    this.#retry = this.#newRetry();
+    this.#outlier = this.#newOutlier();
+    this.#lastTick = deps.now();
+    const cb = this.#policy.circuit_breaker;
+    this.breaker = new CircuitBreaker(service, {
+      maxConnections: cb.max_connections,
+      maxPending: cb.max_pending,
+      maxRequests: cb.max_requests,
+    });
+    this.#defaultMetrics = deps.metrics.route(
+      deps.source,
+      service,
+      opts.routeLabel ?? DEFAULT_ROUTE_LABEL,
+    );
+    this.setRoute(opts.route);
+  }
+
+  /** The policy in effect. */
+  get policy(): EffectivePolicy {
+    return this.#policy;
+  }
+
+  /** Applies a new Policy (or the defaults when removed), keeping counts and endpoint state. */
+  setPolicy(p: Policy | undefined): void {
+    const next = effectivePolicy(this.service, p);
+    const prev = this.#policy;
+    this.#policy = next;
+    if (
+      JSON.stringify(prev.load_balancer) !== JSON.stringify(next.load_balancer) ||
+      JSON.stringify(prev.locality) !== JSON.stringify(next.locality)
+    ) {
+      this.#balancer = this.#newBalancer();
+      this.#subsets.clear();
+      this.#applyEndpoints();
+    }
+    if (JSON.stringify(prev.retries) !== JSON.stringify(next.retries)) {
+      this.#retry = this.#newRetry();
+    }
+    if (JSON.stringify(prev.outlier_detection) !== JSON.stringify(next.outlier_detection)) {
+      // A new detector starts with nobody ejected: restore whoever the old one had ejected.
+      for (const ep of this.#endpoints) this.#setEjected(ep.key, false);
+      this.#outlier = this.#newOutlier();
+      this.#outlier.setEndpoints(this.#endpoints.map((e) => e.key));
+    }
+    const cb = next.circuit_breaker;
+    this.breaker.setLimits({
+      maxConnections: cb.max_connections,
+      maxPending: cb.max_pending,
+      maxRequests: cb.max_requests,
+    });
+  }
+
+  /** Applies a Route resource (or none): rules pick version subsets by weight. */
+  setRoute(r: Route | undefined): void {
+    this.#rules = (r?.rules ?? []).map((rule, i): _Rule => {
+      const m = rule.match;
+      const headers = Object.entries(m?.headers ?? {}).map(([k, v]): [string, string] => [
+        k.toLowerCase(),
+        v,
+      ]);
+      const versions: (string | undefined)[] = [];
+      const cumulative: number[] = [];
+      let total = 0;
+      for (const b of rule.backends) {
+        total += b.weight;
+        versions.push(b.version);
+        cumulative.push(total);
+      }
+      return {
+        matches(head: RequestHead): boolean {
+          if (m === undefined) return true;
+          if (m.method !== undefined && m.method.toUpperCase() !== head.method) return false;
+          const path = _pathOf(head.target);
+          if (m.path !== undefined && path !== m.path) return false;
+          if (m.path_prefix !== undefined && !path.startsWith(m.path_prefix)) return false;
+          for (const [k, v] of headers) if (headerValue(head, k) !== v) return false;
+          return true;
+        },
+        versions,
+        cumulative,
+        total,
+        label: `rule-${i}`,
+      };
+    });
+  }
+
+  /** Replaces the endpoints from the catalog. */
+  setInstances(instances: readonly CatalogInstance[]): void {
+    this.setEndpoints(instances.map(endpointOfInstance));
+  }
+
+  /** Replaces the endpoints (first of duplicate keys wins). */
+  setEndpoints(endpoints: readonly BalancedEndpoint[]): void {
+    this.#endpoints = [...endpoints];
+    this.#outlier.setEndpoints(this.#endpoints.map((e) => e.key));
+    this.#applyEndpoints();
+  }
+
+  /** Runs outlier detection's periodic work when its interval has passed. */
+  tick(): void {
+    const now = this.#deps.now();
+    if (now - this.#lastTick >= this.#outlier.intervalMs) {
+      this.#lastTick = now;
+      this.#outlier.tick();
+    }
+  }
+
+  /** Per-endpoint state for the admin pages. */
+  stats(): DestinationStats {
+    return {
+      service: this.service,
+      algorithm: this.#balancer.policy,
+      eligible: this.#balancer.eligibleCount(),
+      activeRequests: this.breaker.requests,
+      retryBudgetAvailable: this.#retry.budget.available(),
+      endpoints: this.#balancer.stats(),
+    };
+  }
+
+  /** Plans one HTTP request, or refuses it (503 when the breaker is at its limit). */
+  decide(head: RequestHead): RouteDecision | ProxyError {
+    let balancer = this.#balancer;
+    let metrics = this.#defaultMetrics;
+    for (const rule of this.#rules) {
+      if (!rule.matches(head)) continue;
+      const version = _weighted(rule, this.#deps.random);
+      if (version !== undefined) balancer = this.#subset(version);
+      metrics = this.#metricsFor(rule.label);
+      break;
+    }
+    if (!this.breaker.tryAcquire("requests")) {
+      this.#deps.metrics.circuitBreakerRejections.labels(this.service, "requests").inc();
+      metrics.record(503, 0);
+      return new ProxyError(
+        503,
+        "overloaded",
+        `circuit breaker open for ${this.service}: ${this.breaker.requests} requests in flight, limit ${
+          this.breaker.limit("requests")
+        }`,
+      );
+    }
+    this.#retry.recordRequest();
+    const hashOn = this.#policy.load_balancer.hash_on?.header;
+    const hashKey = hashOn !== undefined ? headerValue(head, hashOn) ?? undefined : undefined;
+    return new _Decision(this, balancer, metrics, head.method, hashKey, false);
+  }
+
+  /** Plans one opaque TCP connection: only connect failures are retried. */
+  decideTcp(): RouteDecision | ProxyError {
+    if (!this.breaker.tryAcquire("requests")) {
+      this.#deps.metrics.circuitBreakerRejections.labels(this.service, "requests").inc();
+      return new ProxyError(503, "overloaded", `circuit breaker open for ${this.service}`);
+    }
+    this.#retry.recordRequest();
+    this.#deps.metrics.tcpConnections.labels(this.service).inc();
+    return new _Decision(this, this.#balancer, this.#defaultMetrics, "CONNECT", undefined, true);
+  }
+
+  /** @internal */ get retryPolicy(): RetryPolicy {
+    return this.#retry;
+  }
+  /** @internal */ get outlier(): OutlierDetector {
+    return this.#outlier;
+  }
+  /** @internal */ get deps(): DestinationDeps {
+    return this.#deps;
+  }
+  /** @internal */ get timeouts(): boolean {
+    return this.#timeouts;
+  }
+
+  #metricsFor(label: string): RouteMetrics {
+    let m = this.#routeMetrics.get(label);
+    if (m === undefined) {
+      m = this.#deps.metrics.route(this.#deps.source, this.service, label);
+      this.#routeMetrics.set(label, m);
+    }
+    return m;
+  }
+
+  #subset(version: string): Balancer {
+    let b = this.#subsets.get(version);
+    if (b === undefined) {
+      b = this.#newBalancer();
+      b.update(this.#endpoints.filter((e) => e.version === version));
+      for (const e of this.#endpoints) {
+        if (this.#outlier.isEjected(e.key)) b.setEjected(e.key, true);
+      }
+      this.#subsets.set(version, b);
+    }
+    return b;
+  }
+
+  #applyEndpoints(): void {
+    this.#balancer.update(this.#endpoints);
+    for (const [v, b] of this.#subsets) b.update(this.#endpoints.filter((e) => e.version === v));
+    for (const e of this.#endpoints) {
+      if (this.#outlier.isEjected(e.key)) this.#setEjected(e.key, true);
+    }
+  }
+
+  #setEjected(key: string, ejected: boolean): void {
+    this.#balancer.setEjected(key, ejected);
+    for (const b of this.#subsets.values()) b.setEjected(key, ejected);
+  }
+
+  #newBalancer(): Balancer {
+    const p = this.#policy;
+    return createBalancer(p.load_balancer.algorithm, this.#endpoints, {
+      now: this.#deps.now,
+      random: this.#deps.random,
+      localZone: this.#deps.zone,
+      preferZone: p.locality.prefer_zone,
+      failoverBelowHealthyPercent: p.locality.failover_below_healthy_percent,
+    });
+  }
+
+  #newRetry(): RetryPolicy {
+    const r = this.#policy.retries;
+    return new RetryPolicy({
+      // The forwarder never makes more than MAX_ATTEMPTS tries; saying so here keeps every
+      // positive retry decision followed by another pick.
+      attempts: Math.min(Math.max(1, r.attempts), MAX_ATTEMPTS),
+      on: r.on,
+      backoffBaseMs: r.backoff.base,
+      backoffMaxMs: r.backoff.max,
+      budgetPercent: r.budget_percent,
+      retryNonIdempotent: r.retry_non_idempotent,
+    }, { now: this.#deps.now, random: this.#deps.random });
+  }
+
+  #newOutlier(): OutlierDetector {
+    const o = this.#policy.outlier_detection;
+    const log = this.#deps.logger;
+    return new OutlierDetector({
+      consecutive5xx: o.consecutive_5xx,
+      consecutiveConnectFailures: o.consecutive_connect_failures,
+      intervalMs: o.interval,
+      baseEjectionMs: o.base_ejection,
+      maxEjectionPercent: o.max_ejection_percent,
+    }, {
+      now: this.#deps.now,
+      onEvent: (e) => {
+        switch (e.kind) {
+          case "ejected":
+            this.#setEjected(e.key, true);
+            this.#deps.metrics.outlierEjections.labels(this.service, e.reason).inc();
+            log.warn("endpoint ejected", {
+              destination: this.service,
+              endpoint: e.key,
+              reason: e.reason,
+              duration_ms: e.durationMs,
+              times: e.timesEjected,
+            });
+            break;
+          case "restored":
+            this.#setEjected(e.key, false);
+            log.info("endpoint restored", { destination: this.service, endpoint: e.key });
+            break;
+          case "overflow":
+            log.debug("ejection refused by max_ejection_percent", {
+              destination: this.service,
+              endpoint: e.key,
+            });
+            break;
+        }
+      },
+    });
+  }
+}
+
+/** The path of a request-target, without the query. */
+function _pathOf(target: string): string {
+  let t = target;
+  if (!t.startsWith("/")) {
+    // Absolute form (`http://host/path`): keep the path part.
+    const i = t.indexOf("/", t.indexOf("//") + 2);
+    t = i < 0 ? "/" : t.slice(i);
+  }
+  const q = t.indexOf("?");
+  return q < 0 ? t : t.slice(0, q);
+}
+
+function _weighted(rule: _Rule, random: () => number): string | undefined {
+  if (rule.versions.length === 1 || rule.total <= 0) return rule.versions[0];
+  const x = random() * rule.total;
+  for (let i = 0; i < rule.cumulative.length; i++) {
+    if (x < rule.cumulative[i]!) return rule.versions[i];
+  }
+  return rule.versions.at(-1);
+}
+
+/** The status the client ends up with after a failed last try. */
+function _finalStatus(o: Outcome): number {
+  switch (o.kind) {
+    case "response":
+      return o.status;
+    case "timeout":
+      return 504;
+    default:
+      return 502;
+  }
+}
+
+/**
+ * One request's plan. The forwarder reports each try's outcome and asks whether to retry; the
+ * request is finished (metrics recorded, breaker slot released) at the first final answer:
+ * a response below 500, a retry refused, no endpoint left, or a failed try the forwarder
+ * could not retry (checked after the current turn of the event loop).
+ */
+class _Decision implements RouteDecision {
+  readonly cluster: string;
+  readonly timeoutMs: number;
+  readonly perTryTimeoutMs: number;
+  readonly #dest: Destination;
+  readonly #balancer: Balancer;
+  readonly #metrics: RouteMetrics;
+  readonly #method: string;
+  readonly #hashKey: string | undefined;
+  readonly #tcp: boolean;
+  readonly #started: number;
+  readonly #held: _Held;
+  #last: Outcome | null = null;
+  #results = 0;
+  #decided = 0;
+
+  constructor(
+    dest: Destination,
+    balancer: Balancer,
+    metrics: RouteMetrics,
+    method: string,
+    hashKey: string | undefined,
+    tcp: boolean,
+  ) {
+    this.cluster = dest.service;
+    const p = dest.policy;
+    this.timeoutMs = dest.timeouts && !tcp ? p.timeout : 0;
+    this.perTryTimeoutMs = dest.timeouts && !tcp ? p.retries.per_try_timeout ?? 0 : 0;
+    this.#dest = dest;
+    this.#balancer = balancer;
+    this.#metrics = metrics;
+    this.#method = method;
+    this.#hashKey = hashKey;
+    this.#tcp = tcp;
+    this.#started = dest.deps.now();
+    this.#held = { dest, open: true, picked: null, balancer };
+    _finalizer.register(this, this.#held, this.#held);
+  }
+
+  pick(attempt: number, exclude: ReadonlySet<string>): Endpoint | null {
+    if (!this.#held.open) return null;
+    let ep = this.#balancer.pick(exclude.size > 0 ? exclude : undefined, this.#hashKey);
+    // Every endpoint was tried and the retry policy still allows one more: repeat one rather
+    // than failing the retry (the retry policy and its budget bound the tries).
+    if (ep === null && exclude.size > 0) ep = this.#balancer.pick(undefined, this.#hashKey);
+    if (ep === null) {
+      this.#finish(attempt === 0 || this.#last === null ? 503 : _finalStatus(this.#last));
+      return null;
+    }
+    this.#balancer.onStart(ep);
+    this.#held.picked = ep;
+    return ep;
+  }
+
+  retry(attempt: number, outcome: Outcome): number | null {
+    this.#decided = this.#results;
+    if (!this.#held.open) return null;
+    const d = this.#dest;
+    if (this.#tcp) {
+      if (
+        outcome.kind === "connect_failure" && attempt + 1 < d.retryPolicy.attempts &&
+        d.retryPolicy.budget.tryWithdraw()
+      ) {
+        d.deps.metrics.retries.labels(d.service).inc();
+        return d.retryPolicy.backoffMs(attempt + 1);
+      }
+      this.#finish(502);
+      return null;
+    }
+    const remaining = this.timeoutMs > 0
+      ? this.timeoutMs - (d.deps.now() - this.#started)
+      : Infinity;
+    const r = d.retryPolicy.decide(this.#method, outcome, attempt + 1, remaining);
+    if (!r.retry) {
+      this.#finish(_finalStatus(outcome));
+      return null;
+    }
+    d.deps.metrics.retries.labels(d.service).inc();
+    return r.delayMs;
+  }
+
+  onResult(ep: Endpoint, outcome: Outcome, latencyMs: number): void {
+    const failed = isFailure(outcome);
+    const bep = this.#held.picked !== null && this.#held.picked.key === ep.key
+      ? this.#held.picked
+      : ep as BalancedEndpoint;
+    this.#held.picked = null;
+    this.#balancer.onEnd(bep, latencyMs, !failed);
+    this.#dest.outlier.report(ep.key, outcome);
+    if (!this.#held.open) return;
+    if (this.#tcp) {
+      if (!failed) this.#finish(200);
+      else this.#last = outcome;
+      return;
+    }
+    if (!failed || (outcome.kind === "response" && outcome.status < 500)) {
+      this.#finish(outcome.kind === "response" ? outcome.status : 200);
+      return;
+    }
+    this.#last = outcome;
+    const n = ++this.#results;
+    // The forwarder asks `retry` within the same turn when a retry is possible at all; when it
+    // did not, this try's failure is what the client gets.
+    setTimeout(() => {
+      if (this.#held.open && this.#decided < n) this.#finish(_finalStatus(outcome));
+    }, 0);
+  }
+
+  /** Ends a TCP connection's bookkeeping (the forwarder has no such hook for HTTP). */
+  finishTcp(): void {
+    if (this.#held.open) this.#finish(this.#last === null ? 200 : 502);
+  }
+
+  #finish(status: number): void {
+    this.#held.open = false;
+    _finalizer.unregister(this.#held);
+    this.#dest.breaker.release("requests");
+    if (!this.#tcp) {
+      this.#metrics.record(status, (this.#dest.deps.now() - this.#started) / 1000);
+    }
+  }
+}

@@ -1,0 +1,19 @@
+/**
+ * The `skein proxy` process: upstream, `http_proxy`, inbound and admin listeners around the
+ * byte-level forwarder (`mesh/forward/`) and TCP proxy (`mesh/tcp/`), with a catalog-driven
+ * router that applies `Policy` and `Route` resources (balancing, timeouts, retries with a
+ * budget, circuit breaking, outlier detection, version subsets) and discovery
+ * (`mesh/discovery/`) that registers, heartbeats and watches the catalog.
+ *
+ * ```ts
+ * const proxy = await MeshProxy.start({ config, logger });
+ * // ... on SIGTERM:
+ * await proxy.shutdown(); // stop accepting, drain, deregister
+ * ```
+ * @module
+ */
+export * from "./proxy.ts";
+export * from "./router.ts";
+export * from "./destination.ts";
+export * from "./admin.ts";
+export * from "./tcp_tunnel.ts";

@@ -1,0 +1,245 @@
+/**
+ * The proxy's {@linkcode Router} and {@linkcode TcpRouter}: which destination a request or
+ * connection is for, by the listener it arrived on.
+ *
+ * - an upstream listener (`upstream:<service>`) serves exactly that service;
+ * - the `http_proxy` listener reads the service from `Host` (with or without a port);
+ * - the `inbound` listener forwards to a local app: the one named by `x-skein-destination`,
+ *   else by `Host`, else the only one this proxy fronts.
+ * @module
+ */
+import type { Logger } from "../../common/log.ts";
+import type { ListenerInfo, RouteDecision, Router } from "../forward/mod.ts";
+import { ProxyError } from "../forward/mod.ts";
+import { headerValue, type RequestHead } from "../http1/mod.ts";
+import type { TcpRouter } from "../tcp/mod.ts";
+import { type Catalog, EMPTY_CATALOG, parseResources } from "../discovery/mod.ts";
+import {
+  Destination,
+  type DestinationDeps,
+  type DestinationStats,
+  type Policy,
+  type Route,
+} from "./destination.ts";
+import { Policy as PolicySchema } from "../../config/mod.ts";
+
+/** Listener name of the inbound listener. */
+export const INBOUND_LISTENER = "inbound";
+/** Listener name of the `http_proxy` listener. */
+export const HTTP_PROXY_LISTENER = "http_proxy";
+/** Prefix of upstream listener names (`upstream:ledger`). */
+export const UPSTREAM_LISTENER_PREFIX = "upstream:";
+/** Header naming the local service an inbound request is for. */
+export const DESTINATION_HEADER = "x-skein-destination";
+/** Upgrade token of opaque TCP tunnelled through an inbound listener. */
+export const TCP_TUNNEL_UPGRADE = "skein-tcp";
+/** Most destinations created on demand through `http_proxy`; beyond it, 503. */
+export const MAX_DESTINATIONS = 4096;
+
+/** A local app this proxy fronts. */
+export interface LocalApp {
+  /** Service name. */
+  name: string;
+  /** Port of the app on 127.0.0.1. */
+  port: number;
+}
+
+/** Options of {@linkcode MeshRouter}. */
+export interface MeshRouterOptions extends DestinationDeps {
+  /** Services with an upstream listener, created eagerly. */
+  upstreams: readonly string[];
+  /** The local apps behind `inbound`. */
+  locals: readonly LocalApp[];
+  /** Where inbound `Upgrade: skein-tcp` requests go (the local tunnel bridge), if any. */
+  tunnelPort?: () => number | null;
+  /** Structured logger. */
+  logger: Logger;
+}
+
+/** Routes by listener, `Host` and the catalog. */
+export class MeshRouter implements Router {
+  readonly #o: MeshRouterOptions;
+  readonly #outbound = new Map<string, Destination>();
+  readonly #inbound = new Map<string, Destination>();
+  #catalog: Catalog = EMPTY_CATALOG;
+  #policies = new Map<string, Policy>();
+  #routes = new Map<string, Route>();
+  #haveCatalog = false;
+
+  /** Creates the router with the upstream and local destinations. */
+  constructor(opts: MeshRouterOptions) {
+    this.#o = opts;
+    for (const s of opts.upstreams) this.#destination(s);
+    const inboundDeps: DestinationDeps = { ...opts, source: "unknown" };
+    // The local app gets one try and is never ejected: there is nowhere else to send it.
+    const localPolicy = PolicySchema.parse({
+      kind: "Policy",
+      service: "local",
+      load_balancer: { algorithm: "round_robin" },
+      retries: { attempts: 1 },
+      outlier_detection: { max_ejection_percent: 0 },
+    });
+    for (const l of opts.locals) {
+      const d = new Destination(l.name, inboundDeps, {
+        policy: { ...localPolicy, service: l.name },
+        timeouts: false,
+        routeLabel: "inbound",
+      });
+      d.setEndpoints([{
+        key: `127.0.0.1:${l.port}`,
+        hostname: "127.0.0.1",
+        port: l.port,
+        weight: 1,
+        zone: "",
+      }]);
+      this.#inbound.set(l.name, d);
+    }
+  }
+
+  /** Whether a catalog (from the control plane or the cache) has been applied. */
+  get haveCatalog(): boolean {
+    return this.#haveCatalog;
+  }
+
+  /** Applies a new catalog: endpoints, Policy and Route resources. */
+  applyCatalog(c: Catalog): void {
+    this.#catalog = c;
+    this.#haveCatalog = true;
+    const policies = new Map<string, Policy>();
+    const routes = new Map<string, Route>();
+    for (const r of parseResources(c.resources, this.#o.logger)) {
+      if (r.kind === "Policy") policies.set(r.service, r);
+      else if (r.kind === "Route") routes.set(r.service, r);
+    }
+    this.#policies = policies;
+    this.#routes = routes;
+    for (const [name, d] of this.#outbound) this.#refresh(name, d);
+  }
+
+  /** Runs periodic work (outlier detection intervals). */
+  tick(): void {
+    for (const d of this.#outbound.values()) d.tick();
+  }
+
+  /** Per-destination state for `/endpoints`. */
+  stats(): { outbound: DestinationStats[]; inbound: DestinationStats[] } {
+    return {
+      outbound: [...this.#outbound.values()].map((d) => d.stats()),
+      inbound: [...this.#inbound.values()].map((d) => d.stats()),
+    };
+  }
+
+  /** The effective policies of the outbound destinations, for `/config`. */
+  policies(): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const [n, d] of this.#outbound) out[n] = d.policy;
+    return out;
+  }
+
+  /** Routes one HTTP request. */
+  route(head: RequestHead, listener: ListenerInfo): RouteDecision | ProxyError {
+    const name = listener.name;
+    if (name === INBOUND_LISTENER) return this.#routeInbound(head);
+    if (name === HTTP_PROXY_LISTENER) {
+      const svc = hostService(head.host);
+      if (svc === null) {
+        return new ProxyError(400, "bad_request", "http_proxy needs a Host naming a service");
+      }
+      const d = this.#outbound.get(svc) ?? this.#onDemand(svc);
+      if (d instanceof ProxyError) return d;
+      return d.decide(head);
+    }
+    const d = this.#outbound.get(name.slice(UPSTREAM_LISTENER_PREFIX.length));
+    if (d === undefined) return new ProxyError(404, "no_route", `no route for listener ${name}`);
+    return d.decide(head);
+  }
+
+  /** Routes one opaque TCP connection accepted on an upstream listener. */
+  routeTcp(listener: ListenerInfo): RouteDecision | ProxyError {
+    const d = this.#outbound.get(listener.name.slice(UPSTREAM_LISTENER_PREFIX.length));
+    if (d === undefined) return new ProxyError(404, "no_route", `no route for ${listener.name}`);
+    return d.decideTcp();
+  }
+
+  /** This router as a {@linkcode TcpRouter}, for the opaque TCP upstream listeners. */
+  tcp(): TcpRouter {
+    return { route: (listener) => this.routeTcp(listener) };
+  }
+
+  #routeInbound(head: RequestHead): RouteDecision | ProxyError {
+    const named = headerValue(head, DESTINATION_HEADER) ?? hostService(head.host);
+    let d = named !== null ? this.#inbound.get(named) : undefined;
+    if (d === undefined && this.#inbound.size === 1) d = this.#inbound.values().next().value;
+    if (d === undefined) {
+      return new ProxyError(
+        404,
+        "no_route",
+        `this proxy fronts ${
+          [...this.#inbound.keys()].join(", ") || "no service"
+        }; name one in ${DESTINATION_HEADER}`,
+      );
+    }
+    const up = headerValue(head, "upgrade");
+    if (head.upgrade && up !== null && up.toLowerCase() === TCP_TUNNEL_UPGRADE) {
+      const port = this.#o.tunnelPort?.() ?? null;
+      if (port === null) return new ProxyError(404, "no_route", "no TCP tunnel on this proxy");
+      return _tunnelDecision(d.service, port);
+    }
+    return d.decide(head);
+  }
+
+  #onDemand(svc: string): Destination | ProxyError {
+    if (!(svc in this.#catalog.services)) {
+      return new ProxyError(
+        this.#haveCatalog ? 404 : 503,
+        this.#haveCatalog ? "no_route" : "no_endpoint",
+        this.#haveCatalog
+          ? `no service named ${svc} in the catalog`
+          : `no catalog yet; cannot route to ${svc}`,
+      );
+    }
+    if (this.#outbound.size >= MAX_DESTINATIONS) {
+      return new ProxyError(503, "overloaded", `more than ${MAX_DESTINATIONS} destinations`);
+    }
+    return this.#destination(svc);
+  }
+
+  #destination(svc: string): Destination {
+    let d = this.#outbound.get(svc);
+    if (d === undefined) {
+      d = new Destination(svc, this.#o, { policy: this.#policies.get(svc) });
+      this.#outbound.set(svc, d);
+      this.#refresh(svc, d);
+    }
+    return d;
+  }
+
+  #refresh(name: string, d: Destination): void {
+    d.setPolicy(this.#policies.get(name));
+    d.setRoute(this.#routes.get(name));
+    d.setInstances(this.#catalog.services[name] ?? []);
+  }
+}
+
+/** The service named by a `Host` value: the name without port, lower-cased; null if none. */
+export function hostService(host: string | null): string | null {
+  if (host === null) return null;
+  let h = host.trim();
+  if (h.startsWith("[")) return null; // an IP literal names no service
+  const colon = h.lastIndexOf(":");
+  if (colon >= 0) h = h.slice(0, colon);
+  return h === "" ? null : h.toLowerCase();
+}
+
+/** A decision that hands an inbound tunnel request to the local TCP bridge. */
+function _tunnelDecision(service: string, port: number): RouteDecision {
+  const ep = { key: `tunnel:${port}`, hostname: "127.0.0.1", port };
+  return {
+    cluster: service,
+    timeoutMs: 0,
+    perTryTimeoutMs: 0,
+    pick: (attempt) => (attempt === 0 ? ep : null),
+    retry: () => null,
+    onResult: () => {},
+  };
+}

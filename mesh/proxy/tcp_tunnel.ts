@@ -1,0 +1,166 @@
+/**
+ * Opaque TCP between proxies over the one `inbound` port: the calling proxy opens a connection
+ * to the remote inbound listener and sends an HTTP/1.1 `Upgrade: skein-tcp` request naming the
+ * service; the remote forwarder passes the upgrade to a local bridge, which answers
+ * `101 Switching Protocols`, connects to the app and splices bytes both ways. After the 101
+ * the connection carries the TCP stream unchanged, end to end.
+ * @module
+ */
+import type { Logger } from "../../common/log.ts";
+import { closeQuietly, type Endpoint, noDelay, pipe, writeAll } from "../forward/mod.ts";
+import { DESTINATION_HEADER, TCP_TUNNEL_UPGRADE } from "./router.ts";
+
+/** Largest tunnel handshake head read, in bytes. */
+export const MAX_TUNNEL_HEAD_BYTES = 8 * 1024;
+/** Copy buffer per direction of a bridged connection, in bytes. */
+export const TUNNEL_BUFFER_BYTES = 16 * 1024;
+/** Most tunnels bridged at once on one proxy. */
+export const MAX_TUNNELS = 10_000;
+
+const _enc = new TextEncoder();
+const _dec = new TextDecoder();
+
+/** Why a tunnel could not be opened. */
+export class TunnelError extends Error {
+  override readonly name = "TunnelError";
+}
+
+/**
+ * Reads one head ending in CRLFCRLF from `conn`, a byte at a time so no byte of the stream
+ * that follows is consumed. Only used once per tunnel, never per request.
+ */
+async function _readHead(conn: Deno.Conn): Promise<string> {
+  const buf = new Uint8Array(MAX_TUNNEL_HEAD_BYTES);
+  let n = 0;
+  while (n < buf.length) {
+    const r = await conn.read(buf.subarray(n, n + 1));
+    if (r === null) throw new TunnelError("connection closed during the tunnel handshake");
+    n += r;
+    if (
+      n >= 4 && buf[n - 1] === 10 && buf[n - 2] === 13 && buf[n - 3] === 10 && buf[n - 4] === 13
+    ) {
+      return _dec.decode(buf.subarray(0, n));
+    }
+  }
+  throw new TunnelError(`tunnel handshake head over ${MAX_TUNNEL_HEAD_BYTES} bytes`);
+}
+
+/** Opens a tunnel to `service` through the inbound listener at `ep` (the calling side). */
+export async function connectTunnel(ep: Endpoint, service: string): Promise<Deno.Conn> {
+  const conn = await Deno.connect({ hostname: ep.hostname, port: ep.port });
+  try {
+    noDelay(conn);
+    await writeAll(
+      conn,
+      _enc.encode(
+        `GET / HTTP/1.1\r\nhost: ${service}\r\n${DESTINATION_HEADER}: ${service}\r\n` +
+          `connection: upgrade\r\nupgrade: ${TCP_TUNNEL_UPGRADE}\r\n\r\n`,
+      ),
+    );
+    const head = await _readHead(conn);
+    const status = Number(head.slice(9, 12));
+    if (status !== 101) {
+      throw new TunnelError(`tunnel to ${service} at ${ep.key} refused with ${status}`);
+    }
+    return conn;
+  } catch (e) {
+    closeQuietly(conn);
+    throw e;
+  }
+}
+
+/** The receiving side: a loopback listener the inbound forwarder sends tunnel upgrades to. */
+export class TunnelBridge {
+  readonly #listener: Deno.Listener;
+  readonly #ports: ReadonlyMap<string, number>;
+  readonly #log: Logger;
+  readonly #active = new Set<Deno.Conn>();
+  readonly #served: Promise<void>;
+  #closed = false;
+
+  /** Listens on 127.0.0.1 (a free port) for tunnels to the local apps in `ports`. */
+  constructor(ports: ReadonlyMap<string, number>, log: Logger) {
+    this.#listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    this.#ports = ports;
+    this.#log = log;
+    this.#served = this.#accept();
+  }
+
+  /** The bridge's port. */
+  get port(): number {
+    return (this.#listener.addr as Deno.NetAddr).port;
+  }
+
+  async #accept(): Promise<void> {
+    while (!this.#closed) {
+      let c: Deno.Conn;
+      try {
+        c = await this.#listener.accept();
+      } catch {
+        return;
+      }
+      if (this.#active.size >= MAX_TUNNELS) {
+        closeQuietly(c);
+        continue;
+      }
+      this.#active.add(c);
+      this.#bridge(c).finally(() => this.#active.delete(c));
+    }
+  }
+
+  async #bridge(c: Deno.Conn): Promise<void> {
+    let app: Deno.Conn | null = null;
+    try {
+      const head = await _readHead(c);
+      const m = new RegExp(`^${DESTINATION_HEADER}:\\s*(\\S+)\\s*$`, "im").exec(head);
+      const port = m ? this.#ports.get(m[1]!) : undefined;
+      if (port === undefined) {
+        await writeAll(c, _enc.encode("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n"));
+        return;
+      }
+      try {
+        app = await Deno.connect({ hostname: "127.0.0.1", port });
+      } catch {
+        await writeAll(c, _enc.encode("HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n"));
+        return;
+      }
+      noDelay(app);
+      this.#active.add(app);
+      await writeAll(
+        c,
+        _enc.encode(
+          `HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: ${TCP_TUNNEL_UPGRADE}\r\n\r\n`,
+        ),
+      );
+      const a = app;
+      await Promise.all([
+        pipe(c, a, new Uint8Array(TUNNEL_BUFFER_BYTES)).then((r) => {
+          if (r.failed) closeQuietly(a);
+        }),
+        pipe(a, c, new Uint8Array(TUNNEL_BUFFER_BYTES)).then((r) => {
+          if (r.failed) closeQuietly(c);
+        }),
+      ]);
+    } catch (e) {
+      this.#log.debug("tcp tunnel ended", { err: e as Error });
+    } finally {
+      closeQuietly(c);
+      if (app) {
+        closeQuietly(app);
+        this.#active.delete(app);
+      }
+    }
+  }
+
+  /** Stops accepting and closes every bridged connection. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    try {
+      this.#listener.close();
+    } catch {
+      // Already closed.
+    }
+    for (const c of this.#active) closeQuietly(c);
+    await this.#served;
+  }
+}

@@ -1,0 +1,59 @@
+/** `skein demo` runs a whole mesh, traffic flows end to end, and SIGINT stops it with exit 0. */
+import { parsePrometheusText } from "../../common/metrics.ts";
+import { assert, assertEquals } from "../assert.ts";
+import { spawnSkein } from "../skein_cli.ts";
+import { waitFor } from "./helpers.ts";
+
+Deno.test("skein demo serves traffic through the mesh and stops cleanly on SIGINT", async () => {
+  const proc = spawnSkein(["demo"]);
+  let out = "";
+  const dec = new TextDecoder();
+  const reading = (async () => {
+    for await (const c of proc.stdout) out += dec.decode(c, { stream: true });
+  })();
+  const errs = (async () => {
+    let e = "";
+    for await (const c of proc.stderr) e += dec.decode(c, { stream: true });
+    return e;
+  })();
+  let stopped = false;
+  try {
+    await waitFor("the demo banner", () => out.includes("working directory:"), 90_000);
+    const curl = out.match(/curl (http:\/\/127\.0\.0\.1:\d+)\//)![1]!;
+    const dir = out.match(/working directory: (\S+)/)![1]!;
+    // One request walks edge -> frontend -> orders -> inventory.
+    const chain = await waitFor("a request through the whole chain", async () => {
+      const res = await fetch(`${curl}/`);
+      return res.status === 200 ? await res.json() : (await res.body?.cancel(), null);
+    }, 30_000);
+    assertEquals(chain.service, "frontend");
+    assertEquals(chain.next.service, "orders");
+    assertEquals(chain.next.next.service, "inventory");
+    // The load generator's traffic shows in the edge proxy's metrics.
+    const edge = out.match(/edge\s+(http:\/\/\S+)\/metrics/)![1]!;
+    await waitFor("load through the edge proxy", async () => {
+      const m = parsePrometheusText(await (await fetch(`${edge}/metrics`)).text());
+      const ok = m.get("skein_requests_total")!.samples.filter((s) =>
+        s.labels.destination === "frontend" && s.labels.status_class === "2xx"
+      ).reduce((n, s) => n + s.value, 0);
+      return ok >= 10;
+    }, 30_000);
+    proc.kill("SIGINT");
+    stopped = true;
+    const st = await proc.status;
+    await reading;
+    const stderr = await errs;
+    assertEquals(st.code, 0, stderr);
+    assert(stderr.includes("skein demo: stopped"));
+    // The temp dir is gone and the edge proxy no longer answers.
+    assert(!(await Deno.stat(dir).then(() => true, () => false)), `${dir} was removed`);
+    assert(!(await fetch(`${edge}/ready`).then(() => true, () => false)), "edge proxy stopped");
+  } finally {
+    if (!stopped) {
+      proc.kill("SIGINT");
+      await proc.status;
+    }
+    await reading.catch(() => {});
+    await errs.catch(() => {});
+  }
+});
