@@ -19,6 +19,7 @@ export const PERMISSIONS = [
   "--allow-env",
   "--allow-run",
   "--allow-sys",
+  "--unstable-net",
 ];
 
 async function _commit(): Promise<string | null> {
