@@ -1,0 +1,394 @@
+/**
+ * Control-plane benchmark: a 3-node skein control cluster against a 3-member etcd cluster on
+ * loopback, under the same load: `writers` concurrent loops writing ~`valueBytes` values for a
+ * fixed duration (skein: `PUT` instance registrations with a `meta` of that size; etcd:
+ * `POST /v3/kv/put` on its JSON gateway), then a failover: SIGKILL of the leader while writers
+ * keep writing to the survivors, measuring the time to the first accepted write.
+ *
+ * Run alone: `deno run -A bench/control_bench.ts [--duration 10s] [--writers 32] [--only skein|etcd]`.
+ * @module
+ */
+import { ProcessCluster, sleep, waitFor } from "../tests/control_process/cluster.ts";
+
+/** Default etcd binary (Debian's `etcd-server`). */
+export const ETCD_BIN = "/usr/bin/etcd";
+/** Most latency samples kept per run; later samples are dropped (counted, not timed). */
+export const MAX_LATENCY_SAMPLES = 4_000_000;
+/** Timeout of one write during the throughput phase. */
+export const WRITE_TIMEOUT_MS = 10_000;
+/** Timeout of one write during failover: short, so writers retry against the survivors. */
+export const FAILOVER_WRITE_TIMEOUT_MS = 1_000;
+/** Writers used during the failover phase. */
+export const FAILOVER_WRITERS = 8;
+/** Longest failover measured before giving up. */
+export const FAILOVER_LIMIT_MS = 30_000;
+
+/** Options of {@linkcode runControlBench}. */
+export interface ControlBenchOptions {
+  /** Length of the throughput phase. @default 10000 */
+  durationMs?: number;
+  /** Concurrent writer loops. @default 32 */
+  writers?: number;
+  /** Bytes of each written value. @default 100 */
+  valueBytes?: number;
+  /** Distinct keys per writer (keys are overwritten round-robin). @default 100 */
+  keysPerWriter?: number;
+  /** Which systems to run. @default ["skein", "etcd"] */
+  systems?: ("skein" | "etcd")[];
+  /** Measure failover after the throughput phase. @default true */
+  failover?: boolean;
+  /** Progress lines. @default nothing */
+  progress?: (line: string) => void;
+}
+
+/** What one system achieved. */
+export interface SystemResult {
+  /** `skein` or `etcd`. */
+  system: string;
+  /** Accepted writes in the throughput phase. */
+  writes: number;
+  /** Failed writes in the throughput phase. */
+  errors: number;
+  /** Length of the throughput phase actually measured. */
+  durationMs: number;
+  /** Accepted writes per second. */
+  writesPerSec: number;
+  /** Median write latency. */
+  p50Ms: number;
+  /** 99th percentile write latency. */
+  p99Ms: number;
+  /** Time from SIGKILL of the leader to the first accepted write on a survivor, or null. */
+  failoverMs: number | null;
+}
+
+/** What {@linkcode runControlBench} returns. */
+export interface ControlBenchResult {
+  /** One result per system run. */
+  results: SystemResult[];
+  /** A printable table with skein/etcd ratios. */
+  table: string;
+}
+
+/** A system under test: where to write and how to find and kill its leader. */
+interface _Target {
+  name: string;
+  urls: string[];
+  write(url: string, key: string, value: string, signal: AbortSignal): Promise<boolean>;
+  leader(): Promise<number>;
+  kill(i: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function _percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1));
+  return sorted[i]!;
+}
+
+/** Runs `writers` loops for `durationMs`; returns counts and latency percentiles. */
+async function _load(
+  t: _Target,
+  writers: number,
+  durationMs: number,
+  valueBytes: number,
+  keysPerWriter: number,
+): Promise<Omit<SystemResult, "failoverMs" | "system">> {
+  const value = "v".repeat(valueBytes);
+  const lat = new Float64Array(MAX_LATENCY_SAMPLES);
+  let n = 0;
+  let ok = 0;
+  let errors = 0;
+  const start = performance.now();
+  const end = start + durationMs;
+  const loop = async (w: number) => {
+    const url = t.urls[w % t.urls.length]!;
+    for (let k = 0; performance.now() < end; k++) {
+      const t0 = performance.now();
+      let good = false;
+      try {
+        good = await t.write(
+          url,
+          `w${w}-${k % keysPerWriter}`,
+          value,
+          AbortSignal.timeout(WRITE_TIMEOUT_MS),
+        );
+      } catch {
+        good = false;
+      }
+      const dt = performance.now() - t0;
+      if (good) {
+        ok++;
+        if (n < lat.length) lat[n++] = dt;
+      } else {
+        errors++;
+        await sleep(10);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: writers }, (_, w) => loop(w)));
+  const took = performance.now() - start;
+  const sorted = lat.subarray(0, n).sort();
+  return {
+    writes: ok,
+    errors,
+    durationMs: Math.round(took),
+    writesPerSec: Math.round(ok / (took / 1000)),
+    p50Ms: _percentile(sorted, 0.5),
+    p99Ms: _percentile(sorted, 0.99),
+  };
+}
+
+/** Kills the leader and measures until a write to a survivor is accepted. */
+async function _failover(t: _Target, valueBytes: number): Promise<number | null> {
+  const leader = await t.leader();
+  const survivors = t.urls.filter((_, i) => i !== leader);
+  const value = "f".repeat(valueBytes);
+  let firstOk: number | null = null;
+  let stop = false;
+  const t0 = performance.now();
+  await t.kill(leader);
+  const killedAt = performance.now();
+  const loop = async (w: number) => {
+    const url = survivors[w % survivors.length]!;
+    for (let k = 0; !stop && performance.now() - killedAt < FAILOVER_LIMIT_MS; k++) {
+      const started = performance.now();
+      let good = false;
+      try {
+        good = await t.write(
+          url,
+          `f${w}-${k}`,
+          value,
+          AbortSignal.timeout(FAILOVER_WRITE_TIMEOUT_MS),
+        );
+      } catch {
+        good = false;
+      }
+      // Only writes started after the kill count: an earlier one may have been acknowledged by
+      // the old leader.
+      if (good && started >= killedAt) {
+        const at = performance.now() - t0;
+        if (firstOk === null || at < firstOk) firstOk = at;
+        stop = true;
+      }
+      if (!good) await sleep(5);
+    }
+  };
+  await Promise.all(Array.from({ length: FAILOVER_WRITERS }, (_, w) => loop(w)));
+  return firstOk === null ? null : Math.round(firstOk);
+}
+
+// ------------------------------------------------------------------ skein
+
+async function _skein(): Promise<_Target> {
+  const c = await ProcessCluster.create({ logLevel: "warn" });
+  await c.startAll();
+  await c.waitLeader(30_000);
+  const ids = c.ids();
+  return {
+    name: "skein",
+    urls: ids.map((id) => c.api(id)),
+    async write(url, key, value, signal) {
+      const res = await fetch(`${url}/v1/services/bench/instances/${key}`, {
+        method: "PUT",
+        headers: { "content-type": "application/json" },
+        body: `{"address":"10.0.0.1","port":8080,"meta":{"v":"${value}"}}`,
+        signal,
+      });
+      await res.body?.cancel();
+      return res.status === 200 || res.status === 201;
+    },
+    async leader() {
+      const l = await c.waitLeader(30_000);
+      return ids.indexOf(l);
+    },
+    async kill(i) {
+      await c.kill(ids[i]!);
+    },
+    stop: () => c.destroy(),
+  };
+}
+
+// ------------------------------------------------------------------ etcd
+
+function _freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const p = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return p;
+}
+
+const _b64 = (s: string) => btoa(s);
+
+async function _etcd(): Promise<_Target> {
+  const dir = await Deno.makeTempDir({ prefix: "skein-etcd-" });
+  const names = ["e1", "e2", "e3"];
+  const client = names.map(() => _freePort());
+  const peer = names.map(() => _freePort());
+  const cluster = names.map((n, i) => `${n}=http://127.0.0.1:${peer[i]}`).join(",");
+  const procs: (Deno.ChildProcess | null)[] = names.map((n, i) =>
+    new Deno.Command(ETCD_BIN, {
+      args: [
+        "--name",
+        n,
+        "--data-dir",
+        `${dir}/${n}`,
+        "--listen-client-urls",
+        `http://127.0.0.1:${client[i]}`,
+        "--advertise-client-urls",
+        `http://127.0.0.1:${client[i]}`,
+        "--listen-peer-urls",
+        `http://127.0.0.1:${peer[i]}`,
+        "--initial-advertise-peer-urls",
+        `http://127.0.0.1:${peer[i]}`,
+        "--initial-cluster",
+        cluster,
+        "--initial-cluster-state",
+        "new",
+        "--initial-cluster-token",
+        "skein-bench",
+        "--log-level",
+        "error",
+        "--logger",
+        "zap",
+      ],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn()
+  );
+  const urls = client.map((p) => `http://127.0.0.1:${p}`);
+  const status = async (url: string) => {
+    const res = await fetch(`${url}/v3/maintenance/status`, {
+      method: "POST",
+      body: "{}",
+      signal: AbortSignal.timeout(1000),
+    });
+    return await res.json() as { header?: { member_id?: string }; leader?: string };
+  };
+  const leader = async () =>
+    await waitFor("an etcd leader", 30_000, async () => {
+      for (let i = 0; i < urls.length; i++) {
+        if (!procs[i]) continue;
+        const s = await status(urls[i]!).catch(() => null);
+        if (s?.leader && s.header?.member_id === s.leader) return i;
+      }
+      return undefined;
+    });
+  await leader();
+  return {
+    name: "etcd",
+    urls,
+    async write(url, key, value, signal) {
+      const res = await fetch(`${url}/v3/kv/put`, {
+        method: "POST",
+        body: `{"key":"${_b64(key)}","value":"${_b64(value)}"}`,
+        signal,
+      });
+      await res.body?.cancel();
+      return res.status === 200;
+    },
+    leader,
+    async kill(i) {
+      const p = procs[i];
+      if (!p) return;
+      p.kill("SIGKILL");
+      await p.status;
+      procs[i] = null;
+    },
+    async stop() {
+      for (let i = 0; i < procs.length; i++) {
+        const p = procs[i];
+        if (!p) continue;
+        try {
+          p.kill("SIGKILL");
+        } catch { /* gone */ }
+        await p.status;
+      }
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+// ------------------------------------------------------------------ driver
+
+function _fmt(n: number | null, digits = 1): string {
+  return n === null || Number.isNaN(n) ? "-" : n.toFixed(digits);
+}
+
+function _table(results: SystemResult[]): string {
+  const rows: string[][] = [["system", "writes/s", "p50 ms", "p99 ms", "errors", "failover ms"]];
+  for (const r of results) {
+    rows.push([
+      r.system,
+      String(r.writesPerSec),
+      _fmt(r.p50Ms, 2),
+      _fmt(r.p99Ms, 2),
+      String(r.errors),
+      _fmt(r.failoverMs, 0),
+    ]);
+  }
+  const s = results.find((r) => r.system === "skein");
+  const e = results.find((r) => r.system === "etcd");
+  if (s && e) {
+    const ratio = (a: number | null, b: number | null) =>
+      a === null || b === null || b === 0 ? "-" : (a / b).toFixed(2);
+    rows.push([
+      "skein/etcd",
+      ratio(s.writesPerSec, e.writesPerSec),
+      ratio(s.p50Ms, e.p50Ms),
+      ratio(s.p99Ms, e.p99Ms),
+      "",
+      ratio(s.failoverMs, e.failoverMs),
+    ]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd()).join("\n");
+}
+
+/** Runs the benchmark for the chosen systems, one after the other, and returns the table. */
+export async function runControlBench(opts: ControlBenchOptions = {}): Promise<ControlBenchResult> {
+  const durationMs = opts.durationMs ?? 10_000;
+  const writers = opts.writers ?? 32;
+  const valueBytes = opts.valueBytes ?? 100;
+  const keys = opts.keysPerWriter ?? 100;
+  const progress = opts.progress ?? (() => {});
+  const results: SystemResult[] = [];
+  for (const system of opts.systems ?? ["skein", "etcd"]) {
+    progress(`${system}: starting a 3-node cluster`);
+    const t = system === "skein" ? await _skein() : await _etcd();
+    try {
+      // A short warm-up so connection set-up and JIT are not in the measurement.
+      await _load(t, writers, Math.min(1000, durationMs / 5), valueBytes, keys);
+      progress(`${system}: ${writers} writers for ${durationMs} ms`);
+      const r = await _load(t, writers, durationMs, valueBytes, keys);
+      let failoverMs: number | null = null;
+      if (opts.failover ?? true) {
+        progress(`${system}: killing the leader`);
+        failoverMs = await _failover(t, valueBytes);
+      }
+      results.push({ system, ...r, failoverMs });
+      progress(`${system}: ${r.writesPerSec} writes/s, failover ${failoverMs} ms`);
+    } finally {
+      await t.stop();
+    }
+  }
+  return { results, table: _table(results) };
+}
+
+if (import.meta.main) {
+  const args = Deno.args;
+  const flag = (name: string) => {
+    const i = args.indexOf(`--${name}`);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  const dur = flag("duration");
+  const only = flag("only");
+  const r = await runControlBench({
+    durationMs: dur ? Number(dur.replace(/s$/, "")) * 1000 : undefined,
+    writers: flag("writers") ? Number(flag("writers")) : undefined,
+    systems: only ? [only as "skein" | "etcd"] : undefined,
+    progress: (l) => console.error(l),
+  });
+  console.log(r.table);
+  if (args.includes("--json")) console.log(JSON.stringify(r.results));
+}
