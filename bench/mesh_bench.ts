@@ -1,10 +1,13 @@
 /**
  * Data-plane benchmark: the two-hop path app -> proxy -> proxy -> app, side by side for
- * (a) the app direct, (b) HAProxy two hops (two haproxy processes), (c) the skein forwarder two
- * hops (two `deno run` processes). Each runs `wrk -t1 -c32`, then a fixed-rate run for added
- * latency, and samples proxy RSS idle and under load from /proc.
+ * (a) the app direct, (b) HAProxy two hops (two haproxy processes, its default threads),
+ * (c) two real `skein proxy` processes (an outbound proxy with an upstream listener and a
+ * static catalog pointing at an inbound proxy that fronts the app; `workers` threads each),
+ * and (d) the bare skein forwarder two hops (two single-threaded `deno run` processes, no
+ * router or policy). Each runs `wrk -t1 -c32`, then a fixed-rate run for added latency, and
+ * samples proxy RSS idle and under load from /proc.
  *
- * `deno run -A bench/mesh_bench.ts [--duration 10] [--rate 1000] [--rounds 3]`;
+ * `deno run -A bench/mesh_bench.ts [--duration 10] [--rate 1000] [--rounds 3] [--workers N]`;
  * `runMeshBench()` for bench/run.ts.
  * @module
  */
@@ -27,11 +30,15 @@ export interface MeshBenchOptions {
   rounds?: number;
   /** Where progress and the table go. @default stdout */
   print?: (line: string) => void;
+  /** `workers` of the two `skein proxy` processes. @default "auto" */
+  workers?: number | "auto";
+  /** Also run the bare forwarder row. @default true */
+  bareForwarder?: boolean;
 }
 
 /** Measurements for one target. */
 export interface BenchTarget {
-  /** "direct", "haproxy-2hop" or "skein-2hop". */
+  /** "direct", "haproxy-2hop", "skein-2hop" (skein proxy processes) or "skein-fwd-2hop". */
   name: string;
   /** wrk throughput, median over rounds. */
   rps: number;
@@ -70,6 +77,7 @@ export interface BenchResult {
 }
 
 const ROOT = new URL("./", import.meta.url).pathname;
+const SKEIN = new URL("../cmd/skein.ts", import.meta.url).pathname;
 
 /** A free port on 127.0.0.1 (bind 0, read, release). */
 function freePort(): number {
@@ -166,32 +174,95 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
     spawn(Deno.execPath(), ["run", "-A", `${ROOT}apps/backend.ts`, "--port", String(appPort)]);
     await waitPort(appPort, "backend");
 
+    // Two real `skein proxy` processes. The outbound one never reaches a control plane
+    // (port 9 is refused at once) and routes from a catalog cache written here.
+    const workers = opts.workers ?? "auto";
+    const pxInPort = freePort();
+    const pxOutPort = freePort();
+    const proxyCfg = (node: string, extra: Record<string, unknown>) => ({
+      node,
+      control: ["http://127.0.0.1:9"],
+      data_dir: `${tmp}/${node}`,
+      admin: "127.0.0.1:0",
+      inbound: "127.0.0.1:0",
+      workers,
+      log: { level: "error" },
+      ...extra,
+    });
+    await Deno.mkdir(`${tmp}/px-out`, { recursive: true });
+    await Deno.writeTextFile(
+      `${tmp}/px-out/catalog.json`,
+      JSON.stringify({
+        saved_at: Date.now(),
+        catalog: {
+          index: 1,
+          services: {
+            app: [{ id: "px-in-app", service: "app", address: "127.0.0.1", port: pxInPort }],
+          },
+          resources: [],
+        },
+      }),
+    );
+    await Deno.writeTextFile(
+      `${tmp}/px-in.yaml`,
+      JSON.stringify(proxyCfg("px-in", {
+        inbound: `127.0.0.1:${pxInPort}`,
+        services: [{ name: "app", port: appPort }],
+      })),
+    );
+    await Deno.writeTextFile(
+      `${tmp}/px-out.yaml`,
+      JSON.stringify(proxyCfg("px-out", {
+        upstreams: [{ service: "app", listen: `127.0.0.1:${pxOutPort}` }],
+      })),
+    );
+    const skeinArgs = (cfg: string) => [
+      "run",
+      "-A",
+      "--unstable-net",
+      SKEIN,
+      "proxy",
+      "--config",
+      cfg,
+      "--log-level",
+      "error",
+    ];
+    const pxIn = spawn(Deno.execPath(), skeinArgs(`${tmp}/px-in.yaml`));
+    await waitPort(pxInPort, "skein proxy inbound");
+    const pxOut = spawn(Deno.execPath(), skeinArgs(`${tmp}/px-out.yaml`));
+    await waitPort(pxOutPort, "skein proxy outbound");
+
+    const bare = opts.bareForwarder ?? true;
+    let skIn: Deno.ChildProcess | null = null;
+    let skOut: Deno.ChildProcess | null = null;
     const skInPort = freePort();
-    const skIn = spawn(Deno.execPath(), [
-      "run",
-      "-A",
-      `${ROOT}apps/forwarder_proc.ts`,
-      "--port",
-      String(skInPort),
-      "--upstream",
-      `127.0.0.1:${appPort}`,
-      "--node",
-      "inbound",
-    ]);
-    await waitPort(skInPort, "skein inbound");
     const skOutPort = freePort();
-    const skOut = spawn(Deno.execPath(), [
-      "run",
-      "-A",
-      `${ROOT}apps/forwarder_proc.ts`,
-      "--port",
-      String(skOutPort),
-      "--upstream",
-      `127.0.0.1:${skInPort}`,
-      "--node",
-      "outbound",
-    ]);
-    await waitPort(skOutPort, "skein outbound");
+    if (bare) {
+      skIn = spawn(Deno.execPath(), [
+        "run",
+        "-A",
+        `${ROOT}apps/forwarder_proc.ts`,
+        "--port",
+        String(skInPort),
+        "--upstream",
+        `127.0.0.1:${appPort}`,
+        "--node",
+        "inbound",
+      ]);
+      await waitPort(skInPort, "skein inbound");
+      skOut = spawn(Deno.execPath(), [
+        "run",
+        "-A",
+        `${ROOT}apps/forwarder_proc.ts`,
+        "--port",
+        String(skOutPort),
+        "--upstream",
+        `127.0.0.1:${skInPort}`,
+        "--node",
+        "outbound",
+      ]);
+      await waitPort(skOutPort, "skein outbound");
+    }
 
     const targets: Array<{ name: string; port: number; pids: number[] }> = [
       { name: "direct", port: appPort, pids: [] },
@@ -224,7 +295,10 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
       await waitPort(haOutPort, "haproxy outbound");
       targets.push({ name: "haproxy-2hop", port: haOutPort, pids: [haIn.pid, haOut.pid] });
     }
-    targets.push({ name: "skein-2hop", port: skOutPort, pids: [skIn.pid, skOut.pid] });
+    targets.push({ name: "skein-2hop", port: pxOutPort, pids: [pxIn.pid, pxOut.pid] });
+    if (skIn !== null && skOut !== null) {
+      targets.push({ name: "skein-fwd-2hop", port: skOutPort, pids: [skIn.pid, skOut.pid] });
+    }
 
     const rounds = Math.max(1, opts.rounds ?? 3);
     const runs = new Map<string, Array<Awaited<ReturnType<typeof wrk>>>>();
@@ -367,5 +441,7 @@ if (import.meta.main) {
     durationSec: arg("duration", 10),
     rate: arg("rate", 1000),
     rounds: arg("rounds", 3),
+    workers: Deno.args.includes("--workers") ? arg("workers", 0) || "auto" : "auto",
+    bareForwarder: !Deno.args.includes("--no-bare"),
   });
 }

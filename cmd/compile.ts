@@ -20,6 +20,8 @@ export const PERMISSIONS = [
   "--allow-run",
   "--allow-sys",
   "--unstable-net",
+  "--include",
+  "mesh/proxy/worker.ts",
 ];
 
 async function _commit(): Promise<string | null> {

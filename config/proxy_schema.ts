@@ -61,6 +61,13 @@ export const ProxyConfig = z.strictObject({
   http_proxy: hostPort.optional(),
   services: z.array(LocalService).max(64).default([]),
   upstreams: z.array(Upstream).max(1024).default([]),
+  /**
+   * Data-plane worker threads, each serving every traffic listener (SO_REUSEPORT):
+   * `auto` = one per CPU; 1 = serve on the main thread. The default is 1 because each worker
+   * costs ~60 MB and on the 2-core machines we measured, two workers beside the app were slower
+   * than one (they compete with the app and each other for the same cores).
+   */
+  workers: z.union([z.literal("auto"), z.number().int().min(1).max(64)]).default(1),
   drain_timeout: duration.default(15_000),
   heartbeat_interval: duration.default(2000),
   access_log: z.string().optional(),

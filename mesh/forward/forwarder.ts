@@ -396,6 +396,7 @@ class _Session {
   ): Promise<void> {
     const st = this.#f.stats.local;
     st[status] = (st[status] ?? 0) + 1;
+    this.#sentStatus = status;
     const bytes = proxyResponseBytes({
       status,
       node: this.#f.node,
@@ -421,9 +422,27 @@ class _Session {
   async #serve(head: RequestHead): Promise<Done> {
     const f = this.#f;
     const decision = f.opts.router.route(head, f.opts.listener, this.#client);
+    if (decision instanceof ProxyError) {
+      return await this.#answerError(decision, head, head.chunked || head.contentLength > 0);
+    }
+    this.#sentStatus = 0;
+    if (decision.onDone === undefined) return await this.#exchange(head, decision);
+    // onDone must run exactly once whatever happens below, including a client reset mid-body.
+    try {
+      return await this.#exchange(head, decision);
+    } finally {
+      decision.onDone(this.#sentStatus);
+    }
+  }
+
+  /** Status of the last response head written to the client in this exchange; 0 = none yet. */
+  #sentStatus = 0;
+
+  /** Runs the attempts of one routed request until the client has its answer. */
+  async #exchange(head: RequestHead, decision: RouteDecision): Promise<Done> {
+    const f = this.#f;
     const cl = head.contentLength;
     const hasBody = head.chunked || cl > 0;
-    if (decision instanceof ProxyError) return await this.#answerError(decision, head, hasBody);
 
     // Buffer small fixed-length bodies so the request can be replayed on another endpoint.
     let replayable = !hasBody;
@@ -545,7 +564,7 @@ class _Session {
     const cl = head.contentLength;
     const w = this.#out;
     w.reset();
-    writeForwardedRequestHead(w, head, this.#clientAddr);
+    writeForwardedRequestHead(w, head, this.#clientAddr, decision.extraRequestHeaders);
     // Body bytes already buffered go out with the head in one write.
     let bodyLeft = head.chunked ? 0 : Math.max(0, cl);
     let framer: ChunkedFramer | null = null;
@@ -714,6 +733,8 @@ class _Session {
     let reusable = res.keepAlive && kind !== "close" && !head.upgrade;
     w.reset();
     writeForwardedResponseHead(w, res, close);
+    // Set before the write: if the write fails midway the client may still have seen the head.
+    this.#sentStatus = res.status;
     let ok = true;
     try {
       if (kind === "none") {
@@ -857,6 +878,7 @@ class _Session {
 
   /** After 101 Switching Protocols, joins both connections byte for byte until both end. */
   async #splice(uc: UpstreamConn, res: ResponseHead, start: number, filled: number): Promise<Done> {
+    this.#sentStatus = res.status;
     const w = this.#out;
     w.reset();
     writeForwardedResponseHead(w, res, false);

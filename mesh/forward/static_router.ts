@@ -22,6 +22,10 @@ export interface StaticRouterOptions {
   retries?: number;
   /** Observes every attempt's outcome (for tests). */
   onResult?: (ep: Endpoint, outcome: Outcome, latencyMs: number) => void;
+  /** Header lines added to every forwarded request (see `RouteDecision`). */
+  extraRequestHeaders?: string;
+  /** Observes the end of every exchange (see `RouteDecision.onDone`). */
+  onDone?: (status: number) => void;
 }
 
 /** A fixed endpoint list with round-robin and simple retries; for tests and benchmarks. */
@@ -34,6 +38,8 @@ export function staticRouter(opts: StaticRouterOptions): Router {
     cluster,
     timeoutMs: opts.timeoutMs ?? 0,
     perTryTimeoutMs: opts.perTryTimeoutMs ?? 0,
+    extraRequestHeaders: opts.extraRequestHeaders,
+    onDone: opts.onDone,
     pick(_attempt: number, exclude: ReadonlySet<string>): Endpoint | null {
       for (let i = 0; i < eps.length; i++) {
         const ep = eps[next++ % eps.length]!;

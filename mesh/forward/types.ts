@@ -48,6 +48,18 @@ export interface RouteDecision {
   retry(attempt: number, outcome: Outcome): number | null;
   /** Reports each attempt's outcome and its latency until the response head (or failure). */
   onResult(ep: Endpoint, outcome: Outcome, latencyMs: number): void;
+  /**
+   * Pre-encoded header lines (`name: value\r\n` each, ASCII) the request-head rewriter adds
+   * before the final CRLF of every attempt, e.g. `x-skein-destination: ledger\r\n`.
+   */
+  extraRequestHeaders?: string;
+  /**
+   * Called exactly once when the exchange is over: the response body has fully passed to the
+   * client, or the exchange failed. `status` is the status of the response head the client got
+   * (proxy-generated ones included), 0 when none reached it. Lets breakers and latency metrics
+   * cover the whole exchange, not just the wait for the head.
+   */
+  onDone?(status: number): void;
 }
 
 /** Why the proxy answered a request itself. */

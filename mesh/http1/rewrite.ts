@@ -32,13 +32,15 @@ function _copyEndToEnd(w: ByteWriter, head: HttpHead): void {
 
 /**
  * Writes the head to send upstream: always HTTP/1.1 on a keep-alive connection, hop-by-hop
- * fields removed (an upgrade keeps `Upgrade` and gets `connection: upgrade`), and
- * `x-forwarded-for: <clientAddr>` added as its own line, which is equivalent to appending.
+ * fields removed (an upgrade keeps `Upgrade` and gets `connection: upgrade`),
+ * `x-forwarded-for: <clientAddr>` added as its own line, which is equivalent to appending, and
+ * `extra` (pre-encoded `name: value\r\n` lines, ASCII) added last.
  */
 export function writeForwardedRequestHead(
   w: ByteWriter,
   head: RequestHead,
   clientAddr: string | null,
+  extra?: string,
 ): void {
   if (head.versionMinor === 1) {
     w.bytes(head.raw, head.start, head.firstLineEnd);
@@ -48,6 +50,7 @@ export function writeForwardedRequestHead(
   _copyEndToEnd(w, head);
   if (head.upgrade) w.latin1("connection: upgrade\r\n");
   if (clientAddr !== null) w.latin1(`x-forwarded-for: ${clientAddr}\r\n`);
+  if (extra !== undefined && extra !== "") w.latin1(extra);
   w.bytes(CRLF);
 }
 

@@ -5,12 +5,12 @@
  */
 import { PROMETHEUS_CONTENT_TYPE } from "../../common/metrics.ts";
 
-/** What the admin pages read from the running proxy. */
+/** What the admin pages read from the running proxy (worker state arrives asynchronously). */
 export interface AdminSource {
   /** This proxy's node name, sent as `x-skein-proxy`. */
   node: string;
   /** The Prometheus exposition. */
-  metrics(): string;
+  metrics(): string | Promise<string>;
   /** Whether the proxy serves traffic, and why not. */
   ready(): { ready: boolean; reasons: string[]; [k: string]: unknown };
   /** The effective configuration (no secrets). */
@@ -20,21 +20,21 @@ export interface AdminSource {
 }
 
 /** Builds the admin request handler. */
-export function adminHandler(src: AdminSource): (req: Request) => Response {
+export function adminHandler(src: AdminSource): (req: Request) => Promise<Response> {
   const headers = { "x-skein-proxy": src.node };
   const json = (v: unknown, status = 200) =>
     new Response(JSON.stringify(v, null, 2) + "\n", {
       status,
       headers: { ...headers, "content-type": "application/json" },
     });
-  return function admin(req: Request): Response {
+  return async function admin(req: Request): Promise<Response> {
     const path = new URL(req.url).pathname;
     if (req.method !== "GET" && req.method !== "HEAD") {
       return json({ error: { code: "method_not_allowed", message: `${req.method} ${path}` } }, 405);
     }
     switch (path) {
       case "/metrics":
-        return new Response(src.metrics(), {
+        return new Response(await src.metrics(), {
           headers: { ...headers, "content-type": PROMETHEUS_CONTENT_TYPE },
         });
       case "/ready": {
@@ -42,9 +42,9 @@ export function adminHandler(src: AdminSource): (req: Request) => Response {
         return json(r, r.ready ? 200 : 503);
       }
       case "/config":
-        return json(src.config());
+        return json(await src.config());
       case "/endpoints":
-        return json(src.endpoints());
+        return json(await src.endpoints());
       default:
         return json({
           error: {

@@ -4,13 +4,16 @@
  * subsets), and the per-request {@linkcode RouteDecision} the forwarder drives.
  *
  * The stack per request, top to bottom:
- * 1. circuit breaker `requests` limit: over it, answer 503 `overloaded` at once;
+ * 1. circuit breaker `requests` limit (shared by all worker threads): over it, answer 503
+ *    `overloaded` at once;
  * 2. route rule: the first matching rule picks a backend version by weight (a balancer subset);
  * 3. balancer: picks an endpoint, never one already tried for this request;
  * 4. per-try and overall timeouts: enforced by the forwarder from `perTryTimeoutMs`/`timeoutMs`;
  * 5. outcome: feeds the balancer (latency, in-flight), outlier detection (ejections) and, on
  *    failure, the retry policy and its budget;
- * 6. finish: the final status goes to `skein_requests_total` and the latency histogram.
+ * 6. finish (the forwarder's `onDone`, once the response body has passed or the exchange failed):
+ *    the breaker slot is released and the final status and whole-exchange latency go to
+ *    `skein_requests_total` and the latency histogram.
  * @module
  */
 import type { z } from "zod";
@@ -32,8 +35,9 @@ import {
 } from "../forward/mod.ts";
 import { headerValue, type RequestHead } from "../http1/mod.ts";
 import type { ProxyMetrics, RouteMetrics } from "../proxy_metrics.ts";
-import { CircuitBreaker, isFailure, OutlierDetector, RetryPolicy } from "../resilience/mod.ts";
+import { isFailure, OutlierDetector, RETRY_DEFAULTS, RetryPolicy } from "../resilience/mod.ts";
 import type { CatalogInstance } from "../discovery/mod.ts";
+import { RequestLimit, type SharedLimits } from "./shared_limits.ts";
 
 /** A validated Policy resource. */
 export type Policy = z.infer<typeof PolicySchema>;
@@ -88,6 +92,14 @@ export interface DestinationDeps {
   logger: Logger;
   /** The `source` label of this proxy's requests. */
   source: string;
+  /** In-flight counts shared by all workers (circuit breaker `max_requests`). */
+  limits: SharedLimits;
+  /**
+   * Worker threads sharing the traffic. Each worker keeps its own retry budget, so the budget's
+   * fixed reserve (retries per second allowed regardless of traffic) is split between them.
+   * @default 1
+   */
+  workers?: number;
 }
 
 /** The catalog view of one endpoint, as the balancer sees it. */
@@ -111,7 +123,7 @@ export interface DestinationStats {
   algorithm: BalancerPolicy;
   /** Endpoints that can receive traffic now. */
   eligible: number;
-  /** Requests in flight (circuit breaker count). */
+  /** Requests in flight (circuit breaker count, across all workers). */
   activeRequests: number;
   /** Retries the budget would allow now. */
   retryBudgetAvailable: number;
@@ -127,29 +139,14 @@ interface _Rule {
   label: string;
 }
 
-/** Tracks an unfinished request so a lost one still releases its breaker slot. */
-interface _Held {
-  dest: Destination;
-  open: boolean;
-  picked: BalancedEndpoint | null;
-  balancer: Balancer | null;
-}
-
-const _finalizer = new FinalizationRegistry<_Held>((h) => {
-  // Only reached when the forwarder dropped a request without reporting its end (a client
-  // framing error mid-body); without this the slot would leak for good.
-  if (!h.open) return;
-  h.open = false;
-  if (h.picked && h.balancer) h.balancer.onEnd(h.picked, 0, false);
-  h.dest.breaker.release("requests");
-});
-
 /** A destination service: its endpoints and the policy layers around them. */
 export class Destination {
   /** The service name. */
   readonly service: string;
-  /** Per-destination circuit breaker. */
-  readonly breaker: CircuitBreaker;
+  /** The circuit breaker's `max_requests` limit, shared by all workers. */
+  readonly requests: RequestLimit;
+  /** Header lines added to every forwarded request (e.g. `x-skein-destination`). */
+  readonly extraRequestHeaders: string | undefined;
   #deps: DestinationDeps;
   #policy: EffectivePolicy;
   #balancer: Balancer;
@@ -168,22 +165,31 @@ export class Destination {
   constructor(
     service: string,
     deps: DestinationDeps,
-    opts: { policy?: Policy; route?: Route; timeouts?: boolean; routeLabel?: string } = {},
+    opts: {
+      policy?: Policy;
+      route?: Route;
+      timeouts?: boolean;
+      routeLabel?: string;
+      /** Name of the shared in-flight slot. @default service */
+      limitKey?: string;
+      /** Pre-encoded header lines for every forwarded request. */
+      extraRequestHeaders?: string;
+    } = {},
   ) {
     this.service = service;
     this.#deps = deps;
+    this.extraRequestHeaders = opts.extraRequestHeaders;
     this.#timeouts = opts.timeouts ?? true;
     this.#policy = effectivePolicy(service, opts.policy);
     this.#balancer = this.#newBalancer();
     this.#retry = this.#newRetry();
     this.#outlier = this.#newOutlier();
     this.#lastTick = deps.now();
-    const cb = this.#policy.circuit_breaker;
-    this.breaker = new CircuitBreaker(service, {
-      maxConnections: cb.max_connections,
-      maxPending: cb.max_pending,
-      maxRequests: cb.max_requests,
-    });
+    this.requests = new RequestLimit(
+      deps.limits,
+      opts.limitKey ?? service,
+      this.#policy.circuit_breaker.max_requests,
+    );
     this.#defaultMetrics = deps.metrics.route(
       deps.source,
       service,
@@ -219,12 +225,7 @@ export class Destination {
       this.#outlier = this.#newOutlier();
       this.#outlier.setEndpoints(this.#endpoints.map((e) => e.key));
     }
-    const cb = next.circuit_breaker;
-    this.breaker.setLimits({
-      maxConnections: cb.max_connections,
-      maxPending: cb.max_pending,
-      maxRequests: cb.max_requests,
-    });
+    this.requests.setLimit(next.circuit_breaker.max_requests);
   }
 
   /** Applies a Route resource (or none): rules pick version subsets by weight. */
@@ -288,7 +289,7 @@ export class Destination {
       service: this.service,
       algorithm: this.#balancer.policy,
       eligible: this.#balancer.eligibleCount(),
-      activeRequests: this.breaker.requests,
+      activeRequests: this.requests.active,
       retryBudgetAvailable: this.#retry.budget.available(),
       endpoints: this.#balancer.stats(),
     };
@@ -305,15 +306,13 @@ export class Destination {
       metrics = this.#metricsFor(rule.label);
       break;
     }
-    if (!this.breaker.tryAcquire("requests")) {
+    if (!this.requests.tryAcquire()) {
       this.#deps.metrics.circuitBreakerRejections.labels(this.service, "requests").inc();
       metrics.record(503, 0);
       return new ProxyError(
         503,
         "overloaded",
-        `circuit breaker open for ${this.service}: ${this.breaker.requests} requests in flight, limit ${
-          this.breaker.limit("requests")
-        }`,
+        `circuit breaker open for ${this.service}: ${this.requests.active} requests in flight, limit ${this.requests.limit}`,
       );
     }
     this.#retry.recordRequest();
@@ -324,7 +323,7 @@ export class Destination {
 
   /** Plans one opaque TCP connection: only connect failures are retried. */
   decideTcp(): RouteDecision | ProxyError {
-    if (!this.breaker.tryAcquire("requests")) {
+    if (!this.requests.tryAcquire()) {
       this.#deps.metrics.circuitBreakerRejections.labels(this.service, "requests").inc();
       return new ProxyError(503, "overloaded", `circuit breaker open for ${this.service}`);
     }
@@ -402,6 +401,8 @@ export class Destination {
       backoffBaseMs: r.backoff.base,
       backoffMaxMs: r.backoff.max,
       budgetPercent: r.budget_percent,
+      minRetriesPerSecond: RETRY_DEFAULTS.minRetriesPerSecond /
+        Math.max(1, this.#deps.workers ?? 1),
       retryNonIdempotent: r.retry_non_idempotent,
     }, { now: this.#deps.now, random: this.#deps.random });
   }
@@ -467,28 +468,17 @@ function _weighted(rule: _Rule, random: () => number): string | undefined {
   return rule.versions.at(-1);
 }
 
-/** The status the client ends up with after a failed last try. */
-function _finalStatus(o: Outcome): number {
-  switch (o.kind) {
-    case "response":
-      return o.status;
-    case "timeout":
-      return 504;
-    default:
-      return 502;
-  }
-}
-
 /**
  * One request's plan. The forwarder reports each try's outcome and asks whether to retry; the
- * request is finished (metrics recorded, breaker slot released) at the first final answer:
- * a response below 500, a retry refused, no endpoint left, or a failed try the forwarder
- * could not retry (checked after the current turn of the event loop).
+ * request is finished (breaker slot released, final status and whole-exchange latency
+ * recorded) in `onDone`, which the forwarder calls exactly once when the response body has
+ * passed or the exchange failed.
  */
 class _Decision implements RouteDecision {
   readonly cluster: string;
   readonly timeoutMs: number;
   readonly perTryTimeoutMs: number;
+  readonly extraRequestHeaders: string | undefined;
   readonly #dest: Destination;
   readonly #balancer: Balancer;
   readonly #metrics: RouteMetrics;
@@ -496,10 +486,9 @@ class _Decision implements RouteDecision {
   readonly #hashKey: string | undefined;
   readonly #tcp: boolean;
   readonly #started: number;
-  readonly #held: _Held;
-  #last: Outcome | null = null;
-  #results = 0;
-  #decided = 0;
+  /** The endpoint of the try in progress (its balancer in-flight count is held). */
+  #picked: BalancedEndpoint | null = null;
+  #open = true;
 
   constructor(
     dest: Destination,
@@ -513,6 +502,7 @@ class _Decision implements RouteDecision {
     const p = dest.policy;
     this.timeoutMs = dest.timeouts && !tcp ? p.timeout : 0;
     this.perTryTimeoutMs = dest.timeouts && !tcp ? p.retries.per_try_timeout ?? 0 : 0;
+    this.extraRequestHeaders = dest.extraRequestHeaders;
     this.#dest = dest;
     this.#balancer = balancer;
     this.#metrics = metrics;
@@ -520,28 +510,22 @@ class _Decision implements RouteDecision {
     this.#hashKey = hashKey;
     this.#tcp = tcp;
     this.#started = dest.deps.now();
-    this.#held = { dest, open: true, picked: null, balancer };
-    _finalizer.register(this, this.#held, this.#held);
   }
 
-  pick(attempt: number, exclude: ReadonlySet<string>): Endpoint | null {
-    if (!this.#held.open) return null;
+  pick(_attempt: number, exclude: ReadonlySet<string>): Endpoint | null {
+    if (!this.#open) return null;
     let ep = this.#balancer.pick(exclude.size > 0 ? exclude : undefined, this.#hashKey);
     // Every endpoint was tried and the retry policy still allows one more: repeat one rather
     // than failing the retry (the retry policy and its budget bound the tries).
     if (ep === null && exclude.size > 0) ep = this.#balancer.pick(undefined, this.#hashKey);
-    if (ep === null) {
-      this.#finish(attempt === 0 || this.#last === null ? 503 : _finalStatus(this.#last));
-      return null;
-    }
+    if (ep === null) return null;
     this.#balancer.onStart(ep);
-    this.#held.picked = ep;
+    this.#picked = ep;
     return ep;
   }
 
   retry(attempt: number, outcome: Outcome): number | null {
-    this.#decided = this.#results;
-    if (!this.#held.open) return null;
+    if (!this.#open) return null;
     const d = this.#dest;
     if (this.#tcp) {
       if (
@@ -551,57 +535,36 @@ class _Decision implements RouteDecision {
         d.deps.metrics.retries.labels(d.service).inc();
         return d.retryPolicy.backoffMs(attempt + 1);
       }
-      this.#finish(502);
       return null;
     }
     const remaining = this.timeoutMs > 0
       ? this.timeoutMs - (d.deps.now() - this.#started)
       : Infinity;
     const r = d.retryPolicy.decide(this.#method, outcome, attempt + 1, remaining);
-    if (!r.retry) {
-      this.#finish(_finalStatus(outcome));
-      return null;
-    }
+    if (!r.retry) return null;
     d.deps.metrics.retries.labels(d.service).inc();
     return r.delayMs;
   }
 
   onResult(ep: Endpoint, outcome: Outcome, latencyMs: number): void {
     const failed = isFailure(outcome);
-    const bep = this.#held.picked !== null && this.#held.picked.key === ep.key
-      ? this.#held.picked
+    const bep = this.#picked !== null && this.#picked.key === ep.key
+      ? this.#picked
       : ep as BalancedEndpoint;
-    this.#held.picked = null;
+    this.#picked = null;
     this.#balancer.onEnd(bep, latencyMs, !failed);
     this.#dest.outlier.report(ep.key, outcome);
-    if (!this.#held.open) return;
-    if (this.#tcp) {
-      if (!failed) this.#finish(200);
-      else this.#last = outcome;
-      return;
-    }
-    if (!failed || (outcome.kind === "response" && outcome.status < 500)) {
-      this.#finish(outcome.kind === "response" ? outcome.status : 200);
-      return;
-    }
-    this.#last = outcome;
-    const n = ++this.#results;
-    // The forwarder asks `retry` within the same turn when a retry is possible at all; when it
-    // did not, this try's failure is what the client gets.
-    setTimeout(() => {
-      if (this.#held.open && this.#decided < n) this.#finish(_finalStatus(outcome));
-    }, 0);
   }
 
-  /** Ends a TCP connection's bookkeeping (the forwarder has no such hook for HTTP). */
-  finishTcp(): void {
-    if (this.#held.open) this.#finish(this.#last === null ? 200 : 502);
-  }
-
-  #finish(status: number): void {
-    this.#held.open = false;
-    _finalizer.unregister(this.#held);
-    this.#dest.breaker.release("requests");
+  onDone(status: number): void {
+    if (!this.#open) return;
+    this.#open = false;
+    // A try that never reported (the client vanished mid-attempt) still gives back its slot.
+    if (this.#picked !== null) {
+      this.#balancer.onEnd(this.#picked, 0, false);
+      this.#picked = null;
+    }
+    this.#dest.requests.release();
     if (!this.#tcp) {
       this.#metrics.record(status, (this.#dest.deps.now() - this.#started) / 1000);
     }

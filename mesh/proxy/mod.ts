@@ -5,6 +5,9 @@
  * budget, circuit breaking, outlier detection, version subsets) and discovery
  * (`mesh/discovery/`) that registers, heartbeats and watches the catalog.
  *
+ * With `workers: N > 1` the data plane runs on N worker threads sharing the ports with
+ * `SO_REUSEPORT`; the main thread keeps discovery and admin (see `docs/proxy.md`).
+ *
  * ```ts
  * const proxy = await MeshProxy.start({ config, logger });
  * // ... on SIGTERM:
@@ -17,3 +20,8 @@ export * from "./router.ts";
 export * from "./destination.ts";
 export * from "./admin.ts";
 export * from "./tcp_tunnel.ts";
+export * from "./data_plane.ts";
+export * from "./workers.ts";
+export * from "./shared_limits.ts";
+export * from "./metrics_merge.ts";
+export type * from "./worker_protocol.ts";

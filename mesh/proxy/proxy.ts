@@ -1,31 +1,30 @@
 /**
- * The proxy process assembled: listeners, router, discovery and admin, started and stopped in
- * one place.
+ * The proxy process assembled: data planes (listeners, router, forwarders), discovery and
+ * admin, started and stopped in one place.
  *
- * Start order: the inbound listener first (its port is what instances are registered with),
- * then the upstream and `http_proxy` listeners, the admin listener, and finally discovery,
- * which hands over the cached catalog at once and the control plane's when it answers.
+ * Threads: with `workers: 1` the data plane runs on the main thread. With more, each worker
+ * thread runs its own data plane on the same ports (`SO_REUSEPORT`) and the main thread keeps
+ * discovery (registration, heartbeats, health checks of the local apps, the catalog watch)
+ * and the admin listener; it posts every catalog to the workers and, on a scrape, merges
+ * their metrics and endpoint state.
+ *
+ * Start order: the data planes first (the inbound port is what instances are registered
+ * with), then the admin listener, and finally discovery, which hands over the cached catalog
+ * at once and the control plane's when it answers.
  * Stop order (SPEC section 1): stop accepting and drain in-flight requests up to
  * `drain_timeout`, then deregister, then close the admin listener.
  * @module
  */
 import { formatHostPort, type ProxyConfig } from "../../config/mod.ts";
 import type { Logger } from "../../common/log.ts";
-import { ConnectionPool, HttpForwarder } from "../forward/mod.ts";
-import { TcpProxy } from "../tcp/mod.ts";
-import { ProxyMetrics } from "../proxy_metrics.ts";
 import { Discovery } from "../discovery/mod.ts";
 import { adminHandler } from "./admin.ts";
-import {
-  HTTP_PROXY_LISTENER,
-  INBOUND_LISTENER,
-  MeshRouter,
-  UPSTREAM_LISTENER_PREFIX,
-} from "./router.ts";
-import { connectTunnel, TunnelBridge } from "./tcp_tunnel.ts";
+import type { DataPlaneSnapshot } from "./data_plane.ts";
+import type { DestinationStats } from "./destination.ts";
+import { mergeExpositions } from "./metrics_merge.ts";
+import { type DataPlanes, LocalDataPlanes, workerCount, WorkerDataPlanes } from "./workers.ts";
 
-/** How often periodic policy work (outlier detection) runs, in ms. */
-export const TICK_INTERVAL_MS = 250;
+export { TICK_INTERVAL_MS } from "./data_plane.ts";
 
 /** Options of {@linkcode MeshProxy.start}. */
 export interface MeshProxyOptions {
@@ -33,9 +32,7 @@ export interface MeshProxyOptions {
   config: ProxyConfig;
   /** Structured logger. */
   logger: Logger;
-  /** Millisecond clock for policy decisions. @default performance.now */
-  now?: () => number;
-  /** Uniform random in [0, 1). @default Math.random */
+  /** Uniform random in [0, 1), for discovery's backoff jitter. @default Math.random */
   random?: () => number;
   /** Used to reach the control plane and probe local apps. @default globalThis.fetch */
   fetch?: typeof fetch;
@@ -53,26 +50,16 @@ export interface ProxyAddresses {
   upstreams: Record<string, string>;
 }
 
-interface _Listener {
-  name: string;
-  drain(ms: number): Promise<void>;
-}
-
 /** A running proxy. */
 export class MeshProxy {
   readonly #cfg: ProxyConfig;
   readonly #log: Logger;
-  readonly #metrics: ProxyMetrics;
-  readonly #router: MeshRouter;
-  readonly #listeners: _Listener[];
-  readonly #inbound: HttpForwarder;
-  readonly #outbound: HttpForwarder[];
-  readonly #tcp: { service: string; proxy: TcpProxy }[];
-  readonly #bridge: TunnelBridge | null;
+  readonly #planes: DataPlanes;
   readonly #admin: Deno.HttpServer<Deno.NetAddr>;
   readonly #discovery: Discovery;
-  readonly #ticker: ReturnType<typeof setInterval>;
   readonly #addresses: ProxyAddresses;
+  /** Shared with discovery's callback, which may run before the constructor. */
+  readonly #catalog: { seen: boolean };
   #draining = false;
   #stopped: Promise<void> | null = null;
 
@@ -80,125 +67,35 @@ export class MeshProxy {
     cfg: ProxyConfig,
     log: Logger,
     parts: {
-      metrics: ProxyMetrics;
-      router: MeshRouter;
-      inbound: HttpForwarder;
-      outbound: HttpForwarder[];
-      tcp: { service: string; proxy: TcpProxy }[];
-      listeners: _Listener[];
-      bridge: TunnelBridge | null;
+      planes: DataPlanes;
       admin: Deno.HttpServer<Deno.NetAddr>;
       discovery: Discovery;
       addresses: ProxyAddresses;
+      catalog: { seen: boolean };
     },
   ) {
+    this.#catalog = parts.catalog;
     this.#cfg = cfg;
     this.#log = log;
-    this.#metrics = parts.metrics;
-    this.#router = parts.router;
-    this.#inbound = parts.inbound;
-    this.#outbound = parts.outbound;
-    this.#tcp = parts.tcp;
-    this.#listeners = parts.listeners;
-    this.#bridge = parts.bridge;
+    this.#planes = parts.planes;
     this.#admin = parts.admin;
     this.#discovery = parts.discovery;
     this.#addresses = parts.addresses;
-    this.#ticker = setInterval(() => this.#router.tick(), TICK_INTERVAL_MS);
   }
 
   /** Binds every listener and starts discovery; throws (having closed what it bound) on failure. */
   static async start(opts: MeshProxyOptions): Promise<MeshProxy> {
     const cfg = opts.config;
     const log = opts.logger;
-    const now = opts.now ?? (() => performance.now());
-    const random = opts.random ?? Math.random;
-    const metrics = new ProxyMetrics();
-    const source = cfg.services[0]?.name ?? cfg.node;
     const cleanup: (() => Promise<void> | void)[] = [];
+    const catalog = { seen: false };
     try {
-      const locals = cfg.services.map((s) => ({ name: s.name, port: s.port }));
-      const bridge = locals.length > 0
-        ? new TunnelBridge(new Map(locals.map((l) => [l.name, l.port])), log)
-        : null;
-      if (bridge) cleanup.push(() => bridge.close());
-      const router = new MeshRouter({
-        zone: cfg.zone,
-        now,
-        random,
-        metrics,
-        logger: log,
-        source,
-        upstreams: cfg.upstreams.map((u) => u.service),
-        locals,
-        tunnelPort: () => bridge?.port ?? null,
-      });
-      const limits = {
-        maxHeadBytes: cfg.limits.max_header_bytes,
-        maxHeaderCount: cfg.limits.max_headers,
-        maxBodyBytes: Number.MAX_SAFE_INTEGER,
-      };
-      const common = {
-        node: cfg.node,
-        router,
-        logger: log,
-        limits,
-        maxClientConnections: cfg.limits.max_connections,
-        keepAliveIdleMs: cfg.limits.idle_timeout,
-        headerTimeoutMs: cfg.limits.header_read_timeout,
-      };
-      const listeners: _Listener[] = [];
-      const inbound = HttpForwarder.listen(cfg.inbound.hostname, cfg.inbound.port, {
-        ...common,
-        listener: { name: INBOUND_LISTENER, protocol: "http" },
-      });
-      cleanup.push(() => inbound.close());
-      listeners.push({ name: INBOUND_LISTENER, drain: (ms) => inbound.drain(ms) });
-
-      const pool = new ConnectionPool();
-      cleanup.push(() => pool.close());
-      const outbound: HttpForwarder[] = [];
-      const tcp: { service: string; proxy: TcpProxy }[] = [];
-      const upstreams: Record<string, string> = {};
-      for (const u of cfg.upstreams) {
-        const name = UPSTREAM_LISTENER_PREFIX + u.service;
-        if (u.protocol === "tcp") {
-          const p = TcpProxy.listen(u.listen.hostname, u.listen.port, {
-            listener: { name, protocol: "tcp" },
-            router: router.tcp(),
-            logger: log,
-            maxConnections: cfg.limits.max_connections,
-            connect: (ep) => connectTunnel(ep, u.service),
-          });
-          cleanup.push(() => p.drain(0));
-          tcp.push({ service: u.service, proxy: p });
-          listeners.push({ name, drain: (ms) => p.drain(ms) });
-          upstreams[u.service] = formatHostPort({ hostname: u.listen.hostname, port: p.addr.port });
-        } else {
-          const f = HttpForwarder.listen(u.listen.hostname, u.listen.port, {
-            ...common,
-            pool,
-            listener: { name, protocol: "http" },
-          });
-          cleanup.push(() => f.close());
-          outbound.push(f);
-          listeners.push({ name, drain: (ms) => f.drain(ms) });
-          upstreams[u.service] = formatHostPort({ hostname: u.listen.hostname, port: f.addr.port });
-        }
-      }
-      let httpProxy: string | null = null;
-      if (cfg.http_proxy) {
-        const hp = cfg.http_proxy;
-        const f = HttpForwarder.listen(hp.hostname, hp.port, {
-          ...common,
-          pool,
-          listener: { name: HTTP_PROXY_LISTENER, protocol: "http" },
-        });
-        cleanup.push(() => f.close());
-        outbound.push(f);
-        listeners.push({ name: HTTP_PROXY_LISTENER, drain: (ms) => f.drain(ms) });
-        httpProxy = formatHostPort({ hostname: hp.hostname, port: f.addr.port });
-      }
+      const workers = workerCount(cfg.workers);
+      const planes: DataPlanes = workers === 1
+        ? new LocalDataPlanes(cfg, log)
+        : await WorkerDataPlanes.start(cfg, log, workers);
+      cleanup.push(() => planes.drain(0));
+      const ports = planes.ports;
 
       // deno-lint-ignore prefer-const
       let self: MeshProxy | undefined;
@@ -213,39 +110,37 @@ export class MeshProxy {
         node: cfg.node,
         zone: cfg.zone,
         advertise: cfg.advertise,
-        inboundPort: inbound.addr.port,
+        inboundPort: ports.inbound,
         controlUrls: cfg.control,
         dataDir: cfg.data_dir,
         services: cfg.services,
         heartbeatIntervalMs: cfg.heartbeat_interval,
         logger: log,
         fetch: opts.fetch,
-        random,
+        random: opts.random ?? Math.random,
         onCatalog: (c, from) => {
-          router.applyCatalog(c);
+          planes.applyCatalog(c);
+          catalog.seen = true;
           log.debug("catalog applied", { index: c.index, from });
         },
       });
+      const upstreams: Record<string, string> = {};
+      for (const u of cfg.upstreams) {
+        upstreams[u.service] = formatHostPort({
+          hostname: u.listen.hostname,
+          port: ports.upstreams[u.service]!,
+        });
+      }
       const addresses: ProxyAddresses = {
         admin: formatHostPort({ hostname: cfg.admin.hostname, port: admin.addr.port }),
-        inbound: formatHostPort({ hostname: cfg.inbound.hostname, port: inbound.addr.port }),
-        httpProxy,
+        inbound: formatHostPort({ hostname: cfg.inbound.hostname, port: ports.inbound }),
+        httpProxy: cfg.http_proxy && ports.httpProxy !== null
+          ? formatHostPort({ hostname: cfg.http_proxy.hostname, port: ports.httpProxy })
+          : null,
         upstreams,
       };
-      self = new MeshProxy(cfg, log, {
-        metrics,
-        router,
-        inbound,
-        outbound,
-        tcp,
-        listeners,
-        bridge,
-        admin,
-        discovery,
-        addresses,
-      });
-      self.#registerCollectors();
-      cleanup.push(() => clearInterval(self!.#ticker));
+      self = new MeshProxy(cfg, log, { planes, admin, discovery, addresses, catalog });
+      log.info("data plane started", { workers: planes.count });
       await discovery.start();
       return self;
     } catch (e) {
@@ -265,9 +160,9 @@ export class MeshProxy {
     return this.#addresses;
   }
 
-  /** The router (for tests and the admin pages). */
-  get router(): MeshRouter {
-    return this.#router;
+  /** How many data planes (worker threads, or 1 in-process) serve traffic. */
+  get workers(): number {
+    return this.#planes.count;
   }
 
   /**
@@ -283,61 +178,91 @@ export class MeshProxy {
     this.#draining = true;
     const ms = this.#cfg.drain_timeout;
     this.#log.info("draining", { drain_timeout_ms: ms });
-    await Promise.all(this.#listeners.map((l) => l.drain(ms)));
-    await this.#bridge?.close();
-    clearInterval(this.#ticker);
+    await this.#planes.drain(ms);
     await this.#discovery.stop();
     await this.#admin.shutdown();
     this.#log.info("stopped");
   }
 
-  #registerCollectors(): void {
-    const m = this.#metrics;
-    const sent = new Map<string, number>();
-    m.registry.onCollect(() => {
-      let out = 0;
-      for (const f of this.#outbound) out += f.stats().active;
-      for (const t of this.#tcp) {
-        const s = t.proxy.stats();
-        out += s.active;
-        // Counters only go up: add what moved since the last scrape.
-        for (const [dir, v] of [["sent", s.bytesUp], ["received", s.bytesDown]] as const) {
-          const k = `${t.service}\u0000${dir}`;
-          const before = sent.get(k) ?? 0;
-          if (v > before) m.tcpBytes.labels(t.service, dir).inc(v - before);
-          sent.set(k, v);
-        }
-      }
-      m.activeConnections.labels("inbound").set(this.#inbound.stats().active);
-      m.activeConnections.labels("outbound").set(out);
-    });
-  }
-
-  #adminHandler(req: Request): Response {
+  #adminHandler(req: Request): Promise<Response> {
     return adminHandler({
       node: this.#cfg.node,
-      metrics: () => this.#metrics.render(),
+      metrics: async () => mergeExpositions((await this.#planes.snapshots()).map((s) => s.metrics)),
       ready: () => {
         const d = this.#discovery.status();
         const reasons: string[] = [];
         if (this.#draining) reasons.push("draining");
-        if (!this.#router.haveCatalog) reasons.push("no catalog yet (control plane not reached)");
+        if (!this.#catalog.seen) reasons.push("no catalog yet (control plane not reached)");
         return {
           ready: reasons.length === 0,
           reasons,
           node: this.#cfg.node,
+          workers: this.#planes.count,
           catalog: { source: d.catalogSource, index: d.catalogIndex },
           control: { url: d.controlUrl, reachable: d.controlReachable },
           instances: d.instances,
         };
       },
-      config: () => ({
+      config: async () => ({
         config: this.#cfg,
         addresses: this.#addresses,
-        policies: this.#router.policies(),
+        workers: this.#planes.count,
+        policies: (await this.#planes.snapshots())[0]?.policies ?? {},
         discovery: this.#discovery.status(),
       }),
-      endpoints: () => this.#router.stats(),
+      endpoints: async () => mergeEndpoints(await this.#planes.snapshots()),
     })(req);
   }
+}
+
+/** The `/endpoints` page of several data planes. */
+export interface MergedEndpoints {
+  /** Outbound destinations, merged over workers. */
+  outbound: DestinationStats[];
+  /** Inbound (local app) destinations, merged over workers. */
+  inbound: DestinationStats[];
+  /** Requests parsed by each worker, by worker index. */
+  workers: { index: number; requests: number }[];
+}
+
+/**
+ * Merges per-worker endpoint state into one view: an endpoint counts as eligible only when it
+ * is eligible in every worker (so "eligible" means every worker can use it) and as ejected
+ * when any worker has ejected it (outlier detection runs per worker); in-flight counts and
+ * retry budgets add up; the breaker's in-flight count is shared, so it is taken once.
+ */
+export function mergeEndpoints(snaps: readonly DataPlaneSnapshot[]): MergedEndpoints {
+  const merge = (lists: DestinationStats[][]): DestinationStats[] => {
+    const by = new Map<string, DestinationStats>();
+    for (const list of lists) {
+      for (const d of list) {
+        const have = by.get(d.service);
+        if (have === undefined) {
+          by.set(d.service, structuredClone(d));
+          continue;
+        }
+        have.eligible = Math.min(have.eligible, d.eligible);
+        have.retryBudgetAvailable += d.retryBudgetAvailable;
+        const eps = new Map(have.endpoints.map((e) => [e.endpoint.key, e]));
+        for (const e of d.endpoints) {
+          const h = eps.get(e.endpoint.key);
+          if (h === undefined) {
+            // Present in this worker only (a catalog update in flight): not usable everywhere.
+            have.endpoints.push({ ...e, eligible: false });
+            continue;
+          }
+          h.active += e.active;
+          h.ejected ||= e.ejected;
+          h.eligible &&= e.eligible;
+          h.ewmaMs = Math.max(h.ewmaMs, e.ewmaMs);
+        }
+      }
+    }
+    return [...by.values()];
+  };
+  return {
+    outbound: merge(snaps.map((s) => s.endpoints.outbound)),
+    inbound: merge(snaps.map((s) => s.endpoints.inbound)),
+    workers: snaps.map((s) => ({ index: s.index, requests: s.requests })),
+  };
 }

@@ -84,6 +84,7 @@ export class MeshRouter implements Router {
         policy: { ...localPolicy, service: l.name },
         timeouts: false,
         routeLabel: "inbound",
+        limitKey: `inbound:${l.name}`,
       });
       d.setEndpoints([{
         key: `127.0.0.1:${l.port}`,
@@ -140,6 +141,7 @@ export class MeshRouter implements Router {
   route(head: RequestHead, listener: ListenerInfo): RouteDecision | ProxyError {
     const name = listener.name;
     if (name === INBOUND_LISTENER) return this.#routeInbound(head);
+    _dropDestinationHeader(head);
     if (name === HTTP_PROXY_LISTENER) {
       const svc = hostService(head.host);
       if (svc === null) {
@@ -207,7 +209,12 @@ export class MeshRouter implements Router {
   #destination(svc: string): Destination {
     let d = this.#outbound.get(svc);
     if (d === undefined) {
-      d = new Destination(svc, this.#o, { policy: this.#policies.get(svc) });
+      d = new Destination(svc, this.#o, {
+        policy: this.#policies.get(svc),
+        limitKey: `outbound:${svc}`,
+        // The remote inbound picks its local app by this header when it fronts several.
+        extraRequestHeaders: `${DESTINATION_HEADER}: ${svc}\r\n`,
+      });
       this.#outbound.set(svc, d);
       this.#refresh(svc, d);
     }
@@ -229,6 +236,22 @@ export function hostService(host: string | null): string | null {
   const colon = h.lastIndexOf(":");
   if (colon >= 0) h = h.slice(0, colon);
   return h === "" ? null : h.toLowerCase();
+}
+
+/**
+ * Marks a caller-supplied `x-skein-destination` as hop-by-hop so the rewriter drops it: only
+ * this proxy names the destination, an app cannot steer the remote inbound to another service.
+ */
+function _dropDestinationHeader(head: RequestHead): void {
+  const names = head.names;
+  for (
+    let i = names.indexOf(DESTINATION_HEADER);
+    i !== -1;
+    i = names.indexOf(DESTINATION_HEADER, i + 1)
+  ) {
+    head.hop[i] = true;
+    head.hasHopByHop = true;
+  }
 }
 
 /** A decision that hands an inbound tunnel request to the local TCP bridge. */

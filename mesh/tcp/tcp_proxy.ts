@@ -161,6 +161,18 @@ export class TcpProxy {
       closeQuietly(client);
       return;
     }
+    let status = 0;
+    try {
+      status = await this.#relay(client, decision);
+    } finally {
+      // The exchange of an opaque connection is its whole life: 200 once it was connected.
+      decision.onDone?.(status);
+    }
+  }
+
+  /** Connects `client` to an endpoint of `decision` and splices until both sides end. */
+  async #relay(client: Deno.Conn, decision: RouteDecision): Promise<number> {
+    const log = this.#opts.logger;
     let upstream: Deno.Conn | null = null;
     let ep: Endpoint | null = null;
     const exclude = new Set<string>();
@@ -185,7 +197,7 @@ export class TcpProxy {
       this.#stats.failed++;
       log.debug("tcp connection has no reachable endpoint", { cluster: decision.cluster });
       closeQuietly(client);
-      return;
+      return 502;
     }
     noDelay(upstream);
     this.#active.add(upstream);
@@ -206,6 +218,7 @@ export class TcpProxy {
     ]);
     teardown();
     this.#active.delete(up);
+    return 200;
   }
 
   /** Stops accepting; open connections may finish until `deadlineMs`, then are closed. */

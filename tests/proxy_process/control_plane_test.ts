@@ -50,6 +50,8 @@ Deno.test("drain and deregister on SIGTERM; traffic survives the control plane a
       apps[2]!.delayMs = 800;
       apps[0]!.delayMs = 800;
       apps[1]!.delayMs = 800;
+      // Earlier requests through the caller may have hit this app: count only this one.
+      apps[2]!.hits = 0;
       // Send straight to vm-3's inbound so the in-flight request is surely on the stopping proxy.
       const inflight = get(proxies[2]!.inbound);
       await waitFor("the request to reach the app", () => apps[2]!.hits > 0);

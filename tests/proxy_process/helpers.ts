@@ -130,6 +130,8 @@ export async function startProxy(
       inbound: "127.0.0.1:0",
       heartbeat_interval: "200ms",
       drain_timeout: "5s",
+      // More than one data-plane worker, so every test covers the multi-threaded path.
+      workers: 2,
       ...config,
     }),
   );

@@ -1,0 +1,176 @@
+/**
+ * Evaluation of `Authorization` resources on the inbound side of a proxy: who (the caller's
+ * verified SPIFFE id) may call what (method, path) on the local service.
+ * @module
+ */
+import type { Authorization } from "../../config/mod.ts";
+import type { z } from "zod";
+import { parseSpiffeId, type SpiffeId } from "../../common/tls.ts";
+import { compilePathPattern, normalizePath, type PathMatcher } from "./path.ts";
+
+/** A validated `Authorization` resource (SPEC section 4). */
+export type AuthorizationResource = z.infer<typeof Authorization>;
+
+/** Why a request was allowed or denied; also the value of `x-skein-denied`. */
+export type DecisionReason =
+  | "allowed_by_rule"
+  | "denied_by_rule"
+  | "default_allow"
+  | "default_deny"
+  | "no_policy"
+  | "no_identity"
+  | "invalid_path";
+
+/** The outcome for one request. */
+export interface Decision {
+  /** Whether the request may reach the local service. */
+  readonly allowed: boolean;
+  /** Why. */
+  readonly reason: DecisionReason;
+  /** The rule that decided, as `allow[i]` / `deny[i]`, or null for defaults. */
+  readonly rule: string | null;
+}
+
+/** What the inbound side knows about a request. */
+export interface AuthzRequest {
+  /** The caller's verified identity from its client certificate; null if there is none. */
+  readonly caller: SpiffeId | null;
+  /** HTTP method (any case). */
+  readonly method: string;
+  /** Request target as received (path, maybe with query). */
+  readonly path: string;
+}
+
+type _CallerMatcher = (caller: SpiffeId) => boolean;
+
+interface _Rule {
+  readonly name: string;
+  readonly from: _CallerMatcher;
+  /** Upper-case methods, or null for any. */
+  readonly methods: ReadonlySet<string> | null;
+  /** Path matchers, or null for any. */
+  readonly paths: readonly PathMatcher[] | null;
+}
+
+/** An `Authorization` resource compiled for the hot path. Build once per resource version. */
+export interface CompiledAuthorization {
+  /** The protected service. */
+  readonly service: string;
+  /** Outcome when no rule matches. */
+  readonly defaultAllow: boolean;
+  /** Whether allowed calls are audited too. */
+  readonly auditAllowed: boolean;
+  readonly _deny: readonly _Rule[];
+  readonly _allow: readonly _Rule[];
+}
+
+function _glob(s: string): RegExp {
+  return new RegExp(
+    "^" + s.split("*").map((x) => x.replace(/[.+?^${}()|[\]\\/]/g, "\\$&")).join(".*") + "$",
+  );
+}
+
+/**
+ * Compiles one `from` entry:
+ * - `*`: any authenticated caller;
+ * - `spiffe://…`: that exact SPIFFE id (`*` as a wildcard);
+ * - anything else: a service name of this trust domain (`*` as a wildcard), so a certificate
+ *   from a federated domain with the same service name does not match.
+ */
+function _compileFrom(entry: string, trustDomain: string): _CallerMatcher {
+  if (entry === "*") return () => true;
+  if (entry.startsWith("spiffe://")) {
+    if (!entry.includes("*")) return (c) => c.uri === entry;
+    const rx = _glob(entry);
+    return (c) => rx.test(c.uri);
+  }
+  if (!entry.includes("*")) {
+    return (c) => c.kind === "service" && c.service === entry && c.trustDomain === trustDomain;
+  }
+  const rx = _glob(entry);
+  return (c) => c.kind === "service" && c.trustDomain === trustDomain && rx.test(c.service);
+}
+
+function _compileRule(
+  name: string,
+  r: { from: string[]; methods?: string[]; paths?: string[] },
+  trustDomain: string,
+): _Rule {
+  const froms = r.from.map((f) => _compileFrom(f, trustDomain));
+  const anyMethod = !r.methods || r.methods.length === 0 || r.methods.includes("*");
+  return {
+    name,
+    from: froms.length === 1 ? froms[0]! : (c) => froms.some((f) => f(c)),
+    methods: anyMethod ? null : new Set(r.methods!.map((m) => m.toUpperCase())),
+    paths: !r.paths || r.paths.length === 0 ? null : r.paths.map(compilePathPattern),
+  };
+}
+
+/** Compiles a resource; `trustDomain` is the mesh's, for plain service names in `from`. */
+export function compileAuthorization(
+  res: AuthorizationResource,
+  opts: { trustDomain: string },
+): CompiledAuthorization {
+  return {
+    service: res.service,
+    defaultAllow: res.default === "allow",
+    auditAllowed: res.audit_allowed,
+    _deny: res.deny.map((r, i) => _compileRule(`deny[${i}]`, r, opts.trustDomain)),
+    _allow: res.allow.map((r, i) => _compileRule(`allow[${i}]`, r, opts.trustDomain)),
+  };
+}
+
+function _matches(rule: _Rule, caller: SpiffeId, method: string, path: string): boolean {
+  if (!rule.from(caller)) return false;
+  if (rule.methods && !rule.methods.has(method)) return false;
+  if (rule.paths && !rule.paths.some((m) => m(path))) return false;
+  return true;
+}
+
+/** Options of {@linkcode evaluate}. */
+export interface EvaluateOptions {
+  /**
+   * Outcome for a service with no `Authorization` resource. `allow` keeps a mesh usable before
+   * policies exist (every caller is still an authenticated mesh member). @default "allow"
+   */
+  noPolicy?: "allow" | "deny";
+}
+
+/**
+ * Decides one request. Order: a caller without identity is denied; then `deny` rules (first
+ * match denies), then `allow` rules (first match allows), then the resource's default. Paths
+ * are matched after {@linkcode normalizePath}; a target that is not a path (`*`, over
+ * `MAX_AUTHZ_PATH_CHARS`) is denied as `invalid_path` whenever a policy exists.
+ */
+export function evaluate(
+  policy: CompiledAuthorization | null,
+  req: AuthzRequest,
+  opts: EvaluateOptions = {},
+): Decision {
+  if (!req.caller) return { allowed: false, reason: "no_identity", rule: null };
+  if (!policy) {
+    const allowed = (opts.noPolicy ?? "allow") === "allow";
+    return { allowed, reason: "no_policy", rule: null };
+  }
+  const path = normalizePath(req.path);
+  if (path === null) return { allowed: false, reason: "invalid_path", rule: null };
+  const method = req.method.toUpperCase();
+  for (const r of policy._deny) {
+    if (_matches(r, req.caller, method, path)) {
+      return { allowed: false, reason: "denied_by_rule", rule: r.name };
+    }
+  }
+  for (const r of policy._allow) {
+    if (_matches(r, req.caller, method, path)) {
+      return { allowed: true, reason: "allowed_by_rule", rule: r.name };
+    }
+  }
+  return policy.defaultAllow
+    ? { allowed: true, reason: "default_allow", rule: null }
+    : { allowed: false, reason: "default_deny", rule: null };
+}
+
+/** Parses a caller's SPIFFE id string (e.g. from `PeerInfo`) for {@linkcode AuthzRequest}. */
+export function callerFromUri(uri: string | null | undefined): SpiffeId | null {
+  return uri ? parseSpiffeId(uri) : null;
+}

@@ -1,0 +1,88 @@
+/**
+ * Request paths as authorization sees them: normalized once, then matched against compiled
+ * patterns (exact, `/x/*` prefix, `*` one segment, `**` any depth).
+ * @module
+ */
+
+/** Longest path evaluated; longer ones are denied as invalid. */
+export const MAX_AUTHZ_PATH_CHARS = 8 * 1024;
+
+const _UNRESERVED = /%(2[dDeE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|7[eE])/g;
+
+/**
+ * Normalizes a request target for matching: drops query and fragment, takes the path of an
+ * absolute-form target, decodes percent-encoded unreserved characters (so `%2e%2e` is `..`),
+ * collapses `//` and resolves `.`/`..`. Encoded slashes (`%2F`) stay encoded: they are not
+ * separators. Returns null for targets that are not a path (`*`, garbage, too long).
+ */
+export function normalizePath(target: string): string | null {
+  if (target.length > MAX_AUTHZ_PATH_CHARS) return null;
+  let p = target;
+  const abs = /^https?:\/\/[^/?#]*/i.exec(p);
+  if (abs) p = p.slice(abs[0].length) || "/";
+  const cut = p.search(/[?#]/);
+  if (cut >= 0) p = p.slice(0, cut);
+  if (!p.startsWith("/")) return null;
+  if (p.includes("%")) {
+    p = p.replace(_UNRESERVED, (m) => String.fromCharCode(parseInt(m.slice(1), 16)));
+  }
+  const out: string[] = [];
+  const segs = p.split("/");
+  for (let i = 1; i < segs.length; i++) {
+    const s = segs[i]!;
+    if (s === "" && i < segs.length - 1) continue;
+    if (s === ".") continue;
+    if (s === "..") {
+      out.pop();
+      continue;
+    }
+    out.push(s);
+  }
+  const last = segs[segs.length - 1];
+  // A trailing "." or ".." names a directory: keep the trailing slash.
+  if ((last === "." || last === "..") && out[out.length - 1] !== "") out.push("");
+  return "/" + out.join("/");
+}
+
+/** A compiled path pattern. */
+export type PathMatcher = (normalizedPath: string) => boolean;
+
+function _escape(s: string): string {
+  return s.replace(/[.+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/**
+ * Compiles a pattern of an `Authorization` rule:
+ * - `/charge`: exactly that path;
+ * - `/refund/*` (trailing `/*`): `/refund` and everything below it;
+ * - `*` elsewhere: any characters within one segment (`/users/*\/orders`);
+ * - `**`: any characters, across segments (`/api/**\/health`).
+ * The pattern itself is normalized first, so `/a/./b` and `/a/b` are the same rule.
+ */
+export function compilePathPattern(pattern: string): PathMatcher {
+  if (!pattern.includes("*")) {
+    const exact = normalizePath(pattern) ?? pattern;
+    return (p) => p === exact;
+  }
+  if (pattern.endsWith("/*") && !pattern.slice(0, -2).includes("*")) {
+    const base = normalizePath(pattern.slice(0, -2) || "/") ?? pattern.slice(0, -2);
+    const prefix = base.endsWith("/") ? base : base + "/";
+    return (p) => p === base || p.startsWith(prefix);
+  }
+  let re = "^";
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i]!;
+    if (c === "*") {
+      if (pattern[i + 1] === "*") {
+        re += ".*";
+        i++;
+      } else {
+        re += "[^/]*";
+      }
+    } else {
+      re += _escape(c);
+    }
+  }
+  const rx = new RegExp(re + "$");
+  return (p) => rx.test(p);
+}

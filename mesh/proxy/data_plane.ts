@@ -1,0 +1,311 @@
+/**
+ * One data plane: the router, the HTTP forwarders and TCP proxies on every traffic listener,
+ * the inbound TCP tunnel bridge and the metrics they record. A proxy runs one in-process
+ * (`workers: 1`) or one per worker thread, all bound to the same ports with `SO_REUSEPORT` so
+ * the kernel spreads connections over them.
+ *
+ * Everything here is per data plane (per worker): balancer state, outlier detection,
+ * retry budgets, connection pools and metric counters. Only the circuit breaker's in-flight
+ * request counts are shared, through {@linkcode SharedLimits}.
+ * @module
+ */
+import type { ProxyConfig } from "../../config/mod.ts";
+import type { Logger } from "../../common/log.ts";
+import { Registry } from "../../common/metrics.ts";
+import { ConnectionPool, HttpForwarder } from "../forward/mod.ts";
+import { TcpProxy } from "../tcp/mod.ts";
+import { ProxyMetrics } from "../proxy_metrics.ts";
+import type { Catalog } from "../discovery/mod.ts";
+import type { DestinationStats } from "./destination.ts";
+import {
+  HTTP_PROXY_LISTENER,
+  INBOUND_LISTENER,
+  MeshRouter,
+  UPSTREAM_LISTENER_PREFIX,
+} from "./router.ts";
+import type { SharedLimits } from "./shared_limits.ts";
+import { connectTunnel, TunnelBridge } from "./tcp_tunnel.ts";
+
+/** How often periodic policy work (outlier detection) runs, in ms. */
+export const TICK_INTERVAL_MS = 250;
+
+/** The ports the traffic listeners are bound to. */
+export interface ListenerPorts {
+  /** Inbound listener port. */
+  inbound: number;
+  /** `http_proxy` port, if configured. */
+  httpProxy: number | null;
+  /** Upstream listener ports by service. */
+  upstreams: Record<string, number>;
+}
+
+/** Options of {@linkcode DataPlane.start}. */
+export interface DataPlaneOptions {
+  /** The validated proxy.yaml. */
+  config: ProxyConfig;
+  /** Structured logger. */
+  logger: Logger;
+  /** In-flight counts shared with the other data planes of this proxy. */
+  limits: SharedLimits;
+  /** This data plane's index (the `worker` label). @default 0 */
+  index?: number;
+  /** How many data planes share the traffic. @default 1 */
+  workers?: number;
+  /** Ports to bind instead of the configured ones (already chosen by the main thread). */
+  ports?: ListenerPorts;
+  /** Bind with `SO_REUSEPORT`, so other data planes can bind the same ports. @default false */
+  reusePort?: boolean;
+  /** Millisecond clock for policy decisions. @default performance.now */
+  now?: () => number;
+  /** Uniform random in [0, 1). @default Math.random */
+  random?: () => number;
+}
+
+/** What the admin pages read from one data plane. */
+export interface DataPlaneSnapshot {
+  /** This data plane's index. */
+  index: number;
+  /** Its Prometheus exposition. */
+  metrics: string;
+  /** Its per-destination endpoint state. */
+  endpoints: { outbound: DestinationStats[]; inbound: DestinationStats[] };
+  /** Effective policies of its outbound destinations. */
+  policies: Record<string, unknown>;
+  /** Whether it has applied a catalog. */
+  haveCatalog: boolean;
+  /** HTTP requests its forwarders parsed. */
+  requests: number;
+}
+
+interface _Drainable {
+  drain(ms: number): Promise<void>;
+}
+
+/** A running data plane. */
+export class DataPlane {
+  /** The bound ports. */
+  readonly ports: ListenerPorts;
+  /** The router (for tests). */
+  readonly router: MeshRouter;
+  readonly #index: number;
+  readonly #metrics: ProxyMetrics;
+  readonly #inbound: HttpForwarder;
+  readonly #http: HttpForwarder[];
+  readonly #tcp: { service: string; proxy: TcpProxy }[];
+  readonly #listeners: _Drainable[];
+  readonly #bridge: TunnelBridge | null;
+  readonly #pool: ConnectionPool;
+  readonly #ticker: ReturnType<typeof setInterval>;
+  #drained: Promise<void> | null = null;
+
+  private constructor(parts: {
+    ports: ListenerPorts;
+    router: MeshRouter;
+    index: number;
+    metrics: ProxyMetrics;
+    inbound: HttpForwarder;
+    http: HttpForwarder[];
+    tcp: { service: string; proxy: TcpProxy }[];
+    listeners: _Drainable[];
+    bridge: TunnelBridge | null;
+    pool: ConnectionPool;
+  }) {
+    this.ports = parts.ports;
+    this.router = parts.router;
+    this.#index = parts.index;
+    this.#metrics = parts.metrics;
+    this.#inbound = parts.inbound;
+    this.#http = parts.http;
+    this.#tcp = parts.tcp;
+    this.#listeners = parts.listeners;
+    this.#bridge = parts.bridge;
+    this.#pool = parts.pool;
+    this.#ticker = setInterval(() => this.router.tick(), TICK_INTERVAL_MS);
+    this.#registerCollectors();
+  }
+
+  /** Binds every traffic listener; throws (having closed what it bound) on failure. */
+  static start(opts: DataPlaneOptions): DataPlane {
+    const cfg = opts.config;
+    const log = opts.logger;
+    const index = opts.index ?? 0;
+    const reusePort = opts.reusePort ?? false;
+    const registry = new Registry();
+    const metrics = new ProxyMetrics(registry);
+    const cleanup: (() => Promise<void> | void)[] = [];
+    const bind = (hostname: string, port: number) =>
+      reusePort
+        ? Deno.listen({ hostname, port, reusePort: true })
+        : Deno.listen({ hostname, port });
+    try {
+      const locals = cfg.services.map((s) => ({ name: s.name, port: s.port }));
+      const bridge = locals.length > 0
+        ? new TunnelBridge(new Map(locals.map((l) => [l.name, l.port])), log)
+        : null;
+      if (bridge) cleanup.push(() => bridge.close());
+      const router = new MeshRouter({
+        zone: cfg.zone,
+        now: opts.now ?? (() => performance.now()),
+        random: opts.random ?? Math.random,
+        metrics,
+        logger: log,
+        source: cfg.services[0]?.name ?? cfg.node,
+        limits: opts.limits,
+        workers: opts.workers ?? 1,
+        upstreams: cfg.upstreams.map((u) => u.service),
+        locals,
+        tunnelPort: () => bridge?.port ?? null,
+      });
+      const common = {
+        node: cfg.node,
+        router,
+        logger: log,
+        limits: {
+          maxHeadBytes: cfg.limits.max_header_bytes,
+          maxHeaderCount: cfg.limits.max_headers,
+          maxBodyBytes: Number.MAX_SAFE_INTEGER,
+        },
+        maxClientConnections: cfg.limits.max_connections,
+        keepAliveIdleMs: cfg.limits.idle_timeout,
+        headerTimeoutMs: cfg.limits.header_read_timeout,
+      };
+      const listeners: _Drainable[] = [];
+      const inbound = new HttpForwarder(
+        bind(cfg.inbound.hostname, opts.ports?.inbound ?? cfg.inbound.port),
+        { ...common, listener: { name: INBOUND_LISTENER, protocol: "http" } },
+      );
+      cleanup.push(() => inbound.close());
+      listeners.push(inbound);
+      const ports: ListenerPorts = { inbound: inbound.addr.port, httpProxy: null, upstreams: {} };
+
+      const pool = new ConnectionPool();
+      cleanup.push(() => pool.close());
+      const http: HttpForwarder[] = [];
+      const tcp: { service: string; proxy: TcpProxy }[] = [];
+      for (const u of cfg.upstreams) {
+        const name = UPSTREAM_LISTENER_PREFIX + u.service;
+        const l = bind(u.listen.hostname, opts.ports?.upstreams[u.service] ?? u.listen.port);
+        if (u.protocol === "tcp") {
+          const p = new TcpProxy(l, {
+            listener: { name, protocol: "tcp" },
+            router: router.tcp(),
+            logger: log,
+            maxConnections: cfg.limits.max_connections,
+            connect: (ep) => connectTunnel(ep, u.service),
+          });
+          cleanup.push(() => p.drain(0));
+          tcp.push({ service: u.service, proxy: p });
+          listeners.push(p);
+          ports.upstreams[u.service] = p.addr.port;
+        } else {
+          const f = new HttpForwarder(l, { ...common, pool, listener: { name, protocol: "http" } });
+          cleanup.push(() => f.close());
+          http.push(f);
+          listeners.push(f);
+          ports.upstreams[u.service] = f.addr.port;
+        }
+      }
+      if (cfg.http_proxy) {
+        const hp = cfg.http_proxy;
+        const f = new HttpForwarder(bind(hp.hostname, opts.ports?.httpProxy ?? hp.port), {
+          ...common,
+          pool,
+          listener: { name: HTTP_PROXY_LISTENER, protocol: "http" },
+        });
+        cleanup.push(() => f.close());
+        http.push(f);
+        listeners.push(f);
+        ports.httpProxy = f.addr.port;
+      }
+      return new DataPlane({
+        ports,
+        router,
+        index,
+        metrics,
+        inbound,
+        http,
+        tcp,
+        listeners,
+        bridge,
+        pool,
+      });
+    } catch (e) {
+      for (const c of cleanup.reverse()) {
+        try {
+          void c();
+        } catch {
+          // Best effort: the original error is what matters.
+        }
+      }
+      throw e;
+    }
+  }
+
+  /** Applies a new catalog to the router. */
+  applyCatalog(c: Catalog): void {
+    this.router.applyCatalog(c);
+  }
+
+  /** What the admin pages show of this data plane. */
+  snapshot(): DataPlaneSnapshot {
+    return {
+      index: this.#index,
+      metrics: this.#metrics.render(),
+      endpoints: this.router.stats(),
+      policies: this.router.policies(),
+      haveCatalog: this.router.haveCatalog,
+      requests: this.#requests(),
+    };
+  }
+
+  /**
+   * Stops accepting, drains in-flight requests up to `ms`, then closes the tunnel bridge and
+   * the upstream pool. Safe to call twice.
+   */
+  drain(ms: number): Promise<void> {
+    this.#drained ??= (async () => {
+      await Promise.all(this.#listeners.map((l) => l.drain(ms)));
+      await this.#bridge?.close();
+      clearInterval(this.#ticker);
+      this.#pool.close();
+    })();
+    return this.#drained;
+  }
+
+  #requests(): number {
+    let n = this.#inbound.stats().requests;
+    for (const f of this.#http) n += f.stats().requests;
+    return n;
+  }
+
+  #registerCollectors(): void {
+    const m = this.#metrics;
+    const perWorker = m.registry.counter({
+      name: "skein_worker_requests_total",
+      help: "HTTP requests parsed by each data-plane worker thread of this proxy.",
+      labelNames: ["worker"],
+    }).labels(String(this.#index));
+    let counted = 0;
+    const sent = new Map<string, number>();
+    m.registry.onCollect(() => {
+      const requests = this.#requests();
+      if (requests > counted) perWorker.inc(requests - counted);
+      counted = requests;
+      let out = 0;
+      for (const f of this.#http) out += f.stats().active;
+      for (const t of this.#tcp) {
+        const s = t.proxy.stats();
+        out += s.active;
+        // Counters only go up: add what moved since the last scrape.
+        for (const [dir, v] of [["sent", s.bytesUp], ["received", s.bytesDown]] as const) {
+          const k = `${t.service}\u0000${dir}`;
+          const before = sent.get(k) ?? 0;
+          if (v > before) m.tcpBytes.labels(t.service, dir).inc(v - before);
+          sent.set(k, v);
+        }
+      }
+      m.activeConnections.labels("inbound").set(this.#inbound.stats().active);
+      m.activeConnections.labels("outbound").set(out);
+    });
+  }
+}

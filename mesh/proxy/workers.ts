@@ -1,0 +1,270 @@
+/**
+ * The data planes of a proxy as the main thread sees them: either one in-process
+ * ({@linkcode LocalDataPlanes}, `workers: 1`) or one per worker thread
+ * ({@linkcode WorkerDataPlanes}), behind one interface so the proxy assembly does not care.
+ *
+ * With workers, the main thread picks the ports first (port 0 is bound once with
+ * `SO_REUSEPORT` to learn the port and held until every worker has bound it too; a fixed
+ * port is probed without `SO_REUSEPORT`, so a port another process holds fails the start
+ * instead of silently sharing traffic), then starts the workers, each binding every port
+ * with `SO_REUSEPORT`.
+ * @module
+ */
+import type { ProxyConfig } from "../../config/mod.ts";
+import type { Logger, LogLevel } from "../../common/log.ts";
+import type { Catalog } from "../discovery/mod.ts";
+import { DataPlane, type DataPlaneSnapshot, type ListenerPorts } from "./data_plane.ts";
+import { SharedLimits } from "./shared_limits.ts";
+import type { ToMain, ToWorker } from "./worker_protocol.ts";
+// A static import so `deno compile` embeds the worker module; it does nothing in this thread.
+import "./worker.ts";
+
+/** How long a worker may take to bind its listeners, in ms. */
+export const WORKER_START_TIMEOUT_MS = 15_000;
+/** How long a snapshot for the admin pages may take, in ms. */
+export const SNAPSHOT_TIMEOUT_MS = 2_000;
+/** Extra time a worker gets to report its drain beyond `drain_timeout`, in ms. */
+export const DRAIN_GRACE_MS = 2_000;
+/** Most worker threads a proxy runs. */
+export const MAX_WORKERS = 64;
+
+/** The data planes of one proxy. */
+export interface DataPlanes {
+  /** The bound traffic ports. */
+  readonly ports: ListenerPorts;
+  /** How many data planes serve traffic. */
+  readonly count: number;
+  /** Hands a new catalog to every data plane. */
+  applyCatalog(c: Catalog): void;
+  /** Snapshots of every data plane that answered in time. */
+  snapshots(): Promise<DataPlaneSnapshot[]>;
+  /** Stops accepting and drains every data plane (bounded by `ms` plus a grace period). */
+  drain(ms: number): Promise<void>;
+}
+
+/** Resolves the `workers` setting: `auto` is the number of CPUs, capped at MAX_WORKERS. */
+export function workerCount(setting: number | "auto"): number {
+  const n = setting === "auto" ? navigator.hardwareConcurrency ?? 1 : setting;
+  return Math.max(1, Math.min(MAX_WORKERS, Math.floor(n)));
+}
+
+/** One data plane on the main thread. */
+export class LocalDataPlanes implements DataPlanes {
+  readonly count = 1;
+  readonly #plane: DataPlane;
+
+  /** Binds the configured ports in this thread. */
+  constructor(config: ProxyConfig, logger: Logger) {
+    this.#plane = DataPlane.start({ config, logger, limits: new SharedLimits() });
+  }
+
+  /** The bound traffic ports. */
+  get ports(): ListenerPorts {
+    return this.#plane.ports;
+  }
+
+  /** Applies the catalog at once. */
+  applyCatalog(c: Catalog): void {
+    this.#plane.applyCatalog(c);
+  }
+
+  /** The one snapshot. */
+  snapshots(): Promise<DataPlaneSnapshot[]> {
+    return Promise.resolve([this.#plane.snapshot()]);
+  }
+
+  /** Drains the listeners. */
+  drain(ms: number): Promise<void> {
+    return this.#plane.drain(ms);
+  }
+}
+
+interface _Slot {
+  worker: Worker;
+  index: number;
+  alive: boolean;
+  drained: PromiseWithResolvers<void>;
+}
+
+/** Data planes on worker threads sharing the ports with `SO_REUSEPORT`. */
+export class WorkerDataPlanes implements DataPlanes {
+  readonly ports: ListenerPorts;
+  readonly #slots: _Slot[];
+  readonly #log: Logger;
+  readonly #pending = new Map<number, (s: DataPlaneSnapshot) => void>();
+  #nextId = 1;
+
+  private constructor(ports: ListenerPorts, slots: _Slot[], log: Logger) {
+    this.ports = ports;
+    this.#slots = slots;
+    this.#log = log;
+  }
+
+  /** How many workers serve traffic. */
+  get count(): number {
+    return this.#slots.length;
+  }
+
+  /**
+   * Chooses the ports, starts `count` workers and waits until each has bound every port;
+   * throws (having stopped what it started) when one cannot.
+   */
+  static async start(
+    config: ProxyConfig,
+    logger: Logger,
+    count: number,
+  ): Promise<WorkerDataPlanes> {
+    const limits = new SharedLimits();
+    const held: Deno.Listener[] = [];
+    const slots: _Slot[] = [];
+    const logLevel: LogLevel =
+      (["debug", "info", "warn", "error"] as const).find((l) => logger.enabled(l)) ?? "error";
+    try {
+      const reserve = (hostname: string, port: number): number => {
+        if (port === 0) {
+          const l = Deno.listen({ hostname, port: 0, reusePort: true });
+          held.push(l);
+          return (l.addr as Deno.NetAddr).port;
+        }
+        Deno.listen({ hostname, port }).close();
+        return port;
+      };
+      const ports: ListenerPorts = {
+        inbound: reserve(config.inbound.hostname, config.inbound.port),
+        httpProxy: config.http_proxy
+          ? reserve(config.http_proxy.hostname, config.http_proxy.port)
+          : null,
+        upstreams: Object.fromEntries(
+          config.upstreams.map((u) => [u.service, reserve(u.listen.hostname, u.listen.port)]),
+        ),
+      };
+      const planes = new WorkerDataPlanes(ports, slots, logger);
+      const started: Promise<void>[] = [];
+      for (let index = 0; index < count; index++) {
+        const worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
+        const slot: _Slot = { worker, index, alive: true, drained: Promise.withResolvers() };
+        slots.push(slot);
+        const ready = Promise.withResolvers<void>();
+        started.push(ready.promise);
+        worker.onmessage = (e: MessageEvent<ToMain>) => planes.#onMessage(slot, e.data, ready);
+        worker.onerror = (e: ErrorEvent) => {
+          e.preventDefault();
+          slot.alive = false;
+          slot.drained.resolve();
+          ready.reject(new Error(`worker ${index} failed: ${e.message}`));
+          logger.error("data-plane worker crashed; the others keep serving", {
+            worker: index,
+            err: e.message,
+          });
+        };
+        const start: ToWorker = {
+          type: "start",
+          config,
+          index,
+          workers: count,
+          ports,
+          limits: limits.buffer,
+          logLevel,
+        };
+        worker.postMessage(start);
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        Promise.all(started),
+        new Promise((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`workers did not start in ${WORKER_START_TIMEOUT_MS}ms`)),
+            WORKER_START_TIMEOUT_MS,
+          );
+        }),
+      ]).finally(() => clearTimeout(timer));
+      return planes;
+    } catch (e) {
+      for (const s of slots) s.worker.terminate();
+      throw e;
+    } finally {
+      // Every worker has bound the ports (or start failed): the placeholders can go.
+      for (const l of held) l.close();
+    }
+  }
+
+  #onMessage(slot: _Slot, m: ToMain, ready: PromiseWithResolvers<void>): void {
+    switch (m.type) {
+      case "started":
+        ready.resolve();
+        break;
+      case "failed":
+        slot.alive = false;
+        ready.reject(new Error(`worker ${slot.index} could not start: ${m.message}`));
+        break;
+      case "log":
+        this.#log[m.level](m.msg, m.fields);
+        break;
+      case "snapshot":
+        this.#pending.get(m.id)?.(m.snapshot);
+        break;
+      case "drained":
+        slot.drained.resolve();
+        break;
+    }
+  }
+
+  #post(slot: _Slot, m: ToWorker): void {
+    if (!slot.alive) return;
+    try {
+      slot.worker.postMessage(m);
+    } catch (e) {
+      this.#log.warn("could not message a data-plane worker", {
+        worker: slot.index,
+        err: e as Error,
+      });
+    }
+  }
+
+  /** Posts the catalog to every worker; messages arrive in order, after "start". */
+  applyCatalog(c: Catalog): void {
+    for (const s of this.#slots) this.#post(s, { type: "catalog", catalog: c });
+  }
+
+  /** Asks every worker for a snapshot; a worker that does not answer in time is left out. */
+  snapshots(): Promise<DataPlaneSnapshot[]> {
+    const live = this.#slots.filter((s) => s.alive);
+    return Promise.all(live.map((s) => {
+      const id = this.#nextId++;
+      return new Promise<DataPlaneSnapshot | null>((resolve) => {
+        const timer = setTimeout(() => {
+          this.#pending.delete(id);
+          resolve(null);
+        }, SNAPSHOT_TIMEOUT_MS);
+        this.#pending.set(id, (snap) => {
+          clearTimeout(timer);
+          this.#pending.delete(id);
+          resolve(snap);
+        });
+        this.#post(s, { type: "snapshot", id });
+      });
+    })).then((all) => all.filter((s): s is DataPlaneSnapshot => s !== null));
+  }
+
+  /** Drains every worker, then terminates them. */
+  async drain(ms: number): Promise<void> {
+    for (const s of this.#slots) this.#post(s, { type: "drain", ms });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      Promise.all(this.#slots.map((s) => s.drained.promise)),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          this.#log.warn("data-plane workers did not finish draining in time", {
+            grace_ms: DRAIN_GRACE_MS,
+          });
+          resolve();
+        }, ms + DRAIN_GRACE_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+    for (const s of this.#slots) {
+      s.alive = false;
+      s.worker.terminate();
+    }
+  }
+}

@@ -1,0 +1,90 @@
+/** The forwarder hooks the proxy uses: extra request headers and the end-of-exchange callback. */
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { startBackend } from "../../bench/apps/backend.ts";
+import { enc, forwarder, local, RawClient, rawUpstream } from "./helpers.ts";
+
+const opts = { sanitizeOps: false, sanitizeResources: false };
+
+Deno.test("extraRequestHeaders are added to the forwarded request head", opts, async () => {
+  const backend = await startBackend();
+  const f = forwarder({
+    endpoints: [local(backend.port)],
+    extraRequestHeaders: "x-skein-destination: ledger\r\nx-extra: 1\r\n",
+  });
+  try {
+    const h = await (await fetch(`http://127.0.0.1:${f.addr.port}/headers`)).json();
+    assertEquals([h["x-skein-destination"], h["x-extra"]], ["ledger", "1"]);
+  } finally {
+    await f.close();
+    await backend.close();
+  }
+});
+
+Deno.test("onDone runs once, only after the whole response body has passed", opts, async () => {
+  const release = Promise.withResolvers<void>();
+  const up = rawUpstream(async (conn) => {
+    await conn.write(enc.encode("HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhello"));
+    await release.promise;
+    await conn.write(enc.encode("world"));
+  });
+  const done: number[] = [];
+  const f = forwarder({ endpoints: [local(up.port)], onDone: (s) => done.push(s) });
+  const c = await RawClient.connect(f.addr.port);
+  try {
+    await c.send("GET / HTTP/1.1\r\nhost: x\r\n\r\n");
+    // Read the head and the first half: the exchange is not over yet.
+    const buf = new Uint8Array(1024);
+    let got = "";
+    while (!got.endsWith("hello")) {
+      const n = await c.conn.read(buf);
+      if (n === null) throw new Error("closed early");
+      got += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    assertEquals(done, []);
+    release.resolve();
+    while (!got.endsWith("world")) {
+      const n = await c.conn.read(buf);
+      if (n === null) throw new Error("closed early");
+      got += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    while (done.length === 0) await new Promise((r) => setTimeout(r, 2));
+    assertEquals(done, [200]);
+  } finally {
+    c.conn.close();
+    await f.close();
+    await up.close();
+  }
+});
+
+Deno.test(
+  "onDone reports the status of a proxy-generated error, and 0 when none was sent",
+  opts,
+  async () => {
+    // Nothing listens on a freshly closed port: the connect fails and the proxy answers 502.
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const dead = (l.addr as Deno.NetAddr).port;
+    l.close();
+    const done: number[] = [];
+    const f = forwarder({ endpoints: [local(dead)], onDone: (s) => done.push(s) });
+    // A client that leaves in the middle of a request body the proxy buffers: no response at all.
+    const backend = await startBackend();
+    const done2: number[] = [];
+    const g = forwarder({ endpoints: [local(backend.port)], onDone: (s) => done2.push(s) });
+    try {
+      const r = await fetch(`http://127.0.0.1:${f.addr.port}/`);
+      await r.body?.cancel();
+      assertEquals(r.status, 502);
+      assertEquals(done, [502]);
+      const c = await RawClient.connect(g.addr.port);
+      await c.send("POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nhalf");
+      await c.conn.closeWrite();
+      while (done2.length === 0) await new Promise((r) => setTimeout(r, 2));
+      assertEquals(done2, [0]);
+      c.conn.close();
+    } finally {
+      await f.close();
+      await g.close();
+      await backend.close();
+    }
+  },
+);
