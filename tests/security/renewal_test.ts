@@ -1,0 +1,270 @@
+/**
+ * CertRenewer on virtual time against the real CA, and a renewal under a live stream of
+ * requests: the server and client swap material while requests keep succeeding.
+ */
+import type tls from "node:tls";
+import { assert, assertEquals, assertRejects } from "../assert.ts";
+import { type CaState, rotateCa, signCsr, trustBundlePem } from "../../control/ca/mod.ts";
+import { memoryLogger } from "../../common/log.ts";
+import { mtlsConnect, type TlsMaterial } from "../../common/tls.ts";
+import {
+  CertRenewer,
+  loadIdentity,
+  parseCert,
+  RenewalError,
+  renewAt,
+  saveIdentity,
+} from "../../mesh/identity/mod.ts";
+import { FakeClock, testCa, whoamiServer } from "./_pki.ts";
+
+const HOUR = 3_600_000;
+
+function signer(ca: CaState, clock: { now(): number }, service = "payments", ttlMs = 24 * HOUR) {
+  let calls = 0;
+  const sign = async (csrPem: string) => {
+    calls++;
+    const s = await signCsr(ca, {
+      csrPem,
+      identity: { kind: "service", service },
+      now: clock.now(),
+      ttlMs,
+    });
+    return { certPem: s.certPem, caPem: s.caPem };
+  };
+  return { sign, calls: () => calls };
+}
+
+function nextChange(r: CertRenewer): Promise<TlsMaterial> {
+  return new Promise((resolve) => {
+    const off = r.onChange((m) => {
+      off();
+      resolve(m);
+    });
+  });
+}
+
+Deno.test("CertRenewer renews at two thirds of the lifetime, with a new key each time", async () => {
+  const t0 = Date.now();
+  const clock = new FakeClock(t0);
+  const ca = await testCa("skein.local", t0);
+  const s = signer(ca, clock);
+  const log = memoryLogger();
+  const r = new CertRenewer({
+    service: "payments",
+    trustDomain: "skein.local",
+    sign: s.sign,
+    clock,
+    logger: log,
+  });
+  const first = await r.start();
+  assertEquals(s.calls(), 1);
+  const due = renewAt(first.certPem);
+  assertEquals(r.nextRenewalAt, due);
+  const info = parseCert(first.certPem);
+  assertEquals(due, info.notBefore + Math.floor((info.notAfter - info.notBefore) * 2 / 3));
+  clock.advanceTo(due - 1);
+  assertEquals(s.calls(), 1, "not before the renewal time");
+  const changed = nextChange(r);
+  clock.advanceTo(due);
+  const second = await changed;
+  assertEquals(s.calls(), 2);
+  assert(second.keyPem !== first.keyPem, "a fresh key per renewal");
+  assert(parseCert(second.certPem).serial !== info.serial);
+  assertEquals(r.current(), second);
+  assert(!log.lines.join("\n").includes("PRIVATE KEY"), "no key material in logs");
+  r.stop();
+  assertEquals(clock.pending, []);
+});
+
+Deno.test("CertRenewer keeps valid material and retries with backoff when signing fails", async () => {
+  const t0 = Date.now();
+  const clock = new FakeClock(t0);
+  const ca = await testCa("skein.local", t0);
+  const good = signer(ca, clock);
+  let fail = false;
+  const r = new CertRenewer({
+    service: "payments",
+    trustDomain: "skein.local",
+    sign: (csr) => fail ? Promise.reject(new Error("control unreachable")) : good.sign(csr),
+    clock,
+    retryBaseMs: 1000,
+    retryMaxMs: 4000,
+  });
+  const first = await r.start();
+  fail = true;
+  clock.advanceTo(renewAt(first.certPem));
+  // Let the failed attempt settle; the retry is then scheduled on virtual time.
+  for (let i = 0; i < 50 && clock.pending.length === 0; i++) {
+    await new Promise((x) => setTimeout(x, 5));
+  }
+  assertEquals(clock.pending[0]! - clock.now(), 1000);
+  assertEquals(r.current(), first, "still serving the valid certificate");
+  fail = false;
+  const changed = nextChange(r);
+  clock.advanceTo(clock.pending[0]!);
+  const second = await changed;
+  assert(second.certPem !== first.certPem);
+  r.stop();
+});
+
+Deno.test("CertRenewer refuses a certificate for another identity or key", async () => {
+  const t0 = Date.now();
+  const clock = new FakeClock(t0);
+  const ca = await testCa("skein.local", t0);
+  const wrongService = signer(ca, clock, "ledger");
+  const r = new CertRenewer({
+    service: "payments",
+    trustDomain: "skein.local",
+    sign: wrongService.sign,
+    clock,
+  });
+  await assertRejects(r.start(), RenewalError);
+  const other = await signCsr(ca, {
+    csrPem: (await import("../../mesh/identity/mod.ts").then((m) =>
+      m.createKeyAndCsr({ service: "payments", trustDomain: "skein.local" })
+    )).csrPem,
+    identity: { kind: "service", service: "payments" },
+    now: t0,
+  });
+  const r2 = new CertRenewer({
+    service: "payments",
+    trustDomain: "skein.local",
+    sign: () => Promise.resolve({ certPem: other.certPem, caPem: other.caPem }),
+    clock,
+  });
+  await assertRejects(r2.start(), RenewalError);
+  assertEquals(r2.current(), null);
+});
+
+Deno.test("CertRenewer starts from stored material without signing, and persists renewals", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "skein_id_" });
+  try {
+    const t0 = Date.now();
+    const clock = new FakeClock(t0);
+    const ca = await testCa("skein.local", t0);
+    const s = signer(ca, clock);
+    const opts = {
+      service: "payments",
+      trustDomain: "skein.local",
+      sign: s.sign,
+      clock,
+      persist: (m: TlsMaterial) => saveIdentity(dir, m),
+    };
+    const a = new CertRenewer(opts);
+    const first = await a.start();
+    a.stop();
+    assertEquals(await loadIdentity(dir), first);
+    const b = new CertRenewer({ ...opts, initial: await loadIdentity(dir) });
+    assertEquals(await b.start(), first);
+    assertEquals(s.calls(), 1, "restart reuses the stored certificate");
+    b.stop();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("renewal under load: material swaps while a stream of requests continues", async () => {
+  // Real time here: TLS checks validity against the wall clock. Scheduling is tested above.
+  const clock = { now: () => Date.now() };
+  const ca = await testCa("skein.local");
+  const serverRenewer = new CertRenewer({
+    service: "ledger",
+    trustDomain: "skein.local",
+    sign: signer(ca, clock, "ledger").sign,
+  });
+  const clientRenewer = new CertRenewer({
+    service: "payments",
+    trustDomain: "skein.local",
+    sign: signer(ca, clock).sign,
+  });
+  const sm = await serverRenewer.start();
+  await clientRenewer.start();
+  const { srv, port } = await whoamiServer({ cert: sm.certPem, key: sm.keyPem, ca: sm.caPem });
+  serverRenewer.onChange((m) => srv.updateMaterial(m));
+  const serials = new Set<string>();
+
+  // One long-lived keep-alive connection plus a new connection per batch.
+  const open = async (): Promise<tls.TLSSocket> => {
+    const m = clientRenewer.current()!;
+    const s = await mtlsConnect({
+      host: "127.0.0.1",
+      port,
+      cert: m.certPem,
+      key: m.keyPem,
+      ca: m.caPem,
+      expectSpiffe: "spiffe://skein.local/svc/ledger",
+    });
+    serials.add(s.getPeerCertificate().serialNumber);
+    return s;
+  };
+  const request = (s: tls.TLSSocket) =>
+    new Promise<string>((resolve, reject) => {
+      s.once("error", reject);
+      s.once("data", (d: Uint8Array) => {
+        s.off("error", reject);
+        resolve(new TextDecoder().decode(d));
+      });
+      s.write("GET / HTTP/1.1\r\n\r\n");
+    });
+  const longLived = await open();
+  let ok = 0;
+  let errors = 0;
+  let stop = false;
+  const stream = (async () => {
+    while (!stop) {
+      try {
+        const fresh = await open();
+        const [a, b] = await Promise.all([request(longLived), request(fresh)]);
+        if (a.startsWith("HTTP/1.1 200") && b.startsWith("HTTP/1.1 200")) ok += 2;
+        else errors++;
+        fresh.destroy();
+      } catch {
+        errors++;
+      }
+    }
+  })();
+  try {
+    for (let round = 0; round < 3; round++) {
+      const before = ok;
+      await Promise.all([serverRenewer.renewNow(), clientRenewer.renewNow()]);
+      // Requests flowed across this swap (bounded: errors end the wait too).
+      for (let i = 0; i < 4000 && ok < before + 10 && errors === 0; i++) {
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    }
+    stop = true;
+    await stream;
+    assertEquals(errors, 0);
+    assert(ok >= 30, `ok=${ok}`);
+    assert(serials.size >= 3, `new connections saw renewed server certificates: ${serials.size}`);
+  } finally {
+    stop = true;
+    await stream;
+    longLived.destroy();
+    serverRenewer.stop();
+    clientRenewer.stop();
+    await srv.close({ destroyConnections: true });
+  }
+});
+
+Deno.test("CertRenewer.updateTrustBundle() swaps only the bundle and notifies once", async () => {
+  const t0 = Date.now();
+  const clock = new FakeClock(t0);
+  const ca = await testCa("skein.local", t0);
+  const r = new CertRenewer({
+    service: "payments",
+    trustDomain: "skein.local",
+    sign: signer(ca, clock).sign,
+    clock,
+  });
+  const first = await r.start();
+  const seen: TlsMaterial[] = [];
+  r.onChange((m) => seen.push(m));
+  await r.updateTrustBundle(first.caPem);
+  assertEquals(seen.length, 0, "same bundle: no change");
+  const rotated = await rotateCa(ca, { now: t0, activate: false });
+  await r.updateTrustBundle(trustBundlePem(rotated));
+  assertEquals(seen.length, 1);
+  assertEquals(seen[0], { ...first, caPem: trustBundlePem(rotated) });
+  r.stop();
+});
