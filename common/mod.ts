@@ -5,3 +5,4 @@
 export * from "./log.ts";
 export * from "./ids.ts";
 export * from "./metrics.ts";
+export * from "./sleep.ts";

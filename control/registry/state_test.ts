@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { type Instance, InstanceSchema } from "./instance.ts";
-import type { RegistryCommand } from "./commands.ts";
-import { MAX_REVISIONS_KEPT, RegistryState, SnapshotError } from "./state.ts";
+import { decodeCommand, type RegistryCommand } from "./commands.ts";
+import {
+  canonicalJson,
+  MAX_REVISIONS_KEPT,
+  RegistryState,
+  sameInstance,
+  SnapshotError,
+} from "./state.ts";
+import { seededRandom } from "../../tests/seeded_random.ts";
 
 function inst(service: string, id: string, extra: Partial<Instance> = {}): Instance {
   return InstanceSchema.parse({ service, id, address: "10.0.0.1", port: 8080, ...extra });
@@ -218,18 +225,6 @@ Deno.test("RegistryState.catalog lists services, instances and resource document
   assert.deepEqual(c.resources, [{ kind: "Policy", service: "b", timeout: "1s" }]);
 });
 
-/** Small seeded PRNG (mulberry32) so the sequence below is reproducible from its seed. */
-function _rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function _randomCommand(r: () => number): RegistryCommand {
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
   const svc = pick(["api", "db", "web"]);
@@ -260,7 +255,7 @@ function _randomCommand(r: () => number): RegistryCommand {
 
 Deno.test("RegistryState is deterministic: replicas and a restored copy agree on every result", () => {
   for (const seed of [1, 2, 3, 42, 1234]) {
-    const r = _rng(seed);
+    const r = seededRandom(seed);
     const a = new RegistryState();
     const b = new RegistryState();
     let c: RegistryState | null = null;
@@ -275,4 +270,68 @@ Deno.test("RegistryState is deterministic: replicas and a restored copy agree on
     assert.deepEqual(b.snapshot(), a.snapshot(), `seed ${seed}`);
     assert.deepEqual(c!.snapshot(), a.snapshot(), `seed ${seed}`);
   }
+});
+
+Deno.test("sameInstance() judges equality exactly as canonical JSON does", () => {
+  const base = inst("api", "a1", { meta: { a: "1", b: "2" }, tags: ["x", "y"] });
+  const cases: [string, Instance, boolean][] = [
+    ["identical", inst("api", "a1", { meta: { a: "1", b: "2" }, tags: ["x", "y"] }), true],
+    [
+      "meta keys reordered",
+      inst("api", "a1", { meta: { b: "2", a: "1" }, tags: ["x", "y"] }),
+      true,
+    ],
+    [
+      "meta value differs",
+      inst("api", "a1", { meta: { a: "1", b: "3" }, tags: ["x", "y"] }),
+      false,
+    ],
+    ["meta key missing", inst("api", "a1", { meta: { a: "1" }, tags: ["x", "y"] }), false],
+    ["meta key renamed", inst("api", "a1", { meta: { a: "1", c: "2" }, tags: ["x", "y"] }), false],
+    ["tags reordered", inst("api", "a1", { meta: { a: "1", b: "2" }, tags: ["y", "x"] }), false],
+    ["capability added", { ...base, capabilities: ["c"] }, false],
+    ["port", { ...base, port: 8081 }, false],
+    ["weight", { ...base, weight: 2 }, false],
+    ["health", { ...base, health: "critical" }, false],
+    ["zone", { ...base, zone: "z" }, false],
+    ["node", { ...base, node: "n" }, false],
+    ["version", { ...base, version: "v2" }, false],
+    ["address", { ...base, address: "10.0.0.2" }, false],
+    ["id", { ...base, id: "a2" }, false],
+  ];
+  for (const [name, other, same] of cases) {
+    assert.equal(sameInstance(base, other), same, name);
+    assert.equal(canonicalJson(base) === canonicalJson(other), same, `canonicalJson: ${name}`);
+  }
+});
+
+Deno.test("re-registering an instance with reordered meta keys is not a change", () => {
+  const s = new RegistryState();
+  assert.ok(s.apply(1, reg(inst("api", "a1", { meta: { a: "1", b: "2" } }))).ok);
+  const r = s.apply(2, reg(inst("api", "a1", { meta: { b: "2", a: "1" } })));
+  assert.ok(r.ok && r.value.type === "register_instance" && !r.value.changed);
+  assert.equal(s.index, 1);
+});
+
+Deno.test("applyValidated() stores the decoded command frozen, and apply() still refuses bad ones", () => {
+  const s = new RegistryState();
+  const cmd = decodeCommand(
+    new TextEncoder().encode(JSON.stringify({
+      type: "register_instance",
+      instance: { service: "api", id: "a1", address: "10.0.0.1", port: 80 },
+    })),
+  );
+  const r = s.applyValidated(1, cmd);
+  assert.ok(r.ok && r.value.type === "register_instance");
+  // Defaults come from the decode, not from the apply.
+  assert.equal(s.instance("api", "a1")?.weight, 1);
+  assert.ok(Object.isFrozen(s.instance("api", "a1")));
+  const bad = s.apply(2, {
+    type: "register_instance",
+    instance: { ...inst("api", "a2"), port: 0 },
+  });
+  assert.ok(!bad.ok && bad.error.code === "invalid_command");
+  assert.equal(s.appliedIndex, 2);
+  assert.equal(s.instance("api", "a2"), undefined);
+  assert.throws(() => s.applyValidated(2, cmd), /out of order/);
 });

@@ -6,18 +6,7 @@ import {
   FrameDecoder,
   writeFrameHeader,
 } from "./frame.ts";
-
-/** Deterministic PRNG so failing chunkings can be replayed from the seed in the test name. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from "../../tests/seeded_random.ts";
 
 function concat(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
@@ -163,7 +152,7 @@ Deno.test("FrameDecoder.push refuses a new chunk before the previous one is drai
 
 for (const seed of [1, 2, 3, 42, 1234, 99991]) {
   Deno.test(`FrameDecoder reassembles random frames under random chunkings (seed ${seed})`, () => {
-    const rand = mulberry32(seed);
+    const rand = seededRandom(seed);
     const frames: Uint8Array[] = [];
     for (let i = 0; i < 200; i++) {
       // Mostly small frames, sometimes large ones, to exercise both the fast and slow paths.

@@ -21,6 +21,7 @@ import {
   type PeerAuthorizer,
   writeAll,
 } from "./stream.ts";
+import { abortableSleep } from "../../common/sleep.ts";
 
 /** Size of the reusable buffer small frames are copied into before one write call. */
 export const WRITE_BUFFER_BYTES = 256 * 1024;
@@ -203,7 +204,7 @@ export class PeerLink {
       }
       const delay = backoffDelayMs(attempt, this.#opts.reconnect, this.#opts.random);
       attempt++;
-      await _sleep(delay, interrupt.signal);
+      await abortableSleep(delay, interrupt.signal);
     }
   }
 
@@ -366,20 +367,6 @@ class _Wake {
     }
     return new Promise((r) => (this.#resolve = r));
   }
-}
-
-/** Resolves after `ms`, or as soon as `signal` aborts; never leaves a timer behind. */
-function _sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 /** Rejects when `signal` aborts even if `p` never settles; a late stream is closed. */

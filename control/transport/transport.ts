@@ -22,6 +22,7 @@ import {
   tcpDialer,
   tcpListenerFactory,
 } from "./stream.ts";
+import { abortableSleep } from "../../common/sleep.ts";
 
 /** Default cap on payload bytes queued for one peer. */
 export const DEFAULT_MAX_QUEUED_BYTES = 64 * 1024 * 1024;
@@ -222,7 +223,7 @@ export class Transport {
       } catch (e) {
         if (this.#closing) return;
         this.#log.warn("transport: accept failed", { error: _asError(e) });
-        await _pause(ACCEPT_ERROR_PAUSE_MS, this.#shutdown.signal);
+        await abortableSleep(ACCEPT_ERROR_PAUSE_MS, this.#shutdown.signal);
         continue;
       }
       if (this.#closing) {
@@ -390,19 +391,6 @@ function _validate(o: TransportOptions): void {
       `transport: reconnect needs 0 < baseMs <= maxMs, got baseMs=${baseMs} maxMs=${maxMs}`,
     );
   }
-}
-
-function _pause(ms: number, signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }
 
 function _asError(e: unknown): Error {

@@ -9,6 +9,7 @@
  * should not wait `rise` intervals to receive traffic. Until then the status is `initial`.
  * @module
  */
+import { abortableSleep } from "../../common/sleep.ts";
 
 /** Health of a local service instance. */
 export type HealthStatus = "passing" | "warning" | "critical";
@@ -147,21 +148,7 @@ export class HealthChecker {
   }
 }
 
-/** Resolves after `ms`, or at once when `signal` aborts. */
-export function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const onAbort = () => {
-      clearTimeout(t);
-      resolve();
-    };
-    const t = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
-}
+export { abortableSleep } from "../../common/sleep.ts";
 
 /** Maps an HTTP status of a health endpoint to a health status (Consul's convention). */
 export function healthFromHttpStatus(status: number): HealthStatus {
