@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { createApi, FORWARD_HEADER, INDEX_HEADER } from "./app.ts";
+import { createApi, FORWARD_HEADER, INDEX_HEADER, registerCommand } from "./app.ts";
+import { RegistrationSchema, RegistryCommandSchema } from "../registry/mod.ts";
 import { ApiError } from "./errors.ts";
 import { MAX_BODY_BYTES } from "./body.ts";
 import { FakeBackend } from "./fake_backend.ts";
@@ -704,5 +705,33 @@ Deno.test("over a real socket: 413 for a large chunked body, blocking query wake
     assert.deepEqual(Object.keys((await res.json()).services), ["api"]);
   } finally {
     await server.shutdown();
+  }
+});
+
+Deno.test("registerCommand() equals the command schema's output, key order included", () => {
+  const bodies: Record<string, unknown>[] = [
+    { address: "10.0.0.1", port: 80 },
+    { id: "a1", service: "api", address: "h", port: 1, meta: { b: "2", a: "1" } },
+    {
+      address: "h",
+      port: 65535,
+      node: "n",
+      zone: "z",
+      version: "v",
+      weight: 0,
+      tags: ["t"],
+      capabilities: ["c"],
+      health: "warning",
+    },
+  ];
+  for (const body of bodies) {
+    const reg = RegistrationSchema.parse(body);
+    const fast = registerCommand(reg, "api", "a1");
+    const slow = RegistryCommandSchema.parse({
+      type: "register_instance",
+      instance: { ...reg, service: "api", id: "a1" },
+    });
+    assert.equal(JSON.stringify(fast), JSON.stringify(slow), JSON.stringify(body));
+    assert.deepEqual(RegistryCommandSchema.parse(fast), fast);
   }
 });

@@ -7,8 +7,8 @@ import type {
   ApplyResult,
   Health,
   IndexWatcher,
-  RegistryCommand,
   RegistryState,
+  ValidatedCommand,
 } from "../registry/mod.ts";
 
 /** This node's view of the cluster, served by `GET /v1/health`. */
@@ -54,12 +54,13 @@ export interface ControlBackend {
   /** This node's role, term and indexes. */
   health(): HealthInfo;
   /**
-   * Proposes a command; resolves after it is committed on a quorum, fsynced and applied on this
-   * node. Rejects with {@linkcode NotLeaderError} when this node cannot propose, or
+   * Proposes a validated command; resolves after it is committed on a quorum and applied (on
+   * this node, or on the leader when a follower forwards it itself). Rejects with
+   * {@linkcode NotLeaderError} when the API should forward over HTTP instead, or with
    * {@linkcode NoQuorumError}; should give up when `signal` aborts (the API also stops
    * waiting then).
    */
-  propose(cmd: RegistryCommand, signal: AbortSignal): Promise<ApplyResult>;
+  propose(cmd: ValidatedCommand, signal: AbortSignal): Promise<ApplyResult>;
   /**
    * Resolves once this node's registry reflects every write committed before the call
    * (ReadIndex or leader lease). Rejects with {@linkcode NotLeaderError} when the API should
@@ -82,6 +83,20 @@ export interface ControlBackend {
   removeMember(node: string, signal: AbortSignal): Promise<void>;
   /** Records heartbeats in the leader's leases (not a Raft write); leader only. */
   heartbeat(items: readonly HeartbeatItem[]): void;
+  /** Counters of writes this node forwarded to the leader itself (not over HTTP), if it does. */
+  writeForwardStats?(): WriteForwardStats;
+}
+
+/** Counters of writes a follower forwarded to the leader over the peer transport. */
+export interface WriteForwardStats {
+  /** Forwards waiting for the leader's answer. */
+  inFlight: number;
+  /** Forwards sent. */
+  sent: number;
+  /** Forwards the leader answered (committed or refused). */
+  answered: number;
+  /** Forwards that ended without an answer (timeout, leader change, shutdown). */
+  lost: number;
 }
 
 /** A backend failure that maps to an HTTP status. */

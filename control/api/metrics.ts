@@ -98,5 +98,21 @@ export function renderControlMetrics(backend: ControlBackend, m: ApiMetrics): st
     "",
     m.writeTimeouts,
   ]]);
+  const fw = backend.writeForwardStats?.();
+  if (fw) {
+    gauge(
+      "skein_control_write_forwards_in_flight",
+      "Writes forwarded to the leader over the peer transport, waiting for its answer.",
+      [["", fw.inFlight]],
+    );
+    counter(
+      "skein_control_write_forwards_total",
+      "Writes forwarded to the leader over the peer transport, by how they ended.",
+      [['{result="sent"}', fw.sent], ['{result="answered"}', fw.answered], [
+        '{result="lost"}',
+        fw.lost,
+      ]],
+    );
+  }
   return lines.join("\n") + "\n";
 }

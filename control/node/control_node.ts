@@ -15,8 +15,8 @@ import {
   encodeCommand,
   IndexWatcher,
   LeaseTracker,
-  type RegistryCommand,
   RegistryState,
+  type ValidatedCommand,
 } from "../registry/mod.ts";
 import {
   BackendError,
@@ -26,6 +26,7 @@ import {
   type Member,
   NoQuorumError,
   NotLeaderError,
+  type WriteForwardStats,
 } from "../api/backend.ts";
 import { DEFAULT_MAX_FRAME_BYTES, Transport } from "../transport/mod.ts";
 import { DurableLog } from "./durable_log.ts";
@@ -39,6 +40,17 @@ import {
   isMemberEntry,
   type MemberAddress,
 } from "./envelope.ts";
+import {
+  decodeForwardRequest,
+  decodeForwardResult,
+  encodeForwardRequest,
+  encodeForwardResult,
+  FORWARD_TIMEOUT_MS,
+  type ForwardOutcome,
+  ForwardTable,
+  FRAME_FORWARD,
+  FRAME_FORWARD_RESULT,
+} from "./forward.ts";
 
 /** Frames queued per peer before the transport drops (Raft retransmits what is lost). */
 export const PEER_QUEUE_FRAMES = 4096;
@@ -87,6 +99,8 @@ export interface ControlNodeOptions {
 
 interface _Pending {
   term: number;
+  /** The validated command behind the entry, so the proposer applies it without decoding. */
+  cmd: ValidatedCommand | null;
   resolve: (r: ApplyResult) => void;
   reject: (e: Error) => void;
 }
@@ -106,6 +120,16 @@ interface _Read {
 function _hostPort(s: string): { hostname: string; port: number } {
   const i = s.lastIndexOf(":");
   return { hostname: s.slice(0, i).replace(/^\[|\]$/g, ""), port: Number(s.slice(i + 1)) };
+}
+
+/** What a follower receives for a forward the leader could not commit. */
+function _forwardFailure(e: Error): ForwardOutcome {
+  if (e instanceof BackendError) {
+    // The follower rebuilds a plain BackendError, so a `not_leader` from here is answered
+    // with 503 and never forwarded a second time.
+    return { ok: false, status: e.status, code: e.code, message: e.message };
+  }
+  return { ok: false, status: 503, code: "internal", message: `the leader failed: ${e.message}` };
 }
 
 /** Leader messages that may go out before the Ready's fsync (they carry no promise). */
@@ -130,6 +154,7 @@ export class ControlNode implements ControlBackend {
   readonly #pending = new Map<number, _Pending>();
   readonly #pendingConf = new Map<number, _PendingConf>();
   readonly #reads = new Map<string, _Read>();
+  readonly #forwards = new ForwardTable();
   #readSeq = 0;
   #role = "follower";
   #leader: string | null = null;
@@ -261,6 +286,7 @@ export class ControlNode implements ControlBackend {
   #tick(): void {
     if (this.#closed) return;
     this.#watchStall();
+    this.#forwards.expire();
     this.#raft.tick();
     this.#maybeLeaderGone();
     this.#kick();
@@ -303,6 +329,11 @@ export class ControlNode implements ControlBackend {
         }
         this.#raft.step(msg);
         this.#kick();
+      } else if (type === FRAME_FORWARD) {
+        this.#onForward(from, frame);
+      } else if (type === FRAME_FORWARD_RESULT) {
+        const { id, outcome } = decodeForwardResult(frame);
+        this.#forwards.settle(from, id, outcome);
       } else if (type === FRAME_ANNOUNCE) {
         const info = JSON.parse(_dec.decode(frame.subarray(1))) as { api?: unknown };
         const m = this.#members.get(from);
@@ -316,6 +347,34 @@ export class ControlNode implements ControlBackend {
     } catch (e) {
       this.#log.warn("dropping a malformed frame", { from, error: e as Error });
     }
+  }
+
+  /**
+   * A follower's forwarded write. The bytes come from outside this process, so they are
+   * validated like an API body; the answer leaves only once the entry is applied here (or
+   * refused), exactly as the HTTP path would answer.
+   */
+  #onForward(from: NodeId, frame: Uint8Array): void {
+    const { id, command } = decodeForwardRequest(frame);
+    const reply = (o: ForwardOutcome) => this.#transport.send(from, encodeForwardResult(id, o));
+    let cmd: ValidatedCommand;
+    try {
+      cmd = decodeCommand(command);
+    } catch (e) {
+      reply({ ok: false, status: 400, code: "invalid_command", message: (e as Error).message });
+      return;
+    }
+    let p: Promise<ApplyResult>;
+    try {
+      // Copied: the entry outlives the transport's read buffer.
+      p = this.#proposeChecked(command.slice(), cmd, AbortSignal.timeout(FORWARD_TIMEOUT_MS));
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    p.then(
+      (result) => reply({ ok: true, result }),
+      (e) => reply(_forwardFailure(e as Error)),
+    );
   }
 
   #announceFrame(): Uint8Array {
@@ -483,6 +542,12 @@ export class ControlNode implements ControlBackend {
       this.#log.info("leader changed", { leader: leader ?? "none", role });
     }
     this.#leader = leader;
+    if (this.#forwards.size > 0) {
+      this.#forwards.failExcept(
+        role === "leader" ? null : leader,
+        "the leader changed while a forwarded write was in flight; it may or may not be applied",
+      );
+    }
     // Followers forward to the leader's API URL: a new leader tells everyone at once.
     if (role === "leader" && !wasLeader) this.#announce();
     if (role === "leader" && !wasLeader) this.#leases.becameLeader(Date.now());
@@ -522,7 +587,10 @@ export class ControlNode implements ControlBackend {
       }
       let result: ApplyResult;
       try {
-        result = this.#state.apply(e.index, decodeCommand(e.data));
+        // An entry this node proposed at this exact (index, term) holds the command it already
+        // validated: skip JSON and schema. Every other entry is decoded and validated.
+        const cmd = pending?.cmd && pending.term === e.term ? pending.cmd : decodeCommand(e.data);
+        result = this.#state.applyValidated(e.index, cmd);
       } catch (err) {
         // Every node applies the same log, so an undecodable entry is skipped identically.
         this.#log.error("skipping an undecodable registry entry", {
@@ -606,6 +674,7 @@ export class ControlNode implements ControlBackend {
     this.#pendingConf.clear();
     for (const r of this.#reads.values()) r.reject(e);
     this.#reads.clear();
+    this.#forwards.failAll(e);
   }
 
   // ---------------------------------------------------------------- ControlBackend
@@ -643,18 +712,46 @@ export class ControlNode implements ControlBackend {
     }
   }
 
-  /** See {@linkcode ControlBackend.propose}. */
-  propose(cmd: RegistryCommand, signal: AbortSignal): Promise<ApplyResult> {
+  /**
+   * See {@linkcode ControlBackend.propose}. On a follower the command goes to the leader over
+   * the peer transport (one hop, answered after the leader applied it); only when no leader is
+   * known does this reject with {@linkcode NotLeaderError}, so the API can try HTTP.
+   */
+  propose(cmd: ValidatedCommand, signal: AbortSignal): Promise<ApplyResult> {
     this.#checkUsable();
+    const st = this.#raft.status();
+    if (st.role === "leader") return this.#proposeChecked(encodeCommand(cmd), cmd, signal);
+    const leader = st.leader;
+    if (!leader || leader === this.id || !this.#members.has(leader)) {
+      return Promise.reject(new NotLeaderError());
+    }
+    const bytes = encodeCommand(cmd);
+    return this.#forwards.start(
+      leader,
+      signal,
+      (id) => this.#transport.send(leader, encodeForwardRequest(id, bytes)),
+      () => new NotLeaderError(`the link to the leader ${leader} is not accepting frames`),
+    );
+  }
+
+  #proposeChecked(
+    data: Uint8Array,
+    cmd: ValidatedCommand,
+    signal: AbortSignal,
+  ): Promise<ApplyResult> {
     if (this.#pending.size >= MAX_PENDING_PROPOSALS) {
       return Promise.reject(
         new BackendError(503, "overloaded", "too many writes waiting to commit; retry later"),
       );
     }
-    return this.#proposeData(encodeCommand(cmd), signal);
+    return this.#proposeData(data, signal, cmd);
   }
 
-  #proposeData(data: Uint8Array, signal: AbortSignal): Promise<ApplyResult> {
+  #proposeData(
+    data: Uint8Array,
+    signal: AbortSignal,
+    cmd: ValidatedCommand | null = null,
+  ): Promise<ApplyResult> {
     const r = this.#raft.propose(data);
     if (!r.ok) return Promise.reject(this.#proposeFailure(r));
     this.#kick();
@@ -666,6 +763,7 @@ export class ControlNode implements ControlBackend {
       signal.addEventListener("abort", onAbort, { once: true });
       this.#pending.set(r.index, {
         term: r.term,
+        cmd,
         resolve: (v) => {
           signal.removeEventListener("abort", onAbort);
           resolve(v);
@@ -818,6 +916,11 @@ export class ControlNode implements ControlBackend {
     if (!this.isLeader()) throw new NotLeaderError();
     const now = Date.now();
     for (const i of items) this.#leases.heartbeat(i.service, i.id, i.health, now);
+  }
+
+  /** See {@linkcode ControlBackend.writeForwardStats}. */
+  writeForwardStats(): WriteForwardStats {
+    return this.#forwards.stats();
   }
 
   /** Hands leadership to the most caught-up voter and waits (bounded) until it took over. */

@@ -88,14 +88,17 @@ export function encodeCommand(cmd: RegistryCommand): Uint8Array {
   return _encoder.encode(JSON.stringify(cmd));
 }
 
-/** Decodes and validates a Raft entry payload; throws {@linkcode CommandDecodeError}. */
-export function decodeCommand(bytes: Uint8Array): RegistryCommand {
-  let raw: unknown;
-  try {
-    raw = JSON.parse(_decoder.decode(bytes));
-  } catch (e) {
-    throw new CommandDecodeError(`registry command is not UTF-8 JSON: ${(e as Error).message}`, "");
-  }
+declare const _validated: unique symbol;
+
+/**
+ * A command that went through {@linkcode RegistryCommandSchema} (defaults filled in), so the
+ * state machine may apply it without validating again. Only {@linkcode decodeCommand} and
+ * {@linkcode validateCommand} produce one; the brand exists only in the type system.
+ */
+export type ValidatedCommand = RegistryCommand & { readonly [_validated]: true };
+
+/** Validates a value as a command; throws {@linkcode CommandDecodeError}. */
+export function validateCommand(raw: unknown): ValidatedCommand {
   const parsed = RegistryCommandSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
@@ -105,5 +108,16 @@ export function decodeCommand(bytes: Uint8Array): RegistryCommand {
       path,
     );
   }
-  return parsed.data;
+  return parsed.data as ValidatedCommand;
+}
+
+/** Decodes and validates a Raft entry payload; throws {@linkcode CommandDecodeError}. */
+export function decodeCommand(bytes: Uint8Array): ValidatedCommand {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(_decoder.decode(bytes));
+  } catch (e) {
+    throw new CommandDecodeError(`registry command is not UTF-8 JSON: ${(e as Error).message}`, "");
+  }
+  return validateCommand(raw);
 }

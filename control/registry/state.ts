@@ -18,6 +18,7 @@ import {
   type RegistryCommand,
   RegistryCommandSchema,
   type StoredResource,
+  type ValidatedCommand,
 } from "./commands.ts";
 
 /** How many revisions of each resource are kept for `history` and `rollback`. */
@@ -164,6 +165,32 @@ export function canonicalJson(value: unknown): string {
   });
 }
 
+function _sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * Whether two instances are equal as {@linkcode canonicalJson} would judge them (meta key order
+ * ignored, list order kept), field by field: re-registering an unchanged instance is the
+ * common write, and serialising both sides cost more than the rest of the apply.
+ */
+export function sameInstance(a: Instance, b: Instance): boolean {
+  if (
+    a.id !== b.id || a.service !== b.service || a.node !== b.node || a.address !== b.address ||
+    a.port !== b.port || a.zone !== b.zone || a.version !== b.version || a.weight !== b.weight ||
+    a.health !== b.health || !_sameList(a.tags, b.tags) ||
+    !_sameList(a.capabilities, b.capabilities)
+  ) return false;
+  const ka = Object.keys(a.meta);
+  if (ka.length !== Object.keys(b.meta).length) return false;
+  for (const k of ka) {
+    if (!Object.hasOwn(b.meta, k) || a.meta[k] !== b.meta[k]) return false;
+  }
+  return true;
+}
+
 function _deepFreeze<T>(v: T): T {
   if (v && typeof v === "object" && !Object.isFrozen(v)) {
     Object.freeze(v);
@@ -212,10 +239,10 @@ export class RegistryState {
         `registry apply out of order: index ${index} after applied index ${this.#appliedIndex}`,
       );
     }
-    this.#appliedIndex = index;
     // Re-validated because the caller may hand over a value that never went through decode.
     const parsed = RegistryCommandSchema.safeParse(cmd);
     if (!parsed.success) {
+      this.#appliedIndex = index;
       const issue = parsed.error.issues[0];
       return _fail(
         index,
@@ -225,7 +252,22 @@ export class RegistryState {
         }`,
       );
     }
-    const c = parsed.data;
+    return this.applyValidated(index, parsed.data as ValidatedCommand);
+  }
+
+  /**
+   * {@linkcode apply} for a command that is already validated (decoded from a log entry, or
+   * validated by the proposer): skips the schema pass, which is most of the cost of an apply.
+   * Takes ownership of `c`: parts of it are frozen and stored, so the caller must not change
+   * it afterwards (schema output and freshly decoded commands are never shared).
+   */
+  applyValidated(index: number, c: ValidatedCommand): ApplyResult {
+    if (!Number.isSafeInteger(index) || index <= this.#appliedIndex) {
+      throw new Error(
+        `registry apply out of order: index ${index} after applied index ${this.#appliedIndex}`,
+      );
+    }
+    this.#appliedIndex = index;
     switch (c.type) {
       case "register_instance":
         return this.#register(index, c.instance);
@@ -243,10 +285,11 @@ export class RegistryState {
   }
 
   #register(index: number, inst: Instance): ApplyResult {
-    const frozen = _deepFreeze(structuredClone(inst));
+    // No copy: applyValidated owns the command it is given (see there).
+    const frozen = _deepFreeze(inst);
     let svc = this.#services.get(inst.service);
     const prev = svc?.get(inst.id);
-    const changed = !prev || canonicalJson(prev) !== canonicalJson(frozen);
+    const changed = !prev || !sameInstance(prev, frozen);
     if (changed) {
       if (!svc) {
         svc = new Map();

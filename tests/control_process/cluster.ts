@@ -65,7 +65,7 @@ export interface ClusterOptions {
   logLevel?: string;
   /** Where data dirs live. @default a fresh temp dir */
   baseDir?: string;
-  /** Extra `deno run` flags for the children (e.g. `--cpu-prof`). @default [] */
+  /** Extra `deno run` flags for the children; `{id}` becomes the node id. @default [] */
   denoFlags?: string[];
 }
 
@@ -255,6 +255,7 @@ export class ProcessCluster {
         "run",
         "--allow-all",
         "--quiet",
+        ...this.#opts.denoFlags.map((f) => f.replaceAll("{id}", id)),
         SKEIN_ENTRY,
         "control",
         "--config",
