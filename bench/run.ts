@@ -26,7 +26,8 @@ if (import.meta.main) {
       if (part === "control") {
         if (!(await _which("etcd"))) console.log("etcd is not installed: skein runs alone");
         const { runControlBench } = await import("./control_bench.ts");
-        await runControlBench({});
+        const r = await runControlBench({ progress: (l) => console.log(`# ${l}`) });
+        console.log(r.table);
       } else if (part === "mesh") {
         if (!(await _which("wrk"))) throw new Error("wrk is not installed (apt-get install wrk)");
         if (!(await _which("haproxy"))) console.log("haproxy is not installed: no peer to compare");
