@@ -37,6 +37,8 @@ export interface ControlBenchOptions {
   systems?: ("skein" | "etcd")[];
   /** Measure failover after the throughput phase. @default true */
   failover?: boolean;
+  /** Also drive each leader with wrk (C) as a second, cheaper load generator. @default when wrk is installed */
+  wrk?: boolean;
   /** Progress lines. @default nothing */
   progress?: (line: string) => void;
 }
@@ -74,15 +76,85 @@ interface _Target {
   name: string;
   urls: string[];
   write(url: string, key: string, value: string, signal: AbortSignal): Promise<boolean>;
+  /** A wrk Lua script issuing the same writes over `keys` distinct keys. */
+  wrkScript(value: string, keys: number): string;
   leader(): Promise<number>;
   kill(i: number): Promise<void>;
   stop(): Promise<void>;
+}
+
+function _hasWrk(): boolean {
+  try {
+    return new Deno.Command("wrk", { args: ["--version"], stdout: "null", stderr: "null" })
+      .outputSync().code !== 127;
+  } catch {
+    return false;
+  }
 }
 
 function _percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return NaN;
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1));
   return sorted[i]!;
+}
+
+const _LUA_COUNTER = `n = 0
+done = function(summary, latency, requests)
+  io.write(string.format("SKEIN_WRK %d %d %d %d\\n", summary.requests,
+    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+`;
+
+/** A wrk run's figures. */
+export interface WrkResult {
+  writesPerSec: number;
+  errors: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+/**
+ * Drives the leader with wrk (C, 32 connections) so the load generator is not what limits the
+ * figure: the fetch-based writers above cost as much CPU as the systems they measure.
+ */
+async function _wrkLoad(
+  t: _Target,
+  url: string,
+  connections: number,
+  durationMs: number,
+  valueBytes: number,
+  keys: number,
+): Promise<WrkResult> {
+  const script = await Deno.makeTempFile({ suffix: ".lua" });
+  try {
+    await Deno.writeTextFile(script, t.wrkScript("v".repeat(valueBytes), keys));
+    const secs = Math.max(1, Math.round(durationMs / 1000));
+    const out = await new Deno.Command("wrk", {
+      args: ["-t1", `-c${connections}`, `-d${secs}s`, "-s", script, url],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    const m = /SKEIN_WRK (\d+) (\d+) (\d+) (\d+)/.exec(text);
+    if (!out.success || !m) {
+      throw new Error(`wrk failed: ${text}${new TextDecoder().decode(out.stderr)}`);
+    }
+    const [requests, errors, p50us, p99us] = m.slice(1).map(Number) as [
+      number,
+      number,
+      number,
+      number,
+    ];
+    return {
+      writesPerSec: Math.round((requests - errors) / secs),
+      errors,
+      p50Ms: p50us / 1000,
+      p99Ms: p99us / 1000,
+    };
+  } finally {
+    await Deno.remove(script).catch(() => {});
+  }
 }
 
 /** Runs `writers` loops for `durationMs`; returns counts and latency percentiles. */
@@ -197,6 +269,16 @@ async function _skein(): Promise<_Target> {
       await res.body?.cancel();
       return res.status === 200 || res.status === 201;
     },
+    wrkScript(value, keys) {
+      const body = JSON.stringify(`{"address":"10.0.0.1","port":8080,"meta":{"v":"${value}"}}`);
+      return `${_LUA_COUNTER}
+request = function()
+  n = n + 1
+  return wrk.format("PUT", "/v1/services/bench/instances/k" .. (n % ${keys}),
+    {["Content-Type"] = "application/json"}, ${body})
+end
+`;
+    },
     async leader() {
       const l = await c.waitLeader(30_000);
       return ids.indexOf(l);
@@ -287,6 +369,21 @@ async function _etcd(): Promise<_Target> {
       await res.body?.cancel();
       return res.status === 200;
     },
+    wrkScript(value, keys) {
+      // etcd's JSON gateway wants base64 keys, so the bodies are precomputed here.
+      const bodies = Array.from(
+        { length: keys },
+        (_, k) => JSON.stringify(`{"key":"${_b64(`k${k}`)}","value":"${_b64(value)}"}`),
+      );
+      return `${_LUA_COUNTER}
+bodies = {${bodies.join(",")}}
+request = function()
+  n = n + 1
+  return wrk.format("POST", "/v3/kv/put", {["Content-Type"] = "application/json"},
+    bodies[(n % ${keys}) + 1])
+end
+`;
+    },
     leader,
     async kill(i) {
       const p = procs[i];
@@ -327,13 +424,14 @@ function _table(results: SystemResult[]): string {
       _fmt(r.failoverMs, 0),
     ]);
   }
-  const s = results.find((r) => r.system === "skein");
-  const e = results.find((r) => r.system === "etcd");
-  if (s && e) {
+  for (const suffix of ["", " wrk"]) {
+    const s = results.find((r) => r.system === `skein${suffix}`);
+    const e = results.find((r) => r.system === `etcd${suffix}`);
+    if (!s || !e) continue;
     const ratio = (a: number | null, b: number | null) =>
       a === null || b === null || b === 0 ? "-" : (a / b).toFixed(2);
     rows.push([
-      "skein/etcd",
+      `skein/etcd${suffix}`,
       ratio(s.writesPerSec, e.writesPerSec),
       ratio(s.p50Ms, e.p50Ms),
       ratio(s.p99Ms, e.p99Ms),
@@ -361,12 +459,27 @@ export async function runControlBench(opts: ControlBenchOptions = {}): Promise<C
       await _load(t, writers, Math.min(1000, durationMs / 5), valueBytes, keys);
       progress(`${system}: ${writers} writers for ${durationMs} ms`);
       const r = await _load(t, writers, durationMs, valueBytes, keys);
+      let wrk: WrkResult | null = null;
+      if (opts.wrk ?? _hasWrk()) {
+        const url = t.urls[await t.leader()]!;
+        progress(`${system}: wrk, ${writers} connections to the leader for ${durationMs} ms`);
+        wrk = await _wrkLoad(t, url, writers, durationMs, valueBytes, writers * keys);
+      }
       let failoverMs: number | null = null;
       if (opts.failover ?? true) {
         progress(`${system}: killing the leader`);
         failoverMs = await _failover(t, valueBytes);
       }
       results.push({ system, ...r, failoverMs });
+      if (wrk) {
+        results.push({
+          system: `${system} wrk`,
+          writes: wrk.writesPerSec * Math.round(durationMs / 1000),
+          durationMs,
+          failoverMs: null,
+          ...wrk,
+        });
+      }
       progress(`${system}: ${r.writesPerSec} writes/s, failover ${failoverMs} ms`);
     } finally {
       await t.stop();
