@@ -9,6 +9,8 @@
 /** Bounded FIFO of frames, tracking the bytes it holds. */
 export class FrameQueue {
   readonly #slots: (Uint8Array | undefined)[];
+  /** When each slot's frame was queued, so frames too old to matter can be dropped. */
+  readonly #queuedAt: Float64Array;
   readonly #maxBytes: number;
   #head = 0;
   #size = 0;
@@ -20,6 +22,7 @@ export class FrameQueue {
       throw new RangeError(`FrameQueue: maxFrames must be a positive integer, got ${maxFrames}`);
     }
     this.#slots = new Array(maxFrames);
+    this.#queuedAt = new Float64Array(maxFrames);
     this.#maxBytes = maxBytes;
   }
 
@@ -33,12 +36,17 @@ export class FrameQueue {
     return this.#bytes;
   }
 
-  /** Appends `frame`; returns false (and keeps nothing) when either bound would be exceeded. */
-  push(frame: Uint8Array): boolean {
+  /**
+   * Appends `frame`, queued at time `at`; returns false (and keeps nothing) when either bound
+   * would be exceeded.
+   */
+  push(frame: Uint8Array, at = 0): boolean {
     if (this.#size === this.#slots.length) return false;
     // An empty queue always takes one frame, so a frame larger than maxBytes can still be sent.
     if (this.#size > 0 && this.#bytes + frame.length > this.#maxBytes) return false;
-    this.#slots[(this.#head + this.#size) % this.#slots.length] = frame;
+    const slot = (this.#head + this.#size) % this.#slots.length;
+    this.#slots[slot] = frame;
+    this.#queuedAt[slot] = at;
     this.#size++;
     this.#bytes += frame.length;
     return true;
@@ -60,6 +68,14 @@ export class FrameQueue {
       this.#head = (at + 1) % this.#slots.length;
     }
     this.#size -= k;
+  }
+
+  /** Removes frames queued before `cutoff` from the head (the queue is FIFO); returns how many. */
+  dropQueuedBefore(cutoff: number): number {
+    let n = 0;
+    while (n < this.#size && this.#queuedAt[(this.#head + n) % this.#slots.length]! < cutoff) n++;
+    this.drop(n);
+    return n;
   }
 
   /** Removes everything; returns how many frames were discarded. */

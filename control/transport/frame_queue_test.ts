@@ -42,3 +42,15 @@ Deno.test("FrameQueue accepts one oversized frame when empty, so it can still be
 Deno.test("FrameQueue rejects a non-positive capacity", () => {
   assert.throws(() => new FrameQueue(0, 10), RangeError);
 });
+
+Deno.test("FrameQueue.dropQueuedBefore() drops only frames older than the cutoff", () => {
+  const q = new FrameQueue(8, 1024);
+  q.push(new Uint8Array([1]), 100);
+  q.push(new Uint8Array([2]), 200);
+  q.push(new Uint8Array([3]), 300);
+  assert.equal(q.dropQueuedBefore(250), 2);
+  assert.equal(q.size, 1);
+  assert.deepEqual(q.peek(0), new Uint8Array([3]));
+  assert.equal(q.dropQueuedBefore(250), 0);
+  assert.equal(q.bytes, 1);
+});

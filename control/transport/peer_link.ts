@@ -73,6 +73,8 @@ export interface PeerLinkOptions {
   readonly reconnect: BackoffOptions;
   readonly random: () => number;
   readonly now: () => number;
+  /** Frames older than this when their turn comes are dropped instead of sent. */
+  readonly maxQueueAgeMs: number;
   readonly dialTimeoutMs: number;
 }
 
@@ -141,7 +143,7 @@ export class PeerLink {
   /** Queues `frame` for sending; false when the queue is full or the link is closed. */
   enqueue(frame: Uint8Array): boolean {
     if (this.#closed) return false;
-    if (!this.#queue.push(frame)) {
+    if (!this.#queue.push(frame, this.#opts.now())) {
       this.stats.dropped++;
       if (!this.#dropping) {
         this.#dropping = true;
@@ -287,6 +289,13 @@ export class PeerLink {
         if (this.#queue.size === 0) {
           await this.#wake.wait();
           continue;
+        }
+        // A frame that waited out a reconnect is stale (a Raft message from a term that may be
+        // over); sending it would only mislead a restarted peer, so it is dropped.
+        const stale = this.#queue.dropQueuedBefore(this.#opts.now() - this.#opts.maxQueueAgeMs);
+        if (stale > 0) {
+          this.stats.dropped += stale;
+          if (this.#queue.size === 0) continue;
         }
         await this.#writeBatch(stream);
       }

@@ -27,6 +27,12 @@ import { abortableSleep } from "../../common/sleep.ts";
 /** Default cap on payload bytes queued for one peer. */
 export const DEFAULT_MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 
+/**
+ * How long a frame may wait for its peer before it is dropped unsent. Raft resends what matters,
+ * and a message older than an election timeout is more likely to mislead than to help.
+ */
+export const DEFAULT_MAX_QUEUE_AGE_MS = 2_000;
+
 /** Default time an outbound dial may take. */
 export const DEFAULT_DIAL_TIMEOUT_MS = 5_000;
 
@@ -59,6 +65,8 @@ export interface TransportOptions {
   readonly maxQueuedFrames: number;
   /** Payload bytes queued per peer before `send` returns false. @default DEFAULT_MAX_QUEUED_BYTES */
   readonly maxQueuedBytes?: number;
+  /** Frames queued longer than this are dropped unsent. @default DEFAULT_MAX_QUEUE_AGE_MS */
+  readonly maxQueueAgeMs?: number;
   /** Largest frame sent or accepted. Use DEFAULT_MAX_FRAME_BYTES unless there is a reason. */
   readonly maxFrameBytes: number;
   /** Opens outbound streams. @default tcpDialer */
@@ -169,6 +177,7 @@ export class Transport {
         addr,
         maxQueuedFrames: o.maxQueuedFrames,
         maxQueuedBytes: o.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES,
+        maxQueueAgeMs: o.maxQueueAgeMs ?? DEFAULT_MAX_QUEUE_AGE_MS,
         dialer: o.dialer ?? tcpDialer,
         authorizePeer: o.authorizePeer ?? allowAnyPeer,
         logger: this.#log,
@@ -381,6 +390,7 @@ function _validate(o: TransportOptions): void {
   };
   posInt("maxQueuedFrames", o.maxQueuedFrames);
   posInt("maxQueuedBytes", o.maxQueuedBytes);
+  posInt("maxQueueAgeMs", o.maxQueueAgeMs);
   posInt("maxFrameBytes", o.maxFrameBytes, MAX_U32);
   posInt("dialTimeoutMs", o.dialTimeoutMs);
   posInt("helloTimeoutMs", o.helloTimeoutMs);

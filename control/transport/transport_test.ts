@@ -268,6 +268,30 @@ Deno.test("Transport closes an inbound connection that sends no hello in time", 
   }
 });
 
+Deno.test("Transport drops frames that waited longer than maxQueueAgeMs for a down peer", async () => {
+  const port = freePort();
+  let clock = 1_000_000;
+  const a = await startNode("a", { now: () => clock, maxQueueAgeMs: 500 });
+  let b: TestNode | null = null;
+  try {
+    a.t.setPeers(new Map([[nodeId("b"), { hostname: LOOPBACK, port }]]));
+    assert.equal(a.t.send(nodeId("b"), text("stale")), true);
+    await waitUntil(() => a.log.lines.some((l) => l.includes("dial failed")), "a dial failure");
+    clock += 501; // the queued frame is now older than the bound
+    b = await startNode("b", {
+      listen: { hostname: LOOPBACK, port },
+      peers: new Map([[a.id, a.t.addr]]),
+    });
+    assert.equal(a.t.send(nodeId("b"), text("fresh")), true);
+    await waitUntil(() => b!.got.length >= 1, "the fresh frame at b");
+    assert.deepStrictEqual(b.got.map((g) => untext(g.frame)), ["fresh"]);
+    assert.equal(a.t.stats().get(nodeId("b"))!.dropped, 1);
+  } finally {
+    await a.t.close();
+    await b?.t.close();
+  }
+});
+
 Deno.test("Transport delivers queued frames once a down peer comes up", async () => {
   const port = freePort();
   const a = await startNode("a");
