@@ -38,7 +38,8 @@ export const ENTRIES_PER_MSG_MAX = 65_536;
 /** Most members one decoded ConfState may list. */
 export const CONF_MEMBERS_MAX = 1024;
 
-const MSG_TAGS: readonly MessageType[] = [
+/** Every message type, in wire-tag order (the tag is the index). */
+export const MESSAGE_TYPES: readonly MessageType[] = [
   "app",
   "app_resp",
   "vote",
@@ -258,7 +259,7 @@ function _readSnapshot(r: _Reader): Snapshot {
 export function encodeMessage(m: Message): Uint8Array {
   const w = new _Writer();
   w.byte(CODEC_VERSION);
-  w.byte(MSG_TAGS.indexOf(m.type));
+  w.byte(MESSAGE_TYPES.indexOf(m.type));
   w.str(m.from);
   w.str(m.to);
   w.uint(m.term);
@@ -315,7 +316,7 @@ export function encodeMessage(m: Message): Uint8Array {
 export function decodeMessage(bytes: Uint8Array): Message {
   const r = new _Reader(bytes, "message");
   r.version();
-  const type = r.tag(MSG_TAGS, "message type");
+  const type = r.tag(MESSAGE_TYPES, "message type");
   const from = r.node();
   const to = r.node();
   const term = r.uint();

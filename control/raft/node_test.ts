@@ -1,4 +1,5 @@
 import { type NodeId, nodeId } from "../../common/ids.ts";
+import { MESSAGE_TYPES } from "./codec.ts";
 import { RaftNode } from "./node.ts";
 import { MemoryStorage } from "./storage.ts";
 import type { Entry, Message, Ready } from "./types.ts";
@@ -77,21 +78,7 @@ Deno.test("RaftNode.step() survives thousands of random and malformed messages",
     x = (x * 1103515245 + 12345) % 2147483648;
     return Math.floor((x / 2147483648) * n);
   };
-  const types: Message["type"][] = [
-    "app",
-    "app_resp",
-    "vote",
-    "pre_vote",
-    "vote_resp",
-    "pre_vote_resp",
-    "heartbeat",
-    "heartbeat_resp",
-    "snap",
-    "timeout_now",
-    "transfer_leader",
-    "read_index",
-    "read_index_resp",
-  ];
+  const types = MESSAGE_TYPES;
   const conf = { voters: ids, learners: [] };
   const storages = ids.map(() => MemoryStorage.bootstrap(conf));
   const nodes = ids.map((id, i) => mkNode(id, storages[i]!));
