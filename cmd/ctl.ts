@@ -504,6 +504,66 @@ const VERBS: Record<string, Verb> = {
       return 0;
     },
   },
+  tokens: {
+    usage: "skein ctl tokens [list | create --service S [--ttl 1h] [--uses N]]",
+    summary: "Create a join token a proxy uses once to obtain its first certificate, or list them.",
+    flags: [
+      { name: "service", value: true, help: "service whose identity the token grants" },
+      { name: "ttl", value: true, help: "lifetime of the token, e.g. 1h (default 1h, max 7d)" },
+      { name: "uses", value: true, help: "how many proxies may use it (default 1)" },
+    ],
+    async run(ctx, args) {
+      const sub = args[0] ?? "list";
+      if (sub === "list") {
+        _arity(args, 0, 1, this.usage);
+        const r = await ctx.call("GET", ctx.query("/v1/tokens"));
+        const tokens = (r.json.tokens ?? []) as {
+          id: string;
+          service: string;
+          expiresAt: number;
+          uses: number;
+          usesLeft: number;
+        }[];
+        ctx.emit(r.json, () =>
+          formatTable(
+            ["ID", "SERVICE", "USES_LEFT", "USES", "EXPIRES"],
+            tokens.map((t) => [
+              t.id,
+              t.service,
+              String(t.usesLeft),
+              String(t.uses),
+              new Date(t.expiresAt).toISOString(),
+            ]),
+          ));
+        return 0;
+      }
+      if (sub !== "create") {
+        throw new UsageError(`unknown tokens command ${JSON.stringify(sub)}; usage: ${this.usage}`);
+      }
+      _arity(args, 1, 1, this.usage);
+      const service = ctx.flags.get("service");
+      if (!service) throw new UsageError(`tokens create needs --service S; usage: ${this.usage}`);
+      const rawUses = ctx.flags.get("uses");
+      if (rawUses !== undefined && !/^[1-9]\d{0,8}$/.test(rawUses)) {
+        throw new UsageError(`--uses expects a positive integer, got ${JSON.stringify(rawUses)}`);
+      }
+      const r = await ctx.call("POST", "/v1/tokens", {
+        service,
+        ttl: ctx.flags.get("ttl") ?? "1h",
+        uses: rawUses === undefined ? 1 : Number(rawUses),
+      });
+      // Table output is the bare token, so `$(skein ctl tokens create …)` captures it; the
+      // secret is shown this once and the cluster keeps only its hash.
+      ctx.emit(r.json, () => String(r.json.token));
+      if (ctx.output === "table") {
+        ctx.io.stderr(
+          `join token ${r.json.id} for service ${r.json.service}: ${r.json.uses} use(s), ` +
+            `expires ${r.json.expires_at}; it is shown only once\n`,
+        );
+      }
+      return 0;
+    },
+  },
 };
 
 function _generalHelp(): string {

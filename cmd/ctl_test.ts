@@ -225,3 +225,39 @@ Deno.test("ctl exits 1 with a clear message when the control API is unreachable"
   assert.equal(code, 1);
   assert.match(err, new RegExp(`cannot reach the control API at http://127\\.0\\.0\\.1:${port}`));
 });
+
+Deno.test("ctl tokens create prints the token once (bare or as json) and tokens list hides it", async () => {
+  await withControl(async (ctl, backend, seen) => {
+    const plain = await ctl("tokens", "create", "--service", "payments", "--ttl", "2h");
+    assert.equal(plain.code, 0, plain.err);
+    assert.match(plain.out, /^skn_join_[A-Za-z0-9_-]+\n$/);
+    assert.match(plain.err, /for service payments: 1 use\(s\).*shown only once/);
+    const last = seen.at(-1)!;
+    assert.equal(last.method, "POST");
+    assert.deepEqual(await last.json(), { service: "payments", ttl: "2h", uses: 1 });
+
+    const json = await ctl("tokens", "create", "--service", "ledger", "--uses", "3", "-o", "json");
+    assert.equal(json.code, 0, json.err);
+    const body = JSON.parse(json.out);
+    assert.match(body.token, /^skn_join_/);
+    assert.equal(body.uses, 3);
+    assert.equal(backend.state().joinTokens().length, 2);
+
+    const list = await ctl("tokens", "list");
+    assert.equal(list.code, 0, list.err);
+    assert.match(list.out, /^ID\s+SERVICE\s+USES_LEFT/);
+    assert.match(list.out, /ledger\s+3\s+3/);
+    assert.ok(!list.out.includes(body.token) && !list.out.includes(plain.out.trim()));
+  });
+});
+
+Deno.test("ctl tokens reports bad usage with exit 2 and API refusals with exit 1", async () => {
+  await withControl(async (ctl) => {
+    assert.equal((await ctl("tokens", "create")).code, 2);
+    assert.equal((await ctl("tokens", "create", "--service", "p", "--uses", "0")).code, 2);
+    assert.equal((await ctl("tokens", "mint")).code, 2);
+    const bad = await ctl("tokens", "create", "--service", "p", "--ttl", "8d");
+    assert.equal(bad.code, 1);
+    assert.match(bad.err, /400 invalid_request: .*ttl/);
+  });
+});

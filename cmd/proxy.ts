@@ -5,6 +5,7 @@
 import { ProxyConfig } from "../config/mod.ts";
 import type { Logger } from "../common/log.ts";
 import { MeshProxy } from "../mesh/proxy/mod.ts";
+import { EnrollError, obtainIdentity } from "../mesh/identity/mod.ts";
 import { type CommandIo, EXIT } from "./io.ts";
 import { loadModeConfig } from "./load_config.ts";
 
@@ -29,6 +30,34 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
   Deno.addSignalListener("SIGTERM", sigterm);
   Deno.addSignalListener("SIGINT", sigint);
   try {
+    // The identity comes first: a proxy that was given a token must not run without it.
+    // Without a token file and a stored identity the mesh stays plaintext (no mTLS yet).
+    try {
+      const id = await obtainIdentity({
+        dataDir: cfg.data_dir,
+        tokenFile: cfg.token_file,
+        controlUrls: cfg.control,
+        service: cfg.services[0]?.name ?? cfg.node,
+        logger: log.with({ component: "identity" }),
+      });
+      if (id.kind === "none") {
+        log.warn("no identity: starting without a certificate (plaintext mesh)", {
+          reason: id.reason,
+        });
+      } else {
+        log.info(id.kind === "issued" ? "certificate obtained" : "certificate loaded", {
+          spiffe_id: id.cert.spiffeId?.uri ?? "none",
+          serial: id.cert.serial,
+          not_after: new Date(id.cert.notAfter).toISOString(),
+          data_dir: cfg.data_dir,
+        });
+      }
+    } catch (e) {
+      log.error("could not obtain the proxy identity", {
+        err: e instanceof EnrollError ? e.message : (e as Error),
+      });
+      return EXIT.failure;
+    }
     let proxy: MeshProxy;
     try {
       proxy = await MeshProxy.start({ config: cfg, logger: log });

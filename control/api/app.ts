@@ -30,9 +30,25 @@ import {
   TooManyWatchersError,
   type ValidatedCommand,
 } from "../registry/mod.ts";
+import {
+  CaError,
+  LEAF_TTL_MS_DEFAULT,
+  MAX_CSR_PEM_BYTES,
+  signCsr,
+  trustBundle,
+} from "../ca/mod.ts";
+import {
+  bearerToken,
+  createJoinToken,
+  isJoinTokenSecret,
+  JOIN_TOKEN_USES_MAX,
+  publicJoinToken,
+  redeem,
+  type RedeemRefusal,
+} from "../auth/mod.ts";
 import { BackendError, type ControlBackend, type Member, NotLeaderError } from "./backend.ts";
 import { MAX_BODY_BYTES, parseJsonBody, readBodyBytes } from "./body.ts";
-import { ApiError, validationError } from "./errors.ts";
+import { ApiError, type ErrorStatus, validationError } from "./errors.ts";
 import { ApiMetrics, renderControlMetrics } from "./metrics.ts";
 
 /** How long a write may wait for commit before the API answers 503 `no_quorum`. */
@@ -76,6 +92,10 @@ export interface ApiOptions {
    * @default allow everything (until tokens exist)
    */
   authorize?: (req: AuthRequest) => void | Promise<void>;
+  /** Wall clock for token expiry and certificate validity, ms since the epoch. @default Date.now */
+  now?: () => number;
+  /** Lifetime of certificates signed by `POST /v1/ca/sign`. @default LEAF_TTL_MS_DEFAULT */
+  leafTtlMs?: number;
 }
 
 /** What a request wants, for {@linkcode ApiOptions.authorize}. */
@@ -95,9 +115,12 @@ export interface AuthRequest {
 
 /** The access a request needs, by method and path. */
 export function accessFor(method: string, path: string): Access {
-  if (path === "/v1/health" || path === "/metrics") return "public";
+  if (path === "/v1/health" || path === "/metrics" || path === "/v1/ca/roots") return "public";
+  // The handler authenticates the join token itself (a proxy has no operator token).
+  if (path === "/v1/ca/sign" && method === "POST") return "public";
+  if (path === "/v1/tokens" || path.startsWith("/v1/tokens/")) return "admin";
   if (method === "GET" || method === "HEAD") return "read";
-  if (path.startsWith("/v1/members")) return "admin";
+  if (path.startsWith("/v1/members") || path.startsWith("/v1/ca/")) return "admin";
   return "write";
 }
 
@@ -151,14 +174,58 @@ const _MemberBody = z.strictObject({
   voter: z.boolean().optional(),
 });
 const _RollbackBody = z.strictObject({ revision: z.number().int().min(1) });
+/** Longest join token accepted in a sign request (a real one is 52 characters). */
+const _MAX_TOKEN_CHARS = 256;
+const _SignBody = z.strictObject({
+  csr: z.string().min(1).max(MAX_CSR_PEM_BYTES),
+  token: z.string().min(1).max(_MAX_TOKEN_CHARS).optional(),
+});
+const _TokenBody = z.strictObject({
+  service: NameSchema,
+  ttl: z.string().max(32).default("1h"),
+  uses: z.number().int().min(1).max(JOIN_TOKEN_USES_MAX).default(1),
+});
+const _RevokeBody = z.strictObject({
+  spiffe_id: z.string().min(1).max(512).optional(),
+  service: NameSchema.optional(),
+  reason: z.string().max(256).default(""),
+});
+
+/** Status of a refused join token: unknown is unauthenticated, spent or expired is forbidden. */
+function _tokenRefusal(reason: RedeemRefusal): ApiError {
+  switch (reason) {
+    case "unknown":
+      return new ApiError(401, "join_token_unknown", "join token is not valid for this cluster");
+    case "expired":
+      return new ApiError(403, "join_token_expired", "join token has expired; create a new one");
+    case "used_up":
+      return new ApiError(
+        403,
+        "join_token_used_up",
+        "join token has no uses left (already used); create a new one",
+      );
+  }
+}
 
 /** Maps a refused command to its HTTP error. */
 function _applyError(r: Extract<ApplyResult, { ok: false }>): ApiError {
-  const status = r.error.code === "invalid_command"
+  switch (r.error.code) {
+    case "join_token_unknown":
+    case "join_token_expired":
+    case "join_token_used_up": {
+      // The applied result is authoritative (a concurrent redeem may have won the last use).
+      const e = _tokenRefusal(r.error.code.slice("join_token_".length) as RedeemRefusal);
+      return new ApiError(e.status, e.code, e.message, { index: r.index });
+    }
+    case "no_ca":
+      return new ApiError(503, "no_ca", r.error.message, { index: r.index });
+  }
+  const status: ErrorStatus = r.error.code === "invalid_command" ||
+      r.error.code === "invalid_identity" || r.error.code === "invalid_ca"
     ? 400
-    : r.error.code === "invalid_revision"
-    ? 409
-    : 404;
+    : r.error.code === "not_found" || r.error.code === "revision_not_found"
+    ? 404
+    : 409;
   return new ApiError(status, r.error.code, r.error.message, { index: r.index });
 }
 
@@ -237,6 +304,8 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono 
   const maxWait = opts.maxWaitMs ?? MAX_BLOCKING_WAIT_MS;
   const doFetch = opts.fetch ?? ((req: Request) => fetch(req));
   const metrics = opts.metrics ?? new ApiMetrics();
+  const clock = opts.now ?? Date.now;
+  const leafTtlMs = opts.leafTtlMs ?? LEAF_TTL_MS_DEFAULT;
 
   const app = new Hono();
 
@@ -709,6 +778,157 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono 
       revision: r.value.revision,
       from_revision: revision,
     });
+  });
+
+  // --- certificate authority and join tokens ---------------------------------------------
+  // The CA's private keys live in the replicated state; these routes serve only certificates
+  // and token records without hashes (docs/security.md).
+
+  /** The CA, or 503 while the leader has not created it yet. */
+  function requireCa() {
+    const ca = backend.state().ca();
+    if (!ca) {
+      throw new ApiError(
+        503,
+        "no_ca",
+        "the cluster has not created its certificate authority yet; retry shortly",
+      );
+    }
+    return ca;
+  }
+
+  app.get("/v1/ca/roots", async (c) => {
+    const q = query(c, _StaleQuery);
+    const fwd = await consistentRead(c, q.stale);
+    if (fwd) return fwd;
+    const ca = requireCa();
+    return c.json({
+      trust_domain: ca.trustDomain,
+      active_root_id: ca.activeRootId,
+      roots: trustBundle(ca),
+    });
+  });
+
+  app.post("/v1/ca/sign", async (c) => {
+    const { bytes, value } = await body(c);
+    const req = validate(_SignBody, value);
+    const header = bearerToken(c.req.header("authorization"));
+    const token = req.token ?? (header && isJoinTokenSecret(header) ? header : null);
+    if (!token) {
+      // Renewal with the current certificate comes with mTLS on the API (docs/security.md).
+      throw new ApiError(
+        401,
+        "join_token_required",
+        "body.token: a join token is required to obtain a first certificate",
+      );
+    }
+    // Only the leader's token records are authoritative; it checks, signs, then commits the
+    // use, so a refused CSR does not spend a single-use token.
+    if (!backend.isLeader()) return await forward(c, bytes);
+    const ac = new AbortController();
+    try {
+      await _bounded(backend.linearizableRead(ac.signal), readTimeout, ac);
+    } catch (e) {
+      if (e instanceof NotLeaderError) return await forward(c, bytes);
+      if (e instanceof _Timeout) {
+        throw new ApiError(
+          503,
+          "no_quorum",
+          `read barrier did not complete within ${readTimeout} ms`,
+        );
+      }
+      throw e;
+    }
+    const ca = requireCa();
+    const now = clock();
+    const check = redeem(backend.state().joinTokens(), token, now);
+    if (!check.ok) throw _tokenRefusal(check.reason);
+    let signed;
+    try {
+      signed = await signCsr(ca, {
+        csrPem: req.csr,
+        identity: { kind: "service", service: check.record.service },
+        now,
+        ttlMs: leafTtlMs,
+      });
+    } catch (e) {
+      if (e instanceof CaError) {
+        throw new ApiError(e.code === "revoked" ? 403 : 400, e.code, e.message);
+      }
+      throw e;
+    }
+    const r = await commit(c, bytes, { type: "consume_join_token", id: check.record.id, now });
+    if (r instanceof Response) return r;
+    log.info("certificate issued", {
+      spiffe_id: signed.spiffeId,
+      serial: signed.serial,
+      not_after: new Date(signed.notAfter).toISOString(),
+      token_id: check.record.id,
+    });
+    return c.json({
+      certPem: signed.certPem,
+      caPem: signed.caPem,
+      spiffeId: signed.spiffeId,
+      serial: signed.serial,
+      notBefore: signed.notBefore,
+      notAfter: signed.notAfter,
+    });
+  });
+
+  app.post("/v1/ca/revoke", async (c) => {
+    const { bytes, value } = await body(c);
+    const req = validate(_RevokeBody, value);
+    if ((req.spiffe_id === undefined) === (req.service === undefined)) {
+      throw new ApiError(400, "invalid_request", "body: give exactly one of spiffe_id and service");
+    }
+    const spiffeId = req.spiffe_id ??
+      `spiffe://${backend.state().ca()?.trustDomain ?? "unknown"}/svc/${req.service}`;
+    const r = await commit(c, bytes, {
+      type: "revoke_identity",
+      spiffe_id: spiffeId,
+      now: clock(),
+      reason: req.reason,
+    });
+    if (r instanceof Response) return r;
+    if (r.value.type !== "revoke_identity") throw new Error("apply result does not match command");
+    return c.json({ index: r.index, spiffe_id: r.value.spiffeId, changed: r.value.changed });
+  });
+
+  app.post("/v1/tokens", async (c) => {
+    const { bytes, value } = await body(c);
+    const req = validate(_TokenBody, value);
+    const ttlMs = parseDuration(req.ttl);
+    if (ttlMs === null) {
+      throw new ApiError(
+        400,
+        "invalid_request",
+        `body.ttl: expected a duration like "1h", got ${JSON.stringify(req.ttl)}`,
+      );
+    }
+    let made;
+    try {
+      made = createJoinToken({ service: req.service, ttlMs, uses: req.uses, now: clock() });
+    } catch (e) {
+      throw new ApiError(400, "invalid_request", `body: ${(e as Error).message}`);
+    }
+    const r = await commit(c, bytes, { type: "create_join_token", record: made.record });
+    if (r instanceof Response) return r;
+    // The secret is shown once, here; the cluster keeps only its hash.
+    return c.json({
+      token: made.secret,
+      id: made.record.id,
+      service: made.record.service,
+      uses: made.record.uses,
+      expires_at: new Date(made.record.expiresAt).toISOString(),
+      index: r.index,
+    }, 201);
+  });
+
+  app.get("/v1/tokens", async (c) => {
+    const q = query(c, _StaleQuery);
+    const fwd = await consistentRead(c, q.stale);
+    if (fwd) return fwd;
+    return c.json({ tokens: backend.state().joinTokens().map(publicJoinToken) });
   });
 
   // --- telemetry --------------------------------------------------------------------------

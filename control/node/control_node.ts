@@ -16,8 +16,11 @@ import {
   IndexWatcher,
   LeaseTracker,
   RegistryState,
+  validateCommand,
   type ValidatedCommand,
 } from "../registry/mod.ts";
+import { createCa } from "../ca/mod.ts";
+import { isTrustDomain } from "../../common/tls.ts";
 import {
   BackendError,
   type ControlBackend,
@@ -56,6 +59,10 @@ import {
 export const PEER_QUEUE_FRAMES = 4096;
 /** How often a node tells its peers its API URL. */
 export const ANNOUNCE_INTERVAL_MS = 1000;
+/** Least time between two CA bootstrap attempts of a leader (each one generates a root key). */
+export const CA_BOOTSTRAP_RETRY_MS = 2000;
+/** How long a CA bootstrap proposal may wait for commit before the next attempt. */
+export const CA_BOOTSTRAP_COMMIT_TIMEOUT_MS = 5000;
 /** How often the leader turns missed heartbeats into committed health changes. */
 export const LEASE_CHECK_INTERVAL_MS = 500;
 /** Proposals waiting for commit at once; more are refused as overload. */
@@ -93,6 +100,11 @@ export interface ControlNodeOptions {
   leaseTtlMs?: number;
   /** Random source for Raft timeouts. @default Math.random */
   random?: () => number;
+  /**
+   * Trust domain of the mesh CA a leader creates when the replicated state has none; null
+   * disables the bootstrap. @default clusterId (which `skein control` sets to `trust_domain`)
+   */
+  trustDomain?: string | null;
   /** Logger. */
   log: Logger;
 }
@@ -173,6 +185,8 @@ export class ControlNode implements ControlBackend {
   #fatal: Error | null = null;
   readonly #failed = Promise.withResolvers<Error>();
   readonly #timers: ReturnType<typeof setInterval>[] = [];
+  #caAttempt: Promise<void> | null = null;
+  #caLastAttemptMs = -Infinity;
 
   private constructor(
     opts: ControlNodeOptions,
@@ -290,6 +304,49 @@ export class ControlNode implements ControlBackend {
     this.#raft.tick();
     this.#maybeLeaderGone();
     this.#kick();
+    this.#maybeBootstrapCa();
+  }
+
+  /**
+   * A leader whose state has no CA creates one and proposes the result (`put_ca` with
+   * `expect_root_id: null`). Checked on every tick rather than once at election, so a failed or
+   * lost proposal is simply tried again; the compare-and-set makes a proposal that raced an
+   * earlier one (still unapplied in this leader's log) a harmless refusal.
+   */
+  #maybeBootstrapCa(): void {
+    if (this.#closed || this.#role !== "leader" || this.#caAttempt || this.#state.ca()) return;
+    const td = this.#opts.trustDomain === undefined ? this.#opts.clusterId : this.#opts.trustDomain;
+    if (td === null || !isTrustDomain(td)) return;
+    const now = Date.now();
+    if (now - this.#caLastAttemptMs < CA_BOOTSTRAP_RETRY_MS) return;
+    this.#caLastAttemptMs = now;
+    this.#caAttempt = this.#bootstrapCa(td, now).finally(() => {
+      this.#caAttempt = null;
+    });
+  }
+
+  async #bootstrapCa(trustDomain: string, now: number): Promise<void> {
+    try {
+      const ca = await createCa({ trustDomain, now });
+      if (this.#closed || this.#role !== "leader" || this.#state.ca()) return;
+      const cmd = validateCommand({ type: "put_ca", ca, expect_root_id: null });
+      const r = await this.#proposeChecked(
+        encodeCommand(cmd),
+        cmd,
+        AbortSignal.timeout(CA_BOOTSTRAP_COMMIT_TIMEOUT_MS),
+      );
+      if (r.ok && r.value.type === "put_ca") {
+        this.#log.info("certificate authority created", {
+          trust_domain: trustDomain,
+          root: r.value.activeRootId,
+        });
+      } else if (!r.ok && r.error.code !== "ca_exists") {
+        this.#log.warn("CA bootstrap refused", { code: r.error.code, reason: r.error.message });
+      }
+    } catch (e) {
+      if (this.#closed) return;
+      this.#log.warn("CA bootstrap did not commit; will retry", { reason: (e as Error).message });
+    }
   }
 
   /**

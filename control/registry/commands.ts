@@ -7,6 +7,7 @@
  */
 import { z } from "zod";
 import { HealthSchema, InstanceSchema, NameSchema } from "./instance.ts";
+import { JOIN_TOKEN_USES_MAX } from "../auth/mod.ts";
 
 /** Most health changes committed in one `set_health` command. */
 export const MAX_HEALTH_CHANGES_PER_COMMAND = 1000;
@@ -45,6 +46,20 @@ export const HealthChangeSchema = z.strictObject({
 /** One health change of a `set_health` batch. */
 export type HealthChange = z.infer<typeof HealthChangeSchema>;
 
+/** Longest operator note on a revocation. */
+export const MAX_REVOKE_REASON_LENGTH = 256;
+
+/** A join token as replicated: the hash of its secret, never the secret. */
+export const JoinTokenRecordSchema = z.strictObject({
+  id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+  service: NameSchema,
+  hash: z.string().regex(/^[0-9a-f]{64}$/, "expected a hex SHA-256"),
+  createdAt: z.number().int().min(0),
+  expiresAt: z.number().int().min(0),
+  uses: z.number().int().min(1).max(JOIN_TOKEN_USES_MAX),
+  usesLeft: z.number().int().min(0).max(JOIN_TOKEN_USES_MAX),
+});
+
 /** Every command the registry state machine applies. */
 export const RegistryCommandSchema = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("register_instance"), instance: InstanceSchema }),
@@ -64,6 +79,28 @@ export const RegistryCommandSchema = z.discriminatedUnion("type", [
     kind: KindSchema,
     name: NameSchema,
     revision: z.number().int().min(1),
+  }),
+  z.strictObject({
+    type: z.literal("put_ca"),
+    // The whole CaState (checked by parseCaState at apply): key generation is not
+    // deterministic, so the leader proposes the result, not the operation.
+    ca: z.record(z.string(), z.unknown()),
+    // Compare-and-set on the active root: null means "only if there is no CA yet", so two
+    // leaders of successive terms bootstrapping at once cannot replace each other's CA.
+    expect_root_id: z.string().max(128).nullable(),
+  }),
+  z.strictObject({ type: z.literal("create_join_token"), record: JoinTokenRecordSchema }),
+  z.strictObject({
+    type: z.literal("consume_join_token"),
+    id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+    // The leader's clock when it accepted the redeem: apply must not read a clock.
+    now: z.number().int().min(0),
+  }),
+  z.strictObject({
+    type: z.literal("revoke_identity"),
+    spiffe_id: z.string().min(1).max(512),
+    now: z.number().int().min(0),
+    reason: z.string().max(MAX_REVOKE_REASON_LENGTH).default(""),
   }),
 ]);
 /** Every command the registry state machine applies. */

@@ -1,7 +1,8 @@
 /**
  * The control registry: the replicated state machine (services, instances, resources with
  * history), its Raft commands, heartbeat leases and blocking-query watches. Pure apart from
- * the timers of {@linkcode IndexWatcher}; the driver feeds it committed entries.
+ * the timers of {@linkcode IndexWatcher}; the driver feeds it committed entries. The state also
+ * holds the replicated CA (private keys included: never serve `ca()`) and join token records.
  * @module
  */
 export * from "./instance.ts";

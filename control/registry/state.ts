@@ -13,7 +13,15 @@ import {
   InstanceSchema,
   NameSchema,
 } from "./instance.ts";
+import { type CaState, parseCaState, revokeIdentity } from "../ca/mod.ts";
 import {
+  addJoinToken,
+  consumeJoinToken,
+  type JoinTokenRecord,
+  pruneJoinTokens,
+} from "../auth/mod.ts";
+import {
+  JoinTokenRecordSchema,
   KindSchema,
   type RegistryCommand,
   RegistryCommandSchema,
@@ -31,7 +39,17 @@ export type ApplyErrorCode =
   | "invalid_command"
   | "not_found"
   | "revision_not_found"
-  | "invalid_revision";
+  | "invalid_revision"
+  | "ca_exists"
+  | "ca_conflict"
+  | "invalid_ca"
+  | "no_ca"
+  | "invalid_identity"
+  | "too_many_tokens"
+  | "token_exists"
+  | "join_token_unknown"
+  | "join_token_expired"
+  | "join_token_used_up";
 
 /** What happened to one resource of a `put_resource` command. */
 export type ResourceOutcome = "created" | "updated" | "unchanged";
@@ -55,7 +73,12 @@ export type ApplyValue =
   | { type: "set_health"; changed: number; unknown: number }
   | { type: "put_resource"; items: ResourceItemResult[] }
   | { type: "delete_resource"; revision: number }
-  | { type: "rollback_resource"; outcome: "updated" | "unchanged"; revision: number };
+  | { type: "rollback_resource"; outcome: "updated" | "unchanged"; revision: number }
+  // No CA material in here: apply results travel back to API callers.
+  | { type: "put_ca"; activeRootId: string }
+  | { type: "create_join_token"; id: string }
+  | { type: "consume_join_token"; id: string; service: string; usesLeft: number }
+  | { type: "revoke_identity"; spiffeId: string; changed: boolean };
 
 /** The outcome of applying one log entry; `index` is the Raft index it was applied at. */
 export type ApplyResult =
@@ -142,6 +165,9 @@ const _SnapshotSchema = z.strictObject({
     name: NameSchema,
     revisions: z.array(_RevisionSchema).min(1).max(MAX_REVISIONS_KEPT),
   })),
+  // Optional so snapshots written before the CA was replicated still restore.
+  ca: z.record(z.string(), z.unknown()).optional(),
+  join_tokens: z.array(JoinTokenRecordSchema).optional(),
 });
 
 /** Thrown by {@linkcode RegistryState.restore} for bytes that are not a valid snapshot. */
@@ -217,6 +243,8 @@ export class RegistryState {
   #resources = new Map<string, _ResourceEntry>();
   #appliedIndex = 0;
   #index = 0;
+  #ca: CaState | null = null;
+  #joinTokens: readonly JoinTokenRecord[] = [];
 
   /** Raft index of the last applied entry (changed the state or not). */
   get appliedIndex(): number {
@@ -281,7 +309,100 @@ export class RegistryState {
         return this.#deleteResource(index, c.kind, c.name);
       case "rollback_resource":
         return this.#rollback(index, c.kind, c.name, c.revision);
+      case "put_ca":
+        return this.#putCa(index, c.ca, c.expect_root_id);
+      case "create_join_token":
+        return this.#createJoinToken(index, c.record);
+      case "consume_join_token":
+        return this.#consumeJoinToken(index, c.id, c.now);
+      case "revoke_identity":
+        return this.#revokeIdentity(index, c.spiffe_id, c.now, c.reason);
     }
+  }
+
+  #putCa(index: number, raw: unknown, expectRootId: string | null): ApplyResult {
+    const current = this.#ca?.activeRootId ?? null;
+    if (current !== expectRootId) {
+      return expectRootId === null
+        ? _fail(index, "ca_exists", "the cluster already has a CA")
+        : _fail(
+          index,
+          "ca_conflict",
+          `expected active root ${expectRootId}, the CA has ${current ?? "none"}`,
+        );
+    }
+    let ca: CaState;
+    try {
+      ca = parseCaState(raw);
+    } catch (e) {
+      return _fail(index, "invalid_ca", (e as Error).message);
+    }
+    this.#ca = _deepFreeze(ca);
+    // The trust bundle is part of what proxies follow, so a CA change moves the catalog index.
+    this.#index = index;
+    return { ok: true, index, value: { type: "put_ca", activeRootId: ca.activeRootId } };
+  }
+
+  #createJoinToken(index: number, record: JoinTokenRecord): ApplyResult {
+    if (this.#joinTokens.some((r) => r.id === record.id || r.hash === record.hash)) {
+      return _fail(index, "token_exists", `join token ${record.id} already exists`);
+    }
+    // Pruned with the creation time carried in the command, so every node drops the same ones.
+    let next: JoinTokenRecord[];
+    try {
+      next = addJoinToken(pruneJoinTokens(this.#joinTokens, record.createdAt), record);
+    } catch (e) {
+      return _fail(index, "too_many_tokens", (e as Error).message);
+    }
+    this.#joinTokens = _deepFreeze(next);
+    return { ok: true, index, value: { type: "create_join_token", id: record.id } };
+  }
+
+  #consumeJoinToken(index: number, id: string, now: number): ApplyResult {
+    const r = consumeJoinToken(this.#joinTokens, id, now);
+    if (!r.ok) {
+      const msg = r.reason === "unknown"
+        ? "join token is not known (never created, deleted, or pruned)"
+        : r.reason === "expired"
+        ? `join token ${id} has expired`
+        : `join token ${id} has no uses left`;
+      return _fail(index, `join_token_${r.reason}`, msg);
+    }
+    this.#joinTokens = _deepFreeze(r.records);
+    return {
+      ok: true,
+      index,
+      value: { type: "consume_join_token", id, service: r.record.service, usesLeft: r.usesLeft },
+    };
+  }
+
+  #revokeIdentity(index: number, spiffeId: string, now: number, reason: string): ApplyResult {
+    if (!this.#ca) return _fail(index, "no_ca", "the cluster has no CA yet");
+    let next: CaState;
+    try {
+      next = revokeIdentity(this.#ca, spiffeId, { now, reason });
+    } catch (e) {
+      return _fail(index, "invalid_identity", (e as Error).message);
+    }
+    const changed = next !== this.#ca;
+    if (changed) {
+      this.#ca = _deepFreeze(next);
+      this.#index = index;
+    }
+    return { ok: true, index, value: { type: "revoke_identity", spiffeId, changed } };
+  }
+
+  /**
+   * The replicated CA, private keys included, or null before the leader bootstrapped one.
+   * Never serve this: API routes use `publicCaView` / `trustBundle` of `control/ca`.
+   */
+  ca(): CaState | null {
+    return this.#ca;
+  }
+
+  /** The join token records (hashes only), for redeem checks and listings. */
+  joinTokens(): readonly JoinTokenRecord[] {
+    return this.#joinTokens;
   }
 
   #register(index: number, inst: Instance): ApplyResult {
@@ -539,6 +660,9 @@ export class RegistryState {
         name: e.name,
         revisions: e.revisions,
       })),
+      // Written only when present, so a registry without security state snapshots as before.
+      ...(this.#ca ? { ca: this.#ca } : {}),
+      ...(this.#joinTokens.length > 0 ? { join_tokens: this.#joinTokens } : {}),
     };
     return new TextEncoder().encode(canonicalJson(body));
   }
@@ -602,6 +726,14 @@ export class RegistryState {
         revisions: r.revisions.map((rev) => _deepFreeze(rev)),
       });
     }
+    if (snap.ca !== undefined) {
+      try {
+        st.#ca = _deepFreeze(parseCaState(snap.ca));
+      } catch (e) {
+        throw new SnapshotError(`invalid registry snapshot: ca: ${(e as Error).message}`);
+      }
+    }
+    st.#joinTokens = _deepFreeze(snap.join_tokens ?? []);
     return st;
   }
 }

@@ -21,3 +21,4 @@ export * from "./csr.ts";
 export * from "./cert_info.ts";
 export * from "./store.ts";
 export * from "./renewer.ts";
+export * from "./enroll.ts";

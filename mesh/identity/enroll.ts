@@ -1,0 +1,184 @@
+/**
+ * A proxy's first certificate: load the identity from `data_dir`, or else redeem the join token
+ * at the control API (`GET /v1/ca/roots` for the trust domain, `POST /v1/ca/sign`) with a key
+ * generated here, and save the result. Renewal by certificate comes with mTLS on the API.
+ * @module
+ */
+import type { Logger } from "../../common/log.ts";
+import type { TlsMaterial } from "../../common/tls.ts";
+import { createKeyAndCsr } from "./csr.ts";
+import { type CertInfo, parseCert } from "./cert_info.ts";
+import { keyMatchesCert, loadIdentity, saveIdentity } from "./store.ts";
+
+/** Largest token file read; a join token is about 50 characters. */
+export const MAX_TOKEN_FILE_BYTES = 4096;
+/** How long enrolment keeps trying control nodes that are unreachable or have no CA yet. */
+export const ENROLL_TIMEOUT_MS_DEFAULT = 30_000;
+/** Timeout of one request to a control node. */
+export const ENROLL_REQUEST_TIMEOUT_MS = 5_000;
+/** Pause between two rounds over the control URLs. */
+export const ENROLL_RETRY_PAUSE_MS = 500;
+/** Largest control API answer read during enrolment. */
+export const MAX_ENROLL_RESPONSE_BYTES = 256 * 1024;
+
+/** Enrolment failed for a reason retrying will not fix (refused token, bad answer). */
+export class EnrollError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "EnrollError";
+  }
+}
+
+/** Options of {@linkcode obtainIdentity}. */
+export interface ObtainIdentityOptions {
+  /** Where the identity is stored (`identity.json`, `cert.pem`, …). */
+  dataDir: string;
+  /** File holding the join token. */
+  tokenFile: string;
+  /** Base URLs of the control API, tried in order. */
+  controlUrls: readonly string[];
+  /** Service named in the CSR (the CA signs the token's service whatever this says). */
+  service: string;
+  /** Logger; never given the key or the token. */
+  logger: Logger;
+  /** Overall time for reaching a control node with a CA. @default ENROLL_TIMEOUT_MS_DEFAULT */
+  timeoutMs?: number;
+  /** HTTP client. @default globalThis.fetch */
+  fetch?: (req: Request) => Promise<Response>;
+  /** Wall clock, ms since the epoch. @default Date.now */
+  now?: () => number;
+}
+
+/** Outcome of {@linkcode obtainIdentity}. */
+export type ObtainedIdentity =
+  | { readonly kind: "stored" | "issued"; readonly material: TlsMaterial; readonly cert: CertInfo }
+  | { readonly kind: "none"; readonly reason: string };
+
+/**
+ * The proxy's identity: the stored one while it is unexpired, else a new certificate obtained
+ * with the join token in `tokenFile`, else `none` (no token file). Throws
+ * {@linkcode EnrollError} when a token exists but the control plane refuses it or never answers.
+ */
+export async function obtainIdentity(opts: ObtainIdentityOptions): Promise<ObtainedIdentity> {
+  const now = opts.now ?? Date.now;
+  const stored = await loadIdentity(opts.dataDir);
+  if (stored) {
+    const cert = parseCert(stored.certPem);
+    if (cert.notAfter > now()) return { kind: "stored", material: stored, cert };
+    opts.logger.warn("stored certificate has expired; enrolling again", {
+      spiffe_id: cert.spiffeId?.uri ?? "none",
+      not_after: new Date(cert.notAfter).toISOString(),
+    });
+  }
+  const token = await _readToken(opts.tokenFile);
+  if (token === null) {
+    return {
+      kind: "none",
+      reason: stored
+        ? `the stored certificate has expired and there is no token file at ${opts.tokenFile}`
+        : `no identity in ${opts.dataDir} and no token file at ${opts.tokenFile}`,
+    };
+  }
+  const material = await _enroll(opts, token);
+  const cert = parseCert(material.certPem);
+  await saveIdentity(opts.dataDir, material);
+  return { kind: "issued", material, cert };
+}
+
+async function _readToken(path: string): Promise<string | null> {
+  let text: string;
+  try {
+    const st = await Deno.stat(path);
+    if (st.size > MAX_TOKEN_FILE_BYTES) {
+      throw new EnrollError(`token file ${path} is ${st.size} bytes, over ${MAX_TOKEN_FILE_BYTES}`);
+    }
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+  const token = text.trim();
+  if (!token) throw new EnrollError(`token file ${path} is empty`);
+  return token;
+}
+
+/** A control node's answer: definitive (refusal) or worth trying elsewhere (503, network). */
+class _Retryable extends Error {}
+
+async function _call(
+  opts: ObtainIdentityOptions,
+  base: string,
+  path: string,
+  body?: unknown,
+): Promise<Record<string, unknown>> {
+  const doFetch = opts.fetch ?? ((r: Request) => fetch(r));
+  const url = base.replace(/\/+$/, "") + path;
+  let res: Response;
+  let text: string;
+  try {
+    res = await doFetch(
+      new Request(url, {
+        method: body === undefined ? "GET" : "POST",
+        headers: body === undefined ? {} : { "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(ENROLL_REQUEST_TIMEOUT_MS),
+      }),
+    );
+    text = await res.text();
+  } catch (e) {
+    throw new _Retryable(`${url}: ${(e as Error).message}`);
+  }
+  if (text.length > MAX_ENROLL_RESPONSE_BYTES) {
+    throw new EnrollError(`${url}: answer of ${text.length} bytes is too large`);
+  }
+  let json: Record<string, unknown> = {};
+  try {
+    json = JSON.parse(text);
+  } catch {
+    if (res.status >= 500) throw new _Retryable(`${url}: HTTP ${res.status}`);
+    throw new EnrollError(`${url}: HTTP ${res.status} with a non-JSON body`);
+  }
+  if (res.ok) return json;
+  const err = (json.error ?? {}) as { code?: string; message?: string };
+  const msg = `${url}: ${res.status} ${err.code ?? "error"}: ${err.message ?? ""}`;
+  // 5xx: no leader, no quorum or no CA yet; another node or a later try may answer.
+  if (res.status >= 500) throw new _Retryable(msg);
+  throw new EnrollError(msg);
+}
+
+async function _enroll(opts: ObtainIdentityOptions, token: string): Promise<TlsMaterial> {
+  if (opts.controlUrls.length === 0) throw new EnrollError("no control URL configured");
+  const deadline = Date.now() + (opts.timeoutMs ?? ENROLL_TIMEOUT_MS_DEFAULT);
+  let last = "";
+  while (true) {
+    for (const base of opts.controlUrls) {
+      try {
+        const roots = await _call(opts, base, "/v1/ca/roots");
+        const td = roots.trust_domain;
+        if (typeof td !== "string") throw new EnrollError(`${base}: roots without trust_domain`);
+        const { keyPem, csrPem } = await createKeyAndCsr({
+          service: opts.service,
+          trustDomain: td,
+        });
+        const signed = await _call(opts, base, "/v1/ca/sign", { csr: csrPem, token });
+        const { certPem, caPem } = signed;
+        if (typeof certPem !== "string" || typeof caPem !== "string") {
+          throw new EnrollError(`${base}: sign answer without certPem/caPem`);
+        }
+        if (!keyMatchesCert(certPem, keyPem)) {
+          throw new EnrollError(`${base}: the signed certificate is not for the key sent`);
+        }
+        return { certPem, keyPem, caPem };
+      } catch (e) {
+        if (!(e instanceof _Retryable)) throw e;
+        last = e.message;
+      }
+    }
+    if (Date.now() + ENROLL_RETRY_PAUSE_MS > deadline) {
+      throw new EnrollError(`no control node issued a certificate in time; last error: ${last}`);
+    }
+    opts.logger.debug("enrolment not possible yet; retrying", { reason: last });
+    await new Promise((r) => setTimeout(r, ENROLL_RETRY_PAUSE_MS));
+  }
+}
