@@ -5,7 +5,8 @@
 import { ControlConfig, formatHostPort } from "../config/mod.ts";
 import type { Logger } from "../common/log.ts";
 import { ControlNode } from "../control/node/mod.ts";
-import { createApi } from "../control/api/mod.ts";
+import { createApi, operatorAuthorizer } from "../control/api/mod.ts";
+import { hashSecret } from "../control/auth/mod.ts";
 import { type CommandIo, EXIT } from "./io.ts";
 import { loadModeConfig } from "./load_config.ts";
 import { ensureBootstrapToken } from "./bootstrap_token.ts";
@@ -28,7 +29,8 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
   const cfg = await loadModeConfig(opts.configPath, ControlConfig, opts.dataDir, opts.io);
   if (!cfg) return EXIT.usage;
   const log = opts.log.with({ node: cfg.node });
-  await ensureBootstrapToken(cfg.bootstrap_token_file, log);
+  // Only the hash leaves this function: the driver registers it, the secret stays in the file.
+  const bootstrapTokenHash = hashSecret(await ensureBootstrapToken(cfg.bootstrap_token_file, log));
 
   // The API listens first so its real port (port 0 in tests) is known before peers hear of it.
   let handler: ((req: Request) => Response | Promise<Response>) | null = null;
@@ -57,6 +59,7 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
       tickMs,
       electionTicks: Math.max(3, Math.round(cfg.raft_tuning.election_timeout / tickMs)),
       snapshotEvery: cfg.raft_tuning.snapshot_every,
+      bootstrapTokenHash,
       log,
     });
   } catch (e) {
@@ -69,6 +72,11 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
     maxBodyBytes: cfg.limits.max_body,
     writeTimeoutMs: cfg.limits.request_timeout,
     readTimeoutMs: cfg.limits.request_timeout,
+    // Every route but the ones proxies use needs an operator token (docs/security.md).
+    authorize: operatorAuthorizer({
+      tokens: () => node.state().operatorTokens(),
+      log: log.with({ component: "audit" }),
+    }),
   });
   handler = (req) => app.fetch(req);
   log.info("api listening", { url: apiUrl });

@@ -505,10 +505,14 @@ const VERBS: Record<string, Verb> = {
     },
   },
   tokens: {
-    usage: "skein ctl tokens [list | create --service S [--ttl 1h] [--uses N]]",
-    summary: "Create a join token a proxy uses once to obtain its first certificate, or list them.",
+    usage:
+      "skein ctl tokens [list | create --service S [--ttl 1h] [--uses N] | create --role R [--ttl T] [--name N] | operators | revoke ID]",
+    summary:
+      "Create a join token a proxy uses once to obtain its first certificate, or an operator token with a role; list or revoke them.",
     flags: [
       { name: "service", value: true, help: "service whose identity the token grants" },
+      { name: "role", value: true, help: "operator token role: read, operator or admin" },
+      { name: "name", value: true, help: "operator token holder, e.g. ci (default operator)" },
       { name: "ttl", value: true, help: "lifetime of the token, e.g. 1h (default 1h, max 7d)" },
       { name: "uses", value: true, help: "how many proxies may use it (default 1)" },
     ],
@@ -537,12 +541,69 @@ const VERBS: Record<string, Verb> = {
           ));
         return 0;
       }
+      if (sub === "operators") {
+        _arity(args, 1, 1, this.usage);
+        const r = await ctx.call("GET", ctx.query("/v1/operator-tokens"));
+        const tokens = (r.json.tokens ?? []) as {
+          id: string;
+          name: string;
+          role: string;
+          expiresAt: number | null;
+        }[];
+        ctx.emit(r.json, () =>
+          formatTable(
+            ["ID", "NAME", "ROLE", "EXPIRES"],
+            tokens.map((t) => [
+              t.id,
+              t.name,
+              t.role,
+              t.expiresAt === null ? "never" : new Date(t.expiresAt).toISOString(),
+            ]),
+          ));
+        return 0;
+      }
+      if (sub === "revoke") {
+        _arity(args, 2, 2, this.usage);
+        const id = args[1]!;
+        const r = await ctx.call("DELETE", `/v1/operator-tokens/${encodeURIComponent(id)}`);
+        ctx.emit(r.json, () => `operator token ${id} revoked`);
+        return 0;
+      }
       if (sub !== "create") {
         throw new UsageError(`unknown tokens command ${JSON.stringify(sub)}; usage: ${this.usage}`);
       }
       _arity(args, 1, 1, this.usage);
+      const role = ctx.flags.get("role");
+      if (role !== undefined) {
+        if (ctx.flags.get("service") !== undefined || ctx.flags.get("uses") !== undefined) {
+          throw new UsageError(`--role creates an operator token; it takes no --service or --uses`);
+        }
+        if (!["read", "operator", "admin"].includes(role)) {
+          throw new UsageError(
+            `--role expects read, operator or admin, got ${JSON.stringify(role)}`,
+          );
+        }
+        const ttl = ctx.flags.get("ttl");
+        const name = ctx.flags.get("name");
+        const r = await ctx.call("POST", "/v1/operator-tokens", {
+          role,
+          ...(ttl === undefined ? {} : { ttl }),
+          ...(name === undefined ? {} : { name }),
+        });
+        // Bare token on stdout (shown once; the cluster keeps only its hash).
+        ctx.emit(r.json, () => String(r.json.token));
+        if (ctx.output === "table") {
+          ctx.io.stderr(
+            `operator token ${r.json.id} (${r.json.name}) with role ${r.json.role}, ` +
+              `expires ${r.json.expires_at ?? "never"}; it is shown only once\n`,
+          );
+        }
+        return 0;
+      }
       const service = ctx.flags.get("service");
-      if (!service) throw new UsageError(`tokens create needs --service S; usage: ${this.usage}`);
+      if (!service) {
+        throw new UsageError(`tokens create needs --service S or --role R; usage: ${this.usage}`);
+      }
       const rawUses = ctx.flags.get("uses");
       if (rawUses !== undefined && !/^[1-9]\d{0,8}$/.test(rawUses)) {
         throw new UsageError(`--uses expects a positive integer, got ${JSON.stringify(rawUses)}`);

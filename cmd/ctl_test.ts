@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { createApi, FakeBackend } from "../control/api/mod.ts";
+import { createApi, FakeBackend, operatorAuthorizer } from "../control/api/mod.ts";
+import { hashSecret } from "../control/auth/mod.ts";
+import { nullLogger } from "../common/log.ts";
 import { runCtl } from "./ctl.ts";
 
 interface Run {
@@ -15,9 +17,28 @@ async function withControl(
     backend: FakeBackend,
     seen: Request[],
   ) => Promise<void>,
+  opts: { enforceTokens?: boolean } = {},
 ): Promise<void> {
   const backend = new FakeBackend();
-  const app = createApi(backend);
+  if (opts.enforceTokens) {
+    // SKEIN_TOKEN below plays the bootstrap admin token.
+    backend.applyDirect({
+      type: "put_operator_token",
+      record: {
+        id: "boot",
+        name: "bootstrap",
+        role: "admin",
+        hash: hashSecret("skn_test_token_123"),
+        createdAt: 0,
+        expiresAt: null,
+      },
+    });
+  }
+  const app = createApi(backend, {
+    authorize: opts.enforceTokens
+      ? operatorAuthorizer({ tokens: () => backend.state().operatorTokens(), log: nullLogger })
+      : undefined,
+  });
   const seen: Request[] = [];
   const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
     seen.push(req.clone());
@@ -260,4 +281,46 @@ Deno.test("ctl tokens reports bad usage with exit 2 and API refusals with exit 1
     assert.equal(bad.code, 1);
     assert.match(bad.err, /400 invalid_request: .*ttl/);
   });
+});
+
+Deno.test("ctl tokens create --role prints an operator token that then works for its role", async () => {
+  await withControl(async (ctl, backend, seen) => {
+    const made = await ctl("tokens", "create", "--role", "read", "--name", "dash", "--ttl", "1h");
+    assert.equal(made.code, 0, made.err);
+    assert.match(made.out, /^skn_op_[A-Za-z0-9_-]+\n$/);
+    assert.match(made.err, /operator token \S+ \(dash\) with role read.*shown only once/);
+    assert.deepEqual(await seen.at(-1)!.json(), { role: "read", ttl: "1h", name: "dash" });
+    const secret = made.out.trim();
+    const rec = backend.state().operatorTokens().find((r) => r.name === "dash");
+    assert.equal(rec?.hash, hashSecret(secret));
+
+    const list = await ctl("tokens", "operators");
+    assert.equal(list.code, 0, list.err);
+    assert.match(list.out, /dash\s+read\s+\d{4}-/);
+    assert.ok(!list.out.includes(secret));
+
+    // With the read token, a write is refused (403) and ctl says so with exit 1.
+    const file = await tempYaml(FILE);
+    try {
+      const denied = await ctl("apply", "-f", file, "--token", secret);
+      assert.equal(denied.code, 1);
+      assert.match(denied.err, /403 forbidden/);
+      const noToken = await runCtl(["apply", "-f", file], {
+        stdout: () => {},
+        stderr: () => {},
+        env: { SKEIN_CONTROL: new URL(seen.at(-1)!.url).origin },
+      });
+      assert.equal(noToken, 1);
+    } finally {
+      await Deno.remove(file);
+    }
+
+    const rev = await ctl("tokens", "revoke", rec!.id);
+    assert.equal(rev.code, 0, rev.err);
+    assert.equal(backend.state().operatorTokens().some((r) => r.name === "dash"), false);
+    assert.equal((await ctl("members", "--token", secret)).code, 1);
+
+    assert.equal((await ctl("tokens", "create", "--role", "root")).code, 2);
+    assert.equal((await ctl("tokens", "create", "--role", "read", "--service", "p")).code, 2);
+  }, { enforceTokens: true });
 });

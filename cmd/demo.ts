@@ -207,6 +207,8 @@ export async function runDemo(opts: RunDemoOptions): Promise<number> {
         "",
         "control API:",
         ...controlUrls.map((u) => `  ${u}/v1/health   ${u}/v1/services   ${u}/metrics`),
+        // Only the file's path: the token itself is a secret.
+        `  admin token: ${dir}/admin.token (skein ctl --token "$(cat ${dir}/admin.token)" …)`,
         "",
         "proxy admin (/metrics /ready /config /endpoints):",
         ...admins.map((a) => `  ${a.node.padEnd(12)} ${a.url}/metrics`),

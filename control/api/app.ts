@@ -40,11 +40,14 @@ import {
 import {
   bearerToken,
   createJoinToken,
+  createOperatorToken,
   isJoinTokenSecret,
   JOIN_TOKEN_USES_MAX,
   publicJoinToken,
+  publicOperatorToken,
   redeem,
   type RedeemRefusal,
+  ROLES,
 } from "../auth/mod.ts";
 import { BackendError, type ControlBackend, type Member, NotLeaderError } from "./backend.ts";
 import { MAX_BODY_BYTES, parseJsonBody, readBodyBytes } from "./body.ts";
@@ -105,6 +108,8 @@ export type Access = "public" | "read" | "write" | "admin";
 export interface AuthRequest {
   /** Bearer token from `Authorization`, or null. */
   token: string | null;
+  /** The raw `Authorization` header, or null. */
+  authorization: string | null;
   /** HTTP method. */
   method: string;
   /** Request path. */
@@ -184,6 +189,11 @@ const _TokenBody = z.strictObject({
   service: NameSchema,
   ttl: z.string().max(32).default("1h"),
   uses: z.number().int().min(1).max(JOIN_TOKEN_USES_MAX).default(1),
+});
+const _OperatorTokenBody = z.strictObject({
+  role: z.enum(ROLES),
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}$/).default("operator"),
+  ttl: z.string().max(32).optional(),
 });
 const _RevokeBody = z.strictObject({
   spiffe_id: z.string().min(1).max(512).optional(),
@@ -323,6 +333,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono 
       const m = /^Bearer\s+(\S+)$/i.exec(h);
       await authorize({
         token: m?.[1] ?? null,
+        authorization: c.req.header("authorization") ?? null,
         method: c.req.method,
         path: c.req.path,
         access: accessFor(c.req.method, c.req.path),
@@ -929,6 +940,56 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono 
     const fwd = await consistentRead(c, q.stale);
     if (fwd) return fwd;
     return c.json({ tokens: backend.state().joinTokens().map(publicJoinToken) });
+  });
+
+  app.post("/v1/operator-tokens", async (c) => {
+    const { bytes, value } = await body(c);
+    const req = validate(_OperatorTokenBody, value);
+    let ttlMs: number | undefined;
+    if (req.ttl !== undefined) {
+      const ms = parseDuration(req.ttl);
+      if (ms === null || ms < 1) {
+        throw new ApiError(
+          400,
+          "invalid_request",
+          `body.ttl: expected a duration like "24h", got ${JSON.stringify(req.ttl)}`,
+        );
+      }
+      ttlMs = ms;
+    }
+    const made = createOperatorToken({ name: req.name, role: req.role, ttlMs, now: clock() });
+    const r = await commit(c, bytes, { type: "put_operator_token", record: made.record });
+    if (r instanceof Response) return r;
+    log.info("operator token created", { credential_id: made.record.id, role: made.record.role });
+    // The secret is shown once, here; the cluster keeps only its hash.
+    return c.json({
+      token: made.secret,
+      id: made.record.id,
+      name: made.record.name,
+      role: made.record.role,
+      expires_at: made.record.expiresAt === null
+        ? null
+        : new Date(made.record.expiresAt).toISOString(),
+      index: r.index,
+    }, 201);
+  });
+
+  app.get("/v1/operator-tokens", async (c) => {
+    const q = query(c, _StaleQuery);
+    const fwd = await consistentRead(c, q.stale);
+    if (fwd) return fwd;
+    return c.json({ tokens: backend.state().operatorTokens().map(publicOperatorToken) });
+  });
+
+  app.delete("/v1/operator-tokens/:id", async (c) => {
+    const id = c.req.param("id");
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(id)) {
+      throw new ApiError(400, "invalid_request", `path.id: not a token id: ${JSON.stringify(id)}`);
+    }
+    const r = await commit(c, null, { type: "revoke_operator_token", id });
+    if (r instanceof Response) return r;
+    log.info("operator token revoked", { credential_id: id });
+    return c.json({ index: r.index, revoked: id });
   });
 
   // --- telemetry --------------------------------------------------------------------------

@@ -9,3 +9,4 @@ export * from "./body.ts";
 export * from "./errors.ts";
 export * from "./metrics.ts";
 export { FakeBackend, type FakeBackendOptions } from "./fake_backend.ts";
+export * from "./operator_auth.ts";

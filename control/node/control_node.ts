@@ -63,6 +63,15 @@ export const ANNOUNCE_INTERVAL_MS = 1000;
 export const CA_BOOTSTRAP_RETRY_MS = 2000;
 /** How long a CA bootstrap proposal may wait for commit before the next attempt. */
 export const CA_BOOTSTRAP_COMMIT_TIMEOUT_MS = 5000;
+/** Least time between two attempts to register this node's bootstrap token. */
+export const BOOTSTRAP_TOKEN_RETRY_MS = 1000;
+/**
+ * How long a follower waits after it first knows a leader before it registers its bootstrap
+ * token itself: nodes usually share one file, and the leader registers that one at once.
+ */
+export const BOOTSTRAP_TOKEN_FOLLOWER_DELAY_MS = 2000;
+/** How long a bootstrap token registration may wait for commit before the next attempt. */
+export const BOOTSTRAP_TOKEN_COMMIT_TIMEOUT_MS = 5000;
 /** How often the leader turns missed heartbeats into committed health changes. */
 export const LEASE_CHECK_INTERVAL_MS = 500;
 /** Proposals waiting for commit at once; more are refused as overload. */
@@ -105,6 +114,13 @@ export interface ControlNodeOptions {
    * disables the bootstrap. @default clusterId (which `skein control` sets to `trust_domain`)
    */
   trustDomain?: string | null;
+  /**
+   * Hex SHA-256 of this node's bootstrap admin token (`bootstrap_token_file`). The node registers
+   * it as an `admin` operator token once a leader is known and the replicated state has neither
+   * it nor its revocation, so every node's file works cluster-wide. Only the hash is passed in,
+   * so the secret never reaches the driver or its logs. @default null (none)
+   */
+  bootstrapTokenHash?: string | null;
   /** Logger. */
   log: Logger;
 }
@@ -186,6 +202,9 @@ export class ControlNode implements ControlBackend {
   readonly #failed = Promise.withResolvers<Error>();
   readonly #timers: ReturnType<typeof setInterval>[] = [];
   #caAttempt: Promise<void> | null = null;
+  #bootTokenAttempt: Promise<void> | null = null;
+  #bootTokenLastAttemptMs = 0;
+  #bootTokenFollowerSinceMs: number | null = null;
   #caLastAttemptMs = -Infinity;
 
   private constructor(
@@ -305,6 +324,67 @@ export class ControlNode implements ControlBackend {
     this.#maybeLeaderGone();
     this.#kick();
     this.#maybeBootstrapCa();
+    this.#maybeRegisterBootstrapToken();
+  }
+
+  /**
+   * Registers this node's bootstrap token hash as an admin operator token when the state lacks
+   * it. A leader commits it itself; a follower forwards the proposal to the leader over the peer
+   * link, so a node's file works without that node ever leading. A revoked hash is never
+   * proposed again (the state remembers revocations), and a duplicate from a node that has not
+   * yet applied the first registration is a harmless refusal.
+   */
+  #maybeRegisterBootstrapToken(): void {
+    const hash = this.#opts.bootstrapTokenHash;
+    if (!hash || this.#closed || this.#bootTokenAttempt) return;
+    if (this.#state.operatorTokenStatus(hash) !== "absent") return;
+    const st = this.#raft.status();
+    const now = Date.now();
+    if (st.role !== "leader") {
+      if (!st.leader || !this.#members.has(st.leader)) {
+        this.#bootTokenFollowerSinceMs = null;
+        return;
+      }
+      this.#bootTokenFollowerSinceMs ??= now;
+      if (now - this.#bootTokenFollowerSinceMs < BOOTSTRAP_TOKEN_FOLLOWER_DELAY_MS) return;
+    }
+    if (now - this.#bootTokenLastAttemptMs < BOOTSTRAP_TOKEN_RETRY_MS) return;
+    this.#bootTokenLastAttemptMs = now;
+    this.#bootTokenAttempt = this.#registerBootstrapToken(hash, now).finally(() => {
+      this.#bootTokenAttempt = null;
+    });
+  }
+
+  async #registerBootstrapToken(hash: string, now: number): Promise<void> {
+    try {
+      const cmd = validateCommand({
+        type: "put_operator_token",
+        record: {
+          id: `boot-${hash.slice(0, 16)}`,
+          name: `bootstrap ${this.#opts.node}`.slice(0, 64),
+          role: "admin",
+          hash,
+          createdAt: now,
+          expiresAt: null,
+        },
+      });
+      const r = await this.propose(cmd, AbortSignal.timeout(BOOTSTRAP_TOKEN_COMMIT_TIMEOUT_MS));
+      if (r.ok) {
+        this.#log.info("bootstrap admin token registered", {
+          credential_id: `boot-${hash.slice(0, 16)}`,
+        });
+      } else if (r.error.code !== "token_exists" && r.error.code !== "token_revoked") {
+        this.#log.warn("bootstrap token registration refused", {
+          code: r.error.code,
+          reason: r.error.message,
+        });
+      }
+    } catch (e) {
+      if (this.#closed) return;
+      this.#log.debug("bootstrap token registration did not commit; will retry", {
+        reason: (e as Error).message,
+      });
+    }
   }
 
   /**

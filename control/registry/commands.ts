@@ -7,7 +7,7 @@
  */
 import { z } from "zod";
 import { HealthSchema, InstanceSchema, NameSchema } from "./instance.ts";
-import { JOIN_TOKEN_USES_MAX } from "../auth/mod.ts";
+import { JOIN_TOKEN_USES_MAX, ROLES } from "../auth/mod.ts";
 
 /** Most health changes committed in one `set_health` command. */
 export const MAX_HEALTH_CHANGES_PER_COMMAND = 1000;
@@ -60,6 +60,16 @@ export const JoinTokenRecordSchema = z.strictObject({
   usesLeft: z.number().int().min(0).max(JOIN_TOKEN_USES_MAX),
 });
 
+/** An operator bearer token as replicated: the hash of its secret, never the secret. */
+export const OperatorTokenRecordSchema = z.strictObject({
+  id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}$/),
+  role: z.enum(ROLES),
+  hash: z.string().regex(/^[0-9a-f]{64}$/, "expected a hex SHA-256"),
+  createdAt: z.number().int().min(0),
+  expiresAt: z.number().int().min(0).nullable(),
+});
+
 /** Every command the registry state machine applies. */
 export const RegistryCommandSchema = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("register_instance"), instance: InstanceSchema }),
@@ -95,6 +105,11 @@ export const RegistryCommandSchema = z.discriminatedUnion("type", [
     id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
     // The leader's clock when it accepted the redeem: apply must not read a clock.
     now: z.number().int().min(0),
+  }),
+  z.strictObject({ type: z.literal("put_operator_token"), record: OperatorTokenRecordSchema }),
+  z.strictObject({
+    type: z.literal("revoke_operator_token"),
+    id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
   }),
   z.strictObject({
     type: z.literal("revoke_identity"),

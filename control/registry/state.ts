@@ -16,13 +16,18 @@ import {
 import { type CaState, parseCaState, revokeIdentity } from "../ca/mod.ts";
 import {
   addJoinToken,
+  addOperatorToken,
   consumeJoinToken,
+  deleteOperatorToken,
   type JoinTokenRecord,
+  MAX_OPERATOR_TOKENS,
+  type OperatorTokenRecord,
   pruneJoinTokens,
 } from "../auth/mod.ts";
 import {
   JoinTokenRecordSchema,
   KindSchema,
+  OperatorTokenRecordSchema,
   type RegistryCommand,
   RegistryCommandSchema,
   type StoredResource,
@@ -33,6 +38,11 @@ import {
 export const MAX_REVISIONS_KEPT = 20;
 /** Version tag written into snapshots, bumped when their layout changes. */
 export const SNAPSHOT_VERSION = 1;
+/**
+ * Most hashes of revoked operator tokens remembered. They stop a node from registering its
+ * bootstrap token again after an operator revoked it; beyond the bound the oldest is forgotten.
+ */
+export const MAX_REVOKED_OPERATOR_HASHES = MAX_OPERATOR_TOKENS;
 
 /** Why a command was refused; the state is unchanged in every case. */
 export type ApplyErrorCode =
@@ -47,6 +57,7 @@ export type ApplyErrorCode =
   | "invalid_identity"
   | "too_many_tokens"
   | "token_exists"
+  | "token_revoked"
   | "join_token_unknown"
   | "join_token_expired"
   | "join_token_used_up";
@@ -78,7 +89,9 @@ export type ApplyValue =
   | { type: "put_ca"; activeRootId: string }
   | { type: "create_join_token"; id: string }
   | { type: "consume_join_token"; id: string; service: string; usesLeft: number }
-  | { type: "revoke_identity"; spiffeId: string; changed: boolean };
+  | { type: "revoke_identity"; spiffeId: string; changed: boolean }
+  | { type: "put_operator_token"; id: string }
+  | { type: "revoke_operator_token"; id: string };
 
 /** The outcome of applying one log entry; `index` is the Raft index it was applied at. */
 export type ApplyResult =
@@ -168,6 +181,9 @@ const _SnapshotSchema = z.strictObject({
   // Optional so snapshots written before the CA was replicated still restore.
   ca: z.record(z.string(), z.unknown()).optional(),
   join_tokens: z.array(JoinTokenRecordSchema).optional(),
+  operator_tokens: z.array(OperatorTokenRecordSchema).max(MAX_OPERATOR_TOKENS).optional(),
+  revoked_operator_hashes: z.array(z.string().regex(/^[0-9a-f]{64}$/))
+    .max(MAX_REVOKED_OPERATOR_HASHES).optional(),
 });
 
 /** Thrown by {@linkcode RegistryState.restore} for bytes that are not a valid snapshot. */
@@ -245,6 +261,8 @@ export class RegistryState {
   #index = 0;
   #ca: CaState | null = null;
   #joinTokens: readonly JoinTokenRecord[] = [];
+  #operatorTokens: readonly OperatorTokenRecord[] = [];
+  #revokedOperatorHashes: readonly string[] = [];
 
   /** Raft index of the last applied entry (changed the state or not). */
   get appliedIndex(): number {
@@ -317,6 +335,10 @@ export class RegistryState {
         return this.#consumeJoinToken(index, c.id, c.now);
       case "revoke_identity":
         return this.#revokeIdentity(index, c.spiffe_id, c.now, c.reason);
+      case "put_operator_token":
+        return this.#putOperatorToken(index, c.record);
+      case "revoke_operator_token":
+        return this.#revokeOperatorToken(index, c.id);
     }
   }
 
@@ -374,6 +396,48 @@ export class RegistryState {
       index,
       value: { type: "consume_join_token", id, service: r.record.service, usesLeft: r.usesLeft },
     };
+  }
+
+  #putOperatorToken(index: number, record: OperatorTokenRecord): ApplyResult {
+    if (this.#revokedOperatorHashes.includes(record.hash)) {
+      return _fail(index, "token_revoked", `operator token ${record.id} was revoked`);
+    }
+    if (this.#operatorTokens.some((r) => r.id === record.id || r.hash === record.hash)) {
+      return _fail(index, "token_exists", `operator token ${record.id} already exists`);
+    }
+    // Expired records go with the creation time carried in the command: same on every node.
+    const live = this.#operatorTokens.filter((r) =>
+      r.expiresAt === null || r.expiresAt > record.createdAt
+    );
+    let next: OperatorTokenRecord[];
+    try {
+      next = addOperatorToken(live, record);
+    } catch (e) {
+      return _fail(index, "too_many_tokens", (e as Error).message);
+    }
+    this.#operatorTokens = _deepFreeze(next);
+    return { ok: true, index, value: { type: "put_operator_token", id: record.id } };
+  }
+
+  #revokeOperatorToken(index: number, id: string): ApplyResult {
+    const rec = this.#operatorTokens.find((r) => r.id === id);
+    if (!rec) return _fail(index, "not_found", `no operator token ${id}`);
+    this.#operatorTokens = _deepFreeze(deleteOperatorToken(this.#operatorTokens, id));
+    this.#revokedOperatorHashes = _deepFreeze(
+      [...this.#revokedOperatorHashes, rec.hash].slice(-MAX_REVOKED_OPERATOR_HASHES),
+    );
+    return { ok: true, index, value: { type: "revoke_operator_token", id } };
+  }
+
+  /** The operator token records (hashes only), for authentication and listings. */
+  operatorTokens(): readonly OperatorTokenRecord[] {
+    return this.#operatorTokens;
+  }
+
+  /** Whether an operator token with this hash is registered, was revoked, or is unknown. */
+  operatorTokenStatus(hash: string): "active" | "revoked" | "absent" {
+    if (this.#operatorTokens.some((r) => r.hash === hash)) return "active";
+    return this.#revokedOperatorHashes.includes(hash) ? "revoked" : "absent";
   }
 
   #revokeIdentity(index: number, spiffeId: string, now: number, reason: string): ApplyResult {
@@ -663,6 +727,10 @@ export class RegistryState {
       // Written only when present, so a registry without security state snapshots as before.
       ...(this.#ca ? { ca: this.#ca } : {}),
       ...(this.#joinTokens.length > 0 ? { join_tokens: this.#joinTokens } : {}),
+      ...(this.#operatorTokens.length > 0 ? { operator_tokens: this.#operatorTokens } : {}),
+      ...(this.#revokedOperatorHashes.length > 0
+        ? { revoked_operator_hashes: this.#revokedOperatorHashes }
+        : {}),
     };
     return new TextEncoder().encode(canonicalJson(body));
   }
@@ -734,6 +802,8 @@ export class RegistryState {
       }
     }
     st.#joinTokens = _deepFreeze(snap.join_tokens ?? []);
+    st.#operatorTokens = _deepFreeze(snap.operator_tokens ?? []);
+    st.#revokedOperatorHashes = _deepFreeze(snap.revoked_operator_hashes ?? []);
     return st;
   }
 }

@@ -67,6 +67,11 @@ export interface ClusterOptions {
   baseDir?: string;
   /** Extra `deno run` flags for the children; `{id}` becomes the node id. @default [] */
   denoFlags?: string[];
+  /**
+   * Give every node its own `bootstrap_token_file` (`<baseDir>/<id>/admin.token`) instead of
+   * one shared `<baseDir>/admin.token`. @default false
+   */
+  separateTokenFiles?: boolean;
 }
 
 /** What `GET /v1/health` returns. */
@@ -111,17 +116,21 @@ export async function waitFor<T>(
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${name}${last ? `: ${last}` : ""}`);
 }
 
-/** Sends one JSON request; network errors come back as status 0. */
+/** Sends one JSON request (with `token` as a bearer token); network errors come back as status 0. */
 export async function request(
   url: string,
   method = "GET",
   body?: unknown,
   timeoutMs = REQUEST_TIMEOUT_MS,
+  token?: string,
 ): Promise<JsonResponse> {
+  const headers: Record<string, string> = {};
+  if (body !== undefined) headers["content-type"] = "application/json";
+  if (token !== undefined) headers.authorization = `Bearer ${token}`;
   try {
     const res = await fetch(url, {
       method,
-      headers: body === undefined ? undefined : { "content-type": "application/json" },
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(timeoutMs),
     });
@@ -156,6 +165,7 @@ export class ProcessCluster {
       requestTimeoutMs: opts.requestTimeoutMs ?? 5000,
       logLevel: opts.logLevel ?? "info",
       denoFlags: opts.denoFlags ?? [],
+      separateTokenFiles: opts.separateTokenFiles ?? false,
     };
   }
 
@@ -200,7 +210,7 @@ export class ProcessCluster {
         `peers:`,
         peers,
         `join: ${s.join}`,
-        `bootstrap_token_file: ${this.baseDir}/admin.token`,
+        `bootstrap_token_file: ${this.tokenFile(s.id)}`,
         `raft_tuning: { heartbeat: ${this.#opts.heartbeatMs}ms, election_timeout: ${this.#opts.electionTimeoutMs}ms, snapshot_every: ${this.#opts.snapshotEvery} }`,
         `limits: { request_timeout: ${this.#opts.requestTimeoutMs}ms }`,
         `log: { level: ${this.#opts.logLevel} }`,
@@ -209,6 +219,44 @@ export class ProcessCluster {
       await Deno.mkdir(`${this.baseDir}/${s.id}`, { recursive: true });
       await Deno.writeTextFile(s.configPath, yaml);
     }
+  }
+
+  /** Path of a node's `bootstrap_token_file`. */
+  tokenFile(id: string): string {
+    return this.#opts.separateTokenFiles
+      ? `${this.baseDir}/${id}/admin.token`
+      : `${this.baseDir}/admin.token`;
+  }
+
+  /** The bootstrap admin token a node wrote at its first start (default: the first node's). */
+  async adminToken(id = this.ids()[0]!): Promise<string> {
+    return (await Deno.readTextFile(this.tokenFile(id))).trim();
+  }
+
+  /**
+   * Waits until node `via` accepts node `id`'s bootstrap token (the node registers it through
+   * Raft once a leader is known) and returns the token.
+   */
+  async waitAdminToken(
+    id = this.ids()[0]!,
+    via = id,
+    timeoutMs = 20_000,
+  ): Promise<string> {
+    const token = await waitFor(`${id}'s bootstrap token file`, timeoutMs, async () => {
+      const t = await this.adminToken(id).catch(() => "");
+      return t.length >= 16 ? t : undefined;
+    });
+    await waitFor(`${via} to accept ${id}'s bootstrap token`, timeoutMs, async () => {
+      const r = await request(
+        `${this.api(via)}/v1/operator-tokens?stale=true`,
+        "GET",
+        undefined,
+        1000,
+        token,
+      );
+      return r.status === 200 ? true : undefined;
+    });
+    return token;
   }
 
   /** Adds a node spec that will start with `join: true` (not started). */

@@ -15,7 +15,13 @@ interface _Member {
 }
 
 async function _members(c: ProcessCluster, via: string): Promise<_Member[]> {
-  const r = await request(`${c.api(via)}/v1/members`);
+  const r = await request(
+    `${c.api(via)}/v1/members`,
+    "GET",
+    undefined,
+    undefined,
+    await c.adminToken(),
+  );
   assertEquals(r.status, 200);
   return r.json!.members as _Member[];
 }
@@ -25,6 +31,7 @@ Deno.test("Add and remove a member at runtime: a joiner catches up, votes, and l
   try {
     await c.startAll();
     const leader = await c.waitLeader();
+    const token = await c.waitAdminToken("cp-1", leader);
     // Enough data that the joiner really has something to catch up on.
     for (let i = 0; i < 40; i++) {
       const r = await c.register(c.ids()[i % 3]!, "members", `m-${i}`);
@@ -37,11 +44,17 @@ Deno.test("Add and remove a member at runtime: a joiner catches up, votes, and l
 
     // Through a follower, so the request is forwarded to the leader.
     const follower = c.ids().find((id) => id !== leader && id !== "cp-4")!;
-    const add = await request(`${c.api(follower)}/v1/members`, "POST", {
-      node: "cp-4",
-      address: `127.0.0.1:${j.raftPort}`,
-      api: c.api("cp-4"),
-    }, 30_000);
+    const add = await request(
+      `${c.api(follower)}/v1/members`,
+      "POST",
+      {
+        node: "cp-4",
+        address: `127.0.0.1:${j.raftPort}`,
+        api: c.api("cp-4"),
+      },
+      30_000,
+      token,
+    );
     assertEquals(add.status, 201, `add: ${add.status} ${JSON.stringify(add.json)}`);
 
     await waitFor("cp-4 to be a voter on every node", 20_000, async () => {
@@ -68,14 +81,32 @@ Deno.test("Add and remove a member at runtime: a joiner catches up, votes, and l
     assertEquals(all.size, 41);
 
     // `skein ctl members` shows the same configuration.
-    const ctl = await runSkein(["ctl", "members", "--control", c.api(follower), "-o", "json"]);
+    const ctl = await runSkein([
+      "ctl",
+      "members",
+      "--control",
+      c.api(follower),
+      "-o",
+      "json",
+      "--token",
+      token,
+    ]);
     assertEquals(ctl.code, 0, ctl.stderr);
     const listed = JSON.parse(ctl.stdout) as _Member[];
     assertEquals(listed.map((m) => m.node), ["cp-1", "cp-2", "cp-3", "cp-4"]);
     assert(listed.every((m) => m.voter));
 
     // Remove it again with the CLI, through cp-4 itself (forwarded to the leader).
-    const rm = await runSkein(["ctl", "members", "remove", "cp-4", "--control", c.api(leader)]);
+    const rm = await runSkein([
+      "ctl",
+      "members",
+      "remove",
+      "cp-4",
+      "--control",
+      c.api(leader),
+      "--token",
+      token,
+    ]);
     assertEquals(rm.code, 0, rm.stderr);
     await waitFor("cp-4 to leave every founder's configuration", 20_000, async () => {
       for (const id of ["cp-1", "cp-2", "cp-3"]) {
@@ -89,7 +120,13 @@ Deno.test("Add and remove a member at runtime: a joiner catches up, votes, and l
     const founders = ["cp-1", "cp-2", "cp-3"];
     const l2 = await c.waitLeader(20_000, founders);
     assertEquals((await c.register(l2, "members", "after-remove")).status, 201);
-    const missing = await request(`${c.api(l2)}/v1/members/cp-4`, "DELETE");
+    const missing = await request(
+      `${c.api(l2)}/v1/members/cp-4`,
+      "DELETE",
+      undefined,
+      undefined,
+      token,
+    );
     assertEquals(missing.status, 404, "removing a non-member is a 404");
   } catch (e) {
     throw new Error(`${e}\n${c.logs()}`);

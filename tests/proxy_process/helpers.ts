@@ -85,7 +85,12 @@ export class Child {
 export interface Control {
   child: Child;
   url: string;
+  /** The node's bootstrap admin token (from its `bootstrap_token_file`). */
+  token: string;
 }
+
+/** Bootstrap tokens of the controls {@linkcode startControl} started, by API URL. */
+const _tokens = new Map<string, string>();
 
 /** Starts a one-node `skein control` in `dir` and waits until it is the leader. */
 export async function startControl(dir: string, name = "cp-1", apiPort = 0): Promise<Control> {
@@ -104,7 +109,18 @@ export async function startControl(dir: string, name = "cp-1", apiPort = 0): Pro
   const child = new Child(spawnSkein(["control", "--config", cfg]));
   const m = await child.waitLine(/api listening.*url=(\S+)/);
   await child.waitLine(/became leader/);
-  return { child, url: m[1]! };
+  const url = m[1]!;
+  const token = (await Deno.readTextFile(`${dir}/${name}.token`)).trim();
+  // The leader registers its bootstrap token through Raft right after its election.
+  await waitFor(`${name} to accept its bootstrap token`, async () => {
+    const r = await fetch(`${url}/v1/operator-tokens`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    await r.body?.cancel();
+    return r.status === 200;
+  }, 10_000);
+  _tokens.set(url, token);
+  return { child, url, token };
 }
 
 /** Listener addresses a proxy logged at start. */
@@ -229,9 +245,13 @@ export async function metricsText(h: ProxyHandle): Promise<string> {
 
 /** Applies resources to the control plane. */
 export async function applyResources(controlUrl: string, resources: unknown[]): Promise<void> {
+  const token = _tokens.get(controlUrl);
   const res = await fetch(`${controlUrl}/v1/resources`, {
     method: "PUT",
-    headers: { "content-type": "application/json" },
+    headers: {
+      "content-type": "application/json",
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
     body: JSON.stringify(resources),
   });
   const body = await res.text();

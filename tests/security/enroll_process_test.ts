@@ -86,6 +86,9 @@ async function openssl(args: string[]): Promise<{ code: number; out: string }> {
   return { code: o.code, out: dec.decode(o.stdout) + dec.decode(o.stderr) };
 }
 
+/** The cluster's bootstrap admin token, read from its file once the nodes accept it. */
+let adminToken = "";
+
 async function createToken(api: string, service: string, ttl: string): Promise<string> {
   const r = await runSkein([
     "ctl",
@@ -99,6 +102,8 @@ async function createToken(api: string, service: string, ttl: string): Promise<s
     api,
     "-o",
     "json",
+    "--token",
+    adminToken,
   ]);
   assertEquals(r.code, 0, r.stderr);
   const token = JSON.parse(r.stdout).token as string;
@@ -133,6 +138,8 @@ Deno.test("a proxy enrols with a ctl join token; reuse and expiry are refused; t
     const leader = await c.waitLeader();
     const follower = c.ids().find((id) => id !== leader)!;
     const apis = c.ids().map((id) => c.api(id));
+    for (const id of c.ids()) adminToken = await c.waitAdminToken(c.ids()[0]!, id);
+    secrets.push(adminToken);
     // The leader bootstraps the CA; a follower serves the replicated roots.
     const bundle = await roots(c.api(follower));
     assertEquals(bundle.length, 1);
@@ -192,7 +199,10 @@ Deno.test("a proxy enrols with a ctl join token; reuse and expiry are refused; t
       for (
         const path of ["/v1/ca/roots", "/v1/catalog", "/v1/resources", "/v1/services", "/v1/tokens"]
       ) {
-        const res = await fetch(`${api}${path}`);
+        const res = await fetch(`${api}${path}`, {
+          headers: { authorization: `Bearer ${adminToken}` },
+        });
+        assertEquals(res.status, 200, `${api}${path}`);
         const body = await res.text();
         assert(!body.includes("PRIVATE KEY"), `${api}${path} leaks a private key`);
         for (const s of secrets) assert(!body.includes(s), `${api}${path} leaks a token`);
