@@ -53,11 +53,12 @@ Deno.test("a caller reaches both instances through its upstream listener and by 
     });
     proxies.push(caller);
     const orders = caller.upstreams.orders!;
-    await waitFor("both orders endpoints in the caller", async () => {
+    await waitFor("both orders endpoints and the echo endpoint in the caller", async () => {
       const e = await adminJson(caller, "/endpoints") as {
         outbound: { service: string; eligible: number }[];
       };
-      return e.outbound.find((d) => d.service === "orders")?.eligible === 2;
+      return e.outbound.find((d) => d.service === "orders")?.eligible === 2 &&
+        e.outbound.find((d) => d.service === "echo")?.eligible === 1;
     });
 
     await t.step("the upstream listener balances over both instances", async () => {
