@@ -101,9 +101,6 @@ export interface ApiOptions {
   leafTtlMs?: number;
 }
 
-/** What a request wants, for {@linkcode ApiOptions.authorize}. */
-export type Access = "public" | "read" | "write" | "admin";
-
 /** The facts {@linkcode ApiOptions.authorize} decides on. */
 export interface AuthRequest {
   /** Bearer token from `Authorization`, or null. */
@@ -114,19 +111,6 @@ export interface AuthRequest {
   method: string;
   /** Request path. */
   path: string;
-  /** Access the route needs: health and metrics are public, membership is admin. */
-  access: Access;
-}
-
-/** The access a request needs, by method and path. */
-export function accessFor(method: string, path: string): Access {
-  if (path === "/v1/health" || path === "/metrics" || path === "/v1/ca/roots") return "public";
-  // The handler authenticates the join token itself (a proxy has no operator token).
-  if (path === "/v1/ca/sign" && method === "POST") return "public";
-  if (path === "/v1/tokens" || path.startsWith("/v1/tokens/")) return "admin";
-  if (method === "GET" || method === "HEAD") return "read";
-  if (path.startsWith("/v1/members") || path.startsWith("/v1/ca/")) return "admin";
-  return "write";
 }
 
 class _Timeout extends Error {}
@@ -336,7 +320,6 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono 
         authorization: c.req.header("authorization") ?? null,
         method: c.req.method,
         path: c.req.path,
-        access: accessFor(c.req.method, c.req.path),
       });
       await next();
     });

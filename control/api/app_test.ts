@@ -646,12 +646,12 @@ Deno.test("GET /metrics exposes control gauges and request counters", async () =
   );
 });
 
-Deno.test("authorize sees the bearer token and the access a route needs, and can refuse", async () => {
+Deno.test("authorize sees the bearer token, method and path, and can refuse", async () => {
   const seen: string[] = [];
   const app = createApi(new FakeBackend(), {
-    authorize: ({ token, method, path, access }) => {
-      seen.push(`${method} ${path} ${access} ${token}`);
-      if (access !== "public" && token !== "good") {
+    authorize: ({ token, method, path }) => {
+      seen.push(`${method} ${path} ${token}`);
+      if (path !== "/v1/health" && token !== "good") {
         throw new ApiError(401, "unauthenticated", "a valid bearer token is required");
       }
     },
@@ -667,10 +667,10 @@ Deno.test("authorize sees the bearer token and the access a route needs, and can
     headers: { authorization: "Bearer x" },
   });
   assert.deepEqual(seen, [
-    "GET /v1/health public null",
-    "GET /v1/services read null",
-    "GET /v1/services read good",
-    "DELETE /v1/members/cp-9 admin x",
+    "GET /v1/health null",
+    "GET /v1/services null",
+    "GET /v1/services good",
+    "DELETE /v1/members/cp-9 x",
   ]);
 });
 

@@ -3,7 +3,7 @@ import { X509Certificate } from "node:crypto";
 import * as x509 from "../ca/_x509.ts";
 import { createCa } from "../ca/mod.ts";
 import { EC_ALGORITHM, generateEcKeyPair } from "../../common/tls.ts";
-import { accessFor, createApi } from "./app.ts";
+import { createApi } from "./app.ts";
 import { FakeBackend } from "./fake_backend.ts";
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -159,13 +159,4 @@ Deno.test("no read route returns the CA private key", async () => {
     const text = await (await app.request(path)).text();
     assert.ok(!text.includes("PRIVATE KEY"), `${path} leaks a private key`);
   }
-});
-
-Deno.test("accessFor: roots and sign are public, tokens and other CA writes are admin", () => {
-  assert.equal(accessFor("GET", "/v1/ca/roots"), "public");
-  assert.equal(accessFor("POST", "/v1/ca/sign"), "public");
-  assert.equal(accessFor("POST", "/v1/tokens"), "admin");
-  assert.equal(accessFor("GET", "/v1/tokens"), "admin");
-  assert.equal(accessFor("POST", "/v1/ca/revoke"), "admin");
-  assert.equal(accessFor("GET", "/v1/services"), "read");
 });
