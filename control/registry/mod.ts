@@ -2,7 +2,8 @@
  * The control registry: the replicated state machine (services, instances, resources with
  * history), its Raft commands, heartbeat leases and blocking-query watches. Pure apart from
  * the timers of {@linkcode IndexWatcher}; the driver feeds it committed entries. The state also
- * holds the replicated CA (private keys included: never serve `ca()`) and join token records.
+ * holds the replicated CA (private keys included: never serve `ca()`), join token records and
+ * operator token hashes.
  * @module
  */
 export * from "./instance.ts";
