@@ -4,7 +4,7 @@
  */
 import { ProxyConfig } from "../config/mod.ts";
 import type { Logger } from "../common/log.ts";
-import { MeshProxy } from "../mesh/proxy/mod.ts";
+import { MeshProxy, type MeshTls } from "../mesh/proxy/mod.ts";
 import { EnrollError, obtainIdentity } from "../mesh/identity/mod.ts";
 import { type CommandIo, EXIT } from "./io.ts";
 import { loadModeConfig } from "./load_config.ts";
@@ -31,7 +31,9 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
   Deno.addSignalListener("SIGINT", sigint);
   try {
     // The identity comes first: a proxy that was given a token must not run without it.
-    // Without a token file and a stored identity the mesh stays plaintext (no mTLS yet).
+    // Without a token file and a stored identity the mesh stays plaintext; with one, the
+    // proxy-to-proxy hop is mutual TLS.
+    let tls: MeshTls | undefined;
     try {
       const id = await obtainIdentity({
         dataDir: cfg.data_dir,
@@ -45,6 +47,12 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
           reason: id.reason,
         });
       } else {
+        const spiffe = id.cert.spiffeId;
+        if (spiffe === null) {
+          log.error("the stored certificate carries no SPIFFE id", { data_dir: cfg.data_dir });
+          return EXIT.failure;
+        }
+        tls = { material: id.material, trustDomain: spiffe.trustDomain };
         log.info(id.kind === "issued" ? "certificate obtained" : "certificate loaded", {
           spiffe_id: id.cert.spiffeId?.uri ?? "none",
           serial: id.cert.serial,
@@ -60,7 +68,7 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
     }
     let proxy: MeshProxy;
     try {
-      proxy = await MeshProxy.start({ config: cfg, logger: log });
+      proxy = await MeshProxy.start({ config: cfg, logger: log, tls });
     } catch (e) {
       log.error("proxy failed to start", { err: e as Error });
       return EXIT.failure;

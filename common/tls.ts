@@ -211,6 +211,11 @@ export interface MtlsServerOptions {
   handshakeTimeoutMs?: number;
   /** Where refusals are logged (at debug: a scan should not flood the log). @default nullLogger */
   logger?: Logger;
+  /**
+   * Keep our side writable after the peer's FIN, so tunnels can half-close as over TCP.
+   * @default false
+   */
+  allowHalfOpen?: boolean;
 }
 
 /** Counters of an {@linkcode MtlsServer}. */
@@ -278,9 +283,10 @@ export function createMtlsServer(opts: MtlsServerOptions): MtlsServer {
       peer_refused: 0,
     },
   };
-  const server = tls.createServer(
-    serverTlsOptions({ certPem: opts.cert, keyPem: opts.key, caPem: opts.ca }),
-  );
+  const server = tls.createServer({
+    ...serverTlsOptions({ certPem: opts.cert, keyPem: opts.key, caPem: opts.ca }),
+    allowHalfOpen: opts.allowHalfOpen ?? false,
+  });
   // Deno's node:tls reports its own handshakeTimeout but does not close the socket, so the
   // server keeps its own timer per raw connection, keyed by the peer's address and port.
   const pending = new Map<string, _Pending>();
@@ -441,6 +447,8 @@ export interface MtlsConnectOptions {
   isRevoked?: (spiffeId: string) => boolean;
   /** Bound on connect + handshake. @default CONNECT_TIMEOUT_MS */
   timeoutMs?: number;
+  /** Keep our side writable after the server's FIN (tunnels). @default false */
+  allowHalfOpen?: boolean;
 }
 
 /** Why {@linkcode mtlsConnect} failed. */
@@ -465,6 +473,7 @@ export function mtlsConnect(opts: MtlsConnectOptions): Promise<tls.TLSSocket> {
   const matches = typeof expect === "string" ? (id: SpiffeId) => id.uri === expect : expect;
   let identityError: MtlsConnectError | undefined;
   return new Promise((resolve, reject) => {
+    // allowHalfOpen is honoured by tls.connect at run time but missing from its option type.
     const socket = tls.connect({
       host: opts.host,
       port: opts.port,
@@ -473,6 +482,7 @@ export function mtlsConnect(opts: MtlsConnectOptions): Promise<tls.TLSSocket> {
       ca: opts.ca,
       minVersion: TLS_MIN_VERSION,
       rejectUnauthorized: true,
+      allowHalfOpen: opts.allowHalfOpen ?? false,
       checkServerIdentity: (_host, cert) => {
         const id = spiffeIdFromSans(cert.subjectaltname);
         const fail = (why: string) => {
@@ -488,7 +498,7 @@ export function mtlsConnect(opts: MtlsConnectOptions): Promise<tls.TLSSocket> {
         if (opts.isRevoked?.(id.uri)) return fail(`server identity ${id.uri} is revoked`);
         return undefined;
       },
-    });
+    } as tls.ConnectionOptions);
     const timer = setTimeout(() => {
       socket.destroy();
       reject(

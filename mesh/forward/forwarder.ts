@@ -33,6 +33,7 @@ import {
 } from "../http1/mod.ts";
 import { closeQuietly, noDelay, pipe, writeAll } from "./io.ts";
 import { ConnectError, ConnectionPool, type UpstreamConn } from "./pool.ts";
+import { peerIdentityOf } from "./tls_conn.ts";
 import {
   type ClientInfo,
   type Endpoint,
@@ -288,7 +289,11 @@ class _Session {
     this.#buf = new Uint8Array(f.opts.clientBufferBytes);
     const ra = conn.remoteAddr as Deno.NetAddr;
     this.#clientAddr = f.opts.forwardedFor && ra.hostname !== undefined ? ra.hostname : null;
-    this.#client = { address: ra.hostname ?? null, port: ra.port ?? 0, identity: null };
+    this.#client = {
+      address: ra.hostname ?? null,
+      port: ra.port ?? 0,
+      identity: peerIdentityOf(conn),
+    };
   }
 
   checkDeadline(tick: number): void {
@@ -542,7 +547,7 @@ class _Session {
       uc = await f.upstreams.acquire(ep, fresh);
     } catch (e) {
       if (!(e instanceof ConnectError)) throw e;
-      const o: Outcome = { kind: "connect_failure" };
+      const o: Outcome = { kind: "connect_failure", reason: e.reason };
       decision.onResult(ep, o, performance.now() - t0);
       return { outcome: o, sentUpstream: false, bodyError: null };
     }

@@ -9,4 +9,5 @@ export * from "./types.ts";
 export * from "./pool.ts";
 export * from "./forwarder.ts";
 export * from "./static_router.ts";
+export * from "./tls_conn.ts";
 export { closeQuietly, noDelay, pipe, type PipeResult, writeAll } from "./io.ts";

@@ -53,11 +53,19 @@ export interface UpstreamConn {
 
 /** Raised when a connection cannot be opened. */
 export class ConnectError extends Error {
+  /** Why, without the endpoint (for the client's error message). */
+  readonly reason: string;
   /** Creates a connect error for `ep`. */
   constructor(ep: Endpoint, why: string) {
     super(`connect to ${ep.key} failed: ${why}`);
     this.name = "ConnectError";
+    this.reason = why;
   }
+}
+
+/** Idle connections are kept per endpoint and per expected peer identity. */
+export function poolKey(ep: Endpoint): string {
+  return ep.identity === undefined ? ep.key : `${ep.key} ${ep.identity}`;
 }
 
 /** Counters for tests and metrics. */
@@ -106,7 +114,7 @@ export class ConnectionPool {
   /** Takes an idle connection to `ep`, or opens one (unless `fresh` insists on a new one). */
   async acquire(ep: Endpoint, fresh = false): Promise<UpstreamConn> {
     if (!fresh) {
-      const list = this.#idle.get(ep.key);
+      const list = this.#idle.get(poolKey(ep));
       while (list !== undefined && list.length > 0) {
         const uc = list.pop()!;
         this.#stats.idle--;
@@ -135,7 +143,9 @@ export class ConnectionPool {
       }),
     ]).catch((e) => {
       if (timedOut) attempt.then((c) => closeQuietly(c), () => {});
-      throw e instanceof ConnectError ? e : new ConnectError(ep, String(e));
+      throw e instanceof ConnectError
+        ? e
+        : new ConnectError(ep, e instanceof Error ? e.message : String(e));
     }).finally(() => clearTimeout(timer));
     noDelay(conn);
     this.#stats.opened++;
@@ -159,10 +169,11 @@ export class ConnectionPool {
       closeQuietly(uc.conn);
       return;
     }
-    let list = this.#idle.get(uc.endpoint.key);
+    const key = poolKey(uc.endpoint);
+    let list = this.#idle.get(key);
     if (list === undefined) {
       list = [];
-      this.#idle.set(uc.endpoint.key, list);
+      this.#idle.set(key, list);
     }
     if (list.length >= this.#maxIdle) {
       this.#stats.evictedIdle++;
@@ -194,7 +205,7 @@ export class ConnectionPool {
   #remove(uc: UpstreamConn): void {
     uc._idle = false;
     closeQuietly(uc.conn);
-    const list = this.#idle.get(uc.endpoint.key);
+    const list = this.#idle.get(poolKey(uc.endpoint));
     if (list === undefined) return;
     const i = list.indexOf(uc);
     if (i !== -1) {

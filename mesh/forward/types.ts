@@ -14,12 +14,17 @@ export interface Endpoint {
   hostname: string;
   /** TCP port to connect to. */
   port: number;
+  /**
+   * The SPIFFE id the endpoint must present when the hop is mutual TLS (the destination
+   * service's identity). Pooled connections are kept apart per identity.
+   */
+  identity?: string;
 }
 
 /** What happened to one attempt, as seen by policy code. */
 export type Outcome =
   | { kind: "response"; status: number }
-  | { kind: "connect_failure" }
+  | { kind: "connect_failure"; reason?: string }
   | { kind: "reset" }
   | { kind: "timeout" };
 
@@ -96,7 +101,11 @@ export function outcomeToProxyError(cluster: string, ep: Endpoint | null, o: Out
   const where = ep === null ? cluster : `${cluster} endpoint ${ep.key}`;
   switch (o.kind) {
     case "connect_failure":
-      return new ProxyError(502, "upstream_connect_failure", `could not connect to ${where}`);
+      return new ProxyError(
+        502,
+        "upstream_connect_failure",
+        `could not connect to ${where}${o.reason !== undefined ? `: ${o.reason}` : ""}`,
+      );
     case "reset":
       return new ProxyError(502, "upstream_reset", `connection to ${where} was reset`);
     case "timeout":

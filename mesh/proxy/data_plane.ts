@@ -12,7 +12,7 @@
 import type { ProxyConfig } from "../../config/mod.ts";
 import type { Logger } from "../../common/log.ts";
 import { Registry } from "../../common/metrics.ts";
-import { ConnectionPool, HttpForwarder } from "../forward/mod.ts";
+import { ConnectionPool, DEFAULT_CONNECT_TIMEOUT_MS, HttpForwarder } from "../forward/mod.ts";
 import { TcpProxy } from "../tcp/mod.ts";
 import { ProxyMetrics } from "../proxy_metrics.ts";
 import type { Catalog } from "../discovery/mod.ts";
@@ -25,6 +25,7 @@ import {
 } from "./router.ts";
 import type { SharedLimits } from "./shared_limits.ts";
 import { connectTunnel, TunnelBridge } from "./tcp_tunnel.ts";
+import { connectMtls, type MeshTls } from "./mesh_tls.ts";
 
 /** How often periodic policy work (outlier detection) runs, in ms. */
 export const TICK_INTERVAL_MS = 250;
@@ -59,6 +60,13 @@ export interface DataPlaneOptions {
   now?: () => number;
   /** Uniform random in [0, 1). @default Math.random */
   random?: () => number;
+  /**
+   * mTLS between proxies: outbound connections to other proxies present this identity and
+   * check theirs. Without it the mesh hop is plaintext.
+   */
+  tls?: MeshTls;
+  /** An already bound inbound listener (the mTLS one, bound asynchronously beforehand). */
+  inboundListener?: Deno.Listener;
 }
 
 /** What the admin pages read from one data plane. */
@@ -155,6 +163,7 @@ export class DataPlane {
         upstreams: cfg.upstreams.map((u) => u.service),
         locals,
         tunnelPort: () => bridge?.port ?? null,
+        trustDomain: opts.tls?.trustDomain,
       });
       const common = {
         node: cfg.node,
@@ -171,14 +180,20 @@ export class DataPlane {
       };
       const listeners: _Drainable[] = [];
       const inbound = new HttpForwarder(
-        bind(cfg.inbound.hostname, opts.ports?.inbound ?? cfg.inbound.port),
+        opts.inboundListener ??
+          bind(cfg.inbound.hostname, opts.ports?.inbound ?? cfg.inbound.port),
         { ...common, listener: { name: INBOUND_LISTENER, protocol: "http" } },
       );
       cleanup.push(() => inbound.close());
       listeners.push(inbound);
       const ports: ListenerPorts = { inbound: inbound.addr.port, httpProxy: null, upstreams: {} };
 
-      const pool = new ConnectionPool();
+      const meshTls = opts.tls;
+      const pool = new ConnectionPool(
+        meshTls === undefined
+          ? {}
+          : { connect: (ep) => connectMtls(meshTls, ep, DEFAULT_CONNECT_TIMEOUT_MS) },
+      );
       cleanup.push(() => pool.close());
       const http: HttpForwarder[] = [];
       const tcp: { service: string; proxy: TcpProxy }[] = [];
@@ -191,7 +206,7 @@ export class DataPlane {
             router: router.tcp(),
             logger: log,
             maxConnections: cfg.limits.max_connections,
-            connect: (ep) => connectTunnel(ep, u.service),
+            connect: (ep) => connectTunnel(ep, u.service, meshTls),
           });
           cleanup.push(() => p.drain(0));
           tcp.push({ service: u.service, proxy: p });

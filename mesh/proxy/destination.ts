@@ -102,6 +102,11 @@ export interface DestinationDeps {
   workers?: number;
 }
 
+/** Distinct callers given their own `source` label per inbound destination. */
+export const MAX_SOURCE_LABELS = 256;
+/** The `source` label of callers beyond {@linkcode MAX_SOURCE_LABELS}. */
+export const OTHER_SOURCE_LABEL = "other";
+
 /** The catalog view of one endpoint, as the balancer sees it. */
 export function endpointOfInstance(i: CatalogInstance): BalancedEndpoint {
   return {
@@ -158,6 +163,10 @@ export class Destination {
   #rules: _Rule[] = [];
   readonly #defaultMetrics: RouteMetrics;
   readonly #routeMetrics = new Map<string, RouteMetrics>();
+  /** Route metrics per caller (`source` label) on the inbound side, bounded. */
+  readonly #sourceMetrics = new Map<string, RouteMetrics>();
+  readonly #peerIdentity: string | undefined;
+  readonly #routeLabel: string;
   /** Whether requests get the overall/per-try timeouts (not for the inbound side). */
   readonly #timeouts: boolean;
 
@@ -174,11 +183,15 @@ export class Destination {
       limitKey?: string;
       /** Pre-encoded header lines for every forwarded request. */
       extraRequestHeaders?: string;
+      /** SPIFFE id every endpoint must present (mTLS between proxies); none = plaintext. */
+      peerIdentity?: string;
     } = {},
   ) {
     this.service = service;
     this.#deps = deps;
     this.extraRequestHeaders = opts.extraRequestHeaders;
+    this.#peerIdentity = opts.peerIdentity;
+    this.#routeLabel = opts.routeLabel ?? DEFAULT_ROUTE_LABEL;
     this.#timeouts = opts.timeouts ?? true;
     this.#policy = effectivePolicy(service, opts.policy);
     this.#balancer = this.#newBalancer();
@@ -264,7 +277,12 @@ export class Destination {
 
   /** Replaces the endpoints from the catalog. */
   setInstances(instances: readonly CatalogInstance[]): void {
-    this.setEndpoints(instances.map(endpointOfInstance));
+    const id = this.#peerIdentity;
+    this.setEndpoints(
+      id === undefined
+        ? instances.map(endpointOfInstance)
+        : instances.map((i) => ({ ...endpointOfInstance(i), identity: id })),
+    );
   }
 
   /** Replaces the endpoints (first of duplicate keys wins). */
@@ -295,8 +313,11 @@ export class Destination {
     };
   }
 
-  /** Plans one HTTP request, or refuses it (503 when the breaker is at its limit). */
-  decide(head: RequestHead): RouteDecision | ProxyError {
+  /**
+   * Plans one HTTP request, or refuses it (503 when the breaker is at its limit). `source`
+   * overrides the `source` label (the verified caller on the inbound side).
+   */
+  decide(head: RequestHead, source?: string): RouteDecision | ProxyError {
     let balancer = this.#balancer;
     let metrics = this.#defaultMetrics;
     for (const rule of this.#rules) {
@@ -305,6 +326,9 @@ export class Destination {
       if (version !== undefined) balancer = this.#subset(version);
       metrics = this.#metricsFor(rule.label);
       break;
+    }
+    if (source !== undefined && source !== this.#deps.source) {
+      metrics = this.#metricsForSource(source);
     }
     if (!this.requests.tryAcquire()) {
       this.#deps.metrics.circuitBreakerRejections.labels(this.service, "requests").inc();
@@ -343,6 +367,18 @@ export class Destination {
   }
   /** @internal */ get timeouts(): boolean {
     return this.#timeouts;
+  }
+
+  #metricsForSource(source: string): RouteMetrics {
+    let m = this.#sourceMetrics.get(source);
+    if (m === undefined) {
+      // Callers are mesh identities, but a bound keeps a misbehaving mesh from growing the
+      // exposition without limit: later callers share one series.
+      const label = this.#sourceMetrics.size < MAX_SOURCE_LABELS ? source : OTHER_SOURCE_LABEL;
+      m = this.#deps.metrics.route(label, this.service, this.#routeLabel);
+      if (label === source) this.#sourceMetrics.set(source, m);
+    }
+    return m;
   }
 
   #metricsFor(label: string): RouteMetrics {

@@ -7,6 +7,7 @@
  *
  * With `workers: N > 1` the data plane runs on N worker threads sharing the ports with
  * `SO_REUSEPORT`; the main thread keeps discovery and admin (see `docs/proxy.md`).
+ * With an identity (`tls`), the proxy-to-proxy hop is mutual TLS (`mesh_tls.ts`).
  *
  * ```ts
  * const proxy = await MeshProxy.start({ config, logger });
@@ -24,4 +25,5 @@ export * from "./data_plane.ts";
 export * from "./workers.ts";
 export * from "./shared_limits.ts";
 export * from "./metrics_merge.ts";
+export * from "./mesh_tls.ts";
 export type * from "./worker_protocol.ts";

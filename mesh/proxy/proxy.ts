@@ -23,6 +23,7 @@ import type { DataPlaneSnapshot } from "./data_plane.ts";
 import type { DestinationStats } from "./destination.ts";
 import { mergeExpositions } from "./metrics_merge.ts";
 import { type DataPlanes, LocalDataPlanes, workerCount, WorkerDataPlanes } from "./workers.ts";
+import { listenMtls, type MeshTls } from "./mesh_tls.ts";
 
 export { TICK_INTERVAL_MS } from "./data_plane.ts";
 
@@ -36,6 +37,8 @@ export interface MeshProxyOptions {
   random?: () => number;
   /** Used to reach the control plane and probe local apps. @default globalThis.fetch */
   fetch?: typeof fetch;
+  /** The proxy's identity: the mesh hop (inbound and to other proxies) becomes mTLS. */
+  tls?: MeshTls;
 }
 
 /** Where each listener is bound. */
@@ -91,9 +94,26 @@ export class MeshProxy {
     const catalog = { seen: false };
     try {
       const workers = workerCount(cfg.workers);
-      const planes: DataPlanes = workers === 1
-        ? new LocalDataPlanes(cfg, log)
-        : await WorkerDataPlanes.start(cfg, log, workers);
+      let planes: DataPlanes;
+      if (opts.tls !== undefined) {
+        if (workers > 1) {
+          // The node:tls inbound server cannot share its port with SO_REUSEPORT, so the mTLS
+          // data plane runs on the main thread (docs/proxy.md).
+          log.warn("mTLS runs with one data plane: ignoring workers", { workers: cfg.workers });
+        }
+        const inboundListener = await listenMtls(
+          opts.tls,
+          cfg.inbound.hostname,
+          cfg.inbound.port,
+          log.with({ component: "inbound_tls" }),
+        );
+        cleanup.push(() => inboundListener.close());
+        planes = new LocalDataPlanes(cfg, log, { tls: opts.tls, inboundListener });
+      } else {
+        planes = workers === 1
+          ? new LocalDataPlanes(cfg, log)
+          : await WorkerDataPlanes.start(cfg, log, workers);
+      }
       cleanup.push(() => planes.drain(0));
       const ports = planes.ports;
 
@@ -140,7 +160,7 @@ export class MeshProxy {
         upstreams,
       };
       self = new MeshProxy(cfg, log, { planes, admin, discovery, addresses, catalog });
-      log.info("data plane started", { workers: planes.count });
+      log.info("data plane started", { workers: planes.count, mtls: opts.tls !== undefined });
       await discovery.start();
       return self;
     } catch (e) {

@@ -9,7 +9,8 @@
  * @module
  */
 import type { Logger } from "../../common/log.ts";
-import type { ListenerInfo, RouteDecision, Router } from "../forward/mod.ts";
+import type { ClientInfo, ListenerInfo, RouteDecision, Router } from "../forward/mod.ts";
+import { serviceSpiffeId } from "./mesh_tls.ts";
 import { ProxyError } from "../forward/mod.ts";
 import { headerValue, type RequestHead } from "../http1/mod.ts";
 import type { TcpRouter } from "../tcp/mod.ts";
@@ -54,6 +55,8 @@ export interface MeshRouterOptions extends DestinationDeps {
   tunnelPort?: () => number | null;
   /** Structured logger. */
   logger: Logger;
+  /** With mTLS between proxies: the trust domain whose `svc/<service>` ids servers must show. */
+  trustDomain?: string;
 }
 
 /** Routes by listener, `Host` and the catalog. */
@@ -138,9 +141,13 @@ export class MeshRouter implements Router {
   }
 
   /** Routes one HTTP request. */
-  route(head: RequestHead, listener: ListenerInfo): RouteDecision | ProxyError {
+  route(
+    head: RequestHead,
+    listener: ListenerInfo,
+    client?: ClientInfo,
+  ): RouteDecision | ProxyError {
     const name = listener.name;
-    if (name === INBOUND_LISTENER) return this.#routeInbound(head);
+    if (name === INBOUND_LISTENER) return this.#routeInbound(head, client?.identity ?? null);
     _dropDestinationHeader(head);
     if (name === HTTP_PROXY_LISTENER) {
       const svc = hostService(head.host);
@@ -168,7 +175,7 @@ export class MeshRouter implements Router {
     return { route: (listener) => this.routeTcp(listener) };
   }
 
-  #routeInbound(head: RequestHead): RouteDecision | ProxyError {
+  #routeInbound(head: RequestHead, caller: string | null): RouteDecision | ProxyError {
     const named = headerValue(head, DESTINATION_HEADER) ?? hostService(head.host);
     let d = named !== null ? this.#inbound.get(named) : undefined;
     if (d === undefined && this.#inbound.size === 1) d = this.#inbound.values().next().value;
@@ -187,7 +194,7 @@ export class MeshRouter implements Router {
       if (port === null) return new ProxyError(404, "no_route", "no TCP tunnel on this proxy");
       return _tunnelDecision(d.service, port);
     }
-    return d.decide(head);
+    return d.decide(head, caller === null ? undefined : sourceLabel(caller));
   }
 
   #onDemand(svc: string): Destination | ProxyError {
@@ -214,6 +221,9 @@ export class MeshRouter implements Router {
         limitKey: `outbound:${svc}`,
         // The remote inbound picks its local app by this header when it fronts several.
         extraRequestHeaders: `${DESTINATION_HEADER}: ${svc}\r\n`,
+        peerIdentity: this.#o.trustDomain === undefined
+          ? undefined
+          : serviceSpiffeId(this.#o.trustDomain, svc),
       });
       this.#outbound.set(svc, d);
       this.#refresh(svc, d);
@@ -226,6 +236,15 @@ export class MeshRouter implements Router {
     d.setRoute(this.#routes.get(name));
     d.setInstances(this.#catalog.services[name] ?? []);
   }
+}
+
+/**
+ * The `source` label for a verified caller: the service name for `spiffe://<td>/svc/<name>`
+ * (the label the caller's own proxy uses for itself), the whole id otherwise.
+ */
+export function sourceLabel(spiffeId: string): string {
+  const m = /^spiffe:\/\/[^/]+\/svc\/([^/]+)$/.exec(spiffeId);
+  return m ? m[1]! : spiffeId;
 }
 
 /** The service named by a `Host` value: the name without port, lower-cased; null if none. */

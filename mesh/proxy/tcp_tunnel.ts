@@ -9,6 +9,7 @@
 import type { Logger } from "../../common/log.ts";
 import { closeQuietly, type Endpoint, noDelay, pipe, writeAll } from "../forward/mod.ts";
 import { DESTINATION_HEADER, TCP_TUNNEL_UPGRADE } from "./router.ts";
+import { connectMtls, type MeshTls } from "./mesh_tls.ts";
 
 /** Largest tunnel handshake head read, in bytes. */
 export const MAX_TUNNEL_HEAD_BYTES = 8 * 1024;
@@ -45,9 +46,18 @@ async function _readHead(conn: Deno.Conn): Promise<string> {
   throw new TunnelError(`tunnel handshake head over ${MAX_TUNNEL_HEAD_BYTES} bytes`);
 }
 
-/** Opens a tunnel to `service` through the inbound listener at `ep` (the calling side). */
-export async function connectTunnel(ep: Endpoint, service: string): Promise<Deno.Conn> {
-  const conn = await Deno.connect({ hostname: ep.hostname, port: ep.port });
+/**
+ * Opens a tunnel to `service` through the inbound listener at `ep` (the calling side); over
+ * mTLS when `tls` is given, the server having to be `ep.identity`.
+ */
+export async function connectTunnel(
+  ep: Endpoint,
+  service: string,
+  tls?: MeshTls,
+): Promise<Deno.Conn> {
+  const conn = tls === undefined
+    ? await Deno.connect({ hostname: ep.hostname, port: ep.port })
+    : await connectMtls(tls, ep);
   try {
     noDelay(conn);
     await writeAll(

@@ -13,7 +13,12 @@
 import type { ProxyConfig } from "../../config/mod.ts";
 import type { Logger, LogLevel } from "../../common/log.ts";
 import type { Catalog } from "../discovery/mod.ts";
-import { DataPlane, type DataPlaneSnapshot, type ListenerPorts } from "./data_plane.ts";
+import {
+  DataPlane,
+  type DataPlaneOptions,
+  type DataPlaneSnapshot,
+  type ListenerPorts,
+} from "./data_plane.ts";
 import { SharedLimits } from "./shared_limits.ts";
 import type { ToMain, ToWorker } from "./worker_protocol.ts";
 // A static import so `deno compile` embeds the worker module; it does nothing in this thread.
@@ -53,9 +58,13 @@ export class LocalDataPlanes implements DataPlanes {
   readonly count = 1;
   readonly #plane: DataPlane;
 
-  /** Binds the configured ports in this thread. */
-  constructor(config: ProxyConfig, logger: Logger) {
-    this.#plane = DataPlane.start({ config, logger, limits: new SharedLimits() });
+  /** Binds the configured ports in this thread (the inbound one may come bound, for mTLS). */
+  constructor(
+    config: ProxyConfig,
+    logger: Logger,
+    extra: Pick<DataPlaneOptions, "tls" | "inboundListener"> = {},
+  ) {
+    this.#plane = DataPlane.start({ config, logger, limits: new SharedLimits(), ...extra });
   }
 
   /** The bound traffic ports. */

@@ -1,0 +1,244 @@
+/**
+ * Makes `node:tls` sockets look like the `Deno.Conn` / `Deno.Listener` the forwarder, the pool
+ * and the TCP proxy use, so mutual TLS slots in under the byte loop without changing it.
+ * `Deno.listenTls` cannot require client certificates and `Deno.connectTls` cannot show the
+ * server's certificate, which is why the mesh hop is `node:tls` at all (see docs/security.md).
+ * @module
+ */
+import type * as tls from "node:tls";
+
+/** Verified connections waiting for `accept()`; beyond it new ones are closed. */
+export const MAX_PENDING_ACCEPTS = 1024;
+
+/** A `node:tls` socket behind the `Deno.Conn` read/write/closeWrite/close interface. */
+export class TlsConn implements Deno.Conn {
+  /** The peer's verified SPIFFE id (null when the socket was not verified by us). */
+  readonly peerIdentity: string | null;
+  /** Local address. */
+  readonly localAddr: Deno.NetAddr;
+  /** Remote address. */
+  readonly remoteAddr: Deno.NetAddr;
+  readonly #socket: tls.TLSSocket;
+  /** What is left of the last chunk taken from the socket. */
+  #rest: Uint8Array | null = null;
+  #ended = false;
+  #closed = false;
+  #error: Error | null = null;
+  #waiter: (() => void) | null = null;
+
+  /** Wraps a connected (handshake done) socket; `peerIdentity` is what the caller verified. */
+  constructor(socket: tls.TLSSocket, peerIdentity: string | null) {
+    this.#socket = socket;
+    this.peerIdentity = peerIdentity;
+    this.localAddr = {
+      transport: "tcp",
+      hostname: socket.localAddress ?? "",
+      port: socket.localPort ?? 0,
+    };
+    this.remoteAddr = {
+      transport: "tcp",
+      hostname: socket.remoteAddress ?? "",
+      port: socket.remotePort ?? 0,
+    };
+    // Paused mode: bytes stay in the socket's own buffer (bounded by its highWaterMark, so a
+    // slow reader pushes back on the peer) until read() asks for them.
+    socket.on("readable", () => this.#wake());
+    socket.on("end", () => {
+      this.#ended = true;
+      this.#wake();
+    });
+    socket.on("error", (e: Error) => {
+      this.#error ??= e;
+      this.#wake();
+    });
+    socket.on("close", () => {
+      this.#ended = true;
+      this.#wake();
+    });
+  }
+
+  #wake(): void {
+    const w = this.#waiter;
+    this.#waiter = null;
+    w?.();
+  }
+
+  /** Reads into `p`; null at EOF. Only one read may be outstanding, as with `Deno.Conn`. */
+  async read(p: Uint8Array): Promise<number | null> {
+    while (true) {
+      if (this.#closed) throw new Deno.errors.BadResource("connection closed");
+      if (this.#rest === null) this.#rest = this.#socket.read() as Uint8Array | null;
+      const c = this.#rest;
+      if (c !== null && c.length > 0) {
+        const k = Math.min(c.length, p.length);
+        p.set(k === c.length ? c : c.subarray(0, k));
+        this.#rest = k === c.length ? null : c.subarray(k);
+        return k;
+      }
+      this.#rest = null;
+      if (this.#error) throw new Deno.errors.ConnectionReset(this.#error.message);
+      if (this.#ended) return null;
+      await new Promise<void>((resolve) => (this.#waiter = resolve));
+    }
+  }
+
+  /**
+   * Writes all of `p`. Resolves once the socket has taken the bytes off our hands, so the
+   * caller may reuse `p` afterwards, as it does with `Deno.Conn`.
+   */
+  write(p: Uint8Array): Promise<number> {
+    if (this.#closed || this.#socket.destroyed) {
+      return Promise.reject(new Deno.errors.BrokenPipe("connection closed"));
+    }
+    return new Promise((resolve, reject) => {
+      this.#socket.write(p, (err?: Error | null) => {
+        if (err) reject(new Deno.errors.BrokenPipe(err.message));
+        else resolve(p.length);
+      });
+    });
+  }
+
+  /**
+   * Sends close_notify and FIN; reading goes on (the sockets are half-open capable).
+   * Deno's node:tls hands written bytes to its native layer asynchronously, and an `end()`
+   * issued while that layer is still writing can lose the FIN (measured: always lost after a
+   * multi-megabyte write, never after a short one). One macrotask lets short writes settle;
+   * see the limitation in docs/security.md.
+   */
+  async closeWrite(): Promise<void> {
+    await new Promise((r) => setTimeout(r, 0));
+    if (!this.#closed) this.#socket.end();
+  }
+
+  /** Closes the connection now; a pending read fails with `BadResource`, like `Deno.Conn`. */
+  close(): void {
+    if (this.#closed) throw new Deno.errors.BadResource("connection already closed");
+    this.#closed = true;
+    this.#socket.destroy();
+    this.#wake();
+  }
+
+  /** Disables Nagle's algorithm on the underlying TCP socket. */
+  setNoDelay(noDelay = true): void {
+    this.#socket.setNoDelay(noDelay);
+  }
+
+  /** Keeps the process alive while open (the default). */
+  ref(): void {
+    this.#socket.ref();
+  }
+
+  /** Lets the process exit while open. */
+  unref(): void {
+    this.#socket.unref();
+  }
+
+  /** A stream view, for code that wants one (not used on the hot path). */
+  get readable(): ReadableStream<Uint8Array<ArrayBuffer>> {
+    return new ReadableStream({
+      pull: async (ctl) => {
+        const buf = new Uint8Array(16 * 1024);
+        const n = await this.read(buf);
+        if (n === null) ctl.close();
+        else ctl.enqueue(buf.subarray(0, n));
+      },
+    });
+  }
+
+  /** A stream view, for code that wants one (not used on the hot path). */
+  get writable(): WritableStream<Uint8Array<ArrayBufferLike>> {
+    return new WritableStream({
+      write: async (chunk) => {
+        await this.write(chunk);
+      },
+      close: () => this.closeWrite(),
+    });
+  }
+
+  /** Closes quietly. */
+  [Symbol.dispose](): void {
+    if (!this.#closed) this.close();
+  }
+}
+
+/** The verified peer identity of a connection, if it is a {@linkcode TlsConn}. */
+export function peerIdentityOf(conn: Deno.Conn): string | null {
+  return conn instanceof TlsConn ? conn.peerIdentity : null;
+}
+
+/**
+ * A `Deno.Listener` fed by a TLS server's verified connections: the server calls
+ * {@linkcode TlsListener.push} from its `onConnection`, the forwarder calls `accept()`.
+ */
+export class TlsListener implements Deno.Listener<TlsConn, Deno.NetAddr> {
+  /** The bound address. */
+  readonly addr: Deno.NetAddr;
+  readonly #queue: TlsConn[] = [];
+  readonly #onClose: () => void;
+  readonly #maxPending: number;
+  #waiter: { resolve: (c: TlsConn) => void; reject: (e: Error) => void } | null = null;
+  #closed = false;
+
+  /** Creates a listener for `addr`; `onClose` stops the TLS server behind it. */
+  constructor(addr: Deno.NetAddr, onClose: () => void, maxPending = MAX_PENDING_ACCEPTS) {
+    this.addr = addr;
+    this.#onClose = onClose;
+    this.#maxPending = maxPending;
+  }
+
+  /** Hands over one verified connection; closed at once when the queue is full or we are closed. */
+  push(conn: TlsConn): void {
+    if (this.#closed || this.#queue.length >= this.#maxPending) {
+      conn.close();
+      return;
+    }
+    const w = this.#waiter;
+    if (w !== null) {
+      this.#waiter = null;
+      w.resolve(conn);
+      return;
+    }
+    this.#queue.push(conn);
+  }
+
+  /** Waits for the next verified connection; fails with `BadResource` once closed. */
+  accept(): Promise<TlsConn> {
+    if (this.#closed) return Promise.reject(new Deno.errors.BadResource("listener closed"));
+    const c = this.#queue.shift();
+    if (c !== undefined) return Promise.resolve(c);
+    return new Promise((resolve, reject) => (this.#waiter = { resolve, reject }));
+  }
+
+  /** Stops the server; queued connections are closed, a pending accept fails. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const c of this.#queue.splice(0)) c.close();
+    this.#waiter?.reject(new Deno.errors.BadResource("listener closed"));
+    this.#waiter = null;
+    this.#onClose();
+  }
+
+  /** Not meaningful for this listener. */
+  ref(): void {}
+
+  /** Not meaningful for this listener. */
+  unref(): void {}
+
+  /** Iterates accepted connections until closed. */
+  async *[Symbol.asyncIterator](): AsyncIterableIterator<TlsConn> {
+    while (true) {
+      try {
+        yield await this.accept();
+      } catch (e) {
+        if (e instanceof Deno.errors.BadResource) return;
+        throw e;
+      }
+    }
+  }
+
+  /** Closes the listener. */
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
