@@ -7,11 +7,26 @@
  * router or policy). Each runs `wrk -t1 -c32`, then a fixed-rate run for added latency, and
  * samples proxy RSS idle and under load from /proc.
  *
- * `deno run -A bench/mesh_bench.ts [--duration 10] [--rate 1000] [--rounds 3] [--workers N]`;
+ * `--mtls` measures the proxy-to-proxy hop over mutual TLS instead: the skein row is two
+ * proxies enrolled with join tokens from a one-node `skein control` (outbound -> inbound over
+ * mTLS -> app), the HAProxy row an outbound haproxy with `server ... ssl crt ... verify
+ * required` to an inbound haproxy `bind ... ssl crt ... verify required`, with an openssl EC
+ * P-256 CA and leaves. The bare forwarder row is left out (it has no TLS).
+ *
+ * `deno run -A bench/mesh_bench.ts [--duration 10] [--rate 1000] [--rounds 3] [--workers N]
+ * [--mtls]`;
  * `runMeshBench()` for bench/run.ts.
  * @module
  */
 import { fixedRate } from "./apps/fixed_rate.ts";
+import {
+  answersPlaintext,
+  haproxyConfig,
+  joinToken,
+  makeHaproxyPki,
+  skeinArgs,
+  startBenchControl,
+} from "./apps/mtls_setup.ts";
 
 /** Options for {@linkcode runMeshBench}. */
 export interface MeshBenchOptions {
@@ -32,13 +47,18 @@ export interface MeshBenchOptions {
   print?: (line: string) => void;
   /** `workers` of the two `skein proxy` processes. @default "auto" */
   workers?: number | "auto";
-  /** Also run the bare forwarder row. @default true */
+  /** Also run the bare forwarder row (never in mTLS mode). @default true */
   bareForwarder?: boolean;
+  /** Mutual TLS on the proxy-to-proxy hop for both skein and HAProxy. @default false */
+  mtls?: boolean;
 }
 
 /** Measurements for one target. */
 export interface BenchTarget {
-  /** "direct", "haproxy-2hop", "skein-2hop" (skein proxy processes) or "skein-fwd-2hop". */
+  /**
+   * "direct", "haproxy-2hop", "skein-2hop" (skein proxy processes), "skein-fwd-2hop", or in
+   * mTLS mode "haproxy-mtls" and "skein-mtls".
+   */
   name: string;
   /** wrk throughput, median over rounds. */
   rps: number;
@@ -77,7 +97,8 @@ export interface BenchResult {
 }
 
 const ROOT = new URL("./", import.meta.url).pathname;
-const SKEIN = new URL("../cmd/skein.ts", import.meta.url).pathname;
+/** How long the mTLS outbound proxy may take to learn the inbound endpoint from control. */
+const MESH_READY_TRIES = 400;
 
 /** A free port on 127.0.0.1 (bind 0, read, release). */
 function freePort(): number {
@@ -122,6 +143,23 @@ function ms(v: string): number {
   return m[2] === "us" ? n / 1000 : m[2] === "s" ? n * 1000 : n;
 }
 
+/** Waits until a GET through the proxy pair at `port` reaches the app (bounded). */
+async function waitMeshRoute(port: number): Promise<void> {
+  let last = "";
+  for (let i = 0; i < MESH_READY_TRIES; i++) {
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(3000) });
+      await r.body?.cancel();
+      if (r.status === 200) return;
+      last = `status ${r.status}`;
+    } catch (e) {
+      last = String(e);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`no route through the proxies on ${port}: ${last}`);
+}
+
 async function wrk(port: number, dur: number, conns: number) {
   const out = await new Deno.Command("wrk", {
     args: ["-t1", `-c${conns}`, `-d${dur}s`, "--latency", `http://127.0.0.1:${port}/`],
@@ -158,6 +196,10 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
     children.push(c);
     return c;
   };
+  const mtls = opts.mtls ?? false;
+  const names = mtls
+    ? { haproxy: "haproxy-mtls", skein: "skein-mtls" }
+    : { haproxy: "haproxy-2hop", skein: "skein-2hop" };
   const onSignal = () => {
     for (const c of children) {
       try {
@@ -174,14 +216,25 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
     spawn(Deno.execPath(), ["run", "-A", `${ROOT}apps/backend.ts`, "--port", String(appPort)]);
     await waitPort(appPort, "backend");
 
-    // Two real `skein proxy` processes. The outbound one never reaches a control plane
-    // (port 9 is refused at once) and routes from a catalog cache written here.
+    // Two real `skein proxy` processes. In plaintext mode the outbound one never reaches a
+    // control plane (port 9 is refused at once) and routes from a catalog cache written here;
+    // in mTLS mode both enrol with a real control node and learn the route from it.
     const workers = opts.workers ?? "auto";
     const pxInPort = freePort();
     const pxOutPort = freePort();
+    let controlUrls = ["http://127.0.0.1:9"];
+    const tokenFiles: Record<string, string> = {};
+    if (mtls) {
+      const cp = await startBenchControl(tmp, freePort(), spawn);
+      controlUrls = [cp.url];
+      for (const svc of ["app", "client"]) {
+        tokenFiles[svc] = `${tmp}/${svc}.token`;
+        await Deno.writeTextFile(tokenFiles[svc], await joinToken(cp, svc));
+      }
+    }
     const proxyCfg = (node: string, extra: Record<string, unknown>) => ({
       node,
-      control: ["http://127.0.0.1:9"],
+      control: controlUrls,
       data_dir: `${tmp}/${node}`,
       admin: "127.0.0.1:0",
       inbound: "127.0.0.1:0",
@@ -208,31 +261,33 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
       JSON.stringify(proxyCfg("px-in", {
         inbound: `127.0.0.1:${pxInPort}`,
         services: [{ name: "app", port: appPort }],
+        ...(mtls ? { token_file: tokenFiles.app } : {}),
       })),
     );
     await Deno.writeTextFile(
       `${tmp}/px-out.yaml`,
       JSON.stringify(proxyCfg("px-out", {
         upstreams: [{ service: "app", listen: `127.0.0.1:${pxOutPort}` }],
+        // A join token names a service, so the mTLS caller fronts one too (never called).
+        ...(mtls
+          ? { token_file: tokenFiles.client, services: [{ name: "client", port: appPort }] }
+          : {}),
       })),
     );
-    const skeinArgs = (cfg: string) => [
-      "run",
-      "-A",
-      "--unstable-net",
-      SKEIN,
-      "proxy",
-      "--config",
-      cfg,
-      "--log-level",
-      "error",
-    ];
-    const pxIn = spawn(Deno.execPath(), skeinArgs(`${tmp}/px-in.yaml`));
+    const proxyArgs = (cfg: string) =>
+      skeinArgs(["proxy", "--config", cfg, "--log-level", "error"]);
+    const pxIn = spawn(Deno.execPath(), proxyArgs(`${tmp}/px-in.yaml`));
     await waitPort(pxInPort, "skein proxy inbound");
-    const pxOut = spawn(Deno.execPath(), skeinArgs(`${tmp}/px-out.yaml`));
+    const pxOut = spawn(Deno.execPath(), proxyArgs(`${tmp}/px-out.yaml`));
     await waitPort(pxOutPort, "skein proxy outbound");
+    if (mtls) {
+      await waitMeshRoute(pxOutPort);
+      if (await answersPlaintext(pxInPort)) {
+        throw new Error("skein inbound answered plaintext HTTP: the hop is not mTLS");
+      }
+    }
 
-    const bare = opts.bareForwarder ?? true;
+    const bare = !mtls && (opts.bareForwarder ?? true);
     let skIn: Deno.ChildProcess | null = null;
     let skOut: Deno.ChildProcess | null = null;
     const skInPort = freePort();
@@ -270,32 +325,28 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
     if (haveHaproxy) {
       const haInPort = freePort();
       const haOutPort = freePort();
-      const cfg = (bind: number, to: number) =>
-        [
-          "global",
-          "  maxconn 4000",
-          "defaults",
-          "  mode http",
-          "  timeout connect 5s",
-          "  timeout client 30s",
-          "  timeout server 30s",
-          "  option http-keep-alive",
-          "frontend fe",
-          `  bind 127.0.0.1:${bind}`,
-          "  default_backend be",
-          "backend be",
-          `  server s1 127.0.0.1:${to}`,
-          "",
-        ].join("\n");
-      await Deno.writeTextFile(`${tmp}/inbound.cfg`, cfg(haInPort, appPort));
-      await Deno.writeTextFile(`${tmp}/outbound.cfg`, cfg(haOutPort, haInPort));
+      const pki = mtls ? await makeHaproxyPki(tmp) : undefined;
+      await Deno.writeTextFile(
+        `${tmp}/inbound.cfg`,
+        haproxyConfig(haInPort, appPort, pki && { pki, side: "inbound" }),
+      );
+      await Deno.writeTextFile(
+        `${tmp}/outbound.cfg`,
+        haproxyConfig(haOutPort, haInPort, pki && { pki, side: "outbound" }),
+      );
       const haIn = spawn("haproxy", ["-db", "-f", `${tmp}/inbound.cfg`]);
       await waitPort(haInPort, "haproxy inbound");
       const haOut = spawn("haproxy", ["-db", "-f", `${tmp}/outbound.cfg`]);
       await waitPort(haOutPort, "haproxy outbound");
-      targets.push({ name: "haproxy-2hop", port: haOutPort, pids: [haIn.pid, haOut.pid] });
+      if (mtls) {
+        await waitMeshRoute(haOutPort);
+        if (await answersPlaintext(haInPort)) {
+          throw new Error("haproxy inbound answered plaintext HTTP: the hop is not mTLS");
+        }
+      }
+      targets.push({ name: names.haproxy, port: haOutPort, pids: [haIn.pid, haOut.pid] });
     }
-    targets.push({ name: "skein-2hop", port: pxOutPort, pids: [pxIn.pid, pxOut.pid] });
+    targets.push({ name: names.skein, port: pxOutPort, pids: [pxIn.pid, pxOut.pid] });
     if (skIn !== null && skOut !== null) {
       targets.push({ name: "skein-fwd-2hop", port: skOutPort, pids: [skIn.pid, skOut.pid] });
     }
@@ -349,8 +400,8 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
 
     const by = (n: string) => results.find((r) => r.name === n);
     const direct = by("direct")!;
-    const skein = by("skein-2hop")!;
-    const ha = by("haproxy-2hop");
+    const skein = by(names.skein)!;
+    const ha = by(names.haproxy);
     const addedP50Ms: Record<string, number> = {};
     const addedP99Ms: Record<string, number> = {};
     for (const r of results) {
@@ -443,5 +494,6 @@ if (import.meta.main) {
     rounds: arg("rounds", 3),
     workers: Deno.args.includes("--workers") ? arg("workers", 0) || "auto" : "auto",
     bareForwarder: !Deno.args.includes("--no-bare"),
+    mtls: Deno.args.includes("--mtls"),
   });
 }
