@@ -19,10 +19,10 @@
  * @module
  */
 import { fixedRate } from "./apps/fixed_rate.ts";
+import { createJoinToken } from "../tests/skein_cli.ts";
 import {
   answersPlaintext,
   haproxyConfig,
-  joinToken,
   makeHaproxyPki,
   skeinArgs,
   startBenchControl,
@@ -229,7 +229,7 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
       controlUrls = [cp.url];
       for (const svc of ["app", "client"]) {
         tokenFiles[svc] = `${tmp}/${svc}.token`;
-        await Deno.writeTextFile(tokenFiles[svc], await joinToken(cp, svc));
+        await Deno.writeTextFile(tokenFiles[svc], await createJoinToken(cp.url, cp.token, svc));
       }
     }
     const proxyCfg = (node: string, extra: Record<string, unknown>) => ({

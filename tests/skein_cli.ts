@@ -44,3 +44,29 @@ export function spawnSkein(
     stderr: "piped",
   }).spawn();
 }
+
+/** Creates a join token for `service` with `skein ctl tokens create`; throws with ctl's stderr. */
+export async function createJoinToken(
+  controlUrl: string,
+  adminToken: string,
+  service: string,
+  ttl = "1h",
+): Promise<string> {
+  const r = await runSkein([
+    "ctl",
+    "tokens",
+    "create",
+    "--service",
+    service,
+    "--ttl",
+    ttl,
+    "--control",
+    controlUrl,
+    "-o",
+    "json",
+    "--token",
+    adminToken,
+  ]);
+  if (r.code !== 0) throw new Error(`skein ctl tokens create failed (exit ${r.code}): ${r.stderr}`);
+  return JSON.parse(r.stdout).token as string;
+}

@@ -179,33 +179,6 @@ export async function startBenchControl(
   throw new Error("skein control did not become ready");
 }
 
-/** Creates a join token for `service` with `skein ctl tokens create`. */
-export async function joinToken(cp: BenchControl, service: string): Promise<string> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: skeinArgs([
-      "ctl",
-      "tokens",
-      "create",
-      "--service",
-      service,
-      "--ttl",
-      "1h",
-      "--control",
-      cp.url,
-      "-o",
-      "json",
-      "--token",
-      cp.token,
-    ]),
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  if (!out.success) throw new Error(`tokens create failed: ${dec.decode(out.stderr)}`);
-  return JSON.parse(dec.decode(out.stdout)).token as string;
-}
-
 /**
  * True if a plaintext HTTP request to `port` gets an HTTP response: an mTLS inbound must
  * answer false, which is how the bench proves the hop it measures is encrypted.

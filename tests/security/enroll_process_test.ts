@@ -7,7 +7,7 @@
  */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { ProcessCluster, request, sleep, waitFor } from "../control_process/cluster.ts";
-import { runSkein, spawnSkein } from "../skein_cli.ts";
+import { createJoinToken, spawnSkein } from "../skein_cli.ts";
 import { createKeyAndCsr } from "../../mesh/identity/mod.ts";
 
 const TD = "skein.local";
@@ -90,23 +90,7 @@ async function openssl(args: string[]): Promise<{ code: number; out: string }> {
 let adminToken = "";
 
 async function createToken(api: string, service: string, ttl: string): Promise<string> {
-  const r = await runSkein([
-    "ctl",
-    "tokens",
-    "create",
-    "--service",
-    service,
-    "--ttl",
-    ttl,
-    "--control",
-    api,
-    "-o",
-    "json",
-    "--token",
-    adminToken,
-  ]);
-  assertEquals(r.code, 0, r.stderr);
-  const token = JSON.parse(r.stdout).token as string;
+  const token = await createJoinToken(api, adminToken, service, ttl);
   assertMatch(token, /^skn_join_/);
   return token;
 }

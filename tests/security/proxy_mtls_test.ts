@@ -7,7 +7,7 @@
  */
 import { parsePrometheusText } from "../../common/metrics.ts";
 import { assert, assertEquals } from "../assert.ts";
-import { runSkein } from "../skein_cli.ts";
+import { createJoinToken } from "../skein_cli.ts";
 import {
   adminJson,
   type App,
@@ -21,26 +21,6 @@ import {
 } from "../proxy_process/helpers.ts";
 import { leaf, run, testCa, writePair } from "./_pki.ts";
 
-async function joinToken(url: string, admin: string, service: string): Promise<string> {
-  const r = await runSkein([
-    "ctl",
-    "tokens",
-    "create",
-    "--service",
-    service,
-    "--ttl",
-    "1h",
-    "--control",
-    url,
-    "-o",
-    "json",
-    "--token",
-    admin,
-  ]);
-  assertEquals(r.code, 0, r.stderr);
-  return JSON.parse(r.stdout).token as string;
-}
-
 Deno.test("proxies with identities speak mTLS to each other and the inbound admits only mesh certificates", async () => {
   const dir = await Deno.makeTempDir({ prefix: "skein-pmtls-" });
   const cp = await startControl(dir);
@@ -48,7 +28,7 @@ Deno.test("proxies with identities speak mTLS to each other and the inbound admi
   const proxies: ProxyHandle[] = [];
   try {
     for (const s of ["ledger", "billing"]) {
-      await Deno.writeTextFile(`${dir}/${s}.token`, await joinToken(cp.url, cp.token, s));
+      await Deno.writeTextFile(`${dir}/${s}.token`, await createJoinToken(cp.url, cp.token, s));
     }
     const callee = await startProxy(dir, {
       node: "vm-ledger",
