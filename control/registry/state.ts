@@ -13,7 +13,7 @@ import {
   InstanceSchema,
   NameSchema,
 } from "./instance.ts";
-import { type CaState, parseCaState, revokeIdentity } from "../ca/mod.ts";
+import { type CaState, parseCaState, revokeIdentity, trustBundle } from "../ca/mod.ts";
 import {
   addJoinToken,
   addOperatorToken,
@@ -154,6 +154,11 @@ export interface Catalog {
   services: Record<string, Instance[]>;
   /** Current resource documents, sorted by kind then name. */
   resources: Record<string, unknown>[];
+  /**
+   * What proxies trust and refuse: the CA roots (PEM) and revoked SPIFFE ids. Both move the
+   * catalog index, so a blocking query carries a rotation or revocation to every proxy at once.
+   */
+  trust: { roots: string[]; revoked: string[] };
 }
 
 interface _ResourceEntry {
@@ -699,7 +704,14 @@ export class RegistryState {
       index: this.#index,
       services,
       resources: this.listResources().map((r) => r.resource),
+      trust: this.#trust(),
     };
+  }
+
+  #trust(): Catalog["trust"] {
+    const ca = this.ca();
+    if (!ca) return { roots: [], revoked: [] };
+    return { roots: trustBundle(ca), revoked: ca.revoked.map((r) => r.spiffeId) };
   }
 
   #sortedEntries(): _ResourceEntry[] {

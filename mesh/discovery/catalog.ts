@@ -35,12 +35,22 @@ export const CatalogSchema = z.object({
   services: z.record(z.string(), z.array(CatalogInstance)),
   /** Resources as applied (durations still strings); parse with {@linkcode parseResources}. */
   resources: z.array(z.unknown()).default([]),
+  /** CA roots to trust and SPIFFE ids to refuse (absent from control nodes without a CA). */
+  trust: z.object({
+    roots: z.array(z.string().max(16 * 1024)).max(8),
+    revoked: z.array(z.string().max(2048)).max(10_000),
+  }).default({ roots: [], revoked: [] }),
 });
 /** The body of `GET /v1/catalog`. */
 export type Catalog = z.infer<typeof CatalogSchema>;
 
 /** An empty catalog, used before anything is known. */
-export const EMPTY_CATALOG: Catalog = Object.freeze({ index: 0, services: {}, resources: [] });
+export const EMPTY_CATALOG: Catalog = Object.freeze({
+  index: 0,
+  services: {},
+  resources: [],
+  trust: { roots: [], revoked: [] },
+});
 
 /** The body of `PUT /v1/heartbeat`'s answer. */
 export const HeartbeatAnswer = z.object({

@@ -23,6 +23,7 @@ const CAT: Catalog = {
     }],
   },
   resources: [{ kind: "Policy", service: "ledger", timeout: "2s" }],
+  trust: { roots: [], revoked: [] },
 };
 
 Deno.test("saveCatalog() then loadCatalog() round-trips and leaves no temp file", async () => {
