@@ -23,3 +23,4 @@
  */
 export * from "./ca.ts";
 export type { Identity } from "../../common/tls.ts";
+export * from "./seed.ts";

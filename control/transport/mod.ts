@@ -5,8 +5,9 @@
  * cluster id); then `[u32 big-endian length][payload]` frames. Connections are one-way: each
  * node dials every peer and only writes on that connection, and only reads on the
  * connections peers dial to it. The byte streams are pluggable (`Dialer`, `ListenerFactory`)
- * so mTLS can replace plain TCP without touching the framing; `authorizePeer` (e.g.
- * `spiffeControlAuthorizer`) then binds the channel identity to the node id in the hello.
+ * so mTLS can replace plain TCP without touching the framing: `tlsDialer` / `tlsListenerFactory`
+ * (mutual TLS 1.3, control identities only), with `authorizePeer: spiffeControlAuthorizer(td)`
+ * binding the certificate's SPIFFE id to the node id in the hello.
  *
  * A hello is accepted only from a node currently in the peer set, so a removed node cannot
  * keep talking, and a new node is heard once `setPeers` includes it. Frames already written to
@@ -71,3 +72,14 @@ export {
   PROTOCOL_VERSION,
 } from "./hello.ts";
 export { backoffDelayMs, type BackoffOptions } from "./backoff.ts";
+export {
+  TLS_HANDSHAKE_TIMEOUT_MS,
+  TLS_MAX_CONCURRENT_HANDSHAKES,
+  TLS_MAX_PENDING_ACCEPTS,
+  TlsByteStream,
+  tlsDialer,
+  tlsListenerFactory,
+  type TlsStreamListener,
+  type TlsTransportOptions,
+  type TransportTlsSource,
+} from "./tls_stream.ts";

@@ -221,7 +221,10 @@ export class PeerLink {
     signal.addEventListener("abort", onAbort, { once: true });
     let stream: ByteStream;
     try {
-      stream = await _raceAbort(this.#opts.dialer.dial(addr, dialAbort.signal), dialAbort.signal);
+      stream = await _raceAbort(
+        this.#opts.dialer.dial(addr, dialAbort.signal, this.peer),
+        dialAbort.signal,
+      );
     } catch (e) {
       if (!signal.aborted) this.#noteFailure("dial failed", addr, e);
       return null;

@@ -40,8 +40,11 @@ export interface ByteStream {
 
 /** Opens outbound streams. */
 export interface Dialer {
-  /** Connects to `addr`; `signal` aborts the attempt (e.g. on a dial timeout or shutdown). */
-  dial(addr: PeerAddress, signal: AbortSignal): Promise<ByteStream>;
+  /**
+   * Connects to `addr`; `signal` aborts the attempt (e.g. on a dial timeout or shutdown).
+   * `peer` is the node meant, so a TLS dialer can check the server is that node.
+   */
+  dial(addr: PeerAddress, signal: AbortSignal, peer?: NodeId): Promise<ByteStream>;
 }
 
 /** An open listening socket. */

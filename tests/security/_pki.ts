@@ -10,6 +10,7 @@ import {
   issueCertificate,
   type IssuedCertificate,
   type SignCsrOptions,
+  trustBundlePem,
 } from "../../control/ca/mod.ts";
 import { createMtlsServer, type MtlsServer, type MtlsServerOptions } from "../../common/tls.ts";
 import type { RenewerClock } from "../../mesh/identity/mod.ts";
@@ -163,4 +164,28 @@ export class FakeClock implements RenewerClock {
     }
     this.t = t;
   }
+}
+
+/** Issues a control-node leaf (`spiffe://<td>/control/<node>`). */
+export function controlLeaf(
+  ca: CaState,
+  node: string,
+  opts: Partial<Omit<SignCsrOptions, "csrPem">> = {},
+): Promise<IssuedCertificate> {
+  return leaf(ca, node, { identity: { kind: "control", node }, ...opts });
+}
+
+/** A fixed certificate and bundle in the shape the Raft transport reads per connection. */
+export function staticTlsSource(
+  ca: CaState,
+  c: { certPem: string; keyPem: string },
+  revoked: readonly string[] = [],
+): {
+  trustDomain: string;
+  material(): { certPem: string; keyPem: string; caPem: string };
+  isRevoked(id: string): boolean;
+} {
+  const m = { certPem: c.certPem, keyPem: c.keyPem, caPem: trustBundlePem(ca) };
+  const set = new Set(revoked);
+  return { trustDomain: ca.trustDomain, material: () => m, isRevoked: (id) => set.has(id) };
 }

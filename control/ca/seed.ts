@@ -1,0 +1,320 @@
+/**
+ * The CA seed: a root certificate and its key kept as two files (`ca.pem`, `ca.key`) that every
+ * control node is given. The first leader proposes the seed as the cluster CA, so the seed and
+ * the replicated CA are the same root, and a control node can issue its own certificate before
+ * Raft has ever run (the Raft port itself needs one).
+ * @module
+ */
+import * as x509 from "./_x509.ts";
+import {
+  EC_ALGORITHM,
+  exportPrivateKeyPem,
+  fromPem,
+  isTrustDomain,
+  splitPemCerts,
+} from "../../common/tls.ts";
+import { type Logger, nullLogger } from "../../common/log.ts";
+import { CaError, type CaState, createCa, parseCaState } from "./ca.ts";
+
+/** File name of the seed root certificate written by {@linkcode writeSeedCa}. */
+export const SEED_CERT_FILE = "ca.pem";
+/** File name of the seed root key written by {@linkcode writeSeedCa}. */
+export const SEED_KEY_FILE = "ca.key";
+/** Largest seed file read; a root certificate or key is a few KiB at most. */
+export const MAX_SEED_FILE_BYTES = 64 * 1024;
+
+const _CA_NAME = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/;
+const _ROOT_CN = /^(.+) root ([1-9][0-9]{0,8})$/;
+
+/** A seed file that is missing, unreadable or does not hold what it should. */
+export class SeedCaError extends Error {
+  /** The file at fault (the directory for write errors). */
+  readonly file: string;
+  /** Creates the error; the message starts with the file name. */
+  constructor(file: string, message: string, cause?: unknown) {
+    super(`${file}: ${message}`, { cause });
+    this.name = "SeedCaError";
+    this.file = file;
+  }
+}
+
+/** Options of {@linkcode caStateFromPem}. */
+export interface CaFromPemOptions {
+  /** The root certificate, PEM (exactly one certificate). */
+  certPem: string;
+  /** Its private key, PKCS#8 PEM (ECDSA P-256). */
+  keyPem: string;
+  /** The trust domain the root must carry as URI SAN `spiffe://<trustDomain>`. */
+  trustDomain: string;
+  /** Current time, ms since the epoch: the root must be valid now. */
+  now: number;
+}
+
+/**
+ * Builds a one-root {@linkcode CaState} from a root certificate and key made elsewhere (a seed
+ * file, `openssl`). Checks that the certificate is a self-signed CA certificate allowed to sign
+ * certificates, valid now, for `trustDomain`, and that the key is its key; throws `CaError`
+ * (`invalid_state`) saying which check failed otherwise.
+ */
+export async function caStateFromPem(opts: CaFromPemOptions): Promise<CaState> {
+  const fail = (msg: string): never => {
+    throw new CaError("invalid_state", msg);
+  };
+  if (!isTrustDomain(opts.trustDomain)) fail(`invalid trust domain ${opts.trustDomain}`);
+  const blocks = splitPemCerts(opts.certPem);
+  if (blocks.length !== 1) fail(`expected one certificate, found ${blocks.length}`);
+  let cert: x509.X509Certificate;
+  try {
+    cert = new x509.X509Certificate(blocks[0]!);
+  } catch (e) {
+    return fail(`certificate does not parse: ${(e as Error).message}`);
+  }
+  const bc = cert.getExtension(x509.BasicConstraintsExtension);
+  if (!bc?.ca) fail("certificate is not a CA certificate (basicConstraints CA:TRUE missing)");
+  const ku = cert.getExtension(x509.KeyUsagesExtension);
+  if (ku && (ku.usages & x509.KeyUsageFlags.keyCertSign) === 0) {
+    fail("certificate key usage does not allow keyCertSign");
+  }
+  const alg = cert.publicKey.algorithm as EcKeyAlgorithm;
+  if (alg.name !== "ECDSA" || alg.namedCurve !== "P-256") {
+    fail(`root key is ${alg.name} ${alg.namedCurve ?? ""}; expected ECDSA P-256`.trim());
+  }
+  if (cert.subject !== cert.issuer || !(await _verifiesItself(cert))) {
+    fail("certificate is not a self-signed root");
+  }
+  const notBefore = cert.notBefore.getTime();
+  const notAfter = cert.notAfter.getTime();
+  if (opts.now >= notAfter) fail(`root expired at ${cert.notAfter.toISOString()}`);
+  if (opts.now < notBefore) fail(`root is not valid before ${cert.notBefore.toISOString()}`);
+  const uris = _uriSans(cert);
+  const want = `spiffe://${opts.trustDomain}`;
+  if (!uris.includes(want)) {
+    fail(`root is for ${uris.length > 0 ? uris.join(", ") : "no trust domain"}, expected ${want}`);
+  }
+  const keyPem = await _matchingKeyPem(opts.keyPem, cert);
+  const ski = cert.getExtension(x509.SubjectKeyIdentifierExtension) ??
+    await x509.SubjectKeyIdentifierExtension.create(await cert.publicKey.export());
+  const cn = /(?:^|,\s*)CN=([^,]+)/.exec(cert.subject)?.[1]?.trim() ?? "";
+  const m = _ROOT_CN.exec(cn);
+  const name = m && _CA_NAME.test(m[1]!) ? m[1]! : "skein";
+  const generation = m ? Number(m[2]) : 1;
+  return parseCaState({
+    version: 1,
+    trustDomain: opts.trustDomain,
+    name,
+    activeRootId: ski.keyId.toLowerCase(),
+    roots: [{
+      id: ski.keyId.toLowerCase(),
+      generation,
+      certPem: blocks[0]!,
+      keyPem,
+      notBefore,
+      notAfter,
+    }],
+    revoked: [],
+  });
+}
+
+/** Options of {@linkcode loadOrCreateSeedCa}. */
+export interface LoadSeedOptions {
+  /** Path of the root certificate (`tls.ca_cert_file`). */
+  certFile: string;
+  /** Path of the root key (`tls.ca_key_file`). */
+  keyFile: string;
+  /** Trust domain the root must be for. */
+  trustDomain: string;
+  /** When both files are absent: create a new CA and write them (else that is an error). */
+  create: boolean;
+  /** Current time, ms since the epoch. */
+  now: number;
+  /** Logger. @default nullLogger */
+  logger?: Logger;
+}
+
+/**
+ * Reads the seed CA from `certFile` and `keyFile`. When both are absent and `create` is set, a
+ * new CA is created and written (key 0600, atomically). Only one of the two present, an
+ * unreadable file, garbage, a key that does not match, or a root for another trust domain is a
+ * {@linkcode SeedCaError} naming the file.
+ */
+export async function loadOrCreateSeedCa(opts: LoadSeedOptions): Promise<CaState> {
+  const log = opts.logger ?? nullLogger;
+  const certPem = await _readOptional(opts.certFile);
+  const keyPem = await _readOptional(opts.keyFile);
+  if (certPem === null && keyPem === null) {
+    if (!opts.create) {
+      throw new SeedCaError(opts.certFile, `CA seed not found (nor ${opts.keyFile})`);
+    }
+    const ca = await createCa({ trustDomain: opts.trustDomain, now: opts.now });
+    const root = ca.roots[0]!;
+    await _writeAtomic(opts.keyFile, root.keyPem);
+    await _writeAtomic(opts.certFile, root.certPem);
+    log.info("CA seed created", {
+      cert_file: opts.certFile,
+      key_file: opts.keyFile,
+      root: root.id,
+      trust_domain: opts.trustDomain,
+    });
+    return ca;
+  }
+  if (certPem === null) {
+    throw new SeedCaError(opts.certFile, `missing, but its key ${opts.keyFile} exists`);
+  }
+  if (keyPem === null) {
+    throw new SeedCaError(opts.keyFile, `missing, but its certificate ${opts.certFile} exists`);
+  }
+  if (!certPem.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new SeedCaError(opts.certFile, "holds no PEM certificate");
+  }
+  if (!keyPem.includes("-----BEGIN PRIVATE KEY-----")) {
+    throw new SeedCaError(opts.keyFile, "holds no PKCS#8 PEM private key (BEGIN PRIVATE KEY)");
+  }
+  try {
+    const st = await Deno.stat(opts.keyFile);
+    if (st.mode !== null && (st.mode & 0o077) !== 0) {
+      log.warn("CA seed key is readable by group or others; chmod 600 it", {
+        key_file: opts.keyFile,
+        mode: (st.mode & 0o777).toString(8),
+      });
+    }
+  } catch {
+    // Read a moment ago; a stat failure now changes nothing about its content.
+  }
+  try {
+    return await caStateFromPem({ certPem, keyPem, trustDomain: opts.trustDomain, now: opts.now });
+  } catch (e) {
+    if (!(e instanceof CaError)) throw e;
+    const keyProblem = /private key|key does not match/.test(e.message);
+    throw new SeedCaError(keyProblem ? opts.keyFile : opts.certFile, e.message, e);
+  }
+}
+
+/**
+ * Writes the active root of `state` as `DIR/ca.pem` and `DIR/ca.key` (both 0600, written to a
+ * temp file, fsynced, renamed, directory fsynced). Refuses to overwrite either file: replacing
+ * a CA key by mistake strands every certificate it signed.
+ */
+export async function writeSeedCa(
+  dir: string,
+  state: CaState,
+): Promise<{ certFile: string; keyFile: string }> {
+  const root = state.roots.find((r) => r.id === state.activeRootId);
+  if (!root) throw new CaError("invalid_state", `active root ${state.activeRootId} not found`);
+  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  const certFile = `${dir}/${SEED_CERT_FILE}`;
+  const keyFile = `${dir}/${SEED_KEY_FILE}`;
+  for (const f of [certFile, keyFile]) {
+    if (await _exists(f)) throw new SeedCaError(f, "already exists; refusing to overwrite");
+  }
+  await _writeAtomic(keyFile, root.keyPem);
+  await _writeAtomic(certFile, root.certPem);
+  return { certFile, keyFile };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function _verifiesItself(cert: x509.X509Certificate): Promise<boolean> {
+  try {
+    return await cert.verify({ signatureOnly: true });
+  } catch {
+    return false;
+  }
+}
+
+function _uriSans(cert: x509.X509Certificate): string[] {
+  const san = cert.getExtension(x509.SubjectAlternativeNameExtension);
+  if (!san) return [];
+  return san.names.toJSON().filter((n) => n.type === "url").map((n) => n.value);
+}
+
+/** Proves `keyPem` is the key of `cert` by a signature the certificate's key verifies. */
+async function _matchingKeyPem(keyPem: string, cert: x509.X509Certificate): Promise<string> {
+  let key: CryptoKey;
+  try {
+    key = await crypto.subtle.importKey(
+      "pkcs8",
+      fromPem(keyPem, "PRIVATE KEY"),
+      EC_ALGORITHM,
+      true,
+      ["sign"],
+    );
+  } catch (e) {
+    throw new CaError(
+      "invalid_state",
+      `private key is not a PKCS#8 ECDSA P-256 key: ${(e as Error).message}`,
+    );
+  }
+  const probe = crypto.getRandomValues(new Uint8Array(32));
+  const sig = await crypto.subtle.sign(EC_ALGORITHM, key, probe);
+  const pub = await cert.publicKey.export(EC_ALGORITHM, ["verify"]);
+  if (!(await crypto.subtle.verify(EC_ALGORITHM, pub, sig, probe))) {
+    throw new CaError("invalid_state", "private key does not match the root certificate");
+  }
+  // Re-exported so the state always holds the canonical PKCS#8 form createCa writes.
+  return await exportPrivateKeyPem(key);
+}
+
+async function _readOptional(path: string): Promise<string | null> {
+  let st: Deno.FileInfo;
+  try {
+    st = await Deno.stat(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw new SeedCaError(path, `cannot read: ${(e as Error).message}`, e);
+  }
+  if (!st.isFile) throw new SeedCaError(path, "is not a regular file");
+  if (st.size > MAX_SEED_FILE_BYTES) {
+    throw new SeedCaError(path, `is ${st.size} bytes, over ${MAX_SEED_FILE_BYTES}`);
+  }
+  try {
+    return await Deno.readTextFile(path);
+  } catch (e) {
+    throw new SeedCaError(path, `cannot read: ${(e as Error).message}`, e);
+  }
+}
+
+async function _exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+function _dirOf(path: string): string {
+  const i = path.lastIndexOf("/");
+  return i < 0 ? "." : i === 0 ? "/" : path.slice(0, i);
+}
+
+/** temp file 0600 → fsync → rename → fsync the directory, so a crash leaves old or new. */
+async function _writeAtomic(path: string, text: string): Promise<void> {
+  const dir = _dirOf(path);
+  const tmp = `${path}.tmp-${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+    const f = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
+    try {
+      const data = new TextEncoder().encode(text);
+      let at = 0;
+      while (at < data.length) at += await f.write(data.subarray(at));
+      await f.sync();
+    } finally {
+      f.close();
+    }
+    await Deno.rename(tmp, path);
+    const d = await Deno.open(dir, { read: true });
+    try {
+      await d.sync();
+    } catch {
+      // Some filesystems refuse fsync on a directory; the rename is still atomic there.
+    } finally {
+      d.close();
+    }
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    if (e instanceof SeedCaError) throw e;
+    throw new SeedCaError(path, `cannot write: ${(e as Error).message}`, e);
+  }
+}
