@@ -17,6 +17,7 @@ import {
   ResourceSchema,
 } from "../../config/mod.ts";
 import { type Logger, nullLogger } from "../../common/mod.ts";
+import { parseSpiffeId, type SpiffeId } from "../../common/tls.ts";
 import {
   type ApplyResult,
   HealthSchema,
@@ -31,9 +32,14 @@ import {
   type ValidatedCommand,
 } from "../registry/mod.ts";
 import {
+  activateRoot,
   CaError,
+  type CaState,
+  finishRotation,
   LEAF_TTL_MS_DEFAULT,
   MAX_CSR_PEM_BYTES,
+  publicCaView,
+  rotateCa,
   signCsr,
   trustBundle,
 } from "../ca/mod.ts";
@@ -41,8 +47,11 @@ import {
   bearerToken,
   createJoinToken,
   createOperatorToken,
+  type ForwardedCaller,
   isJoinTokenSecret,
   JOIN_TOKEN_USES_MAX,
+  type Principal,
+  principalFromPeer,
   publicJoinToken,
   publicOperatorToken,
   redeem,
@@ -68,6 +77,12 @@ export const MAX_BLOCKING_WAIT_MS = 300_000;
 export const MAX_HEARTBEAT_ITEMS = 1_000;
 /** Header a forwarding node adds; a non-leader receiving it answers 503 instead of forwarding again. */
 export const FORWARD_HEADER = "x-skein-forwarded-by";
+/**
+ * Header in which a forwarding control node names the original caller's verified SPIFFE id
+ * (`none` without one). Honoured only when the TLS peer is itself a control node; from anyone
+ * else it is ignored, so a client cannot claim an identity.
+ */
+export const FORWARDED_PEER_HEADER = "x-skein-forwarded-peer";
 /** Header carrying the catalog index on read responses. */
 export const INDEX_HEADER = "X-Skein-Index";
 
@@ -90,11 +105,13 @@ export interface ApiOptions {
   /** Counters shared with `/metrics`. @default a new ApiMetrics */
   metrics?: ApiMetrics;
   /**
-   * Checks the caller before any route runs; throw an {@linkcode ApiError} (401/403) to refuse.
-   * Forwarded requests keep their `Authorization` header, so the leader checks again.
+   * Checks the caller before any route runs; throw an {@linkcode ApiError} (401/403) to refuse,
+   * return the caller's {@linkcode Principal} (else it is derived from the certificate alone).
+   * Forwarded requests keep their `Authorization` header and name the original certificate in
+   * {@linkcode FORWARDED_PEER_HEADER}, so the leader checks again.
    * @default allow everything (until tokens exist)
    */
-  authorize?: (req: AuthRequest) => void | Promise<void>;
+  authorize?: (req: AuthRequest) => Principal | void | Promise<Principal | void>;
   /** Wall clock for token expiry and certificate validity, ms since the epoch. @default Date.now */
   now?: () => number;
   /** Lifetime of certificates signed by `POST /v1/ca/sign`. @default LEAF_TTL_MS_DEFAULT */
@@ -111,7 +128,29 @@ export interface AuthRequest {
   method: string;
   /** Request path. */
   path: string;
+  /**
+   * The caller's verified client certificate identity: from the TLS layer, or for a request a
+   * control node forwarded, the original caller's. Null without a certificate.
+   */
+  peer: SpiffeId | null;
 }
+
+/**
+ * What the HTTPS server hands to `app.fetch(req, info)` (Hono bindings): the TLS peer. Absent
+ * when the app runs without {@linkcode serveApiHttps} (tests, plaintext), which means no peer.
+ */
+export interface ApiBindings {
+  /** The verified client certificate identity of the connection, or null. */
+  peer?: SpiffeId | null;
+  /** The client's address. */
+  remoteAddr?: { hostname: string; port: number };
+}
+
+/** The Hono environment of the control API. */
+export type ApiEnv = {
+  Bindings: ApiBindings;
+  Variables: { peer: SpiffeId | null; principal: Principal };
+};
 
 class _Timeout extends Error {}
 
@@ -184,6 +223,28 @@ const _RevokeBody = z.strictObject({
   service: NameSchema.optional(),
   reason: z.string().max(256).default(""),
 });
+
+/**
+ * The identity to authorize as: the TLS peer, unless that peer is a control node forwarding
+ * someone else's request, in which case the original caller named in
+ * {@linkcode FORWARDED_PEER_HEADER}. The header from anyone but a control node is ignored.
+ */
+function _effectivePeer(tlsPeer: SpiffeId | null, claimed: string | undefined): SpiffeId | null {
+  if (claimed === undefined || tlsPeer?.kind !== "control") return tlsPeer;
+  if (claimed === "none") return null;
+  const id = parseSpiffeId(claimed);
+  if (!id || id.trustDomain !== tlsPeer.trustDomain) {
+    throw new ApiError(
+      400,
+      "invalid_request",
+      `header ${FORWARDED_PEER_HEADER}: not a SPIFFE id of trust domain ${tlsPeer.trustDomain}`,
+    );
+  }
+  return id;
+}
+
+const _RotateBody = z.strictObject({ activate: z.boolean().default(false) });
+const _ActivateBody = z.strictObject({ root_id: z.string().regex(/^[0-9a-f]{1,128}$/) });
 
 /** Status of a refused join token: unknown is unauthenticated, spent or expired is forbidden. */
 function _tokenRefusal(reason: RedeemRefusal): ApiError {
@@ -289,7 +350,7 @@ export function registerCommand(reg: Registration, service: string, id: string):
 }
 
 /** Creates the control API app. */
-export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono {
+export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<ApiEnv> {
   const log = opts.logger ?? nullLogger;
   const maxBody = opts.maxBodyBytes ?? MAX_BODY_BYTES;
   const writeTimeout = opts.writeTimeoutMs ?? WRITE_TIMEOUT_MS;
@@ -301,7 +362,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono 
   const clock = opts.now ?? Date.now;
   const leafTtlMs = opts.leafTtlMs ?? LEAF_TTL_MS_DEFAULT;
 
-  const app = new Hono();
+  const app = new Hono<ApiEnv>();
 
   app.use("*", async function countRequests(c, next) {
     await next();
@@ -310,20 +371,25 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono 
     metrics.countRequest(c.req.method, route, c.res.status);
   });
 
-  if (opts.authorize) {
-    const authorize = opts.authorize;
-    app.use("*", async function checkAccess(c, next) {
-      const h = c.req.header("authorization") ?? "";
-      const m = /^Bearer\s+(\S+)$/i.exec(h);
-      await authorize({
+  const authorize = opts.authorize;
+  app.use("*", async function checkAccess(c, next) {
+    const peer = _effectivePeer(c.env?.peer ?? null, c.req.header(FORWARDED_PEER_HEADER));
+    c.set("peer", peer);
+    const authorization = c.req.header("authorization") ?? null;
+    let principal: Principal | void = undefined;
+    if (authorize) {
+      const m = /^Bearer\s+(\S+)$/i.exec(authorization ?? "");
+      principal = await authorize({
         token: m?.[1] ?? null,
-        authorization: c.req.header("authorization") ?? null,
+        authorization,
         method: c.req.method,
         path: c.req.path,
+        peer,
       });
-      await next();
-    });
-  }
+    }
+    c.set("principal", principal ?? principalFromPeer(peer));
+    await next();
+  });
 
   app.onError((err, c) => {
     if (err instanceof ApiError) return c.json(err.body(), err.status);
@@ -353,7 +419,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono 
     }, 404)
   );
 
-  function query<S extends z.ZodType>(c: Context, schema: S): z.infer<S> {
+  function query<S extends z.ZodType>(c: Context<ApiEnv>, schema: S): z.infer<S> {
     const raw: Record<string, string> = {};
     for (const [k, v] of Object.entries(c.req.queries())) raw[k] = v[0] ?? "";
     const r = schema.safeParse(raw);
@@ -361,7 +427,9 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono 
     return r.data;
   }
 
-  async function body(c: Context): Promise<{ bytes: Uint8Array<ArrayBuffer>; value: unknown }> {
+  async function body(
+    c: Context<ApiEnv>,
+  ): Promise<{ bytes: Uint8Array<ArrayBuffer>; value: unknown }> {
     const bytes = await readBodyBytes(c.req.raw, maxBody);
     return { bytes, value: parseJsonBody(bytes) };
   }
@@ -374,7 +442,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono 
 
   /** Sends the request to the leader's API once; loops end at the first non-leader. */
   async function forward(
-    c: Context,
+    c: Context<ApiEnv>,
     bytes: Uint8Array<ArrayBuffer> | null,
     extraMs = 0,
   ): Promise<Response> {
@@ -400,7 +468,12 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono 
     }
     const url = new URL(c.req.url);
     const target = leader.replace(/\/+$/, "") + url.pathname + url.search;
-    const headers = new Headers({ [FORWARD_HEADER]: backend.health().node });
+    const headers = new Headers({
+      [FORWARD_HEADER]: backend.health().node,
+      // The leader believes this only because our own client certificate says we are a control
+      // node; it authorizes as the original caller, never as us.
+      [FORWARDED_PEER_HEADER]: c.get("peer")?.uri ?? "none",
+    });
     for (const h of ["content-type", "authorization", "accept"]) {
       const v = c.req.header(h);
       if (v) headers.set(h, v);
@@ -439,7 +512,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono 
   }
 
   /** Null when this node may answer the read itself, else the leader's forwarded answer. */
-  async function consistentRead(c: Context, stale: boolean | undefined, extraMs = 0) {
+  async function consistentRead(c: Context<ApiEnv>, stale: boolean | undefined, extraMs = 0) {
     if (stale) return null;
     const ac = new AbortController();
     try {
@@ -459,9 +532,31 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono 
     }
   }
 
+  /** The original caller, as a write forwarded over the peer transport carries it. */
+  function callerOf(c: Context<ApiEnv>): ForwardedCaller {
+    const p = c.get("principal");
+    return {
+      peer: c.get("peer")?.uri ?? null,
+      tokenId: p.kind === "operator" ? p.tokenId : null,
+    };
+  }
+
+  /** 403 unless a proxy caller acts for its own service (operators may act for any). */
+  function requireOwnService(c: Context<ApiEnv>, service: string, what: string): void {
+    const p = c.get("principal");
+    if (p.kind === "proxy" && p.service !== service) {
+      throw new ApiError(
+        403,
+        "forbidden",
+        `${p.spiffeId} may not ${what} instances of service ${service}, only of ${p.service}`,
+        { principal: p.spiffeId, service },
+      );
+    }
+  }
+
   /** Commits `cmd` (forwarding when not leader); a Response when the leader answered. */
   async function commit(
-    c: Context,
+    c: Context<ApiEnv>,
     bytes: Uint8Array<ArrayBuffer> | null,
     cmd: RegistryCommand | { validated: ValidatedCommand },
   ): Promise<Response | Extract<ApplyResult, { ok: true }>> {
@@ -482,7 +577,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono 
     const ac = new AbortController();
     let r: ApplyResult;
     try {
-      r = await _bounded(backend.propose(valid, ac.signal), writeTimeout, ac);
+      r = await _bounded(backend.propose(valid, ac.signal, callerOf(c)), writeTimeout, ac);
     } catch (e) {
       if (e instanceof NotLeaderError) return await forward(c, bytes);
       if (e instanceof _Timeout) {
@@ -501,7 +596,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono 
   }
 
   async function membership(
-    c: Context,
+    c: Context<ApiEnv>,
     op: (signal: AbortSignal) => Promise<void>,
     bytes: Uint8Array<ArrayBuffer> | null,
   ) {
@@ -524,7 +619,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono 
     }
   }
 
-  const withIndex = (c: Context) => {
+  const withIndex = (c: Context<ApiEnv>) => {
     c.header(INDEX_HEADER, String(backend.state().index));
   };
 
@@ -599,6 +694,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono 
     const name = _name("path.name", c.req.param("name"));
     const id = _name("path.id", c.req.param("id"));
     const { bytes, value } = await body(c);
+    requireOwnService(c, name, "register");
     const reg = validate(RegistrationSchema, value);
     if (reg.service !== undefined && reg.service !== name) {
       throw new ApiError(
@@ -638,6 +734,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono 
   app.delete("/v1/services/:name/instances/:id", async (c) => {
     const name = _name("path.name", c.req.param("name"));
     const id = _name("path.id", c.req.param("id"));
+    requireOwnService(c, name, "deregister");
     const r = await commit(c, null, { type: "deregister_instance", service: name, id });
     if (r instanceof Response) return r;
     if (r.value.type !== "deregister_instance") {
@@ -649,6 +746,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono 
   app.put("/v1/heartbeat", async (c) => {
     const { bytes, value } = await body(c);
     const hb = validate(_HeartbeatBody, value);
+    for (const i of hb.instances) requireOwnService(c, i.service, "heartbeat");
     if (!backend.isLeader()) return await forward(c, bytes);
     try {
       backend.heartbeat(hb.instances);
@@ -809,11 +907,13 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono 
     const header = bearerToken(c.req.header("authorization"));
     const token = req.token ?? (header && isJoinTokenSecret(header) ? header : null);
     if (!token) {
-      // Renewal with the current certificate comes with mTLS on the API (docs/security.md).
+      const p = c.get("principal");
+      if (p.kind === "proxy" || p.kind === "control") return await renew(c, bytes, req.csr, p);
       throw new ApiError(
         401,
         "join_token_required",
-        "body.token: a join token is required to obtain a first certificate",
+        "a join token (body.token) is required to obtain a first certificate, or the current " +
+          "mesh certificate as client certificate to renew it",
       );
     }
     // Only the leader's token records are authoritative; it checks, signs, then commits the
@@ -867,6 +967,168 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono 
       notBefore: signed.notBefore,
       notAfter: signed.notAfter,
     });
+  });
+
+  /**
+   * Renewal: the identity is the verified client certificate's, never the CSR's. Any node holding
+   * the CA can sign, but only after a read barrier, so a revocation committed a moment ago is
+   * seen (signCsr refuses revoked identities with 403).
+   */
+  async function renew(
+    c: Context<ApiEnv>,
+    bytes: Uint8Array<ArrayBuffer>,
+    csrPem: string,
+    p: Extract<Principal, { kind: "proxy" | "control" }>,
+  ): Promise<Response> {
+    const ac = new AbortController();
+    try {
+      await _bounded(backend.linearizableRead(ac.signal), readTimeout, ac);
+    } catch (e) {
+      if (e instanceof NotLeaderError) return await forward(c, bytes);
+      if (e instanceof _Timeout) {
+        throw new ApiError(
+          503,
+          "no_quorum",
+          `read barrier did not complete within ${readTimeout} ms`,
+        );
+      }
+      throw e;
+    }
+    const ca = requireCa();
+    if (!p.spiffeId.startsWith(`spiffe://${ca.trustDomain}/`)) {
+      throw new ApiError(
+        403,
+        "forbidden",
+        `${p.spiffeId} is not of trust domain ${ca.trustDomain}`,
+      );
+    }
+    let signed;
+    try {
+      signed = await signCsr(ca, {
+        csrPem,
+        identity: p.kind === "proxy"
+          ? { kind: "service", service: p.service }
+          : { kind: "control", node: p.node },
+        now: clock(),
+        ttlMs: leafTtlMs,
+      });
+    } catch (e) {
+      if (e instanceof CaError) {
+        throw new ApiError(e.code === "revoked" ? 403 : 400, e.code, e.message);
+      }
+      throw e;
+    }
+    log.info("certificate renewed", {
+      spiffe_id: signed.spiffeId,
+      serial: signed.serial,
+      not_after: new Date(signed.notAfter).toISOString(),
+    });
+    return c.json({
+      certPem: signed.certPem,
+      caPem: signed.caPem,
+      spiffeId: signed.spiffeId,
+      serial: signed.serial,
+      notBefore: signed.notBefore,
+      notAfter: signed.notAfter,
+    });
+  }
+
+  // One CA change at a time on this node: the compare-and-set is on the active root only, so
+  // two concurrent `rotate {activate:false}` would both pass it and the second would drop the
+  // first's new root.
+  let caLock: Promise<void> = Promise.resolve();
+
+  /**
+   * Computes the next CA state on the leader with `f` and commits it as `put_ca` with a
+   * compare-and-set on the current active root; answers the public view (never keys).
+   */
+  async function changeCa(
+    c: Context<ApiEnv>,
+    bytes: Uint8Array<ArrayBuffer> | null,
+    what: string,
+    f: (ca: CaState, now: number) => CaState | Promise<CaState>,
+  ): Promise<Response> {
+    if (!backend.isLeader()) return await forward(c, bytes);
+    const prev = caLock;
+    let release = () => {};
+    caLock = new Promise<void>((r) => release = r);
+    await prev;
+    try {
+      const ac = new AbortController();
+      try {
+        await _bounded(backend.linearizableRead(ac.signal), readTimeout, ac);
+      } catch (e) {
+        if (e instanceof NotLeaderError) return await forward(c, bytes);
+        if (e instanceof _Timeout) {
+          throw new ApiError(
+            503,
+            "no_quorum",
+            `read barrier did not complete within ${readTimeout} ms`,
+          );
+        }
+        throw e;
+      }
+      const ca = requireCa();
+      let next: CaState;
+      try {
+        next = await f(ca, clock());
+      } catch (e) {
+        if (e instanceof CaError) {
+          throw new ApiError(e.code === "rotation_in_progress" ? 409 : 400, e.code, e.message);
+        }
+        throw e;
+      }
+      if (next === ca) {
+        return c.json({ index: backend.state().index, changed: false, ca: publicCaView(ca) });
+      }
+      const r = await commit(c, bytes, {
+        type: "put_ca",
+        ca: next as unknown as Record<string, unknown>,
+        expect_root_id: ca.activeRootId,
+      });
+      if (r instanceof Response) return r;
+      const view = publicCaView(next);
+      log.info("certificate authority changed", {
+        change: what,
+        active_root_id: view.activeRootId,
+        trusted_roots: view.roots.map((x) => x.id).join(","),
+      });
+      return c.json({ index: r.index, changed: true, ca: view });
+    } finally {
+      release();
+    }
+  }
+
+  app.post("/v1/ca/rotate", async (c) => {
+    const { bytes, value } = await body(c);
+    const req = validate(_RotateBody, value);
+    return await changeCa(
+      c,
+      bytes,
+      "rotate",
+      (ca, now) => rotateCa(ca, { now, activate: req.activate }),
+    );
+  });
+
+  app.post("/v1/ca/activate", async (c) => {
+    const { bytes, value } = await body(c);
+    const req = validate(_ActivateBody, value);
+    return await changeCa(c, bytes, "activate", (ca) => {
+      if (ca.activeRootId === req.root_id) return ca;
+      if (!ca.roots.some((r) => r.id === req.root_id)) {
+        throw new ApiError(404, "not_found", `root ${req.root_id} is not trusted`, {
+          trusted: ca.roots.map((r) => r.id),
+        });
+      }
+      return activateRoot(ca, req.root_id);
+    });
+  });
+
+  app.post("/v1/ca/finish", async (c) => {
+    // The body is optional; when sent it must be an empty object.
+    const bytes = await readBodyBytes(c.req.raw, maxBody);
+    if (bytes.byteLength > 0) validate(z.strictObject({}), parseJsonBody(bytes));
+    return await changeCa(c, bytes, "finish", (ca) => finishRotation(ca));
   });
 
   app.post("/v1/ca/revoke", async (c) => {

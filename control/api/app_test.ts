@@ -182,7 +182,7 @@ Deno.test("GET /v1/catalog returns index, services and resources with X-Skein-In
   await call("PUT", "/v1/resources", policy("api"));
   const r = await call("GET", "/v1/catalog");
   assert.equal(r.status, 200);
-  assert.deepEqual(Object.keys(r.json).sort(), ["index", "resources", "services"]);
+  assert.deepEqual(Object.keys(r.json).sort(), ["index", "resources", "services", "trust"]);
   assert.equal(r.json.index, 2);
   assert.equal(r.headers.get(INDEX_HEADER), "2");
   assert.deepEqual(r.json.services.api.map((i: Json) => i.id), ["a1"]);

@@ -10,6 +10,7 @@ import type {
   RegistryState,
   ValidatedCommand,
 } from "../registry/mod.ts";
+import type { ForwardedCaller } from "../auth/mod.ts";
 
 /** This node's view of the cluster, served by `GET /v1/health`. */
 export interface HealthInfo {
@@ -58,9 +59,15 @@ export interface ControlBackend {
    * this node, or on the leader when a follower forwards it itself). Rejects with
    * {@linkcode NotLeaderError} when the API should forward over HTTP instead, or with
    * {@linkcode NoQuorumError}; should give up when `signal` aborts (the API also stops
-   * waiting then).
+   * waiting then). `caller` is the API's original caller: a follower passes it to the leader in
+   * the forward frame, and the leader authorizes the command against it again
+   * (`forwardRefusal` in `control/node/forward.ts`).
    */
-  propose(cmd: ValidatedCommand, signal: AbortSignal): Promise<ApplyResult>;
+  propose(
+    cmd: ValidatedCommand,
+    signal: AbortSignal,
+    caller?: ForwardedCaller,
+  ): Promise<ApplyResult>;
   /**
    * Resolves once this node's registry reflects every write committed before the call
    * (ReadIndex or leader lease). Rejects with {@linkcode NotLeaderError} when the API should
@@ -103,7 +110,7 @@ export interface WriteForwardStats {
 export class BackendError extends Error {
   /** Creates the error; `status` is the HTTP status the API answers with. */
   constructor(
-    readonly status: 400 | 404 | 409 | 503,
+    readonly status: 400 | 401 | 403 | 404 | 409 | 503,
     readonly code: string,
     message: string,
   ) {

@@ -19,6 +19,7 @@ import {
   type Member,
   NotLeaderError,
 } from "./backend.ts";
+import type { ForwardedCaller } from "../auth/mod.ts";
 
 /** Options of {@linkcode FakeBackend}. */
 export interface FakeBackendOptions {
@@ -48,6 +49,8 @@ export class FakeBackend implements ControlBackend {
   readonly heartbeats: HeartbeatItem[][] = [];
   /** Every command proposed (committed or not). */
   readonly proposed: RegistryCommand[] = [];
+  /** The caller passed with each proposal, in the same order as `proposed`. */
+  readonly callers: (ForwardedCaller | undefined)[] = [];
   #members: Member[];
   #state = new RegistryState();
   #log = 0;
@@ -72,8 +75,13 @@ export class FakeBackend implements ControlBackend {
     };
   }
 
-  propose(cmd: RegistryCommand, _signal: AbortSignal): Promise<ApplyResult> {
+  propose(
+    cmd: RegistryCommand,
+    _signal: AbortSignal,
+    caller?: ForwardedCaller,
+  ): Promise<ApplyResult> {
     this.proposed.push(cmd);
+    this.callers.push(caller);
     if (!this.leader) return Promise.reject(new NotLeaderError());
     if (!this.quorum) return new Promise(() => {});
     return Promise.resolve(this.applyDirect(cmd));

@@ -1,6 +1,9 @@
 /**
  * The control node's HTTP API (SPEC section 2, documented in `docs/api.md`): a Hono app over a
- * {@linkcode ControlBackend} that the control driver implements.
+ * {@linkcode ControlBackend} that the control driver implements, served over HTTPS by
+ * {@linkcode serveApiHttps} (`handler: (req, info) => app.fetch(req, info)`), which hands the
+ * verified client certificate identity to the app; followers forward with
+ * {@linkcode createMtlsFetch}.
  * @module
  */
 export * from "./app.ts";
@@ -10,3 +13,5 @@ export * from "./errors.ts";
 export * from "./metrics.ts";
 export { FakeBackend, type FakeBackendOptions } from "./fake_backend.ts";
 export * from "./operator_auth.ts";
+export * from "./https_server.ts";
+export * from "./forward_client.ts";

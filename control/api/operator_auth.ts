@@ -1,7 +1,7 @@
 /**
- * The operator bearer-token check behind {@linkcode ApiOptions.authorize}: 401 without a valid
- * token, 403 for too weak a role, and the routes proxies use left open until mTLS
- * authenticates them by certificate (docs/security.md).
+ * The route check behind {@linkcode ApiOptions.authorize}: an operator bearer token when one is
+ * sent, else the verified client certificate (proxies), else nobody. 401 without a usable
+ * credential, 403 for one that is not enough (docs/security.md, route table).
  * @module
  */
 import type { Logger } from "../../common/log.ts";
@@ -9,6 +9,8 @@ import {
   authenticate,
   authorizeRoute,
   type OperatorTokenRecord,
+  type Principal,
+  principalFromPeer,
   requiredRole,
 } from "../auth/mod.ts";
 import type { AuthRequest } from "./app.ts";
@@ -27,72 +29,78 @@ export interface OperatorAuthorizerOptions {
 }
 
 /**
- * Whether a route is open without an operator token for now: routes a proxy calls (its own
- * registration, heartbeats, catalog and resource reads, CA roots and sign) and the public
- * health and metrics. Once the API speaks mTLS these need the proxy's client certificate.
+ * Creates the `authorize` hook: it answers the caller's {@linkcode Principal} or throws a 401/403
+ * {@linkcode ApiError}. A bearer token, when present, decides (a certificate does not rescue a bad
+ * token); without one the client certificate does, so proxies need no token. Control identities
+ * are not operators. `POST /v1/ca/sign` passes through: its handler redeems a join token or
+ * renews for the certificate's identity.
  */
-export function openToProxies(method: string, path: string): boolean {
-  const req = requiredRole(method, path);
-  if (req.kind === "public" || req.kind === "join_token_or_cert") return true;
-  return req.proxy !== "none";
-}
-
-/** Creates the `authorize` hook that checks operator bearer tokens against replicated hashes. */
 export function operatorAuthorizer(
   opts: OperatorAuthorizerOptions,
-): (req: AuthRequest) => void {
+): (req: AuthRequest) => Principal {
   const clock = opts.now ?? Date.now;
-  return function authorizeOperator(req: AuthRequest): void {
-    if (openToProxies(req.method, req.path)) return;
+  return function authorizeOperator(req: AuthRequest): Principal {
     const need = requiredRole(req.method, req.path);
-    const auth = authenticate(opts.tokens(), req.authorization, clock());
-    if (!auth.ok) {
-      // Never the token itself: only why it failed.
-      opts.log.warn("api call denied", {
-        method: req.method,
-        path: req.path,
-        status: 401,
-        reason: auth.reason,
-      });
-      throw auth.reason === "missing"
-        ? new ApiError(401, "unauthenticated", "a bearer token is required for this route")
-        : new ApiError(
-          401,
-          "invalid_token",
-          `the bearer token is ${auth.reason === "expired" ? "expired" : "not valid"}`,
-        );
+    const fromPeer = principalFromPeer(req.peer);
+    if (need.kind === "public" || need.kind === "join_token_or_cert") return fromPeer;
+    let principal: Principal = fromPeer;
+    if (req.authorization !== null) {
+      const auth = authenticate(opts.tokens(), req.authorization, clock());
+      if (!auth.ok) {
+        // Never the token itself: only why it failed.
+        opts.log.warn("api call denied", {
+          method: req.method,
+          path: req.path,
+          status: 401,
+          reason: auth.reason,
+          peer: req.peer?.uri,
+        });
+        throw auth.reason === "missing"
+          ? new ApiError(401, "unauthenticated", "a bearer token is required for this route")
+          : new ApiError(
+            401,
+            "invalid_token",
+            `the bearer token is ${auth.reason === "expired" ? "expired" : "not valid"}`,
+          );
+      }
+      principal = { kind: "operator", role: auth.record.role, tokenId: auth.record.id };
     }
-    const principal = {
-      kind: "operator" as const,
-      role: auth.record.role,
-      tokenId: auth.record.id,
-    };
     const d = authorizeRoute(need, principal);
+    const who = principal.kind === "operator"
+      ? { credential_id: principal.tokenId, role: principal.role }
+      : principal.kind === "anonymous"
+      ? {}
+      : { peer: principal.spiffeId };
     if (!d.allowed) {
       opts.log.warn("api call denied", {
         method: req.method,
         path: req.path,
         status: d.status,
-        credential_id: auth.record.id,
-        role: auth.record.role,
+        ...who,
         reason: d.reason,
       });
+      if (d.status === 401) {
+        throw new ApiError(
+          401,
+          "unauthenticated",
+          "a bearer token or a mesh client certificate is required for this route",
+        );
+      }
+      const required = need.kind === "role" ? need.role : null;
       throw new ApiError(
-        d.status,
+        403,
         "forbidden",
-        `token ${auth.record.id} has role ${auth.record.role}; this route needs ${
-          need.kind === "role" ? need.role : "more"
-        }`,
-        { role: auth.record.role, required: need.kind === "role" ? need.role : null },
+        principal.kind === "operator"
+          ? `token ${principal.tokenId} has role ${principal.role}; this route needs ${required}`
+          : `${d.reason}`,
+        principal.kind === "operator"
+          ? { role: principal.role, required }
+          : { principal: principal.kind, required },
       );
     }
     if (opts.auditAllowed) {
-      opts.log.info("api call allowed", {
-        method: req.method,
-        path: req.path,
-        credential_id: auth.record.id,
-        role: auth.record.role,
-      });
+      opts.log.info("api call allowed", { method: req.method, path: req.path, ...who });
     }
+    return principal;
   };
 }

@@ -3,7 +3,8 @@ import { memoryLogger } from "../../common/log.ts";
 import { createOperatorToken, hashSecret, type Role } from "../auth/mod.ts";
 import { createApi } from "./app.ts";
 import { FakeBackend } from "./fake_backend.ts";
-import { openToProxies, operatorAuthorizer } from "./operator_auth.ts";
+import { operatorAuthorizer } from "./operator_auth.ts";
+import { parseSpiffeId, type SpiffeId } from "../../common/tls.ts";
 
 // deno-lint-ignore no-explicit-any
 type Json = Record<string, any>;
@@ -41,14 +42,21 @@ function setup(
       log,
     }),
   });
-  const call = async (method: string, path: string, token?: string, body?: unknown) => {
-    const headers: Record<string, string> = {};
+  const call = async (
+    method: string,
+    path: string,
+    token?: string,
+    body?: unknown,
+    peer: SpiffeId | null = null,
+    extraHeaders: Record<string, string> = {},
+  ) => {
+    const headers: Record<string, string> = { ...extraHeaders };
     if (token !== undefined) headers.authorization = `Bearer ${token}`;
     const res = await app.request(path, {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
-    });
+    }, { peer });
     const text = await res.text();
     let json: Json = {};
     try {
@@ -103,31 +111,96 @@ Deno.test("members, tokens and CA writes need admin; reads of them need a token"
   }
 });
 
-Deno.test("routes proxies use stay open without a token until mTLS", async () => {
-  const { call } = setup();
-  const reg = await call("PUT", "/v1/services/ledger/instances/i-1", undefined, {
-    address: "10.0.0.1",
-    port: 80,
-  });
-  assert.equal(reg.status, 201);
+const LEDGER = parseSpiffeId("spiffe://skein.local/svc/ledger")!;
+const CP2 = parseSpiffeId("spiffe://skein.local/control/cp-2")!;
+
+Deno.test("proxy routes need a proxy certificate or a token; without either they are 401", async () => {
+  const { call, secrets } = setup();
+  const reg = { address: "10.0.0.1", port: 80 };
+  assert.equal(
+    (await call("PUT", "/v1/services/ledger/instances/i-1", undefined, reg)).status,
+    401,
+  );
+  assert.equal(
+    (await call("PUT", "/v1/services/ledger/instances/i-1", undefined, reg, LEDGER)).status,
+    201,
+  );
   for (const p of ["/v1/catalog", "/v1/services", "/v1/services/ledger", "/v1/resources"]) {
-    assert.equal((await call("GET", p)).status, 200, p);
+    assert.equal((await call("GET", p)).status, 401, p);
+    assert.equal((await call("GET", p, undefined, undefined, LEDGER)).status, 200, p);
+    assert.equal((await call("GET", p, secrets.read)).status, 200, p);
   }
   assert.equal((await call("GET", "/v1/health")).status, 200);
   assert.equal((await call("GET", "/metrics")).status, 200);
-  const hb = await call("PUT", "/v1/heartbeat", undefined, {
-    instances: [{ service: "ledger", id: "i-1" }],
-  });
-  assert.equal(hb.status, 200);
-  // Sign is open to the route check; the handler itself wants a join token.
+  const hb = { instances: [{ service: "ledger", id: "i-1" }] };
+  assert.equal((await call("PUT", "/v1/heartbeat", undefined, hb)).status, 401);
+  assert.equal((await call("PUT", "/v1/heartbeat", undefined, hb, LEDGER)).status, 200);
+  // Sign is open to the route check; the handler itself wants a join token or a certificate.
   const sign = await call("POST", "/v1/ca/sign", undefined, { csr: "x" });
   assert.equal(sign.status, 401);
   assert.equal(sign.json.error.code, "join_token_required");
-  assert.equal((await call("DELETE", "/v1/services/ledger/instances/i-1")).status, 200);
-  // Exactly the proxy routes: writes of other service paths are not open.
-  assert.equal(openToProxies("PUT", "/v1/services/ledger"), false);
-  assert.equal(openToProxies("GET", "/v1/members"), false);
-  assert.equal(openToProxies("GET", "/v1/resources/Policy/x/history"), true);
+  assert.equal(
+    (await call("DELETE", "/v1/services/ledger/instances/i-1", undefined, undefined, LEDGER))
+      .status,
+    200,
+  );
+});
+
+Deno.test("a proxy acts only for its own service, also in heartbeat bodies", async () => {
+  const { call, secrets } = setup();
+  const reg = { address: "10.0.0.1", port: 80 };
+  const other = await call("PUT", "/v1/services/payments/instances/p-1", undefined, reg, LEDGER);
+  assert.equal(other.status, 403);
+  assert.equal(other.json.error.code, "forbidden");
+  assert.equal(
+    (await call("DELETE", "/v1/services/payments/instances/p-1", undefined, undefined, LEDGER))
+      .status,
+    403,
+  );
+  assert.equal(
+    (await call("PUT", "/v1/services/payments/instances/p-1", secrets.operator, reg)).status,
+    201,
+  );
+  const mixed = {
+    instances: [{ service: "ledger", id: "i-1" }, { service: "payments", id: "p-1" }],
+  };
+  const hb = await call("PUT", "/v1/heartbeat", undefined, mixed, LEDGER);
+  assert.equal(hb.status, 403);
+  assert.match(hb.json.error.message, /payments/);
+  assert.equal((await call("PUT", "/v1/heartbeat", secrets.operator, mixed)).status, 200);
+  // Proxy certificates never reach operator routes.
+  assert.equal((await call("PUT", "/v1/resources", undefined, POLICY, LEDGER)).status, 403);
+  assert.equal((await call("GET", "/v1/members", undefined, undefined, LEDGER)).status, 403);
+});
+
+Deno.test("a control certificate is not an operator, and a bad token is not rescued by a certificate", async () => {
+  const { call } = setup();
+  assert.equal((await call("GET", "/v1/members", undefined, undefined, CP2)).status, 403);
+  assert.equal((await call("PUT", "/v1/resources", undefined, POLICY, CP2)).status, 403);
+  assert.equal((await call("GET", "/v1/catalog", "skn_op_forged", undefined, LEDGER)).status, 401);
+});
+
+Deno.test("the forwarded-peer header counts only from a control node", async () => {
+  const { call } = setup();
+  const claim = { "x-skein-forwarded-peer": LEDGER.uri };
+  // From a client without a certificate or with a proxy's: ignored.
+  assert.equal((await call("GET", "/v1/catalog", undefined, undefined, null, claim)).status, 401);
+  const other = parseSpiffeId("spiffe://skein.local/svc/payments")!;
+  const reg = { address: "10.0.0.1", port: 80 };
+  assert.equal(
+    (await call("PUT", "/v1/services/ledger/instances/i", undefined, reg, other, claim)).status,
+    403,
+  );
+  // From a control node: the original caller is authorized, not the control node.
+  assert.equal((await call("GET", "/v1/catalog", undefined, undefined, CP2, claim)).status, 200);
+  assert.equal(
+    (await call("PUT", "/v1/services/ledger/instances/i", undefined, reg, CP2, claim)).status,
+    201,
+  );
+  const none = { "x-skein-forwarded-peer": "none" };
+  assert.equal((await call("GET", "/v1/catalog", undefined, undefined, CP2, none)).status, 401);
+  const foreign = { "x-skein-forwarded-peer": "spiffe://evil.example/svc/ledger" };
+  assert.equal((await call("GET", "/v1/catalog", undefined, undefined, CP2, foreign)).status, 400);
 });
 
 Deno.test("POST /v1/operator-tokens returns the secret once; it then works for its role", async () => {

@@ -2,7 +2,8 @@
  * Who may call which control API route (SPEC section 2), and the decision for a principal.
  * @module
  */
-import { type Role, roleAllows } from "./operator_token.ts";
+import { parseSpiffeId, type SpiffeId } from "../../common/tls.ts";
+import { type OperatorTokenRecord, type Role, roleAllows } from "./operator_token.ts";
 
 /**
  * What a route needs.
@@ -118,4 +119,89 @@ export function authorizeRoute(req: RouteRequirement, principal: Principal): Rou
     case "control":
       return { allowed: false, status: 403, reason: `role ${req.role} required` };
   }
+}
+
+/**
+ * The principal a verified client certificate stands for: `proxy` for `svc/<service>`,
+ * `control` for `control/<node>`, `anonymous` without a certificate.
+ */
+export function principalFromPeer(peer: SpiffeId | null): Principal {
+  if (!peer) return { kind: "anonymous" };
+  return peer.kind === "service"
+    ? { kind: "proxy", service: peer.service, spiffeId: peer.uri }
+    : { kind: "control", node: peer.node, spiffeId: peer.uri };
+}
+
+/**
+ * Who sent a write that a follower forwards to the leader over the peer transport: the SPIFFE id
+ * of the original client certificate and the id of the operator token the follower
+ * authenticated (never the secret). Trustworthy because control nodes talk mTLS to each other.
+ */
+export interface ForwardedCaller {
+  /** The original caller's verified SPIFFE id, or null when it presented no certificate. */
+  readonly peer: string | null;
+  /** The operator token the follower accepted, by id, or null. */
+  readonly tokenId: string | null;
+}
+
+/** The fields of a registry command that decide who may propose it. */
+export interface CommandShape {
+  /** Command type (`register_instance`, `put_resource`, ...). */
+  readonly type: string;
+  /** The instance of `register_instance`. */
+  readonly instance?: { readonly service: string };
+  /** The service of `deregister_instance`. */
+  readonly service?: string;
+}
+
+/**
+ * What proposing a registry command needs: the same as the API route that produces it.
+ * `consume_join_token` is its own credential (the apply checks the token by id), and unknown
+ * types need `admin` (fail closed).
+ */
+export function commandRequirement(cmd: CommandShape): RouteRequirement {
+  switch (cmd.type) {
+    case "register_instance":
+      return {
+        kind: "role",
+        role: "operator",
+        proxy: "own_service",
+        service: cmd.instance?.service,
+      };
+    case "deregister_instance":
+      return { kind: "role", role: "operator", proxy: "own_service", service: cmd.service };
+    case "put_resource":
+    case "delete_resource":
+    case "rollback_resource":
+    case "set_health":
+      return _OPERATOR;
+    case "consume_join_token":
+      return _PUBLIC;
+    default:
+      return _ADMIN;
+  }
+}
+
+/**
+ * The leader's check of a forwarded write against the original caller: its operator token
+ * (looked up by id in the leader's own records, so a revocation the follower has not applied yet
+ * still counts) or else its certificate identity.
+ */
+export function authorizeCommand(
+  cmd: CommandShape,
+  caller: ForwardedCaller,
+  ctx: { readonly tokens: readonly OperatorTokenRecord[]; readonly now: number },
+): RouteDecision {
+  let principal: Principal;
+  if (caller.tokenId !== null) {
+    const rec = ctx.tokens.find((r) => r.id === caller.tokenId);
+    if (!rec) return { allowed: false, status: 401, reason: `token ${caller.tokenId} is unknown` };
+    if (rec.expiresAt !== null && ctx.now >= rec.expiresAt) {
+      return { allowed: false, status: 401, reason: `token ${caller.tokenId} has expired` };
+    }
+    principal = { kind: "operator", role: rec.role, tokenId: rec.id };
+  } else {
+    principal = principalFromPeer(caller.peer === null ? null : parseSpiffeId(caller.peer));
+  }
+  return authorizeRoute(commandRequirement(cmd), principal);
 }

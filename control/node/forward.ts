@@ -4,12 +4,28 @@
  * and answers with a `FRAME_FORWARD_RESULT` once the entry is applied (or refused). This replaces
  * a second HTTP request per follower write. The follower keeps a bounded table of in-flight
  * forwards; each ends in a result, a timeout, an abort or a leader change, never in a hang.
+ *
+ * A forward made for an API caller carries that caller ({@linkcode ForwardedCaller}: the verified
+ * SPIFFE id and the operator token id, never a secret), and the leader authorizes the command
+ * against it again with {@linkcode forwardRefusal}. The frame is trusted because control nodes
+ * reach each other only over mTLS with control identities; a forward without a caller is the
+ * forwarding node's own proposal (e.g. its bootstrap token).
  * @module
  */
 import type { ApplyResult } from "../registry/mod.ts";
 import { BackendError } from "../api/backend.ts";
+import {
+  authorizeCommand,
+  type CommandShape,
+  type ForwardedCaller,
+  type OperatorTokenRecord,
+} from "../auth/mod.ts";
 
-/** A follower's write, forwarded to the leader: `u8 type | u32 id | command bytes`. */
+/**
+ * A follower's write, forwarded to the leader:
+ * `u8 type | u32 id | [0x01 | u16 caller length | caller JSON] | command bytes`. The caller
+ * section is optional; command JSON starts with `{`, so its marker byte is unambiguous.
+ */
 export const FRAME_FORWARD = 3;
 /** The leader's answer to a forward: `u8 type | u32 id | JSON outcome`. */
 export const FRAME_FORWARD_RESULT = 4;
@@ -19,13 +35,17 @@ export const MAX_FORWARDS_IN_FLIGHT = 4096;
 export const FORWARD_TIMEOUT_MS = 8_000;
 
 const _HEADER_BYTES = 5;
+/** Marks the optional caller section of a forward request. */
+const _CALLER_MARKER = 0x01;
+/** Largest caller section: a SPIFFE id (at most 2048 characters) and a token id. */
+export const MAX_FORWARD_CALLER_BYTES = 4096;
 const _enc = new TextEncoder();
 const _dec = new TextDecoder();
 
 /** What the leader answers to a forward. */
 export type ForwardOutcome =
   | { ok: true; result: ApplyResult }
-  | { ok: false; status: 400 | 404 | 409 | 503; code: string; message: string };
+  | { ok: false; status: 400 | 401 | 403 | 404 | 409 | 503; code: string; message: string };
 
 function _frame(type: number, id: number, body: Uint8Array): Uint8Array {
   const out = new Uint8Array(_HEADER_BYTES + body.length);
@@ -42,14 +62,73 @@ function _id(frame: Uint8Array): number {
   return new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getUint32(1);
 }
 
-/** Encodes a forward request frame. */
-export function encodeForwardRequest(id: number, command: Uint8Array): Uint8Array {
-  return _frame(FRAME_FORWARD, id, command);
+/** Encodes a forward request frame, with the original API caller when there is one. */
+export function encodeForwardRequest(
+  id: number,
+  command: Uint8Array,
+  caller?: ForwardedCaller,
+): Uint8Array {
+  if (!caller) return _frame(FRAME_FORWARD, id, command);
+  const who = _enc.encode(JSON.stringify({ peer: caller.peer, token_id: caller.tokenId }));
+  if (who.length > MAX_FORWARD_CALLER_BYTES) {
+    throw new RangeError(
+      `forward caller of ${who.length} bytes is over ${MAX_FORWARD_CALLER_BYTES}`,
+    );
+  }
+  const body = new Uint8Array(3 + who.length + command.length);
+  body[0] = _CALLER_MARKER;
+  new DataView(body.buffer).setUint16(1, who.length);
+  body.set(who, 3);
+  body.set(command, 3 + who.length);
+  return _frame(FRAME_FORWARD, id, body);
 }
 
-/** Splits a forward request frame into its id and command bytes (still to be validated). */
-export function decodeForwardRequest(frame: Uint8Array): { id: number; command: Uint8Array } {
-  return { id: _id(frame), command: frame.subarray(_HEADER_BYTES) };
+/**
+ * Splits a forward request frame into its id, the original caller (null for the forwarding
+ * node's own proposal) and the command bytes (still to be validated). Throws on a malformed
+ * caller section.
+ */
+export function decodeForwardRequest(
+  frame: Uint8Array,
+): { id: number; caller: ForwardedCaller | null; command: Uint8Array } {
+  const id = _id(frame);
+  const rest = frame.subarray(_HEADER_BYTES);
+  if (rest[0] !== _CALLER_MARKER) return { id, caller: null, command: rest };
+  if (rest.length < 3) throw new Error("forward frame: truncated caller section");
+  const len = new DataView(rest.buffer, rest.byteOffset, rest.byteLength).getUint16(1);
+  if (len > MAX_FORWARD_CALLER_BYTES || 3 + len > rest.length) {
+    throw new Error(`forward frame: caller section of ${len} bytes overruns the frame`);
+  }
+  const v = JSON.parse(_dec.decode(rest.subarray(3, 3 + len))) as Record<string, unknown>;
+  const peer = v?.peer;
+  const tokenId = v?.token_id;
+  if (
+    (peer !== null && typeof peer !== "string") || (tokenId !== null && typeof tokenId !== "string")
+  ) {
+    throw new Error("forward frame: malformed caller");
+  }
+  return { id, caller: { peer, tokenId }, command: rest.subarray(3 + len) };
+}
+
+/**
+ * The leader's second check of a forwarded write: null when the original caller may propose
+ * `cmd`, else the refusal to answer (401/403). A forward without a caller is the forwarding
+ * node's own proposal and passes.
+ */
+export function forwardRefusal(
+  cmd: CommandShape,
+  caller: ForwardedCaller | null,
+  ctx: { tokens: readonly OperatorTokenRecord[]; now: number },
+): ForwardOutcome | null {
+  if (caller === null) return null;
+  const d = authorizeCommand(cmd, caller, ctx);
+  if (d.allowed) return null;
+  return {
+    ok: false,
+    status: d.status,
+    code: d.status === 401 ? "unauthenticated" : "forbidden",
+    message: `the leader refused the forwarded ${cmd.type}: ${d.reason}`,
+  };
 }
 
 /** Encodes a forward result frame. */
@@ -57,7 +136,7 @@ export function encodeForwardResult(id: number, outcome: ForwardOutcome): Uint8A
   return _frame(FRAME_FORWARD_RESULT, id, _enc.encode(JSON.stringify(outcome)));
 }
 
-const _STATUSES: ReadonlySet<unknown> = new Set([400, 404, 409, 503]);
+const _STATUSES: ReadonlySet<unknown> = new Set([400, 401, 403, 404, 409, 503]);
 
 /** Decodes a forward result frame; throws on anything that is not a well-formed outcome. */
 export function decodeForwardResult(frame: Uint8Array): { id: number; outcome: ForwardOutcome } {

@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
 import { BackendError } from "../api/backend.ts";
 import type { ApplyResult } from "../registry/mod.ts";
+import { createOperatorToken } from "../auth/mod.ts";
 import {
   decodeForwardRequest,
   decodeForwardResult,
   encodeForwardRequest,
   encodeForwardResult,
+  forwardRefusal,
   ForwardTable,
   FRAME_FORWARD,
   FRAME_FORWARD_RESULT,
@@ -140,4 +142,59 @@ Deno.test("ForwardTable rejects with the caller's error when the frame cannot be
   );
   assert.equal((await rejection(p)).message, "link full");
   assert.equal(t.size, 0);
+});
+
+Deno.test("a forward request carries the original caller; one without stays decodable", () => {
+  const cmd = new TextEncoder().encode('{"type":"delete_resource","kind":"Policy","name":"x"}');
+  const plain = decodeForwardRequest(encodeForwardRequest(7, cmd));
+  assert.equal(plain.id, 7);
+  assert.equal(plain.caller, null);
+  assert.deepEqual(plain.command, cmd);
+  const caller = { peer: "spiffe://skein.local/svc/ledger", tokenId: null };
+  const withCaller = decodeForwardRequest(encodeForwardRequest(8, cmd, caller));
+  assert.equal(withCaller.id, 8);
+  assert.deepEqual(withCaller.caller, caller);
+  assert.deepEqual(withCaller.command, cmd);
+  const frame = encodeForwardRequest(9, cmd, { peer: null, tokenId: "abc" });
+  assert.deepEqual(decodeForwardRequest(frame).caller, { peer: null, tokenId: "abc" });
+  // A caller section whose length overruns the frame is refused, not misread as a command.
+  const bad = frame.slice(0, 12);
+  assert.throws(() => decodeForwardRequest(bad), /overruns/);
+});
+
+Deno.test("forwardRefusal() authorizes a forwarded write as its original caller", () => {
+  const now = 1_000;
+  const op = createOperatorToken({ name: "op", role: "operator", now }).record;
+  const ro = createOperatorToken({ name: "ro", role: "read", now }).record;
+  const tokens = [op, ro];
+  const reg = { type: "register_instance", instance: { service: "ledger" } };
+  const ledger = "spiffe://skein.local/svc/ledger";
+  const cases: [
+    string,
+    object,
+    { peer: string | null; tokenId: string | null } | null,
+    number | null,
+  ][] = [
+    ["own service", reg, { peer: ledger, tokenId: null }, null],
+    ["other service", reg, { peer: "spiffe://skein.local/svc/billing", tokenId: null }, 403],
+    ["anonymous", reg, { peer: null, tokenId: null }, 401],
+    ["control node is no operator", reg, {
+      peer: "spiffe://skein.local/control/cp-2",
+      tokenId: null,
+    }, 403],
+    ["operator token", { type: "put_resource" }, { peer: null, tokenId: op.id }, null],
+    ["read token writes", { type: "put_resource" }, { peer: null, tokenId: ro.id }, 403],
+    ["unknown (revoked) token", { type: "put_resource" }, { peer: null, tokenId: "gone" }, 401],
+    ["proxy writes resources", { type: "put_resource" }, { peer: ledger, tokenId: null }, 403],
+    ["admin command by operator", { type: "put_ca" }, { peer: null, tokenId: op.id }, 403],
+    ["node's own proposal", { type: "put_operator_token" }, null, null],
+  ];
+  for (const [name, cmd, caller, want] of cases) {
+    const r = forwardRefusal(cmd as { type: string }, caller, { tokens, now });
+    assert.equal(r === null ? null : (r.ok ? "ok" : r.status), want, name);
+  }
+  // The refusal survives the result frame, status included.
+  const r = forwardRefusal(reg, { peer: null, tokenId: null }, { tokens, now })!;
+  const back = decodeForwardResult(encodeForwardResult(3, r));
+  assert.deepEqual(back.outcome, r);
 });

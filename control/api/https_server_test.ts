@@ -1,0 +1,116 @@
+import assert from "node:assert/strict";
+import tls from "node:tls";
+import { createCa, issueCertificate, trustBundlePem } from "../ca/mod.ts";
+import type { TlsMaterial } from "../../common/tls.ts";
+import { type ApiHandler, serveApiHttps } from "./https_server.ts";
+
+async function material(): Promise<{ m: TlsMaterial; serial: string }> {
+  const now = Date.now();
+  const ca = await createCa({ trustDomain: "skein.local", now });
+  const leaf = await issueCertificate(ca, {
+    identity: { kind: "control", node: "cp-1" },
+    extraSans: { ip: ["127.0.0.1"] },
+    now,
+  });
+  return {
+    m: { certPem: leaf.certPem, keyPem: leaf.keyPem, caPem: trustBundlePem(ca) },
+    serial: leaf.serial,
+  };
+}
+
+function serverSerial(port: number, ca: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ host: "127.0.0.1", port, ca, minVersion: "TLSv1.3" }, () => {
+      const serial = s.getPeerCertificate().serialNumber;
+      s.destroy();
+      resolve(serial);
+    });
+    s.on("error", reject);
+  });
+}
+
+Deno.test("serveApiHttps() streams bodies both ways and hands the handler no peer without a cert", async () => {
+  const { m } = await material();
+  const seen: (string | null)[] = [];
+  const handler: ApiHandler = async (req, info) => {
+    seen.push(info.peer?.uri ?? null);
+    if (req.method === "POST") {
+      // Echo the byte count, read as a stream.
+      let n = 0;
+      for await (const c of req.body!) n += c.byteLength;
+      return Response.json({ n });
+    }
+    const chunks = 5;
+    let i = 0;
+    return new Response(
+      new ReadableStream({
+        pull(ctrl) {
+          if (i++ < chunks) ctrl.enqueue(new Uint8Array(64 * 1024).fill(97));
+          else ctrl.close();
+        },
+      }),
+    );
+  };
+  const srv = await serveApiHttps({ hostname: "127.0.0.1", port: 0, material: m, handler });
+  const client = Deno.createHttpClient({ caCerts: [m.caPem] });
+  try {
+    const base = `https://127.0.0.1:${srv.port}`;
+    const big = await fetch(`${base}/stream`, { client });
+    assert.equal((await big.arrayBuffer()).byteLength, 5 * 64 * 1024);
+    const body = new Uint8Array(300_000);
+    const posted = await fetch(`${base}/echo`, { client, method: "POST", body });
+    assert.deepEqual(await posted.json(), { n: 300_000 });
+    assert.deepEqual(seen, [null, null]);
+  } finally {
+    client.close();
+    await srv.shutdown(1000);
+  }
+});
+
+Deno.test("updateMaterial() serves the new certificate to new connections", async () => {
+  const a = await material();
+  const b = await material();
+  const srv = await serveApiHttps({
+    hostname: "127.0.0.1",
+    port: 0,
+    material: a.m,
+    handler: () => new Response("ok"),
+  });
+  try {
+    assert.equal(await serverSerial(srv.port, a.m.caPem), a.serial.toUpperCase());
+    srv.updateMaterial(b.m);
+    assert.equal(await serverSerial(srv.port, b.m.caPem), b.serial.toUpperCase());
+  } finally {
+    await srv.shutdown(1000);
+  }
+});
+
+Deno.test("shutdown() lets an in-flight request finish, then refuses new connections", async () => {
+  const { m } = await material();
+  const release = Promise.withResolvers<void>();
+  const started = Promise.withResolvers<void>();
+  const srv = await serveApiHttps({
+    hostname: "127.0.0.1",
+    port: 0,
+    material: m,
+    handler: async () => {
+      started.resolve();
+      await release.promise;
+      return new Response("done");
+    },
+  });
+  const client = Deno.createHttpClient({ caCerts: [m.caPem] });
+  try {
+    const pending = fetch(`https://127.0.0.1:${srv.port}/slow`, { client });
+    await started.promise;
+    const stopping = srv.shutdown(10_000);
+    assert.equal(srv.stats.requestsInFlight, 1);
+    release.resolve();
+    const res = await pending;
+    assert.equal(await res.text(), "done");
+    await stopping;
+    await assert.rejects(fetch(`https://127.0.0.1:${srv.port}/again`, { client }));
+  } finally {
+    client.close();
+  }
+});
