@@ -50,6 +50,9 @@ interface _Rule {
   readonly methods: ReadonlySet<string> | null;
   /** Path matchers, or null for any. */
   readonly paths: readonly PathMatcher[] | null;
+  /** The decisions this rule yields, built once so the hot path does not allocate. */
+  readonly denied: Decision;
+  readonly allowed: Decision;
 }
 
 /** An `Authorization` resource compiled for the hot path. Build once per resource version. */
@@ -102,7 +105,11 @@ function _compileRule(
     name,
     from: froms.length === 1 ? froms[0]! : (c) => froms.some((f) => f(c)),
     methods: anyMethod ? null : new Set(r.methods!.map((m) => m.toUpperCase())),
-    paths: !r.paths || r.paths.length === 0 ? null : r.paths.map(compilePathPattern),
+    paths: !r.paths || r.paths.length === 0 || r.paths.some((p) => p === "/*" || p === "/**")
+      ? null
+      : r.paths.map(compilePathPattern),
+    denied: Object.freeze({ allowed: false, reason: "denied_by_rule", rule: name }),
+    allowed: Object.freeze({ allowed: true, reason: "allowed_by_rule", rule: name }),
   };
 }
 
@@ -147,27 +154,69 @@ export function evaluate(
   req: AuthzRequest,
   opts: EvaluateOptions = {},
 ): Decision {
-  if (!req.caller) return { allowed: false, reason: "no_identity", rule: null };
+  if (!req.caller) return NO_IDENTITY;
   if (!policy) {
     const allowed = (opts.noPolicy ?? "allow") === "allow";
     return { allowed, reason: "no_policy", rule: null };
   }
-  const path = normalizePath(req.path);
-  if (path === null) return { allowed: false, reason: "invalid_path", rule: null };
-  const method = req.method.toUpperCase();
+  return evaluateNormalized(policy, req.caller, req.method, normalizePath(req.path));
+}
+
+const NO_IDENTITY: Decision = Object.freeze({ allowed: false, reason: "no_identity", rule: null });
+const INVALID_PATH: Decision = Object.freeze({
+  allowed: false,
+  reason: "invalid_path",
+  rule: null,
+});
+const DEFAULT_ALLOW: Decision = Object.freeze({
+  allowed: true,
+  reason: "default_allow",
+  rule: null,
+});
+const DEFAULT_DENY: Decision = Object.freeze({
+  allowed: false,
+  reason: "default_deny",
+  rule: null,
+});
+
+/**
+ * {@linkcode evaluate} for a caller whose path is already normalized (null: not a path), so a
+ * proxy that also forwards the normalized path normalizes once.
+ */
+export function evaluateNormalized(
+  policy: CompiledAuthorization,
+  caller: SpiffeId | null,
+  method: string,
+  normalizedPath: string | null,
+): Decision {
+  if (!caller) return NO_IDENTITY;
+  if (normalizedPath === null) return INVALID_PATH;
+  const m = method.toUpperCase();
   for (const r of policy._deny) {
-    if (_matches(r, req.caller, method, path)) {
-      return { allowed: false, reason: "denied_by_rule", rule: r.name };
-    }
+    if (_matches(r, caller, m, normalizedPath)) return r.denied;
   }
   for (const r of policy._allow) {
-    if (_matches(r, req.caller, method, path)) {
-      return { allowed: true, reason: "allowed_by_rule", rule: r.name };
-    }
+    if (_matches(r, caller, m, normalizedPath)) return r.allowed;
   }
-  return policy.defaultAllow
-    ? { allowed: true, reason: "default_allow", rule: null }
-    : { allowed: false, reason: "default_deny", rule: null };
+  return policy.defaultAllow ? DEFAULT_ALLOW : DEFAULT_DENY;
+}
+
+/**
+ * Decides an opaque TCP connection, where no method or path is visible. It stands for every
+ * request at once, so it is allowed only if the caller would be allowed whatever it sends:
+ * any `deny` rule naming the caller denies (even one limited to some paths or methods, since
+ * those cannot be told apart in a byte stream); otherwise an `allow` rule naming the caller
+ * with neither `methods` nor `paths` (or `*`) allows; otherwise the default decides.
+ */
+export function evaluateTcp(policy: CompiledAuthorization, caller: SpiffeId | null): Decision {
+  if (!caller) return NO_IDENTITY;
+  for (const r of policy._deny) {
+    if (r.from(caller)) return r.denied;
+  }
+  for (const r of policy._allow) {
+    if (r.methods === null && r.paths === null && r.from(caller)) return r.allowed;
+  }
+  return policy.defaultAllow ? DEFAULT_ALLOW : DEFAULT_DENY;
 }
 
 /** Parses a caller's SPIFFE id string (e.g. from `PeerInfo`) for {@linkcode AuthzRequest}. */

@@ -205,6 +205,11 @@ Deno.test("normalizePath(): table", () => {
     ["*", null],
     ["a/b", null],
     ["https://h:1/p?q", "/p"],
+    ["/a/b?x=1#f", "/a/b"],
+    ["/a/b#f", "/a/b"],
+    ["/a.b/c..d/.hidden", "/a.b/c..d/.hidden"],
+    ["/a/..?q=1", "/"],
+    ["/a/b/.?q", "/a/b/"],
   ];
   for (const [input, want] of rows) assertEquals(normalizePath(input), want, input);
 });

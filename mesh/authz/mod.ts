@@ -15,7 +15,10 @@
  * of the mesh's trust domain, or a SPIFFE id (both may use `*`). `methods`: case-insensitive,
  * omitted or `*` for any. `paths`: exact, `/x/*` (x and below), `*` (one segment), `**` (any);
  * matched against the normalized path (query dropped, dot segments resolved), which the proxy
- * should also forward so the app sees what was authorized.
+ * should also forward so the app sees what was authorized (`evaluateNormalized` takes the
+ * path already normalized, so the proxy normalizes once). Opaque TCP (`evaluateTcp`) is
+ * allowed only when the caller would be allowed every request: any `deny` rule naming it
+ * denies, an `allow` rule naming it without `methods`/`paths` allows, else the default.
  * @module
  */
 export * from "./path.ts";

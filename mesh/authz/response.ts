@@ -75,16 +75,31 @@ export function shouldAudit(policy: CompiledAuthorization | null, decision: Deci
 /** Longest path written into an audit line. */
 export const MAX_AUDIT_PATH_CHARS = 1024;
 
-/**
- * One JSON line: `{"time","type":"authz","caller","service","method","path","decision",
- * "reason","rule"}`. JSON encoding escapes control characters, so a hostile path cannot forge
- * a second line.
- */
-export function auditLine(ev: AuditEvent): string {
+/** The fields of one audit record, without the time (a logger adds its own). */
+export interface AuditRecord {
+  /** Always `authz`, so audit lines can be picked out of a mixed log. */
+  readonly type: "authz";
+  /** The caller's SPIFFE id, or null. */
+  readonly caller: string | null;
+  /** The protected service. */
+  readonly service: string;
+  /** HTTP method (at most 32 characters). */
+  readonly method: string;
+  /** Path without query or fragment (at most {@linkcode MAX_AUDIT_PATH_CHARS}). */
+  readonly path: string;
+  /** `allow` or `deny`. */
+  readonly decision: "allow" | "deny";
+  /** The decision's reason. */
+  readonly reason: string;
+  /** The deciding rule, or null for defaults. */
+  readonly rule: string | null;
+}
+
+/** The audit fields of an event: query dropped, method and path length-capped. */
+export function auditRecord(ev: Omit<AuditEvent, "time">): AuditRecord {
   const q = ev.path.search(/[?#]/);
   const path = (q >= 0 ? ev.path.slice(0, q) : ev.path).slice(0, MAX_AUDIT_PATH_CHARS);
-  return JSON.stringify({
-    time: new Date(ev.time).toISOString(),
+  return {
     type: "authz",
     caller: ev.caller,
     service: ev.service,
@@ -93,5 +108,14 @@ export function auditLine(ev: AuditEvent): string {
     decision: ev.decision.allowed ? "allow" : "deny",
     reason: ev.decision.reason,
     rule: ev.decision.rule,
-  });
+  };
+}
+
+/**
+ * One JSON line: `{"time","type":"authz","caller","service","method","path","decision",
+ * "reason","rule"}`. JSON encoding escapes control characters, so a hostile path cannot forge
+ * a second line.
+ */
+export function auditLine(ev: AuditEvent): string {
+  return JSON.stringify({ time: new Date(ev.time).toISOString(), ...auditRecord(ev) });
 }

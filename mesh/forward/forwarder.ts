@@ -398,6 +398,7 @@ class _Session {
     message: string,
     close: boolean,
     headOnly: boolean,
+    headers?: string,
   ): Promise<void> {
     const st = this.#f.stats.local;
     st[status] = (st[status] ?? 0) + 1;
@@ -409,6 +410,7 @@ class _Session {
       message,
       close,
       headOnly,
+      headers,
     });
     try {
       await writeAll(this.#conn, bytes);
@@ -419,7 +421,7 @@ class _Session {
 
   async #answerError(e: ProxyError, head: RequestHead, bodyPending: boolean): Promise<Done> {
     const close = bodyPending || !head.keepAlive || head.versionMinor === 0 || this.#f.draining;
-    await this.#answer(e.status, e.code, e.message, close, head.method === "HEAD");
+    await this.#answer(e.status, e.code, e.message, close, head.method === "HEAD", e.headers);
     return close ? Done.Close : Done.KeepAlive;
   }
 

@@ -86,13 +86,16 @@ export class ProxyError extends Error {
   readonly status: number;
   /** Machine-readable cause, sent as `x-skein-error`. */
   readonly code: ProxyErrorCause;
+  /** Extra pre-encoded header lines (`name: value\r\n` each, ASCII), e.g. `x-skein-denied`. */
+  readonly headers: string | undefined;
 
-  /** Creates a local answer with its status and cause. */
-  constructor(status: number, code: ProxyErrorCause, message: string) {
+  /** Creates a local answer with its status, cause and optional extra header lines. */
+  constructor(status: number, code: ProxyErrorCause, message: string, headers?: string) {
     super(message);
     this.name = "ProxyError";
     this.status = status;
     this.code = code;
+    this.headers = headers;
   }
 }
 

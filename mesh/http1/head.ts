@@ -78,6 +78,11 @@ export interface RequestHead extends HttpHead {
   method: string;
   /** The request-target as sent. */
   target: string;
+  /**
+   * Set when a proxy replaced `target` (e.g. with the normalized path it authorized), so the
+   * forwarded start line is rebuilt from `target` instead of copied from `raw`.
+   */
+  targetRewritten?: boolean;
   /** The Host field value, or null (only possible for HTTP/1.0). */
   host: string | null;
   /** Whether the client sent `Expect: 100-continue`. */

@@ -42,7 +42,7 @@ export function writeForwardedRequestHead(
   clientAddr: string | null,
   extra?: string,
 ): void {
-  if (head.versionMinor === 1) {
+  if (head.versionMinor === 1 && head.targetRewritten !== true) {
     w.bytes(head.raw, head.start, head.firstLineEnd);
   } else {
     w.latin1(`${head.method} ${head.target} HTTP/1.1\r\n`);
@@ -115,6 +115,8 @@ export interface ProxyResponseInit {
   close: boolean;
   /** Omit the body (answering HEAD). @default false */
   headOnly?: boolean;
+  /** Extra pre-encoded header lines (`name: value\r\n` each, ASCII). */
+  headers?: string;
 }
 
 /** Serializes a response the proxy generates itself, e.g. 503 when no endpoint is available. */
@@ -128,6 +130,7 @@ export function proxyResponseBytes(init: ProxyResponseInit): Uint8Array {
       `x-skein-proxy: ${init.node}\r\n` +
       `x-skein-error: ${init.cause}\r\n` +
       `via: 1.1 ${init.node}\r\n` +
+      (init.headers ?? "") +
       (init.close ? "connection: close\r\n" : "") +
       "\r\n",
   );

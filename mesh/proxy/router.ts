@@ -5,7 +5,8 @@
  * - an upstream listener (`upstream:<service>`) serves exactly that service;
  * - the `http_proxy` listener reads the service from `Host` (with or without a port);
  * - the `inbound` listener forwards to a local app: the one named by `x-skein-destination`,
- *   else by `Host`, else the only one this proxy fronts.
+ *   else by `Host`, else the only one this proxy fronts, once the app's `Authorization`
+ *   resource allows the caller (see `inbound_authz.ts`).
  * @module
  */
 import type { Logger } from "../../common/log.ts";
@@ -23,6 +24,7 @@ import {
   type Route,
 } from "./destination.ts";
 import { Policy as PolicySchema } from "../../config/mod.ts";
+import { InboundAuthz } from "./inbound_authz.ts";
 
 /** Listener name of the inbound listener. */
 export const INBOUND_LISTENER = "inbound";
@@ -68,10 +70,16 @@ export class MeshRouter implements Router {
   #policies = new Map<string, Policy>();
   #routes = new Map<string, Route>();
   #haveCatalog = false;
+  readonly #authz: InboundAuthz;
 
   /** Creates the router with the upstream and local destinations. */
   constructor(opts: MeshRouterOptions) {
     this.#o = opts;
+    this.#authz = new InboundAuthz({
+      services: opts.locals.map((l) => l.name),
+      trustDomain: opts.trustDomain,
+      logger: opts.logger,
+    });
     for (const s of opts.upstreams) this.#destination(s);
     const inboundDeps: DestinationDeps = { ...opts, source: "unknown" };
     // The local app gets one try and is never ejected: there is nowhere else to send it.
@@ -105,16 +113,18 @@ export class MeshRouter implements Router {
     return this.#haveCatalog;
   }
 
-  /** Applies a new catalog: endpoints, Policy and Route resources. */
+  /** Applies a new catalog: endpoints, Policy, Route and Authorization resources. */
   applyCatalog(c: Catalog): void {
     this.#catalog = c;
     this.#haveCatalog = true;
     const policies = new Map<string, Policy>();
     const routes = new Map<string, Route>();
-    for (const r of parseResources(c.resources, this.#o.logger)) {
+    const resources = parseResources(c.resources, this.#o.logger);
+    for (const r of resources) {
       if (r.kind === "Policy") policies.set(r.service, r);
       else if (r.kind === "Route") routes.set(r.service, r);
     }
+    this.#authz.apply(resources);
     this.#policies = policies;
     this.#routes = routes;
     for (const [name, d] of this.#outbound) this.#refresh(name, d);
@@ -192,8 +202,12 @@ export class MeshRouter implements Router {
     if (head.upgrade && up !== null && up.toLowerCase() === TCP_TUNNEL_UPGRADE) {
       const port = this.#o.tunnelPort?.() ?? null;
       if (port === null) return new ProxyError(404, "no_route", "no TCP tunnel on this proxy");
+      const denied = this.#authz.checkTcp(d.service, caller);
+      if (denied !== null) return denied;
       return _tunnelDecision(d.service, port);
     }
+    const denied = this.#authz.checkHttp(d.service, head, caller);
+    if (denied !== null) return denied;
     return d.decide(head, caller === null ? undefined : sourceLabel(caller));
   }
 
