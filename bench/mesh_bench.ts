@@ -1,17 +1,18 @@
 /**
  * Data-plane benchmark: the two-hop path app -> proxy -> proxy -> app, side by side for
  * (a) the app direct, (b) HAProxy two hops (two haproxy processes, its default threads),
- * (c) two real `skein proxy` processes (an outbound proxy with an upstream listener and a
- * static catalog pointing at an inbound proxy that fronts the app; `workers` threads each),
- * and (d) the bare skein forwarder two hops (two single-threaded `deno run` processes, no
- * router or policy). Each runs `wrk -t1 -c32`, then a fixed-rate run for added latency, and
+ * and (c) in plaintext mode the bare skein forwarder two hops (two single-threaded `deno run`
+ * processes, no router or policy). A plaintext `skein proxy` pair is no longer possible: since
+ * zero trust a proxy refuses to start without an identity. Each runs `wrk -t1 -c32`, then a fixed-rate run for added latency, and
  * samples proxy RSS idle and under load from /proc.
  *
  * `--mtls` measures the proxy-to-proxy hop over mutual TLS instead: the skein row is two
  * proxies enrolled with join tokens from a one-node `skein control` (outbound -> inbound over
  * mTLS -> app), the HAProxy row an outbound haproxy with `server ... ssl crt ... verify
  * required` to an inbound haproxy `bind ... ssl crt ... verify required`, with an openssl EC
- * P-256 CA and leaves. The bare forwarder row is left out (it has no TLS).
+ * P-256 CA and leaves; `workers` threads per skein proxy, each terminating mTLS. The bare
+ * forwarder row is left out (it has no TLS). `SKEIN_BENCH_PROFILE_DIR=dir` writes a V8 CPU
+ * profile of each skein proxy to `dir`.
  *
  * `deno run -A bench/mesh_bench.ts [--duration 10] [--rate 1000] [--rounds 3] [--workers N]
  * [--mtls]`;
@@ -47,7 +48,10 @@ export interface MeshBenchOptions {
   print?: (line: string) => void;
   /** `workers` of the two `skein proxy` processes. @default "auto" */
   workers?: number | "auto";
-  /** Also run the bare forwarder row (never in mTLS mode). @default true */
+  /**
+   * Ignored: plaintext mode always runs the bare forwarder row (a `skein proxy` needs an
+   * identity, so it is the only plaintext skein row left), mTLS mode never does.
+   */
   bareForwarder?: boolean;
   /** Mutual TLS on the proxy-to-proxy hop for both skein and HAProxy. @default false */
   mtls?: boolean;
@@ -199,7 +203,7 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
   const mtls = opts.mtls ?? false;
   const names = mtls
     ? { haproxy: "haproxy-mtls", skein: "skein-mtls" }
-    : { haproxy: "haproxy-2hop", skein: "skein-2hop" };
+    : { haproxy: "haproxy-2hop", skein: "skein-fwd-2hop" };
   const onSignal = () => {
     for (const c of children) {
       try {
@@ -224,9 +228,11 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
     const pxOutPort = freePort();
     let controlUrls = ["http://127.0.0.1:9"];
     const tokenFiles: Record<string, string> = {};
+    let caFile: string | undefined;
     if (mtls) {
       const cp = await startBenchControl(tmp, freePort(), spawn);
       controlUrls = [cp.url];
+      caFile = cp.caFile;
       for (const svc of ["app", "client"]) {
         tokenFiles[svc] = `${tmp}/${svc}.token`;
         await Deno.writeTextFile(tokenFiles[svc], await createJoinToken(cp.url, cp.token, svc));
@@ -240,6 +246,7 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
       inbound: "127.0.0.1:0",
       workers,
       log: { level: "error" },
+      ...(caFile !== undefined ? { ca_file: caFile } : {}),
       ...extra,
     });
     await Deno.mkdir(`${tmp}/px-out`, { recursive: true });
@@ -274,12 +281,24 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
           : {}),
       })),
     );
-    const proxyArgs = (cfg: string) =>
-      skeinArgs(["proxy", "--config", cfg, "--log-level", "error"]);
-    const pxIn = spawn(Deno.execPath(), proxyArgs(`${tmp}/px-in.yaml`));
-    await waitPort(pxInPort, "skein proxy inbound");
-    const pxOut = spawn(Deno.execPath(), proxyArgs(`${tmp}/px-out.yaml`));
-    await waitPort(pxOutPort, "skein proxy outbound");
+    // SKEIN_BENCH_PROFILE_DIR=dir writes a V8 CPU profile of each skein proxy there on exit.
+    const profDir = Deno.env.get("SKEIN_BENCH_PROFILE_DIR");
+    const proxyArgs = (cfg: string) => {
+      const a = skeinArgs(["proxy", "--config", cfg, "--log-level", "error"]);
+      return profDir ? [a[0]!, "--cpu-prof", `--cpu-prof-dir=${profDir}`, ...a.slice(1)] : a;
+    };
+    // Since zero trust (issue 5) `skein proxy` refuses to start without an identity, so the
+    // plaintext mode can only measure the bare forwarder pair.
+    let pxIn: Deno.ChildProcess | null = null;
+    let pxOut: Deno.ChildProcess | null = null;
+    if (mtls) {
+      pxIn = spawn(Deno.execPath(), proxyArgs(`${tmp}/px-in.yaml`));
+      await waitPort(pxInPort, "skein proxy inbound");
+      pxOut = spawn(Deno.execPath(), proxyArgs(`${tmp}/px-out.yaml`));
+      await waitPort(pxOutPort, "skein proxy outbound");
+    } else {
+      notes.push("skein proxy needs an identity: plaintext mode measures the bare forwarder");
+    }
     if (mtls) {
       await waitMeshRoute(pxOutPort);
       if (await answersPlaintext(pxInPort)) {
@@ -287,7 +306,7 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
       }
     }
 
-    const bare = !mtls && (opts.bareForwarder ?? true);
+    const bare = !mtls;
     let skIn: Deno.ChildProcess | null = null;
     let skOut: Deno.ChildProcess | null = null;
     const skInPort = freePort();
@@ -346,7 +365,9 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
       }
       targets.push({ name: names.haproxy, port: haOutPort, pids: [haIn.pid, haOut.pid] });
     }
-    targets.push({ name: names.skein, port: pxOutPort, pids: [pxIn.pid, pxOut.pid] });
+    if (pxIn !== null && pxOut !== null) {
+      targets.push({ name: names.skein, port: pxOutPort, pids: [pxIn.pid, pxOut.pid] });
+    }
     if (skIn !== null && skOut !== null) {
       targets.push({ name: "skein-fwd-2hop", port: skOutPort, pids: [skIn.pid, skOut.pid] });
     }

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { sharedSeed, testFetch } from "../../tests/tls_fixture.ts";
+
 const SKEIN = new URL("../../cmd/skein.ts", import.meta.url).pathname;
 
 /** Leaf lifetime; the bench only needs minutes, a day leaves room for clock skew. */
@@ -133,6 +135,8 @@ export interface BenchControl {
   url: string;
   /** Bootstrap admin token. */
   token: string;
+  /** The CA seed certificate (PEM file) the control API's certificate chains to. */
+  caFile: string;
 }
 
 /** `deno run` arguments for the skein CLI. */
@@ -151,6 +155,8 @@ export async function startBenchControl(
 ): Promise<BenchControl> {
   const cfg = `${dir}/control.yaml`;
   const tokenFile = `${dir}/control.token`;
+  // The same seed the join-token CLI helper trusts; the control API speaks HTTPS with it.
+  const seed = await sharedSeed();
   await Deno.writeTextFile(
     cfg,
     JSON.stringify({
@@ -159,18 +165,19 @@ export async function startBenchControl(
       api: `127.0.0.1:${apiPort}`,
       raft: "127.0.0.1:0",
       bootstrap_token_file: tokenFile,
+      tls: { ca_cert_file: seed.certFile, ca_key_file: seed.keyFile },
     }),
   );
   spawn(Deno.execPath(), skeinArgs(["control", "--config", cfg, "--log-level", "error"]));
-  const url = `http://127.0.0.1:${apiPort}`;
+  const url = `https://127.0.0.1:${apiPort}`;
   for (let i = 0; i < CONTROL_READY_TRIES; i++) {
     try {
       const token = (await Deno.readTextFile(tokenFile)).trim();
-      const r = await fetch(`${url}/v1/operator-tokens`, {
+      const r = await testFetch(`${url}/v1/operator-tokens`, {
         headers: { authorization: `Bearer ${token}` },
       });
       await r.body?.cancel();
-      if (r.status === 200) return { url, token };
+      if (r.status === 200) return { url, token, caFile: seed.certFile };
     } catch {
       // not up yet
     }

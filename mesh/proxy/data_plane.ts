@@ -25,7 +25,7 @@ import {
 } from "./router.ts";
 import type { SharedLimits } from "./shared_limits.ts";
 import { connectTunnel, TunnelBridge } from "./tcp_tunnel.ts";
-import { connectMtls, type MeshTls } from "./mesh_tls.ts";
+import { connectMtls, type MeshTls, MeshTlsState } from "./mesh_tls.ts";
 
 /** How often periodic policy work (outlier detection) runs, in ms. */
 export const TICK_INTERVAL_MS = 250;
@@ -62,10 +62,14 @@ export interface DataPlaneOptions {
   random?: () => number;
   /**
    * mTLS between proxies: outbound connections to other proxies present this identity and
-   * check theirs. Without it the mesh hop is plaintext.
+   * check theirs. Without it the mesh hop is plaintext. Pass the {@linkcode MeshTlsState}
+   * the inbound listener was bound with, so one update reaches both directions.
    */
-  tls?: MeshTls;
-  /** An already bound inbound listener (the mTLS one, bound asynchronously beforehand). */
+  tls?: MeshTls | MeshTlsState;
+  /**
+   * An already bound inbound listener (the mTLS one, bound asynchronously beforehand);
+   * required with `tls`, so an identity never falls back to a plaintext inbound.
+   */
   inboundListener?: Deno.Listener;
 }
 
@@ -145,6 +149,10 @@ export class DataPlane {
       reusePort
         ? Deno.listen({ hostname, port, reusePort: true })
         : Deno.listen({ hostname, port });
+    if (opts.tls !== undefined && opts.inboundListener === undefined) {
+      throw new Error("mTLS data plane needs its mTLS inbound listener");
+    }
+    const meshTls = opts.tls === undefined ? undefined : MeshTlsState.of(opts.tls);
     try {
       const locals = cfg.services.map((s) => ({ name: s.name, port: s.port }));
       const bridge = locals.length > 0
@@ -163,7 +171,7 @@ export class DataPlane {
         upstreams: cfg.upstreams.map((u) => u.service),
         locals,
         tunnelPort: () => bridge?.port ?? null,
-        trustDomain: opts.tls?.trustDomain,
+        trustDomain: meshTls?.trustDomain,
       });
       const common = {
         node: cfg.node,
@@ -188,7 +196,6 @@ export class DataPlane {
       listeners.push(inbound);
       const ports: ListenerPorts = { inbound: inbound.addr.port, httpProxy: null, upstreams: {} };
 
-      const meshTls = opts.tls;
       const pool = new ConnectionPool(
         meshTls === undefined
           ? {}

@@ -2,8 +2,12 @@
  * Entry point of a data-plane worker thread (a Web Worker started by
  * {@linkcode WorkerDataPlanes}). It runs one {@linkcode DataPlane} on the ports the main
  * thread chose, with `SO_REUSEPORT`, and answers the main thread's messages: catalog
- * updates, snapshots for the admin pages, and drain. Its log events go to the main thread's
- * logger.
+ * updates, TLS material and trust updates, snapshots for the admin pages, and drain. Its log
+ * events go to the main thread's logger.
+ *
+ * With an identity, the worker binds its own `node:tls` inbound server on the shared port
+ * (also `SO_REUSEPORT`), so every worker terminates mTLS for the connections the kernel
+ * gives it, and keeps its own {@linkcode MeshTlsState} for both directions.
  *
  * The module does nothing unless it runs inside a worker, so importing it statically (which
  * makes `deno compile` embed it) is harmless.
@@ -11,6 +15,7 @@
  */
 import type { LogFields, Logger, LogLevel } from "../../common/log.ts";
 import { DataPlane } from "./data_plane.ts";
+import { listenMtls, MeshTlsState } from "./mesh_tls.ts";
 import { SharedLimits } from "./shared_limits.ts";
 import type { ToMain, ToWorker } from "./worker_protocol.ts";
 
@@ -41,30 +46,54 @@ function _workerLogger(scope: _WorkerScope, level: LogLevel, base: LogFields): L
 
 function _serve(scope: _WorkerScope): void {
   let plane: DataPlane | null = null;
-  scope.onmessage = (e) => {
-    const m = e.data;
-    switch (m.type) {
-      case "start": {
-        const log = _workerLogger(scope, m.logLevel, { worker: m.index });
-        try {
-          plane = DataPlane.start({
-            config: m.config,
-            logger: log,
-            limits: new SharedLimits(m.limits),
-            index: m.index,
-            workers: m.workers,
-            ports: m.ports,
-            reusePort: true,
-          });
-          scope.postMessage({ type: "started", ports: plane.ports });
-        } catch (err) {
-          scope.postMessage({ type: "failed", message: (err as Error).message ?? String(err) });
-        }
-        break;
+  let tls: MeshTlsState | null = null;
+  let log: Logger | null = null;
+  const start = async (m: Extract<ToWorker, { type: "start" }>): Promise<void> => {
+    log = _workerLogger(scope, m.logLevel, { worker: m.index });
+    let inbound: Deno.Listener | undefined;
+    try {
+      if (m.tls !== undefined) {
+        tls = new MeshTlsState(m.tls);
+        inbound = await listenMtls(
+          tls,
+          m.config.inbound.hostname,
+          m.ports.inbound,
+          log.with({ component: "inbound_tls" }),
+          { reusePort: true },
+        );
       }
+      plane = DataPlane.start({
+        config: m.config,
+        logger: log,
+        limits: new SharedLimits(m.limits),
+        index: m.index,
+        workers: m.workers,
+        ports: m.ports,
+        reusePort: true,
+        ...(tls !== null ? { tls, inboundListener: inbound } : {}),
+      });
+      scope.postMessage({ type: "started", ports: plane.ports });
+    } catch (err) {
+      inbound?.close();
+      scope.postMessage({ type: "failed", message: (err as Error).message ?? String(err) });
+    }
+  };
+  const handle = async (m: ToWorker): Promise<void> => {
+    switch (m.type) {
+      case "start":
+        await start(m);
+        break;
       case "catalog":
         plane?.applyCatalog(m.catalog);
         break;
+      case "tls_material":
+        tls?.updateMaterial(m.material);
+        break;
+      case "tls_trust": {
+        const closed = tls?.updateTrust(m.trust) ?? 0;
+        if (closed > 0) log?.info("closed connections of revoked peers", { closed });
+        break;
+      }
       case "snapshot":
         if (plane !== null) {
           scope.postMessage({ type: "snapshot", id: m.id, snapshot: plane.snapshot() });
@@ -78,6 +107,14 @@ function _serve(scope: _WorkerScope): void {
         plane.drain(m.ms).finally(() => scope.postMessage({ type: "drained" }));
         break;
     }
+  };
+  // "start" binds asynchronously (the mTLS server); later messages wait for it, in order.
+  let queue = Promise.resolve();
+  scope.onmessage = (e) => {
+    const m = e.data;
+    queue = queue.then(() => handle(m)).catch((err) => {
+      log?.error("data-plane worker message failed", { type: m.type, err: err as Error });
+    });
   };
 }
 

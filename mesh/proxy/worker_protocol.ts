@@ -7,7 +7,9 @@
 import type { ProxyConfig } from "../../config/mod.ts";
 import type { LogFields, LogLevel } from "../../common/log.ts";
 import type { Catalog } from "../discovery/mod.ts";
+import type { TlsMaterial } from "../../common/tls.ts";
 import type { DataPlaneSnapshot, ListenerPorts } from "./data_plane.ts";
+import type { MeshTls, MeshTrust } from "./mesh_tls.ts";
 
 /** What the main thread sends a worker. */
 export type ToWorker =
@@ -19,8 +21,12 @@ export type ToWorker =
     ports: ListenerPorts;
     limits: SharedArrayBuffer;
     logLevel: LogLevel;
+    /** The proxy's identity: the worker binds its own mTLS inbound server (SO_REUSEPORT). */
+    tls?: MeshTls;
   }
   | { type: "catalog"; catalog: Catalog }
+  | { type: "tls_material"; material: TlsMaterial }
+  | { type: "tls_trust"; trust: MeshTrust }
   | { type: "snapshot"; id: number }
   | { type: "drain"; ms: number };
 

@@ -7,11 +7,16 @@
  * `SO_REUSEPORT` to learn the port and held until every worker has bound it too; a fixed
  * port is probed without `SO_REUSEPORT`, so a port another process holds fails the start
  * instead of silently sharing traffic), then starts the workers, each binding every port
- * with `SO_REUSEPORT`.
+ * with `SO_REUSEPORT`. With an identity, each worker also binds its own `node:tls` inbound
+ * server with `SO_REUSEPORT`, so mTLS is terminated on every worker.
+ *
+ * TLS updates (`updateMaterial`, `updateTrust`) reach every data plane: in-process at once,
+ * in workers as messages, ordered with everything else the main thread sends.
  * @module
  */
 import type { ProxyConfig } from "../../config/mod.ts";
 import type { Logger, LogLevel } from "../../common/log.ts";
+import type { TlsMaterial } from "../../common/tls.ts";
 import type { Catalog } from "../discovery/mod.ts";
 import {
   DataPlane,
@@ -19,6 +24,7 @@ import {
   type DataPlaneSnapshot,
   type ListenerPorts,
 } from "./data_plane.ts";
+import { listenMtls, type MeshTls, MeshTlsState, type MeshTrust } from "./mesh_tls.ts";
 import { SharedLimits } from "./shared_limits.ts";
 import type { ToMain, ToWorker } from "./worker_protocol.ts";
 // A static import so `deno compile` embeds the worker module; it does nothing in this thread.
@@ -45,6 +51,16 @@ export interface DataPlanes {
   snapshots(): Promise<DataPlaneSnapshot[]>;
   /** Stops accepting and drains every data plane (bounded by `ms` plus a grace period). */
   drain(ms: number): Promise<void>;
+  /**
+   * New certificate, key and bundle for new mTLS handshakes in every data plane (inbound and
+   * outbound); established connections are kept. No-op without an identity.
+   */
+  updateMaterial(m: TlsMaterial): void;
+  /**
+   * New trust bundle and revocation list in every data plane; open connections from or to a
+   * newly revoked identity are closed. No-op without an identity.
+   */
+  updateTrust(t: MeshTrust): void;
 }
 
 /** Resolves the `workers` setting: `auto` is the number of CPUs, capped at MAX_WORKERS. */
@@ -57,6 +73,7 @@ export function workerCount(setting: number | "auto"): number {
 export class LocalDataPlanes implements DataPlanes {
   readonly count = 1;
   readonly #plane: DataPlane;
+  readonly #tls: MeshTlsState | null;
 
   /** Binds the configured ports in this thread (the inbound one may come bound, for mTLS). */
   constructor(
@@ -64,7 +81,43 @@ export class LocalDataPlanes implements DataPlanes {
     logger: Logger,
     extra: Pick<DataPlaneOptions, "tls" | "inboundListener"> = {},
   ) {
-    this.#plane = DataPlane.start({ config, logger, limits: new SharedLimits(), ...extra });
+    const tls = extra.tls === undefined ? undefined : MeshTlsState.of(extra.tls);
+    this.#tls = tls ?? null;
+    this.#plane = DataPlane.start({
+      config,
+      logger,
+      limits: new SharedLimits(),
+      ...extra,
+      ...(tls !== undefined ? { tls } : {}),
+    });
+  }
+
+  /** Binds the configured ports in this thread; with `tls`, the inbound listener is mTLS. */
+  static async start(config: ProxyConfig, logger: Logger, tls?: MeshTls): Promise<LocalDataPlanes> {
+    if (tls === undefined) return new LocalDataPlanes(config, logger);
+    const state = new MeshTlsState(tls);
+    const inboundListener = await listenMtls(
+      state,
+      config.inbound.hostname,
+      config.inbound.port,
+      logger.with({ component: "inbound_tls" }),
+    );
+    try {
+      return new LocalDataPlanes(config, logger, { tls: state, inboundListener });
+    } catch (e) {
+      inboundListener.close();
+      throw e;
+    }
+  }
+
+  /** Swaps the material for new handshakes. */
+  updateMaterial(m: TlsMaterial): void {
+    this.#tls?.updateMaterial(m);
+  }
+
+  /** Swaps the bundle and revocations; closes connections of newly revoked peers. */
+  updateTrust(t: MeshTrust): void {
+    this.#tls?.updateTrust(t);
   }
 
   /** The bound traffic ports. */
@@ -101,12 +154,14 @@ export class WorkerDataPlanes implements DataPlanes {
   readonly #slots: _Slot[];
   readonly #log: Logger;
   readonly #pending = new Map<number, (s: DataPlaneSnapshot) => void>();
+  readonly #mtls: boolean;
   #nextId = 1;
 
-  private constructor(ports: ListenerPorts, slots: _Slot[], log: Logger) {
+  private constructor(ports: ListenerPorts, slots: _Slot[], log: Logger, mtls: boolean) {
     this.ports = ports;
     this.#slots = slots;
     this.#log = log;
+    this.#mtls = mtls;
   }
 
   /** How many workers serve traffic. */
@@ -116,12 +171,14 @@ export class WorkerDataPlanes implements DataPlanes {
 
   /**
    * Chooses the ports, starts `count` workers and waits until each has bound every port;
-   * throws (having stopped what it started) when one cannot.
+   * throws (having stopped what it started) when one cannot. With `tls`, every worker
+   * terminates mTLS on the shared inbound port.
    */
   static async start(
     config: ProxyConfig,
     logger: Logger,
     count: number,
+    tls?: MeshTls,
   ): Promise<WorkerDataPlanes> {
     const limits = new SharedLimits();
     const held: Deno.Listener[] = [];
@@ -147,7 +204,7 @@ export class WorkerDataPlanes implements DataPlanes {
           config.upstreams.map((u) => [u.service, reserve(u.listen.hostname, u.listen.port)]),
         ),
       };
-      const planes = new WorkerDataPlanes(ports, slots, logger);
+      const planes = new WorkerDataPlanes(ports, slots, logger, tls !== undefined);
       const started: Promise<void>[] = [];
       for (let index = 0; index < count; index++) {
         const worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
@@ -174,6 +231,19 @@ export class WorkerDataPlanes implements DataPlanes {
           ports,
           limits: limits.buffer,
           logLevel,
+          ...(tls !== undefined
+            ? {
+              tls: {
+                material: {
+                  certPem: tls.material.certPem,
+                  keyPem: tls.material.keyPem,
+                  caPem: tls.material.caPem,
+                },
+                trustDomain: tls.trustDomain,
+                revoked: [...(tls.revoked ?? [])],
+              },
+            }
+            : {}),
         };
         worker.postMessage(start);
       }
@@ -233,6 +303,20 @@ export class WorkerDataPlanes implements DataPlanes {
   /** Posts the catalog to every worker; messages arrive in order, after "start". */
   applyCatalog(c: Catalog): void {
     for (const s of this.#slots) this.#post(s, { type: "catalog", catalog: c });
+  }
+
+  /** Posts new material to every worker (after whatever was posted before). */
+  updateMaterial(m: TlsMaterial): void {
+    if (!this.#mtls) return;
+    const material: TlsMaterial = { certPem: m.certPem, keyPem: m.keyPem, caPem: m.caPem };
+    for (const s of this.#slots) this.#post(s, { type: "tls_material", material });
+  }
+
+  /** Posts a new bundle and revocation list to every worker. */
+  updateTrust(t: MeshTrust): void {
+    if (!this.#mtls) return;
+    const trust: MeshTrust = { roots: [...t.roots], revoked: [...t.revoked] };
+    for (const s of this.#slots) this.#post(s, { type: "tls_trust", trust });
   }
 
   /** Asks every worker for a snapshot; a worker that does not answer in time is left out. */
