@@ -5,7 +5,16 @@
 import { ControlConfig, formatHostPort } from "../config/mod.ts";
 import type { Logger } from "../common/log.ts";
 import { ControlNode } from "../control/node/mod.ts";
-import { createApi, operatorAuthorizer } from "../control/api/mod.ts";
+import {
+  type ApiHandler,
+  type ApiHttpsServer,
+  createApi,
+  createMtlsFetch,
+  operatorAuthorizer,
+  serveApiHttps,
+} from "../control/api/mod.ts";
+import { type CaState, loadOrCreateSeedCa } from "../control/ca/mod.ts";
+import { ControlIdentity } from "../control/tls/mod.ts";
 import { hashSecret } from "../control/auth/mod.ts";
 import { type CommandIo, EXIT } from "./io.ts";
 import { loadModeConfig } from "./load_config.ts";
@@ -32,18 +41,60 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
   // Only the hash leaves this function: the driver registers it, the secret stays in the file.
   const bootstrapTokenHash = hashSecret(await ensureBootstrapToken(cfg.bootstrap_token_file, log));
 
+  // The CA seed gives this node its certificate before Raft has replicated anything, so the
+  // Raft port and the API speak mTLS from the first byte. A lone node may create its own seed.
+  let identity: ControlIdentity;
+  let seedCa: CaState;
+  try {
+    seedCa = await loadOrCreateSeedCa({
+      certFile: cfg.tls.ca_cert_file,
+      keyFile: cfg.tls.ca_key_file,
+      trustDomain: cfg.trust_domain,
+      create: cfg.peers.filter((p) => p.id !== cfg.node).length === 0 && !cfg.join,
+      now: Date.now(),
+      logger: log,
+    });
+    identity = await ControlIdentity.create({
+      node: cfg.node,
+      trustDomain: cfg.trust_domain,
+      sans: _sans(cfg.advertise, cfg.api.hostname),
+      ca: seedCa,
+      leafTtlMs: cfg.tls.cert_ttl,
+      logger: log.with({ component: "tls" }),
+    });
+  } catch (e) {
+    log.error("cannot set up this node's certificate", {
+      error: (e as Error).message,
+      hint: "every control node needs the cluster's CA seed: `skein ca create --out DIR` once, " +
+        "then copy ca.pem and ca.key to tls.ca_cert_file and tls.ca_key_file on each node",
+    });
+    return EXIT.failure;
+  }
+
   // The API listens first so its real port (port 0 in tests) is known before peers hear of it.
-  let handler: ((req: Request) => Response | Promise<Response>) | null = null;
-  const server = Deno.serve({
-    hostname: cfg.api.hostname,
-    port: cfg.api.port,
-    onListen: () => {},
-  }, (req) =>
-    handler ? handler(req) : Response.json(
-      { error: { code: "starting", message: "control node is starting", details: null } },
-      { status: 503 },
-    ));
-  const apiUrl = `http://${formatHostPort({ hostname: cfg.advertise, port: server.addr.port })}`;
+  let handler: ApiHandler | null = null;
+  let server: ApiHttpsServer;
+  try {
+    server = await serveApiHttps({
+      hostname: cfg.api.hostname,
+      port: cfg.api.port,
+      material: identity.material(),
+      trustDomain: cfg.trust_domain,
+      isRevoked: (id) => identity.isRevoked(id),
+      logger: log.with({ component: "api_tls" }),
+      handler: (req, info) =>
+        handler ? handler(req, info) : Response.json(
+          { error: { code: "starting", message: "control node is starting", details: null } },
+          { status: 503 },
+        ),
+    });
+  } catch (e) {
+    log.error("cannot listen for the API", { api: formatHostPort(cfg.api), error: e as Error });
+    identity.close();
+    return EXIT.failure;
+  }
+  identity.onChange((m) => server.updateMaterial(m));
+  const apiUrl = `https://${formatHostPort({ hostname: cfg.advertise, port: server.port })}`;
   const tickMs = cfg.raft_tuning.heartbeat;
   let node: ControlNode;
   try {
@@ -60,14 +111,20 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
       electionTicks: Math.max(3, Math.round(cfg.raft_tuning.election_timeout / tickMs)),
       snapshotEvery: cfg.raft_tuning.snapshot_every,
       bootstrapTokenHash,
+      tls: { identity, seedCa },
       log,
     });
   } catch (e) {
     log.error("control node failed to start", { error: e as Error });
-    await server.shutdown();
+    await server.shutdown(0);
+    identity.close();
     return EXIT.failure;
   }
+  // A follower forwards some requests to the leader over HTTPS, as itself (a control identity).
+  const forwarder = createMtlsFetch(() => identity.material());
   const app = createApi(node, {
+    fetch: forwarder.fetch,
+    leafTtlMs: cfg.tls.proxy_cert_ttl,
     logger: log.with({ component: "api" }),
     maxBodyBytes: cfg.limits.max_body,
     writeTimeoutMs: cfg.limits.request_timeout,
@@ -78,7 +135,7 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
       log: log.with({ component: "audit" }),
     }),
   });
-  handler = (req) => app.fetch(req);
+  handler = (req, info) => app.fetch(req, info);
   log.info("api listening", { url: apiUrl });
 
   const stopped = Promise.withResolvers<string>();
@@ -94,7 +151,9 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
   if (sig.startsWith("fatal")) {
     // The node already closed itself; serving reads from a frozen state would mislead.
     log.error("control node failed; exiting", { reason: sig });
-    await Promise.race([server.shutdown(), new Promise((r) => setTimeout(r, 1000))]);
+    await server.shutdown(1000);
+    forwarder.close();
+    identity.close();
     return EXIT.failure;
   }
   log.info("stopping", { signal: sig });
@@ -102,11 +161,25 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
     const ok = await node.handOff(HANDOFF_TIMEOUT_MS);
     log.info(ok ? "leadership handed off" : "no successor took leadership in time");
   }
-  await Promise.race([
-    server.shutdown(),
-    new Promise((r) => setTimeout(r, API_DRAIN_TIMEOUT_MS)),
-  ]);
+  await server.shutdown(API_DRAIN_TIMEOUT_MS);
+  forwarder.close();
   await node.close();
+  identity.close();
   log.info("stopped");
   return EXIT.ok;
+}
+
+/**
+ * Names the node's certificate carries besides its SPIFFE id: what proxies and operators put in
+ * their URLs (the advertise address, a specific listen address, and loopback).
+ */
+function _sans(advertise: string, listen: string): { ip: string[]; dns: string[] } {
+  const ip = new Set<string>(["127.0.0.1"]);
+  const dns = new Set<string>(["localhost"]);
+  for (const h of [advertise, listen]) {
+    if (h === "0.0.0.0" || h === "::" || h === "") continue;
+    if (/^[0-9.]+$/.test(h) || h.includes(":")) ip.add(h);
+    else dns.add(h);
+  }
+  return { ip: [...ip], dns: [...dns] };
 }

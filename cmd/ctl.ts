@@ -17,9 +17,12 @@ import {
 import { type FlagSpec, formatHelp, parseArgs, type ParsedArgs, UsageError } from "./args.ts";
 import type { CommandIo } from "./io.ts";
 import { formatTable, lineDiff } from "./ctl_output.ts";
+import { readCaBundle } from "../mesh/identity/control_http.ts";
 
 /** Control API used when neither `--control` nor `SKEIN_CONTROL` is given. */
-export const DEFAULT_CONTROL_URL = "http://127.0.0.1:7400";
+export const DEFAULT_CONTROL_URL = "https://127.0.0.1:7400";
+/** CA bundle used to trust an https control API when neither `--ca-file` nor `SKEIN_CA_FILE` is given. */
+export const DEFAULT_CA_FILE = "/etc/skein/ca.pem";
 /** Timeout of one API request made by ctl. */
 export const CTL_REQUEST_TIMEOUT_MS = 10_000;
 /** Timeout of each per-node health probe of `ctl status`. */
@@ -29,7 +32,7 @@ export const CTL_APPLY_BATCH = 100;
 
 /** What `runCtl` needs from the process; `fetch` is injectable for tests. */
 export interface CtlIo extends Pick<CommandIo, "stdout" | "stderr"> {
-  /** The environment (`SKEIN_CONTROL`, `SKEIN_TOKEN`). */
+  /** The environment (`SKEIN_CONTROL`, `SKEIN_TOKEN`, `SKEIN_CA_FILE`). */
   env: Record<string, string | undefined>;
   /** HTTP client. @default globalThis.fetch */
   fetch?: (req: Request) => Promise<Response>;
@@ -44,6 +47,12 @@ const COMMON_FLAGS: FlagSpec[] = [
     help: "control API URL (default $SKEIN_CONTROL or " + DEFAULT_CONTROL_URL + ")",
   },
   { name: "token", value: true, help: "bearer token (default $SKEIN_TOKEN)" },
+  {
+    name: "ca-file",
+    value: true,
+    help: "CA bundle that signed the API's certificate (default $SKEIN_CA_FILE or " +
+      DEFAULT_CA_FILE + ")",
+  },
   {
     name: "output",
     short: "o",
@@ -64,6 +73,13 @@ interface Verb {
   summary: string;
   flags: FlagSpec[];
   run(ctx: _Ctx, args: string[]): Promise<number>;
+}
+
+/** A CA root as the rotation routes show it (no key). */
+interface _CaRoot {
+  id: string;
+  generation: number;
+  notAfter: number;
 }
 
 /** Thrown for runtime failures; printed as `error: …` with exit code 1. */
@@ -504,6 +520,79 @@ const VERBS: Record<string, Verb> = {
       return 0;
     },
   },
+  ca: {
+    usage:
+      "skein ctl ca [roots | rotate [--activate] | activate ROOT_ID | finish | revoke (--service S | --spiffe-id ID) [--reason R]]",
+    summary:
+      "Show the CA roots; rotate the CA (trust a new root, activate it, finish by dropping the old one); revoke an identity.",
+    flags: [
+      { name: "activate", value: false, help: "rotate: sign with the new root at once" },
+      { name: "service", value: true, help: "revoke: the service whose identity is revoked" },
+      { name: "spiffe-id", value: true, help: "revoke: an exact SPIFFE id" },
+      { name: "reason", value: true, help: "revoke: a note kept with the revocation" },
+    ],
+    async run(ctx, args) {
+      const sub = args[0] ?? "roots";
+      const rootsTable = (ca: { activeRootId?: string; roots?: _CaRoot[] }) =>
+        formatTable(
+          ["ROOT", "GENERATION", "ACTIVE", "NOT_AFTER"],
+          (ca.roots ?? []).map((r) => [
+            r.id,
+            String(r.generation),
+            r.id === ca.activeRootId ? "yes" : "",
+            new Date(r.notAfter).toISOString(),
+          ]),
+        );
+      if (sub === "roots") {
+        _arity(args, 0, 1, this.usage);
+        const r = await ctx.call("GET", ctx.query("/v1/ca/roots"));
+        ctx.emit(
+          r.json,
+          () =>
+            `trust domain ${r.json.trust_domain}, active root ${r.json.active_root_id}\n` +
+            `${(r.json.roots as string[] | undefined)?.length ?? 0} trusted root(s)`,
+        );
+        return 0;
+      }
+      if (sub === "rotate" || sub === "finish") {
+        _arity(args, 1, 1, this.usage);
+        const body = sub === "rotate" ? { activate: ctx.flags.has("activate") } : {};
+        const r = await ctx.call("POST", `/v1/ca/${sub}`, body);
+        ctx.emit(
+          r.json,
+          () => rootsTable(r.json.ca as { activeRootId?: string; roots?: _CaRoot[] }),
+        );
+        return 0;
+      }
+      if (sub === "activate") {
+        _arity(args, 2, 2, this.usage);
+        const r = await ctx.call("POST", "/v1/ca/activate", { root_id: args[1] });
+        ctx.emit(
+          r.json,
+          () => rootsTable(r.json.ca as { activeRootId?: string; roots?: _CaRoot[] }),
+        );
+        return 0;
+      }
+      if (sub === "revoke") {
+        _arity(args, 1, 1, this.usage);
+        const service = ctx.flags.get("service");
+        const spiffeId = ctx.flags.get("spiffe-id");
+        if ((service === undefined) === (spiffeId === undefined)) {
+          throw new UsageError("ca revoke needs exactly one of --service S and --spiffe-id ID");
+        }
+        const r = await ctx.call("POST", "/v1/ca/revoke", {
+          ...(service === undefined ? { spiffe_id: spiffeId } : { service }),
+          reason: ctx.flags.get("reason") ?? "",
+        });
+        ctx.emit(
+          r.json,
+          () => `${r.json.spiffe_id} ${r.json.changed ? "revoked" : "was already revoked"}`,
+        );
+        return 0;
+      }
+      throw new UsageError(`unknown ca command ${JSON.stringify(sub)}; usage: ${this.usage}`);
+    },
+  },
   tokens: {
     usage:
       "skein ctl tokens [list | create --service S [--ttl 1h] [--uses N] | create --role R [--ttl T] [--name N] | operators | revoke ID]",
@@ -686,6 +775,24 @@ export async function runCtl(args: string[], io: CtlIo): Promise<number> {
       `error: --control expects a URL like ${DEFAULT_CONTROL_URL}, got ${JSON.stringify(base)}\n`,
     );
     return 2;
+  }
+  if (!io.fetch && base.startsWith("https:")) {
+    const caFile = parsed.flags.get("ca-file") ?? io.env.SKEIN_CA_FILE ?? DEFAULT_CA_FILE;
+    let caCerts: string[] | null;
+    try {
+      caCerts = await readCaBundle(caFile);
+    } catch (e) {
+      io.stderr(`error: --ca-file: ${(e as Error).message}\n`);
+      return 2;
+    }
+    if (caCerts === null) {
+      io.stderr(
+        `error: ${base} is https and the CA file ${caFile} does not exist (give --ca-file or SKEIN_CA_FILE)\n`,
+      );
+      return 2;
+    }
+    const client = Deno.createHttpClient({ caCerts });
+    io = { ...io, fetch: (r: Request) => fetch(r, { client }) };
   }
   const ctx = new _Ctx(
     io,

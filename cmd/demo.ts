@@ -8,6 +8,7 @@
 import type { Logger } from "../common/log.ts";
 import { serveDemoService } from "../bench/apps/demo_service.ts";
 import { type CommandIo, EXIT } from "./io.ts";
+import { createCa, writeSeedCa } from "../control/ca/mod.ts";
 
 /** The chain of demo services: each calls the next. */
 export const DEMO_SERVICES = ["frontend", "orders", "inventory"] as const;
@@ -96,8 +97,20 @@ export async function runDemo(opts: RunDemoOptions): Promise<number> {
   };
 
   let loadTimer: ReturnType<typeof setInterval> | undefined;
+  let clientRef: Deno.HttpClient | undefined;
   let reportTimer: ReturnType<typeof setInterval> | undefined;
   try {
+    // --- CA seed: what every control node is given, and what proxies trust the API with ---
+    const seed = await writeSeedCa(
+      `${dir}/ca`,
+      await createCa({ trustDomain: "skein.local", now: Date.now() }),
+    );
+    const caPem = await Deno.readTextFile(seed.certFile);
+    const client = Deno.createHttpClient({ caCerts: [caPem] });
+    clientRef = client;
+    const api = (url: string, init: RequestInit = {}) =>
+      fetch(url, { ...init, client, signal: init.signal ?? AbortSignal.timeout(5000) });
+
     // --- control cluster -----------------------------------------------------------------
     const cps = Array.from({ length: DEMO_CONTROL_NODES }, (_, i) => ({
       node: `cp-${i + 1}`,
@@ -116,30 +129,38 @@ export async function runDemo(opts: RunDemoOptions): Promise<number> {
           raft: `127.0.0.1:${c.raft}`,
           peers,
           bootstrap_token_file: `${dir}/admin.token`,
+          tls: { ca_cert_file: seed.certFile, ca_key_file: seed.keyFile },
           raft_tuning: { heartbeat: "100ms", election_timeout: "1s" },
         }),
       );
       await spawn(c.node, skein.cmd, [...skein.prefix, "control", "--config", path]);
     }
-    const controlUrls = cps.map((c) => `http://127.0.0.1:${c.api}`);
+    const controlUrls = cps.map((c) => `https://127.0.0.1:${c.api}`);
     io.stderr(`skein demo: starting ${DEMO_CONTROL_NODES} control nodes in ${dir}\n`);
     const leader = await Promise.race([
-      _waitLeader(controlUrls, stop.promise),
+      _waitLeader(controlUrls, api, stop.promise),
       stop.promise.then(() => null),
     ]);
     if (leader === null) return EXIT.ok;
+    const joinToken = await _joinTokens(dir, controlUrls[0]!, api, stop.promise);
+    if (joinToken === null) return EXIT.ok;
 
     // --- services, each instance behind its own proxy --------------------------------------
     const admins: { node: string; url: string }[] = [];
-    const startProxy = async (node: string, cfg: Record<string, unknown>) => {
+    const startProxy = async (node: string, service: string, cfg: Record<string, unknown>) => {
       const admin = _freePort();
       const path = `${dir}/${node}.yaml`;
+      // One single-use join token per proxy: the first start obtains a certificate with it.
+      const tokenFile = `${dir}/${node}.join-token`;
+      await Deno.writeTextFile(tokenFile, await joinToken(service), { mode: 0o600 });
       await Deno.writeTextFile(
         path,
         JSON.stringify({
           node,
           zone: "demo",
           control: controlUrls,
+          ca_file: seed.certFile,
+          token_file: tokenFile,
           data_dir: `${dir}/${node}`,
           admin: `127.0.0.1:${admin}`,
           inbound: `127.0.0.1:${_freePort()}`,
@@ -175,7 +196,7 @@ export async function runDemo(opts: RunDemoOptions): Promise<number> {
             serveDemoService({ name: svc, instance: node, port: appPort, next: nextAddr }),
           );
         }
-        await startProxy(node, {
+        await startProxy(node, svc, {
           services: [{ name: svc, port: appPort, health: { http: "/healthz", interval: "1s" } }],
           upstreams: nextAddr ? [{ service: next, listen: nextAddr }] : [],
         });
@@ -183,7 +204,7 @@ export async function runDemo(opts: RunDemoOptions): Promise<number> {
     }
     const edgeUpstream = `127.0.0.1:${_freePort()}`;
     const edgeHttpProxy = `127.0.0.1:${_freePort()}`;
-    await startProxy("edge", {
+    await startProxy("edge", "edge", {
       http_proxy: edgeHttpProxy,
       upstreams: [{ service: "frontend", listen: edgeUpstream }],
     });
@@ -206,9 +227,13 @@ export async function runDemo(opts: RunDemoOptions): Promise<number> {
         "skein demo is running. Press Ctrl-C to stop.",
         "",
         "control API:",
-        ...controlUrls.map((u) => `  ${u}/v1/health   ${u}/v1/services   ${u}/metrics`),
+        ...controlUrls.map((u) => `  ${u}/v1/health   ${u}/metrics`),
         // Only the file's path: the token itself is a secret.
-        `  admin token: ${dir}/admin.token (skein ctl --token "$(cat ${dir}/admin.token)" …)`,
+        `  admin token: ${dir}/admin.token, CA: ${seed.certFile}`,
+        `  skein ctl services --control ${
+          controlUrls[0]
+        } --ca-file ${seed.certFile} --token "$(cat ${dir}/admin.token)"`,
+        `  curl --cacert ${seed.certFile} ${controlUrls[0]}/v1/health`,
         "",
         "proxy admin (/metrics /ready /config /endpoints):",
         ...admins.map((a) => `  ${a.node.padEnd(12)} ${a.url}/metrics`),
@@ -256,6 +281,7 @@ export async function runDemo(opts: RunDemoOptions): Promise<number> {
       await Promise.all(children.filter((c) => order(c) === rank).map((c) => _stopChild(c)));
     }
     await Promise.all(inProcess.map((s) => s.shutdown()));
+    clientRef?.close();
     if (ownDir) await Deno.remove(dir, { recursive: true }).catch(() => {});
     io.stderr("skein demo: stopped\n");
   }
@@ -279,14 +305,62 @@ async function _stopChild(c: _Child): Promise<void> {
   await c.logged;
 }
 
-async function _waitLeader(urls: string[], stopped: Promise<string>): Promise<string | null> {
+type _Api = (url: string, init?: RequestInit) => Promise<Response>;
+
+/**
+ * Waits until the bootstrap admin token works, then returns a function that creates one join
+ * token per call (null when the demo was stopped first).
+ */
+async function _joinTokens(
+  dir: string,
+  url: string,
+  api: _Api,
+  stopped: Promise<string>,
+): Promise<((service: string) => Promise<string>) | null> {
+  let done = false;
+  stopped.then(() => (done = true));
+  const end = Date.now() + DEMO_START_TIMEOUT_MS;
+  const admin = async () => (await Deno.readTextFile(`${dir}/admin.token`)).trim();
+  while (!done && Date.now() < end) {
+    try {
+      const r = await api(`${url}/v1/operator-tokens`, {
+        headers: { authorization: `Bearer ${await admin()}` },
+      });
+      await r.body?.cancel();
+      if (r.ok) break;
+    } catch {
+      // Not registered yet.
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  if (done) return null;
+  const token = await admin();
+  return async (service) => {
+    const r = await api(`${url}/v1/tokens`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ service, ttl: "1h" }),
+    });
+    const body = await r.json() as { token?: string; error?: { message?: string } };
+    if (!body.token) {
+      throw new Error(`join token for ${service}: ${body.error?.message ?? r.status}`);
+    }
+    return body.token;
+  };
+}
+
+async function _waitLeader(
+  urls: string[],
+  api: _Api,
+  stopped: Promise<string>,
+): Promise<string | null> {
   let done = false;
   stopped.then(() => (done = true));
   const end = Date.now() + DEMO_START_TIMEOUT_MS;
   while (!done && Date.now() < end) {
     for (const u of urls) {
       try {
-        const r = await fetch(`${u}/v1/health`, { signal: AbortSignal.timeout(1000) });
+        const r = await api(`${u}/v1/health`, { signal: AbortSignal.timeout(1000) });
         const h = await r.json() as { leader?: string | null };
         if (h.leader) return h.leader;
       } catch {

@@ -5,7 +5,18 @@
 import { ProxyConfig } from "../config/mod.ts";
 import type { Logger } from "../common/log.ts";
 import { MeshProxy, type MeshTls } from "../mesh/proxy/mod.ts";
-import { EnrollError, obtainIdentity } from "../mesh/identity/mod.ts";
+import {
+  CertRenewer,
+  ControlHttp,
+  ControlTrustError,
+  EnrollError,
+  loadIdentity,
+  obtainIdentity,
+  readCaBundle,
+  requestRenewal,
+  saveIdentity,
+} from "../mesh/identity/mod.ts";
+import { splitPemCerts } from "../common/tls.ts";
 import { type CommandIo, EXIT } from "./io.ts";
 import { loadModeConfig } from "./load_config.ts";
 
@@ -29,11 +40,26 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
   const sigint = () => stopped.resolve("SIGINT");
   Deno.addSignalListener("SIGTERM", sigterm);
   Deno.addSignalListener("SIGINT", sigint);
+  const cleanup: (() => void)[] = [];
   try {
-    // The identity comes first: a proxy that was given a token must not run without it.
-    // Without a token file and a stored identity the mesh stays plaintext; with one, the
-    // proxy-to-proxy hop is mutual TLS.
+    // Trust first: the CA file (or, after a restart, the bundle stored with the identity) is
+    // how the proxy knows it talks to the real control plane.
+    const stored = await loadIdentity(cfg.data_dir).catch(() => null);
+    const roots = await readCaBundle(cfg.ca_file) ??
+      (stored ? splitPemCerts(stored.caPem) : []);
+    if (roots.length === 0 && cfg.control.some((u) => u.startsWith("https:"))) {
+      log.error("no CA to trust the control API with", {
+        ca_file: cfg.ca_file,
+        hint: "copy the mesh CA bundle (ca.pem from `skein ca create`) to ca_file",
+      });
+      return EXIT.failure;
+    }
+    const controlHttp = new ControlHttp(roots);
+    cleanup.push(() => controlHttp.close());
+    // The identity comes next: a proxy that was given a token must not run without it.
+    // The proxy-to-proxy hop and the control API calls are mutual TLS, renewed on schedule.
     let tls: MeshTls | undefined;
+    let renewer: CertRenewer | undefined;
     try {
       const id = await obtainIdentity({
         dataDir: cfg.data_dir,
@@ -41,38 +67,80 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
         controlUrls: cfg.control,
         service: cfg.services[0]?.name ?? cfg.node,
         logger: log.with({ component: "identity" }),
+        fetch: (r) => controlHttp.fetch(r),
       });
       if (id.kind === "none") {
-        log.warn("no identity: starting without a certificate (plaintext mesh)", {
+        // Zero trust: without a certificate the proxy can neither reach the control API nor
+        // be reached by other proxies, so it does not start half-working.
+        log.error("no identity: give the proxy a join token in token_file", {
           reason: id.reason,
+          hint: "skein ctl tokens create --service NAME --ttl 1h",
         });
+        return EXIT.failure;
       } else {
         const spiffe = id.cert.spiffeId;
-        if (spiffe === null) {
-          log.error("the stored certificate carries no SPIFFE id", { data_dir: cfg.data_dir });
+        if (spiffe === null || spiffe.kind !== "service") {
+          log.error("the stored certificate carries no service SPIFFE id", {
+            data_dir: cfg.data_dir,
+          });
           return EXIT.failure;
         }
-        tls = { material: id.material, trustDomain: spiffe.trustDomain };
         log.info(id.kind === "issued" ? "certificate obtained" : "certificate loaded", {
-          spiffe_id: id.cert.spiffeId?.uri ?? "none",
+          spiffe_id: spiffe.uri,
           serial: id.cert.serial,
           not_after: new Date(id.cert.notAfter).toISOString(),
           data_dir: cfg.data_dir,
         });
+        controlHttp.setMaterial(id.material);
+        renewer = new CertRenewer({
+          service: spiffe.service,
+          trustDomain: spiffe.trustDomain,
+          initial: id.material,
+          sign: (csr) =>
+            requestRenewal({
+              controlUrls: cfg.control,
+              fetch: (r) => controlHttp.fetch(r),
+              logger: log,
+            }, csr),
+          persist: (m) => saveIdentity(cfg.data_dir, m),
+          logger: log.with({ component: "identity" }),
+        });
+        cleanup.push(() => renewer?.stop());
+        // Past two thirds of its life the stored certificate is renewed before serving; a
+        // control plane that does not answer leaves the still-valid one in use (retried).
+        const material = await renewer.start();
+        controlHttp.setMaterial(material);
+        tls = { material, trustDomain: spiffe.trustDomain };
       }
     } catch (e) {
       log.error("could not obtain the proxy identity", {
-        err: e instanceof EnrollError ? e.message : (e as Error),
+        err: e instanceof EnrollError || e instanceof ControlTrustError ? e.message : (e as Error),
       });
       return EXIT.failure;
     }
     let proxy: MeshProxy;
     try {
-      proxy = await MeshProxy.start({ config: cfg, logger: log, tls });
+      proxy = await MeshProxy.start({
+        config: cfg,
+        logger: log,
+        tls,
+        controlFetch: (input, init) => controlHttp.fetch(input, init),
+        onTrust: (trust) => {
+          if (controlHttp.setRoots(trust.roots)) {
+            log.info("trust bundle updated", { roots: trust.roots.length });
+          }
+          proxy?.updateTrust(trust);
+          void renewer?.updateTrustBundle(trust.roots.join("\n"));
+        },
+      });
     } catch (e) {
       log.error("proxy failed to start", { err: e as Error });
       return EXIT.failure;
     }
+    renewer?.onChange((m) => {
+      controlHttp.setMaterial(m);
+      proxy.updateMaterial(m);
+    });
     const a = proxy.addresses;
     log.info("proxy listening", {
       admin: a.admin,
@@ -85,6 +153,7 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
     await proxy.shutdown();
     return EXIT.ok;
   } finally {
+    for (const c of cleanup.reverse()) c();
     Deno.removeSignalListener("SIGTERM", sigterm);
     Deno.removeSignalListener("SIGINT", sigint);
   }

@@ -1,5 +1,5 @@
 /**
- * The `skein` executable: dispatches to control, proxy, ctl, demo, version and check-config.
+ * The `skein` executable: dispatches to control, proxy, ctl, ca, demo, version and check-config.
  * This file only wires; each command lives in its own module, loaded when used.
  * @module
  */
@@ -62,6 +62,26 @@ const COMMANDS: Record<string, Command> = {
     async run(args, io) {
       const { runCtl } = await import("./ctl.ts");
       return await runCtl(args.positional, io);
+    },
+  },
+  ca: {
+    usage: "skein ca create --out DIR [--trust-domain NAME]",
+    summary:
+      "Create the CA seed (ca.pem, ca.key) that every control node of a new cluster is given.",
+    flags: [
+      { name: "out", value: true, help: "directory for ca.pem and ca.key (default: /etc/skein)" },
+      { name: "trust-domain", value: true, help: "trust domain (default: skein.local)" },
+    ],
+    async run(args, io) {
+      if (args.positional[0] !== "create" || args.positional.length > 1) {
+        throw new UsageError("expected `skein ca create`");
+      }
+      const { runCaCreate } = await import("./ca.ts");
+      return await runCaCreate({
+        outDir: args.flags.get("out") ?? "/etc/skein",
+        trustDomain: args.flags.get("trust-domain") ?? "skein.local",
+        io,
+      });
     },
   },
   demo: {

@@ -30,6 +30,28 @@ export const ControlLimits = z.strictObject({
   request_timeout: duration.default(5000),
 });
 
+/**
+ * The CA seed: the mesh root certificate and its key. Every control node of a cluster gets the
+ * same pair (`skein ca create`), so they can issue their own certificates and speak mTLS before
+ * Raft has replicated anything; the first leader then commits the seed as the cluster CA.
+ */
+export const ControlTls = z.strictObject({
+  ca_cert_file: z.string().min(1).default("/etc/skein/ca.pem"),
+  ca_key_file: z.string().min(1).default("/etc/skein/ca.key"),
+  /** Lifetime of this node's own certificate (API and Raft). */
+  cert_ttl: duration.default(24 * 3600 * 1000).pipe(
+    z.number().min(60_000, { message: "expected at least 1m" }).max(30 * 24 * 3600 * 1000, {
+      message: "expected at most 30d",
+    }),
+  ),
+  /** Lifetime of the certificates signed for proxies; they renew at two thirds of it. */
+  proxy_cert_ttl: duration.default(24 * 3600 * 1000).pipe(
+    z.number().min(60_000, { message: "expected at least 1m" }).max(30 * 24 * 3600 * 1000, {
+      message: "expected at most 30d",
+    }),
+  ),
+});
+
 /** The control node configuration. */
 export const ControlConfig = z.strictObject({
   node: name,
@@ -47,6 +69,7 @@ export const ControlConfig = z.strictObject({
     },
   ).default("skein.local"),
   bootstrap_token_file: z.string().min(1).default("/etc/skein/admin.token"),
+  tls: ControlTls.default(ControlTls.parse({})),
   raft_tuning: RaftTuning.default(RaftTuning.parse({})),
   limits: ControlLimits.default(ControlLimits.parse({})),
   log: logSettings.default(logSettings.parse({})),

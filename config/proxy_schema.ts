@@ -55,6 +55,8 @@ export const ProxyConfig = z.strictObject({
   advertise: host.default("127.0.0.1"),
   control: z.array(url).min(1, { message: "expected at least one control URL" }),
   token_file: z.string().min(1).default("/etc/skein/proxy.token"),
+  /** The mesh CA bundle (PEM) this proxy trusts the control API with before it has an identity. */
+  ca_file: z.string().min(1).default("/etc/skein/ca.pem"),
   data_dir: z.string().min(1).default("/var/lib/skein/proxy"),
   admin: hostPort.default({ hostname: "127.0.0.1", port: 15000 }),
   inbound: hostPort.default({ hostname: "0.0.0.0", port: 15443 }),
@@ -89,6 +91,17 @@ export const ProxyConfig = z.strictObject({
       });
     }
     names.set(key, i);
+    const first = ctx.value.services[0]!.name;
+    if (s.name !== first) {
+      // The proxy's certificate names one service, and callers check that name.
+      ctx.issues.push({
+        code: "custom",
+        input: s,
+        path: ["services", i, "name"],
+        message: `expected "${first}" like services[0]: a proxy holds one identity ` +
+          `(spiffe://<trust_domain>/svc/${first}); run one proxy per service`,
+      });
+    }
   });
   const listens = new Map<string, number>();
   ctx.value.upstreams.forEach((u, i) => {

@@ -2,6 +2,7 @@
  * Runs the real `skein` entry point as a subprocess, for end-to-end tests.
  * @module
  */
+import { sharedSeed } from "./tls_fixture.ts";
 
 /** What a finished `skein` run printed and returned. */
 export interface SkeinRun {
@@ -18,9 +19,11 @@ export async function runSkein(
   args: string[],
   opts: { env?: Record<string, string>; cwd?: string } = {},
 ): Promise<SkeinRun> {
+  // `skein ctl` trusts the test CA seed by default, like an operator's SKEIN_CA_FILE.
+  const caFile = (await sharedSeed()).certFile;
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", "--quiet", SKEIN_ENTRY, ...args],
-    env: { NO_COLOR: "1", ...opts.env },
+    env: { NO_COLOR: "1", SKEIN_CA_FILE: caFile, ...opts.env },
     cwd: opts.cwd,
     stdin: "null",
     stdout: "piped",
@@ -66,6 +69,8 @@ export async function createJoinToken(
     "json",
     "--token",
     adminToken,
+    "--ca-file",
+    (await sharedSeed()).certFile,
   ]);
   if (r.code !== 0) throw new Error(`skein ctl tokens create failed (exit ${r.code}): ${r.stderr}`);
   return JSON.parse(r.stdout).token as string;

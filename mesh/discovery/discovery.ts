@@ -58,6 +58,8 @@ export interface DiscoveryOptions {
   onCatalog: (catalog: Catalog, source: CatalogSource) => void;
   /** Injectable for tests. @default globalThis.fetch */
   fetch?: typeof fetch;
+  /** Reaches the control API (HTTPS with the proxy's certificate). @default `fetch` */
+  controlFetch?: typeof fetch;
   /** Uniform random in [0, 1) for backoff jitter. @default Math.random */
   random?: () => number;
   /** @default DEFAULT_WATCH_WAIT_MS */
@@ -117,7 +119,7 @@ export class Discovery {
     this.#client = new ControlClient({
       urls: opts.controlUrls,
       token: opts.token,
-      fetch: opts.fetch,
+      fetch: opts.controlFetch ?? opts.fetch,
     });
     this.#locals = opts.services.map((s) => ({
       service: s.name,

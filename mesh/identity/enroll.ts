@@ -1,7 +1,8 @@
 /**
  * A proxy's first certificate: load the identity from `data_dir`, or else redeem the join token
  * at the control API (`GET /v1/ca/roots` for the trust domain, `POST /v1/ca/sign`) with a key
- * generated here, and save the result. Renewal by certificate comes with mTLS on the API.
+ * generated here, and save the result. Renewals authenticate with the current certificate
+ * ({@linkcode requestRenewal}).
  * @module
  */
 import type { Logger } from "../../common/log.ts";
@@ -9,6 +10,7 @@ import type { TlsMaterial } from "../../common/tls.ts";
 import { createKeyAndCsr } from "./csr.ts";
 import { type CertInfo, parseCert } from "./cert_info.ts";
 import { keyMatchesCert, loadIdentity, saveIdentity } from "./store.ts";
+import type { SignResponse } from "./renewer.ts";
 
 /** Largest token file read; a join token is about 50 characters. */
 export const MAX_TOKEN_FILE_BYTES = 4096;
@@ -181,4 +183,40 @@ async function _enroll(opts: ObtainIdentityOptions, token: string): Promise<TlsM
     opts.logger.debug("enrolment not possible yet; retrying", { reason: last });
     await new Promise((r) => setTimeout(r, ENROLL_RETRY_PAUSE_MS));
   }
+}
+
+/** Options of {@linkcode requestRenewal}. */
+export interface RenewalRequestOptions {
+  /** Base URLs of the control API, tried in order. */
+  controlUrls: readonly string[];
+  /** A fetch that presents the current certificate (see `ControlHttp`). */
+  fetch: (req: Request) => Promise<Response>;
+  /** Logger. */
+  logger: Logger;
+}
+
+/**
+ * Sends a CSR to `POST /v1/ca/sign` authenticated by the current client certificate (no token),
+ * trying each control URL once; the renewer retries the whole call with backoff.
+ */
+export async function requestRenewal(
+  opts: RenewalRequestOptions,
+  csrPem: string,
+): Promise<SignResponse> {
+  const callOpts = { ...opts, dataDir: "", tokenFile: "", service: "" };
+  const failures: string[] = [];
+  for (const base of opts.controlUrls) {
+    try {
+      const signed = await _call(callOpts, base, "/v1/ca/sign", { csr: csrPem });
+      const { certPem, caPem } = signed;
+      if (typeof certPem !== "string" || typeof caPem !== "string") {
+        throw new EnrollError(`${base}: sign answer without certPem/caPem`);
+      }
+      return { certPem, caPem };
+    } catch (e) {
+      if (!(e instanceof _Retryable)) throw e;
+      failures.push(e.message);
+    }
+  }
+  throw new EnrollError(`no control node renewed the certificate: ${failures.join("; ")}`);
 }

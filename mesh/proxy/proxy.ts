@@ -17,13 +17,15 @@
  */
 import { formatHostPort, type ProxyConfig } from "../../config/mod.ts";
 import type { Logger } from "../../common/log.ts";
-import { Discovery } from "../discovery/mod.ts";
+import type { TlsMaterial } from "../../common/tls.ts";
+import { parseCert } from "../identity/cert_info.ts";
+import { type Catalog, Discovery } from "../discovery/mod.ts";
 import { adminHandler } from "./admin.ts";
 import type { DataPlaneSnapshot } from "./data_plane.ts";
 import type { DestinationStats } from "./destination.ts";
 import { mergeExpositions } from "./metrics_merge.ts";
 import { type DataPlanes, LocalDataPlanes, workerCount, WorkerDataPlanes } from "./workers.ts";
-import { listenMtls, type MeshTls } from "./mesh_tls.ts";
+import type { MeshTls } from "./mesh_tls.ts";
 
 export { TICK_INTERVAL_MS } from "./data_plane.ts";
 
@@ -37,6 +39,10 @@ export interface MeshProxyOptions {
   random?: () => number;
   /** Used to reach the control plane and probe local apps. @default globalThis.fetch */
   fetch?: typeof fetch;
+  /** Reaches the control API when it differs from `fetch` (HTTPS with the proxy's certificate). */
+  controlFetch?: typeof fetch;
+  /** Hears the trust part of every catalog (CA roots, revoked ids), for renewal and refusals. */
+  onTrust?: (trust: Catalog["trust"]) => void;
   /** The proxy's identity: the mesh hop (inbound and to other proxies) becomes mTLS. */
   tls?: MeshTls;
 }
@@ -63,6 +69,8 @@ export class MeshProxy {
   readonly #addresses: ProxyAddresses;
   /** Shared with discovery's callback, which may run before the constructor. */
   readonly #catalog: { seen: boolean };
+  /** Expiry of the certificate in use (ms since the epoch), for the expiry gauge. */
+  #certNotAfter: number | null = null;
   #draining = false;
   #stopped: Promise<void> | null = null;
 
@@ -94,26 +102,10 @@ export class MeshProxy {
     const catalog = { seen: false };
     try {
       const workers = workerCount(cfg.workers);
-      let planes: DataPlanes;
-      if (opts.tls !== undefined) {
-        if (workers > 1) {
-          // The node:tls inbound server cannot share its port with SO_REUSEPORT, so the mTLS
-          // data plane runs on the main thread (docs/proxy.md).
-          log.warn("mTLS runs with one data plane: ignoring workers", { workers: cfg.workers });
-        }
-        const inboundListener = await listenMtls(
-          opts.tls,
-          cfg.inbound.hostname,
-          cfg.inbound.port,
-          log.with({ component: "inbound_tls" }),
-        );
-        cleanup.push(() => inboundListener.close());
-        planes = new LocalDataPlanes(cfg, log, { tls: opts.tls, inboundListener });
-      } else {
-        planes = workers === 1
-          ? new LocalDataPlanes(cfg, log)
-          : await WorkerDataPlanes.start(cfg, log, workers);
-      }
+      // With an identity, every data plane (each worker) terminates mTLS on the shared port.
+      const planes: DataPlanes = workers === 1
+        ? await LocalDataPlanes.start(cfg, log, opts.tls)
+        : await WorkerDataPlanes.start(cfg, log, workers, opts.tls);
       cleanup.push(() => planes.drain(0));
       const ports = planes.ports;
 
@@ -137,9 +129,11 @@ export class MeshProxy {
         heartbeatIntervalMs: cfg.heartbeat_interval,
         logger: log,
         fetch: opts.fetch,
+        controlFetch: opts.controlFetch,
         random: opts.random ?? Math.random,
         onCatalog: (c, from) => {
           planes.applyCatalog(c);
+          if (c.trust.roots.length > 0) opts.onTrust?.(c.trust);
           catalog.seen = true;
           log.debug("catalog applied", { index: c.index, from });
         },
@@ -160,6 +154,7 @@ export class MeshProxy {
         upstreams,
       };
       self = new MeshProxy(cfg, log, { planes, admin, discovery, addresses, catalog });
+      if (opts.tls) self.#certNotAfter = parseCert(opts.tls.material.certPem).notAfter;
       log.info("data plane started", { workers: planes.count, mtls: opts.tls !== undefined });
       await discovery.start();
       return self;
@@ -173,6 +168,17 @@ export class MeshProxy {
       }
       throw e;
     }
+  }
+
+  /** Uses `material` for new mTLS handshakes (renewal); open connections keep theirs. */
+  updateMaterial(material: TlsMaterial): void {
+    this.#certNotAfter = parseCert(material.certPem).notAfter;
+    this.#planes.updateMaterial(material);
+  }
+
+  /** Trusts `trust.roots` and refuses `trust.revoked` from now on (rotation, revocation). */
+  updateTrust(trust: Catalog["trust"]): void {
+    this.#planes.updateTrust(trust);
   }
 
   /** Where each listener is bound. */
@@ -204,10 +210,25 @@ export class MeshProxy {
     this.#log.info("stopped");
   }
 
+  #certExpiryText(): string {
+    if (this.#certNotAfter === null) return "";
+    const secs = (this.#certNotAfter - Date.now()) / 1000;
+    return [
+      "# HELP skein_certificate_expiry_seconds Seconds until the proxy certificate expires.",
+      "# TYPE skein_certificate_expiry_seconds gauge",
+      `skein_certificate_expiry_seconds ${secs.toFixed(3)}`,
+      "",
+    ].join("\n");
+  }
+
   #adminHandler(req: Request): Promise<Response> {
     return adminHandler({
       node: this.#cfg.node,
-      metrics: async () => mergeExpositions((await this.#planes.snapshots()).map((s) => s.metrics)),
+      metrics: async () =>
+        mergeExpositions([
+          ...(await this.#planes.snapshots()).map((s) => s.metrics),
+          this.#certExpiryText(),
+        ]),
       ready: () => {
         const d = this.#discovery.status();
         const reasons: string[] = [];

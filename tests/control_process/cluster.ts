@@ -5,6 +5,7 @@
  * @module
  */
 import { SKEIN_ENTRY } from "../skein_cli.ts";
+import { sharedSeed, testFetch } from "../tls_fixture.ts";
 
 /** How many bytes of a child's stderr are kept for failure messages. */
 export const STDERR_KEEP_BYTES = 64 * 1024;
@@ -116,7 +117,17 @@ export async function waitFor<T>(
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${name}${last ? `: ${last}` : ""}`);
 }
 
-/** Sends one JSON request (with `token` as a bearer token); network errors come back as status 0. */
+/**
+ * The admin token of the cluster created last (written into its shared `bootstrap_token_file`
+ * before the nodes start); {@linkcode request} sends it unless told otherwise. Undefined for
+ * clusters with separate token files, whose tests handle tokens themselves.
+ */
+let _defaultToken: string | undefined;
+
+/**
+ * Sends one JSON request (with `token`, else the cluster's admin token, as a bearer token);
+ * network errors come back as status 0.
+ */
 export async function request(
   url: string,
   method = "GET",
@@ -126,9 +137,10 @@ export async function request(
 ): Promise<JsonResponse> {
   const headers: Record<string, string> = {};
   if (body !== undefined) headers["content-type"] = "application/json";
-  if (token !== undefined) headers.authorization = `Bearer ${token}`;
+  const bearer = token ?? _defaultToken;
+  if (bearer !== undefined) headers.authorization = `Bearer ${bearer}`;
   try {
-    const res = await fetch(url, {
+    const res = await testFetch(url, {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
@@ -180,6 +192,16 @@ export class ProcessCluster {
       c.nodes.set(s.id, { spec: s, child: null, exited: null, stderr: "" });
     }
     await c.#writeConfigs();
+    _defaultToken = undefined;
+    if (!c.#opts.separateTokenFiles) {
+      // Known up front, so every helper call is authorized as soon as the token is registered.
+      const bytes = crypto.getRandomValues(new Uint8Array(24));
+      const token = `skn_op_test_${
+        Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")
+      }`;
+      await Deno.writeTextFile(c.tokenFile("cp-1"), token + "\n", { mode: 0o600 });
+      _defaultToken = token;
+    }
     return c;
   }
 
@@ -196,6 +218,7 @@ export class ProcessCluster {
 
   async #writeConfigs(): Promise<void> {
     const founders = [...this.nodes.values()].filter((n) => !n.spec.join);
+    const seed = await sharedSeed();
     for (const n of this.nodes.values()) {
       const s = n.spec;
       // A joiner lists the founders too, so it can answer the leader before the snapshot lands.
@@ -211,6 +234,7 @@ export class ProcessCluster {
         peers,
         `join: ${s.join}`,
         `bootstrap_token_file: ${this.tokenFile(s.id)}`,
+        `tls: { ca_cert_file: ${seed.certFile}, ca_key_file: ${seed.keyFile} }`,
         `raft_tuning: { heartbeat: ${this.#opts.heartbeatMs}ms, election_timeout: ${this.#opts.electionTimeoutMs}ms, snapshot_every: ${this.#opts.snapshotEvery} }`,
         `limits: { request_timeout: ${this.#opts.requestTimeoutMs}ms }`,
         `log: { level: ${this.#opts.logLevel} }`,
@@ -276,7 +300,7 @@ export class ProcessCluster {
 
   /** The API base URL of a node. */
   api(id: string): string {
-    return `http://127.0.0.1:${this.node(id).spec.apiPort}`;
+    return `https://127.0.0.1:${this.node(id).spec.apiPort}`;
   }
 
   /** Ids of the nodes. */
@@ -373,7 +397,18 @@ export class ProcessCluster {
       if (leaders.length !== 1) return undefined;
       const l = leaders[0]!;
       // Every node must acknowledge the same leader, so forwarding works from all of them.
-      return hs.every((h) => h && h.leader === l.node) ? l.node : undefined;
+      if (!hs.every((h) => h && h.leader === l.node)) return undefined;
+      // ...and the leader must know the admin token the helpers send.
+      if (_defaultToken !== undefined) {
+        const r = await request(
+          `${this.api(l.node)}/v1/operator-tokens?stale=true`,
+          "GET",
+          undefined,
+          1000,
+        );
+        if (r.status !== 200) return undefined;
+      }
+      return l.node;
     });
   }
 

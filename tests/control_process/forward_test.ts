@@ -5,10 +5,11 @@
  */
 import { assert, assertEquals } from "../assert.ts";
 import { ProcessCluster, request, waitFor } from "./cluster.ts";
+import { testFetch } from "../tls_fixture.ts";
 
 /** The value of an unlabelled or labelled sample in a node's `/metrics`. */
 async function metric(c: ProcessCluster, id: string, sample: string): Promise<number> {
-  const res = await fetch(`${c.api(id)}/metrics`);
+  const res = await testFetch(`${c.api(id)}/metrics`);
   const text = await res.text();
   const line = text.split("\n").find((l) => l.startsWith(sample + " "));
   if (!line) throw new Error(`no sample ${sample} in the metrics of ${id}`);

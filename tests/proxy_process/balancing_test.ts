@@ -100,15 +100,27 @@ Deno.test("each balancing algorithm spreads requests over real proxies as specif
   const lb: App[] = [startApp("lb-1"), startApp("lb-2"), startApp("lb-3")];
   const proxies: ProxyHandle[] = [];
   try {
+    // One proxy per service (a proxy holds one identity), started in parallel.
+    const specs: { node: string; service: Record<string, unknown> }[] = [];
     for (let i = 0; i < 3; i++) {
-      const services: Record<string, unknown>[] = [
-        { name: "lb", id: `lb-${i + 1}`, port: lb[i]!.port },
-      ];
-      if (i < 2) {
-        services.push({ name: "wrr", id: `wrr-${i + 1}`, port: wrr[i]!.port, weight: i * 2 + 1 });
-      }
-      proxies.push(await startProxy(dir, { node: `vm-${i + 1}`, control: [cp.url], services }));
+      specs.push({
+        node: `vm-lb-${i + 1}`,
+        service: { name: "lb", id: `lb-${i + 1}`, port: lb[i]!.port },
+      });
     }
+    for (let i = 0; i < 2; i++) {
+      specs.push({
+        node: `vm-wrr-${i + 1}`,
+        service: { name: "wrr", id: `wrr-${i + 1}`, port: wrr[i]!.port, weight: i * 2 + 1 },
+      });
+    }
+    proxies.push(
+      ...await Promise.all(
+        specs.map((p) =>
+          startProxy(dir, { node: p.node, control: [cp.url], services: [p.service], workers: 1 })
+        ),
+      ),
+    );
     const caller = await startProxy(dir, {
       node: "vm-caller",
       control: [cp.url],

@@ -13,6 +13,7 @@ import {
   startProxy,
   waitFor,
 } from "./helpers.ts";
+import { meshRequest } from "../tls_fixture.ts";
 
 Deno.test("drain and deregister on SIGTERM; traffic survives the control plane and a restart", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "skein-cp-" });
@@ -32,7 +33,7 @@ Deno.test("drain and deregister on SIGTERM; traffic survives the control plane a
     const callerCfg = {
       node: "vm-caller",
       // A dead URL first: the proxy must fail over to the live one.
-      control: ["http://127.0.0.1:9", cp.url],
+      control: ["https://127.0.0.1:9", cp.url],
       upstreams: [{ service: "svc", listen: "127.0.0.1:0" }],
     };
     let caller = await startProxy(dir, callerCfg);
@@ -53,7 +54,7 @@ Deno.test("drain and deregister on SIGTERM; traffic survives the control plane a
       // Earlier requests through the caller may have hit this app: count only this one.
       apps[2]!.hits = 0;
       // Send straight to vm-3's inbound so the in-flight request is surely on the stopping proxy.
-      const inflight = get(proxies[2]!.inbound);
+      const inflight = meshRequest(proxies[2]!.inbound, "/", { as: "svc-caller" });
       await waitFor("the request to reach the app", () => apps[2]!.hits > 0);
       const stopping = proxies[2]!.child.stop("SIGTERM");
       const r = await inflight;

@@ -8,6 +8,7 @@ import {
   adminJson,
   type App,
   applyResources,
+  catalogInstances,
   get,
   metricsText,
   type ProxyHandle,
@@ -201,9 +202,8 @@ Deno.test("timeouts, circuit breaking, retry budget, outlier ejection and a lost
         assert(ok >= total * 0.999, `${ok} of ${total} succeeded`);
         // The dead instance's health check fails, so the catalog marks it critical too.
         await waitFor("the catalog to mark the killed instance", async () => {
-          const res = await fetch(`${cp.url}/v1/services/svc`);
-          const body = await res.json() as { instances: { id: string; health: string }[] };
-          return body.instances.find((i) => i.id === "vm-2-svc")?.health === "critical";
+          const instances = await catalogInstances(cp.url, "svc");
+          return instances.find((i) => i.id === "vm-2-svc")?.health === "critical";
         });
       },
     );

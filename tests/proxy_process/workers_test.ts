@@ -1,7 +1,7 @@
 /**
  * The multi-threaded data path through real `skein proxy` processes: connections are served
  * by more than one worker, `/metrics` adds the workers up, the outbound side names the
- * destination for a remote proxy fronting several services, and the circuit breaker holds a
+ * destination (an app cannot forge it), and the circuit breaker holds a
  * request's slot until its response body has passed.
  */
 import { parsePrometheusText } from "../../common/metrics.ts";
@@ -18,6 +18,7 @@ import {
   startProxy,
   waitFor,
 } from "./helpers.ts";
+import { plaintextExchange, run } from "../security/_pki.ts";
 
 function _sum(text: string, family: string, match: Record<string, string>): number {
   const f = parsePrometheusText(text).get(family);
@@ -58,17 +59,20 @@ Deno.test("worker threads share the ports, the metrics and the breaker", async (
   const stream = _streamingApp();
   const proxies: ProxyHandle[] = [];
   try {
-    // One proxy fronting two services: its inbound needs x-skein-destination to choose.
+    // One proxy per service (each holds one identity), started in parallel.
     proxies.push(
-      await startProxy(dir, {
-        node: "vm-multi",
-        control: [cp.url],
-        services: [
-          { name: "alpha", port: apps[0]!.port },
-          { name: "beta", port: apps[1]!.port },
-          { name: "stream", port: stream.port },
-        ],
-      }),
+      ...await Promise.all(
+        [["alpha", apps[0]!.port], ["beta", apps[1]!.port], ["stream", stream.port]].map((
+          [name, port],
+        ) =>
+          startProxy(dir, {
+            node: `vm-${name}`,
+            control: [cp.url],
+            workers: 1,
+            services: [{ name, port }],
+          })
+        ),
+      ),
     );
     const caller = await startProxy(dir, {
       node: "vm-caller",
@@ -176,6 +180,88 @@ Deno.test("worker threads share the ports, the metrics and the breaker", async (
     for (const a of apps) await a.close().catch(() => {});
     stream.finish();
     await stream.close().catch(() => {});
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+/** Connections per refusal check: 2^-(N-1) is the chance all reach one of the 2 workers. */
+const REFUSAL_CONNECTIONS = 12;
+
+Deno.test("with mTLS every worker terminates TLS: requests spread, refusals hold on each", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "skein-workers-mtls-" });
+  const cp = await startControl(dir);
+  const app = startApp("ledger");
+  const proxies: ProxyHandle[] = [];
+  try {
+    const callee = await startProxy(dir, {
+      node: "vm-ledger",
+      control: [cp.url],
+      workers: 2,
+      services: [{ name: "ledger", port: app.port }],
+    });
+    proxies.push(callee);
+    const caller = await startProxy(dir, {
+      node: "vm-billing",
+      control: [cp.url],
+      workers: 2,
+      services: [{ name: "billing", port: app.port }],
+      upstreams: [{ service: "ledger", listen: "127.0.0.1:0" }],
+    });
+    proxies.push(caller);
+    await callee.child.waitLine(/data plane started.*mtls=true/);
+    await caller.child.waitLine(/data plane started.*mtls=true/);
+    await waitFor("ledger routable from the caller", async () => {
+      const e = await adminJson(caller, "/endpoints") as {
+        outbound: { service: string; eligible: number }[];
+      };
+      return e.outbound.find((d) => d.service === "ledger")?.eligible === 1;
+    });
+    const ready = await adminJson(callee, "/ready");
+    assertEquals(ready.workers, 2);
+
+    // A slow app makes each caller worker open many pooled mTLS connections to the callee,
+    // which the kernel spreads over the callee's two TLS servers.
+    app.delayMs = 100;
+    const n = 32;
+    const rs = await Promise.all(
+      Array.from({ length: n }, () => rawGet(caller.upstreams.ledger!, "ledger")),
+    );
+    app.delayMs = 0;
+    assert(rs.every((r) => r.status === 200 && r.body === "ledger"), JSON.stringify(rs[0]));
+    const e = await adminJson(callee, "/endpoints") as {
+      workers: { index: number; requests: number }[];
+    };
+    assertEquals(e.workers.length, 2);
+    for (const w of e.workers) assert(w.requests > 0, `callee worker ${w.index} served none`);
+    assertEquals(e.workers.reduce((a, w) => a + w.requests, 0), n);
+
+    // Plaintext and certificate-less clients get no HTTP answer on any worker.
+    const port = Number(callee.inbound.slice(callee.inbound.lastIndexOf(":") + 1));
+    const req = "GET / HTTP/1.1\r\nhost: ledger\r\nconnection: close\r\n\r\n";
+    const hits = app.hits;
+    const plain = await Promise.all(
+      Array.from({ length: REFUSAL_CONNECTIONS }, () => plaintextExchange(port, req)),
+    );
+    for (const text of plain) assert(!/HTTP\/1\.[01] \d{3}/.test(text), text);
+    const noCert = await Promise.all(
+      Array.from({ length: REFUSAL_CONNECTIONS / 2 }, () =>
+        run("openssl", [
+          "s_client",
+          "-connect",
+          `127.0.0.1:${port}`,
+          "-quiet",
+        ], req)),
+    );
+    for (const r of noCert) assert(!/HTTP\/1\.[01] \d{3}/.test(r.stdout), r.stdout);
+    assertEquals(app.hits, hits, "no outside client reached the app");
+
+    // The mesh still works through both workers afterwards.
+    const again = await rawGet(caller.upstreams.ledger!, "ledger");
+    assertEquals([again.status, again.body], [200, "ledger"]);
+  } finally {
+    for (const p of proxies) await p.child.stop();
+    await cp.child.stop();
+    await app.close();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });

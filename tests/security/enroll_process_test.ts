@@ -9,6 +9,7 @@ import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { ProcessCluster, request, sleep, waitFor } from "../control_process/cluster.ts";
 import { createJoinToken, spawnSkein } from "../skein_cli.ts";
 import { createKeyAndCsr } from "../../mesh/identity/mod.ts";
+import { sharedSeed, testFetch } from "../tls_fixture.ts";
 
 const TD = "skein.local";
 /** Longest a proxy may take to enrol and listen. */
@@ -70,6 +71,7 @@ async function writeProxyConfig(
       node,
       control: controls,
       token_file: tokenFile,
+      ca_file: (await sharedSeed()).certFile,
       data_dir: `${dir}/${node}-data`,
       admin: "127.0.0.1:0",
       inbound: "127.0.0.1:0",
@@ -157,11 +159,11 @@ Deno.test("a proxy enrols with a ctl join token; reuse and expiry are refused; t
     assertEquals(reuse.code, 1, reuse.stderr);
     assertMatch(reuse.stderr, /403 join_token_used_up/);
 
-    // --- no token file and no identity: the proxy starts anyway, with a warning.
+    // --- no token file and no identity: the proxy refuses to start, saying why.
     const cfg3 = await writeProxyConfig(dir, "vm-3", apis, `${dir}/absent.token`);
     const plain = await runProxyOnce(cfg3);
-    assertEquals(plain.code, null, plain.stderr);
-    assertMatch(plain.stderr, /no identity: starting without a certificate/);
+    assertEquals(plain.code, 1, plain.stderr);
+    assertMatch(plain.stderr, /no identity: give the proxy a join token/);
 
     // --- an expired token is refused.
     const short = await createToken(apis[0]!, "ledger", "1s");
@@ -183,7 +185,7 @@ Deno.test("a proxy enrols with a ctl join token; reuse and expiry are refused; t
       for (
         const path of ["/v1/ca/roots", "/v1/catalog", "/v1/resources", "/v1/services", "/v1/tokens"]
       ) {
-        const res = await fetch(`${api}${path}`, {
+        const res = await testFetch(`${api}${path}`, {
           headers: { authorization: `Bearer ${adminToken}` },
         });
         assertEquals(res.status, 200, `${api}${path}`);
