@@ -8,7 +8,7 @@ import { decodeEntry, decodeHardState, encodeEntry, encodeHardState } from "../r
 import { MemoryStorage } from "../raft/storage.ts";
 import type { ConfState, Entry, HardState, Snapshot } from "../raft/types.ts";
 import { SnapshotStore } from "../storage/snapshot_store.ts";
-import { Wal, type WalRecord } from "../storage/wal.ts";
+import { Wal, type WalRecord, type WalStats } from "../storage/wal.ts";
 
 /** WAL record kinds written by the control node. */
 export const WAL_KIND = { entry: 1, hardState: 2 } as const;
@@ -91,15 +91,32 @@ export class DurableLog {
     return { durable, storage, fresh };
   }
 
-  /** Makes entries and the hard state durable with one fsync. */
+  /**
+   * Makes entries and the hard state durable with one fsync. A hard state whose term and vote
+   * are unchanged and that comes without entries is written but not fsynced (etcd's `MustSync`
+   * rule): only its commit index moved, which Raft may forget in a crash (a restarted node
+   * learns the commit again from the leader), and that fsync would otherwise be a whole extra
+   * disk round on every leader between two batches of entries.
+   */
   async persist(hardState: HardState | undefined, entries: readonly Entry[]): Promise<void> {
+    const prev = this.#lastHardState;
+    const mustSync = entries.length > 0 || !hardState || !prev ||
+      hardState.term !== prev.term || hardState.vote !== prev.vote;
+    await this.#persist(hardState, entries, mustSync);
+  }
+
+  async #persist(
+    hardState: HardState | undefined,
+    entries: readonly Entry[],
+    sync: boolean,
+  ): Promise<void> {
     const records: WalRecord[] = [];
     for (const e of entries) records.push({ kind: WAL_KIND.entry, payload: encodeEntry(e) });
     if (hardState) {
       records.push({ kind: WAL_KIND.hardState, payload: encodeHardState(hardState) });
     }
     if (records.length === 0) return;
-    const pos = await this.#wal.append(records);
+    const pos = await this.#wal.append(records, { sync });
     if (entries.length > 0) {
       const maxIdx = entries[entries.length - 1]!.index;
       this.#segmentMaxIndex.set(
@@ -121,7 +138,9 @@ export class DurableLog {
       metadata: snap.meta.conf,
       payload: snap.data,
     });
-    if (this.#lastHardState) await this.persist(this.#lastHardState, []);
+    // Synced even though nothing changed: the segments released below may hold the only
+    // durable copy of the term and vote.
+    if (this.#lastHardState) await this.#persist(this.#lastHardState, [], true);
     const active = this.#wal.position.segment;
     let releaseBefore = 0;
     for (const seg of [...this.#segmentMaxIndex.keys()].sort((a, b) => a - b)) {
@@ -136,6 +155,11 @@ export class DurableLog {
       }
       if (n > 0) this.#log.debug("wal: released segments", { count: n, before: releaseBefore });
     }
+  }
+
+  /** The WAL's group-commit counters (fsyncs, appends, bytes). */
+  walStats(): WalStats {
+    return this.#wal.stats();
   }
 
   /** Closes the WAL. */

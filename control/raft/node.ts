@@ -60,6 +60,14 @@ export interface RaftConfig {
   maxPendingReads?: number;
   /** A learner may be promoted only within this many entries of the leader's log. @default maxEntriesPerMsg */
   promoteLagEntriesMax?: number;
+  /**
+   * Broadcast appends for proposals and commit advances once per Ready instead of once per
+   * event: every proposal made (and every acknowledgement received) between two Readies then
+   * travels in one append per follower. Nothing leaves before the next Ready anyway, so only
+   * the number of messages changes. Off by default so the interaction transcripts keep one
+   * append per event; the control node turns it on. @default false
+   */
+  coalesceAppends?: boolean;
 }
 
 type _ReadRequest = { ctx: string; index: number; from: NodeId; acks: Set<NodeId> };
@@ -100,6 +108,8 @@ export class RaftNode {
   #deferredReads: { ctx: string; from: NodeId }[] = [];
 
   #msgs: Message[] = [];
+  /** A broadcast of appends is owed at the next Ready (see `coalesceAppends`). */
+  #bcastOwed = false;
   #readStates: ReadState[] = [];
   #readFailures: ReadFailure[] = [];
   #prevSoft: SoftState;
@@ -132,6 +142,7 @@ export class RaftNode {
       maxCommittedPerReady: cfg.maxCommittedPerReady ?? 1024,
       maxPendingReads: cfg.maxPendingReads ?? 4096,
       promoteLagEntriesMax: cfg.promoteLagEntriesMax ?? cfg.maxEntriesPerMsg,
+      coalesceAppends: cfg.coalesceAppends ?? false,
     };
     this.#log = (cfg.logger ?? nullLogger).with({ raft_node: cfg.id });
     const { hardState, conf } = cfg.storage.initialState();
@@ -361,6 +372,7 @@ export class RaftNode {
   /** Whether `ready()` has anything to hand out. */
   hasReady(): boolean {
     const l = this.#raftLog;
+    if (this.#bcastOwed && this.#role === "leader") return true;
     if (this.#msgs.length > 0 || this.#readStates.length > 0 || this.#readFailures.length > 0) {
       return true;
     }
@@ -375,6 +387,7 @@ export class RaftNode {
   /** Collects what the driver must persist, send and apply, in that order. */
   ready(): Ready {
     const l = this.#raftLog;
+    this.#flushBcast();
     const rd: Ready = {
       entries: [...l.unstable.entries],
       messages: this.#msgs,
@@ -935,7 +948,7 @@ export class RaftNode {
     else if (pr.state === "snapshot" && pr.match >= pr.pendingSnapshot) pr.becomeReplicate();
     else if (pr.state === "replicate") pr.inflights.freeLE(m.index);
     if (this.#maybeCommit()) {
-      this.#bcastAppend();
+      this.#owedBcast();
     } else {
       // A follower that was paused may have missed commit updates.
       if (oldPaused) this.#sendAppend(m.from, true);
@@ -989,7 +1002,7 @@ export class RaftNode {
   #appendProposal(type: Entry["type"], data: Uint8Array): ProposeResult {
     const e: Entry = { term: this.#term, index: 0, type, data };
     const last = this.#appendEntries([e]);
-    this.#bcastAppend();
+    this.#owedBcast();
     return { ok: true, index: last, term: this.#term };
   }
 
@@ -1027,6 +1040,19 @@ export class RaftNode {
   #bcastAppend(): void {
     // Empty appends too: they carry the new commit index.
     for (const id of this.#peers()) this.#sendAppend(id, true);
+  }
+
+  /** Broadcasts now, or at the next Ready when appends are coalesced. */
+  #owedBcast(): void {
+    if (this.#cfg.coalesceAppends) this.#bcastOwed = true;
+    else this.#bcastAppend();
+  }
+
+  #flushBcast(): void {
+    if (!this.#bcastOwed) return;
+    this.#bcastOwed = false;
+    // A node that stepped down since owes nothing: its successor replicates.
+    if (this.#role === "leader") this.#bcastAppend();
   }
 
   #bcastHeartbeat(ctx: string): void {

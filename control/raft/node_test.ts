@@ -136,3 +136,68 @@ Deno.test("RaftNode.step() survives thousands of random and malformed messages",
   }
   if (steps !== 6000) throw new Error("fuzz loop ended early");
 });
+
+/** A 3-voter leader (node 1) with both followers acknowledged up to its no-op. */
+function leaderWithAckedFollowers(coalesceAppends: boolean): { n: RaftNode; s: MemoryStorage } {
+  const conf = { voters: ids, learners: [] };
+  const s = MemoryStorage.bootstrap(conf);
+  const n = mkNode(ids[0]!, s, { coalesceAppends, maxInflightMsgs: 64 });
+  n.campaign();
+  for (const from of [ids[1]!, ids[2]!]) {
+    n.step({ type: "pre_vote_resp", from, to: ids[0]!, term: 2, reject: false });
+  }
+  for (const from of [ids[1]!, ids[2]!]) {
+    n.step({ type: "vote_resp", from, to: ids[0]!, term: 2, reject: false });
+  }
+  const rd = n.ready();
+  persist(s, rd);
+  n.advance();
+  const last = s.lastIndex();
+  for (const from of [ids[1]!, ids[2]!]) {
+    n.step(
+      {
+        type: "app_resp",
+        from,
+        to: ids[0]!,
+        term: 2,
+        index: last,
+        reject: false,
+        rejectHint: 0,
+        logTerm: 0,
+      } as Message,
+    );
+  }
+  persist(s, n.ready());
+  n.advance();
+  return { n, s };
+}
+
+Deno.test("RaftNode coalesceAppends: proposals between two Readies share one append per follower", () => {
+  for (const coalesce of [true, false]) {
+    const { n } = leaderWithAckedFollowers(coalesce);
+    for (let i = 0; i < 5; i++) {
+      if (!n.propose(enc.encode(`p${i}`)).ok) throw new Error("propose refused");
+    }
+    const apps = n.ready().messages.filter((m): m is Extract<Message, { type: "app" }> =>
+      m.type === "app"
+    );
+    const perFollower = apps.filter((m) => m.to === ids[1]!);
+    const want = coalesce ? 1 : 5;
+    if (perFollower.length !== want) {
+      throw new Error(`coalesce=${coalesce}: ${perFollower.length} appends to 2, want ${want}`);
+    }
+    const carried = perFollower.reduce((k, m) => k + m.entries.length, 0);
+    if (carried !== 5) throw new Error(`coalesce=${coalesce}: ${carried} entries carried, want 5`);
+    if (apps.length !== 2 * want) throw new Error(`coalesce=${coalesce}: ${apps.length} appends`);
+  }
+});
+
+Deno.test("RaftNode coalesceAppends: a leader that stepped down before its Ready sends no appends", () => {
+  const { n } = leaderWithAckedFollowers(true);
+  if (!n.propose(enc.encode("x")).ok) throw new Error("propose refused");
+  // A higher term from a peer deposes the leader before the owed broadcast goes out.
+  n.step({ type: "heartbeat", from: ids[1]!, to: ids[0]!, term: 9, commit: 0, ctx: "" } as Message);
+  if (n.status().role !== "follower") throw new Error(`role ${n.status().role}`);
+  const apps = n.ready().messages.filter((m) => m.type === "app");
+  if (apps.length !== 0) throw new Error(`a deposed leader sent ${apps.length} appends`);
+});

@@ -6,7 +6,13 @@
  * @module
  */
 import { z } from "zod";
-import { HealthSchema, InstanceSchema, NameSchema } from "./instance.ts";
+import {
+  type Health,
+  HealthSchema,
+  type Instance,
+  InstanceSchema,
+  NameSchema,
+} from "./instance.ts";
 import { JOIN_TOKEN_USES_MAX, ROLES } from "../auth/mod.ts";
 
 /** Most health changes committed in one `set_health` command. */
@@ -170,6 +176,92 @@ export function decodeCommand(bytes: Uint8Array): ValidatedCommand {
     raw = JSON.parse(_decoder.decode(bytes));
   } catch (e) {
     throw new CommandDecodeError(`registry command is not UTF-8 JSON: ${(e as Error).message}`, "");
+  }
+  return validateCommand(raw);
+}
+
+const _HEALTH: ReadonlySet<unknown> = new Set<Health>(HealthSchema.options);
+
+function _isStr(v: unknown): v is string {
+  return typeof v === "string";
+}
+
+function _isStrArray(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every(_isStr);
+}
+
+/**
+ * Rebuilds an instance from its known fields after a check of their types only (lengths and
+ * name patterns were checked by the leader); throws on any mismatch. The copy leaves behind
+ * any key the schema does not know, so nothing unexpected reaches the catalog.
+ */
+function _committedInstance(v: unknown): Instance {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error("not an object");
+  const o = v as Record<string, unknown>;
+  const { id, service, node, address, port, zone, version, weight, tags, capabilities, meta } = o;
+  if (
+    !_isStr(id) || !_isStr(service) || !_isStr(node) || !_isStr(address) || !_isStr(zone) ||
+    !_isStr(version) || !Number.isInteger(port) || !Number.isInteger(weight) ||
+    !_isStrArray(tags) || !_isStrArray(capabilities) || !_HEALTH.has(o.health) ||
+    typeof meta !== "object" || meta === null || Array.isArray(meta) ||
+    !Object.values(meta).every(_isStr)
+  ) {
+    throw new Error("an instance field has the wrong type");
+  }
+  return {
+    id,
+    service,
+    node,
+    address,
+    port: port as number,
+    zone,
+    version,
+    weight: weight as number,
+    tags,
+    capabilities,
+    meta: { ...(meta as Record<string, string>) },
+    health: o.health as Health,
+  };
+}
+
+/**
+ * Decodes the payload of a committed Raft entry, for nodes that did not propose it.
+ *
+ * The leader validated the command with {@linkcode validateCommand} before proposing it and
+ * the WAL and transport checksum its bytes, so the frequent kinds (`register_instance`,
+ * `deregister_instance`) get a structural check only: JSON, the right keys with the right
+ * types, rebuilt field by field. That is enough that a damaged or foreign entry is refused (and
+ * skipped identically on every node) instead of putting a malformed value into the state, at a
+ * fraction of the cost of the schema, which on a follower was most of the work of applying an
+ * entry. Every other kind is rare and goes through the full schema. Throws
+ * {@linkcode CommandDecodeError}.
+ */
+export function decodeCommittedCommand(bytes: Uint8Array): ValidatedCommand {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(_decoder.decode(bytes));
+  } catch (e) {
+    throw new CommandDecodeError(`registry command is not UTF-8 JSON: ${(e as Error).message}`, "");
+  }
+  if (typeof raw !== "object" || raw === null) return validateCommand(raw);
+  const o = raw as Record<string, unknown>;
+  if (o.type === "register_instance") {
+    let instance: Instance;
+    try {
+      instance = _committedInstance(o.instance);
+    } catch (e) {
+      throw new CommandDecodeError(
+        `invalid committed register_instance: ${(e as Error).message}`,
+        "instance",
+      );
+    }
+    return { type: "register_instance", instance } as ValidatedCommand;
+  }
+  if (o.type === "deregister_instance") {
+    if (!_isStr(o.service) || !_isStr(o.id)) {
+      throw new CommandDecodeError("invalid committed deregister_instance", "");
+    }
+    return { type: "deregister_instance", service: o.service, id: o.id } as ValidatedCommand;
   }
   return validateCommand(raw);
 }

@@ -37,7 +37,7 @@
  * dirty pages and marked them clean, so a later fsync "succeeding" proves nothing. Reopening
  * runs recovery, which truncates any half-written record as a torn tail. Records of a
  * rejected append may or may not be present after reopening, as after a crash; records of
- * a resolved append always are.
+ * a resolved append always are (after a crash too, unless it was appended with `sync: false`).
  * @module
  */
 
@@ -191,9 +191,21 @@ export class WalOverloadedError extends Error {
   }
 }
 
+/** Options of one {@linkcode Wal.append}. */
+export interface WalAppendOptions {
+  /**
+   * Whether the records must be durable before append() resolves. With `false` they are
+   * written (in order, to the page cache) but not fsynced: for state whose loss in a crash is
+   * harmless, such as a Raft hard state whose only change is the commit index. A later synced
+   * append, a segment roll or close() makes them durable too. @default true
+   */
+  sync?: boolean;
+}
+
 interface _Pending {
   frames: Uint8Array;
   records: number;
+  sync: boolean;
   resolve: (p: WalPosition) => void;
   reject: (e: unknown) => void;
 }
@@ -320,8 +332,10 @@ export class Wal {
   /** Sequence numbers of the segments on disk, ascending; the last is active. */
   #segments: number[];
   #file: StorageFile;
-  /** Durable size of the active segment. */
+  /** Written size of the active segment (durable unless `#unsynced`). */
   #activeBytes: number;
+  /** Whether the active segment holds written but not yet fsynced records. */
+  #unsynced = false;
 
   #queue: _Pending[] = [];
   #queuedBytes = 0;
@@ -468,14 +482,15 @@ export class Wal {
   }
 
   /**
-   * Appends records; resolves, with the position just past them, only after they are fsynced.
+   * Appends records; resolves, with the position just past them, only after they are fsynced
+   * (or only written, with `sync: false`).
    *
    * Concurrent calls share writes: while one write+fsync is in flight, later calls queue, and
    * the whole queue then goes out as one write and one fsync. Records of concurrent calls land
    * in call order, and one call's records are never split across segments. When the queue is
    * full (`queueMaxAppends`/`queueMaxBytes`) the call waits, which slows callers that await.
    */
-  append(records: readonly WalRecord[]): Promise<WalPosition> {
+  append(records: readonly WalRecord[], opts: WalAppendOptions = {}): Promise<WalPosition> {
     if (this.#closed) return Promise.reject(new WalClosedError());
     if (this.#failed) return Promise.reject(this.#failed);
     let frames: Uint8Array;
@@ -485,7 +500,13 @@ export class Wal {
       return Promise.reject(e);
     }
     const { promise, resolve, reject } = Promise.withResolvers<WalPosition>();
-    const p: _Pending = { frames, records: records.length, resolve, reject };
+    const p: _Pending = {
+      frames,
+      records: records.length,
+      sync: opts.sync ?? true,
+      resolve,
+      reject,
+    };
     if (this.#blocked.length === 0 && this.#hasRoom(frames.length)) {
       this.#enqueue(p);
     } else if (this.#blocked.length >= this.#blockedMaxAppends) {
@@ -555,6 +576,8 @@ export class Wal {
     this.#closed = true;
     await this.#flushDone;
     await this.#releaseChain;
+    // Best effort: an unsynced record is by contract one whose loss is harmless.
+    if (this.#unsynced && !this.#failed) await this.#file.sync().catch(() => {});
     this.#file.close();
   }
 
@@ -612,13 +635,18 @@ export class Wal {
     }
   }
 
-  /** Writes a batch with one write and one fsync; returns each append's end position. */
+  /**
+   * Writes a batch with one write and, unless no append in it asked for durability, one fsync;
+   * returns each append's end position.
+   */
   async #writeBatch(batch: readonly _Pending[]): Promise<WalPosition[]> {
     let total = 0;
     let records = 0;
+    let sync = false;
     for (const p of batch) {
       total += p.frames.length;
       records += p.records;
+      sync ||= p.sync;
     }
     if (this.#activeBytes > 0 && this.#activeBytes + total > this.#segmentBytes) {
       await this.#roll();
@@ -631,8 +659,13 @@ export class Wal {
       ends.push({ segment, offset: end });
     }
     await writeAll(this.#file, _concat(batch.map((p) => p.frames), total));
-    this.#stats.fsyncs++;
-    await this.#file.sync();
+    if (sync) {
+      this.#stats.fsyncs++;
+      await this.#file.sync();
+      this.#unsynced = false;
+    } else {
+      this.#unsynced = true;
+    }
     this.#activeBytes = end;
     this.#stats.appends += batch.length;
     this.#stats.records += records;
@@ -642,7 +675,13 @@ export class Wal {
   }
 
   async #roll(): Promise<void> {
-    // Every batch ends with an fsync, so the segment being closed is already durable.
+    // Only the last segment may end in damage (a torn tail), so unsynced records go to disk
+    // before the segment stops being the last one.
+    if (this.#unsynced) {
+      this.#stats.fsyncs++;
+      await this.#file.sync();
+      this.#unsynced = false;
+    }
     const seq = this.#activeSegment + 1;
     const path = _join(this.#dir, walSegmentName(seq));
     const file = await this.#fs.open(path, "create_new");

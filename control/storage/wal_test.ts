@@ -438,3 +438,40 @@ Deno.test("Wal rejects appends beyond the blocked bound with WalOverloadedError"
     await re.wal.close();
   });
 });
+
+Deno.test("Wal append with sync: false writes without fsync; a synced append covers it", async () => {
+  await withDir(async (dir) => {
+    const fs = new FaultyFs();
+    const { wal } = await Wal.open(dir, { fs }, nullLogger);
+    const before = fs.counts.sync;
+    for (let i = 0; i < 5; i++) await wal.append([rec(i)], { sync: false });
+    assertEquals(fs.counts.sync - before, 0, "unsynced appends cost no fsync");
+    assertEquals(wal.stats().fsyncs, 0, "stats agree");
+    // A batch mixing both kinds is synced once for all of them.
+    await Promise.all([wal.append([rec(5)], { sync: false }), wal.append([rec(6)])]);
+    assertEquals(fs.counts.sync - before, 1, "one fsync for the mixed batch");
+    await wal.append([rec(7)], { sync: false });
+    await wal.close();
+    assertEquals(fs.counts.sync - before, 2, "close syncs the unsynced tail (best effort)");
+    const { records, wal: w2 } = await Wal.open(dir, {}, nullLogger);
+    assertRecords(records, Array.from({ length: 8 }, (_, i) => rec(i)), "all records readable");
+    await w2.close();
+  });
+});
+
+Deno.test("Wal syncs unsynced records before rolling to a new segment", async () => {
+  await withDir(async (dir) => {
+    const fs = new FaultyFs();
+    const { wal } = await Wal.open(dir, { fs, segmentBytes: 256 }, nullLogger);
+    const before = fs.counts.sync;
+    const want = Array.from({ length: 12 }, (_, i) => rec(i, 60));
+    for (const r of want) await wal.append([r], { sync: false });
+    assert(wal.segments.length > 1, "the log rolled over");
+    // Each roll closes a segment that must be whole on disk: one fsync per roll, none else.
+    assertEquals(fs.counts.sync - before, wal.segments.length - 1, "one fsync per roll");
+    await wal.close();
+    const { records, wal: w2 } = await Wal.open(dir, {}, nullLogger);
+    assertRecords(records, want, "reopened across segments");
+    await w2.close();
+  });
+});

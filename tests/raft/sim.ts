@@ -151,6 +151,8 @@ class _Sim {
   maxInflight: number;
   maxEntries: number;
   electionTicks: number;
+  /** Whether followers get one append per Ready (see `RaftConfig.coalesceAppends`). */
+  coalesceAppends: boolean;
   heartbeatTicks: number;
   dropRate: number;
   dupRate: number;
@@ -198,6 +200,9 @@ class _Sim {
     this.maxInflight = [1, 2, 4, 64][Math.floor(r() * 4)]!;
     this.maxEntries = [1, 3, 16][Math.floor(r() * 3)]!;
     this.electionTicks = 10;
+    // Half the seeds batch appends per Ready as skein control nodes do; the other half send
+    // one per event. Taken from the seed, not the PRNG, so the other draws stay as they were.
+    this.coalesceAppends = (this.o.seed & 1) === 0;
     this.heartbeatTicks = 1 + Math.floor(r() * 3);
     this.dropRate = r() * 0.15 * f;
     this.dupRate = r() * 0.05 * f;
@@ -285,6 +290,7 @@ class _Sim {
       checkQuorum: this.checkQuorum,
       maxInflightMsgs: this.maxInflight,
       maxEntriesPerMsg: this.maxEntries,
+      coalesceAppends: this.coalesceAppends,
       random: sn.rng,
       storage: sn.storage,
     });
