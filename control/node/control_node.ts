@@ -12,6 +12,7 @@ import type { ConfChange, ConfState, Entry, Message, ProposeResult, Ready } from
 import {
   type ApplyResult,
   decodeCommand,
+  decodeCommittedCommand,
   encodeCommand,
   IndexWatcher,
   LeaseTracker,
@@ -19,7 +20,9 @@ import {
   validateCommand,
   type ValidatedCommand,
 } from "../registry/mod.ts";
-import { createCa } from "../ca/mod.ts";
+import { type CaState, createCa } from "../ca/mod.ts";
+import type { ControlIdentity } from "../tls/mod.ts";
+import type { ForwardedCaller } from "../auth/mod.ts";
 import { isTrustDomain } from "../../common/tls.ts";
 import {
   BackendError,
@@ -31,7 +34,13 @@ import {
   NotLeaderError,
   type WriteForwardStats,
 } from "../api/backend.ts";
-import { DEFAULT_MAX_FRAME_BYTES, Transport } from "../transport/mod.ts";
+import {
+  DEFAULT_MAX_FRAME_BYTES,
+  spiffeControlAuthorizer,
+  tlsDialer,
+  tlsListenerFactory,
+  Transport,
+} from "../transport/mod.ts";
 import { DurableLog } from "./durable_log.ts";
 import {
   decodeMemberEntry,
@@ -50,6 +59,7 @@ import {
   encodeForwardResult,
   FORWARD_TIMEOUT_MS,
   type ForwardOutcome,
+  forwardRefusal,
   ForwardTable,
   FRAME_FORWARD,
   FRAME_FORWARD_RESULT,
@@ -121,8 +131,26 @@ export interface ControlNodeOptions {
    * so the secret never reaches the driver or its logs. @default null (none)
    */
   bootstrapTokenHash?: string | null;
+  /**
+   * Mutual TLS on the Raft port. With it the transport dials and listens with `identity`'s
+   * certificate (control identities only, hello bound to the certificate), a leader proposes
+   * `seedCa` instead of a fresh CA when the replicated state has none, and every applied CA
+   * change (rotation, revocation) reaches `identity.updateCa`. @default undefined (plaintext)
+   */
+  tls?: ControlNodeTls;
   /** Logger. */
   log: Logger;
+}
+
+/** The TLS part of {@linkcode ControlNodeOptions}. */
+export interface ControlNodeTls {
+  /**
+   * This node's certificate, issued from the seed; the driver hands it every applied CA change
+   * (including the state restored at start-up). The caller owns it and closes it after `close()`.
+   */
+  identity: ControlIdentity;
+  /** The CA seed (`ca.pem` + `ca.key`): proposed as the cluster CA when there is none yet. */
+  seedCa: CaState;
 }
 
 interface _Pending {
@@ -206,6 +234,8 @@ export class ControlNode implements ControlBackend {
   #bootTokenLastAttemptMs = 0;
   #bootTokenFollowerSinceMs: number | null = null;
   #caLastAttemptMs = -Infinity;
+  /** The CA last handed to the TLS identity, so only changes reach it. */
+  #identityCa: CaState | null = null;
 
   private constructor(
     opts: ControlNodeOptions,
@@ -233,6 +263,7 @@ export class ControlNode implements ControlBackend {
       checkQuorum: true,
       maxInflightMsgs: 256,
       maxEntriesPerMsg: 512,
+      coalesceAppends: true,
       random: opts.random ?? Math.random,
       storage,
       logger: opts.log,
@@ -272,6 +303,15 @@ export class ControlNode implements ControlBackend {
         node.#members.set(p.id, { node: p.id, raft: `${p.hostname}:${p.port}`, api: null });
       }
     }
+    const tlsLog = opts.log.with({ component: "transport" });
+    const tls = opts.tls
+      ? {
+        dialer: tlsDialer({ source: opts.tls.identity, logger: tlsLog }),
+        listener: tlsListenerFactory({ source: opts.tls.identity, logger: tlsLog }),
+        authorizePeer: spiffeControlAuthorizer(opts.tls.identity.trustDomain),
+      }
+      : {};
+    node.#syncIdentityCa();
     node.#transport = await Transport.start({
       self: node.id,
       clusterId: opts.clusterId,
@@ -281,6 +321,7 @@ export class ControlNode implements ControlBackend {
       maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
       logger: opts.log.with({ component: "transport" }),
       reconnect: { baseMs: 50, maxMs: 1000 },
+      ...tls,
     }, (from, frame) => node.#onFrame(from, frame));
     node.#timers.push(setInterval(() => node.#tick(), opts.tickMs));
     node.#timers.push(setInterval(() => node.#announce(), ANNOUNCE_INTERVAL_MS));
@@ -407,7 +448,17 @@ export class ControlNode implements ControlBackend {
 
   async #bootstrapCa(trustDomain: string, now: number): Promise<void> {
     try {
-      const ca = await createCa({ trustDomain, now });
+      const seed = this.#opts.tls?.seedCa;
+      if (seed && seed.trustDomain !== trustDomain) {
+        this.#log.error("CA seed is for another trust domain; not proposing it", {
+          seed_trust_domain: seed.trustDomain,
+          trust_domain: trustDomain,
+        });
+        return;
+      }
+      // With a seed, the cluster CA is the seed, so the leaves nodes issued from it before
+      // Raft ran stay valid.
+      const ca = seed ?? await createCa({ trustDomain, now });
       if (this.#closed || this.#role !== "leader" || this.#state.ca()) return;
       const cmd = validateCommand({ type: "put_ca", ca, expect_root_id: null });
       const r = await this.#proposeChecked(
@@ -417,6 +468,7 @@ export class ControlNode implements ControlBackend {
       );
       if (r.ok && r.value.type === "put_ca") {
         this.#log.info("certificate authority created", {
+          source: seed ? "seed" : "generated",
           trust_domain: trustDomain,
           root: r.value.activeRootId,
         });
@@ -492,13 +544,23 @@ export class ControlNode implements ControlBackend {
    * refused), exactly as the HTTP path would answer.
    */
   #onForward(from: NodeId, frame: Uint8Array): void {
-    const { id, command } = decodeForwardRequest(frame);
+    const { id, caller, command } = decodeForwardRequest(frame);
     const reply = (o: ForwardOutcome) => this.#transport.send(from, encodeForwardResult(id, o));
     let cmd: ValidatedCommand;
     try {
       cmd = decodeCommand(command);
     } catch (e) {
       reply({ ok: false, status: 400, code: "invalid_command", message: (e as Error).message });
+      return;
+    }
+    // The follower checked the caller against its own copy of the tokens; the leader's copy is
+    // authoritative (a token revoked a moment ago must not write through a lagging follower).
+    const refused = forwardRefusal(cmd, caller, {
+      tokens: this.#state.operatorTokens(),
+      now: Date.now(),
+    });
+    if (refused) {
+      reply(refused);
       return;
     }
     let p: Promise<ApplyResult>;
@@ -725,8 +787,11 @@ export class ControlNode implements ControlBackend {
       let result: ApplyResult;
       try {
         // An entry this node proposed at this exact (index, term) holds the command it already
-        // validated: skip JSON and schema. Every other entry is decoded and validated.
-        const cmd = pending?.cmd && pending.term === e.term ? pending.cmd : decodeCommand(e.data);
+        // validated: skip JSON and schema. Every other entry was validated by the leader that
+        // proposed it, so it gets a structural check only (decodeCommittedCommand).
+        const cmd = pending?.cmd && pending.term === e.term
+          ? pending.cmd
+          : decodeCommittedCommand(e.data);
         result = this.#state.applyValidated(e.index, cmd);
       } catch (err) {
         // Every node applies the same log, so an undecodable entry is skipped identically.
@@ -742,7 +807,23 @@ export class ControlNode implements ControlBackend {
         else pending.reject(new NotLeaderError("leadership changed before the write committed"));
       }
     }
+    this.#syncIdentityCa();
     this.watcher.notify(this.#state.index);
+  }
+
+  /**
+   * Hands an applied CA change (the seed replaced, a rotation, a revocation) to the TLS
+   * identity: new connections then use the new leaf, bundle and revocation list. The registry
+   * stores a new frozen object per change, so comparing references finds every change.
+   */
+  #syncIdentityCa(): void {
+    const identity = this.#opts.tls?.identity;
+    const ca = this.#state.ca();
+    if (!identity || ca === null || ca === this.#identityCa) return;
+    this.#identityCa = ca;
+    identity.updateCa(ca).catch((e) => {
+      this.#log.error("TLS identity could not take the new CA", { error: e as Error });
+    });
   }
 
   #onConfApplied(e: Entry): void {
@@ -778,6 +859,7 @@ export class ControlNode implements ControlBackend {
     this.#snapIndex = index;
     this.#applied = index;
     this.#transport.setPeers(this.#peerMap());
+    this.#syncIdentityCa();
     this.watcher.notify(this.#state.index);
   }
 
@@ -854,7 +936,11 @@ export class ControlNode implements ControlBackend {
    * the peer transport (one hop, answered after the leader applied it); only when no leader is
    * known does this reject with {@linkcode NotLeaderError}, so the API can try HTTP.
    */
-  propose(cmd: ValidatedCommand, signal: AbortSignal): Promise<ApplyResult> {
+  propose(
+    cmd: ValidatedCommand,
+    signal: AbortSignal,
+    caller?: ForwardedCaller,
+  ): Promise<ApplyResult> {
     this.#checkUsable();
     const st = this.#raft.status();
     if (st.role === "leader") return this.#proposeChecked(encodeCommand(cmd), cmd, signal);
@@ -866,7 +952,7 @@ export class ControlNode implements ControlBackend {
     return this.#forwards.start(
       leader,
       signal,
-      (id) => this.#transport.send(leader, encodeForwardRequest(id, bytes)),
+      (id) => this.#transport.send(leader, encodeForwardRequest(id, bytes, caller)),
       () => new NotLeaderError(`the link to the leader ${leader} is not accepting frames`),
     );
   }
