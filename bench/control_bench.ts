@@ -5,10 +5,17 @@
  * `POST /v3/kv/put` on its JSON gateway), then a failover: SIGKILL of the leader while writers
  * keep writing to the survivors, measuring the time to the first accepted write.
  *
- * Run alone: `deno run -A bench/control_bench.ts [--duration 10s] [--writers 32] [--only skein|etcd]`.
+ * With `--tls`, etcd serves its client and peer ports over TLS and requires client certificates
+ * (`--client-cert-auth`, `--peer-client-cert-auth`; a throwaway CA made with openssl), and the
+ * writers present one, as skein's proxies do against its HTTPS API. wrk cannot present a client
+ * certificate, so the wrk figure is skipped for a system that requires one.
+ *
+ * Run alone:
+ * `deno run -A bench/control_bench.ts [--duration 10s] [--writers 32] [--only skein|etcd] [--tls]`.
  * @module
  */
 import { ProcessCluster, sleep, waitFor } from "../tests/control_process/cluster.ts";
+import { testHttpClient } from "../tests/tls_fixture.ts";
 
 /** Default etcd binary (Debian's `etcd-server`). */
 export const ETCD_BIN = "/usr/bin/etcd";
@@ -39,6 +46,8 @@ export interface ControlBenchOptions {
   failover?: boolean;
   /** Also drive each leader with wrk (C) as a second, cheaper load generator. @default when wrk is installed */
   wrk?: boolean;
+  /** Run etcd with TLS and client certificates on its client and peer ports. @default false */
+  tls?: boolean;
   /** Progress lines. @default nothing */
   progress?: (line: string) => void;
 }
@@ -81,6 +90,8 @@ interface _Target {
   leader(): Promise<number>;
   kill(i: number): Promise<void>;
   stop(): Promise<void>;
+  /** Whether clients must present a certificate (then wrk cannot drive it). */
+  needsClientCert: boolean;
 }
 
 function _hasWrk(): boolean {
@@ -256,15 +267,22 @@ async function _skein(): Promise<_Target> {
   await c.startAll();
   await c.waitLeader(30_000);
   const ids = c.ids();
+  const urls = ids.map((id) => c.api(id));
+  // Writers authenticate as an operator (registration needs the `operator` role or the
+  // service's own mesh certificate); over HTTPS they trust the cluster's CA seed.
+  const token = await c.waitAdminToken();
+  const httpClient = urls[0]!.startsWith("https:") ? await testHttpClient() : undefined;
+  const headers = { "content-type": "application/json", authorization: `Bearer ${token}` };
   return {
     name: "skein",
-    urls: ids.map((id) => c.api(id)),
+    urls,
     async write(url, key, value, signal) {
       const res = await fetch(`${url}/v1/services/bench/instances/${key}`, {
         method: "PUT",
-        headers: { "content-type": "application/json" },
+        headers,
         body: `{"address":"10.0.0.1","port":8080,"meta":{"v":"${value}"}}`,
         signal,
+        client: httpClient,
       });
       await res.body?.cancel();
       return res.status === 200 || res.status === 201;
@@ -275,7 +293,7 @@ async function _skein(): Promise<_Target> {
 request = function()
   n = n + 1
   return wrk.format("PUT", "/v1/services/bench/instances/k" .. (n % ${keys}),
-    {["Content-Type"] = "application/json"}, ${body})
+    {["Content-Type"] = "application/json", ["Authorization"] = "Bearer ${token}"}, ${body})
 end
 `;
     },
@@ -287,6 +305,7 @@ end
       await c.kill(ids[i]!);
     },
     stop: () => c.destroy(),
+    needsClientCert: false,
   };
 }
 
@@ -301,12 +320,115 @@ function _freePort(): number {
 
 const _b64 = (s: string) => btoa(s);
 
-async function _etcd(): Promise<_Target> {
+/** Runs openssl; throws with its output when it fails. */
+async function _openssl(cwd: string, args: string[]): Promise<void> {
+  const out = await new Deno.Command("openssl", { args, cwd, stdout: "piped", stderr: "piped" })
+    .output();
+  if (!out.success) {
+    throw new Error(`openssl ${args[0]} failed: ${new TextDecoder().decode(out.stderr)}`);
+  }
+}
+
+/** PEM files of a throwaway CA and one leaf usable as TLS server and client on 127.0.0.1. */
+interface _BenchPki {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+}
+
+/** Lifetime of the bench certificates; they live in a temp dir removed after the run. */
+const _BENCH_CERT_DAYS = "2";
+
+/**
+ * Makes a P-256 CA and one leaf (SAN 127.0.0.1 and localhost, server and client auth) in `dir`,
+ * the same key type and shape as skein's mesh certificates, so both systems pay the same
+ * handshake and record costs.
+ */
+async function _benchPki(dir: string): Promise<_BenchPki> {
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  await _openssl(dir, [
+    "req",
+    "-x509",
+    ...ec,
+    "-keyout",
+    "ca.key",
+    "-out",
+    "ca.pem",
+    "-days",
+    _BENCH_CERT_DAYS,
+    "-subj",
+    "/CN=skein bench CA",
+  ]);
+  await _openssl(dir, [
+    "req",
+    ...ec,
+    "-keyout",
+    "node.key",
+    "-out",
+    "node.csr",
+    "-subj",
+    "/CN=127.0.0.1",
+  ]);
+  await Deno.writeTextFile(
+    `${dir}/ext.cnf`,
+    "subjectAltName=IP:127.0.0.1,DNS:localhost\n" +
+      "extendedKeyUsage=serverAuth,clientAuth\n" +
+      "keyUsage=critical,digitalSignature,keyEncipherment\n",
+  );
+  await _openssl(dir, [
+    "x509",
+    "-req",
+    "-in",
+    "node.csr",
+    "-CA",
+    "ca.pem",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-out",
+    "node.pem",
+    "-days",
+    _BENCH_CERT_DAYS,
+    "-extfile",
+    "ext.cnf",
+  ]);
+  return { caFile: `${dir}/ca.pem`, certFile: `${dir}/node.pem`, keyFile: `${dir}/node.key` };
+}
+
+async function _etcd(tls: boolean): Promise<_Target> {
   const dir = await Deno.makeTempDir({ prefix: "skein-etcd-" });
   const names = ["e1", "e2", "e3"];
   const client = names.map(() => _freePort());
   const peer = names.map(() => _freePort());
-  const cluster = names.map((n, i) => `${n}=http://127.0.0.1:${peer[i]}`).join(",");
+  const scheme = tls ? "https" : "http";
+  const pki = tls ? await _benchPki(dir) : null;
+  const tlsArgs = pki
+    ? [
+      "--cert-file",
+      pki.certFile,
+      "--key-file",
+      pki.keyFile,
+      "--trusted-ca-file",
+      pki.caFile,
+      "--client-cert-auth",
+      "--peer-cert-file",
+      pki.certFile,
+      "--peer-key-file",
+      pki.keyFile,
+      "--peer-trusted-ca-file",
+      pki.caFile,
+      "--peer-client-cert-auth",
+    ]
+    : [];
+  // One pooled client for every writer, as a proxy holds one for its control plane.
+  const httpClient = pki
+    ? Deno.createHttpClient({
+      caCerts: [await Deno.readTextFile(pki.caFile)],
+      cert: await Deno.readTextFile(pki.certFile),
+      key: await Deno.readTextFile(pki.keyFile),
+    })
+    : undefined;
+  const cluster = names.map((n, i) => `${n}=${scheme}://127.0.0.1:${peer[i]}`).join(",");
   const procs: (Deno.ChildProcess | null)[] = names.map((n, i) =>
     new Deno.Command(ETCD_BIN, {
       args: [
@@ -315,13 +437,14 @@ async function _etcd(): Promise<_Target> {
         "--data-dir",
         `${dir}/${n}`,
         "--listen-client-urls",
-        `http://127.0.0.1:${client[i]}`,
+        `${scheme}://127.0.0.1:${client[i]}`,
         "--advertise-client-urls",
-        `http://127.0.0.1:${client[i]}`,
+        `${scheme}://127.0.0.1:${client[i]}`,
         "--listen-peer-urls",
-        `http://127.0.0.1:${peer[i]}`,
+        `${scheme}://127.0.0.1:${peer[i]}`,
         "--initial-advertise-peer-urls",
-        `http://127.0.0.1:${peer[i]}`,
+        `${scheme}://127.0.0.1:${peer[i]}`,
+        ...tlsArgs,
         "--initial-cluster",
         cluster,
         "--initial-cluster-state",
@@ -338,12 +461,13 @@ async function _etcd(): Promise<_Target> {
       stderr: "null",
     }).spawn()
   );
-  const urls = client.map((p) => `http://127.0.0.1:${p}`);
+  const urls = client.map((p) => `${scheme}://127.0.0.1:${p}`);
   const status = async (url: string) => {
     const res = await fetch(`${url}/v3/maintenance/status`, {
       method: "POST",
       body: "{}",
       signal: AbortSignal.timeout(1000),
+      client: httpClient,
     });
     return await res.json() as { header?: { member_id?: string }; leader?: string };
   };
@@ -365,6 +489,7 @@ async function _etcd(): Promise<_Target> {
         method: "POST",
         body: `{"key":"${_b64(key)}","value":"${_b64(value)}"}`,
         signal,
+        client: httpClient,
       });
       await res.body?.cancel();
       return res.status === 200;
@@ -401,8 +526,10 @@ end
         } catch { /* gone */ }
         await p.status;
       }
+      httpClient?.close();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
+    needsClientCert: tls,
   };
 }
 
@@ -453,14 +580,17 @@ export async function runControlBench(opts: ControlBenchOptions = {}): Promise<C
   const results: SystemResult[] = [];
   for (const system of opts.systems ?? ["skein", "etcd"]) {
     progress(`${system}: starting a 3-node cluster`);
-    const t = system === "skein" ? await _skein() : await _etcd();
+    const t = system === "skein" ? await _skein() : await _etcd(opts.tls ?? false);
     try {
       // A short warm-up so connection set-up and JIT are not in the measurement.
       await _load(t, writers, Math.min(1000, durationMs / 5), valueBytes, keys);
       progress(`${system}: ${writers} writers for ${durationMs} ms`);
       const r = await _load(t, writers, durationMs, valueBytes, keys);
       let wrk: WrkResult | null = null;
-      if (opts.wrk ?? _hasWrk()) {
+      if (t.needsClientCert && (opts.wrk ?? _hasWrk())) {
+        progress(`${system}: wrk cannot present a client certificate; no wrk figure`);
+      }
+      if ((opts.wrk ?? _hasWrk()) && !t.needsClientCert) {
         const url = t.urls[await t.leader()]!;
         progress(`${system}: wrk, ${writers} connections to the leader for ${durationMs} ms`);
         wrk = await _wrkLoad(t, url, writers, durationMs, valueBytes, writers * keys);
@@ -500,6 +630,7 @@ if (import.meta.main) {
     durationMs: dur ? Number(dur.replace(/s$/, "")) * 1000 : undefined,
     writers: flag("writers") ? Number(flag("writers")) : undefined,
     systems: only ? [only as "skein" | "etcd"] : undefined,
+    tls: args.includes("--tls"),
     progress: (l) => console.error(l),
   });
   console.log(r.table);

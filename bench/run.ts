@@ -2,11 +2,14 @@
  * `deno task bench`: runs skein beside its peers (etcd for the control plane, HAProxy for the
  * data plane) in one run on this machine and prints the figures and ratios.
  *
- * `deno task bench control` or `deno task bench mesh` runs one part.
+ * `deno task bench control` or `deno task bench mesh` runs one part. `--tls` runs etcd with TLS
+ * and client certificates on its client and peer ports (see bench/control_bench.ts).
  * @module
  */
 
-const parts = Deno.args.length > 0 ? Deno.args : ["control", "mesh"];
+const named = Deno.args.filter((a) => !a.startsWith("--"));
+const parts = named.length > 0 ? named : ["control", "mesh"];
+const tls = Deno.args.includes("--tls");
 
 async function _which(cmd: string): Promise<boolean> {
   try {
@@ -26,7 +29,7 @@ if (import.meta.main) {
       if (part === "control") {
         if (!(await _which("etcd"))) console.log("etcd is not installed: skein runs alone");
         const { runControlBench } = await import("./control_bench.ts");
-        const r = await runControlBench({ progress: (l) => console.log(`# ${l}`) });
+        const r = await runControlBench({ tls, progress: (l) => console.log(`# ${l}`) });
         console.log(r.table);
       } else if (part === "mesh") {
         if (!(await _which("wrk"))) throw new Error("wrk is not installed (apt-get install wrk)");
