@@ -87,7 +87,8 @@ class _DenoFile implements StorageFile {
 export class DenoFs implements StorageFs {
   /** Creates a directory and its parents. */
   async mkdir(path: string): Promise<void> {
-    await Deno.mkdir(path, { recursive: true });
+    // The log and snapshots hold the CA's private keys: owner only.
+    await Deno.mkdir(path, { recursive: true, mode: 0o700 });
   }
   /** Lists the entry names of a directory. */
   async readDir(path: string): Promise<string[]> {
@@ -106,8 +107,8 @@ export class DenoFs implements StorageFs {
   /** Opens a file for writing. */
   async open(path: string, mode: OpenMode): Promise<StorageFile> {
     const f = mode === "append"
-      ? await Deno.open(path, { write: true, append: true, create: true })
-      : await Deno.open(path, { write: true, createNew: true });
+      ? await Deno.open(path, { write: true, append: true, create: true, mode: 0o600 })
+      : await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
     return new _DenoFile(f);
   }
   /** Renames a file atomically. */

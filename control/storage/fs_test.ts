@@ -56,3 +56,20 @@ Deno.test("FaultyFs sticky faults keep failing and path filters select files", a
     assertEquals((await fs.readDir(dir)).sort().join(","), "a,c", "rename went through");
   });
 });
+
+Deno.test("DenoFs creates directories 0700 and files 0600: the log holds the CA's keys", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const fs = new DenoFs();
+    await fs.mkdir(`${dir}/wal`);
+    const a = await fs.open(`${dir}/wal/a.log`, "append");
+    a.close();
+    const b = await fs.open(`${dir}/wal/b.tmp`, "create_new");
+    b.close();
+    assertEquals((await Deno.stat(`${dir}/wal`)).mode! & 0o777, 0o700);
+    assertEquals((await Deno.stat(`${dir}/wal/a.log`)).mode! & 0o777, 0o600);
+    assertEquals((await Deno.stat(`${dir}/wal/b.tmp`)).mode! & 0o777, 0o600);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
