@@ -224,3 +224,62 @@ Deno.test("renewal and a CA rotation under a steady request stream drop nothing;
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("a real proxy's inbound refuses expired, revoked and foreign certificates and plaintext", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "skein-zt-inbound-" });
+  const cp = await startControl(dir);
+  const app: App = startApp("ledger");
+  let callee: ProxyHandle | null = null;
+  try {
+    callee = await startProxy(dir, {
+      node: "vm-ledger",
+      control: [cp.url],
+      services: [{ name: "ledger", port: app.port }],
+    });
+    // Revoke an identity and wait until the proxy has the list (the catalog carries it).
+    const rev = await testFetch(`${cp.url}/v1/ca/revoke`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${cp.token}`, "content-type": "application/json" },
+      body: JSON.stringify({ service: "mallory" }),
+    });
+    assertEquals(rev.status, 200, await rev.text());
+    const seed = await sharedSeed();
+    const pair = async (name: string, m: { certPem: string; keyPem: string }) => {
+      const p = await writePair(dir, name, m);
+      return ["-cert", p.cert, "-key", p.key];
+    };
+    const valid = await pair("valid", await meshClient("billing"));
+    // The valid client proves the port answers, so the refusals below are real refusals.
+    assertMatch(await sClient(callee.inbound, ["-CAfile", seed.certFile, ...valid], "/"), /200/);
+    const clients: Record<string, string[]> = {
+      "no certificate": [],
+      "another CA's certificate": await pair("foreign", await leaf(await testCa(), "billing")),
+      "an expired certificate": await pair(
+        "expired",
+        await meshClient("billing", { now: Date.now() - 2 * HOUR_MS, ttlMs: HOUR_MS }),
+      ),
+      "a revoked identity": await pair("revoked", await meshClient("mallory")),
+    };
+    await waitFor("the revocation to reach the proxy", async () => {
+      const out = await sClient(
+        callee!.inbound,
+        ["-CAfile", seed.certFile, ...clients["a revoked identity"]!],
+        "/",
+      );
+      return !/HTTP\/1\.1/.test(out);
+    }, 15_000);
+    const hits = app.hits;
+    for (const [name, args] of Object.entries(clients)) {
+      const out = await sClient(callee.inbound, ["-CAfile", seed.certFile, ...args], "/");
+      assert(!/HTTP\/1\.1/.test(out), `the inbound answered ${name}: ${out.slice(0, 200)}`);
+    }
+    const plain = await run("curl", ["-sS", "--max-time", "5", `http://${callee.inbound}/`]);
+    assert(plain.code !== 0, `plaintext curl must fail: ${plain.stdout}`);
+    assertEquals(app.hits, hits, "no refused client reached the app");
+  } finally {
+    await callee?.child.stop();
+    await cp.child.stop();
+    await app.close();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
