@@ -324,3 +324,42 @@ Deno.test("ctl tokens create --role prints an operator token that then works for
     assert.equal((await ctl("tokens", "create", "--role", "read", "--service", "p")).code, 2);
   }, { enforceTokens: true });
 });
+
+Deno.test("ctl ca shows roots, rotates in three steps and revokes", async () => {
+  const { createCa } = await import("../control/ca/mod.ts");
+  await withControl(async (ctl, backend) => {
+    const ca = await createCa({ trustDomain: "skein.local", now: Date.now() });
+    backend.applyDirect({
+      type: "put_ca",
+      ca: ca as unknown as Record<string, unknown>,
+      expect_root_id: null,
+    });
+    const roots = await ctl("ca", "roots", "-o", "json");
+    assert.equal(roots.code, 0, roots.err);
+    assert.equal(JSON.parse(roots.out).active_root_id, ca.activeRootId);
+
+    const rotated = await ctl("ca", "rotate", "-o", "json");
+    assert.equal(rotated.code, 0, rotated.err);
+    const view = JSON.parse(rotated.out).ca as { activeRootId: string; roots: { id: string }[] };
+    assert.equal(view.roots.length, 2);
+    assert.equal(view.activeRootId, ca.activeRootId, "rotate without --activate only trusts");
+    assert(!rotated.out.includes("PRIVATE KEY"), "a key left the API");
+    const next = view.roots.find((r) => r.id !== ca.activeRootId)!.id;
+
+    const table = await ctl("ca", "activate", next);
+    assert.equal(table.code, 0, table.err);
+    assert.match(table.out, new RegExp(`${next}\\s+2\\s+yes`));
+    const fin = await ctl("ca", "finish", "-o", "json");
+    assert.equal(fin.code, 0, fin.err);
+    assert.deepEqual(JSON.parse(fin.out).ca.roots.map((r: { id: string }) => r.id), [next]);
+
+    const rev = await ctl("ca", "revoke", "--service", "mallory");
+    assert.equal(rev.code, 0, rev.err);
+    assert.match(rev.out, /spiffe:\/\/skein\.local\/svc\/mallory revoked/);
+    const both = await ctl("ca", "revoke", "--service", "a", "--spiffe-id", "spiffe://x/svc/a");
+    assert.equal(both.code, 2);
+    const bad = await ctl("ca", "spin");
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /unknown ca command/);
+  }, { enforceTokens: true });
+});

@@ -29,7 +29,7 @@ Deno.test("no command prints help and exits 2; --help exits 0", async () => {
   }
 });
 
-for (const cmd of ["control", "proxy", "demo", "version", "check-config"]) {
+for (const cmd of ["control", "proxy", "ca", "demo", "version", "check-config"]) {
   Deno.test(`skein ${cmd} --help describes its flags and exits 0`, async () => {
     const r = await runSkein([cmd, "--help"]);
     assertEquals(r.code, 0, r.stderr);
@@ -87,6 +87,45 @@ Deno.test("control refuses to start on invalid configuration with exit 2", async
     const missing = await runSkein(["proxy", "--config", `${dir}/none.yaml`]);
     assertEquals(missing.code, 2);
     assertMatch(missing.stderr, /none\.yaml: file not found/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("skein ca create writes the seed once (key 0600) and refuses to overwrite it", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "skein-ca-create-" });
+  try {
+    const r = await runSkein([
+      "ca",
+      "create",
+      "--out",
+      `${dir}/ca`,
+      "--trust-domain",
+      "corp.example",
+    ]);
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals((await Deno.stat(`${dir}/ca/ca.key`)).mode! & 0o777, 0o600);
+    const text = await new Deno.Command("openssl", {
+      args: ["x509", "-in", `${dir}/ca/ca.pem`, "-noout", "-text"],
+      stdout: "piped",
+    }).output();
+    const out = new TextDecoder().decode(text.stdout);
+    assert(out.includes("CA:TRUE"), out);
+    assert(out.includes("URI:spiffe://corp.example"), out);
+    const again = await runSkein(["ca", "create", "--out", `${dir}/ca`]);
+    assertEquals(again.code, 1);
+    assert(again.stderr.includes("already exists"), again.stderr);
+    const bad = await runSkein([
+      "ca",
+      "create",
+      "--out",
+      `${dir}/x`,
+      "--trust-domain",
+      "Not A Domain",
+    ]);
+    assertEquals(bad.code, 2, bad.stderr);
+    const usage = await runSkein(["ca", "destroy"]);
+    assertEquals(usage.code, 2, usage.stderr);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
