@@ -15,7 +15,7 @@
  * profile of each skein proxy to `dir`.
  *
  * `deno run -A bench/mesh_bench.ts [--duration 10] [--rate 1000] [--rounds 3] [--workers N]
- * [--mtls]`;
+ * [--mtls [--ab-outbound]]`;
  * `runMeshBench()` for bench/run.ts.
  * @module
  */
@@ -55,6 +55,12 @@ export interface MeshBenchOptions {
   bareForwarder?: boolean;
   /** Mutual TLS on the proxy-to-proxy hop for both skein and HAProxy. @default false */
   mtls?: boolean;
+  /**
+   * With `mtls`: one more target, "skein-mtls-nodeout", a second outbound proxy (same inbound)
+   * whose pooled mesh connections use node:tls (`SKEIN_MESH_OUTBOUND_TLS=node`) instead of the
+   * native client, measured in the same interleaved rounds. @default false
+   */
+  abOutbound?: boolean;
 }
 
 /** Measurements for one target. */
@@ -82,6 +88,12 @@ export interface BenchTarget {
   rssIdleKiB: number;
   /** Summed peak RSS of the proxy processes sampled during load, KiB (0 for direct). */
   rssLoadKiB: number;
+  /**
+   * CPU time per request of each proxy process (inbound first), µs, median over rounds:
+   * user + system time from /proc over the wrk run divided by the requests it served. Less
+   * sensitive than req/s to other work competing for the cores.
+   */
+  cpuUsPerReq: number[];
 }
 
 /** Everything one benchmark run measured. */
@@ -122,6 +134,21 @@ async function rssKiB(pid: number): Promise<number> {
   try {
     const s = await Deno.readTextFile(`/proc/${pid}/status`);
     return Number(/VmRSS:\s+(\d+)/.exec(s)?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on Linux). */
+const _USER_HZ = 100;
+
+/** CPU time (user + system, all threads) a process has used so far, ms; 0 when gone. */
+async function cpuMs(pid: number): Promise<number> {
+  try {
+    const s = await Deno.readTextFile(`/proc/${pid}/stat`);
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+    return ((Number(f[11]) + Number(f[12])) * 1000) / _USER_HZ;
   } catch {
     return 0;
   }
@@ -195,8 +222,8 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
 
   const children: Deno.ChildProcess[] = [];
   const tmp = await Deno.makeTempDir({ prefix: "skein-mesh-bench-" });
-  const spawn = (cmd: string, args: string[]) => {
-    const c = new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).spawn();
+  const spawn = (cmd: string, args: string[], env?: Record<string, string>) => {
+    const c = new Deno.Command(cmd, { args, env, stdout: "null", stderr: "null" }).spawn();
     children.push(c);
     return c;
   };
@@ -233,9 +260,14 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
       const cp = await startBenchControl(tmp, freePort(), spawn);
       controlUrls = [cp.url];
       caFile = cp.caFile;
-      for (const svc of ["app", "client"]) {
+      for (const svc of ["app", "client", ...(opts.abOutbound ? ["client-b"] : [])]) {
         tokenFiles[svc] = `${tmp}/${svc}.token`;
-        await Deno.writeTextFile(tokenFiles[svc], await createJoinToken(cp.url, cp.token, svc));
+        // client-b is a second proxy of service "client" (a token names the service).
+        const service = svc === "client-b" ? "client" : svc;
+        await Deno.writeTextFile(
+          tokenFiles[svc],
+          await createJoinToken(cp.url, cp.token, service),
+        );
       }
     }
     const proxyCfg = (node: string, extra: Record<string, unknown>) => ({
@@ -249,6 +281,7 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
       ...(caFile !== undefined ? { ca_file: caFile } : {}),
       ...extra,
     });
+    const pxOutBPort = freePort();
     await Deno.mkdir(`${tmp}/px-out`, { recursive: true });
     await Deno.writeTextFile(
       `${tmp}/px-out/catalog.json`,
@@ -281,6 +314,16 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
           : {}),
       })),
     );
+    if (mtls && opts.abOutbound) {
+      await Deno.writeTextFile(
+        `${tmp}/px-out-b.yaml`,
+        JSON.stringify(proxyCfg("px-out-b", {
+          upstreams: [{ service: "app", listen: `127.0.0.1:${pxOutBPort}` }],
+          token_file: tokenFiles["client-b"],
+          services: [{ name: "client", port: appPort }],
+        })),
+      );
+    }
     // SKEIN_BENCH_PROFILE_DIR=dir writes a V8 CPU profile of each skein proxy there on exit.
     const profDir = Deno.env.get("SKEIN_BENCH_PROFILE_DIR");
     const proxyArgs = (cfg: string) => {
@@ -291,16 +334,24 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
     // plaintext mode can only measure the bare forwarder pair.
     let pxIn: Deno.ChildProcess | null = null;
     let pxOut: Deno.ChildProcess | null = null;
+    let pxOutB: Deno.ChildProcess | null = null;
     if (mtls) {
       pxIn = spawn(Deno.execPath(), proxyArgs(`${tmp}/px-in.yaml`));
       await waitPort(pxInPort, "skein proxy inbound");
       pxOut = spawn(Deno.execPath(), proxyArgs(`${tmp}/px-out.yaml`));
       await waitPort(pxOutPort, "skein proxy outbound");
+      if (opts.abOutbound) {
+        pxOutB = spawn(Deno.execPath(), proxyArgs(`${tmp}/px-out-b.yaml`), {
+          SKEIN_MESH_OUTBOUND_TLS: "node",
+        });
+        await waitPort(pxOutBPort, "skein proxy outbound (node:tls)");
+      }
     } else {
       notes.push("skein proxy needs an identity: plaintext mode measures the bare forwarder");
     }
     if (mtls) {
       await waitMeshRoute(pxOutPort);
+      if (pxOutB !== null) await waitMeshRoute(pxOutBPort);
       if (await answersPlaintext(pxInPort)) {
         throw new Error("skein inbound answered plaintext HTTP: the hop is not mTLS");
       }
@@ -368,6 +419,9 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
     if (pxIn !== null && pxOut !== null) {
       targets.push({ name: names.skein, port: pxOutPort, pids: [pxIn.pid, pxOut.pid] });
     }
+    if (pxIn !== null && pxOutB !== null) {
+      targets.push({ name: "skein-mtls-nodeout", port: pxOutBPort, pids: [pxIn.pid, pxOutB.pid] });
+    }
     if (skIn !== null && skOut !== null) {
       targets.push({ name: "skein-fwd-2hop", port: skOutPort, pids: [skIn.pid, skOut.pid] });
     }
@@ -376,6 +430,7 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
     const runs = new Map<string, Array<Awaited<ReturnType<typeof wrk>>>>();
     const rssIdle = new Map<string, number>();
     const rssLoad = new Map<string, number>();
+    const cpuRuns = new Map<string, number[][]>();
     const sumRss = async (pids: number[]) =>
       (await Promise.all(pids.map(rssKiB))).reduce((a, b) => a + b, 0);
     for (const t of targets) {
@@ -383,6 +438,7 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
       rssIdle.set(t.name, await sumRss(t.pids));
       rssLoad.set(t.name, 0);
       runs.set(t.name, []);
+      cpuRuns.set(t.name, []);
     }
     for (let round = 1; round <= rounds; round++) {
       for (const t of targets) {
@@ -394,7 +450,12 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
             rssLoad.set(t.name, Math.max(rssLoad.get(t.name)!, await sumRss(t.pids)));
           }
         })();
-        runs.get(t.name)!.push(await wrk(t.port, dur, conns));
+        const cpu0 = await Promise.all(t.pids.map(cpuMs));
+        const w = await wrk(t.port, dur, conns);
+        const cpu1 = await Promise.all(t.pids.map(cpuMs));
+        const reqs = w.rps * dur;
+        cpuRuns.get(t.name)!.push(cpu1.map((c, i) => ((c - cpu0[i]!) * 1000) / reqs));
+        runs.get(t.name)!.push(w);
         sampling = false;
         await sampler;
       }
@@ -416,6 +477,10 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
         errors: rs.reduce((n, r) => n + r.errors, 0) + fr.errors,
         rssIdleKiB: rssIdle.get(t.name)!,
         rssLoadKiB: rssLoad.get(t.name)!,
+        cpuUsPerReq: t.pids.map((_, i) => {
+          const v = cpuRuns.get(t.name)!.map((r) => r[i]!).sort((a, b) => a - b);
+          return v[Math.floor(v.length / 2)]!;
+        }),
       });
     }
 
@@ -493,6 +558,14 @@ export function formatTable(r: BenchResult): string {
   for (const t of r.targets) {
     lines.push(`${t.name} rounds: ${t.rpsRounds.map((x) => f(x, 0)).join(", ")} req/s`);
   }
+  for (const t of r.targets) {
+    if (t.cpuUsPerReq.length === 0) continue;
+    const sum = t.cpuUsPerReq.reduce((a, b) => a + b, 0);
+    lines.push(
+      `${t.name} CPU per request (inbound, outbound; median round): ` +
+        `${t.cpuUsPerReq.map((x) => f(x, 1)).join(" + ")} = ${f(sum, 1)} µs`,
+    );
+  }
   if (r.skeinVsHaproxyRps !== null) {
     lines.push(`skein / haproxy throughput: ${f(r.skeinVsHaproxyRps)}x`);
   }
@@ -516,5 +589,6 @@ if (import.meta.main) {
     workers: Deno.args.includes("--workers") ? arg("workers", 0) || "auto" : "auto",
     bareForwarder: !Deno.args.includes("--no-bare"),
     mtls: Deno.args.includes("--mtls"),
+    abOutbound: Deno.args.includes("--ab-outbound"),
   });
 }

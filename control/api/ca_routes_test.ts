@@ -73,7 +73,10 @@ Deno.test("POST /v1/ca/sign signs the token's service, whatever the CSR asks, an
   const body = await res.json();
   assert.equal(body.spiffeId, "spiffe://skein.local/svc/payments");
   const cert = new X509Certificate(body.certPem);
-  assert.equal(cert.subjectAltName, "URI:spiffe://skein.local/svc/payments");
+  assert.equal(
+    cert.subjectAltName,
+    "URI:spiffe://skein.local/svc/payments, DNS:payments.svc.skein.local",
+  );
   const root = new X509Certificate(backend.state().ca()!.roots[0]!.certPem);
   assert.ok(cert.verify(root.publicKey), "the leaf is signed by the cluster root");
   assert.equal(body.caPem, backend.state().ca()!.roots[0]!.certPem);

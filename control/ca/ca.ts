@@ -38,6 +38,10 @@ export const MAX_CSR_PEM_BYTES = 8 * 1024;
 export const MAX_REVOKED_IDENTITIES = 10_000;
 /** Most extra DNS/IP names on one leaf. */
 export const MAX_EXTRA_SANS = 16;
+/** Longest DNS name (RFC 1035), so a derived service name that would not fit is left out. */
+const _DNS_NAME_MAX_CHARS = 253;
+/** One lowercase DNS label: what a service name must be made of to get a DNS SAN. */
+const _DNS_LABELS = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
 /** Why a CA operation was refused. */
 export type CaErrorCode =
@@ -229,7 +233,8 @@ export interface SignCsrOptions {
 /**
  * Signs a CSR into a leaf certificate for `identity`, after checking the CSR's signature (proof
  * that the requester holds the key) and key type. Whatever subject and SANs the CSR asks for
- * are ignored; the leaf carries exactly the authenticated identity's SPIFFE id.
+ * are ignored; the leaf carries exactly the authenticated identity's SPIFFE id (its one URI
+ * SAN), plus for services the derived {@linkcode serviceDnsName}.
  */
 export async function signCsr(state: CaState, opts: SignCsrOptions): Promise<SignedCertificate> {
   const spiffeId = _identityUri(state, opts.identity);
@@ -258,6 +263,18 @@ export async function signCsr(state: CaState, opts: SignCsrOptions): Promise<Sig
   const extraIp = opts.extraSans?.ip ?? [];
   if (extraDns.length + extraIp.length > MAX_EXTRA_SANS) {
     throw new CaError("invalid_identity", `more than ${MAX_EXTRA_SANS} extra SANs`);
+  }
+  // Names under `svc.<td>` stand for service identities (see serviceDnsName): nobody may
+  // claim one through extraSans, or a control leaf could pass a native name check as a service.
+  const reserved = `.svc.${state.trustDomain}`;
+  for (const d of extraDns) {
+    if (d.toLowerCase().endsWith(reserved)) {
+      throw new CaError("invalid_identity", `DNS name ${d} is reserved for service identities`);
+    }
+  }
+  if (opts.identity.kind === "service") {
+    const dns = serviceDnsName(state.trustDomain, opts.identity.service);
+    if (dns !== null) sans.push({ type: "dns", value: dns });
   }
   for (const d of extraDns) sans.push({ type: "dns", value: d });
   for (const ip of extraIp) sans.push({ type: "ip", value: ip });
@@ -291,6 +308,25 @@ export async function signCsr(state: CaState, opts: SignCsrOptions): Promise<Sig
     notBefore: leaf.notBefore.getTime(),
     notAfter: leaf.notAfter.getTime(),
   };
+}
+
+/**
+ * The DNS SAN a service leaf carries besides its SPIFFE id: `<service>.svc.<trust_domain>`, or
+ * null when the service name is not plain lowercase DNS labels (such a leaf gets no DNS SAN).
+ *
+ * Why this is safe: the name is derived by the CA from the authenticated identity, never from
+ * the CSR, and the mapping is one-to-one (the `.svc.<td>` suffix is fixed, and extraSans may not
+ * use it), so a valid mesh certificate for this name is a certificate of this service and
+ * nothing else. Only lowercase names get one because DNS names compare case-insensitively while
+ * SPIFFE ids do not: `Ledger` must never verify as `ledger`. It lets a client that verifies
+ * server names natively (rustls, `Deno.connectTls`) check "this server is service X" without
+ * reading the URI SAN; the URI SAN stays the identity everywhere else.
+ */
+export function serviceDnsName(trustDomain: string, service: string): string | null {
+  const name = `${service}.svc.${trustDomain}`;
+  if (name.length > _DNS_NAME_MAX_CHARS || !_DNS_LABELS.test(service)) return null;
+  if (!_DNS_LABELS.test(trustDomain)) return null;
+  return name;
 }
 
 /** A key pair and leaf made in one step, for control nodes (which are the CA) and tests. */

@@ -16,6 +16,7 @@ import {
   revocationChecker,
   revokeIdentity,
   rotateCa,
+  serviceDnsName,
   signCsr,
   trustBundle,
   unrevokeIdentity,
@@ -51,7 +52,10 @@ Deno.test("signCsr() issues a 24h leaf whose only URI SAN is the authenticated i
   const csrPem = await csrFor("ledger", ["spiffe://skein.local/svc/ledger"]);
   const leaf = await signCsr(ca, { csrPem, identity: PAYMENTS, now: NOW });
   const c = new X509Certificate(leaf.certPem);
-  assertEquals(c.subjectAltName, "URI:spiffe://skein.local/svc/payments");
+  assertEquals(
+    c.subjectAltName,
+    "URI:spiffe://skein.local/svc/payments, DNS:payments.svc.skein.local",
+  );
   assertEquals(leaf.spiffeId, "spiffe://skein.local/svc/payments");
   assertEquals(leaf.notAfter - NOW, LEAF_TTL_MS_DEFAULT);
   assert(leaf.notBefore < NOW, "backdated for clock skew");
@@ -72,6 +76,56 @@ Deno.test("signCsr() names control nodes spiffe://<td>/control/<node>", async ()
   assert(san.includes("URI:spiffe://prod.example/control/cp-1"), san);
   assert(san.includes("DNS:cp-1.internal"), san);
   assert(san.includes("IP Address:127.0.0.1"), san);
+});
+
+Deno.test("service leaves get the derived DNS SAN only for lowercase DNS-safe names", async () => {
+  const ca = await createCa({ trustDomain: "skein.local", now: NOW });
+  const sanOf = async (service: string) => {
+    const leaf = await signCsr(ca, {
+      // The CSR asks for the DNS name of another service: ignored like its URI SAN.
+      csrPem: await csrFor(service, ["spiffe://skein.local/svc/ledger"]),
+      identity: { kind: "service", service },
+      now: NOW,
+    });
+    return new X509Certificate(leaf.certPem).subjectAltName ?? "";
+  };
+  assertEquals(
+    await sanOf("a.b-c"),
+    "URI:spiffe://skein.local/svc/a.b-c, DNS:a.b-c.svc.skein.local",
+  );
+  // DNS compares case-insensitively and has no "_": such names keep the URI SAN alone, so
+  // "Ledger" can never pass a name check meant for "ledger".
+  assertEquals(await sanOf("Ledger"), "URI:spiffe://skein.local/svc/Ledger");
+  assertEquals(await sanOf("led_ger"), "URI:spiffe://skein.local/svc/led_ger");
+  assertEquals(serviceDnsName("skein.local", "x".repeat(64)), null, "label over 63 chars");
+  assertEquals(serviceDnsName("skein.local", "a..b"), null);
+  assertEquals(serviceDnsName("skein.local", "-a"), null);
+  assertEquals(serviceDnsName("td", "pay"), "pay.svc.td");
+});
+
+Deno.test("signCsr() keeps svc.<td> names for services: control leaves cannot claim them", async () => {
+  const ca = await createCa({ trustDomain: "skein.local", now: NOW });
+  const control = await signCsr(ca, {
+    csrPem: await csrFor("x"),
+    identity: { kind: "control", node: "cp-1" },
+    now: NOW,
+  });
+  assertEquals(
+    new X509Certificate(control.certPem).subjectAltName,
+    "URI:spiffe://skein.local/control/cp-1",
+  );
+  for (const dns of ["ledger.svc.skein.local", "LEDGER.SVC.Skein.Local"]) {
+    const e = await assertRejects(
+      signCsr(ca, {
+        csrPem: await csrFor("x"),
+        identity: { kind: "control", node: "cp-1" },
+        now: NOW,
+        extraSans: { dns: [dns] },
+      }),
+      CaError,
+    );
+    assertEquals(e.code, "invalid_identity");
+  }
 });
 
 Deno.test("signCsr() gives random serial numbers", async () => {

@@ -1,11 +1,13 @@
 /**
  * Makes `node:tls` sockets look like the `Deno.Conn` / `Deno.Listener` the forwarder, the pool
  * and the TCP proxy use, so mutual TLS slots in under the byte loop without changing it.
- * `Deno.listenTls` cannot require client certificates and `Deno.connectTls` cannot show the
- * server's certificate, which is why the mesh hop is `node:tls` at all (see docs/security.md).
+ * `Deno.listenTls` cannot require client certificates, which is why the inbound side of the mesh
+ * hop is `node:tls` (see docs/security.md). {@linkcode NativeTlsConn} carries the outbound side
+ * when it can use `Deno.connectTls` (see mesh/proxy/mesh_tls.ts).
  * @module
  */
 import type * as tls from "node:tls";
+import type { MtlsServerStats } from "../../common/tls.ts";
 
 /** Verified connections waiting for `accept()`; beyond it new ones are closed. */
 export const MAX_PENDING_ACCEPTS = 1024;
@@ -161,9 +163,103 @@ export class TlsConn implements Deno.Conn {
   }
 }
 
-/** The verified peer identity of a connection, if it is a {@linkcode TlsConn}. */
+/**
+ * A native `Deno.TlsConn` (rustls, the same op path as a plain `Deno.Conn`) with the peer
+ * identity the caller verified. Reads and writes go straight to the native connection: the
+ * wrapper adds one call, no promise, per operation. `onClose` runs once, on the first close.
+ */
+export class NativeTlsConn implements Deno.Conn {
+  /** The peer's verified SPIFFE id. */
+  readonly peerIdentity: string;
+  readonly #c: Deno.TlsConn;
+  #onClose: (() => void) | null;
+
+  /** Wraps a connection whose handshake is done and whose server `peerIdentity` was verified. */
+  constructor(conn: Deno.TlsConn, peerIdentity: string, onClose?: () => void) {
+    this.#c = conn;
+    this.peerIdentity = peerIdentity;
+    this.#onClose = onClose ?? null;
+  }
+
+  /** Local address. */
+  get localAddr(): Deno.NetAddr {
+    return this.#c.localAddr;
+  }
+
+  /** Remote address. */
+  get remoteAddr(): Deno.NetAddr {
+    return this.#c.remoteAddr;
+  }
+
+  /** Reads into `p`; null at EOF. */
+  read(p: Uint8Array): Promise<number | null> {
+    return this.#c.read(p);
+  }
+
+  /** Writes (part of) `p`, like `Deno.Conn.write`. */
+  write(p: Uint8Array): Promise<number> {
+    return this.#c.write(p);
+  }
+
+  /** Sends close_notify and shuts down our write side. */
+  closeWrite(): Promise<void> {
+    return this.#c.closeWrite();
+  }
+
+  /** Closes the connection now. */
+  close(): void {
+    const f = this.#onClose;
+    this.#onClose = null;
+    f?.();
+    this.#c.close();
+  }
+
+  /**
+   * Does nothing: Deno 2.9's `TlsConn` offers no way to set TCP_NODELAY (nor does
+   * `connectTls` set it). The forwarder writes each head (and up to 16 KiB of body) in one
+   * write, so request/response traffic does not wait on Nagle.
+   */
+  setNoDelay(_noDelay = true): void {
+    const c = this.#c as unknown as { setNoDelay?: (v: boolean) => void };
+    c.setNoDelay?.(_noDelay);
+  }
+
+  /** Keeps the process alive while open (the default). */
+  ref(): void {
+    this.#c.ref();
+  }
+
+  /** Lets the process exit while open. */
+  unref(): void {
+    this.#c.unref();
+  }
+
+  /** The native stream view. */
+  get readable(): ReadableStream<Uint8Array<ArrayBuffer>> {
+    return this.#c.readable;
+  }
+
+  /** The native stream view. */
+  get writable(): WritableStream<Uint8Array<ArrayBufferLike>> {
+    return this.#c.writable;
+  }
+
+  /** Closes quietly. */
+  [Symbol.dispose](): void {
+    try {
+      this.close();
+    } catch {
+      // Closed already.
+    }
+  }
+}
+
+/** A mesh TLS connection of either kind; both know the peer's verified SPIFFE id. */
+export type MeshConn = TlsConn | NativeTlsConn;
+
+/** The verified peer identity of a connection, if it is a mesh TLS connection. */
 export function peerIdentityOf(conn: Deno.Conn): string | null {
-  return conn instanceof TlsConn ? conn.peerIdentity : null;
+  return conn instanceof TlsConn || conn instanceof NativeTlsConn ? conn.peerIdentity : null;
 }
 
 /**
@@ -179,11 +275,20 @@ export class TlsListener implements Deno.Listener<TlsConn, Deno.NetAddr> {
   #waiter: { resolve: (c: TlsConn) => void; reject: (e: Error) => void } | null = null;
   #closed = false;
 
+  /** The TLS server's counters (handshakes refused by reason), when it has them. */
+  readonly stats: MtlsServerStats | null;
+
   /** Creates a listener for `addr`; `onClose` stops the TLS server behind it. */
-  constructor(addr: Deno.NetAddr, onClose: () => void, maxPending = MAX_PENDING_ACCEPTS) {
+  constructor(
+    addr: Deno.NetAddr,
+    onClose: () => void,
+    maxPending = MAX_PENDING_ACCEPTS,
+    stats: MtlsServerStats | null = null,
+  ) {
     this.addr = addr;
     this.#onClose = onClose;
     this.#maxPending = maxPending;
+    this.stats = stats;
   }
 
   /** Hands over one verified connection; closed at once when the queue is full or we are closed. */

@@ -25,7 +25,7 @@ import {
 } from "./router.ts";
 import type { SharedLimits } from "./shared_limits.ts";
 import { connectTunnel, TunnelBridge } from "./tcp_tunnel.ts";
-import { connectMtls, type MeshTls, MeshTlsState } from "./mesh_tls.ts";
+import { connectMtls, type MeshTls, MeshTlsState, type OutboundTls } from "./mesh_tls.ts";
 
 /** How often periodic policy work (outlier detection) runs, in ms. */
 export const TICK_INTERVAL_MS = 250;
@@ -71,6 +71,24 @@ export interface DataPlaneOptions {
    * required with `tls`, so an identity never falls back to a plaintext inbound.
    */
   inboundListener?: Deno.Listener;
+  /**
+   * Which client pooled mTLS connections use (see `connectMtls`).
+   * @default outboundTlsFromEnv(): "auto" unless SKEIN_MESH_OUTBOUND_TLS=node
+   */
+  outboundTls?: OutboundTls;
+}
+
+/**
+ * The outbound TLS client chosen by `SKEIN_MESH_OUTBOUND_TLS` (`node` or `auto`): a switch
+ * back to node:tls should the native client misbehave somewhere, and the A/B knob of
+ * bench/mesh_bench.ts. Anything else, or no permission to read it, means "auto".
+ */
+export function outboundTlsFromEnv(): OutboundTls {
+  try {
+    return Deno.env.get("SKEIN_MESH_OUTBOUND_TLS") === "node" ? "node" : "auto";
+  } catch {
+    return "auto";
+  }
 }
 
 /** What the admin pages read from one data plane. */
@@ -153,6 +171,7 @@ export class DataPlane {
       throw new Error("mTLS data plane needs its mTLS inbound listener");
     }
     const meshTls = opts.tls === undefined ? undefined : MeshTlsState.of(opts.tls);
+    const outboundTls = opts.outboundTls ?? outboundTlsFromEnv();
     try {
       const locals = cfg.services.map((s) => ({ name: s.name, port: s.port }));
       const bridge = locals.length > 0
@@ -197,9 +216,11 @@ export class DataPlane {
       const ports: ListenerPorts = { inbound: inbound.addr.port, httpProxy: null, upstreams: {} };
 
       const pool = new ConnectionPool(
-        meshTls === undefined
-          ? {}
-          : { connect: (ep) => connectMtls(meshTls, ep, DEFAULT_CONNECT_TIMEOUT_MS) },
+        meshTls === undefined ? {} : {
+          // Native rustls client for pooled HTTP connections (see connectMtls).
+          connect: (ep) =>
+            connectMtls(meshTls, ep, DEFAULT_CONNECT_TIMEOUT_MS, { outbound: outboundTls }),
+        },
       );
       cleanup.push(() => pool.close());
       const http: HttpForwarder[] = [];

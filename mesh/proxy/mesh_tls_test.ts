@@ -1,17 +1,38 @@
 import { assert, assertEquals, assertMatch, assertRejects } from "../../tests/assert.ts";
 import { leaf, testCa } from "../../tests/security/_pki.ts";
-import { trustBundlePem } from "../../control/ca/mod.ts";
-import { MtlsConnectError } from "../../common/tls.ts";
+import { type CaState, serviceDnsName, trustBundlePem } from "../../control/ca/mod.ts";
+import * as x509 from "../../control/ca/_x509.ts";
+import {
+  EC_ALGORITHM,
+  exportPrivateKeyPem,
+  generateEcKeyPair,
+  importPrivateKeyPem,
+  MtlsConnectError,
+} from "../../common/tls.ts";
 import { nullLogger } from "../../common/log.ts";
 import {
   ConnectionPool,
   type Endpoint,
   HttpForwarder,
+  NativeTlsConn,
+  peerIdentityOf,
   type Router,
   staticRouter,
+  TlsConn,
+  writeAll,
 } from "../forward/mod.ts";
 import type { RequestHead } from "../http1/mod.ts";
-import { connectMtls, listenMtls, type MeshTls, serviceSpiffeId } from "./mesh_tls.ts";
+import {
+  _resetNodeOnly,
+  connectMtls,
+  listenMtls,
+  meshServerName,
+  type MeshTls,
+  MeshTlsState,
+  NATIVE_OUTBOUND_AVAILABLE,
+  NATIVE_RETRY_AFTER_MS,
+  serviceSpiffeId,
+} from "./mesh_tls.ts";
 import { sourceLabel } from "./router.ts";
 
 const TD = "skein.local";
@@ -52,7 +73,8 @@ Deno.test("TlsConn carries bytes both ways over mTLS, half-closes, and knows the
     // Larger than one TLS record and than a read buffer. (A half-close right after a
     // multi-megabyte write can lose its FIN in Deno's node:tls: see docs/security.md.)
     const big = new Uint8Array(256 * 1024).fill(7);
-    const sent = c.write(big).then(() => c.closeWrite());
+    // Deno.Conn semantics: a write may be partial (the native connection's are), so writeAll.
+    const sent = writeAll(c, big).then(() => c.closeWrite());
     let got = 0;
     const buf = new Uint8Array(16 * 1024);
     while (true) {
@@ -124,7 +146,9 @@ Deno.test("the forwarder over mTLS: the inbound router sees the caller; a wrong 
     },
   );
   const client = await meshTls(ca, "billing");
-  const pool = new ConnectionPool({ connect: (ep) => connectMtls(client, ep) });
+  const pool = new ConnectionPool({
+    connect: (ep) => connectMtls(client, ep, undefined, { outbound: "auto" }),
+  });
   const ep = (svc: string): Endpoint => ({
     key: `127.0.0.1:${inbound.addr.port}`,
     hostname: "127.0.0.1",
@@ -170,4 +194,198 @@ Deno.test("sourceLabel() names the calling service", () => {
     sourceLabel("spiffe://skein.local/control/cp-1"),
     "spiffe://skein.local/control/cp-1",
   );
+});
+
+// ---------------------------------------------------------------------------------------------
+// The native outbound path (Deno.connectTls verifying `<service>.svc.<td>`)
+
+/** A leaf like those issued before service leaves carried the DNS SAN: URI SAN only. */
+async function uriOnlyLeaf(ca: CaState, service: string): Promise<MeshTls> {
+  const root = ca.roots[0]!;
+  const keys = await generateEcKeyPair();
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: "4a01",
+    subject: `CN=${service}`,
+    issuer: new x509.X509Certificate(root.certPem).subject,
+    notBefore: new Date(Date.now() - 60_000),
+    notAfter: new Date(Date.now() + 3_600_000),
+    signingAlgorithm: EC_ALGORITHM,
+    publicKey: keys.publicKey,
+    signingKey: await importPrivateKeyPem(root.keyPem),
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+      new x509.ExtendedKeyUsageExtension([
+        x509.ExtendedKeyUsage.serverAuth,
+        x509.ExtendedKeyUsage.clientAuth,
+      ]),
+      new x509.SubjectAlternativeNameExtension([
+        { type: "url", value: serviceSpiffeId(TD, service) },
+      ]),
+    ],
+  });
+  return {
+    material: {
+      certPem: cert.toString("pem") + "\n",
+      keyPem: await exportPrivateKeyPem(keys.privateKey),
+      caPem: trustBundlePem(ca),
+    },
+    trustDomain: TD,
+  };
+}
+
+const AUTO = { outbound: "auto" } as const;
+
+async function echoOnce(c: Deno.Conn, s: Deno.Conn): Promise<string> {
+  await writeAll(c, new TextEncoder().encode("ping"));
+  const buf = new Uint8Array(16);
+  const n = await s.read(buf);
+  return new TextDecoder().decode(buf.subarray(0, n ?? 0));
+}
+
+Deno.test("meshServerName() follows the CA's DNS SAN rule", () => {
+  for (const svc of ["ledger", "a.b-c", "x1"]) {
+    assertEquals(meshServerName(TD, svc), serviceDnsName(TD, svc));
+  }
+  for (const svc of ["Ledger", "led_ger", "x".repeat(64), "-a"]) {
+    assertEquals(meshServerName(TD, svc), null);
+    assertEquals(serviceDnsName(TD, svc), null);
+  }
+});
+
+Deno.test("the native path: CA-issued leaves connect natively, impostors and revoked ids are refused", async () => {
+  assert(NATIVE_OUTBOUND_AVAILABLE, "Deno 2.9's serverNameSymbol is expected");
+  _resetNodeOnly();
+  const ca = await testCa();
+  const listener = await listenMtls(await meshTls(ca, "ledger"), "127.0.0.1", 0, nullLogger);
+  const client = new MeshTlsState(await meshTls(ca, "billing"));
+  const ep = (svc: string): Endpoint => ({
+    key: `127.0.0.1:${listener.addr.port}`,
+    hostname: "127.0.0.1",
+    port: listener.addr.port,
+    identity: serviceSpiffeId(TD, svc),
+  });
+  const held: Deno.Conn[] = [];
+  try {
+    // The right server: a native connection, both sides know who the other is.
+    const [c, s] = await Promise.all([
+      connectMtls(client, ep("ledger"), undefined, AUTO),
+      listener.accept(),
+    ]);
+    held.push(c, s);
+    assert(c instanceof NativeTlsConn, "auto uses the native client");
+    assertEquals(c.peerIdentity, "spiffe://skein.local/svc/ledger");
+    assertEquals(peerIdentityOf(s), "spiffe://skein.local/svc/billing");
+    assertEquals(await echoOnce(c, s), "ping");
+    assertEquals(client.openConnections, 1);
+    // More than a TLS record and than the native write buffer, both ways.
+    const big = new Uint8Array(300 * 1024).map((_, i) => i & 0xff);
+    for (const [from, to] of [[c, s], [s, c]] as const) {
+      const sent = writeAll(from, big);
+      const got = new Uint8Array(big.length);
+      let off = 0;
+      while (off < big.length) {
+        const n = await to.read(got.subarray(off));
+        assert(n !== null, "no EOF mid-transfer");
+        off += n;
+      }
+      await sent;
+      assertEquals(got, big);
+    }
+
+    // An impostor: the server holds a valid mesh certificate, but of ledger, while we dial
+    // payments. rustls refuses the name on its own...
+    const e = await assertRejects(
+      () => connectMtls(client, ep("payments"), undefined, { outbound: "native" }),
+      MtlsConnectError,
+    );
+    assertMatch(e.message, /payments\.svc\.skein\.local/);
+    // ...and in auto mode node:tls gets the last word, with the SPIFFE id in the reason.
+    const e2 = await assertRejects(
+      () => connectMtls(client, ep("payments"), undefined, AUTO),
+      MtlsConnectError,
+    );
+    assertEquals(e2.kind, "identity");
+    assertMatch(e2.message, /server is spiffe:\/\/skein\.local\/svc\/ledger/);
+
+    // Another CA's client certificate: the server cuts it right after the handshake.
+    const foreign = await meshTls(await testCa(), "billing");
+    const f = await connectMtls(foreign, ep("ledger"), undefined, { outbound: "native" })
+      .catch(() => null);
+    if (f !== null) {
+      held.push(f);
+      const r = await f.read(new Uint8Array(16)).catch(() => null);
+      assertEquals(r, null);
+    }
+
+    // Revocation: open native connections to the id are cut, new ones refused before dialling.
+    assertEquals(
+      client.updateTrust({ roots: [trustBundlePem(ca)], revoked: [ep("ledger").identity!] }),
+      1,
+    );
+    assertEquals(client.openConnections, 0);
+    await assertRejects(() => c.read(new Uint8Array(8)), Error);
+    await assertRejects(
+      () => connectMtls(client, ep("ledger"), undefined, { outbound: "native" }),
+      MtlsConnectError,
+      "revoked",
+    );
+  } finally {
+    for (const x of held) {
+      try {
+        x.close();
+      } catch {
+        // closed
+      }
+    }
+    listener.close();
+  }
+});
+
+Deno.test("the native path falls back to node:tls for a server whose leaf has no DNS SAN", async () => {
+  _resetNodeOnly();
+  const ca = await testCa();
+  const listener = await listenMtls(await uriOnlyLeaf(ca, "ledger"), "127.0.0.1", 0, nullLogger);
+  const client = await meshTls(ca, "billing");
+  const ep: Endpoint = {
+    key: `127.0.0.1:${listener.addr.port}`,
+    hostname: "127.0.0.1",
+    port: listener.addr.port,
+    identity: serviceSpiffeId(TD, "ledger"),
+  };
+  let clock = 1_000;
+  const now = () => clock;
+  const held: Deno.Conn[] = [];
+  try {
+    await assertRejects(() => connectMtls(client, ep, undefined, { outbound: "native" }), Error);
+    const [c, s] = await Promise.all([
+      connectMtls(client, ep, undefined, { ...AUTO, now }),
+      listener.accept(),
+    ]);
+    held.push(c, s);
+    assert(c instanceof TlsConn, "fell back to node:tls");
+    assertEquals(await echoOnce(c, s), "ping");
+    // Remembered: the next connection goes straight to node:tls (one handshake, not two).
+    const failed = listener.stats!.refused.handshake_failed;
+    assert(failed >= 2, `the native attempts were refused handshakes (${failed})`);
+    const [c2, s2] = await Promise.all([
+      connectMtls(client, ep, undefined, { ...AUTO, now }),
+      listener.accept(),
+    ]);
+    held.push(c2, s2);
+    assert(c2 instanceof TlsConn);
+    assertEquals(listener.stats!.refused.handshake_failed, failed);
+    // After NATIVE_RETRY_AFTER_MS the native client is tried again (and falls back again).
+    clock += NATIVE_RETRY_AFTER_MS;
+    const [c3, s3] = await Promise.all([
+      connectMtls(client, ep, undefined, { ...AUTO, now }),
+      listener.accept(),
+    ]);
+    held.push(c3, s3);
+    assert(c3 instanceof TlsConn);
+    assertEquals(listener.stats!.refused.handshake_failed, failed + 1);
+  } finally {
+    for (const x of held) x.close();
+    listener.close();
+  }
 });

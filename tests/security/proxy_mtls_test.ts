@@ -24,9 +24,9 @@ import { type CaState, trustBundlePem } from "../../control/ca/mod.ts";
 import { mtlsConnect, MtlsConnectError, type TlsMaterial } from "../../common/tls.ts";
 import { nullLogger } from "../../common/log.ts";
 import { ProxyConfig } from "../../config/mod.ts";
-import type { Endpoint } from "../../mesh/forward/mod.ts";
+import { type Endpoint, NativeTlsConn } from "../../mesh/forward/mod.ts";
 import { connectMtls, listenMtls, MeshTlsState, WorkerDataPlanes } from "../../mesh/proxy/mod.ts";
-import { leaf, run, testCa, writePair } from "./_pki.ts";
+import { leaf, run, testCa, whoamiServer, writePair } from "./_pki.ts";
 
 Deno.test("proxies with identities speak mTLS to each other and the inbound admits only mesh certificates", async () => {
   const dir = await Deno.makeTempDir({ prefix: "skein-pmtls-" });
@@ -337,8 +337,9 @@ Deno.test("MeshTlsState: outbound connections use new material; a revoked server
     }
   };
   try {
-    const first = await connectMtls(client, ep);
+    const first = await connectMtls(client, ep, undefined, { outbound: "auto" });
     assert(await ping(first));
+    assert(first instanceof NativeTlsConn, "CA-issued leaves: the native client is used");
     assertEquals(client.openConnections, 1);
 
     // New material from a CA the server does not trust: new handshakes fail (the server cuts
@@ -347,7 +348,7 @@ Deno.test("MeshTlsState: outbound connections use new material; a revoked server
     client.updateMaterial({ certPem: foreign.certPem, keyPem: foreign.keyPem, caPem: b1 });
     let refused = false;
     try {
-      const c = await connectMtls(client, ep);
+      const c = await connectMtls(client, ep, undefined, { outbound: "auto" });
       refused = !(await ping(c));
       try {
         c.close();
@@ -360,7 +361,7 @@ Deno.test("MeshTlsState: outbound connections use new material; a revoked server
     assert(refused, "a certificate from an untrusted CA must not get through");
     assert(await ping(first), "the established connection is kept");
     client.updateMaterial({ certPem: billing.certPem, keyPem: billing.keyPem, caPem: b1 });
-    const second = await connectMtls(client, ep);
+    const second = await connectMtls(client, ep, undefined, { outbound: "auto" });
     assert(await ping(second));
 
     // Revoking the server's identity cuts both open connections and refuses new ones.
@@ -368,7 +369,11 @@ Deno.test("MeshTlsState: outbound connections use new material; a revoked server
     assertEquals(client.openConnections, 0);
     assert(!(await ping(first)));
     assert(!(await ping(second)));
-    await assertRejects(() => connectMtls(client, ep), MtlsConnectError, "revoked");
+    await assertRejects(
+      () => connectMtls(client, ep, undefined, { outbound: "auto" }),
+      MtlsConnectError,
+      "revoked",
+    );
   } finally {
     listener.close();
     for (const c of accepted) {
@@ -379,5 +384,76 @@ Deno.test("MeshTlsState: outbound connections use new material; a revoked server
       }
     }
     await echo;
+  }
+});
+
+Deno.test("native outbound: a server the runtime's own roots vouch for but not the mesh CA is refused", async () => {
+  // Deno.connectTls trusts its default roots (the public web PKI, plus DENO_CERT) besides the
+  // caCerts given. A child process with DENO_CERT = another CA's root stands in for "a public CA
+  // signed ledger.svc.<td>": that server's leaf carries the right DNS name and SPIFFE id.
+  const ours = await testCa(TD);
+  const other = await testCa(TD);
+  const dir = await Deno.makeTempDir({ prefix: "skein-native-roots-" });
+  const impostor = await leaf(other, "ledger");
+  const srv = await whoamiServer({
+    cert: impostor.certPem,
+    key: impostor.keyPem,
+    ca: trustBundlePem(ours),
+  });
+  try {
+    await Deno.writeTextFile(`${dir}/other-root.pem`, trustBundlePem(other));
+    const billing = await leaf(ours, "billing");
+    const mod = new URL("../../mesh/proxy/mesh_tls.ts", import.meta.url).href;
+    await Deno.writeTextFile(
+      `${dir}/child.ts`,
+      `import { connectMtls } from ${JSON.stringify(mod)};
+const t = JSON.parse(Deno.args[0]);
+try {
+  const c = await connectMtls(t, JSON.parse(Deno.args[1]), 5000, { outbound: "native" });
+  console.log("CONNECTED", c.constructor.name);
+} catch (e) {
+  console.log("REFUSED", e.message);
+}
+`,
+    );
+    const material = {
+      certPem: billing.certPem,
+      keyPem: billing.keyPem,
+      caPem: trustBundlePem(ours),
+    };
+    const ep: Endpoint = {
+      key: "ledger",
+      hostname: "127.0.0.1",
+      port: srv.port,
+      identity: `spiffe://${TD}/svc/ledger`,
+    };
+    const runChild = async (extraRoot: boolean) => {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          "--quiet",
+          "--config",
+          new URL("../../deno.json", import.meta.url).pathname,
+          `${dir}/child.ts`,
+          JSON.stringify({ material, trustDomain: TD }),
+          JSON.stringify(ep),
+        ],
+        env: extraRoot ? { DENO_CERT: `${dir}/other-root.pem` } : {},
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      return new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+    };
+    // Without the extra root, rustls itself refuses the chain.
+    assert((await runChild(false)).includes("REFUSED"), "unknown CA");
+    // With it, rustls accepts the chain and the name; our own check against the mesh roots
+    // must still refuse.
+    const withRoot = await runChild(true);
+    assert(withRoot.includes("REFUSED"), withRoot);
+    assert(withRoot.includes("not from the mesh CA"), withRoot);
+  } finally {
+    await srv.srv.close({ destroyConnections: true });
+    await Deno.remove(dir, { recursive: true });
   }
 });
