@@ -13,6 +13,7 @@
 import type tls from "node:tls";
 import type { NodeId } from "../../common/ids.ts";
 import { type Logger, nullLogger } from "../../common/log.ts";
+import { TlsSocketIo } from "../../common/tls_socket_io.ts";
 import {
   createMtlsServer,
   mtlsConnect,
@@ -71,61 +72,20 @@ export interface TlsStreamListener extends StreamListener {
 /** A verified `node:tls` socket as a {@linkcode ByteStream}. */
 export class TlsByteStream implements ByteStream {
   readonly remote: string;
-  readonly #socket: tls.TLSSocket;
+  readonly #io: TlsSocketIo;
   readonly #identity: PeerIdentity;
-  /** What is left of the last chunk taken from the socket. */
-  #rest: Uint8Array | null = null;
-  #ended = false;
-  #closed = false;
-  #error: Error | null = null;
-  #waiter: (() => void) | null = null;
 
   /** Wraps a socket whose handshake is done and whose peer is `spiffeId` (verified). */
   constructor(socket: tls.TLSSocket, spiffeId: string) {
-    this.#socket = socket;
+    this.#io = new TlsSocketIo(socket);
     this.#identity = { uris: [spiffeId] };
     this.remote = `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? 0}`;
     socket.setNoDelay(true);
-    // Paused mode: bytes wait in the socket's bounded buffer until read() asks, so a slow
-    // reader pushes back on the peer.
-    socket.on("readable", () => this.#wake());
-    socket.on("end", () => {
-      this.#ended = true;
-      this.#wake();
-    });
-    socket.on("error", (e: Error) => {
-      this.#error ??= e;
-      this.#wake();
-    });
-    socket.on("close", () => {
-      this.#ended = true;
-      this.#wake();
-    });
-  }
-
-  #wake(): void {
-    const w = this.#waiter;
-    this.#waiter = null;
-    w?.();
   }
 
   /** Reads into `buf`; null at end of stream. One read at a time. */
-  async read(buf: Uint8Array): Promise<number | null> {
-    while (true) {
-      if (this.#closed) throw new Deno.errors.BadResource("stream closed");
-      if (this.#rest === null) this.#rest = this.#socket.read() as Uint8Array | null;
-      const c = this.#rest;
-      if (c !== null && c.length > 0) {
-        const k = Math.min(c.length, buf.length);
-        buf.set(k === c.length ? c : c.subarray(0, k));
-        this.#rest = k === c.length ? null : c.subarray(k);
-        return k;
-      }
-      this.#rest = null;
-      if (this.#error) throw new Deno.errors.ConnectionReset(this.#error.message);
-      if (this.#ended) return null;
-      await new Promise<void>((resolve) => (this.#waiter = resolve));
-    }
+  read(buf: Uint8Array): Promise<number | null> {
+    return this.#io.read(buf);
   }
 
   /**
@@ -133,23 +93,12 @@ export class TlsByteStream implements ByteStream {
    * its buffer (the transport's writer does).
    */
   write(data: Uint8Array): Promise<number> {
-    if (this.#closed || this.#socket.destroyed) {
-      return Promise.reject(new Deno.errors.BrokenPipe(`stream to ${this.remote} closed`));
-    }
-    return new Promise((resolve, reject) => {
-      this.#socket.write(data, (err?: Error | null) => {
-        if (err) reject(new Deno.errors.BrokenPipe(err.message));
-        else resolve(data.length);
-      });
-    });
+    return this.#io.write(data, `stream to ${this.remote}`);
   }
 
   /** Closes the connection. Idempotent. */
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#socket.destroy();
-    this.#wake();
+    this.#io.close();
   }
 
   /** The peer's verified SPIFFE id. */

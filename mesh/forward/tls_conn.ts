@@ -8,6 +8,7 @@
  */
 import type * as tls from "node:tls";
 import type { MtlsServerStats } from "../../common/tls.ts";
+import { TlsSocketIo } from "../../common/tls_socket_io.ts";
 
 /** Verified connections waiting for `accept()`; beyond it new ones are closed. */
 export const MAX_PENDING_ACCEPTS = 1024;
@@ -21,16 +22,12 @@ export class TlsConn implements Deno.Conn {
   /** Remote address. */
   readonly remoteAddr: Deno.NetAddr;
   readonly #socket: tls.TLSSocket;
-  /** What is left of the last chunk taken from the socket. */
-  #rest: Uint8Array | null = null;
-  #ended = false;
-  #closed = false;
-  #error: Error | null = null;
-  #waiter: (() => void) | null = null;
+  readonly #io: TlsSocketIo;
 
   /** Wraps a connected (handshake done) socket; `peerIdentity` is what the caller verified. */
   constructor(socket: tls.TLSSocket, peerIdentity: string | null) {
     this.#socket = socket;
+    this.#io = new TlsSocketIo(socket);
     this.peerIdentity = peerIdentity;
     this.localAddr = {
       transport: "tcp",
@@ -42,46 +39,11 @@ export class TlsConn implements Deno.Conn {
       hostname: socket.remoteAddress ?? "",
       port: socket.remotePort ?? 0,
     };
-    // Paused mode: bytes stay in the socket's own buffer (bounded by its highWaterMark, so a
-    // slow reader pushes back on the peer) until read() asks for them.
-    socket.on("readable", () => this.#wake());
-    socket.on("end", () => {
-      this.#ended = true;
-      this.#wake();
-    });
-    socket.on("error", (e: Error) => {
-      this.#error ??= e;
-      this.#wake();
-    });
-    socket.on("close", () => {
-      this.#ended = true;
-      this.#wake();
-    });
-  }
-
-  #wake(): void {
-    const w = this.#waiter;
-    this.#waiter = null;
-    w?.();
   }
 
   /** Reads into `p`; null at EOF. Only one read may be outstanding, as with `Deno.Conn`. */
-  async read(p: Uint8Array): Promise<number | null> {
-    while (true) {
-      if (this.#closed) throw new Deno.errors.BadResource("connection closed");
-      if (this.#rest === null) this.#rest = this.#socket.read() as Uint8Array | null;
-      const c = this.#rest;
-      if (c !== null && c.length > 0) {
-        const k = Math.min(c.length, p.length);
-        p.set(k === c.length ? c : c.subarray(0, k));
-        this.#rest = k === c.length ? null : c.subarray(k);
-        return k;
-      }
-      this.#rest = null;
-      if (this.#error) throw new Deno.errors.ConnectionReset(this.#error.message);
-      if (this.#ended) return null;
-      await new Promise<void>((resolve) => (this.#waiter = resolve));
-    }
+  read(p: Uint8Array): Promise<number | null> {
+    return this.#io.read(p);
   }
 
   /**
@@ -89,15 +51,7 @@ export class TlsConn implements Deno.Conn {
    * caller may reuse `p` afterwards, as it does with `Deno.Conn`.
    */
   write(p: Uint8Array): Promise<number> {
-    if (this.#closed || this.#socket.destroyed) {
-      return Promise.reject(new Deno.errors.BrokenPipe("connection closed"));
-    }
-    return new Promise((resolve, reject) => {
-      this.#socket.write(p, (err?: Error | null) => {
-        if (err) reject(new Deno.errors.BrokenPipe(err.message));
-        else resolve(p.length);
-      });
-    });
+    return this.#io.write(p);
   }
 
   /**
@@ -109,15 +63,12 @@ export class TlsConn implements Deno.Conn {
    */
   async closeWrite(): Promise<void> {
     await new Promise((r) => setTimeout(r, 0));
-    if (!this.#closed) this.#socket.end();
+    if (!this.#io.closed) this.#socket.end();
   }
 
   /** Closes the connection now; a pending read fails with `BadResource`, like `Deno.Conn`. */
   close(): void {
-    if (this.#closed) throw new Deno.errors.BadResource("connection already closed");
-    this.#closed = true;
-    this.#socket.destroy();
-    this.#wake();
+    if (!this.#io.close()) throw new Deno.errors.BadResource("connection already closed");
   }
 
   /** Disables Nagle's algorithm on the underlying TCP socket. */
@@ -159,7 +110,7 @@ export class TlsConn implements Deno.Conn {
 
   /** Closes quietly. */
   [Symbol.dispose](): void {
-    if (!this.#closed) this.close();
+    this.#io.close();
   }
 }
 

@@ -1,0 +1,93 @@
+/**
+ * Pull-style reads and promise-style writes over a `node:tls` socket, the way `Deno.Conn` works,
+ * shared by the proxy's mesh connections and the control transport's streams.
+ * @module
+ */
+import type tls from "node:tls";
+
+/** Reads and writes one verified `node:tls` socket; one read may be outstanding at a time. */
+export class TlsSocketIo {
+  /** The socket, for addresses and socket options. */
+  readonly socket: tls.TLSSocket;
+  /** What is left of the last chunk taken from the socket. */
+  #rest: Uint8Array | null = null;
+  #ended = false;
+  #closed = false;
+  #error: Error | null = null;
+  #waiter: (() => void) | null = null;
+
+  /** Wraps a socket whose handshake is done. */
+  constructor(socket: tls.TLSSocket) {
+    this.socket = socket;
+    // Paused mode: bytes stay in the socket's own buffer (bounded by its highWaterMark, so a
+    // slow reader pushes back on the peer) until read() asks for them.
+    socket.on("readable", () => this.#wake());
+    socket.on("end", () => {
+      this.#ended = true;
+      this.#wake();
+    });
+    socket.on("error", (e: Error) => {
+      this.#error ??= e;
+      this.#wake();
+    });
+    socket.on("close", () => {
+      this.#ended = true;
+      this.#wake();
+    });
+  }
+
+  /** Whether {@linkcode TlsSocketIo.close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  #wake(): void {
+    const w = this.#waiter;
+    this.#waiter = null;
+    w?.();
+  }
+
+  /** Reads into `p`; null at end of stream; `BadResource` once closed here. */
+  async read(p: Uint8Array): Promise<number | null> {
+    while (true) {
+      if (this.#closed) throw new Deno.errors.BadResource("connection closed");
+      if (this.#rest === null) this.#rest = this.socket.read() as Uint8Array | null;
+      const c = this.#rest;
+      if (c !== null && c.length > 0) {
+        const k = Math.min(c.length, p.length);
+        p.set(k === c.length ? c : c.subarray(0, k));
+        this.#rest = k === c.length ? null : c.subarray(k);
+        return k;
+      }
+      this.#rest = null;
+      if (this.#error) throw new Deno.errors.ConnectionReset(this.#error.message);
+      if (this.#ended) return null;
+      await new Promise<void>((resolve) => (this.#waiter = resolve));
+    }
+  }
+
+  /**
+   * Writes all of `p`. Resolves once the socket has taken the bytes off our hands, so the
+   * caller may reuse `p` afterwards, as it does with `Deno.Conn`.
+   */
+  write(p: Uint8Array, what = "connection"): Promise<number> {
+    if (this.#closed || this.socket.destroyed) {
+      return Promise.reject(new Deno.errors.BrokenPipe(`${what} closed`));
+    }
+    return new Promise((resolve, reject) => {
+      this.socket.write(p, (err?: Error | null) => {
+        if (err) reject(new Deno.errors.BrokenPipe(err.message));
+        else resolve(p.length);
+      });
+    });
+  }
+
+  /** Destroys the socket and wakes a pending read; false when it was already closed here. */
+  close(): boolean {
+    if (this.#closed) return false;
+    this.#closed = true;
+    this.socket.destroy();
+    this.#wake();
+    return true;
+  }
+}
