@@ -60,6 +60,7 @@ import {
 } from "../auth/mod.ts";
 import { BackendError, type ControlBackend, type Member, NotLeaderError } from "./backend.ts";
 import { MAX_BODY_BYTES, parseJsonBody, readBodyBytes } from "./body.ts";
+import { DeadlineExceeded, SharedDeadlines } from "./deadline.ts";
 import { ApiError, type ErrorStatus, validationError } from "./errors.ts";
 import { ApiMetrics, renderControlMetrics } from "./metrics.ts";
 
@@ -362,6 +363,9 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
   const clock = opts.now ?? Date.now;
   const leafTtlMs = opts.leafTtlMs ?? LEAF_TTL_MS_DEFAULT;
 
+  // Writes share their commit timeout per bucket of time: one timer per bucket, not per write.
+  const writeDeadlines = new SharedDeadlines(writeTimeout);
+
   const app = new Hono<ApiEnv>();
 
   app.use("*", async function countRequests(c, next) {
@@ -574,13 +578,21 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
     if (c.req.header(FORWARD_HEADER) !== undefined && !backend.isLeader()) {
       return await forward(c, bytes);
     }
-    const ac = new AbortController();
+    const deadline = writeDeadlines.lease();
     let r: ApplyResult;
     try {
-      r = await _bounded(backend.propose(valid, ac.signal, callerOf(c)), writeTimeout, ac);
+      let proposed: Promise<ApplyResult>;
+      try {
+        proposed = backend.propose(valid, deadline.signal, callerOf(c));
+      } catch (e) {
+        // A synchronous refusal still goes through bound(), which releases the lease.
+        proposed = Promise.reject(e);
+      }
+      r = await deadline.bound(proposed);
     } catch (e) {
       if (e instanceof NotLeaderError) return await forward(c, bytes);
-      if (e instanceof _Timeout) {
+      // The backend may answer the shared signal's abort before the race sees the deadline.
+      if (e instanceof DeadlineExceeded || deadline.signal.aborted) {
         metrics.writeTimeouts++;
         throw new ApiError(
           503,

@@ -57,6 +57,9 @@ function _tooLarge(limit: number, got: number): ApiError {
   });
 }
 
+/** Strict UTF-8: one decoder for every body (it keeps no state between whole-buffer calls). */
+const _utf8 = new TextDecoder("utf-8", { fatal: true });
+
 /** Parses a body as UTF-8 JSON; 400 `invalid_json` otherwise. */
 export function parseJsonBody(bytes: Uint8Array): unknown {
   if (bytes.byteLength === 0) {
@@ -64,7 +67,7 @@ export function parseJsonBody(bytes: Uint8Array): unknown {
   }
   let text: string;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    text = _utf8.decode(bytes);
   } catch {
     throw new ApiError(400, "invalid_json", "request body is not valid UTF-8");
   }

@@ -114,3 +114,83 @@ Deno.test("shutdown() lets an in-flight request finish, then refuses new connect
     client.close();
   }
 });
+
+/** Opens a TLS connection, writes `data`, and collects what comes back until the server closes. */
+function rawExchange(
+  port: number,
+  ca: string,
+  data: string[],
+  holdMs = 0,
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = "";
+    const s = tls.connect({ host: "127.0.0.1", port, ca, minVersion: "TLSv1.3" }, async () => {
+      for (const d of data) {
+        s.write(d);
+        if (holdMs > 0) await new Promise((r) => setTimeout(r, holdMs));
+      }
+    });
+    s.on("data", (d: Uint8Array) => out += new TextDecoder().decode(d));
+    // A keep-alive connection stays open: the caller ends it by asking for `connection: close`.
+    const bound = setTimeout(() => s.destroy(), 10_000);
+    s.on("error", reject);
+    s.on("close", () => {
+      clearTimeout(bound);
+      resolve(out);
+    });
+  });
+}
+
+Deno.test("small bodies reach the handler whole; an unread one does not break keep-alive", async () => {
+  const { m } = await material();
+  const got: string[] = [];
+  const handler: ApiHandler = async (req) => {
+    if (req.url.endsWith("/read")) got.push(await req.text());
+    // `/ignore` answers without touching its body.
+    return Response.json({ path: new URL(req.url).pathname });
+  };
+  const srv = await serveApiHttps({ hostname: "127.0.0.1", port: 0, material: m, handler });
+  try {
+    const body = JSON.stringify({ v: "é".repeat(40) });
+    const len = new TextEncoder().encode(body).byteLength;
+    const out = await rawExchange(srv.port, m.caPem, [
+      `POST /ignore HTTP/1.1\r\nHost: x\r\nContent-Length: ${len}\r\n\r\n${body}`,
+      `POST /read HTTP/1.1\r\nHost: x\r\nContent-Length: ${len}\r\n\r\n`,
+      body,
+      `GET /last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+    ], 20);
+    assert.equal(out.match(/HTTP\/1\.1 200/g)?.length, 3, out);
+    assert.ok(out.includes(`"path":"/ignore"`) && out.includes(`"path":"/last"`), out);
+    assert.ok(out.includes(`content-length: ${JSON.stringify({ path: "/read" }).length}`), out);
+    assert.deepEqual(got, [body]);
+  } finally {
+    await srv.shutdown(1000);
+  }
+});
+
+Deno.test("a body that stops arriving is cut at the body timeout, before the handler runs", async () => {
+  const { m } = await material();
+  let calls = 0;
+  const handler: ApiHandler = () => {
+    calls++;
+    return Response.json({});
+  };
+  const srv = await serveApiHttps({
+    hostname: "127.0.0.1",
+    port: 0,
+    material: m,
+    handler,
+    requestTimeoutMs: 200,
+  });
+  try {
+    const out = await rawExchange(srv.port, m.caPem, [
+      `PUT /v1/x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"a":`,
+    ]);
+    assert.equal(out, "");
+    assert.equal(calls, 0);
+    assert.equal(srv.stats.refused.body_timeout, 1);
+    assert.equal(srv.stats.refused.headers_timeout, 0);
+  } finally {
+    await srv.shutdown(1000);
+  }
+});

@@ -8,6 +8,7 @@ import type { Logger } from "../../common/log.ts";
 import {
   authenticate,
   authorizeRoute,
+  HashIndex,
   type OperatorTokenRecord,
   type Principal,
   principalFromPeer,
@@ -39,13 +40,20 @@ export function operatorAuthorizer(
   opts: OperatorAuthorizerOptions,
 ): (req: AuthRequest) => Principal {
   const clock = opts.now ?? Date.now;
+  // Rebuilt only when the replicated list is replaced (every change makes a new array).
+  let index = new HashIndex<OperatorTokenRecord>([]);
+  const tokens = () => {
+    const records = opts.tokens();
+    if (records !== index.records) index = new HashIndex(records);
+    return index;
+  };
   return function authorizeOperator(req: AuthRequest): Principal {
     const need = requiredRole(req.method, req.path);
     const fromPeer = principalFromPeer(req.peer);
     if (need.kind === "public" || need.kind === "join_token_or_cert") return fromPeer;
     let principal: Principal = fromPeer;
     if (req.authorization !== null) {
-      const auth = authenticate(opts.tokens(), req.authorization, clock());
+      const auth = authenticate(tokens(), req.authorization, clock());
       if (!auth.ok) {
         // Never the token itself: only why it failed.
         opts.log.warn("api call denied", {

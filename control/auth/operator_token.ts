@@ -5,6 +5,7 @@
 import {
   bearerToken,
   findByHash,
+  type HashIndex,
   hashSecret,
   newSecret,
   newTokenId,
@@ -112,11 +113,12 @@ export type AuthResult =
   | { readonly ok: false; readonly reason: "missing" | "malformed" | "unknown" | "expired" };
 
 /**
- * Authenticates an `Authorization` header value against the stored hashes (every record is
- * compared in constant time, no early exit).
+ * Authenticates an `Authorization` header value against the stored hashes: with a record list,
+ * every record is compared in constant time (no early exit); with a {@linkcode HashIndex} of
+ * the list, one map probe by hash and a constant-time confirmation (the API's hot path).
  */
 export function authenticate(
-  records: readonly OperatorTokenRecord[],
+  records: readonly OperatorTokenRecord[] | HashIndex<OperatorTokenRecord>,
   header: string | null | undefined,
   now: number,
 ): AuthResult {
@@ -125,7 +127,9 @@ export function authenticate(
   }
   const token = bearerToken(header);
   if (!token) return { ok: false, reason: "malformed" };
-  const rec = findByHash(records, token);
+  const rec = Array.isArray(records)
+    ? findByHash(records as readonly OperatorTokenRecord[], token)
+    : (records as HashIndex<OperatorTokenRecord>).find(token);
   if (!rec) return { ok: false, reason: "unknown" };
   if (rec.expiresAt !== null && now >= rec.expiresAt) return { ok: false, reason: "expired" };
   return { ok: true, record: rec };

@@ -67,3 +67,40 @@ export function bearerToken(header: string | null | undefined): string | null {
   const m = /^Bearer[ ]+([A-Za-z0-9._~+/=-]+)[ ]*$/i.exec(header);
   return m ? m[1]! : null;
 }
+
+/**
+ * Records keyed by their hash, so a secret is found with one hash and one map probe instead of a
+ * comparison against every record. Probing a map by SHA-256 says nothing useful through timing
+ * (a caller cannot steer the hash of a guess); a hit is still confirmed in constant time.
+ * Build one per record list: the replicated lists are replaced, never changed in place.
+ */
+export class HashIndex<T extends { readonly hash: string }> {
+  /** The records indexed, as given. */
+  readonly records: readonly T[];
+  readonly #byHash = new Map<string, T>();
+
+  /** Indexes `records`; with duplicate hashes the first record wins, as in {@linkcode findByHash}. */
+  constructor(records: readonly T[]) {
+    this.records = records;
+    for (const r of records) if (!this.#byHash.has(r.hash)) this.#byHash.set(r.hash, r);
+  }
+
+  /** The record whose hash matches `secret`, or undefined. */
+  find(secret: string): T | undefined {
+    const h = hashSecret(secret);
+    const r = this.#byHash.get(h);
+    return r !== undefined && _sameString(r.hash, h) ? r : undefined;
+  }
+}
+
+/**
+ * Whether two strings of equal length are equal, in time independent of where they differ.
+ * For the index's confirmation, where both sides are lowercase hex of the same length and the
+ * hex decoding of {@linkcode hashesEqual} cost as much as the hash itself.
+ */
+function _sameString(a: string, b: string): boolean {
+  if (a.length !== b.length || a.length === 0) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
+}

@@ -38,6 +38,8 @@ export interface CommittedHealth {
 }
 
 interface _Lease {
+  /** The {@linkcode LeaseTracker.expired} call that last saw the instance registered. */
+  sweep: number;
   lastSeen: number;
   reported: Health;
   proposed?: { health: Health; at: number };
@@ -55,6 +57,8 @@ export class LeaseTracker {
   readonly maxLeases: number;
   #leases = new Map<string, _Lease>();
   #graceUntil = 0;
+  /** Counts {@linkcode expired} calls, so leases not seen in the latest one can be found. */
+  #sweep = 0;
 
   /** Creates a tracker; call {@linkcode becameLeader} before relying on {@linkcode expired}. */
   constructor(opts: LeaseOptions = {}) {
@@ -82,7 +86,7 @@ export class LeaseTracker {
       return true;
     }
     if (this.#leases.size >= this.maxLeases) return false;
-    this.#leases.set(k, { lastSeen: now, reported: health ?? "passing" });
+    this.#leases.set(k, { sweep: this.#sweep, lastSeen: now, reported: health ?? "passing" });
     return true;
   }
 
@@ -118,19 +122,19 @@ export class LeaseTracker {
    * lease starting now.
    */
   expired(now: number, committed: Iterable<CommittedHealth>): HealthChange[] {
-    const seen = new Set<string>();
+    const sweep = ++this.#sweep;
     const out: HealthChange[] = [];
     const inGrace = now < this.#graceUntil;
     for (const inst of committed) {
       const k = _key(inst.service, inst.id);
-      seen.add(k);
       let lease = this.#leases.get(k);
       if (!lease) {
         if (this.#leases.size >= this.maxLeases) continue;
         // Never heard of: start the clock now rather than condemning it at once.
-        lease = { lastSeen: now, reported: inst.health };
+        lease = { sweep, lastSeen: now, reported: inst.health };
         this.#leases.set(k, lease);
       }
+      lease.sweep = sweep;
       const desired: Health = !inGrace && now - lease.lastSeen > this.ttlMs
         ? "critical"
         : lease.reported;
@@ -142,7 +146,8 @@ export class LeaseTracker {
       lease.proposed = { health: desired, at: now };
       out.push({ service: inst.service, id: inst.id, health: desired });
     }
-    for (const k of [...this.#leases.keys()]) if (!seen.has(k)) this.#leases.delete(k);
+    // Deleting the current entry while iterating a Map is safe and visits every other one.
+    for (const [k, lease] of this.#leases) if (lease.sweep !== sweep) this.#leases.delete(k);
     return out.sort((a, b) =>
       a.service < b.service
         ? -1

@@ -61,3 +61,23 @@ Deno.test("LeaseTracker drops leases of deregistered instances and honours its b
   t.clear();
   assert.equal(t.size, 0);
 });
+
+Deno.test("LeaseTracker takes the committed instances as any iterable, walked once", () => {
+  const t = new LeaseTracker({ ttlMs: 1000, graceMs: 0, retryMs: 100 });
+  t.becameLeader(0);
+  function* committed(ids: string[]): Generator<CommittedHealth> {
+    for (const id of ids) yield inst(id);
+  }
+  t.heartbeat("api", "a", undefined, 0);
+  t.heartbeat("api", "b", "warning", 0);
+  assert.deepEqual(t.expired(10, committed(["a", "b"])), [
+    { service: "api", id: "b", health: "warning" },
+  ]);
+  assert.equal(t.size, 2);
+  // "b" is gone from the catalog: its lease goes; a heartbeat for a stranger lasts one sweep.
+  t.heartbeat("api", "z", undefined, 20);
+  assert.deepEqual(t.expired(1500, committed(["a"])), [
+    { service: "api", id: "a", health: "critical" },
+  ]);
+  assert.equal(t.size, 1);
+});

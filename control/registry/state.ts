@@ -647,6 +647,14 @@ export class RegistryState {
       .sort((a, b) => _cmp(a.id, b.id));
   }
 
+  /**
+   * Every registered instance, in no particular order, without copying or sorting: the leader's
+   * lease sweep walks them all twice a second.
+   */
+  *allInstances(): IterableIterator<Instance> {
+    for (const svc of this.#services.values()) yield* svc.values();
+  }
+
   /** One instance, or undefined. */
   instance(service: string, id: string): Instance | undefined {
     return this.#services.get(service)?.get(id);

@@ -335,3 +335,16 @@ Deno.test("applyValidated() stores the decoded command frozen, and apply() still
   assert.equal(s.instance("api", "a2"), undefined);
   assert.throws(() => s.applyValidated(2, cmd), /out of order/);
 });
+
+Deno.test("allInstances() walks every registered instance of every service, live", () => {
+  const s = new RegistryState();
+  s.apply(1, reg(inst("api", "a1")));
+  s.apply(2, reg(inst("api", "a2")));
+  s.apply(3, reg(inst("db", "d1")));
+  const ids = () => [...s.allInstances()].map((i) => `${i.service}/${i.id}/${i.health}`).sort();
+  assert.deepEqual(ids(), ["api/a1/passing", "api/a2/passing", "db/d1/passing"]);
+  s.apply(4, { type: "deregister_instance", service: "api", id: "a1" });
+  s.apply(5, { type: "set_health", changes: [{ service: "db", id: "d1", health: "critical" }] });
+  assert.deepEqual(ids(), ["api/a2/passing", "db/d1/critical"]);
+  assert.deepEqual([...new RegistryState().allInstances()], []);
+});
