@@ -8,7 +8,10 @@
  * With `--tls`, etcd serves its client and peer ports over TLS and requires client certificates
  * (`--client-cert-auth`, `--peer-client-cert-auth`; a throwaway CA made with openssl), and the
  * writers present one, as skein's proxies do against its HTTPS API. wrk cannot present a client
- * certificate, so the wrk figure is skipped for a system that requires one.
+ * certificate, so etcd's wrk figure comes from a second cluster started for that phase alone:
+ * TLS on the client and peer ports, peer certificates still required, client certificates not
+ * required, and etcd's own authentication on (a `root` user; every request carries its token),
+ * as skein's wrk writes carry an operator bearer token over HTTPS without a client certificate.
  *
  * Run alone:
  * `deno run -A bench/control_bench.ts [--duration 10s] [--writers 32] [--only skein|etcd] [--tls]`.
@@ -76,9 +79,24 @@ export interface SystemResult {
 export interface ControlBenchResult {
   /** One result per system run. */
   results: SystemResult[];
-  /** A printable table with skein/etcd ratios. */
+  /** A printable table with skein/etcd ratios, followed by notes on how each row was driven. */
   table: string;
+  /** The notes printed under the table: what each load generator does against each system. */
+  notes: string[];
 }
+
+/** How the etcd cluster of a run is set up. */
+interface _EtcdSetup {
+  /** TLS on the client and peer ports (peer certificates always required then). */
+  tls: boolean;
+  /** Require client certificates on the client port. */
+  clientCertAuth: boolean;
+  /** Turn on etcd authentication (a `root` user) and send its token with every write. */
+  auth: boolean;
+}
+
+/** Password of the `root` user of the wrk-only etcd cluster (throwaway, loopback only). */
+const _ETCD_ROOT_PASSWORD = "skein-bench";
 
 /** A system under test: where to write and how to find and kill its leader. */
 interface _Target {
@@ -92,6 +110,8 @@ interface _Target {
   stop(): Promise<void>;
   /** Whether clients must present a certificate (then wrk cannot drive it). */
   needsClientCert: boolean;
+  /** What a wrk request carries and checks, for the table notes. */
+  wrkNote: string;
 }
 
 function _hasWrk(): boolean {
@@ -306,6 +326,8 @@ end
     },
     stop: () => c.destroy(),
     needsClientCert: false,
+    wrkNote: "skein wrk: HTTPS (TLS 1.3) to the leader's API without a client certificate; " +
+      "every PUT carries an operator bearer token, hashed and looked up per request",
   };
 }
 
@@ -395,22 +417,22 @@ async function _benchPki(dir: string): Promise<_BenchPki> {
   return { caFile: `${dir}/ca.pem`, certFile: `${dir}/node.pem`, keyFile: `${dir}/node.key` };
 }
 
-async function _etcd(tls: boolean): Promise<_Target> {
+async function _etcd(setup: _EtcdSetup): Promise<_Target> {
+  const { tls } = setup;
   const dir = await Deno.makeTempDir({ prefix: "skein-etcd-" });
   const names = ["e1", "e2", "e3"];
   const client = names.map(() => _freePort());
   const peer = names.map(() => _freePort());
   const scheme = tls ? "https" : "http";
   const pki = tls ? await _benchPki(dir) : null;
+  const clientCert = pki !== null && setup.clientCertAuth;
   const tlsArgs = pki
     ? [
       "--cert-file",
       pki.certFile,
       "--key-file",
       pki.keyFile,
-      "--trusted-ca-file",
-      pki.caFile,
-      "--client-cert-auth",
+      ...(clientCert ? ["--trusted-ca-file", pki.caFile, "--client-cert-auth"] : []),
       "--peer-cert-file",
       pki.certFile,
       "--peer-key-file",
@@ -424,8 +446,9 @@ async function _etcd(tls: boolean): Promise<_Target> {
   const httpClient = pki
     ? Deno.createHttpClient({
       caCerts: [await Deno.readTextFile(pki.caFile)],
-      cert: await Deno.readTextFile(pki.certFile),
-      key: await Deno.readTextFile(pki.keyFile),
+      ...(clientCert
+        ? { cert: await Deno.readTextFile(pki.certFile), key: await Deno.readTextFile(pki.keyFile) }
+        : {}),
     })
     : undefined;
   const cluster = names.map((n, i) => `${n}=${scheme}://127.0.0.1:${peer[i]}`).join(",");
@@ -480,13 +503,16 @@ async function _etcd(tls: boolean): Promise<_Target> {
       }
       return undefined;
     });
-  await leader();
+  const leaderAt = await leader();
+  const token = setup.auth ? await _etcdAuth(urls[leaderAt]!, httpClient) : null;
+  const headers: Record<string, string> = token ? { authorization: token } : {};
   return {
     name: "etcd",
     urls,
     async write(url, key, value, signal) {
       const res = await fetch(`${url}/v3/kv/put`, {
         method: "POST",
+        headers,
         body: `{"key":"${_b64(key)}","value":"${_b64(value)}"}`,
         signal,
         client: httpClient,
@@ -500,11 +526,12 @@ async function _etcd(tls: boolean): Promise<_Target> {
         { length: keys },
         (_, k) => JSON.stringify(`{"key":"${_b64(`k${k}`)}","value":"${_b64(value)}"}`),
       );
+      const auth = token ? `, ["Authorization"] = ${JSON.stringify(token)}` : "";
       return `${_LUA_COUNTER}
 bodies = {${bodies.join(",")}}
 request = function()
   n = n + 1
-  return wrk.format("POST", "/v3/kv/put", {["Content-Type"] = "application/json"},
+  return wrk.format("POST", "/v3/kv/put", {["Content-Type"] = "application/json"${auth}},
     bodies[(n % ${keys}) + 1])
 end
 `;
@@ -529,8 +556,41 @@ end
       httpClient?.close();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
-    needsClientCert: tls,
+    needsClientCert: clientCert,
+    wrkNote: `etcd wrk: ${
+      tls
+        ? "HTTPS (TLS 1.3) without a client certificate (client cert auth off for this run)"
+        : "HTTP"
+    } to the leader's JSON gateway; ${
+      token ? "etcd auth on, every put carries the root user's simple token" : "etcd auth off"
+    }; peer traffic ${tls ? "mTLS" : "plaintext"}`,
   };
+}
+
+/**
+ * Turns on etcd authentication with a `root` user and returns that user's token, so the wrk
+ * writes are authenticated per request as skein's are (the JSON gateway takes the token in
+ * `Authorization`).
+ */
+async function _etcdAuth(url: string, client: Deno.HttpClient | undefined): Promise<string> {
+  const call = async (path: string, body: unknown): Promise<Record<string, unknown>> => {
+    const res = await fetch(`${url}${path}`, {
+      method: "POST",
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(5000),
+      client,
+    });
+    const json = await res.json() as Record<string, unknown>;
+    if (res.status !== 200) throw new Error(`etcd ${path}: ${res.status} ${JSON.stringify(json)}`);
+    return json;
+  };
+  await call("/v3/auth/role/add", { name: "root" });
+  await call("/v3/auth/user/add", { name: "root", password: _ETCD_ROOT_PASSWORD });
+  await call("/v3/auth/user/grant", { user: "root", role: "root" });
+  await call("/v3/auth/enable", {});
+  const r = await call("/v3/auth/authenticate", { name: "root", password: _ETCD_ROOT_PASSWORD });
+  if (typeof r.token !== "string") throw new Error(`etcd authenticate: no token in ${r}`);
+  return r.token;
 }
 
 // ------------------------------------------------------------------ driver
@@ -577,45 +637,65 @@ export async function runControlBench(opts: ControlBenchOptions = {}): Promise<C
   const valueBytes = opts.valueBytes ?? 100;
   const keys = opts.keysPerWriter ?? 100;
   const progress = opts.progress ?? (() => {});
+  const tls = opts.tls ?? false;
+  const useWrk = opts.wrk ?? _hasWrk();
   const results: SystemResult[] = [];
+  const notes: string[] = [];
+  const wrkRow = (system: string, wrk: WrkResult): SystemResult => ({
+    system: `${system} wrk`,
+    writes: wrk.writesPerSec * Math.round(durationMs / 1000),
+    durationMs,
+    failoverMs: null,
+    ...wrk,
+  });
+  const runWrk = async (system: string, t: _Target) => {
+    const url = t.urls[await t.leader()]!;
+    progress(`${system}: wrk, ${writers} connections to the leader for ${durationMs} ms`);
+    const wrk = await _wrkLoad(t, url, writers, durationMs, valueBytes, writers * keys);
+    notes.push(t.wrkNote);
+    return wrk;
+  };
   for (const system of opts.systems ?? ["skein", "etcd"]) {
     progress(`${system}: starting a 3-node cluster`);
-    const t = system === "skein" ? await _skein() : await _etcd(opts.tls ?? false);
+    const t = system === "skein"
+      ? await _skein()
+      : await _etcd({ tls, clientCertAuth: tls, auth: false });
+    let wrk: WrkResult | null = null;
     try {
       // A short warm-up so connection set-up and JIT are not in the measurement.
       await _load(t, writers, Math.min(1000, durationMs / 5), valueBytes, keys);
       progress(`${system}: ${writers} writers for ${durationMs} ms`);
       const r = await _load(t, writers, durationMs, valueBytes, keys);
-      let wrk: WrkResult | null = null;
-      if (t.needsClientCert && (opts.wrk ?? _hasWrk())) {
-        progress(`${system}: wrk cannot present a client certificate; no wrk figure`);
-      }
-      if ((opts.wrk ?? _hasWrk()) && !t.needsClientCert) {
-        const url = t.urls[await t.leader()]!;
-        progress(`${system}: wrk, ${writers} connections to the leader for ${durationMs} ms`);
-        wrk = await _wrkLoad(t, url, writers, durationMs, valueBytes, writers * keys);
-      }
+      if (useWrk && !t.needsClientCert) wrk = await runWrk(system, t);
       let failoverMs: number | null = null;
       if (opts.failover ?? true) {
         progress(`${system}: killing the leader`);
         failoverMs = await _failover(t, valueBytes);
       }
       results.push({ system, ...r, failoverMs });
-      if (wrk) {
-        results.push({
-          system: `${system} wrk`,
-          writes: wrk.writesPerSec * Math.round(durationMs / 1000),
-          durationMs,
-          failoverMs: null,
-          ...wrk,
-        });
-      }
       progress(`${system}: ${r.writesPerSec} writes/s, failover ${failoverMs} ms`);
     } finally {
       await t.stop();
     }
+    if (useWrk && t.needsClientCert) {
+      // wrk cannot present a client certificate: a second cluster for the wrk phase alone.
+      progress(`${system}: a second cluster without client certificate auth, for wrk`);
+      const w = await _etcd({ tls, clientCertAuth: false, auth: true });
+      try {
+        await _load(w, writers, Math.min(1000, durationMs / 5), valueBytes, keys);
+        wrk = await runWrk(system, w);
+      } finally {
+        await w.stop();
+      }
+    }
+    if (wrk) results.push(wrkRow(system, wrk));
   }
-  return { results, table: _table(results) };
+  notes.push(
+    `fetch writers: ${writers} in-process fetch loops, ~${valueBytes}-byte values, spread over ` +
+      "all nodes (followers forward); skein: HTTPS, no client certificate, operator bearer token" +
+      (tls ? "; etcd: HTTPS with a client certificate (client cert auth on)" : "; etcd: HTTP"),
+  );
+  return { results, table: _table(results) + "\n" + notes.map((n) => `# ${n}`).join("\n"), notes };
 }
 
 if (import.meta.main) {

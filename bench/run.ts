@@ -3,7 +3,9 @@
  * data plane) in one run on this machine and prints the figures and ratios.
  *
  * `deno task bench control` or `deno task bench mesh` runs one part. `--tls` runs etcd with TLS
- * and client certificates on its client and peer ports (see bench/control_bench.ts).
+ * and client certificates on its client and peer ports; its wrk figure then comes from a second
+ * etcd cluster without client certificate auth (see bench/control_bench.ts, which prints what each
+ * row's load generator sends under the table).
  * @module
  */
 
