@@ -2,16 +2,19 @@
  * `deno task bench`: runs skein beside its peers (etcd for the control plane, HAProxy for the
  * data plane) in one run on this machine and prints the figures and ratios.
  *
- * `deno task bench control` or `deno task bench mesh` runs one part. `--tls` runs etcd with TLS
- * and client certificates on its client and peer ports; its wrk figure then comes from a second
- * etcd cluster without client certificate auth (see bench/control_bench.ts, which prints what each
- * row's load generator sends under the table).
+ * `deno task bench control` or `deno task bench mesh` runs one part. skein speaks only TLS, so by
+ * default the peers do too (like for like): etcd with TLS and client certificates on its client
+ * and peer ports (its wrk figure from a second cluster without client certificate auth; see
+ * bench/control_bench.ts, which prints what each row's load generator sends), HAProxy with mTLS
+ * on the proxy-to-proxy hop. `--plain-etcd` runs etcd over plain HTTP instead;
+ * `--plaintext-mesh` measures HAProxy and the bare forwarder without TLS.
  * @module
  */
 
 const named = Deno.args.filter((a) => !a.startsWith("--"));
 const parts = named.length > 0 ? named : ["control", "mesh"];
-const tls = Deno.args.includes("--tls");
+const tls = !Deno.args.includes("--plain-etcd");
+const meshTls = !Deno.args.includes("--plaintext-mesh");
 
 async function _which(cmd: string): Promise<boolean> {
   try {
@@ -37,7 +40,7 @@ if (import.meta.main) {
         if (!(await _which("wrk"))) throw new Error("wrk is not installed (apt-get install wrk)");
         if (!(await _which("haproxy"))) console.log("haproxy is not installed: no peer to compare");
         const { runMeshBench } = await import("./mesh_bench.ts");
-        await runMeshBench({});
+        await runMeshBench({ mtls: meshTls });
       } else {
         throw new Error(`unknown benchmark part "${part}" (control | mesh)`);
       }
