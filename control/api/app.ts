@@ -36,6 +36,7 @@ import {
   CaError,
   type CaState,
   finishRotation,
+  isRevoked,
   LEAF_TTL_MS_DEFAULT,
   MAX_CSR_PEM_BYTES,
   publicCaView,
@@ -378,6 +379,19 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
   const authorize = opts.authorize;
   app.use("*", async function checkAccess(c, next) {
     const peer = _effectivePeer(c.env?.peer ?? null, c.req.header(FORWARDED_PEER_HEADER));
+    // The TLS layer refuses revoked peers; a forwarded caller is checked here, against this
+    // node's list, since the forwarding follower may not have applied the revocation yet.
+    const ca = backend.state().ca();
+    if (peer && ca && isRevoked(ca, peer.uri)) {
+      log.warn("api call denied", {
+        method: c.req.method,
+        path: c.req.path,
+        status: 403,
+        reason: "revoked",
+        peer: peer.uri,
+      });
+      throw new ApiError(403, "revoked", `${peer.uri} is revoked`);
+    }
     c.set("peer", peer);
     const authorization = c.req.header("authorization") ?? null;
     let principal: Principal | void = undefined;
@@ -948,7 +962,14 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
     const ca = requireCa();
     const now = clock();
     const check = redeem(backend.state().joinTokens(), token, now);
-    if (!check.ok) throw _tokenRefusal(check.reason);
+    if (!check.ok) {
+      // A replayed single-use token can mean a stolen one: every refusal is audited.
+      log.warn("join token refused", {
+        reason: check.reason,
+        remote: c.env?.remoteAddr?.hostname ?? "unknown",
+      });
+      throw _tokenRefusal(check.reason);
+    }
     let signed;
     try {
       signed = await signCsr(ca, {

@@ -306,3 +306,24 @@ Deno.test("a follower checks the token itself and forwards the header to the lea
   assert.equal(forwarded[0]!.headers.get("authorization"), `Bearer ${leader.secrets.admin}`);
   assert.equal(leader.backend.state().listResources().length, 1);
 });
+
+Deno.test("a forwarded caller that is revoked on this node is refused, even via a control node", async () => {
+  const { createCa, revokeIdentity } = await import("../ca/mod.ts");
+  const { call, backend } = setup();
+  const now = Date.now();
+  const ca = revokeIdentity(await createCa({ trustDomain: "skein.local", now }), LEDGER.uri, {
+    now,
+    reason: "test",
+  });
+  backend.applyDirect({
+    type: "put_ca",
+    ca: ca as unknown as Record<string, unknown>,
+    expect_root_id: null,
+  });
+  const claim = { "x-skein-forwarded-peer": LEDGER.uri };
+  const r = await call("GET", "/v1/catalog", undefined, undefined, CP2, claim);
+  assert.equal(r.status, 403);
+  assert.equal(r.json.error.code, "revoked");
+  const other = { "x-skein-forwarded-peer": "spiffe://skein.local/svc/payments" };
+  assert.equal((await call("GET", "/v1/catalog", undefined, undefined, CP2, other)).status, 200);
+});

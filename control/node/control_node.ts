@@ -20,7 +20,7 @@ import {
   validateCommand,
   type ValidatedCommand,
 } from "../registry/mod.ts";
-import { type CaState, createCa } from "../ca/mod.ts";
+import { type CaState, createCa, isRevoked } from "../ca/mod.ts";
 import type { ControlIdentity } from "../tls/mod.ts";
 import type { ForwardedCaller } from "../auth/mod.ts";
 import { isTrustDomain } from "../../common/tls.ts";
@@ -555,10 +555,18 @@ export class ControlNode implements ControlBackend {
     }
     // The follower checked the caller against its own copy of the tokens; the leader's copy is
     // authoritative (a token revoked a moment ago must not write through a lagging follower).
-    const refused = forwardRefusal(cmd, caller, {
-      tokens: this.#state.operatorTokens(),
-      now: Date.now(),
-    });
+    const ca = this.#state.ca();
+    const refused = caller?.peer && ca && isRevoked(ca, caller.peer)
+      ? {
+        ok: false as const,
+        status: 403 as const,
+        code: "revoked",
+        message: `${caller.peer} is revoked`,
+      }
+      : forwardRefusal(cmd, caller, {
+        tokens: this.#state.operatorTokens(),
+        now: Date.now(),
+      });
     if (refused) {
       reply(refused);
       return;

@@ -104,7 +104,7 @@ function _compileRule(
   return {
     name,
     from: froms.length === 1 ? froms[0]! : (c) => froms.some((f) => f(c)),
-    methods: anyMethod ? null : new Set(r.methods!.map((m) => m.toUpperCase())),
+    methods: anyMethod ? null : _withHead(r.methods!.map((m) => m.toUpperCase())),
     paths: !r.paths || r.paths.length === 0 || r.paths.some((p) => p === "/*" || p === "/**")
       ? null
       : r.paths.map(compilePathPattern),
@@ -125,6 +125,16 @@ export function compileAuthorization(
     _deny: res.deny.map((r, i) => _compileRule(`deny[${i}]`, r, opts.trustDomain)),
     _allow: res.allow.map((r, i) => _compileRule(`allow[${i}]`, r, opts.trustDomain)),
   };
+}
+
+/**
+ * A rule naming GET also covers HEAD: servers answer HEAD with their GET handler, so a denied
+ * GET must not stay reachable as HEAD (and an allowed GET may be probed with HEAD).
+ */
+function _withHead(methods: string[]): Set<string> {
+  const set = new Set(methods);
+  if (set.has("GET")) set.add("HEAD");
+  return set;
 }
 
 function _matches(rule: _Rule, caller: SpiffeId, method: string, path: string): boolean {

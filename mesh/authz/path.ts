@@ -7,16 +7,28 @@
 /** Longest path evaluated; longer ones are denied as invalid. */
 export const MAX_AUTHZ_PATH_CHARS = 8 * 1024;
 
-/** Anything normalization could change: query, fragment, escapes, `//`, dot segments. */
-const _NOT_PLAIN = /[?#%]|\/\/|\/\.\.?(?:\/|$)/;
+/**
+ * Anything normalization could change: query, fragment, escapes, backslashes, `;` parameters,
+ * `//`, dot segments.
+ */
+const _NOT_PLAIN = /[?#%\\;]|\/\/|\/\.\.?(?:\/|$)/;
+
+/**
+ * Escapes that would let one segment mean different paths to different servers: an encoded
+ * slash or backslash (a separator to some frameworks, not to others) and NUL.
+ */
+const _AMBIGUOUS_ESCAPE = /%(2f|5c|00)/i;
 
 const _UNRESERVED = /%(2[dDeE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|7[eE])/g;
 
 /**
  * Normalizes a request target for matching: drops query and fragment, takes the path of an
  * absolute-form target, decodes percent-encoded unreserved characters (so `%2e%2e` is `..`),
- * collapses `//` and resolves `.`/`..`. Encoded slashes (`%2F`) stay encoded: they are not
- * separators. Returns null for targets that are not a path (`*`, garbage, too long).
+ * turns `\` into `/` (WHATWG URL parsers, hence many apps, do), drops `;parameters` from every
+ * segment (servlet containers resolve `..;` as `..`), collapses `//` and resolves `.`/`..`.
+ * Returns null, so the request is denied, for targets that are not a path (`*`, garbage, too
+ * long) and for ones holding `%2F`, `%5C` or `%00`, which servers disagree about. The proxy
+ * forwards the normalized path, so the app receives exactly what was authorized.
  */
 export function normalizePath(target: string): string | null {
   if (target.length > MAX_AUTHZ_PATH_CHARS) return null;
@@ -33,12 +45,15 @@ export function normalizePath(target: string): string | null {
   if (cut >= 0) p = p.slice(0, cut);
   if (!p.startsWith("/")) return null;
   if (p.includes("%")) {
+    if (_AMBIGUOUS_ESCAPE.test(p)) return null;
     p = p.replace(_UNRESERVED, (m) => String.fromCharCode(parseInt(m.slice(1), 16)));
   }
+  if (p.includes("\\")) p = p.replaceAll("\\", "/");
   const out: string[] = [];
   const segs = p.split("/");
   for (let i = 1; i < segs.length; i++) {
-    const s = segs[i]!;
+    const semi = segs[i]!.indexOf(";");
+    const s = semi < 0 ? segs[i]! : segs[i]!.slice(0, semi);
     if (s === "" && i < segs.length - 1) continue;
     if (s === ".") continue;
     if (s === "..") {
@@ -47,7 +62,8 @@ export function normalizePath(target: string): string | null {
     }
     out.push(s);
   }
-  const last = segs[segs.length - 1];
+  const lastSeg = segs[segs.length - 1]!;
+  const last = lastSeg.includes(";") ? lastSeg.slice(0, lastSeg.indexOf(";")) : lastSeg;
   // A trailing "." or ".." names a directory: keep the trailing slash.
   if ((last === "." || last === "..") && out[out.length - 1] !== "") out.push("");
   return "/" + out.join("/");
@@ -71,7 +87,9 @@ function _escape(s: string): string {
 export function compilePathPattern(pattern: string): PathMatcher {
   if (!pattern.includes("*")) {
     const exact = normalizePath(pattern) ?? pattern;
-    return (p) => p === exact;
+    // `/admin/` reaches the same handler as `/admin` in most frameworks.
+    const slashed = exact.endsWith("/") ? exact : exact + "/";
+    return (p) => p === exact || p === slashed;
   }
   if (pattern.endsWith("/*") && !pattern.slice(0, -2).includes("*")) {
     const base = normalizePath(pattern.slice(0, -2) || "/") ?? pattern.slice(0, -2);
