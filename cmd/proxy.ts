@@ -11,12 +11,12 @@ import {
   ControlTrustError,
   EnrollError,
   loadIdentity,
-  obtainIdentity,
+  obtainIdentities,
   readCaBundle,
   requestRenewal,
   saveIdentity,
 } from "../mesh/identity/mod.ts";
-import { splitPemCerts } from "../common/tls.ts";
+import { splitPemCerts, type TlsMaterial } from "../common/tls.ts";
 import { type CommandIo, EXIT } from "./io.ts";
 import { loadModeConfig } from "./load_config.ts";
 
@@ -54,34 +54,56 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
       });
       return EXIT.failure;
     }
+    // The first identity's client makes the reads (catalog watch); each local service writes
+    // about its own instances with its own certificate, the only one the API accepts for them.
     const controlHttp = new ControlHttp(roots);
     cleanup.push(() => controlHttp.close());
-    // The identity comes next: a proxy that was given a token must not run without it.
+    const https = new Map<string, ControlHttp>();
+    const renewers: { service: string; renewer: CertRenewer }[] = [];
+    cleanup.push(() => {
+      for (const r of renewers) r.renewer.stop();
+    });
+    // The identities come next: a proxy that was given tokens must not run without them.
     // The proxy-to-proxy hop and the control API calls are mutual TLS, renewed on schedule.
     let tls: MeshTls | undefined;
-    let renewer: CertRenewer | undefined;
     try {
-      const id = await obtainIdentity({
+      const services = [...new Set(cfg.services.map((s) => s.name))];
+      const got = await obtainIdentities({
         dataDir: cfg.data_dir,
         tokenFile: cfg.token_file,
         controlUrls: cfg.control,
-        service: cfg.services[0]?.name ?? cfg.node,
+        services,
         logger: log.with({ component: "identity" }),
         fetch: (r) => controlHttp.fetch(r),
       });
-      if (id.kind === "none") {
+      if (got.identities.length === 0) {
         // Zero trust: without a certificate the proxy can neither reach the control API nor
         // be reached by other proxies, so it does not start half-working.
         log.error("no identity: give the proxy a join token in token_file", {
-          reason: id.reason,
+          reason: got.reasons.join("; ") || `no identity in ${cfg.data_dir}`,
           hint: "skein ctl tokens create --service NAME --ttl 1h",
         });
         return EXIT.failure;
-      } else {
+      }
+      if (got.missing.length > 0) {
+        log.error(
+          "no identity for some local services: put one join token per service in token_file",
+          {
+            missing: got.missing.join(","),
+            reason: got.reasons.join("; "),
+            hint: "skein ctl tokens create --service NAME --ttl 1h, one line per token",
+          },
+        );
+        return EXIT.failure;
+      }
+      const trustDomain = got.identities[0]!.cert.spiffeId!.trustDomain;
+      const materials: { service: string; material: TlsMaterial }[] = [];
+      for (const [i, id] of got.identities.entries()) {
         const spiffe = id.cert.spiffeId;
-        if (spiffe === null || spiffe.kind !== "service") {
-          log.error("the stored certificate carries no service SPIFFE id", {
-            data_dir: cfg.data_dir,
+        if (spiffe === null || spiffe.kind !== "service" || spiffe.trustDomain !== trustDomain) {
+          log.error("a stored certificate carries no service SPIFFE id of the trust domain", {
+            dir: id.dir,
+            trust_domain: trustDomain,
           });
           return EXIT.failure;
         }
@@ -89,29 +111,35 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
           spiffe_id: spiffe.uri,
           serial: id.cert.serial,
           not_after: new Date(id.cert.notAfter).toISOString(),
-          data_dir: cfg.data_dir,
+          data_dir: id.dir,
         });
-        controlHttp.setMaterial(id.material);
-        renewer = new CertRenewer({
+        const http = i === 0 ? controlHttp : new ControlHttp(roots, id.material);
+        if (i > 0) cleanup.push(() => http.close());
+        http.setMaterial(id.material);
+        https.set(spiffe.service, http);
+        const renewer = new CertRenewer({
           service: spiffe.service,
-          trustDomain: spiffe.trustDomain,
+          trustDomain,
           initial: id.material,
+          // Each identity renews with its own certificate: the CA signs the caller's identity.
           sign: (csr) =>
             requestRenewal({
               controlUrls: cfg.control,
-              fetch: (r) => controlHttp.fetch(r),
+              fetch: (r) => http.fetch(r),
               logger: log,
             }, csr),
-          persist: (m) => saveIdentity(cfg.data_dir, m),
-          logger: log.with({ component: "identity" }),
+          persist: (m) => saveIdentity(id.dir, m),
+          logger: log.with({ component: "identity", service: spiffe.service }),
         });
-        cleanup.push(() => renewer?.stop());
-        // Past two thirds of its life the stored certificate is renewed before serving; a
+        renewers.push({ service: spiffe.service, renewer });
+        // Past two thirds of its life a stored certificate is renewed before serving; a
         // control plane that does not answer leaves the still-valid one in use (retried).
         const material = await renewer.start();
-        controlHttp.setMaterial(material);
-        tls = { material, trustDomain: spiffe.trustDomain };
+        http.setMaterial(material);
+        materials.push({ service: spiffe.service, material });
       }
+      const [primary, ...others] = materials;
+      tls = { material: primary!.material, service: primary!.service, others, trustDomain };
     } catch (e) {
       log.error("could not obtain the proxy identity", {
         err: e instanceof EnrollError || e instanceof ControlTrustError ? e.message : (e as Error),
@@ -125,22 +153,25 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
         logger: log,
         tls,
         controlFetch: (input, init) => controlHttp.fetch(input, init),
+        serviceControlFetch: (service) => https.get(service)?.fetch,
         onTrust: (trust) => {
-          if (controlHttp.setRoots(trust.roots)) {
-            log.info("trust bundle updated", { roots: trust.roots.length });
-          }
+          let changed = false;
+          for (const http of https.values()) changed = http.setRoots(trust.roots) || changed;
+          if (changed) log.info("trust bundle updated", { roots: trust.roots.length });
           proxy?.updateTrust(trust);
-          void renewer?.updateTrustBundle(trust.roots.join("\n"));
+          for (const r of renewers) void r.renewer.updateTrustBundle(trust.roots.join("\n"));
         },
       });
     } catch (e) {
       log.error("proxy failed to start", { err: e as Error });
       return EXIT.failure;
     }
-    renewer?.onChange((m) => {
-      controlHttp.setMaterial(m);
-      proxy.updateMaterial(m);
-    });
+    for (const { service, renewer } of renewers) {
+      renewer.onChange((m) => {
+        https.get(service)?.setMaterial(m);
+        proxy.updateMaterial(m, service);
+      });
+    }
     const a = proxy.addresses;
     log.info("proxy listening", {
       admin: a.admin,

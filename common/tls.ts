@@ -216,6 +216,12 @@ export interface MtlsServerOptions {
    * @default false
    */
   allowHalfOpen?: boolean;
+  /**
+   * Other certificates, chosen by the client's SNI server name (a proxy fronting several
+   * services presents the one the caller asked for). Unknown or absent names get `cert`/`key`.
+   * @default none
+   */
+  sni?: Readonly<Record<string, TlsMaterial>>;
 }
 
 /** Counters of an {@linkcode MtlsServer}. */
@@ -238,6 +244,8 @@ export interface MtlsServer {
   listen(port: number, host: string): Promise<{ port: number; host: string }>;
   /** Replaces certificate, key and bundle for new handshakes. */
   updateMaterial(material: TlsMaterial): void;
+  /** Serves `material` to new handshakes naming `serverName` (SNI); null forgets the name. */
+  updateSniMaterial(serverName: string, material: TlsMaterial | null): void;
   /** Stops accepting; with `destroyConnections`, also closes connections already accepted. */
   close(opts?: { destroyConnections?: boolean }): Promise<void>;
 }
@@ -283,9 +291,17 @@ export function createMtlsServer(opts: MtlsServerOptions): MtlsServer {
       peer_refused: 0,
     },
   };
+  // Contexts are built once per material change, not per handshake.
+  const sniContexts = new Map<string, tls.SecureContext>();
+  for (const [name, m] of Object.entries(opts.sni ?? {})) {
+    sniContexts.set(name.toLowerCase(), _secureContext(m));
+  }
   const server = tls.createServer({
     ...serverTlsOptions({ certPem: opts.cert, keyPem: opts.key, caPem: opts.ca }),
     allowHalfOpen: opts.allowHalfOpen ?? false,
+    // Undefined keeps the server's default context (the first certificate).
+    SNICallback: (name: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) =>
+      cb(null, sniContexts.get(name.toLowerCase())),
   });
   // Deno's node:tls reports its own handshakeTimeout but does not close the socket, so the
   // server keeps its own timer per raw connection, keyed by the peer's address and port.
@@ -393,6 +409,10 @@ export function createMtlsServer(opts: MtlsServerOptions): MtlsServer {
     updateMaterial(material) {
       updateSecureContext(server, material);
     },
+    updateSniMaterial(serverName, material) {
+      if (material === null) sniContexts.delete(serverName.toLowerCase());
+      else sniContexts.set(serverName.toLowerCase(), _secureContext(material));
+    },
     close(closeOpts = {}) {
       return new Promise((resolve) => {
         server.close(() => resolve());
@@ -416,6 +436,15 @@ export function updateSecureContext(
     cert: material.certPem,
     key: material.keyPem,
     ca: material.caPem,
+    minVersion: TLS_MIN_VERSION,
+  });
+}
+
+function _secureContext(m: TlsMaterial): tls.SecureContext {
+  return tls.createSecureContext({
+    cert: m.certPem,
+    key: m.keyPem,
+    ca: m.caPem,
     minVersion: TLS_MIN_VERSION,
   });
 }
@@ -449,6 +478,11 @@ export interface MtlsConnectOptions {
   timeoutMs?: number;
   /** Keep our side writable after the server's FIN (tunnels). @default false */
   allowHalfOpen?: boolean;
+  /**
+   * SNI server name sent, so a server holding several certificates presents the one meant.
+   * It selects only: the SPIFFE check above still decides. @default none
+   */
+  servername?: string;
 }
 
 /** Why {@linkcode mtlsConnect} failed. */
@@ -483,6 +517,7 @@ export function mtlsConnect(opts: MtlsConnectOptions): Promise<tls.TLSSocket> {
       minVersion: TLS_MIN_VERSION,
       rejectUnauthorized: true,
       allowHalfOpen: opts.allowHalfOpen ?? false,
+      ...(opts.servername !== undefined ? { servername: opts.servername } : {}),
       checkServerIdentity: (_host, cert) => {
         const id = spiffeIdFromSans(cert.subjectaltname);
         const fail = (why: string) => {

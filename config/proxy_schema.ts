@@ -91,17 +91,6 @@ export const ProxyConfig = z.strictObject({
       });
     }
     names.set(key, i);
-    const first = ctx.value.services[0]!.name;
-    if (s.name !== first) {
-      // The proxy's certificate names one service, and callers check that name.
-      ctx.issues.push({
-        code: "custom",
-        input: s,
-        path: ["services", i, "name"],
-        message: `expected "${first}" like services[0]: a proxy holds one identity ` +
-          `(spiffe://<trust_domain>/svc/${first}); run one proxy per service`,
-      });
-    }
   });
   const listens = new Map<string, number>();
   ctx.value.upstreams.forEach((u, i) => {

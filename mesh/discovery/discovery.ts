@@ -23,6 +23,8 @@ export const WATCH_SLACK_MS = 5_000;
 export const DEFAULT_BACKOFF_BASE_MS = 200;
 /** Longest backoff between rounds of failed control calls, in ms. */
 export const DEFAULT_BACKOFF_MAX_MS = 5_000;
+/** How often one heartbeat re-registers forgotten instances and heartbeats again. */
+export const HEARTBEAT_REREGISTER_ROUNDS = 2;
 /** Bound on deregistering every local instance at shutdown, in ms. */
 export const DEREGISTER_TIMEOUT_MS = 3_000;
 
@@ -60,6 +62,12 @@ export interface DiscoveryOptions {
   fetch?: typeof fetch;
   /** Reaches the control API (HTTPS with the proxy's certificate). @default `fetch` */
   controlFetch?: typeof fetch;
+  /**
+   * Reaches the control API as `service` (with that service's certificate) to register,
+   * heartbeat and deregister its instances: the API lets a proxy write only its own service's.
+   * Undefined for a service means `controlFetch`. @default always `controlFetch`
+   */
+  serviceFetch?: (service: string) => typeof fetch | undefined;
   /** Uniform random in [0, 1) for backoff jitter. @default Math.random */
   random?: () => number;
   /** @default DEFAULT_WATCH_WAIT_MS */
@@ -103,6 +111,8 @@ export class Discovery {
   readonly #o: DiscoveryOptions;
   readonly #log: Logger;
   readonly #client: ControlClient;
+  /** Clients that write as one local service, by service (see `serviceFetch`). */
+  readonly #writers = new Map<string, ControlClient>();
   readonly #locals: _Local[];
   readonly #ac = new AbortController();
   readonly #loops: Promise<void>[] = [];
@@ -205,7 +215,7 @@ export class Discovery {
     const deadline = AbortSignal.timeout(timeoutMs);
     await Promise.allSettled(this.#locals.map(async (l) => {
       try {
-        const r = await this.#client.request(
+        const r = await this.#writer(l.service).request(
           "DELETE",
           `/v1/services/${encodeURIComponent(l.service)}/instances/${encodeURIComponent(l.id)}`,
           { signal: deadline, timeoutMs },
@@ -227,9 +237,24 @@ export class Discovery {
     return l.checker?.status ?? "passing";
   }
 
+  /** The client that writes as `service` (one per distinct local service). */
+  #writer(service: string): ControlClient {
+    let c = this.#writers.get(service);
+    if (c === undefined) {
+      const f = this.#o.serviceFetch?.(service);
+      c = f === undefined ? this.#client : new ControlClient({
+        urls: this.#o.controlUrls,
+        token: this.#o.token,
+        fetch: f,
+      });
+      this.#writers.set(service, c);
+    }
+    return c;
+  }
+
   async #register(l: _Local): Promise<void> {
     const s = l.cfg;
-    const r = await this.#client.request(
+    const r = await this.#writer(l.service).request(
       "PUT",
       `/v1/services/${encodeURIComponent(l.service)}/instances/${encodeURIComponent(l.id)}`,
       {
@@ -263,15 +288,35 @@ export class Discovery {
     });
   }
 
+  /**
+   * One heartbeat per local service, each with that service's credentials (the API accepts
+   * from a proxy certificate only instances of its own service). A failing service does not
+   * hold back the others; the failures are thrown together afterwards.
+   */
   async #heartbeatOnce(): Promise<void> {
-    for (const l of this.#locals) if (!l.registered) await this.#register(l);
-    const r = await this.#client.request("PUT", "/v1/heartbeat", {
+    const byService = new Map<string, _Local[]>();
+    for (const l of this.#locals) {
+      const list = byService.get(l.service);
+      if (list === undefined) byService.set(l.service, [l]);
+      else list.push(l);
+    }
+    const failures: string[] = [];
+    for (const [service, locals] of byService) {
+      try {
+        await this.#heartbeatService(service, locals, HEARTBEAT_REREGISTER_ROUNDS);
+      } catch (e) {
+        if (this.#ac.signal.aborted) throw e;
+        failures.push(`${service}: ${(e as Error).message}`);
+      }
+    }
+    if (failures.length > 0) throw new Error(failures.join("; "));
+  }
+
+  async #heartbeatService(service: string, locals: _Local[], rounds: number): Promise<void> {
+    for (const l of locals) if (!l.registered) await this.#register(l);
+    const r = await this.#writer(service).request("PUT", "/v1/heartbeat", {
       body: {
-        instances: this.#locals.map((l) => ({
-          service: l.service,
-          id: l.id,
-          health: this.#health(l),
-        })),
+        instances: locals.map((l) => ({ service: l.service, id: l.id, health: this.#health(l) })),
       },
       signal: this.#ac.signal,
     });
@@ -280,10 +325,12 @@ export class Discovery {
     if (!a.success) return;
     for (const u of a.data.unknown) {
       // The control plane forgot us (a wiped cluster, or an operator deregistered us): re-register.
-      const l = this.#locals.find((x) => x.service === u.service && x.id === u.id);
+      const l = locals.find((x) => x.service === u.service && x.id === u.id);
       if (l) l.registered = false;
     }
-    if (a.data.unknown.length > 0) await this.#heartbeatOnce();
+    if (a.data.unknown.length > 0 && rounds > 0) {
+      await this.#heartbeatService(service, locals, rounds - 1);
+    }
   }
 
   async #heartbeatLoop(): Promise<void> {

@@ -12,8 +12,12 @@ import { type CertInfo, parseCert } from "./cert_info.ts";
 import { keyMatchesCert, loadIdentity, saveIdentity } from "./store.ts";
 import type { SignResponse } from "./renewer.ts";
 
-/** Largest token file read; a join token is about 50 characters. */
+/** Largest token file read; a join token is about 50 characters, one per line. */
 export const MAX_TOKEN_FILE_BYTES = 4096;
+/** Most join tokens read from one token file (one per local service at most is useful). */
+export const MAX_TOKENS_PER_FILE = 64;
+/** Folder of `data_dir` holding the identities of the local services after the first. */
+export const IDENTITIES_DIR = "identities";
 /** How long enrolment keeps trying control nodes that are unreachable or have no CA yet. */
 export const ENROLL_TIMEOUT_MS_DEFAULT = 30_000;
 /** Timeout of one request to a control node. */
@@ -29,6 +33,15 @@ export class EnrollError extends Error {
   constructor(message: string) {
     super(message);
     this.name = "EnrollError";
+  }
+}
+
+/** No control node answered in time: trying another token would not help either. */
+export class EnrollTimeoutError extends EnrollError {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "EnrollTimeoutError";
   }
 }
 
@@ -73,7 +86,7 @@ export async function obtainIdentity(opts: ObtainIdentityOptions): Promise<Obtai
       not_after: new Date(cert.notAfter).toISOString(),
     });
   }
-  const token = await _readToken(opts.tokenFile);
+  const token = (await readTokens(opts.tokenFile))?.[0] ?? null;
   if (token === null) {
     return {
       kind: "none",
@@ -82,13 +95,17 @@ export async function obtainIdentity(opts: ObtainIdentityOptions): Promise<Obtai
         : `no identity in ${opts.dataDir} and no token file at ${opts.tokenFile}`,
     };
   }
-  const material = await _enroll(opts, token);
+  const material = await _enroll(opts, token, opts.service);
   const cert = parseCert(material.certPem);
   await saveIdentity(opts.dataDir, material);
   return { kind: "issued", material, cert };
 }
 
-async function _readToken(path: string): Promise<string | null> {
+/**
+ * The join tokens of a token file, one per line (blank lines ignored); null when the file does
+ * not exist. Throws {@linkcode EnrollError} for an empty or oversized file.
+ */
+export async function readTokens(path: string): Promise<string[] | null> {
   let text: string;
   try {
     const st = await Deno.stat(path);
@@ -100,16 +117,148 @@ async function _readToken(path: string): Promise<string | null> {
     if (e instanceof Deno.errors.NotFound) return null;
     throw e;
   }
-  const token = text.trim();
-  if (!token) throw new EnrollError(`token file ${path} is empty`);
-  return token;
+  const tokens = text.split("\n").map((l) => l.trim()).filter((l) => l !== "");
+  if (tokens.length === 0) throw new EnrollError(`token file ${path} is empty`);
+  if (tokens.length > MAX_TOKENS_PER_FILE) {
+    throw new EnrollError(
+      `token file ${path} holds ${tokens.length} tokens, over ${MAX_TOKENS_PER_FILE}`,
+    );
+  }
+  return tokens;
+}
+
+/**
+ * Where the identity of local service `service` lives: `dataDir` itself for the first one
+ * (so proxies enrolled before several services were possible keep theirs), else
+ * `dataDir/identities/<service>/`.
+ */
+export function identityDir(dataDir: string, service: string, first: string): string {
+  return service === first ? dataDir : `${dataDir}/${IDENTITIES_DIR}/${service}`;
+}
+
+/** Options of {@linkcode obtainIdentities}. */
+export interface ObtainIdentitiesOptions extends Omit<ObtainIdentityOptions, "service"> {
+  /**
+   * The distinct local services, first one first. Empty: the proxy fronts nothing and takes
+   * whatever service its (first usable) token names, stored in `dataDir`.
+   */
+  services: readonly string[];
+}
+
+/** One local service's identity. */
+export interface ServiceIdentity {
+  /** The service its certificate names. */
+  readonly service: string;
+  /** Where it is stored. */
+  readonly dir: string;
+  /** Loaded from disk or just issued. */
+  readonly kind: "stored" | "issued";
+  /** Certificate, key and bundle. */
+  readonly material: TlsMaterial;
+  /** The parsed certificate. */
+  readonly cert: CertInfo;
+}
+
+/** Outcome of {@linkcode obtainIdentities}. */
+export interface ObtainedIdentities {
+  /** The identities found or issued, in the order of `services`. */
+  readonly identities: readonly ServiceIdentity[];
+  /** Services still without an identity (empty when all are there). */
+  readonly missing: readonly string[];
+  /** Why the missing ones are missing: no token file, refused tokens (no secrets). */
+  readonly reasons: readonly string[];
+}
+
+/**
+ * One identity per local service: each stored, unexpired one is loaded, and only the services
+ * without one redeem tokens from `tokenFile`, each token once, in file order, until none is
+ * missing. The CA decides a token's service; a token for a service that needs none is wasted
+ * with a warning. A refused token is reported in `reasons` and the next one is tried; the
+ * caller decides what a non-empty `missing` means.
+ */
+export async function obtainIdentities(opts: ObtainIdentitiesOptions): Promise<ObtainedIdentities> {
+  const now = opts.now ?? Date.now;
+  const services = [...new Set(opts.services)];
+  const first = services[0];
+  const found = new Map<string, ServiceIdentity>();
+  const reasons: string[] = [];
+  // With no local service, the data_dir identity is whatever service the token named.
+  const slots = first === undefined ? [null] : services;
+  for (const service of slots) {
+    const dir = service === null ? opts.dataDir : identityDir(opts.dataDir, service, first!);
+    const stored = await loadIdentity(dir);
+    if (!stored) continue;
+    const cert = parseCert(stored.certPem);
+    const named = cert.spiffeId?.kind === "service" ? cert.spiffeId.service : null;
+    if (named === null || (service !== null && named !== service)) {
+      opts.logger.warn("stored certificate names another service; enrolling again", {
+        dir,
+        spiffe_id: cert.spiffeId?.uri ?? "none",
+        expected: service ?? "",
+      });
+      continue;
+    }
+    if (cert.notAfter <= now()) {
+      opts.logger.warn("stored certificate has expired; enrolling again", {
+        spiffe_id: cert.spiffeId?.uri ?? "none",
+        not_after: new Date(cert.notAfter).toISOString(),
+      });
+      reasons.push(`the stored certificate of ${named} has expired`);
+      continue;
+    }
+    found.set(named, { service: named, dir, kind: "stored", material: stored, cert });
+  }
+  const missing = () =>
+    first === undefined
+      ? (found.size === 0 ? [opts.dataDir] : [])
+      : services.filter((s) => !found.has(s));
+  if (missing().length > 0) {
+    const tokens = await readTokens(opts.tokenFile);
+    if (tokens === null) {
+      reasons.push(`no token file at ${opts.tokenFile}`);
+    } else {
+      for (const [i, token] of tokens.entries()) {
+        if (missing().length === 0) break;
+        let material: TlsMaterial;
+        try {
+          // The CSR's name is a hint only: the CA signs the token's service.
+          material = await _enroll(opts, token, first === undefined ? "proxy" : missing()[0]!);
+        } catch (e) {
+          if (!(e instanceof EnrollError)) throw e;
+          reasons.push(`token ${i + 1} of ${opts.tokenFile}: ${e.message}`);
+          if (e instanceof EnrollTimeoutError) break;
+          continue;
+        }
+        const cert = parseCert(material.certPem);
+        const named = cert.spiffeId?.kind === "service" ? cert.spiffeId.service : null;
+        const wanted = named !== null && (first === undefined || missing().includes(named));
+        if (!wanted) {
+          opts.logger.warn("a join token was for a service this proxy needs no identity for", {
+            token: i + 1,
+            token_file: opts.tokenFile,
+            spiffe_id: cert.spiffeId?.uri ?? "none",
+          });
+          continue;
+        }
+        const dir = first === undefined ? opts.dataDir : identityDir(opts.dataDir, named, first);
+        await saveIdentity(dir, material);
+        found.set(named, { service: named, dir, kind: "issued", material, cert });
+      }
+    }
+  }
+  const order = first === undefined ? [...found.keys()] : services;
+  return {
+    identities: order.flatMap((s) => found.get(s) ?? []),
+    missing: first === undefined ? (found.size === 0 ? ["(any)"] : []) : missing(),
+    reasons,
+  };
 }
 
 /** A control node's answer: definitive (refusal) or worth trying elsewhere (503, network). */
 class _Retryable extends Error {}
 
 async function _call(
-  opts: ObtainIdentityOptions,
+  opts: { fetch?: (req: Request) => Promise<Response> },
   base: string,
   path: string,
   body?: unknown,
@@ -149,7 +298,11 @@ async function _call(
   throw new EnrollError(msg);
 }
 
-async function _enroll(opts: ObtainIdentityOptions, token: string): Promise<TlsMaterial> {
+async function _enroll(
+  opts: Omit<ObtainIdentityOptions, "service">,
+  token: string,
+  csrService: string,
+): Promise<TlsMaterial> {
   if (opts.controlUrls.length === 0) throw new EnrollError("no control URL configured");
   const deadline = Date.now() + (opts.timeoutMs ?? ENROLL_TIMEOUT_MS_DEFAULT);
   let last = "";
@@ -160,7 +313,7 @@ async function _enroll(opts: ObtainIdentityOptions, token: string): Promise<TlsM
         const td = roots.trust_domain;
         if (typeof td !== "string") throw new EnrollError(`${base}: roots without trust_domain`);
         const { keyPem, csrPem } = await createKeyAndCsr({
-          service: opts.service,
+          service: csrService,
           trustDomain: td,
         });
         const signed = await _call(opts, base, "/v1/ca/sign", { csr: csrPem, token });
@@ -178,7 +331,9 @@ async function _enroll(opts: ObtainIdentityOptions, token: string): Promise<TlsM
       }
     }
     if (Date.now() + ENROLL_RETRY_PAUSE_MS > deadline) {
-      throw new EnrollError(`no control node issued a certificate in time; last error: ${last}`);
+      throw new EnrollTimeoutError(
+        `no control node issued a certificate in time; last error: ${last}`,
+      );
     }
     opts.logger.debug("enrolment not possible yet; retrying", { reason: last });
     await new Promise((r) => setTimeout(r, ENROLL_RETRY_PAUSE_MS));

@@ -39,13 +39,32 @@ import {
 
 /** What a proxy with an identity needs for mTLS (structured-cloneable, so workers get it). */
 export interface MeshTls {
-  /** Certificate, key and trust bundle (PEM). */
+  /**
+   * Certificate, key and trust bundle (PEM) of the first local service: presented on every
+   * outbound call (the proxy cannot tell which local app made it) and by the inbound to callers
+   * whose SNI names no other local service.
+   */
   material: TlsMaterial;
+  /** The service `material` names. @default unknown (its SNI name is then not recorded) */
+  service?: string;
+  /** The certificates of the other local services, served by SNI. @default none */
+  others?: readonly ServiceTls[];
   /** The trust domain peers must belong to. */
   trustDomain: string;
   /** SPIFFE ids refused as peers (the catalog's `trust.revoked`). @default none */
   revoked?: readonly string[];
 }
+
+/** One local service's certificate. */
+export interface ServiceTls {
+  /** The service the certificate names. */
+  service: string;
+  /** Its certificate, key and trust bundle. */
+  material: TlsMaterial;
+}
+
+/** Most local services one proxy holds certificates for (proxy.yaml's `services` bound). */
+export const MAX_SERVICE_IDENTITIES = 64;
 
 /** A new trust bundle and revocation list, as the catalog carries them (`trust`). */
 export interface MeshTrust {
@@ -75,7 +94,11 @@ export function bundlePem(roots: readonly string[]): string {
 export class MeshTlsState implements MeshTls {
   /** The trust domain peers must belong to. */
   readonly trustDomain: string;
+  /** The first service's name, if known; its material is {@linkcode material}. */
+  readonly service: string | undefined;
   #material: TlsMaterial;
+  /** The other services' material, by service; served by SNI. */
+  readonly #others = new Map<string, TlsMaterial>();
   #revoked: Set<string>;
   readonly #servers = new Set<MtlsServer>();
   readonly #conns = new Set<MeshConn>();
@@ -83,7 +106,11 @@ export class MeshTlsState implements MeshTls {
   /** Starts from the material and revocations of `t`. */
   constructor(t: MeshTls) {
     this.trustDomain = t.trustDomain;
+    this.service = t.service;
     this.#material = t.material;
+    for (const o of (t.others ?? []).slice(0, MAX_SERVICE_IDENTITIES)) {
+      if (o.service !== t.service) this.#others.set(o.service, o.material);
+    }
     this.#revoked = new Set((t.revoked ?? []).slice(0, MAX_REVOKED_PEERS));
   }
 
@@ -95,6 +122,21 @@ export class MeshTlsState implements MeshTls {
   /** The material new handshakes use. */
   get material(): TlsMaterial {
     return this.#material;
+  }
+
+  /** The other services' certificates (for handing to a worker). */
+  get others(): ServiceTls[] {
+    return [...this.#others].map(([service, material]) => ({ service, material }));
+  }
+
+  /** The SNI names and material the inbound serves besides the default {@linkcode material}. */
+  sniMaterial(): Record<string, TlsMaterial> {
+    const out: Record<string, TlsMaterial> = {};
+    for (const [service, m] of this.#others) {
+      const name = meshServerName(this.trustDomain, service);
+      if (name !== null) out[name] = m;
+    }
+    return out;
   }
 
   /** The revoked ids, as a plain list (for handing to a worker). */
@@ -113,12 +155,21 @@ export class MeshTlsState implements MeshTls {
   }
 
   /**
-   * New certificate, key and bundle: every server of this thread uses them for new
-   * handshakes, and so do new outbound connections. Established connections are kept.
+   * New certificate, key and bundle of `service` (default: the first service): every server
+   * of this thread uses them for new handshakes (by SNI for the other services), and new
+   * outbound connections use the first service's. Established connections are kept.
    */
-  updateMaterial(m: TlsMaterial): void {
-    this.#material = m;
-    for (const s of this.#servers) s.updateMaterial(m);
+  updateMaterial(m: TlsMaterial, service?: string): void {
+    if (service === undefined || service === this.service) {
+      this.#material = m;
+      for (const s of this.#servers) s.updateMaterial(m);
+      return;
+    }
+    if (!this.#others.has(service) && this.#others.size >= MAX_SERVICE_IDENTITIES) return;
+    this.#others.set(service, m);
+    const name = meshServerName(this.trustDomain, service);
+    if (name === null) return;
+    for (const s of this.#servers) s.updateSniMaterial(name, m);
   }
 
   /**
@@ -128,7 +179,10 @@ export class MeshTlsState implements MeshTls {
    */
   updateTrust(t: MeshTrust): number {
     if (t.roots.length > 0) {
-      this.updateMaterial({ ...this.#material, caPem: bundlePem(t.roots) });
+      // Every certificate's context verifies clients, so each gets the new bundle.
+      const caPem = bundlePem(t.roots);
+      this.updateMaterial({ ...this.#material, caPem });
+      for (const [service, m] of [...this.#others]) this.updateMaterial({ ...m, caPem }, service);
     }
     this.#revoked = new Set(t.revoked.slice(0, MAX_REVOKED_PEERS));
     let closed = 0;
@@ -200,6 +254,8 @@ export async function listenMtls(
     trustDomain: state.trustDomain,
     isRevoked: (id) => state.isRevoked(id),
     allowHalfOpen: true,
+    // A caller asks for the service it means by SNI; the others are the default's fallback.
+    sni: state.sniMaterial(),
     logger,
     onConnection: (socket, peer) => {
       const conn = state._adopt(socket, peer.spiffeId.uri);
@@ -421,6 +477,9 @@ export async function connectMtls(
     isRevoked,
     allowHalfOpen: true,
     timeoutMs,
+    // The same name the native path sends, so a proxy fronting several services answers
+    // with the certificate of the one meant.
+    ...(name !== null ? { servername: name } : {}),
   });
   return state === null ? new TlsConn(socket, identity) : state._adopt(socket, identity);
 }

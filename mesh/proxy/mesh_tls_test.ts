@@ -7,8 +7,10 @@ import {
   exportPrivateKeyPem,
   generateEcKeyPair,
   importPrivateKeyPem,
+  mtlsConnect,
   MtlsConnectError,
 } from "../../common/tls.ts";
+import { X509Certificate } from "node:crypto";
 import { nullLogger } from "../../common/log.ts";
 import {
   ConnectionPool,
@@ -387,5 +389,73 @@ Deno.test("the native path falls back to node:tls for a server whose leaf has no
   } finally {
     for (const x of held) x.close();
     listener.close();
+  }
+});
+
+Deno.test("one inbound serves each local service's certificate by SNI, on both client paths, across renewal", async () => {
+  const ca = await testCa();
+  const alpha = await meshTls(ca, "alpha");
+  const beta = (await meshTls(ca, "beta")).material;
+  const state = new MeshTlsState({
+    ...alpha,
+    service: "alpha",
+    others: [{ service: "beta", material: beta }],
+  });
+  const listener = await listenMtls(state, "127.0.0.1", 0, nullLogger);
+  const client = await meshTls(ca, "caller");
+  const base = { key: "x", hostname: "127.0.0.1", port: listener.addr.port };
+  const accepted: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const c of listener) accepted.push(c);
+  })();
+  try {
+    const modes = NATIVE_OUTBOUND_AVAILABLE ? ["node", "native"] as const : ["node"] as const;
+    for (const outbound of modes) {
+      for (const svc of ["alpha", "beta"]) {
+        const c = await connectMtls(client, { ...base, identity: serviceSpiffeId(TD, svc) }, 5000, {
+          outbound,
+        });
+        assertEquals(peerIdentityOf(c), serviceSpiffeId(TD, svc), `${outbound} ${svc}`);
+        c.close();
+      }
+    }
+    // Renewal of beta only: new handshakes asking for beta get the new leaf; alpha is untouched.
+    const beta2 = (await meshTls(ca, "beta")).material;
+    state.updateMaterial(beta2, "beta");
+    assertEquals(state.others.map((o) => o.material.certPem), [beta2.certPem]);
+    assertEquals(state.material.certPem, alpha.material.certPem);
+    const served = async (servername: string) => {
+      const sock = await mtlsConnect({
+        host: "127.0.0.1",
+        port: base.port,
+        cert: client.material.certPem,
+        key: client.material.keyPem,
+        ca: client.material.caPem,
+        expectSpiffe: () => true,
+        servername,
+      });
+      const serial = sock.getPeerCertificate().serialNumber;
+      sock.destroy();
+      return serial.toUpperCase();
+    };
+    const serialOf = (pem: string) => new X509Certificate(pem).serialNumber.toUpperCase();
+    assertEquals(await served(meshServerName(TD, "beta")!), serialOf(beta2.certPem));
+    assertEquals(await served(meshServerName(TD, "alpha")!), serialOf(alpha.material.certPem));
+    // A rotation's bundle reaches every certificate's context, so each still verifies callers.
+    state.updateTrust({ roots: [trustBundlePem(ca)], revoked: [] });
+    for (const svc of ["alpha", "beta"]) {
+      const c2 = await connectMtls(client, { ...base, identity: serviceSpiffeId(TD, svc) });
+      c2.close();
+    }
+  } finally {
+    listener.close();
+    await accepting.catch(() => {});
+    for (const a of accepted) {
+      try {
+        a.close();
+      } catch {
+        // Closed already.
+      }
+    }
   }
 });

@@ -41,6 +41,11 @@ export interface MeshProxyOptions {
   fetch?: typeof fetch;
   /** Reaches the control API when it differs from `fetch` (HTTPS with the proxy's certificate). */
   controlFetch?: typeof fetch;
+  /**
+   * Reaches the control API as one local service (its certificate), for registering,
+   * heartbeating and deregistering that service's instances. @default `controlFetch`
+   */
+  serviceControlFetch?: (service: string) => typeof fetch | undefined;
   /** Hears the trust part of every catalog (CA roots, revoked ids), for renewal and refusals. */
   onTrust?: (trust: Catalog["trust"]) => void;
   /** The proxy's identity: the mesh hop (inbound and to other proxies) becomes mTLS. */
@@ -69,8 +74,10 @@ export class MeshProxy {
   readonly #addresses: ProxyAddresses;
   /** Shared with discovery's callback, which may run before the constructor. */
   readonly #catalog: { seen: boolean };
-  /** Expiry of the certificate in use (ms since the epoch), for the expiry gauge. */
-  #certNotAfter: number | null = null;
+  /** Expiry of each certificate in use (ms since the epoch) by service, for the expiry gauge. */
+  readonly #certNotAfter = new Map<string, number>();
+  /** The service of the default certificate (updates without a service are its). */
+  #primaryService: string | undefined;
   #draining = false;
   #stopped: Promise<void> | null = null;
 
@@ -130,6 +137,7 @@ export class MeshProxy {
         logger: log,
         fetch: opts.fetch,
         controlFetch: opts.controlFetch,
+        serviceFetch: opts.serviceControlFetch,
         random: opts.random ?? Math.random,
         onCatalog: (c, from) => {
           planes.applyCatalog(c);
@@ -154,7 +162,11 @@ export class MeshProxy {
         upstreams,
       };
       self = new MeshProxy(cfg, log, { planes, admin, discovery, addresses, catalog });
-      if (opts.tls) self.#certNotAfter = parseCert(opts.tls.material.certPem).notAfter;
+      if (opts.tls) {
+        self.#primaryService = opts.tls.service;
+        self.#noteExpiry(opts.tls.material, opts.tls.service);
+        for (const o of opts.tls.others ?? []) self.#noteExpiry(o.material, o.service);
+      }
       log.info("data plane started", { workers: planes.count, mtls: opts.tls !== undefined });
       await discovery.start();
       return self;
@@ -170,10 +182,18 @@ export class MeshProxy {
     }
   }
 
-  /** Uses `material` for new mTLS handshakes (renewal); open connections keep theirs. */
-  updateMaterial(material: TlsMaterial): void {
-    this.#certNotAfter = parseCert(material.certPem).notAfter;
-    this.#planes.updateMaterial(material);
+  /**
+   * Uses `material` as `service`'s certificate (default: the first local service's) for new
+   * mTLS handshakes (renewal); open connections keep theirs.
+   */
+  updateMaterial(material: TlsMaterial, service?: string): void {
+    this.#noteExpiry(material, service);
+    this.#planes.updateMaterial(material, service);
+  }
+
+  #noteExpiry(material: TlsMaterial, service?: string): void {
+    const key = service ?? this.#primaryService ?? "";
+    this.#certNotAfter.set(key, parseCert(material.certPem).notAfter);
   }
 
   /** Trusts `trust.roots` and refuses `trust.revoked` from now on (rotation, revocation). */
@@ -211,8 +231,9 @@ export class MeshProxy {
   }
 
   #certExpiryText(): string {
-    if (this.#certNotAfter === null) return "";
-    const secs = (this.#certNotAfter - Date.now()) / 1000;
+    if (this.#certNotAfter.size === 0) return "";
+    // The certificate that expires first is the one an alert must catch.
+    const secs = (Math.min(...this.#certNotAfter.values()) - Date.now()) / 1000;
     return [
       "# HELP skein_certificate_expiry_seconds Seconds until the proxy certificate expires.",
       "# TYPE skein_certificate_expiry_seconds gauge",

@@ -87,7 +87,7 @@ function _serve(scope: _WorkerScope): void {
         plane?.applyCatalog(m.catalog);
         break;
       case "tls_material":
-        tls?.updateMaterial(m.material);
+        tls?.updateMaterial(m.material, m.service);
         break;
       case "tls_trust": {
         const closed = tls?.updateTrust(m.trust) ?? 0;

@@ -25,7 +25,8 @@ export type ToWorker =
     tls?: MeshTls;
   }
   | { type: "catalog"; catalog: Catalog }
-  | { type: "tls_material"; material: TlsMaterial }
+  /** `service` names whose certificate it is; absent: the first local service's. */
+  | { type: "tls_material"; material: TlsMaterial; service?: string }
   | { type: "tls_trust"; trust: MeshTrust }
   | { type: "snapshot"; id: number }
   | { type: "drain"; ms: number };

@@ -53,9 +53,10 @@ export interface DataPlanes {
   drain(ms: number): Promise<void>;
   /**
    * New certificate, key and bundle for new mTLS handshakes in every data plane (inbound and
-   * outbound); established connections are kept. No-op without an identity.
+   * outbound); established connections are kept. `service` says whose certificate it is
+   * (default: the first local service's). No-op without an identity.
    */
-  updateMaterial(m: TlsMaterial): void;
+  updateMaterial(m: TlsMaterial, service?: string): void;
   /**
    * New trust bundle and revocation list in every data plane; open connections from or to a
    * newly revoked identity are closed. No-op without an identity.
@@ -110,9 +111,9 @@ export class LocalDataPlanes implements DataPlanes {
     }
   }
 
-  /** Swaps the material for new handshakes. */
-  updateMaterial(m: TlsMaterial): void {
-    this.#tls?.updateMaterial(m);
+  /** Swaps `service`'s material for new handshakes. */
+  updateMaterial(m: TlsMaterial, service?: string): void {
+    this.#tls?.updateMaterial(m, service);
   }
 
   /** Swaps the bundle and revocations; closes connections of newly revoked peers. */
@@ -239,6 +240,15 @@ export class WorkerDataPlanes implements DataPlanes {
                   keyPem: tls.material.keyPem,
                   caPem: tls.material.caPem,
                 },
+                ...(tls.service !== undefined ? { service: tls.service } : {}),
+                others: (tls.others ?? []).map((o) => ({
+                  service: o.service,
+                  material: {
+                    certPem: o.material.certPem,
+                    keyPem: o.material.keyPem,
+                    caPem: o.material.caPem,
+                  },
+                })),
                 trustDomain: tls.trustDomain,
                 revoked: [...(tls.revoked ?? [])],
               },
@@ -305,11 +315,14 @@ export class WorkerDataPlanes implements DataPlanes {
     for (const s of this.#slots) this.#post(s, { type: "catalog", catalog: c });
   }
 
-  /** Posts new material to every worker (after whatever was posted before). */
-  updateMaterial(m: TlsMaterial): void {
+  /** Posts `service`'s new material to every worker (after whatever was posted before). */
+  updateMaterial(m: TlsMaterial, service?: string): void {
     if (!this.#mtls) return;
     const material: TlsMaterial = { certPem: m.certPem, keyPem: m.keyPem, caPem: m.caPem };
-    for (const s of this.#slots) this.#post(s, { type: "tls_material", material });
+    const msg: ToWorker = service === undefined
+      ? { type: "tls_material", material }
+      : { type: "tls_material", material, service };
+    for (const s of this.#slots) this.#post(s, msg);
   }
 
   /** Posts a new bundle and revocation list to every worker. */

@@ -100,7 +100,7 @@ Deno.test("each balancing algorithm spreads requests over real proxies as specif
   const lb: App[] = [startApp("lb-1"), startApp("lb-2"), startApp("lb-3")];
   const proxies: ProxyHandle[] = [];
   try {
-    // One proxy per service (a proxy holds one identity), started in parallel.
+    // One proxy per instance, started in parallel (multi_service_test covers a shared proxy).
     const specs: { node: string; service: Record<string, unknown> }[] = [];
     for (let i = 0; i < 3; i++) {
       specs.push({

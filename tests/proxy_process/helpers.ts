@@ -161,8 +161,8 @@ export async function joinToken(controlUrl: string, service: string, uses = 1): 
 
 /**
  * Starts `skein proxy` with `config` (written as JSON, which is YAML) and waits for it. Unless
- * the config names a `token_file`, the proxy is enrolled as its first service (or its node name)
- * with a fresh join token from the first control URL; `ca_file` defaults to the shared seed.
+ * the config names a `token_file`, the proxy is enrolled with a fresh join token per distinct
+ * local service (or its node name) from the first control URL; `ca_file` defaults to the shared seed.
  */
 export async function startProxy(
   dir: string,
@@ -174,13 +174,16 @@ export async function startProxy(
   const dataDir = String(config.data_dir ?? `${dir}/${config.node}-data`);
   const enrolled = await Deno.stat(`${dataDir}/identity.json`).then(() => true, () => false);
   if (config.token_file === undefined && !enrolled) {
+    // One token per distinct local service (a proxy holds one identity per service).
     const services = (config.services ?? []) as { name: string }[];
-    const service = services[0]?.name ?? String(config.node);
+    const names = [...new Set(services.map((s) => s.name))];
+    if (names.length === 0) names.push(String(config.node));
     const controls = (config.control ?? []) as string[];
     const url = controls.find((u) => _tokens.has(u));
     if (url) {
       const file = `${dir}/${config.node}.join-token`;
-      await Deno.writeTextFile(file, await joinToken(url, service));
+      const tokens = await Promise.all(names.map((n) => joinToken(url, n)));
+      await Deno.writeTextFile(file, tokens.join("\n") + "\n");
       extra.token_file = file;
     }
   }

@@ -59,7 +59,7 @@ Deno.test("worker threads share the ports, the metrics and the breaker", async (
   const stream = _streamingApp();
   const proxies: ProxyHandle[] = [];
   try {
-    // One proxy per service (each holds one identity), started in parallel.
+    // One proxy per service, started in parallel (multi_service_test covers a shared proxy).
     proxies.push(
       ...await Promise.all(
         [["alpha", apps[0]!.port], ["beta", apps[1]!.port], ["stream", stream.port]].map((
