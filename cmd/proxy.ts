@@ -10,6 +10,7 @@ import {
   ControlHttp,
   ControlTrustError,
   EnrollError,
+  keepsATrustedRoot,
   loadIdentity,
   obtainIdentities,
   readCaBundle,
@@ -45,8 +46,24 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
     // Trust first: the CA file (or, after a restart, the bundle stored with the identity) is
     // how the proxy knows it talks to the real control plane.
     const stored = await loadIdentity(cfg.data_dir).catch(() => null);
-    const roots = await readCaBundle(cfg.ca_file) ??
-      (stored ? splitPemCerts(stored.caPem) : []);
+    // Both: after a CA rotation the stored bundle has the new root while ca_file may still
+    // hold only the old one.
+    const roots = [
+      ...new Set([
+        ...(await readCaBundle(cfg.ca_file) ?? []),
+        ...(stored ? splitPemCerts(stored.caPem) : []),
+      ]),
+    ];
+    // Join tokens are secrets until used; say so when others could have read them.
+    const tokenMode = (await Deno.stat(cfg.token_file).catch(() => null))?.mode;
+    if (tokenMode != null && (tokenMode & 0o077) !== 0) {
+      log.warn("token_file is readable by group or others; make it 0600", {
+        token_file: cfg.token_file,
+        mode: (tokenMode & 0o777).toString(8),
+      });
+    }
+    // The roots trusted now; a new bundle must keep at least one of them (see onTrust).
+    let trusted = new Set(roots);
     if (roots.length === 0 && cfg.control.some((u) => u.startsWith("https:"))) {
       log.error("no CA to trust the control API with", {
         ca_file: cfg.ca_file,
@@ -155,6 +172,15 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
         controlFetch: (input, init) => controlHttp.fetch(input, init),
         serviceControlFetch: (service) => https.get(service)?.fetch,
         onTrust: (trust) => {
+          // Rather than hand every identity check to unknown roots (see keepsATrustedRoot).
+          const next = trust.roots.flatMap((r) => splitPemCerts(r));
+          if (!keepsATrustedRoot(trusted, next)) {
+            log.error("refusing a trust bundle that keeps none of the current roots", {
+              roots: next.length,
+            });
+            return;
+          }
+          trusted = new Set(next);
           let changed = false;
           for (const http of https.values()) changed = http.setRoots(trust.roots) || changed;
           if (changed) log.info("trust bundle updated", { roots: trust.roots.length });

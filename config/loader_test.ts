@@ -232,20 +232,21 @@ Deno.test("a bad environment override names the variable", () => {
 
 Deno.test("proxy.yaml errors point into lists", () => {
   assertMatch(
-    proxyErr("node: a\ncontrol: [http://x:1]\nservices:\n  - name: pay\n    port: 99999\n").message,
+    proxyErr("node: a\ncontrol: [https://x:1]\nservices:\n  - name: pay\n    port: 99999\n")
+      .message,
     /proxy\.yaml:5:11: services\[0\]\.port: /,
   );
   assertMatch(proxyErr("node: a\ncontrol: []\n").message, /control: expected at least one/);
   assertMatch(proxyErr("node: a\ncontrol: [ftp://x]\n").message, /control\[0\]: expected a URL/);
   assertMatch(
     proxyErr(
-      "node: a\ncontrol: [http://x:1]\nupstreams:\n  - { service: l, listen: 127.0.0.1:9001 }\n  - { service: m, listen: 127.0.0.1:9001 }\n",
+      "node: a\ncontrol: [https://x:1]\nupstreams:\n  - { service: l, listen: 127.0.0.1:9001 }\n  - { service: m, listen: 127.0.0.1:9001 }\n",
     ).message,
     /upstreams\[1\]\.listen: address 127\.0\.0\.1:9001 is already used by upstreams\[0\]/,
   );
   assertMatch(
     proxyErr(
-      "node: a\ncontrol: [http://x:1]\nupstreams:\n  - { service: l, listen: x, protcol: tcp }\n",
+      "node: a\ncontrol: [https://x:1]\nupstreams:\n  - { service: l, listen: x, protcol: tcp }\n",
     )
       .message,
     /protcol: unknown key; did you mean "protocol"\?/,

@@ -53,7 +53,10 @@ export const ProxyConfig = z.strictObject({
   node: name,
   zone: z.string().max(64).default(""),
   advertise: host.default("127.0.0.1"),
-  control: z.array(url).min(1, { message: "expected at least one control URL" }),
+  control: z.array(
+    // Join tokens and catalogs travel on it: never in clear.
+    url.refine((u) => u.startsWith("https://"), { message: "expected an https:// URL" }),
+  ).min(1, { message: "expected at least one control URL" }),
   token_file: z.string().min(1).default("/etc/skein/proxy.token"),
   /** The mesh CA bundle (PEM) this proxy trusts the control API with before it has an identity. */
   ca_file: z.string().min(1).default("/etc/skein/ca.pem"),

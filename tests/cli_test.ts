@@ -67,7 +67,7 @@ Deno.test("check-config reports a bad duration as file:line:col with the field p
       `${bad}:6:21: raft_tuning.election_timeout: expected a duration like "1s", got "fast"`,
     );
     const typo = `${dir}/proxy.yaml`;
-    await Deno.writeTextFile(typo, "node: vm-1\ncontrol: [http://127.0.0.1:7400]\nupstream: []\n");
+    await Deno.writeTextFile(typo, "node: vm-1\ncontrol: [https://127.0.0.1:7400]\nupstream: []\n");
     const t = await runSkein(["check-config", typo]);
     assertEquals(t.code, 2);
     assertMatch(t.stderr, /proxy\.yaml:3:1: upstream: unknown key; did you mean "upstreams"\?/);

@@ -116,3 +116,13 @@ Deno.test("saveIdentity()/loadIdentity() refuse a key that does not match the ce
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("keepsATrustedRoot(): rotations overlap, a wholesale replacement does not", async () => {
+  const { keepsATrustedRoot } = await import("./control_http.ts");
+  const cur = new Set(["OLD"]);
+  assertEquals(keepsATrustedRoot(cur, ["OLD", "NEW"]), true, "rotate: both trusted");
+  assertEquals(keepsATrustedRoot(new Set(["OLD", "NEW"]), ["NEW"]), true, "finish");
+  assertEquals(keepsATrustedRoot(cur, ["EVIL"]), false, "replacement refused");
+  assertEquals(keepsATrustedRoot(cur, []), false);
+  assertEquals(keepsATrustedRoot(new Set(), ["ANY"]), true, "nothing trusted yet");
+});

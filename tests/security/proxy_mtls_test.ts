@@ -205,7 +205,7 @@ Deno.test("mTLS on every worker: updateMaterial and updateTrust reach all of the
   const b2 = trustBundlePem(ca2);
   const config = ProxyConfig.parse({
     node: "vm-ledger",
-    control: ["http://127.0.0.1:9"],
+    control: ["https://127.0.0.1:9"],
     inbound: "127.0.0.1:0",
     admin: "127.0.0.1:0",
     workers: 2,
