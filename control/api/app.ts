@@ -529,20 +529,29 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
     return new Response(payload, { status: res.status, headers: out });
   }
 
-  /** Null when this node may answer the read itself, else the leader's forwarded answer. */
-  async function consistentRead(c: Context<ApiEnv>, stale: boolean | undefined, extraMs = 0) {
+  /**
+   * Null when this node may answer itself (after a read barrier, unless `stale`), else the
+   * leader's answer to the same request (`bytes` is the body to forward, for POSTs).
+   */
+  async function consistentRead(
+    c: Context<ApiEnv>,
+    stale: boolean | undefined,
+    extraMs = 0,
+    bytes: Uint8Array<ArrayBuffer> | null = null,
+  ) {
     if (stale) return null;
     const ac = new AbortController();
     try {
       await _bounded(backend.linearizableRead(ac.signal), readTimeout, ac);
       return null;
     } catch (e) {
-      if (e instanceof NotLeaderError) return await forward(c, null, extraMs);
+      if (e instanceof NotLeaderError) return await forward(c, bytes, extraMs);
       if (e instanceof _Timeout) {
+        const hint = c.req.method === "GET" ? "; retry or use ?stale=true" : "; retry";
         throw new ApiError(
           503,
           "no_quorum",
-          `read barrier did not complete within ${readTimeout} ms; retry or use ?stale=true`,
+          `read barrier did not complete within ${readTimeout} ms${hint}`,
           { timeout_ms: readTimeout },
         );
       }
@@ -945,20 +954,8 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
     // Only the leader's token records are authoritative; it checks, signs, then commits the
     // use, so a refused CSR does not spend a single-use token.
     if (!backend.isLeader()) return await forward(c, bytes);
-    const ac = new AbortController();
-    try {
-      await _bounded(backend.linearizableRead(ac.signal), readTimeout, ac);
-    } catch (e) {
-      if (e instanceof NotLeaderError) return await forward(c, bytes);
-      if (e instanceof _Timeout) {
-        throw new ApiError(
-          503,
-          "no_quorum",
-          `read barrier did not complete within ${readTimeout} ms`,
-        );
-      }
-      throw e;
-    }
+    const fwd = await consistentRead(c, false, 0, bytes);
+    if (fwd) return fwd;
     const ca = requireCa();
     const now = clock();
     const check = redeem(backend.state().joinTokens(), token, now);
@@ -1013,20 +1010,8 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
     csrPem: string,
     p: Extract<Principal, { kind: "proxy" | "control" }>,
   ): Promise<Response> {
-    const ac = new AbortController();
-    try {
-      await _bounded(backend.linearizableRead(ac.signal), readTimeout, ac);
-    } catch (e) {
-      if (e instanceof NotLeaderError) return await forward(c, bytes);
-      if (e instanceof _Timeout) {
-        throw new ApiError(
-          503,
-          "no_quorum",
-          `read barrier did not complete within ${readTimeout} ms`,
-        );
-      }
-      throw e;
-    }
+    const fwd = await consistentRead(c, false, 0, bytes);
+    if (fwd) return fwd;
     const ca = requireCa();
     if (!p.spiffeId.startsWith(`spiffe://${ca.trustDomain}/`)) {
       throw new ApiError(
@@ -1087,20 +1072,8 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
     caLock = new Promise<void>((r) => release = r);
     await prev;
     try {
-      const ac = new AbortController();
-      try {
-        await _bounded(backend.linearizableRead(ac.signal), readTimeout, ac);
-      } catch (e) {
-        if (e instanceof NotLeaderError) return await forward(c, bytes);
-        if (e instanceof _Timeout) {
-          throw new ApiError(
-            503,
-            "no_quorum",
-            `read barrier did not complete within ${readTimeout} ms`,
-          );
-        }
-        throw e;
-      }
+      const fwd = await consistentRead(c, false, 0, bytes);
+      if (fwd) return fwd;
       const ca = requireCa();
       let next: CaState;
       try {
