@@ -1,14 +1,19 @@
 /**
- * The proxy's HTTPS client for the control API: trusts the mesh CA bundle and presents the
- * proxy's certificate once it has one.
+ * The proxy's HTTPS client for the control API: trusts the mesh CA bundle only, presents the
+ * proxy's certificate once it has one, and accepts only a server whose certificate carries a
+ * control SPIFFE id (`spiffe://<td>/control/<node>`).
  *
- * The server is checked by host name or IP against the control node's certificate. Only control
- * certificates carry DNS/IP names (the CA takes SANs from the caller's identity, never from a
- * CSR), so a proxy certificate cannot pose as a control node.
+ * It runs on `node:https` rather than `fetch` because a `Deno.HttpClient` trusts its `caCerts`
+ * in addition to the public web roots and cannot check the server's SPIFFE id: with `fetch`, a
+ * publicly trusted certificate for a control node's name would pass. Public CAs do not issue
+ * SPIFFE URIs, and the mesh CA gives control ids only to control nodes.
  * @module
  */
+import https from "node:https";
+import type { IncomingMessage } from "node:http";
+import type { PeerCertificate } from "node:tls";
 import type { TlsMaterial } from "../../common/tls.ts";
-import { splitPemCerts } from "../../common/tls.ts";
+import { spiffeIdFromSans, splitPemCerts, TLS_MIN_VERSION } from "../../common/tls.ts";
 
 /** How long a replaced client stays open for calls still running on it (blocking queries). */
 export const OLD_CLIENT_GRACE_MS = 120_000;
@@ -41,23 +46,39 @@ export async function readCaBundle(path: string): Promise<string[] | null> {
   return certs;
 }
 
+/** Refuses a server certificate without a control SPIFFE id (see the module doc). */
+export function checkControlServer(_host: string, cert: PeerCertificate): Error | undefined {
+  const id = spiffeIdFromSans(cert.subjectaltname);
+  if (id?.kind === "control") return undefined;
+  return new Error(
+    `control API server is ${id?.uri ?? "not a mesh identity"}, expected a control node`,
+  );
+}
+
+/** Answers without a body, whatever the server sent (the Response constructor insists). */
+const _NULL_BODY_STATUS = new Set([101, 103, 204, 205, 304]);
+
 /** A `fetch` for the control API whose trust and client certificate can change at runtime. */
 export class ControlHttp {
-  #client: Deno.HttpClient | null;
+  #agent: https.Agent | null;
   #roots: string[];
   #material: TlsMaterial | null;
   readonly #timers = new Set<ReturnType<typeof setTimeout>>();
 
-  /** Creates the client; `roots` empty means plain `fetch` (http:// control URLs only). */
+  /** Creates the client; `roots` empty means plain `fetch` (for tests with http:// fakes). */
   constructor(roots: readonly string[], material: TlsMaterial | null = null) {
     this.#roots = [...roots];
     this.#material = material;
-    this.#client = this.#build();
+    this.#agent = this.#build();
   }
 
   /** The fetch to hand to discovery and enrolment. */
-  readonly fetch: typeof fetch = (input, init) =>
-    this.#client ? fetch(input, { ...init, client: this.#client }) : fetch(input, init);
+  readonly fetch: typeof fetch = (input, init) => {
+    const agent = this.#agent;
+    const req = new Request(input, init);
+    if (!agent || !req.url.startsWith("https:")) return fetch(req);
+    return _request(agent, req);
+  };
 
   /** Presents `material`'s certificate from now on (after enrolment or renewal). */
   setMaterial(material: TlsMaterial): void {
@@ -76,34 +97,90 @@ export class ControlHttp {
     return true;
   }
 
-  /** Closes every client. */
+  /** Closes every connection. */
   close(): void {
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
-    this.#client?.close();
-    this.#client = null;
+    this.#agent?.destroy();
+    this.#agent = null;
   }
 
-  #build(): Deno.HttpClient | null {
+  #build(): https.Agent | null {
     if (this.#roots.length === 0) return null;
     const m = this.#material;
-    return m
-      ? Deno.createHttpClient({ caCerts: this.#roots, cert: m.certPem, key: m.keyPem })
-      : Deno.createHttpClient({ caCerts: this.#roots });
+    return new https.Agent({
+      keepAlive: true,
+      ca: this.#roots,
+      minVersion: TLS_MIN_VERSION,
+      checkServerIdentity: checkControlServer,
+      ...(m ? { cert: m.certPem, key: m.keyPem } : {}),
+    });
   }
 
   #replace(): void {
-    const old = this.#client;
-    this.#client = this.#build();
+    const old = this.#agent;
+    this.#agent = this.#build();
     if (!old) return;
-    // A blocking catalog query may still be running on the old client; let it finish.
+    // A blocking catalog query may still be running on the old agent; let it finish.
     const t = setTimeout(() => {
       this.#timers.delete(t);
-      old.close();
+      old.destroy();
     }, OLD_CLIENT_GRACE_MS);
     Deno.unrefTimer(t as unknown as number);
     this.#timers.add(t);
   }
+}
+
+/** One request over `agent`, as a Web Response whose body streams; `req.signal` aborts it. */
+async function _request(agent: https.Agent, req: Request): Promise<Response> {
+  const url = new URL(req.url);
+  const body = req.body ? new Uint8Array(await req.arrayBuffer()) : undefined;
+  const signal = req.signal;
+  signal.throwIfAborted();
+  return await new Promise<Response>((resolve, reject) => {
+    const out = https.request({
+      agent,
+      host: url.hostname.replace(/^\[|\]$/g, ""),
+      port: url.port || 443,
+      path: url.pathname + url.search,
+      method: req.method,
+      headers: {
+        ...Object.fromEntries(req.headers),
+        ...(body ? { "content-length": String(body.length) } : {}),
+      },
+    }, (res: IncomingMessage) => {
+      const headers = new Headers();
+      for (const [k, v] of Object.entries(res.headers)) {
+        if (v !== undefined) headers.set(k, Array.isArray(v) ? v.join(", ") : String(v));
+      }
+      const status = res.statusCode ?? 502;
+      if (_NULL_BODY_STATUS.has(status)) {
+        res.resume();
+        resolve(new Response(null, { status, headers }));
+        return;
+      }
+      const stream = new ReadableStream<Uint8Array>({
+        start(c) {
+          res.on("data", (d: Uint8Array) => c.enqueue(new Uint8Array(d)));
+          res.on("end", () => c.close());
+          res.on("error", (e: Error) => c.error(e));
+        },
+        cancel() {
+          res.destroy();
+        },
+      });
+      resolve(new Response(stream, { status, headers }));
+    });
+    const onAbort = () => {
+      const why = signal.reason ?? new DOMException("aborted", "AbortError");
+      out.destroy(why instanceof Error ? why : new Error(String(why)));
+      reject(why);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    out.on("close", () => signal.removeEventListener("abort", onAbort));
+    out.on("error", reject);
+    out.end(body);
+  });
 }
 
 /**
