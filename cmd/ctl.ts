@@ -17,7 +17,7 @@ import {
 import { type FlagSpec, formatHelp, parseArgs, type ParsedArgs, UsageError } from "./args.ts";
 import type { CommandIo } from "./io.ts";
 import { formatTable, lineDiff } from "./ctl_output.ts";
-import { readCaBundle } from "../mesh/identity/control_http.ts";
+import { ControlHttp, readCaBundle } from "../common/control_https.ts";
 
 /** Control API used when neither `--control` nor `SKEIN_CONTROL` is given. */
 export const DEFAULT_CONTROL_URL = "https://127.0.0.1:7400";
@@ -791,8 +791,9 @@ export async function runCtl(args: string[], io: CtlIo): Promise<number> {
       );
       return 2;
     }
-    const client = Deno.createHttpClient({ caCerts });
-    io = { ...io, fetch: (r: Request) => fetch(r, { client }) };
+    // Only the mesh roots, and only a control node's SPIFFE id: operator tokens travel on it.
+    const http = new ControlHttp(caCerts);
+    io = { ...io, fetch: (r: Request) => http.fetch(r) };
   }
   const ctx = new _Ctx(
     io,

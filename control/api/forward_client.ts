@@ -3,7 +3,8 @@
  * node's control certificate, so the leader believes the forwarded-peer header it sends.
  * @module
  */
-import type { TlsMaterial } from "../../common/tls.ts";
+import { splitPemCerts, type TlsMaterial } from "../../common/tls.ts";
+import { ControlHttp } from "../../common/control_https.ts";
 
 /** A `fetch` that presents a client certificate, for {@linkcode ApiOptions.fetch}. */
 export interface MtlsFetch {
@@ -14,40 +15,29 @@ export interface MtlsFetch {
 }
 
 /**
- * Creates a fetch over `Deno.createHttpClient` with this node's certificate, key and trust
- * bundle. `material()` is read on every request; when it returns a new object (renewal, CA
- * rotation) a new client is built, and the previous one is closed only after `retireMs`, so
- * requests in flight on it finish.
+ * Creates a fetch with this node's certificate, key and trust bundle that accepts only a
+ * control node as the server (`ControlHttp`: the mesh roots alone, a control SPIFFE id).
+ * `material()` is read on every request; a new object (renewal, CA rotation) switches the
+ * client, which keeps requests in flight on the previous connections.
  */
-export function createMtlsFetch(material: () => TlsMaterial, retireMs = 30_000): MtlsFetch {
-  let current: { m: TlsMaterial; client: Deno.HttpClient } | null = null;
-  const retiring = new Set<ReturnType<typeof setTimeout>>();
-  const old: Deno.HttpClient[] = [];
-  const clientFor = (m: TlsMaterial): Deno.HttpClient => {
-    if (current?.m === m) return current.client;
-    const client = Deno.createHttpClient({ caCerts: [m.caPem], cert: m.certPem, key: m.keyPem });
-    if (current) {
-      const prev = current.client;
-      old.push(prev);
-      const t = setTimeout(() => {
-        retiring.delete(t);
-        old.splice(old.indexOf(prev), 1);
-        prev.close();
-      }, retireMs);
-      retiring.add(t);
-    }
-    current = { m, client };
-    return client;
-  };
+export function createMtlsFetch(material: () => TlsMaterial): MtlsFetch {
+  let current: TlsMaterial | null = null;
+  let http: ControlHttp | null = null;
   return {
     fetch(req) {
-      return fetch(req, { client: clientFor(material()) });
+      const m = material();
+      if (m !== current) {
+        current = m;
+        if (http) {
+          http.setRoots(splitPemCerts(m.caPem));
+          http.setMaterial(m);
+        } else http = new ControlHttp(splitPemCerts(m.caPem), m);
+      }
+      return http!.fetch(req);
     },
     close() {
-      for (const t of retiring) clearTimeout(t);
-      retiring.clear();
-      for (const c of old.splice(0)) c.close();
-      current?.client.close();
+      http?.close();
+      http = null;
       current = null;
     },
   };

@@ -22,4 +22,4 @@ export * from "./cert_info.ts";
 export * from "./store.ts";
 export * from "./renewer.ts";
 export * from "./enroll.ts";
-export * from "./control_http.ts";
+export * from "../../common/control_https.ts";
