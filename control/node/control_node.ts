@@ -347,10 +347,15 @@ export class ControlNode implements ControlBackend {
     return this.#transport.addr;
   }
 
+  /** The peers to keep links to: every other member, except control identities revoked. */
   #peerMap(): Map<NodeId, { hostname: string; port: number }> {
     const m = new Map<NodeId, { hostname: string; port: number }>();
+    const td = this.#opts.tls?.identity.trustDomain;
+    const ca = this.#state.ca();
     for (const [id, a] of this.#members) {
-      if (id !== this.#opts.node) m.set(nodeId(id), _hostPort(a.raft));
+      if (id === this.#opts.node) continue;
+      if (td && ca && isRevoked(ca, `spiffe://${td}/control/${id}`)) continue;
+      m.set(nodeId(id), _hostPort(a.raft));
     }
     return m;
   }
@@ -827,6 +832,9 @@ export class ControlNode implements ControlBackend {
     identity.updateCa(ca).catch((e) => {
       this.#log.error("TLS identity could not take the new CA", { error: e as Error });
     });
+    // A revoked control node is refused on new connections; cut the open ones too, so it is
+    // contained at once rather than when its links next break.
+    this.#transport?.setPeers(this.#peerMap());
   }
 
   #onConfApplied(e: Entry): void {

@@ -461,3 +461,37 @@ Deno.test("ControlNode over mTLS: after a CA rotation, every node re-issues and 
     await t.close();
   }
 });
+
+Deno.test("ControlNode over mTLS: revoking a control node cuts its open links at once", async () => {
+  const t = await trio();
+  try {
+    await leaderOf(t);
+    await waitUntil(() => t.nodes.every((n) => n.state().ca() !== null), "the CA on every node");
+    const victim = `spiffe://${TD}/control/cp-3`;
+    await propose(
+      t,
+      validateCommand({ type: "revoke_identity", spiffe_id: victim, now: Date.now() }),
+    );
+    await waitUntil(
+      () => t.identities[0]!.isRevoked(victim) && t.identities[1]!.isRevoked(victim),
+      "cp-1 and cp-2 apply the revocation of cp-3",
+    );
+    // cp-1 and cp-2 go on without it: a write commits on them and never reaches cp-3, although
+    // its connections were open when it was revoked (a new handshake would be refused anyway).
+    await waitUntil(() => t.nodes[0]!.isLeader() || t.nodes[1]!.isLeader(), "cp-1 or cp-2 leads");
+    const marker = `spiffe://${TD}/svc/after-the-cut`;
+    const leader = t.nodes[0]!.isLeader() ? t.nodes[0]! : t.nodes[1]!;
+    await leader.propose(
+      validateCommand({ type: "revoke_identity", spiffe_id: marker, now: Date.now() }),
+      AbortSignal.timeout(WAIT_LIMIT_MS),
+    );
+    await waitUntil(
+      () => t.identities[0]!.isRevoked(marker) && t.identities[1]!.isRevoked(marker),
+      "the write after the cut on cp-1 and cp-2",
+    );
+    await new Promise((r) => setTimeout(r, 1000));
+    assertEquals(t.nodes[2]!.state().ca()?.revoked.some((r) => r.spiffeId === marker), false);
+  } finally {
+    await t.close();
+  }
+});
