@@ -745,15 +745,7 @@ export class RaftNode {
         break;
       case "read_index":
         // Only a leader answers; forwarding would lose the original requester.
-        this.#send({
-          type: "read_index_resp",
-          from: this.id,
-          to: m.from,
-          term: this.#term,
-          ctx: m.ctx,
-          index: 0,
-          reject: true,
-        });
+        this.#rejectReadIndex(m);
         break;
       case "read_index_resp":
         if (m.reject) this.#readFailures.push({ ctx: m.ctx, reason: "rejected" });
@@ -798,19 +790,23 @@ export class RaftNode {
         break;
       }
       case "read_index":
-        this.#send({
-          type: "read_index_resp",
-          from: this.id,
-          to: m.from,
-          term: this.#term,
-          ctx: m.ctx,
-          index: 0,
-          reject: true,
-        });
+        this.#rejectReadIndex(m);
         break;
       default:
         break;
     }
+  }
+
+  #rejectReadIndex(m: Extract<Message, { type: "read_index" }>): void {
+    this.#send({
+      type: "read_index_resp",
+      from: this.id,
+      to: m.from,
+      term: this.#term,
+      ctx: m.ctx,
+      index: 0,
+      reject: true,
+    });
   }
 
   #stepLeader(m: Message): void {
