@@ -34,6 +34,7 @@ import {
 import { closeQuietly, noDelay, pipe, writeAll } from "./io.ts";
 import { ConnectError, ConnectionPool, type UpstreamConn } from "./pool.ts";
 import { peerIdentityOf } from "./tls_conn.ts";
+import { CoarseTimers } from "./coarse_timers.ts";
 import {
   type ClientInfo,
   type Endpoint,
@@ -118,6 +119,8 @@ interface _Ctx {
   draining: boolean;
   /** Advances once per sweep; deadlines are counted in ticks. */
   tick: number;
+  /** Per-attempt budgets (one shared interval instead of a timer per attempt). */
+  readonly timers: CoarseTimers;
 }
 
 /** Result of trying to serve one request. */
@@ -161,6 +164,7 @@ export class HttpForwarder {
       upstreams: this.#pool,
       draining: false,
       tick: 0,
+      timers: new CoarseTimers(),
       stats: {
         accepted: 0,
         active: 0,
@@ -258,6 +262,7 @@ export class HttpForwarder {
     while (this.#sessions.size > 0) await new Promise((r) => setTimeout(r, 1));
     await this.#served;
     clearInterval(this.#sweeper);
+    this.#ctx.timers.close();
     if (this.#ownPool) this.#pool.close();
   }
 
@@ -562,10 +567,10 @@ class _Session {
     }
     let timedOut = false;
     const timer = budget > 0
-      ? setTimeout(() => {
+      ? f.timers.start(budget, () => {
         timedOut = true;
         f.upstreams.discard(uc);
-      }, budget)
+      })
       : undefined;
 
     const cl = head.contentLength;
@@ -582,7 +587,7 @@ class _Session {
       try {
         end = framer.feed(this.#buf, this.#pos, this.#len);
       } catch (e) {
-        clearTimeout(timer);
+        f.timers.cancel(timer);
         f.upstreams.discard(uc);
         if (!(e instanceof HttpParseError)) throw e;
         return { outcome: { kind: "reset" }, sentUpstream: false, bodyError: e };
@@ -600,7 +605,7 @@ class _Session {
     try {
       await writeAll(uc.conn, w.view());
     } catch {
-      clearTimeout(timer);
+      f.timers.cancel(timer);
       f.upstreams.discard(uc);
       const o: Outcome = timedOut ? { kind: "timeout" } : { kind: "reset" };
       decision.onResult(ep, o, performance.now() - t0);
@@ -680,7 +685,7 @@ class _Session {
         resetHeadScan(scan, start);
       }
     } catch (e) {
-      clearTimeout(timer);
+      f.timers.cancel(timer);
       f.upstreams.discard(uc);
       if (pump !== null) await pump;
       if (this.#bodyError !== null) {
@@ -717,7 +722,7 @@ class _Session {
       decision.onResult(ep, o, performance.now() - t0);
       return { outcome: o, sentUpstream, bodyError: null };
     }
-    clearTimeout(timer);
+    f.timers.cancel(timer);
     const outcome: Outcome = { kind: "response", status: res.status };
     decision.onResult(ep, outcome, performance.now() - t0);
 
