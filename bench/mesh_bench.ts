@@ -56,9 +56,10 @@ export interface MeshBenchOptions {
   /** Mutual TLS on the proxy-to-proxy hop for both skein and HAProxy. @default false */
   mtls?: boolean;
   /**
-   * With `mtls`: one more target, "skein-mtls-nodeout", a second outbound proxy (same inbound)
-   * whose pooled mesh connections use node:tls (`SKEIN_MESH_OUTBOUND_TLS=node`) instead of the
-   * native client, measured in the same interleaved rounds. @default false
+   * With `mtls`: one more target, "skein-mtls-nomux", a second outbound proxy (same inbound)
+   * that sends each call on its own pooled mesh connection (`SKEIN_MESH_MUX=off`, native TLS
+   * client) instead of as skein-mux/1 streams, measured in the same interleaved rounds.
+   * @default false
    */
   abOutbound?: boolean;
 }
@@ -342,9 +343,9 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
       await waitPort(pxOutPort, "skein proxy outbound");
       if (opts.abOutbound) {
         pxOutB = spawn(Deno.execPath(), proxyArgs(`${tmp}/px-out-b.yaml`), {
-          SKEIN_MESH_OUTBOUND_TLS: "node",
+          SKEIN_MESH_MUX: "off",
         });
-        await waitPort(pxOutBPort, "skein proxy outbound (node:tls)");
+        await waitPort(pxOutBPort, "skein proxy outbound (no mux)");
       }
     } else {
       notes.push("skein proxy needs an identity: plaintext mode measures the bare forwarder");
@@ -420,7 +421,7 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
       targets.push({ name: names.skein, port: pxOutPort, pids: [pxIn.pid, pxOut.pid] });
     }
     if (pxIn !== null && pxOutB !== null) {
-      targets.push({ name: "skein-mtls-nodeout", port: pxOutBPort, pids: [pxIn.pid, pxOutB.pid] });
+      targets.push({ name: "skein-mtls-nomux", port: pxOutBPort, pids: [pxIn.pid, pxOutB.pid] });
     }
     if (skIn !== null && skOut !== null) {
       targets.push({ name: "skein-fwd-2hop", port: skOutPort, pids: [skIn.pid, skOut.pid] });

@@ -222,6 +222,11 @@ export interface MtlsServerOptions {
    * @default none
    */
   sni?: Readonly<Record<string, TlsMaterial>>;
+  /**
+   * ALPN protocols offered, in order of preference; a client that offers none of them still
+   * connects (with no protocol negotiated). @default none
+   */
+  alpnProtocols?: readonly string[];
 }
 
 /** Counters of an {@linkcode MtlsServer}. */
@@ -299,6 +304,7 @@ export function createMtlsServer(opts: MtlsServerOptions): MtlsServer {
   const server = tls.createServer({
     ...serverTlsOptions({ certPem: opts.cert, keyPem: opts.key, caPem: opts.ca }),
     allowHalfOpen: opts.allowHalfOpen ?? false,
+    ...(opts.alpnProtocols !== undefined ? { ALPNProtocols: [...opts.alpnProtocols] } : {}),
     // Undefined keeps the server's default context (the first certificate).
     SNICallback: (name: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) =>
       cb(null, sniContexts.get(name.toLowerCase())),
@@ -483,6 +489,8 @@ export interface MtlsConnectOptions {
    * It selects only: the SPIFFE check above still decides. @default none
    */
   servername?: string;
+  /** ALPN protocols offered; `socket.alpnProtocol` tells which one the server chose. */
+  alpnProtocols?: readonly string[];
 }
 
 /** Why {@linkcode mtlsConnect} failed. */
@@ -518,6 +526,7 @@ export function mtlsConnect(opts: MtlsConnectOptions): Promise<tls.TLSSocket> {
       rejectUnauthorized: true,
       allowHalfOpen: opts.allowHalfOpen ?? false,
       ...(opts.servername !== undefined ? { servername: opts.servername } : {}),
+      ...(opts.alpnProtocols !== undefined ? { ALPNProtocols: [...opts.alpnProtocols] } : {}),
       checkServerIdentity: (_host, cert) => {
         const id = spiffeIdFromSans(cert.subjectaltname);
         const fail = (why: string) => {

@@ -9,6 +9,7 @@
 import type * as tls from "node:tls";
 import type { MtlsServerStats } from "../../common/tls.ts";
 import { TlsSocketIo } from "../../common/tls_socket_io.ts";
+import { MuxStream } from "../mux/session.ts";
 
 /** Verified connections waiting for `accept()`; beyond it new ones are closed. */
 export const MAX_PENDING_ACCEPTS = 1024;
@@ -39,6 +40,12 @@ export class TlsConn implements Deno.Conn {
       hostname: socket.remoteAddress ?? "",
       port: socket.remotePort ?? 0,
     };
+  }
+
+  /** The ALPN protocol the handshake settled on, or null. */
+  get alpnProtocol(): string | null {
+    const a = this.#socket.alpnProtocol;
+    return typeof a === "string" && a !== "" ? a : null;
   }
 
   /** Reads into `p`; null at EOF. Only one read may be outstanding, as with `Deno.Conn`. */
@@ -122,14 +129,22 @@ export class TlsConn implements Deno.Conn {
 export class NativeTlsConn implements Deno.Conn {
   /** The peer's verified SPIFFE id. */
   readonly peerIdentity: string;
+  /** The ALPN protocol the handshake settled on, or null. */
+  readonly alpnProtocol: string | null;
   readonly #c: Deno.TlsConn;
   #onClose: (() => void) | null;
 
   /** Wraps a connection whose handshake is done and whose server `peerIdentity` was verified. */
-  constructor(conn: Deno.TlsConn, peerIdentity: string, onClose?: () => void) {
+  constructor(
+    conn: Deno.TlsConn,
+    peerIdentity: string,
+    onClose?: () => void,
+    alpnProtocol: string | null = null,
+  ) {
     this.#c = conn;
     this.peerIdentity = peerIdentity;
     this.#onClose = onClose ?? null;
+    this.alpnProtocol = alpnProtocol;
   }
 
   /** Local address. */
@@ -208,22 +223,25 @@ export class NativeTlsConn implements Deno.Conn {
 /** A mesh TLS connection of either kind; both know the peer's verified SPIFFE id. */
 export type MeshConn = TlsConn | NativeTlsConn;
 
-/** The verified peer identity of a connection, if it is a mesh TLS connection. */
+/** The verified peer identity of a connection, if it is a mesh TLS connection or a mux stream. */
 export function peerIdentityOf(conn: Deno.Conn): string | null {
-  return conn instanceof TlsConn || conn instanceof NativeTlsConn ? conn.peerIdentity : null;
+  if (conn instanceof TlsConn || conn instanceof NativeTlsConn || conn instanceof MuxStream) {
+    return conn.peerIdentity;
+  }
+  return null;
 }
 
 /**
  * A `Deno.Listener` fed by a TLS server's verified connections: the server calls
  * {@linkcode TlsListener.push} from its `onConnection`, the forwarder calls `accept()`.
  */
-export class TlsListener implements Deno.Listener<TlsConn, Deno.NetAddr> {
+export class TlsListener implements Deno.Listener<Deno.Conn, Deno.NetAddr> {
   /** The bound address. */
   readonly addr: Deno.NetAddr;
-  readonly #queue: TlsConn[] = [];
+  readonly #queue: Deno.Conn[] = [];
   readonly #onClose: () => void;
   readonly #maxPending: number;
-  #waiter: { resolve: (c: TlsConn) => void; reject: (e: Error) => void } | null = null;
+  #waiter: { resolve: (c: Deno.Conn) => void; reject: (e: Error) => void } | null = null;
   #closed = false;
 
   /** The TLS server's counters (handshakes refused by reason), when it has them. */
@@ -243,7 +261,7 @@ export class TlsListener implements Deno.Listener<TlsConn, Deno.NetAddr> {
   }
 
   /** Hands over one verified connection; closed at once when the queue is full or we are closed. */
-  push(conn: TlsConn): void {
+  push(conn: Deno.Conn): void {
     if (this.#closed || this.#queue.length >= this.#maxPending) {
       conn.close();
       return;
@@ -258,7 +276,7 @@ export class TlsListener implements Deno.Listener<TlsConn, Deno.NetAddr> {
   }
 
   /** Waits for the next verified connection; fails with `BadResource` once closed. */
-  accept(): Promise<TlsConn> {
+  accept(): Promise<Deno.Conn> {
     if (this.#closed) return Promise.reject(new Deno.errors.BadResource("listener closed"));
     const c = this.#queue.shift();
     if (c !== undefined) return Promise.resolve(c);
@@ -282,7 +300,7 @@ export class TlsListener implements Deno.Listener<TlsConn, Deno.NetAddr> {
   unref(): void {}
 
   /** Iterates accepted connections until closed. */
-  async *[Symbol.asyncIterator](): AsyncIterableIterator<TlsConn> {
+  async *[Symbol.asyncIterator](): AsyncIterableIterator<Deno.Conn> {
     while (true) {
       try {
         yield await this.accept();

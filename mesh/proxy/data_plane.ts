@@ -26,6 +26,8 @@ import {
 import type { SharedLimits } from "./shared_limits.ts";
 import { connectTunnel, TunnelBridge } from "./tcp_tunnel.ts";
 import { connectMtls, type MeshTls, MeshTlsState, type OutboundTls } from "./mesh_tls.ts";
+import { MUX_ALPN } from "../mux/frame.ts";
+import { MuxConnector } from "../mux/connector.ts";
 
 /** How often periodic policy work (outlier detection) runs, in ms. */
 export const TICK_INTERVAL_MS = 250;
@@ -76,6 +78,24 @@ export interface DataPlaneOptions {
    * @default outboundTlsFromEnv(): "auto" unless SKEIN_MESH_OUTBOUND_TLS=node
    */
   outboundTls?: OutboundTls;
+  /**
+   * Send calls to other proxies as streams of a few skein-mux/1 connections (when the callee
+   * offers it) instead of one connection per call in flight.
+   * @default muxFromEnv(): on unless SKEIN_MESH_MUX=off
+   */
+  mux?: boolean;
+}
+
+/**
+ * Whether outbound calls use skein-mux/1: on unless `SKEIN_MESH_MUX=off`, a switch back to one
+ * connection per call should the mux misbehave somewhere, and the A/B knob of the benchmark.
+ */
+export function muxFromEnv(): boolean {
+  try {
+    return Deno.env.get("SKEIN_MESH_MUX") !== "off";
+  } catch {
+    return true;
+  }
 }
 
 /**
@@ -215,11 +235,31 @@ export class DataPlane {
       listeners.push(inbound);
       const ports: ListenerPorts = { inbound: inbound.addr.port, httpProxy: null, upstreams: {} };
 
+      // Native rustls client for pooled HTTP connections (see connectMtls), offering the mux.
+      const muxer = meshTls === undefined || !(opts.mux ?? muxFromEnv()) ? null : new MuxConnector({
+        dial: async (ep) => {
+          // node:tls, not the native client: a session carries many streams, so its socket
+          // needs TCP_NODELAY (or each write waits for the previous one's ACK), which Deno 2.9's
+          // native TlsConn cannot set. Batching leaves little of the native client's edge.
+          const conn = await connectMtls(meshTls, ep, DEFAULT_CONNECT_TIMEOUT_MS, {
+            outbound: "node",
+            alpnProtocols: [MUX_ALPN, "http/1.1"],
+          });
+          conn.setNoDelay(true);
+          return {
+            conn,
+            mux: conn.alpnProtocol === MUX_ALPN,
+            peerIdentity: conn.peerIdentity,
+          };
+        },
+      });
+      if (muxer !== null) cleanup.push(() => muxer.close());
       const pool = new ConnectionPool(
         meshTls === undefined ? {} : {
-          // Native rustls client for pooled HTTP connections (see connectMtls).
-          connect: (ep) =>
-            connectMtls(meshTls, ep, DEFAULT_CONNECT_TIMEOUT_MS, { outbound: outboundTls }),
+          connect: muxer !== null
+            ? (ep) => muxer.connect(ep)
+            : (ep) =>
+              connectMtls(meshTls, ep, DEFAULT_CONNECT_TIMEOUT_MS, { outbound: outboundTls }),
         },
       );
       cleanup.push(() => pool.close());

@@ -16,6 +16,8 @@ import { X509Certificate } from "node:crypto";
 import type tls from "node:tls";
 import type net from "node:net";
 import type { Logger } from "../../common/log.ts";
+import { MUX_ALPN } from "../mux/frame.ts";
+import { MuxSession } from "../mux/session.ts";
 import {
   CONNECT_TIMEOUT_MS,
   createMtlsServer,
@@ -209,8 +211,13 @@ export class MeshTlsState implements MeshTls {
   }
 
   /** @internal Wraps a verified native connection and tracks it until it is closed. */
-  _adoptNative(c: Deno.TlsConn, identity: string): NativeTlsConn {
-    const conn: NativeTlsConn = new NativeTlsConn(c, identity, () => this.#conns.delete(conn));
+  _adoptNative(c: Deno.TlsConn, identity: string, alpn: string | null = null): NativeTlsConn {
+    const conn: NativeTlsConn = new NativeTlsConn(
+      c,
+      identity,
+      () => this.#conns.delete(conn),
+      alpn,
+    );
     this.#conns.add(conn);
     return conn;
   }
@@ -229,6 +236,11 @@ export interface ListenMtlsOptions {
    * port and the kernel spreads connections over them. @default false
    */
   reusePort?: boolean;
+  /**
+   * Offer skein-mux/1 by ALPN: a proxy that takes it sends all its calls as streams of one
+   * connection, and each stream is handed over like a connection. @default true
+   */
+  mux?: boolean;
 }
 
 /**
@@ -244,6 +256,7 @@ export async function listenMtls(
   opts: ListenMtlsOptions = {},
 ): Promise<TlsListener> {
   const state = MeshTlsState.of(t);
+  const mux = opts.mux ?? true;
   // deno-lint-ignore prefer-const
   let listener: TlsListener | undefined;
   const m = state.material;
@@ -257,10 +270,23 @@ export async function listenMtls(
     // A caller asks for the service it means by SNI; the others are the default's fallback.
     sni: state.sniMaterial(),
     logger,
+    ...(mux ? { alpnProtocols: [MUX_ALPN, "http/1.1"] } : {}),
     onConnection: (socket, peer) => {
       const conn = state._adopt(socket, peer.spiffeId.uri);
-      if (listener === undefined) conn.close();
-      else listener.push(conn);
+      if (listener === undefined) {
+        conn.close();
+      } else if (mux && conn.alpnProtocol === MUX_ALPN) {
+        // Revocation and close reach the session through `conn`, which the state tracks.
+        // Several streams share it, so a write must never wait on Nagle for an earlier ACK.
+        conn.setNoDelay(true);
+        new MuxSession(conn, {
+          role: "server",
+          peerIdentity: conn.peerIdentity,
+          onStream: (s) => listener!.push(s),
+        });
+      } else {
+        listener.push(conn);
+      }
     },
   });
   // createMtlsServer's own listen() has no SO_REUSEPORT, so bind the node server directly.
@@ -309,6 +335,8 @@ export interface ConnectMtlsOptions {
    * @default "node"
    */
   outbound?: OutboundTls;
+  /** ALPN protocols offered; the connection's `alpnProtocol` tells which one was chosen. */
+  alpnProtocols?: readonly string[];
   /** Millisecond clock for the node-only memory. @default Date.now */
   now?: () => number;
 }
@@ -433,29 +461,40 @@ export async function connectMtls(
     ? meshServerName(t.trustDomain, parsed.service)
     : null;
   const now = opts.now ?? Date.now;
+  const alpns = opts.alpnProtocols;
   const key = `${ep.key} ${identity}`;
   const mode = opts.outbound ?? "node";
   if (mode === "native") {
     if (name === null || !NATIVE_OUTBOUND_AVAILABLE) {
       throw new MtlsConnectError("tls", `no native mTLS path to ${identity}`);
     }
-    const conn = await _connectNative(t, ep, name, identity, isRevoked, timeoutMs)
+    const [conn, alpn] = await _connectNative(t, ep, name, identity, isRevoked, timeoutMs, alpns)
       .catch((e) => {
         throw e instanceof _HandshakeFailed
           ? new MtlsConnectError("tls", `mTLS connect to ${ep.key}: ${e.message}`, e)
           : e;
       });
-    return state === null ? new NativeTlsConn(conn, identity) : state._adoptNative(conn, identity);
+    return state === null
+      ? new NativeTlsConn(conn, identity, undefined, alpn)
+      : state._adoptNative(conn, identity, alpn);
   }
   if (mode === "auto" && name !== null && NATIVE_OUTBOUND_AVAILABLE) {
     const until = _nodeOnly.get(key);
     if (until === undefined || until <= now()) {
       if (until !== undefined) _nodeOnly.delete(key);
       try {
-        const conn = await _connectNative(t, ep, name, identity, isRevoked, timeoutMs);
+        const [conn, alpn] = await _connectNative(
+          t,
+          ep,
+          name,
+          identity,
+          isRevoked,
+          timeoutMs,
+          alpns,
+        );
         return state === null
-          ? new NativeTlsConn(conn, identity)
-          : state._adoptNative(conn, identity);
+          ? new NativeTlsConn(conn, identity, undefined, alpn)
+          : state._adoptNative(conn, identity, alpn);
       } catch (e) {
         if (!(e instanceof _HandshakeFailed)) throw e;
         if (_nodeOnly.size >= MAX_NODE_ONLY_ENDPOINTS) {
@@ -480,6 +519,7 @@ export async function connectMtls(
     // The same name the native path sends, so a proxy fronting several services answers
     // with the certificate of the one meant.
     ...(name !== null ? { servername: name } : {}),
+    ...(alpns !== undefined ? { alpnProtocols: alpns } : {}),
   });
   return state === null ? new TlsConn(socket, identity) : state._adopt(socket, identity);
 }
@@ -496,7 +536,8 @@ async function _connectNative(
   identity: string,
   isRevoked: (id: string) => boolean,
   timeoutMs = CONNECT_TIMEOUT_MS,
-): Promise<Deno.TlsConn> {
+  alpnProtocols?: readonly string[],
+): Promise<[Deno.TlsConn, string | null]> {
   const m = t.material;
   let timedOut = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -507,10 +548,12 @@ async function _connectNative(
       caCerts: splitPemCerts(m.caPem),
       cert: m.certPem,
       key: m.keyPem,
+      ...(alpnProtocols !== undefined ? { alpnProtocols: [...alpnProtocols] } : {}),
       [_SERVER_NAME!]: serverName,
     } as Deno.ConnectTlsOptions);
+    let alpn: string | null = null;
     try {
-      await conn.handshake();
+      alpn = (await conn.handshake()).alpnProtocol;
     } catch (e) {
       closeQuietly(conn);
       throw new _HandshakeFailed((e as Error).message, { cause: e });
@@ -527,7 +570,7 @@ async function _connectNative(
       closeQuietly(conn);
       throw new MtlsConnectError("identity", why);
     }
-    return conn;
+    return [conn, alpn] as [Deno.TlsConn, string | null];
   })();
   try {
     return await Promise.race([

@@ -36,6 +36,7 @@ import {
   serviceSpiffeId,
 } from "./mesh_tls.ts";
 import { sourceLabel } from "./router.ts";
+import { MUX_ALPN, MuxConnector } from "../mux/mod.ts";
 
 const TD = "skein.local";
 
@@ -70,7 +71,7 @@ Deno.test("TlsConn carries bytes both ways over mTLS, half-closes, and knows the
       identity: serviceSpiffeId(TD, "ledger"),
     };
     const [c, s] = await Promise.all([connectMtls(client, ep), listener.accept()]);
-    assertEquals(s.peerIdentity, "spiffe://skein.local/svc/billing");
+    assertEquals(peerIdentityOf(s), "spiffe://skein.local/svc/billing");
     assertEquals(c.peerIdentity, "spiffe://skein.local/svc/ledger");
     // Larger than one TLS record and than a read buffer. (A half-close right after a
     // multi-megabyte write can lose its FIN in Deno's node:tls: see docs/security.md.)
@@ -457,5 +458,73 @@ Deno.test("one inbound serves each local service's certificate by SNI, on both c
         // Closed already.
       }
     }
+  }
+});
+
+Deno.test("skein-mux/1 by ALPN: streams carry the caller's identity, revocation cuts them", async () => {
+  const ca = await testCa();
+  const server = new MeshTlsState(await meshTls(ca, "ledger"));
+  const client = await meshTls(ca, "billing");
+  const listener = await listenMtls(server, "127.0.0.1", 0, nullLogger);
+  const ep: Endpoint = {
+    key: "x",
+    hostname: "127.0.0.1",
+    port: listener.addr.port,
+    identity: serviceSpiffeId(TD, "ledger"),
+  };
+  const muxer = new MuxConnector({
+    dial: async (e) => {
+      const conn = await connectMtls(client, e, undefined, {
+        outbound: "node",
+        alpnProtocols: [MUX_ALPN, "http/1.1"],
+      });
+      return { conn, mux: conn.alpnProtocol === MUX_ALPN, peerIdentity: conn.peerIdentity };
+    },
+  });
+  try {
+    const streams = await Promise.all([muxer.connect(ep), muxer.connect(ep), muxer.connect(ep)]);
+    assertEquals(muxer.stats().sessions, 1, "the three streams share one connection");
+    for (const [i, s] of streams.entries()) {
+      assertEquals(peerIdentityOf(s), serviceSpiffeId(TD, "ledger"));
+      await s.write(new TextEncoder().encode(`stream ${i}`));
+      await s.closeWrite();
+    }
+    const accepted = [await listener.accept(), await listener.accept(), await listener.accept()];
+    const got = await Promise.all(accepted.map((a) => readAll(a)));
+    assertEquals(got.sort(), ["stream 0", "stream 1", "stream 2"]);
+    for (const a of accepted) assertEquals(peerIdentityOf(a), serviceSpiffeId(TD, "billing"));
+
+    // A caller that offers no ALPN still gets a plain connection of its own.
+    const plain = await connectMtls(client, ep);
+    assertEquals(plain.alpnProtocol, null);
+    const p = await listener.accept();
+    assert(p instanceof TlsConn, "a plain mesh connection, not a stream");
+    plain.close();
+    p.close();
+
+    // Revoking the caller closes its connection, and with it every stream on it. (The plain
+    // connection closed above may still be counted until its close event has run.)
+    const live = await muxer.connect(ep);
+    await live.write(new Uint8Array([1]));
+    const liveIn = await listener.accept();
+    assertEquals(await liveIn.read(new Uint8Array(4)), 1);
+    const pending = liveIn.read(new Uint8Array(4));
+    const cut = server.updateTrust({
+      roots: [trustBundlePem(ca)],
+      revoked: [serviceSpiffeId(TD, "billing")],
+    });
+    assert(cut >= 1, `revocation closed ${cut} connections`);
+    await assertRejects(() => pending, Error);
+    await assertRejects(() => live.read(new Uint8Array(4)), Error);
+    for (const s of [...streams, ...accepted, live, liveIn]) {
+      try {
+        s.close();
+      } catch {
+        // Closed with the session.
+      }
+    }
+  } finally {
+    muxer.close();
+    listener.close();
   }
 });

@@ -1,0 +1,203 @@
+/**
+ * The client side of skein-mux/1 for the connection pool: `connect(ep)` hands out a new stream
+ * on one of a few sessions per endpoint, dialling a session only when none can take the stream.
+ * A peer that does not negotiate the mux ALPN gets plain connections for a while.
+ * @module
+ */
+import type { Endpoint } from "../forward/types.ts";
+import { poolKey } from "../forward/pool.ts";
+import { MuxSession } from "./session.ts";
+
+/** Sessions kept per endpoint; a few, so the callee's worker threads all get some. */
+export const DEFAULT_SESSIONS_PER_ENDPOINT = 2;
+/** How long a session with no streams is kept, in ms. */
+export const DEFAULT_IDLE_SESSION_MS = 60_000;
+/** How long an endpoint that did not negotiate the mux is dialled plainly, in ms. */
+export const PLAIN_RETRY_AFTER_MS = 60_000;
+/** Most endpoints tracked; the oldest idle one is forgotten beyond it. */
+export const MAX_TRACKED_ENDPOINTS = 4096;
+
+/** What a dial produced: the connection, and whether the peer agreed to the mux. */
+export interface MuxDial {
+  /** The verified connection. */
+  conn: Deno.Conn;
+  /** Whether the mux ALPN was negotiated. */
+  mux: boolean;
+  /** The peer's verified SPIFFE id. */
+  peerIdentity: string | null;
+}
+
+/** Options of {@linkcode MuxConnector}. */
+export interface MuxConnectorOptions {
+  /** Opens a verified connection offering the mux ALPN. */
+  dial: (ep: Endpoint) => Promise<MuxDial>;
+  /** @default DEFAULT_SESSIONS_PER_ENDPOINT */
+  sessionsPerEndpoint?: number;
+  /** @default DEFAULT_IDLE_SESSION_MS */
+  idleSessionMs?: number;
+  /** Millisecond clock. @default Date.now */
+  now?: () => number;
+}
+
+/** Counters for tests and metrics. */
+export interface MuxConnectorStats {
+  /** Sessions dialled. */
+  sessions: number;
+  /** Streams opened. */
+  streams: number;
+  /** Dials that came back without the mux (plain connections handed out). */
+  plain: number;
+  /** Sessions open now. */
+  open: number;
+}
+
+interface _Endpoint {
+  sessions: MuxSession[];
+  dialing: Promise<MuxSession | Deno.Conn> | null;
+  plainUntil: number;
+  idleSince: Map<MuxSession, number>;
+}
+
+/** Hands out mux streams (or plain connections) per endpoint. */
+export class MuxConnector {
+  readonly #dial: (ep: Endpoint) => Promise<MuxDial>;
+  readonly #perEndpoint: number;
+  readonly #idleMs: number;
+  readonly #now: () => number;
+  readonly #eps = new Map<string, _Endpoint>();
+  readonly #stats = { sessions: 0, streams: 0, plain: 0 };
+  #timer: ReturnType<typeof setInterval> | null = null;
+  #closed = false;
+
+  /** Creates a connector; call {@linkcode MuxConnector.close} to end its sessions. */
+  constructor(opts: MuxConnectorOptions) {
+    this.#dial = opts.dial;
+    this.#perEndpoint = Math.max(1, opts.sessionsPerEndpoint ?? DEFAULT_SESSIONS_PER_ENDPOINT);
+    this.#idleMs = opts.idleSessionMs ?? DEFAULT_IDLE_SESSION_MS;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  /** A snapshot of the counters. */
+  stats(): MuxConnectorStats {
+    let open = 0;
+    for (const e of this.#eps.values()) open += e.sessions.length;
+    return { ...this.#stats, open };
+  }
+
+  /** A new stream to `ep`, or a plain connection when the peer does not speak the mux. */
+  async connect(ep: Endpoint): Promise<Deno.Conn> {
+    if (this.#closed) throw new Deno.errors.ConnectionRefused("connector closed");
+    const key = poolKey(ep);
+    let e = this.#eps.get(key);
+    if (e === undefined) {
+      this.#forgetOldest();
+      e = { sessions: [], dialing: null, plainUntil: 0, idleSince: new Map() };
+      this.#eps.set(key, e);
+      this.#ensureSweeper();
+    }
+    while (true) {
+      if (e.plainUntil > this.#now()) {
+        const d = await this.#dial(ep);
+        if (!d.mux) {
+          this.#stats.plain++;
+          return d.conn;
+        }
+        e.plainUntil = 0;
+        return this.#adopt(e, d).open();
+      }
+      const best = this.#leastLoaded(e);
+      if (best !== null && (e.sessions.length >= this.#perEndpoint || e.dialing !== null)) {
+        return this.#openOn(e, best);
+      }
+      if (e.dialing === null) {
+        e.dialing = this.#dial(ep).then((d) => {
+          if (d.mux) return this.#adopt(e!, d);
+          this.#stats.plain++;
+          e!.plainUntil = this.#now() + PLAIN_RETRY_AFTER_MS;
+          return d.conn;
+        }).finally(() => (e!.dialing = null));
+        const got = await e.dialing;
+        if (!(got instanceof MuxSession)) return got;
+        return this.#openOn(e, got);
+      }
+      // Another caller is dialling the first session: share it rather than dial again.
+      const got = await e.dialing;
+      if (got instanceof MuxSession && got.usable) return this.#openOn(e, got);
+    }
+  }
+
+  #openOn(e: _Endpoint, s: MuxSession): Deno.Conn {
+    e.idleSince.delete(s);
+    this.#stats.streams++;
+    return s.open();
+  }
+
+  #leastLoaded(e: _Endpoint): MuxSession | null {
+    let best: MuxSession | null = null;
+    for (const s of e.sessions) {
+      if (!s.usable) continue;
+      if (best === null || s.streamCount < best.streamCount) best = s;
+    }
+    return best;
+  }
+
+  #adopt(e: _Endpoint, d: MuxDial): MuxSession {
+    const s = new MuxSession(d.conn, {
+      role: "client",
+      peerIdentity: d.peerIdentity,
+      onClose: () => {
+        const i = e.sessions.indexOf(s);
+        if (i !== -1) e.sessions.splice(i, 1);
+        e.idleSince.delete(s);
+      },
+    });
+    this.#stats.sessions++;
+    if (this.#closed) s.close();
+    else e.sessions.push(s);
+    return s;
+  }
+
+  #forgetOldest(): void {
+    if (this.#eps.size < MAX_TRACKED_ENDPOINTS) return;
+    for (const [k, e] of this.#eps) {
+      if (e.sessions.length === 0 && e.dialing === null) {
+        this.#eps.delete(k);
+        return;
+      }
+    }
+  }
+
+  #ensureSweeper(): void {
+    if (this.#timer !== null || this.#closed) return;
+    const every = Math.max(100, Math.min(this.#idleMs / 2, 5_000));
+    this.#timer = setInterval(() => this.sweep(), every);
+    Deno.unrefTimer(this.#timer);
+  }
+
+  /** Closes sessions that have had no stream for the idle time (also run periodically). */
+  sweep(): void {
+    const now = this.#now();
+    for (const [k, e] of this.#eps) {
+      for (const s of [...e.sessions]) {
+        if (s.streamCount > 0 || !s.usable) {
+          e.idleSince.delete(s);
+          if (s.streamCount === 0 && !s.usable) s.close();
+          continue;
+        }
+        const since = e.idleSince.get(s);
+        if (since === undefined) e.idleSince.set(s, now);
+        else if (now - since >= this.#idleMs) s.close();
+      }
+      if (e.sessions.length === 0 && e.dialing === null && e.plainUntil <= now) this.#eps.delete(k);
+    }
+  }
+
+  /** Closes every session; streams on them fail. */
+  close(): void {
+    this.#closed = true;
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer = null;
+    for (const e of this.#eps.values()) for (const s of [...e.sessions]) s.close();
+    this.#eps.clear();
+  }
+}

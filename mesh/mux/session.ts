@@ -1,0 +1,626 @@
+/**
+ * A skein-mux/1 session: many {@linkcode MuxStream}s over one connection between two proxies.
+ * Each stream behaves like its own `Deno.Conn` (reads, writes, half-close, close), so the
+ * forwarder and the pool run over streams unchanged. What it buys is batching: the frames that
+ * all streams queue while the event loop works through one batch of completed reads leave in a
+ * single write, so the mesh hop costs one TLS record and one system call per batch instead of
+ * one per request.
+ *
+ * Flow control is per stream: a sender may have at most {@linkcode STREAM_WINDOW_BYTES} unread
+ * bytes in flight, and the receiver returns credit as its reader consumes them. So one slow
+ * reader never stalls the connection's read loop, and a session buffers at most
+ * `maxStreams × STREAM_WINDOW_BYTES`. A peer that breaks the protocol loses the whole session.
+ * @module
+ */
+import {
+  FRAME_HEADER_BYTES,
+  FrameType,
+  type FrameTypeValue,
+  MAX_DATA_FRAME_BYTES,
+  MAX_FRAME_PAYLOAD_BYTES,
+  MuxProtocolError,
+  readFrameHeader,
+  readWindowIncrement,
+  writeFrameHeader,
+} from "./frame.ts";
+
+/** Unread bytes a sender may have in flight per stream (a protocol constant: both ends use it). */
+export const STREAM_WINDOW_BYTES = 128 * 1024;
+/** Streams one session carries at once by default; beyond it new streams are refused. */
+export const DEFAULT_MAX_STREAMS = 512;
+/** Queued outgoing bytes above which stream writes wait for the connection to drain. */
+export const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
+/** Highest stream id a client uses before it needs a new session. */
+export const MAX_STREAM_ID = 0x7fff_ffff;
+
+/** The connection a session runs over (a verified mTLS connection in the proxy). */
+export interface MuxTransport {
+  /** Reads into `p`; null at EOF. */
+  read(p: Uint8Array): Promise<number | null>;
+  /** Writes some of `p`; resolves with how many bytes were taken. */
+  write(p: Uint8Array): Promise<number>;
+  /** Closes the connection. */
+  close(): void;
+  /** Local address, shown by streams. */
+  readonly localAddr: Deno.Addr;
+  /** Remote address, shown by streams. */
+  readonly remoteAddr: Deno.Addr;
+}
+
+/** Options of {@linkcode MuxSession}. */
+export interface MuxSessionOptions {
+  /** The client opens streams; the server accepts them. */
+  role: "client" | "server";
+  /** The peer's verified SPIFFE id, shown by every stream. */
+  peerIdentity: string | null;
+  /** Called with each stream the peer opens (server role). */
+  onStream?: (s: MuxStream) => void;
+  /** Called once when the session has ended, for whatever reason. */
+  onClose?: (err: Error) => void;
+  /** @default DEFAULT_MAX_STREAMS */
+  maxStreams?: number;
+  /** @default DEFAULT_MAX_BUFFERED_BYTES */
+  maxBufferedBytes?: number;
+}
+
+/** Counters of one session. */
+export interface MuxSessionStats {
+  /** Streams open now. */
+  streams: number;
+  /** Streams opened or accepted so far. */
+  opened: number;
+  /** Writes to the connection (each carries every frame queued since the last one). */
+  flushes: number;
+  /** Frames sent. */
+  frames: number;
+}
+
+/** The first size of each of a session's two outgoing buffers (they grow as needed). */
+function _initialBuffer(): Uint8Array {
+  return new Uint8Array(16 * 1024);
+}
+
+/** One multiplexed connection between two proxies. */
+export class MuxSession {
+  /** The peer's verified SPIFFE id. */
+  readonly peerIdentity: string | null;
+  readonly #t: MuxTransport;
+  readonly #role: "client" | "server";
+  readonly #onStream: ((s: MuxStream) => void) | undefined;
+  readonly #onClose: ((err: Error) => void) | undefined;
+  readonly #maxStreams: number;
+  readonly #maxBuffered: number;
+  readonly #streams = new Map<number, MuxStream>();
+  #nextId = 1;
+  #lastPeerId = 0;
+  #error: Error | null = null;
+  #goingAway = false;
+  #peerGoingAway = false;
+  #out = _initialBuffer();
+  #spare = _initialBuffer();
+  #outLen = 0;
+  #flushing = false;
+  #scheduled = false;
+  #drainWaiters: (() => void)[] = [];
+  readonly #stats = { opened: 0, flushes: 0, frames: 0 };
+
+  /** Starts reading frames from `t`. */
+  constructor(t: MuxTransport, opts: MuxSessionOptions) {
+    this.#t = t;
+    this.#role = opts.role;
+    this.peerIdentity = opts.peerIdentity;
+    this.#onStream = opts.onStream;
+    this.#onClose = opts.onClose;
+    this.#maxStreams = opts.maxStreams ?? DEFAULT_MAX_STREAMS;
+    this.#maxBuffered = opts.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
+    void this.#readLoop();
+  }
+
+  /** Whether the session has ended. */
+  get closed(): boolean {
+    return this.#error !== null;
+  }
+
+  /** Whether new streams may be opened here (client role). */
+  get usable(): boolean {
+    return this.#error === null && !this.#peerGoingAway && !this.#goingAway &&
+      this.#nextId <= MAX_STREAM_ID && this.#streams.size < this.#maxStreams;
+  }
+
+  /** Streams open now. */
+  get streamCount(): number {
+    return this.#streams.size;
+  }
+
+  /** The transport's local address. */
+  get localAddr(): Deno.Addr {
+    return this.#t.localAddr;
+  }
+
+  /** The transport's remote address. */
+  get remoteAddr(): Deno.Addr {
+    return this.#t.remoteAddr;
+  }
+
+  /** A snapshot of the counters. */
+  stats(): MuxSessionStats {
+    return { streams: this.#streams.size, ...this.#stats };
+  }
+
+  /** Opens a new stream (client role); throws when the session cannot take one. */
+  open(): MuxStream {
+    if (this.#role !== "client") throw new Error("only the client side opens streams");
+    if (this.#error !== null) throw new Deno.errors.ConnectionReset(this.#error.message);
+    if (!this.usable) throw new Deno.errors.ConnectionRefused("session takes no new streams");
+    const id = this.#nextId++;
+    const s = new MuxStream(this, id);
+    this.#streams.set(id, s);
+    this.#stats.opened++;
+    this._queue(FrameType.Open, id, null, 0, 0);
+    return s;
+  }
+
+  /** Announces that no new streams are taken; the session closes when its last stream does. */
+  goAway(): void {
+    if (this.#error !== null || this.#goingAway) return;
+    this.#goingAway = true;
+    this._queue(FrameType.GoAway, 0, null, 0, 0);
+    if (this.#streams.size === 0) void this.#closeAfterFlush();
+  }
+
+  /** Ends the session now: every stream fails. */
+  close(): void {
+    this.#fail(new Deno.errors.ConnectionReset("mux session closed"));
+  }
+
+  // ---- writing ----
+
+  /** Whether queued bytes are over the cap, so writers should wait for a flush. */
+  get _congested(): boolean {
+    return this.#outLen >= this.#maxBuffered;
+  }
+
+  /** Resolves once queued bytes are under the cap again (or the session ended). */
+  _drained(): Promise<void> {
+    if (!this._congested || this.#error !== null) return Promise.resolve();
+    return new Promise((r) => this.#drainWaiters.push(r));
+  }
+
+  /** Queues one frame; the payload is copied, so the caller may reuse `p` at once. */
+  _queue(
+    type: FrameTypeValue,
+    stream: number,
+    p: Uint8Array | null,
+    off: number,
+    len: number,
+  ): void {
+    if (this.#error !== null) return;
+    const need = this.#outLen + FRAME_HEADER_BYTES + len;
+    if (need > this.#out.length) {
+      let size = this.#out.length * 2;
+      while (size < need) size *= 2;
+      const next = new Uint8Array(size);
+      next.set(this.#out.subarray(0, this.#outLen));
+      this.#out = next;
+    }
+    writeFrameHeader(this.#out, this.#outLen, type, stream, len);
+    if (len > 0) this.#out.set(p!.subarray(off, off + len), this.#outLen + FRAME_HEADER_BYTES);
+    this.#outLen = need;
+    this.#stats.frames++;
+    if (!this.#flushing && !this.#scheduled) {
+      this.#scheduled = true;
+      // Two microtask hops: every stream woken by the same batch of completed reads queues its
+      // frames before this write goes out, so they share one TLS record and one system call.
+      queueMicrotask(() => queueMicrotask(() => void this.#flush()));
+    }
+  }
+
+  /** Queues a Window frame returning `n` bytes of credit on `stream`. */
+  _queueWindow(stream: number, n: number): void {
+    const b = new Uint8Array(4);
+    b[0] = n >>> 24;
+    b[1] = (n >>> 16) & 0xff;
+    b[2] = (n >>> 8) & 0xff;
+    b[3] = n & 0xff;
+    this._queue(FrameType.Window, stream, b, 0, 4);
+  }
+
+  async #flush(): Promise<void> {
+    this.#scheduled = false;
+    if (this.#flushing) return;
+    this.#flushing = true;
+    try {
+      while (this.#outLen > 0 && this.#error === null) {
+        const data = this.#out.subarray(0, this.#outLen);
+        // Double buffering: frames queued while this write runs go into the spare buffer.
+        const sent = this.#out;
+        this.#out = this.#spare;
+        this.#spare = sent;
+        this.#outLen = 0;
+        this.#stats.flushes++;
+        let off = 0;
+        while (off < data.length) off += await this.#t.write(data.subarray(off));
+        if (this.#drainWaiters.length > 0 && !this._congested) {
+          for (const w of this.#drainWaiters.splice(0)) w();
+        }
+      }
+    } catch (e) {
+      this.#fail(e instanceof Error ? e : new Error(String(e)));
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  async #closeAfterFlush(): Promise<void> {
+    while (this.#outLen > 0 || this.#flushing) {
+      await new Promise((r) => setTimeout(r, 0));
+      if (this.#error !== null) return;
+    }
+    this.#fail(new Deno.errors.ConnectionReset("mux session finished"));
+  }
+
+  // ---- reading ----
+
+  async #readLoop(): Promise<void> {
+    // Room for the largest frame plus a full read's worth, so compaction always makes space.
+    const buf = new Uint8Array(2 * (FRAME_HEADER_BYTES + MAX_FRAME_PAYLOAD_BYTES));
+    let pos = 0;
+    let filled = 0;
+    try {
+      while (this.#error === null) {
+        const n = await this.#t.read(buf.subarray(filled));
+        if (n === null) throw new Deno.errors.UnexpectedEof("mux peer closed the connection");
+        filled += n;
+        while (true) {
+          const h = readFrameHeader(buf, pos, filled);
+          if (h === null || filled - pos < FRAME_HEADER_BYTES + h.length) break;
+          this.#dispatch(h.type, h.stream, buf, pos + FRAME_HEADER_BYTES, h.length);
+          pos += FRAME_HEADER_BYTES + h.length;
+        }
+        if (pos === filled) {
+          pos = filled = 0;
+        } else if (buf.length - filled < FRAME_HEADER_BYTES + MAX_FRAME_PAYLOAD_BYTES) {
+          buf.copyWithin(0, pos, filled);
+          filled -= pos;
+          pos = 0;
+        }
+      }
+    } catch (e) {
+      this.#fail(e instanceof Error ? e : new Error(String(e)));
+    }
+  }
+
+  #dispatch(type: FrameTypeValue, id: number, buf: Uint8Array, off: number, len: number): void {
+    if (type === FrameType.Open) {
+      if (this.#role !== "server") throw new MuxProtocolError("a server opened a stream");
+      if (id <= this.#lastPeerId) throw new MuxProtocolError(`stream ${id} reopened`);
+      this.#lastPeerId = id;
+      if (this.#goingAway || this.#streams.size >= this.#maxStreams) {
+        this._queue(FrameType.Reset, id, null, 0, 0);
+        return;
+      }
+      const s = new MuxStream(this, id);
+      this.#streams.set(id, s);
+      this.#stats.opened++;
+      this.#onStream?.(s);
+      return;
+    }
+    if (type === FrameType.GoAway) {
+      this.#peerGoingAway = true;
+      return;
+    }
+    const s = this.#streams.get(id);
+    if (s === undefined) {
+      // A stream closed here (its frames may still be on the way) or never opened: a peer that
+      // uses an id it never opened is broken.
+      const known = this.#role === "server" ? id <= this.#lastPeerId : id < this.#nextId;
+      if (!known) throw new MuxProtocolError(`frame for unknown stream ${id}`);
+      return;
+    }
+    switch (type) {
+      case FrameType.Data:
+        s._onData(buf, off, len);
+        return;
+      case FrameType.Fin:
+        s._onFin();
+        return;
+      case FrameType.Reset:
+        s._onReset();
+        return;
+      case FrameType.Window:
+        s._onWindow(readWindowIncrement(buf, off));
+        return;
+    }
+  }
+
+  /** Forgets a stream closed here. */
+  _forget(s: MuxStream): void {
+    if (this.#streams.get(s.id) === s) this.#streams.delete(s.id);
+    if (this.#goingAway && this.#streams.size === 0) void this.#closeAfterFlush();
+  }
+
+  #fail(err: Error): void {
+    if (this.#error !== null) return;
+    this.#error = err;
+    try {
+      this.#t.close();
+    } catch {
+      // Closed already.
+    }
+    for (const s of [...this.#streams.values()]) s._onSessionError(err);
+    this.#streams.clear();
+    for (const w of this.#drainWaiters.splice(0)) w();
+    this.#onClose?.(err);
+  }
+}
+
+/** A pending read: the caller's buffer and its promise's settle functions. */
+interface _Reader {
+  p: Uint8Array;
+  resolve: (n: number | null) => void;
+  reject: (e: Error) => void;
+}
+
+/** One stream of a {@linkcode MuxSession}, behaving like a `Deno.Conn`. */
+export class MuxStream implements Deno.Conn {
+  /** The stream id within its session. */
+  readonly id: number;
+  readonly #s: MuxSession;
+  /** Received bytes not read yet (copies). */
+  #queue: Uint8Array[] = [];
+  #queued = 0;
+  #reader: _Reader | null = null;
+  /** Bytes the peer may still send before it needs more credit. */
+  #recvAllowed = STREAM_WINDOW_BYTES;
+  /** Bytes read since the last Window frame. */
+  #unacked = 0;
+  /** Bytes we may still send. */
+  #credit = STREAM_WINDOW_BYTES;
+  #creditWaiters: (() => void)[] = [];
+  #finSent = false;
+  #finRecv = false;
+  #resetRecv = false;
+  #closed = false;
+  #error: Error | null = null;
+
+  /** @internal Created by the session. */
+  constructor(s: MuxSession, id: number) {
+    this.#s = s;
+    this.id = id;
+  }
+
+  /** The peer's verified SPIFFE id (the session's). */
+  get peerIdentity(): string | null {
+    return this.#s.peerIdentity;
+  }
+
+  /** The session's local address. */
+  get localAddr(): Deno.Addr {
+    return this.#s.localAddr;
+  }
+
+  /** The session's remote address. */
+  get remoteAddr(): Deno.Addr {
+    return this.#s.remoteAddr;
+  }
+
+  /** Reads into `p`; null at EOF. One read may be outstanding, as with `Deno.Conn`. */
+  read(p: Uint8Array): Promise<number | null> {
+    if (this.#closed) return Promise.reject(new Deno.errors.BadResource("stream closed"));
+    if (this.#reader !== null) return Promise.reject(new Deno.errors.Busy("read in progress"));
+    if (this.#queued > 0) return Promise.resolve(this.#take(p));
+    if (this.#finRecv) return Promise.resolve(null);
+    if (this.#resetRecv) {
+      return Promise.reject(new Deno.errors.ConnectionReset("stream reset by peer"));
+    }
+    if (this.#error !== null) {
+      return Promise.reject(new Deno.errors.ConnectionReset(this.#error.message));
+    }
+    if (p.length === 0) return Promise.resolve(0);
+    return new Promise((resolve, reject) => (this.#reader = { p, resolve, reject }));
+  }
+
+  #take(p: Uint8Array): number {
+    let n = 0;
+    while (n < p.length && this.#queue.length > 0) {
+      const c = this.#queue[0]!;
+      const k = Math.min(c.length, p.length - n);
+      p.set(k === c.length ? c : c.subarray(0, k), n);
+      n += k;
+      if (k === c.length) this.#queue.shift();
+      else this.#queue[0] = c.subarray(k);
+    }
+    this.#queued -= n;
+    this.#consumed(n);
+    return n;
+  }
+
+  #consumed(n: number): void {
+    this.#unacked += n;
+    // Credit goes back in quarter-window steps: rare enough to cost nothing, early enough that
+    // a bulk sender never waits on a full window while the reader keeps up.
+    if (this.#unacked >= STREAM_WINDOW_BYTES / 4 && !this.#finRecv && !this.#resetRecv) {
+      this.#recvAllowed += this.#unacked;
+      this.#s._queueWindow(this.id, this.#unacked);
+      this.#unacked = 0;
+    }
+  }
+
+  /** Writes `p` (copied into the session's queue); resolves with `p.length`. */
+  write(p: Uint8Array): Promise<number> {
+    if (this.#writeBlocked()) return Promise.reject(this.#writeError());
+    const n = p.length;
+    if (n <= this.#credit && n <= MAX_DATA_FRAME_BYTES && !this.#s._congested) {
+      if (n > 0) this.#s._queue(FrameType.Data, this.id, p, 0, n);
+      this.#credit -= n;
+      return Promise.resolve(n);
+    }
+    return this.#writeSlow(p);
+  }
+
+  async #writeSlow(p: Uint8Array): Promise<number> {
+    let off = 0;
+    while (off < p.length) {
+      if (this.#writeBlocked()) throw this.#writeError();
+      if (this.#credit === 0) {
+        await new Promise<void>((r) => this.#creditWaiters.push(r));
+        continue;
+      }
+      if (this.#s._congested) {
+        await this.#s._drained();
+        continue;
+      }
+      const k = Math.min(this.#credit, MAX_DATA_FRAME_BYTES, p.length - off);
+      this.#s._queue(FrameType.Data, this.id, p, off, k);
+      this.#credit -= k;
+      off += k;
+    }
+    return p.length;
+  }
+
+  #writeBlocked(): boolean {
+    return this.#closed || this.#finSent || this.#resetRecv || this.#error !== null;
+  }
+
+  #writeError(): Error {
+    if (this.#error !== null) return new Deno.errors.BrokenPipe(this.#error.message);
+    if (this.#resetRecv) return new Deno.errors.BrokenPipe("stream reset by peer");
+    return new Deno.errors.BrokenPipe("stream closed for writing");
+  }
+
+  /** Half-closes: the peer reads EOF after what was written; reading goes on. */
+  closeWrite(): Promise<void> {
+    if (!this.#writeBlocked()) {
+      this.#finSent = true;
+      this.#s._queue(FrameType.Fin, this.id, null, 0, 0);
+    }
+    return Promise.resolve();
+  }
+
+  /**
+   * Closes the stream. Like a socket: graceful (the peer reads EOF) when both directions had
+   * ended, otherwise a reset. A pending read fails with `BadResource`.
+   */
+  close(): void {
+    if (this.#closed) throw new Deno.errors.BadResource("stream already closed");
+    this.#closed = true;
+    if (this.#error === null && !this.#resetRecv && !(this.#finSent && this.#finRecv)) {
+      this.#s._queue(FrameType.Reset, this.id, null, 0, 0);
+    }
+    this.#s._forget(this);
+    this.#queue = [];
+    this.#queued = 0;
+    const r = this.#reader;
+    this.#reader = null;
+    r?.reject(new Deno.errors.BadResource("stream closed"));
+    this.#wakeWriters();
+  }
+
+  #wakeWriters(): void {
+    for (const w of this.#creditWaiters.splice(0)) w();
+  }
+
+  /** @internal Bytes arrived; `buf` is reused by the session, so they are copied. */
+  _onData(buf: Uint8Array, off: number, len: number): void {
+    if (this.#finRecv || this.#resetRecv) throw new MuxProtocolError("data after end of stream");
+    this.#recvAllowed -= len;
+    if (this.#recvAllowed < 0) throw new MuxProtocolError(`stream ${this.id} overran its window`);
+    const r = this.#reader;
+    if (r !== null && this.#queued === 0) {
+      this.#reader = null;
+      const k = Math.min(len, r.p.length);
+      r.p.set(buf.subarray(off, off + k));
+      if (k < len) {
+        this.#queue.push(buf.slice(off + k, off + len));
+        this.#queued += len - k;
+      }
+      this.#consumed(k);
+      r.resolve(k);
+      return;
+    }
+    this.#queue.push(buf.slice(off, off + len));
+    this.#queued += len;
+  }
+
+  /** @internal The peer half-closed. */
+  _onFin(): void {
+    this.#finRecv = true;
+    this.#settleReader();
+  }
+
+  /** @internal The peer reset the stream. */
+  _onReset(): void {
+    this.#resetRecv = true;
+    this.#settleReader();
+    this.#wakeWriters();
+  }
+
+  /** @internal The peer returned `n` bytes of credit. */
+  _onWindow(n: number): void {
+    this.#credit += n;
+    if (this.#credit > STREAM_WINDOW_BYTES) {
+      throw new MuxProtocolError(`stream ${this.id} was given more credit than its window`);
+    }
+    this.#wakeWriters();
+  }
+
+  /** @internal The session ended. */
+  _onSessionError(err: Error): void {
+    this.#error = err;
+    this.#settleReader();
+    this.#wakeWriters();
+  }
+
+  /** Answers a pending read once the stream has ended one way or another. */
+  #settleReader(): void {
+    const r = this.#reader;
+    if (r === null || this.#queued > 0) return;
+    this.#reader = null;
+    if (this.#finRecv) r.resolve(null);
+    else if (this.#resetRecv) r.reject(new Deno.errors.ConnectionReset("stream reset by peer"));
+    else r.reject(new Deno.errors.ConnectionReset(this.#error?.message ?? "session ended"));
+  }
+
+  /** No-op: Nagle's algorithm belongs to the session's connection. */
+  setNoDelay(_noDelay?: boolean): void {}
+
+  /** No-op: keep-alive belongs to the session's connection. */
+  setKeepAlive(_keepAlive?: boolean): void {}
+
+  /** No-op. */
+  ref(): void {}
+
+  /** No-op. */
+  unref(): void {}
+
+  /** A stream view, for code that wants one (not used on the hot path). */
+  get readable(): ReadableStream<Uint8Array<ArrayBuffer>> {
+    return new ReadableStream({
+      pull: async (ctl) => {
+        const buf = new Uint8Array(16 * 1024);
+        const n = await this.read(buf);
+        if (n === null) ctl.close();
+        else ctl.enqueue(buf.subarray(0, n));
+      },
+    });
+  }
+
+  /** A stream view, for code that wants one (not used on the hot path). */
+  get writable(): WritableStream<Uint8Array<ArrayBufferLike>> {
+    return new WritableStream({
+      write: async (chunk) => {
+        await this.write(chunk);
+      },
+      close: () => this.closeWrite(),
+    });
+  }
+
+  /** Closes quietly. */
+  [Symbol.dispose](): void {
+    try {
+      this.close();
+    } catch {
+      // Closed already.
+    }
+  }
+}

@@ -1,0 +1,247 @@
+import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
+import { FRAME_HEADER_BYTES, FrameType, writeFrameHeader } from "./frame.ts";
+import { MuxSession, type MuxStream, type MuxTransport, STREAM_WINDOW_BYTES } from "./session.ts";
+
+const ADDR: Deno.NetAddr = { transport: "tcp", hostname: "127.0.0.1", port: 1 };
+
+/** One end of an in-memory byte pipe; counts writes so batching can be checked. */
+class MemEnd implements MuxTransport {
+  readonly localAddr = ADDR;
+  readonly remoteAddr = ADDR;
+  peer!: MemEnd;
+  writes = 0;
+  closed = false;
+  #chunks: Uint8Array[] = [];
+  #eof = false;
+  #waiter: (() => void) | null = null;
+
+  async read(p: Uint8Array): Promise<number | null> {
+    while (this.#chunks.length === 0) {
+      if (this.#eof || this.closed) return null;
+      await new Promise<void>((r) => (this.#waiter = r));
+    }
+    const c = this.#chunks[0]!;
+    const k = Math.min(c.length, p.length);
+    p.set(c.subarray(0, k));
+    if (k === c.length) this.#chunks.shift();
+    else this.#chunks[0] = c.subarray(k);
+    return k;
+  }
+
+  write(p: Uint8Array): Promise<number> {
+    if (this.closed || this.peer.closed) return Promise.reject(new Deno.errors.BrokenPipe("x"));
+    this.writes++;
+    this.peer.deliver(p.slice());
+    return Promise.resolve(p.length);
+  }
+
+  deliver(c: Uint8Array): void {
+    this.#chunks.push(c);
+    this.#wake();
+  }
+
+  #wake(): void {
+    const w = this.#waiter;
+    this.#waiter = null;
+    w?.();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.peer.#eof = true;
+    this.peer.#wake();
+    this.#wake();
+  }
+}
+
+function memPipe(): [MemEnd, MemEnd] {
+  const a = new MemEnd();
+  const b = new MemEnd();
+  a.peer = b;
+  b.peer = a;
+  return [a, b];
+}
+
+/** A client and a server session over one in-memory pipe; accepted streams are queued. */
+function pair(maxStreams?: number) {
+  const [ct, st] = memPipe();
+  const accepted: MuxStream[] = [];
+  const waiters: (() => void)[] = [];
+  const client = new MuxSession(ct, { role: "client", peerIdentity: "spiffe://td/svc/server" });
+  const server = new MuxSession(st, {
+    role: "server",
+    peerIdentity: "spiffe://td/svc/client",
+    maxStreams,
+    onStream: (s) => {
+      accepted.push(s);
+      for (const w of waiters.splice(0)) w();
+    },
+  });
+  const accept = async (): Promise<MuxStream> => {
+    while (accepted.length === 0) await new Promise<void>((r) => waiters.push(r));
+    return accepted.shift()!;
+  };
+  return { client, server, ct, st, accept };
+}
+
+async function readAll(s: MuxStream): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  const buf = new Uint8Array(7000); // odd size: reads straddle frames
+  while (true) {
+    const n = await s.read(buf);
+    if (n === null) break;
+    parts.push(buf.slice(0, n));
+  }
+  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+function pattern(n: number, seed: number): Uint8Array {
+  const b = new Uint8Array(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed) & 0xff;
+  return b;
+}
+
+Deno.test("streams carry bytes both ways, half-close, and show the peer identity", async () => {
+  const { client, accept } = pair();
+  const c = client.open();
+  await c.write(new TextEncoder().encode("hello"));
+  await c.closeWrite();
+  const s = await accept();
+  assertEquals(s.peerIdentity, "spiffe://td/svc/client");
+  assertEquals(c.peerIdentity, "spiffe://td/svc/server");
+  assertEquals(new TextDecoder().decode(await readAll(s)), "hello");
+  // Half-closed one way only: the server still writes back.
+  await s.write(new TextEncoder().encode("world"));
+  await s.closeWrite();
+  assertEquals(new TextDecoder().decode(await readAll(c)), "world");
+  await assertRejects(() => c.write(new Uint8Array(1)), Deno.errors.BrokenPipe);
+  c.close();
+  s.close();
+  assertEquals(client.streamCount, 0);
+  client.close();
+});
+
+Deno.test("many streams interleave large bodies beyond the window without mixing bytes", async () => {
+  const { client, accept } = pair();
+  const N = 8;
+  const size = STREAM_WINDOW_BYTES * 3 + 12345; // needs several rounds of credit
+  const streams = Array.from({ length: N }, () => client.open());
+  const sends = streams.map(async (c, i) => {
+    await c.write(pattern(size, i));
+    await c.closeWrite();
+  });
+  const got = await Promise.all(
+    Array.from({ length: N }, async () => {
+      const s = await accept();
+      // A slow reader: credit only comes back as it reads.
+      await new Promise((r) => setTimeout(r, 5));
+      return [s.id, await readAll(s)] as const;
+    }),
+  );
+  await Promise.all(sends);
+  for (const [id, bytes] of got) assertEquals(bytes, pattern(size, id - 1));
+  client.close();
+});
+
+Deno.test("frames queued by many streams in one turn leave in one write", async () => {
+  const { client, ct, accept } = pair();
+  const streams = Array.from({ length: 10 }, () => client.open());
+  const before = ct.writes;
+  for (const s of streams) void s.write(new TextEncoder().encode("GET / HTTP/1.1\r\n\r\n"));
+  await new Promise((r) => setTimeout(r, 0));
+  assertEquals(ct.writes - before, 1);
+  assertEquals(client.stats().flushes, 1);
+  for (let i = 0; i < 10; i++) await accept();
+  client.close();
+});
+
+Deno.test("closing a stream early resets it: the peer's reads fail and writes break", async () => {
+  const { client, accept } = pair();
+  const c = client.open();
+  await c.write(new Uint8Array([1, 2, 3]));
+  const s = await accept();
+  c.close();
+  // Bytes sent before the reset are still delivered, then the reset shows.
+  const buf = new Uint8Array(10);
+  assertEquals(await s.read(buf), 3);
+  await assertRejects(() => s.read(buf), Deno.errors.ConnectionReset);
+  await assertRejects(() => s.write(new Uint8Array(1)), Deno.errors.BrokenPipe);
+  await assertRejects(() => c.read(buf), Deno.errors.BadResource);
+  s.close();
+  client.close();
+});
+
+Deno.test("a closed connection fails every stream on both sides", async () => {
+  const { client, server, ct, accept } = pair();
+  const c = client.open();
+  await c.write(new Uint8Array([9]));
+  const s = await accept();
+  const pending = c.read(new Uint8Array(4));
+  ct.close();
+  await assertRejects(() => pending, Deno.errors.ConnectionReset);
+  assertEquals(await s.read(new Uint8Array(4)), 1); // what arrived before
+  await assertRejects(() => s.read(new Uint8Array(4)), Deno.errors.ConnectionReset);
+  assert(client.closed);
+  assert(server.closed);
+  assert(!client.usable);
+});
+
+Deno.test("a peer that sends garbage or overruns a window loses its session", async () => {
+  for (const attack of ["garbage", "overrun", "unknown stream"] as const) {
+    const [evil, st] = memPipe();
+    const server = new MuxSession(st, { role: "server", peerIdentity: null, onStream: () => {} });
+    const open = new Uint8Array(FRAME_HEADER_BYTES);
+    writeFrameHeader(open, 0, FrameType.Open, 1, 0);
+    if (attack === "garbage") {
+      await evil.write(new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    } else if (attack === "overrun") {
+      await evil.write(open);
+      const frame = new Uint8Array(FRAME_HEADER_BYTES + 16 * 1024);
+      writeFrameHeader(frame, 0, FrameType.Data, 1, 16 * 1024);
+      for (let i = 0; i <= STREAM_WINDOW_BYTES / (16 * 1024); i++) await evil.write(frame);
+    } else {
+      const data = new Uint8Array(FRAME_HEADER_BYTES + 1);
+      writeFrameHeader(data, 0, FrameType.Data, 7, 1);
+      await evil.write(data);
+    }
+    for (let i = 0; i < 20 && !server.closed; i++) await new Promise((r) => setTimeout(r, 1));
+    assert(server.closed, `${attack}: session should be closed`);
+    assert(st.closed, `${attack}: connection should be closed`);
+  }
+});
+
+Deno.test("streams beyond the session's cap are refused with a reset", async () => {
+  const { client, accept } = pair(2);
+  const a = client.open();
+  const b = client.open();
+  const c = client.open();
+  await accept();
+  await accept();
+  await assertRejects(() => c.read(new Uint8Array(1)), Deno.errors.ConnectionReset);
+  a.close();
+  b.close();
+  client.close();
+});
+
+Deno.test("after goAway the client takes no new streams and the session ends when idle", async () => {
+  const { client, server, accept } = pair();
+  const c = client.open();
+  await c.write(new Uint8Array([1]));
+  const s = await accept();
+  server.goAway();
+  for (let i = 0; i < 20 && client.usable; i++) await new Promise((r) => setTimeout(r, 1));
+  assert(!client.usable);
+  // The open stream still works until it is done.
+  await s.write(new Uint8Array([2]));
+  assertEquals(await c.read(new Uint8Array(4)), 1);
+  s.close();
+  c.close();
+  for (let i = 0; i < 50 && !server.closed; i++) await new Promise((r) => setTimeout(r, 1));
+  assert(server.closed);
+});
