@@ -6,6 +6,7 @@
  */
 import type { Endpoint } from "../forward/types.ts";
 import { poolKey } from "../forward/pool.ts";
+import { closeQuietly } from "../forward/io.ts";
 import { MuxSession } from "./session.ts";
 
 /** Sessions kept per endpoint; a few, so the callee's worker threads all get some. */
@@ -53,7 +54,7 @@ export interface MuxConnectorStats {
 
 interface _Endpoint {
   sessions: MuxSession[];
-  dialing: Promise<MuxSession | Deno.Conn> | null;
+  dialing: Promise<Deno.Conn | null> | null;
   plainUntil: number;
   idleSince: Map<MuxSession, number>;
 }
@@ -103,27 +104,50 @@ export class MuxConnector {
           return d.conn;
         }
         e.plainUntil = 0;
-        return this.#adopt(e, d).open();
+        return this.#openOn(e, this.#adopt(e, d));
       }
       const best = this.#leastLoaded(e);
       if (best !== null && (e.sessions.length >= this.#perEndpoint || e.dialing !== null)) {
         return this.#openOn(e, best);
       }
-      if (e.dialing === null) {
-        e.dialing = this.#dial(ep).then((d) => {
-          if (d.mux) return this.#adopt(e!, d);
-          this.#stats.plain++;
-          e!.plainUntil = this.#now() + PLAIN_RETRY_AFTER_MS;
-          return d.conn;
-        }).finally(() => (e!.dialing = null));
-        const got = await e.dialing;
-        if (!(got instanceof MuxSession)) return got;
-        return this.#openOn(e, got);
-      }
-      // Another caller is dialling the first session: share it rather than dial again.
-      const got = await e.dialing;
-      if (got instanceof MuxSession && got.usable) return this.#openOn(e, got);
+      // Dial every missing session at once and let all waiting callers spread over them, so
+      // the streams of a burst are shared evenly rather than piled on the first session.
+      const mine = e.dialing === null;
+      e.dialing ??= this.#dialMissing(ep, e).finally(() => (e!.dialing = null));
+      const plain = await e.dialing;
+      // A plain connection is the dialling caller's; the others dial their own next round.
+      if (plain !== null && mine) return plain;
     }
+  }
+
+  /**
+   * Dials the sessions `e` lacks, in parallel, and waits for all of them. Returns a plain
+   * connection when the peer turned the mux down (for the caller that started the dial);
+   * throws the first error when no dial succeeded.
+   */
+  async #dialMissing(ep: Endpoint, e: _Endpoint): Promise<Deno.Conn | null> {
+    const n = Math.max(1, this.#perEndpoint - e.sessions.length);
+    const results = await Promise.allSettled(Array.from({ length: n }, () => this.#dial(ep)));
+    let plain: Deno.Conn | null = null;
+    let firstError: unknown = null;
+    let ok = 0;
+    for (const r of results) {
+      if (r.status === "rejected") {
+        firstError ??= r.reason;
+        continue;
+      }
+      ok++;
+      if (r.value.mux) {
+        this.#adopt(e, r.value);
+        continue;
+      }
+      this.#stats.plain++;
+      e.plainUntil = this.#now() + PLAIN_RETRY_AFTER_MS;
+      if (plain === null) plain = r.value.conn;
+      else closeQuietly(r.value.conn);
+    }
+    if (ok === 0) throw firstError;
+    return plain;
   }
 
   #openOn(e: _Endpoint, s: MuxSession): Deno.Conn {

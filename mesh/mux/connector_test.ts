@@ -66,7 +66,7 @@ async function roundTrip(c: Deno.Conn, text: string): Promise<string> {
   return new TextDecoder().decode(buf.subarray(0, n ?? 0));
 }
 
-Deno.test("concurrent connects share the first dial, then spread over the session cap", async () => {
+Deno.test("a burst of connects dials every session at once and spreads over them", async () => {
   let open!: () => void;
   const gate = new Promise<void>((r) => (open = r));
   const d = echoDialer({ gate });
@@ -74,14 +74,12 @@ Deno.test("concurrent connects share the first dial, then spread over the sessio
   const first = Array.from({ length: 5 }, () => mc.connect(EP));
   open();
   const conns = await Promise.all(first);
-  assertEquals(d.dials(), 1, "callers waiting on the first dial share it");
-  // The next connect sees one session under the cap of two and dials the second.
-  conns.push(await mc.connect(EP));
-  assertEquals(d.dials(), 2);
-  for (let i = 0; i < 4; i++) conns.push(await mc.connect(EP));
+  assertEquals(d.dials(), 2, "the burst waits for both sessions, dialled together");
+  for (let i = 0; i < 5; i++) conns.push(await mc.connect(EP));
   assertEquals(d.dials(), 2, "no more sessions than the cap");
   const answers = await Promise.all(conns.map((c, i) => roundTrip(c, `ping ${i}`)));
   assertEquals(answers, conns.map((_, i) => `ping ${i}`));
+  assertEquals(d.servers.map((s) => s.stats().opened), [5, 5], "streams spread evenly");
   const st = mc.stats();
   assertEquals(st.sessions, 2);
   assertEquals(st.streams, 10);
@@ -94,7 +92,7 @@ Deno.test("concurrent connects share the first dial, then spread over the sessio
 Deno.test("a peer without the mux gets plain connections until the retry time passes", async () => {
   let now = 0;
   const d = echoDialer({ mux: false });
-  const mc = new MuxConnector({ dial: d.dial, now: () => now });
+  const mc = new MuxConnector({ dial: d.dial, now: () => now, sessionsPerEndpoint: 1 });
   const a = await mc.connect(EP);
   const b = await mc.connect(EP);
   assert(!("peerIdentity" in a), "a plain connection, not a stream");
@@ -133,7 +131,12 @@ Deno.test("a dead session is replaced, and dial failures reach the caller", asyn
 Deno.test("sessions without streams are closed after the idle time", async () => {
   let now = 0;
   const d = echoDialer();
-  const mc = new MuxConnector({ dial: d.dial, idleSessionMs: 1000, now: () => now });
+  const mc = new MuxConnector({
+    dial: d.dial,
+    idleSessionMs: 1000,
+    now: () => now,
+    sessionsPerEndpoint: 1,
+  });
   const a = await mc.connect(EP);
   mc.sweep();
   assertEquals(mc.stats().open, 1);
@@ -145,6 +148,17 @@ Deno.test("sessions without streams are closed after the idle time", async () =>
   now += 1;
   mc.sweep();
   assertEquals(mc.stats().open, 0);
+  mc.close();
+  d.close();
+});
+
+Deno.test("callers that waited on a dial the peer turned down each get their own connection", async () => {
+  const d = echoDialer({ mux: false });
+  const mc = new MuxConnector({ dial: d.dial, sessionsPerEndpoint: 2 });
+  const conns = await Promise.all([mc.connect(EP), mc.connect(EP), mc.connect(EP)]);
+  assertEquals(new Set(conns).size, 3);
+  assertEquals(mc.stats().open, 0);
+  for (const c of conns) c.close();
   mc.close();
   d.close();
 });
