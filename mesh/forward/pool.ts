@@ -16,6 +16,12 @@ export const DEFAULT_MAX_IDLE_PER_ENDPOINT = 128;
 export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 /** How long a connect may take, in ms. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 2_000;
+/**
+ * How long a connection is reused at most, in ms, by default: no limit. The mesh pool sets
+ * one, so connections (and the peer certificates checked when they opened) are renewed
+ * under steady traffic too.
+ */
+export const DEFAULT_MAX_CONNECTION_AGE_MS = Infinity;
 /** Read buffer per upstream connection, in bytes. */
 export const DEFAULT_UPSTREAM_BUFFER_BYTES = 16 * 1024;
 
@@ -29,6 +35,8 @@ export interface PoolOptions {
   connectTimeoutMs?: number;
   /** @default DEFAULT_UPSTREAM_BUFFER_BYTES */
   bufferBytes?: number;
+  /** Connections older than this are closed instead of reused. @default no limit */
+  maxAgeMs?: number;
   /** Opens a connection; injectable for tests and TLS. @default Deno.connect */
   connect?: (ep: Endpoint) => Promise<Deno.Conn>;
   /** Millisecond clock. @default performance.now */
@@ -49,6 +57,7 @@ export interface UpstreamConn {
   reused: boolean;
   /** @internal */ _idle: boolean;
   /** @internal */ _idleSince: number;
+  /** @internal */ _openedAt: number;
 }
 
 /** Raised when a connection cannot be opened. */
@@ -78,6 +87,8 @@ export interface PoolStats {
   evictedDead: number;
   /** Idle connections closed by the idle timeout or the per-endpoint cap. */
   evictedIdle: number;
+  /** Connections closed instead of reused because they reached the maximum age. */
+  retired: number;
   /** Connections idle right now. */
   idle: number;
 }
@@ -89,11 +100,19 @@ export class ConnectionPool {
   readonly #idleTimeoutMs: number;
   readonly #connectTimeoutMs: number;
   readonly #bufferBytes: number;
+  readonly #maxAgeMs: number;
   readonly #connect: (ep: Endpoint) => Promise<Deno.Conn>;
   readonly #now: () => number;
   #timer: ReturnType<typeof setInterval> | null = null;
   #closed = false;
-  readonly #stats: PoolStats = { opened: 0, reused: 0, evictedDead: 0, evictedIdle: 0, idle: 0 };
+  readonly #stats: PoolStats = {
+    opened: 0,
+    reused: 0,
+    evictedDead: 0,
+    evictedIdle: 0,
+    retired: 0,
+    idle: 0,
+  };
 
   /** Creates a pool; call {@linkcode ConnectionPool.close} to release everything. */
   constructor(opts: PoolOptions = {}) {
@@ -101,6 +120,7 @@ export class ConnectionPool {
     this.#idleTimeoutMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.#connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this.#bufferBytes = opts.bufferBytes ?? DEFAULT_UPSTREAM_BUFFER_BYTES;
+    this.#maxAgeMs = opts.maxAgeMs ?? DEFAULT_MAX_CONNECTION_AGE_MS;
     this.#connect = opts.connect ??
       ((ep) => Deno.connect({ hostname: ep.hostname, port: ep.port }));
     this.#now = opts.now ?? (() => performance.now());
@@ -120,6 +140,11 @@ export class ConnectionPool {
         this.#stats.idle--;
         if (!uc._idle) continue;
         uc._idle = false;
+        if (this.#maxAgeMs !== Infinity && this.#now() - uc._openedAt >= this.#maxAgeMs) {
+          this.#stats.retired++;
+          closeQuietly(uc.conn);
+          continue;
+        }
         uc.reused = true;
         this.#stats.reused++;
         return uc;
@@ -157,6 +182,7 @@ export class ConnectionPool {
       reused: false,
       _idle: false,
       _idleSince: 0,
+      _openedAt: this.#maxAgeMs === Infinity ? 0 : this.#now(),
     };
   }
 
@@ -166,6 +192,11 @@ export class ConnectionPool {
    */
   release(uc: UpstreamConn): void {
     if (this.#closed) {
+      closeQuietly(uc.conn);
+      return;
+    }
+    if (this.#maxAgeMs !== Infinity && this.#now() - uc._openedAt >= this.#maxAgeMs) {
+      this.#stats.retired++;
       closeQuietly(uc.conn);
       return;
     }

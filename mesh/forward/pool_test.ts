@@ -98,3 +98,36 @@ Deno.test("ConnectionPool reports refused connects as ConnectError", opts, async
     pool.close();
   }
 });
+
+Deno.test("connections past the maximum age are closed instead of reused", async () => {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted: Deno.Conn[] = [];
+  const acceptLoop = (async () => {
+    for await (const c of l) accepted.push(c);
+  })();
+  let now = 0;
+  const pool = new ConnectionPool({ maxAgeMs: 1000, now: () => now });
+  const ep = { key: "k", hostname: "127.0.0.1", port: (l.addr as Deno.NetAddr).port };
+  const a = await pool.acquire(ep);
+  pool.release(a);
+  now = 500;
+  const b = await pool.acquire(ep);
+  assertEquals(b, a, "young enough: reused");
+  now = 1000;
+  pool.release(b); // too old to go back
+  assertEquals(pool.stats().retired, 1);
+  assertEquals(pool.stats().idle, 0);
+  const c = await pool.acquire(ep);
+  assert(c !== a, "a fresh connection");
+  pool.release(c);
+  now = 2500; // aged while idle: skipped on acquire
+  const d = await pool.acquire(ep);
+  assert(d !== c);
+  assertEquals(pool.stats().retired, 2);
+  assertEquals(pool.stats().opened, 3);
+  pool.discard(d);
+  pool.close();
+  l.close();
+  await acceptLoop.catch(() => {});
+  for (const x of accepted) x.close();
+});

@@ -13,6 +13,12 @@ import { MuxSession } from "./session.ts";
 export const DEFAULT_SESSIONS_PER_ENDPOINT = 2;
 /** How long a session with no streams is kept, in ms. */
 export const DEFAULT_IDLE_SESSION_MS = 60_000;
+/**
+ * How long a session takes new streams, in ms, by default: then it is retired and closed once
+ * its last stream ends, so sessions (and the certificates checked when they opened) are
+ * renewed under steady traffic too. The proxy's pool retires streams at the same age.
+ */
+export const DEFAULT_MAX_SESSION_AGE_MS = 10 * 60_000;
 /** How long an endpoint that did not negotiate the mux is dialled plainly, in ms. */
 export const PLAIN_RETRY_AFTER_MS = 60_000;
 /** Most endpoints tracked; the oldest idle one is forgotten beyond it. */
@@ -36,6 +42,8 @@ export interface MuxConnectorOptions {
   sessionsPerEndpoint?: number;
   /** @default DEFAULT_IDLE_SESSION_MS */
   idleSessionMs?: number;
+  /** @default DEFAULT_MAX_SESSION_AGE_MS */
+  maxSessionAgeMs?: number;
   /** Millisecond clock. @default Date.now */
   now?: () => number;
 }
@@ -64,6 +72,8 @@ export class MuxConnector {
   readonly #dial: (ep: Endpoint) => Promise<MuxDial>;
   readonly #perEndpoint: number;
   readonly #idleMs: number;
+  readonly #maxAgeMs: number;
+  readonly #openedAt = new WeakMap<MuxSession, number>();
   readonly #now: () => number;
   readonly #eps = new Map<string, _Endpoint>();
   readonly #stats = { sessions: 0, streams: 0, plain: 0 };
@@ -75,6 +85,7 @@ export class MuxConnector {
     this.#dial = opts.dial;
     this.#perEndpoint = Math.max(1, opts.sessionsPerEndpoint ?? DEFAULT_SESSIONS_PER_ENDPOINT);
     this.#idleMs = opts.idleSessionMs ?? DEFAULT_IDLE_SESSION_MS;
+    this.#maxAgeMs = opts.maxSessionAgeMs ?? DEFAULT_MAX_SESSION_AGE_MS;
     this.#now = opts.now ?? Date.now;
   }
 
@@ -107,7 +118,7 @@ export class MuxConnector {
         return this.#openOn(e, this.#adopt(e, d));
       }
       const best = this.#leastLoaded(e);
-      if (best !== null && (e.sessions.length >= this.#perEndpoint || e.dialing !== null)) {
+      if (best !== null && (this.#fresh(e) >= this.#perEndpoint || e.dialing !== null)) {
         return this.#openOn(e, best);
       }
       // Dial every missing session at once and let all waiting callers spread over them, so
@@ -126,7 +137,7 @@ export class MuxConnector {
    * throws the first error when no dial succeeded.
    */
   async #dialMissing(ep: Endpoint, e: _Endpoint): Promise<Deno.Conn | null> {
-    const n = Math.max(1, this.#perEndpoint - e.sessions.length);
+    const n = Math.max(1, this.#perEndpoint - this.#fresh(e));
     const results = await Promise.allSettled(Array.from({ length: n }, () => this.#dial(ep)));
     let plain: Deno.Conn | null = null;
     let firstError: unknown = null;
@@ -156,10 +167,23 @@ export class MuxConnector {
     return s.open();
   }
 
+  #retired(s: MuxSession, now = this.#now()): boolean {
+    return !s.usable || now - (this.#openedAt.get(s) ?? now) >= this.#maxAgeMs;
+  }
+
+  /** Sessions of `e` that take new streams. */
+  #fresh(e: _Endpoint): number {
+    const now = this.#now();
+    let n = 0;
+    for (const s of e.sessions) if (!this.#retired(s, now)) n++;
+    return n;
+  }
+
   #leastLoaded(e: _Endpoint): MuxSession | null {
     let best: MuxSession | null = null;
+    const now = this.#now();
     for (const s of e.sessions) {
-      if (!s.usable) continue;
+      if (this.#retired(s, now)) continue;
       if (best === null || s.streamCount < best.streamCount) best = s;
     }
     return best;
@@ -176,6 +200,7 @@ export class MuxConnector {
       },
     });
     this.#stats.sessions++;
+    this.#openedAt.set(s, this.#now());
     if (this.#closed) s.close();
     else e.sessions.push(s);
     return s;
@@ -203,9 +228,10 @@ export class MuxConnector {
     const now = this.#now();
     for (const [k, e] of this.#eps) {
       for (const s of [...e.sessions]) {
-        if (s.streamCount > 0 || !s.usable) {
+        const retired = this.#retired(s, now);
+        if (s.streamCount > 0 || retired) {
           e.idleSince.delete(s);
-          if (s.streamCount === 0 && !s.usable) s.close();
+          if (s.streamCount === 0 && retired) s.close();
           continue;
         }
         const since = e.idleSince.get(s);

@@ -162,3 +162,28 @@ Deno.test("callers that waited on a dial the peer turned down each get their own
   mc.close();
   d.close();
 });
+
+Deno.test("a session past the maximum age takes no new streams and closes when drained", async () => {
+  let now = 0;
+  const d = echoDialer();
+  const mc = new MuxConnector({
+    dial: d.dial,
+    now: () => now,
+    sessionsPerEndpoint: 1,
+    maxSessionAgeMs: 1000,
+  });
+  const a = await mc.connect(EP);
+  now = 1000;
+  const b = await mc.connect(EP);
+  assertEquals(d.dials(), 2, "the old session is retired, so a new one is dialled");
+  assertEquals(await roundTrip(a, "old"), "old", "streams on the retired session still work");
+  assertEquals(await roundTrip(b, "new"), "new");
+  mc.sweep();
+  assertEquals(mc.stats().open, 2, "the retired session still has a stream");
+  a.close();
+  mc.sweep();
+  assertEquals(mc.stats().open, 1);
+  b.close();
+  mc.close();
+  d.close();
+});
