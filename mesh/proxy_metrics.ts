@@ -12,6 +12,7 @@ import {
   type HistogramChild,
   Registry,
 } from "../common/metrics.ts";
+import type { MuxSessionStats } from "./mux/session.ts";
 
 /** Latency buckets in seconds: 1 ms to 30 s. */
 export const REQUEST_DURATION_BUCKETS: readonly number[] = [
@@ -69,6 +70,83 @@ export class RouteMetrics {
   }
 }
 
+/** Which end of the mesh hop a skein-mux/1 session serves: we dialled it, or a peer did. */
+export type MuxDirection = "outbound" | "inbound";
+
+/**
+ * What the mux sessions of one direction have done, read at scrape time: `open` is a level,
+ * the rest only go up. A field left out is one that side cannot tell (and is not exported).
+ */
+export interface MuxTotals {
+  /** Sessions open now. */
+  open: number;
+  /** Sessions established so far. */
+  sessions: number;
+  /** Streams opened or accepted so far. */
+  streams: number;
+  /** Writes to the connections so far; `frames / writes` is the batching. */
+  writes?: number;
+  /** Frames sent so far. */
+  frames?: number;
+}
+
+/** The part of a {@linkcode MuxSession} the registry reads (a real session fits). */
+export interface CountedMuxSession {
+  /** Whether the session has ended. */
+  readonly closed: boolean;
+  /** A snapshot of its counters. */
+  stats(): MuxSessionStats;
+}
+
+/**
+ * The server-side mux sessions of one thread, so `/metrics` can count them: `listenMtls` adds
+ * each session and removes it from its `onClose`. The counters of ended sessions are folded
+ * into running totals, so the exported counters never go back. It holds only open sessions, so
+ * it is bounded by the inbound's connection limit; the hot path never touches it.
+ */
+export class MuxSessionRegistry {
+  readonly #live = new Set<CountedMuxSession>();
+  readonly #ended = { sessions: 0, streams: 0, writes: 0, frames: 0 };
+
+  /** Sessions open now. */
+  get size(): number {
+    return this.#live.size;
+  }
+
+  /** Starts counting `s`; one that has already ended is folded in at once. */
+  add(s: CountedMuxSession): void {
+    if (this.#live.has(s)) return;
+    this.#ended.sessions++;
+    if (s.closed) this.#fold(s);
+    else this.#live.add(s);
+  }
+
+  /** Stops tracking `s` (it ended), keeping what it counted; unknown sessions are ignored. */
+  remove(s: CountedMuxSession): void {
+    if (this.#live.delete(s)) this.#fold(s);
+  }
+
+  /** Totals over ended and open sessions. */
+  totals(): Required<MuxTotals> {
+    const t = { open: 0, ...this.#ended };
+    for (const s of this.#live) {
+      const st = s.stats();
+      t.open++;
+      t.streams += st.opened;
+      t.writes += st.flushes;
+      t.frames += st.frames;
+    }
+    return t;
+  }
+
+  #fold(s: CountedMuxSession): void {
+    const st = s.stats();
+    this.#ended.streams += st.opened;
+    this.#ended.writes += st.flushes;
+    this.#ended.frames += st.frames;
+  }
+}
+
 /** The proxy's metric families, registered on one registry. */
 export class ProxyMetrics {
   /** Requests by source, destination, route and status class. */
@@ -89,8 +167,22 @@ export class ProxyMetrics {
   readonly activeConnections: Gauge<"direction">;
   /** Seconds until this proxy's certificate expires (negative once expired). */
   readonly certificateExpiry: Gauge;
+  /** skein-mux/1 sessions open now, by direction. */
+  readonly meshSessions: Gauge<"direction">;
+  /** skein-mux/1 sessions established, by direction. */
+  readonly meshSessionsOpened: Counter<"direction">;
+  /** Streams opened (outbound) or accepted (inbound) on mux sessions. */
+  readonly meshStreams: Counter<"direction">;
+  /** Writes of mux sessions to their connections, each carrying a batch of frames. */
+  readonly meshWrites: Counter<"direction">;
+  /** Frames mux sessions sent. */
+  readonly meshFrames: Counter<"direction">;
+  /** Outbound mesh connections made plainly because the peer did not negotiate the mux. */
+  readonly meshPlainConnections: Counter;
   private readonly _routes = new Map<string, RouteMetrics>();
   private _certNotAfterMs: number | undefined;
+  /** Counter values seen at the previous {@linkcode recordMux}, by direction and field. */
+  private readonly _muxSeen = new Map<string, number>();
 
   /** Registers the families on `registry`; `now` (ms) feeds the certificate expiry gauge. */
   constructor(readonly registry: Registry = new Registry(), now: () => number = Date.now) {
@@ -139,6 +231,36 @@ export class ProxyMetrics {
       name: "skein_certificate_expiry_seconds",
       help: "Seconds until the proxy certificate expires.",
     });
+    this.meshSessions = registry.gauge({
+      name: "skein_mesh_sessions",
+      help: "skein-mux/1 sessions open now; outbound were dialled by this proxy, inbound by peers.",
+      labelNames: ["direction"],
+    });
+    this.meshSessionsOpened = registry.counter({
+      name: "skein_mesh_sessions_opened_total",
+      help: "skein-mux/1 sessions established, by direction.",
+      labelNames: ["direction"],
+    });
+    this.meshStreams = registry.counter({
+      name: "skein_mesh_streams_total",
+      help: "Streams opened (outbound) or accepted (inbound) on skein-mux/1 sessions.",
+      labelNames: ["direction"],
+    });
+    this.meshWrites = registry.counter({
+      name: "skein_mesh_writes_total",
+      help:
+        "Connection writes of skein-mux/1 sessions; frames_total / writes_total is the batching.",
+      labelNames: ["direction"],
+    });
+    this.meshFrames = registry.counter({
+      name: "skein_mesh_frames_total",
+      help: "Frames sent by skein-mux/1 sessions.",
+      labelNames: ["direction"],
+    });
+    this.meshPlainConnections = registry.counter({
+      name: "skein_mesh_plain_connections_total",
+      help: "Outbound mesh connections made without skein-mux/1 because the peer declined it.",
+    });
     // Computed at scrape time so the gauge counts down without a timer.
     registry.onCollect(() => {
       if (this._certNotAfterMs !== undefined) {
@@ -156,6 +278,34 @@ export class ProxyMetrics {
       this._routes.set(key, r);
     }
     return r;
+  }
+
+  /**
+   * Copies the mux totals of one direction into the families; call it from a collect hook,
+   * so per-frame work stays in the sessions' own counters. Counters advance by what moved
+   * since the previous call.
+   */
+  recordMux(direction: MuxDirection, t: MuxTotals): void {
+    this.meshSessions.labels(direction).set(t.open);
+    this._advance(this.meshSessionsOpened, direction, t.sessions);
+    this._advance(this.meshStreams, direction, t.streams);
+    if (t.writes !== undefined) this._advance(this.meshWrites, direction, t.writes);
+    if (t.frames !== undefined) this._advance(this.meshFrames, direction, t.frames);
+  }
+
+  /** Records the running count of plain outbound mesh connections (see `recordMux`). */
+  recordMuxPlain(plain: number): void {
+    const before = this._muxSeen.get("plain") ?? 0;
+    if (plain > before) this.meshPlainConnections.inc(plain - before);
+    this._muxSeen.set("plain", plain);
+  }
+
+  private _advance(c: Counter<"direction">, direction: MuxDirection, v: number): void {
+    const key = `${c.name}\u0000${direction}`;
+    const before = this._muxSeen.get(key) ?? 0;
+    const child = c.labels(direction);
+    if (v > before) child.inc(v - before);
+    this._muxSeen.set(key, v);
   }
 
   /** Records the certificate's `notAfter` (ms since epoch) after each issue or renewal. */

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { parsePrometheusText } from "../common/metrics.ts";
-import { ProxyMetrics, statusClass } from "./proxy_metrics.ts";
+import { MuxSessionRegistry, ProxyMetrics, statusClass } from "./proxy_metrics.ts";
+import { MuxSession, type MuxStream, type MuxTransport } from "./mux/session.ts";
 
 Deno.test("statusClass buckets statuses and marks missing responses as error", () => {
   const table: [number, string][] = [
@@ -61,4 +62,160 @@ Deno.test("the proxy exposes every SPEC metric with skein_ names that parse", ()
   );
   assert.equal(count?.value, 4);
   assert.equal(fams.get("skein_certificate_expiry_seconds")!.samples[0]!.value, 3000);
+});
+
+const ADDR: Deno.NetAddr = { transport: "tcp", hostname: "127.0.0.1", port: 1 };
+
+/** One end of an in-memory byte pipe, enough to run real mux sessions over. */
+class MemEnd implements MuxTransport {
+  readonly localAddr = ADDR;
+  readonly remoteAddr = ADDR;
+  peer!: MemEnd;
+  closed = false;
+  eof = false;
+  #chunks: Uint8Array[] = [];
+  #waiter: (() => void) | null = null;
+
+  async read(p: Uint8Array): Promise<number | null> {
+    while (this.#chunks.length === 0) {
+      if (this.eof || this.closed) return null;
+      await new Promise<void>((r) => (this.#waiter = r));
+    }
+    const c = this.#chunks[0]!;
+    const k = Math.min(c.length, p.length);
+    p.set(c.subarray(0, k));
+    if (k === c.length) this.#chunks.shift();
+    else this.#chunks[0] = c.subarray(k);
+    return k;
+  }
+
+  write(p: Uint8Array): Promise<number> {
+    if (this.closed || this.peer.closed) return Promise.reject(new Deno.errors.BrokenPipe("x"));
+    this.peer.#chunks.push(p.slice());
+    this.peer.wake();
+    return Promise.resolve(p.length);
+  }
+
+  wake(): void {
+    const w = this.#waiter;
+    this.#waiter = null;
+    w?.();
+  }
+
+  close(): void {
+    this.closed = true;
+    this.peer.eof = true;
+    this.peer.wake();
+    this.wake();
+  }
+}
+
+/** A client session and a server session registered the way `listenMtls` registers them. */
+function registeredPair(reg: MuxSessionRegistry) {
+  const ct = new MemEnd();
+  const st = new MemEnd();
+  ct.peer = st;
+  st.peer = ct;
+  const accepted: MuxStream[] = [];
+  let closed: () => void = () => {};
+  const serverClosed = new Promise<void>((r) => (closed = r));
+  const client = new MuxSession(ct, { role: "client", peerIdentity: null });
+  let server: MuxSession | undefined = undefined;
+  server = new MuxSession(st, {
+    role: "server",
+    peerIdentity: null,
+    onStream: (s) => accepted.push(s),
+    onClose: () => {
+      if (server !== undefined) reg.remove(server);
+      closed();
+    },
+  });
+  reg.add(server);
+  return { client, server, accepted, serverClosed };
+}
+
+async function readText(s: MuxStream): Promise<string> {
+  const buf = new Uint8Array(1024);
+  let out = "";
+  while (true) {
+    const n = await s.read(buf);
+    if (n === null) return out;
+    out += new TextDecoder().decode(buf.subarray(0, n));
+  }
+}
+
+Deno.test("MuxSessionRegistry sums open sessions and keeps what ended ones counted", async () => {
+  const reg = new MuxSessionRegistry();
+  assert.deepEqual(reg.totals(), { open: 0, sessions: 0, streams: 0, writes: 0, frames: 0 });
+  const { client, server, accepted, serverClosed } = registeredPair(reg);
+  const enc = new TextEncoder();
+  const streams = [client.open(), client.open(), client.open()];
+  for (const [i, s] of streams.entries()) {
+    await s.write(enc.encode(`q${i}`));
+    await s.closeWrite();
+  }
+  for (let i = 0; i < 1000 && accepted.length < 3; i++) await new Promise((r) => setTimeout(r, 1));
+  assert.equal(accepted.length, 3);
+  // Every accepted stream answers in the same turn, so the server batches the frames.
+  for (const a of accepted) {
+    void a.write(enc.encode("answer"));
+    void a.closeWrite();
+  }
+  const answers = await Promise.all(streams.map(readText));
+  assert.deepEqual(answers, ["answer", "answer", "answer"]);
+
+  const live = reg.totals();
+  const st = server.stats();
+  assert.equal(reg.size, 1);
+  assert.equal(live.open, 1);
+  assert.equal(live.sessions, 1);
+  assert.equal(live.streams, 3);
+  assert.equal(live.writes, st.flushes);
+  assert.equal(live.frames, st.frames);
+  assert.ok(live.frames > live.writes, `batched: ${live.frames} frames in ${live.writes} writes`);
+
+  // The peer goes away: the session ends and leaves the registry, its counts stay.
+  client.close();
+  await serverClosed;
+  const after = reg.totals();
+  assert.equal(reg.size, 0);
+  assert.deepEqual(after, { ...live, open: 0 });
+  reg.remove(server); // twice is harmless
+  assert.deepEqual(reg.totals(), after);
+
+  // A session that ended before it was added is counted once and never open.
+  reg.add(server);
+  assert.equal(reg.size, 0);
+  assert.equal(reg.totals().sessions, 2);
+  assert.equal(reg.totals().streams, 6);
+});
+
+Deno.test("recordMux exports mux totals per direction and advances counters by deltas", () => {
+  const m = new ProxyMetrics();
+  const sample = (name: string, direction?: string) => {
+    const fam = parsePrometheusText(m.render()).get(name);
+    return fam?.samples.find((s) => direction === undefined || s.labels.direction === direction)
+      ?.value;
+  };
+  m.recordMux("outbound", { open: 2, sessions: 2, streams: 5 });
+  m.recordMux("inbound", { open: 1, sessions: 1, streams: 4, writes: 3, frames: 12 });
+  m.recordMuxPlain(1);
+  assert.equal(sample("skein_mesh_sessions", "outbound"), 2);
+  assert.equal(sample("skein_mesh_sessions", "inbound"), 1);
+  assert.equal(sample("skein_mesh_streams_total", "outbound"), 5);
+  assert.equal(sample("skein_mesh_writes_total", "inbound"), 3);
+  assert.equal(sample("skein_mesh_frames_total", "inbound"), 12);
+  // A side that cannot count writes exports none rather than a misleading zero.
+  assert.equal(sample("skein_mesh_writes_total", "outbound"), undefined);
+  assert.equal(sample("skein_mesh_plain_connections_total"), 1);
+
+  m.recordMux("outbound", { open: 0, sessions: 3, streams: 9 });
+  m.recordMux("inbound", { open: 1, sessions: 1, streams: 4, writes: 7, frames: 20 });
+  m.recordMuxPlain(1);
+  assert.equal(sample("skein_mesh_sessions", "outbound"), 0);
+  assert.equal(sample("skein_mesh_sessions_opened_total", "outbound"), 3);
+  assert.equal(sample("skein_mesh_streams_total", "outbound"), 9);
+  assert.equal(sample("skein_mesh_writes_total", "inbound"), 7);
+  assert.equal(sample("skein_mesh_frames_total", "inbound"), 20);
+  assert.equal(sample("skein_mesh_plain_connections_total"), 1);
 });

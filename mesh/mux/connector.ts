@@ -58,6 +58,10 @@ export interface MuxConnectorStats {
   plain: number;
   /** Sessions open now. */
   open: number;
+  /** Connection writes over all sessions, closed ones included. */
+  writes: number;
+  /** Frames sent over all sessions, closed ones included (frames / writes = batching). */
+  frames: number;
 }
 
 interface _Endpoint {
@@ -77,6 +81,8 @@ export class MuxConnector {
   readonly #now: () => number;
   readonly #eps = new Map<string, _Endpoint>();
   readonly #stats = { sessions: 0, streams: 0, plain: 0 };
+  /** Writes and frames of sessions already closed. */
+  readonly #closedTotals = { writes: 0, frames: 0 };
   #timer: ReturnType<typeof setInterval> | null = null;
   #closed = false;
 
@@ -92,8 +98,17 @@ export class MuxConnector {
   /** A snapshot of the counters. */
   stats(): MuxConnectorStats {
     let open = 0;
-    for (const e of this.#eps.values()) open += e.sessions.length;
-    return { ...this.#stats, open };
+    let writes = this.#closedTotals.writes;
+    let frames = this.#closedTotals.frames;
+    for (const e of this.#eps.values()) {
+      open += e.sessions.length;
+      for (const s of e.sessions) {
+        const st = s.stats();
+        writes += st.flushes;
+        frames += st.frames;
+      }
+    }
+    return { ...this.#stats, open, writes, frames };
   }
 
   /** A new stream to `ep`, or a plain connection when the peer does not speak the mux. */
@@ -195,7 +210,12 @@ export class MuxConnector {
       peerIdentity: d.peerIdentity,
       onClose: () => {
         const i = e.sessions.indexOf(s);
-        if (i !== -1) e.sessions.splice(i, 1);
+        if (i !== -1) {
+          e.sessions.splice(i, 1);
+          const st = s.stats();
+          this.#closedTotals.writes += st.flushes;
+          this.#closedTotals.frames += st.frames;
+        }
         e.idleSince.delete(s);
       },
     });

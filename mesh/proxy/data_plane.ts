@@ -14,7 +14,7 @@ import type { Logger } from "../../common/log.ts";
 import { Registry } from "../../common/metrics.ts";
 import { ConnectionPool, DEFAULT_CONNECT_TIMEOUT_MS, HttpForwarder } from "../forward/mod.ts";
 import { TcpProxy } from "../tcp/mod.ts";
-import { ProxyMetrics } from "../proxy_metrics.ts";
+import { type MuxSessionRegistry, ProxyMetrics } from "../proxy_metrics.ts";
 import type { Catalog } from "../discovery/mod.ts";
 import type { DestinationStats } from "./destination.ts";
 import {
@@ -27,7 +27,7 @@ import type { SharedLimits } from "./shared_limits.ts";
 import { connectTunnel, TunnelBridge } from "./tcp_tunnel.ts";
 import { connectMtls, type MeshTls, MeshTlsState, type OutboundTls } from "./mesh_tls.ts";
 import { MUX_ALPN } from "../mux/frame.ts";
-import { MuxConnector } from "../mux/connector.ts";
+import { DEFAULT_MAX_SESSION_AGE_MS, MuxConnector } from "../mux/connector.ts";
 
 /** How often periodic policy work (outlier detection) runs, in ms. */
 export const TICK_INTERVAL_MS = 250;
@@ -145,6 +145,8 @@ export class DataPlane {
   readonly #listeners: _Drainable[];
   readonly #bridge: TunnelBridge | null;
   readonly #pool: ConnectionPool;
+  readonly #muxer: MuxConnector | null;
+  readonly #inboundMux: MuxSessionRegistry | null;
   readonly #ticker: ReturnType<typeof setInterval>;
   #drained: Promise<void> | null = null;
 
@@ -159,6 +161,8 @@ export class DataPlane {
     listeners: _Drainable[];
     bridge: TunnelBridge | null;
     pool: ConnectionPool;
+    muxer: MuxConnector | null;
+    inboundMux: MuxSessionRegistry | null;
   }) {
     this.ports = parts.ports;
     this.router = parts.router;
@@ -170,6 +174,8 @@ export class DataPlane {
     this.#listeners = parts.listeners;
     this.#bridge = parts.bridge;
     this.#pool = parts.pool;
+    this.#muxer = parts.muxer;
+    this.#inboundMux = parts.inboundMux;
     this.#ticker = setInterval(() => this.router.tick(), TICK_INTERVAL_MS);
     this.#registerCollectors();
   }
@@ -256,6 +262,8 @@ export class DataPlane {
       if (muxer !== null) cleanup.push(() => muxer.close());
       const pool = new ConnectionPool(
         meshTls === undefined ? {} : {
+          // Renewed under steady traffic, like the sessions their streams ride on.
+          maxAgeMs: DEFAULT_MAX_SESSION_AGE_MS,
           connect: muxer !== null
             ? (ep) => muxer.connect(ep)
             : (ep) =>
@@ -311,6 +319,8 @@ export class DataPlane {
         listeners,
         bridge,
         pool,
+        muxer,
+        inboundMux: meshTls?.muxSessions ?? null,
       });
     } catch (e) {
       for (const c of cleanup.reverse()) {
@@ -389,6 +399,11 @@ export class DataPlane {
       }
       m.activeConnections.labels("inbound").set(this.#inbound.stats().active);
       m.activeConnections.labels("outbound").set(out);
+      // Both directions always, zero when the mux is off, so dashboards need no special case.
+      const o = this.#muxer?.stats();
+      m.recordMux("outbound", o ?? { open: 0, sessions: 0, streams: 0, writes: 0, frames: 0 });
+      if (o !== undefined) m.recordMuxPlain(o.plain);
+      m.recordMux("inbound", this.#inboundMux?.totals() ?? { open: 0, sessions: 0, streams: 0 });
     });
   }
 }

@@ -18,6 +18,7 @@ import type net from "node:net";
 import type { Logger } from "../../common/log.ts";
 import { MUX_ALPN } from "../mux/frame.ts";
 import { MuxSession } from "../mux/session.ts";
+import { MuxSessionRegistry } from "../proxy_metrics.ts";
 import {
   CONNECT_TIMEOUT_MS,
   createMtlsServer,
@@ -104,6 +105,8 @@ export class MeshTlsState implements MeshTls {
   #revoked: Set<string>;
   readonly #servers = new Set<MtlsServer>();
   readonly #conns = new Set<MeshConn>();
+  /** The skein-mux/1 sessions peers opened to the inbound servers bound with this state. */
+  readonly muxSessions: MuxSessionRegistry = new MuxSessionRegistry();
 
   /** Starts from the material and revocations of `t`. */
   constructor(t: MeshTls) {
@@ -279,11 +282,18 @@ export async function listenMtls(
         // Revocation and close reach the session through `conn`, which the state tracks.
         // Several streams share it, so a write must never wait on Nagle for an earlier ACK.
         conn.setNoDelay(true);
-        new MuxSession(conn, {
+        // Registered per session, not per frame: /metrics reads its counters when scraped.
+        // (A session that ended inside its constructor is folded in by `add`.)
+        let session: MuxSession | undefined = undefined;
+        session = new MuxSession(conn, {
           role: "server",
           peerIdentity: conn.peerIdentity,
           onStream: (s) => listener!.push(s),
+          onClose: () => {
+            if (session !== undefined) state.muxSessions.remove(session);
+          },
         });
+        state.muxSessions.add(session);
       } else {
         listener.push(conn);
       }

@@ -163,10 +163,12 @@ export async function joinToken(controlUrl: string, service: string, uses = 1): 
  * Starts `skein proxy` with `config` (written as JSON, which is YAML) and waits for it. Unless
  * the config names a `token_file`, the proxy is enrolled with a fresh join token per distinct
  * local service (or its node name) from the first control URL; `ca_file` defaults to the shared seed.
+ * `opts.env` adds environment variables to the proxy process (e.g. `SKEIN_MESH_MUX=off`).
  */
 export async function startProxy(
   dir: string,
   config: Record<string, unknown>,
+  opts: { env?: Record<string, string> } = {},
 ): Promise<ProxyHandle> {
   const path = `${dir}/${config.node}.yaml`;
   const seed = await sharedSeed();
@@ -201,7 +203,7 @@ export async function startProxy(
       ...config,
     }),
   );
-  const child = new Child(spawnSkein(["proxy", "--config", path]));
+  const child = new Child(spawnSkein(["proxy", "--config", path], { env: opts.env }));
   const m = await child.waitLine(/proxy listening"? (.*)$/);
   const f = Object.fromEntries(
     [...m[1]!.matchAll(/(\w+)=("[^"]*"|\S*)/g)].map((x) => [x[1]!, x[2]!.replace(/^"|"$/g, "")]),
