@@ -604,10 +604,15 @@ class _Session {
     let responseStarted = false;
     try {
       await writeAll(uc.conn, w.view());
-    } catch {
+    } catch (e) {
       f.timers.cancel(timer);
       f.upstreams.discard(uc);
-      const o: Outcome = timedOut ? { kind: "timeout" } : { kind: "reset" };
+      // A refused stream took nothing; but only a replayable body can be sent again whole.
+      const o: Outcome = timedOut
+        ? { kind: "timeout" }
+        : replayable && _refusedUnread(e)
+        ? { kind: "connect_failure", reason: "refused by the callee" }
+        : { kind: "reset" };
       decision.onResult(ep, o, performance.now() - t0);
       return { outcome: o, sentUpstream, bodyError: null };
     }
@@ -703,6 +708,13 @@ class _Session {
           false,
         );
         return { done: Done.Close };
+      }
+      if (!responseStarted && !timedOut && replayable && _refusedUnread(e)) {
+        // A mux stream the callee turned down unread (it is draining): like a refused
+        // connect, so retry policy may send it anywhere else, whatever the method.
+        const o: Outcome = { kind: "connect_failure", reason: "refused by the callee" };
+        decision.onResult(ep, o, performance.now() - t0);
+        return { outcome: o, sentUpstream: false, bodyError: null };
       }
       if (uc.reused && !responseStarted && !timedOut && replayable && !fresh) {
         // A pooled connection the upstream closed just as we reused it: not the endpoint's
@@ -932,3 +944,8 @@ type _AttemptResult =
   };
 
 const _EMPTY: ReadonlySet<string> = new Set();
+
+/** Whether `e` says the callee turned the call down before reading it (a refused mux stream). */
+function _refusedUnread(e: unknown): boolean {
+  return e instanceof Deno.errors.ConnectionRefused;
+}

@@ -263,7 +263,9 @@ export class TlsListener implements Deno.Listener<Deno.Conn, Deno.NetAddr> {
   /** Hands over one verified connection; closed at once when the queue is full or we are closed. */
   push(conn: Deno.Conn): void {
     if (this.#closed || this.#queue.length >= this.#maxPending) {
-      conn.close();
+      // A mux stream is refused, which tells the caller it may retry it elsewhere.
+      if (conn instanceof MuxStream) conn.refuse();
+      else conn.close();
       return;
     }
     const w = this.#waiter;
@@ -287,7 +289,10 @@ export class TlsListener implements Deno.Listener<Deno.Conn, Deno.NetAddr> {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const c of this.#queue.splice(0)) c.close();
+    for (const c of this.#queue.splice(0)) {
+      if (c instanceof MuxStream) c.refuse();
+      else c.close();
+    }
     this.#waiter?.reject(new Deno.errors.BadResource("listener closed"));
     this.#waiter = null;
     this.#onClose();

@@ -28,6 +28,11 @@ export const FrameType = {
   Window: 4,
   /** The sender takes no new streams on this connection; open ones finish. */
   GoAway: 5,
+  /**
+   * The server turned the stream down before reading any of it (going away, stream cap, or
+   * its listener closed): the call may safely go to another endpoint.
+   */
+  Refused: 6,
 } as const;
 
 /** One of {@linkcode FrameType}'s values. */
@@ -83,7 +88,7 @@ export function readFrameHeader(buf: Uint8Array, off: number, end: number): Fram
   const type = buf[off + 4]!;
   const stream = ((buf[off + 5]! << 24) >>> 0) + (buf[off + 6]! << 16) + (buf[off + 7]! << 8) +
     buf[off + 8]!;
-  if (type > FrameType.GoAway) throw new MuxProtocolError(`unknown frame type ${type}`);
+  if (type > FrameType.Refused) throw new MuxProtocolError(`unknown frame type ${type}`);
   if (length > MAX_FRAME_PAYLOAD_BYTES) {
     throw new MuxProtocolError(`frame of ${length} bytes is over ${MAX_FRAME_PAYLOAD_BYTES}`);
   }

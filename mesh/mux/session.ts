@@ -30,6 +30,11 @@ export const STREAM_WINDOW_BYTES = 128 * 1024;
 export const DEFAULT_MAX_STREAMS = 512;
 /** Queued outgoing bytes above which stream writes wait for the connection to drain. */
 export const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
+/**
+ * How long a server that sent GoAway keeps the connection open for streams the client opened
+ * before the GoAway reached it, in ms: those get Refused (safe to retry) instead of a reset.
+ */
+export const DEFAULT_GOAWAY_GRACE_MS = 1_000;
 /** Highest stream id a client uses before it needs a new session. */
 export const MAX_STREAM_ID = 0x7fff_ffff;
 
@@ -61,6 +66,8 @@ export interface MuxSessionOptions {
   maxStreams?: number;
   /** @default DEFAULT_MAX_BUFFERED_BYTES */
   maxBufferedBytes?: number;
+  /** @default DEFAULT_GOAWAY_GRACE_MS */
+  goAwayGraceMs?: number;
 }
 
 /** Counters of one session. */
@@ -90,6 +97,8 @@ export class MuxSession {
   readonly #onClose: ((err: Error) => void) | undefined;
   readonly #maxStreams: number;
   readonly #maxBuffered: number;
+  readonly #goAwayGraceMs: number;
+  #graceOver = false;
   readonly #streams = new Map<number, MuxStream>();
   #nextId = 1;
   #lastPeerId = 0;
@@ -113,6 +122,7 @@ export class MuxSession {
     this.#onClose = opts.onClose;
     this.#maxStreams = opts.maxStreams ?? DEFAULT_MAX_STREAMS;
     this.#maxBuffered = opts.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
+    this.#goAwayGraceMs = opts.goAwayGraceMs ?? DEFAULT_GOAWAY_GRACE_MS;
     void this.#readLoop();
   }
 
@@ -160,12 +170,19 @@ export class MuxSession {
     return s;
   }
 
-  /** Announces that no new streams are taken; the session closes when its last stream does. */
+  /**
+   * Announces that no new streams are taken: streams opened from now on are refused, and the
+   * session closes when its last stream has ended and the grace time has passed.
+   */
   goAway(): void {
     if (this.#error !== null || this.#goingAway) return;
     this.#goingAway = true;
     this._queue(FrameType.GoAway, 0, null, 0, 0);
-    if (this.#streams.size === 0) void this.#closeAfterFlush();
+    const t = setTimeout(() => {
+      this.#graceOver = true;
+      if (this.#streams.size === 0) void this.#closeAfterFlush();
+    }, this.#goAwayGraceMs);
+    Deno.unrefTimer(t);
   }
 
   /** Ends the session now: every stream fails. */
@@ -296,7 +313,7 @@ export class MuxSession {
       if (id <= this.#lastPeerId) throw new MuxProtocolError(`stream ${id} reopened`);
       this.#lastPeerId = id;
       if (this.#goingAway || this.#streams.size >= this.#maxStreams) {
-        this._queue(FrameType.Reset, id, null, 0, 0);
+        this._queue(FrameType.Refused, id, null, 0, 0);
         return;
       }
       const s = new MuxStream(this, id);
@@ -327,6 +344,10 @@ export class MuxSession {
       case FrameType.Reset:
         s._onReset();
         return;
+      case FrameType.Refused:
+        if (this.#role !== "client") throw new MuxProtocolError("a client refused a stream");
+        s._onRefused();
+        return;
       case FrameType.Window:
         s._onWindow(readWindowIncrement(buf, off));
         return;
@@ -336,7 +357,7 @@ export class MuxSession {
   /** Forgets a stream closed here. */
   _forget(s: MuxStream): void {
     if (this.#streams.get(s.id) === s) this.#streams.delete(s.id);
-    if (this.#goingAway && this.#streams.size === 0) void this.#closeAfterFlush();
+    if (this.#graceOver && this.#streams.size === 0) void this.#closeAfterFlush();
   }
 
   #fail(err: Error): void {
@@ -380,6 +401,7 @@ export class MuxStream implements Deno.Conn {
   #finSent = false;
   #finRecv = false;
   #resetRecv = false;
+  #refused = false;
   #closed = false;
   #error: Error | null = null;
 
@@ -410,9 +432,7 @@ export class MuxStream implements Deno.Conn {
     if (this.#reader !== null) return Promise.reject(new Deno.errors.Busy("read in progress"));
     if (this.#queued > 0) return Promise.resolve(this.#take(p));
     if (this.#finRecv) return Promise.resolve(null);
-    if (this.#resetRecv) {
-      return Promise.reject(new Deno.errors.ConnectionReset("stream reset by peer"));
-    }
+    if (this.#resetRecv) return Promise.reject(this.#resetError());
     if (this.#error !== null) {
       return Promise.reject(new Deno.errors.ConnectionReset(this.#error.message));
     }
@@ -482,8 +502,15 @@ export class MuxStream implements Deno.Conn {
     return this.#closed || this.#finSent || this.#resetRecv || this.#error !== null;
   }
 
+  #resetError(): Error {
+    return this.#refused
+      ? new Deno.errors.ConnectionRefused("stream refused by the callee")
+      : new Deno.errors.ConnectionReset("stream reset by peer");
+  }
+
   #writeError(): Error {
     if (this.#error !== null) return new Deno.errors.BrokenPipe(this.#error.message);
+    if (this.#refused) return new Deno.errors.ConnectionRefused("stream refused by the callee");
     if (this.#resetRecv) return new Deno.errors.BrokenPipe("stream reset by peer");
     return new Deno.errors.BrokenPipe("stream closed for writing");
   }
@@ -548,6 +575,30 @@ export class MuxStream implements Deno.Conn {
     this.#settleReader();
   }
 
+  /**
+   * Turns the stream down before reading any of it (server side): the caller's reads and
+   * writes fail with `ConnectionRefused`, which the forwarder treats like a refused connect, so
+   * the call goes to another endpoint whatever its method.
+   */
+  refuse(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#error === null) this.#s._queue(FrameType.Refused, this.id, null, 0, 0);
+    this.#s._forget(this);
+    this.#queue = [];
+    this.#queued = 0;
+    const r = this.#reader;
+    this.#reader = null;
+    r?.reject(new Deno.errors.BadResource("stream closed"));
+    this.#wakeWriters();
+  }
+
+  /** @internal The server turned the stream down unread. */
+  _onRefused(): void {
+    this.#refused = true;
+    this._onReset();
+  }
+
   /** @internal The peer reset the stream. */
   _onReset(): void {
     this.#resetRecv = true;
@@ -577,7 +628,7 @@ export class MuxStream implements Deno.Conn {
     if (r === null || this.#queued > 0) return;
     this.#reader = null;
     if (this.#finRecv) r.resolve(null);
-    else if (this.#resetRecv) r.reject(new Deno.errors.ConnectionReset("stream reset by peer"));
+    else if (this.#resetRecv) r.reject(this.#resetError());
     else r.reject(new Deno.errors.ConnectionReset(this.#error?.message ?? "session ended"));
   }
 

@@ -63,7 +63,7 @@ function memPipe(): [MemEnd, MemEnd] {
 }
 
 /** A client and a server session over one in-memory pipe; accepted streams are queued. */
-function pair(maxStreams?: number) {
+function pair(maxStreams?: number, goAwayGraceMs = 0) {
   const [ct, st] = memPipe();
   const accepted: MuxStream[] = [];
   const waiters: (() => void)[] = [];
@@ -72,6 +72,7 @@ function pair(maxStreams?: number) {
     role: "server",
     peerIdentity: "spiffe://td/svc/client",
     maxStreams,
+    goAwayGraceMs,
     onStream: (s) => {
       accepted.push(s);
       for (const w of waiters.splice(0)) w();
@@ -216,14 +217,15 @@ Deno.test("a peer that sends garbage or overruns a window loses its session", as
   }
 });
 
-Deno.test("streams beyond the session's cap are refused with a reset", async () => {
+Deno.test("streams beyond the session's cap are refused, and say so", async () => {
   const { client, accept } = pair(2);
   const a = client.open();
   const b = client.open();
   const c = client.open();
   await accept();
   await accept();
-  await assertRejects(() => c.read(new Uint8Array(1)), Deno.errors.ConnectionReset);
+  await assertRejects(() => c.read(new Uint8Array(1)), Deno.errors.ConnectionRefused);
+  await assertRejects(() => c.write(new Uint8Array(1)), Deno.errors.ConnectionRefused);
   a.close();
   b.close();
   client.close();
@@ -243,5 +245,35 @@ Deno.test("after goAway the client takes no new streams and the session ends whe
   s.close();
   c.close();
   for (let i = 0; i < 50 && !server.closed; i++) await new Promise((r) => setTimeout(r, 1));
+  assert(server.closed);
+});
+
+Deno.test("a stream the server refuses unread fails with ConnectionRefused on the caller", async () => {
+  const { client, server, accept } = pair(undefined, 50);
+  const c = client.open();
+  await c.write(new TextEncoder().encode("POST / HTTP/1.1\r\n\r\n"));
+  const s = await accept();
+  s.refuse();
+  await assertRejects(() => c.read(new Uint8Array(8)), Deno.errors.ConnectionRefused);
+  assertEquals(server.streamCount, 0);
+  // Opened before the server's GoAway reached it: refused too, not reset.
+  server.goAway();
+  const late = client.open();
+  await late.write(new Uint8Array([1]));
+  await assertRejects(() => late.read(new Uint8Array(8)), Deno.errors.ConnectionRefused);
+  assert(!client.usable);
+  c.close();
+  late.close();
+  client.close();
+});
+
+Deno.test("a client that sends Refused breaks the protocol", async () => {
+  const [evil, st] = memPipe();
+  const server = new MuxSession(st, { role: "server", peerIdentity: null, onStream: () => {} });
+  const f = new Uint8Array(2 * FRAME_HEADER_BYTES);
+  writeFrameHeader(f, 0, FrameType.Open, 1, 0);
+  writeFrameHeader(f, FRAME_HEADER_BYTES, FrameType.Refused, 1, 0);
+  await evil.write(f);
+  for (let i = 0; i < 20 && !server.closed; i++) await new Promise((r) => setTimeout(r, 1));
   assert(server.closed);
 });

@@ -260,6 +260,7 @@ export async function listenMtls(
 ): Promise<TlsListener> {
   const state = MeshTlsState.of(t);
   const mux = opts.mux ?? true;
+  const sessions = new Set<MuxSession>();
   // deno-lint-ignore prefer-const
   let listener: TlsListener | undefined;
   const m = state.material;
@@ -290,10 +291,14 @@ export async function listenMtls(
           peerIdentity: conn.peerIdentity,
           onStream: (s) => listener!.push(s),
           onClose: () => {
-            if (session !== undefined) state.muxSessions.remove(session);
+            if (session !== undefined) {
+              state.muxSessions.remove(session);
+              sessions.delete(session);
+            }
           },
         });
         state.muxSessions.add(session);
+        if (!session.closed) sessions.add(session);
       } else {
         listener.push(conn);
       }
@@ -313,6 +318,9 @@ export async function listenMtls(
     { transport: "tcp", hostname: bound.address, port: bound.port },
     () => {
       forget();
+      // Draining: callers stop opening streams here and dial elsewhere; streams that were
+      // already on their way are refused (safe to retry), open ones finish.
+      for (const ms of sessions) ms.goAway();
       void server.close({ destroyConnections: false });
     },
     MAX_PENDING_ACCEPTS,

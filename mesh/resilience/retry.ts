@@ -10,8 +10,10 @@
  * - `retriable_4xx`: 409 Conflict (as Envoy), which is safe to repeat by definition.
  *
  * `attempts` counts all tries including the first (`attempts: 3` = at most 2 retries).
- * Only idempotent methods are retried unless `retryNonIdempotent`. The forwarder must keep
- * the request body (bounded) to be able to retry a request that has one.
+ * Only idempotent methods are retried unless `retryNonIdempotent`, except after a
+ * `connect_failure`: a call that reached no endpoint cannot have taken effect, so it is retried
+ * whatever its method (as Envoy does). The forwarder must keep the request body (bounded) to be
+ * able to retry a request that has one.
  *
  * The budget (Linkerd/Envoy style): over a sliding window, retries may add at most
  * `budgetPercent` % on top of the original requests, plus `minRetriesPerSecond` so a
@@ -257,7 +259,11 @@ export class RetryPolicy {
     remainingMs = Infinity,
   ): RetryDecision {
     if (!this.retryableOutcome(outcome)) return _STOP.not_retryable;
-    if (!this.retryableMethod(method)) return _STOP.non_idempotent;
+    // Nothing of a call that never reached the endpoint can have taken effect, so a failed
+    // connect (or a mux stream the callee refused unread) is retried whatever the method.
+    if (outcome.kind !== "connect_failure" && !this.retryableMethod(method)) {
+      return _STOP.non_idempotent;
+    }
     if (triesSoFar >= this.attempts) return _STOP.attempts_exhausted;
     const delayMs = this.backoffMs(triesSoFar);
     if (delayMs >= remainingMs) return _STOP.deadline;

@@ -51,6 +51,21 @@ Deno.test("only idempotent methods are retried unless retryNonIdempotent", () =>
   assert.equal(q.decide("POST", res(503), 1).retry, true);
 });
 
+Deno.test("a failed connect is retried whatever the method, a reset of a POST is not", () => {
+  const p = policy(["reset", "connect_failure"]);
+  assert.equal(p.decide("POST", { kind: "connect_failure" }, 1).retry, true);
+  assert.equal(p.decide("PATCH", { kind: "connect_failure" }, 1).retry, true);
+  assert.deepEqual(p.decide("POST", { kind: "reset" }, 1), {
+    retry: false,
+    reason: "non_idempotent",
+  });
+  // Still only when the policy retries connect failures at all.
+  assert.deepEqual(policy(["5xx"]).decide("POST", { kind: "connect_failure" }, 1), {
+    retry: false,
+    reason: "not_retryable",
+  });
+});
+
 Deno.test("decide stops after `attempts` tries in total", () => {
   const p = policy(["5xx"]);
   assert.equal(p.decide("GET", res(500), 1).retry, true);

@@ -137,3 +137,69 @@ Deno.test("calls between proxies ride skein-mux/1 sessions, visible on /metrics"
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("a callee that drains under a steady stream of POSTs loses none of them", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "skein-mux-drain-" });
+  const cp = await startControl(dir);
+  const apps: App[] = [startApp("ledger"), startApp("ledger")];
+  const proxies: ProxyHandle[] = [];
+  let stop = false;
+  let loops: Promise<void>[] = [];
+  try {
+    for (const [i, a] of apps.entries()) {
+      proxies.push(
+        await startProxy(dir, {
+          node: `vm-ledger-${i}`,
+          control: [cp.url],
+          services: [{ name: "ledger", port: a.port }],
+        }),
+      );
+    }
+    const caller = await startProxy(dir, {
+      node: "vm-payer",
+      control: [cp.url],
+      upstreams: [{ service: "ledger", listen: "127.0.0.1:0" }],
+    });
+    proxies.push(caller);
+    await waitFor("both ledger endpoints in the caller", async () => {
+      const e = await adminJson(caller, "/endpoints") as {
+        outbound: { service: string; eligible: number }[];
+      };
+      return e.outbound.find((d) => d.service === "ledger")?.eligible === 2;
+    });
+
+    // POST is not idempotent: only a call the callee provably never read may be sent again.
+    const statuses: number[] = [];
+    const errs: string[] = [];
+    loops = Array.from({ length: 4 }, async () => {
+      while (!stop) {
+        const r = await fetch(`http://${caller.upstreams.ledger!}/pay`, {
+          method: "POST",
+          body: "x".repeat(200),
+        });
+        const body = await r.text();
+        statuses.push(r.status);
+        if (r.status !== 200) errs.push(`${r.status} ${r.headers.get("x-skein-error")} ${body}`);
+      }
+    });
+    await waitFor("calls on both callees", () => apps[0]!.hits > 20 && apps[1]!.hits > 20);
+    assert(await meshMetric(caller, "skein_mesh_sessions", "outbound") >= 1);
+
+    const drained = await proxies[0]!.child.stop("SIGTERM");
+    assertEquals(drained.code, 0);
+    proxies.shift();
+    const after = apps[1]!.hits;
+    await waitFor("calls going on to the other callee", () => apps[1]!.hits > after + 100);
+    stop = true;
+    await Promise.all(loops);
+    const failed = statuses.filter((s) => s !== 200);
+    assertEquals(failed, [], `${failed.length} of ${statuses.length} POSTs failed: ${errs}`);
+  } finally {
+    stop = true;
+    await Promise.allSettled(loops);
+    for (const p of proxies) await p.child.stop();
+    await cp.child.stop();
+    for (const a of apps) await a.close();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
