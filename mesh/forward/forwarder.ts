@@ -519,17 +519,17 @@ class _Session {
     return await this.#answerError(err, head, !replayable);
   }
 
+  /**
+   * Moves the bytes from `#pos` into a new buffer with room for `n`. The old buffer is left as
+   * it is, because the parsed head still points into it (its fields are read from those bytes):
+   * compacting in place used to overwrite the head of a request whose body did not fit.
+   */
   #ensureRoom(n: number): void {
-    if (this.#pos > 0) {
-      this.#buf.copyWithin(0, this.#pos, this.#len);
-      this.#len -= this.#pos;
-      this.#pos = 0;
-    }
-    if (n > this.#buf.length) {
-      const next = new Uint8Array(n);
-      next.set(this.#buf.subarray(0, this.#len));
-      this.#buf = next;
-    }
+    const next = new Uint8Array(Math.max(n, this.#buf.length));
+    next.set(this.#buf.subarray(this.#pos, this.#len));
+    this.#len -= this.#pos;
+    this.#pos = 0;
+    this.#buf = next;
   }
 
   /**

@@ -490,3 +490,27 @@ Deno.test("concurrent keep-alive clients never see each other's responses", opts
     await m.close();
   }
 });
+
+Deno.test(
+  "a replayable POST body larger than the client buffer keeps its head intact",
+  opts,
+  async () => {
+    // Bodies up to the retry limit (64 KiB) are buffered for a replay; one that does not fit
+    // the 16 KiB client buffer used to be compacted over the parsed head it belongs to.
+    const m = await twoHops();
+    try {
+      for (const size of [20_000, 60_000]) {
+        const body = "z".repeat(size);
+        const r = await fetch(`http://127.0.0.1:${m.outbound.addr.port}/echo`, {
+          method: "POST",
+          body,
+          headers: { "x-check": "intact" },
+        });
+        const t = await r.text();
+        assertEquals([r.status, t.length, t === body], [200, size, true]);
+      }
+    } finally {
+      await m.close();
+    }
+  },
+);
