@@ -34,7 +34,12 @@ export const DEFAULT_HEAD_LIMITS: Readonly<HeadLimits> = Object.freeze({
   maxBodyBytes: Number.MAX_SAFE_INTEGER,
 });
 
-/** Fields shared by request and response heads. Offsets index into `raw`. */
+/**
+ * Fields shared by request and response heads. Offsets index into `raw`.
+ *
+ * Parsed heads decode `names`, `values`, `reason` and {@linkcode headerValue} results from
+ * `raw` when first read, so read them before the buffer is reused, like `raw` itself.
+ */
 export interface HttpHead {
   /** The buffer the head was parsed from; only valid until the caller reuses it. */
   raw: Uint8Array;
@@ -109,6 +114,9 @@ export interface HeadScan {
   skipped: number;
 }
 
+/** Bytes searched for a line feed with a plain loop before falling back to indexOf. */
+const LF_LOOP_SCAN_BYTES = 64;
+
 const CR = 13;
 const LF = 10;
 const SP = 32;
@@ -119,6 +127,12 @@ const COLON = 58;
 const TCHAR = new Uint8Array(256);
 /** Bytes allowed in a field value: VCHAR, SP, HTAB, obs-text. */
 const VCHAR = new Uint8Array(256);
+/** FIELD_BYTE entry of a byte allowed in a value below 0x80. */
+const FB_PLAIN = 1;
+/** FIELD_BYTE entry of obs-text (0x80-0xff), allowed but recorded in `hasObsText`. */
+const FB_OBS = 2;
+/** VCHAR with obs-text told apart, so the value scan needs one lookup per byte. */
+const FIELD_BYTE = new Uint8Array(256);
 {
   for (let c = 0x21; c <= 0x7e; c++) VCHAR[c] = 1;
   for (let c = 0x80; c <= 0xff; c++) VCHAR[c] = 1;
@@ -126,19 +140,8 @@ const VCHAR = new Uint8Array(256);
   VCHAR[HTAB] = 1;
   const t = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
   for (let i = 0; i < t.length; i++) TCHAR[t.charCodeAt(i)] = 1;
+  for (let c = 0; c < 256; c++) if (VCHAR[c] === 1) FIELD_BYTE[c] = c >= 0x80 ? FB_OBS : FB_PLAIN;
 }
-
-/** Fields that only concern one connection (RFC 9110 section 7.6.1), besides Connection's list. */
-const STATIC_HOP = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "proxy-authenticate",
-  "proxy-authorization",
-  "te",
-  "trailer",
-  "upgrade",
-]);
 
 /** Starts a scan for a head beginning at `start`. */
 export function newHeadScan(start = 0): HeadScan {
@@ -166,7 +169,12 @@ export function findHeadEnd(
 ): number {
   let i = scan.pos;
   while (true) {
-    const lf = buf.indexOf(LF, i);
+    // Most lines are short: a plain loop beats indexOf's per-call cost, which pays off only
+    // on long lines (cookies, tokens).
+    let lf = i;
+    const loopEnd = Math.min(end, i + LF_LOOP_SCAN_BYTES);
+    while (lf < loopEnd && buf[lf] !== LF) lf++;
+    if (lf === loopEnd && lf < end) lf = buf.indexOf(LF, lf);
     if (lf === -1 || lf >= end) {
       scan.pos = end;
       if (end - scan.start > maxHeadBytes) {
@@ -195,38 +203,206 @@ export function findHeadEnd(
   }
 }
 
+/** Longest string {@linkcode latin1} builds from a reused scratch array instead of a view. */
+const LATIN1_SCRATCH_MAX = 64;
+/** One scratch array per length, so `String.fromCharCode.apply` gets exactly `n` arguments. */
+const LATIN1_SCRATCH: number[][] = [];
+for (let n = 0; n <= LATIN1_SCRATCH_MAX; n++) LATIN1_SCRATCH.push(new Array<number>(n).fill(0));
+
 /** Decodes bytes as ISO-8859-1, one char per byte, so values round-trip exactly. */
 export function latin1(buf: Uint8Array, start: number, end: number): string {
   const n = end - start;
   if (n <= 0) return "";
-  if (n <= 64) {
-    let s = "";
-    for (let i = start; i < end; i++) s += String.fromCharCode(buf[i]!);
-    return s;
+  // Short strings dominate heads; building them without a subarray view avoids an allocation.
+  switch (n) {
+    case 1:
+      return String.fromCharCode(buf[start]!);
+    case 2:
+      return String.fromCharCode(buf[start]!, buf[start + 1]!);
+    case 3:
+      return String.fromCharCode(buf[start]!, buf[start + 1]!, buf[start + 2]!);
+    case 4:
+      return String.fromCharCode(buf[start]!, buf[start + 1]!, buf[start + 2]!, buf[start + 3]!);
+  }
+  if (n <= LATIN1_SCRATCH_MAX) {
+    const t = LATIN1_SCRATCH[n]!;
+    for (let i = 0; i < n; i++) t[i] = buf[start + i]!;
+    return String.fromCharCode.apply(null, t);
   }
   return String.fromCharCode.apply(null, buf.subarray(start, end) as unknown as number[]);
 }
 
-function _emptyHead(raw: Uint8Array, start: number, end: number): HttpHead {
-  return {
-    raw,
-    start,
-    end,
-    firstLineEnd: start,
-    versionMinor: 1,
-    names: [],
-    values: [],
-    lineStarts: [],
-    lineEnds: [],
-    hop: [],
-    hasHopByHop: false,
-    contentLength: -1,
-    chunked: false,
-    otherTransferCoding: false,
-    keepAlive: true,
-    upgrade: false,
-    hasObsText: false,
-  };
+/** Lower-cases an ASCII byte; other bytes are returned as they are. */
+function _lowerByte(b: number): number {
+  return b >= 65 && b <= 90 ? b + 32 : b;
+}
+
+/**
+ * Whether `buf[p, p + lit.length)` equals `lit` ignoring ASCII case. `lit` must be lower-case
+ * letters, digits and `-` only: then `| 0x20` can only confuse a byte with a control byte or
+ * CR, which never reach this point (field names are tchar, values exclude controls).
+ */
+function _eqLower(buf: Uint8Array, p: number, lit: string): boolean {
+  for (let i = 0; i < lit.length; i++) {
+    if ((buf[p + i]! | 0x20) !== lit.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+/** Numbers stored per field in a head's field table. */
+const FIELD_STRIDE = 5;
+/** Field table slots: line start, the colon, value start and end (trimmed), field kind. */
+const F_LINE = 0;
+const F_COLON = 1;
+const F_VS = 2;
+const F_VE = 3;
+const F_KIND = 4;
+
+/** Field kinds the parser itself acts on; everything else is K_OTHER. */
+const K_OTHER = 0;
+const K_CONTENT_LENGTH = 1;
+const K_TRANSFER_ENCODING = 2;
+const K_CONNECTION = 3;
+const K_UPGRADE = 4;
+const K_HOST = 5;
+const K_EXPECT = 6;
+/** Hop-by-hop by name alone: keep-alive, te, trailer and any proxy-* field. */
+const K_HOP = 7;
+/** Kinds that are hop-by-hop whatever Connection says (STATIC_HOP plus the proxy- prefix). */
+const HOP_KINDS = (1 << K_CONNECTION) | (1 << K_UPGRADE) | (1 << K_HOP);
+
+/** Classifies a field name `buf[p, q)` without decoding it. */
+function _kind(buf: Uint8Array, p: number, q: number): number {
+  switch (q - p) {
+    case 2:
+      if (_eqLower(buf, p, "te")) return K_HOP;
+      break;
+    case 4:
+      if (_eqLower(buf, p, "host")) return K_HOST;
+      break;
+    case 6:
+      if (_eqLower(buf, p, "expect")) return K_EXPECT;
+      break;
+    case 7:
+      if (_eqLower(buf, p, "upgrade")) return K_UPGRADE;
+      if (_eqLower(buf, p, "trailer")) return K_HOP;
+      break;
+    case 10:
+      if (_eqLower(buf, p, "connection")) return K_CONNECTION;
+      if (_eqLower(buf, p, "keep-alive")) return K_HOP;
+      break;
+    case 14:
+      if (_eqLower(buf, p, "content-length")) return K_CONTENT_LENGTH;
+      break;
+    case 17:
+      if (_eqLower(buf, p, "transfer-encoding")) return K_TRANSFER_ENCODING;
+      break;
+  }
+  if (q - p >= 6 && _eqLower(buf, p, "proxy-")) return K_HOP;
+  return K_OTHER;
+}
+
+/** Whether the field name `buf[p, q)`, lower-cased, equals `name`. */
+function _nameIs(buf: Uint8Array, p: number, q: number, name: string): boolean {
+  if (q - p !== name.length) return false;
+  for (let i = 0; i < name.length; i++) {
+    if (_lowerByte(buf[p + i]!) !== name.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+/**
+ * A parsed head. Field names and values are decoded only when read: the parser needs just the
+ * framing and connection fields, and most proxied heads are forwarded as bytes. One class
+ * serves requests and responses (each ignores the other's fields): a single shape keeps the
+ * hot path monomorphic and avoids the cost of derived-class construction.
+ */
+class _Head implements RequestHead, ResponseHead {
+  raw: Uint8Array;
+  start: number;
+  end: number;
+  firstLineEnd: number;
+  versionMinor = 1;
+  hasHopByHop = false;
+  contentLength = -1;
+  chunked = false;
+  otherTransferCoding = false;
+  keepAlive = true;
+  upgrade = false;
+  hasObsText = false;
+  /** FIELD_STRIDE numbers per field, in order; see F_LINE and the slots after it. */
+  _f: number[] = [];
+  _names: string[] | null = null;
+  _values: string[] | null = null;
+  _hop: boolean[] | null = null;
+  method = "";
+  target = "";
+  targetRewritten: boolean | undefined = undefined;
+  host: string | null = null;
+  expectContinue = false;
+  status = 0;
+  /** Where the reason phrase is in `raw`, decoded on first read. */
+  _rs = 0;
+  _re = 0;
+  _reason: string | null = null;
+
+  constructor(raw: Uint8Array, start: number, end: number) {
+    this.raw = raw;
+    this.start = start;
+    this.end = end;
+    this.firstLineEnd = start;
+  }
+
+  get names(): string[] {
+    if (this._names === null) {
+      const f = this._f;
+      const out: string[] = [];
+      for (let o = 0; o < f.length; o += FIELD_STRIDE) {
+        out.push(latin1(this.raw, f[o + F_LINE]!, f[o + F_COLON]!).toLowerCase());
+      }
+      this._names = out;
+    }
+    return this._names;
+  }
+
+  get values(): string[] {
+    if (this._values === null) {
+      const f = this._f;
+      const out: string[] = [];
+      for (let o = 0; o < f.length; o += FIELD_STRIDE) {
+        out.push(latin1(this.raw, f[o + F_VS]!, f[o + F_VE]!));
+      }
+      this._values = out;
+    }
+    return this._values;
+  }
+
+  get lineStarts(): number[] {
+    const f = this._f;
+    const out: number[] = [];
+    for (let o = 0; o < f.length; o += FIELD_STRIDE) out.push(f[o + F_LINE]!);
+    return out;
+  }
+
+  get lineEnds(): number[] {
+    // Field lines are contiguous: each ends where the next starts, the last at the blank line.
+    const f = this._f;
+    const out: number[] = [];
+    for (let o = FIELD_STRIDE; o < f.length; o += FIELD_STRIDE) out.push(f[o + F_LINE]!);
+    if (f.length > 0) out.push(this.end - 2);
+    return out;
+  }
+
+  get reason(): string {
+    this._reason ??= latin1(this.raw, this._rs, this._re);
+    return this._reason;
+  }
+
+  get hop(): boolean[] {
+    // Kept once created: callers mark extra fields hop-by-hop by writing into it.
+    this._hop ??= new Array<boolean>(this._f.length / FIELD_STRIDE).fill(false);
+    return this._hop;
+  }
 }
 
 /** Parses "HTTP/1.x" at `p`; returns the minor version. */
@@ -248,54 +424,67 @@ function _version(buf: Uint8Array, p: number, end: number, status: number): numb
   return minor;
 }
 
-/** Parses all field lines from `p` up to the blank line; fills `head`. Returns field count. */
+/**
+ * Validates all field lines from `p` up to the blank line and fills the head's field table.
+ * Returns a bit set of the field kinds seen. Every line is checked before any field's meaning
+ * is applied, so a syntax error anywhere wins over a semantic one, as it always has.
+ */
 function _fields(
   buf: Uint8Array,
   p: number,
   headEnd: number,
-  head: HttpHead,
+  head: _Head,
   limits: HeadLimits,
-  isRequest: boolean,
-): void {
+): number {
   const last = headEnd - 2; // the blank line's CR
+  const f = head._f;
+  const maxCount = limits.maxHeaderCount;
+  let count = 0;
+  let seen = 0;
+  let obs = false;
   while (p < last) {
-    if (head.names.length >= limits.maxHeaderCount) {
-      throw new HttpParseError(
-        "too_many_headers",
-        431,
-        `more than ${limits.maxHeaderCount} header fields`,
-      );
+    if (count >= maxCount) {
+      throw new HttpParseError("too_many_headers", 431, `more than ${maxCount} header fields`);
     }
-    const lf = buf.indexOf(LF, p);
-    const eol = lf - 1; // CR, guaranteed by findHeadEnd
     const c0 = buf[p]!;
     if (c0 === SP || c0 === HTAB) {
       throw new HttpParseError("obs_fold", 400, "obsolete line folding is not allowed");
     }
+    // CR is not a tchar, so the name scan cannot run past the line.
     let q = p;
-    while (q < eol && TCHAR[buf[q]!] === 1) q++;
+    while (TCHAR[buf[q]!] === 1) q++;
     if (q === p || buf[q] !== COLON) {
       throw new HttpParseError("bad_header_name", 400, `invalid field name at offset ${p}`);
     }
-    let vs = q + 1;
-    for (let k = vs; k < eol; k++) {
-      const c = buf[k]!;
-      if (VCHAR[c] !== 1) {
-        if (c === CR) throw new HttpParseError("bare_cr", 400, "carriage return inside a field");
-        throw new HttpParseError("bad_header_value", 400, `control byte 0x${c.toString(16)}`);
-      }
-      if (c >= 0x80) head.hasObsText = true;
+    // One pass finds the line end and validates the value: the first byte outside
+    // VCHAR/SP/HTAB/obs-text must be the CR of this line's CRLF.
+    let k = q + 1;
+    let t: number;
+    while ((t = FIELD_BYTE[buf[k]!]!) > 0) {
+      if (t === FB_OBS) obs = true;
+      k++;
     }
+    const c = buf[k]!;
+    if (c === CR) {
+      if (buf[k + 1] !== LF) {
+        throw new HttpParseError("bare_cr", 400, "carriage return inside a field");
+      }
+    } else {
+      throw new HttpParseError("bad_header_value", 400, `control byte 0x${c.toString(16)}`);
+    }
+    const eol = k;
+    let vs = q + 1;
     while (vs < eol && (buf[vs] === SP || buf[vs] === HTAB)) vs++;
     let ve = eol;
     while (ve > vs && (buf[ve - 1] === SP || buf[ve - 1] === HTAB)) ve--;
-    head.names.push(latin1(buf, p, q).toLowerCase());
-    head.values.push(latin1(buf, vs, ve));
-    head.lineStarts.push(p);
-    head.lineEnds.push(lf + 1);
-    p = lf + 1;
+    const kind = _kind(buf, p, q);
+    seen |= 1 << kind;
+    f.push(p, q, vs, ve, kind);
+    count++;
+    p = eol + 2;
   }
-  void isRequest;
+  if (obs) head.hasObsText = true;
+  return seen;
 }
 
 /** Splits a comma-separated list into trimmed, lower-cased, non-empty members. */
@@ -306,53 +495,99 @@ function _tokens(v: string, out: string[]): void {
   }
 }
 
-/** Applies the semantics of framing and connection fields; marks hop-by-hop ones. */
-function _semantics(head: HttpHead, limits: HeadLimits, isRequest: boolean): string | null {
-  const names = head.names;
-  const values = head.values;
+/**
+ * Reads a Content-Length that is only digits, or returns -1 so the general rule (a list of
+ * identical values, trimmed) decides. Up to MAX_CONTENT_LENGTH_DIGITS digits is exact.
+ */
+function _plainDigits(buf: Uint8Array, vs: number, ve: number): number {
+  if (ve <= vs || ve - vs > MAX_CONTENT_LENGTH_DIGITS) return -1;
+  let n = 0;
+  for (let i = vs; i < ve; i++) {
+    const d = buf[i]! - 48;
+    if (d < 0 || d > 9) return -1;
+    n = n * 10 + d;
+  }
+  return n;
+}
+
+/** Applies one Content-Length value as a string (lists, odd whitespace, errors). */
+function _contentLengthList(head: _Head, v: string): void {
+  // "5, 5" and repeated identical fields are allowed; any disagreement is not.
+  for (const part of v.split(",")) {
+    const t = part.trim();
+    if (t.length === 0 || t.length > MAX_CONTENT_LENGTH_DIGITS || !/^[0-9]+$/.test(t)) {
+      throw new HttpParseError("bad_content_length", 400, `invalid Content-Length "${v}"`);
+    }
+    _contentLength(head, Number(t));
+  }
+}
+
+/** Records a declared length; a second, different one is a smuggling attempt. */
+function _contentLength(head: _Head, len: number): void {
+  if (head.contentLength !== -1 && head.contentLength !== len) {
+    throw new HttpParseError(
+      "conflicting_content_length",
+      400,
+      `Content-Length ${head.contentLength} vs ${len}`,
+    );
+  }
+  head.contentLength = len;
+}
+
+/** Kinds whose values `_semantics` reads. */
+const SEMANTIC_KINDS = (1 << K_CONTENT_LENGTH) | (1 << K_TRANSFER_ENCODING) |
+  (1 << K_CONNECTION) | (1 << K_UPGRADE) | (1 << K_HOST);
+
+/**
+ * Applies the semantics of framing and connection fields; marks hop-by-hop ones.
+ * `seen` is the kind set from `_fields`. Returns the (last) Host value for requests.
+ */
+function _semantics(
+  head: _Head,
+  limits: HeadLimits,
+  isRequest: boolean,
+  seen: number,
+): string | null {
+  const buf = head.raw;
+  const f = head._f;
   let connection: string[] | null = null;
   let te: string[] | null = null;
   let host: string | null = null;
   let hostCount = 0;
   let upgradeField = false;
-  for (let i = 0; i < names.length; i++) {
-    const n = names[i]!;
-    const v = values[i]!;
-    switch (n) {
-      case "content-length": {
-        // "5, 5" and repeated identical fields are allowed; any disagreement is not.
-        for (const part of v.split(",")) {
-          const t = part.trim();
-          if (t.length === 0 || t.length > MAX_CONTENT_LENGTH_DIGITS || !/^[0-9]+$/.test(t)) {
-            throw new HttpParseError("bad_content_length", 400, `invalid Content-Length "${v}"`);
-          }
-          const len = Number(t);
-          if (head.contentLength !== -1 && head.contentLength !== len) {
-            throw new HttpParseError(
-              "conflicting_content_length",
-              400,
-              `Content-Length ${head.contentLength} vs ${len}`,
-            );
-          }
-          head.contentLength = len;
+  if ((seen & SEMANTIC_KINDS) !== 0) {
+    for (let o = 0; o < f.length; o += FIELD_STRIDE) {
+      const kind = f[o + F_KIND]!;
+      if (kind === K_OTHER) continue;
+      const vs = f[o + F_VS]!;
+      const ve = f[o + F_VE]!;
+      switch (kind) {
+        case K_CONTENT_LENGTH: {
+          const len = _plainDigits(buf, vs, ve);
+          if (len === -1) _contentLengthList(head, latin1(buf, vs, ve));
+          else _contentLength(head, len);
+          break;
         }
-        break;
+        case K_TRANSFER_ENCODING:
+          te ??= [];
+          if (ve - vs === 7 && _eqLower(buf, vs, "chunked")) te.push("chunked");
+          else _tokens(latin1(buf, vs, ve), te);
+          break;
+        case K_CONNECTION:
+          connection ??= [];
+          if (ve - vs === 5 && _eqLower(buf, vs, "close")) connection.push("close");
+          else if (ve - vs === 10 && _eqLower(buf, vs, "keep-alive")) {
+            connection.push("keep-alive");
+          } else _tokens(latin1(buf, vs, ve), connection);
+          break;
+        case K_UPGRADE:
+          upgradeField = true;
+          break;
+        case K_HOST:
+          if (isRequest) host = latin1(buf, vs, ve);
+          hostCount++;
+          break;
       }
-      case "transfer-encoding":
-        te ??= [];
-        _tokens(v, te);
-        break;
-      case "connection":
-        connection ??= [];
-        _tokens(v, connection);
-        break;
-      case "upgrade":
-        upgradeField = true;
-        break;
-      case "host":
-        host = v;
-        hostCount++;
-        break;
     }
   }
   if (te !== null) {
@@ -414,15 +649,8 @@ function _semantics(head: HttpHead, limits: HeadLimits, isRequest: boolean): str
   }
   head.keepAlive = head.versionMinor === 1 ? !close : keepAliveToken && !close;
   head.upgrade = upgradeToken && upgradeField;
-  for (let i = 0; i < names.length; i++) {
-    const n = names[i]!;
-    let h = STATIC_HOP.has(n) || n.startsWith("proxy-") ||
-      (connection !== null && connection.includes(n));
-    // An upgrade keeps its Upgrade field; the proxy rewrites Connection itself.
-    if (h && n === "upgrade" && head.upgrade) h = false;
-    head.hop.push(h);
-    if (h) head.hasHopByHop = true;
-  }
+  // Without hop-by-hop kinds or a Connection list nothing is hop-by-hop; `hop` stays lazy.
+  if ((seen & HOP_KINDS) !== 0 || connection !== null) _markHop(head, connection);
   if (isRequest) {
     if (hostCount > 1) throw new HttpParseError("duplicate_host", 400, "more than one Host field");
     if (hostCount === 0 && head.versionMinor === 1) {
@@ -430,6 +658,48 @@ function _semantics(head: HttpHead, limits: HeadLimits, isRequest: boolean): str
     }
   }
   return host;
+}
+
+/** Fills `head.hop`: static hop-by-hop fields and those Connection names. */
+function _markHop(head: _Head, connection: string[] | null): void {
+  const buf = head.raw;
+  const f = head._f;
+  const hop: boolean[] = [];
+  let any = false;
+  for (let o = 0; o < f.length; o += FIELD_STRIDE) {
+    const kind = f[o + F_KIND]!;
+    let h = ((1 << kind) & HOP_KINDS) !== 0;
+    if (!h && connection !== null) {
+      const p = f[o + F_LINE]!;
+      const q = f[o + F_COLON]!;
+      for (let j = 0; j < connection.length && !h; j++) h = _nameIs(buf, p, q, connection[j]!);
+    }
+    // An upgrade keeps its Upgrade field; the proxy rewrites Connection itself.
+    if (h && kind === K_UPGRADE && head.upgrade) h = false;
+    hop.push(h);
+    if (h) any = true;
+  }
+  head._hop = hop;
+  head.hasHopByHop = any;
+}
+
+/** Decodes a method, sharing the strings of the common ones. */
+function _method(buf: Uint8Array, s: number, e: number): string {
+  switch (e - s) {
+    case 3:
+      if (buf[s] === 71 && buf[s + 1] === 69 && buf[s + 2] === 84) return "GET";
+      if (buf[s] === 80 && buf[s + 1] === 85 && buf[s + 2] === 84) return "PUT";
+      break;
+    case 4:
+      if (buf[s] === 80 && buf[s + 1] === 79 && buf[s + 2] === 83 && buf[s + 3] === 84) {
+        return "POST";
+      }
+      if (buf[s] === 72 && buf[s + 1] === 69 && buf[s + 2] === 65 && buf[s + 3] === 68) {
+        return "HEAD";
+      }
+      break;
+  }
+  return latin1(buf, s, e);
 }
 
 /**
@@ -449,23 +719,30 @@ export function parseRequestHead(
   if (p === start || buf[p] !== SP) {
     throw new HttpParseError("bad_request_line", 400, "invalid method");
   }
-  const method = latin1(buf, start, p);
+  const ms = start;
+  const me = p;
   const ts = ++p;
   while (p < eol && buf[p]! > SP && buf[p]! < 0x7f) p++;
   if (p === ts || buf[p] !== SP) {
     throw new HttpParseError("bad_request_line", 400, "invalid request-target");
   }
-  const target = latin1(buf, ts, p);
-  const head = _emptyHead(buf, start, end) as RequestHead;
+  const head = new _Head(buf, start, end);
   head.versionMinor = _version(buf, p + 1, eol, 400);
+  head.method = _method(buf, ms, me);
+  head.target = latin1(buf, ts, p);
   head.firstLineEnd = lf + 1;
-  head.method = method;
-  head.target = target;
-  _fields(buf, lf + 1, end, head, limits, true);
-  head.host = _semantics(head, limits, true);
-  head.expectContinue = false;
-  const ex = head.names.indexOf("expect");
-  if (ex !== -1 && head.values[ex]!.toLowerCase() === "100-continue") head.expectContinue = true;
+  const seen = _fields(buf, lf + 1, end, head, limits);
+  head.host = _semantics(head, limits, true, seen);
+  if ((seen & (1 << K_EXPECT)) !== 0) {
+    const f = head._f;
+    for (let o = 0; o < f.length; o += FIELD_STRIDE) {
+      if (f[o + F_KIND] !== K_EXPECT) continue;
+      // Only the first Expect field counts.
+      const vs = f[o + F_VS]!;
+      head.expectContinue = f[o + F_VE]! - vs === 12 && _eqLower(buf, vs, "100-continue");
+      break;
+    }
+  }
   return head;
 }
 
@@ -484,7 +761,7 @@ export function parseResponseHead(
   if (eol - start < 12 || buf[start + 8] !== SP) {
     throw new HttpParseError("bad_status_line", 502, "malformed status line");
   }
-  const head = _emptyHead(buf, start, end) as ResponseHead;
+  const head = new _Head(buf, start, end);
   try {
     head.versionMinor = _version(buf, start, start + 8, 502);
   } catch {
@@ -496,7 +773,6 @@ export function parseResponseHead(
   if (d0 < 1 || d0 > 9 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9) {
     throw new HttpParseError("bad_status_line", 502, "malformed status code");
   }
-  let reason = "";
   if (eol > start + 12) {
     if (buf[start + 12] !== SP) {
       throw new HttpParseError("bad_status_line", 502, "malformed status line");
@@ -506,14 +782,14 @@ export function parseResponseHead(
         throw new HttpParseError("bad_status_line", 502, "control byte in reason phrase");
       }
     }
-    reason = latin1(buf, start + 13, eol);
+    head._rs = start + 13;
+    head._re = eol;
   }
   head.status = d0 * 100 + d1 * 10 + d2;
-  head.reason = reason;
   head.firstLineEnd = lf + 1;
   try {
-    _fields(buf, lf + 1, end, head, limits, false);
-    _semantics(head, limits, false);
+    const seen = _fields(buf, lf + 1, end, head, limits);
+    _semantics(head, limits, false, seen);
   } catch (e) {
     if (e instanceof HttpParseError) throw new HttpParseError(e.code, 502, e.message);
     throw e;
@@ -523,8 +799,45 @@ export function parseResponseHead(
 
 /** Returns the first value of a field (name lower-cased), or null. */
 export function headerValue(head: HttpHead, name: string): string | null {
+  if (head instanceof _Head && head._names === null) {
+    // Compare names as bytes so a lookup decodes one value, not the whole head.
+    const f = head._f;
+    const buf = head.raw;
+    for (let o = 0; o < f.length; o += FIELD_STRIDE) {
+      if (_nameIs(buf, f[o + F_LINE]!, f[o + F_COLON]!, name)) {
+        return head._values !== null
+          ? head._values[o / FIELD_STRIDE]!
+          : latin1(buf, f[o + F_VS]!, f[o + F_VE]!);
+      }
+    }
+    return null;
+  }
   const i = head.names.indexOf(name);
   return i === -1 ? null : head.values[i]!;
+}
+
+/**
+ * Marks every field named `name` (lower-cased) hop-by-hop so the rewriter drops it, without
+ * decoding the other names. Returns how many fields were marked.
+ */
+export function markHopByHop(head: HttpHead, name: string): number {
+  let marked = 0;
+  if (head instanceof _Head && head._names === null) {
+    const f = head._f;
+    for (let o = 0; o < f.length; o += FIELD_STRIDE) {
+      if (!_nameIs(head.raw, f[o + F_LINE]!, f[o + F_COLON]!, name)) continue;
+      head.hop[o / FIELD_STRIDE] = true;
+      marked++;
+    }
+  } else {
+    const names = head.names;
+    for (let i = names.indexOf(name); i !== -1; i = names.indexOf(name, i + 1)) {
+      head.hop[i] = true;
+      marked++;
+    }
+  }
+  if (marked > 0) head.hasHopByHop = true;
+  return marked;
 }
 
 /**

@@ -5,7 +5,9 @@ import {
 } from "node:assert/strict";
 import {
   findHeadEnd,
+  headerValue,
   HttpParseError,
+  latin1,
   newHeadScan,
   parseRequestHead,
   parseResponseHead,
@@ -394,4 +396,53 @@ Deno.test("parseResponseHead() reads status, framing and keep-alive", () => {
   }
   const b = enc.encode("xxHTTP/1.1 200 OK\r\n\r\n");
   assertEquals(parseResponseHead(b, 2, b.length).status, 200);
+});
+
+Deno.test("latin1() decodes every byte to the same char code at any length", () => {
+  const bytes = Uint8Array.from({ length: 300 }, (_, i) => (i * 37 + 11) & 0xff);
+  for (const n of [0, 1, 2, 3, 4, 5, 15, 63, 64, 65, 200]) {
+    const s = latin1(bytes, 7, 7 + n);
+    assertEquals(s.length, n);
+    assertEquals([...s].map((c) => c.charCodeAt(0)), [...bytes.subarray(7, 7 + n)], `n=${n}`);
+  }
+  assertEquals(latin1(bytes, 9, 4), "");
+});
+
+Deno.test("headerValue() finds the first field by lower-cased name, before and after decoding", () => {
+  const h = parseReq("GET / HTTP/1.1\r\nHost: a\r\nX-Id:  one \r\nx-id: two\r\nX-Empty:\r\n\r\n");
+  const lookups = () =>
+    ["x-id", "host", "x-empty", "X-Id", "x-i", "x-idd", "absent"].map((n) => headerValue(h, n));
+  const want = ["one", "a", "", null, null, null, null];
+  assertEquals(lookups(), want);
+  assertEquals(h.values, ["a", "one", "two", ""]);
+  assertEquals(h.names, ["host", "x-id", "x-id", "x-empty"]);
+  assertEquals(lookups(), want);
+});
+
+Deno.test("parsed heads keep reads stable and accept the mutations proxies make", () => {
+  const h = parseReq("GET /a HTTP/1.1\r\nHost: a\r\nX-Drop: 1\r\nX-Keep: 2\r\n\r\n");
+  assertEquals([h.hasHopByHop, h.hop], [false, [false, false, false]]);
+  // The router marks a field hop-by-hop by writing into `hop`; the same array must persist.
+  h.hop[1] = true;
+  h.hasHopByHop = true;
+  assertEquals(h.hop, [false, true, false]);
+  assertEquals(h.names, h.names);
+  assert(h.names === h.names && h.values === h.values);
+  h.target = "/b";
+  h.targetRewritten = true;
+  assertEquals([h.target, h.targetRewritten], ["/b", true]);
+});
+
+Deno.test("parseResponseHead() decodes the reason phrase on demand", () => {
+  const b = enc.encode("HTTP/1.1 404 Not  Found \r\nA: 1\r\n\r\n");
+  const r = parseResponseHead(b, 0, b.length);
+  assertEquals([r.status, r.reason, r.names, r.values], [404, "Not  Found ", ["a"], ["1"]]);
+  const b2 = enc.encode("HTTP/1.1 204\r\n\r\n");
+  assertEquals(parseResponseHead(b2, 0, b2.length).reason, "");
+});
+
+Deno.test("methods are decoded exactly, common ones included", () => {
+  for (const m of ["GET", "PUT", "POST", "HEAD", "DELETE", "GEt", "PUX", "POSt", "M-SEARCH", "X"]) {
+    assertEquals(parseReq(`${m} / HTTP/1.1\r\nHost: a\r\n\r\n`).method, m);
+  }
 });

@@ -1,6 +1,7 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import {
   ByteWriter,
+  markHopByHop,
   proxyResponseBytes,
   requestHeadParser,
   responseBodyKind,
@@ -58,6 +59,51 @@ Deno.test("writeForwardedRequestHead() drops hop-by-hop fields and appends x-for
     ],
   ];
   for (const [input, client, want] of cases) assertEquals(fwdReq(input, client), want, input);
+});
+
+Deno.test("writeForwardedRequestHead() honours fields marked hop-by-hop after parsing", () => {
+  const input =
+    "GET /a HTTP/1.1\r\nX-Skein-Destination: evil\r\nHost: a\r\nx-skein-destination: e2\r\n\r\n";
+  const r = requestHeadParser().push(enc.encode(input + "body"));
+  assert(r);
+  // What the router does to a caller-supplied destination header.
+  r.head.hop[0] = true;
+  r.head.hop[2] = true;
+  r.head.hasHopByHop = true;
+  r.head.target = "/b";
+  r.head.targetRewritten = true;
+  const w = new ByteWriter(8);
+  writeForwardedRequestHead(w, r.head, "::1", "x-skein-destination: app\r\n");
+  assertEquals(
+    dec.decode(w.view()),
+    "GET /b HTTP/1.1\r\nHost: a\r\nx-forwarded-for: ::1\r\nx-skein-destination: app\r\n\r\n",
+  );
+  // A head without fields still ends with exactly one blank line.
+  const bare = requestHeadParser().push(enc.encode("GET / HTTP/1.0\r\n\r\n"));
+  assert(bare);
+  const w2 = new ByteWriter(8);
+  writeForwardedRequestHead(w2, bare.head, null);
+  assertEquals(dec.decode(w2.view()), "GET / HTTP/1.1\r\n\r\n");
+});
+
+Deno.test("markHopByHop() drops every field of a name, however the names were read", () => {
+  const input =
+    "GET / HTTP/1.1\r\nX-Skein-Destination: a\r\nHost: h\r\nx-skein-destination: b\r\nX: 1\r\n\r\n";
+  for (const decodeFirst of [false, true]) {
+    const r = requestHeadParser().push(enc.encode(input));
+    assert(r);
+    if (decodeFirst) assertEquals(r.head.names.length, 4);
+    assertEquals(markHopByHop(r.head, "x-skein-destination"), 2);
+    assertEquals(markHopByHop(r.head, "X-Skein-Destination"), 0, "names are matched lower-cased");
+    assertEquals(markHopByHop(r.head, "absent"), 0);
+    assertEquals(r.head.hop, [true, false, true, false]);
+    const w = new ByteWriter(8);
+    writeForwardedRequestHead(w, r.head, null);
+    assertEquals(dec.decode(w.view()), "GET / HTTP/1.1\r\nHost: h\r\nX: 1\r\n\r\n");
+  }
+  const clean = requestHeadParser().push(enc.encode("GET / HTTP/1.1\r\nHost: h\r\n\r\n"));
+  assert(clean);
+  assertEquals([markHopByHop(clean.head, "x"), clean.head.hasHopByHop], [0, false]);
 });
 
 Deno.test("writeForwardedResponseHead() copies clean heads verbatim and marks closes", () => {

@@ -1,3 +1,9 @@
+/**
+ * Longest copy done with a plain loop: below it, creating the subarray view that
+ * `Uint8Array.set` needs costs more than copying the bytes one by one.
+ */
+const LOOP_COPY_MAX_BYTES = 256;
+
 /** A growable byte buffer reused across messages so the hot path does not allocate. */
 export class ByteWriter {
   /** The backing storage; valid bytes are `buf[0, len)`. */
@@ -32,7 +38,13 @@ export class ByteWriter {
     const n = end - start;
     if (n <= 0) return;
     this.ensure(n);
-    this.buf.set(start === 0 && end === src.length ? src : src.subarray(start, end), this.len);
+    const b = this.buf;
+    if (n <= LOOP_COPY_MAX_BYTES) {
+      let o = this.len;
+      for (let i = start; i < end; i++) b[o++] = src[i]!;
+    } else {
+      b.set(start === 0 && end === src.length ? src : src.subarray(start, end), this.len);
+    }
     this.len += n;
   }
 

@@ -13,7 +13,7 @@ import type { Logger } from "../../common/log.ts";
 import type { ClientInfo, ListenerInfo, RouteDecision, Router } from "../forward/mod.ts";
 import { serviceSpiffeId } from "./mesh_tls.ts";
 import { ProxyError } from "../forward/mod.ts";
-import { headerValue, type RequestHead } from "../http1/mod.ts";
+import { headerValue, markHopByHop, type RequestHead } from "../http1/mod.ts";
 import type { TcpRouter } from "../tcp/mod.ts";
 import { type Catalog, EMPTY_CATALOG, parseResources } from "../discovery/mod.ts";
 import {
@@ -276,15 +276,7 @@ export function hostService(host: string | null): string | null {
  * this proxy names the destination, an app cannot steer the remote inbound to another service.
  */
 function _dropDestinationHeader(head: RequestHead): void {
-  const names = head.names;
-  for (
-    let i = names.indexOf(DESTINATION_HEADER);
-    i !== -1;
-    i = names.indexOf(DESTINATION_HEADER, i + 1)
-  ) {
-    head.hop[i] = true;
-    head.hasHopByHop = true;
-  }
+  markHopByHop(head, DESTINATION_HEADER);
 }
 
 /** A decision that hands an inbound tunnel request to the local TCP bridge. */
