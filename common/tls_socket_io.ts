@@ -21,19 +21,43 @@ export class TlsSocketIo {
     this.socket = socket;
     // Paused mode: bytes stay in the socket's own buffer (bounded by its highWaterMark, so a
     // slow reader pushes back on the peer) until read() asks for them.
-    socket.on("readable", () => this.#wake());
-    socket.on("end", () => {
-      this.#ended = true;
-      this.#wake();
-    });
+    socket.on("readable", this.#onReadable);
+    socket.on("end", this.#onEnd);
     socket.on("error", (e: Error) => {
       this.#error ??= e;
       this.#wake();
     });
-    socket.on("close", () => {
-      this.#ended = true;
-      this.#wake();
+    socket.on("close", this.#onEnd);
+  }
+
+  readonly #onReadable = () => this.#wake();
+  readonly #onEnd = () => {
+    this.#ended = true;
+    this.#wake();
+  };
+
+  /**
+   * Switches to push mode for good: every chunk goes to `onData` as it arrives (no read call
+   * and no promise per chunk), then `onEnd` once (with the error, if any). Only for a reader
+   * that bounds its own memory, since the socket no longer pushes back; call it before any read.
+   */
+  pushTo(onData: (chunk: Uint8Array) => void, onEnd: (err: Error | null) => void): void {
+    this.socket.off("readable", this.#onReadable);
+    let ended = false;
+    const end = (err: Error | null) => {
+      if (ended) return;
+      ended = true;
+      onEnd(err);
+    };
+    this.socket.on("data", (c: Uint8Array) => {
+      if (!ended) onData(c);
     });
+    this.socket.on("end", () => end(null));
+    this.socket.on("close", () => end(null));
+    this.socket.on("error", (e: Error) => end(e));
+    if (this.#error !== null) end(this.#error);
+    else if (this.#ended || this.#closed) end(null);
+    this.socket.resume();
   }
 
   /** Whether {@linkcode TlsSocketIo.close} was called. */
@@ -79,6 +103,27 @@ export class TlsSocketIo {
         if (err) reject(new Deno.errors.BrokenPipe(err.message));
         else resolve(p.length);
       });
+    });
+  }
+
+  /**
+   * Hands `p` to the socket without waiting for it to be written: the socket keeps `p`, so the
+   * caller must not reuse it. Returns undefined when the socket took it under its buffer
+   * limit, else a promise that settles once the socket has drained (or closed). Waiting for
+   * every write's completion, as {@linkcode TlsSocketIo.write} does, costs a turn of the event
+   * loop per write, which a connection shared by many streams cannot afford.
+   */
+  writeQueued(p: Uint8Array, what = "connection"): Promise<void> | undefined {
+    if (this.#closed || this.socket.destroyed) throw new Deno.errors.BrokenPipe(`${what} closed`);
+    if (this.socket.write(p)) return undefined;
+    return new Promise((resolve) => {
+      const done = () => {
+        this.socket.off("drain", done);
+        this.socket.off("close", done);
+        resolve();
+      };
+      this.socket.on("drain", done);
+      this.socket.on("close", done);
     });
   }
 

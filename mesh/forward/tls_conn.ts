@@ -61,6 +61,16 @@ export class TlsConn implements Deno.Conn {
     return this.#io.write(p);
   }
 
+  /** See {@linkcode TlsSocketIo.pushTo}: chunks are pushed as they arrive; no reads after. */
+  pushTo(onData: (chunk: Uint8Array) => void, onEnd: (err: Error | null) => void): void {
+    this.#io.pushTo(onData, onEnd);
+  }
+
+  /** See {@linkcode TlsSocketIo.writeQueued}: `p` is kept by the socket, never reuse it. */
+  writeQueued(p: Uint8Array): Promise<void> | undefined {
+    return this.#io.writeQueued(p);
+  }
+
   /**
    * Sends close_notify and FIN; reading goes on (the sockets are half-open capable).
    * Deno's node:tls hands written bytes to its native layer asynchronously, and an `end()`

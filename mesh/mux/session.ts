@@ -46,6 +46,16 @@ export interface MuxTransport {
   write(p: Uint8Array): Promise<number>;
   /** Closes the connection. */
   close(): void;
+  /**
+   * Optional: hands `p` over without waiting for the write to complete (the transport keeps
+   * `p`); returns a promise only when the caller should wait for the transport to drain.
+   */
+  writeQueued?(p: Uint8Array): Promise<void> | undefined;
+  /**
+   * Optional: pushes every chunk to `onData` as it arrives, then calls `onEnd` once; the
+   * session then never calls `read`. Saves a read call and a promise per chunk.
+   */
+  pushTo?(onData: (chunk: Uint8Array) => void, onEnd: (err: Error | null) => void): void;
   /** Local address, shown by streams. */
   readonly localAddr: Deno.Addr;
   /** Remote address, shown by streams. */
@@ -123,7 +133,14 @@ export class MuxSession {
     this.#maxStreams = opts.maxStreams ?? DEFAULT_MAX_STREAMS;
     this.#maxBuffered = opts.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
     this.#goAwayGraceMs = opts.goAwayGraceMs ?? DEFAULT_GOAWAY_GRACE_MS;
-    void this.#readLoop();
+    if (t.pushTo !== undefined) {
+      t.pushTo(
+        (c) => this.#feed(c),
+        (err) => this.#fail(err ?? new Deno.errors.UnexpectedEof("mux peer closed the connection")),
+      );
+    } else {
+      void this.#readLoop();
+    }
   }
 
   /** Whether the session has ended. */
@@ -247,7 +264,20 @@ export class MuxSession {
     if (this.#flushing) return;
     this.#flushing = true;
     try {
+      const queued = this.#t.writeQueued?.bind(this.#t);
       while (this.#outLen > 0 && this.#error === null) {
+        if (queued !== undefined) {
+          // The transport keeps what it is given, so it gets a copy; no waiting per write.
+          const data = this.#out.slice(0, this.#outLen);
+          this.#outLen = 0;
+          this.#stats.flushes++;
+          const drained = queued(data);
+          if (drained !== undefined) await drained;
+          if (this.#drainWaiters.length > 0 && !this._congested) {
+            for (const w of this.#drainWaiters.splice(0)) w();
+          }
+          continue;
+        }
         const data = this.#out.subarray(0, this.#outLen);
         // Double buffering: frames queued while this write runs go into the spare buffer.
         const sent = this.#out;
@@ -305,6 +335,46 @@ export class MuxSession {
     } catch (e) {
       this.#fail(e instanceof Error ? e : new Error(String(e)));
     }
+  }
+
+  /** Frame bytes of a pushed chunk that did not complete a frame (push mode). */
+  #acc: Uint8Array | null = null;
+  #accLen = 0;
+
+  /** Parses the frames of a pushed chunk; a partial frame waits in `#acc` for the next. */
+  #feed(chunk: Uint8Array): void {
+    if (this.#error !== null) return;
+    try {
+      let off = 0;
+      if (this.#accLen === 0) {
+        off = this.#parse(chunk, 0, chunk.length);
+        if (off === chunk.length) return;
+      }
+      // Room for the largest frame, so every refill makes progress.
+      const acc = this.#acc ??= new Uint8Array(2 * (FRAME_HEADER_BYTES + MAX_FRAME_PAYLOAD_BYTES));
+      while (off < chunk.length && this.#error === null) {
+        const k = Math.min(acc.length - this.#accLen, chunk.length - off);
+        acc.set(chunk.subarray(off, off + k), this.#accLen);
+        this.#accLen += k;
+        off += k;
+        const used = this.#parse(acc, 0, this.#accLen);
+        acc.copyWithin(0, used, this.#accLen);
+        this.#accLen -= used;
+      }
+    } catch (e) {
+      this.#fail(e instanceof Error ? e : new Error(String(e)));
+    }
+  }
+
+  /** Dispatches the complete frames in `buf[pos, end)`; returns where the first partial one starts. */
+  #parse(buf: Uint8Array, pos: number, end: number): number {
+    while (this.#error === null) {
+      const h = readFrameHeader(buf, pos, end);
+      if (h === null || end - pos < FRAME_HEADER_BYTES + h.length) break;
+      this.#dispatch(h.type, h.stream, buf, pos + FRAME_HEADER_BYTES, h.length);
+      pos += FRAME_HEADER_BYTES + h.length;
+    }
+    return pos;
   }
 
   #dispatch(type: FrameTypeValue, id: number, buf: Uint8Array, off: number, len: number): void {

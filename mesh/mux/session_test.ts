@@ -277,3 +277,69 @@ Deno.test("a client that sends Refused breaks the protocol", async () => {
   for (let i = 0; i < 20 && !server.closed; i++) await new Promise((r) => setTimeout(r, 1));
   assert(server.closed);
 });
+
+/** A MemEnd that pushes what arrives in pieces of 1..`maxPiece` bytes (push mode). */
+class PushEnd extends MemEnd {
+  #onData: ((c: Uint8Array) => void) | null = null;
+  #onEnd: ((e: Error | null) => void) | null = null;
+  #seed = 7;
+  constructor(readonly maxPiece: number) {
+    super();
+  }
+
+  pushTo(onData: (c: Uint8Array) => void, onEnd: (e: Error | null) => void): void {
+    this.#onData = onData;
+    this.#onEnd = onEnd;
+  }
+
+  override deliver(c: Uint8Array): void {
+    let off = 0;
+    while (off < c.length) {
+      this.#seed = (this.#seed * 1103515245 + 12345) & 0x7fffffff;
+      const k = Math.min(c.length - off, 1 + (this.#seed % this.maxPiece));
+      this.#onData?.(c.slice(off, off + k));
+      off += k;
+    }
+  }
+
+  override close(): void {
+    super.close();
+    this.#onEnd?.(null);
+    (this.peer as PushEnd).peerClosed();
+  }
+
+  peerClosed(): void {
+    this.#onEnd?.(null);
+  }
+}
+
+Deno.test("push mode reassembles frames from chunks of any size, down to single bytes", async () => {
+  for (const maxPiece of [1, 7, 20_000, 200_000]) {
+    const ct = new PushEnd(maxPiece);
+    const st = new PushEnd(maxPiece);
+    ct.peer = st;
+    st.peer = ct;
+    const accepted: MuxStream[] = [];
+    const client = new MuxSession(ct, { role: "client", peerIdentity: null });
+    const server = new MuxSession(st, {
+      role: "server",
+      peerIdentity: null,
+      onStream: (s) => accepted.push(s),
+    });
+    const sizes = [0, 1, 9, 16 * 1024 + 3, 70_000];
+    const streams = sizes.map(() => client.open());
+    await Promise.all(streams.map(async (c, i) => {
+      await c.write(pattern(sizes[i]!, i));
+      await c.closeWrite();
+    }));
+    for (let k = 0; k < 50 && accepted.length < sizes.length; k++) {
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    assertEquals(accepted.length, sizes.length, `pieces up to ${maxPiece}`);
+    for (const s of accepted) assertEquals(await readAll(s), pattern(sizes[s.id - 1]!, s.id - 1));
+    assert(!server.closed);
+    ct.close();
+    assert(server.closed, "the end of the pushed stream ends the session");
+    client.close();
+  }
+});
