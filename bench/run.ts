@@ -40,7 +40,8 @@ if (import.meta.main) {
         if (!(await _which("wrk"))) throw new Error("wrk is not installed (apt-get install wrk)");
         if (!(await _which("haproxy"))) console.log("haproxy is not installed: no peer to compare");
         const { runMeshBench } = await import("./mesh_bench.ts");
-        await runMeshBench({ mtls: meshTls });
+        // With mTLS, a second caller without skein-mux/1 shows what the mux buys, same rounds.
+        await runMeshBench({ mtls: meshTls, abOutbound: meshTls });
       } else {
         throw new Error(`unknown benchmark part "${part}" (control | mesh)`);
       }
