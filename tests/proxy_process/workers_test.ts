@@ -200,13 +200,16 @@ Deno.test("with mTLS every worker terminates TLS: requests spread, refusals hold
       services: [{ name: "ledger", port: app.port }],
     });
     proxies.push(callee);
+    // One connection per call in flight (no mux): 32 connections the kernel spreads over the
+    // callee's two TLS servers, so both must terminate TLS. A mux caller would bring only its
+    // workers' sessions, which may well all land on one callee worker.
     const caller = await startProxy(dir, {
       node: "vm-billing",
       control: [cp.url],
       workers: 2,
       services: [{ name: "billing", port: app.port }],
       upstreams: [{ service: "ledger", listen: "127.0.0.1:0" }],
-    });
+    }, { env: { SKEIN_MESH_MUX: "off" } });
     proxies.push(caller);
     await callee.child.waitLine(/data plane started.*mtls=true/);
     await caller.child.waitLine(/data plane started.*mtls=true/);
