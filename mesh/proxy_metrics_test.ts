@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { parsePrometheusText } from "../common/metrics.ts";
 import { MuxSessionRegistry, ProxyMetrics, statusClass } from "./proxy_metrics.ts";
-import { MuxSession, type MuxStream, type MuxTransport } from "./mux/session.ts";
+import { MuxSession, type MuxStream } from "./mux/session.ts";
+import { memPipe } from "./mux/testing.ts";
 
 Deno.test("statusClass buckets statuses and marks missing responses as error", () => {
   const table: [number, string][] = [
@@ -64,58 +65,9 @@ Deno.test("the proxy exposes every SPEC metric with skein_ names that parse", ()
   assert.equal(fams.get("skein_certificate_expiry_seconds")!.samples[0]!.value, 3000);
 });
 
-const ADDR: Deno.NetAddr = { transport: "tcp", hostname: "127.0.0.1", port: 1 };
-
-/** One end of an in-memory byte pipe, enough to run real mux sessions over. */
-class MemEnd implements MuxTransport {
-  readonly localAddr = ADDR;
-  readonly remoteAddr = ADDR;
-  peer!: MemEnd;
-  closed = false;
-  eof = false;
-  #chunks: Uint8Array[] = [];
-  #waiter: (() => void) | null = null;
-
-  async read(p: Uint8Array): Promise<number | null> {
-    while (this.#chunks.length === 0) {
-      if (this.eof || this.closed) return null;
-      await new Promise<void>((r) => (this.#waiter = r));
-    }
-    const c = this.#chunks[0]!;
-    const k = Math.min(c.length, p.length);
-    p.set(c.subarray(0, k));
-    if (k === c.length) this.#chunks.shift();
-    else this.#chunks[0] = c.subarray(k);
-    return k;
-  }
-
-  write(p: Uint8Array): Promise<number> {
-    if (this.closed || this.peer.closed) return Promise.reject(new Deno.errors.BrokenPipe("x"));
-    this.peer.#chunks.push(p.slice());
-    this.peer.wake();
-    return Promise.resolve(p.length);
-  }
-
-  wake(): void {
-    const w = this.#waiter;
-    this.#waiter = null;
-    w?.();
-  }
-
-  close(): void {
-    this.closed = true;
-    this.peer.eof = true;
-    this.peer.wake();
-    this.wake();
-  }
-}
-
 /** A client session and a server session registered the way `listenMtls` registers them. */
 function registeredPair(reg: MuxSessionRegistry) {
-  const ct = new MemEnd();
-  const st = new MemEnd();
-  ct.peer = st;
-  st.peer = ct;
+  const [ct, st] = memPipe();
   const accepted: MuxStream[] = [];
   let closed: () => void = () => {};
   const serverClosed = new Promise<void>((r) => (closed = r));

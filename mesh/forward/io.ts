@@ -58,3 +58,35 @@ export async function pipe(
   }
   return { bytes: total, failed: false };
 }
+
+/** The part of a connection that {@linkcode readableOf} and {@linkcode writableOf} use. */
+export interface PullConn {
+  /** Reads into `p`; null at EOF. */
+  read(p: Uint8Array): Promise<number | null>;
+  /** Writes `p`. */
+  write(p: Uint8Array): Promise<number>;
+  /** Half-closes. */
+  closeWrite(): Promise<void>;
+}
+
+/** A `ReadableStream` over `conn`'s reads, for code that wants one (not the hot path). */
+export function readableOf(conn: PullConn): ReadableStream<Uint8Array<ArrayBuffer>> {
+  return new ReadableStream({
+    pull: async (ctl) => {
+      const buf = new Uint8Array(16 * 1024);
+      const n = await conn.read(buf);
+      if (n === null) ctl.close();
+      else ctl.enqueue(buf.subarray(0, n));
+    },
+  });
+}
+
+/** A `WritableStream` over `conn`'s writes; closing it half-closes `conn`. */
+export function writableOf(conn: PullConn): WritableStream<Uint8Array<ArrayBufferLike>> {
+  return new WritableStream({
+    write: async (chunk) => {
+      await conn.write(chunk);
+    },
+    close: () => conn.closeWrite(),
+  });
+}

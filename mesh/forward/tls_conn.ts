@@ -10,6 +10,7 @@ import type * as tls from "node:tls";
 import type { MtlsServerStats } from "../../common/tls.ts";
 import { TlsSocketIo } from "../../common/tls_socket_io.ts";
 import { MuxStream } from "../mux/session.ts";
+import { readableOf, writableOf } from "./io.ts";
 
 /** Verified connections waiting for `accept()`; beyond it new ones are closed. */
 export const MAX_PENDING_ACCEPTS = 1024;
@@ -105,24 +106,12 @@ export class TlsConn implements Deno.Conn {
 
   /** A stream view, for code that wants one (not used on the hot path). */
   get readable(): ReadableStream<Uint8Array<ArrayBuffer>> {
-    return new ReadableStream({
-      pull: async (ctl) => {
-        const buf = new Uint8Array(16 * 1024);
-        const n = await this.read(buf);
-        if (n === null) ctl.close();
-        else ctl.enqueue(buf.subarray(0, n));
-      },
-    });
+    return readableOf(this);
   }
 
   /** A stream view, for code that wants one (not used on the hot path). */
   get writable(): WritableStream<Uint8Array<ArrayBufferLike>> {
-    return new WritableStream({
-      write: async (chunk) => {
-        await this.write(chunk);
-      },
-      close: () => this.closeWrite(),
-    });
+    return writableOf(this);
   }
 
   /** Closes quietly. */

@@ -23,6 +23,7 @@ import {
   readWindowIncrement,
   writeFrameHeader,
 } from "./frame.ts";
+import { readableOf, writableOf } from "../forward/io.ts";
 
 /** Unread bytes a sender may have in flight per stream (a protocol constant: both ends use it). */
 export const STREAM_WINDOW_BYTES = 128 * 1024;
@@ -716,24 +717,12 @@ export class MuxStream implements Deno.Conn {
 
   /** A stream view, for code that wants one (not used on the hot path). */
   get readable(): ReadableStream<Uint8Array<ArrayBuffer>> {
-    return new ReadableStream({
-      pull: async (ctl) => {
-        const buf = new Uint8Array(16 * 1024);
-        const n = await this.read(buf);
-        if (n === null) ctl.close();
-        else ctl.enqueue(buf.subarray(0, n));
-      },
-    });
+    return readableOf(this);
   }
 
   /** A stream view, for code that wants one (not used on the hot path). */
   get writable(): WritableStream<Uint8Array<ArrayBufferLike>> {
-    return new WritableStream({
-      write: async (chunk) => {
-        await this.write(chunk);
-      },
-      close: () => this.closeWrite(),
-    });
+    return writableOf(this);
   }
 
   /** Closes quietly. */
