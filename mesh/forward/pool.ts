@@ -195,7 +195,8 @@ export class ConnectionPool {
       closeQuietly(uc.conn);
       return;
     }
-    if (this.#maxAgeMs !== Infinity && this.#now() - uc._openedAt >= this.#maxAgeMs) {
+    const now = this.#now();
+    if (now - uc._openedAt >= this.#maxAgeMs) {
       this.#stats.retired++;
       closeQuietly(uc.conn);
       return;
@@ -212,7 +213,7 @@ export class ConnectionPool {
       return;
     }
     uc._idle = true;
-    uc._idleSince = this.#now();
+    uc._idleSince = now;
     const read = uc.conn.read(uc.buf);
     uc.pending = read;
     read.then((n) => this.#settledWhileIdle(uc, n), () => this.#settledWhileIdle(uc, null));
