@@ -623,6 +623,8 @@ export class MuxStream implements Deno.Conn {
     if (this.#finRecv || this.#resetRecv) throw new MuxProtocolError("data after end of stream");
     this.#recvAllowed -= len;
     if (this.#recvAllowed < 0) throw new MuxProtocolError(`stream ${this.id} overran its window`);
+    // Nothing to hand over (our side never sends these); a read must not return 0 bytes.
+    if (len === 0) return;
     const r = this.#reader;
     if (r !== null && this.#queued === 0) {
       this.#reader = null;

@@ -284,3 +284,27 @@ Deno.test("push mode reassembles frames from chunks of any size, down to single 
     client.close();
   }
 });
+
+Deno.test("an empty data frame wakes no reader with zero bytes", async () => {
+  const [evil, st] = memPipe();
+  const accepted: MuxStream[] = [];
+  const server = new MuxSession(st, {
+    role: "server",
+    peerIdentity: null,
+    onStream: (s) => accepted.push(s),
+  });
+  const open = new Uint8Array(FRAME_HEADER_BYTES);
+  writeFrameHeader(open, 0, FrameType.Open, 1, 0);
+  await evil.write(open);
+  for (let i = 0; i < 20 && accepted.length === 0; i++) await new Promise((r) => setTimeout(r, 1));
+  const s = accepted[0]!;
+  const pending = s.read(new Uint8Array(8));
+  const frames = new Uint8Array(2 * FRAME_HEADER_BYTES + 2);
+  writeFrameHeader(frames, 0, FrameType.Data, 1, 0);
+  writeFrameHeader(frames, FRAME_HEADER_BYTES, FrameType.Data, 1, 2);
+  frames.set([7, 8], 2 * FRAME_HEADER_BYTES);
+  await evil.write(frames);
+  assertEquals(await pending, 2);
+  assert(!server.closed);
+  server.close();
+});
