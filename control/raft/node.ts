@@ -231,15 +231,7 @@ export class RaftNode {
           reject: true,
         });
       } else if (m.type === "read_index") {
-        this.#send({
-          type: "read_index_resp",
-          from: this.id,
-          to: m.from,
-          term: this.#term,
-          ctx: m.ctx,
-          index: 0,
-          reject: true,
-        });
+        this.#rejectReadIndex(m);
       }
       return;
     }
