@@ -308,3 +308,28 @@ Deno.test("an empty data frame wakes no reader with zero bytes", async () => {
   assert(!server.closed);
   server.close();
 });
+
+Deno.test("a stream whose reader stalls does not hold up the others on the session", async () => {
+  const { client, accept } = pair();
+  const slow = client.open();
+  const quick = client.open();
+  await slow.write(new Uint8Array([1]));
+  await quick.write(new Uint8Array([2]));
+  const [a, b] = [await accept(), await accept()];
+  // The callee pushes far more than a window to the stalled caller: its write must wait for
+  // credit, not the session.
+  let bigDone = false;
+  const big = a.write(new Uint8Array(4 * STREAM_WINDOW_BYTES)).then(() => (bigDone = true));
+  await new Promise((r) => setTimeout(r, 5));
+  assert(!bigDone, "the big write waits for credit");
+  await b.write(new TextEncoder().encode("pong"));
+  const buf = new Uint8Array(16);
+  assertEquals(new TextDecoder().decode(buf.subarray(0, (await quick.read(buf))!)), "pong");
+  // Once the stalled reader reads, the big write completes.
+  let got = 0;
+  const sink = new Uint8Array(64 * 1024);
+  while (got < 4 * STREAM_WINDOW_BYTES) got += (await slow.read(sink))!;
+  await big;
+  assert(bigDone);
+  client.close();
+});
