@@ -43,6 +43,11 @@ export interface MuxDial {
 export interface MuxConnectorOptions {
   /** Opens a verified connection offering the mux ALPN. */
   dial: (ep: Endpoint) => Promise<MuxDial>;
+  /**
+   * Opens a plain connection (no mux offered) to a peer known not to take the mux; it may use a
+   * cheaper client than `dial`, which must be able to carry a session. @default `dial`
+   */
+  dialPlain?: (ep: Endpoint) => Promise<Deno.Conn>;
   /** @default DEFAULT_SESSIONS_PER_ENDPOINT */
   sessionsPerEndpoint?: number;
   /** @default DEFAULT_IDLE_SESSION_MS */
@@ -79,6 +84,7 @@ interface _Endpoint {
 /** Hands out mux streams (or plain connections) per endpoint. */
 export class MuxConnector {
   readonly #dial: (ep: Endpoint) => Promise<MuxDial>;
+  readonly #dialPlain: ((ep: Endpoint) => Promise<Deno.Conn>) | undefined;
   readonly #perEndpoint: number;
   readonly #idleMs: number;
   readonly #maxAgeMs: number;
@@ -94,6 +100,7 @@ export class MuxConnector {
   /** Creates a connector; call {@linkcode MuxConnector.close} to end its sessions. */
   constructor(opts: MuxConnectorOptions) {
     this.#dial = opts.dial;
+    this.#dialPlain = opts.dialPlain;
     this.#perEndpoint = Math.max(1, opts.sessionsPerEndpoint ?? DEFAULT_SESSIONS_PER_ENDPOINT);
     this.#idleMs = opts.idleSessionMs ?? DEFAULT_IDLE_SESSION_MS;
     this.#maxAgeMs = opts.maxSessionAgeMs ?? DEFAULT_MAX_SESSION_AGE_MS;
@@ -129,6 +136,11 @@ export class MuxConnector {
     }
     while (true) {
       if (e.plainUntil > this.#now()) {
+        if (this.#dialPlain !== undefined) {
+          const c = await this.#dialPlain(ep);
+          this.#stats.plain++;
+          return c;
+        }
         const d = await this.#dial(ep);
         if (!d.mux) {
           this.#stats.plain++;

@@ -187,3 +187,27 @@ Deno.test("a session past the maximum age takes no new streams and closes when d
   mc.close();
   d.close();
 });
+
+Deno.test("once a peer turned the mux down, dialPlain opens its connections", async () => {
+  let now = 0;
+  const d = echoDialer({ mux: false });
+  let plainDials = 0;
+  const mc = new MuxConnector({
+    dial: d.dial,
+    dialPlain: async (ep) => {
+      plainDials++;
+      return (await d.dial(ep)).conn;
+    },
+    now: () => now,
+  });
+  const a = await mc.connect(EP); // learns that the peer has no mux
+  const b = await mc.connect(EP);
+  assertEquals(plainDials, 1);
+  now += PLAIN_RETRY_AFTER_MS + 1;
+  const c = await mc.connect(EP); // asks again with the mux offered
+  assertEquals(plainDials, 1);
+  assertEquals(mc.stats().plain, 3);
+  for (const x of [a, b, c]) x.close();
+  mc.close();
+  d.close();
+});

@@ -272,6 +272,9 @@ export class DataPlane {
       // Native rustls client for pooled HTTP connections (see connectMtls), offering the mux.
       const muxer = meshTls === undefined || !(opts.mux ?? muxFromEnv()) ? null : new MuxConnector({
         sessionsPerEndpoint: muxSessionsFromEnv(),
+        // A callee without the mux gets the cheaper native client, as before the mux.
+        dialPlain: (ep) =>
+          connectMtls(meshTls, ep, DEFAULT_CONNECT_TIMEOUT_MS, { outbound: outboundTls }),
         dial: async (ep) => {
           // node:tls, not the native client: a session carries many streams, so its socket
           // needs TCP_NODELAY (or each write waits for the previous one's ACK), which Deno 2.9's
