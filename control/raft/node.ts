@@ -953,7 +953,16 @@ export class RaftNode {
     pr.recentActive = true;
     pr.probeSent = false;
     if (pr.state === "replicate" && pr.inflights.full()) pr.inflights.freeFirstOne();
-    if (pr.match < this.#raftLog.lastIndex()) this.#sendAppend(m.from);
+    // If nothing is left to send, an empty append (as etcd does, but at most one per follower
+    // and tick): had the entries sent last been lost, the follower refuses its previous index
+    // and the leader backs off and resends. Without it a follower that lost the last append
+    // stayed behind until the next write.
+    if (pr.match < this.#raftLog.lastIndex() && !this.#sendAppend(m.from)) {
+      if (pr.emptyProbeTick !== this.#ticks) {
+        pr.emptyProbeTick = this.#ticks;
+        this.#sendAppend(m.from, true);
+      }
+    }
     if (m.ctx === "") return;
     const req = this.#reads.get(m.ctx);
     if (!req) return;

@@ -201,3 +201,58 @@ Deno.test("RaftNode coalesceAppends: a leader that stepped down before its Ready
   const apps = n.ready().messages.filter((m) => m.type === "app");
   if (apps.length !== 0) throw new Error(`a deposed leader sent ${apps.length} appends`);
 });
+
+Deno.test("RaftNode: a follower whose append was lost catches up from heartbeats, no new write needed", () => {
+  for (const coalesce of [true, false]) {
+    const { n, s } = leaderWithAckedFollowers(coalesce);
+    if (!n.propose(enc.encode("x")).ok) throw new Error("propose refused");
+    const rd = n.ready();
+    persist(s, rd);
+    n.advance();
+    const last = s.lastIndex();
+    // Follower 3 acks; the append to follower 2 is lost on the way.
+    n.step({
+      type: "app_resp",
+      from: ids[2]!,
+      to: ids[0]!,
+      term: 2,
+      index: last,
+      reject: false,
+      rejectHint: 0,
+      logTerm: 0,
+    } as Message);
+    persist(s, n.ready());
+    n.advance();
+    // A heartbeat round: follower 2 answers, still behind. The leader must probe it again.
+    n.tick();
+    persist(s, n.ready());
+    n.advance();
+    n.step({ type: "heartbeat_resp", from: ids[1]!, to: ids[0]!, term: 2, ctx: "" } as Message);
+    const probe = n.ready().messages.find((m) => m.type === "app" && m.to === ids[1]!) as
+      | Extract<Message, { type: "app" }>
+      | undefined;
+    n.advance();
+    if (probe === undefined) throw new Error(`coalesce=${coalesce}: no append after the heartbeat`);
+    // Follower 2 lacks the probed entry and says so; the leader resends it.
+    n.step({
+      type: "app_resp",
+      from: ids[1]!,
+      to: ids[0]!,
+      term: 2,
+      index: probe.index,
+      reject: true,
+      rejectHint: last - 1,
+      logTerm: 0,
+    } as Message);
+    const resend = n.ready().messages.find((m) => m.type === "app" && m.to === ids[1]!) as
+      | Extract<Message, { type: "app" }>
+      | undefined;
+    n.advance();
+    const carried = resend?.entries.map((e: Entry) => e.index) ?? [];
+    if (!carried.includes(last)) {
+      throw new Error(
+        `coalesce=${coalesce}: resend carried ${JSON.stringify(carried)}, want ${last}`,
+      );
+    }
+  }
+});

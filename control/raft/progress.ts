@@ -61,6 +61,8 @@ export class Progress {
   recentActive = false;
   /** In probe state: an append is outstanding, so wait for an answer or heartbeat. */
   probeSent = false;
+  /** The tick of the last empty append sent to catch up a follower (at most one per tick). */
+  emptyProbeTick = -1;
   learner: boolean;
   readonly inflights: Inflights;
 
