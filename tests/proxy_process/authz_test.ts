@@ -5,14 +5,14 @@
  * @module
  */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
-import { createJoinToken, runSkein } from "../skein_cli.ts";
+import { runSkein } from "../skein_cli.ts";
 import {
   adminJson,
   type App,
+  ledgerAndBilling,
   type ProxyHandle,
   startApp,
   startControl,
-  startProxy,
   waitFor,
 } from "./helpers.ts";
 
@@ -46,26 +46,12 @@ Deno.test("the callee proxy enforces Authorization resources on its inbound, ove
   const apps: App[] = [startApp("billing")];
   const proxies: ProxyHandle[] = [];
   try {
-    for (const s of ["ledger", "billing"]) {
-      await Deno.writeTextFile(`${dir}/${s}.token`, await createJoinToken(cp.url, cp.token, s));
-    }
-    const callee = await startProxy(dir, {
-      node: "vm-ledger",
-      control: [cp.url],
-      token_file: `${dir}/ledger.token`,
-      workers: 1,
-      services: [{ name: "ledger", port: ledgerApp.addr.port }],
-    });
-    proxies.push(callee);
-    const caller = await startProxy(dir, {
-      node: "vm-billing",
-      control: [cp.url],
-      token_file: `${dir}/billing.token`,
-      workers: 1,
-      services: [{ name: "billing", port: apps[0]!.port }],
-      upstreams: [{ service: "ledger", listen: "127.0.0.1:0" }],
-    });
-    proxies.push(caller);
+    const { callee, caller } = await ledgerAndBilling(
+      dir,
+      cp,
+      { ledger: ledgerApp.addr.port, billing: apps[0]!.port },
+      proxies,
+    );
     await callee.child.waitLine(/data plane started.*mtls=true/);
     await caller.child.waitLine(/data plane started.*mtls=true/);
     await waitFor("the ledger endpoint in the caller", async () => {
@@ -178,26 +164,13 @@ Deno.test("opaque TCP to a service with an Authorization needs a rule allowing t
   const apps: App[] = [startApp("ledger"), startApp("billing")];
   const proxies: ProxyHandle[] = [];
   try {
-    for (const s of ["ledger", "billing"]) {
-      await Deno.writeTextFile(`${dir}/${s}.token`, await createJoinToken(cp.url, cp.token, s));
-    }
-    const callee = await startProxy(dir, {
-      node: "vm-ledger",
-      control: [cp.url],
-      token_file: `${dir}/ledger.token`,
-      workers: 1,
-      services: [{ name: "ledger", port: apps[0]!.port }],
-    });
-    proxies.push(callee);
-    const caller = await startProxy(dir, {
-      node: "vm-billing",
-      control: [cp.url],
-      token_file: `${dir}/billing.token`,
-      workers: 1,
-      services: [{ name: "billing", port: apps[1]!.port }],
-      upstreams: [{ service: "ledger", listen: "127.0.0.1:0", protocol: "tcp" }],
-    });
-    proxies.push(caller);
+    const { callee, caller } = await ledgerAndBilling(
+      dir,
+      cp,
+      { ledger: apps[0]!.port, billing: apps[1]!.port },
+      proxies,
+      "tcp",
+    );
     const up = caller.upstreams.ledger!;
     await waitFor(
       "the tunnel to answer",

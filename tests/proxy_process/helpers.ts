@@ -3,7 +3,7 @@
  * in-process demo apps that count what reaches them, and a few HTTP utilities.
  * @module
  */
-import { spawnSkein } from "../skein_cli.ts";
+import { createJoinToken, spawnSkein } from "../skein_cli.ts";
 import { sharedSeed, testFetch } from "../tls_fixture.ts";
 
 const _dec = new TextDecoder();
@@ -372,4 +372,43 @@ export async function rawGet(
       // Closed by the server.
     }
   }
+}
+
+/**
+ * A `ledger` callee in front of `ledgerPort` and a `billing` caller in front of `billingPort`
+ * with an upstream to ledger (`protocol`, default http), each enrolled with its own join-token
+ * file and one worker; started in that order and pushed onto `proxies`.
+ */
+export async function ledgerAndBilling(
+  dir: string,
+  cp: Control,
+  ports: { ledger: number; billing: number },
+  proxies: ProxyHandle[],
+  protocol: "http" | "tcp" = "http",
+): Promise<{ callee: ProxyHandle; caller: ProxyHandle }> {
+  for (const s of ["ledger", "billing"]) {
+    await Deno.writeTextFile(`${dir}/${s}.token`, await createJoinToken(cp.url, cp.token, s));
+  }
+  const callee = await startProxy(dir, {
+    node: "vm-ledger",
+    control: [cp.url],
+    token_file: `${dir}/ledger.token`,
+    workers: 1,
+    services: [{ name: "ledger", port: ports.ledger }],
+  });
+  proxies.push(callee);
+  const caller = await startProxy(dir, {
+    node: "vm-billing",
+    control: [cp.url],
+    token_file: `${dir}/billing.token`,
+    workers: 1,
+    services: [{ name: "billing", port: ports.billing }],
+    upstreams: [{
+      service: "ledger",
+      listen: "127.0.0.1:0",
+      ...(protocol === "tcp" ? { protocol } : {}),
+    }],
+  });
+  proxies.push(caller);
+  return { callee, caller };
 }

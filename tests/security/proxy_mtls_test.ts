@@ -7,16 +7,15 @@
  */
 import { parsePrometheusText } from "../../common/metrics.ts";
 import { assert, assertEquals, assertRejects } from "../assert.ts";
-import { createJoinToken } from "../skein_cli.ts";
 import {
   adminJson,
   type App,
   get,
+  ledgerAndBilling,
   metricsText,
   type ProxyHandle,
   startApp,
   startControl,
-  startProxy,
   waitFor,
 } from "../proxy_process/helpers.ts";
 import type tls from "node:tls";
@@ -34,26 +33,12 @@ Deno.test("proxies with identities speak mTLS to each other and the inbound admi
   const apps: App[] = [startApp("ledger"), startApp("billing")];
   const proxies: ProxyHandle[] = [];
   try {
-    for (const s of ["ledger", "billing"]) {
-      await Deno.writeTextFile(`${dir}/${s}.token`, await createJoinToken(cp.url, cp.token, s));
-    }
-    const callee = await startProxy(dir, {
-      node: "vm-ledger",
-      control: [cp.url],
-      token_file: `${dir}/ledger.token`,
-      workers: 1,
-      services: [{ name: "ledger", port: apps[0]!.port }],
-    });
-    proxies.push(callee);
-    const caller = await startProxy(dir, {
-      node: "vm-billing",
-      control: [cp.url],
-      token_file: `${dir}/billing.token`,
-      workers: 1,
-      services: [{ name: "billing", port: apps[1]!.port }],
-      upstreams: [{ service: "ledger", listen: "127.0.0.1:0" }],
-    });
-    proxies.push(caller);
+    const { callee, caller } = await ledgerAndBilling(
+      dir,
+      cp,
+      { ledger: apps[0]!.port, billing: apps[1]!.port },
+      proxies,
+    );
     await callee.child.waitLine(/data plane started.*mtls=true/);
     await caller.child.waitLine(/data plane started.*mtls=true/);
     await waitFor("the ledger endpoint in the caller", async () => {
