@@ -15,7 +15,9 @@
  * profile of each skein proxy to `dir`.
  *
  * `deno run -A bench/mesh_bench.ts [--duration 10] [--rate 1000] [--rounds 3] [--workers N]
- * [--mtls [--ab-outbound]]`;
+ * [--mtls [--ab-outbound]] [--hold]`;
+ * `--hold` sets up every target, prints its port and process ids and waits for Ctrl-C (for
+ * profiling with perf or `top` against a live topology);
  * `runMeshBench()` for bench/run.ts.
  * @module
  */
@@ -62,6 +64,8 @@ export interface MeshBenchOptions {
    * @default false
    */
   abOutbound?: boolean;
+  /** Set up every target, print its port and process ids, and wait for Ctrl-C. */
+  hold?: boolean;
 }
 
 /** Measurements for one target. */
@@ -427,6 +431,11 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
       targets.push({ name: "skein-fwd-2hop", port: skOutPort, pids: [skIn.pid, skOut.pid] });
     }
 
+    if (opts.hold === true) {
+      // Profiling aid: leave the topology up and say where each target listens.
+      for (const t of targets) print(`hold: ${t.name} port=${t.port} pids=${t.pids.join(",")}`);
+      await new Promise(() => {});
+    }
     const rounds = Math.max(1, opts.rounds ?? 3);
     const runs = new Map<string, Array<Awaited<ReturnType<typeof wrk>>>>();
     const rssIdle = new Map<string, number>();
@@ -591,5 +600,6 @@ if (import.meta.main) {
     bareForwarder: !Deno.args.includes("--no-bare"),
     mtls: Deno.args.includes("--mtls"),
     abOutbound: Deno.args.includes("--ab-outbound"),
+    hold: Deno.args.includes("--hold"),
   });
 }

@@ -88,6 +88,8 @@ export interface MuxTotals {
   writes?: number;
   /** Frames sent so far. */
   frames?: number;
+  /** Inbound sessions sent to another worker of this proxy so far. */
+  rebalanced?: number;
 }
 
 /** The part of a {@linkcode MuxSession} the registry reads (a real session fits). */
@@ -107,6 +109,8 @@ export interface CountedMuxSession {
 export class MuxSessionRegistry {
   readonly #live = new Set<CountedMuxSession>();
   readonly #ended = { sessions: 0, streams: 0, writes: 0, frames: 0 };
+  /** Sessions sent to another worker of this proxy with a rebalancing GoAway. */
+  rebalanced = 0;
 
   /** Sessions open now. */
   get size(): number {
@@ -128,7 +132,7 @@ export class MuxSessionRegistry {
 
   /** Totals over ended and open sessions. */
   totals(): Required<MuxTotals> {
-    const t = { open: 0, ...this.#ended };
+    const t = { open: 0, ...this.#ended, rebalanced: this.rebalanced };
     for (const s of this.#live) {
       const st = s.stats();
       t.open++;
@@ -171,6 +175,8 @@ export class ProxyMetrics {
   readonly meshSessions: Gauge<"direction">;
   /** skein-mux/1 sessions established, by direction. */
   readonly meshSessionsOpened: Counter<"direction">;
+  /** Inbound skein-mux/1 sessions a worker sent on to a less loaded worker of this proxy. */
+  readonly meshSessionsRebalanced: Counter<"direction">;
   /** Streams opened (outbound) or accepted (inbound) on mux sessions. */
   readonly meshStreams: Counter<"direction">;
   /** Writes of mux sessions to their connections, each carrying a batch of frames. */
@@ -241,6 +247,11 @@ export class ProxyMetrics {
       help: "skein-mux/1 sessions established, by direction.",
       labelNames: ["direction"],
     });
+    this.meshSessionsRebalanced = registry.counter({
+      name: "skein_mesh_sessions_rebalanced_total",
+      help: "Inbound skein-mux/1 sessions told to go to a less loaded worker of this proxy.",
+      labelNames: ["direction"],
+    });
     this.meshStreams = registry.counter({
       name: "skein_mesh_streams_total",
       help: "Streams opened (outbound) or accepted (inbound) on skein-mux/1 sessions.",
@@ -291,6 +302,9 @@ export class ProxyMetrics {
     this._advance(this.meshStreams, direction, t.streams);
     if (t.writes !== undefined) this._advance(this.meshWrites, direction, t.writes);
     if (t.frames !== undefined) this._advance(this.meshFrames, direction, t.frames);
+    if (t.rebalanced !== undefined) {
+      this._advance(this.meshSessionsRebalanced, direction, t.rebalanced);
+    }
   }
 
   /** Records the running count of plain outbound mesh connections (see `recordMux`). */

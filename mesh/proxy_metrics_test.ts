@@ -98,7 +98,14 @@ async function readText(s: MuxStream): Promise<string> {
 
 Deno.test("MuxSessionRegistry sums open sessions and keeps what ended ones counted", async () => {
   const reg = new MuxSessionRegistry();
-  assert.deepEqual(reg.totals(), { open: 0, sessions: 0, streams: 0, writes: 0, frames: 0 });
+  assert.deepEqual(reg.totals(), {
+    open: 0,
+    sessions: 0,
+    streams: 0,
+    writes: 0,
+    frames: 0,
+    rebalanced: 0,
+  });
   const { client, server, accepted, serverClosed } = registeredPair(reg);
   const enc = new TextEncoder();
   const streams = [client.open(), client.open(), client.open()];

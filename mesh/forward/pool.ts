@@ -72,6 +72,14 @@ export class ConnectError extends Error {
   }
 }
 
+/**
+ * Whether a connection may be reused: a connection can say it should not be by a `reusable`
+ * property that is false (a mux stream whose session is going away).
+ */
+function _reusable(conn: Deno.Conn): boolean {
+  return (conn as { reusable?: boolean }).reusable !== false;
+}
+
 /** Idle connections are kept per endpoint and per expected peer identity. */
 export function poolKey(ep: Endpoint): string {
   return ep.identity === undefined ? ep.key : `${ep.key} ${ep.identity}`;
@@ -87,7 +95,10 @@ export interface PoolStats {
   evictedDead: number;
   /** Idle connections closed by the idle timeout or the per-endpoint cap. */
   evictedIdle: number;
-  /** Connections closed instead of reused because they reached the maximum age. */
+  /**
+   * Connections closed instead of reused because they reached the maximum age or said they
+   * should not be reused.
+   */
   retired: number;
   /** Connections idle right now. */
   idle: number;
@@ -140,7 +151,10 @@ export class ConnectionPool {
         this.#stats.idle--;
         if (!uc._idle) continue;
         uc._idle = false;
-        if (this.#maxAgeMs !== Infinity && this.#now() - uc._openedAt >= this.#maxAgeMs) {
+        if (
+          !_reusable(uc.conn) ||
+          (this.#maxAgeMs !== Infinity && this.#now() - uc._openedAt >= this.#maxAgeMs)
+        ) {
           this.#stats.retired++;
           closeQuietly(uc.conn);
           continue;
@@ -196,7 +210,7 @@ export class ConnectionPool {
       return;
     }
     const now = this.#now();
-    if (now - uc._openedAt >= this.#maxAgeMs) {
+    if (now - uc._openedAt >= this.#maxAgeMs || !_reusable(uc.conn)) {
       this.#stats.retired++;
       closeQuietly(uc.conn);
       return;

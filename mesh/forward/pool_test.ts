@@ -131,3 +131,38 @@ Deno.test("connections past the maximum age are closed instead of reused", async
   await acceptLoop.catch(() => {});
   for (const x of accepted) x.close();
 });
+
+Deno.test(
+  "a connection that says it is not reusable is closed instead of pooled",
+  opts,
+  async () => {
+    const s = holdServer();
+    // A stand-in for a mux stream whose session got GoAway: it answers `reusable` itself.
+    let reusable = true;
+    const pool = new ConnectionPool({
+      connect: async (ep) => {
+        const c = await Deno.connect({ hostname: ep.hostname, port: ep.port });
+        Object.defineProperty(c, "reusable", { get: () => reusable });
+        return c;
+      },
+    });
+    try {
+      const a = await pool.acquire(s.ep);
+      pool.release(a);
+      reusable = false; // went away while idle: skipped on acquire
+      const b = await pool.acquire(s.ep);
+      assert(b !== a, "a fresh connection");
+      assertEquals(pool.stats().retired, 1);
+      pool.release(b); // still not reusable: closed on release
+      assertEquals(pool.stats().retired, 2);
+      assertEquals(pool.stats().idle, 0);
+      reusable = true;
+      const c = await pool.acquire(s.ep);
+      pool.release(c);
+      assertEquals(pool.stats().idle, 1, "reusable ones are pooled as before");
+    } finally {
+      pool.close();
+      s.close();
+    }
+  },
+);

@@ -115,6 +115,8 @@ export class MuxSession {
   #lastPeerId = 0;
   #error: Error | null = null;
   #goingAway = false;
+  /** A rebalancing GoAway: streams opened before the grace time ends are still served. */
+  #serveUntilGrace = false;
   #peerGoingAway = false;
   #out = _initialBuffer();
   #spare = _initialBuffer();
@@ -155,6 +157,11 @@ export class MuxSession {
       this.#nextId <= MAX_STREAM_ID && this.#streams.size < this.#maxStreams;
   }
 
+  /** Whether the peer said it takes no new streams here (client role: dial another session). */
+  get peerGoingAway(): boolean {
+    return this.#peerGoingAway;
+  }
+
   /** Streams open now. */
   get streamCount(): number {
     return this.#streams.size;
@@ -189,12 +196,16 @@ export class MuxSession {
   }
 
   /**
-   * Announces that no new streams are taken: streams opened from now on are refused, and the
-   * session closes when its last stream has ended and the grace time has passed.
+   * Announces that no new streams are taken, and the session closes when its last stream has
+   * ended and the grace time has passed. `"drain"` (the server is stopping) refuses streams
+   * opened from now on, which is safe to retry elsewhere; `"rebalance"` (this session should go
+   * to another worker) still serves the streams the client opens before the GoAway reaches it,
+   * so moving costs no call, and refuses only those arriving after the grace time.
    */
-  goAway(): void {
+  goAway(mode: "drain" | "rebalance" = "drain"): void {
     if (this.#error !== null || this.#goingAway) return;
     this.#goingAway = true;
+    this.#serveUntilGrace = mode === "rebalance";
     this._queue(FrameType.GoAway, 0, null, 0, 0);
     const t = setTimeout(() => {
       this.#graceOver = true;
@@ -383,7 +394,8 @@ export class MuxSession {
       if (this.#role !== "server") throw new MuxProtocolError("a server opened a stream");
       if (id <= this.#lastPeerId) throw new MuxProtocolError(`stream ${id} reopened`);
       this.#lastPeerId = id;
-      if (this.#goingAway || this.#streams.size >= this.#maxStreams) {
+      const refuse = this.#goingAway && !(this.#serveUntilGrace && !this.#graceOver);
+      if (refuse || this.#streams.size >= this.#maxStreams) {
         this._queue(FrameType.Refused, id, null, 0, 0);
         return;
       }
@@ -485,6 +497,15 @@ export class MuxStream implements Deno.Conn {
   /** The peer's verified SPIFFE id (the session's). */
   get peerIdentity(): string | null {
     return this.#s.peerIdentity;
+  }
+
+  /**
+   * Whether the stream may carry another request after this one: not once its session has
+   * ended or the peer sent GoAway (the pool then closes it instead of keeping it, so the
+   * calls move to the caller's next session).
+   */
+  get reusable(): boolean {
+    return !this.#s.closed && !this.#s.peerGoingAway;
   }
 
   /** The session's local address. */

@@ -208,6 +208,40 @@ Deno.test("a stream the server refuses unread fails with ConnectionRefused on th
   client.close();
 });
 
+Deno.test("a rebalancing goAway still serves the streams sent before it reached the client", async () => {
+  const { client, server, accept } = pair(undefined, 60);
+  // The server says "go elsewhere" before the client's first stream reaches it.
+  server.goAway("rebalance");
+  const early = client.open();
+  await early.write(new TextEncoder().encode("GET / HTTP/1.1\r\n\r\n"));
+  const s = await accept();
+  const req = new Uint8Array(64);
+  const n = await s.read(req);
+  assertEquals(new TextDecoder().decode(req.subarray(0, n ?? 0)), "GET / HTTP/1.1\r\n\r\n");
+  await s.write(new Uint8Array([7]));
+  const buf = new Uint8Array(4);
+  assertEquals(await early.read(buf), 1, "the early stream was served, not refused");
+  assertEquals(buf[0], 7);
+  assert(client.peerGoingAway && !client.usable, "the client dials elsewhere for new streams");
+  assertEquals(early.reusable, false, "the pool must not keep the stream for another request");
+  // A draining goAway, by contrast, refuses such a stream (see the test below).
+  s.close();
+  early.close();
+  for (let i = 0; i < 200 && !server.closed; i++) await new Promise((r) => setTimeout(r, 1));
+  assert(server.closed, "the server ends the session once the grace time is over and idle");
+  client.close();
+});
+
+Deno.test("a stream of a healthy session is reusable; one of a closed session is not", async () => {
+  const { client, accept } = pair();
+  const c = client.open();
+  await c.write(new Uint8Array([1]));
+  await accept();
+  assertEquals(c.reusable, true);
+  client.close();
+  assertEquals(c.reusable, false);
+});
+
 Deno.test("a client that sends Refused breaks the protocol", async () => {
   const [evil, st] = memPipe();
   const server = new MuxSession(st, { role: "server", peerIdentity: null, onStream: () => {} });

@@ -18,6 +18,7 @@ import type net from "node:net";
 import type { Logger } from "../../common/log.ts";
 import { MUX_ALPN } from "../mux/frame.ts";
 import { MuxSession } from "../mux/session.ts";
+import type { SessionBalance } from "../mux/session_balance.ts";
 import { MuxSessionRegistry } from "../proxy_metrics.ts";
 import {
   CONNECT_TIMEOUT_MS,
@@ -244,6 +245,11 @@ export interface ListenMtlsOptions {
    * connection, and each stream is handed over like a connection. @default true
    */
   mux?: boolean;
+  /**
+   * Spreads mux sessions over the workers sharing the port: a session this worker should not
+   * take gets a rebalancing GoAway, and its caller dials again. @default every session stays
+   */
+  balance?: SessionBalance;
 }
 
 /**
@@ -286,11 +292,17 @@ export async function listenMtls(
         // Registered per session, not per frame: /metrics reads its counters when scraped.
         // (A session that ended inside its constructor is folded in by `add`.)
         let session: MuxSession | undefined = undefined;
+        const admitted = opts.balance?.admit() ?? true;
+        let counted = admitted && opts.balance !== undefined;
         session = new MuxSession(conn, {
           role: "server",
           peerIdentity: conn.peerIdentity,
           onStream: (s) => listener!.push(s),
           onClose: () => {
+            if (counted) {
+              counted = false;
+              opts.balance!.release();
+            }
             if (session !== undefined) {
               state.muxSessions.remove(session);
               sessions.delete(session);
@@ -298,6 +310,10 @@ export async function listenMtls(
           },
         });
         state.muxSessions.add(session);
+        if (!admitted) {
+          state.muxSessions.rebalanced++;
+          session.goAway("rebalance");
+        }
         if (!session.closed) sessions.add(session);
       } else {
         listener.push(conn);
@@ -314,10 +330,12 @@ export async function listenMtls(
     });
   });
   const forget = state._addServer(server);
+  opts.balance?.open();
   listener = new TlsListener(
     { transport: "tcp", hostname: bound.address, port: bound.port },
     () => {
       forget();
+      opts.balance?.shut();
       // Draining: callers stop opening streams here and dial elsewhere; streams that were
       // already on their way are refused (safe to retry), open ones finish.
       for (const ms of sessions) ms.goAway();

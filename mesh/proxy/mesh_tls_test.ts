@@ -37,6 +37,7 @@ import {
 } from "./mesh_tls.ts";
 import { sourceLabel } from "./router.ts";
 import { MUX_ALPN, MuxConnector } from "../mux/mod.ts";
+import { newSessionBalanceBuffer, SessionBalance } from "../mux/session_balance.ts";
 
 const TD = "skein.local";
 
@@ -527,4 +528,88 @@ Deno.test("skein-mux/1 by ALPN: streams carry the caller's identity, revocation 
     muxer.close();
     listener.close();
   }
+});
+
+Deno.test("two workers on one port even out mux sessions; moving one loses no call", async () => {
+  const ca = await testCa();
+  const buf = newSessionBalanceBuffer();
+  const counts = new Int32Array(buf);
+  const first = await listenMtls(
+    new MeshTlsState(await meshTls(ca, "ledger")),
+    "127.0.0.1",
+    0,
+    nullLogger,
+    { reusePort: true, balance: new SessionBalance(buf, 0, 2) },
+  );
+  const port = first.addr.port;
+  const second = await listenMtls(
+    new MeshTlsState(await meshTls(ca, "ledger")),
+    "127.0.0.1",
+    port,
+    nullLogger,
+    { reusePort: true, balance: new SessionBalance(buf, 1, 2) },
+  );
+  // Each "worker" answers every stream with one byte naming itself.
+  const serve = async (l: Deno.Listener, tag: number) => {
+    for await (const c of l) {
+      void (async () => {
+        const b = new Uint8Array(16);
+        while ((await c.read(b).catch(() => null)) !== null) {
+          await c.write(new Uint8Array([tag])).catch(() => {});
+        }
+        try {
+          c.close();
+        } catch {
+          // Closed with its session.
+        }
+      })();
+    }
+  };
+  const serving = [serve(first, 0), serve(second, 1)];
+  const client = await meshTls(ca, "billing");
+  const ep: Endpoint = {
+    key: "x",
+    hostname: "127.0.0.1",
+    port,
+    identity: serviceSpiffeId(TD, "ledger"),
+  };
+  const muxers: MuxConnector[] = [];
+  let dials = 0;
+  try {
+    // Six calling workers, one after the other: each keeps calling until its session is one
+    // the callee admitted (a redirected session still answers the call sent on it).
+    for (let w = 0; w < 6; w++) {
+      const muxer = new MuxConnector({
+        dial: async (e) => {
+          dials++;
+          const conn = await connectMtls(client, e, undefined, {
+            outbound: "node",
+            alpnProtocols: [MUX_ALPN, "http/1.1"],
+          });
+          return { conn, mux: conn.alpnProtocol === MUX_ALPN, peerIdentity: conn.peerIdentity };
+        },
+      });
+      muxers.push(muxer);
+      let settled = false;
+      for (let call = 0; call < 60 && !settled; call++) {
+        const s = await muxer.connect(ep);
+        await s.write(new Uint8Array([1]));
+        const got = new Uint8Array(1);
+        assertEquals(await s.read(got), 1, "every call is answered, moved session or not");
+        settled = (s as unknown as { reusable: boolean }).reusable;
+        s.close();
+      }
+      assert(settled, `calling worker ${w} found an admitting worker`);
+      assert(Math.abs(counts[0]! - counts[1]!) <= 1, `counts ${counts[0]}/${counts[1]}`);
+    }
+    assertEquals([counts[0], counts[1]], [3, 3]);
+    assert(dials >= 6);
+  } finally {
+    for (const m of muxers) m.close();
+    first.close();
+    second.close();
+    await Promise.allSettled(serving);
+  }
+  // Closed listeners stop counting, so nobody defers to them.
+  assertEquals([counts[0], counts[1]], [-1, -1]);
 });

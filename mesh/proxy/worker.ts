@@ -17,6 +17,7 @@ import type { LogFields, Logger, LogLevel } from "../../common/log.ts";
 import { DataPlane } from "./data_plane.ts";
 import { listenMtls, MeshTlsState } from "./mesh_tls.ts";
 import { SharedLimits } from "./shared_limits.ts";
+import { SessionBalance } from "../mux/session_balance.ts";
 import type { ToMain, ToWorker } from "./worker_protocol.ts";
 
 interface _WorkerScope {
@@ -59,7 +60,10 @@ function _serve(scope: _WorkerScope): void {
           m.config.inbound.hostname,
           m.ports.inbound,
           log.with({ component: "inbound_tls" }),
-          { reusePort: true },
+          {
+            reusePort: true,
+            balance: new SessionBalance(m.sessionBalance, m.index, m.workers),
+          },
         );
       }
       plane = DataPlane.start({

@@ -20,6 +20,8 @@ export type ToWorker =
     workers: number;
     ports: ListenerPorts;
     limits: SharedArrayBuffer;
+    /** The inbound mux session counts of every worker (see mesh/mux/session_balance.ts). */
+    sessionBalance: SharedArrayBuffer;
     logLevel: LogLevel;
     /** The proxy's identity: the worker binds its own mTLS inbound server (SO_REUSEPORT). */
     tls?: MeshTls;

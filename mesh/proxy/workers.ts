@@ -26,6 +26,7 @@ import {
 } from "./data_plane.ts";
 import { listenMtls, type MeshTls, MeshTlsState, type MeshTrust } from "./mesh_tls.ts";
 import { SharedLimits } from "./shared_limits.ts";
+import { newSessionBalanceBuffer, SessionBalance } from "../mux/session_balance.ts";
 import type { ToMain, ToWorker } from "./worker_protocol.ts";
 // A static import so `deno compile` embeds the worker module; it does nothing in this thread.
 import "./worker.ts";
@@ -182,6 +183,7 @@ export class WorkerDataPlanes implements DataPlanes {
     tls?: MeshTls,
   ): Promise<WorkerDataPlanes> {
     const limits = new SharedLimits();
+    const sessionBalance = newSessionBalanceBuffer();
     const held: Deno.Listener[] = [];
     const slots: _Slot[] = [];
     const logLevel: LogLevel =
@@ -217,6 +219,8 @@ export class WorkerDataPlanes implements DataPlanes {
         worker.onerror = (e: ErrorEvent) => {
           e.preventDefault();
           slot.alive = false;
+          // Its sessions are gone: the other workers must not keep deferring to its count.
+          SessionBalance.shutSlot(sessionBalance, index);
           slot.drained.resolve();
           ready.reject(new Error(`worker ${index} failed: ${e.message}`));
           logger.error("data-plane worker crashed; the others keep serving", {
@@ -231,6 +235,7 @@ export class WorkerDataPlanes implements DataPlanes {
           workers: count,
           ports,
           limits: limits.buffer,
+          sessionBalance,
           logLevel,
           ...(tls !== undefined
             ? {
