@@ -431,92 +431,94 @@ class _Session {
   }
 
   /** Serves one parsed request whose head ends at `this.#pos`. */
-  async #serve(head: RequestHead): Promise<Done> {
+  #serve(head: RequestHead): Promise<Done> {
     const f = this.#f;
     const decision = f.opts.router.route(head, f.opts.listener, this.#client);
     if (decision instanceof ProxyError) {
-      return await this.#answerError(decision, head, head.chunked || head.contentLength > 0);
+      return this.#answerError(decision, head, head.chunked || head.contentLength > 0);
     }
     this.#sentStatus = 0;
-    if (decision.onDone === undefined) return await this.#exchange(head, decision);
-    // onDone must run exactly once whatever happens below, including a client reset mid-body.
-    try {
-      return await this.#exchange(head, decision);
-    } finally {
-      decision.onDone(this.#sentStatus);
-    }
+    return this.#exchange(head, decision);
   }
 
   /** Status of the last response head written to the client in this exchange; 0 = none yet. */
   #sentStatus = 0;
 
-  /** Runs the attempts of one routed request until the client has its answer. */
+  /**
+   * Runs the attempts of one routed request until the client has its answer. (One async
+   * layer per request is spared by running `onDone` here rather than in `#serve`.)
+   */
   async #exchange(head: RequestHead, decision: RouteDecision): Promise<Done> {
-    const f = this.#f;
-    const cl = head.contentLength;
-    const hasBody = head.chunked || cl > 0;
+    // onDone must run exactly once whatever happens below, including a client reset mid-body.
+    try {
+      const f = this.#f;
+      const cl = head.contentLength;
+      const hasBody = head.chunked || cl > 0;
 
-    // Buffer small fixed-length bodies so the request can be replayed on another endpoint.
-    let replayable = !hasBody;
-    if (!head.chunked && cl > 0 && cl <= f.opts.maxRetryBodyBytes && !head.expectContinue) {
-      if (this.#pos + cl > this.#buf.length) this.#ensureRoom(cl);
-      while (this.#len - this.#pos < cl) {
-        const n = await this.#conn.read(this.#buf.subarray(this.#len));
-        if (n === null) return Done.Close;
-        this.#len += n;
+      // Buffer small fixed-length bodies so the request can be replayed on another endpoint.
+      let replayable = !hasBody;
+      if (!head.chunked && cl > 0 && cl <= f.opts.maxRetryBodyBytes && !head.expectContinue) {
+        if (this.#pos + cl > this.#buf.length) this.#ensureRoom(cl);
+        while (this.#len - this.#pos < cl) {
+          const n = await this.#conn.read(this.#buf.subarray(this.#len));
+          if (n === null) return Done.Close;
+          this.#len += n;
+        }
+        replayable = true;
       }
-      replayable = true;
-    }
-    const idempotent = isIdempotent(head.method);
-    const started = performance.now();
-    let exclude: Set<string> | null = null;
-    let lastOutcome: Outcome | null = null;
-    let lastEp: Endpoint | null = null;
-    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const ep = decision.pick(attempt, exclude ?? _EMPTY);
-      if (ep === null) break;
-      const r = await this.#attempt(
-        head,
-        decision,
-        ep,
-        attempt,
-        started,
-        replayable,
-        idempotent,
-        false,
-      );
-      if (r.done !== undefined) {
-        if (replayable && cl > 0) this.#pos += cl;
-        return r.done;
-      }
-      lastOutcome = r.outcome;
-      lastEp = ep;
-      if (r.bodyError !== null) {
-        return await this.#answerError(
-          new ProxyError(r.bodyError.status, "bad_request", r.bodyError.message),
+      const idempotent = isIdempotent(head.method);
+      const started = performance.now();
+      let exclude: Set<string> | null = null;
+      let lastOutcome: Outcome | null = null;
+      let lastEp: Endpoint | null = null;
+      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+        const ep = decision.pick(attempt, exclude ?? _EMPTY);
+        if (ep === null) break;
+        const r = await this.#attempt(
           head,
-          true,
+          decision,
+          ep,
+          attempt,
+          started,
+          replayable,
+          idempotent,
+          false,
         );
+        if (r.done !== undefined) {
+          if (replayable && cl > 0) this.#pos += cl;
+          return r.done;
+        }
+        lastOutcome = r.outcome;
+        lastEp = ep;
+        if (r.bodyError !== null) {
+          return await this.#answerError(
+            new ProxyError(r.bodyError.status, "bad_request", r.bodyError.message),
+            head,
+            true,
+          );
+        }
+        // A refused connect consumed nothing from the client, so any request may go elsewhere.
+        const safe = r.outcome.kind === "connect_failure" ||
+          (replayable && (idempotent || !r.sentUpstream));
+        const overall = decision.timeoutMs > 0 && performance.now() - started >= decision.timeoutMs;
+        const backoff = r.backoff !== undefined
+          ? r.backoff
+          : safe && !overall && !f.draining
+          ? decision.retry(attempt, r.outcome)
+          : null;
+        if (backoff === null) break;
+        f.stats.retries++;
+        (exclude ??= new Set()).add(ep.key);
+        if (backoff > 0) await new Promise((r) => setTimeout(r, backoff));
       }
-      // A refused connect consumed nothing from the client, so any request may go elsewhere.
-      const safe = r.outcome.kind === "connect_failure" ||
-        (replayable && (idempotent || !r.sentUpstream));
-      const overall = decision.timeoutMs > 0 && performance.now() - started >= decision.timeoutMs;
-      const backoff = r.backoff !== undefined
-        ? r.backoff
-        : safe && !overall && !f.draining
-        ? decision.retry(attempt, r.outcome)
-        : null;
-      if (backoff === null) break;
-      f.stats.retries++;
-      (exclude ??= new Set()).add(ep.key);
-      if (backoff > 0) await new Promise((r) => setTimeout(r, backoff));
+      if (replayable && cl > 0) this.#pos += cl;
+      const err = lastOutcome === null
+        ? new ProxyError(503, "no_endpoint", `no healthy endpoint for ${decision.cluster}`)
+        : outcomeToProxyError(decision.cluster, lastEp, lastOutcome);
+      return await this.#answerError(err, head, !replayable);
+    } finally {
+      decision.onDone?.(this.#sentStatus);
     }
-    if (replayable && cl > 0) this.#pos += cl;
-    const err = lastOutcome === null
-      ? new ProxyError(503, "no_endpoint", `no healthy endpoint for ${decision.cluster}`)
-      : outcomeToProxyError(decision.cluster, lastEp, lastOutcome);
-    return await this.#answerError(err, head, !replayable);
   }
 
   /**
@@ -549,14 +551,16 @@ class _Session {
   ): Promise<_AttemptResult> {
     const f = this.#f;
     const t0 = performance.now();
-    let uc: UpstreamConn;
-    try {
-      uc = await f.upstreams.acquire(ep, fresh);
-    } catch (e) {
-      if (!(e instanceof ConnectError)) throw e;
-      const o: Outcome = { kind: "connect_failure", reason: e.reason };
-      decision.onResult(ep, o, performance.now() - t0);
-      return { outcome: o, sentUpstream: false, bodyError: null };
+    let uc: UpstreamConn | null = fresh ? null : f.upstreams.takeIdle(ep);
+    if (uc === null) {
+      try {
+        uc = await f.upstreams.acquire(ep, true);
+      } catch (e) {
+        if (!(e instanceof ConnectError)) throw e;
+        const o: Outcome = { kind: "connect_failure", reason: e.reason };
+        decision.onResult(ep, o, performance.now() - t0);
+        return { outcome: o, sentUpstream: false, bodyError: null };
+      }
     }
 
     // Bound the wait for the response head by the per-try and the remaining overall budget.
@@ -603,7 +607,10 @@ class _Session {
     let sentUpstream = false;
     let responseStarted = false;
     try {
-      await writeAll(uc.conn, w.view());
+      // Awaiting the write itself, not writeAll, saves a promise when it takes everything.
+      const head = w.view();
+      const n = await uc.conn.write(head);
+      if (n < head.length) await writeAll(uc.conn, head.subarray(n));
     } catch (e) {
       f.timers.cancel(timer);
       f.upstreams.discard(uc);
@@ -770,10 +777,16 @@ class _Session {
         w.bytes(uc.buf, start, start + first);
         left -= first;
         start += first;
-        await writeAll(this.#conn, w.view());
+        const out = w.view();
+        const n = await this.#conn.write(out);
+        if (n < out.length) await writeAll(this.#conn, out.subarray(n));
         f.stats.responseBodyBytes += first;
-        ok = await this.#relayLength(uc, start, filled, left);
-        if (this.#leftover > 0) reusable = false;
+        if (left > 0) {
+          ok = await this.#relayLength(uc, start, filled, left);
+          if (this.#leftover > 0) reusable = false;
+        } else if (filled > start) {
+          reusable = false; // bytes beyond the body: the connection is out of step
+        }
       } else if (kind === "chunked") {
         const fr = new ChunkedFramer();
         const end = fr.feed(uc.buf, start, filled);

@@ -58,6 +58,8 @@ export interface UpstreamConn {
   /** @internal */ _idle: boolean;
   /** @internal */ _idleSince: number;
   /** @internal */ _openedAt: number;
+  /** @internal Made once per connection, so an idle spell allocates no callbacks. */ _onIdleRead:
+    () => void;
 }
 
 /** Raised when a connection cannot be opened. */
@@ -144,27 +146,33 @@ export class ConnectionPool {
 
   /** Takes an idle connection to `ep`, or opens one (unless `fresh` insists on a new one). */
   async acquire(ep: Endpoint, fresh = false): Promise<UpstreamConn> {
-    if (!fresh) {
-      const list = this.#idle.get(poolKey(ep));
-      while (list !== undefined && list.length > 0) {
-        const uc = list.pop()!;
-        this.#stats.idle--;
-        if (!uc._idle) continue;
-        uc._idle = false;
-        if (
-          !_reusable(uc.conn) ||
-          (this.#maxAgeMs !== Infinity && this.#now() - uc._openedAt >= this.#maxAgeMs)
-        ) {
-          this.#stats.retired++;
-          closeQuietly(uc.conn);
-          continue;
-        }
-        uc.reused = true;
-        this.#stats.reused++;
-        return uc;
+    return (fresh ? null : this.takeIdle(ep)) ?? await this.#open(ep);
+  }
+
+  /**
+   * Takes an idle connection to `ep` without waiting, or returns null (then `acquire` opens
+   * one). The per-request path calls this first, so a pooled connection costs no promise.
+   */
+  takeIdle(ep: Endpoint): UpstreamConn | null {
+    const list = this.#idle.get(poolKey(ep));
+    while (list !== undefined && list.length > 0) {
+      const uc = list.pop()!;
+      this.#stats.idle--;
+      if (!uc._idle) continue;
+      uc._idle = false;
+      if (
+        !_reusable(uc.conn) ||
+        (this.#maxAgeMs !== Infinity && this.#now() - uc._openedAt >= this.#maxAgeMs)
+      ) {
+        this.#stats.retired++;
+        closeQuietly(uc.conn);
+        continue;
       }
+      uc.reused = true;
+      this.#stats.reused++;
+      return uc;
     }
-    return await this.#open(ep);
+    return null;
   }
 
   async #open(ep: Endpoint): Promise<UpstreamConn> {
@@ -188,7 +196,7 @@ export class ConnectionPool {
     }).finally(() => clearTimeout(timer));
     noDelay(conn);
     this.#stats.opened++;
-    return {
+    const uc: UpstreamConn = {
       conn,
       endpoint: ep,
       buf: new Uint8Array(this.#bufferBytes),
@@ -197,7 +205,9 @@ export class ConnectionPool {
       _idle: false,
       _idleSince: 0,
       _openedAt: this.#maxAgeMs === Infinity ? 0 : this.#now(),
+      _onIdleRead: () => this.#settledWhileIdle(uc),
     };
+    return uc;
   }
 
   /**
@@ -230,7 +240,7 @@ export class ConnectionPool {
     uc._idleSince = now;
     const read = uc.conn.read(uc.buf);
     uc.pending = read;
-    read.then((n) => this.#settledWhileIdle(uc, n), () => this.#settledWhileIdle(uc, null));
+    read.then(uc._onIdleRead, uc._onIdleRead);
     list.push(uc);
     this.#stats.idle++;
     this.#ensureSweeper();
@@ -242,7 +252,7 @@ export class ConnectionPool {
     closeQuietly(uc.conn);
   }
 
-  #settledWhileIdle(uc: UpstreamConn, _n: number | null): void {
+  #settledWhileIdle(uc: UpstreamConn): void {
     if (!uc._idle) return; // Taken already: the holder consumes this read.
     this.#remove(uc);
     this.#stats.evictedDead++;
