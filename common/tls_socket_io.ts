@@ -4,6 +4,7 @@
  * @module
  */
 import type tls from "node:tls";
+import { RawTlsHandle } from "./tls_raw_handle.ts";
 
 /** Reads and writes one verified `node:tls` socket; one read may be outstanding at a time. */
 export class TlsSocketIo {
@@ -49,16 +50,26 @@ export class TlsSocketIo {
       ended = true;
       onEnd(err);
     };
-    this.socket.on("data", (c: Uint8Array) => {
+    const data = (c: Uint8Array) => {
       if (!ended) onData(c);
-    });
+    };
     this.socket.on("end", () => end(null));
     this.socket.on("close", () => end(null));
     this.socket.on("error", (e: Error) => end(e));
-    if (this.#error !== null) end(this.#error);
-    else if (this.#ended || this.#closed) end(null);
+    if (this.#error !== null) return end(this.#error);
+    if (this.#ended || this.#closed) return end(null);
+    // Below the socket's streams when the runtime allows it (see common/tls_raw_handle.ts).
+    this.#raw = RawTlsHandle.of(this.socket);
+    if (this.#raw !== null) {
+      this.#raw.start(data, end);
+      return;
+    }
+    this.socket.on("data", data);
     this.socket.resume();
   }
+
+  /** The native handle once {@linkcode TlsSocketIo.pushTo} took it over; writes go there too. */
+  #raw: RawTlsHandle | null = null;
 
   /** Whether {@linkcode TlsSocketIo.close} was called. */
   get closed(): boolean {
@@ -115,6 +126,7 @@ export class TlsSocketIo {
    */
   writeQueued(p: Uint8Array, what = "connection"): Promise<void> | undefined {
     if (this.#closed || this.socket.destroyed) throw new Deno.errors.BrokenPipe(`${what} closed`);
+    if (this.#raw !== null) return this.#raw.write(p);
     if (this.socket.write(p)) return undefined;
     return new Promise((resolve) => {
       const done = () => {

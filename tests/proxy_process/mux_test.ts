@@ -60,11 +60,13 @@ Deno.test("calls between proxies ride skein-mux/1 sessions, visible on /metrics"
       services: [{ name: "ledger", port: apps[0]!.port }],
     });
     proxies.push(callee);
+    // The caller's sessions take the socket-stream path (the fallback when the runtime lacks
+    // the native handle, see common/tls_raw_handle.ts), the callee's the native handle.
     const caller = await startProxy(dir, {
       node: "vm-billing",
       control: [cp.url],
       upstreams: [{ service: "ledger", listen: "127.0.0.1:0" }],
-    });
+    }, { env: { SKEIN_TLS_RAW_HANDLE: "off" } });
     proxies.push(caller);
     await callee.child.waitLine(/data plane started.*mtls=true/);
     await caller.child.waitLine(/data plane started.*mtls=true/);
@@ -147,12 +149,14 @@ Deno.test("a callee that drains under a steady stream of POSTs loses none of the
   let loops: Promise<void>[] = [];
   try {
     for (const [i, a] of apps.entries()) {
+      // The drained callee serves its sessions on the socket-stream path, the other on the
+      // native handle (common/tls_raw_handle.ts): both carry the steady stream.
       proxies.push(
         await startProxy(dir, {
           node: `vm-ledger-${i}`,
           control: [cp.url],
           services: [{ name: "ledger", port: a.port }],
-        }),
+        }, i === 0 ? { env: { SKEIN_TLS_RAW_HANDLE: "off" } } : {}),
       );
     }
     const caller = await startProxy(dir, {
