@@ -84,8 +84,17 @@ function _reusable(conn: Deno.Conn): boolean {
 
 /** Idle connections are kept per endpoint and per expected peer identity. */
 export function poolKey(ep: Endpoint): string {
-  return ep.identity === undefined ? ep.key : `${ep.key} ${ep.identity}`;
+  if (ep.identity === undefined) return ep.key;
+  // Endpoints are long-lived objects: a key built once saves a string per request.
+  let k = _keys.get(ep);
+  if (k === undefined || k.key !== ep.key || k.identity !== ep.identity) {
+    k = { key: ep.key, identity: ep.identity, pool: `${ep.key} ${ep.identity}` };
+    _keys.set(ep, k);
+  }
+  return k.pool;
 }
+
+const _keys = new WeakMap<Endpoint, { key: string; identity: string; pool: string }>();
 
 /** Counters for tests and metrics. */
 export interface PoolStats {
