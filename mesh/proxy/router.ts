@@ -198,8 +198,8 @@ export class MeshRouter implements Router {
         }; name one in ${DESTINATION_HEADER}`,
       );
     }
-    const up = headerValue(head, "upgrade");
-    if (head.upgrade && up !== null && up.toLowerCase() === TCP_TUNNEL_UPGRADE) {
+    const up = head.upgrade ? headerValue(head, "upgrade") : null;
+    if (up !== null && up.toLowerCase() === TCP_TUNNEL_UPGRADE) {
       const port = this.#o.tunnelPort?.() ?? null;
       if (port === null) return new ProxyError(404, "no_route", "no TCP tunnel on this proxy");
       const denied = this.#authz.checkTcp(d.service, caller);
@@ -257,9 +257,20 @@ export class MeshRouter implements Router {
  * (the label the caller's own proxy uses for itself), the whole id otherwise.
  */
 export function sourceLabel(spiffeId: string): string {
-  const m = /^spiffe:\/\/[^/]+\/svc\/([^/]+)$/.exec(spiffeId);
-  return m ? m[1]! : spiffeId;
+  // Asked once per inbound request, about a handful of callers: remember the answers.
+  let label = _sourceLabels.get(spiffeId);
+  if (label === undefined) {
+    const m = /^spiffe:\/\/[^/]+\/svc\/([^/]+)$/.exec(spiffeId);
+    label = m ? m[1]! : spiffeId;
+    if (_sourceLabels.size >= MAX_REMEMBERED_SOURCE_LABELS) _sourceLabels.clear();
+    _sourceLabels.set(spiffeId, label);
+  }
+  return label;
 }
+
+/** Most caller ids whose label {@linkcode sourceLabel} remembers (then it starts over). */
+const MAX_REMEMBERED_SOURCE_LABELS = 1024;
+const _sourceLabels = new Map<string, string>();
 
 /** The service named by a `Host` value: the name without port, lower-cased; null if none. */
 export function hostService(host: string | null): string | null {
