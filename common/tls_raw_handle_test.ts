@@ -140,3 +140,36 @@ Deno.test("a broken connection ends a RawTlsHandle reader with an error or EOF, 
     srv.close();
   }
 });
+
+Deno.test("RawTlsHandle reads a large patterned stream intact, chunk after chunk", async () => {
+  const { srv, client, server } = await tlsPair();
+  try {
+    const raw = RawTlsHandle.of(server)!;
+    const total = 2 * 1024 * 1024;
+    let seen = 0;
+    let intact = true;
+    const done = Promise.withResolvers<void>();
+    // Each chunk is checked during its call, as a mux session parses it (it may be reused).
+    raw.start((c) => {
+      for (let i = 0; i < c.length; i++) if (c[i] !== (((seen + i) * 7) & 0xff)) intact = false;
+      seen += c.length;
+      if (seen >= total) done.resolve();
+    }, () => done.resolve());
+    let k = 0;
+    while (k < total) {
+      const b = new Uint8Array(Math.min(20_000, total - k));
+      for (let j = 0; j < b.length; j++) b[j] = ((k + j) * 7) & 0xff;
+      k += b.length;
+      if (!client.write(b)) await new Promise((r) => client.once("drain", r));
+    }
+    const timer = setTimeout(() => done.resolve(), 10_000);
+    await done.promise;
+    clearTimeout(timer);
+    assertEquals(seen, total);
+    assert(intact, "every byte in order");
+  } finally {
+    client.destroy();
+    server.destroy();
+    srv.close();
+  }
+});
