@@ -35,6 +35,7 @@ import { closeQuietly, noDelay, pipe, writeAll } from "./io.ts";
 import { ConnectError, ConnectionPool, type UpstreamConn } from "./pool.ts";
 import { peerIdentityOf } from "./tls_conn.ts";
 import { CoarseTimers } from "./coarse_timers.ts";
+import { turnNow } from "../../common/turn_clock.ts";
 import {
   type ClientInfo,
   type Endpoint,
@@ -157,14 +158,14 @@ export class HttpForwarder {
       ...opts,
     };
     this.#ownPool = opts.pool === undefined;
-    this.#pool = opts.pool ?? new ConnectionPool();
+    this.#pool = opts.pool ?? new ConnectionPool({ now: turnNow });
     this.#ctx = {
       opts: this.#opts,
       node: opts.node,
       upstreams: this.#pool,
       draining: false,
       tick: 0,
-      timers: new CoarseTimers(),
+      timers: new CoarseTimers(undefined, turnNow),
       stats: {
         accepted: 0,
         active: 0,
@@ -467,7 +468,7 @@ class _Session {
         replayable = true;
       }
       const idempotent = isIdempotent(head.method);
-      const started = performance.now();
+      const started = turnNow();
       let exclude: Set<string> | null = null;
       let lastOutcome: Outcome | null = null;
       let lastEp: Endpoint | null = null;
@@ -500,7 +501,7 @@ class _Session {
         // A refused connect consumed nothing from the client, so any request may go elsewhere.
         const safe = r.outcome.kind === "connect_failure" ||
           (replayable && (idempotent || !r.sentUpstream));
-        const overall = decision.timeoutMs > 0 && performance.now() - started >= decision.timeoutMs;
+        const overall = decision.timeoutMs > 0 && turnNow() - started >= decision.timeoutMs;
         const backoff = r.backoff !== undefined
           ? r.backoff
           : safe && !overall && !f.draining
@@ -551,7 +552,7 @@ class _Session {
   ): Promise<_AttemptResult> {
     const f = this.#f;
     // The first try starts when the exchange did: one clock read less per request.
-    const t0 = attempt === 0 && !fresh ? started : performance.now();
+    const t0 = attempt === 0 && !fresh ? started : turnNow();
     let uc: UpstreamConn | null = fresh ? null : f.upstreams.takeIdle(ep);
     if (uc === null) {
       try {
@@ -559,7 +560,7 @@ class _Session {
       } catch (e) {
         if (!(e instanceof ConnectError)) throw e;
         const o: Outcome = { kind: "connect_failure", reason: e.reason };
-        decision.onResult(ep, o, performance.now() - t0);
+        decision.onResult(ep, o, turnNow() - t0);
         return { outcome: o, sentUpstream: false, bodyError: null };
       }
     }
@@ -621,7 +622,7 @@ class _Session {
         : replayable && _refusedUnread(e)
         ? { kind: "connect_failure", reason: "refused by the callee" }
         : { kind: "reset" };
-      decision.onResult(ep, o, performance.now() - t0);
+      decision.onResult(ep, o, turnNow() - t0);
       return { outcome: o, sentUpstream, bodyError: null };
     }
     sentUpstream = true;
@@ -706,7 +707,7 @@ class _Session {
       }
       if (e instanceof HttpParseError) {
         const o: Outcome = { kind: "response", status: 502 };
-        decision.onResult(ep, o, performance.now() - t0);
+        decision.onResult(ep, o, turnNow() - t0);
         if (replayable && cl > 0) this.#pos += cl;
         await this.#answer(
           502,
@@ -721,7 +722,7 @@ class _Session {
         // A mux stream the callee turned down unread (it is draining): like a refused
         // connect, so retry policy may send it anywhere else, whatever the method.
         const o: Outcome = { kind: "connect_failure", reason: "refused by the callee" };
-        decision.onResult(ep, o, performance.now() - t0);
+        decision.onResult(ep, o, turnNow() - t0);
         return { outcome: o, sentUpstream: false, bodyError: null };
       }
       if (uc.reused && !responseStarted && !timedOut && replayable && !fresh) {
@@ -739,12 +740,12 @@ class _Session {
         );
       }
       const o: Outcome = timedOut ? { kind: "timeout" } : { kind: "reset" };
-      decision.onResult(ep, o, performance.now() - t0);
+      decision.onResult(ep, o, turnNow() - t0);
       return { outcome: o, sentUpstream, bodyError: null };
     }
     f.timers.cancel(timer);
     const outcome: Outcome = { kind: "response", status: res.status };
-    decision.onResult(ep, outcome, performance.now() - t0);
+    decision.onResult(ep, outcome, turnNow() - t0);
 
     if (res.status >= 500 && pump === null && replayable && idempotent && !f.draining) {
       // Policy may retry a 5xx as long as nothing reached the client.

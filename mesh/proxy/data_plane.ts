@@ -9,6 +9,7 @@
  * request counts are shared, through {@linkcode SharedLimits}.
  * @module
  */
+import { turnNow } from "../../common/turn_clock.ts";
 import type { ProxyConfig } from "../../config/mod.ts";
 import type { Logger } from "../../common/log.ts";
 import { Registry } from "../../common/metrics.ts";
@@ -234,7 +235,7 @@ export class DataPlane {
       if (bridge) cleanup.push(() => bridge.close());
       const router = new MeshRouter({
         zone: cfg.zone,
-        now: opts.now ?? (() => performance.now()),
+        now: opts.now ?? turnNow,
         random: opts.random ?? Math.random,
         metrics,
         logger: log,
@@ -293,7 +294,8 @@ export class DataPlane {
       });
       if (muxer !== null) cleanup.push(() => muxer.close());
       const pool = new ConnectionPool(
-        meshTls === undefined ? {} : {
+        meshTls === undefined ? { now: turnNow } : {
+          now: turnNow,
           // Renewed under steady traffic, like the sessions their streams ride on.
           maxAgeMs: DEFAULT_MAX_SESSION_AGE_MS,
           connect: muxer !== null
