@@ -14,14 +14,17 @@ const BIG_BODY_BYTES = 10 * 1024 * 1024;
 /** Chunk size of the streamed (chunked) upload. */
 const UPLOAD_CHUNK_BYTES = 64 * 1024;
 /**
- * Allowed VmRSS growth of each proxy over the measured large-body rounds (5 × 10 MB each way).
- * Over mTLS the heap settles higher than in plaintext (measured after the warm-up round: ~30 MB
- * after 3 rounds, ~60 after 9, ~80 after 19, ~95 after 39: it levels off), while a proxy that
- * kept bodies would grow by 100 MB here.
+ * Allowed VmRSS growth of each proxy over the measured large-body rounds (10 × 10 MB each way),
+ * while a proxy that kept bodies would grow by 200 MB here. Over mTLS one data plane's heap
+ * settles higher than in plaintext (measured after the warm-up round: ~30 MB after 3 rounds,
+ * ~60 after 9, ~80 after 19, ~95 after 39: it levels off). The test proxies run two workers,
+ * and since mux sessions are spread over a callee's workers the second one may take its first
+ * large body only during the measured rounds: measured 2026-12-01 over 10 rounds, 39-47 MB
+ * usually and 84-93 MB when that happened (3 runs in 10).
  */
-const RSS_GROWTH_MAX_BYTES = 80 * 1024 * 1024;
+const RSS_GROWTH_MAX_BYTES = 150 * 1024 * 1024;
 /** Large-body rounds after the warm-up one. */
-const MEASURED_ROUNDS = 5;
+const MEASURED_ROUNDS = 10;
 /** Largest response head the raw client accepts. */
 const RAW_HEAD_MAX_BYTES = 64 * 1024;
 /** Largest response body the raw client accepts. */
