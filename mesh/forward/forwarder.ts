@@ -565,10 +565,13 @@ class _Session {
       }
     }
 
-    // Bound the wait for the response head by the per-try and the remaining overall budget.
+    // Bound the wait for the response head by the per-try and the remaining overall budget,
+    // counted from when the connection is in hand: a slow connect (a new mux session's TLS
+    // handshake) must not eat the per-try time. A pooled connection needs no new clock read.
+    const from = uc.reused ? t0 : turnNow();
     let budget = decision.perTryTimeoutMs;
     if (decision.timeoutMs > 0) {
-      const left = Math.max(1, decision.timeoutMs - (t0 - started));
+      const left = Math.max(1, decision.timeoutMs - (from - started));
       budget = budget > 0 ? Math.min(budget, left) : left;
     }
     let timedOut = false;
@@ -576,7 +579,7 @@ class _Session {
       ? f.timers.start(budget, () => {
         timedOut = true;
         f.upstreams.discard(uc);
-      }, t0)
+      }, from)
       : undefined;
 
     const cl = head.contentLength;

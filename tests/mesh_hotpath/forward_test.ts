@@ -1,6 +1,6 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { type Backend, startBackend } from "../../bench/apps/backend.ts";
-import type { HttpForwarder, Outcome } from "../../mesh/forward/mod.ts";
+import { ConnectionPool, type HttpForwarder, type Outcome } from "../../mesh/forward/mod.ts";
 import { dec, enc, forwarder, local, RawClient, rawUpstream } from "./helpers.ts";
 
 // Pool sweepers and accept loops outlive single assertions; every test closes what it opens.
@@ -255,6 +255,34 @@ Deno.test("an upstream that dies mid-body closes the client connection", opts, a
     await up.close();
   }
 });
+
+Deno.test(
+  "the per-try timeout starts once the connection is open, not before the connect",
+  opts,
+  async () => {
+    const backend = await startBackend();
+    // Every connect takes 150 ms (a cold mux session's handshake, say); the answer 30 ms.
+    const pool = new ConnectionPool({
+      connect: async (ep) => {
+        await new Promise((r) => setTimeout(r, 150));
+        return await Deno.connect({ hostname: ep.hostname, port: ep.port });
+      },
+    });
+    const f = forwarder({ endpoints: [local(backend.port)], perTryTimeoutMs: 100 }, { pool });
+    try {
+      const r = await fetch(`http://127.0.0.1:${f.addr.port}/slow?ms=30`);
+      assertEquals([r.status, r.headers.get("x-skein-error"), await r.text()], [200, null, "slow"]);
+      // A try that really outlives its budget still times out (the connection is pooled now).
+      const t = await fetch(`http://127.0.0.1:${f.addr.port}/slow?ms=400`);
+      await t.body?.cancel();
+      assertEquals([t.status, t.headers.get("x-skein-error")], [504, "upstream_timeout"]);
+    } finally {
+      await f.close();
+      pool.close();
+      await backend.close();
+    }
+  },
+);
 
 Deno.test("a silent upstream gives 504 upstream_timeout", opts, async () => {
   let release!: () => void;
