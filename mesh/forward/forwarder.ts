@@ -32,6 +32,7 @@ import {
   writeForwardedResponseHead,
 } from "../http1/mod.ts";
 import { closeQuietly, noDelay, pipe, writeAll } from "./io.ts";
+import { readerFor, type ReadFn } from "../../common/op_read.ts";
 import { ConnectError, ConnectionPool, type UpstreamConn } from "./pool.ts";
 import { peerIdentityOf } from "./tls_conn.ts";
 import { CoarseTimers } from "./coarse_timers.ts";
@@ -277,6 +278,8 @@ export class HttpForwarder {
 class _Session {
   readonly #f: _Ctx;
   readonly #conn: Deno.Conn;
+  /** Reads from the client (0 or null at end of stream). */
+  readonly #read: ReadFn;
   readonly #clientAddr: string | null;
   readonly #client: ClientInfo;
   #buf: Uint8Array;
@@ -292,6 +295,7 @@ class _Session {
   constructor(f: _Ctx, conn: Deno.Conn) {
     this.#f = f;
     this.#conn = conn;
+    this.#read = readerFor(conn);
     this.#buf = new Uint8Array(f.opts.clientBufferBytes);
     const ra = conn.remoteAddr as Deno.NetAddr;
     this.#clientAddr = f.opts.forwardedFor && ra.hostname !== undefined ? ra.hostname : null;
@@ -379,8 +383,8 @@ class _Session {
         }
         if (this.#len === this.#buf.length) this.#grow(limits.maxHeadBytes + 1024);
         if (this.#f.draining && this.#len === 0) return -1;
-        const n = await this.#conn.read(this.#buf.subarray(this.#len));
-        if (n === null) return -1;
+        const n = await this.#read(this.#buf.subarray(this.#len));
+        if (!n) return -1;
         if (this.#len === 0) this.#deadlineTick = this.#f.tick + headTicks;
         this.#len += n;
       }
@@ -461,8 +465,8 @@ class _Session {
       if (!head.chunked && cl > 0 && cl <= f.opts.maxRetryBodyBytes && !head.expectContinue) {
         if (this.#pos + cl > this.#buf.length) this.#ensureRoom(cl);
         while (this.#len - this.#pos < cl) {
-          const n = await this.#conn.read(this.#buf.subarray(this.#len));
-          if (n === null) return Done.Close;
+          const n = await this.#read(this.#buf.subarray(this.#len));
+          if (!n) return Done.Close;
           this.#len += n;
         }
         replayable = true;
@@ -682,9 +686,9 @@ class _Session {
             uc.pending = null;
             n = await p;
           } else {
-            n = await uc.conn.read(uc.buf.subarray(filled));
+            n = await uc.read(uc.buf.subarray(filled));
           }
-          if (n === null) throw new Deno.errors.UnexpectedEof("upstream closed before responding");
+          if (!n) throw new Deno.errors.UnexpectedEof("upstream closed before responding");
           filled += n;
           responseStarted = true;
           continue;
@@ -847,8 +851,8 @@ class _Session {
       }
       this.#leftover = filled - start;
       while (left > 0) {
-        const n = await uc.conn.read(uc.buf);
-        if (n === null) return false;
+        const n = await uc.read(uc.buf);
+        if (!n) return false;
         const take = Math.min(left, n);
         await writeAll(this.#conn, uc.buf.subarray(0, take));
         this.#f.stats.responseBodyBytes += take;
@@ -877,8 +881,8 @@ class _Session {
       }
       this.#leftover = filled - end;
       while (!fr.done) {
-        const n = await uc.conn.read(uc.buf);
-        if (n === null) return false;
+        const n = await uc.read(uc.buf);
+        if (!n) return false;
         const stop = fr.feed(uc.buf, 0, n);
         await writeAll(this.#conn, uc.buf.subarray(0, stop));
         this.#f.stats.responseBodyBytes += stop;
@@ -896,8 +900,8 @@ class _Session {
       while (framer !== null ? !framer.done : left > 0) {
         if (this.#pos === this.#len) {
           this.#pos = this.#len = 0;
-          const n = await this.#conn.read(this.#buf);
-          if (n === null) return false;
+          const n = await this.#read(this.#buf);
+          if (!n) return false;
           this.#len = n;
         }
         let stop: number;

@@ -9,6 +9,7 @@
  */
 import type { Endpoint } from "./types.ts";
 import { closeQuietly, noDelay } from "./io.ts";
+import { readerFor, type ReadFn } from "../../common/op_read.ts";
 
 /** Most idle connections kept per endpoint. */
 export const DEFAULT_MAX_IDLE_PER_ENDPOINT = 128;
@@ -47,6 +48,8 @@ export interface PoolOptions {
 export interface UpstreamConn {
   /** The socket. */
   readonly conn: Deno.Conn;
+  /** Reads from `conn` (0 or null at end of stream): its read op directly where possible. */
+  readonly read: ReadFn;
   /** The endpoint it leads to. */
   readonly endpoint: Endpoint;
   /** Its read buffer; the holder owns it (and may grow it) while the connection is out of the pool. */
@@ -207,6 +210,7 @@ export class ConnectionPool {
     this.#stats.opened++;
     const uc: UpstreamConn = {
       conn,
+      read: readerFor(conn),
       endpoint: ep,
       buf: new Uint8Array(this.#bufferBytes),
       pending: null,
@@ -247,7 +251,7 @@ export class ConnectionPool {
     }
     uc._idle = true;
     uc._idleSince = now;
-    const read = uc.conn.read(uc.buf);
+    const read = uc.read(uc.buf);
     uc.pending = read;
     read.then(uc._onIdleRead, uc._onIdleRead);
     list.push(uc);
