@@ -23,7 +23,7 @@ interface _Core {
   read(rid: number, p: Uint8Array): Promise<number>;
 }
 
-/** The runtime's core and the connections' rid symbol, or null where either is missing. */
+/** The runtime's core with its read op, or null where it is missing or turned off. */
 function _findCore(): _Core | null {
   if (Deno.env.get("SKEIN_OP_READ") === "off") return null;
   try {
