@@ -1,55 +1,111 @@
 import { assertEquals } from "../../tests/assert.ts";
-import { CoarseTimers } from "./coarse_timers.ts";
+import { type CoarseTimer, CoarseTimers } from "./coarse_timers.ts";
 
-Deno.test("coarse timers fire once when due, in any order, and not after cancel", () => {
+/** A timer that records its name when it fires (and optionally throws or re-arms). */
+function timer(fired: string[], name: string, then?: (t: CoarseTimer) => void): CoarseTimer {
+  const t: CoarseTimer = {
+    due: Infinity,
+    queued: false,
+    fire() {
+      fired.push(name);
+      then?.(t);
+    },
+  };
+  return t;
+}
+
+Deno.test("coarse timers fire once when due, in any order, and not after disarm", () => {
   let now = 1000;
-  const t = new CoarseTimers(5, () => now);
+  const ts = new CoarseTimers(5, () => now);
   const fired: string[] = [];
-  const a = t.start(50, () => fired.push("a"));
-  t.start(20, () => fired.push("b"));
-  const c = t.start(30, () => fired.push("c"));
-  t.cancel(c);
-  t.cancel(undefined);
+  const a = timer(fired, "a");
+  const b = timer(fired, "b");
+  const c = timer(fired, "c");
+  ts.arm(a, 50);
+  ts.arm(b, 20);
+  ts.arm(c, 30);
+  ts.disarm(c);
+  ts.disarm(timer(fired, "never armed"));
+  assertEquals(ts.size, 2);
   now = 1019;
-  t.check();
+  ts.check();
   assertEquals(fired, []);
   now = 1020;
-  t.check();
+  ts.check();
   assertEquals(fired, ["b"]);
   now = 1100;
-  t.check();
-  t.check();
+  ts.check();
+  ts.check();
   assertEquals(fired, ["b", "a"]);
-  assertEquals(t.size, 0);
-  t.cancel(a); // already fired: harmless
-  t.close();
+  assertEquals(ts.size, 0);
+  assertEquals([a.queued, b.queued, c.queued], [false, false, false]);
+  ts.disarm(a); // already fired: harmless
+  ts.close();
 });
 
-Deno.test("a failing timer callback does not stop the others; `from` sets the start", () => {
+Deno.test("a re-armed timer keeps its place and only its last deadline counts", () => {
   let now = 0;
-  const t = new CoarseTimers(5, () => now);
-  const fired: number[] = [];
-  t.start(10, () => {
-    throw new Error("boom");
-  });
-  t.start(10, () => fired.push(1), -5);
-  now = 5;
-  t.check();
-  assertEquals(fired, [1]);
-  assertEquals(t.size, 1);
+  const ts = new CoarseTimers(5, () => now);
+  const fired: string[] = [];
+  const a = timer(fired, "a");
+  ts.arm(a, 10);
+  ts.disarm(a);
+  ts.arm(a, 30); // re-armed before any check: still one entry, the new deadline
   now = 10;
-  t.check();
-  assertEquals(t.size, 0);
-  t.close();
+  ts.check();
+  assertEquals(fired, []);
+  assertEquals(a.queued, true);
+  ts.disarm(a);
+  now = 50;
+  ts.check(); // disarmed: dropped from the set without firing
+  assertEquals(fired, []);
+  assertEquals(a.queued, false);
+  ts.arm(a, 5);
+  now = 55;
+  ts.check();
+  assertEquals(fired, ["a"]);
+  ts.close();
 });
 
-Deno.test("the interval fires real timers and disarms when idle", async () => {
-  const t = new CoarseTimers(2);
+Deno.test("a failing timer does not stop the others; `from` sets the start; fire may re-arm", () => {
+  let now = 0;
+  const ts = new CoarseTimers(5, () => now);
+  const fired: string[] = [];
+  ts.arm(
+    timer(fired, "boom", () => {
+      throw new Error("boom");
+    }),
+    10,
+  );
+  ts.arm(timer(fired, "early"), 10, -5);
+  let again = true;
+  const r = timer(fired, "r", (t) => {
+    if (again) ts.arm(t, 10);
+    again = false;
+  });
+  ts.arm(r, 5);
+  now = 5;
+  ts.check();
+  assertEquals(fired, ["early", "r"]);
+  assertEquals(ts.size, 2);
+  now = 15;
+  ts.check();
+  assertEquals(fired, ["early", "r", "boom", "r"]);
+  assertEquals(ts.size, 0);
+  ts.close();
+});
+
+Deno.test("the interval fires real timers and stops when nothing is queued", async () => {
+  const ts = new CoarseTimers(2);
   // The interval is unref'd (an idle proxy may exit), so something else keeps the test alive.
   const keepAlive = setTimeout(() => {}, 10_000);
-  const done = new Promise<string>((r) => t.start(5, () => r("fired")));
-  assertEquals(await done, "fired");
+  const fired: string[] = [];
+  const done = new Promise<void>((resolve) => ts.arm(timer(fired, "a", () => resolve()), 5));
+  await done;
+  assertEquals(fired, ["a"]);
+  // One more check drops nothing else and stops the interval (the test would leak it otherwise).
+  ts.check();
   clearTimeout(keepAlive);
-  assertEquals(t.size, 0);
-  t.close();
+  assertEquals(ts.size, 0);
+  ts.close();
 });

@@ -35,7 +35,7 @@ import { closeQuietly, noDelay, pipe, writeAll } from "./io.ts";
 import { readerFor, type ReadFn } from "../../common/op_read.ts";
 import { ConnectError, ConnectionPool, type UpstreamConn } from "./pool.ts";
 import { peerIdentityOf } from "./tls_conn.ts";
-import { CoarseTimers } from "./coarse_timers.ts";
+import { type CoarseTimer, CoarseTimers } from "./coarse_timers.ts";
 import { turnNow } from "../../common/turn_clock.ts";
 import {
   type ClientInfo,
@@ -275,7 +275,7 @@ export class HttpForwarder {
 }
 
 /** One client connection and its keep-alive loop. */
-class _Session {
+class _Session implements CoarseTimer {
   readonly #f: _Ctx;
   readonly #conn: Deno.Conn;
   /** Reads from the client (0 or null at end of stream). */
@@ -291,6 +291,14 @@ class _Session {
   #deadlineTick = Infinity;
   #closed = false;
   #framer: ChunkedFramer | null = null;
+  /** The per-try timer (this session is its own {@linkcode CoarseTimer}): when it fires. */
+  due = Infinity;
+  /** Whether the per-try timer sits in the forwarder's timer set. */
+  queued = false;
+  /** The upstream connection of the attempt the per-try timer guards. */
+  #tryConn: UpstreamConn | null = null;
+  /** Whether the per-try timer fired during the current attempt. */
+  #timedOut = false;
 
   constructor(f: _Ctx, conn: Deno.Conn) {
     this.#f = f;
@@ -304,6 +312,12 @@ class _Session {
       port: ra.port ?? 0,
       identity: peerIdentityOf(conn),
     };
+  }
+
+  /** The per-try budget ran out: give up on the attempt's upstream connection. */
+  fire(): void {
+    this.#timedOut = true;
+    if (this.#tryConn !== null) this.#f.upstreams.discard(this.#tryConn);
   }
 
   checkDeadline(tick: number): void {
@@ -578,13 +592,11 @@ class _Session {
       const left = Math.max(1, decision.timeoutMs - (from - started));
       budget = budget > 0 ? Math.min(budget, left) : left;
     }
-    let timedOut = false;
-    const timer = budget > 0
-      ? f.timers.start(budget, () => {
-        timedOut = true;
-        f.upstreams.discard(uc);
-      }, from)
-      : undefined;
+    this.#timedOut = false;
+    if (budget > 0) {
+      this.#tryConn = uc;
+      f.timers.arm(this, budget, from);
+    }
 
     const cl = head.contentLength;
     const w = this.#out;
@@ -600,7 +612,7 @@ class _Session {
       try {
         end = framer.feed(this.#buf, this.#pos, this.#len);
       } catch (e) {
-        f.timers.cancel(timer);
+        f.timers.disarm(this);
         f.upstreams.discard(uc);
         if (!(e instanceof HttpParseError)) throw e;
         return { outcome: { kind: "reset" }, sentUpstream: false, bodyError: e };
@@ -621,10 +633,10 @@ class _Session {
       const n = await uc.conn.write(head);
       if (n < head.length) await writeAll(uc.conn, head.subarray(n));
     } catch (e) {
-      f.timers.cancel(timer);
+      f.timers.disarm(this);
       f.upstreams.discard(uc);
       // A refused stream took nothing; but only a replayable body can be sent again whole.
-      const o: Outcome = timedOut
+      const o: Outcome = this.#timedOut
         ? { kind: "timeout" }
         : replayable && _refusedUnread(e)
         ? { kind: "connect_failure", reason: "refused by the callee" }
@@ -706,7 +718,7 @@ class _Session {
         resetHeadScan(scan, start);
       }
     } catch (e) {
-      f.timers.cancel(timer);
+      f.timers.disarm(this);
       f.upstreams.discard(uc);
       if (pump !== null) await pump;
       if (this.#bodyError !== null) {
@@ -725,14 +737,14 @@ class _Session {
         );
         return { done: Done.Close };
       }
-      if (!responseStarted && !timedOut && replayable && _refusedUnread(e)) {
+      if (!responseStarted && !this.#timedOut && replayable && _refusedUnread(e)) {
         // A mux stream the callee turned down unread (it is draining): like a refused
         // connect, so retry policy may send it anywhere else, whatever the method.
         const o: Outcome = { kind: "connect_failure", reason: "refused by the callee" };
         decision.onResult(ep, o, turnNow() - t0);
         return { outcome: o, sentUpstream: false, bodyError: null };
       }
-      if (uc.reused && !responseStarted && !timedOut && replayable && !fresh) {
+      if (uc.reused && !responseStarted && !this.#timedOut && replayable && !fresh) {
         // A pooled connection the upstream closed just as we reused it: not the endpoint's
         // fault, so try once more on a fresh connection before involving retry policy.
         return await this.#attempt(
@@ -746,11 +758,11 @@ class _Session {
           true,
         );
       }
-      const o: Outcome = timedOut ? { kind: "timeout" } : { kind: "reset" };
+      const o: Outcome = this.#timedOut ? { kind: "timeout" } : { kind: "reset" };
       decision.onResult(ep, o, turnNow() - t0);
       return { outcome: o, sentUpstream, bodyError: null };
     }
-    f.timers.cancel(timer);
+    f.timers.disarm(this);
     const outcome: Outcome = { kind: "response", status: res.status };
     decision.onResult(ep, outcome, turnNow() - t0);
 

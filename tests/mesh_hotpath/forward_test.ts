@@ -284,6 +284,45 @@ Deno.test(
   },
 );
 
+Deno.test(
+  "a try that times out is retried, and the connection's next requests get a fresh budget",
+  opts,
+  async () => {
+    const backend = await startBackend();
+    const outcomes: Outcome[] = [];
+    const f = forwarder({
+      endpoints: [local(backend.port)],
+      perTryTimeoutMs: 150,
+      retries: 1,
+      onResult: (_ep, o) => outcomes.push(o),
+    });
+    const c = await RawClient.connect(f.addr.port);
+    try {
+      await c.send("GET /slow?ms=400 HTTP/1.1\r\nHost: a\r\n\r\n");
+      const first = await c.read();
+      assertEquals([first?.status, first?.header("x-skein-error")], [504, "upstream_timeout"]);
+      assertEquals(outcomes.map((o) => o.kind), ["timeout", "timeout"]);
+      // The session's timer is re-armed per try on the same keep-alive connection: a try that
+      // outlasts an old deadline but not its own budget must not be cut short.
+      for (let i = 0; i < 3; i++) {
+        await c.send("GET /slow?ms=100 HTTP/1.1\r\nHost: a\r\n\r\n");
+        const r = await c.read();
+        assertEquals([r?.status, r?.header("x-skein-error"), r?.text], [200, null, "slow"]);
+      }
+      assertEquals(outcomes.map((o) => o.kind).slice(2), ["response", "response", "response"]);
+      // And the re-armed timer still fires.
+      await c.send("GET /slow?ms=400 HTTP/1.1\r\nHost: a\r\n\r\n");
+      const last = await c.read();
+      assertEquals([last?.status, last?.header("x-skein-error")], [504, "upstream_timeout"]);
+      assertEquals(f.stats().retries, 2);
+    } finally {
+      c.close();
+      await f.close();
+      await backend.close();
+    }
+  },
+);
+
 Deno.test("a silent upstream gives 504 upstream_timeout", opts, async () => {
   let release!: () => void;
   const hold = new Promise<void>((r) => (release = r));
