@@ -1,11 +1,18 @@
 import { assertEquals } from "../../tests/assert.ts";
-import { type CoarseTimer, CoarseTimers } from "./coarse_timers.ts";
+import {
+  type CoarseTimer,
+  CoarseTimers,
+  MAX_TIMER_STEP_MS,
+  MIN_TIMER_STEP_MS,
+  timerStep,
+} from "./coarse_timers.ts";
 
 /** A timer that records its name when it fires (and optionally throws or re-arms). */
 function timer(fired: string[], name: string, then?: (t: CoarseTimer) => void): CoarseTimer {
   const t: CoarseTimer = {
     due: Infinity,
     queued: false,
+    step: 0,
     fire() {
       fired.push(name);
       then?.(t);
@@ -16,7 +23,7 @@ function timer(fired: string[], name: string, then?: (t: CoarseTimer) => void): 
 
 Deno.test("coarse timers fire once when due, in any order, and not after disarm", () => {
   let now = 1000;
-  const ts = new CoarseTimers(5, () => now);
+  const ts = new CoarseTimers(() => now);
   const fired: string[] = [];
   const a = timer(fired, "a");
   const b = timer(fired, "b");
@@ -45,7 +52,7 @@ Deno.test("coarse timers fire once when due, in any order, and not after disarm"
 
 Deno.test("a re-armed timer keeps its place and only its last deadline counts", () => {
   let now = 0;
-  const ts = new CoarseTimers(5, () => now);
+  const ts = new CoarseTimers(() => now);
   const fired: string[] = [];
   const a = timer(fired, "a");
   ts.arm(a, 10);
@@ -69,7 +76,7 @@ Deno.test("a re-armed timer keeps its place and only its last deadline counts", 
 
 Deno.test("a failing timer does not stop the others; `from` sets the start; fire may re-arm", () => {
   let now = 0;
-  const ts = new CoarseTimers(5, () => now);
+  const ts = new CoarseTimers(() => now);
   const fired: string[] = [];
   ts.arm(
     timer(fired, "boom", () => {
@@ -96,7 +103,7 @@ Deno.test("a failing timer does not stop the others; `from` sets the start; fire
 });
 
 Deno.test("the interval fires real timers and stops when nothing is queued", async () => {
-  const ts = new CoarseTimers(2);
+  const ts = new CoarseTimers();
   // The interval is unref'd (an idle proxy may exit), so something else keeps the test alive.
   const keepAlive = setTimeout(() => {}, 10_000);
   const fired: string[] = [];
@@ -107,5 +114,30 @@ Deno.test("the interval fires real timers and stops when nothing is queued", asy
   ts.check();
   clearTimeout(keepAlive);
   assertEquals(ts.size, 0);
+  ts.close();
+});
+
+Deno.test("the check period is a tenth of the shortest armed budget, within 5 and 50 ms", () => {
+  assertEquals(
+    [timerStep(10), timerStep(100), timerStep(300), timerStep(15_000)],
+    [MIN_TIMER_STEP_MS, 10, 30, MAX_TIMER_STEP_MS],
+  );
+  let now = 0;
+  const ts = new CoarseTimers(() => now);
+  const fired: string[] = [];
+  const slow = timer(fired, "slow");
+  const fast = timer(fired, "fast");
+  assertEquals(ts.period, Infinity);
+  ts.arm(slow, 15_000);
+  assertEquals(ts.period, 50);
+  ts.arm(fast, 100); // a finer budget makes the interval finer at once
+  assertEquals(ts.period, 10);
+  ts.disarm(fast);
+  now = 20;
+  ts.check(); // only the 15 s timer is left: back to the coarse period
+  assertEquals(ts.period, 50);
+  now = 15_000;
+  ts.check();
+  assertEquals([fired, ts.period], [["slow"], Infinity]); // nothing queued: stopped
   ts.close();
 });

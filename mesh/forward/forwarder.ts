@@ -166,7 +166,7 @@ export class HttpForwarder {
       upstreams: this.#pool,
       draining: false,
       tick: 0,
-      timers: new CoarseTimers(undefined, turnNow),
+      timers: new CoarseTimers(turnNow),
       stats: {
         accepted: 0,
         active: 0,
@@ -295,6 +295,8 @@ class _Session implements CoarseTimer {
   due = Infinity;
   /** Whether the per-try timer sits in the forwarder's timer set. */
   queued = false;
+  /** The check period the per-try timer asks for. */
+  step = 0;
   /** The upstream connection of the attempt the per-try timer guards. */
   #tryConn: UpstreamConn | null = null;
   /** Whether the per-try timer fired during the current attempt. */
