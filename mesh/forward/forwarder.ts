@@ -31,7 +31,7 @@ import {
   writeForwardedRequestHead,
   writeForwardedResponseHead,
 } from "../http1/mod.ts";
-import { closeQuietly, noDelay, pipe, writeAll } from "./io.ts";
+import { closeQuietly, noDelay, pipe, writeAll, writeNow } from "./io.ts";
 import { readerFor, type ReadFn } from "../../common/op_read.ts";
 import { ConnectError, ConnectionPool, type UpstreamConn } from "./pool.ts";
 import { peerIdentityOf } from "./tls_conn.ts";
@@ -630,10 +630,13 @@ class _Session implements CoarseTimer {
     let sentUpstream = false;
     let responseStarted = false;
     try {
-      // Awaiting the write itself, not writeAll, saves a promise when it takes everything.
+      // A mux stream takes the head at once; otherwise awaiting the write itself, not writeAll,
+      // saves a promise when it takes everything.
       const head = w.view();
-      const n = await uc.conn.write(head);
-      if (n < head.length) await writeAll(uc.conn, head.subarray(n));
+      if (!writeNow(uc.conn, head)) {
+        const n = await uc.conn.write(head);
+        if (n < head.length) await writeAll(uc.conn, head.subarray(n));
+      }
     } catch (e) {
       f.timers.disarm(this);
       f.upstreams.discard(uc);
@@ -793,7 +796,8 @@ class _Session implements CoarseTimer {
     try {
       if (kind === "none") {
         if (filled > start) reusable = false;
-        await writeAll(this.#conn, w.view());
+        const out = w.view();
+        if (!writeNow(this.#conn, out)) await writeAll(this.#conn, out);
       } else if (kind === "length") {
         let left = res.contentLength;
         const first = Math.min(left, filled - start, COALESCE_BYTES);
@@ -801,8 +805,10 @@ class _Session implements CoarseTimer {
         left -= first;
         start += first;
         const out = w.view();
-        const n = await this.#conn.write(out);
-        if (n < out.length) await writeAll(this.#conn, out.subarray(n));
+        if (!writeNow(this.#conn, out)) {
+          const n = await this.#conn.write(out);
+          if (n < out.length) await writeAll(this.#conn, out.subarray(n));
+        }
         f.stats.responseBodyBytes += first;
         if (left > 0) {
           ok = await this.#relayLength(uc, start, filled, left);

@@ -6,6 +6,22 @@ export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void
   }
 }
 
+/** A connection that can sometimes take a write at once, without a promise (a mux stream). */
+interface _TryWrite {
+  tryWrite?: (p: Uint8Array) => boolean;
+}
+
+/**
+ * Writes all of `bytes` now if the connection can take them without waiting (a mux stream with
+ * credit: the bytes are copied into its session's queue) and returns true; otherwise writes
+ * nothing and returns false, and the caller awaits a write. Saves a promise and a microtask hop
+ * per write on the mesh hop.
+ */
+export function writeNow(conn: Deno.Conn, bytes: Uint8Array): boolean {
+  const t = (conn as _TryWrite).tryWrite;
+  return t !== undefined && t.call(conn, bytes);
+}
+
 /** Closes a connection, ignoring "already closed". */
 export function closeQuietly(conn: Deno.Conn): void {
   try {

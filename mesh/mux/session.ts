@@ -558,6 +558,23 @@ export class MuxStream implements Deno.Conn {
     }
   }
 
+  /**
+   * Queues all of `p` now (copied) and returns true when that needs no waiting: the stream is
+   * open for writing, has the credit, and the session is not congested. Otherwise queues nothing
+   * and returns false (then `write` waits or reports the error).
+   */
+  tryWrite(p: Uint8Array): boolean {
+    const n = p.length;
+    if (
+      this.#writeBlocked() || n > this.#credit || n > MAX_DATA_FRAME_BYTES || this.#s._congested
+    ) {
+      return false;
+    }
+    if (n > 0) this.#s._queue(FrameType.Data, this.id, p, 0, n);
+    this.#credit -= n;
+    return true;
+  }
+
   /** Writes `p` (copied into the session's queue); resolves with `p.length`. */
   write(p: Uint8Array): Promise<number> {
     if (this.#writeBlocked()) return Promise.reject(this.#writeError());

@@ -367,3 +367,22 @@ Deno.test("a stream whose reader stalls does not hold up the others on the sessi
   assert(bigDone);
   client.close();
 });
+
+Deno.test("tryWrite queues at once only what needs no waiting, and nothing otherwise", async () => {
+  const { client, accept } = pair();
+  const c = client.open();
+  const hello = new TextEncoder().encode("hello");
+  assert(c.tryWrite(hello), "a small write with credit goes at once");
+  hello.fill(0); // copied when queued: the caller may reuse its buffer
+  const s = await accept();
+  const buf = new Uint8Array(16);
+  assertEquals(new TextDecoder().decode(buf.subarray(0, (await s.read(buf))!)), "hello");
+  // Beyond the credit it takes nothing (write() would wait for the window).
+  assert(!c.tryWrite(new Uint8Array(STREAM_WINDOW_BYTES + 1)));
+  await c.closeWrite();
+  assert(!c.tryWrite(new Uint8Array(1)), "nothing after a half-close");
+  assertEquals(await s.read(buf), null, "and the refused bytes never went out");
+  const d = client.open();
+  client.close();
+  assert(!d.tryWrite(new Uint8Array(1)), "nothing on a closed session");
+});
