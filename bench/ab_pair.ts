@@ -1,0 +1,142 @@
+/**
+ * Paired A/B of two builds (or settings) of the mTLS proxy pair, for changes worth a microsecond.
+ *
+ * Single benchmark runs on this shared machine drift by several microseconds per call within an
+ * hour, so a small change is invisible in them. This holds two complete topologies side by side
+ * (`bench/mesh_bench.ts --mtls --hold` from each checkout, each with its own environment) and
+ * alternates short wrk runs between them (A B, B A, A B, ...). It reports the CPU time per call
+ * over both proxies of each side and the mean of the paired differences with its standard error,
+ * which cancels the drift the two sides share.
+ *
+ * `deno run -A bench/ab_pair.ts [--pairs 20] [--duration 4] DIR_A [ENV=V ...] -- DIR_B [ENV=V ...]`
+ * (an A/A run, the same checkout twice, shows the noise floor: about ±0.35 µs with 12 pairs).
+ * @module
+ */
+
+/** One side: a checkout and the environment its topology runs with. */
+interface Side {
+  dir: string;
+  env: Record<string, string>;
+}
+
+/** Parses `DIR [K=V ...] -- DIR [K=V ...]`. */
+function parseSides(args: string[]): [Side, Side] {
+  const cut = args.indexOf("--");
+  if (cut < 1 || cut === args.length - 1) {
+    throw new Error(
+      "usage: ab_pair.ts [--pairs N] [--duration S] DIR_A [K=V ...] -- DIR_B [K=V ...]",
+    );
+  }
+  const side = (xs: string[]): Side => ({
+    dir: xs[0]!,
+    env: Object.fromEntries(xs.slice(1).map((kv) => kv.split("=", 2) as [string, string])),
+  });
+  return [side(args.slice(0, cut)), side(args.slice(cut + 1))];
+}
+
+/** CPU time (user + system) a process has used so far, ms. */
+async function cpuMs(pid: number): Promise<number> {
+  const s = await Deno.readTextFile(`/proc/${pid}/stat`);
+  const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+
+/** A held topology: the skein pair's port and process ids. */
+interface Held {
+  child: Deno.ChildProcess;
+  port: number;
+  pids: number[];
+}
+
+/** Starts `mesh_bench.ts --mtls --hold` in the side's checkout and waits for its ports. */
+async function hold(s: Side): Promise<Held> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "bench/mesh_bench.ts", "--mtls", "--hold"],
+    cwd: s.dir,
+    env: s.env,
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (true) {
+    const m = /hold: skein-mtls port=(\d+) pids=([\d,]+)/.exec(text);
+    if (m) {
+      // Keep draining, so the child never blocks on a full pipe.
+      void (async () => {
+        while (!(await reader.read()).done) { /* discard */ }
+      })();
+      return { child, port: Number(m[1]), pids: m[2]!.split(",").map(Number) };
+    }
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the topology in ${s.dir} exited before holding:\n${text}`);
+    text += value;
+  }
+}
+
+/** Runs wrk for `dur` s against `h`; returns CPU µs per call over its proxies. */
+async function measure(h: Held, dur: number): Promise<number> {
+  const before = await Promise.all(h.pids.map(cpuMs));
+  const out = await new Deno.Command("wrk", {
+    args: ["-t1", "-c32", `-d${dur}s`, `http://127.0.0.1:${h.port}/`],
+    stdout: "piped",
+  }).output();
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(new TextDecoder().decode(out.stdout))?.[1]);
+  const after = await Promise.all(h.pids.map(cpuMs));
+  const used = after.reduce((a, x, i) => a + x - before[i]!, 0);
+  return (used * 1000) / (rps * dur);
+}
+
+/** Mean and standard error of the mean. */
+function stats(xs: number[]): { mean: number; se: number } {
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const v = xs.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, xs.length - 1);
+  return { mean, se: Math.sqrt(v / xs.length) };
+}
+
+if (import.meta.main) {
+  const args = [...Deno.args];
+  const opt = (name: string, dflt: number): number => {
+    const i = args.indexOf(`--${name}`);
+    if (i === -1) return dflt;
+    const v = Number(args[i + 1]);
+    args.splice(i, 2);
+    return v;
+  };
+  const pairs = opt("pairs", 20);
+  const dur = opt("duration", 4);
+  const [a, b] = parseSides(args);
+  const held: Held[] = [];
+  try {
+    held.push(await hold(a), await hold(b));
+    const [ha, hb] = held as [Held, Held];
+    await measure(ha, 3); // warm-up: JIT, pools, mux sessions
+    await measure(hb, 3);
+    const xa: number[] = [];
+    const xb: number[] = [];
+    for (let i = 0; i < pairs; i++) {
+      // Alternate who goes first, so neither side always runs on a fresher machine.
+      if (i % 2 === 0) {
+        xa.push(await measure(ha, dur));
+        xb.push(await measure(hb, dur));
+      } else {
+        xb.push(await measure(hb, dur));
+        xa.push(await measure(ha, dur));
+      }
+      console.log(`pair ${i + 1}: A ${xa[i]!.toFixed(2)} µs, B ${xb[i]!.toFixed(2)} µs`);
+    }
+    const d = stats(xa.map((x, i) => x - xb[i]!));
+    console.log(
+      `A ${stats(xa).mean.toFixed(2)} µs, B ${stats(xb).mean.toFixed(2)} µs per call; ` +
+        `A - B = ${d.mean.toFixed(2)} ± ${d.se.toFixed(2)} µs (standard error, ${pairs} pairs)`,
+    );
+  } finally {
+    for (const h of held) {
+      try {
+        h.child.kill("SIGINT");
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
