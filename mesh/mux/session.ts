@@ -578,12 +578,7 @@ export class MuxStream implements Deno.Conn {
   /** Writes `p` (copied into the session's queue); resolves with `p.length`. */
   write(p: Uint8Array): Promise<number> {
     if (this.#writeBlocked()) return Promise.reject(this.#writeError());
-    const n = p.length;
-    if (n <= this.#credit && n <= MAX_DATA_FRAME_BYTES && !this.#s._congested) {
-      if (n > 0) this.#s._queue(FrameType.Data, this.id, p, 0, n);
-      this.#credit -= n;
-      return Promise.resolve(n);
-    }
+    if (this.tryWrite(p)) return Promise.resolve(p.length);
     return this.#writeSlow(p);
   }
 
