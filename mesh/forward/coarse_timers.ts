@@ -91,23 +91,18 @@ export class CoarseTimers {
     const now = this.#now();
     let finest = Infinity;
     for (const t of this.#queued) {
-      if (t.due > now) {
-        if (t.due !== Infinity) {
-          if (t.step < finest) finest = t.step;
-          continue;
-        }
-      } else {
+      if (t.due <= now) {
         t.due = Infinity;
         try {
           t.fire();
         } catch {
           // A timer's callback failing must not stop the others.
         }
-        // The callback may have re-armed it.
-        if (t.due !== Infinity) {
-          if (t.step < finest) finest = t.step;
-          continue;
-        }
+      }
+      // Still armed (not due yet, or re-armed by its callback): it stays, and its step counts.
+      if (t.due !== Infinity) {
+        if (t.step < finest) finest = t.step;
+        continue;
       }
       t.queued = false;
       this.#queued.delete(t);
