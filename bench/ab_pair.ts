@@ -29,7 +29,13 @@ function parseSides(args: string[]): [Side, Side] {
   }
   const side = (xs: string[]): Side => ({
     dir: xs[0]!,
-    env: Object.fromEntries(xs.slice(1).map((kv) => kv.split("=", 2) as [string, string])),
+    // Split at the first "=" only: values such as `--v8-flags=...` contain more.
+    env: Object.fromEntries(
+      xs.slice(1).map((kv) => {
+        const i = kv.indexOf("=");
+        return [kv.slice(0, i), kv.slice(i + 1)];
+      }),
+    ),
   });
   return [side(args.slice(0, cut)), side(args.slice(cut + 1))];
 }
