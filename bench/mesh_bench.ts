@@ -249,7 +249,13 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
   Deno.addSignalListener("SIGINT", onSignal);
   try {
     const appPort = freePort();
-    spawn(Deno.execPath(), ["run", "-A", `${ROOT}apps/backend.ts`, "--port", String(appPort)]);
+    const app = spawn(Deno.execPath(), [
+      "run",
+      "-A",
+      `${ROOT}apps/backend.ts`,
+      "--port",
+      String(appPort),
+    ]);
     await waitPort(appPort, "backend");
 
     // Two real `skein proxy` processes. In plaintext mode the outbound one never reaches a
@@ -433,6 +439,7 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
 
     if (opts.hold === true) {
       // Profiling aid: leave the topology up and say where each target listens.
+      print(`hold: app pid=${app.pid}`);
       for (const t of targets) print(`hold: ${t.name} port=${t.port} pids=${t.pids.join(",")}`);
       await new Promise(() => {});
     }
