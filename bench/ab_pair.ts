@@ -9,9 +9,13 @@
  * which cancels the drift the two sides share.
  *
  * `deno run -A bench/ab_pair.ts [--pairs 20] [--duration 4] DIR_A [ENV=V ...] -- DIR_B [ENV=V ...]`
- * (an A/A run, the same checkout twice, shows the noise floor: about ±0.35 µs with 12 pairs).
+ * (an A/A run, the same checkout twice, shows the noise floor: about ±0.35 µs with 12 pairs, and
+ * a bias of up to about 0.4 µs between two held topologies, from how the kernel spreads wrk's
+ * connections over each proxy's workers; swap the sides to tell a change from that bias).
  * @module
  */
+
+import { cpuMs, type HeldTarget, type HeldTopology, holdTopology } from "./held_topology.ts";
 
 /** One side: a checkout and the environment its topology runs with. */
 interface Side {
@@ -40,55 +44,29 @@ function parseSides(args: string[]): [Side, Side] {
   return [side(args.slice(0, cut)), side(args.slice(cut + 1))];
 }
 
-/** CPU time (user + system) a process has used so far, ms. */
-async function cpuMs(pid: number): Promise<number> {
-  const s = await Deno.readTextFile(`/proc/${pid}/stat`);
-  const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) * 10;
-}
-
-/** A held topology: the skein pair's port and process ids. */
+/** A held topology and its skein pair. */
 interface Held {
-  child: Deno.ChildProcess;
-  port: number;
-  pids: number[];
+  topology: HeldTopology;
+  pair: HeldTarget;
 }
 
-/** Starts `mesh_bench.ts --mtls --hold` in the side's checkout and waits for its ports. */
+/** Starts the side's topology and picks out its skein pair. */
 async function hold(s: Side): Promise<Held> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "bench/mesh_bench.ts", "--mtls", "--hold"],
-    cwd: s.dir,
-    env: s.env,
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (true) {
-    const m = /hold: skein-mtls port=(\d+) pids=([\d,]+)/.exec(text);
-    if (m) {
-      // Keep draining, so the child never blocks on a full pipe.
-      void (async () => {
-        while (!(await reader.read()).done) { /* discard */ }
-      })();
-      return { child, port: Number(m[1]), pids: m[2]!.split(",").map(Number) };
-    }
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`the topology in ${s.dir} exited before holding:\n${text}`);
-    text += value;
-  }
+  const topology = await holdTopology(s.dir, s.env);
+  const pair = topology.targets.get("skein-mtls");
+  if (pair === undefined) throw new Error(`no skein-mtls target in ${s.dir}`);
+  return { topology, pair };
 }
 
 /** Runs wrk for `dur` s against `h`; returns CPU µs per call over its proxies. */
 async function measure(h: Held, dur: number): Promise<number> {
-  const before = await Promise.all(h.pids.map(cpuMs));
+  const before = await Promise.all(h.pair.pids.map(cpuMs));
   const out = await new Deno.Command("wrk", {
-    args: ["-t1", "-c32", `-d${dur}s`, `http://127.0.0.1:${h.port}/`],
+    args: ["-t1", "-c32", `-d${dur}s`, `http://127.0.0.1:${h.pair.port}/`],
     stdout: "piped",
   }).output();
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(new TextDecoder().decode(out.stdout))?.[1]);
-  const after = await Promise.all(h.pids.map(cpuMs));
+  const after = await Promise.all(h.pair.pids.map(cpuMs));
   const used = after.reduce((a, x, i) => a + x - before[i]!, 0);
   return (used * 1000) / (rps * dur);
 }
@@ -139,7 +117,7 @@ if (import.meta.main) {
   } finally {
     for (const h of held) {
       try {
-        h.child.kill("SIGINT");
+        h.topology.child.kill("SIGINT");
       } catch {
         // already gone
       }

@@ -11,13 +11,7 @@
  * `deno run -A bench/machine_share.ts [--rounds 3] [--duration 5] [--workers N] [--skein-only]`
  * @module
  */
-
-/** CPU time (user + system) a process has used so far, ms. */
-async function cpuMs(pid: number): Promise<number> {
-  const s = await Deno.readTextFile(`/proc/${pid}/stat`);
-  const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) * 10;
-}
+import { cpuMs, type HeldTopology, holdTopology } from "./held_topology.ts";
 
 /** Idle and total jiffies of the whole machine so far. */
 async function machineJiffies(): Promise<{ idle: number; total: number }> {
@@ -26,54 +20,11 @@ async function machineJiffies(): Promise<{ idle: number; total: number }> {
   return { idle: v[3]! + v[4]!, total: v.reduce((a, b) => a + b, 0) };
 }
 
-/** The held topology: the app's pid and each target's port and proxy pids. */
-interface Topology {
-  child: Deno.ChildProcess;
-  app: number;
-  targets: Map<string, { port: number; pids: number[] }>;
-}
-
-/** Starts the held topology and waits until it has printed every target. */
-async function hold(workers: string | null): Promise<Topology> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      new URL("./mesh_bench.ts", import.meta.url).pathname,
-      "--mtls",
-      "--hold",
-      ...(workers !== null ? ["--workers", workers] : []),
-    ],
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!/hold: skein-mtls port=\d+ pids=[\d,]+\n/.test(text)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`the topology exited before holding:\n${text}`);
-    text += value;
-  }
-  // Keep draining, so the child never blocks on a full pipe.
-  void (async () => {
-    while (!(await reader.read()).done) { /* discard */ }
-  })();
-  const targets = new Map<string, { port: number; pids: number[] }>();
-  for (const m of text.matchAll(/hold: (\S+) port=(\d+) pids=([\d,]*)/g)) {
-    targets.set(m[1]!, {
-      port: Number(m[2]),
-      pids: m[3] ? m[3].split(",").map(Number) : [],
-    });
-  }
-  const app = Number(/hold: app pid=(\d+)/.exec(text)?.[1]);
-  if (!Number.isInteger(app) || app <= 0) throw new Error(`no app pid in:\n${text}`);
-  return { child, app, targets };
-}
-
 /** One wrk run against `name`, printed as a row. */
-async function measure(t: Topology, name: string, dur: number): Promise<void> {
+async function measure(t: HeldTopology, name: string, dur: number): Promise<void> {
   const target = t.targets.get(name);
   if (target === undefined) throw new Error(`no target ${name}`);
+  if (t.app === null) throw new Error("this checkout's mesh_bench.ts does not print the app pid");
   const pids = [...target.pids, t.app];
   const before = await Promise.all(pids.map(cpuMs));
   const m0 = await machineJiffies();
@@ -108,7 +59,9 @@ if (import.meta.main) {
   const rounds = Number(opt("rounds") ?? 3);
   const dur = Number(opt("duration") ?? 5);
   const skeinOnly = args.includes("--skein-only");
-  const t = await hold(opt("workers"));
+  const workers = opt("workers");
+  const root = new URL("..", import.meta.url).pathname;
+  const t = await holdTopology(root, {}, workers !== null ? ["--workers", workers] : []);
   try {
     // Warm-up: JIT, pools, mux sessions.
     if (!skeinOnly) await measure(t, "haproxy-mtls", 3);

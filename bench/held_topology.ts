@@ -1,0 +1,61 @@
+/**
+ * A held benchmark topology (`bench/mesh_bench.ts --mtls --hold`) for tools that measure it from
+ * outside: `bench/ab_pair.ts` and `bench/machine_share.ts`.
+ * @module
+ */
+
+/** CPU time (user + system) a process has used so far, ms. */
+export async function cpuMs(pid: number): Promise<number> {
+  const s = await Deno.readTextFile(`/proc/${pid}/stat`);
+  const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+
+/** One target of the topology: where wrk sends calls and the proxies (inbound, outbound). */
+export interface HeldTarget {
+  port: number;
+  pids: number[];
+}
+
+/** A running topology: its process (SIGINT ends it), the app's pid and the targets by name. */
+export interface HeldTopology {
+  child: Deno.ChildProcess;
+  app: number | null;
+  targets: Map<string, HeldTarget>;
+}
+
+/**
+ * Starts `bench/mesh_bench.ts --mtls --hold` of the checkout in `dir` (with `env` added and
+ * `extraArgs` passed on) and resolves once the skein pair, printed last, is up.
+ */
+export async function holdTopology(
+  dir: string,
+  env: Record<string, string> = {},
+  extraArgs: string[] = [],
+): Promise<HeldTopology> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "bench/mesh_bench.ts", "--mtls", "--hold", ...extraArgs],
+    cwd: dir,
+    env,
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!/hold: skein-mtls port=\d+ pids=[\d,]+\n/.test(text)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the topology in ${dir} exited before holding:\n${text}`);
+    text += value;
+  }
+  // Keep draining, so the child never blocks on a full pipe.
+  void (async () => {
+    while (!(await reader.read()).done) { /* discard */ }
+  })();
+  const targets = new Map<string, HeldTarget>();
+  for (const m of text.matchAll(/hold: (\S+) port=(\d+) pids=([\d,]*)/g)) {
+    targets.set(m[1]!, { port: Number(m[2]), pids: m[3] ? m[3].split(",").map(Number) : [] });
+  }
+  // Checkouts from before the app's pid was printed hold without it.
+  const app = /hold: app pid=(\d+)/.exec(text)?.[1];
+  return { child, app: app === undefined ? null : Number(app), targets };
+}
