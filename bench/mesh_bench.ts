@@ -16,8 +16,8 @@
  *
  * `deno run -A bench/mesh_bench.ts [--duration 10] [--rate 1000] [--rounds 3] [--workers N]
  * [--mtls [--ab-outbound]] [--hold]`;
- * `--hold` sets up every target, prints its port and process ids and waits for Ctrl-C (for
- * profiling with perf or `top` against a live topology);
+ * `--hold` sets up every target, prints the app's process id and each target's port and process
+ * ids, and waits for Ctrl-C (for profiling with perf or `top` against a live topology);
  * `runMeshBench()` for bench/run.ts.
  * @module
  */
