@@ -19,5 +19,5 @@ USER deno
 EXPOSE 7400 7401 15000 15001 15443
 VOLUME ["/var/lib/skein"]
 
-ENTRYPOINT ["deno", "run", "--allow-net", "--allow-read", "--allow-write", "--allow-env", "--allow-run", "--allow-sys", "--unstable-net", "--cached-only", "/opt/skein/cmd/skein.ts"]
+ENTRYPOINT ["deno", "run", "--v8-flags=--no-memory-reducer", "--allow-net", "--allow-read", "--allow-write", "--allow-env", "--allow-run", "--allow-sys", "--unstable-net", "--cached-only", "/opt/skein/cmd/skein.ts"]
 CMD ["--help"]

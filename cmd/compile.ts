@@ -3,6 +3,7 @@
  * Needs internet access (deno compile downloads a runtime per target).
  * @module
  */
+import { V8_FLAGS_ARG } from "./v8_flags.ts";
 
 /** The release targets of SPEC section 1. */
 export const TARGETS = [
@@ -23,6 +24,20 @@ export const PERMISSIONS = [
   "--include",
   "mesh/proxy/worker.ts",
 ];
+
+/** The `deno` arguments that build the binary `dist/<name>` for `target`. */
+export function compileArgs(target: string, name: string): string[] {
+  return [
+    "compile",
+    ...PERMISSIONS,
+    V8_FLAGS_ARG,
+    "--target",
+    target,
+    "--output",
+    `dist/${name}`,
+    "cmd/skein.ts",
+  ];
+}
 
 async function _commit(): Promise<string | null> {
   try {
@@ -50,15 +65,7 @@ if (import.meta.main) {
     for (const [target, name] of TARGETS) {
       if (only && only !== target && only !== name) continue;
       const out = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "compile",
-          ...PERMISSIONS,
-          "--target",
-          target,
-          "--output",
-          `dist/${name}`,
-          "cmd/skein.ts",
-        ],
+        args: compileArgs(target, name),
         stdout: "inherit",
         stderr: "inherit",
       }).output();

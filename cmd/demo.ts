@@ -8,6 +8,7 @@
 import type { Logger } from "../common/log.ts";
 import { serveDemoService } from "../bench/apps/demo_service.ts";
 import { type CommandIo, EXIT } from "./io.ts";
+import { V8_FLAGS_ARG } from "./v8_flags.ts";
 import { createCa, writeSeedCa } from "../control/ca/mod.ts";
 
 /** The chain of demo services: each calls the next. */
@@ -53,7 +54,13 @@ function _skeinCommand(): { cmd: string; prefix: string[]; fromSource: boolean }
   if (base.startsWith("deno")) {
     return {
       cmd: exe,
-      prefix: ["run", "--allow-all", "--quiet", new URL("./skein.ts", import.meta.url).pathname],
+      prefix: [
+        "run",
+        "--allow-all",
+        "--quiet",
+        V8_FLAGS_ARG,
+        new URL("./skein.ts", import.meta.url).pathname,
+      ],
       fromSource: true,
     };
   }

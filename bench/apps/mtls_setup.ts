@@ -6,6 +6,7 @@
  */
 
 import { sharedSeed, testFetch } from "../../tests/tls_fixture.ts";
+import { V8_FLAGS_ARG } from "../../cmd/v8_flags.ts";
 
 const SKEIN = new URL("../../cmd/skein.ts", import.meta.url).pathname;
 
@@ -141,7 +142,8 @@ export interface BenchControl {
 
 /** `deno run` arguments for the skein CLI. */
 export function skeinArgs(args: string[]): string[] {
-  return ["run", "-A", "--unstable-net", "--quiet", SKEIN, ...args];
+  // The V8 flags skein ships with, so the benchmark measures it as it runs in production.
+  return ["run", "-A", "--unstable-net", "--quiet", V8_FLAGS_ARG, SKEIN, ...args];
 }
 
 /**
