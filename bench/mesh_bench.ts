@@ -58,9 +58,10 @@ export interface MeshBenchOptions {
   /** Mutual TLS on the proxy-to-proxy hop for both skein and HAProxy. @default false */
   mtls?: boolean;
   /**
-   * With `mtls`: one more target, "skein-mtls-nomux", a second outbound proxy (same inbound)
-   * that sends each call on its own pooled mesh connection (`SKEIN_MESH_MUX=off`, native TLS
-   * client) instead of as skein-mux/1 streams, measured in the same interleaved rounds.
+   * With `mtls`: one more target, "skein-mtls-nomux", a second pair of proxies (service "app-b",
+   * in front of the same app) whose outbound one sends each call on its own pooled mesh
+   * connection (`SKEIN_MESH_MUX=off`, native TLS client) instead of as skein-mux/1 streams,
+   * measured in the same interleaved rounds.
    * @default false
    */
   abOutbound?: boolean;
@@ -271,7 +272,7 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
       const cp = await startBenchControl(tmp, freePort(), spawn);
       controlUrls = [cp.url];
       caFile = cp.caFile;
-      for (const svc of ["app", "client", ...(opts.abOutbound ? ["client-b"] : [])]) {
+      for (const svc of ["app", "client", ...(opts.abOutbound ? ["client-b", "app-b"] : [])]) {
         tokenFiles[svc] = `${tmp}/${svc}.token`;
         // client-b is a second proxy of service "client" (a token names the service).
         const service = svc === "client-b" ? "client" : svc;
@@ -293,6 +294,7 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
       ...extra,
     });
     const pxOutBPort = freePort();
+    const pxInBPort = freePort();
     await Deno.mkdir(`${tmp}/px-out`, { recursive: true });
     await Deno.writeTextFile(
       `${tmp}/px-out/catalog.json`,
@@ -326,10 +328,20 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
       })),
     );
     if (mtls && opts.abOutbound) {
+      // The no-mux pair has an inbound proxy of its own (service "app-b", same app): sharing
+      // the first pair's inbound would let one target's traffic change the other's figures.
+      await Deno.writeTextFile(
+        `${tmp}/px-in-b.yaml`,
+        JSON.stringify(proxyCfg("px-in-b", {
+          inbound: `127.0.0.1:${pxInBPort}`,
+          services: [{ name: "app-b", port: appPort }],
+          token_file: tokenFiles["app-b"],
+        })),
+      );
       await Deno.writeTextFile(
         `${tmp}/px-out-b.yaml`,
         JSON.stringify(proxyCfg("px-out-b", {
-          upstreams: [{ service: "app", listen: `127.0.0.1:${pxOutBPort}` }],
+          upstreams: [{ service: "app-b", listen: `127.0.0.1:${pxOutBPort}` }],
           token_file: tokenFiles["client-b"],
           services: [{ name: "client", port: appPort }],
         })),
@@ -346,12 +358,15 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
     let pxIn: Deno.ChildProcess | null = null;
     let pxOut: Deno.ChildProcess | null = null;
     let pxOutB: Deno.ChildProcess | null = null;
+    let pxInB: Deno.ChildProcess | null = null;
     if (mtls) {
       pxIn = spawn(Deno.execPath(), proxyArgs(`${tmp}/px-in.yaml`));
       await waitPort(pxInPort, "skein proxy inbound");
       pxOut = spawn(Deno.execPath(), proxyArgs(`${tmp}/px-out.yaml`));
       await waitPort(pxOutPort, "skein proxy outbound");
       if (opts.abOutbound) {
+        pxInB = spawn(Deno.execPath(), proxyArgs(`${tmp}/px-in-b.yaml`));
+        await waitPort(pxInBPort, "skein proxy inbound (no-mux pair)");
         pxOutB = spawn(Deno.execPath(), proxyArgs(`${tmp}/px-out-b.yaml`), {
           SKEIN_MESH_MUX: "off",
         });
@@ -363,8 +378,10 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
     if (mtls) {
       await waitMeshRoute(pxOutPort);
       if (pxOutB !== null) await waitMeshRoute(pxOutBPort);
-      if (await answersPlaintext(pxInPort)) {
-        throw new Error("skein inbound answered plaintext HTTP: the hop is not mTLS");
+      for (const port of pxInB !== null ? [pxInPort, pxInBPort] : [pxInPort]) {
+        if (await answersPlaintext(port)) {
+          throw new Error("skein inbound answered plaintext HTTP: the hop is not mTLS");
+        }
       }
     }
 
@@ -430,8 +447,8 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
     if (pxIn !== null && pxOut !== null) {
       targets.push({ name: names.skein, port: pxOutPort, pids: [pxIn.pid, pxOut.pid] });
     }
-    if (pxIn !== null && pxOutB !== null) {
-      targets.push({ name: "skein-mtls-nomux", port: pxOutBPort, pids: [pxIn.pid, pxOutB.pid] });
+    if (pxInB !== null && pxOutB !== null) {
+      targets.push({ name: "skein-mtls-nomux", port: pxOutBPort, pids: [pxInB.pid, pxOutB.pid] });
     }
     if (skIn !== null && skOut !== null) {
       targets.push({ name: "skein-fwd-2hop", port: skOutPort, pids: [skIn.pid, skOut.pid] });
