@@ -47,8 +47,8 @@ function _freePort(): number {
   return port;
 }
 
-/** How to run `skein` again: the same executable, from source or compiled. */
-function _skeinCommand(): { cmd: string; prefix: string[]; fromSource: boolean } {
+/** How the demo runs `skein` again: the same executable, from source (with the V8 flags) or not. */
+export function skeinCommand(): { cmd: string; prefix: string[]; fromSource: boolean } {
   const exe = Deno.execPath();
   const base = exe.split(/[\\/]/).pop() ?? "";
   if (base.startsWith("deno")) {
@@ -81,7 +81,7 @@ export async function runDemo(opts: RunDemoOptions): Promise<number> {
   const onTerm = () => stop.resolve("SIGTERM");
   Deno.addSignalListener("SIGINT", onInt);
   Deno.addSignalListener("SIGTERM", onTerm);
-  const skein = _skeinCommand();
+  const skein = skeinCommand();
 
   const spawn = async (name: string, cmd: string, args: string[]): Promise<_Child> => {
     const file = await Deno.open(`${dir}/logs/${name}.log`, { write: true, create: true });

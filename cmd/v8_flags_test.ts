@@ -1,5 +1,6 @@
 import { assert, assertEquals } from "../tests/assert.ts";
 import { compileArgs } from "./compile.ts";
+import { skeinCommand } from "./demo.ts";
 import { V8_FLAGS, V8_FLAGS_ARG } from "./v8_flags.ts";
 
 const root = new URL("../", import.meta.url);
@@ -15,6 +16,9 @@ Deno.test("the V8 flags reach every way skein is started", async () => {
   const entry = docker.split("\n").find((l) => l.startsWith("ENTRYPOINT"));
   assert(entry?.includes(`"${V8_FLAGS_ARG}"`), `Dockerfile: ${entry}`);
   assert(compileArgs("x86_64-unknown-linux-gnu", "skein-linux-x64").includes(V8_FLAGS_ARG));
+  // Tests run under deno, so the demo re-runs skein from source: with the flags.
+  const demo = skeinCommand();
+  assert(demo.fromSource && demo.prefix.includes(V8_FLAGS_ARG), `demo: ${demo.prefix}`);
 });
 
 Deno.test("deno run accepts the V8 flags", async () => {
