@@ -32,7 +32,19 @@ export const Upstream = z.strictObject({
   service: name,
   listen: hostPort,
   protocol: z.enum(["http", "tcp"]).default("http"),
+  /**
+   * The local service these calls are made for: the mesh hop presents its certificate, so the
+   * callee authorizes that service, and metrics carry it as `source`. A proxy cannot tell which
+   * local app opened a connection, so with several `services` each app gets its own listener.
+   * @default the first of `services`
+   */
+  caller: name.optional(),
 });
+
+/** The key naming an upstream's listener: `service`, or `service@caller` with a `caller`. */
+export function upstreamKey(u: { service: string; caller?: string }): string {
+  return u.caller === undefined ? u.service : `${u.service}@${u.caller}`;
+}
 
 /** Data-plane limits; defaults are generous but finite. */
 export const ProxyLimits = z.strictObject({
@@ -96,7 +108,33 @@ export const ProxyConfig = z.strictObject({
     names.set(key, i);
   });
   const listens = new Map<string, number>();
+  const local = ctx.value.services.map((s) => s.name);
+  const calls = new Map<string, number>();
   ctx.value.upstreams.forEach((u, i) => {
+    if (u.caller !== undefined && !local.includes(u.caller)) {
+      ctx.issues.push({
+        code: "custom",
+        input: u.caller,
+        path: ["upstreams", i, "caller"],
+        message: `"${u.caller}" is not a service of this proxy (${
+          local.length > 0 ? `services: ${[...new Set(local)].join(", ")}` : "it has no services"
+        })`,
+      });
+    }
+    // Two listeners making the same calls with the same identity would only split one pool.
+    const as = u.caller ?? local[0] ?? "";
+    const call = `${u.service}\u0000${as}`;
+    if (calls.has(call)) {
+      ctx.issues.push({
+        code: "custom",
+        input: u,
+        path: ["upstreams", i, "service"],
+        message: `upstreams[${calls.get(call)}] already calls ${u.service}${
+          as ? ` as ${as}` : ""
+        }; give each listener of one service its own caller`,
+      });
+    }
+    calls.set(call, i);
     const key = `${u.listen.hostname}:${u.listen.port}`;
     if (listens.has(key) && u.listen.port !== 0) {
       ctx.issues.push({

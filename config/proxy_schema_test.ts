@@ -1,5 +1,5 @@
 import { assertEquals, assertMatch, assertThrows } from "../tests/assert.ts";
-import { ConfigError, parseConfigText, ProxyConfig } from "./mod.ts";
+import { ConfigError, parseConfigText, ProxyConfig, upstreamKey } from "./mod.ts";
 
 const HEAD = "node: vm-1\ncontrol: [https://10.0.0.1:7400]\nservices:\n";
 
@@ -25,4 +25,73 @@ Deno.test("ProxyConfig still refuses two instances with the same id", () => {
     ConfigError,
   );
   assertMatch(err.message, /services\[2\]\.name: duplicate local instance "alpha"/);
+});
+
+const TWO = HEAD + "  - { name: alpha, port: 8001 }\n  - { name: beta, port: 8002 }\nupstreams:\n";
+
+Deno.test("ProxyConfig: each upstream may name the local service it calls for", () => {
+  const cfg = parseConfigText(
+    TWO + "  - { service: ledger, listen: 127.0.0.1:9001 }\n" +
+      "  - { service: ledger, listen: 127.0.0.1:9002, caller: beta }\n" +
+      "  - { service: tax, listen: 127.0.0.1:9003, protocol: tcp, caller: beta }\n",
+    "proxy.yaml",
+    ProxyConfig,
+  );
+  assertEquals(cfg.upstreams.map(upstreamKey), ["ledger", "ledger@beta", "tax@beta"]);
+  assertEquals(cfg.upstreams[0]!.caller, undefined);
+});
+
+Deno.test("ProxyConfig refuses a caller that is not a local service, with the line", () => {
+  const err = assertThrows(
+    () =>
+      parseConfigText(
+        TWO + "  - { service: ledger, listen: 127.0.0.1:9001, caller: gamma }\n",
+        "proxy.yaml",
+        ProxyConfig,
+      ),
+    ConfigError,
+  );
+  assertMatch(
+    err.message,
+    /proxy\.yaml:7:\d+: upstreams\[0\]\.caller: "gamma" is not a service of this proxy \(services: alpha, beta\)/,
+  );
+  const none = assertThrows(
+    () =>
+      parseConfigText(
+        "node: vm-1\ncontrol: [https://10.0.0.1:7400]\nupstreams:\n" +
+          "  - { service: ledger, listen: 127.0.0.1:9001, caller: alpha }\n",
+        "proxy.yaml",
+        ProxyConfig,
+      ),
+    ConfigError,
+  );
+  assertMatch(
+    none.message,
+    /upstreams\[0\]\.caller: "alpha" is not a service of this proxy \(it has no services\)/,
+  );
+});
+
+Deno.test("ProxyConfig refuses two listeners making the same calls as the same service", () => {
+  for (
+    const second of [
+      "  - { service: ledger, listen: 127.0.0.1:9002 }\n",
+      // Without a caller the first service calls: naming it makes the same calls.
+      "  - { service: ledger, listen: 127.0.0.1:9002, caller: alpha }\n",
+      "  - { service: ledger, listen: 127.0.0.1:9002, protocol: tcp }\n",
+    ]
+  ) {
+    const err = assertThrows(
+      () =>
+        parseConfigText(
+          TWO + "  - { service: ledger, listen: 127.0.0.1:9001 }\n" + second,
+          "proxy.yaml",
+          ProxyConfig,
+        ),
+      ConfigError,
+    );
+    assertMatch(
+      err.message,
+      /upstreams\[1\]\.service: upstreams\[0\] already calls ledger as alpha; give each listener of one service its own caller/,
+    );
+  }
 });

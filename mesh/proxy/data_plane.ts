@@ -10,7 +10,7 @@
  * @module
  */
 import { turnNow } from "../../common/turn_clock.ts";
-import type { ProxyConfig } from "../../config/mod.ts";
+import { type ProxyConfig, upstreamKey } from "../../config/mod.ts";
 import type { Logger } from "../../common/log.ts";
 import { Registry } from "../../common/metrics.ts";
 import { ConnectionPool, DEFAULT_CONNECT_TIMEOUT_MS, HttpForwarder } from "../forward/mod.ts";
@@ -22,7 +22,7 @@ import {
   HTTP_PROXY_LISTENER,
   INBOUND_LISTENER,
   MeshRouter,
-  UPSTREAM_LISTENER_PREFIX,
+  upstreamListenerName,
 } from "./router.ts";
 import type { SharedLimits } from "./shared_limits.ts";
 import { connectTunnel, TunnelBridge } from "./tcp_tunnel.ts";
@@ -32,6 +32,7 @@ import {
   DEFAULT_MAX_SESSION_AGE_MS,
   DEFAULT_SESSIONS_PER_ENDPOINT,
   MuxConnector,
+  type MuxConnectorStats,
 } from "../mux/connector.ts";
 
 /** How often periodic policy work (outlier detection) runs, in ms. */
@@ -43,7 +44,7 @@ export interface ListenerPorts {
   inbound: number;
   /** `http_proxy` port, if configured. */
   httpProxy: number | null;
-  /** Upstream listener ports by service. */
+  /** Upstream listener ports by {@linkcode upstreamKey} (the service, or `service@caller`). */
   upstreams: Record<string, number>;
 }
 
@@ -173,8 +174,8 @@ export class DataPlane {
   readonly #tcp: { service: string; proxy: TcpProxy }[];
   readonly #listeners: _Drainable[];
   readonly #bridge: TunnelBridge | null;
-  readonly #pool: ConnectionPool;
-  readonly #muxer: MuxConnector | null;
+  readonly #pools: ConnectionPool[];
+  readonly #muxers: MuxConnector[];
   readonly #inboundMux: MuxSessionRegistry | null;
   readonly #ticker: ReturnType<typeof setInterval>;
   #drained: Promise<void> | null = null;
@@ -189,8 +190,8 @@ export class DataPlane {
     tcp: { service: string; proxy: TcpProxy }[];
     listeners: _Drainable[];
     bridge: TunnelBridge | null;
-    pool: ConnectionPool;
-    muxer: MuxConnector | null;
+    pools: ConnectionPool[];
+    muxers: MuxConnector[];
     inboundMux: MuxSessionRegistry | null;
   }) {
     this.ports = parts.ports;
@@ -202,8 +203,8 @@ export class DataPlane {
     this.#tcp = parts.tcp;
     this.#listeners = parts.listeners;
     this.#bridge = parts.bridge;
-    this.#pool = parts.pool;
-    this.#muxer = parts.muxer;
+    this.#pools = parts.pools;
+    this.#muxers = parts.muxers;
     this.#inboundMux = parts.inboundMux;
     this.#ticker = setInterval(() => this.router.tick(), TICK_INTERVAL_MS);
     this.#registerCollectors();
@@ -242,7 +243,7 @@ export class DataPlane {
         source: cfg.services[0]?.name ?? cfg.node,
         limits: opts.limits,
         workers: opts.workers ?? 1,
-        upstreams: cfg.upstreams.map((u) => u.service),
+        upstreams: cfg.upstreams.map((u) => ({ service: u.service, caller: u.caller })),
         locals,
         tunnelPort: () => bridge?.port ?? null,
         trustDomain: meshTls?.trustDomain,
@@ -270,71 +271,106 @@ export class DataPlane {
       listeners.push(inbound);
       const ports: ListenerPorts = { inbound: inbound.addr.port, httpProxy: null, upstreams: {} };
 
-      // Native rustls client for pooled HTTP connections (see connectMtls), offering the mux.
-      const muxer = meshTls === undefined || !(opts.mux ?? muxFromEnv()) ? null : new MuxConnector({
-        sessionsPerEndpoint: muxSessionsFromEnv(),
-        // A callee without the mux gets the cheaper native client, as before the mux.
-        dialPlain: (ep) =>
-          connectMtls(meshTls, ep, DEFAULT_CONNECT_TIMEOUT_MS, { outbound: outboundTls }),
-        dial: async (ep) => {
-          // node:tls, not the native client: a session carries many streams, so its socket
-          // needs TCP_NODELAY (or each write waits for the previous one's ACK), which Deno 2.9's
-          // native TlsConn cannot set. Batching leaves little of the native client's edge.
-          const conn = await connectMtls(meshTls, ep, DEFAULT_CONNECT_TIMEOUT_MS, {
-            outbound: "node",
-            alpnProtocols: [MUX_ALPN, "http/1.1"],
+      // One outbound stack (mux sessions and pooled connections) per local service the calls are
+      // made for: a connection presents one service's certificate, so calls made for different
+      // services never share one, and the callee authorizes each as the right caller.
+      const pools: ConnectionPool[] = [];
+      const muxers: MuxConnector[] = [];
+      const stacks = new Map<string, ConnectionPool>();
+      const poolFor = (caller: string | undefined): ConnectionPool => {
+        const as = meshTls === undefined || caller === meshTls.service ? undefined : caller;
+        const existing = stacks.get(as ?? "");
+        if (existing !== undefined) return existing;
+        const who = as === undefined ? {} : { caller: as };
+        // Native rustls client for pooled HTTP connections (see connectMtls), offering the mux.
+        const muxer = meshTls === undefined || !(opts.mux ?? muxFromEnv())
+          ? null
+          : new MuxConnector({
+            sessionsPerEndpoint: muxSessionsFromEnv(),
+            // A callee without the mux gets the cheaper native client, as before the mux.
+            dialPlain: (ep) =>
+              connectMtls(meshTls, ep, DEFAULT_CONNECT_TIMEOUT_MS, {
+                outbound: outboundTls,
+                ...who,
+              }),
+            dial: async (ep) => {
+              // node:tls, not the native client: a session carries many streams, so its socket
+              // needs TCP_NODELAY (or each write waits for the previous one's ACK), which Deno
+              // 2.9's native TlsConn cannot set. Batching leaves little of the native client's
+              // edge.
+              const conn = await connectMtls(meshTls, ep, DEFAULT_CONNECT_TIMEOUT_MS, {
+                outbound: "node",
+                alpnProtocols: [MUX_ALPN, "http/1.1"],
+                ...who,
+              });
+              conn.setNoDelay(true);
+              return {
+                conn,
+                mux: conn.alpnProtocol === MUX_ALPN,
+                peerIdentity: conn.peerIdentity,
+              };
+            },
           });
-          conn.setNoDelay(true);
-          return {
-            conn,
-            mux: conn.alpnProtocol === MUX_ALPN,
-            peerIdentity: conn.peerIdentity,
-          };
-        },
-      });
-      if (muxer !== null) cleanup.push(() => muxer.close());
-      const pool = new ConnectionPool(
-        meshTls === undefined ? { now: turnNow } : {
-          now: turnNow,
-          // Renewed under steady traffic, like the sessions their streams ride on.
-          maxAgeMs: DEFAULT_MAX_SESSION_AGE_MS,
-          connect: muxer !== null
-            ? (ep) => muxer.connect(ep)
-            : (ep) =>
-              connectMtls(meshTls, ep, DEFAULT_CONNECT_TIMEOUT_MS, { outbound: outboundTls }),
-        },
-      );
-      cleanup.push(() => pool.close());
+        if (muxer !== null) {
+          cleanup.push(() => muxer.close());
+          muxers.push(muxer);
+        }
+        const pool = new ConnectionPool(
+          meshTls === undefined ? { now: turnNow } : {
+            now: turnNow,
+            // Renewed under steady traffic, like the sessions their streams ride on.
+            maxAgeMs: DEFAULT_MAX_SESSION_AGE_MS,
+            connect: muxer !== null
+              ? (ep) => muxer.connect(ep)
+              : (ep) =>
+                connectMtls(meshTls, ep, DEFAULT_CONNECT_TIMEOUT_MS, {
+                  outbound: outboundTls,
+                  ...who,
+                }),
+          },
+        );
+        cleanup.push(() => pool.close());
+        pools.push(pool);
+        stacks.set(as ?? "", pool);
+        return pool;
+      };
+      // The default stack exists even with no listener using it yet: drain closes it.
+      poolFor(undefined);
       const http: HttpForwarder[] = [];
       const tcp: { service: string; proxy: TcpProxy }[] = [];
       for (const u of cfg.upstreams) {
-        const name = UPSTREAM_LISTENER_PREFIX + u.service;
-        const l = bind(u.listen.hostname, opts.ports?.upstreams[u.service] ?? u.listen.port);
+        const key = upstreamKey(u);
+        const name = upstreamListenerName(u);
+        const l = bind(u.listen.hostname, opts.ports?.upstreams[key] ?? u.listen.port);
         if (u.protocol === "tcp") {
           const p = new TcpProxy(l, {
             listener: { name, protocol: "tcp" },
             router: router.tcp(),
             logger: log,
             maxConnections: cfg.limits.max_connections,
-            connect: (ep) => connectTunnel(ep, u.service, meshTls),
+            connect: (ep) => connectTunnel(ep, u.service, meshTls, u.caller),
           });
           cleanup.push(() => p.drain(0));
           tcp.push({ service: u.service, proxy: p });
           listeners.push(p);
-          ports.upstreams[u.service] = p.addr.port;
+          ports.upstreams[key] = p.addr.port;
         } else {
-          const f = new HttpForwarder(l, { ...common, pool, listener: { name, protocol: "http" } });
+          const f = new HttpForwarder(l, {
+            ...common,
+            pool: poolFor(u.caller),
+            listener: { name, protocol: "http" },
+          });
           cleanup.push(() => f.close());
           http.push(f);
           listeners.push(f);
-          ports.upstreams[u.service] = f.addr.port;
+          ports.upstreams[key] = f.addr.port;
         }
       }
       if (cfg.http_proxy) {
         const hp = cfg.http_proxy;
         const f = new HttpForwarder(bind(hp.hostname, opts.ports?.httpProxy ?? hp.port), {
           ...common,
-          pool,
+          pool: poolFor(undefined),
           listener: { name: HTTP_PROXY_LISTENER, protocol: "http" },
         });
         cleanup.push(() => f.close());
@@ -352,8 +388,8 @@ export class DataPlane {
         tcp,
         listeners,
         bridge,
-        pool,
-        muxer,
+        pools,
+        muxers,
         inboundMux: meshTls?.muxSessions ?? null,
       });
     } catch (e) {
@@ -394,7 +430,7 @@ export class DataPlane {
       await Promise.all(this.#listeners.map((l) => l.drain(ms)));
       await this.#bridge?.close();
       clearInterval(this.#ticker);
-      this.#pool.close();
+      for (const p of this.#pools) p.close();
     })();
     return this.#drained;
   }
@@ -434,10 +470,24 @@ export class DataPlane {
       m.activeConnections.labels("inbound").set(this.#inbound.stats().active);
       m.activeConnections.labels("outbound").set(out);
       // Both directions always, zero when the mux is off, so dashboards need no special case.
-      const o = this.#muxer?.stats();
-      m.recordMux("outbound", o ?? { open: 0, sessions: 0, streams: 0, writes: 0, frames: 0 });
-      if (o !== undefined) m.recordMuxPlain(o.plain);
+      const o = _sumMuxStats(this.#muxers.map((x) => x.stats()));
+      m.recordMux("outbound", o);
+      if (this.#muxers.length > 0) m.recordMuxPlain(o.plain);
       m.recordMux("inbound", this.#inboundMux?.totals() ?? { open: 0, sessions: 0, streams: 0 });
     });
   }
+}
+
+/** The outbound mux counters of all stacks together (all zero without any). */
+function _sumMuxStats(list: readonly MuxConnectorStats[]): MuxConnectorStats {
+  const t: MuxConnectorStats = { sessions: 0, streams: 0, plain: 0, open: 0, writes: 0, frames: 0 };
+  for (const x of list) {
+    t.sessions += x.sessions;
+    t.streams += x.streams;
+    t.plain += x.plain;
+    t.open += x.open;
+    t.writes += x.writes;
+    t.frames += x.frames;
+  }
+  return t;
 }

@@ -44,9 +44,9 @@ import {
 /** What a proxy with an identity needs for mTLS (structured-cloneable, so workers get it). */
 export interface MeshTls {
   /**
-   * Certificate, key and trust bundle (PEM) of the first local service: presented on every
-   * outbound call (the proxy cannot tell which local app made it) and by the inbound to callers
-   * whose SNI names no other local service.
+   * Certificate, key and trust bundle (PEM) of the first local service: presented on the
+   * outbound calls made for it (upstreams without a `caller`, and `http_proxy`) and by the
+   * inbound to callers whose SNI names no other local service.
    */
   material: TlsMaterial;
   /** The service `material` names. @default unknown (its SNI name is then not recorded) */
@@ -84,6 +84,14 @@ export const MAX_REVOKED_PEERS = 10_000;
 /** The SPIFFE id a proxy of `service` presents. */
 export function serviceSpiffeId(trustDomain: string, service: string): string {
   return `spiffe://${trustDomain}/svc/${service}`;
+}
+
+/** `materialFor` for a plain {@linkcode MeshTls} as for a state. */
+function _materialFor(t: MeshTls, service: string | undefined): TlsMaterial {
+  if (service === undefined || service === t.service) return t.material;
+  const other = t.others?.find((o) => o.service === service);
+  if (other !== undefined) return other.material;
+  throw new Error(`no certificate for local service ${service}`);
 }
 
 /** The trust bundle PEM of a list of roots. */
@@ -130,6 +138,15 @@ export class MeshTlsState implements MeshTls {
     return this.#material;
   }
 
+  /**
+   * The material of local service `service` (default: the first service's), which outbound
+   * connections made for it present. Throws for a service this proxy holds no certificate of:
+   * presenting another service's would hand the callee the wrong caller.
+   */
+  materialFor(service?: string): TlsMaterial {
+    return _materialFor(this, service);
+  }
+
   /** The other services' certificates (for handing to a worker). */
   get others(): ServiceTls[] {
     return [...this.#others].map(([service, material]) => ({ service, material }));
@@ -163,7 +180,7 @@ export class MeshTlsState implements MeshTls {
   /**
    * New certificate, key and bundle of `service` (default: the first service): every server
    * of this thread uses them for new handshakes (by SNI for the other services), and new
-   * outbound connections use the first service's. Established connections are kept.
+   * outbound connections made for that service use them. Established connections are kept.
    */
   updateMaterial(m: TlsMaterial, service?: string): void {
     if (service === undefined || service === this.service) {
@@ -375,6 +392,11 @@ export interface ConnectMtlsOptions {
   alpnProtocols?: readonly string[];
   /** Millisecond clock for the node-only memory. @default Date.now */
   now?: () => number;
+  /**
+   * The local service the connection is made for: its certificate is presented, so the callee
+   * sees that service as the caller. @default the first service
+   */
+  caller?: string;
 }
 
 /**
@@ -498,13 +520,14 @@ export async function connectMtls(
     : null;
   const now = opts.now ?? Date.now;
   const alpns = opts.alpnProtocols;
+  const m = _materialFor(t, opts.caller);
   const key = `${ep.key} ${identity}`;
   const mode = opts.outbound ?? "node";
   if (mode === "native") {
     if (name === null || !NATIVE_OUTBOUND_AVAILABLE) {
       throw new MtlsConnectError("tls", `no native mTLS path to ${identity}`);
     }
-    const [conn, alpn] = await _connectNative(t, ep, name, identity, isRevoked, timeoutMs, alpns)
+    const [conn, alpn] = await _connectNative(m, ep, name, identity, isRevoked, timeoutMs, alpns)
       .catch((e) => {
         throw e instanceof _HandshakeFailed
           ? new MtlsConnectError("tls", `mTLS connect to ${ep.key}: ${e.message}`, e)
@@ -520,7 +543,7 @@ export async function connectMtls(
       if (until !== undefined) _nodeOnly.delete(key);
       try {
         const [conn, alpn] = await _connectNative(
-          t,
+          m,
           ep,
           name,
           identity,
@@ -541,7 +564,6 @@ export async function connectMtls(
       }
     }
   }
-  const m = t.material;
   const socket = await mtlsConnect({
     host: ep.hostname,
     port: ep.port,
@@ -566,7 +588,7 @@ export function _resetNodeOnly(): void {
 }
 
 async function _connectNative(
-  t: MeshTls,
+  m: TlsMaterial,
   ep: Endpoint,
   serverName: string,
   identity: string,
@@ -574,7 +596,6 @@ async function _connectNative(
   timeoutMs = CONNECT_TIMEOUT_MS,
   alpnProtocols?: readonly string[],
 ): Promise<[Deno.TlsConn, string | null]> {
-  const m = t.material;
   let timedOut = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const attempt = (async () => {

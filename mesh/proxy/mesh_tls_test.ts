@@ -462,6 +462,75 @@ Deno.test("one inbound serves each local service's certificate by SNI, on both c
   }
 });
 
+Deno.test("outbound connections present the certificate of the local service they are made for", async () => {
+  const ca = await testCa();
+  const listener = await listenMtls(await meshTls(ca, "ledger"), "127.0.0.1", 0, nullLogger);
+  const alpha = await meshTls(ca, "alpha");
+  const client = new MeshTlsState({
+    ...alpha,
+    service: "alpha",
+    others: [{ service: "beta", material: (await meshTls(ca, "beta")).material }],
+  });
+  const ep: Endpoint = {
+    key: `127.0.0.1:${listener.addr.port}`,
+    hostname: "127.0.0.1",
+    port: listener.addr.port,
+    identity: serviceSpiffeId(TD, "ledger"),
+  };
+  /** The caller identity the server saw for one connection made with `opts`. */
+  const seenAs = async (opts: Parameters<typeof connectMtls>[3]) => {
+    const [c, s] = await Promise.all([connectMtls(client, ep, 5000, opts), listener.accept()]);
+    try {
+      return peerIdentityOf(s);
+    } finally {
+      c.close();
+      s.close();
+    }
+  };
+  try {
+    const modes = NATIVE_OUTBOUND_AVAILABLE ? ["node", "native"] as const : ["node"] as const;
+    for (const outbound of modes) {
+      assertEquals(await seenAs({ outbound }), serviceSpiffeId(TD, "alpha"), outbound);
+      assertEquals(await seenAs({ outbound, caller: "alpha" }), serviceSpiffeId(TD, "alpha"));
+      assertEquals(await seenAs({ outbound, caller: "beta" }), serviceSpiffeId(TD, "beta"));
+    }
+    // New beta material is what the next connection made for beta presents: here a leaf of
+    // another CA, which the server cuts, while connections made for alpha go on as before.
+    client.updateMaterial((await meshTls(await testCa(), "beta")).material, "beta");
+    const refused = () => Object.values(listener.stats!.refused).reduce((a, b) => a + b, 0);
+    const before = refused();
+    let bound: ReturnType<typeof setTimeout> | undefined;
+    const outcome = await Promise.race([
+      connectMtls(client, ep, 5000, { outbound: "node", caller: "beta" }).then(
+        async (c) => {
+          const n = await c.read(new Uint8Array(8)).catch(() => null);
+          c.close();
+          return n === null ? "cut" : "data";
+        },
+        () => "refused",
+      ),
+      // Only a bound on a hang: an accepted connection would wait here for bytes forever.
+      new Promise<string>((r) => bound = setTimeout(() => r("accepted"), 10_000)),
+    ]);
+    clearTimeout(bound);
+    assert(outcome === "cut" || outcome === "refused", outcome);
+    // The server counts it once its side of the handshake has failed, maybe after the client.
+    for (let i = 0; i < 100 && refused() === before; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert(refused() > before, "the server counted the refusal");
+    assertEquals(await seenAs({ outbound: "node" }), serviceSpiffeId(TD, "alpha"));
+    // A service this proxy holds no certificate of is refused, never swapped for another's.
+    await assertRejects(
+      () => connectMtls(client, ep, 5000, { caller: "gamma" }),
+      Error,
+      "no certificate for local service gamma",
+    );
+  } finally {
+    listener.close();
+  }
+});
+
 Deno.test("skein-mux/1 by ALPN: streams carry the caller's identity, revocation cuts them", async () => {
   const ca = await testCa();
   const server = new MeshTlsState(await meshTls(ca, "ledger"));

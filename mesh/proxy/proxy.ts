@@ -15,7 +15,7 @@
  * `drain_timeout`, then deregister, then close the admin listener.
  * @module
  */
-import { formatHostPort, type ProxyConfig } from "../../config/mod.ts";
+import { formatHostPort, type ProxyConfig, upstreamKey } from "../../config/mod.ts";
 import type { Logger } from "../../common/log.ts";
 import type { TlsMaterial } from "../../common/tls.ts";
 import { parseCert } from "../identity/cert_info.ts";
@@ -148,9 +148,10 @@ export class MeshProxy {
       });
       const upstreams: Record<string, string> = {};
       for (const u of cfg.upstreams) {
-        upstreams[u.service] = formatHostPort({
+        const key = upstreamKey(u);
+        upstreams[key] = formatHostPort({
           hostname: u.listen.hostname,
-          port: ports.upstreams[u.service]!,
+          port: ports.upstreams[key]!,
         });
       }
       const addresses: ProxyAddresses = {

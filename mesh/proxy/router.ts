@@ -23,7 +23,7 @@ import {
   type Policy,
   type Route,
 } from "./destination.ts";
-import { Policy as PolicySchema } from "../../config/mod.ts";
+import { Policy as PolicySchema, upstreamKey } from "../../config/mod.ts";
 import { InboundAuthz } from "./inbound_authz.ts";
 
 /** Listener name of the inbound listener. */
@@ -47,10 +47,23 @@ export interface LocalApp {
   port: number;
 }
 
+/** An upstream listener: the service it calls and the local service it calls for. */
+export interface UpstreamRef {
+  /** The destination service. */
+  service: string;
+  /** The local service the calls are made for (the `source` label). @default the router's */
+  caller?: string;
+}
+
+/** The listener name of an upstream (`upstream:ledger`, `upstream:ledger@billing`). */
+export function upstreamListenerName(u: UpstreamRef): string {
+  return UPSTREAM_LISTENER_PREFIX + upstreamKey(u);
+}
+
 /** Options of {@linkcode MeshRouter}. */
 export interface MeshRouterOptions extends DestinationDeps {
-  /** Services with an upstream listener, created eagerly. */
-  upstreams: readonly string[];
+  /** The upstream listeners; their destinations are created eagerly. */
+  upstreams: readonly UpstreamRef[];
   /** The local apps behind `inbound`. */
   locals: readonly LocalApp[];
   /** Where inbound `Upgrade: skein-tcp` requests go (the local tunnel bridge), if any. */
@@ -66,6 +79,8 @@ export class MeshRouter implements Router {
   readonly #o: MeshRouterOptions;
   readonly #outbound = new Map<string, Destination>();
   readonly #inbound = new Map<string, Destination>();
+  /** Upstream listener name → its destination and the `source` label its calls carry. */
+  readonly #upstreams = new Map<string, { d: Destination; source: string | undefined }>();
   #catalog: Catalog = EMPTY_CATALOG;
   #policies = new Map<string, Policy>();
   #routes = new Map<string, Route>();
@@ -80,7 +95,12 @@ export class MeshRouter implements Router {
       trustDomain: opts.trustDomain,
       logger: opts.logger,
     });
-    for (const s of opts.upstreams) this.#destination(s);
+    for (const u of opts.upstreams) {
+      this.#upstreams.set(upstreamListenerName(u), {
+        d: this.#destination(u.service),
+        source: u.caller,
+      });
+    }
     const inboundDeps: DestinationDeps = { ...opts, source: "unknown" };
     // The local app gets one try and is never ejected: there is nowhere else to send it.
     const localPolicy = PolicySchema.parse({
@@ -168,16 +188,16 @@ export class MeshRouter implements Router {
       if (d instanceof ProxyError) return d;
       return d.decide(head);
     }
-    const d = this.#outbound.get(name.slice(UPSTREAM_LISTENER_PREFIX.length));
-    if (d === undefined) return new ProxyError(404, "no_route", `no route for listener ${name}`);
-    return d.decide(head);
+    const u = this.#upstreams.get(name);
+    if (u === undefined) return new ProxyError(404, "no_route", `no route for listener ${name}`);
+    return u.d.decide(head, u.source);
   }
 
   /** Routes one opaque TCP connection accepted on an upstream listener. */
   routeTcp(listener: ListenerInfo): RouteDecision | ProxyError {
-    const d = this.#outbound.get(listener.name.slice(UPSTREAM_LISTENER_PREFIX.length));
-    if (d === undefined) return new ProxyError(404, "no_route", `no route for ${listener.name}`);
-    return d.decideTcp();
+    const u = this.#upstreams.get(listener.name);
+    if (u === undefined) return new ProxyError(404, "no_route", `no route for ${listener.name}`);
+    return u.d.decideTcp();
   }
 
   /** This router as a {@linkcode TcpRouter}, for the opaque TCP upstream listeners. */

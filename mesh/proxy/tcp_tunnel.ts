@@ -48,16 +48,18 @@ async function _readHead(conn: Deno.Conn): Promise<string> {
 
 /**
  * Opens a tunnel to `service` through the inbound listener at `ep` (the calling side); over
- * mTLS when `tls` is given, the server having to be `ep.identity`.
+ * mTLS when `tls` is given, the server having to be `ep.identity`, presenting the certificate
+ * of the local service `caller` (default: the first).
  */
 export async function connectTunnel(
   ep: Endpoint,
   service: string,
   tls?: MeshTls,
+  caller?: string,
 ): Promise<Deno.Conn> {
   const conn = tls === undefined
     ? await Deno.connect({ hostname: ep.hostname, port: ep.port })
-    : await connectMtls(tls, ep);
+    : await connectMtls(tls, ep, undefined, caller === undefined ? {} : { caller });
   try {
     noDelay(conn);
     await writeAll(

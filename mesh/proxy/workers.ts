@@ -14,7 +14,7 @@
  * in workers as messages, ordered with everything else the main thread sends.
  * @module
  */
-import type { ProxyConfig } from "../../config/mod.ts";
+import { type ProxyConfig, upstreamKey } from "../../config/mod.ts";
 import type { Logger, LogLevel } from "../../common/log.ts";
 import type { TlsMaterial } from "../../common/tls.ts";
 import type { Catalog } from "../discovery/mod.ts";
@@ -204,7 +204,7 @@ export class WorkerDataPlanes implements DataPlanes {
           ? reserve(config.http_proxy.hostname, config.http_proxy.port)
           : null,
         upstreams: Object.fromEntries(
-          config.upstreams.map((u) => [u.service, reserve(u.listen.hostname, u.listen.port)]),
+          config.upstreams.map((u) => [upstreamKey(u), reserve(u.listen.hostname, u.listen.port)]),
         ),
       };
       const planes = new WorkerDataPlanes(ports, slots, logger, tls !== undefined);

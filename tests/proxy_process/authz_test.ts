@@ -10,9 +10,11 @@ import {
   adminJson,
   type App,
   ledgerAndBilling,
+  metricsText,
   type ProxyHandle,
   startApp,
   startControl,
+  startProxy,
   waitFor,
 } from "./helpers.ts";
 
@@ -215,6 +217,76 @@ allow:
       "the tunnel to be allowed",
       async () => /^HTTP\/1\.1 200/.test(await throughTunnel(up)),
     );
+  } finally {
+    for (const p of proxies) await p.child.stop();
+    await cp.child.stop();
+    for (const a of apps) await a.close();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("a proxy fronting two services calls as the service each upstream names", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "skein-authz-caller-" });
+  const cp = await startControl(dir);
+  const apps: App[] = [startApp("ledger"), startApp("alpha"), startApp("beta")];
+  const proxies: ProxyHandle[] = [];
+  try {
+    const callee = await startProxy(dir, {
+      node: "vm-ledger",
+      control: [cp.url],
+      workers: 1,
+      services: [{ name: "ledger", port: apps[0]!.port }],
+    });
+    proxies.push(callee);
+    // alpha is the first service: the upstream without a caller calls as alpha.
+    const ab = await startProxy(dir, {
+      node: "vm-ab",
+      control: [cp.url],
+      services: [{ name: "alpha", port: apps[1]!.port }, { name: "beta", port: apps[2]!.port }],
+      upstreams: [
+        { service: "ledger", listen: "127.0.0.1:0" },
+        { service: "ledger", listen: "127.0.0.1:0", caller: "beta" },
+      ],
+    });
+    proxies.push(ab);
+    const asAlpha = ab.upstreams.ledger!;
+    const asBeta = ab.upstreams["ledger@beta"]!;
+    assert(asBeta !== undefined && asBeta !== asAlpha, JSON.stringify(ab.upstreams));
+    await waitFor("ledger through both listeners", async () => {
+      return (await call(asAlpha, "GET", "/x")).status === 200 &&
+        (await call(asBeta, "GET", "/x")).status === 200;
+    });
+
+    await ctlApply(
+      dir,
+      cp.url,
+      cp.token,
+      `kind: Authorization
+service: ledger
+default: deny
+allow:
+  - from: [beta]
+`,
+    );
+    await callee.child.waitLine(/authorization policy applied.*service"?[=:]"?ledger/);
+    const denied = await waitFor("the alpha listener to be denied", async () => {
+      const r = await call(asAlpha, "GET", "/as-alpha");
+      return r.status === 403 ? r : null;
+    });
+    assertEquals(denied.headers.get("x-skein-denied"), "default_deny");
+    const line = await callee.child.waitLine(/component"?[=:]"?audit.*path"?[=:]"?\/as-alpha/);
+    assertMatch(line.input!, /caller"?[=:]"?spiffe:\/\/[^ ]+\/svc\/alpha/);
+    // The same destination through beta's listener: beta's certificate, so allowed, and
+    // beta's pooled connections are never lent to alpha's calls (or the other way round).
+    for (let i = 0; i < 5; i++) {
+      assertEquals((await call(asBeta, "GET", "/as-beta")).status, 200);
+      assertEquals((await call(asAlpha, "GET", "/as-alpha")).status, 403);
+    }
+    assertEquals(audits(callee).filter((l) => /\/as-beta/.test(l)), [], "allows not audited");
+    // The caller's metrics name the local service each call was made for.
+    const m = await metricsText(ab);
+    assertMatch(m, /skein_requests_total\{[^}]*source="beta"[^}]*destination="ledger"[^}]*\} 6/);
+    assertMatch(m, /skein_requests_total\{[^}]*source="alpha"[^}]*destination="ledger"[^}]*\}/);
   } finally {
     for (const p of proxies) await p.child.stop();
     await cp.child.stop();
