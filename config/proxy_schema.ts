@@ -80,9 +80,9 @@ export const ProxyConfig = z.strictObject({
   upstreams: z.array(Upstream).max(1024).default([]),
   /**
    * Data-plane worker threads, each serving every traffic listener (SO_REUSEPORT):
-   * `auto` = one per CPU; 1 = serve on the main thread. The default is 1 because each worker
-   * costs ~60 MB and on the 2-core machines we measured, two workers beside the app were slower
-   * than one (they compete with the app and each other for the same cores).
+   * `auto` = one per CPU; 1 = serve on the main thread. The default is 1: each worker costs
+   * ~60 MB, and one loop takes the least CPU per request (about 15% less than two on 2 cores),
+   * leaving the most for the app; `auto` carries about 10% more at saturation (docs/proxy.md).
    */
   workers: z.union([z.literal("auto"), z.number().int().min(1).max(64)]).default(1),
   drain_timeout: duration.default(15_000),
