@@ -11,8 +11,10 @@ import {
   didYouMean,
   parseResourceText,
   readConfigFile,
+  type Resource,
   RESOURCE_KINDS,
   resourceName,
+  unenforcedResourceParts,
 } from "../config/mod.ts";
 import { type FlagSpec, formatHelp, parseArgs, type ParsedArgs, UsageError } from "./args.ts";
 import type { CommandIo } from "./io.ts";
@@ -185,6 +187,8 @@ interface _Doc {
   kind: string;
   name: string;
   raw: Record<string, unknown>;
+  /** The validated resource. */
+  resource: Resource;
 }
 
 /** Validates a resource file with the config loader and returns the documents as written. */
@@ -199,7 +203,7 @@ async function _readResources(path: string): Promise<_Doc[]> {
       `${path}: found ${raw.length} documents but ${valid.length} valid resources`,
     );
   }
-  return valid.map((r, i) => ({ kind: r.kind, name: resourceName(r), raw: raw[i]! }));
+  return valid.map((r, i) => ({ kind: r.kind, name: resourceName(r), raw: raw[i]!, resource: r }));
 }
 
 function _canon(v: unknown): string {
@@ -412,6 +416,9 @@ const VERBS: Record<string, Verb> = {
         () =>
           items.map((x) => `${x.kind}/${x.name} ${x.outcome} (revision ${x.revision})`).join("\n"),
       );
+      for (const part of unenforcedResourceParts(docs.map((d) => d.resource))) {
+        ctx.io.stderr(`note: ${part} is stored, but this version's proxies do not enforce it\n`);
+      }
       return 0;
     },
   },

@@ -131,6 +131,31 @@ Deno.test("ctl apply, get, diff, history, rollback and delete work end to end", 
   });
 });
 
+Deno.test("ctl apply says which applied parts this version's proxies do not enforce", async () => {
+  await withControl(async (ctl) => {
+    const file = await tempYaml(
+      "kind: RateLimit\nservice: ledger\nrequests_per_second: 500\nburst: 1000\n---\n" +
+        "kind: Route\nservice: ledger\nrules:\n  - backends: [{ version: v1 }]\n" +
+        "    fault: { abort: { percent: 1, status: 503 } }\n",
+    );
+    try {
+      const r = await ctl("apply", "-f", file);
+      assert.equal(r.code, 0, r.err);
+      assert.match(r.out, /RateLimit\/ledger created/);
+      assert.equal(
+        r.err,
+        "note: RateLimit/ledger is stored, but this version's proxies do not enforce it\n" +
+          "note: Route/ledger rules[0].fault is stored, but this version's proxies do not enforce it\n",
+      );
+      // Nothing to say about what is enforced.
+      await Deno.writeTextFile(file, FILE);
+      assert.equal((await ctl("apply", "-f", file)).err, "");
+    } finally {
+      await Deno.remove(file);
+    }
+  });
+});
+
 Deno.test("ctl apply refuses an invalid file with file:line:col and exit 2, writing nothing", async () => {
   await withControl(async (ctl, backend) => {
     const file = await tempYaml("kind: Policy\nservice: ledger\ntimeout: fast\n");

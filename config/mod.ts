@@ -11,3 +11,4 @@ export * from "./control_schema.ts";
 export * from "./proxy_schema.ts";
 export * from "./resource_schema.ts";
 export * from "./loader.ts";
+export * from "./unenforced.ts";

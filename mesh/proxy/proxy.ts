@@ -15,7 +15,14 @@
  * `drain_timeout`, then deregister, then close the admin listener.
  * @module
  */
-import { formatHostPort, type ProxyConfig, upstreamKey } from "../../config/mod.ts";
+import {
+  formatHostPort,
+  type ProxyConfig,
+  ResourceSchema,
+  unenforcedResourceParts,
+  unenforcedSettings,
+  upstreamKey,
+} from "../../config/mod.ts";
 import type { Logger } from "../../common/log.ts";
 import type { TlsMaterial } from "../../common/tls.ts";
 import { parseCert } from "../identity/cert_info.ts";
@@ -107,6 +114,7 @@ export class MeshProxy {
     const log = opts.logger;
     const cleanup: (() => Promise<void> | void)[] = [];
     const catalog = { seen: false };
+    const unenforced = new UnenforcedWarnings(log);
     try {
       const workers = workerCount(cfg.workers);
       // With an identity, every data plane (each worker) terminates mTLS on the shared port.
@@ -141,6 +149,7 @@ export class MeshProxy {
         random: opts.random ?? Math.random,
         onCatalog: (c, from) => {
           planes.applyCatalog(c);
+          unenforced.check(c.resources);
           if (c.trust.roots.length > 0) opts.onTrust?.(c.trust);
           catalog.seen = true;
           log.debug("catalog applied", { index: c.index, from });
@@ -169,6 +178,9 @@ export class MeshProxy {
         for (const o of opts.tls.others ?? []) self.#noteExpiry(o.material, o.service);
       }
       log.info("data plane started", { workers: planes.count, mtls: opts.tls !== undefined });
+      for (const setting of unenforcedSettings(cfg)) {
+        log.warn("setting not implemented in this version; ignored", { setting });
+      }
       await discovery.start();
       return self;
     } catch (e) {
@@ -329,3 +341,42 @@ export function mergeEndpoints(snaps: readonly DataPlaneSnapshot[]): MergedEndpo
     workers: snaps.map((s) => ({ index: s.index, requests: s.requests })),
   };
 }
+
+/**
+ * Warns once per process about each resource part the catalog carries that this version does
+ * not enforce (`config/unenforced.ts`), so nobody takes a RateLimit for a limit in force.
+ */
+export class UnenforcedWarnings {
+  readonly #log: Logger;
+  readonly #warned = new Set<string>();
+  #last = "";
+
+  /** Warnings go to `log`. */
+  constructor(log: Logger) {
+    this.#log = log;
+  }
+
+  /** Looks at a catalog's raw resources; returns the parts warned about for the first time. */
+  check(raw: readonly unknown[]): string[] {
+    // Catalogs change with every registration; their resources much less often.
+    const key = JSON.stringify(raw);
+    if (key === this.#last) return [];
+    this.#last = key;
+    // Unreadable resources are the router's to report; only valid ones count here.
+    const valid = raw.flatMap((r) => {
+      const p = ResourceSchema.safeParse(r);
+      return p.success ? [p.data] : [];
+    });
+    const fresh: string[] = [];
+    for (const part of unenforcedResourceParts(valid)) {
+      if (this.#warned.has(part) || this.#warned.size >= MAX_UNENFORCED_WARNINGS) continue;
+      this.#warned.add(part);
+      fresh.push(part);
+      this.#log.warn("resource part not enforced by this version; ignored", { part });
+    }
+    return fresh;
+  }
+}
+
+/** Most distinct parts {@linkcode UnenforcedWarnings} remembers (then it stops warning). */
+export const MAX_UNENFORCED_WARNINGS = 1000;

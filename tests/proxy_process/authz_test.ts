@@ -243,6 +243,8 @@ Deno.test("a proxy fronting two services calls as the service each upstream name
       node: "vm-ab",
       control: [cp.url],
       services: [{ name: "alpha", port: apps[1]!.port }, { name: "beta", port: apps[2]!.port }],
+      // Accepted but not built yet: the proxy must say so rather than pretend.
+      access_log: `${dir}/access.log`,
       upstreams: [
         { service: "ledger", listen: "127.0.0.1:0" },
         { service: "ledger", listen: "127.0.0.1:0", caller: "beta" },
@@ -283,6 +285,15 @@ allow:
       assertEquals((await call(asAlpha, "GET", "/as-alpha")).status, 403);
     }
     assertEquals(audits(callee).filter((l) => /\/as-beta/.test(l)), [], "allows not audited");
+    await ab.child.waitLine(/setting not implemented in this version.*setting"?[=:]"?access_log/);
+    // Likewise a RateLimit resource, once per part.
+    await ctlApply(
+      dir,
+      cp.url,
+      cp.token,
+      "kind: RateLimit\nservice: ledger\nrequests_per_second: 5\nburst: 5\n",
+    );
+    await callee.child.waitLine(/resource part not enforced.*part"?[=:]"?"?RateLimit\/ledger/);
     // The caller's metrics name the local service each call was made for.
     const m = await metricsText(ab);
     assertMatch(m, /skein_requests_total\{[^}]*source="beta"[^}]*destination="ledger"[^}]*\} 6/);

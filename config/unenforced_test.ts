@@ -1,0 +1,42 @@
+import { assertEquals } from "../tests/assert.ts";
+import { parseConfigText, ProxyConfig, ResourceSchema } from "./mod.ts";
+import { unenforcedResourceParts, unenforcedSettings } from "./unenforced.ts";
+
+const HEAD = "node: vm-1\ncontrol: [https://10.0.0.1:7400]\n";
+
+Deno.test("unenforcedSettings() names access_log and telemetry.otlp only when given", () => {
+  const plain = parseConfigText(HEAD, "proxy.yaml", ProxyConfig);
+  assertEquals(unenforcedSettings(plain), []);
+  const both = parseConfigText(
+    HEAD + "access_log: /var/log/skein/access.log\ntelemetry: { otlp: http://collector:4318 }\n",
+    "proxy.yaml",
+    ProxyConfig,
+  );
+  assertEquals(unenforcedSettings(both), ["access_log", "telemetry.otlp"]);
+});
+
+Deno.test("unenforcedResourceParts() names RateLimits and Route mirrors and faults", () => {
+  const rs = [
+    { kind: "Policy", service: "ledger" },
+    { kind: "RateLimit", service: "ledger", requests_per_second: 500, burst: 1000 },
+    {
+      kind: "Route",
+      service: "ledger",
+      rules: [
+        { backends: [{ version: "v2" }] },
+        {
+          backends: [{ version: "v1", weight: 95 }, { version: "v2", weight: 5 }],
+          mirror: { version: "v3", percent: 10 },
+          fault: { abort: { percent: 1, status: 503 } },
+        },
+      ],
+    },
+    { kind: "Authorization", service: "ledger", allow: [{ from: ["payments"] }] },
+  ].map((r) => ResourceSchema.parse(r));
+  assertEquals(unenforcedResourceParts(rs), [
+    "RateLimit/ledger",
+    "Route/ledger rules[1].mirror",
+    "Route/ledger rules[1].fault",
+  ]);
+  assertEquals(unenforcedResourceParts(rs.slice(0, 1)), []);
+});

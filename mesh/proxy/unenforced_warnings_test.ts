@@ -1,0 +1,43 @@
+import { assertEquals } from "../../tests/assert.ts";
+import { type LogFields, type Logger, nullLogger } from "../../common/log.ts";
+import { MAX_UNENFORCED_WARNINGS, UnenforcedWarnings } from "./proxy.ts";
+
+/** A logger that keeps its warnings. */
+function recording(): { log: Logger; warned: LogFields[] } {
+  const warned: LogFields[] = [];
+  return {
+    log: { ...nullLogger, warn: (_m: string, f?: LogFields) => warned.push(f ?? {}) },
+    warned,
+  };
+}
+
+const RATE = { kind: "RateLimit", service: "ledger", requests_per_second: 5, burst: 10 };
+const ROUTE = {
+  kind: "Route",
+  service: "ledger",
+  rules: [{ backends: [{ version: "v2" }], mirror: { version: "v3", percent: 10 } }],
+};
+
+Deno.test("UnenforcedWarnings warns once per part, skipping unreadable resources", () => {
+  const { log, warned } = recording();
+  const w = new UnenforcedWarnings(log);
+  assertEquals(w.check([{ kind: "Policy", service: "ledger" }]), []);
+  assertEquals(w.check([RATE, { kind: "RateLimit", service: "bad", burst: -1 }]), [
+    "RateLimit/ledger",
+  ]);
+  // The same resources again, and later with one more: only the new part is reported.
+  assertEquals(w.check([RATE, { kind: "RateLimit", service: "bad", burst: -1 }]), []);
+  assertEquals(w.check([ROUTE, RATE]), ["Route/ledger rules[0].mirror"]);
+  assertEquals(warned.map((f) => f.part), ["RateLimit/ledger", "Route/ledger rules[0].mirror"]);
+});
+
+Deno.test("UnenforcedWarnings stops remembering new parts at its bound", () => {
+  const { log, warned } = recording();
+  const w = new UnenforcedWarnings(log);
+  const many = Array.from({ length: MAX_UNENFORCED_WARNINGS + 5 }, (_, i) => ({
+    ...RATE,
+    service: `s${i}`,
+  }));
+  assertEquals(w.check(many).length, MAX_UNENFORCED_WARNINGS);
+  assertEquals(warned.length, MAX_UNENFORCED_WARNINGS);
+});
