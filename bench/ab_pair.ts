@@ -16,6 +16,7 @@
  */
 
 import { cpuMs, type HeldTarget, type HeldTopology, holdTopology } from "./held_topology.ts";
+import { WARMUP_SEC } from "./mesh_bench.ts";
 
 /** One side: a checkout and the environment its topology runs with. */
 interface Side {
@@ -94,8 +95,8 @@ if (import.meta.main) {
   try {
     held.push(await hold(a), await hold(b));
     const [ha, hb] = held as [Held, Held];
-    await measure(ha, 3); // warm-up: JIT, pools, mux sessions
-    await measure(hb, 3);
+    await measure(ha, WARMUP_SEC); // warm-up: JIT, heap, pools, mux sessions
+    await measure(hb, WARMUP_SEC);
     const xa: number[] = [];
     const xb: number[] = [];
     for (let i = 0; i < pairs; i++) {

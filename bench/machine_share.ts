@@ -12,6 +12,7 @@
  * @module
  */
 import { cpuMs, type HeldTopology, holdTopology } from "./held_topology.ts";
+import { WARMUP_SEC } from "./mesh_bench.ts";
 
 /** Idle and total jiffies of the whole machine so far. */
 async function machineJiffies(): Promise<{ idle: number; total: number }> {
@@ -20,8 +21,8 @@ async function machineJiffies(): Promise<{ idle: number; total: number }> {
   return { idle: v[3]! + v[4]!, total: v.reduce((a, b) => a + b, 0) };
 }
 
-/** One wrk run against `name`, printed as a row. */
-async function measure(t: HeldTopology, name: string, dur: number): Promise<void> {
+/** One wrk run against `name`, printed as a row (marked when it is a warm-up). */
+async function measure(t: HeldTopology, name: string, dur: number, warmUp = false): Promise<void> {
   const target = t.targets.get(name);
   if (target === undefined) throw new Error(`no target ${name}`);
   if (t.app === null) throw new Error("this checkout's mesh_bench.ts does not print the app pid");
@@ -46,7 +47,7 @@ async function measure(t: HeldTopology, name: string, dur: number): Promise<void
       per[1]
     } app ${per[2]}  idle ${(100 * idle / total).toFixed(1)}%  machine ${
       busyPerCall.toFixed(1)
-    } µs/call`,
+    } µs/call${warmUp ? "  (warm-up)" : ""}`,
   );
 }
 
@@ -63,9 +64,9 @@ if (import.meta.main) {
   const root = new URL("..", import.meta.url).pathname;
   const t = await holdTopology(root, {}, workers !== null ? ["--workers", workers] : []);
   try {
-    // Warm-up: JIT, pools, mux sessions.
-    if (!skeinOnly) await measure(t, "haproxy-mtls", 3);
-    await measure(t, "skein-mtls", 3);
+    // Warm-up: JIT, heap, pools, mux sessions (the benchmark's own, see WARMUP_SEC).
+    if (!skeinOnly) await measure(t, "haproxy-mtls", WARMUP_SEC, true);
+    await measure(t, "skein-mtls", WARMUP_SEC, true);
     for (let r = 0; r < rounds; r++) {
       if (!skeinOnly) await measure(t, "haproxy-mtls", dur);
       await measure(t, "skein-mtls", dur);

@@ -197,6 +197,20 @@ async function waitMeshRoute(port: number): Promise<void> {
   throw new Error(`no route through the proxies on ${port}: ${last}`);
 }
 
+/**
+ * Seconds of load on each target before its first measured round. A fresh skein proxy runs its
+ * first two seconds at about two thirds of its steady speed (V8 tiering up the hot path, the
+ * young generation growing); HAProxy has no such phase. With the 1 s used until session 8 that
+ * phase fell inside skein's first round.
+ */
+export const WARMUP_SEC = 5;
+/**
+ * Seconds of load on a target right before each of its measured rounds: the other targets' rounds
+ * leave it idle for half a minute, after which skein needs a second or two to reach its steady
+ * speed again. Every target gets the same.
+ */
+export const ROUND_WARMUP_SEC = 1;
+
 async function wrk(port: number, dur: number, conns: number) {
   const out = await new Deno.Command("wrk", {
     args: ["-t1", `-c${conns}`, `-d${dur}s`, "--latency", `http://127.0.0.1:${port}/`],
@@ -468,7 +482,7 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
     const sumRss = async (pids: number[]) =>
       (await Promise.all(pids.map(rssKiB))).reduce((a, b) => a + b, 0);
     for (const t of targets) {
-      await wrk(t.port, 1, conns); // warm-up: JIT, pools, backlog
+      await wrk(t.port, WARMUP_SEC, conns); // JIT, heap, pools, backlog
       rssIdle.set(t.name, await sumRss(t.pids));
       rssLoad.set(t.name, 0);
       runs.set(t.name, []);
@@ -484,6 +498,7 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
             rssLoad.set(t.name, Math.max(rssLoad.get(t.name)!, await sumRss(t.pids)));
           }
         })();
+        await wrk(t.port, ROUND_WARMUP_SEC, conns);
         const cpu0 = await Promise.all(t.pids.map(cpuMs));
         const w = await wrk(t.port, dur, conns);
         const cpu1 = await Promise.all(t.pids.map(cpuMs));
