@@ -245,7 +245,7 @@ export class DataPlane {
         workers: opts.workers ?? 1,
         upstreams: cfg.upstreams.map((u) => ({ service: u.service, caller: u.caller })),
         locals,
-        tunnelPort: () => bridge?.port ?? null,
+        tunnelPort: (service) => bridge?.portFor(service) ?? null,
         trustDomain: meshTls?.trustDomain,
       });
       const common = {

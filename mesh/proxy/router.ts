@@ -66,8 +66,8 @@ export interface MeshRouterOptions extends DestinationDeps {
   upstreams: readonly UpstreamRef[];
   /** The local apps behind `inbound`. */
   locals: readonly LocalApp[];
-  /** Where inbound `Upgrade: skein-tcp` requests go (the local tunnel bridge), if any. */
-  tunnelPort?: () => number | null;
+  /** Where inbound `Upgrade: skein-tcp` requests for a local service go (its tunnel bridge port), if anywhere. */
+  tunnelPort?: (service: string) => number | null;
   /** Structured logger. */
   logger: Logger;
   /** With mTLS between proxies: the trust domain whose `svc/<service>` ids servers must show. */
@@ -220,7 +220,7 @@ export class MeshRouter implements Router {
     }
     const up = head.upgrade ? headerValue(head, "upgrade") : null;
     if (up !== null && up.toLowerCase() === TCP_TUNNEL_UPGRADE) {
-      const port = this.#o.tunnelPort?.() ?? null;
+      const port = this.#o.tunnelPort?.(d.service) ?? null;
       if (port === null) return new ProxyError(404, "no_route", "no TCP tunnel on this proxy");
       const denied = this.#authz.checkTcp(d.service, caller);
       if (denied !== null) return denied;

@@ -81,33 +81,48 @@ export async function connectTunnel(
   }
 }
 
-/** The receiving side: a loopback listener the inbound forwarder sends tunnel upgrades to. */
+/**
+ * The receiving side: one loopback listener per local service, which the inbound forwarder
+ * sends that service's authorized tunnel upgrades to. The listener, not the upgrade's head,
+ * decides the app: the head comes from the caller, and re-reading a destination from it could
+ * pick another service than the one the router authorized.
+ */
 export class TunnelBridge {
-  readonly #listener: Deno.Listener;
-  readonly #ports: ReadonlyMap<string, number>;
+  /** Service → its listener. */
+  readonly #listeners = new Map<string, Deno.Listener>();
   readonly #log: Logger;
   readonly #active = new Set<Deno.Conn>();
   readonly #served: Promise<void>;
   #closed = false;
 
-  /** Listens on 127.0.0.1 (a free port) for tunnels to the local apps in `ports`. */
+  /** Listens on 127.0.0.1 (a free port each) for tunnels to the local apps in `ports`. */
   constructor(ports: ReadonlyMap<string, number>, log: Logger) {
-    this.#listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    this.#ports = ports;
     this.#log = log;
-    this.#served = this.#accept();
+    const served: Promise<void>[] = [];
+    try {
+      for (const [service, appPort] of ports) {
+        const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+        this.#listeners.set(service, l);
+        served.push(this.#accept(l, appPort));
+      }
+    } catch (e) {
+      for (const l of this.#listeners.values()) l.close();
+      throw e;
+    }
+    this.#served = Promise.all(served).then(() => {});
   }
 
-  /** The bridge's port. */
-  get port(): number {
-    return (this.#listener.addr as Deno.NetAddr).port;
+  /** The bridge port leading to `service`'s app, or null when this proxy does not front it. */
+  portFor(service: string): number | null {
+    const l = this.#listeners.get(service);
+    return l === undefined ? null : (l.addr as Deno.NetAddr).port;
   }
 
-  async #accept(): Promise<void> {
+  async #accept(listener: Deno.Listener, appPort: number): Promise<void> {
     while (!this.#closed) {
       let c: Deno.Conn;
       try {
-        c = await this.#listener.accept();
+        c = await listener.accept();
       } catch {
         return;
       }
@@ -116,20 +131,15 @@ export class TunnelBridge {
         continue;
       }
       this.#active.add(c);
-      this.#bridge(c).finally(() => this.#active.delete(c));
+      this.#bridge(c, appPort).finally(() => this.#active.delete(c));
     }
   }
 
-  async #bridge(c: Deno.Conn): Promise<void> {
+  async #bridge(c: Deno.Conn, port: number): Promise<void> {
     let app: Deno.Conn | null = null;
     try {
-      const head = await _readHead(c);
-      const m = new RegExp(`^${DESTINATION_HEADER}:\\s*(\\S+)\\s*$`, "im").exec(head);
-      const port = m ? this.#ports.get(m[1]!) : undefined;
-      if (port === undefined) {
-        await writeAll(c, _enc.encode("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n"));
-        return;
-      }
+      // The upgrade request's head is consumed, not read for where to go.
+      await _readHead(c);
       try {
         app = await Deno.connect({ hostname: "127.0.0.1", port });
       } catch {
@@ -167,10 +177,12 @@ export class TunnelBridge {
   /** Stops accepting and closes every bridged connection. */
   async close(): Promise<void> {
     this.#closed = true;
-    try {
-      this.#listener.close();
-    } catch {
-      // Already closed.
+    for (const l of this.#listeners.values()) {
+      try {
+        l.close();
+      } catch {
+        // Already closed.
+      }
     }
     for (const c of this.#active) closeQuietly(c);
     await this.#served;
