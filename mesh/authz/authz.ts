@@ -19,7 +19,8 @@ export type DecisionReason =
   | "default_deny"
   | "no_policy"
   | "no_identity"
-  | "invalid_path";
+  | "invalid_path"
+  | "policy_unreadable";
 
 /** The outcome for one request. */
 export interface Decision {
@@ -63,6 +64,8 @@ export interface CompiledAuthorization {
   readonly defaultAllow: boolean;
   /** Whether allowed calls are audited too. */
   readonly auditAllowed: boolean;
+  /** The service's resource could not be read: every call is denied `policy_unreadable`. */
+  readonly unreadable: boolean;
   readonly _deny: readonly _Rule[];
   readonly _allow: readonly _Rule[];
 }
@@ -122,8 +125,24 @@ export function compileAuthorization(
     service: res.service,
     defaultAllow: res.default === "allow",
     auditAllowed: res.audit_allowed,
+    unreadable: false,
     _deny: res.deny.map((r, i) => _compileRule(`deny[${i}]`, r, opts.trustDomain)),
     _allow: res.allow.map((r, i) => _compileRule(`allow[${i}]`, r, opts.trustDomain)),
+  };
+}
+
+/**
+ * The policy of a service whose `Authorization` could not be read: it denies every call (fail
+ * closed), since skipping it would leave the service open to every mesh member.
+ */
+export function unreadableAuthorization(service: string): CompiledAuthorization {
+  return {
+    service,
+    defaultAllow: false,
+    auditAllowed: false,
+    unreadable: true,
+    _deny: [],
+    _allow: [],
   };
 }
 
@@ -188,6 +207,11 @@ const DEFAULT_DENY: Decision = Object.freeze({
   reason: "default_deny",
   rule: null,
 });
+const UNREADABLE: Decision = Object.freeze({
+  allowed: false,
+  reason: "policy_unreadable",
+  rule: null,
+});
 
 /**
  * {@linkcode evaluate} for a caller whose path is already normalized (null: not a path), so a
@@ -200,6 +224,7 @@ export function evaluateNormalized(
   normalizedPath: string | null,
 ): Decision {
   if (!caller) return NO_IDENTITY;
+  if (policy.unreadable) return UNREADABLE;
   if (normalizedPath === null) return INVALID_PATH;
   const m = method.toUpperCase();
   for (const r of policy._deny) {
@@ -220,6 +245,7 @@ export function evaluateNormalized(
  */
 export function evaluateTcp(policy: CompiledAuthorization, caller: SpiffeId | null): Decision {
   if (!caller) return NO_IDENTITY;
+  if (policy.unreadable) return UNREADABLE;
   for (const r of policy._deny) {
     if (r.from(caller)) return r.denied;
   }

@@ -7,8 +7,10 @@ import {
   deniedHttp1,
   deniedResponse,
   evaluate,
+  evaluateTcp,
   normalizePath,
   shouldAudit,
+  unreadableAuthorization,
 } from "./mod.ts";
 
 const TD = "skein.local";
@@ -297,4 +299,18 @@ Deno.test("evaluate(): bypass attempts found in review are decided on the canoni
   assertEquals(go(denyAdmin, "HEAD", "/admin"), false, "a denied GET is denied as HEAD too");
   assertEquals(go(denyAdmin, "POST", "/admin"), true, "other methods are not in the rule");
   assertEquals(go(denyAdmin, "GET", "/administrator"), true);
+});
+
+Deno.test("unreadableAuthorization() denies every call and tunnel, and is audited", () => {
+  const p = unreadableAuthorization("ledger");
+  for (const caller of [PAYMENTS, BILLING, CP1]) {
+    for (const [method, path] of [["GET", "/public/x"], ["POST", "/charge"], ["GET", "*"]]) {
+      const d = evaluate(p, { caller, method: method!, path: path! });
+      assertEquals(d, { allowed: false, reason: "policy_unreadable", rule: null });
+      assert(shouldAudit(p, d));
+    }
+    assertEquals(evaluateTcp(p, caller).reason, "policy_unreadable");
+  }
+  // No identity is still reported as such.
+  assertEquals(evaluate(p, { caller: null, method: "GET", path: "/" }).reason, "no_identity");
 });

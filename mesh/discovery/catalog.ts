@@ -60,22 +60,43 @@ export const HeartbeatAnswer = z.object({
 /** The body of `PUT /v1/heartbeat`'s answer. */
 export type HeartbeatAnswer = z.infer<typeof HeartbeatAnswer>;
 
+/** The catalog's resources as this proxy could read them. */
+export interface ReadResources {
+  /** The valid resources. */
+  resources: Resource[];
+  /**
+   * Services named by an `Authorization` this proxy could not read (a field from a newer
+   * version, say). Skipping one would leave its service open, so the inbound denies instead.
+   */
+  unreadableAuthorizations: string[];
+}
+
 /**
  * Validates the catalog's resources one by one. A resource this proxy cannot read (a kind it
- * does not know yet, say) is skipped with a warning instead of discarding the whole catalog.
+ * does not know yet, say) is skipped with a warning instead of discarding the whole catalog;
+ * an unreadable `Authorization` is also reported by service.
  */
-export function parseResources(raw: readonly unknown[], log: Logger): Resource[] {
-  const out: Resource[] = [];
+export function readResources(raw: readonly unknown[], log: Logger): ReadResources {
+  const out: ReadResources = { resources: [], unreadableAuthorizations: [] };
   for (const r of raw) {
     const p = ResourceSchema.safeParse(r);
-    if (p.success) out.push(p.data);
+    if (p.success) out.resources.push(p.data);
     else {
       const kind = (r as { kind?: unknown } | null)?.kind;
+      const service = (r as { service?: unknown } | null)?.service;
       log.warn("ignoring a catalog resource this proxy cannot read", {
         kind: typeof kind === "string" ? kind : null,
         issue: p.error.issues[0]?.message,
       });
+      if (kind === "Authorization" && typeof service === "string") {
+        out.unreadableAuthorizations.push(service);
+      }
     }
   }
   return out;
+}
+
+/** The valid resources of {@linkcode readResources}. */
+export function parseResources(raw: readonly unknown[], log: Logger): Resource[] {
+  return readResources(raw, log).resources;
 }

@@ -33,6 +33,7 @@ import {
   evaluateTcp,
   normalizePath,
   shouldAudit,
+  unreadableAuthorization,
 } from "../authz/mod.ts";
 import { ProxyError } from "../forward/mod.ts";
 
@@ -51,6 +52,9 @@ export interface InboundAuthzOptions {
   /** The proxy logger; audit lines go to it with `component=audit`. */
   logger: Logger;
 }
+
+/** The `source` of an entry made for an unreadable resource. */
+const _UNREADABLE = "\u0000unreadable";
 
 interface _Entry {
   /** The resource as JSON, to skip recompiling an unchanged one. */
@@ -78,12 +82,30 @@ export class InboundAuthz {
 
   /**
    * Takes the resources of a new catalog: compiles the `Authorization` of each local service,
-   * reusing the compiled form of a resource that did not change.
+   * reusing the compiled form of a resource that did not change. A local service in
+   * `unreadable` (its `Authorization` could not be read) gets a policy denying every call.
    */
-  apply(resources: readonly Resource[]): void {
+  apply(resources: readonly Resource[], unreadable: readonly string[] = []): void {
     const next = new Map<string, _Entry>();
+    for (const service of unreadable) {
+      if (!this.#services.has(service) || next.has(service)) continue;
+      const old = this.#entries.get(service);
+      next.set(
+        service,
+        old?.source === _UNREADABLE ? old : {
+          source: _UNREADABLE,
+          policy: unreadableAuthorization(service),
+        },
+      );
+      if (old?.source !== _UNREADABLE) {
+        this.#log.error("authorization policy unreadable: denying every call to the service", {
+          service,
+        });
+      }
+    }
     for (const r of resources) {
       if (r.kind !== "Authorization" || !this.#services.has(r.service)) continue;
+      if (next.has(r.service)) continue; // unreadable above: one resource per service
       const source = JSON.stringify(r);
       const old = this.#entries.get(r.service);
       if (old !== undefined && old.source === source) {

@@ -293,3 +293,25 @@ Deno.test("InboundAuthz: only local services' policies, recompiled only when cha
   assert(!a.has("ledger"));
   assertEquals(log.lines.filter((l) => l.includes("authorization policy removed")).length, 1);
 });
+
+Deno.test("inbound authz: an Authorization this proxy cannot read denies every call (fail closed)", async () => {
+  const h = harness();
+  try {
+    // A field from a newer version: the strict schema refuses the whole resource.
+    h.router.applyCatalog(catalog([{ ...LEDGER_POLICY, future_field: true }]));
+    const r = await h.call("POST", "/charge", PAYMENTS);
+    assertEquals(r.status, 403, "an unreadable policy must not leave the service open");
+    assertEquals(r.headers.get("x-skein-denied"), "policy_unreadable");
+    assertEquals(h.seen, []);
+    assertMatch(h.audits().at(-1)!, /reason=policy_unreadable/);
+    // A readable version of it applies as usual, and an unreadable one for another service is
+    // none of this proxy's business.
+    h.router.applyCatalog(
+      catalog([LEDGER_POLICY, { kind: "Authorization", service: "other", bogus: 1 }], 2),
+    );
+    assertEquals((await h.call("POST", "/charge", PAYMENTS)).status, 200);
+    assertEquals((await h.call("POST", "/charge", BILLING)).status, 403);
+  } finally {
+    await h.close();
+  }
+});

@@ -15,7 +15,7 @@ import { serviceSpiffeId } from "./mesh_tls.ts";
 import { ProxyError } from "../forward/mod.ts";
 import { headerValue, markHopByHop, type RequestHead } from "../http1/mod.ts";
 import type { TcpRouter } from "../tcp/mod.ts";
-import { type Catalog, EMPTY_CATALOG, parseResources } from "../discovery/mod.ts";
+import { type Catalog, EMPTY_CATALOG, readResources } from "../discovery/mod.ts";
 import {
   Destination,
   type DestinationDeps,
@@ -139,12 +139,12 @@ export class MeshRouter implements Router {
     this.#haveCatalog = true;
     const policies = new Map<string, Policy>();
     const routes = new Map<string, Route>();
-    const resources = parseResources(c.resources, this.#o.logger);
+    const { resources, unreadableAuthorizations } = readResources(c.resources, this.#o.logger);
     for (const r of resources) {
       if (r.kind === "Policy") policies.set(r.service, r);
       else if (r.kind === "Route") routes.set(r.service, r);
     }
-    this.#authz.apply(resources);
+    this.#authz.apply(resources, unreadableAuthorizations);
     this.#policies = policies;
     this.#routes = routes;
     for (const [name, d] of this.#outbound) this.#refresh(name, d);
