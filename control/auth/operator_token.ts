@@ -33,6 +33,13 @@ export function roleAllows(have: Role, need: Role): boolean {
   return ROLES.indexOf(have) >= ROLES.indexOf(need);
 }
 
+/**
+ * Id prefix of the admin tokens control nodes register from their `bootstrap_token_file`
+ * (`boot-` and 16 hex digits of the hash). Ids of tokens made through the API are 16 hex digits,
+ * so the prefix tells the two apart.
+ */
+export const BOOTSTRAP_TOKEN_ID_PREFIX = "boot-";
+
 /** A stored operator token: only the hash of the secret. */
 export interface OperatorTokenRecord {
   /** Short public id. */

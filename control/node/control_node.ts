@@ -22,7 +22,7 @@ import {
 } from "../registry/mod.ts";
 import { type CaState, createCa, isRevoked } from "../ca/mod.ts";
 import type { ControlIdentity } from "../tls/mod.ts";
-import type { ForwardedCaller } from "../auth/mod.ts";
+import { BOOTSTRAP_TOKEN_ID_PREFIX, type ForwardedCaller } from "../auth/mod.ts";
 import { isTrustDomain } from "../../common/tls.ts";
 import {
   BackendError,
@@ -406,7 +406,7 @@ export class ControlNode implements ControlBackend {
       const cmd = validateCommand({
         type: "put_operator_token",
         record: {
-          id: `boot-${hash.slice(0, 16)}`,
+          id: `${BOOTSTRAP_TOKEN_ID_PREFIX}${hash.slice(0, 16)}`,
           name: `bootstrap ${this.#opts.node}`.slice(0, 64),
           role: "admin",
           hash,
@@ -417,7 +417,7 @@ export class ControlNode implements ControlBackend {
       const r = await this.propose(cmd, AbortSignal.timeout(BOOTSTRAP_TOKEN_COMMIT_TIMEOUT_MS));
       if (r.ok) {
         this.#log.info("bootstrap admin token registered", {
-          credential_id: `boot-${hash.slice(0, 16)}`,
+          credential_id: `${BOOTSTRAP_TOKEN_ID_PREFIX}${hash.slice(0, 16)}`,
         });
       } else if (r.error.code !== "token_exists" && r.error.code !== "token_revoked") {
         this.#log.warn("bootstrap token registration refused", {

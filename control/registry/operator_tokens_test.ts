@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { authenticate, createOperatorToken } from "../auth/mod.ts";
+import { authenticate, BOOTSTRAP_TOKEN_ID_PREFIX, createOperatorToken } from "../auth/mod.ts";
 import { decodeCommand, encodeCommand, type RegistryCommand } from "./commands.ts";
-import { RegistryState } from "./state.ts";
+import { MAX_REVOKED_OPERATOR_HASHES, RegistryState } from "./state.ts";
 
 const NOW = Date.UTC(2026, 0, 1);
 
@@ -72,4 +72,35 @@ Deno.test("put_operator_token drops records that expired before the new one was 
     { type: "put_operator_token", record: fresh.record },
   ]);
   assert.deepEqual(st.operatorTokens().map((r) => r.name), ["new"]);
+});
+
+Deno.test("a revoked bootstrap token stays revoked however many revocations follow", () => {
+  const st = new RegistryState();
+  const boot = createOperatorToken({ name: "bootstrap cp-1", role: "admin", now: NOW });
+  // As a control node registers its bootstrap file.
+  const bootRecord = {
+    ...boot.record,
+    id: `${BOOTSTRAP_TOKEN_ID_PREFIX}${boot.record.hash.slice(0, 16)}`,
+  };
+  applyAll(st, [
+    { type: "put_operator_token", record: bootRecord },
+    { type: "revoke_operator_token", id: bootRecord.id },
+  ]);
+  // More revocations of ordinary tokens than the ordinary list keeps.
+  for (let i = 0; i < MAX_REVOKED_OPERATOR_HASHES + 5; i++) {
+    const t = createOperatorToken({ name: `ci-${i}`, role: "read", now: NOW, ttlMs: 60_000 });
+    const [put, rev] = applyAll(st, [
+      { type: "put_operator_token", record: t.record },
+      { type: "revoke_operator_token", id: t.record.id },
+    ]);
+    assert.ok(put?.ok && rev?.ok);
+  }
+  assert.equal(st.operatorTokenStatus(bootRecord.hash), "revoked");
+  const [again] = applyAll(st, [{ type: "put_operator_token", record: bootRecord }]);
+  assert.ok(again && !again.ok && again.error.code === "token_revoked");
+  assert.equal(authenticate(st.operatorTokens(), `Bearer ${boot.secret}`, NOW).ok, false);
+  // And across a snapshot.
+  const back = RegistryState.restore(st.snapshot());
+  assert.equal(back.operatorTokenStatus(bootRecord.hash), "revoked");
+  assert.deepEqual(back.snapshot(), st.snapshot());
 });

@@ -17,6 +17,7 @@ import { type CaState, parseCaState, revokeIdentity, trustBundle } from "../ca/m
 import {
   addJoinToken,
   addOperatorToken,
+  BOOTSTRAP_TOKEN_ID_PREFIX,
   consumeJoinToken,
   deleteOperatorToken,
   type JoinTokenRecord,
@@ -39,10 +40,16 @@ export const MAX_REVISIONS_KEPT = 20;
 /** Version tag written into snapshots, bumped when their layout changes. */
 export const SNAPSHOT_VERSION = 1;
 /**
- * Most hashes of revoked operator tokens remembered. They stop a node from registering its
- * bootstrap token again after an operator revoked it; beyond the bound the oldest is forgotten.
+ * Most hashes of revoked operator tokens made through the API remembered; beyond the bound the
+ * oldest is forgotten (nothing proposes a random token's hash again).
  */
 export const MAX_REVOKED_OPERATOR_HASHES = MAX_OPERATOR_TOKENS;
+/**
+ * Most hashes of revoked bootstrap tokens remembered, apart from the others so that no number
+ * of later revocations pushes one out: each node holding the file would register it again as
+ * an admin token. One per bootstrap token file a cluster ever had, so the bound is never near.
+ */
+export const MAX_REVOKED_BOOTSTRAP_HASHES = MAX_OPERATOR_TOKENS;
 
 /** Why a command was refused; the state is unchanged in every case. */
 export type ApplyErrorCode =
@@ -189,6 +196,8 @@ const _SnapshotSchema = z.strictObject({
   operator_tokens: z.array(OperatorTokenRecordSchema).max(MAX_OPERATOR_TOKENS).optional(),
   revoked_operator_hashes: z.array(z.string().regex(/^[0-9a-f]{64}$/))
     .max(MAX_REVOKED_OPERATOR_HASHES).optional(),
+  revoked_bootstrap_hashes: z.array(z.string().regex(/^[0-9a-f]{64}$/))
+    .max(MAX_REVOKED_BOOTSTRAP_HASHES).optional(),
 });
 
 /** Thrown by {@linkcode RegistryState.restore} for bytes that are not a valid snapshot. */
@@ -268,6 +277,7 @@ export class RegistryState {
   #joinTokens: readonly JoinTokenRecord[] = [];
   #operatorTokens: readonly OperatorTokenRecord[] = [];
   #revokedOperatorHashes: readonly string[] = [];
+  #revokedBootstrapHashes: readonly string[] = [];
 
   /** Raft index of the last applied entry (changed the state or not). */
   get appliedIndex(): number {
@@ -404,7 +414,7 @@ export class RegistryState {
   }
 
   #putOperatorToken(index: number, record: OperatorTokenRecord): ApplyResult {
-    if (this.#revokedOperatorHashes.includes(record.hash)) {
+    if (this.#isRevokedHash(record.hash)) {
       return _fail(index, "token_revoked", `operator token ${record.id} was revoked`);
     }
     if (this.#operatorTokens.some((r) => r.id === record.id || r.hash === record.hash)) {
@@ -428,9 +438,15 @@ export class RegistryState {
     const rec = this.#operatorTokens.find((r) => r.id === id);
     if (!rec) return _fail(index, "not_found", `no operator token ${id}`);
     this.#operatorTokens = _deepFreeze(deleteOperatorToken(this.#operatorTokens, id));
-    this.#revokedOperatorHashes = _deepFreeze(
-      [...this.#revokedOperatorHashes, rec.hash].slice(-MAX_REVOKED_OPERATOR_HASHES),
-    );
+    if (rec.id.startsWith(BOOTSTRAP_TOKEN_ID_PREFIX)) {
+      this.#revokedBootstrapHashes = _deepFreeze(
+        [...this.#revokedBootstrapHashes, rec.hash].slice(-MAX_REVOKED_BOOTSTRAP_HASHES),
+      );
+    } else {
+      this.#revokedOperatorHashes = _deepFreeze(
+        [...this.#revokedOperatorHashes, rec.hash].slice(-MAX_REVOKED_OPERATOR_HASHES),
+      );
+    }
     return { ok: true, index, value: { type: "revoke_operator_token", id } };
   }
 
@@ -442,7 +458,12 @@ export class RegistryState {
   /** Whether an operator token with this hash is registered, was revoked, or is unknown. */
   operatorTokenStatus(hash: string): "active" | "revoked" | "absent" {
     if (this.#operatorTokens.some((r) => r.hash === hash)) return "active";
-    return this.#revokedOperatorHashes.includes(hash) ? "revoked" : "absent";
+    return this.#isRevokedHash(hash) ? "revoked" : "absent";
+  }
+
+  #isRevokedHash(hash: string): boolean {
+    return this.#revokedBootstrapHashes.includes(hash) ||
+      this.#revokedOperatorHashes.includes(hash);
   }
 
   #revokeIdentity(index: number, spiffeId: string, now: number, reason: string): ApplyResult {
@@ -751,6 +772,9 @@ export class RegistryState {
       ...(this.#revokedOperatorHashes.length > 0
         ? { revoked_operator_hashes: this.#revokedOperatorHashes }
         : {}),
+      ...(this.#revokedBootstrapHashes.length > 0
+        ? { revoked_bootstrap_hashes: this.#revokedBootstrapHashes }
+        : {}),
     };
     return new TextEncoder().encode(canonicalJson(body));
   }
@@ -824,6 +848,7 @@ export class RegistryState {
     st.#joinTokens = _deepFreeze(snap.join_tokens ?? []);
     st.#operatorTokens = _deepFreeze(snap.operator_tokens ?? []);
     st.#revokedOperatorHashes = _deepFreeze(snap.revoked_operator_hashes ?? []);
+    st.#revokedBootstrapHashes = _deepFreeze(snap.revoked_bootstrap_hashes ?? []);
     return st;
   }
 }
