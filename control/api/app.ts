@@ -200,12 +200,18 @@ const _HeartbeatBody = z.strictObject({
 const _MemberBody = z.strictObject({
   node: NameSchema,
   address: z.string().regex(/^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$/, 'expected "host:port"'),
-  api: z.url().max(256).nullable().optional(),
+  // Followers forward callers' tokens to this address: never in clear.
+  api: z.url().max(256).refine((u) => u.startsWith("https://"), {
+    message: "expected an https:// URL",
+  }).nullable().optional(),
   voter: z.boolean().optional(),
 });
 const _RollbackBody = z.strictObject({ revision: z.number().int().min(1) });
 /** Longest join token accepted in a sign request (a real one is 52 characters). */
 const _MAX_TOKEN_CHARS = 256;
+/** Largest `POST /v1/ca/sign` body: a CSR of `MAX_CSR_PEM_BYTES`, a token and the JSON around. */
+export const MAX_SIGN_BODY_BYTES = 16 * 1024;
+
 const _SignBody = z.strictObject({
   csr: z.string().min(1).max(MAX_CSR_PEM_BYTES),
   token: z.string().min(1).max(_MAX_TOKEN_CHARS).optional(),
@@ -447,8 +453,9 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
 
   async function body(
     c: Context<ApiEnv>,
+    limit = maxBody,
   ): Promise<{ bytes: Uint8Array<ArrayBuffer>; value: unknown }> {
-    const bytes = await readBodyBytes(c.req.raw, maxBody);
+    const bytes = await readBodyBytes(c.req.raw, Math.min(limit, maxBody));
     return { bytes, value: parseJsonBody(bytes) };
   }
 
@@ -937,7 +944,8 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
   });
 
   app.post("/v1/ca/sign", async (c) => {
-    const { bytes, value } = await body(c);
+    // Read before any credential is checked (the join token is in it): no more than a CSR needs.
+    const { bytes, value } = await body(c, MAX_SIGN_BODY_BYTES);
     const req = validate(_SignBody, value);
     const header = bearerToken(c.req.header("authorization"));
     const token = req.token ?? (header && isJoinTokenSecret(header) ? header : null);

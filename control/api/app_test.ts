@@ -61,6 +61,20 @@ Deno.test("members can be listed, added and removed", async () => {
   ]);
   assert.equal((await call("DELETE", "/v1/members/cp-2")).status, 200);
   assert.equal((await call("DELETE", "/v1/members/cp-2")).status, 404);
+  // Followers forward callers' tokens to a member's API address: plaintext is refused.
+  const http = await call("POST", "/v1/members", {
+    node: "cp-3",
+    address: "10.0.0.3:7401",
+    api: "http://10.0.0.3:7400",
+  });
+  assert.equal(http.status, 400);
+  assert.match(JSON.stringify(http.json.error), /api.*https:\/\//);
+  const https = await call("POST", "/v1/members", {
+    node: "cp-3",
+    address: "10.0.0.3:7401",
+    api: "https://10.0.0.3:7400",
+  });
+  assert.equal(https.status, 201);
 });
 
 Deno.test("instances: register, query with filters, fetch one, deregister", async () => {

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import * as x509 from "../ca/_x509.ts";
-import { createCa } from "../ca/mod.ts";
+import { createCa, MAX_CSR_PEM_BYTES } from "../ca/mod.ts";
 import { EC_ALGORITHM, generateEcKeyPair } from "../../common/tls.ts";
-import { createApi } from "./app.ts";
+import { createApi, MAX_SIGN_BODY_BYTES } from "./app.ts";
 import { FakeBackend } from "./fake_backend.ts";
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -107,6 +107,18 @@ Deno.test("POST /v1/ca/sign refuses unknown and expired tokens, and a bad CSR do
   const expired = await post("/v1/ca/sign", { csr: await csr(), token });
   assert.equal(expired.status, 403);
   assert.equal((await expired.json()).error.code, "join_token_expired");
+});
+
+Deno.test("POST /v1/ca/sign reads no more than a CSR needs before any credential is checked", async () => {
+  const { post, backend } = await setup();
+  const { token } = await (await post("/v1/tokens", { service: "payments", ttl: "1m" })).json();
+  // The largest real body fits: a CSR at its limit and a token.
+  const big = await post("/v1/ca/sign", { csr: "x".repeat(MAX_CSR_PEM_BYTES), token });
+  assert.equal(big.status, 400, "too large a body would have been 413");
+  const over = await post("/v1/ca/sign", { csr: "x".repeat(MAX_SIGN_BODY_BYTES), token });
+  assert.equal(over.status, 413);
+  assert.equal((await over.json()).error.code, "body_too_large");
+  assert.equal(backend.state().joinTokens()[0]!.usesLeft, 1, "nothing was spent");
 });
 
 Deno.test("a revoked service cannot obtain a certificate; revoke needs exactly one target", async () => {

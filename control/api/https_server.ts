@@ -49,7 +49,15 @@ export const DRAIN_TIMEOUT_MS = 5_000;
  * writes. Larger or chunked bodies are streamed, so the handler's size limit (413) still stops
  * them early.
  */
-export const BUFFERED_BODY_MAX_BYTES = 64 * 1024;
+export const BUFFERED_BODY_MAX_BYTES = 16 * 1024;
+/**
+ * Connections open at once (handshaking or established); more are closed at once. Each may hold
+ * a buffered body before any credential is checked, so this bounds that memory too (about
+ * 128 MiB at {@linkcode BUFFERED_BODY_MAX_BYTES}). A fleet's proxies each keep about one.
+ */
+export const MAX_API_CONNECTIONS = 8192;
+/** Connections open at once from one client address: one host cannot take every slot. */
+export const MAX_API_CONNECTIONS_PER_ADDRESS = 256;
 /**
  * Longest interval of the sweep that enforces the header and body timeouts. One sweep per
  * server instead of a timer per request; a timeout fires up to one sweep late (the sweep runs
@@ -70,6 +78,8 @@ export type ApiHandler = (req: Request, info: ApiConnInfo) => Response | Promise
 
 /** Why a connection was cut before any HTTP. */
 export type ApiRefusalReason =
+  | "connection_limit"
+  | "address_limit"
   | "handshake_limit"
   | "handshake_timeout"
   | "handshake_failed"
@@ -96,6 +106,10 @@ export interface ApiHttpsOptions {
   isRevoked?: (spiffeId: string) => boolean;
   /** Handshakes in progress at once; connections beyond it are closed. @default MAX_CONCURRENT_HANDSHAKES */
   maxConcurrentHandshakes?: number;
+  /** Connections open at once. @default MAX_API_CONNECTIONS */
+  maxConnections?: number;
+  /** Connections open at once from one address. @default MAX_API_CONNECTIONS_PER_ADDRESS */
+  maxConnectionsPerAddress?: number;
   /** Bound on one TLS handshake. @default HANDSHAKE_TIMEOUT_MS */
   handshakeTimeoutMs?: number;
   /** Bound on receiving a request's headers (and on keep-alive idleness). @default HEADERS_TIMEOUT_MS */
@@ -165,6 +179,8 @@ const _HOST = /^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/;
 export async function serveApiHttps(opts: ApiHttpsOptions): Promise<ApiHttpsServer> {
   const log = opts.logger ?? nullLogger;
   const maxHandshakes = opts.maxConcurrentHandshakes ?? MAX_CONCURRENT_HANDSHAKES;
+  const maxConns = opts.maxConnections ?? MAX_API_CONNECTIONS;
+  const maxPerAddress = opts.maxConnectionsPerAddress ?? MAX_API_CONNECTIONS_PER_ADDRESS;
   const handshakeMs = opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
   const headersMs = opts.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
   const bodyMs = opts.requestTimeoutMs ?? REQUEST_BODY_TIMEOUT_MS;
@@ -173,6 +189,8 @@ export async function serveApiHttps(opts: ApiHttpsOptions): Promise<ApiHttpsServ
     accepted: 0,
     requestsInFlight: 0,
     refused: {
+      connection_limit: 0,
+      address_limit: 0,
       handshake_limit: 0,
       handshake_timeout: 0,
       handshake_failed: 0,
@@ -206,6 +224,9 @@ export async function serveApiHttps(opts: ApiHttpsOptions): Promise<ApiHttpsServ
   // Keyed by peer address: the raw socket of `connection` and the TLS socket of
   // `secureConnection` are different objects.
   const handshakes = new Map<string, _Handshake>();
+  /** Open raw connections, in all and by client address. */
+  let open = 0;
+  const perAddress = new Map<string, number>();
   let closing = false;
   let drained: (() => void) | null = null;
 
@@ -227,6 +248,21 @@ export async function serveApiHttps(opts: ApiHttpsOptions): Promise<ApiHttpsServ
 
   server.on("connection", (raw: net.Socket) => {
     const k = `${raw.remoteAddress}:${raw.remotePort}`;
+    const addr = raw.remoteAddress ?? "";
+    const fromAddr = perAddress.get(addr) ?? 0;
+    if (open >= maxConns || fromAddr >= maxPerAddress) {
+      refuse(open >= maxConns ? "connection_limit" : "address_limit", { peer: k });
+      raw.destroy();
+      return;
+    }
+    open++;
+    perAddress.set(addr, fromAddr + 1);
+    raw.once("close", () => {
+      open--;
+      const n = (perAddress.get(addr) ?? 1) - 1;
+      if (n > 0) perAddress.set(addr, n);
+      else perAddress.delete(addr);
+    });
     if (closing || stats.handshakesInFlight >= maxHandshakes) {
       refuse("handshake_limit", { peer: k });
       raw.destroy();

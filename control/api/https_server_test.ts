@@ -194,3 +194,62 @@ Deno.test("a body that stops arriving is cut at the body timeout, before the han
     await srv.shutdown(1000);
   }
 });
+
+/** Opens a TLS connection: the socket once the handshake is done, or null when the server closed it. */
+function tlsOpen(port: number, ca: string): Promise<tls.TLSSocket | null> {
+  return new Promise((resolve) => {
+    const s = tls.connect({ host: "127.0.0.1", port, ca, minVersion: "TLSv1.3" }, () => resolve(s));
+    s.on("error", () => resolve(null));
+    s.on("close", () => resolve(null));
+  });
+}
+
+Deno.test("connections beyond the per-address and total caps are closed before any TLS", async () => {
+  const { m } = await material();
+  const held: tls.TLSSocket[] = [];
+  const servers: Awaited<ReturnType<typeof serveApiHttps>>[] = [];
+  const serve = async (caps: { maxConnections?: number; maxConnectionsPerAddress?: number }) => {
+    const s = await serveApiHttps({
+      hostname: "127.0.0.1",
+      port: 0,
+      material: m,
+      handler: () => Response.json({}),
+      ...caps,
+    });
+    servers.push(s);
+    return s;
+  };
+  /** Whether a new connection is admitted (it is kept open). */
+  const admitted = async (port: number) => {
+    const s = await tlsOpen(port, m.caPem);
+    if (s !== null) held.push(s);
+    return s !== null;
+  };
+  try {
+    // One address: three admitted, the fourth closed; a closed one frees its slot.
+    const perAddress = await serve({ maxConnectionsPerAddress: 3 });
+    for (let i = 0; i < 3; i++) {
+      assert.equal(await admitted(perAddress.port), true, `${i + 1} of 3`);
+    }
+    assert.equal(await admitted(perAddress.port), false);
+    assert.equal(perAddress.stats.refused.address_limit, 1);
+    const first = held.shift()!;
+    const gone = new Promise((r) => first.once("close", r));
+    first.destroy();
+    await gone;
+    // The server sees the close a moment after the client: try until the slot is free.
+    let back = false;
+    for (let i = 0; i < 50 && !back; i++) back = await admitted(perAddress.port);
+    assert.equal(back, true);
+    // The total, whatever the addresses.
+    const total = await serve({ maxConnections: 2 });
+    assert.equal(await admitted(total.port), true);
+    assert.equal(await admitted(total.port), true);
+    assert.equal(await admitted(total.port), false);
+    assert.equal(total.stats.refused.connection_limit, 1);
+    assert.equal(total.stats.refused.address_limit, 0);
+  } finally {
+    for (const s of held) s.destroy();
+    for (const s of servers) await s.shutdown(1000);
+  }
+});
