@@ -12,6 +12,9 @@ import { TlsSocketIo } from "../../common/tls_socket_io.ts";
 import { MuxStream } from "../mux/session.ts";
 import { readableOf, writableOf } from "./io.ts";
 
+/** Idle time before TCP keep-alive probes start on a mesh session's connection, in ms. */
+export const MESH_KEEPALIVE_DELAY_MS = 60_000;
+
 /** Verified connections waiting for `accept()`; beyond it new ones are closed. */
 export const MAX_PENDING_ACCEPTS = 1024;
 
@@ -92,6 +95,11 @@ export class TlsConn implements Deno.Conn {
   /** Disables Nagle's algorithm on the underlying TCP socket. */
   setNoDelay(noDelay = true): void {
     this.#socket.setNoDelay(noDelay);
+  }
+
+  /** TCP keep-alive probes on the underlying socket, so a vanished peer is noticed. */
+  setKeepAlive(keepAlive = true): void {
+    this.#socket.setKeepAlive(keepAlive, MESH_KEEPALIVE_DELAY_MS);
   }
 
   /** Keeps the process alive while open (the default). */

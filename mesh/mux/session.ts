@@ -36,6 +36,20 @@ export const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
  * before the GoAway reached it, in ms: those get Refused (safe to retry) instead of a reset.
  */
 export const DEFAULT_GOAWAY_GRACE_MS = 1_000;
+/**
+ * Queued outgoing bytes at which the session gives up on its peer, as a multiple of the
+ * buffered-bytes cap. Stream data stops at that cap (plus one frame), so only control frames the
+ * peer provokes while not reading (a Refused per Open beyond the stream limit, say) get this far.
+ */
+export const MAX_QUEUED_BYTES_FACTOR = 4;
+/** How long writers may wait on a congested session with no write completing, in ms. */
+export const DEFAULT_STALL_TIMEOUT_MS = 30_000;
+/** How long a session with no stream stays open on the server side, in ms. */
+export const DEFAULT_SERVER_IDLE_SESSION_MS = 5 * 60_000;
+/** How long a finishing session waits for its last frames to go out before it just closes. */
+export const CLOSE_FLUSH_TIMEOUT_MS = 5_000;
+/** Smallest buffer a stream's queued received bytes are copied into (small frames share it). */
+export const RECV_CHUNK_BYTES = 4096;
 /** Highest stream id a client uses before it needs a new session. */
 export const MAX_STREAM_ID = 0x7fff_ffff;
 
@@ -79,6 +93,13 @@ export interface MuxSessionOptions {
   maxBufferedBytes?: number;
   /** @default DEFAULT_GOAWAY_GRACE_MS */
   goAwayGraceMs?: number;
+  /** Writers stuck this long on a congested session end it. @default DEFAULT_STALL_TIMEOUT_MS */
+  stallTimeoutMs?: number;
+  /**
+   * Server role: a session with no stream for this long is closed (a caller that went quiet,
+   * or one that only holds sessions open). 0 = never. @default DEFAULT_SERVER_IDLE_SESSION_MS
+   */
+  idleSessionMs?: number;
 }
 
 /** Counters of one session. */
@@ -109,6 +130,12 @@ export class MuxSession {
   readonly #maxStreams: number;
   readonly #maxBuffered: number;
   readonly #goAwayGraceMs: number;
+  readonly #stallTimeoutMs: number;
+  /** Queued bytes at which the peer is given up on (one data frame may go past the cap). */
+  readonly #hardCap: number;
+  readonly #idleSessionMs: number;
+  #stallTimer: ReturnType<typeof setTimeout> | null = null;
+  #idleTimer: ReturnType<typeof setTimeout> | null = null;
   #graceOver = false;
   readonly #streams = new Map<number, MuxStream>();
   #nextId = 1;
@@ -136,6 +163,13 @@ export class MuxSession {
     this.#maxStreams = opts.maxStreams ?? DEFAULT_MAX_STREAMS;
     this.#maxBuffered = opts.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
     this.#goAwayGraceMs = opts.goAwayGraceMs ?? DEFAULT_GOAWAY_GRACE_MS;
+    this.#stallTimeoutMs = opts.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+    this.#hardCap = this.#maxBuffered * MAX_QUEUED_BYTES_FACTOR + FRAME_HEADER_BYTES +
+      MAX_DATA_FRAME_BYTES;
+    this.#idleSessionMs = opts.role === "server"
+      ? opts.idleSessionMs ?? DEFAULT_SERVER_IDLE_SESSION_MS
+      : 0;
+    this.#armIdle(0);
     if (t.pushTo !== undefined) {
       t.pushTo(
         (c) => this.#feed(c),
@@ -229,7 +263,42 @@ export class MuxSession {
   /** Resolves once queued bytes are under the cap again (or the session ended). */
   _drained(): Promise<void> {
     if (!this._congested || this.#error !== null) return Promise.resolve();
+    if (this.#stallTimer === null) this.#armStall(this.#stats.flushes);
     return new Promise((r) => this.#drainWaiters.push(r));
+  }
+
+  /** While writers wait: a peer that completes no write in the stall time loses the session. */
+  #armStall(flushesBefore: number): void {
+    this.#stallTimer = setTimeout(() => {
+      this.#stallTimer = null;
+      if (this.#error !== null || this.#drainWaiters.length === 0) return;
+      if (this.#stats.flushes === flushesBefore && this.#flushing) {
+        this.#fail(
+          new Deno.errors.TimedOut(`mux peer read nothing for ${this.#stallTimeoutMs} ms`),
+        );
+      } else {
+        this.#armStall(this.#stats.flushes);
+      }
+    }, this.#stallTimeoutMs);
+    Deno.unrefTimer(this.#stallTimer);
+  }
+
+  /**
+   * Server role: closes the session once a whole idle period passed with no stream open and
+   * none opened (so between one and two periods after its last stream; nothing per call).
+   */
+  #armIdle(openedBefore: number): void {
+    if (this.#idleSessionMs <= 0 || this.#error !== null) return;
+    this.#idleTimer = setTimeout(() => {
+      this.#idleTimer = null;
+      if (this.#error !== null) return;
+      if (this.#streams.size === 0 && this.#stats.opened === openedBefore) {
+        this.#fail(new Deno.errors.ConnectionReset("mux session idle"));
+      } else {
+        this.#armIdle(this.#stats.opened);
+      }
+    }, this.#idleSessionMs);
+    Deno.unrefTimer(this.#idleTimer);
   }
 
   /** Queues one frame; the payload is copied, so the caller may reuse `p` at once. */
@@ -242,6 +311,12 @@ export class MuxSession {
   ): void {
     if (this.#error !== null) return;
     const need = this.#outLen + FRAME_HEADER_BYTES + len;
+    if (need > this.#hardCap) {
+      this.#fail(
+        new MuxProtocolError(`mux peer does not read: over ${need} bytes queued for it`),
+      );
+      return;
+    }
     if (need > this.#out.length) {
       let size = this.#out.length * 2;
       while (size < need) size *= 2;
@@ -311,8 +386,10 @@ export class MuxSession {
   }
 
   async #closeAfterFlush(): Promise<void> {
-    while (this.#outLen > 0 || this.#flushing) {
-      await new Promise((r) => setTimeout(r, 0));
+    const until = performance.now() + CLOSE_FLUSH_TIMEOUT_MS;
+    // A peer that stopped reading must not keep this loop, or the session, alive.
+    while ((this.#outLen > 0 || this.#flushing) && performance.now() < until) {
+      await new Promise((r) => setTimeout(r, 10));
       if (this.#error !== null) return;
     }
     this.#fail(new Deno.errors.ConnectionReset("mux session finished"));
@@ -446,6 +523,8 @@ export class MuxSession {
   #fail(err: Error): void {
     if (this.#error !== null) return;
     this.#error = err;
+    if (this.#stallTimer !== null) clearTimeout(this.#stallTimer);
+    if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);
     try {
       this.#t.close();
     } catch {
@@ -470,9 +549,16 @@ export class MuxStream implements Deno.Conn {
   /** The stream id within its session. */
   readonly id: number;
   readonly #s: MuxSession;
-  /** Received bytes not read yet (copies). */
+  /**
+   * Received bytes not read yet: views into copies, read from `#qHead` on. Small frames are
+   * copied into the spare room of the last copy, so memory follows the bytes (which the window
+   * bounds), not the number of frames a peer chops them into.
+   */
   #queue: Uint8Array[] = [];
+  #qHead = 0;
   #queued = 0;
+  /** Bytes used of the backing buffer of the last queued view (its spare room follows). */
+  #tailUsed = 0;
   #reader: _Reader | null = null;
   /** Bytes the peer may still send before it needs more credit. */
   #recvAllowed = STREAM_WINDOW_BYTES;
@@ -497,6 +583,11 @@ export class MuxStream implements Deno.Conn {
   /** The peer's verified SPIFFE id (the session's). */
   get peerIdentity(): string | null {
     return this.#s.peerIdentity;
+  }
+
+  /** @internal Copies holding received bytes not read yet (tests check that frames share them). */
+  get _queuedCopies(): number {
+    return this.#queue.length - this.#qHead;
   }
 
   /**
@@ -534,17 +625,47 @@ export class MuxStream implements Deno.Conn {
 
   #take(p: Uint8Array): number {
     let n = 0;
-    while (n < p.length && this.#queue.length > 0) {
-      const c = this.#queue[0]!;
+    const q = this.#queue;
+    while (n < p.length && this.#qHead < q.length) {
+      const c = q[this.#qHead]!;
       const k = Math.min(c.length, p.length - n);
       p.set(k === c.length ? c : c.subarray(0, k), n);
       n += k;
-      if (k === c.length) this.#queue.shift();
-      else this.#queue[0] = c.subarray(k);
+      if (k === c.length) this.#qHead++;
+      else q[this.#qHead] = c.subarray(k);
+    }
+    if (this.#qHead === q.length) {
+      this.#queue = [];
+      this.#qHead = 0;
     }
     this.#queued -= n;
     this.#consumed(n);
     return n;
+  }
+
+  /** Queues a copy of `buf[from, to)`, into the last copy's spare room when it fits. */
+  #enqueue(buf: Uint8Array, from: number, to: number): void {
+    const len = to - from;
+    this.#queued += len;
+    const q = this.#queue;
+    const last = q.length > this.#qHead ? q[q.length - 1]! : null;
+    if (last !== null) {
+      const backing = new Uint8Array(last.buffer);
+      // Only while the last view still ends where its backing's used part ends.
+      if (
+        last.byteOffset + last.length === this.#tailUsed &&
+        backing.length - this.#tailUsed >= len
+      ) {
+        backing.set(buf.subarray(from, to), this.#tailUsed);
+        this.#tailUsed += len;
+        q[q.length - 1] = backing.subarray(last.byteOffset, this.#tailUsed);
+        return;
+      }
+    }
+    const backing = new Uint8Array(Math.max(len, RECV_CHUNK_BYTES));
+    backing.set(buf.subarray(from, to));
+    this.#tailUsed = len;
+    q.push(backing.subarray(0, len));
   }
 
   #consumed(n: number): void {
@@ -591,7 +712,12 @@ export class MuxStream implements Deno.Conn {
         continue;
       }
       if (this.#s._congested) {
-        await this.#s._drained();
+        // Woken by the drain, or by this stream's end: closing it (a timeout, say) must not
+        // leave the write waiting on a session whose peer stopped reading.
+        await new Promise<void>((r) => {
+          this.#creditWaiters.push(r);
+          void this.#s._drained().then(r);
+        });
         continue;
       }
       const k = Math.min(this.#credit, MAX_DATA_FRAME_BYTES, p.length - off);
@@ -640,6 +766,7 @@ export class MuxStream implements Deno.Conn {
     }
     this.#s._forget(this);
     this.#queue = [];
+    this.#qHead = 0;
     this.#queued = 0;
     const r = this.#reader;
     this.#reader = null;
@@ -663,16 +790,12 @@ export class MuxStream implements Deno.Conn {
       this.#reader = null;
       const k = Math.min(len, r.p.length);
       r.p.set(buf.subarray(off, off + k));
-      if (k < len) {
-        this.#queue.push(buf.slice(off + k, off + len));
-        this.#queued += len - k;
-      }
+      if (k < len) this.#enqueue(buf, off + k, off + len);
       this.#consumed(k);
       r.resolve(k);
       return;
     }
-    this.#queue.push(buf.slice(off, off + len));
-    this.#queued += len;
+    this.#enqueue(buf, off, off + len);
   }
 
   /** @internal The peer half-closed. */
@@ -692,6 +815,7 @@ export class MuxStream implements Deno.Conn {
     if (this.#error === null) this.#s._queue(FrameType.Refused, this.id, null, 0, 0);
     this.#s._forget(this);
     this.#queue = [];
+    this.#qHead = 0;
     this.#queued = 0;
     const r = this.#reader;
     this.#reader = null;

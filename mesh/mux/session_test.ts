@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
-import { FRAME_HEADER_BYTES, FrameType, writeFrameHeader } from "./frame.ts";
+import { FRAME_HEADER_BYTES, FrameType, type FrameTypeValue, writeFrameHeader } from "./frame.ts";
 import { MuxSession, type MuxStream, STREAM_WINDOW_BYTES } from "./session.ts";
 import { MemEnd, memPipe } from "./testing.ts";
 
@@ -385,4 +385,143 @@ Deno.test("tryWrite queues at once only what needs no waiting, and nothing other
   const d = client.open();
   client.close();
   assert(!d.tryWrite(new Uint8Array(1)), "nothing on a closed session");
+});
+
+/** One end whose writes never complete: a peer that stopped reading. */
+class StuckEnd extends MemEnd {
+  override write(_p: Uint8Array): Promise<number> {
+    return new Promise(() => {});
+  }
+}
+
+/** Frames as one buffer: each [type, stream, payload length]. */
+function frames(list: [number, number, number][]): Uint8Array {
+  const out = new Uint8Array(list.reduce((a, [, , n]) => a + FRAME_HEADER_BYTES + n, 0));
+  let off = 0;
+  for (const [type, stream, n] of list) {
+    writeFrameHeader(out, off, type as FrameTypeValue, stream, n);
+    for (let i = 0; i < n; i++) out[off + FRAME_HEADER_BYTES + i] = (off + i) & 0xff;
+    off += FRAME_HEADER_BYTES + n;
+  }
+  return out;
+}
+
+/** Waits (bounded) for `cond`, yielding to timers in between. */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+  assert(cond(), what);
+}
+
+Deno.test("tiny data frames share copies: memory follows the bytes, reads return them in order", async () => {
+  const [evil, st] = memPipe();
+  let stream: MuxStream | null = null;
+  const server = new MuxSession(st, {
+    role: "server",
+    peerIdentity: null,
+    onStream: (s) => stream = s,
+  });
+  // 60,000 one-byte frames, then frames of odd sizes, all within the window.
+  const list: [number, number, number][] = [[FrameType.Open, 1, 0]];
+  for (let i = 0; i < 60_000; i++) list.push([FrameType.Data, 1, 1]);
+  for (const n of [3, 4095, 4097, 1, 9000, 2]) list.push([FrameType.Data, 1, n]);
+  const wire = frames(list);
+  await evil.write(wire);
+  await until(() => stream !== null && stream!._queuedCopies > 0, "stream got the data");
+  await new Promise((r) => setTimeout(r, 10));
+  const total = 60_000 + 3 + 4095 + 4097 + 1 + 9000 + 2;
+  assert(
+    stream!._queuedCopies <= Math.ceil(total / 4096) + 6,
+    `${stream!._queuedCopies} copies for ${total} bytes`,
+  );
+  // The payload bytes, in order, as the frames carried them.
+  const want: number[] = [];
+  let off = 0;
+  for (const [, , n] of list) {
+    for (let i = 0; i < n; i++) want.push((off + i) & 0xff);
+    off += FRAME_HEADER_BYTES + n;
+  }
+  const got: number[] = [];
+  const buf = new Uint8Array(5003);
+  while (got.length < total) {
+    const n = await stream!.read(buf);
+    assert(n !== null && n > 0);
+    got.push(...buf.subarray(0, n));
+  }
+  assertEquals(got.length, want.length);
+  assert(got.every((b, i) => b === want[i]), "bytes out of order");
+  assertEquals(stream!._queuedCopies, 0);
+  server.close();
+});
+
+Deno.test("a peer that provokes replies but never reads loses the session", async () => {
+  const [evil, st0] = memPipe();
+  const st = new StuckEnd();
+  st.peer = evil;
+  evil.peer = st;
+  void st0;
+  const server = new MuxSession(st, {
+    role: "server",
+    peerIdentity: null,
+    maxStreams: 1,
+    maxBufferedBytes: 1024,
+    onStream: () => {},
+  });
+  // Every Open beyond the first is refused, and each Refused waits for a write that never ends.
+  const opens: [number, number, number][] = [];
+  for (let id = 1; id <= 20_000; id++) opens.push([FrameType.Open, id, 0]);
+  await evil.write(frames(opens));
+  await until(() => server.closed, "the session should end once its queue passed the cap");
+});
+
+Deno.test("a write stuck on a congested session ends when its stream closes, and the session after the stall time", async () => {
+  const [ct0, peer] = memPipe();
+  const ct = new StuckEnd();
+  ct.peer = peer;
+  peer.peer = ct;
+  void ct0;
+  const client = new MuxSession(ct, {
+    role: "client",
+    peerIdentity: null,
+    maxBufferedBytes: 1024,
+    stallTimeoutMs: 200,
+  });
+  const a = client.open();
+  const b = client.open();
+  const c = client.open();
+  // The first write fills the queue past its cap; later ones wait for a drain that never comes.
+  const big = new Uint8Array(8 * 1024);
+  assertEquals(await a.write(big), big.length);
+  const wb = b.write(big).then(() => "written", (e) => (e as Error).name);
+  const wc = c.write(big).then(() => "written", (e) => (e as Error).name);
+  await new Promise((r) => setTimeout(r, 20));
+  b.close(); // what the forwarder does when the call times out
+  assertEquals(await wb, "BrokenPipe");
+  assert(!client.closed, "one stream's end is not the session's");
+  // Nothing drains within the stall time: the session ends and so does the other write. (The
+  // session's timers do not hold the process open; this one keeps the test's loop alive.)
+  const alive = setTimeout(() => {}, 10_000);
+  assertEquals(await wc, "BrokenPipe");
+  clearTimeout(alive);
+  assert(client.closed);
+});
+
+Deno.test("a server session with no stream for the idle time is closed", async () => {
+  const [ct, st] = memPipe();
+  const client = new MuxSession(ct, { role: "client", peerIdentity: null });
+  let accepted: MuxStream | null = null;
+  const busy = new MuxSession(st, {
+    role: "server",
+    peerIdentity: null,
+    idleSessionMs: 50,
+    onStream: (s) => accepted = s,
+  });
+  // A stream open across several idle periods keeps it.
+  const c = client.open();
+  await until(() => accepted !== null, "stream accepted");
+  await new Promise((r) => setTimeout(r, 200));
+  assert(!busy.closed, "a session with an open stream stays");
+  c.close();
+  accepted!.close();
+  await until(() => busy.closed, "the idle session should be closed");
+  await until(() => client.closed, "and the client sees it end");
 });

@@ -306,6 +306,8 @@ export async function listenMtls(
         // Revocation and close reach the session through `conn`, which the state tracks.
         // Several streams share it, so a write must never wait on Nagle for an earlier ACK.
         conn.setNoDelay(true);
+        // A session outlives any one call: a peer host that vanished must not hold it forever.
+        conn.setKeepAlive(true);
         // Registered per session, not per frame: /metrics reads its counters when scraped.
         // (A session that ended inside its constructor is folded in by `add`.)
         let session: MuxSession | undefined = undefined;
