@@ -712,6 +712,14 @@ class _Session implements CoarseTimer {
         }
         const r = parseResponseHead(uc.buf, scan.start, end, f.opts.limits);
         start = end;
+        if (r.status === 101 && !head.upgrade) {
+          // The upstream now speaks something else on a connection we would pool: drop it.
+          throw new HttpParseError(
+            "unsolicited_upgrade",
+            502,
+            "101 Switching Protocols to a request that asked for no upgrade",
+          );
+        }
         if (r.status >= 200 || r.status === 101) {
           res = r;
           break;
@@ -842,10 +850,12 @@ class _Session implements CoarseTimer {
       await pump;
       return { done: Done.Close };
     }
-    if (pump !== null && !(await pump)) reusable = false;
+    // A body the pump could not finish leaves the client's connection mid-message: both go.
+    const pumped = pump === null || await pump;
+    if (!pumped) reusable = false;
     if (ok && reusable) f.upstreams.release(uc);
     else f.upstreams.discard(uc);
-    return { done: ok && !close ? Done.KeepAlive : Done.Close };
+    return { done: ok && pumped && !close ? Done.KeepAlive : Done.Close };
   }
 
   /** Bytes the upstream sent beyond the end of the last relayed body. */

@@ -39,6 +39,9 @@ const VCHAR = new Uint8Array(256);
   for (let i = 0; i < t.length; i++) TCHAR[t.charCodeAt(i)] = 1;
 }
 
+/** Fields that frame or address the message: a Connection option naming one is ignored. */
+const NEVER_HOP = new Set(["content-length", "transfer-encoding", "host"]);
+
 /** Fields that only concern one connection (RFC 9110 section 7.6.1), besides Connection's list. */
 const STATIC_HOP = new Set([
   "connection",
@@ -328,7 +331,7 @@ function _semantics(head: HttpHead, limits: HeadLimits, isRequest: boolean): str
   for (let i = 0; i < names.length; i++) {
     const n = names[i]!;
     let h = STATIC_HOP.has(n) || n.startsWith("proxy-") ||
-      (connection !== null && connection.includes(n));
+      (connection !== null && connection.includes(n) && !NEVER_HOP.has(n));
     // An upgrade keeps its Upgrade field; the proxy rewrites Connection itself.
     if (h && n === "upgrade" && head.upgrade) h = false;
     head.hop.push(h);

@@ -21,7 +21,8 @@ export type HttpParseErrorCode =
   | "bad_chunk_framing"
   | "chunk_extension_too_long"
   | "trailers_too_large"
-  | "body_too_large";
+  | "body_too_large"
+  | "unsolicited_upgrade";
 
 /** A malformed or over-limit HTTP/1.x message; `status` is what a server should answer. */
 export class HttpParseError extends Error {

@@ -660,6 +660,13 @@ function _semantics(
   return host;
 }
 
+/**
+ * Fields that frame or address the message for every recipient: a Connection option naming one
+ * is ignored (RFC 9110 section 7.6.1 forbids sending it). Dropping, say, Content-Length while
+ * still delimiting the body by it would let the next hop read the body as another request.
+ */
+const NEVER_HOP_KINDS = (1 << K_CONTENT_LENGTH) | (1 << K_TRANSFER_ENCODING) | (1 << K_HOST);
+
 /** Fills `head.hop`: static hop-by-hop fields and those Connection names. */
 function _markHop(head: _Head, connection: string[] | null): void {
   const buf = head.raw;
@@ -669,7 +676,7 @@ function _markHop(head: _Head, connection: string[] | null): void {
   for (let o = 0; o < f.length; o += FIELD_STRIDE) {
     const kind = f[o + F_KIND]!;
     let h = ((1 << kind) & HOP_KINDS) !== 0;
-    if (!h && connection !== null) {
+    if (!h && connection !== null && ((1 << kind) & NEVER_HOP_KINDS) === 0) {
       const p = f[o + F_LINE]!;
       const q = f[o + F_COLON]!;
       for (let j = 0; j < connection.length && !h; j++) h = _nameIs(buf, p, q, connection[j]!);
