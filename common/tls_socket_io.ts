@@ -6,23 +6,37 @@
 import type tls from "node:tls";
 import { RawTlsHandle } from "./tls_raw_handle.ts";
 
+/**
+ * Most received bytes a connection holds that its reader has not taken; beyond it the connection
+ * is closed. Deno 2.9's `node:tls` keeps reading from the network whatever the reader does
+ * (pausing the socket, or its handle, does not stop it; plain `node:net` does stop), so this cap
+ * is the only bound on what a fast peer can make a slow reader's process hold. Mux sessions
+ * never reach it: their streams' credit windows bound what a peer may send.
+ */
+export const MAX_UNREAD_BYTES = 16 * 1024 * 1024;
+
 /** Reads and writes one verified `node:tls` socket; one read may be outstanding at a time. */
 export class TlsSocketIo {
   /** The socket, for addresses and socket options. */
   readonly socket: tls.TLSSocket;
-  /** What is left of the last chunk taken from the socket. */
-  #rest: Uint8Array | null = null;
+  /** Received chunks not read yet, from `#head` on; the socket flows into them. */
+  #chunks: Uint8Array[] = [];
+  #head = 0;
+  #unread = 0;
+  readonly #maxUnread: number;
   #ended = false;
   #closed = false;
   #error: Error | null = null;
   #waiter: (() => void) | null = null;
 
-  /** Wraps a socket whose handshake is done. */
-  constructor(socket: tls.TLSSocket) {
+  /** Wraps a socket whose handshake is done; `maxUnread` caps what the reader may fall behind. */
+  constructor(socket: tls.TLSSocket, maxUnread = MAX_UNREAD_BYTES) {
     this.socket = socket;
-    // Paused mode: bytes stay in the socket's own buffer (bounded by its highWaterMark, so a
-    // slow reader pushes back on the peer) until read() asks for them.
-    socket.on("readable", this.#onReadable);
+    this.#maxUnread = maxUnread;
+    // Flowing mode into our own queue: the socket would not push back anyway (see
+    // MAX_UNREAD_BYTES), and flowing without pausing is also the one mode in which Deno 2.9's
+    // node:tls reliably reports the peer's close after a large transfer.
+    socket.on("data", this.#onData);
     socket.on("end", this.#onEnd);
     socket.on("error", (e: Error) => {
       this.#error ??= e;
@@ -31,7 +45,21 @@ export class TlsSocketIo {
     socket.on("close", this.#onEnd);
   }
 
-  readonly #onReadable = () => this.#wake();
+  readonly #onData = (c: Uint8Array) => {
+    if (this.#closed) return;
+    this.#chunks.push(c);
+    this.#unread += c.length;
+    if (this.#unread > this.#maxUnread && this.#error === null) {
+      this.#error = new Deno.errors.InvalidData(
+        `peer sent over ${this.#maxUnread} bytes the reader has not taken`,
+      );
+      this.#chunks = [];
+      this.#head = 0;
+      this.#unread = 0;
+      this.socket.destroy();
+    }
+    this.#wake();
+  };
   readonly #onEnd = () => {
     this.#ended = true;
     this.#wake();
@@ -43,7 +71,8 @@ export class TlsSocketIo {
    * that bounds its own memory, since the socket no longer pushes back; call it before any read.
    */
   pushTo(onData: (chunk: Uint8Array) => void, onEnd: (err: Error | null) => void): void {
-    this.socket.off("readable", this.#onReadable);
+    this.socket.off("data", this.#onData);
+    this.socket.pause();
     let ended = false;
     const end = (err: Error | null) => {
       if (ended) return;
@@ -56,6 +85,11 @@ export class TlsSocketIo {
     this.socket.on("end", () => end(null));
     this.socket.on("close", () => end(null));
     this.socket.on("error", (e: Error) => end(e));
+    // Anything that arrived before the switch goes first.
+    for (let i = this.#head; i < this.#chunks.length; i++) data(this.#chunks[i]!);
+    this.#chunks = [];
+    this.#head = 0;
+    this.#unread = 0;
     if (this.#error !== null) return end(this.#error);
     if (this.#ended || this.#closed) return end(null);
     // Below the socket's streams when the runtime allows it (see common/tls_raw_handle.ts).
@@ -86,15 +120,21 @@ export class TlsSocketIo {
   async read(p: Uint8Array): Promise<number | null> {
     while (true) {
       if (this.#closed) throw new Deno.errors.BadResource("connection closed");
-      if (this.#rest === null) this.#rest = this.socket.read() as Uint8Array | null;
-      const c = this.#rest;
-      if (c !== null && c.length > 0) {
+      if (this.#head < this.#chunks.length) {
+        const c = this.#chunks[this.#head]!;
         const k = Math.min(c.length, p.length);
         p.set(k === c.length ? c : c.subarray(0, k));
-        this.#rest = k === c.length ? null : c.subarray(k);
+        if (k === c.length) {
+          if (++this.#head === this.#chunks.length) {
+            this.#chunks = [];
+            this.#head = 0;
+          }
+        } else {
+          this.#chunks[this.#head] = c.subarray(k);
+        }
+        this.#unread -= k;
         return k;
       }
-      this.#rest = null;
       if (this.#error) throw new Deno.errors.ConnectionReset(this.#error.message);
       if (this.#ended) return null;
       await new Promise<void>((resolve) => (this.#waiter = resolve));
