@@ -232,7 +232,8 @@ export class MeshRouter implements Router {
   }
 
   #onDemand(svc: string): Destination | ProxyError {
-    if (!(svc in this.#catalog.services)) {
+    // Own names only: `in` also finds `constructor`, `toString`... of every object.
+    if (!Object.hasOwn(this.#catalog.services, svc)) {
       return new ProxyError(
         this.#haveCatalog ? 404 : 503,
         this.#haveCatalog ? "no_route" : "no_endpoint",
@@ -259,8 +260,9 @@ export class MeshRouter implements Router {
           ? undefined
           : serviceSpiffeId(this.#o.trustDomain, svc),
       });
-      this.#outbound.set(svc, d);
+      // Refreshed before it is kept, so a failure cannot leave a broken destination behind.
       this.#refresh(svc, d);
+      this.#outbound.set(svc, d);
     }
     return d;
   }
@@ -268,7 +270,8 @@ export class MeshRouter implements Router {
   #refresh(name: string, d: Destination): void {
     d.setPolicy(this.#policies.get(name));
     d.setRoute(this.#routes.get(name));
-    d.setInstances(this.#catalog.services[name] ?? []);
+    const services = this.#catalog.services;
+    d.setInstances(Object.hasOwn(services, name) ? services[name]! : []);
   }
 }
 
