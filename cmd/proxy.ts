@@ -163,7 +163,11 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
       });
       return EXIT.failure;
     }
-    let proxy: MeshProxy;
+    let proxy: MeshProxy | undefined;
+    // The cached catalog's trust arrives while the proxy is still starting (discovery hands it
+    // over inside start()): kept here and applied once there is a proxy to apply it to, or a
+    // restart without a control plane would forget the revocations it had.
+    let pendingTrust: Parameters<MeshProxy["updateTrust"]>[0] | null = null;
     try {
       proxy = await MeshProxy.start({
         config: cfg,
@@ -184,7 +188,8 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
           let changed = false;
           for (const http of https.values()) changed = http.setRoots(trust.roots) || changed;
           if (changed) log.info("trust bundle updated", { roots: trust.roots.length });
-          proxy?.updateTrust(trust);
+          if (proxy === undefined) pendingTrust = trust;
+          else proxy.updateTrust(trust);
           for (const r of renewers) void r.renewer.updateTrustBundle(trust.roots.join("\n"));
         },
       });
@@ -192,13 +197,16 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
       log.error("proxy failed to start", { err: e as Error });
       return EXIT.failure;
     }
+    if (pendingTrust !== null) proxy.updateTrust(pendingTrust);
+    pendingTrust = null;
+    const started = proxy;
     for (const { service, renewer } of renewers) {
       renewer.onChange((m) => {
         https.get(service)?.setMaterial(m);
-        proxy.updateMaterial(m, service);
+        started.updateMaterial(m, service);
       });
     }
-    const a = proxy.addresses;
+    const a = started.addresses;
     log.info("proxy listening", {
       admin: a.admin,
       inbound: a.inbound,
@@ -207,7 +215,7 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
     });
     const sig = await stopped.promise;
     log.info("stopping", { signal: sig });
-    await proxy.shutdown();
+    await started.shutdown();
     return EXIT.ok;
   } finally {
     for (const c of cleanup.reverse()) c();

@@ -1,0 +1,66 @@
+/**
+ * A proxy restarted while no control node answers serves from its catalog cache, and the
+ * cache's revocations apply from the first connection (regression: the cached trust arrived
+ * while the proxy was still starting and was dropped, so a revoked caller got through).
+ */
+import { assert, assertEquals } from "../assert.ts";
+import { startApp, startControl, startProxy, waitFor } from "./helpers.ts";
+import { meshClient, sharedSeed, testFetch } from "../tls_fixture.ts";
+import { run, writePair } from "../security/_pki.ts";
+
+async function sClient(addr: string, certArgs: string[]): Promise<string> {
+  const req = `GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n`;
+  const r = await run("openssl", [
+    "s_client",
+    "-connect",
+    addr,
+    "-tls1_3",
+    "-quiet",
+    "-ign_eof",
+    ...certArgs,
+  ], req);
+  return r.stdout;
+}
+
+Deno.test("cached revocations are enforced after a restart without control plane", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "skein-cached-trust-" });
+  const cp = await startControl(dir);
+  const app = startApp("ledger");
+  const cfg = {
+    node: "vm-ledger",
+    control: [cp.url],
+    workers: 1,
+    services: [{ name: "ledger", port: app.port }],
+  };
+  let callee = await startProxy(dir, cfg);
+  try {
+    const rev = await testFetch(`${cp.url}/v1/ca/revoke`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${cp.token}`, "content-type": "application/json" },
+      body: JSON.stringify({ service: "mallory" }),
+    });
+    assertEquals(rev.status, 200, await rev.text());
+    const seed = await sharedSeed();
+    const p = await writePair(dir, "mallory", await meshClient("mallory"));
+    const mallory = ["-CAfile", seed.certFile, "-cert", p.cert, "-key", p.key];
+    await waitFor(
+      "revocation reaches the proxy",
+      async () => !/HTTP\/1\.1/.test(await sClient(callee.inbound, mallory)),
+      15_000,
+    );
+    // The cache on disk carries the revocation.
+    const cached = JSON.parse(await Deno.readTextFile(`${dir}/vm-ledger-data/catalog.json`));
+    assert(cached.catalog.trust.revoked.includes("spiffe://skein.local/svc/mallory"));
+    // Restart the proxy with the control plane gone.
+    await callee.child.stop();
+    await cp.child.stop();
+    callee = await startProxy(dir, cfg);
+    await callee.child.waitLine(/serving from the cached catalog/);
+    const out = await sClient(callee.inbound, mallory);
+    assert(!/HTTP\/1\.1 200/.test(out), "revoked identity admitted after restart from cache");
+  } finally {
+    await callee.child.stop();
+    await app.close();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
