@@ -27,6 +27,8 @@ export const DEFAULT_BACKOFF_MAX_MS = 5_000;
 export const HEARTBEAT_REREGISTER_ROUNDS = 2;
 /** Bound on deregistering every local instance at shutdown, in ms. */
 export const DEREGISTER_TIMEOUT_MS = 3_000;
+/** Most revoked ids a catalog carries (the catalog schema's bound), merged ones included. */
+export const MAX_REMEMBERED_REVOCATIONS = 10_000;
 
 /** The settings of {@linkcode LocalService} that matter here (a validated proxy.yaml entry). */
 export type LocalServiceConfig = ProxyConfig["services"][number];
@@ -118,6 +120,8 @@ export class Discovery {
   readonly #loops: Promise<void>[] = [];
   #source: CatalogSource = "none";
   #index = 0;
+  /** The revoked ids of the catalog applied last. */
+  #revoked: readonly string[] = [];
   #reachable = false;
   #saving: Promise<void> = Promise.resolve();
   #wakeHeartbeat: (() => void) | null = null;
@@ -159,6 +163,25 @@ export class Discovery {
   }
 
   /**
+   * A catalog older than the one applied: a lagging control node answered the stale watch, or
+   * the cluster was rebuilt. Its endpoints are taken as they are, but never its lack of a
+   * revocation seen before: an old answer must not readmit a revoked identity.
+   */
+  #keepRevocations(c: Catalog, from: string): Catalog {
+    const have = new Set(c.trust.revoked);
+    const missing = this.#revoked.filter((id) => !have.has(id));
+    this.#log.warn("catalog index went back; keeping the revocations it lacks", {
+      from: this.#index,
+      to: c.index,
+      url: from,
+      kept: missing.length,
+    });
+    if (missing.length === 0) return c;
+    const revoked = [...c.trust.revoked, ...missing].slice(-MAX_REMEMBERED_REVOCATIONS);
+    return { ...c, trust: { ...c.trust, revoked } };
+  }
+
+  /**
    * Hands the cached catalog (if any) to `onCatalog`, runs the first health probes, and starts
    * the background loops. Does not wait for the control plane.
    */
@@ -168,6 +191,7 @@ export class Discovery {
       if (cached !== null) {
         this.#source = "cache";
         this.#index = cached.index;
+        this.#revoked = cached.trust.revoked;
         this.#log.info("serving from the cached catalog until the control plane answers", {
           index: cached.index,
         });
@@ -395,11 +419,13 @@ export class Discovery {
         backoff.reset();
         // A different index (even a lower one, after a cluster was rebuilt) is a new catalog.
         if (!fromControl || p.data.index !== this.#index) {
+          const c = p.data.index < this.#index ? this.#keepRevocations(p.data, r.url) : p.data;
           fromControl = true;
-          this.#index = p.data.index;
+          this.#index = c.index;
+          this.#revoked = c.trust.revoked;
           this.#source = "control";
-          this.#o.onCatalog(p.data, "control");
-          this.#persist(p.data);
+          this.#o.onCatalog(c, "control");
+          this.#persist(c);
         }
       } catch (e) {
         if (signal.aborted) break;
