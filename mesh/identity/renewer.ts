@@ -16,6 +16,12 @@ export const RENEW_RETRY_BASE_MS = 1_000;
 export const RENEW_RETRY_MAX_MS = 60_000;
 /** Longest single timer (setTimeout's limit is ~24.8 days); longer waits re-arm. */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
+/**
+ * Least time between a renewal and the next one. A clock far ahead of the CA's puts a fresh
+ * certificate's renewal time in the past already; without a floor the renewer would ask again
+ * at once, for ever (a new key and fsynced writes each time).
+ */
+export const MIN_RENEW_INTERVAL_MS = 30_000;
 
 /** Time and timers, injectable so tests run on virtual time. */
 export interface RenewerClock {
@@ -210,7 +216,15 @@ export class CertRenewer {
       serial: info.serial,
       not_after: new Date(info.notAfter).toISOString(),
     });
-    if (!this.#stopped) this.#schedule(renewAt(info));
+    const next = renewAt(info);
+    const floor = this.#clock.now() + MIN_RENEW_INTERVAL_MS;
+    if (next < floor) {
+      this.#log.warn("renewal due at once after a renewal: is this clock ahead of the CA's?", {
+        not_before: new Date(info.notBefore).toISOString(),
+        not_after: new Date(info.notAfter).toISOString(),
+      });
+    }
+    if (!this.#stopped) this.#schedule(Math.max(next, floor));
     return material;
   }
 

@@ -268,3 +268,41 @@ Deno.test("CertRenewer.updateTrustBundle() swaps only the bundle and notifies on
   assertEquals(seen[0], { ...first, caPem: trustBundlePem(rotated) });
   r.stop();
 });
+
+Deno.test("CertRenewer does not renew in a loop when its clock is ahead of the CA's", async () => {
+  const ca = await testCa();
+  const caNow = Date.now();
+  // Ahead by more than two thirds of a 1-minute lifetime: every fresh certificate is due.
+  const clock = new FakeClock(caNow + 50_000);
+  let signs = 0;
+  const log = memoryLogger();
+  const r = new CertRenewer({
+    service: "payments",
+    trustDomain: "skein.local",
+    clock,
+    logger: log,
+    sign: async (csrPem) => {
+      signs++;
+      const s = await signCsr(ca, {
+        csrPem,
+        identity: { kind: "service", service: "payments" },
+        now: caNow,
+        ttlMs: 60_000,
+      });
+      return { certPem: s.certPem, caPem: trustBundlePem(ca) };
+    },
+  });
+  try {
+    await r.start();
+    // Let any timer due at the frozen virtual time run, several times over.
+    for (let i = 0; i < 20; i++) {
+      clock.advanceTo(clock.t);
+      await new Promise((res) => setTimeout(res, 5));
+    }
+    assertEquals(signs, 1, "one certificate, then a pause");
+    assert(r.nextRenewalAt! - clock.t >= 30_000, `next in ${r.nextRenewalAt! - clock.t} ms`);
+    assert(log.lines.some((l) => /clock ahead of the CA/.test(l)), log.lines.join("\n"));
+  } finally {
+    r.stop();
+  }
+});
