@@ -144,6 +144,13 @@ export async function importPrivateKeyPem(pem: string): Promise<CryptoKey> {
 
 /** Most TLS handshakes in progress at once per server; connections beyond it are closed. */
 export const MAX_CONCURRENT_HANDSHAKES = 256;
+/**
+ * Handshakes in progress at once from one client address: silent connections from one host
+ * cannot take every slot (a mesh peer dials one or a few sessions at a time).
+ */
+export const MAX_HANDSHAKES_PER_ADDRESS = 32;
+/** Longest single wait for a peer certificate's expiry (timers overflow past 2^31 - 1 ms). */
+const MAX_EXPIRY_TIMER_MS = 2 ** 31 - 1;
 /** A connection that has not finished its handshake after this long is closed (slowloris). */
 export const HANDSHAKE_TIMEOUT_MS = 5_000;
 /** Default bound on `mtlsConnect` (TCP connect + handshake). */
@@ -176,6 +183,7 @@ export interface PeerInfo {
 /** Why a connection was closed before `onConnection`. */
 export type RefusalReason =
   | "handshake_limit"
+  | "address_limit"
   | "handshake_timeout"
   | "handshake_failed"
   | "no_spiffe_id"
@@ -207,6 +215,8 @@ export interface MtlsServerOptions {
   acceptPeer?: (peer: PeerInfo) => boolean;
   /** Bound on handshakes in progress. @default MAX_CONCURRENT_HANDSHAKES */
   maxConcurrentHandshakes?: number;
+  /** Handshakes in progress at once from one address. @default MAX_HANDSHAKES_PER_ADDRESS */
+  maxHandshakesPerAddress?: number;
   /** Bound on one handshake's duration. @default HANDSHAKE_TIMEOUT_MS */
   handshakeTimeoutMs?: number;
   /** Where refusals are logged (at debug: a scan should not flood the log). @default nullLogger */
@@ -288,6 +298,7 @@ export function createMtlsServer(opts: MtlsServerOptions): MtlsServer {
     accepted: 0,
     refused: {
       handshake_limit: 0,
+      address_limit: 0,
       handshake_timeout: 0,
       handshake_failed: 0,
       no_spiffe_id: 0,
@@ -312,6 +323,8 @@ export function createMtlsServer(opts: MtlsServerOptions): MtlsServer {
   // Deno's node:tls reports its own handshakeTimeout but does not close the socket, so the
   // server keeps its own timer per raw connection, keyed by the peer's address and port.
   const pending = new Map<string, _Pending>();
+  const pendingByAddress = new Map<string, number>();
+  const maxPerAddress = opts.maxHandshakesPerAddress ?? MAX_HANDSHAKES_PER_ADDRESS;
   const live = new Set<tls.TLSSocket>();
   const refuse = (reason: RefusalReason, fields: Record<string, string | number>) => {
     stats.refused[reason]++;
@@ -320,18 +333,24 @@ export function createMtlsServer(opts: MtlsServerOptions): MtlsServer {
 
   server.on("connection", (raw: net.Socket) => {
     const k = `${raw.remoteAddress}:${raw.remotePort}`;
-    if (stats.handshakesInFlight >= maxHandshakes) {
-      refuse("handshake_limit", { peer: k });
+    const addr = raw.remoteAddress ?? "";
+    const fromAddr = pendingByAddress.get(addr) ?? 0;
+    if (stats.handshakesInFlight >= maxHandshakes || fromAddr >= maxPerAddress) {
+      refuse(fromAddr >= maxPerAddress ? "address_limit" : "handshake_limit", { peer: k });
       raw.destroy();
       return;
     }
     stats.handshakesInFlight++;
+    pendingByAddress.set(addr, fromAddr + 1);
     let done = false;
     // outcome: "failed" unless the handshake completes ("secure") or our timer fires first.
     const finish = (outcome: "secure" | "timeout" | "failed") => {
       if (done) return;
       done = true;
       stats.handshakesInFlight--;
+      const n = (pendingByAddress.get(addr) ?? 1) - 1;
+      if (n > 0) pendingByAddress.set(addr, n);
+      else pendingByAddress.delete(addr);
       clearTimeout(entry.timer);
       if (pending.get(k) === entry) pending.delete(k);
       if (outcome === "failed") refuse("handshake_failed", { peer: k });
@@ -395,7 +414,27 @@ export function createMtlsServer(opts: MtlsServerOptions): MtlsServer {
     }
     stats.accepted++;
     live.add(socket);
-    socket.once("close", () => live.delete(socket));
+    // A certificate is only good until it expires: so is a connection made with it, however
+    // long the peer would like to keep it (a stolen key left to expire, say).
+    let expiry: ReturnType<typeof setTimeout> | undefined;
+    const closeAtExpiry = () => {
+      const left = peer.notAfter - Date.now();
+      if (!(left > 0)) {
+        log.debug("mtls connection closed: peer certificate expired", {
+          peer: k,
+          spiffe_id: id.uri,
+        });
+        socket.destroy();
+        return;
+      }
+      expiry = setTimeout(closeAtExpiry, Math.min(left, MAX_EXPIRY_TIMER_MS));
+      Deno.unrefTimer(expiry);
+    };
+    if (Number.isFinite(peer.notAfter)) closeAtExpiry();
+    socket.once("close", () => {
+      live.delete(socket);
+      clearTimeout(expiry);
+    });
     opts.onConnection(socket, peer);
   });
 
