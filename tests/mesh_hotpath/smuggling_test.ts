@@ -3,7 +3,7 @@
  * Connection options, a 101 nobody asked for, and a body that stops making sense after the
  * upstream already answered. Each case drives exact bytes through a real forwarder.
  */
-import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { dec, enc, forwarder, local, RawClient, rawUpstream } from "./helpers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
