@@ -42,13 +42,25 @@ export interface CtlIo extends Pick<CommandIo, "stdout" | "stderr"> {
 
 type Output = "table" | "json" | "yaml";
 
+/** Hosts a plain-http control URL may name: the token then never leaves the machine. */
+const _LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]", "::1"]);
+
 const COMMON_FLAGS: FlagSpec[] = [
   {
     name: "control",
     value: true,
     help: "control API URL (default $SKEIN_CONTROL or " + DEFAULT_CONTROL_URL + ")",
   },
-  { name: "token", value: true, help: "bearer token (default $SKEIN_TOKEN)" },
+  {
+    name: "token",
+    value: true,
+    help: "bearer token (default $SKEIN_TOKEN); other users can read a flag in the process list",
+  },
+  {
+    name: "token-file",
+    value: true,
+    help: "file holding the bearer token (default $SKEIN_TOKEN_FILE)",
+  },
   {
     name: "ca-file",
     value: true,
@@ -774,14 +786,33 @@ export async function runCtl(args: string[], io: CtlIo): Promise<number> {
     return 0;
   }
   const base = parsed.flags.get("control") ?? io.env.SKEIN_CONTROL ?? DEFAULT_CONTROL_URL;
+  let url: URL;
   try {
-    const u = new URL(base);
-    if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error("not http(s)");
+    url = new URL(base);
+    if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error("not http(s)");
   } catch {
     io.stderr(
       `error: --control expects a URL like ${DEFAULT_CONTROL_URL}, got ${JSON.stringify(base)}\n`,
     );
     return 2;
+  }
+  // The token goes in the Authorization header: never in clear over a network.
+  if (url.protocol === "http:" && !_LOOPBACK.has(url.hostname)) {
+    io.stderr(
+      `error: --control ${base} is plain http; the API is https only and the token would travel ` +
+        `in clear (plain http is allowed to loopback addresses only)\n`,
+    );
+    return 2;
+  }
+  let token = parsed.flags.get("token") ?? io.env.SKEIN_TOKEN;
+  const tokenFile = parsed.flags.get("token-file") ?? io.env.SKEIN_TOKEN_FILE;
+  if (token === undefined && tokenFile !== undefined) {
+    try {
+      token = (await Deno.readTextFile(tokenFile)).trim();
+    } catch (e) {
+      io.stderr(`error: --token-file: ${(e as Error).message}\n`);
+      return 2;
+    }
   }
   if (!io.fetch && base.startsWith("https:")) {
     const caFile = parsed.flags.get("ca-file") ?? io.env.SKEIN_CA_FILE ?? DEFAULT_CA_FILE;
@@ -805,7 +836,7 @@ export async function runCtl(args: string[], io: CtlIo): Promise<number> {
   const ctx = new _Ctx(
     io,
     base,
-    parsed.flags.get("token") ?? io.env.SKEIN_TOKEN,
+    token,
     (parsed.flags.get("output") ?? "table") as Output,
     parsed.flags,
   );

@@ -388,3 +388,49 @@ Deno.test("ctl ca shows roots, rotates in three steps and revokes", async () => 
     assert.match(bad.err, /unknown ca command/);
   }, { enforceTokens: true });
 });
+
+Deno.test("ctl refuses a plain-http control URL off this machine, before sending the token", async () => {
+  let err = "";
+  let fetched = false;
+  const code = await runCtl(["services", "--control", "http://10.0.0.1:7400"], {
+    stdout: () => {},
+    stderr: (t) => (err += t),
+    env: { SKEIN_TOKEN: "skn_op_secret" },
+    fetch: () => {
+      fetched = true;
+      return Promise.resolve(new Response("{}"));
+    },
+  });
+  assert.equal(code, 2);
+  assert.match(err, /plain http; the API is https only and the token would travel in clear/);
+  assert.equal(fetched, false);
+});
+
+Deno.test("ctl reads the token from --token-file, so it stays out of the process list", async () => {
+  const file = await Deno.makeTempFile();
+  await Deno.writeTextFile(file, "skn_op_from_file\n");
+  try {
+    const sent: (string | null)[] = [];
+    await runCtl(["services", "--token-file", file, "--control", "http://127.0.0.1:9"], {
+      stdout: () => {},
+      stderr: () => {},
+      env: {},
+      fetch: (r: Request) => {
+        sent.push(r.headers.get("authorization"));
+        return Promise.resolve(Response.json({ services: [] }));
+      },
+    });
+    assert.deepEqual(sent, ["Bearer skn_op_from_file"]);
+    // A missing file is a usage error, not an unauthenticated call.
+    let err = "";
+    const code = await runCtl(["services", "--token-file", `${file}.missing`], {
+      stdout: () => {},
+      stderr: (t) => (err += t),
+      env: { SKEIN_CONTROL: "http://127.0.0.1:9" },
+    });
+    assert.equal(code, 2);
+    assert.match(err, /--token-file/);
+  } finally {
+    await Deno.remove(file);
+  }
+});

@@ -239,7 +239,7 @@ export async function runDemo(opts: RunDemoOptions): Promise<number> {
         `  admin token: ${dir}/admin.token, CA: ${seed.certFile}`,
         `  skein ctl services --control ${
           controlUrls[0]
-        } --ca-file ${seed.certFile} --token "$(cat ${dir}/admin.token)"`,
+        } --ca-file ${seed.certFile} --token-file ${dir}/admin.token`,
         `  curl --cacert ${seed.certFile} ${controlUrls[0]}/v1/health`,
         "",
         "proxy admin (/metrics /ready /config /endpoints):",

@@ -995,7 +995,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
       spiffe_id: signed.spiffeId,
       serial: signed.serial,
       not_after: new Date(signed.notAfter).toISOString(),
-      token_id: check.record.id,
+      join_id: check.record.id,
     });
     return c.json({
       certPem: signed.certPem,

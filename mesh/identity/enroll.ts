@@ -234,8 +234,9 @@ export async function obtainIdentities(opts: ObtainIdentitiesOptions): Promise<O
         const wanted = named !== null && (first === undefined || missing().includes(named));
         if (!wanted) {
           opts.logger.warn("a join token was for a service this proxy needs no identity for", {
-            token: i + 1,
-            token_file: opts.tokenFile,
+            // Not "token…" keys: the logger redacts those, and these name no secret.
+            line: i + 1,
+            file: opts.tokenFile,
             spiffe_id: cert.spiffeId?.uri ?? "none",
           });
           continue;
