@@ -1,36 +1,7 @@
 import { assert, assertEquals } from "../tests/assert.ts";
 import tls from "node:tls";
-import { leaf, testCa } from "../tests/security/_pki.ts";
-import { trustBundlePem } from "../control/ca/mod.ts";
+import { tlsPair } from "../tests/security/_pki.ts";
 import { RawTlsHandle } from "./tls_raw_handle.ts";
-
-/** A TLS server and a connected client; `server` resolves to the accepted socket. */
-async function tlsPair() {
-  const ca = await testCa();
-  const s = await leaf(ca, "ledger");
-  const c = await leaf(ca, "billing");
-  const caPem = trustBundlePem(ca);
-  const accepted = Promise.withResolvers<tls.TLSSocket>();
-  const srv = tls.createServer(
-    { key: s.keyPem, cert: s.certPem, ca: caPem, requestCert: true, rejectUnauthorized: true },
-    (sock) => accepted.resolve(sock),
-  );
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
-  const port = (srv.address() as { port: number }).port;
-  const client = tls.connect({
-    host: "127.0.0.1",
-    port,
-    key: c.keyPem,
-    cert: c.certPem,
-    ca: caPem,
-    checkServerIdentity: () => undefined,
-  });
-  client.on("error", () => {});
-  await new Promise((r) => client.once("secureConnect", r));
-  const server = await accepted.promise;
-  server.on("error", () => {});
-  return { srv, client, server };
-}
 
 Deno.test("RawTlsHandle finds the native handle of a node:tls socket in this Deno", async () => {
   const { srv, client, server } = await tlsPair();

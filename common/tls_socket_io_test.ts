@@ -1,33 +1,6 @@
 import { assert, assertEquals, assertRejects } from "../tests/assert.ts";
-import tls from "node:tls";
-import { leaf, testCa } from "../tests/security/_pki.ts";
-import { trustBundlePem } from "../control/ca/mod.ts";
+import { tlsPair } from "../tests/security/_pki.ts";
 import { TlsSocketIo } from "./tls_socket_io.ts";
-
-/** A TLS server and a connected client; resolves with both sockets. */
-async function tlsPair() {
-  const ca = await testCa();
-  const s = await leaf(ca, "ledger");
-  const caPem = trustBundlePem(ca);
-  const accepted = Promise.withResolvers<tls.TLSSocket>();
-  const srv = tls.createServer(
-    { key: s.keyPem, cert: s.certPem },
-    (sock) => accepted.resolve(sock),
-  );
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
-  const port = (srv.address() as { port: number }).port;
-  const client = tls.connect({
-    host: "127.0.0.1",
-    port,
-    ca: caPem,
-    checkServerIdentity: () => undefined,
-  });
-  client.on("error", () => {});
-  await new Promise((r) => client.once("secureConnect", r));
-  const server = await accepted.promise;
-  server.on("error", () => {});
-  return { srv, client, server };
-}
 
 Deno.test("TlsSocketIo closes a connection whose reader falls too far behind (node:tls does not push back)", async () => {
   const { srv, client, server } = await tlsPair();

@@ -6,21 +6,7 @@
 import { assert, assertEquals } from "../assert.ts";
 import { startApp, startControl, startProxy, waitFor } from "./helpers.ts";
 import { meshClient, sharedSeed, testFetch } from "../tls_fixture.ts";
-import { run, writePair } from "../security/_pki.ts";
-
-async function sClient(addr: string, certArgs: string[]): Promise<string> {
-  const req = `GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n`;
-  const r = await run("openssl", [
-    "s_client",
-    "-connect",
-    addr,
-    "-tls1_3",
-    "-quiet",
-    "-ign_eof",
-    ...certArgs,
-  ], req);
-  return r.stdout;
-}
+import { sClientGet, writePair } from "../security/_pki.ts";
 
 Deno.test("cached revocations are enforced after a restart without control plane", async () => {
   const dir = await Deno.makeTempDir({ prefix: "skein-cached-trust-" });
@@ -45,7 +31,7 @@ Deno.test("cached revocations are enforced after a restart without control plane
     const mallory = ["-CAfile", seed.certFile, "-cert", p.cert, "-key", p.key];
     await waitFor(
       "revocation reaches the proxy",
-      async () => !/HTTP\/1\.1/.test(await sClient(callee.inbound, mallory)),
+      async () => !/HTTP\/1\.1/.test(await sClientGet(callee.inbound, mallory)),
       15_000,
     );
     // The cache on disk carries the revocation.
@@ -56,7 +42,7 @@ Deno.test("cached revocations are enforced after a restart without control plane
     await cp.child.stop();
     callee = await startProxy(dir, cfg);
     await callee.child.waitLine(/serving from the cached catalog/);
-    const out = await sClient(callee.inbound, mallory);
+    const out = await sClientGet(callee.inbound, mallory);
     assert(!/HTTP\/1\.1 200/.test(out), "revoked identity admitted after restart from cache");
   } finally {
     await callee.child.stop();

@@ -4,6 +4,7 @@
  * @module
  */
 import net from "node:net";
+import tls from "node:tls";
 import {
   type CaState,
   createCa,
@@ -188,4 +189,52 @@ export function staticTlsSource(
   const m = { certPem: c.certPem, keyPem: c.keyPem, caPem: trustBundlePem(ca) };
   const set = new Set(revoked);
   return { trustDomain: ca.trustDomain, material: () => m, isRevoked: (id) => set.has(id) };
+}
+
+/** One HTTP GET over `openssl s_client` (TLS 1.3) with the given certificate flags; its stdout. */
+export async function sClientGet(addr: string, certArgs: string[], path = "/"): Promise<string> {
+  const req = `GET ${path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n`;
+  const r = await run("openssl", [
+    "s_client",
+    "-connect",
+    addr,
+    "-tls1_3",
+    "-quiet",
+    "-ign_eof",
+    ...certArgs,
+  ], req);
+  return r.stdout;
+}
+
+/**
+ * A `node:tls` server requiring client certificates and one connected client (both of one test
+ * CA); `server` is the accepted socket.
+ */
+export async function tlsPair(): Promise<
+  { srv: tls.Server; client: tls.TLSSocket; server: tls.TLSSocket }
+> {
+  const ca = await testCa();
+  const s = await leaf(ca, "ledger");
+  const c = await leaf(ca, "billing");
+  const caPem = trustBundlePem(ca);
+  const accepted = Promise.withResolvers<tls.TLSSocket>();
+  const srv = tls.createServer(
+    { key: s.keyPem, cert: s.certPem, ca: caPem, requestCert: true, rejectUnauthorized: true },
+    (sock) => accepted.resolve(sock),
+  );
+  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
+  const port = (srv.address() as { port: number }).port;
+  const client = tls.connect({
+    host: "127.0.0.1",
+    port,
+    key: c.keyPem,
+    cert: c.certPem,
+    ca: caPem,
+    checkServerIdentity: () => undefined,
+  });
+  client.on("error", () => {});
+  await new Promise((r) => client.once("secureConnect", r));
+  const server = await accepted.promise;
+  server.on("error", () => {});
+  return { srv, client, server };
 }

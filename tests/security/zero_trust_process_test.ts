@@ -16,24 +16,9 @@ import {
   waitFor,
 } from "../proxy_process/helpers.ts";
 import { meshClient, sharedSeed, testFetch, trustRoots } from "../tls_fixture.ts";
-import { leaf, run, testCa, writePair } from "./_pki.ts";
+import { leaf, run, sClientGet, testCa, writePair } from "./_pki.ts";
 
 const HOUR_MS = 3_600_000;
-
-/** One HTTP GET over openssl s_client with the given certificate flags; stdout + stderr. */
-async function sClient(addr: string, certArgs: string[], path: string): Promise<string> {
-  const req = `GET ${path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n`;
-  const r = await run("openssl", [
-    "s_client",
-    "-connect",
-    addr,
-    "-tls1_3",
-    "-quiet",
-    "-ign_eof",
-    ...certArgs,
-  ], req);
-  return r.stdout;
-}
 
 Deno.test("a real control node's API and Raft port refuse clients without a valid mesh certificate", async () => {
   const c = await ProcessCluster.create({ size: 3 });
@@ -73,9 +58,9 @@ Deno.test("a real control node's API and Raft port refuse clients without a vali
     // The API: a protected route answers only a valid mesh certificate (or a bearer token).
     const valid = Object.values(await writePair(dir, "valid", await meshClient("billing")))
       .flatMap((f, i) => [i === 0 ? "-cert" : "-key", f]);
-    assertMatch(await sClient(api, [...ca, ...valid], "/v1/catalog"), /HTTP\/1\.1 200/);
+    assertMatch(await sClientGet(api, [...ca, ...valid], "/v1/catalog"), /HTTP\/1\.1 200/);
     for (const [name, args] of Object.entries(clients)) {
-      const out = await sClient(api, [...ca, ...args], "/v1/catalog");
+      const out = await sClientGet(api, [...ca, ...args], "/v1/catalog");
       assert(!/HTTP\/1\.1 200/.test(out), `API answered 200 to ${name}: ${out.slice(0, 200)}`);
       if (name === "no certificate") {
         // Operators come without a certificate; without a token they get 401 and nothing else.
@@ -250,7 +235,7 @@ Deno.test("a real proxy's inbound refuses expired, revoked and foreign certifica
     };
     const valid = await pair("valid", await meshClient("billing"));
     // The valid client proves the port answers, so the refusals below are real refusals.
-    assertMatch(await sClient(callee.inbound, ["-CAfile", seed.certFile, ...valid], "/"), /200/);
+    assertMatch(await sClientGet(callee.inbound, ["-CAfile", seed.certFile, ...valid], "/"), /200/);
     const clients: Record<string, string[]> = {
       "no certificate": [],
       "another CA's certificate": await pair("foreign", await leaf(await testCa(), "billing")),
@@ -261,7 +246,7 @@ Deno.test("a real proxy's inbound refuses expired, revoked and foreign certifica
       "a revoked identity": await pair("revoked", await meshClient("mallory")),
     };
     await waitFor("the revocation to reach the proxy", async () => {
-      const out = await sClient(
+      const out = await sClientGet(
         callee!.inbound,
         ["-CAfile", seed.certFile, ...clients["a revoked identity"]!],
         "/",
@@ -270,7 +255,7 @@ Deno.test("a real proxy's inbound refuses expired, revoked and foreign certifica
     }, 15_000);
     const hits = app.hits;
     for (const [name, args] of Object.entries(clients)) {
-      const out = await sClient(callee.inbound, ["-CAfile", seed.certFile, ...args], "/");
+      const out = await sClientGet(callee.inbound, ["-CAfile", seed.certFile, ...args], "/");
       assert(!/HTTP\/1\.1/.test(out), `the inbound answered ${name}: ${out.slice(0, 200)}`);
     }
     const plain = await run("curl", ["-sS", "--max-time", "5", `http://${callee.inbound}/`]);
