@@ -56,6 +56,8 @@ export const BUFFERED_BODY_MAX_BYTES = 16 * 1024;
  * 128 MiB at {@linkcode BUFFERED_BODY_MAX_BYTES}). A fleet's proxies each keep about one.
  */
 export const MAX_API_CONNECTIONS = 8192;
+/** Requests one connection may have in flight (pipelined); one more closes the connection. */
+export const MAX_PIPELINED_REQUESTS = 8;
 /** Connections open at once from one client address: one host cannot take every slot. */
 export const MAX_API_CONNECTIONS_PER_ADDRESS = 256;
 /**
@@ -79,6 +81,7 @@ export type ApiHandler = (req: Request, info: ApiConnInfo) => Response | Promise
 /** Why a connection was cut before any HTTP. */
 export type ApiRefusalReason =
   | "connection_limit"
+  | "pipeline_limit"
   | "address_limit"
   | "handshake_limit"
   | "handshake_timeout"
@@ -190,6 +193,7 @@ export async function serveApiHttps(opts: ApiHttpsOptions): Promise<ApiHttpsServ
     requestsInFlight: 0,
     refused: {
       connection_limit: 0,
+      pipeline_limit: 0,
       address_limit: 0,
       handshake_limit: 0,
       handshake_timeout: 0,
@@ -381,6 +385,14 @@ export async function serveApiHttps(opts: ApiHttpsOptions): Promise<ApiHttpsServ
     // Revocation reaches connections that were open before it, at their next request.
     if (c.peer && opts.isRevoked?.(c.peer.uri)) {
       refuse("revoked", { peer: `${c.remoteAddr.hostname}:${c.remoteAddr.port}` });
+      socket.destroy();
+      return;
+    }
+    // Deno's node:https hands every pipelined request to the handler at once and keeps reading
+    // (node:tls does not push back): a client that pipelines without reading answers could make
+    // the node hold any number of requests and responses. A few in flight is all HTTP/1.1 needs.
+    if (c.inFlight >= MAX_PIPELINED_REQUESTS) {
+      refuse("pipeline_limit", { peer: `${c.remoteAddr.hostname}:${c.remoteAddr.port}` });
       socket.destroy();
       return;
     }

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import tls from "node:tls";
 import { createCa, issueCertificate, trustBundlePem } from "../ca/mod.ts";
 import type { TlsMaterial } from "../../common/tls.ts";
-import { type ApiHandler, serveApiHttps } from "./https_server.ts";
+import { type ApiHandler, MAX_PIPELINED_REQUESTS, serveApiHttps } from "./https_server.ts";
 
 async function material(): Promise<{ m: TlsMaterial; serial: string }> {
   const now = Date.now();
@@ -251,5 +251,32 @@ Deno.test("connections beyond the per-address and total caps are closed before a
   } finally {
     for (const s of held) s.destroy();
     for (const s of servers) await s.shutdown(1000);
+  }
+});
+
+Deno.test("a connection pipelining more requests than the cap without reading answers is closed", async () => {
+  const { m } = await material();
+  let calls = 0;
+  const never = Promise.withResolvers<Response>();
+  const srv = await serveApiHttps({
+    hostname: "127.0.0.1",
+    port: 0,
+    material: m,
+    handler: () => {
+      calls++;
+      return never.promise; // a blocking query that never ends
+    },
+  });
+  try {
+    const s = await tlsOpen(srv.port, m.caPem);
+    assert.ok(s !== null);
+    const closed = new Promise<void>((r) => s.once("close", () => r()));
+    s.write("GET /v1/catalog?index=1&wait=300s HTTP/1.1\r\nHost: x\r\n\r\n".repeat(20));
+    await closed;
+    assert.ok(srv.stats.refused.pipeline_limit >= 1);
+    assert.equal(calls, MAX_PIPELINED_REQUESTS);
+  } finally {
+    never.resolve(Response.json({}));
+    await srv.shutdown(1000);
   }
 });
