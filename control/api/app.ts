@@ -209,6 +209,13 @@ const _MemberBody = z.strictObject({
 const _RollbackBody = z.strictObject({ revision: z.number().int().min(1) });
 /** Longest join token accepted in a sign request (a real one is 52 characters). */
 const _MAX_TOKEN_CHARS = 256;
+/**
+ * Largest registration body. A real one is well under 2 KiB; the schema's own bounds (64 tags,
+ * capabilities and meta entries of 256 characters) would allow hundreds of KiB per instance,
+ * copied into every node, the log and every proxy's catalog.
+ */
+export const MAX_REGISTRATION_BODY_BYTES = 32 * 1024;
+
 /** Largest `POST /v1/ca/sign` body: a CSR of `MAX_CSR_PEM_BYTES`, a token and the JSON around. */
 export const MAX_SIGN_BODY_BYTES = 16 * 1024;
 
@@ -735,7 +742,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
   app.put("/v1/services/:name/instances/:id", async (c) => {
     const name = _name("path.name", c.req.param("name"));
     const id = _name("path.id", c.req.param("id"));
-    const { bytes, value } = await body(c);
+    const { bytes, value } = await body(c, MAX_REGISTRATION_BODY_BYTES);
     requireOwnService(c, name, "register");
     const reg = validate(RegistrationSchema, value);
     if (reg.service !== undefined && reg.service !== name) {
@@ -790,17 +797,20 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
     const hb = validate(_HeartbeatBody, value);
     for (const i of hb.instances) requireOwnService(c, i.service, "heartbeat");
     if (!backend.isLeader()) return await forward(c, bytes);
+    // Only registered instances get a lease: heartbeats for made-up ids would fill the lease
+    // table, and an instance with no lease would never be marked critical.
+    const st = backend.state();
+    const known = hb.instances.filter((i) => st.instance(i.service, i.id));
     try {
-      backend.heartbeat(hb.instances);
+      backend.heartbeat(known);
     } catch (e) {
       if (e instanceof NotLeaderError) return await forward(c, bytes);
       throw e;
     }
-    const st = backend.state();
     const unknown = hb.instances
       .filter((i) => !st.instance(i.service, i.id))
       .map((i) => ({ service: i.service, id: i.id }));
-    return c.json({ accepted: hb.instances.length - unknown.length, unknown });
+    return c.json({ accepted: known.length, unknown });
   });
 
   // --- catalog ----------------------------------------------------------------------------

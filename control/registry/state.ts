@@ -35,6 +35,13 @@ import {
   type ValidatedCommand,
 } from "./commands.ts";
 
+/**
+ * Most instances of one service. A proxy may register instances of its own service only, but
+ * any number of them; this bounds what one certificate can add to every node and catalog.
+ */
+export const MAX_INSTANCES_PER_SERVICE = 4096;
+/** Most instances in the registry. */
+export const MAX_INSTANCES = 65_536;
 /** How many revisions of each resource are kept for `history` and `rollback`. */
 export const MAX_REVISIONS_KEPT = 20;
 /** Version tag written into snapshots, bumped when their layout changes. */
@@ -63,6 +70,7 @@ export type ApplyErrorCode =
   | "no_ca"
   | "invalid_identity"
   | "too_many_tokens"
+  | "too_many_instances"
   | "token_exists"
   | "token_revoked"
   | "join_token_unknown"
@@ -500,6 +508,21 @@ export class RegistryState {
     const frozen = _deepFreeze(inst);
     let svc = this.#services.get(inst.service);
     const prev = svc?.get(inst.id);
+    if (!prev) {
+      // Counted on every node the same way (the applied state), so all refuse alike.
+      if ((svc?.size ?? 0) >= MAX_INSTANCES_PER_SERVICE) {
+        return _fail(
+          index,
+          "too_many_instances",
+          `service ${inst.service} has ${MAX_INSTANCES_PER_SERVICE} instances already`,
+        );
+      }
+      let total = 0;
+      for (const s of this.#services.values()) total += s.size;
+      if (total >= MAX_INSTANCES) {
+        return _fail(index, "too_many_instances", `the registry holds ${MAX_INSTANCES} instances`);
+      }
+    }
     const changed = !prev || !sameInstance(prev, frozen);
     if (changed) {
       if (!svc) {

@@ -3,6 +3,7 @@ import { type Instance, InstanceSchema } from "./instance.ts";
 import { decodeCommand, type RegistryCommand } from "./commands.ts";
 import {
   canonicalJson,
+  MAX_INSTANCES_PER_SERVICE,
   MAX_REVISIONS_KEPT,
   RegistryState,
   sameInstance,
@@ -347,4 +348,19 @@ Deno.test("allInstances() walks every registered instance of every service, live
   s.apply(5, { type: "set_health", changes: [{ service: "db", id: "d1", health: "critical" }] });
   assert.deepEqual(ids(), ["api/a2/passing", "db/d1/critical"]);
   assert.deepEqual([...new RegistryState().allInstances()], []);
+});
+
+Deno.test("one service cannot register more than MAX_INSTANCES_PER_SERVICE instances", () => {
+  const s = new RegistryState();
+  let index = 0;
+  for (let i = 0; i < MAX_INSTANCES_PER_SERVICE; i++) {
+    const r = s.apply(++index, reg(inst("payments", `p${i}`)));
+    assert.ok(r.ok);
+  }
+  const over = s.apply(++index, reg(inst("payments", "one-more")));
+  assert.ok(!over.ok && over.error.code === "too_many_instances");
+  assert.equal(s.instances("payments").length, MAX_INSTANCES_PER_SERVICE);
+  // Updating one it has, and another service, still work.
+  assert.ok(s.apply(++index, reg(inst("payments", "p0", { port: 9090 }))).ok);
+  assert.ok(s.apply(++index, reg(inst("ledger", "l0"))).ok);
 });
