@@ -846,10 +846,26 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
         throw e;
       }
     }
-    const cat = backend.state().catalog();
-    c.header(INDEX_HEADER, String(cat.index));
-    return c.json(cat);
+    const { index, json } = catalogJson();
+    c.header(INDEX_HEADER, String(index));
+    c.header("content-type", "application/json");
+    return c.body(json);
   });
+
+  /**
+   * The catalog as JSON, built once per state index: a write wakes every blocking query at
+   * once, and each building and serialising the whole catalog for itself blocked the event loop
+   * for seconds with a fleet's worth of watchers (and could run the node out of memory).
+   */
+  let catalogCache: { state: unknown; index: number; json: string } | null = null;
+  function catalogJson(): { index: number; json: string } {
+    const st = backend.state();
+    if (catalogCache === null || catalogCache.state !== st || catalogCache.index !== st.index) {
+      const cat = st.catalog();
+      catalogCache = { state: st, index: cat.index, json: JSON.stringify(cat) };
+    }
+    return catalogCache;
+  }
 
   // --- resources --------------------------------------------------------------------------
 
