@@ -216,6 +216,9 @@ const _MAX_TOKEN_CHARS = 256;
  */
 export const MAX_REGISTRATION_BODY_BYTES = 32 * 1024;
 
+/** Blocking catalog queries one client address may have waiting on a node at once. */
+export const MAX_WATCHERS_PER_ADDRESS = 256;
+
 /** Largest `POST /v1/ca/sign` body: a CSR of `MAX_CSR_PEM_BYTES`, a token and the JSON around. */
 export const MAX_SIGN_BODY_BYTES = 16 * 1024;
 
@@ -837,6 +840,21 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
     const fwd = await consistentRead(c, q.stale, blocking ? waitMs : 0);
     if (fwd) return fwd;
     if (blocking && backend.state().index <= q.index!) {
+      // One host may hold only so many of the node's watcher slots; a follower forwarding its
+      // clients' queries (a control principal) is not one host.
+      const addr = c.get("principal").kind === "control"
+        ? null
+        : c.env?.remoteAddr?.hostname ?? null;
+      const held = addr === null ? 0 : watchersByAddress.get(addr) ?? 0;
+      if (held >= MAX_WATCHERS_PER_ADDRESS) {
+        throw new ApiError(
+          429,
+          "too_many_watchers",
+          `${addr} holds ${held} blocking queries already`,
+          { limit: MAX_WATCHERS_PER_ADDRESS },
+        );
+      }
+      if (addr !== null) watchersByAddress.set(addr, held + 1);
       try {
         await backend.watcher.wait(q.index!, waitMs, c.req.raw.signal);
       } catch (e) {
@@ -844,6 +862,12 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
           throw new ApiError(429, "too_many_watchers", e.message, { limit: e.limit });
         }
         throw e;
+      } finally {
+        if (addr !== null) {
+          const n = (watchersByAddress.get(addr) ?? 1) - 1;
+          if (n > 0) watchersByAddress.set(addr, n);
+          else watchersByAddress.delete(addr);
+        }
       }
     }
     const { index, json } = catalogJson();
@@ -858,6 +882,8 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
    * for seconds with a fleet's worth of watchers (and could run the node out of memory).
    */
   let catalogCache: { state: unknown; index: number; json: string } | null = null;
+  /** Blocking catalog queries waiting now, by client address. */
+  const watchersByAddress = new Map<string, number>();
   function catalogJson(): { index: number; json: string } {
     const st = backend.state();
     if (catalogCache === null || catalogCache.state !== st || catalogCache.index !== st.index) {

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { createApi, FORWARD_HEADER, INDEX_HEADER, registerCommand } from "./app.ts";
+import {
+  createApi,
+  FORWARD_HEADER,
+  INDEX_HEADER,
+  MAX_WATCHERS_PER_ADDRESS,
+  registerCommand,
+} from "./app.ts";
 import { RegistrationSchema, RegistryCommandSchema } from "../registry/mod.ts";
 import { ApiError } from "./errors.ts";
 import { MAX_BODY_BYTES } from "./body.ts";
@@ -759,4 +765,32 @@ Deno.test("a registration body over 32 KiB is refused before it reaches the log"
   });
   assert.equal(r.status, 413);
   assert.equal(backend.state().instance("api", "a1"), undefined);
+});
+
+Deno.test("one client address holds at most MAX_WATCHERS_PER_ADDRESS blocking catalog queries", async () => {
+  const backend = new FakeBackend();
+  const app = createApi(backend);
+  const from = (hostname: string) => ({ remoteAddr: { hostname, port: 1 }, peer: null });
+  const ctl = new AbortController();
+  const waiting: Promise<Response>[] = [];
+  const url = `http://x/v1/catalog?index=${backend.state().index}&wait=30s`;
+  for (let i = 0; i < MAX_WATCHERS_PER_ADDRESS; i++) {
+    waiting.push(
+      Promise.resolve(
+        app.request(new Request(url, { signal: ctl.signal }), undefined, from("10.0.0.9")),
+      ),
+    );
+  }
+  await new Promise((r) => setTimeout(r, 20));
+  const over = await app.request(new Request(url), undefined, from("10.0.0.9"));
+  assert.equal(over.status, 429);
+  assert.equal((await over.json()).error.code, "too_many_watchers");
+  // Another host is not held back by the first one's queries.
+  const other = app.request(new Request(url, { signal: ctl.signal }), undefined, from("10.0.0.10"));
+  await new Promise((r) => setTimeout(r, 20));
+  ctl.abort();
+  await Promise.allSettled([...waiting, Promise.resolve(other)]);
+  // Slots come back once the queries end.
+  const again = app.request(new Request(url.replace("30s", "1s")), undefined, from("10.0.0.9"));
+  assert.equal((await again).status, 200);
 });
