@@ -288,6 +288,13 @@ class _Session implements CoarseTimer {
   readonly #scan: HeadScan = newHeadScan(0);
   readonly #out = new ByteWriter(4096, 1 << 20);
   #waitingHead = false;
+  /**
+   * Buffering a request body before the first attempt: the request already holds its circuit
+   * breaker slot, and no try timer runs yet, so the header-read timeout bounds this wait too.
+   */
+  #waitingBody = false;
+  /** The client's side ended while its body was being pumped (not the upstream's fault). */
+  #clientGone = false;
   #deadlineTick = Infinity;
   #closed = false;
   #framer: ChunkedFramer | null = null;
@@ -323,7 +330,7 @@ class _Session implements CoarseTimer {
   }
 
   checkDeadline(tick: number): void {
-    if (this.#waitingHead && tick >= this.#deadlineTick) this.abort();
+    if ((this.#waitingHead || this.#waitingBody) && tick >= this.#deadlineTick) this.abort();
   }
 
   closeIfIdle(): void {
@@ -480,10 +487,18 @@ class _Session implements CoarseTimer {
       let replayable = !hasBody;
       if (!head.chunked && cl > 0 && cl <= f.opts.maxRetryBodyBytes && !head.expectContinue) {
         if (this.#pos + cl > this.#buf.length) this.#ensureRoom(cl);
-        while (this.#len - this.#pos < cl) {
-          const n = await this.#read(this.#buf.subarray(this.#len));
-          if (!n) return Done.Close;
-          this.#len += n;
+        if (this.#len - this.#pos < cl) {
+          this.#waitingBody = true;
+          this.#deadlineTick = f.tick + Math.ceil(f.opts.headerTimeoutMs / SWEEP_INTERVAL_MS) + 1;
+          try {
+            while (this.#len - this.#pos < cl) {
+              const n = await this.#read(this.#buf.subarray(this.#len));
+              if (!n) return Done.Close;
+              this.#len += n;
+            }
+          } finally {
+            this.#waitingBody = false;
+          }
         }
         replayable = true;
       }
@@ -656,6 +671,7 @@ class _Session implements CoarseTimer {
     let pump: Promise<boolean> | null = null;
     let pumpDone = true;
     this.#bodyError = null;
+    this.#clientGone = false;
     if ((framer !== null && !framer.done) || bodyLeft > 0) {
       pumpDone = false;
       pump = this.#pumpBody(uc, framer, bodyLeft).then((ok) => {
@@ -736,6 +752,11 @@ class _Session implements CoarseTimer {
       if (pump !== null) await pump;
       if (this.#bodyError !== null) {
         return { outcome: { kind: "reset" }, sentUpstream, bodyError: this.#bodyError };
+      }
+      if (this.#clientGone) {
+        // The client left mid-body: no verdict on the endpoint (outlier detection would eject a
+        // healthy one for callers that merely hung up).
+        return { outcome: { kind: "reset" }, sentUpstream, bodyError: null };
       }
       if (e instanceof HttpParseError) {
         const o: Outcome = { kind: "response", status: 502 };
@@ -930,8 +951,17 @@ class _Session implements CoarseTimer {
       while (framer !== null ? !framer.done : left > 0) {
         if (this.#pos === this.#len) {
           this.#pos = this.#len = 0;
-          const n = await this.#read(this.#buf);
-          if (!n) return false;
+          let n: number | null;
+          try {
+            n = await this.#read(this.#buf);
+          } catch (e) {
+            this.#clientGone = true;
+            throw e;
+          }
+          if (!n) {
+            this.#clientGone = true;
+            return false;
+          }
           this.#len = n;
         }
         let stop: number;
