@@ -42,6 +42,7 @@ import {
   Transport,
 } from "../transport/mod.ts";
 import { DurableLog } from "./durable_log.ts";
+import { DataDirLock } from "../storage/dir_lock.ts";
 import {
   decodeMemberEntry,
   decodeSnapshotPayload,
@@ -203,6 +204,8 @@ export class ControlNode implements ControlBackend {
   readonly #raft: RaftNode;
   readonly #storage: MemoryStorage;
   readonly #durable: DurableLog;
+  /** The claim on the data directory, given up by close(). */
+  #dirLock: DataDirLock | null = null;
   #transport!: Transport;
   #state: RegistryState;
   readonly #leases: LeaseTracker;
@@ -279,6 +282,19 @@ export class ControlNode implements ControlBackend {
   /** Opens the data directory, restores state, joins the peers and starts ticking. */
   static async start(opts: ControlNodeOptions): Promise<ControlNode> {
     await Deno.mkdir(opts.dataDir, { recursive: true, mode: 0o700 });
+    // One owner per directory, or two WAL writers corrupt each other's acknowledged records.
+    const lock = await DataDirLock.acquire(opts.dataDir);
+    try {
+      const node = await ControlNode.#startLocked(opts);
+      node.#dirLock = lock;
+      return node;
+    } catch (e) {
+      lock.release();
+      throw e;
+    }
+  }
+
+  static async #startLocked(opts: ControlNodeOptions): Promise<ControlNode> {
     const restored = await DurableLog.open(opts.dataDir, opts.log);
     let storage = restored.storage;
     if (restored.fresh && !opts.join) {
@@ -1192,5 +1208,6 @@ export class ControlNode implements ControlBackend {
     // Let an in-flight Ready finish its fsync before the WAL closes under it.
     for (let i = 0; i < 200 && this.#pumping; i++) await new Promise((r) => setTimeout(r, 5));
     await this.#durable.close().catch(() => {});
+    this.#dirLock?.release();
   }
 }
