@@ -3,9 +3,9 @@
  * cache's revocations apply from the first connection (regression: the cached trust arrived
  * while the proxy was still starting and was dropped, so a revoked caller got through).
  */
-import { assert, assertEquals } from "../assert.ts";
-import { startApp, startControl, startProxy, waitFor } from "./helpers.ts";
-import { meshClient, sharedSeed, testFetch } from "../tls_fixture.ts";
+import { assert } from "../assert.ts";
+import { revokeService, startApp, startControl, startProxy, waitFor } from "./helpers.ts";
+import { meshClient, sharedSeed } from "../tls_fixture.ts";
 import { sClientGet, writePair } from "../security/_pki.ts";
 
 Deno.test("cached revocations are enforced after a restart without control plane", async () => {
@@ -20,12 +20,7 @@ Deno.test("cached revocations are enforced after a restart without control plane
   };
   let callee = await startProxy(dir, cfg);
   try {
-    const rev = await testFetch(`${cp.url}/v1/ca/revoke`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${cp.token}`, "content-type": "application/json" },
-      body: JSON.stringify({ service: "mallory" }),
-    });
-    assertEquals(rev.status, 200, await rev.text());
+    await revokeService(cp, "mallory");
     const seed = await sharedSeed();
     const p = await writePair(dir, "mallory", await meshClient("mallory"));
     const mallory = ["-CAfile", seed.certFile, "-cert", p.cert, "-key", p.key];

@@ -412,3 +412,13 @@ export async function ledgerAndBilling(
   proxies.push(caller);
   return { callee, caller };
 }
+
+/** Revokes `service`'s identity through the control API (as admin); throws unless 200. */
+export async function revokeService(cp: Control, service: string): Promise<void> {
+  const r = await testFetch(`${cp.url}/v1/ca/revoke`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${cp.token}`, "content-type": "application/json" },
+    body: JSON.stringify({ service }),
+  });
+  if (r.status !== 200) throw new Error(`revoking ${service} got ${r.status}: ${await r.text()}`);
+}

@@ -10,6 +10,7 @@ import {
   type App,
   get,
   type ProxyHandle,
+  revokeService,
   startApp,
   startControl,
   startProxy,
@@ -222,12 +223,7 @@ Deno.test("a real proxy's inbound refuses expired, revoked and foreign certifica
       services: [{ name: "ledger", port: app.port }],
     });
     // Revoke an identity and wait until the proxy has the list (the catalog carries it).
-    const rev = await testFetch(`${cp.url}/v1/ca/revoke`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${cp.token}`, "content-type": "application/json" },
-      body: JSON.stringify({ service: "mallory" }),
-    });
-    assertEquals(rev.status, 200, await rev.text());
+    await revokeService(cp, "mallory");
     const seed = await sharedSeed();
     const pair = async (name: string, m: { certPem: string; keyPem: string }) => {
       const p = await writePair(dir, name, m);
