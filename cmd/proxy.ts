@@ -10,14 +10,13 @@ import {
   ControlHttp,
   ControlTrustError,
   EnrollError,
-  keepsATrustedRoot,
   loadIdentity,
   obtainIdentities,
   readCaBundle,
   requestRenewal,
   saveIdentity,
 } from "../mesh/identity/mod.ts";
-import { splitPemCerts, type TlsMaterial } from "../common/tls.ts";
+import { keepsATrustedRoot, splitPemCerts, type TlsMaterial } from "../common/tls.ts";
 import { type CommandIo, EXIT } from "./io.ts";
 import { loadModeConfig } from "./load_config.ts";
 

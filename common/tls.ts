@@ -614,3 +614,12 @@ export function mtlsConnect(opts: MtlsConnectOptions): Promise<tls.TLSSocket> {
     });
   });
 }
+
+/**
+ * Whether a new trust bundle may replace the current one. A CA rotation always overlaps (the
+ * old and the new root are trusted together), so a bundle that keeps none of today's roots is
+ * not a rotation and is refused; an empty current set (nothing trusted yet) accepts anything.
+ */
+export function keepsATrustedRoot(current: ReadonlySet<string>, next: readonly string[]): boolean {
+  return current.size === 0 || next.some((r) => current.has(r));
+}

@@ -53,6 +53,8 @@ export const ProxyLimits = z.strictObject({
   max_connections: z.number().int().min(1).max(1_000_000).default(10_000),
   idle_timeout: duration.default(60_000),
   header_read_timeout: duration.default(10_000),
+  /** An opaque TCP connection (either end) silent this long is closed; "0" = never. */
+  tcp_idle_timeout: duration.default(60 * 60_000),
 });
 
 /** Telemetry export settings. */

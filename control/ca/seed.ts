@@ -14,6 +14,7 @@ import {
   splitPemCerts,
 } from "../../common/tls.ts";
 import { type Logger, nullLogger } from "../../common/log.ts";
+import { dirOf, writeFileAtomic } from "../../common/atomic_write.ts";
 import { CaError, type CaState, createCa, parseCaState } from "./ca.ts";
 
 /** File name of the seed root certificate written by {@linkcode writeSeedCa}. */
@@ -283,38 +284,12 @@ async function _exists(path: string): Promise<boolean> {
   }
 }
 
-function _dirOf(path: string): string {
-  const i = path.lastIndexOf("/");
-  return i < 0 ? "." : i === 0 ? "/" : path.slice(0, i);
-}
-
-/** temp file 0600 → fsync → rename → fsync the directory, so a crash leaves old or new. */
+/** Atomic, durable write (`common/atomic_write.ts`), its errors worded as seed errors. */
 async function _writeAtomic(path: string, text: string): Promise<void> {
-  const dir = _dirOf(path);
-  const tmp = `${path}.tmp-${crypto.randomUUID().slice(0, 8)}`;
   try {
-    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
-    const f = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
-    try {
-      const data = new TextEncoder().encode(text);
-      let at = 0;
-      while (at < data.length) at += await f.write(data.subarray(at));
-      await f.sync();
-    } finally {
-      f.close();
-    }
-    await Deno.rename(tmp, path);
-    const d = await Deno.open(dir, { read: true });
-    try {
-      await d.sync();
-    } catch {
-      // Some filesystems refuse fsync on a directory; the rename is still atomic there.
-    } finally {
-      d.close();
-    }
+    await Deno.mkdir(dirOf(path), { recursive: true, mode: 0o700 });
+    await writeFileAtomic(path, text, { mode: 0o600 });
   } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    if (e instanceof SeedCaError) throw e;
     throw new SeedCaError(path, `cannot write: ${(e as Error).message}`, e);
   }
 }

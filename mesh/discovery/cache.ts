@@ -1,10 +1,11 @@
 /**
  * The last-known catalog on disk, so a proxy keeps routing when no control node answers, also
- * across its own restart. Writes are atomic (temp file, fsync, rename): a crash leaves either
- * the old or the new catalog, never half of one.
+ * across its own restart. Writes are atomic and durable (`common/atomic_write.ts`): a crash or
+ * power cut leaves either the old or the new catalog, never half of one.
  * @module
  */
 import { type Catalog, CatalogSchema } from "./catalog.ts";
+import { writeFileAtomic } from "../../common/atomic_write.ts";
 
 /** File name of the cached catalog inside `data_dir`. */
 export const CATALOG_CACHE_FILE = "catalog.json";
@@ -24,17 +25,8 @@ export class CatalogCacheError extends Error {
 export async function saveCatalog(dir: string, catalog: Catalog): Promise<void> {
   await Deno.mkdir(dir, { recursive: true });
   const path = `${dir}/${CATALOG_CACHE_FILE}`;
-  const tmp = `${path}.tmp-${Deno.pid}`;
   const bytes = new TextEncoder().encode(JSON.stringify({ saved_at: Date.now(), catalog }));
-  const f = await Deno.open(tmp, { write: true, create: true, truncate: true, mode: 0o600 });
-  try {
-    let off = 0;
-    while (off < bytes.length) off += await f.write(bytes.subarray(off));
-    await f.sync();
-  } finally {
-    f.close();
-  }
-  await Deno.rename(tmp, path);
+  await writeFileAtomic(path, bytes, { mode: 0o600 });
 }
 
 /** Reads the cached catalog; null when there is none, {@linkcode CatalogCacheError} if corrupt. */

@@ -118,7 +118,7 @@ Deno.test("saveIdentity()/loadIdentity() refuse a key that does not match the ce
 });
 
 Deno.test("keepsATrustedRoot(): rotations overlap, a wholesale replacement does not", async () => {
-  const { keepsATrustedRoot } = await import("../../common/control_https.ts");
+  const { keepsATrustedRoot } = await import("../../common/tls.ts");
   const cur = new Set(["OLD"]);
   assertEquals(keepsATrustedRoot(cur, ["OLD", "NEW"]), true, "rotate: both trusted");
   assertEquals(keepsATrustedRoot(new Set(["OLD", "NEW"]), ["NEW"]), true, "finish");

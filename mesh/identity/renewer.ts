@@ -5,7 +5,7 @@
  * @module
  */
 import { type Logger, nullLogger } from "../../common/log.ts";
-import type { TlsMaterial } from "../../common/tls.ts";
+import { keepsATrustedRoot, splitPemCerts, type TlsMaterial } from "../../common/tls.ts";
 import { parseCert, renewAt } from "./cert_info.ts";
 import { createKeyAndCsr } from "./csr.ts";
 import { keyMatchesCert } from "./store.ts";
@@ -208,6 +208,18 @@ export class CertRenewer {
     }
     if (!keyMatchesCert(res.certPem, keyPem)) {
       throw new RenewalError("CA answered with a certificate for another key");
+    }
+    // The same rule as a catalog's bundle: a rotation always overlaps, so an answer that
+    // trusts none of today's roots is not one (a wrong or hostile CA answering), and taking
+    // it would hand every identity check to roots this proxy never trusted.
+    const held = this.#material;
+    if (
+      held !== null &&
+      !keepsATrustedRoot(new Set(splitPemCerts(held.caPem)), splitPemCerts(res.caPem))
+    ) {
+      throw new RenewalError(
+        "CA answered with a trust bundle that keeps none of the current roots",
+      );
     }
     await this.#install(material);
     this.#failures = 0;

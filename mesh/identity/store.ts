@@ -5,6 +5,7 @@
  */
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import type { TlsMaterial } from "../../common/tls.ts";
+import { writeFileAtomic } from "../../common/atomic_write.ts";
 
 /** The file holding all three PEMs; the source of truth on load. */
 export const IDENTITY_FILE = "identity.json";
@@ -40,7 +41,7 @@ export function keyMatchesCert(certPem: string, keyPem: string): boolean {
 
 /**
  * Writes `material` into `dir` (created 0700 when missing): `identity.json` atomically
- * (temp file 0600, fsync, rename), then the PEM copies the same way.
+ * (temp file 0600, fsync, rename, directory fsync), then the PEM copies the same way.
  */
 export async function saveIdentity(dir: string, material: TlsMaterial): Promise<void> {
   if (!keyMatchesCert(material.certPem, material.keyPem)) {
@@ -53,10 +54,11 @@ export async function saveIdentity(dir: string, material: TlsMaterial): Promise<
     keyPem: material.keyPem,
     caPem: material.caPem,
   });
-  await _atomicWrite(dir, IDENTITY_FILE, json);
-  await _atomicWrite(dir, KEY_FILE, material.keyPem);
-  await _atomicWrite(dir, CERT_FILE, material.certPem);
-  await _atomicWrite(dir, CA_FILE, material.caPem);
+  const opts = { mode: _FILE_MODE };
+  await writeFileAtomic(`${dir}/${IDENTITY_FILE}`, json, opts);
+  await writeFileAtomic(`${dir}/${KEY_FILE}`, material.keyPem, opts);
+  await writeFileAtomic(`${dir}/${CERT_FILE}`, material.certPem, opts);
+  await writeFileAtomic(`${dir}/${CA_FILE}`, material.caPem, opts);
 }
 
 /**
@@ -93,24 +95,4 @@ export async function loadIdentity(dir: string): Promise<TlsMaterial | null> {
     throw new IdentityStoreError(`${path}: key does not match certificate`);
   }
   return { certPem: o.certPem, keyPem: o.keyPem, caPem: o.caPem };
-}
-
-async function _atomicWrite(dir: string, name: string, data: string): Promise<void> {
-  const rand = crypto.getRandomValues(new Uint32Array(1))[0]!.toString(16);
-  const tmp = `${dir}/.${name}.${rand}.tmp`;
-  const f = await Deno.open(tmp, { write: true, createNew: true, mode: _FILE_MODE });
-  try {
-    // mode at creation is masked by the umask; chmod makes 0600 exact.
-    await Deno.chmod(tmp, _FILE_MODE);
-    const bytes = new TextEncoder().encode(data);
-    let off = 0;
-    while (off < bytes.length) off += await f.write(bytes.subarray(off));
-    await f.sync();
-  } catch (e) {
-    f.close();
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
-  f.close();
-  await Deno.rename(tmp, `${dir}/${name}`);
 }

@@ -231,7 +231,9 @@ export class DataPlane {
     try {
       const locals = cfg.services.map((s) => ({ name: s.name, port: s.port }));
       const bridge = locals.length > 0
-        ? new TunnelBridge(new Map(locals.map((l) => [l.name, l.port])), log)
+        ? new TunnelBridge(new Map(locals.map((l) => [l.name, l.port])), log, {
+          idleTimeoutMs: cfg.limits.tcp_idle_timeout,
+        })
         : null;
       if (bridge) cleanup.push(() => bridge.close());
       const router = new MeshRouter({
@@ -348,6 +350,7 @@ export class DataPlane {
             router: router.tcp(),
             logger: log,
             maxConnections: cfg.limits.max_connections,
+            idleTimeoutMs: cfg.limits.tcp_idle_timeout,
             connect: (ep) => connectTunnel(ep, u.service, meshTls, u.caller),
           });
           cleanup.push(() => p.drain(0));

@@ -10,6 +10,7 @@ import type { Logger } from "../../common/log.ts";
 import { closeQuietly, type Endpoint, noDelay, pipe, writeAll } from "../forward/mod.ts";
 import { DESTINATION_HEADER, TCP_TUNNEL_UPGRADE } from "./router.ts";
 import { connectMtls, type MeshTls } from "./mesh_tls.ts";
+import { DEFAULT_TCP_IDLE_TIMEOUT_MS, IdleSweeper } from "../tcp/idle.ts";
 
 /** Largest tunnel handshake head read, in bytes. */
 export const MAX_TUNNEL_HEAD_BYTES = 8 * 1024;
@@ -93,11 +94,25 @@ export class TunnelBridge {
   readonly #log: Logger;
   readonly #active = new Set<Deno.Conn>();
   readonly #served: Promise<void>;
+  readonly #idle: IdleSweeper;
   #closed = false;
+  /** Tunnels closed by the idle timeout. */
+  idleClosed = 0;
 
-  /** Listens on 127.0.0.1 (a free port each) for tunnels to the local apps in `ports`. */
-  constructor(ports: ReadonlyMap<string, number>, log: Logger) {
+  /**
+   * Listens on 127.0.0.1 (a free port each) for tunnels to the local apps in `ports`. A tunnel
+   * with no byte either way for `idleTimeoutMs` (0 = never) is closed.
+   */
+  constructor(
+    ports: ReadonlyMap<string, number>,
+    log: Logger,
+    opts: { idleTimeoutMs?: number; now?: () => number } = {},
+  ) {
     this.#log = log;
+    this.#idle = new IdleSweeper({
+      idleMs: opts.idleTimeoutMs ?? DEFAULT_TCP_IDLE_TIMEOUT_MS,
+      ...(opts.now ? { now: opts.now } : {}),
+    });
     const served: Promise<void>[] = [];
     try {
       for (const [service, appPort] of ports) {
@@ -155,14 +170,23 @@ export class TunnelBridge {
         ),
       );
       const a = app;
-      await Promise.all([
-        pipe(c, a, new Uint8Array(TUNNEL_BUFFER_BYTES)).then((r) => {
-          if (r.failed) closeQuietly(a);
-        }),
-        pipe(a, c, new Uint8Array(TUNNEL_BUFFER_BYTES)).then((r) => {
-          if (r.failed) closeQuietly(c);
-        }),
-      ]);
+      const idle = this.#idle.watch(() => {
+        this.idleClosed++;
+        closeQuietly(c);
+        closeQuietly(a);
+      });
+      try {
+        await Promise.all([
+          pipe(c, a, new Uint8Array(TUNNEL_BUFFER_BYTES), idle.touch).then((r) => {
+            if (r.failed) closeQuietly(a);
+          }),
+          pipe(a, c, new Uint8Array(TUNNEL_BUFFER_BYTES), idle.touch).then((r) => {
+            if (r.failed) closeQuietly(c);
+          }),
+        ]);
+      } finally {
+        idle.stop();
+      }
     } catch (e) {
       this.#log.debug("tcp tunnel ended", { err: e as Error });
     } finally {
@@ -174,9 +198,15 @@ export class TunnelBridge {
     }
   }
 
+  /** Ends the tunnels idle past the timeout now (tests; a timer does it otherwise). */
+  sweepIdle(): void {
+    this.#idle.sweep();
+  }
+
   /** Stops accepting and closes every bridged connection. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#idle.close();
     for (const l of this.#listeners.values()) {
       try {
         l.close();

@@ -13,6 +13,7 @@ import {
   ProxyError,
   type RouteDecision,
 } from "../forward/types.ts";
+import { DEFAULT_TCP_IDLE_TIMEOUT_MS, IdleSweeper } from "./idle.ts";
 
 /** Most connections proxied at once; accepting pauses at the cap. */
 export const DEFAULT_MAX_TCP_CONNECTIONS = 10_000;
@@ -45,6 +46,13 @@ export interface TcpProxyOptions {
   connectTimeoutMs?: number;
   /** Opens upstream connections; injectable for TLS. @default Deno.connect */
   connect?: (ep: Endpoint) => Promise<Deno.Conn>;
+  /**
+   * A connection with no byte in either direction for this long is closed, in ms; 0 = never.
+   * @default DEFAULT_TCP_IDLE_TIMEOUT_MS
+   */
+  idleTimeoutMs?: number;
+  /** Clock of the idle timeout, in ms (tests). @default performance.now */
+  now?: () => number;
 }
 
 /** Counters for tests and metrics. */
@@ -59,6 +67,8 @@ export interface TcpProxyStats {
   bytesDown: number;
   /** Connections closed because no endpoint could be reached. */
   failed: number;
+  /** Connections closed by the idle timeout. */
+  idleClosed: number;
 }
 
 /** An opaque TCP proxy listener. */
@@ -66,7 +76,15 @@ export class TcpProxy {
   readonly #listener: Deno.Listener;
   readonly #opts: Required<TcpProxyOptions>;
   readonly #active = new Set<Deno.Conn>();
-  readonly #stats: TcpProxyStats = { accepted: 0, active: 0, bytesUp: 0, bytesDown: 0, failed: 0 };
+  readonly #stats: TcpProxyStats = {
+    accepted: 0,
+    active: 0,
+    bytesUp: 0,
+    bytesDown: 0,
+    failed: 0,
+    idleClosed: 0,
+  };
+  readonly #idle: IdleSweeper;
   readonly #served: Promise<void>;
   #slotFreed: (() => void) | null = null;
   #draining = false;
@@ -79,8 +97,11 @@ export class TcpProxy {
       bufferBytes: DEFAULT_TCP_BUFFER_BYTES,
       connectTimeoutMs: DEFAULT_TCP_CONNECT_TIMEOUT_MS,
       connect: (ep) => Deno.connect({ hostname: ep.hostname, port: ep.port }),
+      idleTimeoutMs: DEFAULT_TCP_IDLE_TIMEOUT_MS,
+      now: () => performance.now(),
       ...opts,
     };
+    this.#idle = new IdleSweeper({ idleMs: this.#opts.idleTimeoutMs, now: this.#opts.now });
     this.#served = this.#acceptLoop();
   }
 
@@ -92,6 +113,11 @@ export class TcpProxy {
   /** The local address actually bound. */
   get addr(): Deno.NetAddr {
     return this.#listener.addr as Deno.NetAddr;
+  }
+
+  /** Ends the connections idle past the timeout now (tests; a timer does it otherwise). */
+  sweepIdle(): void {
+    this.#idle.sweep();
   }
 
   /** A snapshot of the counters. */
@@ -208,14 +234,26 @@ export class TcpProxy {
       closeQuietly(client);
       closeQuietly(up);
     };
+    const idle = this.#idle.watch(() => {
+      this.#stats.idleClosed++;
+      log.debug("tcp connection idle, closed", { cluster: decision.cluster });
+      teardown();
+    });
     await Promise.all([
-      pipe(client, up, new Uint8Array(size), (n) => this.#stats.bytesUp += n).then((r) => {
+      pipe(client, up, new Uint8Array(size), (n) => {
+        this.#stats.bytesUp += n;
+        idle.touch();
+      }).then((r) => {
         if (r.failed) teardown();
       }),
-      pipe(up, client, new Uint8Array(size), (n) => this.#stats.bytesDown += n).then((r) => {
+      pipe(up, client, new Uint8Array(size), (n) => {
+        this.#stats.bytesDown += n;
+        idle.touch();
+      }).then((r) => {
         if (r.failed) teardown();
       }),
     ]);
+    idle.stop();
     teardown();
     this.#active.delete(up);
     return 200;
@@ -234,6 +272,7 @@ export class TcpProxy {
       await new Promise((r) => setTimeout(r, 10));
     }
     for (const c of this.#active) closeQuietly(c);
+    this.#idle.close();
     await this.#served;
   }
 }

@@ -106,3 +106,45 @@ Deno.test("TcpProxy closes a connection that has no endpoint", opts, async () =>
     await proxy.drain(0);
   }
 });
+
+Deno.test(
+  "TcpProxy closes a connection silent for the idle timeout, not one that talks",
+  opts,
+  async () => {
+    const up = upperServer();
+    let now = 0;
+    const proxy = TcpProxy.listen("127.0.0.1", 0, {
+      listener: { name: "t", protocol: "tcp" },
+      router: router([{ key: "live", hostname: "127.0.0.1", port: up.port }], []),
+      logger: nullLogger,
+      idleTimeoutMs: 10_000,
+      now: () => now,
+    });
+    const buf = new Uint8Array(64);
+    const talk = async (c: Deno.Conn, s: string) => {
+      await c.write(new TextEncoder().encode(s));
+      const n = await c.read(buf);
+      return n === null ? null : new TextDecoder().decode(buf.subarray(0, n));
+    };
+    try {
+      const quiet = await Deno.connect({ hostname: "127.0.0.1", port: proxy.addr.port });
+      const chatty = await Deno.connect({ hostname: "127.0.0.1", port: proxy.addr.port });
+      assertEquals(await talk(quiet, "q"), "Q");
+      assertEquals(await talk(chatty, "a"), "A");
+      now = 9_000;
+      proxy.sweepIdle();
+      assertEquals(await talk(chatty, "b"), "B", "traffic at 9 s restarts its clock");
+      now = 12_000;
+      proxy.sweepIdle();
+      // quiet: silent since 0 → closed; chatty: last byte at 9 s → still open.
+      assertEquals(proxy.stats().idleClosed, 1);
+      assertEquals(await quiet.read(buf), null);
+      assertEquals(await talk(chatty, "c"), "C");
+      quiet.close();
+      chatty.close();
+    } finally {
+      await proxy.drain(0);
+      up.close();
+    }
+  },
+);

@@ -306,3 +306,38 @@ Deno.test("CertRenewer does not renew in a loop when its clock is ahead of the C
     r.stop();
   }
 });
+
+Deno.test("CertRenewer refuses a renewal whose trust bundle keeps none of the current roots", async () => {
+  const t0 = Date.now();
+  const clock = new FakeClock(t0);
+  const ca = await testCa("skein.local", t0);
+  // Another CA for the same trust domain: its answer is well formed, for the right identity
+  // and key, but it would replace every root this proxy trusts.
+  const foreign = await testCa("skein.local", t0);
+  let answerFrom = ca;
+  const r = new CertRenewer({
+    service: "payments",
+    trustDomain: "skein.local",
+    sign: (csr) => signer(answerFrom, clock).sign(csr),
+    clock,
+    retryBaseMs: 1000,
+    retryMaxMs: 4000,
+  });
+  const first = await r.start();
+  answerFrom = foreign;
+  clock.advanceTo(renewAt(first.certPem));
+  for (let i = 0; i < 50 && clock.pending.length === 0; i++) {
+    await new Promise((x) => setTimeout(x, 5));
+  }
+  assertEquals(clock.pending[0]! - clock.now(), 1000, "refused, so retried after the backoff");
+  assertEquals(r.current(), first, "the current certificate and roots stay in use");
+
+  // A rotation overlaps (old and new root together), so its answer is taken.
+  const rotated = await rotateCa(ca, { now: t0, activate: true });
+  answerFrom = rotated;
+  const changed = nextChange(r);
+  clock.advanceTo(clock.pending[0]!);
+  const second = await changed;
+  assertEquals(second.caPem, trustBundlePem(rotated));
+  r.stop();
+});
