@@ -44,6 +44,19 @@ export const MAX_INSTANCES_PER_SERVICE = 4096;
 export const MAX_INSTANCES = 65_536;
 /** How many revisions of each resource are kept for `history` and `rollback`. */
 export const MAX_REVISIONS_KEPT = 20;
+/**
+ * Most current resources of one kind. Every resource is in every node's memory, snapshot and
+ * each proxy's catalog; an operator token must not be able to grow those without bound.
+ */
+export const MAX_RESOURCES_PER_KIND = 4096;
+/** Most current resources of all kinds together. */
+export const MAX_RESOURCES = 16_384;
+/**
+ * Most deleted resources whose history is kept (for `history` and `rollback`). Past it the
+ * one deleted longest ago is forgotten, or creating and deleting new names would grow the
+ * state forever.
+ */
+export const MAX_DELETED_RESOURCES_KEPT = 4096;
 /** Version tag written into snapshots, bumped when their layout changes. */
 export const SNAPSHOT_VERSION = 1;
 /**
@@ -71,6 +84,7 @@ export type ApplyErrorCode =
   | "invalid_identity"
   | "too_many_tokens"
   | "too_many_instances"
+  | "too_many_resources"
   | "token_exists"
   | "token_revoked"
   | "join_token_unknown"
@@ -577,7 +591,73 @@ export class RegistryState {
     return { ok: true, index, value: { type: "set_health", changed, unknown } };
   }
 
+  /** Current resources per kind, and in all. */
+  #liveCounts(): { byKind: Map<string, number>; total: number } {
+    const byKind = new Map<string, number>();
+    let total = 0;
+    for (const e of this.#resources.values()) {
+      if (e.revisions.at(-1)?.resource == null) continue;
+      byKind.set(e.kind, (byKind.get(e.kind) ?? 0) + 1);
+      total++;
+    }
+    return { byKind, total };
+  }
+
+  /** Refuses to make `created` (kind → new current resources) current when over a cap. */
+  #overCap(index: number, created: ReadonlyMap<string, number>): ApplyResult | null {
+    if (created.size === 0) return null;
+    const live = this.#liveCounts();
+    let adding = 0;
+    for (const [kind, n] of created) {
+      const have = live.byKind.get(kind) ?? 0;
+      if (have + n > MAX_RESOURCES_PER_KIND) {
+        return _fail(
+          index,
+          "too_many_resources",
+          `kind ${kind} has ${have} resources and this adds ${n}: at most ${MAX_RESOURCES_PER_KIND} are kept per kind; delete some first`,
+        );
+      }
+      adding += n;
+    }
+    if (live.total + adding > MAX_RESOURCES) {
+      return _fail(
+        index,
+        "too_many_resources",
+        `the registry has ${live.total} resources and this adds ${adding}: at most ${MAX_RESOURCES} are kept; delete some first`,
+      );
+    }
+    return null;
+  }
+
+  /** Forgets the deleted resources beyond {@linkcode MAX_DELETED_RESOURCES_KEPT}, oldest first. */
+  #pruneDeleted(): void {
+    const deleted: [string, number][] = [];
+    for (const [key, e] of this.#resources) {
+      const last = e.revisions.at(-1);
+      if (last !== undefined && last.resource === null) deleted.push([key, last.index]);
+    }
+    if (deleted.length <= MAX_DELETED_RESOURCES_KEPT) return;
+    // By the deletion's log index, so every node forgets the same ones whatever its map order
+    // (a node restored from a snapshot inserted its entries in another order).
+    deleted.sort((a, b) => a[1] - b[1]);
+    for (const [key] of deleted.slice(0, deleted.length - MAX_DELETED_RESOURCES_KEPT)) {
+      this.#resources.delete(key);
+    }
+  }
+
   #putResources(index: number, items: StoredResource[]): ApplyResult {
+    // All or nothing: count what the command would make current before changing anything.
+    const created = new Map<string, number>();
+    const seen = new Set<string>();
+    for (const item of items) {
+      const key = _resourceKey(item.kind, item.name);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      if (this.#resources.get(key)?.revisions.at(-1)?.resource != null) continue;
+      created.set(item.kind, (created.get(item.kind) ?? 0) + 1);
+    }
+    const refused = this.#overCap(index, created);
+    if (refused !== null) return refused;
     const results: ResourceItemResult[] = [];
     let changed = false;
     for (const item of items) {
@@ -614,6 +694,7 @@ export class RegistryState {
     if (!last || !last.resource) return _fail(index, "not_found", `no resource ${kind}/${name}`);
     const revision = last.revision + 1;
     this.#pushRevision(key, kind, name, { revision, index, resource: null });
+    this.#pruneDeleted();
     this.#index = index;
     return { ok: true, index, value: { type: "delete_resource", revision } };
   }
@@ -639,6 +720,11 @@ export class RegistryState {
       );
     }
     const last = entry.revisions.at(-1)!;
+    if (last.resource === null) {
+      // Bringing a deleted resource back makes it current again: the caps apply.
+      const refused = this.#overCap(index, new Map([[kind, 1]]));
+      if (refused !== null) return refused;
+    }
     if (last.resource && canonicalJson(last.resource) === canonicalJson(rev.resource)) {
       return {
         ok: true,

@@ -3,7 +3,10 @@ import { type Instance, InstanceSchema } from "./instance.ts";
 import { decodeCommand, type RegistryCommand } from "./commands.ts";
 import {
   canonicalJson,
+  MAX_DELETED_RESOURCES_KEPT,
   MAX_INSTANCES_PER_SERVICE,
+  MAX_RESOURCES,
+  MAX_RESOURCES_PER_KIND,
   MAX_REVISIONS_KEPT,
   RegistryState,
   sameInstance,
@@ -363,4 +366,103 @@ Deno.test("one service cannot register more than MAX_INSTANCES_PER_SERVICE insta
   // Updating one it has, and another service, still work.
   assert.ok(s.apply(++index, reg(inst("payments", "p0", { port: 9090 }))).ok);
   assert.ok(s.apply(++index, reg(inst("ledger", "l0"))).ok);
+});
+
+/** Puts `n` resources of `kind` named `prefix-<i>` in commands of 100; returns the next index. */
+function putMany(s: RegistryState, index: number, kind: string, prefix: string, n: number): number {
+  for (let i = 0; i < n; i += 100) {
+    const items = [];
+    for (let j = i; j < Math.min(n, i + 100); j++) {
+      items.push({ kind, name: `${prefix}-${j}`, resource: { kind, service: `${prefix}-${j}` } });
+    }
+    const r = s.apply(index++, { type: "put_resource", items });
+    assert.ok(r.ok, JSON.stringify(r));
+  }
+  return index;
+}
+
+Deno.test("RegistryState caps current resources per kind, all or nothing, and counts rollbacks", () => {
+  const s = new RegistryState();
+  let index = putMany(s, 1, "Policy", "p", MAX_RESOURCES_PER_KIND - 1);
+  const before = JSON.stringify(s.listResources());
+  // One slot left: a command creating two (one update rides along) is refused whole.
+  const r = s.apply(index++, {
+    type: "put_resource",
+    items: [policy("p-0", "9s"), policy("new-a", "1s"), policy("new-b", "1s")],
+  });
+  assert.equal(!r.ok && r.error.code, "too_many_resources");
+  assert.match(!r.ok ? r.error.message : "", /kind Policy has 4095 resources and this adds 2/);
+  assert.equal(
+    JSON.stringify(s.listResources()),
+    before,
+    "nothing of a refused command is applied",
+  );
+  // Updates of existing resources and other kinds still work.
+  assert.ok(s.apply(index++, { type: "put_resource", items: [policy("p-0", "9s")] }).ok);
+  assert.ok(s.apply(index++, { type: "put_resource", items: [policy("last", "1s")] }).ok);
+  assert.equal(s.listResources("Policy").length, MAX_RESOURCES_PER_KIND);
+  // A deleted resource brought back by rollback counts too.
+  assert.ok(s.apply(index++, { type: "delete_resource", kind: "Policy", name: "last" }).ok);
+  assert.ok(s.apply(index++, { type: "put_resource", items: [policy("other", "1s")] }).ok);
+  const rb = s.apply(index++, {
+    type: "rollback_resource",
+    kind: "Policy",
+    name: "last",
+    revision: 1,
+  });
+  assert.equal(!rb.ok && rb.error.code, "too_many_resources");
+  assert.equal(s.getResource("Policy", "last"), undefined);
+});
+
+Deno.test("RegistryState caps current resources of all kinds together", () => {
+  const s = new RegistryState();
+  let index = 1;
+  const kinds = Math.ceil(MAX_RESOURCES / MAX_RESOURCES_PER_KIND);
+  for (let k = 0; k < kinds; k++) {
+    index = putMany(
+      s,
+      index,
+      `Kind${k}`,
+      "r",
+      Math.min(MAX_RESOURCES_PER_KIND, MAX_RESOURCES - k * MAX_RESOURCES_PER_KIND),
+    );
+  }
+  assert.equal(s.listResources().length, MAX_RESOURCES);
+  const r = s.apply(index, {
+    type: "put_resource",
+    items: [{ kind: "Extra", name: "x", resource: { kind: "Extra" } }],
+  });
+  assert.equal(!r.ok && r.error.code, "too_many_resources");
+  assert.match(!r.ok ? r.error.message : "", /at most 16384 are kept/);
+});
+
+Deno.test("RegistryState forgets the oldest deleted resources past the bound, the same on every node", () => {
+  const s = new RegistryState();
+  const n = MAX_DELETED_RESOURCES_KEPT + 3;
+  let index = putMany(s, 1, "Route", "r", 100);
+  // Delete in an order unlike the map's: 99 first, then 0..98, then more.
+  const order = [99, ...Array.from({ length: 99 }, (_, i) => i)];
+  for (const i of order) {
+    assert.ok(s.apply(index++, { type: "delete_resource", kind: "Route", name: `r-${i}` }).ok);
+  }
+  // A node restored from a snapshot here must end up with the same state as this one.
+  const restored = RegistryState.restore(s.snapshot());
+  for (let i = 0; i < n - 100; i += 100) {
+    const m = Math.min(100, n - 100 - i);
+    const from = index;
+    index = putMany(s, index, "Route", `x${i}`, m);
+    putMany(restored, from, "Route", `x${i}`, m);
+    for (let j = 0; j < m; j++) {
+      const c: RegistryCommand = { type: "delete_resource", kind: "Route", name: `x${i}-${j}` };
+      assert.ok(s.apply(index, c).ok);
+      assert.ok(restored.apply(index, c).ok);
+      index++;
+    }
+  }
+  // Three past the bound: the three deleted first (r-99, r-0, r-1) are forgotten.
+  assert.equal(s.history("Route", "r-99"), undefined);
+  assert.equal(s.history("Route", "r-0"), undefined);
+  assert.equal(s.history("Route", "r-1"), undefined);
+  assert.equal(s.history("Route", "r-2")?.at(-1)?.resource, null, "r-2 is kept, deleted");
+  assert.deepEqual(restored.snapshot(), s.snapshot());
 });
