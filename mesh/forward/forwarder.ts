@@ -343,10 +343,40 @@ class _Session implements CoarseTimer {
     closeQuietly(this.#conn);
   }
 
+  /**
+   * Serves requests until the connection ends. The usual request (no body) costs one async
+   * layer above its I/O: the head is read here and its first attempt awaited here, not
+   * through helpers (each async layer costs a promise and a microtask hop per request).
+   */
   async run(): Promise<void> {
     try {
       while (!this.#closed) {
-        const end = await this.#readHead();
+        // ---- read one head (the former #readHead, inline) ----
+        this.#beginHead();
+        let end = -1;
+        try {
+          while (true) {
+            if (this.#len > 0) {
+              end = findHeadEnd(this.#buf, this.#len, this.#scan, this.#f.opts.limits.maxHeadBytes);
+              if (end >= 0) break;
+            }
+            if (this.#len === this.#buf.length) {
+              this.#grow(this.#f.opts.limits.maxHeadBytes + 1024);
+            }
+            if (this.#f.draining && this.#len === 0) break;
+            const n = await this.#read(this.#buf.subarray(this.#len));
+            if (!n) break;
+            if (this.#len === 0) this.#deadlineTick = this.#f.tick + this.#headTicks();
+            this.#len += n;
+          }
+        } catch (e) {
+          if (!(e instanceof HttpParseError)) throw e;
+          this.#waitingHead = false;
+          await this.#answer(e.status, "bad_request", e.message, true, false);
+          break;
+        } finally {
+          this.#waitingHead = false;
+        }
         if (end < 0) break;
         let head: RequestHead;
         try {
@@ -360,7 +390,45 @@ class _Session implements CoarseTimer {
         }
         this.#f.stats.requests++;
         this.#pos = end;
-        const done = await this.#serve(head);
+
+        // ---- route and exchange ----
+        const f = this.#f;
+        const decision = f.opts.router.route(head, f.opts.listener, this.#client);
+        let done: Done;
+        if (decision instanceof ProxyError) {
+          done = await this.#answerError(decision, head, head.chunked || head.contentLength > 0);
+        } else if (head.chunked || head.contentLength > 0) {
+          this.#sentStatus = 0;
+          done = await this.#exchange(head, decision);
+        } else {
+          // No body: replayable as is. The first attempt runs from here; retries, if any, in
+          // #attempts. onDone must run exactly once whatever happens (a client reset included).
+          this.#sentStatus = 0;
+          try {
+            const started = turnNow();
+            const idempotent = isIdempotent(head.method);
+            const ep = decision.pick(0, _EMPTY);
+            if (ep === null) {
+              done = await this.#attempts(head, decision, true, idempotent, started, null);
+            } else {
+              const r = await this.#attempt(
+                head,
+                decision,
+                ep,
+                0,
+                started,
+                true,
+                idempotent,
+                false,
+              );
+              done = r.done !== undefined
+                ? r.done
+                : await this.#attempts(head, decision, true, idempotent, started, { ep, r });
+            }
+          } finally {
+            decision.onDone?.(this.#sentStatus);
+          }
+        }
         if (done === Done.Close || this.#f.draining) break;
       }
     } catch (e) {
@@ -372,8 +440,13 @@ class _Session implements CoarseTimer {
     }
   }
 
-  /** Reads until a full head is buffered; returns its end, or -1 on EOF/close. */
-  async #readHead(): Promise<number> {
+  /** Header-read timeout in sweep ticks. */
+  #headTicks(): number {
+    return Math.ceil(this.#f.opts.headerTimeoutMs / SWEEP_INTERVAL_MS) + 1;
+  }
+
+  /** Compacts the buffer for the next head and arms the idle or header-read deadline. */
+  #beginHead(): void {
     if (this.#pos === this.#len) {
       this.#pos = this.#len = 0;
     } else if (this.#pos > 0) {
@@ -382,38 +455,9 @@ class _Session implements CoarseTimer {
       this.#pos = 0;
     }
     resetHeadScan(this.#scan, 0);
-    const limits = this.#f.opts.limits;
-    const tick = this.#f.tick;
     const idleTicks = Math.ceil(this.#f.opts.keepAliveIdleMs / SWEEP_INTERVAL_MS) + 1;
-    const headTicks = Math.ceil(this.#f.opts.headerTimeoutMs / SWEEP_INTERVAL_MS) + 1;
     this.#waitingHead = true;
-    this.#deadlineTick = tick + (this.#len === 0 ? idleTicks : headTicks);
-    try {
-      while (true) {
-        if (this.#len > 0) {
-          let end: number;
-          try {
-            end = findHeadEnd(this.#buf, this.#len, this.#scan, limits.maxHeadBytes);
-          } catch (e) {
-            if (e instanceof HttpParseError) {
-              this.#waitingHead = false;
-              await this.#answer(e.status, "bad_request", e.message, true, false);
-              return -1;
-            }
-            throw e;
-          }
-          if (end >= 0) return end;
-        }
-        if (this.#len === this.#buf.length) this.#grow(limits.maxHeadBytes + 1024);
-        if (this.#f.draining && this.#len === 0) return -1;
-        const n = await this.#read(this.#buf.subarray(this.#len));
-        if (!n) return -1;
-        if (this.#len === 0) this.#deadlineTick = this.#f.tick + headTicks;
-        this.#len += n;
-      }
-    } finally {
-      this.#waitingHead = false;
-    }
+    this.#deadlineTick = this.#f.tick + (this.#len === 0 ? idleTicks : this.#headTicks());
   }
 
   #grow(max: number): void {
@@ -458,38 +502,25 @@ class _Session implements CoarseTimer {
     return close ? Done.Close : Done.KeepAlive;
   }
 
-  /** Serves one parsed request whose head ends at `this.#pos`. */
-  #serve(head: RequestHead): Promise<Done> {
-    const f = this.#f;
-    const decision = f.opts.router.route(head, f.opts.listener, this.#client);
-    if (decision instanceof ProxyError) {
-      return this.#answerError(decision, head, head.chunked || head.contentLength > 0);
-    }
-    this.#sentStatus = 0;
-    return this.#exchange(head, decision);
-  }
-
   /** Status of the last response head written to the client in this exchange; 0 = none yet. */
   #sentStatus = 0;
 
   /**
-   * Runs the attempts of one routed request until the client has its answer. (One async
-   * layer per request is spared by running `onDone` here rather than in `#serve`.)
+   * Serves one routed request with a body: buffers a small fixed-length body so the request
+   * can be replayed on another endpoint, then runs the attempts. (Bodiless requests take the
+   * shorter path in `run`.)
    */
   async #exchange(head: RequestHead, decision: RouteDecision): Promise<Done> {
     // onDone must run exactly once whatever happens below, including a client reset mid-body.
     try {
       const f = this.#f;
       const cl = head.contentLength;
-      const hasBody = head.chunked || cl > 0;
-
-      // Buffer small fixed-length bodies so the request can be replayed on another endpoint.
-      let replayable = !hasBody;
+      let replayable = !head.chunked && cl <= 0;
       if (!head.chunked && cl > 0 && cl <= f.opts.maxRetryBodyBytes && !head.expectContinue) {
         if (this.#pos + cl > this.#buf.length) this.#ensureRoom(cl);
         if (this.#len - this.#pos < cl) {
           this.#waitingBody = true;
-          this.#deadlineTick = f.tick + Math.ceil(f.opts.headerTimeoutMs / SWEEP_INTERVAL_MS) + 1;
+          this.#deadlineTick = f.tick + this.#headTicks();
           try {
             while (this.#len - this.#pos < cl) {
               const n = await this.#read(this.#buf.subarray(this.#len));
@@ -502,15 +533,47 @@ class _Session implements CoarseTimer {
         }
         replayable = true;
       }
-      const idempotent = isIdempotent(head.method);
-      const started = turnNow();
-      let exclude: Set<string> | null = null;
-      let lastOutcome: Outcome | null = null;
-      let lastEp: Endpoint | null = null;
-      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-        const ep = decision.pick(attempt, exclude ?? _EMPTY);
+      return await this.#attempts(
+        head,
+        decision,
+        replayable,
+        isIdempotent(head.method),
+        turnNow(),
+        null,
+      );
+    } finally {
+      decision.onDone?.(this.#sentStatus);
+    }
+  }
+
+  /**
+   * Runs attempts until the client has its answer, starting with the outcome of a first
+   * attempt already made (`first`) when given. A buffered body is consumed from the client
+   * buffer once the exchange is over.
+   */
+  async #attempts(
+    head: RequestHead,
+    decision: RouteDecision,
+    replayable: boolean,
+    idempotent: boolean,
+    started: number,
+    first: { ep: Endpoint; r: _AttemptResult } | null,
+  ): Promise<Done> {
+    const f = this.#f;
+    const cl = head.contentLength;
+    let exclude: Set<string> | null = null;
+    let lastOutcome: Outcome | null = null;
+    let lastEp: Endpoint | null = null;
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      let ep: Endpoint | null;
+      let r: _AttemptResult;
+      if (attempt === 0 && first !== null) {
+        ep = first.ep;
+        r = first.r;
+      } else {
+        ep = decision.pick(attempt, exclude ?? _EMPTY);
         if (ep === null) break;
-        const r = await this.#attempt(
+        r = await this.#attempt(
           head,
           decision,
           ep,
@@ -520,41 +583,39 @@ class _Session implements CoarseTimer {
           idempotent,
           false,
         );
-        if (r.done !== undefined) {
-          if (replayable && cl > 0) this.#pos += cl;
-          return r.done;
-        }
-        lastOutcome = r.outcome;
-        lastEp = ep;
-        if (r.bodyError !== null) {
-          return await this.#answerError(
-            new ProxyError(r.bodyError.status, "bad_request", r.bodyError.message),
-            head,
-            true,
-          );
-        }
-        // A refused connect consumed nothing from the client, so any request may go elsewhere.
-        const safe = r.outcome.kind === "connect_failure" ||
-          (replayable && (idempotent || !r.sentUpstream));
-        const overall = decision.timeoutMs > 0 && turnNow() - started >= decision.timeoutMs;
-        const backoff = r.backoff !== undefined
-          ? r.backoff
-          : safe && !overall && !f.draining
-          ? decision.retry(attempt, r.outcome)
-          : null;
-        if (backoff === null) break;
-        f.stats.retries++;
-        (exclude ??= new Set()).add(ep.key);
-        if (backoff > 0) await new Promise((r) => setTimeout(r, backoff));
       }
-      if (replayable && cl > 0) this.#pos += cl;
-      const err = lastOutcome === null
-        ? new ProxyError(503, "no_endpoint", `no healthy endpoint for ${decision.cluster}`)
-        : outcomeToProxyError(decision.cluster, lastEp, lastOutcome);
-      return await this.#answerError(err, head, !replayable);
-    } finally {
-      decision.onDone?.(this.#sentStatus);
+      if (r.done !== undefined) {
+        if (replayable && cl > 0) this.#pos += cl;
+        return r.done;
+      }
+      lastOutcome = r.outcome;
+      lastEp = ep;
+      if (r.bodyError !== null) {
+        return await this.#answerError(
+          new ProxyError(r.bodyError.status, "bad_request", r.bodyError.message),
+          head,
+          true,
+        );
+      }
+      // A refused connect consumed nothing from the client, so any request may go elsewhere.
+      const safe = r.outcome.kind === "connect_failure" ||
+        (replayable && (idempotent || !r.sentUpstream));
+      const overall = decision.timeoutMs > 0 && turnNow() - started >= decision.timeoutMs;
+      const backoff = r.backoff !== undefined
+        ? r.backoff
+        : safe && !overall && !f.draining
+        ? decision.retry(attempt, r.outcome)
+        : null;
+      if (backoff === null) break;
+      f.stats.retries++;
+      (exclude ??= new Set()).add(ep.key);
+      if (backoff > 0) await new Promise((r) => setTimeout(r, backoff));
     }
+    if (replayable && cl > 0) this.#pos += cl;
+    const err = lastOutcome === null
+      ? new ProxyError(503, "no_endpoint", `no healthy endpoint for ${decision.cluster}`)
+      : outcomeToProxyError(decision.cluster, lastEp, lastOutcome);
+    return await this.#answerError(err, head, !replayable);
   }
 
   /**
