@@ -409,7 +409,8 @@ class _Session implements CoarseTimer {
             const idempotent = isIdempotent(head.method);
             const ep = decision.pick(0, _EMPTY);
             if (ep === null) {
-              done = await this.#attempts(head, decision, true, idempotent, started, null);
+              // As #attempts would answer, without asking the balancer a second time.
+              done = await this.#answerError(_noEndpoint(decision), head, false);
             } else {
               const r = await this.#attempt(
                 head,
@@ -613,7 +614,7 @@ class _Session implements CoarseTimer {
     }
     if (replayable && cl > 0) this.#pos += cl;
     const err = lastOutcome === null
-      ? new ProxyError(503, "no_endpoint", `no healthy endpoint for ${decision.cluster}`)
+      ? _noEndpoint(decision)
       : outcomeToProxyError(decision.cluster, lastEp, lastOutcome);
     return await this.#answerError(err, head, !replayable);
   }
@@ -1087,6 +1088,11 @@ type _AttemptResult =
   };
 
 const _EMPTY: ReadonlySet<string> = new Set();
+
+/** The answer when the balancer has no endpoint to offer. */
+function _noEndpoint(decision: RouteDecision): ProxyError {
+  return new ProxyError(503, "no_endpoint", `no healthy endpoint for ${decision.cluster}`);
+}
 
 /** Whether `e` says the callee turned the call down before reading it (a refused mux stream). */
 function _refusedUnread(e: unknown): boolean {

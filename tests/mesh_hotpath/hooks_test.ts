@@ -1,6 +1,8 @@
 /** The forwarder hooks the proxy uses: extra request headers and the end-of-exchange callback. */
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { startBackend } from "../../bench/apps/backend.ts";
+import { HttpForwarder, type RouteDecision } from "../../mesh/forward/mod.ts";
+import { nullLogger } from "../../common/log.ts";
 import { enc, forwarder, local, RawClient, rawUpstream } from "./helpers.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -88,3 +90,43 @@ Deno.test(
     }
   },
 );
+
+Deno.test("a balancer with no endpoint is asked once and the request gets 503", opts, async () => {
+  const backend = await startBackend();
+  const calls: string[] = [];
+  let first = true;
+  // Would offer an endpoint if asked a second time for attempt 0: it must not be.
+  const router = {
+    route(): RouteDecision {
+      return {
+        cluster: "ledger",
+        timeoutMs: 0,
+        perTryTimeoutMs: 0,
+        pick: (attempt: number) => {
+          calls.push(`pick(${attempt})`);
+          const ep = first ? null : local(backend.port);
+          first = false;
+          return ep;
+        },
+        retry: () => null,
+        onResult: () => {},
+        onDone: (s: number) => calls.push(`done(${s})`),
+      };
+    },
+  };
+  const f = HttpForwarder.listen("127.0.0.1", 0, {
+    node: "test-node",
+    listener: { name: "test", protocol: "http" },
+    router,
+    logger: nullLogger,
+  });
+  try {
+    const r = await fetch(`http://127.0.0.1:${f.addr.port}/`);
+    await r.body?.cancel();
+    assertEquals(r.status, 503);
+    assertEquals(calls, ["pick(0)", "done(503)"]);
+  } finally {
+    await f.close();
+    await backend.close();
+  }
+});
