@@ -175,9 +175,7 @@ export class CertRenewer {
    * any peer presents a certificate it signed). Notifies listeners when it changed.
    */
   async updateTrustBundle(caPem: string): Promise<void> {
-    const m = this.#material;
-    if (!m || m.caPem === caPem) return;
-    await this.#install({ ...m, caPem });
+    await this.#install((m) => !m || m.caPem === caPem ? null : { ...m, caPem });
   }
 
   async #renew(): Promise<TlsMaterial> {
@@ -209,19 +207,20 @@ export class CertRenewer {
     if (!keyMatchesCert(res.certPem, keyPem)) {
       throw new RenewalError("CA answered with a certificate for another key");
     }
-    // The same rule as a catalog's bundle: a rotation always overlaps, so an answer that
-    // trusts none of today's roots is not one (a wrong or hostile CA answering), and taking
-    // it would hand every identity check to roots this proxy never trusted.
-    const held = this.#material;
-    if (
-      held !== null &&
-      !keepsATrustedRoot(new Set(splitPemCerts(held.caPem)), splitPemCerts(res.caPem))
-    ) {
-      throw new RenewalError(
-        "CA answered with a trust bundle that keeps none of the current roots",
-      );
-    }
-    await this.#install(material);
+    await this.#install((held) => {
+      // The same rule as a catalog's bundle: a rotation always overlaps, so an answer that
+      // trusts none of today's roots is not one (a wrong or hostile CA answering), and taking
+      // it would hand every identity check to roots this proxy never trusted.
+      if (
+        held !== null &&
+        !keepsATrustedRoot(new Set(splitPemCerts(held.caPem)), splitPemCerts(res.caPem))
+      ) {
+        throw new RenewalError(
+          "CA answered with a trust bundle that keeps none of the current roots",
+        );
+      }
+      return material;
+    });
     this.#failures = 0;
     this.#log.info("certificate renewed", {
       spiffe_id: expected,
@@ -240,16 +239,32 @@ export class CertRenewer {
     return material;
   }
 
-  async #install(material: TlsMaterial): Promise<void> {
-    if (this.#opts.persist) await this.#opts.persist(material);
-    this.#material = material;
-    for (const l of [...this.#listeners]) {
-      try {
-        l(material);
-      } catch (e) {
-        this.#log.error("certificate listener failed", { error: (e as Error).message });
+  /** The installs queued so far; each starts when the one before it has finished. */
+  #installs: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Persists, then publishes, what `next` makes of the material current when this install's
+   * turn comes (null: nothing to change). Installs run one at a time, so a trust-bundle update
+   * being saved while a renewal lands (or the other way round) builds on the other's result
+   * instead of putting back the material it replaced.
+   */
+  #install(next: (current: TlsMaterial | null) => TlsMaterial | null): Promise<void> {
+    const run = async () => {
+      const material = next(this.#material);
+      if (material === null) return;
+      if (this.#opts.persist) await this.#opts.persist(material);
+      this.#material = material;
+      for (const l of [...this.#listeners]) {
+        try {
+          l(material);
+        } catch (e) {
+          this.#log.error("certificate listener failed", { error: (e as Error).message });
+        }
       }
-    }
+    };
+    const done = this.#installs.then(run);
+    this.#installs = done.catch(() => {});
+    return done;
   }
 
   #usable(m: TlsMaterial): boolean {

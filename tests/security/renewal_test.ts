@@ -341,3 +341,49 @@ Deno.test("CertRenewer refuses a renewal whose trust bundle keeps none of the cu
   assertEquals(second.caPem, trustBundlePem(rotated));
   r.stop();
 });
+
+Deno.test("a trust-bundle update and a renewal saved at the same time both stay applied", async () => {
+  const t0 = Date.now();
+  const clock = new FakeClock(t0);
+  const ca = await testCa("skein.local", t0);
+  const rotated = await rotateCa(ca, { now: t0, activate: true });
+  let gate: PromiseWithResolvers<void> | null = null;
+  const r = new CertRenewer({
+    service: "payments",
+    trustDomain: "skein.local",
+    sign: (csr) => signer(ca, clock).sign(csr),
+    clock,
+    // The save that finds the gate set waits on it (four fsynced files can take a while).
+    persist: async () => {
+      const g = gate;
+      gate = null;
+      if (g !== null) await g.promise;
+    },
+  });
+  const first = await r.start();
+
+  // The bundle update is being saved while a renewal lands: the renewal must come after it,
+  // not be overwritten by the pre-renewal certificate the update started from.
+  let g = gate = Promise.withResolvers<void>();
+  const update = r.updateTrustBundle(trustBundlePem(rotated));
+  const renewing = r.renewNow();
+  await new Promise((x) => setTimeout(x, 20));
+  g.resolve();
+  const renewed = await renewing;
+  await update;
+  assert(renewed.certPem !== first.certPem);
+  assertEquals(r.current()!.certPem, renewed.certPem, "the renewed certificate stays in use");
+
+  // The other way round: a renewal being saved while the bundle changes. The update applies
+  // to the renewed material.
+  g = gate = Promise.withResolvers<void>();
+  const renewing2 = r.renewNow();
+  await new Promise((x) => setTimeout(x, 20));
+  const update2 = r.updateTrustBundle(trustBundlePem(rotated) + "\n");
+  g.resolve();
+  const renewed2 = await renewing2;
+  await update2;
+  assertEquals(r.current()!.certPem, renewed2.certPem);
+  assertEquals(r.current()!.caPem, trustBundlePem(rotated) + "\n");
+  r.stop();
+});
