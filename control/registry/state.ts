@@ -84,7 +84,7 @@ export type ApplyErrorCode =
   | "invalid_identity"
   | "too_many_tokens"
   | "too_many_instances"
-  | "too_many_resources"
+  | "resource_limit"
   | "token_exists"
   | "token_revoked"
   | "join_token_unknown"
@@ -613,7 +613,7 @@ export class RegistryState {
       if (have + n > MAX_RESOURCES_PER_KIND) {
         return _fail(
           index,
-          "too_many_resources",
+          "resource_limit",
           `kind ${kind} has ${have} resources and this adds ${n}: at most ${MAX_RESOURCES_PER_KIND} are kept per kind; delete some first`,
         );
       }
@@ -622,7 +622,7 @@ export class RegistryState {
     if (live.total + adding > MAX_RESOURCES) {
       return _fail(
         index,
-        "too_many_resources",
+        "resource_limit",
         `the registry has ${live.total} resources and this adds ${adding}: at most ${MAX_RESOURCES} are kept; delete some first`,
       );
     }

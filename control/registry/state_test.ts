@@ -390,7 +390,7 @@ Deno.test("RegistryState caps current resources per kind, all or nothing, and co
     type: "put_resource",
     items: [policy("p-0", "9s"), policy("new-a", "1s"), policy("new-b", "1s")],
   });
-  assert.equal(!r.ok && r.error.code, "too_many_resources");
+  assert.equal(!r.ok && r.error.code, "resource_limit");
   assert.match(!r.ok ? r.error.message : "", /kind Policy has 4095 resources and this adds 2/);
   assert.equal(
     JSON.stringify(s.listResources()),
@@ -410,7 +410,7 @@ Deno.test("RegistryState caps current resources per kind, all or nothing, and co
     name: "last",
     revision: 1,
   });
-  assert.equal(!rb.ok && rb.error.code, "too_many_resources");
+  assert.equal(!rb.ok && rb.error.code, "resource_limit");
   assert.equal(s.getResource("Policy", "last"), undefined);
 });
 
@@ -432,7 +432,7 @@ Deno.test("RegistryState caps current resources of all kinds together", () => {
     type: "put_resource",
     items: [{ kind: "Extra", name: "x", resource: { kind: "Extra" } }],
   });
-  assert.equal(!r.ok && r.error.code, "too_many_resources");
+  assert.equal(!r.ok && r.error.code, "resource_limit");
   assert.match(!r.ok ? r.error.message : "", /at most 16384 are kept/);
 });
 

@@ -37,6 +37,7 @@ import { ConnectError, ConnectionPool, type UpstreamConn } from "./pool.ts";
 import { peerIdentityOf } from "./tls_conn.ts";
 import { type CoarseTimer, CoarseTimers } from "./coarse_timers.ts";
 import { turnNow } from "../../common/turn_clock.ts";
+import { DEFAULT_TCP_IDLE_TIMEOUT_MS, IdleSweeper } from "./idle.ts";
 import {
   type ClientInfo,
   type Endpoint,
@@ -91,6 +92,13 @@ export interface ForwarderOptions {
   limits?: HeadLimits;
   /** Append the client address to `x-forwarded-for`. @default true */
   forwardedFor?: boolean;
+  /**
+   * An upgraded connection (WebSocket, a TCP tunnel's callee end) with no byte either way for
+   * this long is closed, in ms; 0 = never. @default DEFAULT_TCP_IDLE_TIMEOUT_MS
+   */
+  upgradedIdleMs?: number;
+  /** Clock of the upgraded idle timeout, in ms (tests). @default performance.now */
+  idleClock?: () => number;
 }
 
 /** Counters for tests and metrics. */
@@ -123,6 +131,8 @@ interface _Ctx {
   tick: number;
   /** Per-attempt budgets (one shared interval instead of a timer per attempt). */
   readonly timers: CoarseTimers;
+  /** Idle timeouts of upgraded connections. */
+  readonly upgraded: IdleSweeper;
 }
 
 /** Result of trying to serve one request. */
@@ -156,6 +166,8 @@ export class HttpForwarder {
       maxRetryBodyBytes: DEFAULT_MAX_RETRY_BODY_BYTES,
       limits: DEFAULT_HEAD_LIMITS,
       forwardedFor: true,
+      upgradedIdleMs: DEFAULT_TCP_IDLE_TIMEOUT_MS,
+      idleClock: () => performance.now(),
       ...opts,
     };
     this.#ownPool = opts.pool === undefined;
@@ -167,6 +179,7 @@ export class HttpForwarder {
       draining: false,
       tick: 0,
       timers: new CoarseTimers(turnNow),
+      upgraded: new IdleSweeper({ idleMs: this.#opts.upgradedIdleMs, now: this.#opts.idleClock }),
       stats: {
         accepted: 0,
         active: 0,
@@ -265,12 +278,18 @@ export class HttpForwarder {
     await this.#served;
     clearInterval(this.#sweeper);
     this.#ctx.timers.close();
+    this.#ctx.upgraded.close();
     if (this.#ownPool) this.#pool.close();
   }
 
   /** Closes everything now. */
   async close(): Promise<void> {
     await this.drain(0);
+  }
+
+  /** Ends the upgraded connections idle past the timeout now (tests; a timer does it otherwise). */
+  sweepIdleUpgrades(): void {
+    this.#ctx.upgraded.sweep();
   }
 }
 
@@ -1059,18 +1078,24 @@ class _Session implements CoarseTimer {
       return Done.Close;
     }
     this.#pos = this.#len = 0;
-    const [a, b] = await Promise.all([
-      pipe(this.#conn, uc.conn, this.#buf).then((r) => {
-        if (r.failed) this.#f.upstreams.discard(uc);
-        return r;
-      }),
-      pipe(uc.conn, this.#conn, uc.buf).then((r) => {
-        if (r.failed) this.abort();
-        return r;
-      }),
-    ]);
-    void a;
-    void b;
+    // Silent both ways for the idle timeout: both ends go, not just the one that noticed (a
+    // clean end of one side would only half-close the other and leave it held).
+    const idle = this.#f.upgraded.watch(() => {
+      this.#f.upstreams.discard(uc);
+      this.abort();
+    });
+    try {
+      await Promise.all([
+        pipe(this.#conn, uc.conn, this.#buf, idle.touch).then((r) => {
+          if (r.failed) this.#f.upstreams.discard(uc);
+        }),
+        pipe(uc.conn, this.#conn, uc.buf, idle.touch).then((r) => {
+          if (r.failed) this.abort();
+        }),
+      ]);
+    } finally {
+      idle.stop();
+    }
     this.#f.upstreams.discard(uc);
     return Done.Close;
   }

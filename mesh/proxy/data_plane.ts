@@ -262,6 +262,7 @@ export class DataPlane {
         maxClientConnections: cfg.limits.max_connections,
         keepAliveIdleMs: cfg.limits.idle_timeout,
         headerTimeoutMs: cfg.limits.header_read_timeout,
+        upgradedIdleMs: cfg.limits.tcp_idle_timeout,
       };
       const listeners: _Drainable[] = [];
       const inbound = new HttpForwarder(

@@ -10,7 +10,7 @@ import type { Logger } from "../../common/log.ts";
 import { closeQuietly, type Endpoint, noDelay, pipe, writeAll } from "../forward/mod.ts";
 import { DESTINATION_HEADER, TCP_TUNNEL_UPGRADE } from "./router.ts";
 import { connectMtls, type MeshTls } from "./mesh_tls.ts";
-import { DEFAULT_TCP_IDLE_TIMEOUT_MS, IdleSweeper } from "../tcp/idle.ts";
+import { DEFAULT_TCP_IDLE_TIMEOUT_MS, IdleSweeper } from "../forward/idle.ts";
 
 /** Largest tunnel handshake head read, in bytes. */
 export const MAX_TUNNEL_HEAD_BYTES = 8 * 1024;

@@ -13,7 +13,7 @@ import {
   ProxyError,
   type RouteDecision,
 } from "../forward/types.ts";
-import { DEFAULT_TCP_IDLE_TIMEOUT_MS, IdleSweeper } from "./idle.ts";
+import { DEFAULT_TCP_IDLE_TIMEOUT_MS, IdleSweeper } from "../forward/idle.ts";
 
 /** Most connections proxied at once; accepting pauses at the cap. */
 export const DEFAULT_MAX_TCP_CONNECTIONS = 10_000;

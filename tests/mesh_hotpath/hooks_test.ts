@@ -130,3 +130,61 @@ Deno.test("a balancer with no endpoint is asked once and the request gets 503", 
     await backend.close();
   }
 });
+
+Deno.test(
+  "an upgraded connection silent for the idle timeout is closed at both ends",
+  opts,
+  async () => {
+    let now = 0;
+    // Echoes after the 101 until the proxy closes its side.
+    const up = rawUpstream(async (conn) => {
+      await conn.write(
+        enc.encode(
+          "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n",
+        ),
+      );
+      const buf = new Uint8Array(1024);
+      while (true) {
+        const n = await conn.read(buf);
+        if (n === null) return;
+        await conn.write(buf.subarray(0, n));
+      }
+    });
+    const f = forwarder({ endpoints: [local(up.port)] }, {
+      upgradedIdleMs: 10_000,
+      idleClock: () => now,
+    });
+    const c = await RawClient.connect(f.addr.port);
+    const buf = new Uint8Array(1024);
+    const readText = async () => {
+      const n = await c.conn.read(buf);
+      return n === null ? null : new TextDecoder().decode(buf.subarray(0, n));
+    };
+    try {
+      await c.send("GET /ws HTTP/1.1\r\nhost: x\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n");
+      let head = "";
+      while (!head.includes("\r\n\r\n")) head += (await readText()) ?? "";
+      assertEquals(head.startsWith("HTTP/1.1 101"), true);
+      now = 9_000;
+      f.sweepIdleUpgrades();
+      await c.send("ping");
+      assertEquals(await readText(), "ping", "traffic at 9 s keeps it open");
+      now = 18_000;
+      f.sweepIdleUpgrades();
+      await c.send("pong");
+      assertEquals(await readText(), "pong", "9 s after the last byte: still open");
+      now = 28_000;
+      f.sweepIdleUpgrades();
+      // A guard so that a broken timeout fails here instead of hanging the suite.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const guard = new Promise<string>((r) => timer = setTimeout(() => r("still open"), 10_000));
+      const got = await Promise.race([readText().then((t) => t ?? "closed"), guard]);
+      clearTimeout(timer);
+      assertEquals(got, "closed", "10 s of silence both ways closes the client's end");
+    } finally {
+      c.conn.close();
+      await f.close();
+      await up.close();
+    }
+  },
+);
