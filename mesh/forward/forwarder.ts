@@ -370,7 +370,7 @@ class _Session implements CoarseTimer {
   async run(): Promise<void> {
     try {
       while (!this.#closed) {
-        // ---- read one head (the former #readHead, inline) ----
+        // ---- read one head ----
         this.#beginHead();
         let end = -1;
         try {
