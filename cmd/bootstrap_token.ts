@@ -7,6 +7,13 @@ import type { Logger } from "../common/log.ts";
 /** Prefix of skein tokens; the log redactor recognises it. */
 export const TOKEN_PREFIX = "skn_";
 
+/**
+ * Shortest hand-written bootstrap token taken without a warning. Listings and audit lines show
+ * a token's id, `boot-` and 16 hex digits of its SHA-256, so a guessable token can be tested
+ * offline by anyone who sees one; a generated token (47 characters, 256 random bits) cannot.
+ */
+export const MIN_QUIET_TOKEN_LENGTH = 32;
+
 /** Generates a new random token (256 bits, base64url). */
 export function generateToken(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(32));
@@ -21,6 +28,13 @@ export async function ensureBootstrapToken(path: string, log: Logger): Promise<s
     const text = (await Deno.readTextFile(path)).trim();
     if (text.length < 16) {
       throw new Error(`${path}: token is too short (${text.length} characters)`);
+    }
+    if (text.length < MIN_QUIET_TOKEN_LENGTH) {
+      log.warn(
+        "bootstrap admin token is short: its id in listings and audit lines lets anyone who " +
+          "sees one test guesses offline; delete the file to have a random one generated",
+        { file: path, characters: text.length, recommended: MIN_QUIET_TOKEN_LENGTH },
+      );
     }
     return text;
   } catch (e) {

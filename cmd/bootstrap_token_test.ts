@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertMatch } from "../tests/assert.ts";
-import { nullLogger } from "../common/log.ts";
+import { memoryLogger, nullLogger } from "../common/log.ts";
 import { ensureBootstrapToken, TOKEN_PREFIX } from "./bootstrap_token.ts";
 
 Deno.test("ensureBootstrapToken() creates a 0600 token file once and then reads it back", async () => {
@@ -36,6 +36,26 @@ Deno.test("ensureBootstrapToken() refuses a file holding a too-short token", asy
     await Deno.writeTextFile(path, "short\n");
     const e = await ensureBootstrapToken(path, nullLogger).catch((e) => e as Error);
     assertMatch(String(e), /token is too short/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("ensureBootstrapToken() warns about a short hand-written token, not a generated one", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const short = `${dir}/short.token`;
+    await Deno.writeTextFile(short, "CompanyAdmin2026!\n", { mode: 0o600 });
+    const log = memoryLogger();
+    assertEquals(await ensureBootstrapToken(short, log), "CompanyAdmin2026!");
+    assertEquals(log.lines.length, 1);
+    assertMatch(log.lines[0]!, /bootstrap admin token is short/);
+    assertMatch(log.lines[0]!, /characters"?[=:]"?17/);
+    const quiet = memoryLogger();
+    const generated = `${dir}/generated.token`;
+    await ensureBootstrapToken(generated, nullLogger);
+    await ensureBootstrapToken(generated, quiet);
+    assertEquals(quiet.lines.filter((l) => /short/.test(l)), []);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
