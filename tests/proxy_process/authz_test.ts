@@ -26,6 +26,20 @@ async function ctlApply(dir: string, url: string, token: string, yaml: string): 
   if (r.code !== 0) throw new Error(`skein ctl apply failed (${r.code}): ${r.stderr}${r.stdout}`);
 }
 
+/** Applies an Authorization for ledger that denies by default, with `rules` (YAML) after it. */
+function applyLedgerDenyByDefault(
+  dir: string,
+  cp: { url: string; token: string },
+  rules: string,
+): Promise<void> {
+  return ctlApply(
+    dir,
+    cp.url,
+    cp.token,
+    `kind: Authorization\nservice: ledger\ndefault: deny\n${rules}`,
+  );
+}
+
 async function call(addr: string, method: string, path: string) {
   const res = await fetch(`http://${addr}${path}`, { method });
   return { status: res.status, headers: res.headers, body: await res.text() };
@@ -69,14 +83,10 @@ Deno.test("the callee proxy enforces Authorization resources on its inbound, ove
     assertEquals(audits(callee), []);
 
     // --- only payments may call: billing is denied by default, and the app never sees it.
-    await ctlApply(
+    await applyLedgerDenyByDefault(
       dir,
-      cp.url,
-      cp.token,
-      `kind: Authorization
-service: ledger
-default: deny
-allow:
+      cp,
+      `allow:
   - from: [payments]
     methods: [POST]
     paths: [/charge, /refund/*]
@@ -96,14 +106,10 @@ allow:
     assertMatch(denyLine.input!, /path"?[=:]"?\/charge/);
 
     // --- rules by method and path prefix/glob for billing, with allowed calls audited too.
-    await ctlApply(
+    await applyLedgerDenyByDefault(
       dir,
-      cp.url,
-      cp.token,
-      `kind: Authorization
-service: ledger
-default: deny
-audit_allowed: true
+      cp,
+      `audit_allowed: true
 allow:
   - from: [billing]
     methods: [GET]
@@ -181,14 +187,10 @@ Deno.test("opaque TCP to a service with an Authorization needs a rule allowing t
     const hits = () => apps[0]!.hits;
 
     // A rule limited to some paths cannot be enforced on a byte stream: the tunnel is refused.
-    await ctlApply(
+    await applyLedgerDenyByDefault(
       dir,
-      cp.url,
-      cp.token,
-      `kind: Authorization
-service: ledger
-default: deny
-allow:
+      cp,
+      `allow:
   - from: [billing]
     paths: [/db/*]
 `,
@@ -202,14 +204,10 @@ allow:
     assertMatch(line.input!, /reason"?[=:]"?default_deny/);
 
     // A rule without methods or paths covers everything, so it covers the tunnel.
-    await ctlApply(
+    await applyLedgerDenyByDefault(
       dir,
-      cp.url,
-      cp.token,
-      `kind: Authorization
-service: ledger
-default: deny
-allow:
+      cp,
+      `allow:
   - from: [billing]
 `,
     );
@@ -259,14 +257,10 @@ Deno.test("a proxy fronting two services calls as the service each upstream name
         (await call(asBeta, "GET", "/x")).status === 200;
     });
 
-    await ctlApply(
+    await applyLedgerDenyByDefault(
       dir,
-      cp.url,
-      cp.token,
-      `kind: Authorization
-service: ledger
-default: deny
-allow:
+      cp,
+      `allow:
   - from: [beta]
 `,
     );
