@@ -348,16 +348,27 @@ Deno.test("a trust-bundle update and a renewal saved at the same time both stay 
   const ca = await testCa("skein.local", t0);
   const rotated = await rotateCa(ca, { now: t0, activate: true });
   let gate: PromiseWithResolvers<void> | null = null;
+  // Resolved when a save takes the gate, so the test knows that save is under way (a fixed
+  // sleep is not enough: key generation and signing can outlast it on a busy machine).
+  let entered = Promise.withResolvers<void>();
+  let signed = Promise.withResolvers<void>();
   const r = new CertRenewer({
     service: "payments",
     trustDomain: "skein.local",
-    sign: (csr) => signer(ca, clock).sign(csr),
+    sign: async (csr) => {
+      const answer = await signer(ca, clock).sign(csr);
+      signed.resolve();
+      return answer;
+    },
     clock,
     // The save that finds the gate set waits on it (four fsynced files can take a while).
     persist: async () => {
       const g = gate;
       gate = null;
-      if (g !== null) await g.promise;
+      if (g !== null) {
+        entered.resolve();
+        await g.promise;
+      }
     },
   });
   const first = await r.start();
@@ -366,8 +377,12 @@ Deno.test("a trust-bundle update and a renewal saved at the same time both stay 
   // not be overwritten by the pre-renewal certificate the update started from.
   let g = gate = Promise.withResolvers<void>();
   const update = r.updateTrustBundle(trustBundlePem(rotated));
+  await entered.promise;
+  signed = Promise.withResolvers<void>();
   const renewing = r.renewNow();
-  await new Promise((x) => setTimeout(x, 20));
+  await signed.promise;
+  // The answer's checks are synchronous, so one macrotask later its install is queued.
+  await new Promise((x) => setTimeout(x, 0));
   g.resolve();
   const renewed = await renewing;
   await update;
@@ -377,8 +392,9 @@ Deno.test("a trust-bundle update and a renewal saved at the same time both stay 
   // The other way round: a renewal being saved while the bundle changes. The update applies
   // to the renewed material.
   g = gate = Promise.withResolvers<void>();
+  entered = Promise.withResolvers<void>();
   const renewing2 = r.renewNow();
-  await new Promise((x) => setTimeout(x, 20));
+  await entered.promise;
   const update2 = r.updateTrustBundle(trustBundlePem(rotated) + "\n");
   g.resolve();
   const renewed2 = await renewing2;
