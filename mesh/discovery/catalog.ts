@@ -5,7 +5,8 @@
  * @module
  */
 import { z } from "zod";
-import { type Resource, ResourceSchema } from "../../config/mod.ts";
+// Not config/mod.ts: the barrel would load the YAML loader into every data-plane worker.
+import { type Resource, ResourceSchema } from "../../config/resource_schema.ts";
 import type { Logger } from "../../common/log.ts";
 
 /** Health of an instance as the catalog records it. */

@@ -10,7 +10,8 @@
  * @module
  */
 import { turnNow } from "../../common/turn_clock.ts";
-import { type ProxyConfig, upstreamKey } from "../../config/mod.ts";
+// Not config/mod.ts: the barrel would load the YAML loader into every data-plane worker.
+import { type ProxyConfig, upstreamKey } from "../../config/proxy_schema.ts";
 import type { Logger } from "../../common/log.ts";
 import { Registry } from "../../common/metrics.ts";
 import { ConnectionPool, DEFAULT_CONNECT_TIMEOUT_MS, HttpForwarder } from "../forward/mod.ts";

@@ -17,7 +17,8 @@
  * @module
  */
 import type { z } from "zod";
-import { Policy as PolicySchema, type Route as RouteSchema } from "../../config/mod.ts";
+// Not config/mod.ts: the barrel would load the YAML loader into every data-plane worker.
+import { Policy as PolicySchema, type Route as RouteSchema } from "../../config/resource_schema.ts";
 import type { Logger } from "../../common/log.ts";
 import {
   type Balancer,

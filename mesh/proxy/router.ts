@@ -23,7 +23,9 @@ import {
   type Policy,
   type Route,
 } from "./destination.ts";
-import { Policy as PolicySchema, upstreamKey } from "../../config/mod.ts";
+// Not config/mod.ts: the barrel would load the YAML loader into every data-plane worker.
+import { Policy as PolicySchema } from "../../config/resource_schema.ts";
+import { upstreamKey } from "../../config/proxy_schema.ts";
 import { InboundAuthz } from "./inbound_authz.ts";
 
 /** Listener name of the inbound listener. */
