@@ -35,7 +35,7 @@ Deno.test("RawTlsHandle delivers what was buffered before it, then every chunk, 
     const ended = Promise.withResolvers<Error | null>();
     raw.start((c) => (got += new TextDecoder().decode(c)), (e) => ended.resolve(e));
     client.write("late");
-    for (let i = 0; i < 100 && got !== "early late"; i++) {
+    for (let i = 0; i < 2000 && got !== "early late"; i++) {
       await new Promise((r) => setTimeout(r, 5));
     }
     assertEquals(got, "early late");
@@ -103,7 +103,7 @@ Deno.test("a broken connection ends a RawTlsHandle reader with an error or EOF, 
     client.destroy(); // no close_notify: the server sees the TCP connection end
     const r = await Promise.race([
       ended.promise.then(() => "ended"),
-      new Promise((r) => setTimeout(() => r(closed ? "closed" : "timeout"), 2000)),
+      new Promise((r) => setTimeout(() => r(closed ? "closed" : "timeout"), 10_000)),
     ]);
     assert(r === "ended" || r === "closed", `reader was told (${r})`);
   } finally {

@@ -27,14 +27,16 @@ Deno.test("SharedDeadlines: an operation that never settles is refused and its s
 });
 
 Deno.test("SharedDeadlines: leases of one bucket share a signal; later ones get a fresh one", async () => {
-  const d = new SharedDeadlines(60_000, 1);
+  // Buckets of 200 ms: two back-to-back leases share one even on a stalled machine, and a
+  // sleep only ever errs long, so the later lease is always in a new bucket.
+  const d = new SharedDeadlines(60_000, 200);
   const hold = Promise.withResolvers<void>();
   const a = d.lease();
   const b = d.lease();
   const pa = a.bound(hold.promise);
   const pb = b.bound(hold.promise);
   assert.equal(a.signal, b.signal);
-  await new Promise((r) => setTimeout(r, 5));
+  await new Promise((r) => setTimeout(r, 250));
   const c = d.lease();
   assert.notEqual(c.signal, a.signal);
   const pc = c.bound(Promise.resolve());

@@ -40,6 +40,9 @@ async function startNode(
       maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
       logger: log,
       reconnect: { baseMs: 10, maxMs: 100 },
+      // Frames queued before a slow connect are kept: the 2 s default would drop them on a
+      // stalled machine, and the test would wait for them in vain.
+      maxQueueAgeMs: 60_000,
       ...extra,
     },
     onFrame ?? ((from, frame) => got.push({ from, frame })),

@@ -261,19 +261,20 @@ Deno.test(
   opts,
   async () => {
     const backend = await startBackend();
-    // Every connect takes 150 ms (a cold mux session's handshake, say); the answer 30 ms.
+    // Every connect takes 600 ms (a cold mux session's handshake, say), more than the 400 ms
+    // budget; the answer 30 ms. The margins are wide because a busy CI machine stalls.
     const pool = new ConnectionPool({
       connect: async (ep) => {
-        await new Promise((r) => setTimeout(r, 150));
+        await new Promise((r) => setTimeout(r, 600));
         return await Deno.connect({ hostname: ep.hostname, port: ep.port });
       },
     });
-    const f = forwarder({ endpoints: [local(backend.port)], perTryTimeoutMs: 100 }, { pool });
+    const f = forwarder({ endpoints: [local(backend.port)], perTryTimeoutMs: 400 }, { pool });
     try {
       const r = await fetch(`http://127.0.0.1:${f.addr.port}/slow?ms=30`);
       assertEquals([r.status, r.headers.get("x-skein-error"), await r.text()], [200, null, "slow"]);
       // A try that really outlives its budget still times out (the connection is pooled now).
-      const t = await fetch(`http://127.0.0.1:${f.addr.port}/slow?ms=400`);
+      const t = await fetch(`http://127.0.0.1:${f.addr.port}/slow?ms=1500`);
       await t.body?.cancel();
       assertEquals([t.status, t.headers.get("x-skein-error")], [504, "upstream_timeout"]);
     } finally {
@@ -292,26 +293,27 @@ Deno.test(
     const outcomes: Outcome[] = [];
     const f = forwarder({
       endpoints: [local(backend.port)],
-      perTryTimeoutMs: 150,
+      perTryTimeoutMs: 600,
       retries: 1,
       onResult: (_ep, o) => outcomes.push(o),
     });
     const c = await RawClient.connect(f.addr.port);
     try {
-      await c.send("GET /slow?ms=400 HTTP/1.1\r\nHost: a\r\n\r\n");
+      await c.send("GET /slow?ms=1500 HTTP/1.1\r\nHost: a\r\n\r\n");
       const first = await c.read();
       assertEquals([first?.status, first?.header("x-skein-error")], [504, "upstream_timeout"]);
       assertEquals(outcomes.map((o) => o.kind), ["timeout", "timeout"]);
       // The session's timer is re-armed per try on the same keep-alive connection: a try that
-      // outlasts an old deadline but not its own budget must not be cut short.
+      // outlasts an old deadline but not its own budget must not be cut short (three tries of
+      // 250 ms outlast one 600 ms budget; each leaves a wide margin for a busy machine).
       for (let i = 0; i < 3; i++) {
-        await c.send("GET /slow?ms=100 HTTP/1.1\r\nHost: a\r\n\r\n");
+        await c.send("GET /slow?ms=250 HTTP/1.1\r\nHost: a\r\n\r\n");
         const r = await c.read();
         assertEquals([r?.status, r?.header("x-skein-error"), r?.text], [200, null, "slow"]);
       }
       assertEquals(outcomes.map((o) => o.kind).slice(2), ["response", "response", "response"]);
       // And the re-armed timer still fires.
-      await c.send("GET /slow?ms=400 HTTP/1.1\r\nHost: a\r\n\r\n");
+      await c.send("GET /slow?ms=1500 HTTP/1.1\r\nHost: a\r\n\r\n");
       const last = await c.read();
       assertEquals([last?.status, last?.header("x-skein-error")], [504, "upstream_timeout"]);
       assertEquals(f.stats().retries, 2);

@@ -224,7 +224,7 @@ Deno.test("with mTLS every worker terminates TLS: requests spread, refusals hold
 
     // A slow app makes each caller worker open many pooled mTLS connections to the callee,
     // which the kernel spreads over the callee's two TLS servers.
-    app.delayMs = 100;
+    app.delayMs = 1000; // long enough that all 32 overlap even on a stalled machine
     const n = 32;
     const rs = await Promise.all(
       Array.from({ length: n }, () => rawGet(caller.upstreams.ledger!, "ledger")),

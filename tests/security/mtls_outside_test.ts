@@ -166,7 +166,7 @@ Deno.test("createMtlsServer() closes stalled handshakes and bounds concurrent on
     key: server.keyPem,
     ca: trustBundlePem(ca),
     maxConcurrentHandshakes: 2,
-    handshakeTimeoutMs: 300,
+    handshakeTimeoutMs: 3000, // long enough that a stalled machine still sees all three at once
   });
   const idle = () =>
     new Promise<net.Socket>((resolve) => {

@@ -86,6 +86,9 @@ async function startTlsNode(
     maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
     logger: log,
     reconnect: { baseMs: 10, maxMs: 200 },
+    // Frames queued before a slow connect are kept: the 2 s default would drop them on a
+    // stalled machine, and the test would wait for them in vain.
+    maxQueueAgeMs: 60_000,
     dialer: tlsDialer({ source, logger: log }),
     listener: {
       async listen(a) {
@@ -478,13 +481,22 @@ Deno.test("ControlNode over mTLS: revoking a control node cuts its open links at
     );
     // cp-1 and cp-2 go on without it: a write commits on them and never reaches cp-3, although
     // its connections were open when it was revoked (a new handshake would be refused anyway).
-    await waitUntil(() => t.nodes[0]!.isLeader() || t.nodes[1]!.isLeader(), "cp-1 or cp-2 leads");
     const marker = `spiffe://${TD}/svc/after-the-cut`;
-    const leader = t.nodes[0]!.isLeader() ? t.nodes[0]! : t.nodes[1]!;
-    await leader.propose(
-      validateCommand({ type: "revoke_identity", spiffe_id: marker, now: Date.now() }),
-      AbortSignal.timeout(WAIT_LIMIT_MS),
-    );
+    // Retried like propose(), but only through cp-1 or cp-2: a stall past the election
+    // timeout can move the leadership between them and fail one attempt.
+    for (let attempt = 1;; attempt++) {
+      await waitUntil(() => t.nodes[0]!.isLeader() || t.nodes[1]!.isLeader(), "cp-1 or cp-2 leads");
+      const leader = t.nodes[0]!.isLeader() ? t.nodes[0]! : t.nodes[1]!;
+      try {
+        await leader.propose(
+          validateCommand({ type: "revoke_identity", spiffe_id: marker, now: Date.now() }),
+          AbortSignal.timeout(WAIT_LIMIT_MS),
+        );
+        break;
+      } catch (e) {
+        if (attempt >= MAX_PROPOSE_ATTEMPTS) throw e;
+      }
+    }
     await waitUntil(
       () => t.identities[0]!.isRevoked(marker) && t.identities[1]!.isRevoked(marker),
       "the write after the cut on cp-1 and cp-2",
