@@ -223,9 +223,11 @@ export async function runDemo(opts: RunDemoOptions): Promise<number> {
         await r.body?.cancel();
         return r.ok;
       }).catch(() => false);
+    let notReady = admins.map((a) => a.node);
     while (Date.now() < readyBy) {
       const all = await Promise.all(admins.map((a) => isReady(a.url)));
-      if (all.every(Boolean)) break;
+      notReady = admins.filter((_a, i) => !all[i]).map((a) => a.node);
+      if (notReady.length === 0) break;
       await new Promise((r) => setTimeout(r, 200));
     }
     io.stdout(
@@ -251,6 +253,10 @@ export async function runDemo(opts: RunDemoOptions): Promise<number> {
         "",
         `working directory: ${dir} (logs in ${dir}/logs)`,
         "",
+        // A slow machine can outlast the wait: say so rather than let the first curl fail.
+        ...(notReady.length > 0
+          ? [`not ready yet after ${DEMO_START_TIMEOUT_MS / 1000} s: ${notReady.join(", ")}`, ""]
+          : []),
       ].join("\n"),
     );
 
