@@ -369,9 +369,10 @@ async function trio(): Promise<Trio> {
   return t;
 }
 
-async function leaderOf(t: Trio): Promise<ControlNode> {
-  await waitUntil(() => t.nodes.some((n) => n.isLeader()), "a leader is elected");
-  return t.nodes.find((n) => n.isLeader())!;
+/** The node of `among` (default: all) that leads, once one does. */
+async function leaderOf(t: Trio, among: ControlNode[] = t.nodes): Promise<ControlNode> {
+  await waitUntil(() => among.some((n) => n.isLeader()), "a leader is elected");
+  return among.find((n) => n.isLeader())!;
 }
 
 /** Most attempts at one proposal: a leader change mid-proposal is retried on the new leader. */
@@ -382,10 +383,14 @@ const MAX_PROPOSE_ATTEMPTS = 4;
  * it. A retried proposal may find its first attempt committed, so callers check the outcome
  * on the replicated state rather than on the result.
  */
-async function propose(t: Trio, cmd: ValidatedCommand): Promise<void> {
+async function propose(
+  t: Trio,
+  cmd: ValidatedCommand,
+  among: ControlNode[] = t.nodes,
+): Promise<void> {
   for (let attempt = 1;; attempt++) {
     try {
-      await (await leaderOf(t)).propose(cmd, AbortSignal.timeout(WAIT_LIMIT_MS));
+      await (await leaderOf(t, among)).propose(cmd, AbortSignal.timeout(WAIT_LIMIT_MS));
       return;
     } catch (e) {
       if (attempt >= MAX_PROPOSE_ATTEMPTS) throw e;
@@ -482,21 +487,13 @@ Deno.test("ControlNode over mTLS: revoking a control node cuts its open links at
     // cp-1 and cp-2 go on without it: a write commits on them and never reaches cp-3, although
     // its connections were open when it was revoked (a new handshake would be refused anyway).
     const marker = `spiffe://${TD}/svc/after-the-cut`;
-    // Retried like propose(), but only through cp-1 or cp-2: a stall past the election
-    // timeout can move the leadership between them and fail one attempt.
-    for (let attempt = 1;; attempt++) {
-      await waitUntil(() => t.nodes[0]!.isLeader() || t.nodes[1]!.isLeader(), "cp-1 or cp-2 leads");
-      const leader = t.nodes[0]!.isLeader() ? t.nodes[0]! : t.nodes[1]!;
-      try {
-        await leader.propose(
-          validateCommand({ type: "revoke_identity", spiffe_id: marker, now: Date.now() }),
-          AbortSignal.timeout(WAIT_LIMIT_MS),
-        );
-        break;
-      } catch (e) {
-        if (attempt >= MAX_PROPOSE_ATTEMPTS) throw e;
-      }
-    }
+    // Only through cp-1 or cp-2, retried: a stall past the election timeout can move the
+    // leadership between them and fail one attempt.
+    await propose(
+      t,
+      validateCommand({ type: "revoke_identity", spiffe_id: marker, now: Date.now() }),
+      [t.nodes[0]!, t.nodes[1]!],
+    );
     await waitUntil(
       () => t.identities[0]!.isRevoked(marker) && t.identities[1]!.isRevoked(marker),
       "the write after the cut on cp-1 and cp-2",
