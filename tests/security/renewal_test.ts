@@ -34,6 +34,16 @@ function signer(ca: CaState, clock: { now(): number }, service = "payments", ttl
   return { sign, calls: () => calls };
 }
 
+/**
+ * Waits (up to 10 s of real time) until a timer is pending on `clock`: a failed or refused
+ * attempt schedules its retry only after key generation and signing, however long they take.
+ */
+async function untilScheduled(clock: FakeClock): Promise<void> {
+  for (let i = 0; i < 2000 && clock.pending.length === 0; i++) {
+    await new Promise((x) => setTimeout(x, 5));
+  }
+}
+
 function nextChange(r: CertRenewer): Promise<TlsMaterial> {
   return new Promise((resolve) => {
     const off = r.onChange((m) => {
@@ -94,9 +104,7 @@ Deno.test("CertRenewer keeps valid material and retries with backoff when signin
   fail = true;
   clock.advanceTo(renewAt(first.certPem));
   // Let the failed attempt settle; the retry is then scheduled on virtual time.
-  for (let i = 0; i < 2000 && clock.pending.length === 0; i++) {
-    await new Promise((x) => setTimeout(x, 5));
-  }
+  await untilScheduled(clock);
   assertEquals(clock.pending[0]! - clock.now(), 1000);
   assertEquals(r.current(), first, "still serving the valid certificate");
   fail = false;
@@ -326,9 +334,7 @@ Deno.test("CertRenewer refuses a renewal whose trust bundle keeps none of the cu
   const first = await r.start();
   answerFrom = foreign;
   clock.advanceTo(renewAt(first.certPem));
-  for (let i = 0; i < 2000 && clock.pending.length === 0; i++) {
-    await new Promise((x) => setTimeout(x, 5));
-  }
+  await untilScheduled(clock);
   assertEquals(clock.pending[0]! - clock.now(), 1000, "refused, so retried after the backoff");
   assertEquals(r.current(), first, "the current certificate and roots stay in use");
 
