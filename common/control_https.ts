@@ -159,17 +159,7 @@ async function _request(agent: https.Agent, req: Request): Promise<Response> {
         resolve(new Response(null, { status, headers }));
         return;
       }
-      const stream = new ReadableStream<Uint8Array>({
-        start(c) {
-          res.on("data", (d: Uint8Array) => c.enqueue(new Uint8Array(d)));
-          res.on("end", () => c.close());
-          res.on("error", (e: Error) => c.error(e));
-        },
-        cancel() {
-          res.destroy();
-        },
-      });
-      resolve(new Response(stream, { status, headers }));
+      resolve(new Response(_bodyStream(res), { status, headers }));
     });
     const onAbort = () => {
       const why = signal.reason ?? new DOMException("aborted", "AbortError");
@@ -181,4 +171,69 @@ async function _request(agent: https.Agent, req: Request): Promise<Response> {
     out.on("error", reject);
     out.end(body);
   });
+}
+
+/**
+ * The body of `res` as a Web stream that pulls (so an unread answer stays in the socket, not in
+ * memory) and never touches its controller after a cancel, an end or an error: `res.destroy()`
+ * does not stop data already buffered from being emitted, and an enqueue on a closed stream
+ * throws where nothing can catch it.
+ */
+function _bodyStream(res: IncomingMessage): ReadableStream<Uint8Array> {
+  let done = false;
+  const finish = () => {
+    done = true;
+    res.removeAllListeners("data");
+    res.on("data", () => {});
+  };
+  return new ReadableStream<Uint8Array>({
+    start(c) {
+      res.on("data", (d: Uint8Array) => {
+        if (done) return;
+        try {
+          c.enqueue(new Uint8Array(d));
+        } catch {
+          finish();
+          res.destroy();
+          return;
+        }
+        if ((c.desiredSize ?? 0) <= 0) res.pause();
+      });
+      res.on("end", () => {
+        if (done) return;
+        finish();
+        try {
+          c.close();
+        } catch {
+          // Already closed by a cancel.
+        }
+      });
+      res.on("error", (e: Error) => {
+        if (done) return;
+        finish();
+        try {
+          c.error(e);
+        } catch {
+          // Already closed by a cancel.
+        }
+      });
+      // A connection that closes before the end of the body: a truncated answer.
+      res.on("close", () => {
+        if (done) return;
+        finish();
+        try {
+          c.error(new Error("control API answer was cut short"));
+        } catch {
+          // Already closed by a cancel.
+        }
+      });
+    },
+    pull() {
+      if (!done) res.resume();
+    },
+    cancel() {
+      finish();
+      res.destroy();
+    },
+  }, { highWaterMark: 16 });
 }

@@ -44,6 +44,8 @@ export interface ControlClientOptions {
   fetch?: typeof fetch;
   /** Default per-call timeout. @default DEFAULT_CONTROL_REQUEST_TIMEOUT_MS */
   timeoutMs?: number;
+  /** Largest answer read. @default MAX_CONTROL_RESPONSE_BYTES */
+  maxResponseBytes?: number;
 }
 
 /** Options of one {@linkcode ControlClient.request}. */
@@ -62,6 +64,7 @@ export class ControlClient {
   readonly #fetch: typeof fetch;
   readonly #timeoutMs: number;
   readonly #token: string | undefined;
+  readonly #maxBytes: number;
   #current = 0;
 
   /** Creates a client; `urls` must not be empty. */
@@ -71,6 +74,7 @@ export class ControlClient {
     this.#fetch = opts.fetch ?? ((input, init) => fetch(input, init));
     this.#timeoutMs = opts.timeoutMs ?? DEFAULT_CONTROL_REQUEST_TIMEOUT_MS;
     this.#token = opts.token;
+    this.#maxBytes = opts.maxResponseBytes ?? MAX_CONTROL_RESPONSE_BYTES;
   }
 
   /** The URL calls go to first. */
@@ -119,15 +123,7 @@ export class ControlClient {
       signal,
       redirect: "manual",
     });
-    const len = Number(res.headers.get("content-length") ?? "0");
-    if (len > MAX_CONTROL_RESPONSE_BYTES) {
-      await res.body?.cancel();
-      throw new Error(`answer of ${len} bytes is over ${MAX_CONTROL_RESPONSE_BYTES}`);
-    }
-    const text = await res.text();
-    if (text.length > MAX_CONTROL_RESPONSE_BYTES) {
-      throw new Error(`answer is over ${MAX_CONTROL_RESPONSE_BYTES} bytes`);
-    }
+    const text = await readBoundedText(res, this.#maxBytes);
     let body: unknown = null;
     try {
       body = text === "" ? null : JSON.parse(text);
@@ -136,6 +132,48 @@ export class ControlClient {
     }
     return { status: res.status, body, headers: res.headers, url: base };
   }
+}
+
+/** An answer over the size limit; the rest of it was not read. */
+export class ControlAnswerTooLargeError extends Error {
+  override readonly name = "ControlAnswerTooLargeError";
+}
+
+/**
+ * The body of `res` as text, reading at most `maxBytes`: a larger answer (announced or not, as
+ * chunked bodies announce nothing) is cancelled before it is all in memory.
+ */
+export async function readBoundedText(res: Response, maxBytes: number): Promise<string> {
+  const len = Number(res.headers.get("content-length") ?? "0");
+  if (len > maxBytes) {
+    await res.body?.cancel().catch(() => {});
+    throw new ControlAnswerTooLargeError(`answer of ${len} bytes is over ${maxBytes}`);
+  }
+  if (res.body === null) return "";
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  try {
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > maxBytes) {
+        await reader.cancel().catch(() => {});
+        throw new ControlAnswerTooLargeError(`answer is over ${maxBytes} bytes`);
+      }
+      chunks.push(value);
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  const all = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    all.set(c, at);
+    at += c.byteLength;
+  }
+  return new TextDecoder().decode(all);
 }
 
 /** Capped exponential backoff with full jitter; `reset()` after a success. */

@@ -27,6 +27,8 @@ export const DEFAULT_BACKOFF_MAX_MS = 5_000;
 export const HEARTBEAT_REREGISTER_ROUNDS = 2;
 /** Bound on deregistering every local instance at shutdown, in ms. */
 export const DEREGISTER_TIMEOUT_MS = 3_000;
+/** While the catalog watch keeps failing, how often the error is logged again, in ms. */
+export const WATCH_FAILURE_REPEAT_MS = 60_000;
 /** Most revoked ids a catalog carries (the catalog schema's bound), merged ones included. */
 export const MAX_REMEMBERED_REVOCATIONS = 10_000;
 
@@ -101,6 +103,10 @@ export interface DiscoveryStatus {
   controlReachable: boolean;
   /** Local instances with their health and registration state. */
   instances: { service: string; id: string; health: HealthStatus; registered: boolean }[];
+  /** Failed catalog queries since start (unreachable, refused, oversized or invalid answers). */
+  watchFailures: number;
+  /** Whether the last catalog query failed, so the catalog in use may be out of date. */
+  catalogStale: boolean;
 }
 
 /** The instance id of a local service: its configured `id`, else `<node>-<service>`. */
@@ -123,6 +129,8 @@ export class Discovery {
   /** The revoked ids of the catalog applied last. */
   #revoked: readonly string[] = [];
   #reachable = false;
+  #watchFailures = 0;
+  #watchFailing = false;
   #saving: Promise<void> = Promise.resolve();
   #wakeHeartbeat: (() => void) | null = null;
 
@@ -228,6 +236,8 @@ export class Discovery {
         health: this.#health(l),
         registered: l.registered,
       })),
+      watchFailures: this.#watchFailures,
+      catalogStale: this.#watchFailing,
     };
   }
 
@@ -395,6 +405,7 @@ export class Discovery {
     );
     let fromControl = false;
     let failing = false;
+    let loggedAt = 0;
     while (!signal.aborted) {
       try {
         // The first query does not block: the cache may be older than anything the control
@@ -416,6 +427,7 @@ export class Discovery {
         this.#reachable = true;
         if (failing) this.#log.info("catalog watch reconnected", { url: r.url });
         failing = false;
+        this.#watchFailing = false;
         backoff.reset();
         // A different index (even a lower one, after a cluster was rebuilt) is a new catalog.
         if (!fromControl || p.data.index !== this.#index) {
@@ -430,12 +442,21 @@ export class Discovery {
       } catch (e) {
         if (signal.aborted) break;
         this.#reachable = false;
-        if (!failing) {
-          this.#log.warn("catalog watch failed; serving the last-known catalog", {
-            err: e as Error,
-            catalog: this.#source,
-            index: this.#index,
-          });
+        this.#watchFailures++;
+        this.#watchFailing = true;
+        // Loud and repeated: while this lasts, no revocation or policy change reaches the proxy.
+        const now = Date.now();
+        if (!failing || now - loggedAt >= WATCH_FAILURE_REPEAT_MS) {
+          loggedAt = now;
+          this.#log.error(
+            "catalog watch failed; serving the last-known catalog (revocations and policy changes do not arrive until it recovers)",
+            {
+              err: e as Error,
+              catalog: this.#source,
+              index: this.#index,
+              failures: this.#watchFailures,
+            },
+          );
         }
         failing = true;
         if (!(e instanceof ControlUnavailableError)) {

@@ -262,6 +262,7 @@ export class MeshProxy {
         mergeExpositions([
           ...(await this.#planes.snapshots()).map((s) => s.metrics),
           this.#certExpiryText(),
+          catalogWatchText(this.#discovery.status()),
         ]),
       ready: () => {
         const d = this.#discovery.status();
@@ -288,6 +289,19 @@ export class MeshProxy {
       endpoints: async () => mergeEndpoints(await this.#planes.snapshots()),
     })(req);
   }
+}
+
+/** The catalog watch's health as Prometheus text: failures so far and whether it is stale. */
+export function catalogWatchText(d: { watchFailures: number; catalogStale: boolean }): string {
+  return [
+    "# HELP skein_catalog_watch_failures_total Catalog queries that failed (unreachable, refused, oversized or invalid answers).",
+    "# TYPE skein_catalog_watch_failures_total counter",
+    `skein_catalog_watch_failures_total ${d.watchFailures}`,
+    "# HELP skein_catalog_stale 1 while the last catalog query failed and the proxy serves its last-known catalog.",
+    "# TYPE skein_catalog_stale gauge",
+    `skein_catalog_stale ${d.catalogStale ? 1 : 0}`,
+    "",
+  ].join("\n");
 }
 
 /** The `/endpoints` page of several data planes. */
