@@ -4,6 +4,12 @@
  */
 import { z } from "zod";
 import { duration, host, hostPort, logSettings, name, size, url } from "./fields.ts";
+import {
+  instanceLabels,
+  instanceMeta,
+  MAX_INSTANCE_VERSION_CHARS,
+  registryString,
+} from "./registry_limits.ts";
 
 /** Active health check of the local app. */
 export const HealthCheck = z.strictObject({
@@ -19,11 +25,12 @@ export const LocalService = z.strictObject({
   name,
   id: name.optional(),
   port: z.number().int().min(1).max(65535),
-  version: z.string().max(64).default(""),
+  // The registry's bounds, so what the control plane would refuse is refused at start.
+  version: registryString(MAX_INSTANCE_VERSION_CHARS).default(""),
   weight: z.number().int().min(0).max(10_000).default(1),
-  tags: z.array(z.string().max(128)).max(64).default([]),
-  capabilities: z.array(z.string().max(128)).max(64).default([]),
-  meta: z.record(z.string().max(128), z.string().max(1024)).default({}),
+  tags: instanceLabels.default([]),
+  capabilities: instanceLabels.default([]),
+  meta: instanceMeta.default({}),
   health: HealthCheck.optional(),
 });
 

@@ -21,6 +21,7 @@ import { parseSpiffeId, type SpiffeId } from "../../common/tls.ts";
 import {
   type ApplyResult,
   HealthSchema,
+  MAX_INSTANCES_PER_PROXY_IDENTITY,
   MAX_RESOURCES_PER_COMMAND,
   NameSchema,
   type Registration,
@@ -298,6 +299,8 @@ function _applyError(r: Extract<ApplyResult, { ok: false }>): ApiError {
     ? 400
     : r.error.code === "not_found" || r.error.code === "revision_not_found"
     ? 404
+    : r.error.code === "catalog_budget"
+    ? 413
     : 409;
   return new ApiError(status, r.error.code, r.error.message, { index: r.index });
 }
@@ -361,10 +364,18 @@ export function parseResourceBody(value: unknown): StoredResource[] {
  * The `register_instance` command for a validated registration body and validated path names;
  * equal to what {@linkcode RegistryCommandSchema} would output for it.
  */
-export function registerCommand(reg: Registration, service: string, id: string): ValidatedCommand {
+export function registerCommand(
+  reg: Registration,
+  service: string,
+  id: string,
+  identityQuota?: number,
+): ValidatedCommand {
   const { id: _id, service: _service, ...fields } = reg;
   // Same key order as the schema's output (id, service, fields), so every node stores alike.
-  return { type: "register_instance", instance: { id, service, ...fields } } as ValidatedCommand;
+  const instance = { id, service, ...fields };
+  return (identityQuota === undefined
+    ? { type: "register_instance", instance }
+    : { type: "register_instance", instance, identity_quota: identityQuota }) as ValidatedCommand;
 }
 
 /** Creates the control API app. */
@@ -765,8 +776,12 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
     // Valid by construction: RegistrationSchema's output has exactly the instance fields with
     // their defaults, and service and id passed NameSchema, so the command schema is skipped
     // on this hottest route (a test pins the equivalence).
+    // A proxy certificate registers the few instances it fronts: its writes carry a quota.
+    const quota = c.get("principal").kind === "proxy"
+      ? MAX_INSTANCES_PER_PROXY_IDENTITY
+      : undefined;
     const r = await commit(c, bytes, {
-      validated: registerCommand(reg, name, id),
+      validated: registerCommand(reg, name, id, quota),
     });
     if (r instanceof Response) return r;
     if (r.value.type !== "register_instance") {

@@ -78,7 +78,12 @@ export const OperatorTokenRecordSchema = z.strictObject({
 
 /** Every command the registry state machine applies. */
 export const RegistryCommandSchema = z.discriminatedUnion("type", [
-  z.strictObject({ type: z.literal("register_instance"), instance: InstanceSchema }),
+  z.strictObject({
+    type: z.literal("register_instance"),
+    instance: InstanceSchema,
+    /** Set when a proxy registers: the most instances its service may then hold. */
+    identity_quota: z.number().int().min(1).max(1_000_000).optional(),
+  }),
   z.strictObject({ type: z.literal("deregister_instance"), service: NameSchema, id: NameSchema }),
   z.strictObject({
     type: z.literal("set_health"),

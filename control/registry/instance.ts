@@ -3,10 +3,17 @@
  * @module
  */
 import { z } from "zod";
+import {
+  instanceAddress,
+  instanceLabels,
+  instanceMeta,
+  MAX_INSTANCE_VERSION_CHARS,
+  registryString,
+} from "../../config/registry_limits.ts";
 
 /** Longest service name, instance id, node or zone accepted. */
 export const MAX_NAME_LENGTH = 128;
-/** Most tags or capabilities one instance may carry. */
+/** Most tags or capabilities a stored instance may carry (registrations: `config/registry_limits.ts`). */
 export const MAX_LABELS = 64;
 /** Most `meta` entries one instance may carry. */
 export const MAX_META_ENTRIES = 64;
@@ -53,6 +60,23 @@ const _instanceFields = {
   health: HealthSchema.default("passing"),
 };
 
+/**
+ * The same fields as the API accepts them from now on: tighter than what the log and snapshots
+ * may already hold (those keep the fields above, so no stored instance stops decoding), with
+ * addresses as IPs or host names and no control characters anywhere (see
+ * `config/registry_limits.ts`).
+ */
+const _registrationFields = {
+  ..._instanceFields,
+  node: registryString(MAX_NAME_LENGTH).default(""),
+  address: instanceAddress,
+  zone: registryString(MAX_NAME_LENGTH).default(""),
+  version: registryString(MAX_INSTANCE_VERSION_CHARS).default(""),
+  tags: instanceLabels.default([]),
+  capabilities: instanceLabels.default([]),
+  meta: instanceMeta.default({}),
+};
+
 /** A complete instance as stored in the catalog. */
 export const InstanceSchema = z.strictObject({
   id: NameSchema,
@@ -70,7 +94,7 @@ export type Instance = z.infer<typeof InstanceSchema>;
 export const RegistrationSchema = z.strictObject({
   id: NameSchema.optional(),
   service: NameSchema.optional(),
-  ..._instanceFields,
+  ..._registrationFields,
 });
 /** A registration body after defaults are filled in. */
 export type Registration = z.infer<typeof RegistrationSchema>;

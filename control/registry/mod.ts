@@ -7,6 +7,7 @@
  * @module
  */
 export * from "./instance.ts";
+export * from "./budget.ts";
 export * from "./commands.ts";
 export * from "./state.ts";
 export * from "./leases.ts";

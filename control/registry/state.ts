@@ -13,6 +13,7 @@ import {
   InstanceSchema,
   NameSchema,
 } from "./instance.ts";
+import { instanceBytes, MAX_CATALOG_INSTANCE_BYTES } from "./budget.ts";
 import { type CaState, parseCaState, revokeIdentity, trustBundle } from "../ca/mod.ts";
 import {
   addJoinToken,
@@ -84,6 +85,8 @@ export type ApplyErrorCode =
   | "invalid_identity"
   | "too_many_tokens"
   | "too_many_instances"
+  | "quota_exceeded"
+  | "catalog_budget"
   | "resource_limit"
   | "token_exists"
   | "token_revoked"
@@ -292,6 +295,8 @@ function _fail(index: number, code: ApplyErrorCode, message: string): ApplyResul
 /** The replicated registry: apply committed commands, answer queries, snapshot and restore. */
 export class RegistryState {
   #services = new Map<string, Map<string, Instance>>();
+  /** {@linkcode instanceBytes} of every instance, kept with each write. */
+  #instanceBytes = 0;
   #resources = new Map<string, _ResourceEntry>();
   #appliedIndex = 0;
   #index = 0;
@@ -353,7 +358,7 @@ export class RegistryState {
     this.#appliedIndex = index;
     switch (c.type) {
       case "register_instance":
-        return this.#register(index, c.instance);
+        return this.#register(index, c.instance, c.identity_quota);
       case "deregister_instance":
         return this.#deregister(index, c.service, c.id);
       case "set_health":
@@ -517,11 +522,32 @@ export class RegistryState {
     return this.#joinTokens;
   }
 
-  #register(index: number, inst: Instance): ApplyResult {
+  #register(index: number, inst: Instance, quota?: number): ApplyResult {
     // No copy: applyValidated owns the command it is given (see there).
     const frozen = _deepFreeze(inst);
     let svc = this.#services.get(inst.service);
     const prev = svc?.get(inst.id);
+    if (!prev && quota !== undefined && (svc?.size ?? 0) >= quota) {
+      return _fail(
+        index,
+        "quota_exceeded",
+        `service ${inst.service} has ${
+          svc?.size ?? 0
+        } instances, the most a proxy certificate may register (${quota}); an operator can register more`,
+      );
+    }
+    const bytes = instanceBytes(inst);
+    const grow = bytes - (prev ? instanceBytes(prev) : 0);
+    // Only growth is refused, so a catalog already over the budget can still shrink.
+    if (grow > 0 && this.#instanceBytes + grow > MAX_CATALOG_INSTANCE_BYTES) {
+      return _fail(
+        index,
+        "catalog_budget",
+        `the catalog's instances would take ${
+          this.#instanceBytes + grow
+        } bytes, over the budget of ${MAX_CATALOG_INSTANCE_BYTES}; this instance takes ${bytes}`,
+      );
+    }
     if (!prev) {
       // Counted on every node the same way (the applied state), so all refuse alike.
       if ((svc?.size ?? 0) >= MAX_INSTANCES_PER_SERVICE) {
@@ -544,6 +570,7 @@ export class RegistryState {
         this.#services.set(inst.service, svc);
       }
       svc.set(inst.id, frozen);
+      this.#instanceBytes += grow;
       this.#index = index;
     }
     return {
@@ -563,6 +590,7 @@ export class RegistryState {
     const prev = svc?.get(id);
     if (!svc || !prev) return _fail(index, "not_found", `no instance ${id} of service ${service}`);
     svc.delete(id);
+    this.#instanceBytes -= instanceBytes(prev);
     if (svc.size === 0) this.#services.delete(service);
     this.#index = index;
     return { ok: true, index, value: { type: "deregister_instance", instance: prev } };
@@ -926,6 +954,7 @@ export class RegistryState {
         );
       }
       svc.set(inst.id, _deepFreeze(inst));
+      st.#instanceBytes += instanceBytes(inst);
     }
     for (const r of snap.resources) {
       const key = _resourceKey(r.kind, r.name);
