@@ -8,6 +8,7 @@ export function formatTable(
   header: readonly string[],
   rows: readonly (readonly string[])[],
 ): string {
+  rows = rows.map((r) => r.map(escapeCell));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: readonly string[]) =>
     cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join("  ")
@@ -54,4 +55,18 @@ export function lineDiff(oldText: string, newText: string): string {
     }
   }
   return out.join("\n") + "\n";
+}
+
+/** Control, format and separator characters: what a terminal could act on instead of show. */
+const _UNPRINTABLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu;
+
+/**
+ * Shows the unprintable characters of a table cell as `\xHH` or `\u{HHHH}`, so a registry
+ * string cannot move the cursor, recolour or retitle the operator's terminal.
+ */
+export function escapeCell(cell: string): string {
+  return cell.replace(_UNPRINTABLE, (ch) => {
+    const cp = ch.codePointAt(0)!;
+    return cp <= 0xff ? `\\x${cp.toString(16).padStart(2, "0")}` : `\\u{${cp.toString(16)}}`;
+  });
 }
