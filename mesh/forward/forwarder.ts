@@ -13,6 +13,7 @@
 import type { Logger } from "../../common/log.ts";
 import {
   ByteWriter,
+  CALLER_HEADER,
   ChunkedFramer,
   DEFAULT_HEAD_LIMITS,
   findHeadEnd,
@@ -93,6 +94,11 @@ export interface ForwarderOptions {
   /** Append the client address to `x-forwarded-for`. @default true */
   forwardedFor?: boolean;
   /**
+   * The callee's inbound: drop the identity fields a caller could forge and tell the app who
+   * called in `x-skein-caller` (the verified peer identity). @default false
+   */
+  callerHeader?: boolean;
+  /**
    * An upgraded connection (WebSocket, a TCP tunnel's callee end) with no byte either way for
    * this long is closed, in ms; 0 = never. @default DEFAULT_TCP_IDLE_TIMEOUT_MS
    */
@@ -166,6 +172,7 @@ export class HttpForwarder {
       maxRetryBodyBytes: DEFAULT_MAX_RETRY_BODY_BYTES,
       limits: DEFAULT_HEAD_LIMITS,
       forwardedFor: true,
+      callerHeader: false,
       upgradedIdleMs: DEFAULT_TCP_IDLE_TIMEOUT_MS,
       idleClock: () => performance.now(),
       ...opts,
@@ -293,6 +300,13 @@ export class HttpForwarder {
   }
 }
 
+/** The caller line for a verified peer id, once per connection; null when there is none. */
+function _callerLine(identity: string | null): string | null {
+  // A certificate's URI is printable ASCII; anything else must not reach a header line.
+  if (identity === null || !/^[\x21-\x7e]{1,2048}$/.test(identity)) return null;
+  return `${CALLER_HEADER}: ${identity}\r\n`;
+}
+
 /** One client connection and its keep-alive loop. */
 class _Session implements CoarseTimer {
   readonly #f: _Ctx;
@@ -301,6 +315,8 @@ class _Session implements CoarseTimer {
   readonly #read: ReadFn;
   readonly #clientAddr: string | null;
   readonly #client: ClientInfo;
+  /** `x-skein-caller: <id>\r\n` on the inbound (null: no verified caller), else undefined. */
+  readonly #callerLine: string | null | undefined;
   #buf: Uint8Array;
   #pos = 0;
   #len = 0;
@@ -340,6 +356,7 @@ class _Session implements CoarseTimer {
       port: ra.port ?? 0,
       identity: peerIdentityOf(conn),
     };
+    this.#callerLine = f.opts.callerHeader ? _callerLine(this.#client.identity) : undefined;
   }
 
   /** The per-try budget ran out: give up on the attempt's upstream connection. */
@@ -699,7 +716,13 @@ class _Session implements CoarseTimer {
     const cl = head.contentLength;
     const w = this.#out;
     w.reset();
-    writeForwardedRequestHead(w, head, this.#clientAddr, decision.extraRequestHeaders);
+    writeForwardedRequestHead(
+      w,
+      head,
+      this.#clientAddr,
+      decision.extraRequestHeaders,
+      this.#callerLine,
+    );
     // Body bytes already buffered go out with the head in one write.
     let bodyLeft = head.chunked ? 0 : Math.max(0, cl);
     let framer: ChunkedFramer | null = null;

@@ -1,6 +1,6 @@
 /**
- * The straightforward head parser that `head.ts` replaced, kept unchanged as the oracle for
- * the differential tests in `head_differential_test.ts`: the optimized parser must give the same
+ * The straightforward head parser that `head.ts` replaced, kept as the oracle (plus the two
+ * flags the head writers act on: `contentLengthListed`, `forwardingFields`) for the differential tests in `head_differential_test.ts`: the optimized parser must give the same
  * heads and the same errors for every input. Not exported from `mod.ts`; never use it elsewhere.
  * @module
  */
@@ -11,6 +11,7 @@ import {
   type HeadLimits,
   type HeadScan,
   type HttpHead,
+  IDENTITY_FIELDS,
   MAX_HEAD_BYTES,
   MAX_LEADING_EMPTY_LINES,
   type RequestHead,
@@ -140,6 +141,8 @@ function _emptyHead(raw: Uint8Array, start: number, end: number): HttpHead {
     keepAlive: true,
     upgrade: false,
     hasObsText: false,
+    contentLengthListed: false,
+    forwardingFields: false,
   };
 }
 
@@ -235,6 +238,8 @@ function _semantics(head: HttpHead, limits: HeadLimits, isRequest: boolean): str
     switch (n) {
       case "content-length": {
         // "5, 5" and repeated identical fields are allowed; any disagreement is not.
+        // Anything but one plain number (a list, a repeat, odd spaces) is sent on normalized.
+        if (!/^[0-9]{1,15}$/.test(v) || head.contentLength !== -1) head.contentLengthListed = true;
         for (const part of v.split(",")) {
           const t = part.trim();
           if (t.length === 0 || t.length > MAX_CONTENT_LENGTH_DIGITS || !/^[0-9]+$/.test(t)) {
@@ -267,6 +272,10 @@ function _semantics(head: HttpHead, limits: HeadLimits, isRequest: boolean): str
         host = v;
         hostCount++;
         break;
+      default:
+        if (isRequest && (n === "x-forwarded-for" || IDENTITY_FIELDS.includes(n))) {
+          head.forwardingFields = true;
+        }
     }
   }
   if (te !== null) {

@@ -75,6 +75,13 @@ export interface HttpHead {
   upgrade: boolean;
   /** Any byte at or above 0x80 appears in a field value. */
   hasObsText: boolean;
+  /**
+   * Content-Length was sent as a list (`5, 5`) or more than once: the forwarded head must carry
+   * it once, as {@linkcode dropRewrittenFields} and the writers in `rewrite.ts` do.
+   */
+  contentLengthListed?: boolean;
+  /** A field a proxy must drop or merge is present (see {@linkcode dropRewrittenFields}). */
+  forwardingFields?: boolean;
 }
 
 /** A parsed request head. */
@@ -268,6 +275,16 @@ const K_HOST = 5;
 const K_EXPECT = 6;
 /** Hop-by-hop by name alone: keep-alive, te, trailer and any proxy-* field. */
 const K_HOP = 7;
+/**
+ * Fields a caller could use to pose as someone else to the app (client certificate, caller
+ * id, forwarded peer, `Forwarded`) or to change the method after authorization
+ * (method-override fields): the callee's proxy drops them.
+ */
+const K_IDENTITY = 8;
+/** `x-forwarded-for`: merged into the one list the proxy sends. */
+const K_XFF = 9;
+/** Kinds that {@linkcode dropRewrittenFields} acts on. */
+const FORWARDING_KINDS = (1 << K_IDENTITY) | (1 << K_XFF);
 /** Kinds that are hop-by-hop whatever Connection says (STATIC_HOP plus the proxy- prefix). */
 const HOP_KINDS = (1 << K_CONNECTION) | (1 << K_UPGRADE) | (1 << K_HOP);
 
@@ -287,15 +304,33 @@ function _kind(buf: Uint8Array, p: number, q: number): number {
       if (_eqLower(buf, p, "upgrade")) return K_UPGRADE;
       if (_eqLower(buf, p, "trailer")) return K_HOP;
       break;
+    case 9:
+      if (_eqLower(buf, p, "forwarded")) return K_IDENTITY;
+      break;
     case 10:
       if (_eqLower(buf, p, "connection")) return K_CONNECTION;
       if (_eqLower(buf, p, "keep-alive")) return K_HOP;
       break;
+    case 13:
+      if (_eqLower(buf, p, "x-http-method")) return K_IDENTITY;
+      break;
     case 14:
       if (_eqLower(buf, p, "content-length")) return K_CONTENT_LENGTH;
+      if (_eqLower(buf, p, "x-skein-caller")) return K_IDENTITY;
+      break;
+    case 15:
+      if (_eqLower(buf, p, "x-forwarded-for")) return K_XFF;
       break;
     case 17:
       if (_eqLower(buf, p, "transfer-encoding")) return K_TRANSFER_ENCODING;
+      if (_eqLower(buf, p, "x-method-override")) return K_IDENTITY;
+      break;
+    case 22:
+      if (_eqLower(buf, p, "x-skein-forwarded-peer")) return K_IDENTITY;
+      if (_eqLower(buf, p, "x-http-method-override")) return K_IDENTITY;
+      break;
+    case 23:
+      if (_eqLower(buf, p, "x-forwarded-client-cert")) return K_IDENTITY;
       break;
   }
   if (q - p >= 6 && _eqLower(buf, p, "proxy-")) return K_HOP;
@@ -330,6 +365,8 @@ class _Head implements RequestHead, ResponseHead {
   keepAlive = true;
   upgrade = false;
   hasObsText = false;
+  contentLengthListed = false;
+  forwardingFields = false;
   /** FIELD_STRIDE numbers per field, in order; see F_LINE and the slots after it. */
   _f: number[] = [];
   _names: string[] | null = null;
@@ -512,6 +549,8 @@ function _plainDigits(buf: Uint8Array, vs: number, ve: number): number {
 
 /** Applies one Content-Length value as a string (lists, odd whitespace, errors). */
 function _contentLengthList(head: _Head, v: string): void {
+  // Forwarded as is, "5, 5" could be read differently by the next hop: send one value.
+  head.contentLengthListed = true;
   // "5, 5" and repeated identical fields are allowed; any disagreement is not.
   for (const part of v.split(",")) {
     const t = part.trim();
@@ -524,12 +563,15 @@ function _contentLengthList(head: _Head, v: string): void {
 
 /** Records a declared length; a second, different one is a smuggling attempt. */
 function _contentLength(head: _Head, len: number): void {
-  if (head.contentLength !== -1 && head.contentLength !== len) {
-    throw new HttpParseError(
-      "conflicting_content_length",
-      400,
-      `Content-Length ${head.contentLength} vs ${len}`,
-    );
+  if (head.contentLength !== -1) {
+    if (head.contentLength !== len) {
+      throw new HttpParseError(
+        "conflicting_content_length",
+        400,
+        `Content-Length ${head.contentLength} vs ${len}`,
+      );
+    }
+    head.contentLengthListed = true;
   }
   head.contentLength = len;
 }
@@ -647,6 +689,7 @@ function _semantics(
       else if (t === "upgrade") upgradeToken = true;
     }
   }
+  if (isRequest && (seen & FORWARDING_KINDS) !== 0) head.forwardingFields = true;
   head.keepAlive = head.versionMinor === 1 ? !close : keepAliveToken && !close;
   head.upgrade = upgradeToken && upgradeField;
   // Without hop-by-hop kinds or a Connection list nothing is hop-by-hop; `hop` stays lazy.
@@ -845,6 +888,58 @@ export function markHopByHop(head: HttpHead, name: string): number {
   }
   if (marked > 0) head.hasHopByHop = true;
   return marked;
+}
+
+/** The names {@linkcode dropRewrittenFields} treats as identity fields (lower case). */
+export const IDENTITY_FIELDS: readonly string[] = [
+  "x-forwarded-client-cert",
+  "x-skein-caller",
+  "x-skein-forwarded-peer",
+  "forwarded",
+  "x-http-method-override",
+  "x-http-method",
+  "x-method-override",
+];
+
+/** What {@linkcode dropRewrittenFields} should drop. */
+export interface DropFields {
+  /** Drop the identity and method-override fields (the callee's inbound). */
+  identity: boolean;
+  /** Drop `x-forwarded-for` lines and return their values joined, to send as one list. */
+  forwardedFor: boolean;
+}
+
+/**
+ * Marks as hop-by-hop (so the head writers skip them) the fields a proxy must not pass on as
+ * sent: a listed or repeated Content-Length (the writer sends one value), and per `what` the
+ * identity fields and the `x-forwarded-for` lines. Returns the dropped `x-forwarded-for`
+ * values joined with ", " (null when none), for the writer to append to. Only called for heads
+ * whose `contentLengthListed` or `forwardingFields` is set, which the usual request is not.
+ */
+export function dropRewrittenFields(head: HttpHead, what: DropFields): string | null {
+  let xff: string | null = null;
+  let marked = false;
+  const n = head.names.length;
+  const names = head.names;
+  const hop = head.hop;
+  for (let i = 0; i < n; i++) {
+    const name = names[i]!;
+    let drop = false;
+    if (name === "content-length") drop = head.contentLengthListed === true;
+    else if (name === "x-forwarded-for") {
+      if (what.forwardedFor) {
+        drop = true;
+        const v = head.values[i]!;
+        if (v !== "") xff = xff === null ? v : `${xff}, ${v}`;
+      }
+    } else if (what.identity && IDENTITY_FIELDS.includes(name)) drop = true;
+    if (drop) {
+      hop[i] = true;
+      marked = true;
+    }
+  }
+  if (marked) head.hasHopByHop = true;
+  return xff;
 }
 
 /**

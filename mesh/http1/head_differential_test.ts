@@ -66,6 +66,12 @@ const NAMES = [
   "User-Agent",
   "Accept",
   "x-skein-destination",
+  "X-Forwarded-For",
+  "x-forwarded-for",
+  "Forwarded",
+  "X-Skein-Caller",
+  "X-HTTP-Method-Override",
+  "x-forwarded-client-cert",
   "Host2",
   "Hos",
   "Content-Lengths",
@@ -256,8 +262,15 @@ function observe(h: HttpHead & Record<string, unknown>, isRequest: boolean) {
 
 function forwarded(h: HttpHead, isRequest: boolean): string {
   const w = new ByteWriter(64);
-  if (isRequest) writeForwardedRequestHead(w, h as never, "10.0.0.9", "x-skein-destination: a\r\n");
-  else writeForwardedResponseHead(w, h as never, false);
+  if (isRequest) {
+    writeForwardedRequestHead(
+      w,
+      h as never,
+      "10.0.0.9",
+      "x-skein-destination: a\r\n",
+      "x-skein-caller: spiffe://t/svc/a\r\n",
+    );
+  } else writeForwardedResponseHead(w, h as never, false);
   const c = new ByteWriter(64);
   if (!isRequest) writeForwardedResponseHead(c, h as never, true);
   return String.fromCharCode(...w.view()) + "|" + String.fromCharCode(...c.view());

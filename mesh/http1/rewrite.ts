@@ -4,11 +4,23 @@
  * itself say who made them and why.
  * @module
  */
-import type { HttpHead, RequestHead, ResponseHead } from "./head.ts";
+import { dropRewrittenFields, type HttpHead, type RequestHead, type ResponseHead } from "./head.ts";
 import { ByteWriter } from "./writer.ts";
 
 const CRLF = new Uint8Array([13, 10]);
 const X_FORWARDED_FOR = new TextEncoder().encode("x-forwarded-for: ");
+const LIST_SEPARATOR = new TextEncoder().encode(", ");
+const CONTENT_LENGTH = new TextEncoder().encode("content-length: ");
+
+/** Header the callee's proxy sets to the caller's verified SPIFFE id (and drops if sent). */
+export const CALLER_HEADER = "x-skein-caller";
+
+/** Writes the one `content-length` line of a head whose Content-Length was listed or repeated. */
+function _contentLengthLine(w: ByteWriter, head: HttpHead): void {
+  w.bytes(CONTENT_LENGTH);
+  w.latin1(String(head.contentLength));
+  w.bytes(CRLF);
+}
 
 /** Copies the field lines of `head` that are not hop-by-hop, in runs. */
 function _copyEndToEnd(w: ByteWriter, head: HttpHead): void {
@@ -37,30 +49,50 @@ function _copyEndToEnd(w: ByteWriter, head: HttpHead): void {
 
 /**
  * Writes the head to send upstream: always HTTP/1.1 on a keep-alive connection, hop-by-hop
- * fields removed (an upgrade keeps `Upgrade` and gets `connection: upgrade`),
- * `x-forwarded-for: <clientAddr>` added as its own line, which is equivalent to appending, and
- * `extra` (pre-encoded `name: value\r\n` lines, ASCII) added last.
+ * fields removed (an upgrade keeps `Upgrade` and gets `connection: upgrade`), a listed or
+ * repeated Content-Length sent once, `x-forwarded-for` sent as one list ending with
+ * `clientAddr`, and `extra` (pre-encoded `name: value\r\n` lines, ASCII) added last.
+ *
+ * `callerLine` is for the callee's inbound: when not undefined, the identity fields a caller
+ * could forge (`IDENTITY_FIELDS` of `head.ts`, the method-override fields among them) are
+ * dropped, and the line itself (`x-skein-caller: <verified id>\r\n`, or null without a
+ * verified caller) is added. The usual request carries none of these fields: it costs one
+ * flag test.
  */
 export function writeForwardedRequestHead(
   w: ByteWriter,
   head: RequestHead,
   clientAddr: string | null,
   extra?: string,
+  callerLine?: string | null,
 ): void {
+  let xff: string | null = null;
+  if (head.forwardingFields === true || head.contentLengthListed === true) {
+    xff = dropRewrittenFields(head, {
+      identity: callerLine !== undefined,
+      forwardedFor: clientAddr !== null,
+    });
+  }
   if (head.versionMinor === 1 && head.targetRewritten !== true) {
     w.bytes(head.raw, head.start, head.firstLineEnd);
   } else {
     w.latin1(`${head.method} ${head.target} HTTP/1.1\r\n`);
   }
   _copyEndToEnd(w, head);
+  if (head.contentLengthListed === true) _contentLengthLine(w, head);
   if (head.upgrade) w.latin1("connection: upgrade\r\n");
   if (clientAddr !== null) {
     // Written in pieces: a template string would be flattened (allocated) just to be copied.
     w.bytes(X_FORWARDED_FOR);
+    if (xff !== null) {
+      w.latin1(xff);
+      w.bytes(LIST_SEPARATOR);
+    }
     w.latin1(clientAddr);
     w.bytes(CRLF);
   }
   if (extra !== undefined && extra !== "") w.latin1(extra);
+  if (callerLine != null) w.latin1(callerLine);
   w.bytes(CRLF);
 }
 
@@ -73,6 +105,9 @@ export function writeForwardedResponseHead(
   head: ResponseHead,
   close: boolean,
 ): void {
+  if (head.contentLengthListed === true) {
+    dropRewrittenFields(head, { identity: false, forwardedFor: false });
+  }
   if (!head.hasHopByHop && !close && head.versionMinor === 1) {
     w.bytes(head.raw, head.start, head.end);
     return;
@@ -83,6 +118,7 @@ export function writeForwardedResponseHead(
     w.latin1(`HTTP/1.1 ${head.status} ${head.reason}\r\n`);
   }
   _copyEndToEnd(w, head);
+  if (head.contentLengthListed === true) _contentLengthLine(w, head);
   if (head.status === 101 && head.upgrade) w.latin1("connection: upgrade\r\n");
   else if (close) w.latin1("connection: close\r\n");
   w.bytes(CRLF);

@@ -39,7 +39,7 @@ Deno.test("writeForwardedRequestHead() drops hop-by-hop fields and appends x-for
     [
       "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1\r\n\r\n",
       "2.2.2.2",
-      "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1\r\nx-forwarded-for: 2.2.2.2\r\n\r\n",
+      "GET / HTTP/1.1\r\nHost: a\r\nx-forwarded-for: 1.1.1.1, 2.2.2.2\r\n\r\n",
     ],
     [
       "GET / HTTP/1.1\r\nConnection: keep-alive, X-Secret\r\nHost: a\r\nX-Secret: s\r\nKeep-Alive: 5\r\nTE: trailers\r\nTrailer: x\r\nProxy-Connection: k\r\nX-Keep: 1\r\n\r\n",
@@ -59,6 +59,76 @@ Deno.test("writeForwardedRequestHead() drops hop-by-hop fields and appends x-for
     ],
   ];
   for (const [input, client, want] of cases) assertEquals(fwdReq(input, client), want, input);
+});
+
+Deno.test("writeForwardedRequestHead() sends x-forwarded-for as one list", () => {
+  const cases: Array<[string, string | null, string]> = [
+    [
+      "GET / HTTP/1.1\r\nX-Forwarded-For: 1.1.1.1, 3.3.3.3\r\nHost: a\r\nx-forwarded-for: 4.4.4.4\r\n\r\n",
+      "2.2.2.2",
+      "GET / HTTP/1.1\r\nHost: a\r\nx-forwarded-for: 1.1.1.1, 3.3.3.3, 4.4.4.4, 2.2.2.2\r\n\r\n",
+    ],
+    // Without a client address to add, the caller's lines go on as they are.
+    [
+      "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1\r\n\r\n",
+      null,
+      "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1\r\n\r\n",
+    ],
+  ];
+  for (const [input, client, want] of cases) assertEquals(fwdReq(input, client), want, input);
+});
+
+Deno.test("writeForwardedRequestHead() on the inbound drops forgeable identity fields and names the caller", () => {
+  const input =
+    "POST /x HTTP/1.1\r\nHost: a\r\nX-Forwarded-Client-Cert: By=spiffe://t/svc/admin\r\n" +
+    "x-skein-caller: spiffe://t/svc/admin\r\nX-Skein-Forwarded-Peer: spiffe://t/svc/admin\r\n" +
+    "Forwarded: for=1.2.3.4\r\nX-HTTP-Method-Override: DELETE\r\nX-HTTP-Method: DELETE\r\n" +
+    "X-Method-Override: DELETE\r\nX-Keep: 1\r\nContent-Length: 0\r\n\r\n";
+  const r = requestHeadParser().push(enc.encode(input));
+  assert(r);
+  const w = new ByteWriter(8);
+  writeForwardedRequestHead(
+    w,
+    r.head,
+    "10.0.0.1",
+    undefined,
+    "x-skein-caller: spiffe://t/svc/web\r\n",
+  );
+  assertEquals(
+    dec.decode(w.view()),
+    "POST /x HTTP/1.1\r\nHost: a\r\nX-Keep: 1\r\nContent-Length: 0\r\n" +
+      "x-forwarded-for: 10.0.0.1\r\nx-skein-caller: spiffe://t/svc/web\r\n\r\n",
+  );
+  // Without a verified caller nothing is claimed, and the forged fields still go.
+  const r2 = requestHeadParser().push(enc.encode(input));
+  assert(r2);
+  const w2 = new ByteWriter(8);
+  writeForwardedRequestHead(w2, r2.head, null, undefined, null);
+  assertEquals(
+    dec.decode(w2.view()),
+    "POST /x HTTP/1.1\r\nHost: a\r\nX-Keep: 1\r\nContent-Length: 0\r\n\r\n",
+  );
+  // On the caller's side (no caller line) identity fields pass; the callee drops them.
+  assert(fwdReq(input, null).includes("X-HTTP-Method-Override: DELETE\r\n"));
+});
+
+Deno.test("a listed or repeated Content-Length is forwarded once, as one number", () => {
+  for (
+    const cl of ["Content-Length: 5, 5\r\n", "Content-Length: 5\r\ncontent-length: 5\r\n"]
+  ) {
+    const req = `POST / HTTP/1.1\r\nHost: a\r\n${cl}X: 1\r\n\r\n`;
+    assertEquals(
+      fwdReq(req, null),
+      "POST / HTTP/1.1\r\nHost: a\r\nX: 1\r\ncontent-length: 5\r\n\r\n",
+    );
+    const res = `HTTP/1.1 200 OK\r\n${cl}X: 1\r\n\r\n`;
+    assertEquals(fwdRes(res, false), "HTTP/1.1 200 OK\r\nX: 1\r\ncontent-length: 5\r\n\r\n");
+  }
+  // One plain number is copied as it is.
+  assertEquals(
+    fwdReq("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n", null),
+    "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n",
+  );
 });
 
 Deno.test("writeForwardedRequestHead() honours fields marked hop-by-hop after parsing", () => {

@@ -269,7 +269,8 @@ export class DataPlane {
       const inbound = new HttpForwarder(
         opts.inboundListener ??
           bind(cfg.inbound.hostname, opts.ports?.inbound ?? cfg.inbound.port),
-        { ...common, listener: { name: INBOUND_LISTENER, protocol: "http" } },
+        // Callers' identity fields are dropped here, and the app told who called.
+        { ...common, listener: { name: INBOUND_LISTENER, protocol: "http" }, callerHeader: true },
       );
       cleanup.push(() => inbound.close());
       listeners.push(inbound);
