@@ -226,12 +226,15 @@ export function evaluateNormalized(
   if (!caller) return NO_IDENTITY;
   if (policy.unreadable) return UNREADABLE;
   if (normalizedPath === null) return INVALID_PATH;
-  const m = method.toUpperCase();
+  // Methods are case-sensitive (RFC 9110 section 9.1): `get` is not `GET`, so an allow rule
+  // naming GET does not admit it. A deny rule matches any spelling, because some apps
+  // upper-case the method before routing and would serve `delete` as DELETE.
+  const upper = method.toUpperCase();
   for (const r of policy._deny) {
-    if (_matches(r, caller, m, normalizedPath)) return r.denied;
+    if (_matches(r, caller, upper, normalizedPath)) return r.denied;
   }
   for (const r of policy._allow) {
-    if (_matches(r, caller, m, normalizedPath)) return r.allowed;
+    if (_matches(r, caller, method, normalizedPath)) return r.allowed;
   }
   return policy.defaultAllow ? DEFAULT_ALLOW : DEFAULT_DENY;
 }

@@ -60,7 +60,8 @@ Deno.test("evaluate(): rule table", () => {
   type Row = [string, SpiffeId | null, string, string, boolean, string, string | null];
   const rows: Row[] = [
     ["exact path + method", PAYMENTS, "POST", "/charge", true, "allowed_by_rule", "allow[0]"],
-    ["method case-insensitive", PAYMENTS, "post", "/charge", true, "allowed_by_rule", "allow[0]"],
+    // RFC 9110: methods are case-sensitive; `post` is another method than the POST allowed.
+    ["method case-sensitive", PAYMENTS, "post", "/charge", false, "default_deny", null],
     ["query ignored", PAYMENTS, "POST", "/charge?amount=5", true, "allowed_by_rule", "allow[0]"],
     ["wrong method", PAYMENTS, "GET", "/charge", false, "default_deny", null],
     ["exact is not prefix", PAYMENTS, "POST", "/charge/extra", false, "default_deny", null],
@@ -179,6 +180,11 @@ Deno.test("evaluate(): default allow with a deny list, and no policy", () => {
     reason: "denied_by_rule",
     rule: "deny[0]",
   });
+  // A deny rule catches any spelling of its method (some apps upper-case before routing).
+  assertEquals(
+    evaluate(openWithBlocklist, { caller: BILLING, method: "delete", path: "/x" }).allowed,
+    false,
+  );
   assertEquals(evaluate(openWithBlocklist, { caller: BILLING, method: "GET", path: "/x" }), {
     allowed: true,
     reason: "default_allow",
@@ -220,6 +226,8 @@ Deno.test("normalizePath(): table", () => {
     // Encoded separators and NUL mean different things to different servers: refused.
     ["/a%2Fb", null],
     ["/internal%2fx", null],
+    ["/admin%3bx/y", null],
+    ["/admin%3Bx/y", null],
     ["/a%5Cb", null],
     ["/a%00b", null],
   ];

@@ -12,8 +12,9 @@
  * ```
  *
  * Rule semantics: `deny` rules first, then `allow`, then `default`. `from`: `*`, a service name
- * of the mesh's trust domain, or a SPIFFE id (both may use `*`). `methods`: case-insensitive,
- * omitted or `*` for any. `paths`: exact, `/x/*` (x and below), `*` (one segment), `**` (any);
+ * of the mesh's trust domain, or a SPIFFE id (both may use `*`). `methods`: written in any case,
+ * matched against the request's method exactly for `allow` (RFC 9110: `get` is not `GET`) and
+ * in any spelling for `deny`; omitted or `*` for any. `paths`: exact, `/x/*` (x and below), `*` (one segment), `**` (any);
  * matched against the normalized path (query dropped, dot segments resolved), which the proxy
  * should also forward so the app sees what was authorized (`evaluateNormalized` takes the
  * path already normalized, so the proxy normalizes once). Opaque TCP (`evaluateTcp`) is

@@ -15,9 +15,11 @@ const _NOT_PLAIN = /[?#%\\;]|\/\/|\/\.\.?(?:\/|$)/;
 
 /**
  * Escapes that would let one segment mean different paths to different servers: an encoded
- * slash or backslash (a separator to some frameworks, not to others) and NUL.
+ * slash or backslash (a separator to some frameworks, not to others), an encoded `;` (a
+ * parameter start to apps that decode before they strip `;params`, so `/admin%3bx/y` would be
+ * `/admin/y` to them) and NUL.
  */
-const _AMBIGUOUS_ESCAPE = /%(2f|5c|00)/i;
+const _AMBIGUOUS_ESCAPE = /%(2f|5c|3b|00)/i;
 
 const _UNRESERVED = /%(2[dDeE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|7[eE])/g;
 
@@ -27,7 +29,7 @@ const _UNRESERVED = /%(2[dDeE]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF]|7[eE])/g
  * turns `\` into `/` (WHATWG URL parsers, hence many apps, do), drops `;parameters` from every
  * segment (servlet containers resolve `..;` as `..`), collapses `//` and resolves `.`/`..`.
  * Returns null, so the request is denied, for targets that are not a path (`*`, garbage, too
- * long) and for ones holding `%2F`, `%5C` or `%00`, which servers disagree about. The proxy
+ * long) and for ones holding `%2F`, `%5C`, `%3B` or `%00`, which servers disagree about. The proxy
  * forwards the normalized path, so the app receives exactly what was authorized.
  */
 export function normalizePath(target: string): string | null {

@@ -182,7 +182,12 @@ export class MeshRouter implements Router {
     if (name === INBOUND_LISTENER) return this.#routeInbound(head, client?.identity ?? null);
     _dropDestinationHeader(head);
     if (name === HTTP_PROXY_LISTENER) {
-      const svc = hostService(head.host);
+      // An absolute-form target names the destination; Host is then ignored (RFC 9112 3.2.2).
+      const abs = absoluteFormHost(head.target);
+      if (abs === "") {
+        return new ProxyError(400, "bad_request", "absolute-form target without a host");
+      }
+      const svc = hostService(abs ?? head.host);
       if (svc === null) {
         return new ProxyError(400, "bad_request", "http_proxy needs a Host naming a service");
       }
@@ -305,6 +310,19 @@ export function hostService(host: string | null): string | null {
   const colon = h.lastIndexOf(":");
   if (colon >= 0) h = h.slice(0, colon);
   return h === "" ? null : h.toLowerCase();
+}
+
+/**
+ * The authority of an absolute-form target (`http://ledger:80/x` gives `ledger:80`), "" when
+ * it has none, or null for an origin-form target (the usual case: one character compared).
+ */
+export function absoluteFormHost(target: string): string | null {
+  if (target.charCodeAt(0) === 47) return null;
+  const m = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/i.exec(target);
+  if (m === null) return null;
+  // Userinfo names no host: `http://evil@ledger/` is ledger.
+  const at = m[1]!.lastIndexOf("@");
+  return at < 0 ? m[1]! : m[1]!.slice(at + 1);
 }
 
 /**
