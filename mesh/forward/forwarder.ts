@@ -139,6 +139,14 @@ interface _Ctx {
   readonly timers: CoarseTimers;
   /** Idle timeouts of upgraded connections. */
   readonly upgraded: IdleSweeper;
+  /** Open upgraded connections whose caller is checked again when policies change. */
+  readonly rechecked: Set<_Rechecked>;
+}
+
+/** An open upgraded connection and how to check and end it. */
+interface _Rechecked {
+  readonly stillAllowed: () => boolean;
+  readonly close: () => void;
 }
 
 /** Result of trying to serve one request. */
@@ -187,6 +195,7 @@ export class HttpForwarder {
       tick: 0,
       timers: new CoarseTimers(turnNow),
       upgraded: new IdleSweeper({ idleMs: this.#opts.upgradedIdleMs, now: this.#opts.idleClock }),
+      rechecked: new Set(),
       stats: {
         accepted: 0,
         active: 0,
@@ -286,12 +295,37 @@ export class HttpForwarder {
     clearInterval(this.#sweeper);
     this.#ctx.timers.close();
     this.#ctx.upgraded.close();
+    this.#ctx.rechecked.clear();
     if (this.#ownPool) this.#pool.close();
   }
 
   /** Closes everything now. */
   async close(): Promise<void> {
     await this.drain(0);
+  }
+
+  /**
+   * Asks again whether each open upgraded connection (tunnel, WebSocket) is allowed, after the
+   * policies changed, and closes both ends of those that are not. Returns how many it closed.
+   */
+  recheckUpgraded(): number {
+    let closed = 0;
+    for (const r of [...this.#ctx.rechecked]) {
+      let ok = false;
+      try {
+        ok = r.stillAllowed();
+      } catch (e) {
+        // Fail closed: a check that cannot be made is not a permission.
+        this.#opts.logger.error("re-checking an upgraded connection failed; closing it", {
+          err: e as Error,
+        });
+      }
+      if (ok) continue;
+      this.#ctx.rechecked.delete(r);
+      r.close();
+      closed++;
+    }
+    return closed;
   }
 
   /** Ends the upgraded connections idle past the timeout now (tests; a timer does it otherwise). */
@@ -916,7 +950,7 @@ class _Session implements CoarseTimer {
     // Relay the response.
     if (res.status === 101 && head.upgrade) {
       if (replayable && cl > 0) this.#pos += cl;
-      return { done: await this.#splice(uc, res, start, filled) };
+      return { done: await this.#splice(uc, res, start, filled, decision.stillAllowed) };
     }
     const kind = responseBodyKind(head.method, res);
     const close = !head.keepAlive || head.versionMinor === 0 || f.draining || kind === "close";
@@ -1087,7 +1121,13 @@ class _Session implements CoarseTimer {
   }
 
   /** After 101 Switching Protocols, joins both connections byte for byte until both end. */
-  async #splice(uc: UpstreamConn, res: ResponseHead, start: number, filled: number): Promise<Done> {
+  async #splice(
+    uc: UpstreamConn,
+    res: ResponseHead,
+    start: number,
+    filled: number,
+    stillAllowed: (() => boolean) | undefined,
+  ): Promise<Done> {
     this.#sentStatus = res.status;
     const w = this.#out;
     w.reset();
@@ -1107,6 +1147,14 @@ class _Session implements CoarseTimer {
       this.#f.upstreams.discard(uc);
       this.abort();
     });
+    const watched: _Rechecked | null = stillAllowed === undefined ? null : {
+      stillAllowed,
+      close: () => {
+        this.#f.upstreams.discard(uc);
+        this.abort();
+      },
+    };
+    if (watched !== null) this.#f.rechecked.add(watched);
     try {
       await Promise.all([
         pipe(this.#conn, uc.conn, this.#buf, idle.touch).then((r) => {
@@ -1118,6 +1166,7 @@ class _Session implements CoarseTimer {
       ]);
     } finally {
       idle.stop();
+      if (watched !== null) this.#f.rechecked.delete(watched);
     }
     this.#f.upstreams.discard(uc);
     return Done.Close;

@@ -65,6 +65,12 @@ export interface RouteDecision {
    * cover the whole exchange, not just the wait for the head.
    */
   onDone?(status: number): void;
+  /**
+   * Set for a request that may become an upgraded connection (a TCP tunnel, a WebSocket) on a
+   * listener that authorizes: whether its caller is still allowed. The forwarder asks again for
+   * every open upgraded connection when policies change, and closes those answered false.
+   */
+  stillAllowed?: () => boolean;
 }
 
 /** Why the proxy answered a request itself. */

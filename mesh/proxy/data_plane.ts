@@ -412,7 +412,8 @@ export class DataPlane {
 
   /** Applies a new catalog to the router. */
   applyCatalog(c: Catalog): void {
-    this.router.applyCatalog(c);
+    // A tighter Authorization must also end tunnels and WebSockets opened while it allowed them.
+    if (this.router.applyCatalog(c)) this.#inbound.recheckUpgraded();
   }
 
   /** What the admin pages show of this data plane. */

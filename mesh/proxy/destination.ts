@@ -516,6 +516,8 @@ class _Decision implements RouteDecision {
   readonly timeoutMs: number;
   readonly perTryTimeoutMs: number;
   readonly extraRequestHeaders: string | undefined;
+  /** See {@linkcode RouteDecision.stillAllowed}; set by the router for upgrades only. */
+  stillAllowed: (() => boolean) | undefined = undefined;
   readonly #dest: Destination;
   readonly #balancer: Balancer;
   readonly #metrics: RouteMetrics;

@@ -84,8 +84,9 @@ export class InboundAuthz {
    * Takes the resources of a new catalog: compiles the `Authorization` of each local service,
    * reusing the compiled form of a resource that did not change. A local service in
    * `unreadable` (its `Authorization` could not be read) gets a policy denying every call.
+   * Returns whether any service's policy changed (open tunnels are then checked again).
    */
-  apply(resources: readonly Resource[], unreadable: readonly string[] = []): void {
+  apply(resources: readonly Resource[], unreadable: readonly string[] = []): boolean {
     const next = new Map<string, _Entry>();
     for (const service of unreadable) {
       if (!this.#services.has(service) || next.has(service)) continue;
@@ -123,10 +124,13 @@ export class InboundAuthz {
         deny_rules: r.deny.length,
       });
     }
-    for (const s of this.#entries.keys()) {
+    let changed = next.size !== this.#entries.size;
+    for (const [s, e] of this.#entries) {
       if (!next.has(s)) this.#log.info("authorization policy removed", { service: s });
+      if (next.get(s) !== e) changed = true;
     }
     this.#entries = next;
+    return changed;
   }
 
   /** Whether a local service has an `Authorization` resource. */
@@ -166,6 +170,44 @@ export class InboundAuthz {
     const d = evaluateTcp(e.policy, this.#caller(caller));
     if (shouldAudit(e.policy, d)) this.#record(service, caller, TCP_AUDIT_METHOD, "", d);
     return d.allowed ? null : _denied(d);
+  }
+
+  /**
+   * Whether an open tunnel of `caller` to `service` is still allowed under the current
+   * policies; a refusal is audited and logged, since the connection is about to be closed.
+   */
+  tcpStillAllowed(service: string, caller: string | null): boolean {
+    if (this.checkTcp(service, caller) === null) return true;
+    this.#log.warn("closing a TCP tunnel the authorization policy no longer allows", {
+      service,
+      caller,
+    });
+    return false;
+  }
+
+  /**
+   * Whether an upgraded HTTP connection (a WebSocket) opened by `caller` with `method` and the
+   * authorized `path` is still allowed; a refusal is audited and logged.
+   */
+  upgradeStillAllowed(
+    service: string,
+    caller: string | null,
+    method: string,
+    path: string,
+  ): boolean {
+    const e = this.#entries.get(service);
+    if (e === undefined) return true;
+    const p = normalizePath(path);
+    const d = evaluateNormalized(e.policy, this.#caller(caller), method, p);
+    if (shouldAudit(e.policy, d)) this.#record(service, caller, method, p ?? path, d);
+    if (d.allowed) return true;
+    this.#log.warn("closing an upgraded connection the authorization policy no longer allows", {
+      service,
+      caller,
+      method,
+      path: p ?? path,
+    });
+    return false;
   }
 
   #caller(uri: string | null): SpiffeId | null {

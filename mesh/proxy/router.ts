@@ -135,8 +135,11 @@ export class MeshRouter implements Router {
     return this.#haveCatalog;
   }
 
-  /** Applies a new catalog: endpoints, Policy, Route and Authorization resources. */
-  applyCatalog(c: Catalog): void {
+  /**
+   * Applies a new catalog: endpoints, Policy, Route and Authorization resources. Returns
+   * whether an inbound Authorization changed (open upgraded connections need a new check).
+   */
+  applyCatalog(c: Catalog): boolean {
     this.#catalog = c;
     this.#haveCatalog = true;
     const policies = new Map<string, Policy>();
@@ -146,10 +149,11 @@ export class MeshRouter implements Router {
       if (r.kind === "Policy") policies.set(r.service, r);
       else if (r.kind === "Route") routes.set(r.service, r);
     }
-    this.#authz.apply(resources, unreadableAuthorizations);
+    const authzChanged = this.#authz.apply(resources, unreadableAuthorizations);
     this.#policies = policies;
     this.#routes = routes;
     for (const [name, d] of this.#outbound) this.#refresh(name, d);
+    return authzChanged;
   }
 
   /** Runs periodic work (outlier detection intervals). */
@@ -231,11 +235,22 @@ export class MeshRouter implements Router {
       if (port === null) return new ProxyError(404, "no_route", "no TCP tunnel on this proxy");
       const denied = this.#authz.checkTcp(d.service, caller);
       if (denied !== null) return denied;
-      return _tunnelDecision(d.service, port);
+      const service = d.service;
+      const tunnel = _tunnelDecision(service, port);
+      tunnel.stillAllowed = () => this.#authz.tcpStillAllowed(service, caller);
+      return tunnel;
     }
     const denied = this.#authz.checkHttp(d.service, head, caller);
     if (denied !== null) return denied;
-    return d.decide(head, caller === null ? undefined : sourceLabel(caller));
+    const decision = d.decide(head, caller === null ? undefined : sourceLabel(caller));
+    if (head.upgrade && !(decision instanceof ProxyError)) {
+      // Kept for as long as the connection is open: checked again when policies change.
+      const { service } = d;
+      const method = head.method;
+      const path = head.target;
+      decision.stillAllowed = () => this.#authz.upgradeStillAllowed(service, caller, method, path);
+    }
+    return decision;
   }
 
   #onDemand(svc: string): Destination | ProxyError {
