@@ -57,3 +57,31 @@ export const instanceMeta = z.record(
 ).refine((m) => Object.keys(m).length <= MAX_INSTANCE_META_ENTRIES, {
   message: `at most ${MAX_INSTANCE_META_ENTRIES} meta entries`,
 });
+
+/** Most nesting walked by {@linkcode controlCharPath}; deeper values are reported as such. */
+const _MAX_WALK_DEPTH = 32;
+
+/**
+ * The path (`a.b[2]`) of the first string, or object key, holding a control or format
+ * character in a JSON value; null when there is none. For resources, whose many string fields
+ * (names, header values, hosts) reach the same terminals and logs as instance fields.
+ */
+export function controlCharPath(v: unknown, path = "", depth = 0): string | null {
+  if (typeof v === "string") return hasControlChars(v) ? path || "(value)" : null;
+  if (v === null || typeof v !== "object") return null;
+  if (depth >= _MAX_WALK_DEPTH) return `${path} (nested too deeply)`;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const p = controlCharPath(v[i], `${path}[${i}]`, depth + 1);
+      if (p !== null) return p;
+    }
+    return null;
+  }
+  for (const [k, x] of Object.entries(v)) {
+    const here = path === "" ? k : `${path}.${k}`;
+    if (hasControlChars(k)) return `${path}${path === "" ? "" : "."}(a key)`;
+    const p = controlCharPath(x, here, depth + 1);
+    if (p !== null) return p;
+  }
+  return null;
+}

@@ -10,8 +10,10 @@ import { type Context, Hono } from "hono";
 import { matchedRoutes } from "hono/route";
 import { z } from "zod";
 import {
+  controlCharPath,
   didYouMean,
   parseDuration,
+  registryString,
   RESOURCE_KINDS,
   resourceName,
   ResourceSchema,
@@ -240,7 +242,7 @@ const _OperatorTokenBody = z.strictObject({
 const _RevokeBody = z.strictObject({
   spiffe_id: z.string().min(1).max(512).optional(),
   service: NameSchema.optional(),
-  reason: z.string().max(256).default(""),
+  reason: registryString(256).default(""),
 });
 
 /**
@@ -343,6 +345,14 @@ export function parseResourceBody(value: unknown): StoredResource[] {
   for (let i = 0; i < list.length; i++) {
     const raw = list[i];
     const prefix = Array.isArray(value) ? [i] : [];
+    const bad = controlCharPath(raw);
+    if (bad !== null) {
+      throw new ApiError(
+        400,
+        "invalid_request",
+        `body${prefix.length ? `[${i}]` : ""}.${bad}: must not contain control characters`,
+      );
+    }
     const r = ResourceSchema.safeParse(raw);
     if (!r.success) throw validationError("body", r.error.issues, prefix);
     const name = resourceName(r.data);

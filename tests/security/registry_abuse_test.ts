@@ -119,6 +119,27 @@ Deno.test("a proxy certificate cannot register oversized, unprintable or too man
       });
       assertEquals(r.status, 400, `${what}: ${r.text}`);
     }
+    // Resources and revocation reasons are registry strings too (an operator token cannot
+    // smuggle escapes into what `skein ctl` prints either).
+    const res = await fetch(`${cp.url}/v1/resources`, {
+      method: "PUT",
+      client: admin,
+      headers: { ...asAdmin, "content-type": "application/json" },
+      body: JSON.stringify({
+        kind: "Route",
+        service: "web",
+        rules: [{ match: { headers: { "x-canary": "\u001b[2J" } }, backends: [{ version: "v1" }] }],
+      }),
+    });
+    assertEquals(res.status, 400, await res.text());
+    const rev = await fetch(`${cp.url}/v1/ca/revoke`, {
+      method: "POST",
+      client: admin,
+      headers: { ...asAdmin, "content-type": "application/json" },
+      body: JSON.stringify({ service: "mallory", reason: "gone\r\nforged: line" }),
+    });
+    assertEquals(rev.status, 400, await rev.text());
+
     // Host names and IPv6 literals stay valid addresses.
     for (const address of ["web-1.internal.example", "::1", "fd00::12"]) {
       const r = await _put(proxy, cp.url, "web", "ok-2", { address, port: 80 });
