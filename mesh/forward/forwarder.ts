@@ -13,7 +13,7 @@
 import type { Logger } from "../../common/log.ts";
 import {
   ByteWriter,
-  CALLER_HEADER,
+  callerLine,
   ChunkedFramer,
   DEFAULT_HEAD_LIMITS,
   findHeadEnd,
@@ -36,6 +36,7 @@ import { closeQuietly, noDelay, pipe, writeAll, writeNow } from "./io.ts";
 import { readerFor, type ReadFn } from "../../common/op_read.ts";
 import { ConnectError, ConnectionPool, type UpstreamConn } from "./pool.ts";
 import { peerIdentityOf } from "./tls_conn.ts";
+import { type OpenUpgrade, OpenUpgrades } from "./open_upgrades.ts";
 import { type CoarseTimer, CoarseTimers } from "./coarse_timers.ts";
 import { turnNow } from "../../common/turn_clock.ts";
 import { DEFAULT_TCP_IDLE_TIMEOUT_MS, IdleSweeper } from "./idle.ts";
@@ -140,13 +141,7 @@ interface _Ctx {
   /** Idle timeouts of upgraded connections. */
   readonly upgraded: IdleSweeper;
   /** Open upgraded connections whose caller is checked again when policies change. */
-  readonly rechecked: Set<_Rechecked>;
-}
-
-/** An open upgraded connection and how to check and end it. */
-interface _Rechecked {
-  readonly stillAllowed: () => boolean;
-  readonly close: () => void;
+  readonly rechecked: OpenUpgrades;
 }
 
 /** Result of trying to serve one request. */
@@ -195,7 +190,7 @@ export class HttpForwarder {
       tick: 0,
       timers: new CoarseTimers(turnNow),
       upgraded: new IdleSweeper({ idleMs: this.#opts.upgradedIdleMs, now: this.#opts.idleClock }),
-      rechecked: new Set(),
+      rechecked: new OpenUpgrades(opts.logger),
       stats: {
         accepted: 0,
         active: 0,
@@ -309,36 +304,13 @@ export class HttpForwarder {
    * policies changed, and closes both ends of those that are not. Returns how many it closed.
    */
   recheckUpgraded(): number {
-    let closed = 0;
-    for (const r of [...this.#ctx.rechecked]) {
-      let ok = false;
-      try {
-        ok = r.stillAllowed();
-      } catch (e) {
-        // Fail closed: a check that cannot be made is not a permission.
-        this.#opts.logger.error("re-checking an upgraded connection failed; closing it", {
-          err: e as Error,
-        });
-      }
-      if (ok) continue;
-      this.#ctx.rechecked.delete(r);
-      r.close();
-      closed++;
-    }
-    return closed;
+    return this.#ctx.rechecked.recheck();
   }
 
   /** Ends the upgraded connections idle past the timeout now (tests; a timer does it otherwise). */
   sweepIdleUpgrades(): void {
     this.#ctx.upgraded.sweep();
   }
-}
-
-/** The caller line for a verified peer id, once per connection; null when there is none. */
-function _callerLine(identity: string | null): string | null {
-  // A certificate's URI is printable ASCII; anything else must not reach a header line.
-  if (identity === null || !/^[\x21-\x7e]{1,2048}$/.test(identity)) return null;
-  return `${CALLER_HEADER}: ${identity}\r\n`;
 }
 
 /** One client connection and its keep-alive loop. */
@@ -390,7 +362,7 @@ class _Session implements CoarseTimer {
       port: ra.port ?? 0,
       identity: peerIdentityOf(conn),
     };
-    this.#callerLine = f.opts.callerHeader ? _callerLine(this.#client.identity) : undefined;
+    this.#callerLine = f.opts.callerHeader ? callerLine(this.#client.identity) : undefined;
   }
 
   /** The per-try budget ran out: give up on the attempt's upstream connection. */
@@ -1147,7 +1119,7 @@ class _Session implements CoarseTimer {
       this.#f.upstreams.discard(uc);
       this.abort();
     });
-    const watched: _Rechecked | null = stillAllowed === undefined ? null : {
+    const watched: OpenUpgrade | null = stillAllowed === undefined ? null : {
       stillAllowed,
       close: () => {
         this.#f.upstreams.discard(uc);
@@ -1166,7 +1138,7 @@ class _Session implements CoarseTimer {
       ]);
     } finally {
       idle.stop();
-      if (watched !== null) this.#f.rechecked.delete(watched);
+      if (watched !== null) this.#f.rechecked.remove(watched);
     }
     this.#f.upstreams.discard(uc);
     return Done.Close;

@@ -15,6 +15,26 @@ const CONTENT_LENGTH = new TextEncoder().encode("content-length: ");
 /** Header the callee's proxy sets to the caller's verified SPIFFE id (and drops if sent). */
 export const CALLER_HEADER = "x-skein-caller";
 
+/** Most caller lines {@linkcode callerLine} keeps (then it starts over). */
+const MAX_CALLER_LINES = 1024;
+const _callerLines = new Map<string, string | null>();
+
+/**
+ * The `x-skein-caller: <id>\r\n` line for a verified peer id, kept per id (asked once per
+ * inbound connection or mux stream, about a handful of callers); null for no id, or one that
+ * is not printable ASCII (a certificate URI always is; nothing else may reach a header line).
+ */
+export function callerLine(identity: string | null): string | null {
+  if (identity === null) return null;
+  let line = _callerLines.get(identity);
+  if (line === undefined) {
+    line = /^[\x21-\x7e]{1,2048}$/.test(identity) ? `${CALLER_HEADER}: ${identity}\r\n` : null;
+    if (_callerLines.size >= MAX_CALLER_LINES) _callerLines.clear();
+    _callerLines.set(identity, line);
+  }
+  return line;
+}
+
 /** Writes the one `content-length` line of a head whose Content-Length was listed or repeated. */
 function _contentLengthLine(w: ByteWriter, head: HttpHead): void {
   w.bytes(CONTENT_LENGTH);
