@@ -4,6 +4,7 @@
  */
 import { basename } from "node:path";
 import {
+  assertYamlSyntax,
   ConfigError,
   ControlConfig,
   envOverrides,
@@ -37,6 +38,8 @@ export async function runCheckConfig(
 ): Promise<number> {
   try {
     const text = await readConfigFile(path);
+    // A syntax error is the real problem; guessing the kind of a broken file would hide it.
+    assertYamlSyntax(text, path);
     const k = kind ?? detectKind(path, text);
     if (!k) {
       io.stderr(

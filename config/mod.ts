@@ -12,3 +12,4 @@ export * from "./proxy_schema.ts";
 export * from "./resource_schema.ts";
 export * from "./loader.ts";
 export * from "./unenforced.ts";
+export * from "./yaml_syntax.ts";

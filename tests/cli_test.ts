@@ -130,3 +130,18 @@ Deno.test("skein ca create writes the seed once (key 0600) and refuses to overwr
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("check-config reports a YAML syntax error at its line:col before guessing the kind", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // Small and broken: nothing in it says control, proxy or resources.
+    const f = `${dir}/mesh.yaml`;
+    await Deno.writeTextFile(f, "node: vm-1\n  admin: [127.0.0.1:15000\n");
+    const r = await runSkein(["check-config", f]);
+    assertEquals(r.code, 2);
+    assertMatch(r.stderr, new RegExp(`${f}:\\d+:\\d+: invalid YAML`));
+    assert(!r.stderr.includes("cannot tell"), r.stderr);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
