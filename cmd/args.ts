@@ -2,6 +2,7 @@
  * A small, strict command-line flag parser: unknown flags are errors with a suggestion.
  * @module
  */
+import { flagRow, wrapText } from "./help_text.ts";
 import { didYouMean } from "../config/mod.ts";
 
 /** Declares one flag a command accepts. */
@@ -99,9 +100,9 @@ export function parseArgs(argv: readonly string[], specs: readonly FlagSpec[]): 
 
 /** Renders a command's help text from its flag specs. */
 export function formatHelp(usage: string, summary: string, specs: readonly FlagSpec[]): string {
-  const rows = [...specs, ...GLOBAL_FLAGS].map((s) => {
-    const left = `${s.short ? `-${s.short}, ` : "    "}--${s.name}${s.value ? " VALUE" : ""}`;
-    return `  ${left.padEnd(28)} ${s.help}`;
-  });
-  return `usage: ${usage}\n\n${summary}\n\nflags:\n${rows.join("\n")}\n`;
+  const rows = [...specs, ...GLOBAL_FLAGS].map((s) =>
+    flagRow(`${s.short ? `-${s.short}, ` : "    "}--${s.name}${s.value ? " VALUE" : ""}`, s.help)
+  );
+  const head = wrapText(usage, "       ").join("\n").replace(/^ {7}/, "usage: ");
+  return `${head}\n\n${wrapText(summary, "").join("\n")}\n\nflags:\n${rows.join("\n")}\n`;
 }

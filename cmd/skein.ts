@@ -55,7 +55,7 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   ctl: {
-    usage: "skein ctl <verb> [--control URL] [--token T] [-o table|json|yaml]",
+    usage: "skein ctl <verb> [--control URL] [--token-file FILE] [--ca-file FILE] [-o FORMAT]",
     summary: "Operator CLI against the control API. `skein ctl --help` lists the verbs.",
     flags: [],
     passThrough: true,

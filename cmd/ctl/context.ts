@@ -40,14 +40,14 @@ export const COMMON_FLAGS: FlagSpec[] = [
     help: "control API URL (default $SKEIN_CONTROL or " + DEFAULT_CONTROL_URL + ")",
   },
   {
-    name: "token",
-    value: true,
-    help: "bearer token (default $SKEIN_TOKEN); other users can read a flag in the process list",
-  },
-  {
     name: "token-file",
     value: true,
     help: "file holding the bearer token (default $SKEIN_TOKEN_FILE)",
+  },
+  {
+    name: "token",
+    value: true,
+    help: "bearer token (default $SKEIN_TOKEN); other users can read a flag in the process list",
   },
   {
     name: "ca-file",
@@ -78,6 +78,8 @@ export const FILE_FLAG: FlagSpec = {
 
 /** One verb of ctl. */
 export interface Verb {
+  /** Checks the positional arguments before any connection is set up; throws UsageError. */
+  checkArgs?(args: string[]): void;
   usage: string;
   summary: string;
   flags: FlagSpec[];

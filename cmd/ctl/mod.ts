@@ -7,6 +7,7 @@
  * @module
  */
 import { ConfigError, didYouMean } from "../../config/mod.ts";
+import { flagRow, HELP_WIDTH, wrapText } from "../help_text.ts";
 import { formatHelp, parseArgs, type ParsedArgs, UsageError } from "../args.ts";
 import { ControlHttp, readCaBundle } from "../../common/control_https.ts";
 import {
@@ -56,18 +57,21 @@ const VERBS: Record<string, Verb> = {
   tokens: tokensVerb,
 };
 
+/** The usage line of `skein ctl`: the token from a file, never a flag others can read. */
+export const CTL_USAGE =
+  "skein ctl <verb> [--control URL] [--token-file FILE] [--ca-file FILE] [-o table|json|yaml]";
+
 function _generalHelp(): string {
-  const rows = Object.values(VERBS).map((v) =>
-    `  ${v.usage.replace("skein ctl ", "").padEnd(58)} ${v.summary.split("\n")[0]}`
-  );
+  const rows = Object.values(VERBS).flatMap((v) => [
+    ...wrapText(v.usage.replace("skein ctl ", ""), "  ", HELP_WIDTH, "      "),
+    ...wrapText(v.summary, "        "),
+  ]);
   const flags = COMMON_FLAGS.map((f) =>
-    `  ${(f.short ? `-${f.short}, ` : "    ") + "--" + f.name}${f.value ? " VALUE" : ""}`.padEnd(
-      28,
-    ) + ` ${f.help}`
+    flagRow(`${f.short ? `-${f.short}, ` : "    "}--${f.name}${f.value ? " VALUE" : ""}`, f.help)
   );
-  return `usage: skein ctl <verb> [--control URL] [--token T] [-o table|json|yaml]\n\nverbs:\n${
-    rows.join("\n")
-  }\n\nflags:\n${flags.join("\n")}\n\n\`skein ctl <verb> --help\` shows the help of one verb.\n`;
+  return `usage: ${CTL_USAGE}\n\nverbs:\n${rows.join("\n")}\n\nflags:\n${
+    flags.join("\n")
+  }\n\n\`skein ctl <verb> --help\` shows the help of one verb.\n`;
 }
 
 /** Runs `skein ctl` with `args` (the words after `ctl`); returns the exit code. */
@@ -105,6 +109,15 @@ export async function runCtl(args: string[], io: CtlIo): Promise<number> {
   if (parsed.flags.has("help")) {
     io.stdout(formatHelp(verb.usage, verb.summary, [...verb.flags, ...COMMON_FLAGS]));
     return 0;
+  }
+  try {
+    verb.checkArgs?.(parsed.positional);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      io.stderr(`error: ${e.message}\nusage: ${verb.usage}\n`);
+      return 2;
+    }
+    throw e;
   }
   const base = parsed.flags.get("control") ?? io.env.SKEIN_CONTROL ?? DEFAULT_CONTROL_URL;
   let url: URL;

@@ -7,6 +7,7 @@ import {
   parseResourceText,
   readConfigFile,
   type Resource,
+  RESOURCE_KINDS,
   resourceName,
   unenforcedResourceParts,
 } from "../../config/mod.ts";
@@ -53,8 +54,14 @@ function _canon(v: unknown): string {
 /** `skein ctl get`. */
 export const getVerb: Verb = {
   usage: "skein ctl get KIND [NAME]",
-  summary: "List resources of a kind, or print one resource as YAML (`-o json` for metadata).",
+  summary: "List resources of a kind, or print one resource as YAML (`-o json` for metadata).\n" +
+    `Kinds: ${RESOURCE_KINDS.join(", ")}.`,
   flags: [],
+  checkArgs(args) {
+    if (args.length === 0) {
+      throw new UsageError(`get needs a KIND, one of: ${RESOURCE_KINDS.join(", ")}`);
+    }
+  },
   async run(ctx, args) {
     arity(args, 1, 2, this.usage);
     const kind = resourceKind(args[0]!);
