@@ -187,5 +187,6 @@ function _nullLog(): Logger {
 }
 
 if (import.meta.main) {
+  (await import("./task_cwd.ts")).enterTaskCwd();
   Deno.exit(await main(Deno.args, processIo()));
 }
