@@ -157,7 +157,9 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
     return EXIT.failure;
   }
   log.info("stopping", { signal: sig });
-  if (node.isLeader()) {
+  // A single voter has nobody to hand leadership to; trying would only log a false alarm.
+  const otherVoters = node.members().filter((m) => m.voter !== false && m.node !== cfg.node);
+  if (node.isLeader() && otherVoters.length > 0) {
     const ok = await node.handOff(HANDOFF_TIMEOUT_MS);
     log.info(ok ? "leadership handed off" : "no successor took leadership in time");
   }
