@@ -2,6 +2,7 @@
  * `skein control`: loads control.yaml and runs a control node (Raft registry + API).
  * @module
  */
+import { VERSION } from "./version.ts";
 import { ControlConfig, formatHostPort } from "../config/mod.ts";
 import type { Logger } from "../common/log.ts";
 import { ControlNode } from "../control/node/mod.ts";
@@ -123,6 +124,7 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
   // A follower forwards some requests to the leader over HTTPS, as itself (a control identity).
   const forwarder = createMtlsFetch(() => identity.material());
   const app = createApi(node, {
+    version: VERSION,
     fetch: forwarder.fetch,
     leafTtlMs: cfg.tls.proxy_cert_ttl,
     logger: log.with({ component: "api" }),

@@ -2,6 +2,7 @@
  * `skein proxy`: loads proxy.yaml and runs a proxy until SIGTERM/SIGINT.
  * @module
  */
+import { VERSION } from "./version.ts";
 import { ProxyConfig } from "../config/mod.ts";
 import type { Logger } from "../common/log.ts";
 import { MeshProxy, type MeshTls } from "../mesh/proxy/mod.ts";
@@ -170,6 +171,7 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
     try {
       proxy = await MeshProxy.start({
         config: cfg,
+        version: VERSION,
         logger: log,
         tls,
         controlFetch: (input, init) => controlHttp.fetch(input, init),

@@ -123,7 +123,7 @@ export class CtlContext {
     path: string,
     body?: unknown,
     opts: { base?: string; timeoutMs?: number; allow404?: boolean } = {},
-  ): Promise<{ status: number; json: Record<string, unknown> }> {
+  ): Promise<{ status: number; json: Record<string, unknown>; headers: Headers }> {
     const base = (opts.base ?? this.base).replace(/\/+$/, "");
     const headers = new Headers({ accept: "application/json" });
     if (this.token) headers.set("authorization", `Bearer ${this.token}`);
@@ -153,7 +153,9 @@ export class CtlContext {
     } catch {
       throw new CtlError(`${method} ${base}${path}: HTTP ${res.status} with a non-JSON body`);
     }
-    if (res.ok || (opts.allow404 && res.status === 404)) return { status: res.status, json };
+    if (res.ok || (opts.allow404 && res.status === 404)) {
+      return { status: res.status, json, headers: res.headers };
+    }
     const err = (json.error ?? {}) as {
       code?: string;
       message?: string;

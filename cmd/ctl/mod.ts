@@ -33,6 +33,7 @@ import {
 } from "./resources.ts";
 import { caVerb } from "./ca.ts";
 import { tokensVerb } from "./tokens.ts";
+import { checkVerb } from "./check.ts";
 
 export {
   CTL_APPLY_BATCH,
@@ -44,6 +45,7 @@ export {
 } from "./context.ts";
 
 const VERBS: Record<string, Verb> = {
+  check: checkVerb,
   status: statusVerb,
   members: membersVerb,
   services: servicesVerb,

@@ -61,6 +61,7 @@ import {
 } from "../auth/mod.ts";
 import { BackendError, type ControlBackend, type Member, NotLeaderError } from "./backend.ts";
 import { MAX_BODY_BYTES, parseJsonBody, readBodyBytes } from "./body.ts";
+import { ProxyReports, ProxyReportSchema } from "./proxy_reports.ts";
 import { DeadlineExceeded, SharedDeadlines } from "./deadline.ts";
 import { ApiError, type ErrorStatus, validationError } from "./errors.ts";
 import { ApiMetrics, renderControlMetrics } from "./metrics.ts";
@@ -92,6 +93,8 @@ export const INDEX_HEADER = "X-Skein-Index";
 export interface ApiOptions {
   /** Structured logger. @default nullLogger */
   logger?: Logger;
+  /** The skein version this node runs, shown in `/v1/health` (for version skew checks). */
+  version?: string;
   /** Request body limit in bytes. @default MAX_BODY_BYTES */
   maxBodyBytes?: number;
   /** Commit timeout of writes. @default WRITE_TIMEOUT_MS */
@@ -196,6 +199,8 @@ const _HeartbeatBody = z.strictObject({
     id: NameSchema,
     health: HealthSchema.optional(),
   })).min(1).max(MAX_HEARTBEAT_ITEMS),
+  /** What the proxy says about itself, for `skein ctl check`. */
+  proxy: ProxyReportSchema.optional(),
 });
 const _MemberBody = z.strictObject({
   node: NameSchema,
@@ -384,6 +389,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
   const writeDeadlines = new SharedDeadlines(writeTimeout);
 
   const app = new Hono<ApiEnv>();
+  const proxyReports = new ProxyReports();
 
   app.use("*", async function countRequests(c, next) {
     await next();
@@ -677,7 +683,13 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
 
   // --- cluster ---------------------------------------------------------------------------
 
-  app.get("/v1/health", (c) => c.json(backend.health()));
+  // `time` (this node's clock, ms) lets `skein ctl check` see clock skew between nodes.
+  app.get("/v1/health", (c) =>
+    c.json({
+      ...backend.health(),
+      time: clock(),
+      ...(opts.version ? { version: opts.version } : {}),
+    }));
 
   app.get("/v1/members", (c) => {
     query(c, _StaleQuery);
@@ -810,10 +822,20 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
       if (e instanceof NotLeaderError) return await forward(c, bytes);
       throw e;
     }
+    // Only for registered instances: a made-up report would sit in the list for a day.
+    if (hb.proxy && known.length > 0) {
+      proxyReports.record(hb.proxy, known.map((i) => i.service), clock());
+    }
     const unknown = hb.instances
       .filter((i) => !st.instance(i.service, i.id))
       .map((i) => ({ service: i.service, id: i.id }));
     return c.json({ accepted: known.length, unknown });
+  });
+
+  // The leader takes the heartbeats, so it holds the reports; others ask it.
+  app.get("/v1/proxies", async (c) => {
+    if (!backend.isLeader()) return await forward(c, null);
+    return c.json({ now: clock(), proxies: proxyReports.list(clock()) });
   });
 
   // --- catalog ----------------------------------------------------------------------------
