@@ -279,7 +279,18 @@ export class MeshProxy {
         mergeExpositions([
           ...(await this.#planes.snapshots()).map((s) => s.metrics),
           this.#certExpiryText(),
+          [
+            "# HELP skein_worker_restarts_total Data-plane worker threads restarted after a crash.",
+            "# TYPE skein_worker_restarts_total counter",
+            `skein_worker_restarts_total ${this.#planes.restarts}`,
+            "",
+          ].join("\n"),
         ]),
+      live: () => ({
+        live: this.#planes.live(),
+        workers: this.#planes.count,
+        worker_restarts: this.#planes.restarts,
+      }),
       ready: () => {
         const d = this.#discovery.status();
         const reasons: string[] = [];

@@ -25,6 +25,11 @@ Deno.test("ctl check finds a missing canary version, an expired proxy certificat
       services: [{ name: "ledger", port: app.port, version: "v1" }],
     });
     stops.push(() => proxy.child.stop());
+    // Liveness beside readiness on the admin listener.
+    const live = await fetch(`http://${proxy.admin}/live`);
+    assertEquals(live.status, 200);
+    const liveBody = await live.json();
+    assertEquals([liveBody.live, liveBody.worker_restarts], [true, 0]);
     await waitFor("vm-1's report", async () => {
       const r = await testFetch(`${cp.url}/v1/proxies`, { headers: admin });
       const body = await r.json();
