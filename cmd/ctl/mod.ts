@@ -34,6 +34,8 @@ import {
 import { caVerb } from "./ca.ts";
 import { tokensVerb } from "./tokens.ts";
 import { checkVerb } from "./check.ts";
+import { instancesVerb } from "./instances.ts";
+import { watchVerb } from "./watch.ts";
 
 export {
   CTL_APPLY_BATCH,
@@ -49,6 +51,8 @@ const VERBS: Record<string, Verb> = {
   status: statusVerb,
   members: membersVerb,
   services: servicesVerb,
+  instances: instancesVerb,
+  watch: watchVerb,
   get: getVerb,
   apply: applyVerb,
   delete: deleteVerb,
