@@ -94,6 +94,18 @@ const COMMANDS: Record<string, Command> = {
       return await runDemo({ dir: args.flags.get("dir"), io, log });
     },
   },
+  completion: {
+    usage: "skein completion bash|zsh",
+    summary:
+      'Print a shell completion script: eval "$(skein completion bash)" in ~/.bashrc (zsh: ~/.zshrc).',
+    flags: [],
+    async run(args, io) {
+      const { runCompletion } = await import("./completion.ts");
+      const { ctlVerbs, CTL_COMMON_FLAGS } = await import("./ctl.ts");
+      const commands = Object.entries(COMMANDS).map(([name, c]) => ({ name, flags: c.flags }));
+      return runCompletion(args.positional[0], io, commands, ctlVerbs(), CTL_COMMON_FLAGS);
+    },
+  },
   version: {
     usage: "skein version [-o json]",
     summary: "Print the skein version, the Deno version and the git commit if known.",

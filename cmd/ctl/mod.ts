@@ -63,6 +63,14 @@ const VERBS: Record<string, Verb> = {
   tokens: tokensVerb,
 };
 
+/** ctl's verbs with their flags, for shell completion. */
+export function ctlVerbs(): { name: string; flags: Verb["flags"] }[] {
+  return Object.entries(VERBS).map(([name, v]) => ({ name, flags: v.flags }));
+}
+
+/** Flags every ctl verb takes, for shell completion. */
+export const CTL_COMMON_FLAGS = COMMON_FLAGS;
+
 /** The usage line of `skein ctl`: the token from a file, never a flag others can read. */
 export const CTL_USAGE =
   "skein ctl <verb> [--control URL] [--token-file FILE] [--ca-file FILE] [-o table|json|yaml]";
