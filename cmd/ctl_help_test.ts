@@ -40,10 +40,15 @@ Deno.test("ctl --help shows --token-file and --ca-file in its usage, and fits 10
   const verbs = h.out.split("\n").filter((l) => /^ {2}[a-z]/.test(l)).map((l) =>
     l.trim().split(" ")[0]!
   );
-  assert(verbs.length >= 11, h.out);
+  assert(verbs.length >= 14, h.out);
+  for (const v of ["check", "watch", "instances"]) assert(verbs.includes(v), h.out);
   for (const v of verbs) {
     const vh = await ctl(v, "--help");
     assertEquals(vh.code, 0, `${v}: ${vh.err}`);
     assertNarrow(vh.out, `ctl ${v} --help`);
+    // Man-page style: every verb's page has the same sections.
+    for (const section of ["DESCRIPTION", "OPTIONS", "EXIT STATUS"]) {
+      assert(vh.out.includes(`\n${section}\n`), `${v}: no ${section}`);
+    }
   }
 });

@@ -4,6 +4,7 @@
  * @module
  */
 import { type FlagSpec, formatHelp, parseArgs, UsageError } from "./args.ts";
+import { wrapText } from "./help_text.ts";
 import { type CommandIo, EXIT, processIo } from "./io.ts";
 import { didYouMean } from "../config/mod.ts";
 import { createLogger, type LogFormat, type Logger, type LogLevel } from "../common/log.ts";
@@ -145,7 +146,10 @@ const COMMANDS: Record<string, Command> = {
 /** The top-level help text. */
 export function topHelp(): string {
   const rows = Object.entries(COMMANDS).map(([n, c]) =>
-    `  ${n.padEnd(14)} ${c.summary.split("\n")[0]}`
+    wrapText(c.summary.split("\n")[0]!, " ".repeat(17)).join("\n").replace(
+      /^ {17}/,
+      `  ${n.padEnd(14)} `,
+    )
   );
   return `skein: a service mesh for VMs and edge machines\n\nusage: skein <command> [flags]\n\ncommands:\n${
     rows.join("\n")

@@ -25,6 +25,10 @@ export const checkVerb: Verb = {
     "resources that point at missing services or versions. Prints one line per problem with " +
     "its fix; exit 0 when healthy, 1 otherwise.",
   flags: [],
+  examples: [
+    "skein ctl check --control https://10.0.0.1:7400 --token-file ~/.skein/read.token",
+    "skein ctl check -o json   # {ok, problems: [{problem, fix}], notes}",
+  ],
   async run(ctx, args) {
     arity(args, 0, 0, this.usage);
     const { snapshot, unreadable } = await gatherSnapshot(ctx);

@@ -78,6 +78,8 @@ export const FILE_FLAG: FlagSpec = {
 
 /** One verb of ctl. */
 export interface Verb {
+  /** Command lines shown under EXAMPLES in the verb's help. */
+  examples?: readonly string[];
   /** Checks the positional arguments before any connection is set up; throws UsageError. */
   checkArgs?(args: string[]): void;
   usage: string;

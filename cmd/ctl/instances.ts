@@ -33,6 +33,11 @@ export const instancesVerb: Verb = {
     { name: "weight", value: true, help: "register: load-balancing weight (default 1)" },
     { name: "node", value: true, help: "register: the machine it runs on" },
   ],
+  examples: [
+    "skein ctl instances register legacy-db db-1 --address 10.0.0.7 --port 5432",
+    "skein ctl instances drain payments vm-12-payments   # before maintenance on vm-12",
+    "skein ctl instances deregister legacy-db db-1",
+  ],
   checkArgs(args) {
     const sub = args[0];
     if (sub === undefined) throw new UsageError(`instances needs a subcommand; usage: ${_USAGE}`);

@@ -121,7 +121,9 @@ export async function runCtl(args: string[], io: CtlIo): Promise<number> {
     throw e;
   }
   if (parsed.flags.has("help")) {
-    io.stdout(formatHelp(verb.usage, verb.summary, [...verb.flags, ...COMMON_FLAGS]));
+    io.stdout(
+      formatHelp(verb.usage, verb.summary, [...verb.flags, ...COMMON_FLAGS], verb.examples),
+    );
     return 0;
   }
   try {

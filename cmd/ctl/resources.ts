@@ -57,6 +57,7 @@ export const getVerb: Verb = {
   summary: "List resources of a kind, or print one resource as YAML (`-o json` for metadata).\n" +
     `Kinds: ${RESOURCE_KINDS.join(", ")}.`,
   flags: [],
+  examples: ["skein ctl get Route", "skein ctl get Policy ledger -o json"],
   checkArgs(args) {
     if (args.length === 0) {
       throw new UsageError(`get needs a KIND, one of: ${RESOURCE_KINDS.join(", ")}`);

@@ -88,6 +88,11 @@ export const watchVerb: Verb = {
     "changed (health, weight), and resources added, changed or removed (only KIND's with a " +
     "KIND). The first lines list what exists. Runs until Ctrl-C or --count changes.",
   flags: [{ name: "count", value: true, help: "exit after this many changes" }],
+  examples: [
+    "skein ctl watch            # instances and resources",
+    "skein ctl watch Route      # only Route resources",
+    "skein ctl watch -o json    # one JSON object per change and line",
+  ],
   async run(ctx, args) {
     if (args.length > 1) throw new UsageError(`unexpected argument(s); usage: ${this.usage}`);
     const kind = args[0] === undefined ? undefined : resourceKind(args[0]);
