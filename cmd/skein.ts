@@ -22,15 +22,26 @@ interface Command {
 const CONFIG_FLAGS: FlagSpec[] = [
   { name: "config", short: "c", value: true, help: "configuration file" },
   { name: "data-dir", value: true, help: "data directory (overrides data_dir)" },
+  {
+    name: "check",
+    value: false,
+    help: "check the configuration, files, permissions, ports and reachability, then exit " +
+      "(0 fine, 1 problems, 2 invalid configuration)",
+  },
 ];
 
 const COMMANDS: Record<string, Command> = {
   control: {
-    usage: "skein control [--config FILE] [--data-dir DIR]",
+    usage: "skein control [--config FILE] [--data-dir DIR] [--check]",
     summary:
       "Run a control node: Raft-replicated registry, certificate authority and operator API.\nDefault config: /etc/skein/control.yaml.",
     flags: CONFIG_FLAGS,
     async run(args, io, log) {
+      if (args.flags.has("check")) {
+        const { checkControlLocally } = await import("./local_check.ts");
+        const path = args.flags.get("config") ?? "/etc/skein/control.yaml";
+        return await checkControlLocally(path, args.flags.get("data-dir"), io);
+      }
       const { runControl } = await import("./control.ts");
       return await runControl({
         configPath: args.flags.get("config") ?? "/etc/skein/control.yaml",
@@ -41,11 +52,16 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   proxy: {
-    usage: "skein proxy [--config FILE] [--data-dir DIR]",
+    usage: "skein proxy [--config FILE] [--data-dir DIR] [--check]",
     summary:
       "Run a proxy beside local service instances: discovery, balancing, mTLS, resilience.\nDefault config: /etc/skein/proxy.yaml.",
     flags: CONFIG_FLAGS,
     async run(args, io, log) {
+      if (args.flags.has("check")) {
+        const { checkProxyLocally } = await import("./local_check.ts");
+        const path = args.flags.get("config") ?? "/etc/skein/proxy.yaml";
+        return await checkProxyLocally(path, args.flags.get("data-dir"), io);
+      }
       const { runProxy } = await import("./proxy.ts");
       return await runProxy({
         configPath: args.flags.get("config") ?? "/etc/skein/proxy.yaml",
