@@ -5,6 +5,7 @@
  */
 import { type FlagSpec, formatHelp, parseArgs, UsageError } from "./args.ts";
 import { wrapText } from "./help_text.ts";
+import type { LogControl } from "./log_control.ts";
 import { type CommandIo, EXIT, processIo } from "./io.ts";
 import { didYouMean } from "../config/mod.ts";
 import { createLogger, type LogFormat, type Logger, type LogLevel } from "../common/log.ts";
@@ -14,7 +15,12 @@ interface Command {
   summary: string;
   flags: FlagSpec[];
   /** Runs with parsed args; returns the exit code. */
-  run(args: ReturnType<typeof parseArgs>, io: CommandIo, log: Logger): Promise<number>;
+  run(
+    args: ReturnType<typeof parseArgs>,
+    io: CommandIo,
+    log: Logger,
+    logControl?: LogControl,
+  ): Promise<number>;
   /** ctl parses its own verbs and flags. */
   passThrough?: boolean;
 }
@@ -36,7 +42,7 @@ const COMMANDS: Record<string, Command> = {
     summary:
       "Run a control node: Raft-replicated registry, certificate authority and operator API.\nDefault config: /etc/skein/control.yaml.",
     flags: CONFIG_FLAGS,
-    async run(args, io, log) {
+    async run(args, io, log, logControl) {
       if (args.flags.has("check")) {
         const { checkControlLocally } = await import("./local_check.ts");
         const path = args.flags.get("config") ?? "/etc/skein/control.yaml";
@@ -48,6 +54,7 @@ const COMMANDS: Record<string, Command> = {
         dataDir: args.flags.get("data-dir"),
         io,
         log,
+        logControl,
       });
     },
   },
@@ -56,7 +63,7 @@ const COMMANDS: Record<string, Command> = {
     summary:
       "Run a proxy beside local service instances: discovery, balancing, mTLS, resilience.\nDefault config: /etc/skein/proxy.yaml.",
     flags: CONFIG_FLAGS,
-    async run(args, io, log) {
+    async run(args, io, log, logControl) {
       if (args.flags.has("check")) {
         const { checkProxyLocally } = await import("./local_check.ts");
         const path = args.flags.get("config") ?? "/etc/skein/proxy.yaml";
@@ -68,6 +75,7 @@ const COMMANDS: Record<string, Command> = {
         dataDir: args.flags.get("data-dir"),
         io,
         log,
+        logControl,
       });
     },
   },
@@ -199,11 +207,18 @@ export async function main(argv: readonly string[], io: CommandIo): Promise<numb
       io.stdout(formatHelp(cmd.usage, cmd.summary, cmd.flags));
       return EXIT.ok;
     }
-    const log = createLogger({
-      level: (args.flags.get("log-level") ?? io.env.SKEIN_LOG_LEVEL ?? "info") as LogLevel,
-      format: (args.flags.get("log-format") ?? io.env.SKEIN_LOG_FORMAT ?? "logfmt") as LogFormat,
-    });
-    return await cmd.run(args, io, log);
+    const level = args.flags.get("log-level") ?? io.env.SKEIN_LOG_LEVEL;
+    const format = args.flags.get("log-format") ?? io.env.SKEIN_LOG_FORMAT;
+    const logControl: LogControl = {
+      settings: {
+        level: (level ?? "info") as LogLevel,
+        format: (format ?? "logfmt") as LogFormat,
+      },
+      cliLevel: level !== undefined,
+      cliFormat: format !== undefined,
+    };
+    const log = createLogger({ settings: logControl.settings });
+    return await cmd.run(args, io, log, logControl);
   } catch (e) {
     if (e instanceof UsageError) {
       io.stderr(`skein ${name}: ${e.message}\n${cmd.usage ? `usage: ${cmd.usage}\n` : ""}`);

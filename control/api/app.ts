@@ -89,12 +89,24 @@ export const FORWARDED_PEER_HEADER = "x-skein-forwarded-peer";
 /** Header carrying the catalog index on read responses. */
 export const INDEX_HEADER = "X-Skein-Index";
 
+/** Limits read on every request, so a configuration reload can change them. */
+export interface ApiLimits {
+  maxBodyBytes: number;
+  writeTimeoutMs: number;
+  readTimeoutMs: number;
+}
+
 /** Options of {@linkcode createApi}. */
 export interface ApiOptions {
   /** Structured logger. @default nullLogger */
   logger?: Logger;
   /** The skein version this node runs, shown in `/v1/health` (for version skew checks). */
   version?: string;
+  /**
+   * Live limits (the caller may change them later); when given they win over `maxBodyBytes`,
+   * `writeTimeoutMs` and `readTimeoutMs`.
+   */
+  limits?: ApiLimits;
   /** Request body limit in bytes. @default MAX_BODY_BYTES */
   maxBodyBytes?: number;
   /** Commit timeout of writes. @default WRITE_TIMEOUT_MS */
@@ -375,9 +387,11 @@ export function registerCommand(reg: Registration, service: string, id: string):
 /** Creates the control API app. */
 export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<ApiEnv> {
   const log = opts.logger ?? nullLogger;
-  const maxBody = opts.maxBodyBytes ?? MAX_BODY_BYTES;
-  const writeTimeout = opts.writeTimeoutMs ?? WRITE_TIMEOUT_MS;
-  const readTimeout = opts.readTimeoutMs ?? READ_TIMEOUT_MS;
+  const limits: ApiLimits = opts.limits ?? {
+    maxBodyBytes: opts.maxBodyBytes ?? MAX_BODY_BYTES,
+    writeTimeoutMs: opts.writeTimeoutMs ?? WRITE_TIMEOUT_MS,
+    readTimeoutMs: opts.readTimeoutMs ?? READ_TIMEOUT_MS,
+  };
   const forwardTimeout = opts.forwardTimeoutMs ?? FORWARD_TIMEOUT_MS;
   const maxWait = opts.maxWaitMs ?? MAX_BLOCKING_WAIT_MS;
   const doFetch = opts.fetch ?? ((req: Request) => fetch(req));
@@ -386,7 +400,16 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
   const leafTtlMs = opts.leafTtlMs ?? LEAF_TTL_MS_DEFAULT;
 
   // Writes share their commit timeout per bucket of time: one timer per bucket, not per write.
-  const writeDeadlines = new SharedDeadlines(writeTimeout);
+  let writeDeadlines = new SharedDeadlines(limits.writeTimeoutMs);
+  let deadlinesMs = limits.writeTimeoutMs;
+  /** A write's commit deadline; a reloaded timeout takes effect for the next writes. */
+  const leaseDeadline = () => {
+    if (deadlinesMs !== limits.writeTimeoutMs) {
+      deadlinesMs = limits.writeTimeoutMs;
+      writeDeadlines = new SharedDeadlines(deadlinesMs);
+    }
+    return writeDeadlines.lease();
+  };
 
   const app = new Hono<ApiEnv>();
   const proxyReports = new ProxyReports();
@@ -469,9 +492,9 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
 
   async function body(
     c: Context<ApiEnv>,
-    limit = maxBody,
+    limit = limits.maxBodyBytes,
   ): Promise<{ bytes: Uint8Array<ArrayBuffer>; value: unknown }> {
-    const bytes = await readBodyBytes(c.req.raw, Math.min(limit, maxBody));
+    const bytes = await readBodyBytes(c.req.raw, Math.min(limit, limits.maxBodyBytes));
     return { bytes, value: parseJsonBody(bytes) };
   }
 
@@ -565,7 +588,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
     if (stale) return null;
     const ac = new AbortController();
     try {
-      await _bounded(backend.linearizableRead(ac.signal), readTimeout, ac);
+      await _bounded(backend.linearizableRead(ac.signal), limits.readTimeoutMs, ac);
       return null;
     } catch (e) {
       if (e instanceof NotLeaderError) return await forward(c, bytes, extraMs);
@@ -574,8 +597,8 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
         throw new ApiError(
           503,
           "no_quorum",
-          `read barrier did not complete within ${readTimeout} ms${hint}`,
-          { timeout_ms: readTimeout },
+          `read barrier did not complete within ${limits.readTimeoutMs} ms${hint}`,
+          { timeout_ms: limits.readTimeoutMs },
         );
       }
       throw e;
@@ -624,7 +647,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
     if (c.req.header(FORWARD_HEADER) !== undefined && !backend.isLeader()) {
       return await forward(c, bytes);
     }
-    const deadline = writeDeadlines.lease();
+    const deadline = leaseDeadline();
     let r: ApplyResult;
     try {
       let proposed: Promise<ApplyResult>;
@@ -643,8 +666,8 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
         throw new ApiError(
           503,
           "no_quorum",
-          `write was not committed within ${writeTimeout} ms; no quorum of control nodes reachable`,
-          { timeout_ms: writeTimeout },
+          `write was not committed within ${limits.writeTimeoutMs} ms; no quorum of control nodes reachable`,
+          { timeout_ms: limits.writeTimeoutMs },
         );
       }
       throw e;
@@ -661,7 +684,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
     if (!backend.isLeader()) return { forwarded: await forward(c, bytes) };
     const ac = new AbortController();
     try {
-      await _bounded(op(ac.signal), writeTimeout, ac);
+      await _bounded(op(ac.signal), limits.writeTimeoutMs, ac);
       return { forwarded: null };
     } catch (e) {
       if (e instanceof NotLeaderError) return { forwarded: await forward(c, bytes) };
@@ -669,8 +692,8 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
         throw new ApiError(
           503,
           "no_quorum",
-          `membership change was not committed within ${writeTimeout} ms`,
-          { timeout_ms: writeTimeout },
+          `membership change was not committed within ${limits.writeTimeoutMs} ms`,
+          { timeout_ms: limits.writeTimeoutMs },
         );
       }
       throw e;
@@ -1214,7 +1237,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
 
   app.post("/v1/ca/finish", async (c) => {
     // The body is optional; when sent it must be an empty object.
-    const bytes = await readBodyBytes(c.req.raw, maxBody);
+    const bytes = await readBodyBytes(c.req.raw, limits.maxBodyBytes);
     if (bytes.byteLength > 0) validate(z.strictObject({}), parseJsonBody(bytes));
     return await changeCa(c, bytes, "finish", (ca) => finishRotation(ca));
   });
