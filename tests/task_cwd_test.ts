@@ -17,7 +17,14 @@ Deno.test("deno task skein check-config takes a path relative to the user's dire
     const out = await new Deno.Command(Deno.execPath(), {
       args: ["task", "--quiet", "--config", `${ROOT}deno.json`, "skein", "check-config", "p.yaml"],
       cwd: dir,
-      env: { NO_COLOR: "1" },
+      // As from a shell: an INIT_CWD inherited from an outer `deno task test` would be kept.
+      clearEnv: true,
+      env: {
+        ...Object.fromEntries(
+          Object.entries(Deno.env.toObject()).filter(([k]) => k !== "INIT_CWD"),
+        ),
+        NO_COLOR: "1",
+      },
       stdin: "null",
     }).output();
     const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);

@@ -23,7 +23,7 @@ const config = () =>
   });
 
 async function until(what: string, fn: () => boolean | Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 600; i++) {
+  for (let i = 0; i < 2400; i++) {
     if (await fn()) return;
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -35,6 +35,8 @@ Deno.test("a crashed worker is restarted with the latest catalog and counted", a
   Deno.env.set("SKEIN_TEST_CRASH_MARKER", `${dir}/crashed`);
   const planes = await WorkerDataPlanes.start(config(), nullLogger, 2, undefined, {
     workerUrl: WORKER,
+    // Under `deno test` each worker type-checks its module first: slow on a busy machine.
+    startTimeoutMs: 300_000,
   });
   try {
     planes.applyCatalog(CATALOG);
@@ -54,6 +56,8 @@ Deno.test("a worker that keeps crashing is given up on and /live says so", async
   Deno.env.set("SKEIN_TEST_CRASH_MARKER", "always");
   const planes = await WorkerDataPlanes.start(config(), nullLogger, 2, undefined, {
     workerUrl: WORKER,
+    // Under `deno test` each worker type-checks its module first: slow on a busy machine.
+    startTimeoutMs: 300_000,
   });
   try {
     planes.applyCatalog(CATALOG);

@@ -164,6 +164,8 @@ export class LocalDataPlanes implements DataPlanes {
 export interface WorkerPlanesOptions {
   /** The worker module. @default ./worker.ts */
   workerUrl?: URL;
+  /** How long the workers may take to bind their listeners. @default WORKER_START_TIMEOUT_MS */
+  startTimeoutMs?: number;
 }
 
 interface _Slot {
@@ -231,6 +233,7 @@ export class WorkerDataPlanes implements DataPlanes {
     opts: WorkerPlanesOptions = {},
   ): Promise<WorkerDataPlanes> {
     const url = opts.workerUrl ?? new URL("./worker.ts", import.meta.url);
+    const startTimeout = opts.startTimeoutMs ?? WORKER_START_TIMEOUT_MS;
     const limits = new SharedLimits();
     const sessionBalance = newSessionBalanceBuffer();
     const held: Deno.Listener[] = [];
@@ -306,8 +309,8 @@ export class WorkerDataPlanes implements DataPlanes {
         Promise.all(started),
         new Promise((_, reject) => {
           timer = setTimeout(
-            () => reject(new Error(`workers did not start in ${WORKER_START_TIMEOUT_MS}ms`)),
-            WORKER_START_TIMEOUT_MS,
+            () => reject(new Error(`workers did not start in ${startTimeout}ms`)),
+            startTimeout,
           );
         }),
       ]).finally(() => clearTimeout(timer));
