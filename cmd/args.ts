@@ -2,6 +2,7 @@
  * A small, strict command-line flag parser: unknown flags are errors with a suggestion.
  * @module
  */
+import { flagRow, wrapText } from "./help_text.ts";
 import { didYouMean } from "../config/mod.ts";
 
 /** Declares one flag a command accepts. */
@@ -97,11 +98,33 @@ export function parseArgs(argv: readonly string[], specs: readonly FlagSpec[]): 
   return { flags, positional };
 }
 
-/** Renders a command's help text from its flag specs. */
-export function formatHelp(usage: string, summary: string, specs: readonly FlagSpec[]): string {
-  const rows = [...specs, ...GLOBAL_FLAGS].map((s) => {
-    const left = `${s.short ? `-${s.short}, ` : "    "}--${s.name}${s.value ? " VALUE" : ""}`;
-    return `  ${left.padEnd(28)} ${s.help}`;
-  });
-  return `usage: ${usage}\n\n${summary}\n\nflags:\n${rows.join("\n")}\n`;
+/** The EXIT STATUS section every help page ends with (SPEC section 1). */
+export const EXIT_STATUS_HELP =
+  "0 ok; 1 runtime failure (a control node unreachable, a request refused, a check that found " +
+  "problems); 2 bad usage or invalid configuration.";
+
+/**
+ * Renders a command's help page, man-page style: the usage line, DESCRIPTION, OPTIONS,
+ * EXAMPLES (when given) and EXIT STATUS, wrapped to 100 columns.
+ */
+export function formatHelp(
+  usage: string,
+  summary: string,
+  specs: readonly FlagSpec[],
+  examples: readonly string[] = [],
+): string {
+  const rows = [...specs, ...GLOBAL_FLAGS].map((s) =>
+    flagRow(`${s.short ? `-${s.short}, ` : "    "}--${s.name}${s.value ? " VALUE" : ""}`, s.help)
+  );
+  const head = wrapText(usage, "       ").join("\n").replace(/^ {7}/, "usage: ");
+  const sections = [
+    head,
+    `DESCRIPTION\n${wrapText(summary, "    ").join("\n")}`,
+    `OPTIONS\n${rows.join("\n")}`,
+    ...(examples.length > 0
+      ? [`EXAMPLES\n${examples.flatMap((e) => wrapText(e, "    ", 100, "        ")).join("\n")}`]
+      : []),
+    `EXIT STATUS\n${wrapText(EXIT_STATUS_HELP, "    ").join("\n")}`,
+  ];
+  return sections.join("\n\n") + "\n";
 }

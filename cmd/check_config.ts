@@ -4,8 +4,10 @@
  */
 import { basename } from "node:path";
 import {
+  assertYamlSyntax,
   ConfigError,
   ControlConfig,
+  envOverrides,
   looksLikeResources,
   parseConfigText,
   parseResourceText,
@@ -36,6 +38,8 @@ export async function runCheckConfig(
 ): Promise<number> {
   try {
     const text = await readConfigFile(path);
+    // A syntax error is the real problem; guessing the kind of a broken file would hide it.
+    assertYamlSyntax(text, path);
     const k = kind ?? detectKind(path, text);
     if (!k) {
       io.stderr(
@@ -47,9 +51,14 @@ export async function runCheckConfig(
       const rs = parseResourceText(text, path);
       io.stdout(`${path}: ok (${rs.length} resource${rs.length === 1 ? "" : "s"})\n`);
     } else {
-      // Env overrides are deliberately not applied: this checks the file as written.
-      parseConfigText(text, path, k === "control" ? ControlConfig : ProxyConfig);
-      io.stdout(`${path}: ok (${k} configuration)\n`);
+      // Judged as `skein control|proxy` would load it: with the same SKEIN_* overrides.
+      const cfg = parseConfigText(text, path, k === "control" ? ControlConfig : ProxyConfig, {
+        env: io.env,
+      }) as Record<string, unknown>;
+      const applied = envOverrides(io.env).filter((o) => String(o.path[0]) in cfg)
+        .map((o) => o.variable);
+      const note = applied.length > 0 ? `; with environment overrides ${applied.join(", ")}` : "";
+      io.stdout(`${path}: ok (${k} configuration${note})\n`);
     }
     return EXIT.ok;
   } catch (e) {

@@ -4,6 +4,7 @@
  * @module
  */
 import { V8_FLAGS_ARG } from "./v8_flags.ts";
+import { isRuntimeDownloadFailure, runtimeDownloadHint } from "./compile_errors.ts";
 
 /** The release targets of SPEC section 1. */
 export const TARGETS = [
@@ -67,8 +68,16 @@ if (import.meta.main) {
       const out = await new Deno.Command(Deno.execPath(), {
         args: compileArgs(target, name),
         stdout: "inherit",
-        stderr: "inherit",
+        stderr: "piped",
       }).output();
+      const stderr = new TextDecoder().decode(out.stderr);
+      if (!out.success && isRuntimeDownloadFailure(stderr)) {
+        // Every other target would fail the same way: one line, then stop.
+        console.error(runtimeDownloadHint(target));
+        failed = true;
+        break;
+      }
+      if (stderr) Deno.stderr.writeSync(out.stderr);
       if (!out.success) {
         failed = true;
         console.error(`compile: ${target} failed (exit ${out.code})`);

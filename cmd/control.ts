@@ -2,12 +2,16 @@
  * `skein control`: loads control.yaml and runs a control node (Raft registry + API).
  * @module
  */
+import { listenForReload } from "./reload.ts";
+import { applyLogConfig, type LogControl } from "./log_control.ts";
+import { VERSION } from "./version.ts";
 import { ControlConfig, formatHostPort } from "../config/mod.ts";
 import type { Logger } from "../common/log.ts";
 import { ControlNode } from "../control/node/mod.ts";
 import {
   type ApiHandler,
   type ApiHttpsServer,
+  type ApiLimits,
   createApi,
   createMtlsFetch,
   operatorAuthorizer,
@@ -31,12 +35,18 @@ export interface RunControlOptions {
   dataDir?: string;
   io: CommandIo;
   log: Logger;
+  /** The process's log settings, which the file's `log:` may set (and a reload change). */
+  logControl?: LogControl;
 }
+
+/** Control keys a SIGHUP applies without a restart. */
+export const CONTROL_RELOADABLE_KEYS = ["log", "limits"] as const;
 
 /** Runs a control node until SIGTERM/SIGINT; returns the exit code. */
 export async function runControl(opts: RunControlOptions): Promise<number> {
   const cfg = await loadModeConfig(opts.configPath, ControlConfig, opts.dataDir, opts.io);
   if (!cfg) return EXIT.usage;
+  applyLogConfig(opts.logControl, cfg.log);
   const log = opts.log.with({ node: cfg.node });
   // Only the hash leaves this function: the driver registers it, the secret stays in the file.
   const bootstrapTokenHash = hashSecret(await ensureBootstrapToken(cfg.bootstrap_token_file, log));
@@ -122,13 +132,17 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
   }
   // A follower forwards some requests to the leader over HTTPS, as itself (a control identity).
   const forwarder = createMtlsFetch(() => identity.material());
-  const app = createApi(node, {
-    fetch: forwarder.fetch,
-    leafTtlMs: cfg.tls.proxy_cert_ttl,
-    logger: log.with({ component: "api" }),
+  const apiLimits: ApiLimits = {
     maxBodyBytes: cfg.limits.max_body,
     writeTimeoutMs: cfg.limits.request_timeout,
     readTimeoutMs: cfg.limits.request_timeout,
+  };
+  const app = createApi(node, {
+    version: VERSION,
+    fetch: forwarder.fetch,
+    leafTtlMs: cfg.tls.proxy_cert_ttl,
+    logger: log.with({ component: "api" }),
+    limits: apiLimits,
     // Every route but the ones proxies use needs an operator token (docs/security.md).
     authorize: operatorAuthorizer({
       tokens: () => node.state().operatorTokens(),
@@ -145,7 +159,29 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
   Deno.addSignalListener("SIGTERM", sigterm);
   Deno.addSignalListener("SIGINT", sigint);
   node.failed.then((e) => stopped.resolve(`fatal: ${e.message}`));
+  const stopReload = listenForReload({
+    path: opts.configPath,
+    schema: ControlConfig,
+    dataDir: opts.dataDir,
+    io: opts.io,
+    log,
+    current: cfg,
+    reloadable: CONTROL_RELOADABLE_KEYS,
+    apply: (next) => {
+      const changed = applyLogConfig(opts.logControl, next.log);
+      const l = next.limits;
+      if (l.max_body !== apiLimits.maxBodyBytes) changed.push(`limits.max_body=${l.max_body}`);
+      if (l.request_timeout !== apiLimits.writeTimeoutMs) {
+        changed.push(`limits.request_timeout=${l.request_timeout}ms`);
+      }
+      apiLimits.maxBodyBytes = l.max_body;
+      apiLimits.writeTimeoutMs = l.request_timeout;
+      apiLimits.readTimeoutMs = l.request_timeout;
+      return changed;
+    },
+  });
   const sig = await stopped.promise;
+  stopReload();
   Deno.removeSignalListener("SIGTERM", sigterm);
   Deno.removeSignalListener("SIGINT", sigint);
   if (sig.startsWith("fatal")) {
@@ -157,7 +193,9 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
     return EXIT.failure;
   }
   log.info("stopping", { signal: sig });
-  if (node.isLeader()) {
+  // A single voter has nobody to hand leadership to; trying would only log a false alarm.
+  const otherVoters = node.members().filter((m) => m.voter !== false && m.node !== cfg.node);
+  if (node.isLeader() && otherVoters.length > 0) {
     const ok = await node.handOff(HANDOFF_TIMEOUT_MS);
     log.info(ok ? "leadership handed off" : "no successor took leadership in time");
   }

@@ -237,7 +237,7 @@ Deno.test("ctl reports usage errors with exit 2 and suggestions", async () => {
     [["servics"], /unknown verb "servics"; did you mean services\?/],
     [["services", "--helthy"], /unknown flag --helthy; did you mean --healthy\?/],
     [["get", "Polcy"], /did you mean Policy\?/],
-    [["get"], /missing argument/],
+    [["get"], /get needs a KIND, one of: Policy, Route/],
     [["apply"], /apply needs -f FILE/],
     [["rollback", "Policy", "a", "x"], /REV must be a revision number/],
     [["members", "ad", "x=y:1"], /did you mean add\?/],

@@ -2,13 +2,17 @@
  * `skein demo`: a whole mesh on loopback with no configuration: 3 control nodes, three demo
  * services (frontend -> orders -> inventory) with 2 instances each behind their own proxies,
  * an edge proxy, and a little load generator. Stops cleanly on Ctrl-C: every child gets
- * SIGTERM (proxies first, so they drain and deregister), and the temp dir is removed.
+ * SIGTERM (proxies first, so they drain and deregister), and the temp dir is removed, except
+ * its logs when something failed. Every listener but the Raft ones binds port 0 and its child
+ * reports the address, so two listeners never share a port.
  * @module
  */
 import type { Logger } from "../common/log.ts";
-import { serveDemoService } from "../bench/apps/demo_service.ts";
+import { serveDemoService } from "./demo_service.ts";
+import { ChildExitedError, DemoChild, logfmtFields } from "./demo_child.ts";
 import { type CommandIo, EXIT } from "./io.ts";
 import { V8_FLAGS_ARG } from "./v8_flags.ts";
+import { runnableSkein } from "./runnable.ts";
 import { createCa, writeSeedCa } from "../control/ca/mod.ts";
 
 /** The chain of demo services: each calls the next. */
@@ -31,20 +35,20 @@ export interface RunDemoOptions {
   dir?: string;
   io: CommandIo;
   log: Logger;
+  /** How to run `skein` (tests replace it); default {@linkcode skeinCommand}. */
+  skein?: { cmd: string; prefix: string[]; fromSource: boolean };
 }
 
-interface _Child {
-  name: string;
-  proc: Deno.ChildProcess;
-  logged: Promise<void>;
-}
-
-/** A free loopback port (bound and released; fine for a demo on one machine). */
-function _freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
+/**
+ * Distinct loopback ports for the Raft listeners, which peers must know before any node starts:
+ * all are held open together (so none is handed out twice) and released just before the spawn.
+ */
+function _reservePorts(n: number): { ports: number[]; release(): void } {
+  const ls = Array.from({ length: n }, () => Deno.listen({ hostname: "127.0.0.1", port: 0 }));
+  return {
+    ports: ls.map((l) => (l.addr as Deno.NetAddr).port),
+    release: () => ls.forEach((l) => l.close()),
+  };
 }
 
 /** How the demo runs `skein` again: the same executable, from source (with the V8 flags) or not. */
@@ -74,38 +78,43 @@ export async function runDemo(opts: RunDemoOptions): Promise<number> {
   const ownDir = opts.dir === undefined;
   const dir = opts.dir ?? await Deno.makeTempDir({ prefix: "skein-demo-" });
   await Deno.mkdir(`${dir}/logs`, { recursive: true });
-  const children: _Child[] = [];
+  const children: DemoChild[] = [];
   const inProcess: Deno.HttpServer[] = [];
   const stop = Promise.withResolvers<string>();
-  const onInt = () => stop.resolve("SIGINT");
-  const onTerm = () => stop.resolve("SIGTERM");
+  let stopping = false;
+  // Installed until the very end: a second Ctrl-C (a task runner forwards one) must not kill
+  // the demo halfway through its cleanup, leaving the CA key and tokens behind.
+  const onSignal = (sig: string) => () => {
+    if (stopping) io.stderr(`skein demo: ${sig} again: still stopping\n`);
+    stop.resolve(sig);
+  };
+  const onInt = onSignal("SIGINT");
+  const onTerm = onSignal("SIGTERM");
   Deno.addSignalListener("SIGINT", onInt);
   Deno.addSignalListener("SIGTERM", onTerm);
-  const skein = skeinCommand();
+  const skein = opts.skein ?? skeinCommand();
+  let stopSig: string | null = null;
+  const stopReason = stop.promise.then((s) => `stopped by ${(stopSig = s)}`);
+  // Rejects as soon as any child exits while the demo is starting, naming it.
+  const died = Promise.withResolvers<never>();
+  died.promise.catch(() => {});
+  let starting = true;
+  const watchful = <T>(p: Promise<T>) => Promise.race([p, died.promise]);
 
-  const spawn = async (name: string, cmd: string, args: string[]): Promise<_Child> => {
-    const file = await Deno.open(`${dir}/logs/${name}.log`, { write: true, create: true });
-    const proc = new Deno.Command(cmd, {
-      args,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).spawn();
-    const w = file.writable.getWriter();
-    const drain = async (s: ReadableStream<Uint8Array>) => {
-      for await (const c of s) await w.write(c);
-    };
-    const logged = Promise.all([drain(proc.stdout), drain(proc.stderr)]).then(() => w.close())
-      .catch(() => {});
-    const c = { name, proc, logged };
+  const spawn = async (name: string, cmd: string, args: string[]): Promise<DemoChild> => {
+    const c = await DemoChild.spawn(name, cmd, args, `${dir}/logs/${name}.log`);
     children.push(c);
+    c.exited.then(async (code) => {
+      await c.logged;
+      if (starting) died.reject(new ChildExitedError(name, code, c.tail(), c.logFile));
+    });
     return c;
   };
 
   let loadTimer: ReturnType<typeof setInterval> | undefined;
   let clientRef: Deno.HttpClient | undefined;
   let reportTimer: ReturnType<typeof setInterval> | undefined;
+  let failed = false;
   try {
     // --- CA seed: what every control node is given, and what proxies trust the API with ---
     const seed = await writeSeedCa(
@@ -119,20 +128,16 @@ export async function runDemo(opts: RunDemoOptions): Promise<number> {
       fetch(url, { ...init, client, signal: init.signal ?? AbortSignal.timeout(5000) });
 
     // --- control cluster -----------------------------------------------------------------
-    const cps = Array.from({ length: DEMO_CONTROL_NODES }, (_, i) => ({
-      node: `cp-${i + 1}`,
-      api: _freePort(),
-      raft: _freePort(),
-    }));
+    const raft = _reservePorts(DEMO_CONTROL_NODES);
+    const cps = raft.ports.map((port, i) => ({ node: `cp-${i + 1}`, raft: port }));
     const peers = cps.map((c) => `${c.node}=127.0.0.1:${c.raft}`);
     for (const c of cps) {
-      const path = `${dir}/${c.node}.yaml`;
       await Deno.writeTextFile(
-        path,
+        `${dir}/${c.node}.yaml`,
         JSON.stringify({
           node: c.node,
           data_dir: `${dir}/${c.node}`,
-          api: `127.0.0.1:${c.api}`,
+          api: "127.0.0.1:0",
           raft: `127.0.0.1:${c.raft}`,
           peers,
           bootstrap_token_file: `${dir}/admin.token`,
@@ -140,22 +145,26 @@ export async function runDemo(opts: RunDemoOptions): Promise<number> {
           raft_tuning: { heartbeat: "100ms", election_timeout: "1s" },
         }),
       );
-      await spawn(c.node, skein.cmd, [...skein.prefix, "control", "--config", path]);
     }
-    const controlUrls = cps.map((c) => `https://127.0.0.1:${c.api}`);
+    raft.release();
+    const cpChildren: DemoChild[] = [];
+    for (const c of cps) {
+      const path = `${dir}/${c.node}.yaml`;
+      cpChildren.push(await spawn(c.node, skein.cmd, [...skein.prefix, "control", "-c", path]));
+    }
     io.stderr(`skein demo: starting ${DEMO_CONTROL_NODES} control nodes in ${dir}\n`);
-    const leader = await Promise.race([
-      _waitLeader(controlUrls, api, stop.promise),
-      stop.promise.then(() => null),
-    ]);
-    if (leader === null) return EXIT.ok;
-    const joinToken = await _joinTokens(dir, controlUrls[0]!, api, stop.promise);
+    const controlUrls: string[] = [];
+    for (const c of cpChildren) {
+      const m = await watchful(c.waitLine(/api listening.*url=(\S+)/, stopReason));
+      controlUrls.push(m[1]!);
+    }
+    if (await watchful(_waitLeader(controlUrls, api, stop.promise)) === null) return EXIT.ok;
+    const joinToken = await watchful(_joinTokens(dir, controlUrls[0]!, api, stop.promise));
     if (joinToken === null) return EXIT.ok;
 
     // --- services, each instance behind its own proxy --------------------------------------
     const admins: { node: string; url: string }[] = [];
     const startProxy = async (node: string, service: string, cfg: Record<string, unknown>) => {
-      const admin = _freePort();
       const path = `${dir}/${node}.yaml`;
       // One single-use join token per proxy: the first start obtains a certificate with it.
       const tokenFile = `${dir}/${node}.join-token`;
@@ -169,52 +178,68 @@ export async function runDemo(opts: RunDemoOptions): Promise<number> {
           ca_file: seed.certFile,
           token_file: tokenFile,
           data_dir: `${dir}/${node}`,
-          admin: `127.0.0.1:${admin}`,
-          inbound: `127.0.0.1:${_freePort()}`,
+          admin: "127.0.0.1:0",
+          inbound: "127.0.0.1:0",
           heartbeat_interval: "1s",
           drain_timeout: "2s",
           ...cfg,
         }),
       );
-      admins.push({ node, url: `http://127.0.0.1:${admin}` });
-      await spawn(node, skein.cmd, [...skein.prefix, "proxy", "--config", path]);
+      const c = await spawn(node, skein.cmd, [...skein.prefix, "proxy", "--config", path]);
+      const f = logfmtFields((await watchful(c.waitLine(/^.*proxy listening.*$/, stopReason)))[0]!);
+      admins.push({ node, url: `http://${f.admin}` });
+      return f;
     };
-    const appEntry = new URL("../bench/apps/demo_service.ts", import.meta.url).pathname;
+    const appEntry = new URL("./demo_service.ts", import.meta.url).pathname;
     for (const [si, svc] of DEMO_SERVICES.entries()) {
       const next = DEMO_SERVICES[si + 1];
       for (let i = 1; i <= DEMO_INSTANCES; i++) {
         const node = `${svc}-${i}`;
-        const appPort = _freePort();
-        const nextAddr = next ? `127.0.0.1:${_freePort()}` : undefined;
+        // The app binds first; it learns its proxy's upstream listener once that is bound.
+        let appPort: number;
+        let tellNext: (addr: string) => Promise<void>;
         if (skein.fromSource) {
-          await spawn(`${node}-app`, Deno.execPath(), [
+          const app = await spawn(`${node}-app`, Deno.execPath(), [
             "run",
             "--allow-net",
             "--quiet",
             appEntry,
             svc,
             node,
-            String(appPort),
-            ...(nextAddr ? [nextAddr] : []),
+            "0",
+            ...(next ? ["-"] : []),
           ]);
+          appPort = Number((await watchful(app.waitLine(/^listening (\d+)/, stopReason)))[1]);
+          tellNext = async (addr) => {
+            await app.send(addr);
+            await app.closeStdin();
+          };
         } else {
           // A compiled skein cannot run a script: serve the app from this process instead.
-          inProcess.push(
-            serveDemoService({ name: svc, instance: node, port: appPort, next: nextAddr }),
-          );
+          let nextAddr: string | undefined;
+          const server = serveDemoService({
+            name: svc,
+            instance: node,
+            port: 0,
+            next: () => nextAddr,
+          });
+          inProcess.push(server);
+          appPort = server.addr.port;
+          tellNext = (addr) => Promise.resolve(void (nextAddr = addr));
         }
-        await startProxy(node, svc, {
+        const f = await startProxy(node, svc, {
           services: [{ name: svc, port: appPort, health: { http: "/healthz", interval: "1s" } }],
-          upstreams: nextAddr ? [{ service: next, listen: nextAddr }] : [],
+          upstreams: next ? [{ service: next, listen: "127.0.0.1:0" }] : [],
         });
+        if (next) await tellNext(_upstreamAddr(f.upstreams, next));
       }
     }
-    const edgeUpstream = `127.0.0.1:${_freePort()}`;
-    const edgeHttpProxy = `127.0.0.1:${_freePort()}`;
-    await startProxy("edge", "edge", {
-      http_proxy: edgeHttpProxy,
-      upstreams: [{ service: "frontend", listen: edgeUpstream }],
+    const edge = await startProxy("edge", "edge", {
+      http_proxy: "127.0.0.1:0",
+      upstreams: [{ service: "frontend", listen: "127.0.0.1:0" }],
     });
+    const edgeUpstream = _upstreamAddr(edge.upstreams, "frontend");
+    const edgeHttpProxy = edge.http_proxy!;
 
     // Load starts once the edge proxy has a catalog, so the first requests do not fail.
     const readyBy = Date.now() + DEMO_START_TIMEOUT_MS;
@@ -225,11 +250,13 @@ export async function runDemo(opts: RunDemoOptions): Promise<number> {
       }).catch(() => false);
     let notReady = admins.map((a) => a.node);
     while (Date.now() < readyBy) {
-      const all = await Promise.all(admins.map((a) => isReady(a.url)));
+      const all = await watchful(Promise.all(admins.map((a) => isReady(a.url))));
       notReady = admins.filter((_a, i) => !all[i]).map((a) => a.node);
       if (notReady.length === 0) break;
-      await new Promise((r) => setTimeout(r, 200));
+      await watchful(new Promise((r) => setTimeout(r, 200)));
     }
+    starting = false;
+    const ctl = runnableSkein(skein, Deno.cwd(), new URL("..", import.meta.url).pathname);
     io.stdout(
       [
         "",
@@ -239,7 +266,7 @@ export async function runDemo(opts: RunDemoOptions): Promise<number> {
         ...controlUrls.map((u) => `  ${u}/v1/health   ${u}/metrics`),
         // Only the file's path: the token itself is a secret.
         `  admin token: ${dir}/admin.token, CA: ${seed.certFile}`,
-        `  skein ctl services --control ${
+        `  ${ctl} ctl services --control ${
           controlUrls[0]
         } --ca-file ${seed.certFile} --token-file ${dir}/admin.token`,
         `  curl --cacert ${seed.certFile} ${controlUrls[0]}/v1/health`,
@@ -262,45 +289,84 @@ export async function runDemo(opts: RunDemoOptions): Promise<number> {
 
     // --- load ------------------------------------------------------------------------------
     let ok = 0;
-    let failed = 0;
+    let failedReqs = 0;
     loadTimer = setInterval(() => {
       fetch(`http://${edgeUpstream}/`, { signal: AbortSignal.timeout(5000) })
         .then(async (r) => {
           await r.body?.cancel();
           if (r.ok) ok++;
-          else failed++;
+          else failedReqs++;
         })
-        .catch(() => failed++);
+        .catch(() => failedReqs++);
     }, 1000 / DEMO_LOAD_RPS);
     reportTimer = setInterval(() => {
-      io.stdout(`load: ${ok} ok, ${failed} failed\n`);
+      io.stdout(`load: ${ok} ok, ${failedReqs} failed\n`);
     }, DEMO_REPORT_INTERVAL_MS);
 
     const sig = await stop.promise;
     io.stderr(`skein demo: ${sig}: stopping\n`);
     return EXIT.ok;
   } catch (e) {
-    log.error("demo failed", { err: e as Error });
+    starting = false;
+    // A Ctrl-C reaches the children too, so one may exit just before the demo hears of it.
+    if (stopSig !== null) {
+      io.stderr(`skein demo: ${stopSig}: stopping\n`);
+      return EXIT.ok;
+    }
+    failed = true;
+    if (e instanceof ChildExitedError) io.stderr(`skein demo: ${e.message}\n`);
+    else log.error("demo failed", { err: e as Error });
     return EXIT.failure;
   } finally {
+    stopping = true;
+    starting = false;
     clearInterval(loadTimer);
     clearInterval(reportTimer);
-    Deno.removeSignalListener("SIGINT", onInt);
-    Deno.removeSignalListener("SIGTERM", onTerm);
     // Proxies first (they drain and deregister while the control plane is still up), then
     // apps, then control nodes.
-    const order = (c: _Child) => c.name.startsWith("cp-") ? 2 : c.name.endsWith("-app") ? 1 : 0;
+    const order = (c: DemoChild) => c.name.startsWith("cp-") ? 2 : c.name.endsWith("-app") ? 1 : 0;
     for (const rank of [0, 1, 2]) {
-      await Promise.all(children.filter((c) => order(c) === rank).map((c) => _stopChild(c)));
+      const codes = await Promise.all(
+        children.filter((c) => order(c) === rank).map((c) => _stopChild(c)),
+      );
+      if (codes.some((c) => c !== 0)) failed = true;
     }
     await Promise.all(inProcess.map((s) => s.shutdown()));
     clientRef?.close();
-    if (ownDir) await Deno.remove(dir, { recursive: true }).catch(() => {});
+    if (ownDir) await _cleanUp(dir, failed);
+    if (ownDir && failed) io.stderr(`skein demo: something failed; logs kept in ${dir}/logs\n`);
     io.stderr("skein demo: stopped\n");
+    Deno.removeSignalListener("SIGINT", onInt);
+    Deno.removeSignalListener("SIGTERM", onTerm);
   }
 }
 
-async function _stopChild(c: _Child): Promise<void> {
+/** The address of `service`'s listener in a proxy's `upstreams=a=h:p,b=h:p` log field. */
+function _upstreamAddr(field: string | undefined, service: string): string {
+  for (const kv of (field ?? "").split(",")) {
+    const [s, addr] = kv.split("=");
+    if (s === service && addr) return addr;
+  }
+  throw new Error(`the proxy did not report a listener for ${service} (upstreams=${field})`);
+}
+
+/**
+ * Removes the working directory; after a failure, everything but the logs (the CA key, tokens
+ * and identities are secrets; the logs are what a user needs to see what went wrong).
+ */
+async function _cleanUp(dir: string, keepLogs: boolean): Promise<void> {
+  if (!keepLogs) {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    return;
+  }
+  for await (const e of Deno.readDir(dir)) {
+    if (e.name === "logs") continue;
+    await Deno.remove(`${dir}/${e.name}`, { recursive: true }).catch(() => {});
+  }
+}
+
+/** Stops a child (SIGTERM, then SIGKILL after a while); returns its exit code. */
+async function _stopChild(c: DemoChild): Promise<number> {
   try {
     c.proc.kill("SIGTERM");
   } catch {
@@ -313,9 +379,11 @@ async function _stopChild(c: _Child): Promise<void> {
       // Already gone.
     }
   }, DEMO_STOP_TIMEOUT_MS);
-  await c.proc.status;
+  const code = await c.exited;
   clearTimeout(t);
+  await c.closeStdin();
   await c.logged;
+  return code;
 }
 
 type _Api = (url: string, init?: RequestInit) => Promise<Response>;

@@ -4,6 +4,8 @@
  * @module
  */
 import { type FlagSpec, formatHelp, parseArgs, UsageError } from "./args.ts";
+import { wrapText } from "./help_text.ts";
+import type { LogControl } from "./log_control.ts";
 import { type CommandIo, EXIT, processIo } from "./io.ts";
 import { didYouMean } from "../config/mod.ts";
 import { createLogger, type LogFormat, type Logger, type LogLevel } from "../common/log.ts";
@@ -13,7 +15,12 @@ interface Command {
   summary: string;
   flags: FlagSpec[];
   /** Runs with parsed args; returns the exit code. */
-  run(args: ReturnType<typeof parseArgs>, io: CommandIo, log: Logger): Promise<number>;
+  run(
+    args: ReturnType<typeof parseArgs>,
+    io: CommandIo,
+    log: Logger,
+    logControl?: LogControl,
+  ): Promise<number>;
   /** ctl parses its own verbs and flags. */
   passThrough?: boolean;
 }
@@ -21,41 +28,59 @@ interface Command {
 const CONFIG_FLAGS: FlagSpec[] = [
   { name: "config", short: "c", value: true, help: "configuration file" },
   { name: "data-dir", value: true, help: "data directory (overrides data_dir)" },
+  {
+    name: "check",
+    value: false,
+    help: "check the configuration, files, permissions, ports and reachability, then exit " +
+      "(0 fine, 1 problems, 2 invalid configuration)",
+  },
 ];
 
 const COMMANDS: Record<string, Command> = {
   control: {
-    usage: "skein control [--config FILE] [--data-dir DIR]",
+    usage: "skein control [--config FILE] [--data-dir DIR] [--check]",
     summary:
       "Run a control node: Raft-replicated registry, certificate authority and operator API.\nDefault config: /etc/skein/control.yaml.",
     flags: CONFIG_FLAGS,
-    async run(args, io, log) {
+    async run(args, io, log, logControl) {
+      if (args.flags.has("check")) {
+        const { checkControlLocally } = await import("./local_check.ts");
+        const path = args.flags.get("config") ?? "/etc/skein/control.yaml";
+        return await checkControlLocally(path, args.flags.get("data-dir"), io);
+      }
       const { runControl } = await import("./control.ts");
       return await runControl({
         configPath: args.flags.get("config") ?? "/etc/skein/control.yaml",
         dataDir: args.flags.get("data-dir"),
         io,
         log,
+        logControl,
       });
     },
   },
   proxy: {
-    usage: "skein proxy [--config FILE] [--data-dir DIR]",
+    usage: "skein proxy [--config FILE] [--data-dir DIR] [--check]",
     summary:
       "Run a proxy beside local service instances: discovery, balancing, mTLS, resilience.\nDefault config: /etc/skein/proxy.yaml.",
     flags: CONFIG_FLAGS,
-    async run(args, io, log) {
+    async run(args, io, log, logControl) {
+      if (args.flags.has("check")) {
+        const { checkProxyLocally } = await import("./local_check.ts");
+        const path = args.flags.get("config") ?? "/etc/skein/proxy.yaml";
+        return await checkProxyLocally(path, args.flags.get("data-dir"), io);
+      }
       const { runProxy } = await import("./proxy.ts");
       return await runProxy({
         configPath: args.flags.get("config") ?? "/etc/skein/proxy.yaml",
         dataDir: args.flags.get("data-dir"),
         io,
         log,
+        logControl,
       });
     },
   },
   ctl: {
-    usage: "skein ctl <verb> [--control URL] [--token T] [-o table|json|yaml]",
+    usage: "skein ctl <verb> [--control URL] [--token-file FILE] [--ca-file FILE] [-o FORMAT]",
     summary: "Operator CLI against the control API. `skein ctl --help` lists the verbs.",
     flags: [],
     passThrough: true,
@@ -92,6 +117,18 @@ const COMMANDS: Record<string, Command> = {
     async run(args, io, log) {
       const { runDemo } = await import("./demo.ts");
       return await runDemo({ dir: args.flags.get("dir"), io, log });
+    },
+  },
+  completion: {
+    usage: "skein completion bash|zsh",
+    summary:
+      'Print a shell completion script: eval "$(skein completion bash)" in ~/.bashrc (zsh: ~/.zshrc).',
+    flags: [],
+    async run(args, io) {
+      const { runCompletion } = await import("./completion.ts");
+      const { ctlVerbs, CTL_COMMON_FLAGS } = await import("./ctl.ts");
+      const commands = Object.entries(COMMANDS).map(([name, c]) => ({ name, flags: c.flags }));
+      return runCompletion(args.positional[0], io, commands, ctlVerbs(), CTL_COMMON_FLAGS);
     },
   },
   version: {
@@ -133,7 +170,10 @@ const COMMANDS: Record<string, Command> = {
 /** The top-level help text. */
 export function topHelp(): string {
   const rows = Object.entries(COMMANDS).map(([n, c]) =>
-    `  ${n.padEnd(14)} ${c.summary.split("\n")[0]}`
+    wrapText(c.summary.split("\n")[0]!, " ".repeat(17)).join("\n").replace(
+      /^ {17}/,
+      `  ${n.padEnd(14)} `,
+    )
   );
   return `skein: a service mesh for VMs and edge machines\n\nusage: skein <command> [flags]\n\ncommands:\n${
     rows.join("\n")
@@ -167,11 +207,18 @@ export async function main(argv: readonly string[], io: CommandIo): Promise<numb
       io.stdout(formatHelp(cmd.usage, cmd.summary, cmd.flags));
       return EXIT.ok;
     }
-    const log = createLogger({
-      level: (args.flags.get("log-level") ?? io.env.SKEIN_LOG_LEVEL ?? "info") as LogLevel,
-      format: (args.flags.get("log-format") ?? io.env.SKEIN_LOG_FORMAT ?? "logfmt") as LogFormat,
-    });
-    return await cmd.run(args, io, log);
+    const level = args.flags.get("log-level") ?? io.env.SKEIN_LOG_LEVEL;
+    const format = args.flags.get("log-format") ?? io.env.SKEIN_LOG_FORMAT;
+    const logControl: LogControl = {
+      settings: {
+        level: (level ?? "info") as LogLevel,
+        format: (format ?? "logfmt") as LogFormat,
+      },
+      cliLevel: level !== undefined,
+      cliFormat: format !== undefined,
+    };
+    const log = createLogger({ settings: logControl.settings });
+    return await cmd.run(args, io, log, logControl);
   } catch (e) {
     if (e instanceof UsageError) {
       io.stderr(`skein ${name}: ${e.message}\n${cmd.usage ? `usage: ${cmd.usage}\n` : ""}`);
@@ -187,5 +234,6 @@ function _nullLog(): Logger {
 }
 
 if (import.meta.main) {
+  (await import("./task_cwd.ts")).enterTaskCwd();
   Deno.exit(await main(Deno.args, processIo()));
 }

@@ -55,6 +55,17 @@ export interface LoggerOptions {
   sink?: (line: string) => void;
   /** Clock for timestamps, injectable for tests. @default Date.now */
   now?: () => number;
+  /**
+   * Shared, changeable settings: when given they win over `level` and `format`, and every
+   * logger derived with `with` follows a change (a configuration reload).
+   */
+  settings?: LogSettingsCell;
+}
+
+/** Level and format that a running process may change (SIGHUP reload). */
+export interface LogSettingsCell {
+  level: LogLevel;
+  format: LogFormat;
 }
 
 /** Returns whether a string names a log level. */
@@ -135,12 +146,15 @@ function _stderrSink(line: string): void {
 
 /** Creates a logger writing to stderr (or the given sink). */
 export function createLogger(opts: LoggerOptions = {}, base: LogFields = {}): Logger {
-  const min = LEVEL_RANK[opts.level ?? "info"];
-  const fmt = (opts.format ?? "logfmt") === "json" ? formatJson : formatLogfmt;
+  const cell = opts.settings;
+  const fixedMin = LEVEL_RANK[opts.level ?? "info"];
+  const fixedFmt = (opts.format ?? "logfmt") === "json" ? formatJson : formatLogfmt;
+  const minRank = () => cell ? LEVEL_RANK[cell.level] : fixedMin;
   const sink = opts.sink ?? _stderrSink;
   const now = opts.now ?? Date.now;
   const emit = (level: LogLevel, msg: string, fields?: LogFields) => {
-    if (LEVEL_RANK[level] < min) return;
+    if (LEVEL_RANK[level] < minRank()) return;
+    const fmt = cell ? (cell.format === "json" ? formatJson : formatLogfmt) : fixedFmt;
     sink(fmt(now(), level, msg, fields ? { ...base, ...fields } : base));
   };
   return {
@@ -149,7 +163,7 @@ export function createLogger(opts: LoggerOptions = {}, base: LogFields = {}): Lo
     warn: (m, f) => emit("warn", m, f),
     error: (m, f) => emit("error", m, f),
     with: (f) => createLogger(opts, { ...base, ...f }),
-    enabled: (level) => LEVEL_RANK[level] >= min,
+    enabled: (level) => LEVEL_RANK[level] >= minRank(),
   };
 }
 

@@ -145,6 +145,20 @@ export async function readConfigFile(path: string): Promise<string> {
   return decodeConfigBytes(await Deno.readFile(path), path);
 }
 
+/**
+ * Variables of `skein ctl` (and the CLI's own logging), never configuration overrides: an
+ * operator's shell exports them for ctl, and a daemon started from that shell must not pick
+ * them up as its `control`, `ca_file` or `token_file`.
+ */
+export const CLI_ENV_VARS: ReadonlySet<string> = new Set([
+  "SKEIN_CONTROL",
+  "SKEIN_CA_FILE",
+  "SKEIN_TOKEN",
+  "SKEIN_TOKEN_FILE",
+  "SKEIN_LOG_LEVEL",
+  "SKEIN_LOG_FORMAT",
+]);
+
 /** An override from the environment, applied on top of the YAML before validation. */
 interface EnvOverride {
   variable: string;
@@ -156,11 +170,11 @@ interface EnvOverride {
  * Collects `SKEIN_*` overrides: `SKEIN_API=0.0.0.0:7500` sets `api`, and a double underscore
  * descends, so `SKEIN_RAFT_TUNING__HEARTBEAT=50ms` sets `raft_tuning.heartbeat`. Values are
  * parsed as YAML scalars/flow collections, so `SKEIN_PEERS=[a=1.2.3.4:7401]` works.
- * Variables in `ignore` (the CLI's own, such as SKEIN_CONTROL for ctl) are skipped.
+ * Variables in `ignore` (by default the CLI's own, {@linkcode CLI_ENV_VARS}) are skipped.
  */
 export function envOverrides(
   env: Record<string, string>,
-  ignore: ReadonlySet<string> = new Set(),
+  ignore: ReadonlySet<string> = CLI_ENV_VARS,
 ): EnvOverride[] {
   const out: EnvOverride[] = [];
   for (const [k, v] of Object.entries(env).sort(([a], [b]) => a.localeCompare(b))) {
@@ -196,7 +210,7 @@ function _setIn(root: Record<string, unknown>, path: (string | number)[], value:
 export interface ParseOptions {
   /** Environment for `SKEIN_*` overrides. @default no overrides */
   env?: Record<string, string>;
-  /** Environment variables that are not config overrides. */
+  /** Environment variables that are not config overrides. @default CLI_ENV_VARS */
   ignoreEnv?: ReadonlySet<string>;
 }
 

@@ -13,3 +13,4 @@ export * from "./resource_schema.ts";
 export * from "./loader.ts";
 export * from "./unenforced.ts";
 export * from "./registry_limits.ts";
+export * from "./yaml_syntax.ts";

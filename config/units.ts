@@ -15,12 +15,15 @@ const DURATION_UNIT_MS: Record<string, number> = {
 /** The longest duration skein accepts anywhere: 365 days, far past any sane timeout or TTL. */
 export const MAX_DURATION_MS = 365 * 86_400_000;
 
-/** Parses a duration like "250ms", "5s", "1m30s" into milliseconds; null when malformed. */
+/**
+ * Parses a duration like "250ms", "5s", "1m30s" (or "100 ms", "1m 30s": spaces are allowed, as
+ * in sizes such as "1 MB") into milliseconds; null when malformed.
+ */
 export function parseDuration(text: string): number | null {
   const s = text.trim();
   if (s === "0") return 0;
   // Each part is a decimal number followed by a unit; parts must be in descending unit order.
-  const part = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/y;
+  const part = /\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)/y;
   let pos = 0;
   let total = 0;
   let lastUnit = Infinity;

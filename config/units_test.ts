@@ -16,7 +16,13 @@ Deno.test("parseDuration() reads single and compound units", () => {
     ["fast", null],
     ["-1s", null],
     ["1s1m", null],
-    ["1s 2ms", null],
+    ["1s 2ms", 1002],
+    // Spaces between number and unit, as sizes allow ("1 MB").
+    ["100 ms", 100],
+    ["1m 30s", 90_000],
+    [" 5 s ", 5000],
+    ["5 5s", null],
+    ["1 s 1 m", null],
     ["1000d", null],
     ["s", null],
   ];

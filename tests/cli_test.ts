@@ -24,17 +24,22 @@ Deno.test("no command prints help and exits 2; --help exits 0", async () => {
   assertMatch(none.stderr, /usage: skein <command>/);
   const help = await runSkein(["--help"]);
   assertEquals(help.code, 0);
-  for (const c of ["control", "proxy", "ctl", "demo", "version", "check-config"]) {
+  for (const c of ["control", "proxy", "ctl", "demo", "version", "check-config", "completion"]) {
     assert(help.stdout.includes(`  ${c}`), `help lists ${c}`);
   }
+  for (const line of help.stdout.split("\n")) assert(line.length <= 100, line);
 });
 
-for (const cmd of ["control", "proxy", "ca", "demo", "version", "check-config"]) {
+for (const cmd of ["control", "proxy", "ca", "demo", "version", "check-config", "completion"]) {
   Deno.test(`skein ${cmd} --help describes its flags and exits 0`, async () => {
     const r = await runSkein([cmd, "--help"]);
     assertEquals(r.code, 0, r.stderr);
     assertMatch(r.stdout, new RegExp(`usage: skein ${cmd}`));
     assertMatch(r.stdout, /--log-level/);
+    for (const section of ["DESCRIPTION", "OPTIONS", "EXIT STATUS"]) {
+      assert(r.stdout.includes(`\n${section}\n`), `no ${section}`);
+    }
+    for (const line of r.stdout.split("\n")) assert(line.length <= 100, line);
   });
 }
 
@@ -126,6 +131,21 @@ Deno.test("skein ca create writes the seed once (key 0600) and refuses to overwr
     assertEquals(bad.code, 2, bad.stderr);
     const usage = await runSkein(["ca", "destroy"]);
     assertEquals(usage.code, 2, usage.stderr);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("check-config reports a YAML syntax error at its line:col before guessing the kind", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // Small and broken: nothing in it says control, proxy or resources.
+    const f = `${dir}/mesh.yaml`;
+    await Deno.writeTextFile(f, "node: vm-1\n  admin: [127.0.0.1:15000\n");
+    const r = await runSkein(["check-config", f]);
+    assertEquals(r.code, 2);
+    assertMatch(r.stderr, new RegExp(`${f}:\\d+:\\d+: invalid YAML`));
+    assert(!r.stderr.includes("cannot tell"), r.stderr);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

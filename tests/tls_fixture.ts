@@ -26,10 +26,20 @@ let _seed: Promise<SeedFiles> | null = null;
 const _extraRoots = new Set<string>();
 let _client: Deno.HttpClient | null = null;
 
-/** The CA seed shared by every cluster this test process starts (created on first use). */
+/**
+ * The CA seed shared by every cluster this test process starts (created on first use). Its
+ * directory holds a CA key, so it is removed when the test process ends.
+ */
 export function sharedSeed(): Promise<SeedFiles> {
   _seed ??= (async () => {
     const dir = await Deno.makeTempDir({ prefix: "skein-seed-" });
+    globalThis.addEventListener("unload", () => {
+      try {
+        Deno.removeSync(dir, { recursive: true });
+      } catch {
+        // Already gone.
+      }
+    });
     // Dated a few days back, so tests can issue certificates that have already expired.
     const state = await createCa({
       trustDomain: TEST_TRUST_DOMAIN,

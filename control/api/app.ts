@@ -64,6 +64,7 @@ import {
 } from "../auth/mod.ts";
 import { BackendError, type ControlBackend, type Member, NotLeaderError } from "./backend.ts";
 import { MAX_BODY_BYTES, parseJsonBody, readBodyBytes } from "./body.ts";
+import { ProxyReports, ProxyReportSchema } from "./proxy_reports.ts";
 import { DeadlineExceeded, SharedDeadlines } from "./deadline.ts";
 import { ApiError, type ErrorStatus, validationError } from "./errors.ts";
 import { ApiMetrics, renderControlMetrics } from "./metrics.ts";
@@ -91,10 +92,24 @@ export const FORWARDED_PEER_HEADER = "x-skein-forwarded-peer";
 /** Header carrying the catalog index on read responses. */
 export const INDEX_HEADER = "X-Skein-Index";
 
+/** Limits read on every request, so a configuration reload can change them. */
+export interface ApiLimits {
+  maxBodyBytes: number;
+  writeTimeoutMs: number;
+  readTimeoutMs: number;
+}
+
 /** Options of {@linkcode createApi}. */
 export interface ApiOptions {
   /** Structured logger. @default nullLogger */
   logger?: Logger;
+  /** The skein version this node runs, shown in `/v1/health` (for version skew checks). */
+  version?: string;
+  /**
+   * Live limits (the caller may change them later); when given they win over `maxBodyBytes`,
+   * `writeTimeoutMs` and `readTimeoutMs`.
+   */
+  limits?: ApiLimits;
   /** Request body limit in bytes. @default MAX_BODY_BYTES */
   maxBodyBytes?: number;
   /** Commit timeout of writes. @default WRITE_TIMEOUT_MS */
@@ -199,6 +214,8 @@ const _HeartbeatBody = z.strictObject({
     id: NameSchema,
     health: HealthSchema.optional(),
   })).min(1).max(MAX_HEARTBEAT_ITEMS),
+  /** What the proxy says about itself, for `skein ctl check`. */
+  proxy: ProxyReportSchema.optional(),
 });
 const _MemberBody = z.strictObject({
   node: NameSchema,
@@ -391,9 +408,11 @@ export function registerCommand(
 /** Creates the control API app. */
 export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<ApiEnv> {
   const log = opts.logger ?? nullLogger;
-  const maxBody = opts.maxBodyBytes ?? MAX_BODY_BYTES;
-  const writeTimeout = opts.writeTimeoutMs ?? WRITE_TIMEOUT_MS;
-  const readTimeout = opts.readTimeoutMs ?? READ_TIMEOUT_MS;
+  const limits: ApiLimits = opts.limits ?? {
+    maxBodyBytes: opts.maxBodyBytes ?? MAX_BODY_BYTES,
+    writeTimeoutMs: opts.writeTimeoutMs ?? WRITE_TIMEOUT_MS,
+    readTimeoutMs: opts.readTimeoutMs ?? READ_TIMEOUT_MS,
+  };
   const forwardTimeout = opts.forwardTimeoutMs ?? FORWARD_TIMEOUT_MS;
   const maxWait = opts.maxWaitMs ?? MAX_BLOCKING_WAIT_MS;
   const doFetch = opts.fetch ?? ((req: Request) => fetch(req));
@@ -402,9 +421,19 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
   const leafTtlMs = opts.leafTtlMs ?? LEAF_TTL_MS_DEFAULT;
 
   // Writes share their commit timeout per bucket of time: one timer per bucket, not per write.
-  const writeDeadlines = new SharedDeadlines(writeTimeout);
+  let writeDeadlines = new SharedDeadlines(limits.writeTimeoutMs);
+  let deadlinesMs = limits.writeTimeoutMs;
+  /** A write's commit deadline; a reloaded timeout takes effect for the next writes. */
+  const leaseDeadline = () => {
+    if (deadlinesMs !== limits.writeTimeoutMs) {
+      deadlinesMs = limits.writeTimeoutMs;
+      writeDeadlines = new SharedDeadlines(deadlinesMs);
+    }
+    return writeDeadlines.lease();
+  };
 
   const app = new Hono<ApiEnv>();
+  const proxyReports = new ProxyReports();
 
   app.use("*", async function countRequests(c, next) {
     await next();
@@ -484,9 +513,9 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
 
   async function body(
     c: Context<ApiEnv>,
-    limit = maxBody,
+    limit = limits.maxBodyBytes,
   ): Promise<{ bytes: Uint8Array<ArrayBuffer>; value: unknown }> {
-    const bytes = await readBodyBytes(c.req.raw, Math.min(limit, maxBody));
+    const bytes = await readBodyBytes(c.req.raw, Math.min(limit, limits.maxBodyBytes));
     return { bytes, value: parseJsonBody(bytes) };
   }
 
@@ -580,7 +609,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
     if (stale) return null;
     const ac = new AbortController();
     try {
-      await _bounded(backend.linearizableRead(ac.signal), readTimeout, ac);
+      await _bounded(backend.linearizableRead(ac.signal), limits.readTimeoutMs, ac);
       return null;
     } catch (e) {
       if (e instanceof NotLeaderError) return await forward(c, bytes, extraMs);
@@ -589,8 +618,8 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
         throw new ApiError(
           503,
           "no_quorum",
-          `read barrier did not complete within ${readTimeout} ms${hint}`,
-          { timeout_ms: readTimeout },
+          `read barrier did not complete within ${limits.readTimeoutMs} ms${hint}`,
+          { timeout_ms: limits.readTimeoutMs },
         );
       }
       throw e;
@@ -639,7 +668,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
     if (c.req.header(FORWARD_HEADER) !== undefined && !backend.isLeader()) {
       return await forward(c, bytes);
     }
-    const deadline = writeDeadlines.lease();
+    const deadline = leaseDeadline();
     let r: ApplyResult;
     try {
       let proposed: Promise<ApplyResult>;
@@ -658,8 +687,8 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
         throw new ApiError(
           503,
           "no_quorum",
-          `write was not committed within ${writeTimeout} ms; no quorum of control nodes reachable`,
-          { timeout_ms: writeTimeout },
+          `write was not committed within ${limits.writeTimeoutMs} ms; no quorum of control nodes reachable`,
+          { timeout_ms: limits.writeTimeoutMs },
         );
       }
       throw e;
@@ -676,7 +705,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
     if (!backend.isLeader()) return { forwarded: await forward(c, bytes) };
     const ac = new AbortController();
     try {
-      await _bounded(op(ac.signal), writeTimeout, ac);
+      await _bounded(op(ac.signal), limits.writeTimeoutMs, ac);
       return { forwarded: null };
     } catch (e) {
       if (e instanceof NotLeaderError) return { forwarded: await forward(c, bytes) };
@@ -684,8 +713,8 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
         throw new ApiError(
           503,
           "no_quorum",
-          `membership change was not committed within ${writeTimeout} ms`,
-          { timeout_ms: writeTimeout },
+          `membership change was not committed within ${limits.writeTimeoutMs} ms`,
+          { timeout_ms: limits.writeTimeoutMs },
         );
       }
       throw e;
@@ -698,7 +727,13 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
 
   // --- cluster ---------------------------------------------------------------------------
 
-  app.get("/v1/health", (c) => c.json(backend.health()));
+  // `time` (this node's clock, ms) lets `skein ctl check` see clock skew between nodes.
+  app.get("/v1/health", (c) =>
+    c.json({
+      ...backend.health(),
+      time: clock(),
+      ...(opts.version ? { version: opts.version } : {}),
+    }));
 
   app.get("/v1/members", (c) => {
     query(c, _StaleQuery);
@@ -835,10 +870,20 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
       if (e instanceof NotLeaderError) return await forward(c, bytes);
       throw e;
     }
+    // Only for registered instances: a made-up report would sit in the list for a day.
+    if (hb.proxy && known.length > 0) {
+      proxyReports.record(hb.proxy, known.map((i) => i.service), clock());
+    }
     const unknown = hb.instances
       .filter((i) => !st.instance(i.service, i.id))
       .map((i) => ({ service: i.service, id: i.id }));
     return c.json({ accepted: known.length, unknown });
+  });
+
+  // The leader takes the heartbeats, so it holds the reports; others ask it.
+  app.get("/v1/proxies", async (c) => {
+    if (!backend.isLeader()) return await forward(c, null);
+    return c.json({ now: clock(), proxies: proxyReports.list(clock()) });
   });
 
   // --- catalog ----------------------------------------------------------------------------
@@ -1217,7 +1262,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
 
   app.post("/v1/ca/finish", async (c) => {
     // The body is optional; when sent it must be an empty object.
-    const bytes = await readBodyBytes(c.req.raw, maxBody);
+    const bytes = await readBodyBytes(c.req.raw, limits.maxBodyBytes);
     if (bytes.byteLength > 0) validate(z.strictObject({}), parseJsonBody(bytes));
     return await changeCa(c, bytes, "finish", (ca) => finishRotation(ca));
   });

@@ -39,9 +39,14 @@ const policy = (service: string, timeout = "2s") => ({ kind: "Policy", service, 
 
 Deno.test("GET /v1/health reports node, role, leader, term and commit index", async () => {
   const { call } = setup();
+  const before = Date.now();
   const r = await call("GET", "/v1/health");
   assert.equal(r.status, 200);
+  // The node's clock, for `skein ctl check`'s skew check.
+  const time = r.json.time as number;
+  assert.ok(time >= before && time <= Date.now(), String(time));
   assert.deepEqual(r.json, {
+    time,
     node: "cp-1",
     role: "leader",
     leader: "cp-1",

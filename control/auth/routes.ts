@@ -74,6 +74,8 @@ export function requiredRole(method: string, path: string): RouteRequirement {
       }
       return _OPERATOR;
     }
+    case "proxies":
+      return read ? _READ : _ADMIN;
     case "heartbeat":
       // The body names instances; the handler must check they belong to the proxy's service.
       return m === "PUT" ? { kind: "role", role: "operator", proxy: "any" } : _ADMIN;

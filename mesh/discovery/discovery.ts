@@ -74,12 +74,24 @@ export interface DiscoveryOptions {
   serviceFetch?: (service: string) => typeof fetch | undefined;
   /** Uniform random in [0, 1) for backoff jitter. @default Math.random */
   random?: () => number;
+  /** What the proxy says about itself with each heartbeat (version, certificate expiry). */
+  report?: () => ProxySelfReport | undefined;
   /** @default DEFAULT_WATCH_WAIT_MS */
   watchWaitMs?: number;
   /** @default DEFAULT_BACKOFF_BASE_MS */
   backoffBaseMs?: number;
   /** @default DEFAULT_BACKOFF_MAX_MS */
   backoffMaxMs?: number;
+}
+
+/** The `proxy` part of a heartbeat: what `skein ctl check` learns about this proxy. */
+export interface ProxySelfReport {
+  node: string;
+  version: string;
+  /** Earliest expiry of the certificates in use, ms since the epoch; null without mTLS. */
+  cert_not_after: number | null;
+  /** Settings and resource parts accepted but not enforced by this version. */
+  unenforced: string[];
 }
 
 /** One local instance and its registration state. */
@@ -351,6 +363,7 @@ export class Discovery {
     const r = await this.#writer(service).request("PUT", "/v1/heartbeat", {
       body: {
         instances: locals.map((l) => ({ service: l.service, id: l.id, health: this.#health(l) })),
+        proxy: this.#o.report?.(),
       },
       signal: this.#ac.signal,
     });

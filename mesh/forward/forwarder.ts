@@ -44,6 +44,7 @@ import {
   type ClientInfo,
   type Endpoint,
   type ListenerInfo,
+  noEndpointError,
   type Outcome,
   outcomeToProxyError,
   ProxyError,
@@ -1160,7 +1161,7 @@ const _EMPTY: ReadonlySet<string> = new Set();
 
 /** The answer when the balancer has no endpoint to offer. */
 function _noEndpoint(decision: RouteDecision): ProxyError {
-  return new ProxyError(503, "no_endpoint", `no healthy endpoint for ${decision.cluster}`);
+  return noEndpointError(decision);
 }
 
 /** Whether `e` says the callee turned the call down before reading it (a refused mux stream). */

@@ -40,6 +40,8 @@ export interface ListenerInfo {
 export interface RouteDecision {
   /** The cluster (destination service) chosen; used in errors and telemetry. */
   cluster: string;
+  /** The version a route rule narrowed the cluster to, if any; named in errors. */
+  subset?: string;
   /** Picks the endpoint for attempt `attempt` (0-based), avoiding keys in `exclude`; null = none. */
   pick(attempt: number, exclude: ReadonlySet<string>): Endpoint | null;
   /** Overall budget until the response head arrives, in ms; 0 = none. */
@@ -122,6 +124,17 @@ export function outcomeToProxyError(cluster: string, ep: Endpoint | null, o: Out
     case "response":
       return new ProxyError(502, "bad_upstream_response", `bad response from ${where}`);
   }
+}
+
+/**
+ * The 503 when no endpoint is left for a decision; names the version a route chose, since
+ * "no healthy endpoint for ledger" hides that ledger's v2 (the canary) has no instance.
+ */
+export function noEndpointError(decision: Pick<RouteDecision, "cluster" | "subset">): ProxyError {
+  const what = decision.subset === undefined
+    ? decision.cluster
+    : `${decision.cluster} version ${JSON.stringify(decision.subset)} (chosen by its Route)`;
+  return new ProxyError(503, "no_endpoint", `no healthy endpoint for ${what}`);
 }
 
 /** The client connection a request arrived on (one object per connection, reused). */

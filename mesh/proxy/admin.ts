@@ -1,5 +1,6 @@
 /**
- * The admin listener: `/metrics` (Prometheus text), `/ready`, `/config` and `/endpoints`.
+ * The admin listener: `/metrics` (Prometheus text), `/live`, `/ready`, `/config` and
+ * `/endpoints`.
  * Not the hot path, so it uses `Deno.serve`.
  * @module
  */
@@ -11,6 +12,11 @@ export interface AdminSource {
   node: string;
   /** The Prometheus exposition. */
   metrics(): string | Promise<string>;
+  /**
+   * Whether the process is alive: it answers, and every data plane runs (or was restarted).
+   * A service manager restarts the proxy when this fails; `/ready` says whether to send traffic.
+   */
+  live(): { live: boolean; [k: string]: unknown };
   /** Whether the proxy serves traffic, and why not. */
   ready(): { ready: boolean; reasons: string[]; [k: string]: unknown };
   /** The effective configuration (no secrets). */
@@ -37,6 +43,10 @@ export function adminHandler(src: AdminSource): (req: Request) => Promise<Respon
         return new Response(await src.metrics(), {
           headers: { ...headers, "content-type": PROMETHEUS_CONTENT_TYPE },
         });
+      case "/live": {
+        const l = src.live();
+        return json(l, l.live ? 200 : 503);
+      }
       case "/ready": {
         const r = src.ready();
         return json(r, r.ready ? 200 : 503);
@@ -49,7 +59,7 @@ export function adminHandler(src: AdminSource): (req: Request) => Promise<Respon
         return json({
           error: {
             code: "not_found",
-            message: `no admin page ${path}; try /metrics, /ready, /config, /endpoints`,
+            message: `no admin page ${path}; try /metrics, /live, /ready, /config, /endpoints`,
           },
         }, 404);
     }

@@ -321,10 +321,12 @@ export class Destination {
   decide(head: RequestHead, source?: string): RouteDecision | ProxyError {
     let balancer = this.#balancer;
     let metrics = this.#defaultMetrics;
+    let subset: string | undefined;
     for (const rule of this.#rules) {
       if (!rule.matches(head)) continue;
       const version = _weighted(rule, this.#deps.random);
       if (version !== undefined) balancer = this.#subset(version);
+      subset = version;
       metrics = this.#metricsFor(rule.label);
       break;
     }
@@ -343,7 +345,9 @@ export class Destination {
     this.#retry.recordRequest();
     const hashOn = this.#policy.load_balancer.hash_on?.header;
     const hashKey = hashOn !== undefined ? headerValue(head, hashOn) ?? undefined : undefined;
-    return new _Decision(this, balancer, metrics, head.method, hashKey, false);
+    const d = new _Decision(this, balancer, metrics, head.method, hashKey, false);
+    if (subset !== undefined) d.subset = subset;
+    return d;
   }
 
   /** Plans one opaque TCP connection: only connect failures are retried. */
@@ -513,6 +517,7 @@ function _weighted(rule: _Rule, random: () => number): string | undefined {
  */
 class _Decision implements RouteDecision {
   readonly cluster: string;
+  subset: string | undefined = undefined;
   readonly timeoutMs: number;
   readonly perTryTimeoutMs: number;
   readonly extraRequestHeaders: string | undefined;

@@ -26,7 +26,7 @@ import {
 import type { Logger } from "../../common/log.ts";
 import type { TlsMaterial } from "../../common/tls.ts";
 import { parseCert } from "../identity/cert_info.ts";
-import { type Catalog, Discovery } from "../discovery/mod.ts";
+import { type Catalog, Discovery, type ProxySelfReport } from "../discovery/mod.ts";
 import { adminHandler } from "./admin.ts";
 import type { DataPlaneSnapshot } from "./data_plane.ts";
 import type { DestinationStats } from "./destination.ts";
@@ -40,6 +40,8 @@ export { TICK_INTERVAL_MS } from "./data_plane.ts";
 export interface MeshProxyOptions {
   /** The validated proxy.yaml. */
   config: ProxyConfig;
+  /** The skein version, reported with heartbeats (for `skein ctl check`). @default "unknown" */
+  version?: string;
   /** Structured logger. */
   logger: Logger;
   /** Uniform random in [0, 1), for discovery's backoff jitter. @default Math.random */
@@ -147,6 +149,7 @@ export class MeshProxy {
         controlFetch: opts.controlFetch,
         serviceFetch: opts.serviceControlFetch,
         random: opts.random ?? Math.random,
+        report: () => self ? self.#report(opts.version ?? "unknown", unenforced) : undefined,
         onCatalog: (c, from) => {
           planes.applyCatalog(c);
           unenforced.check(c.resources);
@@ -193,6 +196,20 @@ export class MeshProxy {
       }
       throw e;
     }
+  }
+
+  /** What this proxy tells the control plane about itself with each heartbeat. */
+  #report(version: string, unenforced: UnenforcedWarnings): ProxySelfReport {
+    const expiries = [...this.#certNotAfter.values()];
+    return {
+      node: this.#cfg.node,
+      version,
+      cert_not_after: expiries.length > 0 ? Math.min(...expiries) : null,
+      unenforced: [...unenforcedSettings(this.#cfg), ...unenforced.parts()].slice(
+        0,
+        MAX_REPORTED_UNENFORCED,
+      ),
+    };
   }
 
   /**
@@ -263,7 +280,18 @@ export class MeshProxy {
           ...(await this.#planes.snapshots()).map((s) => s.metrics),
           this.#certExpiryText(),
           catalogWatchText(this.#discovery.status()),
+          [
+            "# HELP skein_worker_restarts_total Data-plane worker threads restarted after a crash.",
+            "# TYPE skein_worker_restarts_total counter",
+            `skein_worker_restarts_total ${this.#planes.restarts}`,
+            "",
+          ].join("\n"),
         ]),
+      live: () => ({
+        live: this.#planes.live(),
+        workers: this.#planes.count,
+        worker_restarts: this.#planes.restarts,
+      }),
       ready: () => {
         const d = this.#discovery.status();
         const reasons: string[] = [];
@@ -370,6 +398,11 @@ export class UnenforcedWarnings {
     this.#log = log;
   }
 
+  /** The resource parts warned about so far. */
+  parts(): string[] {
+    return [...this.#warned];
+  }
+
   /** Looks at a catalog's raw resources; returns the parts warned about for the first time. */
   check(raw: readonly unknown[]): string[] {
     // Catalogs change with every registration; their resources much less often.
@@ -394,3 +427,5 @@ export class UnenforcedWarnings {
 
 /** Most distinct parts {@linkcode UnenforcedWarnings} remembers (then it stops warning). */
 export const MAX_UNENFORCED_WARNINGS = 1000;
+/** Most unenforced settings sent with a heartbeat (the control API's limit). */
+export const MAX_REPORTED_UNENFORCED = 32;

@@ -39,6 +39,13 @@ export const SNAPSHOT_TIMEOUT_MS = 2_000;
 export const DRAIN_GRACE_MS = 2_000;
 /** Most worker threads a proxy runs. */
 export const MAX_WORKERS = 64;
+/**
+ * Most worker restarts within {@linkcode RESTART_WINDOW_MS}: a worker that keeps crashing is
+ * not restarted for ever; `/live` then fails so the service manager restarts the process.
+ */
+export const MAX_RESTARTS_PER_WINDOW = 5;
+/** The window of {@linkcode MAX_RESTARTS_PER_WINDOW}, in ms. */
+export const RESTART_WINDOW_MS = 60_000;
 
 /** The data planes of one proxy. */
 export interface DataPlanes {
@@ -63,6 +70,10 @@ export interface DataPlanes {
    * newly revoked identity are closed. No-op without an identity.
    */
   updateTrust(t: MeshTrust): void;
+  /** Worker threads restarted after a crash since start. */
+  readonly restarts: number;
+  /** Whether every data plane is serving (false: one crashed and could not be restarted). */
+  live(): boolean;
 }
 
 /** Resolves the `workers` setting: `auto` is the number of CPUs, capped at MAX_WORKERS. */
@@ -74,6 +85,7 @@ export function workerCount(setting: number | "auto"): number {
 /** One data plane on the main thread. */
 export class LocalDataPlanes implements DataPlanes {
   readonly count = 1;
+  readonly restarts = 0;
   readonly #plane: DataPlane;
   readonly #tls: MeshTlsState | null;
 
@@ -141,9 +153,23 @@ export class LocalDataPlanes implements DataPlanes {
   drain(ms: number): Promise<void> {
     return this.#plane.drain(ms);
   }
+
+  /** In this thread: alive while the process answers. */
+  live(): boolean {
+    return true;
+  }
+}
+
+/** Options of {@linkcode WorkerDataPlanes.start} beyond the configuration. */
+export interface WorkerPlanesOptions {
+  /** The worker module. @default ./worker.ts */
+  workerUrl?: URL;
+  /** How long the workers may take to bind their listeners. @default WORKER_START_TIMEOUT_MS */
+  startTimeoutMs?: number;
 }
 
 interface _Slot {
+  /** The current worker of this slot (a new one after a crash). */
   worker: Worker;
   index: number;
   alive: boolean;
@@ -158,12 +184,35 @@ export class WorkerDataPlanes implements DataPlanes {
   readonly #pending = new Map<number, (s: DataPlaneSnapshot) => void>();
   readonly #mtls: boolean;
   #nextId = 1;
+  /** What a replacement worker needs: its start message, then the latest state. */
+  #restart: {
+    url: URL;
+    start: Extract<ToWorker, { type: "start" }>;
+    sessionBalance: SharedArrayBuffer;
+    catalog: Catalog | null;
+    material: Map<string | undefined, TlsMaterial>;
+    trust: MeshTrust | null;
+  } | null = null;
+  #restartTimes: number[] = [];
+  #restarts = 0;
+  #gaveUp = false;
+  #draining = false;
 
   private constructor(ports: ListenerPorts, slots: _Slot[], log: Logger, mtls: boolean) {
     this.ports = ports;
     this.#slots = slots;
     this.#log = log;
     this.#mtls = mtls;
+  }
+
+  /** Worker threads restarted after a crash since start. */
+  get restarts(): number {
+    return this.#restarts;
+  }
+
+  /** False once a crashed worker could not be restarted (too many crashes in a minute). */
+  live(): boolean {
+    return !this.#gaveUp;
   }
 
   /** How many workers serve traffic. */
@@ -181,7 +230,10 @@ export class WorkerDataPlanes implements DataPlanes {
     logger: Logger,
     count: number,
     tls?: MeshTls,
+    opts: WorkerPlanesOptions = {},
   ): Promise<WorkerDataPlanes> {
+    const url = opts.workerUrl ?? new URL("./worker.ts", import.meta.url);
+    const startTimeout = opts.startTimeoutMs ?? WORKER_START_TIMEOUT_MS;
     const limits = new SharedLimits();
     const sessionBalance = newSessionBalanceBuffer();
     const held: Deno.Listener[] = [];
@@ -209,26 +261,15 @@ export class WorkerDataPlanes implements DataPlanes {
       };
       const planes = new WorkerDataPlanes(ports, slots, logger, tls !== undefined);
       const started: Promise<void>[] = [];
+      let template: Extract<ToWorker, { type: "start" }> | null = null;
       for (let index = 0; index < count; index++) {
-        const worker = new Worker(new URL("./worker.ts", import.meta.url), { type: "module" });
+        const worker = new Worker(url, { type: "module" });
         const slot: _Slot = { worker, index, alive: true, drained: Promise.withResolvers() };
         slots.push(slot);
         const ready = Promise.withResolvers<void>();
         started.push(ready.promise);
-        worker.onmessage = (e: MessageEvent<ToMain>) => planes.#onMessage(slot, e.data, ready);
-        worker.onerror = (e: ErrorEvent) => {
-          e.preventDefault();
-          slot.alive = false;
-          // Its sessions are gone: the other workers must not keep deferring to its count.
-          SessionBalance.shutSlot(sessionBalance, index);
-          slot.drained.resolve();
-          ready.reject(new Error(`worker ${index} failed: ${e.message}`));
-          logger.error("data-plane worker crashed; the others keep serving", {
-            worker: index,
-            err: e.message,
-          });
-        };
-        const start: ToWorker = {
+        planes.#wire(slot, ready, sessionBalance);
+        const start: Extract<ToWorker, { type: "start" }> = {
           type: "start",
           config,
           index,
@@ -261,17 +302,29 @@ export class WorkerDataPlanes implements DataPlanes {
             : {}),
         };
         worker.postMessage(start);
+        template ??= start;
       }
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
         Promise.all(started),
         new Promise((_, reject) => {
           timer = setTimeout(
-            () => reject(new Error(`workers did not start in ${WORKER_START_TIMEOUT_MS}ms`)),
-            WORKER_START_TIMEOUT_MS,
+            () => reject(new Error(`workers did not start in ${startTimeout}ms`)),
+            startTimeout,
           );
         }),
       ]).finally(() => clearTimeout(timer));
+      // Only a worker that crashes after a successful start is restarted.
+      if (template !== null) {
+        planes.#restart = {
+          url,
+          start: template,
+          sessionBalance,
+          catalog: null,
+          material: new Map(),
+          trust: null,
+        };
+      }
       return planes;
     } catch (e) {
       for (const s of slots) s.worker.terminate();
@@ -280,6 +333,74 @@ export class WorkerDataPlanes implements DataPlanes {
       // Every worker has bound the ports (or start failed): the placeholders can go.
       for (const l of held) l.close();
     }
+  }
+
+  /** Hooks a worker's messages and its crash (which restarts it, within limits). */
+  #wire(slot: _Slot, ready: PromiseWithResolvers<void>, sessionBalance: SharedArrayBuffer): void {
+    const worker = slot.worker;
+    worker.onmessage = (e: MessageEvent<ToMain>) => this.#onMessage(slot, e.data, ready);
+    worker.onerror = (e: ErrorEvent) => {
+      e.preventDefault();
+      if (slot.worker !== worker) return;
+      slot.alive = false;
+      // Its sessions are gone: the other workers must not keep deferring to its count.
+      SessionBalance.shutSlot(sessionBalance, slot.index);
+      ready.reject(new Error(`worker ${slot.index} failed: ${e.message}`));
+      worker.terminate();
+      this.#log.error("data-plane worker crashed", { worker: slot.index, err: e.message });
+      this.#replace(slot);
+    };
+  }
+
+  /** Starts a new worker in a crashed one's slot with the latest catalog and certificates. */
+  #replace(slot: _Slot): void {
+    const r = this.#restart;
+    if (r === null || this.#draining) {
+      slot.drained.resolve();
+      return;
+    }
+    const now = Date.now();
+    this.#restartTimes = this.#restartTimes.filter((t) => now - t < RESTART_WINDOW_MS);
+    if (this.#restartTimes.length >= MAX_RESTARTS_PER_WINDOW) {
+      this.#gaveUp = true;
+      slot.drained.resolve();
+      this.#log.error("a data-plane worker keeps crashing; not restarting it (/live fails)", {
+        worker: slot.index,
+        restarts_in_window: this.#restartTimes.length,
+      });
+      return;
+    }
+    this.#restartTimes.push(now);
+    this.#restarts++;
+    const start: Extract<ToWorker, { type: "start" }> = { ...r.start, index: slot.index };
+    if (start.tls !== undefined) {
+      const primary = r.material.get(undefined);
+      start.tls = {
+        ...start.tls,
+        ...(primary ? { material: primary } : {}),
+        others: start.tls.others?.map((o) => ({
+          service: o.service,
+          material: r.material.get(o.service) ?? o.material,
+        })),
+        ...(r.trust ? { revoked: [...r.trust.revoked] } : {}),
+      };
+    }
+    slot.worker = new Worker(r.url, { type: "module" });
+    slot.alive = true;
+    const ready = Promise.withResolvers<void>();
+    ready.promise.then(
+      () => this.#log.info("data-plane worker restarted", { worker: slot.index }),
+      () => {},
+    );
+    this.#wire(slot, ready, r.sessionBalance);
+    slot.worker.postMessage(start);
+    // Messages arrive in order: the state the others have, before anything newer.
+    for (const [service, material] of r.material) {
+      if (service !== undefined && start.tls?.service === service) continue;
+      this.#post(slot, { type: "tls_material", material, ...(service ? { service } : {}) });
+    }
+    if (r.trust) this.#post(slot, { type: "tls_trust", trust: r.trust });
+    if (r.catalog) this.#post(slot, { type: "catalog", catalog: r.catalog });
   }
 
   #onMessage(slot: _Slot, m: ToMain, ready: PromiseWithResolvers<void>): void {
@@ -317,6 +438,7 @@ export class WorkerDataPlanes implements DataPlanes {
 
   /** Posts the catalog to every worker; messages arrive in order, after "start". */
   applyCatalog(c: Catalog): void {
+    if (this.#restart) this.#restart.catalog = c;
     for (const s of this.#slots) this.#post(s, { type: "catalog", catalog: c });
   }
 
@@ -324,6 +446,7 @@ export class WorkerDataPlanes implements DataPlanes {
   updateMaterial(m: TlsMaterial, service?: string): void {
     if (!this.#mtls) return;
     const material: TlsMaterial = { certPem: m.certPem, keyPem: m.keyPem, caPem: m.caPem };
+    this.#restart?.material.set(service, material);
     const msg: ToWorker = service === undefined
       ? { type: "tls_material", material }
       : { type: "tls_material", material, service };
@@ -334,6 +457,7 @@ export class WorkerDataPlanes implements DataPlanes {
   updateTrust(t: MeshTrust): void {
     if (!this.#mtls) return;
     const trust: MeshTrust = { roots: [...t.roots], revoked: [...t.revoked] };
+    if (this.#restart) this.#restart.trust = trust;
     for (const s of this.#slots) this.#post(s, { type: "tls_trust", trust });
   }
 
@@ -359,6 +483,7 @@ export class WorkerDataPlanes implements DataPlanes {
 
   /** Drains every worker, then terminates them. */
   async drain(ms: number): Promise<void> {
+    this.#draining = true;
     for (const s of this.#slots) this.#post(s, { type: "drain", ms });
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([

@@ -3,7 +3,9 @@
  * the next service through its proxy's upstream listener when it has one, so one request walks
  * the whole chain (frontend -> orders -> inventory). `GET /healthz` is its health check.
  *
- * Run directly: `deno run --allow-net bench/apps/demo_service.ts NAME INSTANCE PORT [NEXT_ADDR]`.
+ * Run directly: `deno run --allow-net cmd/demo_service.ts NAME INSTANCE PORT [NEXT_ADDR|-]`. PORT
+ * may be 0; the bound port is printed as `listening PORT`. A NEXT_ADDR of `-` is read from the
+ * first line of stdin, so the demo can start the app before the proxy whose listener it calls.
  * @module
  */
 
@@ -18,8 +20,8 @@ export interface DemoServiceOptions {
   instance: string;
   /** Port on 127.0.0.1. */
   port: number;
-  /** `host:port` of the upstream listener for the next service, if any. */
-  next?: string;
+  /** `host:port` of the upstream listener for the next service, if any (read per request). */
+  next?: string | (() => string | undefined);
 }
 
 /** Starts the demo service; returns the server. */
@@ -28,9 +30,10 @@ export function serveDemoService(o: DemoServiceOptions): Deno.HttpServer<Deno.Ne
     const path = new URL(req.url).pathname;
     if (path === "/healthz") return new Response("ok\n");
     const out: Record<string, unknown> = { service: o.name, instance: o.instance };
-    if (o.next) {
+    const next = typeof o.next === "function" ? o.next() : o.next;
+    if (next) {
       try {
-        const res = await fetch(`http://${o.next}/`, {
+        const res = await fetch(`http://${next}/`, {
           signal: AbortSignal.timeout(DEMO_NEXT_TIMEOUT_MS),
         });
         const text = await res.text();
@@ -48,13 +51,23 @@ export function serveDemoService(o: DemoServiceOptions): Deno.HttpServer<Deno.Ne
 if (import.meta.main) {
   const [name, instance, port, next] = Deno.args;
   if (!name || !instance || !port) {
-    console.error("usage: demo_service.ts NAME INSTANCE PORT [NEXT_ADDR]");
+    console.error("usage: demo_service.ts NAME INSTANCE PORT [NEXT_ADDR|-]");
     Deno.exit(2);
   }
-  const server = serveDemoService({ name, instance, port: Number(port), next });
+  let nextAddr = next === "-" ? undefined : next;
+  const server = serveDemoService({ name, instance, port: Number(port), next: () => nextAddr });
   const stop = () => server.shutdown();
   Deno.addSignalListener("SIGTERM", stop);
   Deno.addSignalListener("SIGINT", stop);
   console.log(`listening ${server.addr.port}`);
+  if (next === "-") {
+    let text = "";
+    for await (const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream())) {
+      text += chunk;
+      if (text.includes("\n") || text.length > 1024) break;
+    }
+    nextAddr = text.split("\n")[0]!.trim() || undefined;
+    console.log(`next ${nextAddr ?? "(none)"}`);
+  }
   await server.finished;
 }
