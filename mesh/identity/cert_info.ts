@@ -42,8 +42,19 @@ export function parseCert(pem: string): CertInfo {
   };
 }
 
-/** When to renew: issued + 2/3 of the lifetime, ms since the epoch. */
-export function renewAt(cert: CertInfo | string): number {
+/**
+ * When to renew, ms since the epoch: two thirds into the lifetime counted from the issue time.
+ * CAs backdate `notBefore` (by a clock-skew allowance) so that peers with slower clocks accept
+ * a fresh leaf; that margin is not part of the lifetime the CA granted. Given `receivedAt` (when
+ * the certificate arrived from the CA) the lifetime is counted from then, so a 1-minute leaf
+ * backdated by 60 s is renewed 40 s after it arrived rather than 20 s; without it (a certificate
+ * loaded from disk) `notBefore` is the earliest possible issue time, which renews early, never
+ * late.
+ */
+export function renewAt(cert: CertInfo | string, receivedAt?: number): number {
   const c = typeof cert === "string" ? parseCert(cert) : cert;
-  return c.notBefore + Math.floor((c.notAfter - c.notBefore) * RENEW_AT_FRACTION);
+  const from = receivedAt === undefined
+    ? c.notBefore
+    : Math.min(Math.max(c.notBefore, receivedAt), c.notAfter);
+  return from + Math.floor((c.notAfter - from) * RENEW_AT_FRACTION);
 }

@@ -187,6 +187,7 @@ export class CertRenewer {
     } catch (e) {
       throw new RenewalError(`signing request failed: ${(e as Error).message}`, e);
     }
+    const receivedAt = this.#clock.now();
     const material: TlsMaterial = { certPem: res.certPem, keyPem, caPem: res.caPem };
     const info = (() => {
       try {
@@ -227,7 +228,7 @@ export class CertRenewer {
       serial: info.serial,
       not_after: new Date(info.notAfter).toISOString(),
     });
-    const next = renewAt(info);
+    const next = renewAt(info, receivedAt);
     const floor = this.#clock.now() + MIN_RENEW_INTERVAL_MS;
     if (next < floor) {
       this.#log.warn("renewal due at once after a renewal: is this clock ahead of the CA's?", {
