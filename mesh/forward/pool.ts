@@ -61,6 +61,8 @@ export interface UpstreamConn {
   /** @internal */ _idle: boolean;
   /** @internal */ _idleSince: number;
   /** @internal */ _openedAt: number;
+  /** @internal When it stops taking requests because its certificate nears expiry. */
+  _retireAt: number;
   /** @internal Made once per connection, so an idle spell allocates no callbacks. */ _onIdleRead:
     () => void;
 }
@@ -81,6 +83,28 @@ export class ConnectError extends Error {
  * Whether a connection may be reused: a connection can say it should not be by a `reusable`
  * property that is false (a mux stream whose session is going away).
  */
+/**
+ * Least time a connection is used for new requests, in ms, however close its certificate is to
+ * expiry, so a certificate about to expire cannot make a caller dial in a loop.
+ */
+export const MIN_CONNECTION_LIFE_MS = 1_000;
+
+/**
+ * When a connection opened at `openedAt` with a certificate expiring at `notAfter` stops taking
+ * new requests: halfway to the expiry, so the requests already on it have the other half to
+ * finish before the callee closes it (it closes every connection when the caller's
+ * certificate expires). Infinity without an expiry.
+ */
+export function retireBeforeExpiry(openedAt: number, notAfter = Infinity): number {
+  if (!Number.isFinite(notAfter)) return Infinity;
+  return openedAt + Math.max(MIN_CONNECTION_LIFE_MS, Math.floor((notAfter - openedAt) / 2));
+}
+
+/** The expiry of the certificate a mesh connection presented (`localNotAfter`), if any. */
+function _localNotAfter(conn: Deno.Conn): number {
+  return (conn as { localNotAfter?: number }).localNotAfter ?? Infinity;
+}
+
 function _reusable(conn: Deno.Conn): boolean {
   return (conn as { reusable?: boolean }).reusable !== false;
 }
@@ -174,7 +198,8 @@ export class ConnectionPool {
       uc._idle = false;
       if (
         !_reusable(uc.conn) ||
-        (this.#maxAgeMs !== Infinity && this.#now() - uc._openedAt >= this.#maxAgeMs)
+        (this.#maxAgeMs !== Infinity && this.#now() - uc._openedAt >= this.#maxAgeMs) ||
+        (uc._retireAt !== Infinity && this.#now() >= uc._retireAt)
       ) {
         this.#stats.retired++;
         closeQuietly(uc.conn);
@@ -218,6 +243,7 @@ export class ConnectionPool {
       _idle: false,
       _idleSince: 0,
       _openedAt: this.#maxAgeMs === Infinity ? 0 : this.#now(),
+      _retireAt: retireBeforeExpiry(this.#now(), _localNotAfter(conn)),
       _onIdleRead: () => this.#settledWhileIdle(uc),
     };
     return uc;
@@ -233,7 +259,7 @@ export class ConnectionPool {
       return;
     }
     const now = this.#now();
-    if (now - uc._openedAt >= this.#maxAgeMs || !_reusable(uc.conn)) {
+    if (now - uc._openedAt >= this.#maxAgeMs || now >= uc._retireAt || !_reusable(uc.conn)) {
       this.#stats.retired++;
       closeQuietly(uc.conn);
       return;
