@@ -33,6 +33,8 @@ import {
 } from "../registry/mod.ts";
 import {
   activateRoot,
+  beginRotation,
+  caDigest,
   CaError,
   type CaState,
   finishRotation,
@@ -1111,9 +1113,8 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
     });
   }
 
-  // One CA change at a time on this node: the compare-and-set is on the active root only, so
-  // two concurrent `rotate {activate:false}` would both pass it and the second would drop the
-  // first's new root.
+  // One CA change at a time on this node, so concurrent operator calls queue instead of failing
+  // each other's compare-and-set; across nodes and leader changes the digest CAS decides.
   let caLock: Promise<void> = Promise.resolve();
 
   /**
@@ -1151,6 +1152,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
         type: "put_ca",
         ca: next as unknown as Record<string, unknown>,
         expect_root_id: ca.activeRootId,
+        expect_digest: caDigest(ca),
       });
       if (r instanceof Response) return r;
       const view = publicCaView(next);
@@ -1172,7 +1174,11 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
       c,
       bytes,
       "rotate",
-      (ca, now) => rotateCa(ca, { now, activate: req.activate }),
+      // Without `activate` the leader carries the rotation through (control/ca/rotation.ts).
+      (ca, now) =>
+        req.activate === true
+          ? rotateCa(ca, { now, activate: true })
+          : beginRotation(ca, { now, trigger: "operator" }),
     );
   });
 
@@ -1186,7 +1192,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
           trusted: ca.roots.map((r) => r.id),
         });
       }
-      return activateRoot(ca, req.root_id);
+      return activateRoot(ca, req.root_id, clock());
     });
   });
 
