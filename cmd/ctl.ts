@@ -19,6 +19,7 @@ import {
 import { type FlagSpec, formatHelp, parseArgs, type ParsedArgs, UsageError } from "./args.ts";
 import type { CommandIo } from "./io.ts";
 import { formatTable, lineDiff } from "./ctl_output.ts";
+import { formatCaStatus } from "./ctl_ca.ts";
 import { ControlHttp, readCaBundle } from "../common/control_https.ts";
 
 /** Control API used when neither `--control` nor `SKEIN_CONTROL` is given. */
@@ -541,9 +542,9 @@ const VERBS: Record<string, Verb> = {
   },
   ca: {
     usage:
-      "skein ctl ca [roots | rotate [--activate] | activate ROOT_ID | finish | revoke (--service S | --spiffe-id ID) [--reason R]]",
+      "skein ctl ca [roots | status | rotate [--activate] | activate ROOT_ID | finish | revoke (--service S | --spiffe-id ID) [--reason R]]",
     summary:
-      "Show the CA roots; rotate the CA (trust a new root, activate it, finish by dropping the old one); revoke an identity.",
+      "Show the CA roots; rotate the CA (the leader trusts a new root, activates it once every member holds it, then drops the old one; status shows the phase and who is missing); revoke an identity.",
     flags: [
       { name: "activate", value: false, help: "rotate: sign with the new root at once" },
       { name: "service", value: true, help: "revoke: the service whose identity is revoked" },
@@ -571,6 +572,13 @@ const VERBS: Record<string, Verb> = {
             `trust domain ${r.json.trust_domain}, active root ${r.json.active_root_id}\n` +
             `${(r.json.roots as string[] | undefined)?.length ?? 0} trusted root(s)`,
         );
+        return 0;
+      }
+      // --- ca status (rotation progress) ---
+      if (sub === "status") {
+        _arity(args, 1, 1, this.usage);
+        const r = await ctx.call("GET", "/v1/ca/rotation");
+        ctx.emit(r.json, () => formatCaStatus(r.json));
         return 0;
       }
       if (sub === "rotate" || sub === "finish") {

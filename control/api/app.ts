@@ -192,12 +192,20 @@ const _CatalogQuery = z.strictObject({
   wait: z.string().max(32).optional(),
 });
 const _ResourcesQuery = z.strictObject({ stale: _flag, kind: z.string().max(64).optional() });
+/** A certificate fingerprint as `X509Certificate.fingerprint256` writes it. */
+const _Fingerprint = z.string().regex(/^[0-9A-F]{2}(:[0-9A-F]{2}){31}$/);
 const _HeartbeatBody = z.strictObject({
   instances: z.array(z.strictObject({
     service: NameSchema,
     id: NameSchema,
     health: HealthSchema.optional(),
   })).min(1).max(MAX_HEARTBEAT_ITEMS),
+  // What the proxy holds, so a CA rotation knows when every proxy trusts the new root and
+  // when every leaf comes from it.
+  trust: z.strictObject({
+    roots: z.array(_Fingerprint).max(8),
+    leaf_root: _Fingerprint.nullable(),
+  }).optional(),
 });
 const _MemberBody = z.strictObject({
   node: NameSchema,
@@ -812,6 +820,9 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
       if (e instanceof NotLeaderError) return await forward(c, bytes);
       throw e;
     }
+    if (hb.trust !== undefined && known.length > 0) {
+      backend.reportTrust?.(known, { roots: hb.trust.roots, leafRoot: hb.trust.leaf_root });
+    }
     const unknown = hb.instances
       .filter((i) => !st.instance(i.service, i.id))
       .map((i) => ({ service: i.service, id: i.id }));
@@ -995,6 +1006,14 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
       active_root_id: ca.activeRootId,
       roots: trustBundle(ca),
     });
+  });
+
+  // Only the leader hears every proxy's report, so a follower forwards the question.
+  app.get("/v1/ca/rotation", async (c) => {
+    if (!backend.isLeader()) return await forward(c, null);
+    const st = backend.rotationStatus?.() ?? null;
+    if (st === null) throw new ApiError(503, "no_ca", "the cluster has no CA yet");
+    return c.json(st);
   });
 
   app.post("/v1/ca/sign", async (c) => {
