@@ -19,7 +19,7 @@ import {
 import { type FlagSpec, formatHelp, parseArgs, type ParsedArgs, UsageError } from "./args.ts";
 import type { CommandIo } from "./io.ts";
 import { formatTable, lineDiff } from "./ctl_output.ts";
-import { formatCaStatus } from "./ctl_ca.ts";
+import { formatCaStatus, writeExportedSeed } from "./ctl_ca.ts";
 import { ControlHttp, readCaBundle } from "../common/control_https.ts";
 
 /** Control API used when neither `--control` nor `SKEIN_CONTROL` is given. */
@@ -542,11 +542,12 @@ const VERBS: Record<string, Verb> = {
   },
   ca: {
     usage:
-      "skein ctl ca [roots | status | rotate [--activate] | activate ROOT_ID | finish | revoke (--service S | --spiffe-id ID) [--reason R]]",
+      "skein ctl ca [roots | status | rotate [--activate] | activate ROOT_ID | finish | export-seed --out DIR | revoke (--service S | --spiffe-id ID) [--reason R]]",
     summary:
-      "Show the CA roots; rotate the CA (the leader trusts a new root, activates it once every member holds it, then drops the old one; status shows the phase and who is missing); revoke an identity.",
+      "Show the CA roots; rotate the CA (the leader trusts a new root, activates it once every member holds it, then drops the old one; status shows the phase and who is missing); write the seed files a new control node needs; revoke an identity.",
     flags: [
       { name: "activate", value: false, help: "rotate: sign with the new root at once" },
+      { name: "out", value: true, help: "export-seed: directory for ca.pem and ca.key (0600)" },
       { name: "service", value: true, help: "revoke: the service whose identity is revoked" },
       { name: "spiffe-id", value: true, help: "revoke: an exact SPIFFE id" },
       { name: "reason", value: true, help: "revoke: a note kept with the revocation" },
@@ -579,6 +580,21 @@ const VERBS: Record<string, Verb> = {
         _arity(args, 1, 1, this.usage);
         const r = await ctx.call("GET", "/v1/ca/rotation");
         ctx.emit(r.json, () => formatCaStatus(r.json));
+        return 0;
+      }
+      // --- ca export-seed (the files a new control node needs) ---
+      if (sub === "export-seed") {
+        _arity(args, 1, 1, this.usage);
+        const out = ctx.flags.get("out");
+        if (out === undefined) throw new UsageError("ca export-seed needs --out DIR");
+        const r = await ctx.call("POST", "/v1/ca/export-seed", {});
+        const w = await writeExportedSeed(r.json, out);
+        ctx.emit(
+          { root_id: w.rootId, cert_file: w.certFile, key_file: w.keyFile },
+          () =>
+            `wrote ${w.certFile} and ${w.keyFile} (0600), root ${w.rootId}: ` +
+            `tls.ca_cert_file and tls.ca_key_file of a new control node`,
+        );
         return 0;
       }
       if (sub === "rotate" || sub === "finish") {

@@ -1,9 +1,11 @@
 /**
- * `skein ctl ca status`: the text view of `GET /v1/ca/rotation` (the rotation's phase, and
- * who the leader is still waiting for). Kept apart from `cmd/ctl.ts` so the CA verbs stay
+ * The CA verbs of `skein ctl` that need more than one call: `ca status` (the text view of
+ * `GET /v1/ca/rotation`: the rotation's phase and who the leader is still waiting for) and
+ * `ca export-seed` (the files a new control node needs). Kept apart from `cmd/ctl.ts` so the CA verbs stay
  * one block.
  * @module
  */
+import { caStateFromPem, writeSeedCa } from "../control/ca/mod.ts";
 
 /** Most missing members listed by name; the rest are counted. */
 const _LISTED = 20;
@@ -49,4 +51,24 @@ export function formatCaStatus(json: Record<string, unknown>): string {
     );
   }
   return lines.join("\n");
+}
+
+/**
+ * Writes the answer of `POST /v1/ca/export-seed` as `ca.pem` and `ca.key` (both 0600) in
+ * `outDir`, after checking them as a control node would at start (the key matches the
+ * certificate, the root is valid now); refuses to overwrite either file.
+ */
+export async function writeExportedSeed(
+  json: Record<string, unknown>,
+  outDir: string,
+  now = Date.now(),
+): Promise<{ certFile: string; keyFile: string; rootId: string }> {
+  const state = await caStateFromPem({
+    certPem: String(json.cert_pem ?? ""),
+    keyPem: String(json.key_pem ?? ""),
+    trustDomain: String(json.trust_domain ?? ""),
+    now,
+  });
+  const files = await writeSeedCa(outDir, state);
+  return { ...files, rootId: state.activeRootId };
 }

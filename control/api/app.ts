@@ -1008,6 +1008,28 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
     });
   });
 
+  // The files a new control node needs (`skein ctl ca export-seed`): the active root and its
+  // key. Admin only (the route table: POST /v1/ca/* but sign); every export leaves a log line.
+  app.post("/v1/ca/export-seed", async (c) => {
+    const bytes = await readBodyBytes(c.req.raw, maxBody);
+    if (bytes.byteLength > 0) validate(z.strictObject({}), parseJsonBody(bytes));
+    const fwd = await consistentRead(c, false, 0, bytes);
+    if (fwd) return fwd;
+    const ca = requireCa();
+    const root = ca.roots.find((r) => r.id === ca.activeRootId)!;
+    const p = c.get("principal");
+    log.warn("CA seed exported", {
+      root_id: root.id,
+      by: p.kind === "operator" ? `operator ${p.tokenId}` : p.kind,
+    });
+    return c.json({
+      trust_domain: ca.trustDomain,
+      root_id: root.id,
+      cert_pem: root.certPem,
+      key_pem: root.keyPem,
+    });
+  });
+
   // Only the leader hears every proxy's report, so a follower forwards the question.
   app.get("/v1/ca/rotation", async (c) => {
     if (!backend.isLeader()) return await forward(c, null);
