@@ -38,6 +38,8 @@ export interface PoolOptions {
   bufferBytes?: number;
   /** Connections older than this are closed instead of reused. @default no limit */
   maxAgeMs?: number;
+  /** Wall clock, ms since the epoch, to compare with certificate expiries. @default Date.now */
+  wallNow?: () => number;
   /** Opens a connection; injectable for tests and TLS. @default Deno.connect */
   connect?: (ep: Endpoint) => Promise<Deno.Conn>;
   /** Millisecond clock. @default performance.now */
@@ -93,11 +95,17 @@ export const MIN_CONNECTION_LIFE_MS = 1_000;
  * When a connection opened at `openedAt` with a certificate expiring at `notAfter` stops taking
  * new requests: halfway to the expiry, so the requests already on it have the other half to
  * finish before the callee closes it (it closes every connection when the caller's
- * certificate expires). Infinity without an expiry.
+ * certificate expires). Infinity without an expiry. `notAfter` is wall-clock time (ms since the
+ * epoch) and `wallNow` the wall clock at `openedAt`, for callers whose `openedAt` is on another
+ * clock (the pool's is monotonic).
  */
-export function retireBeforeExpiry(openedAt: number, notAfter = Infinity): number {
+export function retireBeforeExpiry(
+  openedAt: number,
+  notAfter = Infinity,
+  wallNow = openedAt,
+): number {
   if (!Number.isFinite(notAfter)) return Infinity;
-  return openedAt + Math.max(MIN_CONNECTION_LIFE_MS, Math.floor((notAfter - openedAt) / 2));
+  return openedAt + Math.max(MIN_CONNECTION_LIFE_MS, Math.floor((notAfter - wallNow) / 2));
 }
 
 /** The expiry of the certificate a mesh connection presented (`localNotAfter`), if any. */
@@ -150,6 +158,7 @@ export class ConnectionPool {
   readonly #connectTimeoutMs: number;
   readonly #bufferBytes: number;
   readonly #maxAgeMs: number;
+  readonly #wallNow: () => number;
   readonly #connect: (ep: Endpoint) => Promise<Deno.Conn>;
   readonly #now: () => number;
   #timer: ReturnType<typeof setInterval> | null = null;
@@ -170,6 +179,7 @@ export class ConnectionPool {
     this.#connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this.#bufferBytes = opts.bufferBytes ?? DEFAULT_UPSTREAM_BUFFER_BYTES;
     this.#maxAgeMs = opts.maxAgeMs ?? DEFAULT_MAX_CONNECTION_AGE_MS;
+    this.#wallNow = opts.wallNow ?? Date.now;
     this.#connect = opts.connect ??
       ((ep) => Deno.connect({ hostname: ep.hostname, port: ep.port }));
     this.#now = opts.now ?? (() => performance.now());
@@ -243,7 +253,8 @@ export class ConnectionPool {
       _idle: false,
       _idleSince: 0,
       _openedAt: this.#maxAgeMs === Infinity ? 0 : this.#now(),
-      _retireAt: retireBeforeExpiry(this.#now(), _localNotAfter(conn)),
+      // The pool's clock is monotonic (`performance.now()` scale), certificates' are the wall's.
+      _retireAt: retireBeforeExpiry(this.#now(), _localNotAfter(conn), this.#wallNow()),
       _onIdleRead: () => this.#settledWhileIdle(uc),
     };
     return uc;

@@ -4,7 +4,9 @@
  * them), while requests flow between proxies over mux sessions, over plain pooled connections
  * and on a fresh client connection each; the callee is cut off from the control plane during
  * the first trust phase (its control URL goes through a relay the test cuts), and a caller is
- * restarted during the second. No request may fail, and the cut-off proxy catches up.
+ * restarted during the second; then traffic goes on until the certificates in use have expired
+ * (the callee cuts connections made with them). No request may fail, and the cut-off proxy
+ * catches up.
  * @module
  */
 import { assert, assertEquals } from "../assert.ts";
@@ -17,6 +19,7 @@ import {
 } from "../proxy_process/helpers.ts";
 import { testFetch, trustRoots } from "../tls_fixture.ts";
 import { run } from "./_pki.ts";
+import { X509Certificate } from "node:crypto";
 
 /** Bytes the app answers: large enough that responses are in flight across several frames. */
 const BODY_BYTES = 48 * 1024;
@@ -133,10 +136,20 @@ Deno.test("two CA rotations carried through by the leader under traffic drop no 
   const cp = await startControl(dir, "cp-1", 0, { proxy_cert_ttl: "1m" }, {
     ca: { trust_wait: "5m", on_stuck: "pause" },
   });
-  const body = new Uint8Array(BODY_BYTES).fill(120);
+  // The app sends each response in four parts 30 ms apart, so at any moment most requests
+  // are in the middle of their response: a connection cut under them shows as a truncation.
+  const part = new Uint8Array(BODY_BYTES / 4).fill(120);
   const app = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, (req) => {
     if (new URL(req.url).pathname === "/healthz") return new Response("ok");
-    return new Response(body);
+    let sent = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      async pull(ctl) {
+        if (sent > 0) await new Promise((r) => setTimeout(r, 30));
+        ctl.enqueue(part);
+        if (++sent === 4) ctl.close();
+      },
+    });
+    return new Response(stream, { headers: { "content-length": String(BODY_BYTES) } });
   });
   const cpPort = Number(new URL(cp.url).port);
   const cutter = relay(cpPort);
@@ -168,7 +181,9 @@ Deno.test("two CA rotations carried through by the leader under traffic drop no 
           await fn(proxies.get(proxy)!.upstreams.ledger!);
           counts[kind]++;
         } catch (e) {
-          if (!paused.has(proxy)) failures.push(`${kind} via ${proxy}: ${e}`);
+          if (!paused.has(proxy)) {
+            failures.push(`${new Date().toISOString()} ${kind} via ${proxy}: ${e}`);
+          }
         }
       }
     })());
@@ -288,15 +303,41 @@ Deno.test("two CA rotations carried through by the leader under traffic drop no 
     const during2 = Object.values(counts).reduce((a, b) => a + b, 0) -
       Object.values(before2).reduce((a, b) => a + b, 0);
 
+    // Keep the traffic going until the certificates the callers held when rotation 2 ended
+    // have expired: the callee closes connections made with them then, so any session or
+    // pooled connection still in use with one would cut the calls on it.
+    const expiries = await Promise.all(
+      ["vm-web", "vm-shop"].map(async (n) => {
+        const pem = await Deno.readTextFile(`${dir}/${n}-data/cert.pem`);
+        return Date.parse(new X509Certificate(pem).validTo);
+      }),
+    );
+    const lastExpiry = Math.max(...expiries);
     const after = { ...counts };
-    await waitFor("traffic after both rotations", () => counts.plain > after.plain + 20, 30_000);
+    await waitFor(
+      "the callers' certificates of the end of rotation 2 to expire under traffic",
+      () => Date.now() > lastExpiry + 2_000 && counts.plain > after.plain + 20,
+      150_000,
+    );
     streaming = false;
     await Promise.all(loops);
     console.log(
       `driven rotation: ${during1} requests during rotation 1, ${during2} during rotation 2; ` +
         `${phases.join("; ")}; totals ${JSON.stringify(counts)}`,
     );
-    assertEquals(failures, [], `requests failed (${JSON.stringify(counts)})`);
+    // On failure: every proxy line logged in the 2 s before each failed request.
+    const times = failures.map((f) => Date.parse(f.slice(0, 24)));
+    const notable = [...proxies].flatMap(([n, p]) =>
+      p.child.lines.filter((l) => {
+        const t = Date.parse(/ts=(\S+)/.exec(l)?.[1] ?? "");
+        return times.some((f) => t <= f && t >= f - 2_000);
+      }).map((l) => `${n}: ${l}`)
+    );
+    assertEquals(
+      failures,
+      [],
+      `requests failed (${JSON.stringify(counts)}); proxy warnings:\n${notable.join("\n")}`,
+    );
     for (const k of Object.keys(counts) as (keyof typeof counts)[]) {
       assert(counts[k] > 20, `only ${counts[k]} ${k} requests were made`);
     }
