@@ -62,11 +62,10 @@ const _DAY_MS = 24 * 3600 * 1000;
  */
 export const ControlCa = z.strictObject({
   /** Start a rotation by itself when the active root expires within this long. */
+  // At most 365d like any duration: well inside a new root's 10 years, so a rotation never
+  // starts another as soon as it ends.
   rotate_before_expiry: duration.pipe(
-    // Roots live 10 years: a longer lead would start a new rotation as soon as one ended.
-    z.number().min(_DAY_MS, { message: "expected at least 1d" }).max(5 * 365 * _DAY_MS, {
-      message: "expected at most 1825d (roots live 10 years)",
-    }),
+    z.number().min(_DAY_MS, { message: "expected at least 1d" }),
   ).optional(),
   /** Longest wait for members to confirm they trust the new root. */
   trust_wait: duration.default(3600 * 1000).pipe(
