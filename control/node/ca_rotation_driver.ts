@@ -33,6 +33,8 @@ export const ROTATION_CHECK_INTERVAL_MS = 1_000;
 /** Longest wait for a rotation step to commit, in ms. */
 export const ROTATION_COMMIT_TIMEOUT_MS = 10_000;
 
+const _DONE: Promise<void> = Promise.resolve();
+
 /** The default policy: no automatic start, one hour for stragglers, then go on. */
 export function defaultRotationPolicy(leafTtlMs: number): RotationPolicy {
   return { rotateBeforeExpiryMs: null, trustWaitMs: 3_600_000, onStuck: "proceed", leafTtlMs };
@@ -93,21 +95,24 @@ export class RotationDriver {
     this.#now = deps.now ?? Date.now;
   }
 
-  /** Looks at the rotation at most once per interval and commits the next step, if any. */
-  tick(): void {
+  /**
+   * Looks at the rotation at most once per interval and commits the next step, if any.
+   * Resolves when that step has been tried (never rejects).
+   */
+  tick(): Promise<void> {
     const now = this.#now();
-    if (this.#busy || now - this.#lastCheck < ROTATION_CHECK_INTERVAL_MS) return;
+    if (this.#busy || now - this.#lastCheck < ROTATION_CHECK_INTERVAL_MS) return _DONE;
     this.#lastCheck = now;
     if (this.#d.raft().role !== "leader") {
       this.#mark = null;
-      return;
+      return _DONE;
     }
     const ca = this.#d.state().ca();
-    if (ca === null) return;
+    if (ca === null) return _DONE;
     const step = planRotation(ca, this.progress(ca), this.#d.policy, now);
-    if (step.kind === "none") return;
+    if (step.kind === "none") return _DONE;
     this.#busy = true;
-    this.#commit(ca, step, now).finally(() => (this.#busy = false));
+    return this.#commit(ca, step, now).finally(() => (this.#busy = false));
   }
 
   /** Who is missing in the current phase (empty lists when no driven rotation runs). */

@@ -414,7 +414,7 @@ export class ControlNode implements ControlBackend {
     this.#kick();
     this.#maybeBootstrapCa();
     this.#maybeRegisterBootstrapToken();
-    this.#rotation.tick();
+    void this.#rotation.tick();
   }
 
   /**
