@@ -15,13 +15,15 @@ export const SEED_REFRESH_HINT = "the peer's certificate does not chain to any r
   "node's seed files were made, run `skein ctl ca export-seed --out DIR` against a running " +
   "node and put DIR/ca.pem and DIR/ca.key in place of tls.ca_cert_file and tls.ca_key_file";
 
-/** `e` with {@linkcode SEED_REFRESH_HINT} added when it is an untrusted-root failure. */
+/** `e` with {@linkcode SEED_REFRESH_HINT} added to its message when it is an untrusted-root failure. */
 export function explainUntrustedPeer(e: unknown): unknown {
   if (!(e instanceof Error)) return e;
   const code = (e as { code?: unknown }).code;
   const text = `${e.message} ${typeof code === "string" ? code : ""} ${
     e.cause instanceof Error ? e.cause.message : ""
   }`;
-  if (!_UNTRUSTED.test(text)) return e;
-  return new Error(`${e.message}: ${SEED_REFRESH_HINT}`, { cause: e });
+  if (!_UNTRUSTED.test(text) || e.message.includes(SEED_REFRESH_HINT)) return e;
+  // The same error, so callers that tell failures apart by class and `kind` still can.
+  e.message = `${e.message}: ${SEED_REFRESH_HINT}`;
+  return e;
 }

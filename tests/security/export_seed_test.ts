@@ -80,6 +80,7 @@ Deno.test("a peer certificate from an untrusted root says which files to refresh
     code: "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
   });
   const out = explainUntrustedPeer(e) as Error;
+  assert.equal(out, e, "the same error: its class and fields still tell the failure apart");
   assert.ok(out.message.includes(SEED_REFRESH_HINT));
   assert.match(out.message, /tls\.ca_cert_file and tls\.ca_key_file/);
   const other = new Error("connect ECONNREFUSED");
