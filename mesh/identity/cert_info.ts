@@ -58,3 +58,26 @@ export function renewAt(cert: CertInfo | string, receivedAt?: number): number {
     : Math.min(Math.max(c.notBefore, receivedAt), c.notAfter);
   return from + Math.floor((c.notAfter - from) * RENEW_AT_FRACTION);
 }
+
+/**
+ * Why a certificate the CA just issued is not valid by this machine's clock, naming the skew,
+ * or null when it is. The CA backdates `notBefore` by a minute, so a clock behind the CA's by
+ * more than that, or ahead by more than the lifetime, is off by at least the amount named.
+ */
+export function clockSkewProblem(cert: CertInfo, now: number): string | null {
+  if (now < cert.notBefore) {
+    return `this machine's clock is at least ${
+      Math.ceil((cert.notBefore - now) / 1000)
+    } s behind the CA's: a certificate it just issued is valid only from ${
+      new Date(cert.notBefore).toISOString()
+    } (the clock here says ${new Date(now).toISOString()}); set the clock (NTP) and start again`;
+  }
+  if (now >= cert.notAfter) {
+    return `this machine's clock is at least ${
+      Math.ceil((now - cert.notAfter) / 1000)
+    } s ahead of the CA's: a certificate it just issued expired at ${
+      new Date(cert.notAfter).toISOString()
+    } (the clock here says ${new Date(now).toISOString()}); set the clock (NTP) and start again`;
+  }
+  return null;
+}

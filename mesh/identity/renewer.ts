@@ -6,7 +6,7 @@
  */
 import { type Logger, nullLogger } from "../../common/log.ts";
 import { keepsATrustedRoot, splitPemCerts, type TlsMaterial } from "../../common/tls.ts";
-import { parseCert, renewAt } from "./cert_info.ts";
+import { clockSkewProblem, parseCert, renewAt } from "./cert_info.ts";
 import { createKeyAndCsr } from "./csr.ts";
 import { keyMatchesCert } from "./store.ts";
 
@@ -202,9 +202,8 @@ export class CertRenewer {
         `CA signed ${info.spiffeId?.uri ?? "no SPIFFE id"}, expected ${expected}`,
       );
     }
-    if (info.notAfter <= this.#clock.now()) {
-      throw new RenewalError(`CA answered with a certificate that expired at ${info.notAfter}`);
-    }
+    const skew = clockSkewProblem(info, this.#clock.now());
+    if (skew !== null) throw new RenewalError(skew);
     if (!keyMatchesCert(res.certPem, keyPem)) {
       throw new RenewalError("CA answered with a certificate for another key");
     }

@@ -3,7 +3,7 @@
  * requests: the server and client swap material while requests keep succeeding.
  */
 import type tls from "node:tls";
-import { assert, assertEquals, assertRejects } from "../assert.ts";
+import { assert, assertEquals, assertMatch, assertRejects } from "../assert.ts";
 import { type CaState, rotateCa, signCsr, trustBundlePem } from "../../control/ca/mod.ts";
 import { memoryLogger } from "../../common/log.ts";
 import { mtlsConnect, type TlsMaterial } from "../../common/tls.ts";
@@ -352,6 +352,23 @@ Deno.test("CertRenewer does not warn about clocks after renewing a short leaf on
   } finally {
     r.stop();
   }
+});
+
+Deno.test("CertRenewer refuses at start, in one line naming the skew, when its clock is behind the CA's", async () => {
+  const caNow = Date.now();
+  const ca = await testCa("skein.local", caNow - HOUR);
+  // Two minutes behind: the leaf, backdated one minute, is not valid yet by this clock.
+  const clock = new FakeClock(caNow - 120_000);
+  const r = new CertRenewer({
+    service: "payments",
+    trustDomain: "skein.local",
+    clock,
+    sign: (csr) => signer(ca, { now: () => caNow }).sign(csr),
+  });
+  const e = await assertRejects(() => r.start(), RenewalError);
+  assertMatch(e.message, /clock is at least 6\d s behind the CA's/);
+  assert(!e.message.includes("\n"), "one line");
+  r.stop();
 });
 
 Deno.test("CertRenewer refuses a renewal whose trust bundle keeps none of the current roots", async () => {
