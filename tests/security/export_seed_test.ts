@@ -10,7 +10,12 @@ import { createOperatorToken } from "../../control/auth/mod.ts";
 import { createApi } from "../../control/api/app.ts";
 import { FakeBackend } from "../../control/api/fake_backend.ts";
 import { operatorAuthorizer } from "../../control/api/operator_auth.ts";
-import { explainUntrustedPeer, SEED_REFRESH_HINT } from "../../control/transport/seed_hint.ts";
+import {
+  CLOCK_BEHIND_HINT,
+  CLOCK_OR_EXPIRY_HINT,
+  explainUntrustedPeer,
+  SEED_REFRESH_HINT,
+} from "../../control/transport/seed_hint.ts";
 import { writeExportedSeed } from "../../cmd/ctl_ca.ts";
 
 Deno.test("export-seed hands an admin the active root after a rotation, written 0600", async () => {
@@ -83,6 +88,12 @@ Deno.test("a peer certificate from an untrusted root says which files to refresh
   assert.equal(out, e, "the same error: its class and fields still tell the failure apart");
   assert.ok(out.message.includes(SEED_REFRESH_HINT));
   assert.match(out.message, /tls\.ca_cert_file and tls\.ca_key_file/);
+  const behind = explainUntrustedPeer(
+    Object.assign(new Error("certificate is not yet valid"), { code: "CERT_NOT_YET_VALID" }),
+  ) as Error;
+  assert.ok(behind.message.endsWith(CLOCK_BEHIND_HINT), behind.message);
+  const expired = explainUntrustedPeer(new Error("certificate has expired")) as Error;
+  assert.ok(expired.message.endsWith(CLOCK_OR_EXPIRY_HINT), expired.message);
   const other = new Error("connect ECONNREFUSED");
   assert.equal(explainUntrustedPeer(other), other, "other failures pass through unchanged");
 });
