@@ -100,8 +100,8 @@ Deno.test("a CA change whose compare-and-set lost is a 409, not a silent overwri
 });
 
 Deno.test("a revocation committed between a rotation's read and its commit is not undone", async () => {
-  // The compare-and-set used to look at the active root only: a rotation computed before a
-  // revocation passed it and wrote back the state without that revocation.
+  // A compare-and-set on the active root alone would let a rotation computed before a
+  // revocation pass and write back the state without that revocation.
   const { backend, call } = await setup();
   const realPropose = backend.propose.bind(backend);
   let interleaved = false;
