@@ -122,6 +122,12 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
       snapshotEvery: cfg.raft_tuning.snapshot_every,
       bootstrapTokenHash,
       tls: { identity, seedCa },
+      caRotation: {
+        rotateBeforeExpiryMs: cfg.ca.rotate_before_expiry ?? null,
+        trustWaitMs: cfg.ca.trust_wait,
+        onStuck: cfg.ca.on_stuck,
+        leafTtlMs: cfg.tls.proxy_cert_ttl,
+      },
       log,
     });
   } catch (e) {

@@ -18,14 +18,15 @@ Deno.test("a child exiting during start-up is named with its last log lines, and
   });
   const text = err.join("");
   assertEquals(code, 1, text);
-  assert(/cp-\d exited with code 3 during start-up/.test(text), text);
+  const failed = text.match(/(cp-\d) exited with code 3 during start-up/)?.[1];
+  assert(failed, text);
   assert(text.includes("Address already in use"), text);
   const dir = text.match(/logs kept in (\S+)\/logs/)?.[1];
   assert(dir, text);
   try {
     const left = [...Deno.readDirSync(dir)].map((e) => e.name);
     assertEquals(left, ["logs"], "the CA key and tokens are removed, the logs kept");
-    assert(Deno.readTextFileSync(`${dir}/logs/cp-1.log`).includes("Address already in use"));
+    assert(Deno.readTextFileSync(`${dir}/logs/${failed}.log`).includes("Address already in use"));
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

@@ -9,6 +9,7 @@ import { ProxyConfig } from "../config/mod.ts";
 import type { Logger } from "../common/log.ts";
 import { MeshProxy, type MeshTls } from "../mesh/proxy/mod.ts";
 import {
+  ActivationRenewal,
   CertRenewer,
   ControlHttp,
   ControlTrustError,
@@ -18,6 +19,7 @@ import {
   readCaBundle,
   requestRenewal,
   saveIdentity,
+  trustReport,
 } from "../mesh/identity/mod.ts";
 import { keepsATrustedRoot, splitPemCerts, type TlsMaterial } from "../common/tls.ts";
 import { type CommandIo, EXIT } from "./io.ts";
@@ -83,7 +85,13 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
     cleanup.push(() => controlHttp.close());
     const https = new Map<string, ControlHttp>();
     const renewers: { service: string; renewer: CertRenewer }[] = [];
+    // Once the CA signs with a new root, certificates are renewed at once (CA rotation).
+    const activation = new ActivationRenewal({
+      renewers: () => renewers.map((r) => r.renewer),
+      logger: log,
+    });
     cleanup.push(() => {
+      activation.stop();
       for (const r of renewers) r.renewer.stop();
     });
     // The identities come next: a proxy that was given tokens must not run without them.
@@ -182,6 +190,10 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
         tls,
         controlFetch: (input, init) => controlHttp.fetch(input, init),
         serviceControlFetch: (service) => https.get(service)?.fetch,
+        trustReport: (service) => {
+          const m = renewers.find((r) => r.service === service)?.renewer.current();
+          return m ? trustReport(m) : null;
+        },
         onTrust: (trust) => {
           // Rather than hand every identity check to unknown roots (see keepsATrustedRoot).
           const next = trust.roots.flatMap((r) => splitPemCerts(r));
@@ -198,6 +210,7 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
           if (proxy === undefined) pendingTrust = trust;
           else proxy.updateTrust(trust);
           for (const r of renewers) void r.renewer.updateTrustBundle(trust.roots.join("\n"));
+          activation.onRoots(trust.roots);
         },
       });
     } catch (e) {

@@ -52,6 +52,31 @@ export const ControlTls = z.strictObject({
   ),
 });
 
+const _DAY_MS = 24 * 3600 * 1000;
+
+/**
+ * How the leader carries CA rotations through. Without `rotate_before_expiry` a rotation
+ * starts only when an operator runs `skein ctl ca rotate`; either way the leader then waits
+ * for every member to trust the new root (at most `trust_wait`, then `on_stuck` decides),
+ * activates it, and drops the old root once every leaf comes from the new one.
+ */
+export const ControlCa = z.strictObject({
+  /** Start a rotation by itself when the active root expires within this long. */
+  // At most 365d like any duration: well inside a new root's 10 years, so a rotation never
+  // starts another as soon as it ends.
+  rotate_before_expiry: duration.pipe(
+    z.number().min(_DAY_MS, { message: "expected at least 1d" }),
+  ).optional(),
+  /** Longest wait for members to confirm they trust the new root. */
+  trust_wait: duration.default(3600 * 1000).pipe(
+    z.number().min(10_000, { message: "expected at least 10s" }).max(30 * _DAY_MS, {
+      message: "expected at most 30d",
+    }),
+  ),
+  /** After `trust_wait`: activate without the stragglers, or pause with an alert. */
+  on_stuck: z.enum(["proceed", "pause"]).default("proceed"),
+});
+
 /** The control node configuration. */
 export const ControlConfig = z.strictObject({
   node: name,
@@ -70,6 +95,7 @@ export const ControlConfig = z.strictObject({
   ).default("skein.local"),
   bootstrap_token_file: z.string().min(1).default("/etc/skein/admin.token"),
   tls: ControlTls.default(ControlTls.parse({})),
+  ca: ControlCa.default(ControlCa.parse({})),
   raft_tuning: RaftTuning.default(RaftTuning.parse({})),
   limits: ControlLimits.default(ControlLimits.parse({})),
   log: logSettings.default(logSettings.parse({})),
@@ -87,6 +113,18 @@ export const ControlConfig = z.strictObject({
     }
     seen.set(p.id, i);
   });
+  const ca = ctx.value.ca;
+  const needed = ca.trust_wait + ctx.value.tls.proxy_cert_ttl;
+  if (ca.rotate_before_expiry !== undefined && ca.rotate_before_expiry < needed) {
+    ctx.issues.push({
+      code: "custom",
+      input: ca.rotate_before_expiry,
+      path: ["ca", "rotate_before_expiry"],
+      message: `expected at least trust_wait + tls.proxy_cert_ttl (${
+        Math.ceil(needed / 3600_000)
+      }h), or the root expires before a rotation can finish`,
+    });
+  }
   if (ctx.value.peers.length > 0 && !seen.has(ctx.value.node)) {
     ctx.issues.push({
       code: "custom",

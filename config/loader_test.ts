@@ -118,6 +118,12 @@ const BAD_CONTROL: [string, string, RegExp][] = [
     /trust_domain: expected a lower-case/,
   ],
   ["bad enum", "node: a\nlog: { level: loud }\n", /log.level: expected one of "debug", "info"/],
+  [
+    "a rotation lead shorter than a rotation takes",
+    "node: a\nca: { rotate_before_expiry: 1d, trust_wait: 1h }\n",
+    /ca.rotate_before_expiry: expected at least trust_wait \+ tls.proxy_cert_ttl \(25h\)/,
+  ],
+  ["an unknown on_stuck", "node: a\nca: { on_stuck: ignore }\n", /ca.on_stuck: expected one of/],
   ["node id with spaces", "node: my node\n", /node: expected a name of letters/],
   ["empty file", "", /1:1: file is empty/],
   ["only a comment", "# nothing here\n", /file is empty/],

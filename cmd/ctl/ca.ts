@@ -4,6 +4,7 @@
  */
 import { UsageError } from "../args.ts";
 import { formatTable } from "../ctl_output.ts";
+import { formatCaStatus, writeExportedSeed } from "./ca_format.ts";
 import { arity, type Verb } from "./context.ts";
 
 /** A CA root as the rotation routes show it (no key). */
@@ -16,11 +17,12 @@ interface _CaRoot {
 /** `skein ctl ca`. */
 export const caVerb: Verb = {
   usage:
-    "skein ctl ca [roots | rotate [--activate] | activate ROOT_ID | finish | revoke (--service S | --spiffe-id ID) [--reason R]]",
+    "skein ctl ca [roots | status | rotate [--activate] | activate ROOT_ID | finish | export-seed --out DIR | revoke (--service S | --spiffe-id ID) [--reason R]]",
   summary:
-    "Show the CA roots; rotate the CA (trust a new root, activate it, finish by dropping the old one); revoke an identity.",
+    "Show the CA roots; rotate the CA (the leader trusts a new root, activates it once every member holds it, then drops the old one; status shows the phase and who is missing); write the seed files a new control node needs; revoke an identity.",
   flags: [
     { name: "activate", value: false, help: "rotate: sign with the new root at once" },
+    { name: "out", value: true, help: "export-seed: directory for ca.pem and ca.key (0600)" },
     { name: "service", value: true, help: "revoke: the service whose identity is revoked" },
     { name: "spiffe-id", value: true, help: "revoke: an exact SPIFFE id" },
     { name: "reason", value: true, help: "revoke: a note kept with the revocation" },
@@ -45,6 +47,26 @@ export const caVerb: Verb = {
         () =>
           `trust domain ${r.json.trust_domain}, active root ${r.json.active_root_id}\n` +
           `${(r.json.roots as string[] | undefined)?.length ?? 0} trusted root(s)`,
+      );
+      return 0;
+    }
+    if (sub === "status") {
+      arity(args, 1, 1, this.usage);
+      const r = await ctx.call("GET", "/v1/ca/rotation");
+      ctx.emit(r.json, () => formatCaStatus(r.json));
+      return 0;
+    }
+    if (sub === "export-seed") {
+      arity(args, 1, 1, this.usage);
+      const out = ctx.flags.get("out");
+      if (out === undefined) throw new UsageError("ca export-seed needs --out DIR");
+      const r = await ctx.call("POST", "/v1/ca/export-seed", {});
+      const w = await writeExportedSeed(r.json, out);
+      ctx.emit(
+        { root_id: w.rootId, cert_file: w.certFile, key_file: w.keyFile },
+        () =>
+          `wrote ${w.certFile} and ${w.keyFile} (0600), root ${w.rootId}: ` +
+          `tls.ca_cert_file and tls.ca_key_file of a new control node`,
       );
       return 0;
     }

@@ -36,6 +36,8 @@ import {
 } from "../registry/mod.ts";
 import {
   activateRoot,
+  beginRotation,
+  caDigest,
   CaError,
   type CaState,
   finishRotation,
@@ -208,6 +210,8 @@ const _CatalogQuery = z.strictObject({
   wait: z.string().max(32).optional(),
 });
 const _ResourcesQuery = z.strictObject({ stale: _flag, kind: z.string().max(64).optional() });
+/** A certificate fingerprint as `X509Certificate.fingerprint256` writes it. */
+const _Fingerprint = z.string().regex(/^[0-9A-F]{2}(:[0-9A-F]{2}){31}$/);
 const _HeartbeatBody = z.strictObject({
   instances: z.array(z.strictObject({
     service: NameSchema,
@@ -216,6 +220,12 @@ const _HeartbeatBody = z.strictObject({
   })).min(1).max(MAX_HEARTBEAT_ITEMS),
   /** What the proxy says about itself, for `skein ctl check`. */
   proxy: ProxyReportSchema.optional(),
+  // What the proxy holds, so a CA rotation knows when every proxy trusts the new root and
+  // when every leaf comes from it.
+  trust: z.strictObject({
+    roots: z.array(_Fingerprint).max(8),
+    leaf_root: _Fingerprint.nullable(),
+  }).optional(),
 });
 const _MemberBody = z.strictObject({
   node: NameSchema,
@@ -874,6 +884,9 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
     if (hb.proxy && known.length > 0) {
       proxyReports.record(hb.proxy, known.map((i) => i.service), clock());
     }
+    if (hb.trust !== undefined && known.length > 0) {
+      backend.reportTrust?.(known, { roots: hb.trust.roots, leafRoot: hb.trust.leaf_root });
+    }
     const unknown = hb.instances
       .filter((i) => !st.instance(i.service, i.id))
       .map((i) => ({ service: i.service, id: i.id }));
@@ -1065,6 +1078,36 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
     });
   });
 
+  // The files a new control node needs (`skein ctl ca export-seed`): the active root and its
+  // key. Admin only (the route table: POST /v1/ca/* but sign); every export leaves a log line.
+  app.post("/v1/ca/export-seed", async (c) => {
+    const bytes = await readBodyBytes(c.req.raw, limits.maxBodyBytes);
+    if (bytes.byteLength > 0) validate(z.strictObject({}), parseJsonBody(bytes));
+    const fwd = await consistentRead(c, false, 0, bytes);
+    if (fwd) return fwd;
+    const ca = requireCa();
+    const root = ca.roots.find((r) => r.id === ca.activeRootId)!;
+    const p = c.get("principal");
+    log.warn("CA seed exported", {
+      root_id: root.id,
+      by: p.kind === "operator" ? `operator ${p.tokenId}` : p.kind,
+    });
+    return c.json({
+      trust_domain: ca.trustDomain,
+      root_id: root.id,
+      cert_pem: root.certPem,
+      key_pem: root.keyPem,
+    });
+  });
+
+  // Only the leader hears every proxy's report, so a follower forwards the question.
+  app.get("/v1/ca/rotation", async (c) => {
+    if (!backend.isLeader()) return await forward(c, null);
+    const st = backend.rotationStatus?.() ?? null;
+    if (st === null) throw new ApiError(503, "no_ca", "the cluster has no CA yet");
+    return c.json(st);
+  });
+
   app.post("/v1/ca/sign", async (c) => {
     // Read before any credential is checked (the join token is in it): no more than a CSR needs.
     const { bytes, value } = await body(c, MAX_SIGN_BODY_BYTES);
@@ -1181,9 +1224,8 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
     });
   }
 
-  // One CA change at a time on this node: the compare-and-set is on the active root only, so
-  // two concurrent `rotate {activate:false}` would both pass it and the second would drop the
-  // first's new root.
+  // One CA change at a time on this node, so concurrent operator calls queue instead of failing
+  // each other's compare-and-set; across nodes and leader changes the digest CAS decides.
   let caLock: Promise<void> = Promise.resolve();
 
   /**
@@ -1221,6 +1263,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
         type: "put_ca",
         ca: next as unknown as Record<string, unknown>,
         expect_root_id: ca.activeRootId,
+        expect_digest: caDigest(ca),
       });
       if (r instanceof Response) return r;
       const view = publicCaView(next);
@@ -1242,7 +1285,11 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
       c,
       bytes,
       "rotate",
-      (ca, now) => rotateCa(ca, { now, activate: req.activate }),
+      // Without `activate` the leader carries the rotation through (control/ca/rotation.ts).
+      (ca, now) =>
+        req.activate === true
+          ? rotateCa(ca, { now, activate: true })
+          : beginRotation(ca, { now, trigger: "operator" }),
     );
   });
 
@@ -1256,7 +1303,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
           trusted: ca.roots.map((r) => r.id),
         });
       }
-      return activateRoot(ca, req.root_id);
+      return activateRoot(ca, req.root_id, clock());
     });
   });
 

@@ -11,6 +11,7 @@ import type {
   ValidatedCommand,
 } from "../registry/mod.ts";
 import type { ForwardedCaller } from "../auth/mod.ts";
+import type { RotationPolicy, RotationRecord, TrustReport } from "../ca/mod.ts";
 
 /** This node's view of the cluster, served by `GET /v1/health`. */
 export interface HealthInfo {
@@ -92,6 +93,26 @@ export interface ControlBackend {
   heartbeat(items: readonly HeartbeatItem[]): void;
   /** Counters of writes this node forwarded to the leader itself (not over HTTP), if it does. */
   writeForwardStats?(): WriteForwardStats;
+  /** Records what the proxy behind these instances holds (leader; a CA rotation waits on it). */
+  reportTrust?(items: readonly HeartbeatItem[], report: TrustReport): void;
+  /** The CA rotation as this node sees it, or null without a CA. */
+  rotationStatus?(): RotationStatusView | null;
+}
+
+/** `GET /v1/ca/rotation`'s body (see `control/node/ca_rotation_driver.ts`). */
+export interface RotationStatusView {
+  /** The replicated rotation record, or null. */
+  rotation: RotationRecord | null;
+  /** Trusted root ids, active first. */
+  roots: string[];
+  /** Members that have not caught up with the current phase. */
+  missing: string[];
+  /** Members expected to. */
+  members: number;
+  /** Whether this node leads. */
+  leader: boolean;
+  /** The policy in force. */
+  policy: RotationPolicy;
 }
 
 /** Counters of writes a follower forwarded to the leader over the peer transport. */

@@ -98,3 +98,34 @@ Deno.test("a CA change whose compare-and-set lost is a 409, not a silent overwri
   assert.equal(r.status, 409);
   assert.equal(r.json.error.code, "ca_conflict");
 });
+
+Deno.test("a revocation committed between a rotation's read and its commit is not undone", async () => {
+  // A compare-and-set on the active root alone would let a rotation computed before a
+  // revocation pass and write back the state without that revocation.
+  const { backend, call } = await setup();
+  const realPropose = backend.propose.bind(backend);
+  let interleaved = false;
+  backend.propose = (cmd, signal, caller) => {
+    if (cmd.type === "put_ca" && !interleaved) {
+      interleaved = true;
+      backend.applyDirect({
+        type: "revoke_identity",
+        spiffe_id: "spiffe://skein.local/svc/stolen",
+        now: Date.now(),
+        reason: "key leaked",
+      });
+    }
+    return realPropose(cmd, signal, caller);
+  };
+  const r = await call("/v1/ca/rotate", {});
+  assert.equal(r.status, 409, r.text);
+  assert.equal(r.json.error.code, "ca_conflict");
+  assert.equal(backend.state().ca()?.roots.length, 1, "nothing half-rotated committed");
+  assert.deepEqual(backend.state().ca()?.revoked.map((x) => x.spiffeId), [
+    "spiffe://skein.local/svc/stolen",
+  ]);
+  const again = await call("/v1/ca/rotate", {});
+  assert.equal(again.status, 200, again.text);
+  assert.equal(again.json.ca.rotation.phase, "trust", "the leader carries it from here");
+  assert.equal(backend.state().ca()?.revoked.length, 1, "the retry kept the revocation");
+});

@@ -107,6 +107,32 @@ export interface CaState {
   readonly roots: readonly CaRoot[];
   /** Revoked identities, sorted by SPIFFE id. */
   readonly revoked: readonly RevokedIdentity[];
+  /**
+   * The rotation the leader is carrying through, if any (`control/ca/rotation.ts`). Absent
+   * when no rotation runs, or when an operator drives one by hand (`activate`, `finish`).
+   */
+  readonly rotation?: RotationRecord;
+}
+
+/** Phases of a rotation the control plane drives: trust the new root, then sign with it. */
+export type RotationPhase = "trust" | "activate";
+
+/** What the leader needs to carry a rotation through; replicated inside {@linkcode CaState}. */
+export interface RotationRecord {
+  /** `trust`: the new root is trusted, not signing; `activate`: it signs, the old one stays. */
+  readonly phase: RotationPhase;
+  /** The root being rotated in. */
+  readonly newRootId: string;
+  /** The root being rotated out. */
+  readonly oldRootId: string;
+  /** Who started it. */
+  readonly trigger: "operator" | "policy";
+  /** When it started, ms since the epoch (the leader's clock). */
+  readonly startedAt: number;
+  /** When the current phase started. */
+  readonly phaseSince: number;
+  /** Set when the rotation stopped waiting for stragglers by policy: why, for the alert. */
+  readonly paused: string | null;
 }
 
 /** A signed leaf as returned to the requester. */
@@ -183,13 +209,25 @@ export async function rotateCa(
 }
 
 /** Makes the trusted root `rootId` the one that signs new leaves (second step of a rotation). */
-export function activateRoot(state: CaState, rootId: string): CaState {
+export function activateRoot(state: CaState, rootId: string, now?: number): CaState {
   const root = state.roots.find((r) => r.id === rootId);
   if (!root) throw new CaError("invalid_state", `root ${rootId} is not trusted`);
-  return {
-    ...state,
+  const { rotation, ...rest } = state;
+  const next: CaState = {
+    ...rest,
     activeRootId: rootId,
     roots: [root, ...state.roots.filter((r) => r !== root)],
+  };
+  // A driven rotation moves on to its second phase; activating anything else ends the drive.
+  if (rotation === undefined || rotation.newRootId !== rootId) return next;
+  return {
+    ...next,
+    rotation: {
+      ...rotation,
+      phase: "activate",
+      phaseSince: now ?? rotation.phaseSince,
+      paused: null,
+    },
   };
 }
 
@@ -199,8 +237,9 @@ export function activateRoot(state: CaState, rootId: string): CaState {
  */
 export function finishRotation(state: CaState): CaState {
   const active = _activeRoot(state);
-  if (state.roots.length === 1) return state;
-  return { ...state, roots: [active] };
+  const { rotation: _done, ...rest } = state;
+  if (state.roots.length === 1 && _done === undefined) return state;
+  return { ...rest, roots: [active] };
 }
 
 /** The trusted root certificates (PEM), active first: what `GET /v1/ca/roots` serves. */
@@ -412,12 +451,14 @@ export function publicCaView(state: CaState): {
   activeRootId: string;
   roots: { id: string; generation: number; certPem: string; notBefore: number; notAfter: number }[];
   revoked: RevokedIdentity[];
+  rotation: RotationRecord | null;
 } {
   return {
     trustDomain: state.trustDomain,
     activeRootId: state.activeRootId,
     roots: state.roots.map(({ keyPem: _k, ...pub }) => pub),
     revoked: [...state.revoked],
+    rotation: state.rotation ?? null,
   };
 }
 
@@ -441,6 +482,15 @@ const _StateSchema = z.strictObject({
     revokedAt: z.number(),
     reason: z.string(),
   })).max(MAX_REVOKED_IDENTITIES),
+  rotation: z.strictObject({
+    phase: z.enum(["trust", "activate"]),
+    newRootId: z.string(),
+    oldRootId: z.string(),
+    trigger: z.enum(["operator", "policy"]),
+    startedAt: z.number(),
+    phaseSince: z.number(),
+    paused: z.string().max(4096).nullable(),
+  }).optional(),
 });
 
 /**
@@ -461,6 +511,19 @@ export function parseCaState(value: unknown): CaState {
     throw new CaError("invalid_state", `active root ${s.activeRootId} is not among the roots`);
   }
   const revoked = [...s.revoked].sort((a, b) => a.spiffeId < b.spiffeId ? -1 : 1);
+  const rot = s.rotation;
+  if (rot !== undefined) {
+    if (!s.roots.some((x) => x.id === rot.newRootId) || s.roots.length < 2) {
+      throw new CaError("invalid_state", `rotation names root ${rot.newRootId}, not trusted`);
+    }
+    const signing = rot.phase === "activate" ? rot.newRootId : rot.oldRootId;
+    if (s.activeRootId !== signing) {
+      throw new CaError(
+        "invalid_state",
+        `rotation in phase ${rot.phase} expects root ${signing} active, not ${s.activeRootId}`,
+      );
+    }
+  }
   return { ...s, revoked };
 }
 

@@ -24,3 +24,5 @@
 export * from "./ca.ts";
 export type { Identity } from "../../common/tls.ts";
 export * from "./seed.ts";
+export * from "./rotation.ts";
+export * from "./trust_reports.ts";

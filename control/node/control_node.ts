@@ -20,7 +20,19 @@ import {
   validateCommand,
   type ValidatedCommand,
 } from "../registry/mod.ts";
-import { type CaState, createCa, isRevoked } from "../ca/mod.ts";
+import {
+  type CaState,
+  createCa,
+  instanceMember,
+  isRevoked,
+  type RotationPolicy,
+  type TrustReport,
+} from "../ca/mod.ts";
+import {
+  defaultRotationPolicy,
+  RotationDriver,
+  type RotationStatus,
+} from "./ca_rotation_driver.ts";
 import type { ControlIdentity } from "../tls/mod.ts";
 import { BOOTSTRAP_TOKEN_ID_PREFIX, type ForwardedCaller } from "../auth/mod.ts";
 import { isTrustDomain } from "../../common/tls.ts";
@@ -139,6 +151,11 @@ export interface ControlNodeOptions {
    * change (rotation, revocation) reaches `identity.updateCa`. @default undefined (plaintext)
    */
   tls?: ControlNodeTls;
+  /**
+   * How the leader carries CA rotations through (control.yaml `ca`).
+   * @default defaultRotationPolicy(24h): no automatic start, one hour for stragglers
+   */
+  caRotation?: RotationPolicy;
   /** Logger. */
   log: Logger;
 }
@@ -239,6 +256,8 @@ export class ControlNode implements ControlBackend {
   #caLastAttemptMs = -Infinity;
   /** The CA last handed to the TLS identity, so only changes reach it. */
   #identityCa: CaState | null = null;
+  /** Carries CA rotations through while this node leads. */
+  readonly #rotation: RotationDriver;
 
   private constructor(
     opts: ControlNodeOptions,
@@ -270,6 +289,14 @@ export class ControlNode implements ControlBackend {
       random: opts.random ?? Math.random,
       storage,
       logger: opts.log,
+    });
+    this.#rotation = new RotationDriver({
+      self: opts.node,
+      state: () => this.#state,
+      raft: () => this.#raft.status(),
+      propose: (cmd, signal) => this.#proposeChecked(encodeCommand(cmd), cmd, signal),
+      policy: opts.caRotation ?? defaultRotationPolicy(24 * 3_600_000),
+      log: opts.log.with({ component: "ca_rotation" }),
     });
     // Our own address is always known, even before any entry mentions it.
     this.#members.set(opts.node, {
@@ -387,6 +414,7 @@ export class ControlNode implements ControlBackend {
     this.#kick();
     this.#maybeBootstrapCa();
     this.#maybeRegisterBootstrapToken();
+    void this.#rotation.tick();
   }
 
   /**
@@ -1166,6 +1194,16 @@ export class ControlNode implements ControlBackend {
     if (!this.isLeader()) throw new NotLeaderError();
     const now = Date.now();
     for (const i of items) this.#leases.heartbeat(i.service, i.id, i.health, now);
+  }
+
+  /** See {@linkcode ControlBackend.reportTrust}. */
+  reportTrust(items: readonly HeartbeatItem[], report: TrustReport): void {
+    for (const i of items) this.#rotation.reports.record(instanceMember(i.service, i.id), report);
+  }
+
+  /** See {@linkcode ControlBackend.rotationStatus}. */
+  rotationStatus(): RotationStatus | null {
+    return this.#rotation.status();
   }
 
   /** See {@linkcode ControlBackend.writeForwardStats}. */

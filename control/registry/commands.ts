@@ -109,6 +109,9 @@ export const RegistryCommandSchema = z.discriminatedUnion("type", [
     // Compare-and-set on the active root: null means "only if there is no CA yet", so two
     // leaders of successive terms bootstrapping at once cannot replace each other's CA.
     expect_root_id: z.string().max(128).nullable(),
+    // Compare-and-set on the whole CA state (`caDigest`): a change computed from a state that
+    // has moved on since (another rotation step, a revocation) is refused, not applied over it.
+    expect_digest: z.string().regex(/^[0-9a-f]{64}$/).optional(),
   }),
   z.strictObject({ type: z.literal("create_join_token"), record: JoinTokenRecordSchema }),
   z.strictObject({

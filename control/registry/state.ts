@@ -14,7 +14,7 @@ import {
   NameSchema,
 } from "./instance.ts";
 import { instanceBytes, MAX_CATALOG_INSTANCE_BYTES } from "./budget.ts";
-import { type CaState, parseCaState, revokeIdentity, trustBundle } from "../ca/mod.ts";
+import { caDigest, type CaState, parseCaState, revokeIdentity, trustBundle } from "../ca/mod.ts";
 import {
   addJoinToken,
   addOperatorToken,
@@ -370,7 +370,7 @@ export class RegistryState {
       case "rollback_resource":
         return this.#rollback(index, c.kind, c.name, c.revision);
       case "put_ca":
-        return this.#putCa(index, c.ca, c.expect_root_id);
+        return this.#putCa(index, c.ca, c.expect_root_id, c.expect_digest);
       case "create_join_token":
         return this.#createJoinToken(index, c.record);
       case "consume_join_token":
@@ -384,8 +384,21 @@ export class RegistryState {
     }
   }
 
-  #putCa(index: number, raw: unknown, expectRootId: string | null): ApplyResult {
+  #putCa(
+    index: number,
+    raw: unknown,
+    expectRootId: string | null,
+    expectDigest: string | undefined,
+  ): ApplyResult {
     const current = this.#ca?.activeRootId ?? null;
+    if (expectDigest !== undefined && caDigest(this.#ca) !== expectDigest) {
+      return _fail(
+        index,
+        "ca_conflict",
+        "the CA changed since this change was computed (another rotation step or a revocation); " +
+          "read it again and retry",
+      );
+    }
     if (current !== expectRootId) {
       return expectRootId === null
         ? _fail(index, "ca_exists", "the cluster already has a CA")

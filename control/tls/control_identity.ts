@@ -107,6 +107,8 @@ export class ControlIdentity implements TlsIdentitySource {
   #timer: unknown = null;
   #failures = 0;
   #closed = false;
+  /** When the current leaf was issued (this node's clock), ms since the epoch. */
+  #issuedAt = 0;
   /** Serializes issuing: a renewal and a CA update never interleave. */
   #chain: Promise<void> = Promise.resolve();
 
@@ -118,6 +120,7 @@ export class ControlIdentity implements TlsIdentitySource {
     this.spiffeId = leaf.spiffeId;
     this.#ca = opts.ca;
     this.#leaf = leaf;
+    this.#issuedAt = this.#clock.now();
     this.#leafRootId = opts.ca.activeRootId;
     this.#material = _material(leaf, opts.ca);
     this.#revoked = _revokedSet(opts.ca);
@@ -227,9 +230,11 @@ export class ControlIdentity implements TlsIdentitySource {
     if (this.#closed) return;
     const ca = this.#ca;
     try {
-      const leaf = await _issue(this.#opts, ca, this.#clock.now());
+      const issuedAt = this.#clock.now();
+      const leaf = await _issue(this.#opts, ca, issuedAt);
       if (this.#closed) return;
       this.#leaf = leaf;
+      this.#issuedAt = issuedAt;
       this.#leafRootId = ca.activeRootId;
       this.#material = _material(leaf, this.#ca);
       this.#failures = 0;
@@ -251,10 +256,14 @@ export class ControlIdentity implements TlsIdentitySource {
     }
   }
 
-  /** Renewal at 2/3 of the lifetime, counted from `notBefore` like the proxies' renewer. */
+  /**
+   * Renewal at 2/3 of the lifetime counted from when the leaf was issued, like the proxies'
+   * renewer: the backdated `notBefore` is a skew allowance, not part of the granted lifetime.
+   */
   #renewDelay(): number {
     const { notBefore, notAfter } = this.#leaf;
-    const at = notBefore + Math.floor((notAfter - notBefore) * 2 / 3);
+    const from = Math.min(Math.max(notBefore, this.#issuedAt), notAfter);
+    const at = from + Math.floor((notAfter - from) * 2 / 3);
     return Math.max(0, at - this.#clock.now());
   }
 

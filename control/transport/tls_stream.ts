@@ -13,6 +13,7 @@
 import type tls from "node:tls";
 import type { NodeId } from "../../common/ids.ts";
 import { type Logger, nullLogger } from "../../common/log.ts";
+import { explainUntrustedPeer } from "./seed_hint.ts";
 import { TlsSocketIo } from "../../common/tls_socket_io.ts";
 import {
   createMtlsServer,
@@ -156,7 +157,7 @@ export function tlsDialer(opts: TlsTransportOptions): Dialer {
           resolve(new TlsByteStream(socket, id.uri));
         }, (e) => {
           signal.removeEventListener("abort", onAbort);
-          reject(e);
+          reject(explainUntrustedPeer(e));
         });
       });
     },

@@ -58,6 +58,11 @@ export interface DiscoveryOptions {
   services: readonly LocalServiceConfig[];
   /** Time between heartbeats, in ms. */
   heartbeatIntervalMs: number;
+  /**
+   * What the proxy holds for `service` (trusted roots, the root of its certificate), sent with
+   * each heartbeat so a CA rotation knows when this proxy has caught up. @default none sent
+   */
+  trustReport?: (service: string) => { roots: string[]; leaf_root: string | null } | null;
   /** Structured logger. */
   logger: Logger;
   /** Hears every new catalog, from the cache at start and then from the control plane. */
@@ -364,6 +369,7 @@ export class Discovery {
       body: {
         instances: locals.map((l) => ({ service: l.service, id: l.id, health: this.#health(l) })),
         proxy: this.#o.report?.(),
+        ...this.#trustFields(service),
       },
       signal: this.#ac.signal,
     });
@@ -377,6 +383,17 @@ export class Discovery {
     }
     if (a.data.unknown.length > 0 && rounds > 0) {
       await this.#heartbeatService(service, locals, rounds - 1);
+    }
+  }
+
+  #trustFields(service: string): { trust?: { roots: string[]; leaf_root: string | null } } {
+    try {
+      const t = this.#o.trustReport?.(service) ?? null;
+      return t === null ? {} : { trust: t };
+    } catch (e) {
+      // A heartbeat without the report still keeps the lease; the rotation waits a little longer.
+      this.#log.warn("could not describe the trust bundle for the heartbeat", { err: e as Error });
+      return {};
     }
   }
 

@@ -38,6 +38,8 @@ export interface PoolOptions {
   bufferBytes?: number;
   /** Connections older than this are closed instead of reused. @default no limit */
   maxAgeMs?: number;
+  /** Wall clock, ms since the epoch, to compare with certificate expiries. @default Date.now */
+  wallNow?: () => number;
   /** Opens a connection; injectable for tests and TLS. @default Deno.connect */
   connect?: (ep: Endpoint) => Promise<Deno.Conn>;
   /** Millisecond clock. @default performance.now */
@@ -61,6 +63,8 @@ export interface UpstreamConn {
   /** @internal */ _idle: boolean;
   /** @internal */ _idleSince: number;
   /** @internal */ _openedAt: number;
+  /** @internal When it stops taking requests because its certificate nears expiry. */
+  _retireAt: number;
   /** @internal Made once per connection, so an idle spell allocates no callbacks. */ _onIdleRead:
     () => void;
 }
@@ -81,6 +85,34 @@ export class ConnectError extends Error {
  * Whether a connection may be reused: a connection can say it should not be by a `reusable`
  * property that is false (a mux stream whose session is going away).
  */
+/**
+ * Least time a connection is used for new requests, in ms, however close its certificate is to
+ * expiry, so a certificate about to expire cannot make a caller dial in a loop.
+ */
+export const MIN_CONNECTION_LIFE_MS = 1_000;
+
+/**
+ * When a connection opened at `openedAt` with a certificate expiring at `notAfter` stops taking
+ * new requests: halfway to the expiry, so the requests already on it have the other half to
+ * finish before the callee closes it (it closes every connection when the caller's
+ * certificate expires). Infinity without an expiry. `notAfter` is wall-clock time (ms since the
+ * epoch) and `wallNow` the wall clock at `openedAt`, for callers whose `openedAt` is on another
+ * clock (the pool's is monotonic).
+ */
+export function retireBeforeExpiry(
+  openedAt: number,
+  notAfter = Infinity,
+  wallNow = openedAt,
+): number {
+  if (!Number.isFinite(notAfter)) return Infinity;
+  return openedAt + Math.max(MIN_CONNECTION_LIFE_MS, Math.floor((notAfter - wallNow) / 2));
+}
+
+/** The expiry of the certificate a mesh connection presented (`localNotAfter`), if any. */
+function _localNotAfter(conn: Deno.Conn): number {
+  return (conn as { localNotAfter?: number }).localNotAfter ?? Infinity;
+}
+
 function _reusable(conn: Deno.Conn): boolean {
   return (conn as { reusable?: boolean }).reusable !== false;
 }
@@ -126,6 +158,7 @@ export class ConnectionPool {
   readonly #connectTimeoutMs: number;
   readonly #bufferBytes: number;
   readonly #maxAgeMs: number;
+  readonly #wallNow: () => number;
   readonly #connect: (ep: Endpoint) => Promise<Deno.Conn>;
   readonly #now: () => number;
   #timer: ReturnType<typeof setInterval> | null = null;
@@ -146,6 +179,7 @@ export class ConnectionPool {
     this.#connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
     this.#bufferBytes = opts.bufferBytes ?? DEFAULT_UPSTREAM_BUFFER_BYTES;
     this.#maxAgeMs = opts.maxAgeMs ?? DEFAULT_MAX_CONNECTION_AGE_MS;
+    this.#wallNow = opts.wallNow ?? Date.now;
     this.#connect = opts.connect ??
       ((ep) => Deno.connect({ hostname: ep.hostname, port: ep.port }));
     this.#now = opts.now ?? (() => performance.now());
@@ -174,7 +208,8 @@ export class ConnectionPool {
       uc._idle = false;
       if (
         !_reusable(uc.conn) ||
-        (this.#maxAgeMs !== Infinity && this.#now() - uc._openedAt >= this.#maxAgeMs)
+        (this.#maxAgeMs !== Infinity && this.#now() - uc._openedAt >= this.#maxAgeMs) ||
+        (uc._retireAt !== Infinity && this.#now() >= uc._retireAt)
       ) {
         this.#stats.retired++;
         closeQuietly(uc.conn);
@@ -218,6 +253,8 @@ export class ConnectionPool {
       _idle: false,
       _idleSince: 0,
       _openedAt: this.#maxAgeMs === Infinity ? 0 : this.#now(),
+      // The pool's clock is monotonic (`performance.now()` scale), certificates' are the wall's.
+      _retireAt: retireBeforeExpiry(this.#now(), _localNotAfter(conn), this.#wallNow()),
       _onIdleRead: () => this.#settledWhileIdle(uc),
     };
     return uc;
@@ -233,7 +270,7 @@ export class ConnectionPool {
       return;
     }
     const now = this.#now();
-    if (now - uc._openedAt >= this.#maxAgeMs || !_reusable(uc.conn)) {
+    if (now - uc._openedAt >= this.#maxAgeMs || now >= uc._retireAt || !_reusable(uc.conn)) {
       this.#stats.retired++;
       closeQuietly(uc.conn);
       return;

@@ -1,5 +1,6 @@
 import { deepStrictEqual as assertEquals, ok as assert, rejects } from "node:assert/strict";
 import { ConnectError, ConnectionPool, type Endpoint } from "./mod.ts";
+import { MIN_CONNECTION_LIFE_MS, retireBeforeExpiry } from "./pool.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
@@ -166,3 +167,52 @@ Deno.test(
     }
   },
 );
+
+Deno.test("retireBeforeExpiry() stops new requests halfway to the certificate's expiry", () => {
+  assertEquals(retireBeforeExpiry(0, 60_000), 30_000);
+  assertEquals(retireBeforeExpiry(10_000, 50_000), 30_000);
+  assertEquals(retireBeforeExpiry(0), Infinity, "no certificate: no deadline");
+  assertEquals(retireBeforeExpiry(0, 100), MIN_CONNECTION_LIFE_MS, "never a dial loop");
+  assertEquals(retireBeforeExpiry(5_000, 0), 5_000 + MIN_CONNECTION_LIFE_MS);
+  assertEquals(retireBeforeExpiry(7, 1_000_060_000, 1_000_000_000), 30_007, "two clocks");
+});
+
+Deno.test("a connection whose certificate nears expiry is not reused", async () => {
+  // The callee closes a connection when the caller's certificate expires, whatever request is
+  // on it; the pool stops reusing it halfway there so no request is cut.
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted: Deno.Conn[] = [];
+  const acceptLoop = (async () => {
+    for await (const c of l) accepted.push(c);
+  })();
+  // The pool's own clock is monotonic and starts anywhere; certificates carry wall-clock time.
+  let now = 5_000;
+  const wall = 1_800_000_000_000;
+  const port = (l.addr as Deno.NetAddr).port;
+  const pool = new ConnectionPool({
+    now: () => now,
+    wallNow: () => wall + now - 5_000,
+    connect: async () => {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port });
+      return Object.assign(c, { localNotAfter: wall + (now - 5_000) + 60_000 });
+    },
+  });
+  const ep = { key: "k", hostname: "127.0.0.1", port };
+  const a = await pool.acquire(ep);
+  pool.release(a);
+  now = 34_999;
+  const b = await pool.acquire(ep);
+  assertEquals(b, a, "well before expiry: reused");
+  pool.release(b);
+  now = 35_000;
+  const c = await pool.acquire(ep);
+  assert(c !== a, "halfway to expiry: a fresh connection");
+  assertEquals(pool.stats().retired, 1);
+  now = 65_000;
+  pool.release(c);
+  assertEquals(pool.stats().retired, 2, "released past its own halfway point: closed");
+  pool.close();
+  l.close();
+  await acceptLoop.catch(() => {});
+  for (const x of accepted) x.close();
+});

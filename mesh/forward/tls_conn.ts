@@ -22,6 +22,11 @@ export const MAX_PENDING_ACCEPTS = 1024;
 export class TlsConn implements Deno.Conn {
   /** The peer's verified SPIFFE id (null when the socket was not verified by us). */
   readonly peerIdentity: string | null;
+  /**
+   * When the certificate this side presented expires (ms since the epoch; Infinity when not
+   * known): the peer closes the connection then, so callers stop using it well before.
+   */
+  localNotAfter = Infinity;
   /** Local address. */
   readonly localAddr: Deno.NetAddr;
   /** Remote address. */
@@ -136,6 +141,8 @@ export class TlsConn implements Deno.Conn {
 export class NativeTlsConn implements Deno.Conn {
   /** The peer's verified SPIFFE id. */
   readonly peerIdentity: string;
+  /** When the certificate this side presented expires; see {@linkcode TlsConn.localNotAfter}. */
+  localNotAfter = Infinity;
   /** The ALPN protocol the handshake settled on, or null. */
   readonly alpnProtocol: string | null;
   readonly #c: Deno.TlsConn;

@@ -42,8 +42,42 @@ export function parseCert(pem: string): CertInfo {
   };
 }
 
-/** When to renew: issued + 2/3 of the lifetime, ms since the epoch. */
-export function renewAt(cert: CertInfo | string): number {
+/**
+ * When to renew, ms since the epoch: two thirds into the lifetime counted from the issue time.
+ * CAs backdate `notBefore` (by a clock-skew allowance) so that peers with slower clocks accept
+ * a fresh leaf; that margin is not part of the lifetime the CA granted. Given `receivedAt` (when
+ * the certificate arrived from the CA) the lifetime is counted from then, so a 1-minute leaf
+ * backdated by 60 s is renewed 40 s after it arrived rather than 20 s; without it (a certificate
+ * loaded from disk) `notBefore` is the earliest possible issue time, which renews early, never
+ * late.
+ */
+export function renewAt(cert: CertInfo | string, receivedAt?: number): number {
   const c = typeof cert === "string" ? parseCert(cert) : cert;
-  return c.notBefore + Math.floor((c.notAfter - c.notBefore) * RENEW_AT_FRACTION);
+  const from = receivedAt === undefined
+    ? c.notBefore
+    : Math.min(Math.max(c.notBefore, receivedAt), c.notAfter);
+  return from + Math.floor((c.notAfter - from) * RENEW_AT_FRACTION);
+}
+
+/**
+ * Why a certificate the CA just issued is not valid by this machine's clock, naming the skew,
+ * or null when it is. The CA backdates `notBefore` by a minute, so a clock behind the CA's by
+ * more than that, or ahead by more than the lifetime, is off by at least the amount named.
+ */
+export function clockSkewProblem(cert: CertInfo, now: number): string | null {
+  if (now < cert.notBefore) {
+    return `this machine's clock is at least ${
+      Math.ceil((cert.notBefore - now) / 1000)
+    } s behind the CA's: a certificate it just issued is valid only from ${
+      new Date(cert.notBefore).toISOString()
+    } (the clock here says ${new Date(now).toISOString()}); set the clock (NTP) and start again`;
+  }
+  if (now >= cert.notAfter) {
+    return `this machine's clock is at least ${
+      Math.ceil((now - cert.notAfter) / 1000)
+    } s ahead of the CA's: a certificate it just issued expired at ${
+      new Date(cert.notAfter).toISOString()
+    } (the clock here says ${new Date(now).toISOString()}); set the clock (NTP) and start again`;
+  }
+  return null;
 }

@@ -8,7 +8,7 @@
 import type { Logger } from "../../common/log.ts";
 import type { TlsMaterial } from "../../common/tls.ts";
 import { createKeyAndCsr } from "./csr.ts";
-import { type CertInfo, parseCert } from "./cert_info.ts";
+import { type CertInfo, clockSkewProblem, parseCert } from "./cert_info.ts";
 import { keyMatchesCert, loadIdentity, saveIdentity } from "./store.ts";
 import type { SignResponse } from "./renewer.ts";
 
@@ -325,6 +325,9 @@ async function _enroll(
         if (!keyMatchesCert(certPem, keyPem)) {
           throw new EnrollError(`${base}: the signed certificate is not for the key sent`);
         }
+        // Peers verify with the same clocks: a skewed one here fails every handshake later.
+        const skew = clockSkewProblem(parseCert(certPem), Date.now());
+        if (skew !== null) throw new EnrollError(skew);
         return { certPem, keyPem, caPem };
       } catch (e) {
         if (!(e instanceof _Retryable)) throw e;

@@ -23,3 +23,5 @@ export * from "./store.ts";
 export * from "./renewer.ts";
 export * from "./enroll.ts";
 export * from "../../common/control_https.ts";
+export * from "./trust_report.ts";
+export * from "./activation_renewal.ts";

@@ -6,7 +6,7 @@
  */
 import { type Logger, nullLogger } from "../../common/log.ts";
 import { keepsATrustedRoot, splitPemCerts, type TlsMaterial } from "../../common/tls.ts";
-import { parseCert, renewAt } from "./cert_info.ts";
+import { clockSkewProblem, parseCert, renewAt } from "./cert_info.ts";
 import { createKeyAndCsr } from "./csr.ts";
 import { keyMatchesCert } from "./store.ts";
 
@@ -187,6 +187,7 @@ export class CertRenewer {
     } catch (e) {
       throw new RenewalError(`signing request failed: ${(e as Error).message}`, e);
     }
+    const receivedAt = this.#clock.now();
     const material: TlsMaterial = { certPem: res.certPem, keyPem, caPem: res.caPem };
     const info = (() => {
       try {
@@ -201,9 +202,8 @@ export class CertRenewer {
         `CA signed ${info.spiffeId?.uri ?? "no SPIFFE id"}, expected ${expected}`,
       );
     }
-    if (info.notAfter <= this.#clock.now()) {
-      throw new RenewalError(`CA answered with a certificate that expired at ${info.notAfter}`);
-    }
+    const skew = clockSkewProblem(info, this.#clock.now());
+    if (skew !== null) throw new RenewalError(skew);
     if (!keyMatchesCert(res.certPem, keyPem)) {
       throw new RenewalError("CA answered with a certificate for another key");
     }
@@ -227,7 +227,7 @@ export class CertRenewer {
       serial: info.serial,
       not_after: new Date(info.notAfter).toISOString(),
     });
-    const next = renewAt(info);
+    const next = renewAt(info, receivedAt);
     const floor = this.#clock.now() + MIN_RENEW_INTERVAL_MS;
     if (next < floor) {
       this.#log.warn("renewal due at once after a renewal: is this clock ahead of the CA's?", {

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Endpoint } from "../forward/types.ts";
-import { poolKey } from "../forward/pool.ts";
+import { poolKey, retireBeforeExpiry } from "../forward/pool.ts";
 import { closeQuietly } from "../forward/io.ts";
 import { MuxSession } from "./session.ts";
 
@@ -37,6 +37,21 @@ export interface MuxDial {
   mux: boolean;
   /** The peer's verified SPIFFE id. */
   peerIdentity: string | null;
+  /**
+   * When the certificate this side presented expires, ms since the epoch: the callee closes
+   * the connection then, whatever streams are in flight. @default Infinity
+   */
+  notAfter?: number;
+}
+
+/**
+ * When a session opened at `openedAt` stops taking new streams: at its maximum age, or halfway
+ * to its certificate's expiry when that comes first, so the calls already on it have the other
+ * half to finish before the callee cuts the connection (only new calls move to a new session,
+ * made with the renewed certificate).
+ */
+export function sessionRetireAt(openedAt: number, maxAgeMs: number, notAfter = Infinity): number {
+  return Math.min(openedAt + maxAgeMs, retireBeforeExpiry(openedAt, notAfter));
 }
 
 /** Options of {@linkcode MuxConnector}. */
@@ -88,7 +103,8 @@ export class MuxConnector {
   readonly #perEndpoint: number;
   readonly #idleMs: number;
   readonly #maxAgeMs: number;
-  readonly #openedAt = new WeakMap<MuxSession, number>();
+  readonly #retireAt = new WeakMap<MuxSession, number>();
+  readonly #retireTimers = new Map<MuxSession, ReturnType<typeof setTimeout>>();
   readonly #now: () => number;
   readonly #eps = new Map<string, _Endpoint>();
   readonly #stats = { sessions: 0, streams: 0, plain: 0 };
@@ -200,7 +216,7 @@ export class MuxConnector {
   }
 
   #retired(s: MuxSession, now = this.#now()): boolean {
-    return !s.usable || now - (this.#openedAt.get(s) ?? now) >= this.#maxAgeMs;
+    return !s.usable || now >= (this.#retireAt.get(s) ?? Infinity);
   }
 
   /** Sessions of `e` that take new streams. */
@@ -234,10 +250,26 @@ export class MuxConnector {
           this.#closedTotals.frames += st.frames;
         }
         e.idleSince.delete(s);
+        const t = this.#retireTimers.get(s);
+        if (t !== undefined) clearTimeout(t);
+        this.#retireTimers.delete(s);
       },
     });
     this.#stats.sessions++;
-    this.#openedAt.set(s, this.#now());
+    const openedAt = this.#now();
+    const retireAt = sessionRetireAt(openedAt, this.#maxAgeMs, d.notAfter);
+    this.#retireAt.set(s, retireAt);
+    if (retireAt - openedAt < this.#maxAgeMs) {
+      // Pooled streams must stop being reused by then too, not only new streams: a timer,
+      // since the pool checks a stream's `reusable` without a clock.
+      const t = setTimeout(() => {
+        this.#retireTimers.delete(s);
+        s.retire();
+        if (s.streamCount === 0) s.close();
+      }, Math.max(0, retireAt - openedAt));
+      Deno.unrefTimer(t);
+      this.#retireTimers.set(s, t);
+    }
     if (this.#closed) s.close();
     else e.sessions.push(s);
     return s;

@@ -17,7 +17,7 @@ async function tcpPair(): Promise<[Deno.Conn, Deno.Conn]> {
 }
 
 /** A dialer whose connections lead to mux servers that echo each stream; counts dials. */
-function echoDialer(opts: { mux?: boolean; gate?: Promise<void> } = {}) {
+function echoDialer(opts: { mux?: boolean; gate?: Promise<void>; notAfter?: () => number } = {}) {
   const servers: MuxSession[] = [];
   const others: Deno.Conn[] = [];
   let dials = 0;
@@ -36,7 +36,12 @@ function echoDialer(opts: { mux?: boolean; gate?: Promise<void> } = {}) {
     } else {
       others.push(b);
     }
-    return { conn: a, mux: opts.mux ?? true, peerIdentity: "spiffe://td/svc/callee" };
+    return {
+      conn: a,
+      mux: opts.mux ?? true,
+      peerIdentity: "spiffe://td/svc/callee",
+      ...(opts.notAfter ? { notAfter: opts.notAfter() } : {}),
+    };
   };
   const close = () => {
     for (const s of servers) s.close();
@@ -208,6 +213,37 @@ Deno.test("once a peer turned the mux down, dialPlain opens its connections", as
   assertEquals(plainDials, 1);
   assertEquals(mc.stats().plain, 3);
   for (const x of [a, b, c]) x.close();
+  mc.close();
+  d.close();
+});
+
+Deno.test("a session halfway to its certificate's expiry takes no new streams, nor reuses pooled ones", async () => {
+  // The callee cuts a session when the caller's certificate expires, mid-stream if need be:
+  // streams already open keep working, new calls go to a session dialled with fresh material.
+  let now = 0;
+  let life = 2_400;
+  const d = echoDialer({ notAfter: () => now + life });
+  const mc = new MuxConnector({ dial: d.dial, now: () => now, sessionsPerEndpoint: 1 });
+  const a = await mc.connect(EP);
+  assert((a as MuxStream).reusable, "a young session's stream is reusable");
+  now = 1_199;
+  const b = await mc.connect(EP);
+  assertEquals(d.dials(), 1, "before halfway: same session");
+  now = 1_200;
+  life = 3_600_000; // the renewed certificate
+  const c = await mc.connect(EP);
+  assertEquals(d.dials(), 2, "halfway to expiry: a new session");
+  assertEquals(await roundTrip(a, "old"), "old", "streams on the retired session still work");
+  assertEquals(await roundTrip(c, "new"), "new");
+  // The pool checks `reusable` without a clock: a timer turns it off (real time, >= 1 s).
+  for (let i = 0; i < 2000 && (a as MuxStream).reusable; i++) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  assert(!(a as MuxStream).reusable, "pooled streams of the retired session are not reused");
+  assert((c as MuxStream).reusable);
+  a.close();
+  b.close();
+  c.close();
   mc.close();
   d.close();
 });

@@ -142,6 +142,7 @@ export class MuxSession {
   #lastPeerId = 0;
   #error: Error | null = null;
   #goingAway = false;
+  #retired = false;
   /** A rebalancing GoAway: streams opened before the grace time ends are still served. */
   #serveUntilGrace = false;
   #peerGoingAway = false;
@@ -185,9 +186,24 @@ export class MuxSession {
     return this.#error !== null;
   }
 
+  /**
+   * Stops handing out this session's streams (client role) without ending the calls on it:
+   * no new stream opens here, pooled streams are not reused, and the session can be closed
+   * once its last stream ends. For a session whose certificate nears its expiry, when the
+   * callee would cut it mid-call.
+   */
+  retire(): void {
+    this.#retired = true;
+  }
+
+  /** Whether {@linkcode MuxSession.retire} was called. */
+  get retired(): boolean {
+    return this.#retired;
+  }
+
   /** Whether new streams may be opened here (client role). */
   get usable(): boolean {
-    return this.#error === null && !this.#peerGoingAway && !this.#goingAway &&
+    return this.#error === null && !this.#peerGoingAway && !this.#goingAway && !this.#retired &&
       this.#nextId <= MAX_STREAM_ID && this.#streams.size < this.#maxStreams;
   }
 
@@ -596,7 +612,7 @@ export class MuxStream implements Deno.Conn {
    * calls move to the caller's next session).
    */
   get reusable(): boolean {
-    return !this.#s.closed && !this.#s.peerGoingAway;
+    return !this.#s.closed && !this.#s.peerGoingAway && !this.#s.retired;
   }
 
   /** The session's local address. */

@@ -313,6 +313,8 @@ export class DataPlane {
                 conn,
                 mux: conn.alpnProtocol === MUX_ALPN,
                 peerIdentity: conn.peerIdentity,
+                // The callee cuts the session when this certificate expires: retire it before.
+                notAfter: conn.localNotAfter,
               };
             },
           });

@@ -535,9 +535,12 @@ export async function connectMtls(
           ? new MtlsConnectError("tls", `mTLS connect to ${ep.key}: ${e.message}`, e)
           : e;
       });
-    return state === null
-      ? new NativeTlsConn(conn, identity, undefined, alpn)
-      : state._adoptNative(conn, identity, alpn);
+    return _stamp(
+      state === null
+        ? new NativeTlsConn(conn, identity, undefined, alpn)
+        : state._adoptNative(conn, identity, alpn),
+      m,
+    );
   }
   if (mode === "auto" && name !== null && NATIVE_OUTBOUND_AVAILABLE) {
     const until = _nodeOnly.get(key);
@@ -553,9 +556,12 @@ export async function connectMtls(
           timeoutMs,
           alpns,
         );
-        return state === null
-          ? new NativeTlsConn(conn, identity, undefined, alpn)
-          : state._adoptNative(conn, identity, alpn);
+        return _stamp(
+          state === null
+            ? new NativeTlsConn(conn, identity, undefined, alpn)
+            : state._adoptNative(conn, identity, alpn),
+          m,
+        );
       } catch (e) {
         if (!(e instanceof _HandshakeFailed)) throw e;
         if (_nodeOnly.size >= MAX_NODE_ONLY_ENDPOINTS) {
@@ -581,7 +587,26 @@ export async function connectMtls(
     ...(name !== null ? { servername: name } : {}),
     ...(alpns !== undefined ? { alpnProtocols: alpns } : {}),
   });
-  return state === null ? new TlsConn(socket, identity) : state._adopt(socket, identity);
+  return _stamp(state === null ? new TlsConn(socket, identity) : state._adopt(socket, identity), m);
+}
+
+/** Expiry of each material's certificate, parsed once per material. */
+const _notAfters = new WeakMap<TlsMaterial, number>();
+
+/** Records on `conn` when the certificate it presented (`m`'s) expires. */
+function _stamp<C extends MeshConn>(conn: C, m: TlsMaterial): C {
+  let at = _notAfters.get(m);
+  if (at === undefined) {
+    try {
+      at = Date.parse(new X509Certificate(m.certPem).validTo);
+    } catch {
+      at = NaN;
+    }
+    if (!Number.isFinite(at)) at = Infinity;
+    _notAfters.set(m, at);
+  }
+  conn.localNotAfter = at;
+  return conn;
 }
 
 /** @internal Forgets which endpoints were put on node:tls only (tests). */

@@ -57,6 +57,8 @@ export interface MeshProxyOptions {
   serviceControlFetch?: (service: string) => typeof fetch | undefined;
   /** Hears the trust part of every catalog (CA roots, revoked ids), for renewal and refusals. */
   onTrust?: (trust: Catalog["trust"]) => void;
+  /** What the proxy holds for a local service, reported with its heartbeats (CA rotation). */
+  trustReport?: (service: string) => { roots: string[]; leaf_root: string | null } | null;
   /** The proxy's identity: the mesh hop (inbound and to other proxies) becomes mTLS. */
   tls?: MeshTls;
 }
@@ -144,6 +146,7 @@ export class MeshProxy {
         dataDir: cfg.data_dir,
         services: cfg.services,
         heartbeatIntervalMs: cfg.heartbeat_interval,
+        ...(opts.trustReport ? { trustReport: opts.trustReport } : {}),
         logger: log,
         fetch: opts.fetch,
         controlFetch: opts.controlFetch,

@@ -3,7 +3,7 @@
  * requests: the server and client swap material while requests keep succeeding.
  */
 import type tls from "node:tls";
-import { assert, assertEquals, assertRejects } from "../assert.ts";
+import { assert, assertEquals, assertMatch, assertRejects } from "../assert.ts";
 import { type CaState, rotateCa, signCsr, trustBundlePem } from "../../control/ca/mod.ts";
 import { memoryLogger } from "../../common/log.ts";
 import { mtlsConnect, type TlsMaterial } from "../../common/tls.ts";
@@ -68,10 +68,11 @@ Deno.test("CertRenewer renews at two thirds of the lifetime, with a new key each
   });
   const first = await r.start();
   assertEquals(s.calls(), 1);
-  const due = renewAt(first.certPem);
+  const due = renewAt(first.certPem, t0);
   assertEquals(r.nextRenewalAt, due);
   const info = parseCert(first.certPem);
-  assertEquals(due, info.notBefore + Math.floor((info.notAfter - info.notBefore) * 2 / 3));
+  // Two thirds of the lifetime granted at t0: the backdated notBefore is no part of it.
+  assertEquals(due, t0 + Math.floor((info.notAfter - t0) * 2 / 3));
   clock.advanceTo(due - 1);
   assertEquals(s.calls(), 1, "not before the renewal time");
   const changed = nextChange(r);
@@ -102,7 +103,7 @@ Deno.test("CertRenewer keeps valid material and retries with backoff when signin
   });
   const first = await r.start();
   fail = true;
-  clock.advanceTo(renewAt(first.certPem));
+  clock.advanceTo(r.nextRenewalAt!);
   // Let the failed attempt settle; the retry is then scheduled on virtual time.
   await untilScheduled(clock);
   assertEquals(clock.pending[0]! - clock.now(), 1000);
@@ -315,6 +316,61 @@ Deno.test("CertRenewer does not renew in a loop when its clock is ahead of the C
   }
 });
 
+Deno.test("CertRenewer does not warn about clocks after renewing a short leaf on one clock", async () => {
+  // The CA backdates notBefore by its skew allowance; counting that margin as lifetime put a
+  // 1-minute leaf's renewal 20 s after it arrived, under the 30 s floor, and warned with one clock.
+  const t0 = Date.now();
+  const clock = new FakeClock(t0);
+  const ca = await testCa("skein.local", t0 - HOUR);
+  const s = signer(ca, clock, "payments", 60_000);
+  const log = memoryLogger();
+  const r = new CertRenewer({
+    service: "payments",
+    trustDomain: "skein.local",
+    sign: s.sign,
+    clock,
+    logger: log,
+  });
+  try {
+    const first = await r.start();
+    const info = parseCert(first.certPem);
+    assert(info.notBefore < t0, "the CA backdates notBefore");
+    // Certificates have whole seconds: the lifetime granted at t0 is 59–60 s.
+    const due = r.nextRenewalAt!;
+    assertEquals(due, renewAt(info, t0));
+    assert(due >= t0 + 39_000, `renewal ${due - t0} ms after arrival`);
+    assert(!log.lines.some((l) => /clock ahead of the CA/.test(l)), log.lines.join("\n"));
+    const changed = nextChange(r);
+    clock.advanceTo(due);
+    await changed;
+    // Listeners hear of the new material before the next renewal is scheduled.
+    for (let i = 0; i < 2000 && r.nextRenewalAt === due; i++) {
+      await new Promise((x) => setTimeout(x, 5));
+    }
+    assert(r.nextRenewalAt! >= due + 39_000, `next ${r.nextRenewalAt! - due} ms later`);
+    assert(!log.lines.some((l) => /clock ahead of the CA/.test(l)), log.lines.join("\n"));
+  } finally {
+    r.stop();
+  }
+});
+
+Deno.test("CertRenewer refuses at start, in one line naming the skew, when its clock is behind the CA's", async () => {
+  const caNow = Date.now();
+  const ca = await testCa("skein.local", caNow - HOUR);
+  // Two minutes behind: the leaf, backdated one minute, is not valid yet by this clock.
+  const clock = new FakeClock(caNow - 120_000);
+  const r = new CertRenewer({
+    service: "payments",
+    trustDomain: "skein.local",
+    clock,
+    sign: (csr) => signer(ca, { now: () => caNow }).sign(csr),
+  });
+  const e = await assertRejects(() => r.start(), RenewalError);
+  assertMatch(e.message, /clock is at least 6\d s behind the CA's/);
+  assert(!e.message.includes("\n"), "one line");
+  r.stop();
+});
+
 Deno.test("CertRenewer refuses a renewal whose trust bundle keeps none of the current roots", async () => {
   const t0 = Date.now();
   const clock = new FakeClock(t0);
@@ -333,7 +389,7 @@ Deno.test("CertRenewer refuses a renewal whose trust bundle keeps none of the cu
   });
   const first = await r.start();
   answerFrom = foreign;
-  clock.advanceTo(renewAt(first.certPem));
+  clock.advanceTo(r.nextRenewalAt!);
   await untilScheduled(clock);
   assertEquals(clock.pending[0]! - clock.now(), 1000, "refused, so retried after the backoff");
   assertEquals(r.current(), first, "the current certificate and roots stay in use");
