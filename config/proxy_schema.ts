@@ -59,7 +59,18 @@ export const ProxyLimits = z.strictObject({
 
 /** Telemetry export settings. */
 export const Telemetry = z.strictObject({
+  /** The OTLP/HTTP collector base URL; spans go to `<otlp>/v1/traces`. Absent: no tracing. */
   otlp: url.optional(),
+  /** How often a request arriving without a trace starts one: a ratio 0..1, `always`, `never`. */
+  sampling: z.union([z.literal("always"), z.literal("never"), z.number().min(0).max(1)])
+    .default(0.01),
+});
+
+/** Access log settings: one JSON line per request and per TCP connection. */
+export const AccessLogSettings = z.strictObject({
+  /** A file (appended to; reopened on SIGHUP) or `stdout`. */
+  path: z.string().min(1).max(4096),
+  format: z.literal("json").default("json"),
 });
 
 /** The proxy configuration. */
@@ -89,8 +100,8 @@ export const ProxyConfig = z.strictObject({
   workers: z.union([z.literal("auto"), z.number().int().min(1).max(64)]).default(1),
   drain_timeout: duration.default(15_000),
   heartbeat_interval: duration.default(2000),
-  access_log: z.string().optional(),
-  telemetry: Telemetry.default({}),
+  access_log: AccessLogSettings.optional(),
+  telemetry: Telemetry.default(Telemetry.parse({})),
   limits: ProxyLimits.default(ProxyLimits.parse({})),
   log: logSettings.default(logSettings.parse({})),
 }).check((ctx) => {

@@ -20,7 +20,6 @@ import {
   type ProxyConfig,
   ResourceSchema,
   unenforcedResourceParts,
-  unenforcedSettings,
   upstreamKey,
 } from "../../config/mod.ts";
 import type { Logger } from "../../common/log.ts";
@@ -178,9 +177,6 @@ export class MeshProxy {
         for (const o of opts.tls.others ?? []) self.#noteExpiry(o.material, o.service);
       }
       log.info("data plane started", { workers: planes.count, mtls: opts.tls !== undefined });
-      for (const setting of unenforcedSettings(cfg)) {
-        log.warn("setting not implemented in this version; ignored", { setting });
-      }
       await discovery.start();
       return self;
     } catch (e) {
