@@ -112,3 +112,12 @@ export const logSettings = z.strictObject({
   level: z.enum(["debug", "info", "warn", "error"]).default("info"),
   format: z.enum(["logfmt", "json"]).default("logfmt"),
 });
+
+/** Telemetry export settings. */
+export const Telemetry = z.strictObject({
+  /** The OTLP/HTTP collector base URL; spans go to `<otlp>/v1/traces`. Absent: no tracing. */
+  otlp: url.optional(),
+  /** How often a request arriving without a trace starts one: a ratio 0..1, `always`, `never`. */
+  sampling: z.union([z.literal("always"), z.literal("never"), z.number().min(0).max(1)])
+    .default(0.01),
+});

@@ -3,7 +3,8 @@
  * @module
  */
 import { z } from "zod";
-import { duration, host, hostPort, logSettings, name, size, url } from "./fields.ts";
+import { duration, host, hostPort, logSettings, name, size, Telemetry, url } from "./fields.ts";
+export { Telemetry };
 
 /** Active health check of the local app. */
 export const HealthCheck = z.strictObject({
@@ -55,15 +56,6 @@ export const ProxyLimits = z.strictObject({
   header_read_timeout: duration.default(10_000),
   /** An opaque TCP connection (either end) silent this long is closed; "0" = never. */
   tcp_idle_timeout: duration.default(60 * 60_000),
-});
-
-/** Telemetry export settings. */
-export const Telemetry = z.strictObject({
-  /** The OTLP/HTTP collector base URL; spans go to `<otlp>/v1/traces`. Absent: no tracing. */
-  otlp: url.optional(),
-  /** How often a request arriving without a trace starts one: a ratio 0..1, `always`, `never`. */
-  sampling: z.union([z.literal("always"), z.literal("never"), z.number().min(0).max(1)])
-    .default(0.01),
 });
 
 /** Access log settings: one JSON line per request and per TCP connection. */

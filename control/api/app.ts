@@ -64,6 +64,7 @@ import { MAX_BODY_BYTES, parseJsonBody, readBodyBytes } from "./body.ts";
 import { DeadlineExceeded, SharedDeadlines } from "./deadline.ts";
 import { ApiError, type ErrorStatus, validationError } from "./errors.ts";
 import { ApiMetrics, renderControlMetrics } from "./metrics.ts";
+import { type ApiTracing, traceApiCalls } from "./tracing.ts";
 
 /** How long a write may wait for commit before the API answers 503 `no_quorum`. */
 export const WRITE_TIMEOUT_MS = 5_000;
@@ -118,6 +119,8 @@ export interface ApiOptions {
   now?: () => number;
   /** Lifetime of certificates signed by `POST /v1/ca/sign`. @default LEAF_TTL_MS_DEFAULT */
   leafTtlMs?: number;
+  /** Traces API calls (a server span each) when given. */
+  tracing?: ApiTracing;
 }
 
 /** The facts {@linkcode ApiOptions.authorize} decides on. */
@@ -384,6 +387,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
   const writeDeadlines = new SharedDeadlines(writeTimeout);
 
   const app = new Hono<ApiEnv>();
+  if (opts.tracing !== undefined) app.use("*", traceApiCalls(opts.tracing));
 
   app.use("*", async function countRequests(c, next) {
     await next();

@@ -18,7 +18,7 @@ import {
 import { headerValue, markHopByHop, type RequestHead } from "../http1/mod.ts";
 import type { AccessLog } from "./access_log.ts";
 import { accessLine, type AccessRecord, causeOf } from "./access_record.ts";
-import type { SpanAttributes, SpanHandle, SpanSink } from "./span_sink.ts";
+import type { SpanAttributes, SpanHandle, SpanSink } from "../../common/trace/span_sink.ts";
 import {
   formatTraceparent,
   type ParentContext,
@@ -27,7 +27,7 @@ import {
   sampleRoot,
   type Sampling,
   traceparentSampled,
-} from "./trace_context.ts";
+} from "../../common/trace/trace_context.ts";
 
 /** Which side of a call this proxy is on. */
 export type Side = "client" | "server";
@@ -329,6 +329,7 @@ class _Recorded implements RouteDecision {
       const id = c.side === "client" ? this.#ep?.identity ?? c.call.peerIdentity : c.call.caller;
       if (id !== null && id !== undefined) attrs["skein.peer.spiffe_id"] = id;
       if (error !== null) attrs["skein.error"] = error;
+      if (status >= 500 || status === 0) attrs["error"] = true;
       this.#span.end(attrs, status >= 500 || status === 0, end);
     }
     if (c.base !== null) {

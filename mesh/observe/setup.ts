@@ -10,7 +10,7 @@ import type { Registry } from "../../common/metrics.ts";
 import type { ProxyConfig } from "../../config/proxy_schema.ts";
 import { AccessLog } from "./access_log.ts";
 import { Recorder } from "./recorder.ts";
-import type { SpanSink } from "./span_sink.ts";
+import type { SpanSink } from "../../common/trace/span_sink.ts";
 
 /** A data plane's tracing and access logging. */
 export class Observability {
@@ -60,7 +60,7 @@ export class Observability {
   async #loadTracer(cfg: ProxyConfig, otlp: string, logger: Logger): Promise<void> {
     try {
       // Loaded only here: proxies without telemetry.otlp never hold the SDK in memory.
-      const { createOtlpSink } = await import("./otel.ts");
+      const { createOtlpSink } = await import("../../common/trace/otel.ts");
       if (this.#closed) return;
       this.#sink = createOtlpSink({
         endpoint: otlp,

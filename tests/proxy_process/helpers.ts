@@ -99,6 +99,7 @@ export async function startControl(
   name = "cp-1",
   apiPort = 0,
   tls: Record<string, unknown> = {},
+  extra: Record<string, unknown> = {},
 ): Promise<Control> {
   const cfg = `${dir}/${name}.yaml`;
   const seed = await sharedSeed();
@@ -112,6 +113,7 @@ export async function startControl(
       bootstrap_token_file: `${dir}/${name}.token`,
       tls: { ca_cert_file: seed.certFile, ca_key_file: seed.keyFile, ...tls },
       raft_tuning: { heartbeat: "50ms", election_timeout: "300ms" },
+      ...extra,
     }),
   );
   const child = new Child(spawnSkein(["control", "--config", cfg]));

@@ -7,6 +7,7 @@
  */
 import { assert, assertEquals } from "../assert.ts";
 import { createJoinToken } from "../skein_cli.ts";
+import { testFetch } from "../tls_fixture.ts";
 import { type ProxyHandle, startControl, startProxy, waitFor } from "./helpers.ts";
 
 interface Span {
@@ -52,9 +53,12 @@ Deno.test("one request across two proxies: one trace exported over OTLP, access 
     seen.push(req.headers.get("traceparent"));
     return new Response("ledger says hi");
   });
-  const cp = await startControl(dir);
+  const cp = await startControl(dir, "cp-1", 0, {}, {
+    telemetry: { otlp: otlp.url, sampling: "never" },
+  });
   const proxies: ProxyHandle[] = [];
   try {
+    await cp.child.waitLine(/tracing on/);
     for (const s of ["ledger", "billing"]) {
       await Deno.writeTextFile(`${dir}/${s}.token`, await createJoinToken(cp.url, cp.token, s));
     }
@@ -97,7 +101,11 @@ Deno.test("one request across two proxies: one trace exported over OTLP, access 
       const mine = otlp.spans.filter((s) => s.traceId === TRACE);
       return mine.length >= 2 ? mine : null;
     });
-    assertEquals(otlp.spans.length, 2, "sampling never: the warm-up calls made no trace");
+    assertEquals(
+      otlp.spans.filter((s) => s.kind === 3).length,
+      1,
+      "sampling never: the warm-up calls made no trace",
+    );
     const client = both.find((s) => s.kind === 3)!;
     const server = both.find((s) => s.kind === 2)!;
     assert(client && server, JSON.stringify(both));
@@ -148,6 +156,24 @@ Deno.test("one request across two proxies: one trace exported over OTLP, access 
     const m = await (await fetch(`http://${caller.admin}/metrics`)).text();
     assert(/skein_access_log_lines_total\{result="written"\} [1-9]/.test(m), m);
     assert(/skein_trace_spans_total\{result="exported"\} [1-9]/.test(m), m);
+
+    // The control node traces its API calls, continuing the caller's trace.
+    const CTL_TRACE = "0af7651916cd43dd8448eb211c80319c";
+    const res = await testFetch(`${cp.url}/v1/services`, {
+      headers: {
+        authorization: `Bearer ${cp.token}`,
+        traceparent: `00-${CTL_TRACE}-${APP_SPAN}-01`,
+      },
+    });
+    await res.body?.cancel();
+    assertEquals(res.status, 200);
+    const api = await waitFor("the control API's span", () => {
+      return otlp.spans.find((s) => s.traceId === CTL_TRACE);
+    });
+    assertEquals(api.name, "GET /v1/services");
+    assertEquals(api.kind, 2);
+    assertEquals(api.parentSpanId, APP_SPAN);
+    assertEquals(String(attr(api, "http.response.status_code")), "200");
   } finally {
     for (const p of proxies) await p.child.stop();
     await cp.child.stop();

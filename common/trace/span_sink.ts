@@ -16,8 +16,11 @@ export interface SpanHandle {
   readonly traceId: string;
   /** 16 hex digits. */
   readonly spanId: string;
-  /** Ends the span at `endMs` (epoch ms) with more attributes; `error` marks it failed. */
-  end(attrs: SpanAttributes, error: boolean, endMs: number): void;
+  /**
+   * Ends the span at `endMs` (epoch ms) with more attributes; `error` marks it failed;
+   * `name`, when given, renames it (e.g. after the matched route).
+   */
+  end(attrs: SpanAttributes, error: boolean, endMs: number, name?: string): void;
 }
 
 /** Export counters of a {@linkcode SpanSink}. */

@@ -179,7 +179,8 @@ export function createOtlpSink(opts: OtlpSinkOptions): SpanSink {
       return {
         traceId: sc.traceId,
         spanId: sc.spanId,
-        end(more, error, endMs) {
+        end(more, error, endMs, name) {
+          if (name !== undefined) span.updateName(name);
           span.setAttributes(more);
           if (error) span.setStatus({ code: 2 });
           span.end(endMs);
