@@ -21,6 +21,7 @@ import { loadModeConfig } from "./load_config.ts";
 import { ensureBootstrapToken } from "./bootstrap_token.ts";
 import type { SpanSink } from "../common/trace/span_sink.ts";
 import type { ApiTracing } from "../control/api/tracing.ts";
+import { DashboardWindow } from "../control/dashboard/window.ts";
 
 /** How long a stopping leader waits for a successor before it just leaves. */
 export const HANDOFF_TIMEOUT_MS = 3000;
@@ -127,6 +128,7 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
   const tracer = startApiTracer(cfg, log.with({ component: "tracing" }));
   const app = createApi(node, {
     ...(tracer !== null ? { tracing: tracer.tracing } : {}),
+    dashboard: new DashboardWindow(),
     fetch: forwarder.fetch,
     leafTtlMs: cfg.tls.proxy_cert_ttl,
     logger: log.with({ component: "api" }),

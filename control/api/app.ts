@@ -65,6 +65,9 @@ import { DeadlineExceeded, SharedDeadlines } from "./deadline.ts";
 import { ApiError, type ErrorStatus, validationError } from "./errors.ts";
 import { ApiMetrics, renderControlMetrics } from "./metrics.ts";
 import { type ApiTracing, traceApiCalls } from "./tracing.ts";
+import type { DashboardWindow } from "../dashboard/window.ts";
+import { HeartbeatStatsSchema } from "../dashboard/stats_schema.ts";
+import { mountDashboard } from "../dashboard/routes.ts";
 
 /** How long a write may wait for commit before the API answers 503 `no_quorum`. */
 export const WRITE_TIMEOUT_MS = 5_000;
@@ -121,6 +124,8 @@ export interface ApiOptions {
   leafTtlMs?: number;
   /** Traces API calls (a server span each) when given. */
   tracing?: ApiTracing;
+  /** Keeps the proxies' heartbeat reports and serves `/ui/` and `/v1/dashboard` when given. */
+  dashboard?: DashboardWindow;
 }
 
 /** The facts {@linkcode ApiOptions.authorize} decides on. */
@@ -199,6 +204,8 @@ const _HeartbeatBody = z.strictObject({
     id: NameSchema,
     health: HealthSchema.optional(),
   })).min(1).max(MAX_HEARTBEAT_ITEMS),
+  /** The dashboard report; checked on its own, so a bad one never fails the heartbeat. */
+  stats: z.unknown().optional(),
 });
 const _MemberBody = z.strictObject({
   node: NameSchema,
@@ -803,6 +810,12 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
     const { bytes, value } = await body(c);
     const hb = validate(_HeartbeatBody, value);
     for (const i of hb.instances) requireOwnService(c, i.service, "heartbeat");
+    if (hb.stats !== undefined && opts.dashboard !== undefined) {
+      // Kept by the node that hears it (a follower too), not replicated: it is a live view.
+      const stats = HeartbeatStatsSchema.safeParse(hb.stats);
+      if (stats.success) opts.dashboard.record(stats.data, clock());
+      else log.debug("dashboard report refused", { err: stats.error.issues[0]?.message });
+    }
     if (!backend.isLeader()) return await forward(c, bytes);
     // Only registered instances get a lease: heartbeats for made-up ids would fill the lease
     // table, and an instance with no lease would never be marked critical.
@@ -1308,6 +1321,10 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
   });
 
   // --- telemetry --------------------------------------------------------------------------
+
+  if (opts.dashboard !== undefined) {
+    mountDashboard(app, { backend, window: opts.dashboard, now: clock });
+  }
 
   app.get("/metrics", (c) => {
     c.header("content-type", "text/plain; version=0.0.4; charset=utf-8");
