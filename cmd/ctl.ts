@@ -5,6 +5,7 @@
  * an invalid resource file.
  * @module
  */
+import { DASHBOARD_TOKEN_TTL, dashboardLink } from "./ctl_dashboard.ts";
 import { parseAllDocuments, stringify as toYaml } from "yaml";
 import {
   ConfigError,
@@ -231,6 +232,18 @@ function _canon(v: unknown): string {
 }
 
 const VERBS: Record<string, Verb> = {
+  dashboard: {
+    usage: "skein ctl dashboard [--ttl 12h]",
+    summary: "Print a link to the dashboard with a new read token (needs an admin token).",
+    flags: [{ name: "ttl", value: true, help: "lifetime of the link's read token (default 12h)" }],
+    async run(ctx, args) {
+      _arity(args, 0, 0, this.usage);
+      const ttl = ctx.flags.get("ttl") ?? DASHBOARD_TOKEN_TTL;
+      const link = await dashboardLink((m, p, b) => ctx.call(m, p, b), ctx.base, ttl);
+      ctx.emit({ url: link, ttl }, () => link);
+      return 0;
+    },
+  },
   status: {
     usage: "skein ctl status [NODE]",
     summary: "Health of each control node (or of NODE): role, leader, term, commit index.",
