@@ -80,11 +80,6 @@ export class Recorder {
     this.#o = { random: Math.random, now: Date.now, ...opts };
   }
 
-  /** Whether this recorder does anything at all (else the router need not call it). */
-  get active(): boolean {
-    return this.#o.sink !== null || this.#o.accessLog !== null;
-  }
-
   /** Starts tracing with `sink` (loaded after the data plane started). */
   setSink(sink: SpanSink): void {
     this.#o.sink = sink;
@@ -135,7 +130,9 @@ export class Recorder {
       }
     }
     if (parent === null && o.sink !== null) {
-      const b3 = parseB3((n) => headerValue(head, n));
+      // Looked up before parsing, so the usual request (no B3 either) allocates nothing.
+      const hasB3 = headerValue(head, "x-b3-traceid") !== null || headerValue(head, "b3") !== null;
+      const b3 = hasB3 ? parseB3((n) => headerValue(head, n)) : null;
       if (b3 !== null) {
         sampled = b3.sampled ?? sampleRoot(o.sampling, o.random);
         parent = { ...b3, sampled };
