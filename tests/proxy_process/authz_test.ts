@@ -6,6 +6,7 @@
  */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { runSkein } from "../skein_cli.ts";
+import { testFetch } from "../tls_fixture.ts";
 import {
   adminJson,
   type App,
@@ -286,6 +287,19 @@ Deno.test("a proxy fronting two services calls as the service each upstream name
     });
     assert(logged.some((l) => l.path === "/as-alpha" && l.caller === "alpha" && l.status === 403));
     assert(logged.some((l) => l.path === "/as-beta" && l.caller === "beta" && l.status === 200));
+    // The callee's audit denials reach the control node's dashboard with its heartbeats.
+    const dash = await waitFor("the denials on the dashboard", async () => {
+      const r = await testFetch(`${cp.url}/v1/dashboard`, {
+        headers: { authorization: `Bearer ${cp.token}` },
+      });
+      const d = await r.json();
+      return d.denials?.some((x: { path: string }) => x.path === "/as-alpha") ? d : null;
+    });
+    const denial = dash.denials.find((x: { path: string }) => x.path === "/as-alpha");
+    assertEquals(denial.service, "ledger");
+    assertEquals(denial.node, "vm-ledger");
+    assertEquals(denial.reason, "default_deny");
+    assertMatch(String(denial.caller), /\/svc\/alpha$/);
     // Likewise a RateLimit resource, once per part.
     await ctlApply(
       dir,
