@@ -36,7 +36,8 @@ export function lineChart(title, t, series, unit, width = 300, height = 120) {
   svg.append(el("text", { x: 2, y: height - pad.b }, "0"));
   svg.append(el("text", { x: pad.l, y: height - 4 }, "-15m"));
   svg.append(el("text", { x: width - pad.r - 22, y: height - 4 }, "now"));
-  let lx = pad.l + 60;
+  // Legends start after the title, whatever its length.
+  let lx = pad.l + (title.length + (unit ? unit.length + 3 : 0) + 2) * 6;
   for (const s of series) {
     let d = "";
     let pen = false;
