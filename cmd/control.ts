@@ -20,6 +20,7 @@ import { type CommandIo, EXIT } from "./io.ts";
 import { loadModeConfig } from "./load_config.ts";
 import { ensureBootstrapToken } from "./bootstrap_token.ts";
 import type { SpanSink } from "../common/trace/span_sink.ts";
+import { DEFAULT_SAMPLING } from "../common/trace/trace_context.ts";
 import type { ApiTracing } from "../control/api/tracing.ts";
 import { DashboardWindow } from "../control/dashboard/window.ts";
 
@@ -208,10 +209,10 @@ function startApiTracer(
       serviceName: "skein-control",
       resource: { "skein.node": cfg.node },
     });
-    log.info("tracing on", { otlp, sampling: String(cfg.telemetry.sampling) });
+    log.info("tracing on", { otlp, sampling: String(cfg.telemetry.sampling ?? DEFAULT_SAMPLING) });
   }, (e) => log.error("cannot load the tracer; API calls are not traced", { err: e as Error }));
   return {
-    tracing: { sink: () => sink, sampling: cfg.telemetry.sampling },
+    tracing: { sink: () => sink, sampling: cfg.telemetry.sampling ?? DEFAULT_SAMPLING },
     close: async () => {
       await loaded;
       await (sink as SpanSink | null)?.shutdown();

@@ -8,6 +8,9 @@
 /** How often a proxy starts a trace for a request that arrived without one. */
 export type Sampling = "always" | "never" | number;
 
+/** Sampling of requests arriving without a trace when `telemetry.sampling` is not set. */
+export const DEFAULT_SAMPLING = 0.01;
+
 /** A parent span context read from the request's headers. */
 export interface ParentContext {
   /** 32 lower-case hex digits. */

@@ -11,6 +11,7 @@ import type { ProxyConfig } from "../../config/proxy_schema.ts";
 import { AccessLog } from "./access_log.ts";
 import { Recorder } from "./recorder.ts";
 import type { SpanSink } from "../../common/trace/span_sink.ts";
+import { DEFAULT_SAMPLING } from "../../common/trace/trace_context.ts";
 
 /** A data plane's tracing and access logging. */
 export class Observability {
@@ -44,7 +45,7 @@ export class Observability {
     }
     this.recorder = new Recorder({
       node: cfg.node,
-      sampling: cfg.telemetry.sampling,
+      sampling: cfg.telemetry.sampling ?? DEFAULT_SAMPLING,
       sink: null,
       accessLog: this.#log,
     });
@@ -68,7 +69,10 @@ export class Observability {
         resource: { "skein.node": cfg.node },
       });
       this.recorder.setSink(this.#sink);
-      logger.info("tracing on", { otlp, sampling: String(cfg.telemetry.sampling) });
+      logger.info("tracing on", {
+        otlp,
+        sampling: String(cfg.telemetry.sampling ?? DEFAULT_SAMPLING),
+      });
     } catch (e) {
       logger.error("cannot load the tracer; requests are not traced", { err: e as Error });
     }
