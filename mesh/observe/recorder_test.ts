@@ -157,3 +157,52 @@ Deno.test("Recorder writes one access line per request with the trace id", async
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("Recorder writes one access line per opaque TCP connection", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const log = new AccessLog(`${dir}/a.log`, { logger: nullLogger });
+    let t = 5000;
+    const rec = new Recorder({
+      node: "n",
+      sampling: "never",
+      sink: null,
+      accessLog: log,
+      now: () => t,
+    });
+    const d = decision();
+    const w = rec.wrapTcp(d, "billing");
+    w.onResult({ key: "10.0.0.5:15443", hostname: "10.0.0.5", port: 15443 }, {
+      kind: "connect_failure",
+    }, 1);
+    w.onResult({ key: "10.0.0.6:15443", hostname: "10.0.0.6", port: 15443 }, {
+      kind: "response",
+      status: 200,
+    }, 1);
+    t = 5250;
+    w.onDone!(200, 300, 100);
+    await log.close();
+    const line = JSON.parse(await Deno.readTextFile(`${dir}/a.log`));
+    assertEquals(line, {
+      type: "tcp",
+      node: "n",
+      side: "client",
+      start: new Date(5000).toISOString(),
+      duration_ms: 250,
+      status: 200,
+      bytes_in: 100,
+      bytes_out: 300,
+      caller: "billing",
+      destination: "ledger",
+      endpoint: "10.0.0.6:15443",
+      retries: 1,
+      error: null,
+    });
+    assertEquals(d.done, [200]);
+    // Without an access log the decision is not wrapped at all.
+    const bare = new Recorder({ node: "n", sampling: 0.01, sink: null, accessLog: null });
+    assertStrictEquals(bare.wrapTcp(d, "billing"), d);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
