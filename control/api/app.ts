@@ -813,8 +813,12 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
     if (hb.stats !== undefined && opts.dashboard !== undefined) {
       // Kept by the node that hears it (a follower too), not replicated: it is a live view.
       const stats = HeartbeatStatsSchema.safeParse(hb.stats);
-      if (stats.success) opts.dashboard.record(stats.data, clock());
-      else log.debug("dashboard report refused", { err: stats.error.issues[0]?.message });
+      if (!stats.success) {
+        log.debug("dashboard report refused", { err: stats.error.issues[0]?.message });
+      } else if (!_reportsOwnNode(backend, hb.instances, stats.data.node)) {
+        // A proxy speaks for its own node only (the node its instances registered with).
+        log.debug("dashboard report refused", { err: "node does not match the instances" });
+      } else opts.dashboard.record(stats.data, clock());
     }
     if (!backend.isLeader()) return await forward(c, bytes);
     // Only registered instances get a lease: heartbeats for made-up ids would fill the lease
@@ -1332,4 +1336,17 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
   });
 
   return app;
+}
+
+/** Whether the instances of a heartbeat that are registered all live on `node`. */
+function _reportsOwnNode(
+  backend: ControlBackend,
+  instances: readonly { service: string; id: string }[],
+  node: string,
+): boolean {
+  const st = backend.state();
+  return instances.every((i) => {
+    const known = st.instance(i.service, i.id);
+    return known === undefined || known.node === node;
+  });
 }

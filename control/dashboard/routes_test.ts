@@ -14,7 +14,8 @@ const STATS = {
 
 Deno.test("a heartbeat's dashboard report is kept; a bad one never fails the heartbeat", async () => {
   const window = new DashboardWindow();
-  const app = createApi(new FakeBackend(), { dashboard: window });
+  const backend = new FakeBackend();
+  const app = createApi(backend, { dashboard: window });
   const put = (body: unknown) =>
     app.request("/v1/heartbeat", {
       method: "PUT",
@@ -48,6 +49,34 @@ Deno.test("a heartbeat's dashboard report is kept; a bad one never fails the hea
   assertEquals(ok.status, 200);
   await ok.body?.cancel();
   assertEquals(window.certs(), [{ node: "vm-billing", service: "billing", not_after: 123 }]);
+  // Registered on vm-billing: a report naming another node is not taken.
+  backend.applyDirect({
+    type: "register_instance",
+    instance: {
+      id: "billing-1",
+      service: "billing",
+      node: "vm-billing",
+      address: "10.0.0.9",
+      port: 15443,
+      zone: "",
+      version: "",
+      weight: 1,
+      tags: [],
+      capabilities: [],
+      meta: {},
+      health: "passing",
+    },
+  });
+  const spoof = await put({ ...HB, stats: { ...STATS, node: "vm-ledger" } });
+  assertEquals(spoof.status, 200);
+  await spoof.body?.cancel();
+  assertEquals(window.certs().length, 1);
+  const again = await put({
+    ...HB,
+    stats: { ...STATS, certs: [{ service: "billing", not_after: 7 }] },
+  });
+  await again.body?.cancel();
+  assertEquals(window.certs()[0]!.not_after, 7);
   const data = await (await app.request("/v1/dashboard")).json();
   assertEquals(data.certs.proxies, window.certs());
   const page = await app.request("/ui/");
