@@ -24,6 +24,9 @@ export const PERMISSIONS = [
   "--unstable-net",
   "--include",
   "mesh/proxy/worker.ts",
+  // The dashboard's page and scripts, read at runtime next to control/dashboard/routes.ts.
+  "--include",
+  "control/dashboard/static",
 ];
 
 /** The `deno` arguments that build the binary `dist/<name>` for `target`. */

@@ -23,6 +23,10 @@ import { hashSecret } from "../control/auth/mod.ts";
 import { type CommandIo, EXIT } from "./io.ts";
 import { loadModeConfig } from "./load_config.ts";
 import { ensureBootstrapToken } from "./bootstrap_token.ts";
+import type { SpanSink } from "../common/trace/span_sink.ts";
+import { DEFAULT_SAMPLING } from "../common/trace/trace_context.ts";
+import type { ApiTracing } from "../control/api/tracing.ts";
+import { DashboardWindow } from "../control/dashboard/window.ts";
 
 /** How long a stopping leader waits for a successor before it just leaves. */
 export const HANDOFF_TIMEOUT_MS = 3000;
@@ -138,12 +142,15 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
   }
   // A follower forwards some requests to the leader over HTTPS, as itself (a control identity).
   const forwarder = createMtlsFetch(() => identity.material());
+  const tracer = startApiTracer(cfg, log.with({ component: "tracing" }));
   const apiLimits: ApiLimits = {
     maxBodyBytes: cfg.limits.max_body,
     writeTimeoutMs: cfg.limits.request_timeout,
     readTimeoutMs: cfg.limits.request_timeout,
   };
   const app = createApi(node, {
+    ...(tracer !== null ? { tracing: tracer.tracing } : {}),
+    dashboard: new DashboardWindow(),
     version: VERSION,
     fetch: forwarder.fetch,
     leafTtlMs: cfg.tls.proxy_cert_ttl,
@@ -208,6 +215,7 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
   await server.shutdown(API_DRAIN_TIMEOUT_MS);
   forwarder.close();
   await node.close();
+  await tracer?.close();
   identity.close();
   log.info("stopped");
   return EXIT.ok;
@@ -226,4 +234,32 @@ function _sans(advertise: string, listen: string): { ip: string[]; dns: string[]
     else dns.add(h);
   }
   return { ip: [...ip], dns: [...dns] };
+}
+
+/**
+ * The API's tracer when `telemetry.otlp` is set: the OpenTelemetry modules load in the
+ * background (only then), and calls are traced once they have.
+ */
+function startApiTracer(
+  cfg: ControlConfig,
+  log: Logger,
+): { tracing: ApiTracing; close: () => Promise<void> } | null {
+  const otlp = cfg.telemetry.otlp;
+  if (otlp === undefined) return null;
+  let sink: SpanSink | null = null;
+  const loaded = import("../common/trace/otel.ts").then(({ createOtlpSink }) => {
+    sink = createOtlpSink({
+      endpoint: otlp,
+      serviceName: "skein-control",
+      resource: { "skein.node": cfg.node },
+    });
+    log.info("tracing on", { otlp, sampling: String(cfg.telemetry.sampling ?? DEFAULT_SAMPLING) });
+  }, (e) => log.error("cannot load the tracer; API calls are not traced", { err: e as Error }));
+  return {
+    tracing: { sink: () => sink, sampling: cfg.telemetry.sampling ?? DEFAULT_SAMPLING },
+    close: async () => {
+      await loaded;
+      await (sink as SpanSink | null)?.shutdown();
+    },
+  };
 }

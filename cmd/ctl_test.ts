@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { DashboardWindow } from "../control/dashboard/window.ts";
 import { createApi, FakeBackend, operatorAuthorizer } from "../control/api/mod.ts";
 import { hashSecret } from "../control/auth/mod.ts";
 import { nullLogger } from "../common/log.ts";
@@ -35,6 +36,7 @@ async function withControl(
     });
   }
   const app = createApi(backend, {
+    dashboard: new DashboardWindow(),
     authorize: opts.enforceTokens
       ? operatorAuthorizer({ tokens: () => backend.state().operatorTokens(), log: nullLogger })
       : undefined,
@@ -433,4 +435,40 @@ Deno.test("ctl reads the token from --token-file, so it stays out of the process
   } finally {
     await Deno.remove(file);
   }
+});
+
+Deno.test("ctl dashboard prints a /ui/ link whose read token reads the dashboard data", async () => {
+  await withControl(async (ctl, backend) => {
+    const r = await ctl("dashboard", "--ttl", "1h");
+    assert.equal(r.code, 0, r.err);
+    const m = /^(http:\/\/127\.0\.0\.1:\d+)\/ui\/#token=(skn_op_[A-Za-z0-9_-]+)\n$/.exec(r.out);
+    assert.ok(m, r.out);
+    const rec = backend.state().operatorTokens().find((t) => t.name === "dashboard link");
+    assert.equal(rec?.role, "read");
+    assert.equal(rec?.hash, hashSecret(m![2]!));
+    // The page needs no token; its data needs the read token.
+    const page = await fetch(`${m![1]}/ui/`);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<script type="module" src="app.js">/);
+    const anon = await fetch(`${m![1]}/v1/dashboard`);
+    assert.equal(anon.status, 401);
+    await anon.body?.cancel();
+    const data = await fetch(`${m![1]}/v1/dashboard`, {
+      headers: { authorization: `Bearer ${m![2]}` },
+    });
+    assert.equal(data.status, 200);
+    const body = await data.json();
+    assert.deepEqual(Object.keys(body).sort(), [
+      "certs",
+      "denials",
+      "edges",
+      "now",
+      "services",
+      "signals",
+      "trust_domain",
+    ]);
+    const missing = await fetch(`${m![1]}/ui/secrets.txt`);
+    assert.equal(missing.status, 404);
+    await missing.body?.cancel();
+  }, { enforceTokens: true });
 });

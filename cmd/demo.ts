@@ -257,10 +257,15 @@ export async function runDemo(opts: RunDemoOptions): Promise<number> {
     }
     starting = false;
     const ctl = runnableSkein(skein, Deno.cwd(), new URL("..", import.meta.url).pathname);
+    const dashboard = await _dashboardLink(controlUrls[0]!, dir, api);
     io.stdout(
       [
         "",
         "skein demo is running. Press Ctrl-C to stop.",
+        "",
+        // The browser must trust the demo CA (or be told to accept its certificate).
+        `dashboard: ${dashboard}`,
+        `  (CA to trust: ${seed.certFile})`,
         "",
         "control API:",
         ...controlUrls.map((u) => `  ${u}/v1/health   ${u}/metrics`),
@@ -452,4 +457,24 @@ async function _waitLeader(
   }
   if (done) return null;
   throw new Error(`no control leader elected within ${DEMO_START_TIMEOUT_MS} ms`);
+}
+
+/**
+ * The dashboard link with a fresh read token in its fragment (the page keeps it in session
+ * storage and clears it from the address bar; fragments are never sent to the server).
+ */
+async function _dashboardLink(url: string, dir: string, api: _Api): Promise<string> {
+  try {
+    const admin = (await Deno.readTextFile(`${dir}/admin.token`)).trim();
+    const r = await api(`${url}/v1/operator-tokens`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+      body: JSON.stringify({ role: "read", name: "demo dashboard", ttl: "24h" }),
+    });
+    const body = await r.json() as { token?: string };
+    if (body.token) return `${url}/ui/#token=${encodeURIComponent(body.token)}`;
+  } catch {
+    // Fall back to the bare page: it asks for a token.
+  }
+  return `${url}/ui/`;
 }

@@ -4,7 +4,7 @@
  * @module
  */
 import { z } from "zod";
-import { duration, host, hostPort, logSettings, name, peer, size } from "./fields.ts";
+import { duration, host, hostPort, logSettings, name, peer, size, Telemetry } from "./fields.ts";
 
 /** Raft timing; defaults follow etcd's proportions (election = 10 heartbeats). */
 export const RaftTuning = z.strictObject({
@@ -99,6 +99,8 @@ export const ControlConfig = z.strictObject({
   raft_tuning: RaftTuning.default(RaftTuning.parse({})),
   limits: ControlLimits.default(ControlLimits.parse({})),
   log: logSettings.default(logSettings.parse({})),
+  /** Traces of the API calls (a server span per request), exported like the proxies'. */
+  telemetry: Telemetry.default(Telemetry.parse({})),
 }).check((ctx) => {
   const seen = new Map<string, number>();
   ctx.value.peers.forEach((p, i) => {

@@ -112,3 +112,25 @@ export const logSettings = z.strictObject({
   level: z.enum(["debug", "info", "warn", "error"]).default("info"),
   format: z.enum(["logfmt", "json"]).default("logfmt"),
 });
+
+/** Telemetry export settings. */
+export const Telemetry = z.strictObject({
+  /** The OTLP/HTTP collector base URL; spans go to `<otlp>/v1/traces`. Absent: no tracing. */
+  otlp: url.optional(),
+  /**
+   * How often a request arriving without a trace starts one: a ratio 0..1, `always`, `never`.
+   * @default DEFAULT_SAMPLING (common/trace/trace_context.ts): 1%
+   */
+  sampling: z.union([z.literal("always"), z.literal("never"), z.number().min(0).max(1)])
+    .optional(),
+}).check((ctx) => {
+  // Nothing accepted and ignored: a sampling setting means nothing without a collector.
+  if (ctx.value.sampling !== undefined && ctx.value.otlp === undefined) {
+    ctx.issues.push({
+      code: "custom",
+      input: ctx.value.sampling,
+      path: ["sampling"],
+      message: "has no effect without telemetry.otlp (set the collector URL, or remove it)",
+    });
+  }
+});

@@ -3,13 +3,14 @@
  * @module
  */
 import { z } from "zod";
-import { duration, host, hostPort, logSettings, name, size, url } from "./fields.ts";
+import { duration, host, hostPort, logSettings, name, size, Telemetry, url } from "./fields.ts";
 import {
   instanceLabels,
   instanceMeta,
   MAX_INSTANCE_VERSION_CHARS,
   registryString,
 } from "./registry_limits.ts";
+export { Telemetry };
 
 /** Active health check of the local app. */
 export const HealthCheck = z.strictObject({
@@ -64,9 +65,11 @@ export const ProxyLimits = z.strictObject({
   tcp_idle_timeout: duration.default(60 * 60_000),
 });
 
-/** Telemetry export settings. */
-export const Telemetry = z.strictObject({
-  otlp: url.optional(),
+/** Access log settings: one JSON line per request and per TCP connection. */
+export const AccessLogSettings = z.strictObject({
+  /** A file (appended to; reopened on SIGHUP) or `stdout`. */
+  path: z.string().min(1).max(4096),
+  format: z.literal("json").default("json"),
 });
 
 /** The proxy configuration. */
@@ -96,8 +99,8 @@ export const ProxyConfig = z.strictObject({
   workers: z.union([z.literal("auto"), z.number().int().min(1).max(64)]).default(1),
   drain_timeout: duration.default(15_000),
   heartbeat_interval: duration.default(2000),
-  access_log: z.string().optional(),
-  telemetry: Telemetry.default({}),
+  access_log: AccessLogSettings.optional(),
+  telemetry: Telemetry.default(Telemetry.parse({})),
   limits: ProxyLimits.default(ProxyLimits.parse({})),
   log: logSettings.default(logSettings.parse({})),
 }).check((ctx) => {

@@ -95,3 +95,30 @@ Deno.test("ProxyConfig refuses two listeners making the same calls as the same s
     );
   }
 });
+
+Deno.test("ProxyConfig reads access_log and telemetry, refusing what would be ignored", () => {
+  const base = "node: vm-1\ncontrol: [https://10.0.0.1:7400]\n";
+  const cfg = parseConfigText(
+    base +
+      "access_log: { path: stdout }\ntelemetry: { otlp: http://127.0.0.1:4318, sampling: always }\n",
+    "proxy.yaml",
+    ProxyConfig,
+  );
+  assertEquals(cfg.access_log, { path: "stdout", format: "json" });
+  assertEquals(cfg.telemetry, { otlp: "http://127.0.0.1:4318", sampling: "always" });
+  assertEquals(parseConfigText(base, "proxy.yaml", ProxyConfig).telemetry, {});
+  const refused = (text: string, re: RegExp) => {
+    const err = assertThrows(
+      () => parseConfigText(base + text, "proxy.yaml", ProxyConfig),
+      ConfigError,
+    );
+    assertMatch(err.message, re);
+  };
+  refused(
+    "telemetry: { sampling: 0.5 }\n",
+    /telemetry\.sampling.*no effect without telemetry\.otlp/s,
+  );
+  refused("telemetry: { otlp: http://c:4318, sampling: 2 }\n", /telemetry\.sampling/);
+  refused("access_log: { path: /x.log, format: text }\n", /access_log\.format/);
+  refused("access_log: /var/log/skein/access.log\n", /access_log/);
+});

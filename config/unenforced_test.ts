@@ -1,19 +1,6 @@
 import { assertEquals } from "../tests/assert.ts";
-import { parseConfigText, ProxyConfig, ResourceSchema } from "./mod.ts";
-import { unenforcedResourceParts, unenforcedSettings } from "./unenforced.ts";
-
-const HEAD = "node: vm-1\ncontrol: [https://10.0.0.1:7400]\n";
-
-Deno.test("unenforcedSettings() names access_log and telemetry.otlp only when given", () => {
-  const plain = parseConfigText(HEAD, "proxy.yaml", ProxyConfig);
-  assertEquals(unenforcedSettings(plain), []);
-  const both = parseConfigText(
-    HEAD + "access_log: /var/log/skein/access.log\ntelemetry: { otlp: http://collector:4318 }\n",
-    "proxy.yaml",
-    ProxyConfig,
-  );
-  assertEquals(unenforcedSettings(both), ["access_log", "telemetry.otlp"]);
-});
+import { ResourceSchema } from "./mod.ts";
+import { unenforcedResourceParts } from "./unenforced.ts";
 
 Deno.test("unenforcedResourceParts() names RateLimits and Route mirrors and faults", () => {
   const rs = [

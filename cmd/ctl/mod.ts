@@ -36,6 +36,7 @@ import { tokensVerb } from "./tokens.ts";
 import { checkVerb } from "./check.ts";
 import { instancesVerb } from "./instances.ts";
 import { watchVerb } from "./watch.ts";
+import { dashboardVerb } from "./dashboard.ts";
 
 export {
   CTL_APPLY_BATCH,
@@ -61,6 +62,7 @@ const VERBS: Record<string, Verb> = {
   rollback: rollbackVerb,
   ca: caVerb,
   tokens: tokensVerb,
+  dashboard: dashboardVerb,
 };
 
 /** ctl's verbs with their flags, for shell completion. */

@@ -70,6 +70,10 @@ import { ProxyReports, ProxyReportSchema } from "./proxy_reports.ts";
 import { DeadlineExceeded, SharedDeadlines } from "./deadline.ts";
 import { ApiError, type ErrorStatus, validationError } from "./errors.ts";
 import { ApiMetrics, renderControlMetrics } from "./metrics.ts";
+import { type ApiTracing, traceApiCalls } from "./tracing.ts";
+import type { DashboardWindow } from "../dashboard/window.ts";
+import { HeartbeatStatsSchema } from "../dashboard/stats_schema.ts";
+import { mountDashboard } from "../dashboard/routes.ts";
 
 /** How long a write may wait for commit before the API answers 503 `no_quorum`. */
 export const WRITE_TIMEOUT_MS = 5_000;
@@ -138,6 +142,10 @@ export interface ApiOptions {
   now?: () => number;
   /** Lifetime of certificates signed by `POST /v1/ca/sign`. @default LEAF_TTL_MS_DEFAULT */
   leafTtlMs?: number;
+  /** Traces API calls (a server span each) when given. */
+  tracing?: ApiTracing;
+  /** Keeps the proxies' heartbeat reports and serves `/ui/` and `/v1/dashboard` when given. */
+  dashboard?: DashboardWindow;
 }
 
 /** The facts {@linkcode ApiOptions.authorize} decides on. */
@@ -226,6 +234,8 @@ const _HeartbeatBody = z.strictObject({
     roots: z.array(_Fingerprint).max(8),
     leaf_root: _Fingerprint.nullable(),
   }).optional(),
+  /** The dashboard report; checked on its own, so a bad one never fails the heartbeat. */
+  stats: z.unknown().optional(),
 });
 const _MemberBody = z.strictObject({
   node: NameSchema,
@@ -444,6 +454,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
 
   const app = new Hono<ApiEnv>();
   const proxyReports = new ProxyReports();
+  if (opts.tracing !== undefined) app.use("*", traceApiCalls(opts.tracing));
 
   app.use("*", async function countRequests(c, next) {
     await next();
@@ -869,6 +880,16 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
     const { bytes, value } = await body(c);
     const hb = validate(_HeartbeatBody, value);
     for (const i of hb.instances) requireOwnService(c, i.service, "heartbeat");
+    if (hb.stats !== undefined && opts.dashboard !== undefined) {
+      // Kept by the node that hears it (a follower too), not replicated: it is a live view.
+      const stats = HeartbeatStatsSchema.safeParse(hb.stats);
+      if (!stats.success) {
+        log.debug("dashboard report refused", { err: stats.error.issues[0]?.message });
+      } else if (!_reportsOwnNode(backend, hb.instances, stats.data.node)) {
+        // A proxy speaks for its own node only (the node its instances registered with).
+        log.debug("dashboard report refused", { err: "node does not match the instances" });
+      } else opts.dashboard.record(stats.data, clock());
+    }
     if (!backend.isLeader()) return await forward(c, bytes);
     // Only registered instances get a lease: heartbeats for made-up ids would fill the lease
     // table, and an instance with no lease would never be marked critical.
@@ -1422,10 +1443,27 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
 
   // --- telemetry --------------------------------------------------------------------------
 
+  if (opts.dashboard !== undefined) {
+    mountDashboard(app, { backend, window: opts.dashboard, now: clock });
+  }
+
   app.get("/metrics", (c) => {
     c.header("content-type", "text/plain; version=0.0.4; charset=utf-8");
     return c.body(renderControlMetrics(backend, metrics));
   });
 
   return app;
+}
+
+/** Whether the instances of a heartbeat that are registered all live on `node`. */
+function _reportsOwnNode(
+  backend: ControlBackend,
+  instances: readonly { service: string; id: string }[],
+  node: string,
+): boolean {
+  const st = backend.state();
+  return instances.every((i) => {
+    const known = st.instance(i.service, i.id);
+    return known === undefined || known.node === node;
+  });
 }

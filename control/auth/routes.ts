@@ -55,7 +55,8 @@ export function requiredRole(method: string, path: string): RouteRequirement {
   const p = bare.length > 1 && bare.endsWith("/") ? bare.slice(0, -1) : bare;
   const seg = p.split("/").slice(1);
   if (p === "/v1/health" || p === "/metrics") return read ? _PUBLIC : _ADMIN;
-  if (p === "/ui" || p.startsWith("/ui/")) return read ? _READ : _ADMIN;
+  // The dashboard's page and static files hold no data; its data comes from /v1/dashboard.
+  if (p === "/ui" || p.startsWith("/ui/")) return read ? _PUBLIC : _ADMIN;
   if (seg[0] !== "v1") return _ADMIN;
   switch (seg[1]) {
     case "members":
@@ -81,6 +82,8 @@ export function requiredRole(method: string, path: string): RouteRequirement {
       return m === "PUT" ? { kind: "role", role: "operator", proxy: "any" } : _ADMIN;
     case "catalog":
       return read ? _READ_OR_PROXY : _ADMIN;
+    case "dashboard":
+      return read ? _READ : _ADMIN;
     case "resources":
       return read ? _READ_OR_PROXY : _OPERATOR;
     default:

@@ -23,7 +23,10 @@ Deno.test("requiredRole() maps every SPEC route to its requirement", () => {
   const table: [string, string, Want][] = [
     ["GET", "/v1/health", "public"],
     ["GET", "/metrics", "public"],
-    ["GET", "/ui/", "read"],
+    ["GET", "/ui/", "public"],
+    ["GET", "/ui/app.js", "public"],
+    ["POST", "/ui/", "admin"],
+    ["GET", "/v1/dashboard", "read"],
     ["GET", "/v1/members", "read"],
     ["POST", "/v1/members", "admin"],
     ["DELETE", "/v1/members/cp-3", "admin"],

@@ -87,6 +87,11 @@ export interface DiscoveryOptions {
   backoffBaseMs?: number;
   /** @default DEFAULT_BACKOFF_MAX_MS */
   backoffMaxMs?: number;
+  /**
+   * The dashboard report sent with the first service's heartbeat of each round (counters the
+   * proxy already keeps; see common/heartbeat_stats.ts), if any.
+   */
+  heartbeatStats?: () => Promise<unknown>;
 }
 
 /** The `proxy` part of a heartbeat: what `skein ctl check` learns about this proxy. */
@@ -352,9 +357,16 @@ export class Discovery {
       else list.push(l);
     }
     const failures: string[] = [];
+    let stats: unknown = undefined;
+    try {
+      stats = await this.#o.heartbeatStats?.();
+    } catch (e) {
+      this.#log.debug("no dashboard report this round", { err: e as Error });
+    }
     for (const [service, locals] of byService) {
       try {
-        await this.#heartbeatService(service, locals, HEARTBEAT_REREGISTER_ROUNDS);
+        await this.#heartbeatService(service, locals, HEARTBEAT_REREGISTER_ROUNDS, stats);
+        stats = undefined;
       } catch (e) {
         if (this.#ac.signal.aborted) throw e;
         failures.push(`${service}: ${(e as Error).message}`);
@@ -363,13 +375,19 @@ export class Discovery {
     if (failures.length > 0) throw new Error(failures.join("; "));
   }
 
-  async #heartbeatService(service: string, locals: _Local[], rounds: number): Promise<void> {
+  async #heartbeatService(
+    service: string,
+    locals: _Local[],
+    rounds: number,
+    stats?: unknown,
+  ): Promise<void> {
     for (const l of locals) if (!l.registered) await this.#register(l);
     const r = await this.#writer(service).request("PUT", "/v1/heartbeat", {
       body: {
         instances: locals.map((l) => ({ service: l.service, id: l.id, health: this.#health(l) })),
         proxy: this.#o.report?.(),
         ...this.#trustFields(service),
+        ...(stats !== undefined ? { stats } : {}),
       },
       signal: this.#ac.signal,
     });

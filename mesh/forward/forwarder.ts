@@ -441,12 +441,12 @@ class _Session implements CoarseTimer {
         if (decision instanceof ProxyError) {
           done = await this.#answerError(decision, head, head.chunked || head.contentLength > 0);
         } else if (head.chunked || head.contentLength > 0) {
-          this.#sentStatus = 0;
+          this.#sentStatus = this.#bodyOut = 0;
           done = await this.#exchange(head, decision);
         } else {
           // No body: replayable as is. The first attempt runs from here; retries, if any, in
           // #attempts. onDone must run exactly once whatever happens (a client reset included).
-          this.#sentStatus = 0;
+          this.#sentStatus = this.#bodyOut = 0;
           try {
             const started = turnNow();
             const idempotent = isIdempotent(head.method);
@@ -470,7 +470,7 @@ class _Session implements CoarseTimer {
                 : await this.#attempts(head, decision, true, idempotent, started, { ep, r });
             }
           } finally {
-            decision.onDone?.(this.#sentStatus);
+            decision.onDone?.(this.#sentStatus, this.#bodyOut);
           }
         }
         if (done === Done.Close || this.#f.draining) break;
@@ -548,6 +548,8 @@ class _Session implements CoarseTimer {
 
   /** Status of the last response head written to the client in this exchange; 0 = none yet. */
   #sentStatus = 0;
+  /** Response body bytes relayed to the client in this exchange (for the access log). */
+  #bodyOut = 0;
 
   /**
    * Serves one routed request with a body: buffers a small fixed-length body so the request
@@ -586,7 +588,7 @@ class _Session implements CoarseTimer {
         null,
       );
     } finally {
-      decision.onDone?.(this.#sentStatus);
+      decision.onDone?.(this.#sentStatus, this.#bodyOut);
     }
   }
 
@@ -950,6 +952,7 @@ class _Session implements CoarseTimer {
           if (n < out.length) await writeAll(this.#conn, out.subarray(n));
         }
         f.stats.responseBodyBytes += first;
+        this.#bodyOut += first;
         if (left > 0) {
           ok = await this.#relayLength(uc, start, filled, left);
           if (this.#leftover > 0) reusable = false;
@@ -963,12 +966,16 @@ class _Session implements CoarseTimer {
         w.bytes(uc.buf, start, start + first);
         await writeAll(this.#conn, w.view());
         f.stats.responseBodyBytes += first;
+        this.#bodyOut += first;
         ok = await this.#relayChunked(uc, fr, start + first, end, filled);
         if (this.#leftover > 0) reusable = false;
       } else {
         await writeAll(this.#conn, w.view());
         if (filled > start) await writeAll(this.#conn, uc.buf.subarray(start, filled));
-        const r = await pipe(uc.conn, this.#conn, uc.buf, (n) => f.stats.responseBodyBytes += n);
+        const r = await pipe(uc.conn, this.#conn, uc.buf, (n) => {
+          f.stats.responseBodyBytes += n;
+          this.#bodyOut += n;
+        });
         ok = !r.failed;
         reusable = false;
       }
@@ -1009,6 +1016,7 @@ class _Session implements CoarseTimer {
         await writeAll(this.#conn, uc.buf.subarray(start, start + take));
         left -= take;
         this.#f.stats.responseBodyBytes += take;
+        this.#bodyOut += take;
         start += take;
       }
       this.#leftover = filled - start;
@@ -1018,6 +1026,7 @@ class _Session implements CoarseTimer {
         const take = Math.min(left, n);
         await writeAll(this.#conn, uc.buf.subarray(0, take));
         this.#f.stats.responseBodyBytes += take;
+        this.#bodyOut += take;
         left -= take;
         this.#leftover = n - take;
       }
@@ -1040,6 +1049,7 @@ class _Session implements CoarseTimer {
       if (end > from) {
         await writeAll(this.#conn, uc.buf.subarray(from, end));
         this.#f.stats.responseBodyBytes += end - from;
+        this.#bodyOut += end - from;
       }
       this.#leftover = filled - end;
       while (!fr.done) {
@@ -1048,6 +1058,7 @@ class _Session implements CoarseTimer {
         const stop = fr.feed(uc.buf, 0, n);
         await writeAll(this.#conn, uc.buf.subarray(0, stop));
         this.#f.stats.responseBodyBytes += stop;
+        this.#bodyOut += stop;
         this.#leftover = n - stop;
       }
       return true;

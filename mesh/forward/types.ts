@@ -64,9 +64,10 @@ export interface RouteDecision {
    * Called exactly once when the exchange is over: the response body has fully passed to the
    * client, or the exchange failed. `status` is the status of the response head the client got
    * (proxy-generated ones included), 0 when none reached it. Lets breakers and latency metrics
-   * cover the whole exchange, not just the wait for the head.
+   * cover the whole exchange, not just the wait for the head. For access logs: `bytesOut`
+   * counts the (body) bytes relayed to the client, `bytesIn` those relayed from it when known.
    */
-  onDone?(status: number): void;
+  onDone?(status: number, bytesOut?: number, bytesIn?: number): void;
   /**
    * Set for a request that may become an upgraded connection (a TCP tunnel, a WebSocket) on a
    * listener that authorizes: whether its caller is still allowed. The forwarder asks again for

@@ -26,6 +26,7 @@ import {
   upstreamListenerName,
 } from "./router.ts";
 import type { SharedLimits } from "./shared_limits.ts";
+import { Observability } from "../observe/setup.ts";
 import { connectTunnel, TunnelBridge } from "./tcp_tunnel.ts";
 import { connectMtls, type MeshTls, MeshTlsState, type OutboundTls } from "./mesh_tls.ts";
 import { MUX_ALPN } from "../mux/frame.ts";
@@ -179,6 +180,7 @@ export class DataPlane {
   readonly #muxers: MuxConnector[];
   readonly #inboundMux: MuxSessionRegistry | null;
   readonly #ticker: ReturnType<typeof setInterval>;
+  readonly #observe: Observability | null;
   #drained: Promise<void> | null = null;
 
   private constructor(parts: {
@@ -194,6 +196,7 @@ export class DataPlane {
     pools: ConnectionPool[];
     muxers: MuxConnector[];
     inboundMux: MuxSessionRegistry | null;
+    observe: Observability | null;
   }) {
     this.ports = parts.ports;
     this.router = parts.router;
@@ -207,6 +210,8 @@ export class DataPlane {
     this.#pools = parts.pools;
     this.#muxers = parts.muxers;
     this.#inboundMux = parts.inboundMux;
+    this.#observe = parts.observe;
+    this.#observe?.registerMetrics(parts.metrics.registry);
     this.#ticker = setInterval(() => this.router.tick(), TICK_INTERVAL_MS);
     this.#registerCollectors();
   }
@@ -229,6 +234,11 @@ export class DataPlane {
     }
     const meshTls = opts.tls === undefined ? undefined : MeshTlsState.of(opts.tls);
     const outboundTls = opts.outboundTls ?? outboundTlsFromEnv();
+    // Only when configured: without it the router skips the record layer altogether.
+    const observe = cfg.access_log !== undefined || cfg.telemetry.otlp !== undefined
+      ? Observability.create(cfg, log)
+      : null;
+    if (observe !== null) cleanup.push(() => observe.close());
     try {
       const locals = cfg.services.map((s) => ({ name: s.name, port: s.port }));
       const bridge = locals.length > 0
@@ -250,6 +260,7 @@ export class DataPlane {
         locals,
         tunnelPort: (service) => bridge?.portFor(service) ?? null,
         trustDomain: meshTls?.trustDomain,
+        ...(observe !== null ? { recorder: observe.recorder } : {}),
       });
       const common = {
         node: cfg.node,
@@ -399,6 +410,7 @@ export class DataPlane {
         pools,
         muxers,
         inboundMux: meshTls?.muxSessions ?? null,
+        observe,
       });
     } catch (e) {
       for (const c of cleanup.reverse()) {
@@ -440,6 +452,7 @@ export class DataPlane {
       await this.#bridge?.close();
       clearInterval(this.#ticker);
       for (const p of this.#pools) p.close();
+      await this.#observe?.close();
     })();
     return this.#drained;
   }

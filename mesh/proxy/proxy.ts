@@ -20,7 +20,6 @@ import {
   type ProxyConfig,
   ResourceSchema,
   unenforcedResourceParts,
-  unenforcedSettings,
   upstreamKey,
 } from "../../config/mod.ts";
 import type { Logger } from "../../common/log.ts";
@@ -31,6 +30,8 @@ import { adminHandler } from "./admin.ts";
 import type { DataPlaneSnapshot } from "./data_plane.ts";
 import type { DestinationStats } from "./destination.ts";
 import { mergeExpositions } from "./metrics_merge.ts";
+import { buildHeartbeatStats, DenialTap } from "../observe/heartbeat_stats.ts";
+import type { DenialStats, HeartbeatStats } from "../../common/heartbeat_stats.ts";
 import { type DataPlanes, LocalDataPlanes, workerCount, WorkerDataPlanes } from "./workers.ts";
 import type { MeshTls } from "./mesh_tls.ts";
 
@@ -115,7 +116,9 @@ export class MeshProxy {
   /** Binds every listener and starts discovery; throws (having closed what it bound) on failure. */
   static async start(opts: MeshProxyOptions): Promise<MeshProxy> {
     const cfg = opts.config;
-    const log = opts.logger;
+    // Denials in the audit log (from every worker) feed the control node's dashboard.
+    const denials = new DenialTap();
+    const log = denials.tap(opts.logger);
     const cleanup: (() => Promise<void> | void)[] = [];
     const catalog = { seen: false };
     const unenforced = new UnenforcedWarnings(log);
@@ -153,6 +156,8 @@ export class MeshProxy {
         serviceFetch: opts.serviceControlFetch,
         random: opts.random ?? Math.random,
         report: () => self ? self.#report(opts.version ?? "unknown", unenforced) : undefined,
+        heartbeatStats: async () =>
+          self === undefined ? undefined : await self.#heartbeatStats(denials.take()),
         onCatalog: (c, from) => {
           planes.applyCatalog(c);
           unenforced.check(c.resources);
@@ -184,9 +189,6 @@ export class MeshProxy {
         for (const o of opts.tls.others ?? []) self.#noteExpiry(o.material, o.service);
       }
       log.info("data plane started", { workers: planes.count, mtls: opts.tls !== undefined });
-      for (const setting of unenforcedSettings(cfg)) {
-        log.warn("setting not implemented in this version; ignored", { setting });
-      }
       await discovery.start();
       return self;
     } catch (e) {
@@ -208,10 +210,7 @@ export class MeshProxy {
       node: this.#cfg.node,
       version,
       cert_not_after: expiries.length > 0 ? Math.min(...expiries) : null,
-      unenforced: [...unenforcedSettings(this.#cfg), ...unenforced.parts()].slice(
-        0,
-        MAX_REPORTED_UNENFORCED,
-      ),
+      unenforced: unenforced.parts().slice(0, MAX_REPORTED_UNENFORCED),
     };
   }
 
@@ -222,6 +221,20 @@ export class MeshProxy {
   updateMaterial(material: TlsMaterial, service?: string): void {
     this.#noteExpiry(material, service);
     this.#planes.updateMaterial(material, service);
+  }
+
+  /** The dashboard report: the counters and in-flight counts the data planes already keep. */
+  async #heartbeatStats(denied: DenialStats[]): Promise<HeartbeatStats> {
+    const snaps = await this.#planes.snapshots();
+    const inflight = new Map<string, number>();
+    for (const d of mergeEndpoints(snaps).outbound) inflight.set(d.service, d.activeRequests);
+    return buildHeartbeatStats(
+      this.#cfg.node,
+      mergeExpositions(snaps.map((s) => s.metrics)),
+      inflight,
+      denied,
+      this.#certNotAfter,
+    );
   }
 
   #noteExpiry(material: TlsMaterial, service?: string): void {

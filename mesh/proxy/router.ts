@@ -27,6 +27,7 @@ import {
 import { Policy as PolicySchema } from "../../config/resource_schema.ts";
 import { upstreamKey } from "../../config/proxy_schema.ts";
 import { InboundAuthz } from "./inbound_authz.ts";
+import type { CallInfo, Recorder } from "../observe/recorder.ts";
 
 /** Listener name of the inbound listener. */
 export const INBOUND_LISTENER = "inbound";
@@ -74,6 +75,8 @@ export interface MeshRouterOptions extends DestinationDeps {
   logger: Logger;
   /** With mTLS between proxies: the trust domain whose `svc/<service>` ids servers must show. */
   trustDomain?: string;
+  /** Tracing and access logging (`mesh/observe`), when either is configured. */
+  recorder?: Recorder;
 }
 
 /** Routes by listener, `Host` and the catalog. */
@@ -176,8 +179,47 @@ export class MeshRouter implements Router {
     return out;
   }
 
-  /** Routes one HTTP request. */
+  /** Routes one HTTP request (through the record layer when one is configured). */
   route(
+    head: RequestHead,
+    listener: ListenerInfo,
+    client?: ClientInfo,
+  ): RouteDecision | ProxyError {
+    const d = this.#route(head, listener, client);
+    const rec = this.#o.recorder;
+    return rec === undefined ? d : rec.record(d, head, listener, client, this);
+  }
+
+  /** Who calls whom for the record layer (asked only for requests it records). */
+  callInfo(
+    d: RouteDecision | ProxyError,
+    head: RequestHead,
+    listener: ListenerInfo,
+    client: ClientInfo | undefined,
+  ): CallInfo {
+    if (listener.name === INBOUND_LISTENER) {
+      const caller = client?.identity ?? null;
+      return {
+        caller,
+        destination: d instanceof ProxyError
+          ? headerValue(head, DESTINATION_HEADER) ?? hostService(head.host) ?? "unknown"
+          : d.cluster,
+        peerService: caller === null ? "unknown" : sourceLabel(caller),
+        peerIdentity: caller,
+      };
+    }
+    const svc = d instanceof ProxyError ? hostService(head.host) ?? listener.name : d.cluster;
+    return {
+      caller: this.#upstreams.get(listener.name)?.source ?? this.#o.source,
+      destination: svc,
+      peerService: svc,
+      peerIdentity: this.#o.trustDomain === undefined
+        ? null
+        : serviceSpiffeId(this.#o.trustDomain, svc),
+    };
+  }
+
+  #route(
     head: RequestHead,
     listener: ListenerInfo,
     client?: ClientInfo,
@@ -208,7 +250,10 @@ export class MeshRouter implements Router {
   routeTcp(listener: ListenerInfo): RouteDecision | ProxyError {
     const u = this.#upstreams.get(listener.name);
     if (u === undefined) return new ProxyError(404, "no_route", `no route for ${listener.name}`);
-    return u.d.decideTcp();
+    const d = u.d.decideTcp();
+    const rec = this.#o.recorder;
+    if (rec === undefined || d instanceof ProxyError) return d;
+    return rec.wrapTcp(d, u.source ?? this.#o.source);
   }
 
   /** This router as a {@linkcode TcpRouter}, for the opaque TCP upstream listeners. */

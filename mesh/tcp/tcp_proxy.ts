@@ -188,16 +188,21 @@ export class TcpProxy {
       return;
     }
     let status = 0;
+    const io = { up: 0, down: 0 };
     try {
-      status = await this.#relay(client, decision);
+      status = await this.#relay(client, decision, io);
     } finally {
       // The exchange of an opaque connection is its whole life: 200 once it was connected.
-      decision.onDone?.(status);
+      decision.onDone?.(status, io.down, io.up);
     }
   }
 
   /** Connects `client` to an endpoint of `decision` and splices until both sides end. */
-  async #relay(client: Deno.Conn, decision: RouteDecision): Promise<number> {
+  async #relay(
+    client: Deno.Conn,
+    decision: RouteDecision,
+    io: { up: number; down: number },
+  ): Promise<number> {
     const log = this.#opts.logger;
     let upstream: Deno.Conn | null = null;
     let ep: Endpoint | null = null;
@@ -242,12 +247,14 @@ export class TcpProxy {
     await Promise.all([
       pipe(client, up, new Uint8Array(size), (n) => {
         this.#stats.bytesUp += n;
+        io.up += n;
         idle.touch();
       }).then((r) => {
         if (r.failed) teardown();
       }),
       pipe(up, client, new Uint8Array(size), (n) => {
         this.#stats.bytesDown += n;
+        io.down += n;
         idle.touch();
       }).then((r) => {
         if (r.failed) teardown();

@@ -6,6 +6,7 @@
  */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { runSkein } from "../skein_cli.ts";
+import { testFetch } from "../tls_fixture.ts";
 import {
   adminJson,
   type App,
@@ -241,8 +242,7 @@ Deno.test("a proxy fronting two services calls as the service each upstream name
       node: "vm-ab",
       control: [cp.url],
       services: [{ name: "alpha", port: apps[1]!.port }, { name: "beta", port: apps[2]!.port }],
-      // Accepted but not built yet: the proxy must say so rather than pretend.
-      access_log: `${dir}/access.log`,
+      access_log: { path: `${dir}/access.log` },
       upstreams: [
         { service: "ledger", listen: "127.0.0.1:0" },
         { service: "ledger", listen: "127.0.0.1:0", caller: "beta" },
@@ -279,7 +279,27 @@ Deno.test("a proxy fronting two services calls as the service each upstream name
       assertEquals((await call(asAlpha, "GET", "/as-alpha")).status, 403);
     }
     assertEquals(audits(callee).filter((l) => /\/as-beta/.test(l)), [], "allows not audited");
-    await ab.child.waitLine(/setting not implemented in this version.*setting"?[=:]"?access_log/);
+    // The access log names the local service each call was made for, denied ones included.
+    const logged = await waitFor("the calls in the access log", async () => {
+      const lines = (await Deno.readTextFile(`${dir}/access.log`).catch(() => ""))
+        .split("\n").filter(Boolean).map((l) => JSON.parse(l));
+      return lines.filter((l) => l.path === "/as-alpha").length >= 6 ? lines : null;
+    });
+    assert(logged.some((l) => l.path === "/as-alpha" && l.caller === "alpha" && l.status === 403));
+    assert(logged.some((l) => l.path === "/as-beta" && l.caller === "beta" && l.status === 200));
+    // The callee's audit denials reach the control node's dashboard with its heartbeats.
+    const dash = await waitFor("the denials on the dashboard", async () => {
+      const r = await testFetch(`${cp.url}/v1/dashboard`, {
+        headers: { authorization: `Bearer ${cp.token}` },
+      });
+      const d = await r.json();
+      return d.denials?.some((x: { path: string }) => x.path === "/as-alpha") ? d : null;
+    });
+    const denial = dash.denials.find((x: { path: string }) => x.path === "/as-alpha");
+    assertEquals(denial.service, "ledger");
+    assertEquals(denial.node, "vm-ledger");
+    assertEquals(denial.reason, "default_deny");
+    assertMatch(String(denial.caller), /\/svc\/alpha$/);
     // Likewise a RateLimit resource, once per part.
     await ctlApply(
       dir,

@@ -17,11 +17,21 @@ Deno.test("ctl check finds a missing canary version, an expired proxy certificat
     const cp = await startControl(dir);
     stops.push(() => cp.child.stop());
     const admin = { authorization: `Bearer ${cp.token}`, "content-type": "application/json" };
+    // Accepted but not acted on by this version: the proxy reports it.
+    const unenforcedPut = await testFetch(`${cp.url}/v1/resources`, {
+      method: "PUT",
+      headers: admin,
+      body: JSON.stringify({
+        kind: "RateLimit",
+        service: "ledger",
+        requests_per_second: 5,
+        burst: 10,
+      }),
+    });
+    assertEquals(unenforcedPut.status, 200, await unenforcedPut.text());
     const proxy = await startProxy(dir, {
       node: "vm-1",
       control: [cp.url],
-      // Accepted but not acted on by this version: the proxy reports it.
-      access_log: "stdout",
       services: [{ name: "ledger", port: app.port, version: "v1" }],
     });
     stops.push(() => proxy.child.stop());
@@ -33,13 +43,17 @@ Deno.test("ctl check finds a missing canary version, an expired proxy certificat
     await waitFor("vm-1's report", async () => {
       const r = await testFetch(`${cp.url}/v1/proxies`, { headers: admin });
       const body = await r.json();
-      return body.proxies?.some((p: { node: string }) => p.node === "vm-1");
+      return body.proxies?.some((p: { node: string; unenforced: string[] }) =>
+        p.node === "vm-1" && p.unenforced.includes("RateLimit/ledger")
+      );
     });
     const check = () =>
       runSkein(["ctl", "check", "--control", cp.url, "--token-file", `${dir}/cp-1.token`]);
     const first = await check();
     assertEquals(first.code, 1, first.stdout + first.stderr);
-    assert(first.stdout.includes("proxy vm-1 (ledger) accepts but does not enforce: access_log"));
+    assert(
+      first.stdout.includes("proxy vm-1 (ledger) accepts but does not enforce: RateLimit/ledger"),
+    );
     assert(!first.stdout.includes("Route/"), first.stdout);
 
     // A 5% canary of v2, which nobody runs.

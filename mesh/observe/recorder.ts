@@ -1,0 +1,344 @@
+/**
+ * The record layer: the one place the proxy's request path meets tracing and access logs.
+ * The router hands each routed request's decision to {@linkcode Recorder.wrap}; with neither
+ * configured, or with tracing only and the request not sampled, the decision goes back
+ * untouched (no span, no object). Otherwise the returned decision forwards every call to the
+ * original and, when the forwarder reports the exchange done, ends the span and queues the
+ * access-log line.
+ * @module
+ */
+import {
+  type ClientInfo,
+  type Endpoint,
+  type ListenerInfo,
+  type Outcome,
+  ProxyError,
+  type RouteDecision,
+} from "../forward/types.ts";
+import { headerValue, markHopByHop, type RequestHead } from "../http1/mod.ts";
+import type { AccessLog } from "./access_log.ts";
+import { accessLine, type AccessRecord, causeOf } from "./access_record.ts";
+import type { SpanAttributes, SpanHandle, SpanSink } from "../../common/trace/span_sink.ts";
+import {
+  formatTraceparent,
+  type ParentContext,
+  parseB3,
+  parseTraceparent,
+  sampleRoot,
+  type Sampling,
+  traceparentSampled,
+} from "../../common/trace/trace_context.ts";
+
+/** Which side of a call this proxy is on. */
+export type Side = "client" | "server";
+
+/** Options of {@linkcode Recorder}. */
+export interface RecorderOptions {
+  /** This proxy's node name (in access-log lines). */
+  node: string;
+  /** Sampling of traces that arrive without one. */
+  sampling: Sampling;
+  /** The tracer, when `telemetry.otlp` is set. */
+  sink: SpanSink | null;
+  /** The access log, when `access_log` is set. */
+  accessLog: AccessLog | null;
+  /** Uniform random in [0, 1). @default Math.random */
+  random?: () => number;
+  /** Wall clock in epoch ms. @default Date.now */
+  now?: () => number;
+}
+
+/** What the router knows about a request besides its head and decision. */
+export interface CallInfo {
+  /** The caller: the local service on the client side, the verified SPIFFE id on the server side. */
+  caller: string | null;
+  /** The service called: the destination on the client side, the local app on the server side. */
+  destination: string;
+  /** The service at the other end: the destination (client side) or the caller's (server side). */
+  peerService: string;
+  /** The SPIFFE id the peer shows or must show, if known. */
+  peerIdentity: string | null;
+}
+
+/** Tells the recorder who calls whom; asked only for requests that are recorded. */
+export interface CallResolver {
+  /** The call behind request `head` routed to `d` on `listener`. */
+  callInfo(
+    d: RouteDecision | ProxyError,
+    head: RequestHead,
+    listener: ListenerInfo,
+    client: ClientInfo | undefined,
+  ): CallInfo;
+}
+
+/** Tracing and access logging around routed requests. */
+export class Recorder {
+  readonly #o: Required<RecorderOptions>;
+
+  /** Records with the given tracer and access log (either may be null). */
+  constructor(opts: RecorderOptions) {
+    this.#o = { random: Math.random, now: Date.now, ...opts };
+  }
+
+  /** Starts tracing with `sink` (loaded after the data plane started). */
+  setSink(sink: SpanSink): void {
+    this.#o.sink = sink;
+  }
+
+  /**
+   * What to hand the forwarder for `head` routed to `d`: `d` itself when nothing is recorded
+   * for this request (a local answer is logged at once), else a recording wrapper, which
+   * also sends the new `traceparent` on when the request is sampled.
+   */
+  record(
+    d: RouteDecision | ProxyError,
+    head: RequestHead,
+    listener: ListenerInfo,
+    client: ClientInfo | undefined,
+    calls: CallResolver,
+  ): RouteDecision | ProxyError {
+    const side: Side = listener.name === "inbound" ? "server" : "client";
+    if (d instanceof ProxyError) {
+      if (this.#o.accessLog !== null) {
+        this.refused(head, d, side, calls.callInfo(d, head, listener, client));
+      }
+      return d;
+    }
+    return this.#wrap(head, d, side, listener, client, calls);
+  }
+
+  #wrap(
+    head: RequestHead,
+    decision: RouteDecision,
+    side: Side,
+    listener: ListenerInfo,
+    client: ClientInfo | undefined,
+    calls: CallResolver,
+  ): RouteDecision {
+    const o = this.#o;
+    const tp = headerValue(head, "traceparent");
+    let parent: ParentContext | null = null;
+    let sampled = false;
+    let traceId: string | null = null;
+    if (tp !== null && (o.sink !== null || o.accessLog !== null)) {
+      const s = traceparentSampled(tp);
+      if (s === 0 && o.accessLog === null) return decision; // passed on as is, flag unchanged
+      if (s >= 0) {
+        parent = parseTraceparent(tp, headerValue(head, "tracestate"));
+        sampled = s === 1 && o.sink !== null;
+        traceId = parent!.traceId;
+      }
+    }
+    if (parent === null && o.sink !== null) {
+      // Looked up before parsing, so the usual request (no B3 either) allocates nothing.
+      const hasB3 = headerValue(head, "x-b3-traceid") !== null || headerValue(head, "b3") !== null;
+      const b3 = hasB3 ? parseB3((n) => headerValue(head, n)) : null;
+      if (b3 !== null) {
+        sampled = b3.sampled ?? sampleRoot(o.sampling, o.random);
+        parent = { ...b3, sampled };
+        traceId = b3.traceId;
+      } else {
+        sampled = sampleRoot(o.sampling, o.random);
+      }
+    }
+    if (!sampled && o.accessLog === null) return decision;
+    const startMs = o.now();
+    const call = calls.callInfo(decision, head, listener, client);
+    let span: SpanHandle | null = null;
+    let extra = decision.extraRequestHeaders;
+    if (sampled && o.sink !== null) {
+      span = o.sink.start(side, `${head.method} ${call.peerService}`, parent, {
+        "http.request.method": head.method,
+        "url.path": _path(head.target),
+        "server.address": head.host ?? "",
+        "peer.service": call.peerService,
+        "skein.side": side,
+      }, startMs);
+      traceId = span.traceId;
+      // The callee (or app) sees this span as its parent; the caller's header is replaced.
+      markHopByHop(head, "traceparent");
+      extra = (extra ?? "") + `traceparent: ${formatTraceparent(span.traceId, span.spanId)}\r\n`;
+    }
+    // Read now: a streamed request body may overwrite the head's bytes before the end.
+    const base = o.accessLog === null ? null : this.#base(head, side, call, startMs, traceId);
+    return new _Recorded(decision, extra, span, { o, side, call, base });
+  }
+
+  /** Records a request the proxy answered itself at routing (denied, no route, ...). */
+  refused(head: RequestHead, err: ProxyError, side: Side, call: CallInfo): void {
+    const log = this.#o.accessLog;
+    if (log === null) return;
+    const now = this.#o.now();
+    const tp = headerValue(head, "traceparent");
+    const parent = tp === null ? null : parseTraceparent(tp, null);
+    log.write(accessLine({
+      ...this.#base(head, side, call, now, parent?.traceId ?? null),
+      duration_ms: 0,
+      status: err.status,
+      bytes_out: 0,
+      endpoint: null,
+      retries: 0,
+      error: err.code,
+    }));
+  }
+
+  /** The decision for an opaque TCP connection, recording it in the access log when it ends. */
+  wrapTcp(decision: RouteDecision, caller: string | null): RouteDecision {
+    const o = this.#o;
+    if (o.accessLog === null) return decision;
+    const log = o.accessLog;
+    const start = o.now();
+    let ep: Endpoint | null = null;
+    let last: Outcome | null = null;
+    let attempts = 0;
+    return {
+      cluster: decision.cluster,
+      timeoutMs: decision.timeoutMs,
+      perTryTimeoutMs: decision.perTryTimeoutMs,
+      pick: (a, ex) => decision.pick(a, ex),
+      retry: (a, out) => decision.retry(a, out),
+      onResult: (e, out, ms) => {
+        ep = e;
+        last = out;
+        attempts++;
+        decision.onResult(e, out, ms);
+      },
+      onDone: (status, bytesOut = 0, bytesIn = 0) => {
+        decision.onDone?.(status, bytesOut, bytesIn);
+        const end = o.now();
+        log.write(JSON.stringify({
+          type: "tcp",
+          node: o.node,
+          side: "client",
+          start: new Date(start).toISOString(),
+          duration_ms: end - start,
+          status,
+          bytes_in: bytesIn,
+          bytes_out: bytesOut,
+          caller,
+          destination: decision.cluster,
+          endpoint: (ep as Endpoint | null)?.key ?? null,
+          retries: Math.max(0, attempts - 1),
+          error: status === 200 ? null : causeOf(status === 0 ? 502 : status, attempts, last),
+        }));
+      },
+    };
+  }
+
+  /** The fields known when a request starts. */
+  #base(
+    head: RequestHead,
+    side: Side,
+    call: CallInfo,
+    startMs: number,
+    traceId: string | null,
+  ): AccessBase {
+    return {
+      type: "http",
+      node: this.#o.node,
+      side,
+      start: startMs,
+      method: head.method,
+      path: _path(head.target),
+      authority: head.host,
+      bytes_in: head.chunked ? null : Math.max(0, head.contentLength),
+      caller: call.caller,
+      destination: call.destination,
+      trace_id: traceId,
+      request_id: headerValue(head, "x-request-id"),
+    };
+  }
+}
+
+/** The path of a request target, without the query. */
+function _path(target: string): string {
+  const q = target.indexOf("?");
+  return q < 0 ? target : target.slice(0, q);
+}
+
+/** The access-log fields known when a request starts. */
+type AccessBase = Omit<
+  AccessRecord,
+  "duration_ms" | "status" | "bytes_out" | "endpoint" | "retries" | "error"
+>;
+
+interface _Ctx {
+  o: Required<RecorderOptions>;
+  side: Side;
+  call: CallInfo;
+  base: AccessBase | null;
+}
+
+/** A decision that records its exchange; every policy call goes to the wrapped one. */
+class _Recorded implements RouteDecision {
+  readonly cluster: string;
+  readonly timeoutMs: number;
+  readonly perTryTimeoutMs: number;
+  readonly extraRequestHeaders: string | undefined;
+  readonly #d: RouteDecision;
+  readonly #span: SpanHandle | null;
+  readonly #c: _Ctx;
+  #attempts = 0;
+  #ep: Endpoint | null = null;
+  #last: Outcome | null = null;
+
+  constructor(d: RouteDecision, extra: string | undefined, span: SpanHandle | null, c: _Ctx) {
+    this.cluster = d.cluster;
+    this.timeoutMs = d.timeoutMs;
+    this.perTryTimeoutMs = d.perTryTimeoutMs;
+    this.extraRequestHeaders = extra;
+    this.#d = d;
+    this.#span = span;
+    this.#c = c;
+  }
+
+  pick(attempt: number, exclude: ReadonlySet<string>): Endpoint | null {
+    return this.#d.pick(attempt, exclude);
+  }
+
+  retry(attempt: number, outcome: Outcome): number | null {
+    return this.#d.retry(attempt, outcome);
+  }
+
+  onResult(ep: Endpoint, outcome: Outcome, latencyMs: number): void {
+    this.#attempts++;
+    this.#ep = ep;
+    this.#last = outcome;
+    this.#d.onResult(ep, outcome, latencyMs);
+  }
+
+  onDone(status: number, bytesOut = 0): void {
+    this.#d.onDone?.(status);
+    const c = this.#c;
+    const end = c.o.now();
+    const retries = Math.max(0, this.#attempts - 1);
+    const error = causeOf(status, this.#attempts, this.#last);
+    const endpoint = this.#ep?.key ?? null;
+    if (this.#span !== null) {
+      const attrs: SpanAttributes = {
+        "http.response.status_code": status,
+        "skein.retries": retries,
+      };
+      if (endpoint !== null) {
+        attrs["network.peer.address"] = endpoint;
+        attrs["server.endpoint"] = endpoint;
+      }
+      const id = c.side === "client" ? this.#ep?.identity ?? c.call.peerIdentity : c.call.caller;
+      if (id !== null && id !== undefined) attrs["skein.peer.spiffe_id"] = id;
+      if (error !== null) attrs["skein.error"] = error;
+      if (status >= 500 || status === 0) attrs["error"] = true;
+      this.#span.end(attrs, status >= 500 || status === 0, end);
+    }
+    if (c.base !== null) {
+      c.o.accessLog!.write(accessLine({
+        ...c.base,
+        duration_ms: end - c.base.start,
+        status,
+        bytes_out: bytesOut,
+        endpoint,
+        retries,
+        error,
+      }));
+    }
+  }
+}

@@ -1,0 +1,208 @@
+import { assert, assertEquals } from "../../tests/assert.ts";
+
+const assertStrictEquals = (a: unknown, b: unknown) => assert(a === b, "not the same object");
+import { nullLogger } from "../../common/log.ts";
+import type { SpanSink } from "../../common/trace/span_sink.ts";
+import type { ParentContext } from "../../common/trace/trace_context.ts";
+import { parseRequestHead } from "../http1/mod.ts";
+import type { RouteDecision } from "../forward/types.ts";
+import { AccessLog } from "./access_log.ts";
+import { type CallResolver, Recorder } from "./recorder.ts";
+
+const enc = new TextEncoder();
+function head(extra = "") {
+  const b = enc.encode(`GET /charge?x=1 HTTP/1.1\r\nhost: ledger\r\n${extra}\r\n`);
+  return parseRequestHead(b, 0, b.length, {
+    maxHeadBytes: 65536,
+    maxHeaderCount: 100,
+    maxBodyBytes: 1 << 20,
+  });
+}
+
+function decision(): RouteDecision & { done: number[] } {
+  const done: number[] = [];
+  return {
+    done,
+    cluster: "ledger",
+    timeoutMs: 0,
+    perTryTimeoutMs: 0,
+    pick: () => ({ key: "10.0.0.5:15443", hostname: "10.0.0.5", port: 15443 }),
+    retry: () => null,
+    onResult: () => {},
+    onDone: (s) => done.push(s),
+  };
+}
+
+const calls: CallResolver = {
+  callInfo: () => ({
+    caller: "billing",
+    destination: "ledger",
+    peerService: "ledger",
+    peerIdentity: "spiffe://td/svc/ledger",
+  }),
+};
+const OUT = { name: "upstream:ledger", protocol: "http" as const };
+
+function sink(): { sink: SpanSink; parents: (ParentContext | null)[]; ended: number } {
+  const st = { parents: [] as (ParentContext | null)[], ended: 0 };
+  return {
+    get parents() {
+      return st.parents;
+    },
+    get ended() {
+      return st.ended;
+    },
+    sink: {
+      start(_k, _n, parent) {
+        st.parents.push(parent);
+        return {
+          traceId: parent?.traceId ?? "a".repeat(32),
+          spanId: "b".repeat(16),
+          end: () => void st.ended++,
+        };
+      },
+      stats: () => ({ exported: 0, dropped: 0 }),
+      shutdown: () => Promise.resolve(),
+    },
+  };
+}
+
+const TRACE = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+Deno.test("Recorder leaves an unsampled request's decision and traceparent untouched", () => {
+  const s = sink();
+  const rec = new Recorder({
+    node: "n",
+    sampling: 0.01,
+    sink: s.sink,
+    accessLog: null,
+    random: () => 0.5,
+  });
+  const d = decision();
+  const h = head(`traceparent: 00-${TRACE}-00f067aa0ba902b7-00\r\n`);
+  assertStrictEquals(rec.record(d, h, OUT, undefined, calls), d);
+  assertStrictEquals(rec.record(d, head(), OUT, undefined, calls), d);
+  assertEquals(s.parents.length, 0);
+  assertEquals(h.hasHopByHop, false, "the caller's traceparent goes on as is");
+});
+
+Deno.test("Recorder continues a sampled trace (W3C or B3) and sends its span as the parent", () => {
+  const s = sink();
+  const rec = new Recorder({ node: "n", sampling: "never", sink: s.sink, accessLog: null });
+  const d = decision();
+  const h = head(`traceparent: 00-${TRACE}-00f067aa0ba902b7-01\r\n`);
+  const w = rec.record(d, h, OUT, undefined, calls) as RouteDecision;
+  assert(w !== d);
+  assertEquals(w.extraRequestHeaders, `traceparent: 00-${TRACE}-${"b".repeat(16)}-01\r\n`);
+  assertEquals(h.hasHopByHop, true, "the old traceparent is dropped");
+  assertEquals(s.parents[0]?.spanId, "00f067aa0ba902b7");
+  w.onDone!(200, 5);
+  assertEquals(s.ended, 1);
+  assertEquals(d.done, [200]);
+  const b3 = head(`x-b3-traceid: ${TRACE}\r\nx-b3-spanid: 00f067aa0ba902b7\r\nx-b3-sampled: 1\r\n`);
+  rec.record(decision(), b3, OUT, undefined, calls);
+  assertEquals(s.parents[1]?.traceId, TRACE);
+});
+
+Deno.test("Recorder writes one access line per request with the trace id", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const log = new AccessLog(`${dir}/a.log`, { logger: nullLogger });
+    let t = 1000;
+    const rec = new Recorder({
+      node: "n",
+      sampling: "never",
+      sink: null,
+      accessLog: log,
+      now: () => t,
+    });
+    const d = decision();
+    const w = rec.record(
+      d,
+      head(`traceparent: 00-${TRACE}-00f067aa0ba902b7-00\r\nx-request-id: r1\r\n`),
+      OUT,
+      undefined,
+      calls,
+    ) as RouteDecision;
+    w.onResult({ key: "10.0.0.5:15443", hostname: "10.0.0.5", port: 15443 }, { kind: "reset" }, 1);
+    w.onResult({ key: "10.0.0.6:15443", hostname: "10.0.0.6", port: 15443 }, {
+      kind: "response",
+      status: 200,
+    }, 1);
+    t = 1012;
+    w.onDone!(200, 42);
+    await log.close();
+    const line = JSON.parse(await Deno.readTextFile(`${dir}/a.log`));
+    assertEquals(line, {
+      type: "http",
+      node: "n",
+      side: "client",
+      start: new Date(1000).toISOString(),
+      method: "GET",
+      path: "/charge",
+      authority: "ledger",
+      bytes_in: 0,
+      caller: "billing",
+      destination: "ledger",
+      trace_id: TRACE,
+      request_id: "r1",
+      duration_ms: 12,
+      status: 200,
+      bytes_out: 42,
+      endpoint: "10.0.0.6:15443",
+      retries: 1,
+      error: null,
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("Recorder writes one access line per opaque TCP connection", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const log = new AccessLog(`${dir}/a.log`, { logger: nullLogger });
+    let t = 5000;
+    const rec = new Recorder({
+      node: "n",
+      sampling: "never",
+      sink: null,
+      accessLog: log,
+      now: () => t,
+    });
+    const d = decision();
+    const w = rec.wrapTcp(d, "billing");
+    w.onResult({ key: "10.0.0.5:15443", hostname: "10.0.0.5", port: 15443 }, {
+      kind: "connect_failure",
+    }, 1);
+    w.onResult({ key: "10.0.0.6:15443", hostname: "10.0.0.6", port: 15443 }, {
+      kind: "response",
+      status: 200,
+    }, 1);
+    t = 5250;
+    w.onDone!(200, 300, 100);
+    await log.close();
+    const line = JSON.parse(await Deno.readTextFile(`${dir}/a.log`));
+    assertEquals(line, {
+      type: "tcp",
+      node: "n",
+      side: "client",
+      start: new Date(5000).toISOString(),
+      duration_ms: 250,
+      status: 200,
+      bytes_in: 100,
+      bytes_out: 300,
+      caller: "billing",
+      destination: "ledger",
+      endpoint: "10.0.0.6:15443",
+      retries: 1,
+      error: null,
+    });
+    assertEquals(d.done, [200]);
+    // Without an access log the decision is not wrapped at all.
+    const bare = new Recorder({ node: "n", sampling: 0.01, sink: null, accessLog: null });
+    assertStrictEquals(bare.wrapTcp(d, "billing"), d);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
