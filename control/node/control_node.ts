@@ -687,6 +687,14 @@ export class ControlNode implements ControlBackend {
 
   async #handleReady(rd: Ready): Promise<void> {
     if (rd.softState) this.#onSoftState(rd.softState.role, rd.softState.leader);
+    for (const d of rd.voteDecisions) {
+      // Elections are rare; each decision and its reason is what explains a slow failover.
+      this.#log.info(`raft: ${d.type.replace("_", "-")} ${d.outcome}`, {
+        candidate: d.candidate,
+        term: d.term,
+        reason: d.reason,
+      });
+    }
     if (rd.snapshot) {
       this.#setStage("save_received_snapshot");
       await this.#durable.saveSnapshot(rd.snapshot);
@@ -760,10 +768,12 @@ export class ControlNode implements ControlBackend {
 
   #onSoftState(role: string, leader: NodeId | null): void {
     const wasLeader = this.#role === "leader";
-    this.#role = role;
     if (leader !== this.#leader) {
       this.#log.info("leader changed", { leader: leader ?? "none", role });
+    } else if (role !== this.#role) {
+      this.#log.info("role changed", { role, term: this.#raft.status().term });
     }
+    this.#role = role;
     this.#leader = leader;
     if (this.#forwards.size > 0) {
       this.#forwards.failExcept(

@@ -9,6 +9,7 @@ import { decodeConfChange, encodeConfChange, RaftCodecError } from "./codec.ts";
 import { Progress } from "./progress.ts";
 import { assert, RaftLog } from "./raft_log.ts";
 import { cloneConf, type RaftStorage } from "./storage.ts";
+import { decideVote } from "./vote.ts";
 import type {
   AppendMsg,
   AppendRespMsg,
@@ -27,7 +28,9 @@ import type {
   Role,
   SnapshotMsg,
   SoftState,
+  VoteDecision,
   VoteMsg,
+  VoteReason,
 } from "./types.ts";
 
 /** Configuration of one Raft node. */
@@ -112,6 +115,14 @@ export class RaftNode {
   #bcastOwed = false;
   #readStates: ReadState[] = [];
   #readFailures: ReadFailure[] = [];
+  #voteDecisions: VoteDecision[] = [];
+  /**
+   * Pre-votes that arrived while this follower still heard its leader, answered the tick its
+   * lease ends. Dropping them instead left the first node to time out a pre-candidate until its
+   * next timeout whenever a peer's lease outlived its own by a tick, and the election went to
+   * whichever node timed out second, up to an election timeout later.
+   */
+  #deferredPreVotes = new Map<NodeId, VoteMsg>();
   #prevSoft: SoftState;
   #prevHard: HardState;
   /** What the last Ready handed out, for advance(). */
@@ -194,6 +205,10 @@ export class RaftNode {
           this.#electionElapsed < this.#cfg.electionTicks;
         if (!m.transfer && inLease) {
           // A node cut off from the leader must not depose it while it is still live.
+          const defer = m.type === "pre_vote" && this.#role === "follower" &&
+            this.#voters.includes(m.from);
+          if (defer) this.#deferredPreVotes.set(m.from, m);
+          this.#decided(m, defer ? "deferred" : "refused", "in_lease");
           return;
         }
       }
@@ -222,7 +237,9 @@ export class RaftNode {
           rejectHint: 0,
           logTerm: 0,
         });
-      } else if (m.type === "pre_vote") {
+      } else if (m.type === "pre_vote" || m.type === "vote") {
+        this.#decided(m, "refused", "stale_term");
+        if (m.type === "vote") return;
         this.#send({
           type: "pre_vote_resp",
           from: this.id,
@@ -365,7 +382,10 @@ export class RaftNode {
   hasReady(): boolean {
     const l = this.#raftLog;
     if (this.#bcastOwed && this.#role === "leader") return true;
-    if (this.#msgs.length > 0 || this.#readStates.length > 0 || this.#readFailures.length > 0) {
+    if (
+      this.#msgs.length > 0 || this.#readStates.length > 0 || this.#readFailures.length > 0 ||
+      this.#voteDecisions.length > 0
+    ) {
       return true;
     }
     if (l.unstable.entries.length > 0 || l.unstable.snapshot) return true;
@@ -386,10 +406,12 @@ export class RaftNode {
       committedEntries: [],
       readStates: this.#readStates,
       readFailures: this.#readFailures,
+      voteDecisions: this.#voteDecisions,
     };
     this.#msgs = [];
     this.#readStates = [];
     this.#readFailures = [];
+    this.#voteDecisions = [];
     const soft = this.#softState();
     if (soft.role !== this.#prevSoft.role || soft.leader !== this.#prevSoft.leader) {
       rd.softState = soft;
@@ -524,6 +546,7 @@ export class RaftNode {
       Math.floor(this.#cfg.random() * this.#cfg.electionTicks);
     this.#leadTransferee = null;
     this.#votes.clear();
+    this.#deferredPreVotes.clear();
     this.#failPendingReads();
     const last = this.#raftLog.lastIndex();
     this.#progress.clear();
@@ -637,6 +660,12 @@ export class RaftNode {
 
   #tickElection(): void {
     this.#electionElapsed++;
+    if (this.#deferredPreVotes.size > 0 && this.#electionElapsed >= this.#cfg.electionTicks) {
+      // The lease ran out with no word from the leader: answer as if they arrived now.
+      const deferred = [...this.#deferredPreVotes.values()];
+      this.#deferredPreVotes.clear();
+      for (const m of deferred) this.step(m);
+    }
     if (this.#promotable() && this.#electionElapsed >= this.#randomizedElectionTimeout) {
       this.#electionElapsed = 0;
       this.#hup(false);
@@ -692,10 +721,16 @@ export class RaftNode {
 
   #handleVoteRequest(m: VoteMsg): void {
     const pre = m.type === "pre_vote";
-    const canVote = this.#vote === m.from ||
-      (this.#vote === null && this.#lead === null) ||
-      (pre && m.term > this.#term);
-    const grant = canVote && this.#raftLog.isUpToDate(m.index, m.logTerm);
+    const { grant, reason } = decideVote({
+      pre,
+      candidate: m.from,
+      term: m.term,
+      ourTerm: this.#term,
+      vote: this.#vote,
+      lead: this.#lead,
+      logUpToDate: this.#raftLog.isUpToDate(m.index, m.logTerm),
+    });
+    this.#decided(m, grant ? "granted" : "refused", reason);
     const type = pre ? "pre_vote_resp" : "vote_resp";
     if (grant) {
       // The answer carries the requested term so the candidate can count it.
@@ -709,21 +744,28 @@ export class RaftNode {
     }
   }
 
+  #decided(m: VoteMsg, outcome: VoteDecision["outcome"], reason: VoteReason): void {
+    this.#voteDecisions.push({ type: m.type, candidate: m.from, term: m.term, outcome, reason });
+  }
+
   #stepFollower(m: Message): void {
     switch (m.type) {
       case "app":
         this.#electionElapsed = 0;
         this.#lead = m.from;
+        this.#deferredPreVotes.clear();
         this.#handleAppend(m);
         break;
       case "heartbeat":
         this.#electionElapsed = 0;
         this.#lead = m.from;
+        this.#deferredPreVotes.clear();
         this.#handleHeartbeat(m);
         break;
       case "snap":
         this.#electionElapsed = 0;
         this.#lead = m.from;
+        this.#deferredPreVotes.clear();
         this.#handleSnapshot(m);
         break;
       case "timeout_now":
