@@ -337,6 +337,10 @@ export class ControlNode implements ControlBackend {
       maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
       logger: opts.log.with({ component: "transport" }),
       reconnect: { baseMs: 50, maxMs: 1000 },
+      // A peer that answers nothing for an election timeout gets a fresh connection: one that
+      // outlived a partition would deliver only at TCP's next retransmission, seconds after the
+      // heal, and hold up the next election.
+      peerSilenceMs: opts.tickMs * opts.electionTicks,
       ...tls,
     }, (from, frame) => node.#onFrame(from, frame));
     node.#timers.push(setInterval(() => node.#tick(), opts.tickMs));
