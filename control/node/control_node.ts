@@ -267,6 +267,7 @@ export class ControlNode implements ControlBackend {
       maxInflightMsgs: 256,
       maxEntriesPerMsg: 512,
       coalesceAppends: true,
+      rankedTimeouts: true,
       random: opts.random ?? Math.random,
       storage,
       logger: opts.log,

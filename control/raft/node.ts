@@ -71,7 +71,20 @@ export interface RaftConfig {
    * append per event; the control node turns it on. @default false
    */
   coalesceAppends?: boolean;
+  /**
+   * A follower whose leader goes quiet times out after `electionTicks + 2 × rank` instead of a
+   * random timeout in [e, 2e), where `rank` is its place among the other voters (sorted, the
+   * leader left out). The first to time out is then known and the next two ticks behind, so
+   * replacing a lost leader takes one election timeout, not the smaller of several random ones,
+   * and two followers never start together. Only that first timeout is ranked: a node without a
+   * leader (after a failed election) draws random ones as usual. Timing only; safety never
+   * depends on it. @default false
+   */
+  rankedTimeouts?: boolean;
 }
+
+/** Ticks between the ranked timeouts of two followers (see `rankedTimeouts`). */
+export const RANK_STAGGER_TICKS = 2;
 
 type _ReadRequest = { ctx: string; index: number; from: NodeId; acks: Set<NodeId> };
 
@@ -154,6 +167,7 @@ export class RaftNode {
       maxPendingReads: cfg.maxPendingReads ?? 4096,
       promoteLagEntriesMax: cfg.promoteLagEntriesMax ?? cfg.maxEntriesPerMsg,
       coalesceAppends: cfg.coalesceAppends ?? false,
+      rankedTimeouts: cfg.rankedTimeouts ?? false,
     };
     this.#log = (cfg.logger ?? nullLogger).with({ raft_node: cfg.id });
     const { hardState, conf } = cfg.storage.initialState();
@@ -658,6 +672,18 @@ export class RaftNode {
     return "pending";
   }
 
+  /** Ticks after which this node campaigns (see `rankedTimeouts`). */
+  #electionTimeout(): number {
+    const lead = this.#lead;
+    if (!this.#cfg.rankedTimeouts || this.#role !== "follower" || lead === null) {
+      return this.#randomizedElectionTimeout;
+    }
+    const others = this.#voters.filter((v) => v !== lead).sort();
+    const rank = Math.max(0, others.indexOf(this.id));
+    return this.#cfg.electionTicks +
+      Math.min(RANK_STAGGER_TICKS * rank, this.#cfg.electionTicks - 1);
+  }
+
   #tickElection(): void {
     this.#electionElapsed++;
     if (this.#deferredPreVotes.size > 0 && this.#electionElapsed >= this.#cfg.electionTicks) {
@@ -666,7 +692,7 @@ export class RaftNode {
       this.#deferredPreVotes.clear();
       for (const m of deferred) this.step(m);
     }
-    if (this.#promotable() && this.#electionElapsed >= this.#randomizedElectionTimeout) {
+    if (this.#promotable() && this.#electionElapsed >= this.#electionTimeout()) {
       this.#electionElapsed = 0;
       this.#hup(false);
     }

@@ -26,6 +26,7 @@ type _NodeOpts = {
   maxEntries: number;
   electionTicks: number;
   heartbeatTicks: number;
+  rankedTimeouts: boolean;
 };
 
 const _enc = new TextEncoder();
@@ -197,6 +198,7 @@ export class InteractionEnv {
       checkQuorum: o.checkQuorum,
       maxInflightMsgs: o.maxInflight,
       maxEntriesPerMsg: o.maxEntries,
+      rankedTimeouts: o.rankedTimeouts,
       // The minimum timeout unless a script sets a jitter, so `tick-election` is one timeout.
       random: () => jitter.v,
       storage,
@@ -212,6 +214,7 @@ export class InteractionEnv {
       maxEntries: Number(cmd.kv.get("max-entries") ?? "100"),
       electionTicks: Number(cmd.kv.get("election") ?? "10"),
       heartbeatTicks: Number(cmd.kv.get("heartbeat") ?? "1"),
+      rankedTimeouts: cmd.kv.get("ranked") === "true",
     };
     const founding = this.nodes.size === 0;
     const base = this.nodes.size;
