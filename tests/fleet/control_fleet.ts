@@ -14,10 +14,16 @@ export interface ControlFleet {
   destroy(): Promise<void>;
 }
 
-/** Builds the hosts and starts the nodes on them (default tuning, as an operator runs it). */
-export async function startControlFleet(size = 3): Promise<ControlFleet> {
+/**
+ * Builds the hosts (one per node, plus `extraHosts` for proxies) and starts the nodes on them
+ * (default tuning, as an operator runs it).
+ */
+export async function startControlFleet(
+  size = 3,
+  extraHosts: readonly string[] = [],
+): Promise<ControlFleet> {
   const ids = Array.from({ length: size }, (_, i) => `cp-${i + 1}`);
-  const fleet = await Fleet.create(ids);
+  const fleet = await Fleet.create([...ids, ...extraHosts]);
   let cluster: ProcessCluster | null = null;
   try {
     cluster = await ProcessCluster.create({
