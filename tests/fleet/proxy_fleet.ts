@@ -39,8 +39,9 @@ async function _joinToken(cf: ControlFleet, service: string): Promise<string> {
 }
 
 /**
- * Starts a proxy on `host` with default tuning. With `service`, it also starts that service's
- * app there and registers it; with `calls`, it opens an upstream listener for that service.
+ * Starts a proxy on `host` with default tuning (again, after a stop: it keeps its data dir).
+ * With `service`, it also starts that service's app there and registers it; with `calls`, it
+ * opens an upstream listener for that service.
  */
 export async function startFleetProxy(
   cf: ControlFleet,
@@ -61,7 +62,14 @@ export async function startFleetProxy(
     }).spawn();
   }
   const tokenFile = `${dir}/${host}.join-token`;
-  await Deno.writeTextFile(tokenFile, (await _joinToken(cf, opts.service ?? host)) + "\n");
+  // A restart keeps the identity it enrolled (and must not need the control plane for it).
+  const enrolled = await Deno.stat(`${dir}/${host}-data/identity.json`).then(
+    () => true,
+    () => false,
+  );
+  if (!enrolled) {
+    await Deno.writeTextFile(tokenFile, (await _joinToken(cf, opts.service ?? host)) + "\n");
+  }
   const config = {
     node: host,
     data_dir: `${dir}/${host}-data`,
