@@ -37,13 +37,13 @@ Deno.test({
       const url = `http://${caller.upstreams.web}/`;
       const served = new Map<string, number>();
       const failures: string[] = [];
-      let phase = "before" as "before" | "cut";
+      let phase = "before" as "before" | "cut" | "healed";
       let afterCut = 0;
       const cutServedByCutHost: string[] = [];
       for (let i = 0; i < LOOPS; i++) {
         loops.push((async () => {
           while (!stop) {
-            const started: "before" | "cut" = phase;
+            const started: "before" | "cut" | "healed" = phase;
             try {
               const res = await fetch(url, { signal: AbortSignal.timeout(30_000) });
               const body = await res.text();
@@ -97,9 +97,29 @@ Deno.test({
         120_000,
         () => afterCut >= AFTER_CUT ? true : undefined,
       );
+      // Healed: the caller's reach probe brings w1 back before its ejection (30 s) ends.
+      await cf.fleet.heal("w1");
+      const healedAt = performance.now();
+      const backBefore = served.get("cut:w2") ?? 0;
+      let backAfterMs: number | null = null;
+      phase = "healed";
+      await waitFor("the healed host to serve again", 60_000, () => {
+        if ((served.get("healed:w1") ?? 0) > 0) backAfterMs ??= performance.now() - healedAt;
+        return backAfterMs !== null ? true : undefined;
+      });
       stop = true;
       await Promise.all(loops);
-      console.log(`fleet: web host cut: ${JSON.stringify(Object.fromEntries(served))}`);
+      const ejected = caller.child.lines.some((l) => l.includes("endpoint ejected"));
+      console.log(
+        `fleet: web host cut: ${JSON.stringify(Object.fromEntries(served))} (${backBefore} ` +
+          `during the cut), ejected ${ejected}, back ${
+            Math.round(backAfterMs ?? -1)
+          } ms after the heal`,
+      );
+      if (ejected) {
+        // Ejected during the cut: it came back through the probe, not at the ejection's end.
+        await caller.child.waitLine(/ejected endpoint is reachable again/, 10_000);
+      }
       assertEquals(failures, [], "requests failed while a web host was cut off");
       assertEquals(cutServedByCutHost, [], "the cut host answered during the cut");
       assert((served.get("cut:w2") ?? 0) >= AFTER_CUT);
