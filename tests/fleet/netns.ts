@@ -134,6 +134,12 @@ export class Fleet {
     await this.#rules(h, `ip saddr { ${set} } drop`, `ip daddr { ${set} } drop`);
   }
 
+  /** Drops what host `h` receives from `peers`; what it sends still arrives (a one-way fault). */
+  async deafTo(h: string, peers: readonly string[]): Promise<void> {
+    const set = peers.map((p) => this.addr(p)).join(", ");
+    await this.#rules(h, `ip saddr { ${set} } drop`, null);
+  }
+
   /** Cuts host `h` off from every other host and from the test process. */
   async cut(h: string): Promise<void> {
     await this.#rules(h, `iifname "eth0" drop`, `oifname "eth0" drop`);
@@ -155,12 +161,14 @@ export class Fleet {
       .catch(() => {});
   }
 
-  async #rules(h: string, input: string, output: string): Promise<void> {
+  async #rules(h: string, input: string, output: string | null): Promise<void> {
     await this.heal(h);
+    const out = output === null
+      ? ""
+      : `  chain out { type filter hook output priority 0; policy accept; ${output}; }\n`;
     const ruleset = `table inet ${_TABLE} {
   chain in { type filter hook input priority 0; policy accept; ${input}; }
-  chain out { type filter hook output priority 0; policy accept; ${output}; }
-}
+${out}}
 `;
     await _run("ip", ["netns", "exec", this.#host(h).ns, "nft", "-f", "-"], ruleset);
   }
