@@ -910,12 +910,20 @@ export class ControlNode implements ControlBackend {
     if (applied - this.#snapIndex < this.#opts.snapshotEvery) return;
     const members = [...this.#members.values()].map((m) => ({ ...m, api: null }))
       .sort((a, b) => (a.node < b.node ? -1 : 1));
+    const t0 = performance.now();
     const data = encodeSnapshotPayload(members, this.#state.snapshot());
+    const t1 = performance.now();
     this.#raft.compact(applied, data);
     this.#snapIndex = applied;
     this.#setStage("save_snapshot");
     await this.#durable.saveSnapshot(this.#storage.snapshot());
-    this.#log.info("snapshot saved", { index: applied });
+    // Size and times, so an operator can see what a fleet's registry costs to snapshot.
+    this.#log.info("snapshot saved", {
+      index: applied,
+      bytes: data.length,
+      encode_ms: Math.round(t1 - t0),
+      save_ms: Math.round(performance.now() - t1),
+    });
   }
 
   #releaseReads(): void {
