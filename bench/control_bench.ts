@@ -30,6 +30,8 @@ export const WRITE_TIMEOUT_MS = 10_000;
 export const FAILOVER_WRITE_TIMEOUT_MS = 1_000;
 /** Writers used during the failover phase. */
 export const FAILOVER_WRITERS = 8;
+/** Distinct keys per failover writer. */
+export const FAILOVER_KEYS_PER_WRITER = 16;
 /** Longest failover measured before giving up. */
 export const FAILOVER_LIMIT_MS = 30_000;
 
@@ -259,7 +261,8 @@ async function _failover(t: _Target, valueBytes: number): Promise<number | null>
       try {
         good = await t.write(
           url,
-          `f${w}-${k}`,
+          // Few keys: the failover phase must not need new instances beyond the registry's caps.
+          `f${w}-${k % FAILOVER_KEYS_PER_WRITER}`,
           value,
           AbortSignal.timeout(FAILOVER_WRITE_TIMEOUT_MS),
         );
@@ -282,6 +285,30 @@ async function _failover(t: _Target, valueBytes: number): Promise<number | null>
 
 // ------------------------------------------------------------------ skein
 
+/** Failed writes by `status error-code`, so a run says why writes failed, not only how many. */
+const _failures = new Map<string, number>();
+
+function _countFailure(why: string): void {
+  _failures.set(why, (_failures.get(why) ?? 0) + 1);
+}
+
+/** The `error.code` of an API error body, or `-`. */
+async function _errorCode(res: Response): Promise<string> {
+  try {
+    const j = await res.json() as { error?: { code?: unknown } };
+    return typeof j.error?.code === "string" ? j.error.code : "-";
+  } catch {
+    return "-";
+  }
+}
+
+/** The failure counts since the last call, as `why×n` items, and resets them. */
+function _takeFailures(): string {
+  const s = [..._failures].map(([k, n]) => `${k}×${n}`).join(", ");
+  _failures.clear();
+  return s;
+}
+
 async function _skein(): Promise<_Target> {
   const c = await ProcessCluster.create({ logLevel: "warn" });
   await c.startAll();
@@ -297,22 +324,27 @@ async function _skein(): Promise<_Target> {
     name: "skein",
     urls,
     async write(url, key, value, signal) {
-      const res = await fetch(`${url}/v1/services/bench/instances/${key}`, {
+      // One service per phase (`w…` writers, `f…` failover), as the wrk phase has its own: a
+      // service holds at most MAX_INSTANCES_PER_SERVICE instances, and the phases together
+      // would pass it (every later write of a new key then fails with 409 too_many_instances).
+      const res = await fetch(`${url}/v1/services/bench-${key[0]}/instances/${key}`, {
         method: "PUT",
         headers,
         body: `{"address":"10.0.0.1","port":8080,"meta":{"v":"${value}"}}`,
         signal,
         client: httpClient,
       });
-      await res.body?.cancel();
-      return res.status === 200 || res.status === 201;
+      const good = res.status === 200 || res.status === 201;
+      if (good) await res.body?.cancel();
+      else _countFailure(`${res.status} ${await _errorCode(res)}`);
+      return good;
     },
     wrkScript(value, keys) {
       const body = JSON.stringify(`{"address":"10.0.0.1","port":8080,"meta":{"v":"${value}"}}`);
       return `${_LUA_COUNTER}
 request = function()
   n = n + 1
-  return wrk.format("PUT", "/v1/services/bench/instances/k" .. (n % ${keys}),
+  return wrk.format("PUT", "/v1/services/bench-k/instances/k" .. (n % ${keys}),
     {["Content-Type"] = "application/json", ["Authorization"] = "Bearer ${token}"}, ${body})
 end
 `;
@@ -666,11 +698,17 @@ export async function runControlBench(opts: ControlBenchOptions = {}): Promise<C
       await _load(t, writers, Math.min(1000, durationMs / 5), valueBytes, keys);
       progress(`${system}: ${writers} writers for ${durationMs} ms`);
       const r = await _load(t, writers, durationMs, valueBytes, keys);
+      const failed = () => {
+        const why = _takeFailures();
+        if (why) progress(`${system}: failed writes by status and error code: ${why}`);
+      };
+      failed();
       if (useWrk && !t.needsClientCert) wrk = await runWrk(system, t);
       let failoverMs: number | null = null;
       if (opts.failover ?? true) {
         progress(`${system}: killing the leader`);
         failoverMs = await _failover(t, valueBytes);
+        failed();
       }
       results.push({ system, ...r, failoverMs });
       progress(`${system}: ${r.writesPerSec} writes/s, failover ${failoverMs} ms`);

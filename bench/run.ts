@@ -2,7 +2,9 @@
  * `deno task bench`: runs skein beside its peers (etcd for the control plane, HAProxy for the
  * data plane) in one run on this machine and prints the figures and ratios.
  *
- * `deno task bench control` or `deno task bench mesh` runs one part. skein speaks only TLS, so by
+ * `deno task bench control` or `deno task bench mesh` runs one part; `deno task bench fleet`
+ * (root only, not part of the default run) the fleet tests' long profile; `deno task bench
+ * capacity` (not part of the default run) the registry at fleet size. skein speaks only TLS, so by
  * default the peers do too (like for like): etcd with TLS and client certificates on its client
  * and peer ports (its wrk figure from a second cluster without client certificate auth; see
  * bench/control_bench.ts, which prints what each row's load generator sends), HAProxy with mTLS
@@ -42,8 +44,14 @@ if (import.meta.main) {
         const { runMeshBench } = await import("./mesh_bench.ts");
         // With mTLS, a second caller without skein-mux/1 shows what the mux buys, same rounds.
         await runMeshBench({ mtls: meshTls, abOutbound: meshTls });
+      } else if (part === "capacity") {
+        const { runCapacityBench } = await import("./capacity_bench.ts");
+        await runCapacityBench();
+      } else if (part === "fleet") {
+        const { runFleetBench } = await import("./fleet_bench.ts");
+        await runFleetBench();
       } else {
-        throw new Error(`unknown benchmark part "${part}" (control | mesh)`);
+        throw new Error(`unknown benchmark part "${part}" (control | mesh | fleet | capacity)`);
       }
     } catch (e) {
       failed = true;

@@ -256,7 +256,10 @@ const _MAX_TOKEN_CHARS = 256;
  */
 export const MAX_REGISTRATION_BODY_BYTES = 32 * 1024;
 
-/** Blocking catalog queries one client address may have waiting on a node at once. */
+/**
+ * Blocking catalog queries one client address may have waiting on a node at once, unless the
+ * caller is a proxy with its mesh certificate (proxies behind one NAT share an address).
+ */
 export const MAX_WATCHERS_PER_ADDRESS = 256;
 
 /** Largest `POST /v1/ca/sign` body: a CSR of `MAX_CSR_PEM_BYTES`, a token and the JSON around. */
@@ -945,8 +948,10 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
     if (fwd) return fwd;
     if (blocking && backend.state().index <= q.index!) {
       // One host may hold only so many of the node's watcher slots; a follower forwarding its
-      // clients' queries (a control principal) is not one host.
-      const addr = c.get("principal").kind === "control"
+      // clients' queries (a control principal) is not one host, nor are proxies with their mesh
+      // certificates (a fleet behind one NAT address): the node's total cap bounds those.
+      const kind = c.get("principal").kind;
+      const addr = kind === "control" || kind === "proxy"
         ? null
         : c.env?.remoteAddr?.hostname ?? null;
       const held = addr === null ? 0 : watchersByAddress.get(addr) ?? 0;

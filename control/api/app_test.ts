@@ -7,6 +7,7 @@ import {
   registerCommand,
 } from "./app.ts";
 import { RegistrationSchema, RegistryCommandSchema } from "../registry/mod.ts";
+import { parseSpiffeId } from "../../common/tls.ts";
 import { ApiError } from "./errors.ts";
 import { MAX_BODY_BYTES } from "./body.ts";
 import { FakeBackend } from "./fake_backend.ts";
@@ -798,4 +799,28 @@ Deno.test("one client address holds at most MAX_WATCHERS_PER_ADDRESS blocking ca
   // Slots come back once the queries end.
   const again = app.request(new Request(url.replace("30s", "1s")), undefined, from("10.0.0.9"));
   assert.equal((await again).status, 200);
+});
+
+Deno.test("proxies behind one NAT address are not held to MAX_WATCHERS_PER_ADDRESS", async () => {
+  const backend = new FakeBackend();
+  const app = createApi(backend);
+  const peer = parseSpiffeId("spiffe://skein.local/svc/web");
+  assert.ok(peer);
+  const proxy = { remoteAddr: { hostname: "10.0.0.9", port: 1 }, peer };
+  const ctl = new AbortController();
+  const url = `http://x/v1/catalog?index=${backend.state().index}&wait=30s`;
+  const waiting: Promise<Response>[] = [];
+  for (let i = 0; i < MAX_WATCHERS_PER_ADDRESS; i++) {
+    waiting.push(
+      Promise.resolve(app.request(new Request(url, { signal: ctl.signal }), undefined, proxy)),
+    );
+  }
+  try {
+    // One more proxy from the same address waits like the others (answered when its wait ends).
+    const more = await app.request(new Request(url.replace("30s", "1s")), undefined, proxy);
+    assert.equal(more.status, 200, "a proxy behind a busy address was refused a watch");
+  } finally {
+    ctl.abort();
+    await Promise.allSettled(waiting);
+  }
 });

@@ -58,7 +58,11 @@ export const BUFFERED_BODY_MAX_BYTES = 16 * 1024;
 export const MAX_API_CONNECTIONS = 8192;
 /** Requests one connection may have in flight (pipelined); one more closes the connection. */
 export const MAX_PIPELINED_REQUESTS = 8;
-/** Connections open at once from one client address: one host cannot take every slot. */
+/**
+ * Connections open at once from one client address: one host cannot take every slot. Counts
+ * connections without a verified client certificate (operators, scanners) and every handshake
+ * in progress; proxies with their mesh certificate count only against the total.
+ */
 export const MAX_API_CONNECTIONS_PER_ADDRESS = 256;
 /**
  * Longest interval of the sweep that enforces the header and body timeouts. One sweep per
@@ -173,6 +177,8 @@ interface _Handshake {
   readonly raw: net.Socket;
   readonly timer: ReturnType<typeof setTimeout>;
   done: boolean;
+  /** Gives the connection's per-address slot back (once). */
+  readonly releaseAddress: () => void;
 }
 
 const _NO_BODY_METHODS = new Set(["GET", "HEAD"]);
@@ -261,11 +267,17 @@ export async function serveApiHttps(opts: ApiHttpsOptions): Promise<ApiHttpsServ
     }
     open++;
     perAddress.set(addr, fromAddr + 1);
-    raw.once("close", () => {
-      open--;
+    let counted = true;
+    const releaseAddress = () => {
+      if (!counted) return;
+      counted = false;
       const n = (perAddress.get(addr) ?? 1) - 1;
       if (n > 0) perAddress.set(addr, n);
       else perAddress.delete(addr);
+    };
+    raw.once("close", () => {
+      open--;
+      releaseAddress();
     });
     if (closing || stats.handshakesInFlight >= maxHandshakes) {
       refuse("handshake_limit", { peer: k });
@@ -276,6 +288,7 @@ export async function serveApiHttps(opts: ApiHttpsOptions): Promise<ApiHttpsServ
     const h: _Handshake = {
       raw,
       done: false,
+      releaseAddress,
       timer: setTimeout(() => {
         refuse("handshake_timeout", { peer: k });
         endHandshake(k);
@@ -321,6 +334,7 @@ export async function serveApiHttps(opts: ApiHttpsOptions): Promise<ApiHttpsServ
   // Prepended so that a refused connection is destroyed before the HTTP layer reads a byte.
   server.prependListener("secureConnection", (socket: tls.TLSSocket) => {
     const k = `${socket.remoteAddress}:${socket.remotePort}`;
+    const handshake = handshakes.get(k);
     endHandshake(k);
     const cert = socket.getPeerCertificate();
     const presented = cert !== null && cert !== undefined && Object.keys(cert).length > 0;
@@ -355,6 +369,11 @@ export async function serveApiHttps(opts: ApiHttpsOptions): Promise<ApiHttpsServ
       socket.destroy();
       return;
     }
+    // A verified mesh certificate leaves the per-address count: the cap is there so one
+    // anonymous host cannot take every slot, and it would otherwise lock out a fleet's proxies
+    // behind one NAT address (each keeps a connection). The total cap still bounds them, and a
+    // certificate can be revoked.
+    if (peer) handshake?.releaseAddress();
     stats.accepted++;
     const remoteAddr = { hostname: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 };
     const c: _Conn = {

@@ -4,7 +4,9 @@ import { createCa, issueCertificate, trustBundlePem } from "../ca/mod.ts";
 import type { TlsMaterial } from "../../common/tls.ts";
 import { type ApiHandler, MAX_PIPELINED_REQUESTS, serveApiHttps } from "./https_server.ts";
 
-async function material(): Promise<{ m: TlsMaterial; serial: string }> {
+async function material(): Promise<
+  { m: TlsMaterial; serial: string; ca: Awaited<ReturnType<typeof createCa>> }
+> {
   const now = Date.now();
   const ca = await createCa({ trustDomain: "skein.local", now });
   const leaf = await issueCertificate(ca, {
@@ -15,6 +17,7 @@ async function material(): Promise<{ m: TlsMaterial; serial: string }> {
   return {
     m: { certPem: leaf.certPem, keyPem: leaf.keyPem, caPem: trustBundlePem(ca) },
     serial: leaf.serial,
+    ca,
   };
 }
 
@@ -251,6 +254,54 @@ Deno.test("connections beyond the per-address and total caps are closed before a
   } finally {
     for (const s of held) s.destroy();
     for (const s of servers) await s.shutdown(1000);
+  }
+});
+
+Deno.test("proxies with mesh certificates behind one address are not held to the per-address cap", async () => {
+  const { m, ca } = await material();
+  const leaf = await issueCertificate(ca, {
+    identity: { kind: "service", service: "web" },
+    now: Date.now(),
+  });
+  const held: tls.TLSSocket[] = [];
+  const srv = await serveApiHttps({
+    hostname: "127.0.0.1",
+    port: 0,
+    material: m,
+    handler: () => Response.json({}),
+    maxConnectionsPerAddress: 2,
+  });
+  /** Whether a new connection (with the proxy's certificate when `mesh`) is admitted. */
+  const admitted = (mesh: boolean) =>
+    new Promise<boolean>((resolve) => {
+      const s = tls.connect({
+        host: "127.0.0.1",
+        port: srv.port,
+        ca: m.caPem,
+        minVersion: "TLSv1.3",
+        ...(mesh ? { cert: leaf.certPem, key: leaf.keyPem } : {}),
+      });
+      s.on("error", () => resolve(false));
+      s.on("close", () => resolve(false));
+      // A TLS 1.3 client finishes before the server has read its certificate: an answer proves
+      // the server admitted the connection.
+      s.on("secureConnect", () => s.write("GET / HTTP/1.1\r\nhost: x\r\n\r\n"));
+      s.once("data", () => {
+        held.push(s);
+        resolve(true);
+      });
+    });
+  try {
+    // Five proxies from one address, more than the cap of two: all admitted and kept.
+    for (let i = 0; i < 5; i++) assert.equal(await admitted(true), true, `proxy ${i + 1}`);
+    // Anonymous clients from that address still meet the cap.
+    assert.equal(await admitted(false), true);
+    assert.equal(await admitted(false), true);
+    assert.equal(await admitted(false), false);
+    assert.equal(srv.stats.refused.address_limit, 1);
+  } finally {
+    for (const s of held) s.destroy();
+    await srv.shutdown(1000);
   }
 });
 

@@ -286,6 +286,7 @@ export class ControlNode implements ControlBackend {
       maxInflightMsgs: 256,
       maxEntriesPerMsg: 512,
       coalesceAppends: true,
+      rankedTimeouts: true,
       random: opts.random ?? Math.random,
       storage,
       logger: opts.log,
@@ -364,6 +365,10 @@ export class ControlNode implements ControlBackend {
       maxFrameBytes: DEFAULT_MAX_FRAME_BYTES,
       logger: opts.log.with({ component: "transport" }),
       reconnect: { baseMs: 50, maxMs: 1000 },
+      // A peer that answers nothing for an election timeout gets a fresh connection: one that
+      // outlived a partition would deliver only at TCP's next retransmission, seconds after the
+      // heal, and hold up the next election.
+      peerSilenceMs: opts.tickMs * opts.electionTicks,
       ...tls,
     }, (from, frame) => node.#onFrame(from, frame));
     node.#timers.push(setInterval(() => node.#tick(), opts.tickMs));
@@ -715,6 +720,14 @@ export class ControlNode implements ControlBackend {
 
   async #handleReady(rd: Ready): Promise<void> {
     if (rd.softState) this.#onSoftState(rd.softState.role, rd.softState.leader);
+    for (const d of rd.voteDecisions) {
+      // Elections are rare; each decision and its reason is what explains a slow failover.
+      this.#log.info(`raft: ${d.type.replace("_", "-")} ${d.outcome}`, {
+        candidate: d.candidate,
+        term: d.term,
+        reason: d.reason,
+      });
+    }
     if (rd.snapshot) {
       this.#setStage("save_received_snapshot");
       await this.#durable.saveSnapshot(rd.snapshot);
@@ -788,10 +801,12 @@ export class ControlNode implements ControlBackend {
 
   #onSoftState(role: string, leader: NodeId | null): void {
     const wasLeader = this.#role === "leader";
-    this.#role = role;
     if (leader !== this.#leader) {
       this.#log.info("leader changed", { leader: leader ?? "none", role });
+    } else if (role !== this.#role) {
+      this.#log.info("role changed", { role, term: this.#raft.status().term });
     }
+    this.#role = role;
     this.#leader = leader;
     if (this.#forwards.size > 0) {
       this.#forwards.failExcept(
@@ -923,12 +938,20 @@ export class ControlNode implements ControlBackend {
     if (applied - this.#snapIndex < this.#opts.snapshotEvery) return;
     const members = [...this.#members.values()].map((m) => ({ ...m, api: null }))
       .sort((a, b) => (a.node < b.node ? -1 : 1));
+    const t0 = performance.now();
     const data = encodeSnapshotPayload(members, this.#state.snapshot());
+    const t1 = performance.now();
     this.#raft.compact(applied, data);
     this.#snapIndex = applied;
     this.#setStage("save_snapshot");
     await this.#durable.saveSnapshot(this.#storage.snapshot());
-    this.#log.info("snapshot saved", { index: applied });
+    // Size and times, so an operator can see what a fleet's registry costs to snapshot.
+    this.#log.info("snapshot saved", {
+      index: applied,
+      bytes: data.length,
+      encode_ms: Math.round(t1 - t0),
+      save_ms: Math.round(performance.now() - t1),
+    });
   }
 
   #releaseReads(): void {

@@ -9,6 +9,7 @@ import { decodeConfChange, encodeConfChange, RaftCodecError } from "./codec.ts";
 import { Progress } from "./progress.ts";
 import { assert, RaftLog } from "./raft_log.ts";
 import { cloneConf, type RaftStorage } from "./storage.ts";
+import { decideVote } from "./vote.ts";
 import type {
   AppendMsg,
   AppendRespMsg,
@@ -27,7 +28,9 @@ import type {
   Role,
   SnapshotMsg,
   SoftState,
+  VoteDecision,
   VoteMsg,
+  VoteReason,
 } from "./types.ts";
 
 /** Configuration of one Raft node. */
@@ -68,7 +71,20 @@ export interface RaftConfig {
    * append per event; the control node turns it on. @default false
    */
   coalesceAppends?: boolean;
+  /**
+   * A follower whose leader goes quiet times out after `electionTicks + 2 × rank` instead of a
+   * random timeout in [e, 2e), where `rank` is its place among the other voters (sorted, the
+   * leader left out). The first to time out is then known and the next two ticks behind, so
+   * replacing a lost leader takes one election timeout, not the smaller of several random ones,
+   * and two followers never start together. Only that first timeout is ranked: a node without a
+   * leader (after a failed election) draws random ones as usual. Timing only; safety never
+   * depends on it. @default false
+   */
+  rankedTimeouts?: boolean;
 }
+
+/** Ticks between the ranked timeouts of two followers (see `rankedTimeouts`). */
+export const RANK_STAGGER_TICKS = 2;
 
 type _ReadRequest = { ctx: string; index: number; from: NodeId; acks: Set<NodeId> };
 
@@ -112,6 +128,14 @@ export class RaftNode {
   #bcastOwed = false;
   #readStates: ReadState[] = [];
   #readFailures: ReadFailure[] = [];
+  #voteDecisions: VoteDecision[] = [];
+  /**
+   * Pre-votes that arrived while this follower still heard its leader, answered the tick its
+   * lease ends. Dropping them instead left the first node to time out a pre-candidate until its
+   * next timeout whenever a peer's lease outlived its own by a tick, and the election went to
+   * whichever node timed out second, up to an election timeout later.
+   */
+  #deferredPreVotes = new Map<NodeId, VoteMsg>();
   #prevSoft: SoftState;
   #prevHard: HardState;
   /** What the last Ready handed out, for advance(). */
@@ -143,6 +167,7 @@ export class RaftNode {
       maxPendingReads: cfg.maxPendingReads ?? 4096,
       promoteLagEntriesMax: cfg.promoteLagEntriesMax ?? cfg.maxEntriesPerMsg,
       coalesceAppends: cfg.coalesceAppends ?? false,
+      rankedTimeouts: cfg.rankedTimeouts ?? false,
     };
     this.#log = (cfg.logger ?? nullLogger).with({ raft_node: cfg.id });
     const { hardState, conf } = cfg.storage.initialState();
@@ -194,6 +219,10 @@ export class RaftNode {
           this.#electionElapsed < this.#cfg.electionTicks;
         if (!m.transfer && inLease) {
           // A node cut off from the leader must not depose it while it is still live.
+          const defer = m.type === "pre_vote" && this.#role === "follower" &&
+            this.#voters.includes(m.from);
+          if (defer) this.#deferredPreVotes.set(m.from, m);
+          this.#decided(m, defer ? "deferred" : "refused", "in_lease");
           return;
         }
       }
@@ -222,7 +251,9 @@ export class RaftNode {
           rejectHint: 0,
           logTerm: 0,
         });
-      } else if (m.type === "pre_vote") {
+      } else if (m.type === "pre_vote" || m.type === "vote") {
+        this.#decided(m, "refused", "stale_term");
+        if (m.type === "vote") return;
         this.#send({
           type: "pre_vote_resp",
           from: this.id,
@@ -365,7 +396,10 @@ export class RaftNode {
   hasReady(): boolean {
     const l = this.#raftLog;
     if (this.#bcastOwed && this.#role === "leader") return true;
-    if (this.#msgs.length > 0 || this.#readStates.length > 0 || this.#readFailures.length > 0) {
+    if (
+      this.#msgs.length > 0 || this.#readStates.length > 0 || this.#readFailures.length > 0 ||
+      this.#voteDecisions.length > 0
+    ) {
       return true;
     }
     if (l.unstable.entries.length > 0 || l.unstable.snapshot) return true;
@@ -386,10 +420,12 @@ export class RaftNode {
       committedEntries: [],
       readStates: this.#readStates,
       readFailures: this.#readFailures,
+      voteDecisions: this.#voteDecisions,
     };
     this.#msgs = [];
     this.#readStates = [];
     this.#readFailures = [];
+    this.#voteDecisions = [];
     const soft = this.#softState();
     if (soft.role !== this.#prevSoft.role || soft.leader !== this.#prevSoft.leader) {
       rd.softState = soft;
@@ -524,6 +560,7 @@ export class RaftNode {
       Math.floor(this.#cfg.random() * this.#cfg.electionTicks);
     this.#leadTransferee = null;
     this.#votes.clear();
+    this.#deferredPreVotes.clear();
     this.#failPendingReads();
     const last = this.#raftLog.lastIndex();
     this.#progress.clear();
@@ -635,9 +672,27 @@ export class RaftNode {
     return "pending";
   }
 
+  /** Ticks after which this node campaigns (see `rankedTimeouts`). */
+  #electionTimeout(): number {
+    const lead = this.#lead;
+    if (!this.#cfg.rankedTimeouts || this.#role !== "follower" || lead === null) {
+      return this.#randomizedElectionTimeout;
+    }
+    const others = this.#voters.filter((v) => v !== lead).sort();
+    const rank = Math.max(0, others.indexOf(this.id));
+    return this.#cfg.electionTicks +
+      Math.min(RANK_STAGGER_TICKS * rank, this.#cfg.electionTicks - 1);
+  }
+
   #tickElection(): void {
     this.#electionElapsed++;
-    if (this.#promotable() && this.#electionElapsed >= this.#randomizedElectionTimeout) {
+    if (this.#deferredPreVotes.size > 0 && this.#electionElapsed >= this.#cfg.electionTicks) {
+      // The lease ran out with no word from the leader: answer as if they arrived now.
+      const deferred = [...this.#deferredPreVotes.values()];
+      this.#deferredPreVotes.clear();
+      for (const m of deferred) this.step(m);
+    }
+    if (this.#promotable() && this.#electionElapsed >= this.#electionTimeout()) {
       this.#electionElapsed = 0;
       this.#hup(false);
     }
@@ -692,10 +747,16 @@ export class RaftNode {
 
   #handleVoteRequest(m: VoteMsg): void {
     const pre = m.type === "pre_vote";
-    const canVote = this.#vote === m.from ||
-      (this.#vote === null && this.#lead === null) ||
-      (pre && m.term > this.#term);
-    const grant = canVote && this.#raftLog.isUpToDate(m.index, m.logTerm);
+    const { grant, reason } = decideVote({
+      pre,
+      candidate: m.from,
+      term: m.term,
+      ourTerm: this.#term,
+      vote: this.#vote,
+      lead: this.#lead,
+      logUpToDate: this.#raftLog.isUpToDate(m.index, m.logTerm),
+    });
+    this.#decided(m, grant ? "granted" : "refused", reason);
     const type = pre ? "pre_vote_resp" : "vote_resp";
     if (grant) {
       // The answer carries the requested term so the candidate can count it.
@@ -709,21 +770,28 @@ export class RaftNode {
     }
   }
 
+  #decided(m: VoteMsg, outcome: VoteDecision["outcome"], reason: VoteReason): void {
+    this.#voteDecisions.push({ type: m.type, candidate: m.from, term: m.term, outcome, reason });
+  }
+
   #stepFollower(m: Message): void {
     switch (m.type) {
       case "app":
         this.#electionElapsed = 0;
         this.#lead = m.from;
+        this.#deferredPreVotes.clear();
         this.#handleAppend(m);
         break;
       case "heartbeat":
         this.#electionElapsed = 0;
         this.#lead = m.from;
+        this.#deferredPreVotes.clear();
         this.#handleHeartbeat(m);
         break;
       case "snap":
         this.#electionElapsed = 0;
         this.#lead = m.from;
+        this.#deferredPreVotes.clear();
         this.#handleSnapshot(m);
         break;
       case "timeout_now":

@@ -33,6 +33,30 @@ export type ReadFailureReason = "no_leader" | "stepped_down" | "overloaded" | "r
 /** A read-index request that will never produce a ReadState. */
 export type ReadFailure = { ctx: string; reason: ReadFailureReason };
 
+/**
+ * Why a vote or pre-vote went the way it did: `granted`; `in_lease` (this node heard from a live
+ * leader within an election timeout: a vote is ignored, a pre-vote is answered when the lease
+ * ends); `voted_other` (this term's vote went elsewhere); `has_leader` (this term has a leader);
+ * `log_behind` (the candidate's log is not as up to date as ours); `stale_term`.
+ */
+export type VoteReason =
+  | "granted"
+  | "in_lease"
+  | "voted_other"
+  | "has_leader"
+  | "log_behind"
+  | "stale_term";
+
+/** One decision on a vote or pre-vote request; `deferred` means answered later, not refused. */
+export type VoteDecision = {
+  type: "vote" | "pre_vote";
+  candidate: NodeId;
+  /** The term the candidate asked for. */
+  term: number;
+  outcome: "granted" | "refused" | "deferred";
+  reason: VoteReason;
+};
+
 /** The role of a node. */
 export type Role = "follower" | "pre_candidate" | "candidate" | "leader";
 
@@ -125,6 +149,8 @@ export type Ready = {
   readStates: ReadState[];
   /** Read-index requests that failed and will never produce a ReadState. */
   readFailures: ReadFailure[];
+  /** Vote and pre-vote decisions this node made, for the driver to log. */
+  voteDecisions: VoteDecision[];
 };
 
 /** Outcome of a proposal; expected failures are values, not exceptions. */

@@ -3,81 +3,59 @@
  * one owner: two processes on one directory append over each other's offsets, and the loser's
  * failure handling truncates records the other had already acknowledged.
  *
- * The claim is a `LOCK` file created exclusively with the owner's pid. A file left by a process
- * that is gone (a crash) is taken over; one whose process is alive refuses the start. (Deno's
- * `flock` has no try-lock, and a blocked one cannot be cancelled, so a pid file it is.)
+ * The claim is an exclusive `flock` on the directory's `LOCK` file, held through an open file
+ * for as long as the node runs. The kernel drops it when the owner exits however it exits
+ * (kill -9 included), so a dead owner never blocks a restart, and no pid is trusted: a zombie
+ * or a reused pid cannot pass for a live owner. The pid written into the file only names the
+ * owner in the refusal message.
  * @module
  */
 
-/** The LOCK files this process holds. */
-const _held = new Set<string>();
-
-/** Thrown when another live process holds the directory. */
+/** Thrown when another live process (or this one) holds the directory. */
 export class DataDirInUseError extends Error {}
 
 /** A held claim; {@linkcode DataDirLock.release} gives it up. */
 export class DataDirLock {
-  readonly #path: string;
+  readonly #file: Deno.FsFile;
   #released = false;
 
-  private constructor(path: string) {
-    this.#path = path;
+  private constructor(file: Deno.FsFile) {
+    this.#file = file;
   }
 
-  /** Claims `dir`, or throws {@linkcode DataDirInUseError} when a live process holds it. */
+  /** Claims `dir`, or throws {@linkcode DataDirInUseError} when a live holder has it. */
   static async acquire(dir: string): Promise<DataDirLock> {
     const path = `${dir}/LOCK`;
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        const f = await Deno.open(path, { write: true, createNew: true, mode: 0o600 });
-        try {
-          await f.write(new TextEncoder().encode(`${Deno.pid}\n`));
-          await f.sync();
-        } finally {
-          f.close();
-        }
-        _held.add(path);
-        return new DataDirLock(path);
-      } catch (e) {
-        if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
-      }
-      const owner = Number((await Deno.readTextFile(path).catch(() => "")).trim());
-      // Our own pid on a file this process does not hold: left by an earlier process that
-      // had the same pid, so as stale as any other.
-      if (Number.isInteger(owner) && owner > 0 && owner !== Deno.pid && await _alive(owner)) {
+    // Not truncated on open: the holder's pid stays readable for the refusal message.
+    const file = await Deno.open(path, { read: true, write: true, create: true, mode: 0o600 });
+    let locked = false;
+    try {
+      // flock locks belong to the open file, so a second open in this process is refused too.
+      locked = await file.tryLock(true);
+      if (!locked) {
+        const owner = (await Deno.readTextFile(path).catch(() => "")).trim();
         throw new DataDirInUseError(
-          `data_dir ${dir} is in use by process ${owner} (${path}); two nodes must never share ` +
-            "a data directory (remove the file only if no node runs on it)",
+          `data_dir ${dir} is in use${/^\d+$/.test(owner) ? ` by process ${owner}` : ""} ` +
+            `(${path} is locked); two nodes must never share a data directory`,
         );
       }
-      if (_held.has(path)) {
-        throw new DataDirInUseError(`data_dir ${dir} is already open in this process`);
-      }
-      // Left by a process that is gone: take it over (once; a racing start may win instead).
-      await Deno.remove(path).catch(() => {});
+      await file.truncate(0);
+      await file.write(new TextEncoder().encode(`${Deno.pid}\n`));
+      return new DataDirLock(file);
+    } catch (e) {
+      file.close();
+      throw e;
     }
-    throw new DataDirInUseError(`data_dir ${dir}: another process claimed it at the same time`);
   }
 
-  /** Gives the claim up (removes the file). */
+  /** Gives the claim up (closing the file drops the lock; the file stays for the next owner). */
   release(): void {
     if (this.#released) return;
     this.#released = true;
-    _held.delete(this.#path);
     try {
-      Deno.removeSync(this.#path);
+      this.#file.close();
     } catch {
-      // Gone already.
+      // Closed already.
     }
-  }
-}
-
-/** Whether process `pid` exists on this machine. */
-async function _alive(pid: number): Promise<boolean> {
-  try {
-    await Deno.stat(`/proc/${pid}`);
-    return true;
-  } catch {
-    return false;
   }
 }

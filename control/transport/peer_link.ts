@@ -174,6 +174,18 @@ export class PeerLink {
     this.#wake.notify();
   }
 
+  /**
+   * Drops the current connection and dials again. For a connection that a partition left
+   * half-dead: its writes still succeed into the kernel's buffer, and after the heal TCP sends
+   * them only at its next retransmission, seconds later; a fresh connection is up in a round trip.
+   */
+  reconnect(reason: string): void {
+    if (this.#stream === null || this.#closed) return;
+    this.#log.info("transport: reconnecting", { addr: _fmt(this.#addr), reason });
+    this.#stream.close();
+    this.#wake.notify();
+  }
+
   /** Stops the writer, closes the connection and discards queued frames. */
   async close(): Promise<void> {
     if (!this.#closed) {

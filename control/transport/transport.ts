@@ -11,6 +11,7 @@ import type { BackoffOptions } from "./backoff.ts";
 import { FrameDecoder, MAX_U32 } from "./frame.ts";
 import { decodeHello, MAX_HELLO_BYTES } from "./hello.ts";
 import { formatAddress, PeerLink, type PeerStats } from "./peer_link.ts";
+import { PeerSilence } from "./peer_silence.ts";
 import {
   allowAnyPeer,
   type ByteStream,
@@ -89,6 +90,12 @@ export interface TransportOptions {
   readonly helloTimeoutMs?: number;
   /** Inbound connections open at once; more are closed on accept. @default DEFAULT_MAX_INBOUND_CONNECTIONS */
   readonly maxInboundConnections?: number;
+  /**
+   * A peer we sent frames to that sent nothing back for this long gets a fresh outbound
+   * connection (see `PeerSilence`); Raft answers every message a peer needs answered, so silence
+   * means a dead path. 0 = never. @default 0
+   */
+  readonly peerSilenceMs?: number;
 }
 
 /** Per-peer counters, keyed by node id. */
@@ -112,6 +119,8 @@ export class Transport {
   readonly #shutdown = new AbortController();
   #acceptLoop: Promise<void> = Promise.resolve();
   #closing: Promise<void> | null = null;
+  #silence: PeerSilence | null = null;
+  #silenceTimer: ReturnType<typeof setInterval> | null = null;
 
   private constructor(opts: TransportOptions, onFrame: FrameHandler, listener: StreamListener) {
     this.#opts = opts;
@@ -128,6 +137,18 @@ export class Transport {
     t.#log.info("transport: listening", { addr: formatAddress(listener.addr) });
     t.#acceptLoop = t.#runAccept();
     t.setPeers(opts.peers);
+    const silenceMs = opts.peerSilenceMs ?? 0;
+    if (silenceMs > 0) {
+      const now = opts.now ?? Date.now;
+      const silence = t.#silence = new PeerSilence(silenceMs);
+      t.#silenceTimer = setInterval(() => {
+        for (const [node, link] of t.#links) {
+          const why = silence.check(node, link.stats, now());
+          if (why !== null) link.reconnect(why);
+        }
+      }, Math.max(10, Math.floor(silenceMs / 4)));
+      Deno.unrefTimer(t.#silenceTimer);
+    }
     return t;
   }
 
@@ -207,6 +228,7 @@ export class Transport {
   }
 
   async #close(): Promise<void> {
+    if (this.#silenceTimer !== null) clearInterval(this.#silenceTimer);
     this.#shutdown.abort();
     this.#listener.close();
     const links = [...this.#links.values()];

@@ -499,3 +499,40 @@ Deno.test("Transport asks authorizePeer about both directions and refuses on fal
     await closeAll([a, b]);
   }
 });
+
+Deno.test("Transport redials a peer that answers nothing while frames go to it (peerSilenceMs)", async () => {
+  const a = await startNode("a", { peerSilenceMs: 100 });
+  const b = await startNode("b");
+  // B receives but never sends back, as a peer behind a half-dead connection looks.
+  const keepSending = setInterval(() => a.t.send(b.id, text("ping")), 10);
+  try {
+    mesh([a, b]);
+    await waitUntil(() => b.got.length > 0, "b to receive");
+    await waitUntil(
+      () => (a.t.stats().get(b.id)?.connects ?? 0) >= 2,
+      "a to redial the silent peer",
+    );
+    assert.ok(a.log.lines.some((l) => l.includes("transport: reconnecting")));
+  } finally {
+    clearInterval(keepSending);
+    await closeAll([a, b]);
+  }
+});
+
+Deno.test("Transport keeps the connection to a peer that answers (peerSilenceMs)", async () => {
+  const b = await startNode("b", {}, (from, frame) => {
+    // Every frame is answered, as Raft answers a heartbeat.
+    if (untext(frame) === "ping") b.t.send(from, text("pong"));
+  });
+  const a = await startNode("a", { peerSilenceMs: 100 });
+  const keepSending = setInterval(() => a.t.send(b.id, text("ping")), 10);
+  try {
+    mesh([a, b]);
+    // Far more frames than fit in several silence periods, each answered.
+    await waitUntil(() => a.got.length >= 60, "60 answers");
+    assert.equal(a.t.stats().get(b.id)?.connects, 1);
+  } finally {
+    clearInterval(keepSending);
+    await closeAll([a, b]);
+  }
+});

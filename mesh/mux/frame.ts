@@ -33,7 +33,14 @@ export const FrameType = {
    * its listener closed): the call may safely go to another endpoint.
    */
   Refused: 6,
+  /** Liveness probe on stream 0 with an 8-byte payload; the receiver answers with a Pong. */
+  Ping: 7,
+  /** The answer to a Ping, echoing its payload. */
+  Pong: 8,
 } as const;
+
+/** Bytes in a Ping or Pong payload. */
+export const PING_PAYLOAD_BYTES = 8;
 
 /** One of {@linkcode FrameType}'s values. */
 export type FrameTypeValue = typeof FrameType[keyof typeof FrameType];
@@ -88,15 +95,17 @@ export function readFrameHeader(buf: Uint8Array, off: number, end: number): Fram
   const type = buf[off + 4]!;
   const stream = ((buf[off + 5]! << 24) >>> 0) + (buf[off + 6]! << 16) + (buf[off + 7]! << 8) +
     buf[off + 8]!;
-  if (type > FrameType.Refused) throw new MuxProtocolError(`unknown frame type ${type}`);
+  if (type > FrameType.Pong) throw new MuxProtocolError(`unknown frame type ${type}`);
   if (length > MAX_FRAME_PAYLOAD_BYTES) {
     throw new MuxProtocolError(`frame of ${length} bytes is over ${MAX_FRAME_PAYLOAD_BYTES}`);
   }
-  if (type === FrameType.Window ? length !== 4 : type !== FrameType.Data && length !== 0) {
+  const ping = type === FrameType.Ping || type === FrameType.Pong;
+  const expected = type === FrameType.Window ? 4 : ping ? PING_PAYLOAD_BYTES : 0;
+  if (type !== FrameType.Data && length !== expected) {
     throw new MuxProtocolError(`frame type ${type} with a ${length}-byte payload`);
   }
-  if (stream === 0 && type !== FrameType.GoAway) {
-    throw new MuxProtocolError(`frame type ${type} on stream 0`);
+  if (stream === 0 ? !(type === FrameType.GoAway || ping) : ping) {
+    throw new MuxProtocolError(`frame type ${type} on stream ${stream}`);
   }
   return { length, type: type as FrameTypeValue, stream };
 }

@@ -21,6 +21,8 @@ Deno.test("frame headers round-trip, including the largest ids and lengths", () 
       [FrameType.Window, 9, 4],
       [FrameType.GoAway, 0, 0],
       [FrameType.Refused, 5, 0],
+      [FrameType.Ping, 0, 8],
+      [FrameType.Pong, 0, 8],
     ] as const
   ) {
     writeFrameHeader(buf, 5, type, stream, len);
@@ -40,15 +42,18 @@ Deno.test("malformed headers are protocol errors", () => {
     writeFrameHeader(buf, 0, type as 0, stream, len);
     assertThrows(() => readFrameHeader(buf, 0, buf.length), MuxProtocolError);
   };
-  bad(7, 1, 0); // unknown type
+  bad(9, 0, 0); // unknown type
   bad(255, 1, 0);
   bad(FrameType.Data, 1, MAX_FRAME_PAYLOAD_BYTES + 1); // oversized
   bad(FrameType.Window, 1, 3); // window payload must be 4 bytes
   bad(FrameType.Open, 1, 1); // control frames carry no payload
   bad(FrameType.Reset, 1, 4);
   bad(FrameType.Refused, 1, 1);
-  bad(FrameType.Data, 0, 1); // stream 0 is only for GoAway
+  bad(FrameType.Data, 0, 1); // stream 0 is only for GoAway, Ping and Pong
   bad(FrameType.Open, 0, 0);
+  bad(FrameType.Ping, 1, 8); // pings are on stream 0, with an 8-byte payload
+  bad(FrameType.Ping, 0, 4);
+  bad(FrameType.Pong, 0, 0);
 });
 
 Deno.test("window increments are read as unsigned 32-bit", () => {

@@ -19,6 +19,7 @@ import {
   MAX_DATA_FRAME_BYTES,
   MAX_FRAME_PAYLOAD_BYTES,
   MuxProtocolError,
+  PING_PAYLOAD_BYTES,
   readFrameHeader,
   readWindowIncrement,
   writeFrameHeader,
@@ -50,6 +51,17 @@ export const DEFAULT_SERVER_IDLE_SESSION_MS = 5 * 60_000;
 export const CLOSE_FLUSH_TIMEOUT_MS = 5_000;
 /** Smallest buffer a stream's queued received bytes are copied into (small frames share it). */
 export const RECV_CHUNK_BYTES = 4096;
+/**
+ * Client role: how often the session checks that its peer still answers, in ms. A check that
+ * finds nothing received since the last one, while streams are open, sends a Ping.
+ */
+export const DEFAULT_PING_INTERVAL_MS = 250;
+/**
+ * Client role: a peer that sends nothing (no Pong, no frame at all) for this long after a Ping
+ * loses the session, so its streams fail and safe calls are retried elsewhere: a host that was
+ * cut off or froze is detected in about a second instead of at the caller's overall timeout.
+ */
+export const DEFAULT_PING_TIMEOUT_MS = 750;
 /** Highest stream id a client uses before it needs a new session. */
 export const MAX_STREAM_ID = 0x7fff_ffff;
 
@@ -100,6 +112,10 @@ export interface MuxSessionOptions {
    * or one that only holds sessions open). 0 = never. @default DEFAULT_SERVER_IDLE_SESSION_MS
    */
   idleSessionMs?: number;
+  /** Client role: see {@linkcode DEFAULT_PING_INTERVAL_MS}; 0 = no pings. @default DEFAULT_PING_INTERVAL_MS */
+  pingIntervalMs?: number;
+  /** Client role: see {@linkcode DEFAULT_PING_TIMEOUT_MS}. @default DEFAULT_PING_TIMEOUT_MS */
+  pingTimeoutMs?: number;
 }
 
 /** Counters of one session. */
@@ -119,6 +135,9 @@ function _initialBuffer(): Uint8Array {
   return new Uint8Array(16 * 1024);
 }
 
+/** The payload of every Ping (the Pong echoes it; nothing is matched on it). */
+const _PING = new Uint8Array(PING_PAYLOAD_BYTES);
+
 /** One multiplexed connection between two proxies. */
 export class MuxSession {
   /** The peer's verified SPIFFE id. */
@@ -135,6 +154,12 @@ export class MuxSession {
   readonly #hardCap: number;
   readonly #idleSessionMs: number;
   #stallTimer: ReturnType<typeof setTimeout> | null = null;
+  #pingTimer: ReturnType<typeof setInterval> | null = null;
+  /** Frames received so far, and as of the last ping check: any frame proves the peer alive. */
+  #received = 0;
+  #receivedAtCheck = 0;
+  /** Checks since an unanswered Ping went out; -1 when none is outstanding. */
+  #pingChecks = -1;
   #idleTimer: ReturnType<typeof setTimeout> | null = null;
   #graceOver = false;
   readonly #streams = new Map<number, MuxStream>();
@@ -171,6 +196,12 @@ export class MuxSession {
       ? opts.idleSessionMs ?? DEFAULT_SERVER_IDLE_SESSION_MS
       : 0;
     this.#armIdle(0);
+    const pingMs = opts.role === "client" ? opts.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS : 0;
+    if (pingMs > 0) {
+      const timeoutMs = opts.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS;
+      this.#pingTimer = setInterval(() => this.#checkPeer(pingMs, timeoutMs), pingMs);
+      Deno.unrefTimer(this.#pingTimer);
+    }
     if (t.pushTo !== undefined) {
       t.pushTo(
         (c) => this.#feed(c),
@@ -315,6 +346,31 @@ export class MuxSession {
       }
     }, this.#idleSessionMs);
     Deno.unrefTimer(this.#idleTimer);
+  }
+
+  /** One ping check: see {@linkcode DEFAULT_PING_INTERVAL_MS}. */
+  #checkPeer(intervalMs: number, timeoutMs: number): void {
+    if (this.#error !== null) return;
+    if (this.#received !== this.#receivedAtCheck) {
+      this.#receivedAtCheck = this.#received;
+      this.#pingChecks = -1;
+      return;
+    }
+    if (this.#pingChecks < 0) {
+      // An idle session waits on nothing; its next stream starts the checks again.
+      if (this.#streams.size === 0) return;
+      this.#pingChecks = 0;
+      this._queue(FrameType.Ping, 0, _PING, 0, PING_PAYLOAD_BYTES);
+      return;
+    }
+    // Counted in checks, not clock time: a stall of this event loop is not the peer's silence.
+    if (++this.#pingChecks * intervalMs >= timeoutMs) {
+      this.#fail(
+        new Deno.errors.TimedOut(
+          `mux peer answered no ping for ${this.#pingChecks * intervalMs} ms`,
+        ),
+      );
+    }
   }
 
   /** Queues one frame; the payload is copied, so the caller may reuse `p` at once. */
@@ -483,6 +539,7 @@ export class MuxSession {
   }
 
   #dispatch(type: FrameTypeValue, id: number, buf: Uint8Array, off: number, len: number): void {
+    this.#received++;
     if (type === FrameType.Open) {
       if (this.#role !== "server") throw new MuxProtocolError("a server opened a stream");
       if (id <= this.#lastPeerId) throw new MuxProtocolError(`stream ${id} reopened`);
@@ -502,6 +559,11 @@ export class MuxSession {
       this.#peerGoingAway = true;
       return;
     }
+    if (type === FrameType.Ping) {
+      this._queue(FrameType.Pong, 0, buf, off, len);
+      return;
+    }
+    if (type === FrameType.Pong) return;
     const s = this.#streams.get(id);
     if (s === undefined) {
       // A stream closed here (its frames may still be on the way) or never opened: a peer that
@@ -541,6 +603,7 @@ export class MuxSession {
     this.#error = err;
     if (this.#stallTimer !== null) clearTimeout(this.#stallTimer);
     if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);
+    if (this.#pingTimer !== null) clearInterval(this.#pingTimer);
     try {
       this.#t.close();
     } catch {

@@ -9,6 +9,7 @@
  * request counts are shared, through {@linkcode SharedLimits}.
  * @module
  */
+import { PROBE_INTERVAL_MS, tcpReachable } from "./reach_probe.ts";
 import { turnNow } from "../../common/turn_clock.ts";
 // Not config/mod.ts: the barrel would load the YAML loader into every data-plane worker.
 import { type ProxyConfig, upstreamKey } from "../../config/proxy_schema.ts";
@@ -181,6 +182,7 @@ export class DataPlane {
   readonly #inboundMux: MuxSessionRegistry | null;
   readonly #ticker: ReturnType<typeof setInterval>;
   readonly #observe: Observability | null;
+  readonly #prober: ReturnType<typeof setInterval>;
   #drained: Promise<void> | null = null;
 
   private constructor(parts: {
@@ -213,6 +215,7 @@ export class DataPlane {
     this.#observe = parts.observe;
     this.#observe?.registerMetrics(parts.metrics.registry);
     this.#ticker = setInterval(() => this.router.tick(), TICK_INTERVAL_MS);
+    this.#prober = setInterval(() => this.router.probeEjected(tcpReachable), PROBE_INTERVAL_MS);
     this.#registerCollectors();
   }
 
@@ -451,6 +454,7 @@ export class DataPlane {
       await Promise.all(this.#listeners.map((l) => l.drain(ms)));
       await this.#bridge?.close();
       clearInterval(this.#ticker);
+      clearInterval(this.#prober);
       for (const p of this.#pools) p.close();
       await this.#observe?.close();
     })();

@@ -293,6 +293,22 @@ export class Destination {
     this.#applyEndpoints();
   }
 
+  /** Endpoints ejected for being unreachable: what the proxy's reach probe connects to. */
+  unreachableEjected(): BalancedEndpoint[] {
+    const keys = new Set(this.#outlier.ejectedUnreachable());
+    return keys.size === 0 ? [] : this.#endpoints.filter((e) => keys.has(e.key));
+  }
+
+  /** The reach probe connected to `key`: an endpoint ejected as unreachable comes back now. */
+  reachable(key: string): void {
+    if (this.#outlier.restoreReachable(key)) {
+      this.#deps.logger.info("ejected endpoint is reachable again", {
+        destination: this.service,
+        endpoint: key,
+      });
+    }
+  }
+
   /** Runs outlier detection's periodic work when its interval has passed. */
   tick(): void {
     const now = this.#deps.now();

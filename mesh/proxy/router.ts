@@ -83,6 +83,8 @@ export interface MeshRouterOptions extends DestinationDeps {
 export class MeshRouter implements Router {
   readonly #o: MeshRouterOptions;
   readonly #outbound = new Map<string, Destination>();
+  /** Reach probes in flight, by `service|endpoint`. */
+  readonly #probing = new Set<string>();
   readonly #inbound = new Map<string, Destination>();
   /** Upstream listener name → its destination and the `source` label its calls carry. */
   readonly #upstreams = new Map<string, { d: Destination; source: string | undefined }>();
@@ -162,6 +164,25 @@ export class MeshRouter implements Router {
   /** Runs periodic work (outlier detection intervals). */
   tick(): void {
     for (const d of this.#outbound.values()) d.tick();
+  }
+
+  /**
+   * Tries `connects` on every endpoint ejected for being unreachable (one try per endpoint at a
+   * time) and brings back the ones it reaches, so a healed host does not wait out its ejection.
+   */
+  probeEjected(connects: (hostname: string, port: number) => Promise<boolean>): void {
+    for (const d of this.#outbound.values()) {
+      for (const e of d.unreachableEjected()) {
+        const k = `${d.service}|${e.key}`;
+        if (this.#probing.has(k)) continue;
+        this.#probing.add(k);
+        void connects(e.hostname, e.port)
+          .then((ok) => {
+            if (ok) d.reachable(e.key);
+          }, () => {})
+          .finally(() => this.#probing.delete(k));
+      }
+    }
   }
 
   /** Per-destination state for `/endpoints`. */

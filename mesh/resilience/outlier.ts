@@ -11,6 +11,11 @@
  * tick in which an endpoint is not ejected lowers its `timesEjected` by one, so an endpoint
  * that recovered for good returns to short ejections.
  *
+ * An endpoint ejected only for being unreachable (resets, timeouts, failed connects, no 5xx
+ * answer) comes back early when the proxy's probe connects to it again
+ * ({@linkcode OutlierDetector.restoreReachable}): a host cut off and healed serves again within
+ * a probe interval instead of after its whole ejection.
+ *
  * At most `maxEjectionPercent` of the tracked endpoints are ejected at once, rounded down
  * but at least one, so small clusters still shed a broken endpoint; and never the last
  * endpoint left, because sending traffic to a failing endpoint beats answering 503 for all
@@ -66,6 +71,10 @@ class _OutlierState {
   consecutiveConnect = 0;
   timesEjected = 0;
   ejectedUntilMs = -1;
+  /** The current run of failures included a 5xx answer (the endpoint was reachable). */
+  answered5xx = false;
+  /** Ejected for failures that were all resets, timeouts or failed connects. */
+  unreachable = false;
 }
 
 /** Tracks failures per endpoint key and decides ejections. */
@@ -121,10 +130,12 @@ export class OutlierDetector {
         if (outcome.status < 500) {
           s.consecutive5xx = 0;
           s.consecutiveConnect = 0;
+          s.answered5xx = false;
           return;
         }
         s.consecutiveConnect = 0;
         s.consecutive5xx++;
+        s.answered5xx = true;
         break;
       case "connect_failure":
         s.consecutiveConnect++;
@@ -160,6 +171,30 @@ export class OutlierDetector {
     }
   }
 
+  /**
+   * Keys ejected only for being unreachable (resets, timeouts, failed connects; no 5xx answer):
+   * the ones a successful probe may bring back early.
+   */
+  ejectedUnreachable(): string[] {
+    const out: string[] = [];
+    for (const [k, s] of this._states) if (s.ejectedUntilMs >= 0 && s.unreachable) out.push(k);
+    return out;
+  }
+
+  /**
+   * Ends the ejection of an endpoint ejected for being unreachable, because it answers again
+   * (a connection to it succeeded). An endpoint ejected for 5xx answers waits out its time: a
+   * connection proves nothing about them.
+   */
+  restoreReachable(key: string): boolean {
+    const s = this._states.get(key);
+    if (s === undefined || s.ejectedUntilMs < 0 || !s.unreachable) return false;
+    s.ejectedUntilMs = -1;
+    this._ejected--;
+    this._onEvent({ kind: "restored", key });
+    return true;
+  }
+
   /** Whether `key` is ejected now. */
   isEjected(key: string): boolean {
     const s = this._states.get(key);
@@ -182,6 +217,8 @@ export class OutlierDetector {
     // Start counting afresh either way, so a refused ejection is retried after another run.
     s.consecutive5xx = 0;
     s.consecutiveConnect = 0;
+    const unreachable = !s.answered5xx;
+    s.answered5xx = false;
     if (this._ejected >= this.maxEjectable()) {
       this._onEvent({ kind: "overflow", key, reason });
       return;
@@ -189,6 +226,7 @@ export class OutlierDetector {
     s.timesEjected++;
     const durationMs = Math.min(this._maxMs, this._baseMs * s.timesEjected);
     s.ejectedUntilMs = this._now() + durationMs;
+    s.unreachable = unreachable;
     this._ejected++;
     this._onEvent({ kind: "ejected", key, reason, durationMs, timesEjected: s.timesEjected });
   }

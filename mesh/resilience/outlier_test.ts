@@ -124,3 +124,20 @@ Deno.test("setEndpoints keeps state of staying keys and forgets removed ones", (
   d.report("zz", r500); // unknown keys are ignored
   d.report("b", r200);
 });
+
+Deno.test("an endpoint ejected for being unreachable may come back early; one ejected for 5xx may not", () => {
+  const { d, events } = setup({ consecutive5xx: 3, maxEjectionPercent: 50 });
+  times(d, "a", RESET, 2);
+  d.report("a", TIMEOUT);
+  times(d, "b", r500, 2);
+  d.report("b", RESET);
+  assert.equal(d.isEjected("a"), true);
+  assert.equal(d.isEjected("b"), true);
+  assert.deepEqual(d.ejectedUnreachable(), ["a"]);
+  assert.equal(d.restoreReachable("b"), false, "a 5xx answer proves the endpoint reachable");
+  assert.equal(d.restoreReachable("a"), true);
+  assert.equal(d.isEjected("a"), false);
+  assert.equal(d.ejectedCount(), 1);
+  assert.deepEqual(events.at(-1), { kind: "restored", key: "a" });
+  assert.equal(d.restoreReachable("a"), false, "only once");
+});

@@ -73,6 +73,13 @@ export interface ClusterOptions {
    * one shared `<baseDir>/admin.token`. @default false
    */
   separateTokenFiles?: boolean;
+  /** The address a node listens on and advertises. @default 127.0.0.1 for every node */
+  hostOf?: (id: string) => string;
+  /**
+   * A command prefix that runs a node (say `ip netns exec <ns>`, to put it on its own host).
+   * @default none
+   */
+  launcher?: (id: string) => string[];
 }
 
 /** What `GET /v1/health` returns. */
@@ -163,7 +170,9 @@ export async function request(
 export class ProcessCluster {
   readonly baseDir: string;
   readonly nodes = new Map<string, NodeProcess>();
-  readonly #opts: Required<Omit<ClusterOptions, "baseDir">>;
+  readonly #opts: Required<Omit<ClusterOptions, "baseDir" | "hostOf" | "launcher">>;
+  readonly #hostOf: (id: string) => string;
+  readonly #launcher: (id: string) => string[];
   readonly #ownsDir: boolean;
 
   private constructor(baseDir: string, ownsDir: boolean, opts: ClusterOptions) {
@@ -179,6 +188,8 @@ export class ProcessCluster {
       denoFlags: opts.denoFlags ?? [],
       separateTokenFiles: opts.separateTokenFiles ?? false,
     };
+    this.#hostOf = opts.hostOf ?? (() => "127.0.0.1");
+    this.#launcher = opts.launcher ?? (() => []);
   }
 
   /** Allocates ports and writes configs for the founding nodes (does not start them). */
@@ -223,13 +234,14 @@ export class ProcessCluster {
       const s = n.spec;
       // A joiner lists the founders too, so it can answer the leader before the snapshot lands.
       const peers = [...founders.map((f) => f.spec), ...(s.join ? [s] : [])]
-        .map((p) => `  - ${p.id}=127.0.0.1:${p.raftPort}`).join("\n");
+        .map((p) => `  - ${p.id}=${this.#hostOf(p.id)}:${p.raftPort}`).join("\n");
+      const host = this.#hostOf(s.id);
       const yaml = [
         `node: ${s.id}`,
         `data_dir: ${s.dataDir}`,
-        `api: 127.0.0.1:${s.apiPort}`,
-        `raft: 127.0.0.1:${s.raftPort}`,
-        `advertise: 127.0.0.1`,
+        `api: ${host}:${s.apiPort}`,
+        `raft: ${host}:${s.raftPort}`,
+        `advertise: ${host}`,
         `peers:`,
         peers,
         `join: ${s.join}`,
@@ -300,7 +312,7 @@ export class ProcessCluster {
 
   /** The API base URL of a node. */
   api(id: string): string {
-    return `https://127.0.0.1:${this.node(id).spec.apiPort}`;
+    return `https://${this.#hostOf(id)}:${this.node(id).spec.apiPort}`;
   }
 
   /** Ids of the nodes. */
@@ -322,8 +334,10 @@ export class ProcessCluster {
   async start(id: string, waitHealthy = true): Promise<void> {
     const n = this.node(id);
     if (n.child) throw new Error(`${id} is already running`);
-    const child = new Deno.Command(Deno.execPath(), {
+    const [cmd, ...prefix] = [...this.#launcher(id), Deno.execPath()];
+    const child = new Deno.Command(cmd!, {
       args: [
+        ...prefix,
         "run",
         "--allow-all",
         "--quiet",

@@ -95,5 +95,8 @@ export function formatReady(rd: Ready): string[] {
   }
   for (const r of rd.readStates) out.push(`  ReadState index=${r.index} ctx=${r.ctx}`);
   for (const r of rd.readFailures) out.push(`  ReadFailure ctx=${r.ctx} reason=${r.reason}`);
+  for (const d of rd.voteDecisions) {
+    out.push(`  Vote ${d.type} from=${d.candidate} term=${d.term} ${d.outcome} (${d.reason})`);
+  }
   return out;
 }

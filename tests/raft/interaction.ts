@@ -11,7 +11,14 @@ import { formatConf, formatEntry, formatMessage, formatReady } from "./format.ts
 /** Rounds of `stabilize` before giving up: a livelock in a script is a bug. */
 const STABILIZE_ROUNDS_MAX = 500;
 
-type _Node = { node: RaftNode; storage: MemoryStorage; sm: string[]; opts: _NodeOpts };
+type _Node = {
+  node: RaftNode;
+  storage: MemoryStorage;
+  sm: string[];
+  opts: _NodeOpts;
+  /** What the node's random source returns: its next timeout is `election × (1 + jitter)`. */
+  jitter: { v: number };
+};
 type _NodeOpts = {
   preVote: boolean;
   checkQuorum: boolean;
@@ -19,6 +26,7 @@ type _NodeOpts = {
   maxEntries: number;
   electionTicks: number;
   heartbeatTicks: number;
+  rankedTimeouts: boolean;
 };
 
 const _enc = new TextEncoder();
@@ -93,6 +101,10 @@ export class InteractionEnv {
       case "read-index":
         this.#get(cmd.args[0]).node.readIndex(cmd.args[1] ?? "");
         break;
+      case "set-jitter":
+        // Takes effect at the node's next reset (a term or role change).
+        this.#get(cmd.args[0]).jitter.v = Number(cmd.args[1] ?? "0");
+        break;
       case "tick": {
         const n = Number(cmd.args[1] ?? "1");
         const nd = this.#get(cmd.args[0]);
@@ -137,7 +149,11 @@ export class InteractionEnv {
         const old = this.#get(id);
         const snap = old.storage.snapshot();
         const sm = snap.data.length > 0 ? JSON.parse(_dec.decode(snap.data)) as string[] : [];
-        this.nodes.set(id, { ...old, node: this.#newNode(id, old.storage, old.opts), sm });
+        this.nodes.set(id, {
+          ...old,
+          node: this.#newNode(id, old.storage, old.opts, old.jitter),
+          sm,
+        });
         break;
       }
       case "status":
@@ -173,7 +189,7 @@ export class InteractionEnv {
     return n;
   }
 
-  #newNode(id: string, storage: MemoryStorage, o: _NodeOpts): RaftNode {
+  #newNode(id: string, storage: MemoryStorage, o: _NodeOpts, jitter: { v: number }): RaftNode {
     return new RaftNode({
       id: nodeId(id),
       electionTicks: o.electionTicks,
@@ -182,8 +198,9 @@ export class InteractionEnv {
       checkQuorum: o.checkQuorum,
       maxInflightMsgs: o.maxInflight,
       maxEntriesPerMsg: o.maxEntries,
-      // Always the minimum timeout, so `tick-election` is exactly one timeout.
-      random: () => 0,
+      rankedTimeouts: o.rankedTimeouts,
+      // The minimum timeout unless a script sets a jitter, so `tick-election` is one timeout.
+      random: () => jitter.v,
       storage,
     });
   }
@@ -197,6 +214,7 @@ export class InteractionEnv {
       maxEntries: Number(cmd.kv.get("max-entries") ?? "100"),
       electionTicks: Number(cmd.kv.get("election") ?? "10"),
       heartbeatTicks: Number(cmd.kv.get("heartbeat") ?? "1"),
+      rankedTimeouts: cmd.kv.get("ranked") === "true",
     };
     const founding = this.nodes.size === 0;
     const base = this.nodes.size;
@@ -206,7 +224,14 @@ export class InteractionEnv {
       const storage = founding
         ? MemoryStorage.bootstrap({ voters: ids, learners: [] })
         : new MemoryStorage();
-      this.nodes.set(id, { node: this.#newNode(id, storage, opts), storage, sm: [], opts });
+      const jitter = { v: 0 };
+      this.nodes.set(id, {
+        node: this.#newNode(id, storage, opts, jitter),
+        storage,
+        sm: [],
+        opts,
+        jitter,
+      });
       this.#out.push(this.#statusLine(id));
     }
   }

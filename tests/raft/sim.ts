@@ -153,6 +153,8 @@ class _Sim {
   electionTicks: number;
   /** Whether followers get one append per Ready (see `RaftConfig.coalesceAppends`). */
   coalesceAppends: boolean;
+  /** Whether followers' first timeouts are ranked (see `RaftConfig.rankedTimeouts`). */
+  rankedTimeouts: boolean;
   heartbeatTicks: number;
   dropRate: number;
   dupRate: number;
@@ -203,6 +205,8 @@ class _Sim {
     // Half the seeds batch appends per Ready as skein control nodes do; the other half send
     // one per event. Taken from the seed, not the PRNG, so the other draws stay as they were.
     this.coalesceAppends = (this.o.seed & 1) === 0;
+    // Half the seeds rank followers' first timeouts as control nodes do (again from the seed).
+    this.rankedTimeouts = (this.o.seed & 2) === 0;
     this.heartbeatTicks = 1 + Math.floor(r() * 3);
     this.dropRate = r() * 0.15 * f;
     this.dupRate = r() * 0.05 * f;
@@ -291,6 +295,7 @@ class _Sim {
       maxInflightMsgs: this.maxInflight,
       maxEntriesPerMsg: this.maxEntries,
       coalesceAppends: this.coalesceAppends,
+      rankedTimeouts: this.rankedTimeouts,
       random: sn.rng,
       storage: sn.storage,
     });
