@@ -2,7 +2,10 @@
  * `deno task bench`: runs skein beside its peers (etcd for the control plane, HAProxy for the
  * data plane) in one run on this machine and prints the figures and ratios.
  *
- * `deno task bench control` or `deno task bench mesh` runs one part. skein speaks only TLS, so by
+ * `deno task bench control`, `deno task bench mesh` or `deno task bench footprint` runs one part
+ * (footprint: RSS and PSS of skein's proxies beside HAProxy's, idle and under 32 connections,
+ * per extra worker and the control node idle; see bench/footprint.ts). `deno task bench soak
+ * [--minutes 30]` is a separate mode, never part of the default run. skein speaks only TLS, so by
  * default the peers do too (like for like): etcd with TLS and client certificates on its client
  * and peer ports (its wrk figure from a second cluster without client certificate auth; see
  * bench/control_bench.ts, which prints what each row's load generator sends), HAProxy with mTLS
@@ -11,8 +14,8 @@
  * @module
  */
 
-const named = Deno.args.filter((a) => !a.startsWith("--"));
-const parts = named.length > 0 ? named : ["control", "mesh"];
+const named = Deno.args.filter((a, i) => !a.startsWith("--") && Deno.args[i - 1] !== "--minutes");
+const parts = named.length > 0 ? named : ["control", "mesh", "footprint"];
 const tls = !Deno.args.includes("--plain-etcd");
 const meshTls = !Deno.args.includes("--plaintext-mesh");
 
@@ -42,8 +45,18 @@ if (import.meta.main) {
         const { runMeshBench } = await import("./mesh_bench.ts");
         // With mTLS, a second caller without skein-mux/1 shows what the mux buys, same rounds.
         await runMeshBench({ mtls: meshTls, abOutbound: meshTls });
+      } else if (part === "footprint") {
+        if (!(await _which("wrk"))) throw new Error("wrk is not installed (apt-get install wrk)");
+        if (!(await _which("haproxy"))) console.log("haproxy is not installed: no peer to compare");
+        const { runFootprintBench } = await import("./footprint.ts");
+        await runFootprintBench();
+      } else if (part === "soak") {
+        const i = Deno.args.indexOf("--minutes");
+        const minutes = i === -1 ? 30 : Number(Deno.args[i + 1]);
+        const { runSoak } = await import("./footprint.ts");
+        await runSoak(minutes, 1000);
       } else {
-        throw new Error(`unknown benchmark part "${part}" (control | mesh)`);
+        throw new Error(`unknown benchmark part "${part}" (control | mesh | footprint | soak)`);
       }
     } catch (e) {
       failed = true;
