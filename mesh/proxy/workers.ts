@@ -17,7 +17,7 @@
 import { type ProxyConfig, upstreamKey } from "../../config/mod.ts";
 import type { Logger, LogLevel } from "../../common/log.ts";
 import type { TlsMaterial } from "../../common/tls.ts";
-import type { Catalog } from "../discovery/mod.ts";
+import { type Catalog, prepareCatalog } from "../discovery/catalog.ts";
 import {
   DataPlane,
   type DataPlaneOptions,
@@ -76,6 +76,7 @@ export class LocalDataPlanes implements DataPlanes {
   readonly count = 1;
   readonly #plane: DataPlane;
   readonly #tls: MeshTlsState | null;
+  readonly #log: Logger;
 
   /** Binds the configured ports in this thread (the inbound one may come bound, for mTLS). */
   constructor(
@@ -85,6 +86,7 @@ export class LocalDataPlanes implements DataPlanes {
   ) {
     const tls = extra.tls === undefined ? undefined : MeshTlsState.of(extra.tls);
     this.#tls = tls ?? null;
+    this.#log = logger;
     this.#plane = DataPlane.start({
       config,
       logger,
@@ -127,9 +129,9 @@ export class LocalDataPlanes implements DataPlanes {
     return this.#plane.ports;
   }
 
-  /** Applies the catalog at once. */
+  /** Reads the catalog's resources and applies it at once. */
   applyCatalog(c: Catalog): void {
-    this.#plane.applyCatalog(c);
+    this.#plane.applyCatalog(prepareCatalog(c, this.#log));
   }
 
   /** The one snapshot. */
@@ -315,9 +317,13 @@ export class WorkerDataPlanes implements DataPlanes {
     }
   }
 
-  /** Posts the catalog to every worker; messages arrive in order, after "start". */
+  /**
+   * Reads the catalog's resources once, here, and posts the result to every worker; messages
+   * arrive in order, after "start".
+   */
   applyCatalog(c: Catalog): void {
-    for (const s of this.#slots) this.#post(s, { type: "catalog", catalog: c });
+    const prepared = prepareCatalog(c, this.#log);
+    for (const s of this.#slots) this.#post(s, { type: "catalog", prepared });
   }
 
   /** Posts `service`'s new material to every worker (after whatever was posted before). */
