@@ -2,7 +2,7 @@
  * A small, strict command-line flag parser: unknown flags are errors with a suggestion.
  * @module
  */
-import { didYouMean } from "../config/mod.ts";
+import { didYouMean } from "../config/suggest.ts";
 
 /** Declares one flag a command accepts. */
 export interface FlagSpec {

@@ -2,7 +2,7 @@
  * `skein proxy`: loads proxy.yaml and runs a proxy until SIGTERM/SIGINT.
  * @module
  */
-import { ProxyConfig } from "../config/mod.ts";
+import { ProxyConfig } from "../config/proxy_schema.ts";
 import type { Logger } from "../common/log.ts";
 import { MeshProxy, type MeshTls } from "../mesh/proxy/mod.ts";
 import {

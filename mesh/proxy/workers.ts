@@ -14,7 +14,8 @@
  * in workers as messages, ordered with everything else the main thread sends.
  * @module
  */
-import { type ProxyConfig, upstreamKey } from "../../config/mod.ts";
+import type { ProxyConfig } from "../../config/proxy_schema.ts";
+import { upstreamKey } from "../../config/upstream_key.ts";
 import type { Logger, LogLevel } from "../../common/log.ts";
 import type { TlsMaterial } from "../../common/tls.ts";
 import { type Catalog, prepareCatalog } from "../discovery/catalog.ts";
