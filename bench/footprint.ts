@@ -188,7 +188,7 @@ export async function runSoak(
         `min ${String(m).padStart(2)}: ` +
           now.map((x, i) => `${i === 0 ? "in" : "out"} RSS ${mb(x.rss)} PSS ${mb(x.pss)}`)
             .join(", ") +
-          `  (${r.completed} calls, ${r.errors} errors, p99 ${r.p99Ms} ms)`,
+          `  (${r.completed} calls, ${r.errors} errors, p99 ${r.p99Ms.toFixed(2)} ms)`,
       );
     }
     // The first minute grows the heaps to their working size; flatness is judged after it.
