@@ -7,6 +7,10 @@
  * before any call), its peak under `wrk -t1 -c32` and idle again after the load; the control
  * node idle. One extra worker costs the difference per process between the two runs.
  *
+ * Then one control node alone: idle, and with 10,000 registered instances (4 services of 2,500:
+ * a service holds at most 4,096) and 1,000 blocking catalog queries (curl processes from four
+ * loopback addresses, since one address may hold only 256).
+ *
  * `deno task bench soak [--minutes 30] [--rate 1000]` holds the default topology and sends
  * calls at a fixed rate, printing each skein proxy's RSS and PSS every minute and the spread
  * after the first minute (the target: flat within 5 MB). Not a CI test.
@@ -15,6 +19,8 @@
 import { type HeldTopology, holdTopology } from "./held_topology.ts";
 import { mb, type MemoryKiB, processMemory } from "./apps/proc_memory.ts";
 import { fixedRate } from "./apps/fixed_rate.ts";
+import { startBenchControl } from "./apps/mtls_setup.ts";
+import { testFetch } from "../tests/tls_fixture.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 /** Seconds a topology rests after start-up before its idle reading. */
@@ -164,7 +170,113 @@ export async function runFootprintBench(
     "targets: proxy (workers 1) <= 50M RSS under c32, <= 40M idle; extra worker <= 15M; " +
       "control node <= 60M idle",
   );
+  if (!Deno.args.includes("--no-control-load")) await runControlLoad(print);
   return out;
+}
+
+const INSTANCES = 10_000;
+const SERVICES = 4;
+const WATCHERS = 1_000;
+const WATCHER_ADDRESSES = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"];
+
+/** The control node's idle and loaded readings, KiB. */
+export interface ControlFootprint {
+  idle: MemoryKiB;
+  loaded: MemoryKiB;
+  instances: number;
+  watchers: number;
+}
+
+async function _metric(url: string, token: string, name: string): Promise<number> {
+  const r = await testFetch(`${url}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+  const text = await r.text();
+  return Number(new RegExp(`^${name} (\\d+)`, "m").exec(text)?.[1] ?? NaN);
+}
+
+/** One control node idle, then holding `INSTANCES` instances and `WATCHERS` blocking queries. */
+export async function runControlLoad(
+  print: (line: string) => void = console.log,
+): Promise<ControlFootprint> {
+  const tmp = await Deno.makeTempDir({ prefix: "skein-footprint-" });
+  const children: Deno.ChildProcess[] = [];
+  const spawn = (cmd: string, args: string[]) => {
+    const c = new Deno.Command(cmd, { args, stdout: "null", stderr: "null" }).spawn();
+    children.push(c);
+    return c;
+  };
+  try {
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (l.addr as Deno.NetAddr).port;
+    l.close();
+    const cp = await startBenchControl(tmp, port, spawn);
+    await _sleep(SETTLE_SEC * 1000);
+    const idle = await processMemory(cp.pid);
+    const headers = { "content-type": "application/json", authorization: `Bearer ${cp.token}` };
+    let next = 0;
+    let failed = 0;
+    // A few writers at a time: each registration is one Raft commit.
+    await Promise.all(Array.from({ length: 16 }, async () => {
+      while (next < INSTANCES) {
+        const i = next++;
+        const r = await testFetch(`${cp.url}/v1/services/svc-${i % SERVICES}/instances/i-${i}`, {
+          method: "PUT",
+          headers,
+          body: JSON.stringify({ address: `10.0.${i >> 8 & 255}.${i & 255}`, port: 8080 }),
+        });
+        await r.body?.cancel();
+        if (r.status !== 200 && r.status !== 201) failed++;
+      }
+    }));
+    // The index a blocking query waits past is the state's (this header, from a blocking
+    // read: a plain read can answer with an older one).
+    const cat = await testFetch(`${cp.url}/v1/catalog?index=0&wait=1s`, { headers });
+    await cat.body?.cancel();
+    const index = Number(cat.headers.get("x-skein-index"));
+    const per = Math.ceil(WATCHERS / WATCHER_ADDRESSES.length);
+    for (const addr of WATCHER_ADDRESSES) {
+      // One curl per source address, its queries in parallel; the glob only varies `wait`.
+      spawn("curl", [
+        "-s",
+        "-o",
+        "/dev/null",
+        "--parallel",
+        "--parallel-immediate",
+        "--parallel-max",
+        String(per),
+        "--interface",
+        addr,
+        "--cacert",
+        cp.caFile,
+        "-H",
+        `authorization: Bearer ${cp.token}`,
+        `${cp.url}/v1/catalog?index=${index}&wait=[${240}-${240 + per - 1}]s`,
+      ]);
+    }
+    let waiting = 0;
+    for (let i = 0; i < 120 && waiting < WATCHERS; i++) {
+      await _sleep(500);
+      waiting = await _metric(cp.url, cp.token, "skein_control_blocking_queries");
+    }
+    await _sleep(2000);
+    const loaded = await processMemory(cp.pid);
+    const instances = INSTANCES - failed;
+    print(
+      `\ncontrol node: idle RSS ${mb(idle.rss)} PSS ${mb(idle.pss)}; with ${instances} instances ` +
+        `and ${waiting} blocking queries RSS ${mb(loaded.rss)} PSS ${mb(loaded.pss)} ` +
+        "(targets: <= 60M idle, <= 150M loaded)",
+    );
+    return { idle, loaded, instances, watchers: waiting };
+  } finally {
+    for (const c of children) {
+      try {
+        c.kill("SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    await Promise.allSettled(children.map((c) => c.status));
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  }
 }
 
 /** Holds the default topology and sends `rate` calls/s for `minutes`, printing memory each minute. */
@@ -212,6 +324,7 @@ if (import.meta.main) {
     return i === -1 ? dflt : Number(Deno.args[i + 1]);
   };
   if (Deno.args.includes("--soak")) await runSoak(arg("minutes", 30), arg("rate", 1000));
+  else if (Deno.args.includes("--control-only")) await runControlLoad();
   else await runFootprintBench();
   Deno.exit(0);
 }
