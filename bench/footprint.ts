@@ -183,6 +183,7 @@ const WATCHER_ADDRESSES = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"];
 export interface ControlFootprint {
   idle: MemoryKiB;
   loaded: MemoryKiB;
+  peak: MemoryKiB;
   instances: number;
   watchers: number;
 }
@@ -214,6 +215,27 @@ export async function runControlLoad(
     const headers = { "content-type": "application/json", authorization: `Bearer ${cp.token}` };
     let next = 0;
     let failed = 0;
+    // Heartbeats for every instance registered so far (1,000 per call), so no lease runs out:
+    // an expiry is a write, and a write wakes every blocking query.
+    let beating = true;
+    const heartbeats = (async () => {
+      while (beating) {
+        const upTo = next;
+        for (let from = 0; from < upTo; from += 1000) {
+          const instances = [];
+          for (let i = from; i < Math.min(upTo, from + 1000); i++) {
+            instances.push({ service: `svc-${i % SERVICES}`, id: `i-${i}` });
+          }
+          const r = await testFetch(`${cp.url}/v1/heartbeat`, {
+            method: "PUT",
+            headers,
+            body: JSON.stringify({ instances }),
+          }).catch(() => null);
+          await r?.body?.cancel();
+        }
+        await _sleep(3000);
+      }
+    })();
     // A few writers at a time: each registration is one Raft commit.
     await Promise.all(Array.from({ length: 16 }, async () => {
       while (next < INSTANCES) {
@@ -228,10 +250,15 @@ export async function runControlLoad(
       }
     }));
     // The index a blocking query waits past is the state's (this header, from a blocking
-    // read: a plain read can answer with an older one).
-    const cat = await testFetch(`${cp.url}/v1/catalog?index=0&wait=1s`, { headers });
-    await cat.body?.cancel();
-    const index = Number(cat.headers.get("x-skein-index"));
+    // read: a plain read can answer with an older one); taken once 5 s pass without a write.
+    let index = 0;
+    for (let i = 0; i < 60; i++) {
+      const cat = await testFetch(`${cp.url}/v1/catalog?index=${index}&wait=5s`, { headers });
+      await cat.body?.cancel();
+      const now = Number(cat.headers.get("x-skein-index"));
+      if (now === index) break;
+      index = now;
+    }
     const per = Math.ceil(WATCHERS / WATCHER_ADDRESSES.length);
     for (const addr of WATCHER_ADDRESSES) {
       // One curl per source address, its queries in parallel; the glob only varies `wait`.
@@ -252,20 +279,35 @@ export async function runControlLoad(
         `${cp.url}/v1/catalog?index=${index}&wait=[${240}-${240 + per - 1}]s`,
       ]);
     }
+    // Peak too: a change (an instance's lease running out, say) wakes every query at once, and
+    // each answer then carries the whole catalog.
     let waiting = 0;
+    const peak = { rss: 0, pss: 0 };
+    const sample = async () => {
+      const m = await processMemory(cp.pid);
+      peak.rss = Math.max(peak.rss, m.rss);
+      peak.pss = Math.max(peak.pss, m.pss);
+      return m;
+    };
     for (let i = 0; i < 120 && waiting < WATCHERS; i++) {
       await _sleep(500);
+      await sample();
       waiting = await _metric(cp.url, cp.token, "skein_control_blocking_queries");
     }
     await _sleep(2000);
-    const loaded = await processMemory(cp.pid);
+    const loaded = await sample();
+    beating = false;
+    await heartbeats;
     const instances = INSTANCES - failed;
     print(
       `\ncontrol node: idle RSS ${mb(idle.rss)} PSS ${mb(idle.pss)}; with ${instances} instances ` +
-        `and ${waiting} blocking queries RSS ${mb(loaded.rss)} PSS ${mb(loaded.pss)} ` +
+        `and ${waiting} of ${WATCHERS} queries waiting RSS ${mb(loaded.rss)} PSS ${
+          mb(loaded.pss)
+        }, ` +
+        `peak while they connected RSS ${mb(peak.rss)} PSS ${mb(peak.pss)} ` +
         "(targets: <= 60M idle, <= 150M loaded)",
     );
-    return { idle, loaded, instances, watchers: waiting };
+    return { idle, loaded, peak, instances, watchers: waiting };
   } finally {
     for (const c of children) {
       try {
