@@ -17,10 +17,14 @@ export interface HeldTarget {
   pids: number[];
 }
 
-/** A running topology: its process (SIGINT ends it), the app's pid and the targets by name. */
+/**
+ * A running topology: its process (SIGINT ends it), the app's and the control node's pids and
+ * the targets by name.
+ */
 export interface HeldTopology {
   child: Deno.ChildProcess;
   app: number | null;
+  control: number | null;
   targets: Map<string, HeldTarget>;
 }
 
@@ -57,5 +61,11 @@ export async function holdTopology(
   }
   // Checkouts from before the app's pid was printed hold without it.
   const app = /hold: app pid=(\d+)/.exec(text)?.[1];
-  return { child, app: app === undefined ? null : Number(app), targets };
+  const control = /hold: control pid=(\d+)/.exec(text)?.[1];
+  return {
+    child,
+    app: app === undefined ? null : Number(app),
+    control: control === undefined ? null : Number(control),
+    targets,
+  };
 }

@@ -282,10 +282,12 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
     let controlUrls = ["http://127.0.0.1:9"];
     const tokenFiles: Record<string, string> = {};
     let caFile: string | undefined;
+    let controlPid: number | null = null;
     if (mtls) {
       const cp = await startBenchControl(tmp, freePort(), spawn);
       controlUrls = [cp.url];
       caFile = cp.caFile;
+      controlPid = cp.pid;
       for (const svc of ["app", "client", ...(opts.abOutbound ? ["client-b", "app-b"] : [])]) {
         tokenFiles[svc] = `${tmp}/${svc}.token`;
         // client-b is a second proxy of service "client" (a token names the service).
@@ -471,6 +473,7 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
     if (opts.hold === true) {
       // Profiling aid: leave the topology up and say where each target listens.
       print(`hold: app pid=${app.pid}`);
+      if (controlPid !== null) print(`hold: control pid=${controlPid}`);
       for (const t of targets) print(`hold: ${t.name} port=${t.port} pids=${t.pids.join(",")}`);
       await new Promise(() => {});
     }

@@ -2,9 +2,11 @@
  * `deno task bench`: runs skein beside its peers (etcd for the control plane, HAProxy for the
  * data plane) in one run on this machine and prints the figures and ratios.
  *
- * `deno task bench control` or `deno task bench mesh` runs one part; `deno task bench fleet`
- * (root only, not part of the default run) the fleet tests' long profile; `deno task bench
- * capacity` (not part of the default run) the registry at fleet size. skein speaks only TLS, so by
+ * `deno task bench control`, `deno task bench mesh` or `deno task bench footprint` runs one part
+ * (footprint: RSS and PSS of skein's proxies beside HAProxy's, idle and under 32 connections,
+ * per extra worker and the control node idle; see bench/footprint.ts). Not part of the default
+ * run: `deno task bench soak [--minutes 30]`, `deno task bench fleet` (root only: the fleet
+ * tests' long profile) and `deno task bench capacity` (the registry at fleet size). skein speaks only TLS, so by
  * default the peers do too (like for like): etcd with TLS and client certificates on its client
  * and peer ports (its wrk figure from a second cluster without client certificate auth; see
  * bench/control_bench.ts, which prints what each row's load generator sends), HAProxy with mTLS
@@ -13,8 +15,8 @@
  * @module
  */
 
-const named = Deno.args.filter((a) => !a.startsWith("--"));
-const parts = named.length > 0 ? named : ["control", "mesh"];
+const named = Deno.args.filter((a, i) => !a.startsWith("--") && Deno.args[i - 1] !== "--minutes");
+const parts = named.length > 0 ? named : ["control", "mesh", "footprint"];
 const tls = !Deno.args.includes("--plain-etcd");
 const meshTls = !Deno.args.includes("--plaintext-mesh");
 
@@ -50,8 +52,20 @@ if (import.meta.main) {
       } else if (part === "fleet") {
         const { runFleetBench } = await import("./fleet_bench.ts");
         await runFleetBench();
+      } else if (part === "footprint") {
+        if (!(await _which("wrk"))) throw new Error("wrk is not installed (apt-get install wrk)");
+        if (!(await _which("haproxy"))) console.log("haproxy is not installed: no peer to compare");
+        const { runFootprintBench } = await import("./footprint.ts");
+        await runFootprintBench();
+      } else if (part === "soak") {
+        const i = Deno.args.indexOf("--minutes");
+        const minutes = i === -1 ? 30 : Number(Deno.args[i + 1]);
+        const { runSoak } = await import("./footprint.ts");
+        await runSoak(minutes, 1000);
       } else {
-        throw new Error(`unknown benchmark part "${part}" (control | mesh | fleet | capacity)`);
+        throw new Error(
+          `unknown benchmark part "${part}" (control | mesh | footprint | soak | fleet | capacity)`,
+        );
       }
     } catch (e) {
       failed = true;

@@ -22,18 +22,24 @@ export const PERMISSIONS = [
   "--allow-run",
   "--allow-sys",
   "--unstable-net",
-  "--include",
-  "mesh/proxy/worker.ts",
-  // The dashboard's page and scripts, read at runtime next to control/dashboard/routes.ts.
-  "--include",
-  "control/dashboard/static",
 ];
+
+/**
+ * Modules the binary loads that `deno compile` cannot find by itself: the entry module of every
+ * `new Worker(...)`. Literal `import("...")`s it follows on its own. A test
+ * (tests/compile_includes_test.ts) holds this list to the workers the program starts.
+ */
+export const INCLUDES: readonly string[] = ["mesh/proxy/worker.ts"];
+
+/** Files read at run time rather than imported: the dashboard's page and scripts. */
+export const ASSET_DIRS: readonly string[] = ["control/dashboard/static"];
 
 /** The `deno` arguments that build the binary `dist/<name>` for `target`. */
 export function compileArgs(target: string, name: string): string[] {
   return [
     "compile",
     ...PERMISSIONS,
+    ...[...INCLUDES, ...ASSET_DIRS].flatMap((m) => ["--include", m]),
     V8_FLAGS_ARG,
     "--target",
     target,

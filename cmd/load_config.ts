@@ -4,7 +4,7 @@
  * @module
  */
 import type { z } from "zod";
-import { ConfigError, loadConfigFile } from "../config/mod.ts";
+import { ConfigError, loadConfigFile } from "../config/loader.ts";
 import type { CommandIo } from "./io.ts";
 
 /** Loads and validates; on invalid config prints every issue and returns null (exit 2). */

@@ -5,7 +5,7 @@
 import { listenForReload } from "./reload.ts";
 import { applyLogConfig, type LogControl } from "./log_control.ts";
 import { VERSION } from "./version.ts";
-import { ProxyConfig } from "../config/mod.ts";
+import { ProxyConfig } from "../config/proxy_schema.ts";
 import type { Logger } from "../common/log.ts";
 import { MeshProxy, type MeshTls } from "../mesh/proxy/mod.ts";
 import {

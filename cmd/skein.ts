@@ -7,7 +7,7 @@ import { type FlagSpec, formatHelp, parseArgs, UsageError } from "./args.ts";
 import { wrapText } from "./help_text.ts";
 import type { LogControl } from "./log_control.ts";
 import { type CommandIo, EXIT, processIo } from "./io.ts";
-import { didYouMean } from "../config/mod.ts";
+import { didYouMean } from "../config/suggest.ts";
 import { createLogger, type LogFormat, type Logger, type LogLevel } from "../common/log.ts";
 
 interface Command {

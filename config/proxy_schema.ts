@@ -49,10 +49,7 @@ export const Upstream = z.strictObject({
   caller: name.optional(),
 });
 
-/** The key naming an upstream's listener: `service`, or `service@caller` with a `caller`. */
-export function upstreamKey(u: { service: string; caller?: string }): string {
-  return u.caller === undefined ? u.service : `${u.service}@${u.caller}`;
-}
+export { upstreamKey } from "./upstream_key.ts";
 
 /** Data-plane limits; defaults are generous but finite. */
 export const ProxyLimits = z.strictObject({

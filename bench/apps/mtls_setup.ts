@@ -138,6 +138,8 @@ export interface BenchControl {
   token: string;
   /** The CA seed certificate (PEM file) the control API's certificate chains to. */
   caFile: string;
+  /** Process id of the control node (for memory figures). */
+  pid: number;
 }
 
 /** `deno run` arguments for the skein CLI. */
@@ -170,7 +172,10 @@ export async function startBenchControl(
       tls: { ca_cert_file: seed.certFile, ca_key_file: seed.keyFile },
     }),
   );
-  spawn(Deno.execPath(), skeinArgs(["control", "--config", cfg, "--log-level", "error"]));
+  const child = spawn(
+    Deno.execPath(),
+    skeinArgs(["control", "--config", cfg, "--log-level", "error"]),
+  );
   const url = `https://127.0.0.1:${apiPort}`;
   for (let i = 0; i < CONTROL_READY_TRIES; i++) {
     try {
@@ -179,7 +184,7 @@ export async function startBenchControl(
         headers: { authorization: `Bearer ${token}` },
       });
       await r.body?.cancel();
-      if (r.status === 200) return { url, token, caFile: seed.certFile };
+      if (r.status === 200) return { url, token, caFile: seed.certFile, pid: child.pid };
     } catch {
       // not up yet
     }

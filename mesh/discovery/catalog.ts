@@ -97,6 +97,20 @@ export function readResources(raw: readonly unknown[], log: Logger): ReadResourc
   return out;
 }
 
+/**
+ * A catalog with its resources read: what a data plane applies. The main thread reads them once
+ * and hands the result to every data plane, so the workers neither parse the same resources
+ * again nor load a schema library to do it.
+ */
+export interface PreparedCatalog extends ReadResources {
+  catalog: Catalog;
+}
+
+/** Reads `c`'s resources (see {@linkcode readResources}) for the data planes. */
+export function prepareCatalog(c: Catalog, log: Logger): PreparedCatalog {
+  return { catalog: c, ...readResources(c.resources, log) };
+}
+
 /** The valid resources of {@linkcode readResources}. */
 export function parseResources(raw: readonly unknown[], log: Logger): Resource[] {
   return readResources(raw, log).resources;

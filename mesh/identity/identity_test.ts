@@ -1,4 +1,4 @@
-import * as x509 from "./_x509.ts";
+import * as x509 from "../../control/ca/_x509.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "../../tests/assert.ts";
 import { EC_ALGORITHM, exportPrivateKeyPem, generateEcKeyPair } from "../../common/tls.ts";
 import {
@@ -13,6 +13,7 @@ import {
   renewAt,
   saveIdentity,
 } from "./mod.ts";
+import { ecdsaSignatureToDer } from "./csr.ts";
 
 const T0 = Date.UTC(2026, 0, 1);
 
@@ -61,12 +62,45 @@ Deno.test("createKeyAndCsr() makes a verifiable P-256 CSR without the key in it"
   const csr = new x509.Pkcs10CertificateRequest(csrPem);
   assert(await csr.verify());
   assertEquals((csr.publicKey.algorithm as EcKeyAlgorithm).namedCurve, "P-256");
+  assertEquals(csr.subject, "CN=payments");
+  assertEquals(csr.signatureAlgorithm.name, "ECDSA");
+  const san = csr.extensions.find((e): e is x509.SubjectAlternativeNameExtension =>
+    e instanceof x509.SubjectAlternativeNameExtension
+  );
+  assertEquals(san?.names.items.map((n) => [n.type, n.value]), [
+    ["url", "spiffe://skein.local/svc/payments"],
+  ]);
+  // The key in the CSR is the one whose private half came back.
+  const key = await crypto.subtle.importKey(
+    "pkcs8",
+    Uint8Array.from(
+      atob(keyPem.replace(/-----[^-]+-----|\s/g, "")),
+      (c) => c.charCodeAt(0),
+    ),
+    { name: "ECDSA", namedCurve: "P-256" },
+    true,
+    ["sign"],
+  );
+  const jwk = await crypto.subtle.exportKey("jwk", key);
+  const pub = await crypto.subtle.exportKey("jwk", await csr.publicKey.export());
+  assertEquals([pub.x, pub.y], [jwk.x, jwk.y]);
   assert(!csrPem.includes("PRIVATE"));
   assert(keyPem.includes("BEGIN PRIVATE KEY"));
   await assertRejects(
     () => createKeyAndCsr({ service: "bad/name", trustDomain: "skein.local" }),
     RangeError,
   );
+});
+
+Deno.test("ECDSA signatures become minimal DER integers, a leading zero where the top bit is set", () => {
+  const raw = new Uint8Array(64);
+  raw[0] = 0x80; // r has its top bit set: needs a 0x00 pad
+  raw[33] = 0x05; // s starts with zero bytes: they are dropped
+  const der = ecdsaSignatureToDer(raw);
+  assertEquals(der[0], 0x30);
+  assertEquals([der[2], der[3], der[4], der[5]], [0x02, 33, 0x00, 0x80]);
+  const s = der.subarray(2 + 2 + 33);
+  assertEquals([s[0], s[1], s[2]], [0x02, 31, 0x05]);
 });
 
 Deno.test("saveIdentity() writes 0600 files atomically and loadIdentity() reads them back", async () => {

@@ -8,7 +8,7 @@ import { Registry } from "../../common/metrics.ts";
 import { parseRequestHead } from "../http1/mod.ts";
 import { noEndpointError, ProxyError } from "../forward/mod.ts";
 import { ProxyMetrics } from "../proxy_metrics.ts";
-import type { Catalog } from "../discovery/mod.ts";
+import { type Catalog, prepareCatalog } from "../discovery/catalog.ts";
 import { MeshRouter, upstreamListenerName } from "./router.ts";
 import { SharedLimits } from "./shared_limits.ts";
 
@@ -28,7 +28,7 @@ Deno.test("no endpoint for a canary's version names the version", () => {
     upstreams: [{ service: "ledger" }],
     locals: [],
   });
-  router.applyCatalog({
+  router.applyCatalog(prepareCatalog({
     index: 1,
     services: {
       ledger: [{
@@ -52,7 +52,7 @@ Deno.test("no endpoint for a canary's version names the version", () => {
       rules: [{ backends: [{ version: "v1", weight: 95 }, { version: "v2", weight: 5 }] }],
     }],
     trust: { roots: [], revoked: [] },
-  } as unknown as Catalog);
+  } as unknown as Catalog, nullLogger));
   const d = router.route(parseRequestHead(b, 0, b.length), {
     name: upstreamListenerName({ service: "ledger" }),
     protocol: "http",

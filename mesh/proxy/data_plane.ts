@@ -11,14 +11,15 @@
  */
 import { PROBE_INTERVAL_MS, tcpReachable } from "./reach_probe.ts";
 import { turnNow } from "../../common/turn_clock.ts";
-// Not config/mod.ts: the barrel would load the YAML loader into every data-plane worker.
-import { type ProxyConfig, upstreamKey } from "../../config/proxy_schema.ts";
+// Types only: a data-plane worker loads no config schema (zod costs each isolate ~10 MB).
+import type { ProxyConfig } from "../../config/proxy_schema.ts";
+import { upstreamKey } from "../../config/upstream_key.ts";
 import type { Logger } from "../../common/log.ts";
 import { Registry } from "../../common/metrics.ts";
 import { ConnectionPool, DEFAULT_CONNECT_TIMEOUT_MS, HttpForwarder } from "../forward/mod.ts";
 import { TcpProxy } from "../tcp/mod.ts";
 import { type MuxSessionRegistry, ProxyMetrics } from "../proxy_metrics.ts";
-import type { Catalog } from "../discovery/mod.ts";
+import type { PreparedCatalog } from "../discovery/catalog.ts";
 import type { DestinationStats } from "./destination.ts";
 import {
   HTTP_PROXY_LISTENER,
@@ -427,10 +428,10 @@ export class DataPlane {
     }
   }
 
-  /** Applies a new catalog to the router. */
-  applyCatalog(c: Catalog): void {
+  /** Applies a new catalog (its resources read by the caller) to the router. */
+  applyCatalog(p: PreparedCatalog): void {
     // A tighter Authorization must also end tunnels and WebSockets opened while it allowed them.
-    if (this.router.applyCatalog(c)) this.#inbound.recheckUpgraded();
+    if (this.router.applyCatalog(p)) this.#inbound.recheckUpgraded();
   }
 
   /** What the admin pages show of this data plane. */

@@ -17,8 +17,14 @@
  * @module
  */
 import type { z } from "zod";
-// Not config/mod.ts: the barrel would load the YAML loader into every data-plane worker.
-import { Policy as PolicySchema, type Route as RouteSchema } from "../../config/resource_schema.ts";
+// Types only: a data-plane worker loads no config schema (zod costs each isolate ~10 MB).
+import type { Policy as PolicySchema, Route as RouteSchema } from "../../config/resource_schema.ts";
+import {
+  defaultCircuitBreaker,
+  defaultOutlierDetection,
+  defaultPolicy,
+  defaultRetries,
+} from "./policy_defaults.ts";
 import type { Logger } from "../../common/log.ts";
 import {
   type Balancer,
@@ -63,19 +69,12 @@ export type EffectivePolicy =
  * and outlier detection after 5 consecutive failures.
  */
 export function effectivePolicy(service: string, p?: Policy): EffectivePolicy {
-  const d = PolicySchema.parse({
-    kind: "Policy",
-    service,
-    retries: {},
-    circuit_breaker: {},
-    outlier_detection: {},
-  });
-  const base = p ?? d;
+  const base = p ?? defaultPolicy(service);
   return {
     ...base,
-    retries: base.retries ?? d.retries!,
-    circuit_breaker: base.circuit_breaker ?? d.circuit_breaker!,
-    outlier_detection: base.outlier_detection ?? d.outlier_detection!,
+    retries: base.retries ?? defaultRetries(),
+    circuit_breaker: base.circuit_breaker ?? defaultCircuitBreaker(),
+    outlier_detection: base.outlier_detection ?? defaultOutlierDetection(),
   };
 }
 

@@ -4,7 +4,7 @@ import { Registry } from "../../common/metrics.ts";
 import { ProxyMetrics } from "../proxy_metrics.ts";
 import { HttpForwarder, ProxyError, type Router } from "../forward/mod.ts";
 import { parseRequestHead } from "../http1/mod.ts";
-import type { Catalog } from "../discovery/mod.ts";
+import { prepareCatalog, type PreparedCatalog } from "../discovery/mod.ts";
 import { INBOUND_LISTENER, MeshRouter } from "./router.ts";
 import { SharedLimits } from "./shared_limits.ts";
 import { InboundAuthz } from "./inbound_authz.ts";
@@ -25,8 +25,11 @@ const LEDGER_POLICY = {
   deny: [{ from: ["payments"], paths: ["/refund/internal/*"] }],
 };
 
-function catalog(resources: unknown[], index = 1): Catalog {
-  return { index, services: {}, resources, trust: { roots: [], revoked: [] } };
+function catalog(resources: unknown[], index = 1): PreparedCatalog {
+  return prepareCatalog(
+    { index, services: {}, resources, trust: { roots: [], revoked: [] } },
+    nullLogger,
+  );
 }
 
 function head(raw: string) {

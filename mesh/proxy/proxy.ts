@@ -15,13 +15,13 @@
  * `drain_timeout`, then deregister, then close the admin listener.
  * @module
  */
-import {
-  formatHostPort,
-  type ProxyConfig,
-  ResourceSchema,
-  unenforcedResourceParts,
-  upstreamKey,
-} from "../../config/mod.ts";
+// Each config module on its own: the barrel would load the control node's schema and the YAML
+// loader into the proxy.
+import { formatHostPort } from "../../config/address.ts";
+import type { ProxyConfig } from "../../config/proxy_schema.ts";
+import { ResourceSchema } from "../../config/resource_schema.ts";
+import { unenforcedResourceParts } from "../../config/unenforced.ts";
+import { upstreamKey } from "../../config/upstream_key.ts";
 import type { Logger } from "../../common/log.ts";
 import type { TlsMaterial } from "../../common/tls.ts";
 import { parseCert } from "../identity/cert_info.ts";

@@ -15,7 +15,8 @@ import { serviceSpiffeId } from "./mesh_tls.ts";
 import { ProxyError } from "../forward/mod.ts";
 import { headerValue, markHopByHop, type RequestHead } from "../http1/mod.ts";
 import type { TcpRouter } from "../tcp/mod.ts";
-import { type Catalog, EMPTY_CATALOG, readResources } from "../discovery/mod.ts";
+// Types only: the catalog arrives read (prepareCatalog), so a worker loads no schema for it.
+import type { Catalog, PreparedCatalog } from "../discovery/catalog.ts";
 import {
   Destination,
   type DestinationDeps,
@@ -23,9 +24,8 @@ import {
   type Policy,
   type Route,
 } from "./destination.ts";
-// Not config/mod.ts: the barrel would load the YAML loader into every data-plane worker.
-import { Policy as PolicySchema } from "../../config/resource_schema.ts";
-import { upstreamKey } from "../../config/proxy_schema.ts";
+import { localAppPolicy } from "./policy_defaults.ts";
+import { upstreamKey } from "../../config/upstream_key.ts";
 import { InboundAuthz } from "./inbound_authz.ts";
 import type { CallInfo, Recorder } from "../observe/recorder.ts";
 
@@ -88,7 +88,7 @@ export class MeshRouter implements Router {
   readonly #inbound = new Map<string, Destination>();
   /** Upstream listener name → its destination and the `source` label its calls carry. */
   readonly #upstreams = new Map<string, { d: Destination; source: string | undefined }>();
-  #catalog: Catalog = EMPTY_CATALOG;
+  #catalog: Catalog = { index: 0, services: {}, resources: [], trust: { roots: [], revoked: [] } };
   #policies = new Map<string, Policy>();
   #routes = new Map<string, Route>();
   #haveCatalog = false;
@@ -109,17 +109,9 @@ export class MeshRouter implements Router {
       });
     }
     const inboundDeps: DestinationDeps = { ...opts, source: "unknown" };
-    // The local app gets one try and is never ejected: there is nowhere else to send it.
-    const localPolicy = PolicySchema.parse({
-      kind: "Policy",
-      service: "local",
-      load_balancer: { algorithm: "round_robin" },
-      retries: { attempts: 1 },
-      outlier_detection: { max_ejection_percent: 0 },
-    });
     for (const l of opts.locals) {
       const d = new Destination(l.name, inboundDeps, {
-        policy: { ...localPolicy, service: l.name },
+        policy: localAppPolicy(l.name),
         timeouts: false,
         routeLabel: "inbound",
         limitKey: `inbound:${l.name}`,
@@ -144,12 +136,12 @@ export class MeshRouter implements Router {
    * Applies a new catalog: endpoints, Policy, Route and Authorization resources. Returns
    * whether an inbound Authorization changed (open upgraded connections need a new check).
    */
-  applyCatalog(c: Catalog): boolean {
+  applyCatalog(p: PreparedCatalog): boolean {
+    const { catalog: c, resources, unreadableAuthorizations } = p;
     this.#catalog = c;
     this.#haveCatalog = true;
     const policies = new Map<string, Policy>();
     const routes = new Map<string, Route>();
-    const { resources, unreadableAuthorizations } = readResources(c.resources, this.#o.logger);
     for (const r of resources) {
       if (r.kind === "Policy") policies.set(r.service, r);
       else if (r.kind === "Route") routes.set(r.service, r);

@@ -10,7 +10,7 @@ import { Registry } from "../../common/metrics.ts";
 import { parseRequestHead } from "../http1/mod.ts";
 import { ProxyError } from "../forward/mod.ts";
 import { ProxyMetrics } from "../proxy_metrics.ts";
-import type { Catalog } from "../discovery/mod.ts";
+import { type Catalog, prepareCatalog } from "../discovery/mod.ts";
 import { HTTP_PROXY_LISTENER, MeshRouter, upstreamListenerName } from "./router.ts";
 import { SharedLimits } from "./shared_limits.ts";
 
@@ -58,7 +58,7 @@ Deno.test("names like constructor or toString route as unknown services and brea
     upstreams: [{ service: "constructor" }],
     locals: [],
   });
-  router.applyCatalog(catalog(1));
+  router.applyCatalog(prepareCatalog(catalog(1), nullLogger));
   const listener = { name: HTTP_PROXY_LISTENER, protocol: "http" as const };
   for (const name of ["toString", "hasOwnProperty", "valueOf", "isPrototypeOf"]) {
     const r = router.route(head(name), listener, CLIENT);
@@ -72,7 +72,7 @@ Deno.test("names like constructor or toString route as unknown services and brea
   assert(!(up instanceof ProxyError), String(up));
   assertEquals(up.pick(0, new Set()), null, "no endpoint from Object.prototype.constructor");
   // Later catalogs still apply, and a real service still routes.
-  router.applyCatalog(catalog(2));
+  router.applyCatalog(prepareCatalog(catalog(2), nullLogger));
   const ok = router.route(head("ledger"), listener, CLIENT);
   assert(!(ok instanceof ProxyError), String(ok));
   assertEquals(ok.cluster, "ledger");

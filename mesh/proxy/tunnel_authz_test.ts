@@ -11,6 +11,7 @@ import { HttpForwarder, type Router } from "../forward/mod.ts";
 import { INBOUND_LISTENER, MeshRouter } from "./router.ts";
 import { SharedLimits } from "./shared_limits.ts";
 import { TunnelBridge } from "./tcp_tunnel.ts";
+import { prepareCatalog } from "../discovery/mod.ts";
 
 /** A TCP app that writes `tag` to every connection and closes it. */
 function tagApp(tag: string): Deno.Listener {
@@ -80,12 +81,12 @@ Deno.test("a tunnel goes to the service authorized, not to one named again insid
     tunnelPort: (s) => bridge.portFor(s),
     trustDomain: "skein.local",
   });
-  router.applyCatalog({
+  router.applyCatalog(prepareCatalog({
     index: 1,
     services: {},
     trust: { roots: [], revoked: [] },
     resources: [{ kind: "Authorization", service: "secret", default: "deny" }],
-  });
+  }, nullLogger));
   // The caller a verified mTLS handshake would have given.
   const asBilling: Router = {
     route(head, listener, client) {

@@ -88,7 +88,7 @@ function _serve(scope: _WorkerScope): void {
         await start(m);
         break;
       case "catalog":
-        plane?.applyCatalog(m.catalog);
+        plane?.applyCatalog(m.prepared);
         break;
       case "tls_material":
         tls?.updateMaterial(m.material, m.service);

@@ -4,9 +4,9 @@
  * sides then see as the same memory.
  * @module
  */
-import type { ProxyConfig } from "../../config/mod.ts";
+import type { ProxyConfig } from "../../config/proxy_schema.ts";
 import type { LogFields, LogLevel } from "../../common/log.ts";
-import type { Catalog } from "../discovery/mod.ts";
+import type { PreparedCatalog } from "../discovery/catalog.ts";
 import type { TlsMaterial } from "../../common/tls.ts";
 import type { DataPlaneSnapshot, ListenerPorts } from "./data_plane.ts";
 import type { MeshTls, MeshTrust } from "./mesh_tls.ts";
@@ -26,7 +26,8 @@ export type ToWorker =
     /** The proxy's identity: the worker binds its own mTLS inbound server (SO_REUSEPORT). */
     tls?: MeshTls;
   }
-  | { type: "catalog"; catalog: Catalog }
+  /** The catalog with its resources read by the main thread. */
+  | { type: "catalog"; prepared: PreparedCatalog }
   /** `service` names whose certificate it is; absent: the first local service's. */
   | { type: "tls_material"; material: TlsMaterial; service?: string }
   | { type: "tls_trust"; trust: MeshTrust }

@@ -14,10 +14,11 @@
  * in workers as messages, ordered with everything else the main thread sends.
  * @module
  */
-import { type ProxyConfig, upstreamKey } from "../../config/mod.ts";
+import type { ProxyConfig } from "../../config/proxy_schema.ts";
+import { upstreamKey } from "../../config/upstream_key.ts";
 import type { Logger, LogLevel } from "../../common/log.ts";
 import type { TlsMaterial } from "../../common/tls.ts";
-import type { Catalog } from "../discovery/mod.ts";
+import { type Catalog, prepareCatalog, type PreparedCatalog } from "../discovery/catalog.ts";
 import {
   DataPlane,
   type DataPlaneOptions,
@@ -88,6 +89,7 @@ export class LocalDataPlanes implements DataPlanes {
   readonly restarts = 0;
   readonly #plane: DataPlane;
   readonly #tls: MeshTlsState | null;
+  readonly #log: Logger;
 
   /** Binds the configured ports in this thread (the inbound one may come bound, for mTLS). */
   constructor(
@@ -97,6 +99,7 @@ export class LocalDataPlanes implements DataPlanes {
   ) {
     const tls = extra.tls === undefined ? undefined : MeshTlsState.of(extra.tls);
     this.#tls = tls ?? null;
+    this.#log = logger;
     this.#plane = DataPlane.start({
       config,
       logger,
@@ -139,9 +142,9 @@ export class LocalDataPlanes implements DataPlanes {
     return this.#plane.ports;
   }
 
-  /** Applies the catalog at once. */
+  /** Reads the catalog's resources and applies it at once. */
   applyCatalog(c: Catalog): void {
-    this.#plane.applyCatalog(c);
+    this.#plane.applyCatalog(prepareCatalog(c, this.#log));
   }
 
   /** The one snapshot. */
@@ -189,7 +192,7 @@ export class WorkerDataPlanes implements DataPlanes {
     url: URL;
     start: Extract<ToWorker, { type: "start" }>;
     sessionBalance: SharedArrayBuffer;
-    catalog: Catalog | null;
+    catalog: PreparedCatalog | null;
     material: Map<string | undefined, TlsMaterial>;
     trust: MeshTrust | null;
   } | null = null;
@@ -400,7 +403,7 @@ export class WorkerDataPlanes implements DataPlanes {
       this.#post(slot, { type: "tls_material", material, ...(service ? { service } : {}) });
     }
     if (r.trust) this.#post(slot, { type: "tls_trust", trust: r.trust });
-    if (r.catalog) this.#post(slot, { type: "catalog", catalog: r.catalog });
+    if (r.catalog) this.#post(slot, { type: "catalog", prepared: r.catalog });
   }
 
   #onMessage(slot: _Slot, m: ToMain, ready: PromiseWithResolvers<void>): void {
@@ -436,10 +439,14 @@ export class WorkerDataPlanes implements DataPlanes {
     }
   }
 
-  /** Posts the catalog to every worker; messages arrive in order, after "start". */
+  /**
+   * Reads the catalog's resources once, here, and posts the result to every worker; messages
+   * arrive in order, after "start".
+   */
   applyCatalog(c: Catalog): void {
-    if (this.#restart) this.#restart.catalog = c;
-    for (const s of this.#slots) this.#post(s, { type: "catalog", catalog: c });
+    const prepared = prepareCatalog(c, this.#log);
+    if (this.#restart) this.#restart.catalog = prepared;
+    for (const s of this.#slots) this.#post(s, { type: "catalog", prepared });
   }
 
   /** Posts `service`'s new material to every worker (after whatever was posted before). */

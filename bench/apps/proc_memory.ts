@@ -1,0 +1,35 @@
+/**
+ * Resident (RSS) and proportional (PSS) memory of a process from `/proc/<pid>/smaps_rollup`.
+ * PSS divides shared pages (the deno binary, shared libraries) among the processes that map
+ * them, so it is what one more process of the same binary really costs.
+ * @module
+ */
+
+/** One memory reading, KiB. */
+export interface MemoryKiB {
+  rss: number;
+  pss: number;
+}
+
+/** Parses the text of `/proc/<pid>/smaps_rollup`; null when it carries no Rss/Pss lines. */
+export function parseSmapsRollup(text: string): MemoryKiB | null {
+  const rss = /^Rss:\s+(\d+) kB/m.exec(text)?.[1];
+  const pss = /^Pss:\s+(\d+) kB/m.exec(text)?.[1];
+  if (rss === undefined || pss === undefined) return null;
+  return { rss: Number(rss), pss: Number(pss) };
+}
+
+/** Reads a process's RSS and PSS; zeros when it is gone or unreadable. */
+export async function processMemory(pid: number): Promise<MemoryKiB> {
+  try {
+    return parseSmapsRollup(await Deno.readTextFile(`/proc/${pid}/smaps_rollup`)) ??
+      { rss: 0, pss: 0 };
+  } catch {
+    return { rss: 0, pss: 0 };
+  }
+}
+
+/** Formats KiB as MB with one decimal (MiB, as `ps` and `top` count). */
+export function mb(kib: number): string {
+  return `${(kib / 1024).toFixed(1)}M`;
+}
