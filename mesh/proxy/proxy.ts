@@ -33,6 +33,8 @@ import type { DestinationStats } from "./destination.ts";
 import { mergeExpositions } from "./metrics_merge.ts";
 import { type DataPlanes, LocalDataPlanes, workerCount, WorkerDataPlanes } from "./workers.ts";
 import type { MeshTls } from "./mesh_tls.ts";
+import type { ProxyReloadPlan } from "../../config/proxy_reload.ts";
+import type { DataPlaneChangeResult } from "./plane_change.ts";
 
 export { TICK_INTERVAL_MS } from "./data_plane.ts";
 
@@ -75,7 +77,7 @@ export interface ProxyAddresses {
 
 /** A running proxy. */
 export class MeshProxy {
-  readonly #cfg: ProxyConfig;
+  #cfg: ProxyConfig;
   readonly #log: Logger;
   readonly #planes: DataPlanes;
   readonly #admin: Deno.HttpServer<Deno.NetAddr>;
@@ -229,6 +231,37 @@ export class MeshProxy {
   /** Trusts `trust.roots` and refuses `trust.revoked` from now on (rotation, revocation). */
   updateTrust(trust: Catalog["trust"]): void {
     this.#planes.updateTrust(trust);
+  }
+
+  /**
+   * Applies a configuration reload (`config/proxy_reload.ts`): upstream listeners opened and
+   * closed (drained) and limits changed in every data plane, without dropping what is
+   * established. Returns the upstreams that could not be opened; the rest applies.
+   */
+  async reload(plan: ProxyReloadPlan): Promise<DataPlaneChangeResult> {
+    const r = await this.#planes.reconfigure({
+      add: plan.add,
+      remove: plan.remove,
+      limits: plan.limits,
+      drainMs: plan.running.drain_timeout,
+    }, plan.running);
+    const up = this.#addresses.upstreams;
+    for (const k of plan.remove) delete up[k];
+    for (const u of plan.add) {
+      const key = upstreamKey(u);
+      const port = r.opened[key];
+      if (port !== undefined) up[key] = formatHostPort({ hostname: u.listen.hostname, port });
+    }
+    this.#cfg = {
+      ...plan.running,
+      upstreams: plan.running.upstreams.filter((u) => upstreamKey(u) in up),
+    };
+    return r;
+  }
+
+  /** The configuration in force (after any reloads). */
+  get config(): ProxyConfig {
+    return this.#cfg;
   }
 
   /** Where each listener is bound. */

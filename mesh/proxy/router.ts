@@ -204,6 +204,19 @@ export class MeshRouter implements Router {
     return u.d.decide(head, u.source);
   }
 
+  /** Routes the calls of an upstream listener opened by a configuration reload. */
+  addUpstream(u: UpstreamRef): void {
+    this.#upstreams.set(upstreamListenerName(u), {
+      d: this.#destination(u.service),
+      source: u.caller,
+    });
+  }
+
+  /** Stops routing an upstream listener closed (and drained) by a configuration reload. */
+  removeUpstream(u: UpstreamRef): void {
+    this.#upstreams.delete(upstreamListenerName(u));
+  }
+
   /** Routes one opaque TCP connection accepted on an upstream listener. */
   routeTcp(listener: ListenerInfo): RouteDecision | ProxyError {
     const u = this.#upstreams.get(listener.name);
