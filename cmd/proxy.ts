@@ -5,7 +5,7 @@
 import { listenForReload } from "./reload.ts";
 import { applyLogConfig, type LogControl } from "./log_control.ts";
 import { VERSION } from "./version.ts";
-import { ProxyConfig } from "../config/mod.ts";
+import { planProxyReload, ProxyConfig } from "../config/mod.ts";
 import type { Logger } from "../common/log.ts";
 import { MeshProxy, type MeshTls } from "../mesh/proxy/mod.ts";
 import {
@@ -220,8 +220,8 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
       http_proxy: a.httpProxy,
       upstreams: Object.entries(a.upstreams).map(([s, addr]) => `${s}=${addr}`).join(","),
     });
-    // A SIGHUP checks the file and says what would need a restart; applying proxy.yaml
-    // changes at run time is not built yet (docs/proxy.md), and a SIGHUP must not kill it.
+    // A SIGHUP applies what changed in proxy.yaml that can change at run time (upstreams,
+    // limits, drain_timeout) and names the rest as needing a restart (docs/operations.md).
     const stopReload = listenForReload({
       path: opts.configPath,
       schema: ProxyConfig,
@@ -229,8 +229,28 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
       io: opts.io,
       log,
       current: cfg,
-      reloadable: [],
-      apply: () => [],
+      reconcile: async (_current, next) => {
+        const plan = planProxyReload(started.config, next);
+        const r = await started.reload(plan);
+        const refused = [
+          ...plan.refused,
+          ...r.failed.map((f) => `upstream ${f.key}: ${f.error}`),
+        ];
+        const failed = new Set(r.failed.map((f) => `+upstream:${f.key}`));
+        if (Object.keys(r.opened).length > 0 || plan.remove.length > 0) {
+          log.info("upstream listeners changed", {
+            upstreams: Object.entries(started.addresses.upstreams).map(([s, addr]) =>
+              `${s}=${addr}`
+            ).join(","),
+          });
+        }
+        return {
+          applied: plan.applied.filter((a) => !failed.has(a)),
+          needsRestart: plan.needsRestart,
+          refused,
+          running: started.config,
+        };
+      },
     });
     cleanup.push(stopReload);
     const sig = await stopped.promise;
