@@ -70,9 +70,31 @@ Deno.test("reload plan: keys that cannot change at run time are named and keep t
   assertEquals(p.add.map((u) => u.service), ["ranker"]);
 });
 
-Deno.test("reload plan: an upstream calling as a service not running yet is refused", () => {
+Deno.test("reload plan: local services added, changed and removed", () => {
+  const before = cfg({
+    services: [{ name: "billing", port: 8080 }, { name: "audit", port: 8082 }],
+  });
   const next = cfg({
-    services: [{ name: "billing", port: 8080 }, { name: "shop", port: 8081 }],
+    services: [{ name: "billing", port: 8090 }, { name: "shop", port: 8081 }],
+    upstreams: [...base.upstreams, { service: "ranker", listen: "127.0.0.1:9003", caller: "shop" }],
+  });
+  const p = planProxyReload(before, next);
+  assertEquals(p.needsRestart, []);
+  assertEquals(p.services?.register.map((s) => `${s.name}:${s.port}`), [
+    "billing:8090",
+    "shop:8081",
+  ]);
+  assertEquals(p.services?.deregister.map((s) => s.name), ["audit"]);
+  assertEquals(p.services?.newNames, ["shop"]);
+  assertEquals(p.services?.locals, [{ name: "billing", port: 8090 }, { name: "shop", port: 8081 }]);
+  // The new service's upstream may open: its caller runs once the plan applies.
+  assertEquals(p.add.map((u) => u.service), ["ranker"]);
+  assertEquals(p.running.services, next.services);
+});
+
+Deno.test("reload plan: changing the first service needs a restart; its callers wait", () => {
+  const next = cfg({
+    services: [{ name: "shop", port: 8081 }, { name: "billing", port: 8080 }],
     upstreams: [
       { service: "ledger", listen: "127.0.0.1:9001", caller: "shop" },
       { service: "audit", listen: "127.0.0.1:9002", protocol: "tcp" },
@@ -80,8 +102,10 @@ Deno.test("reload plan: an upstream calling as a service not running yet is refu
   });
   const p = planProxyReload(cfg(), next);
   assertEquals(p.needsRestart, ["services"]);
+  assertEquals(p.services, null);
   assertEquals(p.refused.length, 1);
   // The file no longer has the plain ledger listener; its replacement cannot open yet.
   assertEquals([p.add, p.remove], [[], ["ledger"]]);
   assertEquals(p.running.upstreams.map((u) => u.service), ["audit"]);
+  assertEquals(p.running.services, cfg().services);
 });
