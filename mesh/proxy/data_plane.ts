@@ -457,6 +457,11 @@ export class DataPlane {
    * next. Nothing already established is dropped.
    */
   reconfigure(c: DataPlaneChange): DataPlaneChangeResult {
+    if (c.locals !== null) {
+      this.#bridge?.setApps(new Map(c.locals.map((l) => [l.name, l.port])));
+      // As with a catalog: a tighter Authorization also ends tunnels it no longer allows.
+      if (this.router.setLocals(c.locals)) this.#inbound.recheckUpgraded();
+    }
     for (const key of c.remove) {
       this.#closeUpstream(key, c.drainMs);
       delete this.ports.upstreams[key];

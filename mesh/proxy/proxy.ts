@@ -242,6 +242,7 @@ export class MeshProxy {
     const r = await this.#planes.reconfigure({
       add: plan.add,
       remove: plan.remove,
+      locals: plan.services?.locals ?? null,
       limits: plan.limits,
       drainMs: plan.running.drain_timeout,
     }, plan.running);
@@ -256,6 +257,8 @@ export class MeshProxy {
       ...plan.running,
       upstreams: plan.running.upstreams.filter((u) => upstreamKey(u) in up),
     };
+    // After the inbound routes the new apps, so nobody is sent to one it does not know yet.
+    if (plan.services !== null) await this.#discovery.setServices(plan.running.services);
     return r;
   }
 

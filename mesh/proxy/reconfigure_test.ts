@@ -86,7 +86,7 @@ Deno.test("in-process data plane: upstreams opened and closed, limits changed", 
       ],
     });
     const plan = planProxyReload(before, next);
-    const r = await planes.reconfigure({ ...plan, drainMs: 30_000 });
+    const r = await planes.reconfigure({ ...plan, locals: null, drainMs: 30_000 });
     assertEquals(r.failed, []);
     const bPort = r.opened.b!;
     assertEquals(planes.ports.upstreams.b, bPort);
@@ -98,7 +98,7 @@ Deno.test("in-process data plane: upstreams opened and closed, limits changed", 
     await b.arrived;
     const plan2 = planProxyReload(plan.running, before);
     assertEquals(plan2.remove, ["b"]);
-    await planes.reconfigure({ ...plan2, drainMs: 30_000 });
+    await planes.reconfigure({ ...plan2, locals: null, drainMs: 30_000 });
     assert(await refused(bPort), "the removed listener no longer accepts");
     assertEquals(planes.ports.upstreams.b, undefined);
     b.release();

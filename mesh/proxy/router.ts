@@ -62,6 +62,17 @@ export function upstreamListenerName(u: UpstreamRef): string {
   return UPSTREAM_LISTENER_PREFIX + upstreamKey(u);
 }
 
+/** The local app's policy: one try, never ejected (there is nowhere else to send it). */
+function _localPolicy() {
+  return PolicySchema.parse({
+    kind: "Policy",
+    service: "local",
+    load_balancer: { algorithm: "round_robin" },
+    retries: { attempts: 1 },
+    outlier_detection: { max_ejection_percent: 0 },
+  });
+}
+
 /** Options of {@linkcode MeshRouter}. */
 export interface MeshRouterOptions extends DestinationDeps {
   /** The upstream listeners; their destinations are created eagerly. */
@@ -81,6 +92,8 @@ export class MeshRouter implements Router {
   readonly #o: MeshRouterOptions;
   readonly #outbound = new Map<string, Destination>();
   readonly #inbound = new Map<string, Destination>();
+  /** The app port each local destination sends to. */
+  readonly #localPorts = new Map<string, number>();
   /** Upstream listener name → its destination and the `source` label its calls carry. */
   readonly #upstreams = new Map<string, { d: Destination; source: string | undefined }>();
   #catalog: Catalog = EMPTY_CATALOG;
@@ -103,31 +116,47 @@ export class MeshRouter implements Router {
         source: u.caller,
       });
     }
-    const inboundDeps: DestinationDeps = { ...opts, source: "unknown" };
-    // The local app gets one try and is never ejected: there is nowhere else to send it.
-    const localPolicy = PolicySchema.parse({
-      kind: "Policy",
-      service: "local",
-      load_balancer: { algorithm: "round_robin" },
-      retries: { attempts: 1 },
-      outlier_detection: { max_ejection_percent: 0 },
+    for (const l of opts.locals) this.#setLocal(l);
+  }
+
+  #setLocal(l: LocalApp): void {
+    if (this.#localPorts.get(l.name) === l.port) return;
+    const d = new Destination(l.name, { ...this.#o, source: "unknown" }, {
+      policy: { ..._localPolicy(), service: l.name },
+      timeouts: false,
+      routeLabel: "inbound",
+      limitKey: `inbound:${l.name}`,
     });
-    for (const l of opts.locals) {
-      const d = new Destination(l.name, inboundDeps, {
-        policy: { ...localPolicy, service: l.name },
-        timeouts: false,
-        routeLabel: "inbound",
-        limitKey: `inbound:${l.name}`,
-      });
-      d.setEndpoints([{
-        key: `127.0.0.1:${l.port}`,
-        hostname: "127.0.0.1",
-        port: l.port,
-        weight: 1,
-        zone: "",
-      }]);
-      this.#inbound.set(l.name, d);
+    d.setEndpoints([{
+      key: `127.0.0.1:${l.port}`,
+      hostname: "127.0.0.1",
+      port: l.port,
+      weight: 1,
+      zone: "",
+    }]);
+    this.#inbound.set(l.name, d);
+    this.#localPorts.set(l.name, l.port);
+  }
+
+  /**
+   * The local apps behind `inbound` after a configuration reload: new ones are routed (with
+   * their `Authorization` from the catalog in use), gone ones answer 404 `no_route`. Returns
+   * whether an inbound Authorization changed (open upgraded connections need a new check).
+   */
+  setLocals(locals: readonly LocalApp[]): boolean {
+    const names = new Set(locals.map((l) => l.name));
+    for (const name of [...this.#inbound.keys()]) {
+      if (names.has(name)) continue;
+      this.#inbound.delete(name);
+      this.#localPorts.delete(name);
     }
+    for (const l of locals) this.#setLocal(l);
+    this.#authz.setServices([...names]);
+    const { resources, unreadableAuthorizations } = readResources(
+      this.#catalog.resources,
+      this.#o.logger,
+    );
+    return this.#authz.apply(resources, unreadableAuthorizations);
   }
 
   /** Whether a catalog (from the control plane or the cache) has been applied. */
