@@ -9,6 +9,7 @@ import {
   adminJson,
   type Child,
   get,
+  joinToken,
   startApp,
   startControl,
   startProxy,
@@ -181,6 +182,83 @@ Deno.test("proxy SIGHUP applies upstreams and limits without dropping connection
     assertEquals(await ka.get("/"), { status: 200, body: "ledger" });
     assertEquals((await get(ledgerAddr)).body, "ledger");
     ka.conn.close();
+  } finally {
+    for (const c of kill.reverse()) await c.stop();
+    await cp.child.stop();
+    audit.release();
+    ledger.release();
+    await Promise.all([ledger.close(), audit.close(), billing.close()]);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("proxy SIGHUP adds a local service (enrolled with its token) and removes one", async () => {
+  const dir = await Deno.makeTempDir();
+  const ledger = gatedApp("ledger");
+  const audit = gatedApp("audit");
+  const billing = startApp("billing");
+  const cp = await startControl(dir);
+  const kill: Child[] = [];
+  try {
+    // One token for the service it starts with, one for the service a reload adds.
+    const tokenFile = `${dir}/callee.token`;
+    const tokens = [await joinToken(cp.url, "ledger"), await joinToken(cp.url, "audit")];
+    await Deno.writeTextFile(tokenFile, tokens.join("\n") + "\n", { mode: 0o600 });
+    const callee = await startProxy(dir, {
+      node: "vm-callee",
+      control: [cp.url],
+      token_file: tokenFile,
+      services: [{ name: "ledger", port: ledger.port }],
+    });
+    kill.push(callee.child);
+    const caller = await startProxy(dir, {
+      node: "vm-billing",
+      control: [cp.url],
+      workers: 1,
+      services: [{ name: "billing", port: billing.port }],
+      upstreams: [
+        { service: "ledger", listen: "127.0.0.1:0" },
+        { service: "audit", listen: "127.0.0.1:0" },
+      ],
+    });
+    kill.push(caller.child);
+    const ledgerAddr = caller.upstreams.ledger!;
+    const auditAddr = caller.upstreams.audit!;
+    await waitFor("ledger through the mesh", async () => (await get(ledgerAddr)).body === "ledger");
+    assert((await get(auditAddr)).status >= 500, "no audit instance yet");
+
+    const file = `${dir}/vm-callee.yaml`;
+    const cfg = JSON.parse(await Deno.readTextFile(file));
+    await Deno.writeTextFile(
+      file,
+      JSON.stringify({
+        ...cfg,
+        services: [...cfg.services, { name: "audit", port: audit.port }],
+      }),
+    );
+    const first = await reload(callee.child, 1);
+    assert(first.includes("+service:audit"), first);
+    await callee.child.waitLine(/certificate obtained.*svc\/audit/);
+    // Registered, reachable through the caller's mesh hop with audit's own certificate.
+    await waitFor("audit through the mesh", async () => (await get(auditAddr)).body === "audit");
+    assertEquals((await get(ledgerAddr)).body, "ledger");
+
+    // A service without a token is refused with the reason; the rest of the file applies.
+    await Deno.writeTextFile(
+      file,
+      JSON.stringify({
+        ...cfg,
+        services: [...cfg.services, { name: "ranker", port: audit.port }],
+      }),
+    );
+    const second = await reload(callee.child, 2);
+    assert(second.includes("refused=") && second.includes("service ranker"), second);
+    assert(second.includes("-service:audit"), second);
+    await waitFor("audit gone from the mesh", async () => (await get(auditAddr)).status >= 500);
+    assertEquals((await get(ledgerAddr)).body, "ledger");
+    const cfgPage = await adminJson(callee, "/config");
+    const running = (cfgPage.config as { services: { name: string }[] }).services;
+    assertEquals(running.map((s) => s.name), ["ledger"]);
   } finally {
     for (const c of kill.reverse()) await c.stop();
     await cp.child.stop();
