@@ -238,8 +238,11 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
      * with a join token from `token_file`) and takes them into use; returns the services it
      * could not, with why.
      */
-    const enrolServices = async (names: string[]): Promise<Map<string, string>> => {
+    const enrolServices = async (wanted: string[]): Promise<Map<string, string>> => {
       const failed = new Map<string, string>();
+      // A service removed and added back still has its certificate (renewed all along).
+      const names = wanted.filter((n) => !https.has(n));
+      if (names.length === 0) return failed;
       // Enrolment is anonymous TLS with the join token; a client certificate has no part in it.
       const anon = new ControlHttp([...trusted]);
       try {
