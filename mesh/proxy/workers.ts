@@ -519,6 +519,12 @@ export class WorkerDataPlanes implements DataPlanes {
         if (why.length > 0) failed.push({ key, error: why[0]! });
         else opened[key] = ports[key]!;
       }
+      // Workers that did bind an upstream another could not close it again: all serve the same.
+      const undo = add.map(upstreamKey).filter((k) => !(k in opened));
+      if (undo.length > 0) {
+        const change = { add: [], remove: undo, ports: {}, locals: null, limits: null, drainMs: 0 };
+        for (const s of live) this.#post(s, { type: "reconfigure", id: this.#nextId++, change });
+      }
       for (const k of c.remove) delete this.ports.upstreams[k];
       Object.assign(this.ports.upstreams, opened);
       if (this.#restart !== null) {
