@@ -6,6 +6,7 @@ import { listenForReload } from "./reload.ts";
 import { applyLogConfig, type LogControl } from "./log_control.ts";
 import { VERSION } from "./version.ts";
 import { ProxyConfig } from "../config/proxy_schema.ts";
+import { planProxyReload } from "../config/proxy_reload.ts";
 import type { Logger } from "../common/log.ts";
 import { MeshProxy, type MeshTls } from "../mesh/proxy/mod.ts";
 import {
@@ -19,6 +20,7 @@ import {
   readCaBundle,
   requestRenewal,
   saveIdentity,
+  type ServiceIdentity,
   trustReport,
 } from "../mesh/identity/mod.ts";
 import { keepsATrustedRoot, splitPemCerts, type TlsMaterial } from "../common/tls.ts";
@@ -94,6 +96,50 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
       activation.stop();
       for (const r of renewers) r.renewer.stop();
     });
+    let trustDomain = "";
+    /**
+     * Takes one service identity into use: a control API client with its certificate (the
+     * first service's is the shared one) and a renewer, started (renewing first if due).
+     */
+    const adopt = async (
+      id: ServiceIdentity,
+      first: boolean,
+    ): Promise<{ service: string; material: TlsMaterial } | string> => {
+      const spiffe = id.cert.spiffeId;
+      if (spiffe === null || spiffe.kind !== "service" || spiffe.trustDomain !== trustDomain) {
+        return "a stored certificate carries no service SPIFFE id of the trust domain";
+      }
+      log.info(id.kind === "issued" ? "certificate obtained" : "certificate loaded", {
+        spiffe_id: spiffe.uri,
+        serial: id.cert.serial,
+        not_after: new Date(id.cert.notAfter).toISOString(),
+        data_dir: id.dir,
+      });
+      const http = first ? controlHttp : new ControlHttp([...trusted], id.material);
+      if (!first) cleanup.push(() => http.close());
+      http.setMaterial(id.material);
+      https.set(spiffe.service, http);
+      const renewer = new CertRenewer({
+        service: spiffe.service,
+        trustDomain,
+        initial: id.material,
+        // Each identity renews with its own certificate: the CA signs the caller's identity.
+        sign: (csr) =>
+          requestRenewal({
+            controlUrls: cfg.control,
+            fetch: (r) => http.fetch(r),
+            logger: log,
+          }, csr),
+        persist: (m) => saveIdentity(id.dir, m),
+        logger: log.with({ component: "identity", service: spiffe.service }),
+      });
+      renewers.push({ service: spiffe.service, renewer });
+      // Past two thirds of its life a stored certificate is renewed before serving; a
+      // control plane that does not answer leaves the still-valid one in use (retried).
+      const material = await renewer.start();
+      http.setMaterial(material);
+      return { service: spiffe.service, material };
+    };
     // The identities come next: a proxy that was given tokens must not run without them.
     // The proxy-to-proxy hop and the control API calls are mutual TLS, renewed on schedule.
     let tls: MeshTls | undefined;
@@ -127,47 +173,15 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
         );
         return EXIT.failure;
       }
-      const trustDomain = got.identities[0]!.cert.spiffeId!.trustDomain;
+      trustDomain = got.identities[0]!.cert.spiffeId!.trustDomain;
       const materials: { service: string; material: TlsMaterial }[] = [];
       for (const [i, id] of got.identities.entries()) {
-        const spiffe = id.cert.spiffeId;
-        if (spiffe === null || spiffe.kind !== "service" || spiffe.trustDomain !== trustDomain) {
-          log.error("a stored certificate carries no service SPIFFE id of the trust domain", {
-            dir: id.dir,
-            trust_domain: trustDomain,
-          });
+        const r = await adopt(id, i === 0);
+        if (typeof r === "string") {
+          log.error(r, { dir: id.dir, trust_domain: trustDomain });
           return EXIT.failure;
         }
-        log.info(id.kind === "issued" ? "certificate obtained" : "certificate loaded", {
-          spiffe_id: spiffe.uri,
-          serial: id.cert.serial,
-          not_after: new Date(id.cert.notAfter).toISOString(),
-          data_dir: id.dir,
-        });
-        const http = i === 0 ? controlHttp : new ControlHttp(roots, id.material);
-        if (i > 0) cleanup.push(() => http.close());
-        http.setMaterial(id.material);
-        https.set(spiffe.service, http);
-        const renewer = new CertRenewer({
-          service: spiffe.service,
-          trustDomain,
-          initial: id.material,
-          // Each identity renews with its own certificate: the CA signs the caller's identity.
-          sign: (csr) =>
-            requestRenewal({
-              controlUrls: cfg.control,
-              fetch: (r) => http.fetch(r),
-              logger: log,
-            }, csr),
-          persist: (m) => saveIdentity(id.dir, m),
-          logger: log.with({ component: "identity", service: spiffe.service }),
-        });
-        renewers.push({ service: spiffe.service, renewer });
-        // Past two thirds of its life a stored certificate is renewed before serving; a
-        // control plane that does not answer leaves the still-valid one in use (retried).
-        const material = await renewer.start();
-        http.setMaterial(material);
-        materials.push({ service: spiffe.service, material });
+        materials.push(r);
       }
       const [primary, ...others] = materials;
       tls = { material: primary!.material, service: primary!.service, others, trustDomain };
@@ -233,8 +247,54 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
       http_proxy: a.httpProxy,
       upstreams: Object.entries(a.upstreams).map(([s, addr]) => `${s}=${addr}`).join(","),
     });
-    // A SIGHUP checks the file and says what would need a restart; applying proxy.yaml
-    // changes at run time is not built yet (docs/proxy.md), and a SIGHUP must not kill it.
+    /**
+     * Obtains certificates for local services added by a reload (stored ones, else enrolled
+     * with a join token from `token_file`) and takes them into use; returns the services it
+     * could not, with why.
+     */
+    const enrolServices = async (wanted: string[]): Promise<Map<string, string>> => {
+      const failed = new Map<string, string>();
+      // A service removed and added back still has its certificate (renewed all along).
+      const names = wanted.filter((n) => !https.has(n));
+      if (names.length === 0) return failed;
+      // Enrolment is anonymous TLS with the join token; a client certificate has no part in it.
+      const anon = new ControlHttp([...trusted]);
+      try {
+        const got = await obtainIdentities({
+          dataDir: cfg.data_dir,
+          tokenFile: cfg.token_file,
+          controlUrls: cfg.control,
+          services: [cfg.services[0]!.name, ...names],
+          logger: log.with({ component: "identity" }),
+          fetch: (r) => anon.fetch(r),
+        });
+        for (const id of got.identities) {
+          if (!names.includes(id.service)) continue;
+          const r = await adopt(id, false);
+          if (typeof r === "string") {
+            failed.set(id.service, r);
+            continue;
+          }
+          started.updateMaterial(r.material, r.service);
+          const renewer = renewers.find((x) => x.service === r.service)!.renewer;
+          renewer.onChange((m) => {
+            https.get(r.service)?.setMaterial(m);
+            started.updateMaterial(m, r.service);
+          });
+        }
+        const why = got.reasons.join("; ") ||
+          "no certificate: put a join token for it in token_file (skein ctl tokens create)";
+        for (const n of got.missing) if (names.includes(n)) failed.set(n, why);
+      } catch (e) {
+        for (const n of names) failed.set(n, (e as Error).message ?? String(e));
+      } finally {
+        anon.close();
+      }
+      return failed;
+    };
+    // A SIGHUP applies what changed in proxy.yaml that can change at run time (services,
+    // upstreams, limits, drain_timeout) and names the rest as needing a restart
+    // (docs/operations.md).
     const stopReload = listenForReload({
       path: opts.configPath,
       schema: ProxyConfig,
@@ -242,8 +302,38 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
       io: opts.io,
       log,
       current: cfg,
-      reloadable: [],
-      apply: () => [],
+      reconcile: async (_current, file) => {
+        // A service new to this proxy needs its certificate first; without one its instances
+        // (and upstreams calling as it) are refused and the rest applies.
+        const newNames = planProxyReload(started.config, file).services?.newNames ?? [];
+        const missing = newNames.length === 0 ? new Map<string, string>() : await enrolServices(
+          newNames,
+        );
+        const next = missing.size === 0
+          ? file
+          : { ...file, services: file.services.filter((s) => !missing.has(s.name)) };
+        const plan = planProxyReload(started.config, next);
+        const r = await started.reload(plan);
+        const refused = [
+          ...[...missing].map(([name, why]) => `service ${name}: ${why}`),
+          ...plan.refused,
+          ...r.failed.map((f) => `upstream ${f.key}: ${f.error}`),
+        ];
+        const failed = new Set(r.failed.map((f) => `+upstream:${f.key}`));
+        if (Object.keys(r.opened).length > 0 || plan.remove.length > 0) {
+          log.info("upstream listeners changed", {
+            upstreams: Object.entries(started.addresses.upstreams).map(([s, addr]) =>
+              `${s}=${addr}`
+            ).join(","),
+          });
+        }
+        return {
+          applied: plan.applied.filter((a) => !failed.has(a)),
+          needsRestart: plan.needsRestart,
+          refused,
+          running: started.config,
+        };
+      },
     });
     cleanup.push(stopReload);
     const sig = await stopped.promise;

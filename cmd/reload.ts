@@ -9,11 +9,24 @@ import type { z } from "zod";
 import type { Logger } from "../common/log.ts";
 import type { CommandIo } from "./io.ts";
 import { loadModeConfig } from "./load_config.ts";
+import { onSighup } from "./sighup.ts";
 
 /** Top-level keys whose values differ between two configurations. */
 export function changedKeys(a: Record<string, unknown>, b: Record<string, unknown>): string[] {
   const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
   return [...keys].filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k])).sort();
+}
+
+/** What applying a re-read configuration did. */
+export interface ReloadOutcome<C> {
+  /** What was applied, for the log. */
+  applied: string[];
+  /** Changed keys not in effect until a restart. */
+  needsRestart: string[];
+  /** Changes refused, with why (the rest applied). */
+  refused: string[];
+  /** The configuration running now. */
+  running: C;
 }
 
 /** What {@linkcode listenForReload} needs. */
@@ -25,22 +38,52 @@ export interface ReloadOptions<S extends z.ZodType> {
   log: Logger;
   /** The configuration running now (updated after each reload). */
   current: z.infer<S>;
-  /** Keys applied at run time. */
-  reloadable: readonly string[];
+  /** Keys applied at run time (with `apply`; `reconcile` decides for itself). */
+  reloadable?: readonly string[];
   /** Applies the reloadable part of `next`; returns what it changed, for the log. */
-  apply(next: z.infer<S>): string[];
+  apply?(next: z.infer<S>): string[];
+  /** Instead of `reloadable`/`apply`: applies what it can of `next` and says what it did. */
+  reconcile?(
+    current: z.infer<S>,
+    next: z.infer<S>,
+  ): ReloadOutcome<z.infer<S>> | Promise<ReloadOutcome<z.infer<S>>>;
+}
+
+/** The `reloadable`/`apply` pair as a reconcile step. */
+function _byKeys<C extends Record<string, unknown>>(
+  reloadable: readonly string[],
+  apply: (next: C) => string[],
+): (current: C, next: C) => ReloadOutcome<C> {
+  return (current, next) => {
+    const needsRestart = changedKeys(current, next).filter((k) => !reloadable.includes(k));
+    const applied = apply(next);
+    // What runs now: the reloadable keys from the file, the rest as before.
+    const running = {
+      ...current,
+      ...Object.fromEntries(reloadable.map((k) => [k, next[k]])),
+    } as C;
+    return { applied, needsRestart, refused: [], running };
+  };
 }
 
 /** Reloads on every SIGHUP until the returned function is called. */
 export function listenForReload<S extends z.ZodType>(o: ReloadOptions<S>): () => void {
-  let current = o.current as Record<string, unknown>;
-  let busy = Promise.resolve();
+  type C = z.infer<S>;
+  let current: C = o.current;
+  const reconcile = o.reconcile ??
+    (_byKeys(
+      o.reloadable ?? [],
+      (o.apply ?? (() => [])) as (n: unknown) => string[],
+    ) as unknown as (
+      c: C,
+      n: C,
+    ) => ReloadOutcome<C>);
   const reload = async () => {
     const errors: string[] = [];
     const next = await loadModeConfig(o.path, o.schema, o.dataDir, {
       ...o.io,
       stderr: (t) => errors.push(t.trimEnd()),
-    }) as Record<string, unknown> | null;
+    }) as C | null;
     if (next === null) {
       o.log.error("configuration reload refused; the running configuration is kept", {
         file: o.path,
@@ -48,27 +91,19 @@ export function listenForReload<S extends z.ZodType>(o: ReloadOptions<S>): () =>
       });
       return;
     }
-    const changed = changedKeys(current, next);
-    const restart = changed.filter((k) => !o.reloadable.includes(k));
-    const applied = o.apply(next as z.infer<S>);
-    if (restart.length > 0) {
-      o.log.warn("configuration reloaded; some changes need a restart and are not in effect", {
-        file: o.path,
-        applied: applied.join(",") || "nothing",
-        needs_restart: restart.join(","),
-      });
+    const r = await reconcile(current, next);
+    current = r.running;
+    const fields = {
+      file: o.path,
+      applied: r.applied.join(",") || "nothing",
+      ...(r.needsRestart.length > 0 ? { needs_restart: r.needsRestart.join(",") } : {}),
+      ...(r.refused.length > 0 ? { refused: r.refused.join("; ") } : {}),
+    };
+    if (r.needsRestart.length > 0 || r.refused.length > 0) {
+      o.log.warn("configuration reloaded; some changes are not in effect", fields);
     } else {
-      o.log.info("configuration reloaded", {
-        file: o.path,
-        applied: applied.join(",") || "nothing",
-      });
+      o.log.info("configuration reloaded", fields);
     }
-    // What runs now: the reloadable keys from the file, the rest as before.
-    current = { ...current, ...Object.fromEntries(o.reloadable.map((k) => [k, next[k]])) };
   };
-  const onHup = () => {
-    busy = busy.then(reload).catch((e) => o.log.error("reload failed", { err: e as Error }));
-  };
-  Deno.addSignalListener("SIGHUP", onHup);
-  return () => Deno.removeSignalListener("SIGHUP", onHup);
+  return onSighup(reload, (e) => o.log.error("reload failed", { err: e as Error }));
 }

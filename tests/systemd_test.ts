@@ -34,6 +34,8 @@ Deno.test("systemd units carry the hardening the SPEC asks for", async () => {
     assert(
       /^ExecStart=\/usr\/local\/bin\/skein (control|proxy) --config \/etc\/skein\//m.test(text),
     );
+    // `systemctl reload` must re-read the file (SIGHUP), never stop the daemon.
+    assert(text.includes("ExecReload=/bin/kill -HUP $MAINPID"), `${u} lacks ExecReload`);
   }
 });
 

@@ -111,6 +111,8 @@ interface _Local {
   cfg: LocalServiceConfig;
   checker: HealthChecker | null;
   registered: boolean;
+  /** Stops this instance's health checks (it left the configuration). */
+  stop: AbortController;
 }
 
 /** A snapshot for the admin pages. */
@@ -165,13 +167,17 @@ export class Discovery {
       token: opts.token,
       fetch: opts.controlFetch ?? opts.fetch,
     });
-    this.#locals = opts.services.map((s) => ({
+    this.#locals = opts.services.map((s) => this.#local(s));
+  }
+
+  #local(s: LocalServiceConfig): _Local {
+    return {
       service: s.name,
-      id: localInstanceId(opts.node, s),
+      id: localInstanceId(this.#o.node, s),
       cfg: s,
       checker: s.health
         ? new HealthChecker(
-          httpProber(`http://127.0.0.1:${s.port}${s.health.http}`, opts.fetch ?? fetch),
+          httpProber(`http://127.0.0.1:${s.port}${s.health.http}`, this.#o.fetch ?? fetch),
           {
             intervalMs: s.health.interval,
             timeoutMs: s.health.timeout,
@@ -189,7 +195,48 @@ export class Discovery {
         )
         : null,
       registered: false,
-    }));
+      stop: new AbortController(),
+    };
+  }
+
+  #runChecker(l: _Local): void {
+    const c = l.checker;
+    if (c === null) return;
+    const signal = AbortSignal.any([this.#ac.signal, l.stop.signal]);
+    this.#loops.push((async () => {
+      await abortableSleep(c.intervalMs, signal);
+      await c.run(signal);
+    })());
+  }
+
+  /**
+   * The local services after a configuration reload: instances gone are deregistered; new and
+   * changed ones are probed and registered again (a PUT replaces the old fields) by a
+   * heartbeat made at once. Instances that did not change are left alone.
+   */
+  async setServices(services: readonly LocalServiceConfig[]): Promise<void> {
+    const next = new Map(services.map((s) => [localInstanceId(this.#o.node, s), s]));
+    const have = new Map(this.#locals.map((l) => [l.id, l]));
+    const gone = this.#locals.filter((l) => next.get(l.id)?.name !== l.service);
+    const kept: _Local[] = [];
+    const fresh: _Local[] = [];
+    for (const [id, s] of next) {
+      const old = have.get(id);
+      if (old !== undefined && JSON.stringify(old.cfg) === JSON.stringify(s)) {
+        kept.push(old);
+        continue;
+      }
+      old?.stop.abort();
+      const l = this.#local(s);
+      fresh.push(l);
+      kept.push(l);
+    }
+    for (const l of gone) l.stop.abort();
+    this.#locals.splice(0, this.#locals.length, ...kept);
+    await this.#deregister(gone, DEREGISTER_TIMEOUT_MS);
+    await Promise.all(fresh.map((l) => l.checker?.check()));
+    for (const l of fresh) this.#runChecker(l);
+    this.#wakeHeartbeat?.();
   }
 
   /**
@@ -232,16 +279,7 @@ export class Discovery {
     }
     // The first probe decides the health the instance is registered with.
     await Promise.all(this.#locals.map((l) => l.checker?.check()));
-    const signal = this.#ac.signal;
-    for (const l of this.#locals) {
-      if (l.checker) {
-        const c = l.checker;
-        this.#loops.push((async () => {
-          await abortableSleep(c.intervalMs, signal);
-          await c.run(signal);
-        })());
-      }
-    }
+    for (const l of this.#locals) this.#runChecker(l);
     this.#loops.push(this.#heartbeatLoop(), this.#watchLoop());
   }
 
@@ -268,8 +306,13 @@ export class Discovery {
     this.#ac.abort();
     this.#wakeHeartbeat?.();
     await Promise.allSettled(this.#loops);
+    await this.#deregister(this.#locals, timeoutMs);
+    await this.#saving;
+  }
+
+  async #deregister(locals: readonly _Local[], timeoutMs: number): Promise<void> {
     const deadline = AbortSignal.timeout(timeoutMs);
-    await Promise.allSettled(this.#locals.map(async (l) => {
+    await Promise.allSettled(locals.map(async (l) => {
       try {
         const r = await this.#writer(l.service).request(
           "DELETE",
@@ -286,7 +329,6 @@ export class Discovery {
         });
       }
     }));
-    await this.#saving;
   }
 
   #health(l: _Local): HealthStatus {

@@ -217,6 +217,29 @@ export class HttpForwarder {
     return this.#listener.addr as Deno.NetAddr;
   }
 
+  /**
+   * New limits for what comes next (a configuration reload): new connections, the next request
+   * head, the next idle or header wait. Connections and requests already open are kept.
+   */
+  setLimits(
+    l: Partial<
+      Pick<
+        ForwarderOptions,
+        "limits" | "maxClientConnections" | "keepAliveIdleMs" | "headerTimeoutMs"
+      >
+    >,
+  ): void {
+    // The sessions read these options when they need them, so a change reaches them there.
+    Object.assign(
+      this.#opts,
+      Object.fromEntries(Object.entries(l).filter(([, v]) => v !== undefined)),
+    );
+    // An accept loop waiting for a slot under the old cap looks again.
+    const wake = this.#slotFreed;
+    this.#slotFreed = null;
+    wake?.();
+  }
+
   /** The upstream pool in use. */
   get pool(): ConnectionPool {
     return this.#pool;

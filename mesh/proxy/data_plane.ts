@@ -29,6 +29,8 @@ import {
 } from "./router.ts";
 import type { SharedLimits } from "./shared_limits.ts";
 import { Observability } from "../observe/setup.ts";
+import type { DataPlaneChange, DataPlaneChangeResult } from "./plane_change.ts";
+import type { ProxyLimitsConfig, UpstreamConfig } from "../../config/proxy_reload.ts";
 import { connectTunnel, TunnelBridge } from "./tcp_tunnel.ts";
 import { connectMtls, type MeshTls, MeshTlsState, type OutboundTls } from "./mesh_tls.ts";
 import { MUX_ALPN } from "../mux/frame.ts";
@@ -165,6 +167,26 @@ interface _Drainable {
   drain(ms: number): Promise<void>;
 }
 
+/** The forwarder options every HTTP listener shares, from the configured limits. */
+type _Common = Omit<ConstructorParameters<typeof HttpForwarder>[1], "listener" | "pool">;
+
+/** An upstream listener as its data plane keeps it. */
+type _UpstreamListener = { u: UpstreamConfig; l: HttpForwarder | TcpProxy };
+
+/** The forwarder limits of `l` (what {@linkcode HttpForwarder.setLimits} takes). */
+function _forwarderLimits(l: ProxyLimitsConfig) {
+  return {
+    limits: {
+      maxHeadBytes: l.max_header_bytes,
+      maxHeaderCount: l.max_headers,
+      maxBodyBytes: Number.MAX_SAFE_INTEGER,
+    },
+    maxClientConnections: l.max_connections,
+    keepAliveIdleMs: l.idle_timeout,
+    headerTimeoutMs: l.header_read_timeout,
+  };
+}
+
 /** A running data plane. */
 export class DataPlane {
   /** The bound ports. */
@@ -184,6 +206,11 @@ export class DataPlane {
   readonly #ticker: ReturnType<typeof setInterval>;
   readonly #observe: Observability | null;
   readonly #prober: ReturnType<typeof setInterval>;
+  readonly #common: _Common;
+  readonly #openUpstream: (u: UpstreamConfig, port: number) => HttpForwarder | TcpProxy;
+  readonly #upstreams = new Map<string, _UpstreamListener>();
+  /** Requests parsed by listeners closed since start (the counter must not go back). */
+  #retiredRequests = 0;
   #drained: Promise<void> | null = null;
 
   private constructor(parts: {
@@ -200,6 +227,9 @@ export class DataPlane {
     muxers: MuxConnector[];
     inboundMux: MuxSessionRegistry | null;
     observe: Observability | null;
+    common: _Common;
+    openUpstream: (u: UpstreamConfig, port: number) => HttpForwarder | TcpProxy;
+    upstreams: _UpstreamListener[];
   }) {
     this.ports = parts.ports;
     this.router = parts.router;
@@ -215,6 +245,9 @@ export class DataPlane {
     this.#inboundMux = parts.inboundMux;
     this.#observe = parts.observe;
     this.#observe?.registerMetrics(parts.metrics.registry);
+    this.#common = parts.common;
+    this.#openUpstream = parts.openUpstream;
+    for (const x of parts.upstreams) this.#upstreams.set(upstreamKey(x.u), x);
     this.#ticker = setInterval(() => this.router.tick(), TICK_INTERVAL_MS);
     this.#prober = setInterval(() => this.router.probeEjected(tcpReachable), PROBE_INTERVAL_MS);
     this.#registerCollectors();
@@ -266,18 +299,11 @@ export class DataPlane {
         trustDomain: meshTls?.trustDomain,
         ...(observe !== null ? { recorder: observe.recorder } : {}),
       });
-      const common = {
+      const common: _Common = {
         node: cfg.node,
         router,
         logger: log,
-        limits: {
-          maxHeadBytes: cfg.limits.max_header_bytes,
-          maxHeaderCount: cfg.limits.max_headers,
-          maxBodyBytes: Number.MAX_SAFE_INTEGER,
-        },
-        maxClientConnections: cfg.limits.max_connections,
-        keepAliveIdleMs: cfg.limits.idle_timeout,
-        headerTimeoutMs: cfg.limits.header_read_timeout,
+        ..._forwarderLimits(cfg.limits),
         upgradedIdleMs: cfg.limits.tcp_idle_timeout,
       };
       const listeners: _Drainable[] = [];
@@ -360,34 +386,39 @@ export class DataPlane {
       poolFor(undefined);
       const http: HttpForwarder[] = [];
       const tcp: { service: string; proxy: TcpProxy }[] = [];
-      for (const u of cfg.upstreams) {
-        const key = upstreamKey(u);
+      // Also what a configuration reload opens upstream listeners with (common's limits then).
+      const openUpstream = (u: UpstreamConfig, port: number): HttpForwarder | TcpProxy => {
         const name = upstreamListenerName(u);
-        const l = bind(u.listen.hostname, opts.ports?.upstreams[key] ?? u.listen.port);
+        const l = bind(u.listen.hostname, port);
         if (u.protocol === "tcp") {
           const p = new TcpProxy(l, {
             listener: { name, protocol: "tcp" },
             router: router.tcp(),
             logger: log,
-            maxConnections: cfg.limits.max_connections,
+            maxConnections: common.maxClientConnections,
             idleTimeoutMs: cfg.limits.tcp_idle_timeout,
             connect: (ep) => connectTunnel(ep, u.service, meshTls, u.caller),
           });
-          cleanup.push(() => p.drain(0));
           tcp.push({ service: u.service, proxy: p });
           listeners.push(p);
-          ports.upstreams[key] = p.addr.port;
-        } else {
-          const f = new HttpForwarder(l, {
-            ...common,
-            pool: poolFor(u.caller),
-            listener: { name, protocol: "http" },
-          });
-          cleanup.push(() => f.close());
-          http.push(f);
-          listeners.push(f);
-          ports.upstreams[key] = f.addr.port;
+          return p;
         }
+        const f = new HttpForwarder(l, {
+          ...common,
+          pool: poolFor(u.caller),
+          listener: { name, protocol: "http" },
+        });
+        http.push(f);
+        listeners.push(f);
+        return f;
+      };
+      const upstreamListeners: _UpstreamListener[] = [];
+      for (const u of cfg.upstreams) {
+        const key = upstreamKey(u);
+        const l = openUpstream(u, opts.ports?.upstreams[key] ?? u.listen.port);
+        cleanup.push(() => l.drain(0));
+        upstreamListeners.push({ u, l });
+        ports.upstreams[key] = l.addr.port;
       }
       if (cfg.http_proxy) {
         const hp = cfg.http_proxy;
@@ -415,6 +446,9 @@ export class DataPlane {
         muxers,
         inboundMux: meshTls?.muxSessions ?? null,
         observe,
+        common,
+        openUpstream,
+        upstreams: upstreamListeners,
       });
     } catch (e) {
       for (const c of cleanup.reverse()) {
@@ -432,6 +466,68 @@ export class DataPlane {
   applyCatalog(p: PreparedCatalog): void {
     // A tighter Authorization must also end tunnels and WebSockets opened while it allowed them.
     if (this.router.applyCatalog(p)) this.#inbound.recheckUpgraded();
+  }
+
+  /**
+   * Applies a configuration reload: removed upstream listeners stop accepting at once and
+   * drain in the background (their in-flight requests and open connections finish, up to
+   * `drainMs`), added ones are bound, and new limits reach every listener for what comes
+   * next. Nothing already established is dropped.
+   */
+  reconfigure(c: DataPlaneChange): DataPlaneChangeResult {
+    if (c.locals !== null) {
+      this.#bridge?.setApps(new Map(c.locals.map((l) => [l.name, l.port])));
+      // As with a catalog: a tighter Authorization also ends tunnels it no longer allows.
+      if (this.router.setLocals(c.locals)) this.#inbound.recheckUpgraded();
+    }
+    for (const key of c.remove) {
+      this.#closeUpstream(key, c.drainMs);
+      delete this.ports.upstreams[key];
+    }
+    if (c.limits !== null) {
+      const l = _forwarderLimits(c.limits);
+      Object.assign(this.#common, l);
+      this.#inbound.setLimits(l);
+      for (const f of this.#http) f.setLimits(l);
+      for (const t of this.#tcp) t.proxy.setMaxConnections(l.maxClientConnections);
+    }
+    const result: DataPlaneChangeResult = { opened: {}, failed: [] };
+    for (const u of c.add) {
+      const key = upstreamKey(u);
+      try {
+        const l = this.#openUpstream(u, c.ports[key] ?? u.listen.port);
+        this.router.addUpstream(u);
+        this.#upstreams.set(key, { u, l });
+        result.opened[key] = l.addr.port;
+        this.ports.upstreams[key] = l.addr.port;
+      } catch (e) {
+        result.failed.push({ key, error: (e as Error).message ?? String(e) });
+      }
+    }
+    return result;
+  }
+
+  #closeUpstream(key: string, ms: number): void {
+    const x = this.#upstreams.get(key);
+    if (x === undefined) return;
+    this.#upstreams.delete(key);
+    // drain() closes the listening socket before its first await: the port is free at once.
+    void x.l.drain(ms).finally(() => {
+      // A changed upstream was opened again under the same key: its route stays.
+      if (!this.#upstreams.has(key)) this.router.removeUpstream(x.u);
+      const drop = <T>(list: T[], item: T) => {
+        const i = list.indexOf(item);
+        if (i >= 0) list.splice(i, 1);
+      };
+      drop(this.#listeners, x.l);
+      if (x.l instanceof HttpForwarder) {
+        this.#retiredRequests += x.l.stats().requests;
+        drop(this.#http, x.l);
+      } else {
+        const t = this.#tcp.find((t) => t.proxy === x.l);
+        if (t !== undefined) drop(this.#tcp, t);
+      }
+    });
   }
 
   /** What the admin pages show of this data plane. */
@@ -463,7 +559,7 @@ export class DataPlane {
   }
 
   #requests(): number {
-    let n = this.#inbound.stats().requests;
+    let n = this.#inbound.stats().requests + this.#retiredRequests;
     for (const f of this.#http) n += f.stats().requests;
     return n;
   }

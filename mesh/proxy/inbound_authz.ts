@@ -64,7 +64,7 @@ interface _Entry {
 
 /** The inbound policies of one proxy. */
 export class InboundAuthz {
-  readonly #services: ReadonlySet<string>;
+  #services: ReadonlySet<string>;
   readonly #trustDomain: string;
   readonly #log: Logger;
   readonly #audit: Logger;
@@ -78,6 +78,14 @@ export class InboundAuthz {
     this.#trustDomain = opts.trustDomain ?? "";
     this.#log = opts.logger;
     this.#audit = opts.logger.with({ component: "audit" });
+  }
+
+  /**
+   * The services behind `inbound` after a configuration reload; their policies are compiled
+   * at the next {@linkcode apply}, which the caller makes at once with the catalog in use.
+   */
+  setServices(services: readonly string[]): void {
+    this.#services = new Set(services);
   }
 
   /**

@@ -34,6 +34,8 @@ import { buildHeartbeatStats, DenialTap } from "../observe/heartbeat_stats.ts";
 import type { DenialStats, HeartbeatStats } from "../../common/heartbeat_stats.ts";
 import { type DataPlanes, LocalDataPlanes, workerCount, WorkerDataPlanes } from "./workers.ts";
 import type { MeshTls } from "./mesh_tls.ts";
+import type { ProxyReloadPlan } from "../../config/proxy_reload.ts";
+import type { DataPlaneChangeResult } from "./plane_change.ts";
 
 export { TICK_INTERVAL_MS } from "./data_plane.ts";
 
@@ -78,7 +80,7 @@ export interface ProxyAddresses {
 
 /** A running proxy. */
 export class MeshProxy {
-  readonly #cfg: ProxyConfig;
+  #cfg: ProxyConfig;
   readonly #log: Logger;
   readonly #planes: DataPlanes;
   readonly #admin: Deno.HttpServer<Deno.NetAddr>;
@@ -245,6 +247,40 @@ export class MeshProxy {
   /** Trusts `trust.roots` and refuses `trust.revoked` from now on (rotation, revocation). */
   updateTrust(trust: Catalog["trust"]): void {
     this.#planes.updateTrust(trust);
+  }
+
+  /**
+   * Applies a configuration reload (`config/proxy_reload.ts`): upstream listeners opened and
+   * closed (drained) and limits changed in every data plane, without dropping what is
+   * established. Returns the upstreams that could not be opened; the rest applies.
+   */
+  async reload(plan: ProxyReloadPlan): Promise<DataPlaneChangeResult> {
+    const r = await this.#planes.reconfigure({
+      add: plan.add,
+      remove: plan.remove,
+      locals: plan.services?.locals ?? null,
+      limits: plan.limits,
+      drainMs: plan.running.drain_timeout,
+    }, plan.running);
+    const up = this.#addresses.upstreams;
+    for (const k of plan.remove) delete up[k];
+    for (const u of plan.add) {
+      const key = upstreamKey(u);
+      const port = r.opened[key];
+      if (port !== undefined) up[key] = formatHostPort({ hostname: u.listen.hostname, port });
+    }
+    this.#cfg = {
+      ...plan.running,
+      upstreams: plan.running.upstreams.filter((u) => upstreamKey(u) in up),
+    };
+    // After the inbound routes the new apps, so nobody is sent to one it does not know yet.
+    if (plan.services !== null) await this.#discovery.setServices(plan.running.services);
+    return r;
+  }
+
+  /** The configuration in force (after any reloads). */
+  get config(): ProxyConfig {
+    return this.#cfg;
   }
 
   /** Where each listener is bound. */

@@ -86,9 +86,16 @@ export class MeshRouter implements Router {
   /** Reach probes in flight, by `service|endpoint`. */
   readonly #probing = new Set<string>();
   readonly #inbound = new Map<string, Destination>();
+  /** The app port each local destination sends to. */
+  readonly #localPorts = new Map<string, number>();
   /** Upstream listener name → its destination and the `source` label its calls carry. */
   readonly #upstreams = new Map<string, { d: Destination; source: string | undefined }>();
   #catalog: Catalog = { index: 0, services: {}, resources: [], trust: { roots: [], revoked: [] } };
+  /** The catalog's resources as read for the router (kept for a reload's new local apps). */
+  #prepared: Pick<PreparedCatalog, "resources" | "unreadableAuthorizations"> = {
+    resources: [],
+    unreadableAuthorizations: [],
+  };
   #policies = new Map<string, Policy>();
   #routes = new Map<string, Route>();
   #haveCatalog = false;
@@ -108,23 +115,44 @@ export class MeshRouter implements Router {
         source: u.caller,
       });
     }
-    const inboundDeps: DestinationDeps = { ...opts, source: "unknown" };
-    for (const l of opts.locals) {
-      const d = new Destination(l.name, inboundDeps, {
-        policy: localAppPolicy(l.name),
-        timeouts: false,
-        routeLabel: "inbound",
-        limitKey: `inbound:${l.name}`,
-      });
-      d.setEndpoints([{
-        key: `127.0.0.1:${l.port}`,
-        hostname: "127.0.0.1",
-        port: l.port,
-        weight: 1,
-        zone: "",
-      }]);
-      this.#inbound.set(l.name, d);
+    for (const l of opts.locals) this.#setLocal(l);
+  }
+
+  #setLocal(l: LocalApp): void {
+    if (this.#localPorts.get(l.name) === l.port) return;
+    const d = new Destination(l.name, { ...this.#o, source: "unknown" }, {
+      policy: localAppPolicy(l.name),
+      timeouts: false,
+      routeLabel: "inbound",
+      limitKey: `inbound:${l.name}`,
+    });
+    d.setEndpoints([{
+      key: `127.0.0.1:${l.port}`,
+      hostname: "127.0.0.1",
+      port: l.port,
+      weight: 1,
+      zone: "",
+    }]);
+    this.#inbound.set(l.name, d);
+    this.#localPorts.set(l.name, l.port);
+  }
+
+  /**
+   * The local apps behind `inbound` after a configuration reload: new ones are routed (with
+   * their `Authorization` from the catalog in use), gone ones answer 404 `no_route`. Returns
+   * whether an inbound Authorization changed (open upgraded connections need a new check).
+   */
+  setLocals(locals: readonly LocalApp[]): boolean {
+    const names = new Set(locals.map((l) => l.name));
+    for (const name of [...this.#inbound.keys()]) {
+      if (names.has(name)) continue;
+      this.#inbound.delete(name);
+      this.#localPorts.delete(name);
     }
+    for (const l of locals) this.#setLocal(l);
+    this.#authz.setServices([...names]);
+    const { resources, unreadableAuthorizations } = this.#prepared;
+    return this.#authz.apply(resources, unreadableAuthorizations);
   }
 
   /** Whether a catalog (from the control plane or the cache) has been applied. */
@@ -139,6 +167,7 @@ export class MeshRouter implements Router {
   applyCatalog(p: PreparedCatalog): boolean {
     const { catalog: c, resources, unreadableAuthorizations } = p;
     this.#catalog = c;
+    this.#prepared = p;
     this.#haveCatalog = true;
     const policies = new Map<string, Policy>();
     const routes = new Map<string, Route>();
@@ -257,6 +286,19 @@ export class MeshRouter implements Router {
     const u = this.#upstreams.get(name);
     if (u === undefined) return new ProxyError(404, "no_route", `no route for listener ${name}`);
     return u.d.decide(head, u.source);
+  }
+
+  /** Routes the calls of an upstream listener opened by a configuration reload. */
+  addUpstream(u: UpstreamRef): void {
+    this.#upstreams.set(upstreamListenerName(u), {
+      d: this.#destination(u.service),
+      source: u.caller,
+    });
+  }
+
+  /** Stops routing an upstream listener closed (and drained) by a configuration reload. */
+  removeUpstream(u: UpstreamRef): void {
+    this.#upstreams.delete(upstreamListenerName(u));
   }
 
   /** Routes one opaque TCP connection accepted on an upstream listener. */

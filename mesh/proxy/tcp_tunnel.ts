@@ -91,9 +91,11 @@ export async function connectTunnel(
 export class TunnelBridge {
   /** Service → its listener. */
   readonly #listeners = new Map<string, Deno.Listener>();
+  /** Service → the app port its listener bridges to. */
+  readonly #apps = new Map<string, number>();
   readonly #log: Logger;
   readonly #active = new Set<Deno.Conn>();
-  readonly #served: Promise<void>;
+  readonly #served: Promise<void>[] = [];
   readonly #idle: IdleSweeper;
   #closed = false;
   /** Tunnels closed by the idle timeout. */
@@ -113,18 +115,39 @@ export class TunnelBridge {
       idleMs: opts.idleTimeoutMs ?? DEFAULT_TCP_IDLE_TIMEOUT_MS,
       ...(opts.now ? { now: opts.now } : {}),
     });
-    const served: Promise<void>[] = [];
     try {
-      for (const [service, appPort] of ports) {
-        const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-        this.#listeners.set(service, l);
-        served.push(this.#accept(l, appPort));
-      }
+      for (const [service, appPort] of ports) this.#open(service, appPort);
     } catch (e) {
       for (const l of this.#listeners.values()) l.close();
       throw e;
     }
-    this.#served = Promise.all(served).then(() => {});
+  }
+
+  #open(service: string, appPort: number): void {
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    this.#listeners.set(service, l);
+    this.#apps.set(service, appPort);
+    this.#served.push(this.#accept(l, appPort));
+  }
+
+  /**
+   * The local apps after a configuration reload: a service gone (or moved to another port)
+   * stops accepting new tunnels, and its open tunnels are kept; a new one gets a listener.
+   */
+  setApps(ports: ReadonlyMap<string, number>): void {
+    for (const [service, l] of [...this.#listeners]) {
+      if (ports.get(service) === this.#apps.get(service)) continue;
+      this.#listeners.delete(service);
+      this.#apps.delete(service);
+      try {
+        l.close();
+      } catch {
+        // Already closed.
+      }
+    }
+    for (const [service, appPort] of ports) {
+      if (!this.#listeners.has(service)) this.#open(service, appPort);
+    }
   }
 
   /** The bridge port leading to `service`'s app, or null when this proxy does not front it. */
@@ -215,6 +238,6 @@ export class TunnelBridge {
       }
     }
     for (const c of this.#active) closeQuietly(c);
-    await this.#served;
+    await Promise.all(this.#served);
   }
 }

@@ -103,6 +103,15 @@ function _serve(scope: _WorkerScope): void {
           scope.postMessage({ type: "snapshot", id: m.id, snapshot: plane.snapshot() });
         }
         break;
+      case "reconfigure": {
+        const result = plane?.reconfigure(m.change) ??
+          {
+            opened: {},
+            failed: m.change.add.map((u) => ({ key: u.service, error: "not started" })),
+          };
+        scope.postMessage({ type: "reconfigured", id: m.id, result });
+        break;
+      }
       case "drain":
         if (plane === null) {
           scope.postMessage({ type: "drained" });

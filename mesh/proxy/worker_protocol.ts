@@ -10,6 +10,7 @@ import type { PreparedCatalog } from "../discovery/catalog.ts";
 import type { TlsMaterial } from "../../common/tls.ts";
 import type { DataPlaneSnapshot, ListenerPorts } from "./data_plane.ts";
 import type { MeshTls, MeshTrust } from "./mesh_tls.ts";
+import type { DataPlaneChange, DataPlaneChangeResult } from "./plane_change.ts";
 
 /** What the main thread sends a worker. */
 export type ToWorker =
@@ -32,6 +33,8 @@ export type ToWorker =
   | { type: "tls_material"; material: TlsMaterial; service?: string }
   | { type: "tls_trust"; trust: MeshTrust }
   | { type: "snapshot"; id: number }
+  /** A configuration reload; answered with "reconfigured" and the same id. */
+  | { type: "reconfigure"; id: number; change: DataPlaneChange }
   | { type: "drain"; ms: number };
 
 /** What a worker sends the main thread. */
@@ -40,4 +43,5 @@ export type ToMain =
   | { type: "failed"; message: string }
   | { type: "log"; level: LogLevel; msg: string; fields: LogFields }
   | { type: "snapshot"; id: number; snapshot: DataPlaneSnapshot }
+  | { type: "reconfigured"; id: number; result: DataPlaneChangeResult }
   | { type: "drained" };

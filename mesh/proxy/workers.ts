@@ -29,6 +29,7 @@ import { listenMtls, type MeshTls, MeshTlsState, type MeshTrust } from "./mesh_t
 import { SharedLimits } from "./shared_limits.ts";
 import { newSessionBalanceBuffer, SessionBalance } from "../mux/session_balance.ts";
 import type { ToMain, ToWorker } from "./worker_protocol.ts";
+import type { DataPlaneChange, DataPlaneChangeResult } from "./plane_change.ts";
 // A static import so `deno compile` embeds the worker module; it does nothing in this thread.
 import "./worker.ts";
 
@@ -71,6 +72,14 @@ export interface DataPlanes {
    * newly revoked identity are closed. No-op without an identity.
    */
   updateTrust(t: MeshTrust): void;
+  /**
+   * Applies a configuration reload to every data plane (see `DataPlane.reconfigure`);
+   * `running` is the configuration in force afterwards (what a restarted worker starts with).
+   */
+  reconfigure(
+    c: Omit<DataPlaneChange, "ports">,
+    running: ProxyConfig,
+  ): Promise<DataPlaneChangeResult>;
   /** Worker threads restarted after a crash since start. */
   readonly restarts: number;
   /** Whether every data plane is serving (false: one crashed and could not be restarted). */
@@ -147,6 +156,11 @@ export class LocalDataPlanes implements DataPlanes {
     this.#plane.applyCatalog(prepareCatalog(c, this.#log));
   }
 
+  /** Applies a reload in this thread. */
+  reconfigure(c: Omit<DataPlaneChange, "ports">): Promise<DataPlaneChangeResult> {
+    return Promise.resolve(this.#plane.reconfigure({ ...c, ports: {} }));
+  }
+
   /** The one snapshot. */
   snapshots(): Promise<DataPlaneSnapshot[]> {
     return Promise.resolve([this.#plane.snapshot()]);
@@ -185,6 +199,7 @@ export class WorkerDataPlanes implements DataPlanes {
   readonly #slots: _Slot[];
   readonly #log: Logger;
   readonly #pending = new Map<number, (s: DataPlaneSnapshot) => void>();
+  readonly #reconfiguring = new Map<number, (r: DataPlaneChangeResult) => void>();
   readonly #mtls: boolean;
   #nextId = 1;
   /** What a replacement worker needs: its start message, then the latest state. */
@@ -421,6 +436,9 @@ export class WorkerDataPlanes implements DataPlanes {
       case "snapshot":
         this.#pending.get(m.id)?.(m.snapshot);
         break;
+      case "reconfigured":
+        this.#reconfiguring.get(m.id)?.(m.result);
+        break;
       case "drained":
         slot.drained.resolve();
         break;
@@ -447,6 +465,90 @@ export class WorkerDataPlanes implements DataPlanes {
     const prepared = prepareCatalog(c, this.#log);
     if (this.#restart) this.#restart.catalog = prepared;
     for (const s of this.#slots) this.#post(s, { type: "catalog", prepared });
+  }
+
+  /**
+   * Chooses the added upstreams' ports as at start (port 0 held with `SO_REUSEPORT` until every
+   * worker has bound it; a fixed port probed unless a removed upstream of ours held it), then
+   * has every worker apply the change and waits for their answers.
+   */
+  async reconfigure(
+    c: Omit<DataPlaneChange, "ports">,
+    running: ProxyConfig,
+  ): Promise<DataPlaneChangeResult> {
+    const held: Deno.Listener[] = [];
+    const ports: Record<string, number> = {};
+    const failed: DataPlaneChangeResult["failed"] = [];
+    const ours = new Set(c.remove.map((k) => this.ports.upstreams[k]));
+    const add = c.add.filter((u) => {
+      const key = upstreamKey(u);
+      try {
+        if (u.listen.port === 0) {
+          const l = Deno.listen({ hostname: u.listen.hostname, port: 0, reusePort: true });
+          held.push(l);
+          ports[key] = (l.addr as Deno.NetAddr).port;
+        } else {
+          if (!ours.has(u.listen.port)) {
+            Deno.listen({ hostname: u.listen.hostname, port: u.listen.port }).close();
+          }
+          ports[key] = u.listen.port;
+        }
+        return true;
+      } catch (e) {
+        failed.push({ key, error: (e as Error).message ?? String(e) });
+        return false;
+      }
+    });
+    try {
+      const live = this.#slots.filter((s) => s.alive);
+      const answers = await Promise.all(live.map((s) => {
+        const id = this.#nextId++;
+        return new Promise<DataPlaneChangeResult | null>((resolve) => {
+          const timer = setTimeout(() => {
+            this.#reconfiguring.delete(id);
+            resolve(null);
+          }, WORKER_START_TIMEOUT_MS);
+          this.#reconfiguring.set(id, (r) => {
+            clearTimeout(timer);
+            this.#reconfiguring.delete(id);
+            resolve(r);
+          });
+          this.#post(s, { type: "reconfigure", id, change: { ...c, add, ports } });
+        });
+      }));
+      const opened: Record<string, number> = {};
+      for (const u of add) {
+        const key = upstreamKey(u);
+        const why = answers.flatMap((a) =>
+          a === null ? ["a worker did not answer"] : a.failed.filter((f) => f.key === key)
+            .map((f) => f.error)
+        );
+        if (why.length > 0) failed.push({ key, error: why[0]! });
+        else opened[key] = ports[key]!;
+      }
+      // Workers that did bind an upstream another could not close it again: all serve the same.
+      const undo = add.map(upstreamKey).filter((k) => !(k in opened));
+      if (undo.length > 0) {
+        const change = { add: [], remove: undo, ports: {}, locals: null, limits: null, drainMs: 0 };
+        for (const s of live) this.#post(s, { type: "reconfigure", id: this.#nextId++, change });
+      }
+      for (const k of c.remove) delete this.ports.upstreams[k];
+      Object.assign(this.ports.upstreams, opened);
+      if (this.#restart !== null) {
+        this.#restart.start = {
+          ...this.#restart.start,
+          // Without what could not be opened: a restarted worker binds what the others serve.
+          config: {
+            ...running,
+            upstreams: running.upstreams.filter((u) => upstreamKey(u) in this.ports.upstreams),
+          },
+          ports: { ...this.ports, upstreams: { ...this.ports.upstreams } },
+        };
+      }
+      return { opened, failed };
+    } finally {
+      for (const l of held) l.close();
+    }
   }
 
   /** Posts `service`'s new material to every worker (after whatever was posted before). */

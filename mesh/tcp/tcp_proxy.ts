@@ -120,6 +120,14 @@ export class TcpProxy {
     this.#idle.sweep();
   }
 
+  /** A new connection cap (a configuration reload); connections already open are kept. */
+  setMaxConnections(n: number): void {
+    this.#opts.maxConnections = n;
+    const wake = this.#slotFreed;
+    this.#slotFreed = null;
+    wake?.();
+  }
+
   /** A snapshot of the counters. */
   stats(): TcpProxyStats {
     return { ...this.#stats, active: this.#active.size };

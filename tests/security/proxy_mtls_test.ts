@@ -200,6 +200,9 @@ Deno.test("mTLS on every worker: updateMaterial and updateTrust reach all of the
   const planes = await WorkerDataPlanes.start(config, nullLogger, 2, {
     material: await mat(ca1, "ledger", b1),
     trustDomain: TD,
+  }, {
+    // Under `deno test` each worker type-checks its module first: slow on a busy machine.
+    startTimeoutMs: 300_000,
   });
   const held: tls.TLSSocket[] = [];
   try {
