@@ -36,6 +36,7 @@ import { closeQuietly, noDelay, pipe, writeAll, writeNow } from "./io.ts";
 import { readerFor, type ReadFn } from "../../common/op_read.ts";
 import { ConnectError, ConnectionPool, type UpstreamConn } from "./pool.ts";
 import { peerIdentityOf } from "./tls_conn.ts";
+import { reachedNoApp, refuseUnread } from "./refuse.ts";
 import { type OpenUpgrade, OpenUpgrades } from "./open_upgrades.ts";
 import { type CoarseTimer, CoarseTimers } from "./coarse_timers.ts";
 import { turnNow } from "../../common/turn_clock.ts";
@@ -120,6 +121,8 @@ export interface ForwarderStats {
   local: Record<number, number>;
   /** Retries performed. */
   retries: number;
+  /** Mesh calls turned down unread because they reached no application (see refuse.ts). */
+  refused: number;
   /** Request body bytes relayed upstream. */
   requestBodyBytes: number;
   /** Response body bytes relayed to clients. */
@@ -197,6 +200,7 @@ export class HttpForwarder {
         requests: 0,
         local: {},
         retries: 0,
+        refused: 0,
         requestBodyBytes: 0,
         responseBodyBytes: 0,
       },
@@ -540,6 +544,15 @@ class _Session implements CoarseTimer {
   }
 
   async #answerError(e: ProxyError, head: RequestHead, bodyPending: boolean): Promise<Done> {
+    if (this.#sentStatus === 0 && reachedNoApp(e.code) && refuseUnread(this.#conn)) {
+      // A calling proxy retries a refused stream on another endpoint, whatever the method.
+      const st = this.#f.stats.local;
+      st[e.status] = (st[e.status] ?? 0) + 1;
+      this.#f.stats.refused++;
+      this.#sentStatus = e.status;
+      this.#closed = true;
+      return Done.Close;
+    }
     const close = bodyPending || !head.keepAlive || head.versionMinor === 0 || this.#f.draining;
     await this.#answer(e.status, e.code, e.message, close, head.method === "HEAD", e.headers);
     return close ? Done.Close : Done.KeepAlive;
