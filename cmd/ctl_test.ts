@@ -136,7 +136,7 @@ Deno.test("ctl apply says which applied parts this version's proxies do not enfo
     const file = await tempYaml(
       "kind: RateLimit\nservice: ledger\nrequests_per_second: 500\nburst: 1000\n---\n" +
         "kind: Route\nservice: ledger\nrules:\n  - backends: [{ version: v1 }]\n" +
-        "    fault: { abort: { percent: 1, status: 503 } }\n",
+        "    mirror: { version: v3, percent: 1 }\n",
     );
     try {
       const r = await ctl("apply", "-f", file);
@@ -145,7 +145,7 @@ Deno.test("ctl apply says which applied parts this version's proxies do not enfo
       assert.equal(
         r.err,
         "note: RateLimit/ledger is stored, but this version's proxies do not enforce it\n" +
-          "note: Route/ledger rules[0].fault is stored, but this version's proxies do not enforce it\n",
+          "note: Route/ledger rules[0].mirror is stored, but this version's proxies do not enforce it\n",
       );
       // Nothing to say about what is enforced.
       await Deno.writeTextFile(file, FILE);

@@ -61,24 +61,44 @@ const Backend = z.strictObject({
   weight: z.number().int().min(0).max(10_000).default(100),
 });
 
+/** A header condition of a Route match: an exact value, or `{ present: true }`. */
+const HeaderMatch = z.union([
+  z.string(),
+  z.strictObject({ present: z.literal(true) }),
+]);
+
 /** Where requests for a service go. */
 export const Route = z.strictObject({
   kind: z.literal("Route"),
   service: name,
-  rules: z.array(z.strictObject({
-    match: z.strictObject({
-      path_prefix: z.string().startsWith("/").optional(),
-      path: z.string().startsWith("/").optional(),
-      method: z.string().optional(),
-      headers: z.record(z.string(), z.string()).optional(),
-    }).optional(),
-    backends: z.array(Backend).min(1),
-    mirror: z.strictObject({ version: z.string(), percent: percent }).optional(),
-    fault: z.strictObject({
-      delay: z.strictObject({ percent, fixed: duration }).optional(),
-      abort: z.strictObject({ percent, status: z.number().int().min(200).max(599) }).optional(),
-    }).optional(),
-  })).min(1).max(256),
+  rules: z.array(
+    z.strictObject({
+      match: z.strictObject({
+        path_prefix: z.string().startsWith("/").optional(),
+        path: z.string().startsWith("/").optional(),
+        method: z.string().min(1).max(32).optional(),
+        headers: z.record(z.string().min(1).max(128), HeaderMatch).optional(),
+      }).optional(),
+      backends: z.array(Backend).min(1).max(64),
+      // Keeps a user on one backend: the version is chosen by a hash of this header's value.
+      hash_on: z.strictObject({ header: z.string().min(1).max(128) }).optional(),
+      mirror: z.strictObject({ version: z.string().max(64), percent: percent }).optional(),
+      fault: z.strictObject({
+        delay: z.strictObject({ percent, fixed: duration }).optional(),
+        abort: z.strictObject({ percent, status: z.number().int().min(200).max(599) })
+          .optional(),
+      }).optional(),
+    }).check((ctx) => {
+      if (ctx.value.backends.every((b) => b.weight === 0)) {
+        ctx.issues.push({
+          code: "custom",
+          input: ctx.value.backends,
+          path: ["backends"],
+          message: "the backends' weights sum to 0: no request could be routed",
+        });
+      }
+    }),
+  ).min(1).max(256),
 });
 
 /** Who may call a service. */

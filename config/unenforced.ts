@@ -1,6 +1,6 @@
 /**
  * What this version accepts in configuration and resources but does not act on yet: SPEC
- * features not built (access log, OTLP export, RateLimit, Route mirror and fault; see
+ * features not built (access log, OTLP export, RateLimit, Route mirror; see
  * `docs/status.md`). They stay valid input, so files written for a later version load, but the
  * proxy and `skein ctl apply` say so instead of letting an operator believe they are in force.
  * @module
@@ -24,7 +24,6 @@ export function unenforcedResourceParts(resources: readonly Resource[]): string[
     else if (r.kind === "Route") {
       r.rules.forEach((rule, i) => {
         if (rule.mirror !== undefined) out.push(`Route/${r.service} rules[${i}].mirror`);
-        if (rule.fault !== undefined) out.push(`Route/${r.service} rules[${i}].fault`);
       });
     }
   }

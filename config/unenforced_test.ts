@@ -15,7 +15,7 @@ Deno.test("unenforcedSettings() names access_log and telemetry.otlp only when gi
   assertEquals(unenforcedSettings(both), ["access_log", "telemetry.otlp"]);
 });
 
-Deno.test("unenforcedResourceParts() names RateLimits and Route mirrors and faults", () => {
+Deno.test("unenforcedResourceParts() names RateLimits and Route mirrors, not faults (enforced)", () => {
   const rs = [
     { kind: "Policy", service: "ledger" },
     { kind: "RateLimit", service: "ledger", requests_per_second: 500, burst: 1000 },
@@ -36,7 +36,6 @@ Deno.test("unenforcedResourceParts() names RateLimits and Route mirrors and faul
   assertEquals(unenforcedResourceParts(rs), [
     "RateLimit/ledger",
     "Route/ledger rules[1].mirror",
-    "Route/ledger rules[1].fault",
   ]);
   assertEquals(unenforcedResourceParts(rs.slice(0, 1)), []);
 });

@@ -163,6 +163,8 @@ export class ProxyMetrics {
   readonly circuitBreakerRejections: Counter<"destination" | "resource">;
   /** Outlier ejections, by reason. */
   readonly outlierEjections: Counter<"destination" | "reason">;
+  /** Faults a Route injected, by kind (`delay`, `abort`). */
+  readonly faults: Counter<"destination" | "kind">;
   /** Opaque TCP bytes; direction `sent` (to the upstream) or `received` (from it). */
   readonly tcpBytes: Counter<"destination" | "direction">;
   /** Opaque TCP connections opened. */
@@ -217,6 +219,11 @@ export class ProxyMetrics {
       name: "skein_outlier_ejections_total",
       help: "Endpoints ejected by outlier detection.",
       labelNames: ["destination", "reason"],
+    });
+    this.faults = registry.counter({
+      name: "skein_faults_injected_total",
+      help: "Faults a Route rule injected into the requests it selects, by kind.",
+      labelNames: ["destination", "kind"],
     });
     this.tcpBytes = registry.counter({
       name: "skein_tcp_bytes_total",

@@ -440,6 +440,10 @@ class _Session implements CoarseTimer {
         // ---- route and exchange ----
         const f = this.#f;
         const decision = f.opts.router.route(head, f.opts.listener, this.#client);
+        // A fault a Route injects: the request waits before its first try is even planned.
+        if (!(decision instanceof ProxyError) && decision.delayMs !== undefined) {
+          await delay(decision.delayMs);
+        }
         let done: Done;
         if (decision instanceof ProxyError) {
           done = await this.#answerError(decision, head, head.chunked || head.contentLength > 0);
@@ -1179,4 +1183,9 @@ function _noEndpoint(decision: RouteDecision): ProxyError {
 /** Whether `e` says the callee turned the call down before reading it (a refused mux stream). */
 function _refusedUnread(e: unknown): boolean {
   return e instanceof Deno.errors.ConnectionRefused;
+}
+
+/** Resolves after `ms`. */
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
 }

@@ -65,6 +65,8 @@ export interface RouteDecision {
    * cover the whole exchange, not just the wait for the head.
    */
   onDone?(status: number): void;
+  /** Set when a fault injection delays this request: ms to wait before the first try. */
+  delayMs?: number;
   /**
    * Set for a request that may become an upgraded connection (a TCP tunnel, a WebSocket) on a
    * listener that authorizes: whether its caller is still allowed. The forwarder asks again for
@@ -79,6 +81,7 @@ export type ProxyErrorCause =
   | "no_endpoint"
   | "denied"
   | "rate_limited"
+  | "fault_abort"
   | "overloaded"
   | "bad_request"
   | "upstream_connect_failure"

@@ -39,6 +39,8 @@ import type { ProxyMetrics, RouteMetrics } from "../proxy_metrics.ts";
 import { isFailure, OutlierDetector, RETRY_DEFAULTS, RetryPolicy } from "../resilience/mod.ts";
 import type { CatalogInstance } from "../discovery/mod.ts";
 import { RequestLimit, type SharedLimits } from "./shared_limits.ts";
+import { compileRoute, type RouteRule } from "./route_rules.ts";
+import { decideFault } from "./fault.ts";
 
 /** A validated Policy resource. */
 export type Policy = z.infer<typeof PolicySchema>;
@@ -137,14 +139,6 @@ export interface DestinationStats {
   endpoints: EndpointStats[];
 }
 
-interface _Rule {
-  matches(head: RequestHead): boolean;
-  versions: (string | undefined)[];
-  cumulative: number[];
-  total: number;
-  label: string;
-}
-
 /** A destination service: its endpoints and the policy layers around them. */
 export class Destination {
   /** The service name. */
@@ -161,7 +155,9 @@ export class Destination {
   #outlier: OutlierDetector;
   #lastTick: number;
   #endpoints: BalancedEndpoint[] = [];
-  #rules: _Rule[] = [];
+  #rules: RouteRule[] = [];
+  /** Versions some endpoint declares, so a rule naming another answers at once. */
+  #versions = new Set<string>();
   readonly #defaultMetrics: RouteMetrics;
   readonly #routeMetrics = new Map<string, RouteMetrics>();
   /** Route metrics per caller (`source` label) on the inbound side, bounded. */
@@ -244,36 +240,7 @@ export class Destination {
 
   /** Applies a Route resource (or none): rules pick version subsets by weight. */
   setRoute(r: Route | undefined): void {
-    this.#rules = (r?.rules ?? []).map((rule, i): _Rule => {
-      const m = rule.match;
-      const headers = Object.entries(m?.headers ?? {}).map(([k, v]): [string, string] => [
-        k.toLowerCase(),
-        v,
-      ]);
-      const versions: (string | undefined)[] = [];
-      const cumulative: number[] = [];
-      let total = 0;
-      for (const b of rule.backends) {
-        total += b.weight;
-        versions.push(b.version);
-        cumulative.push(total);
-      }
-      return {
-        matches(head: RequestHead): boolean {
-          if (m === undefined) return true;
-          if (m.method !== undefined && m.method.toUpperCase() !== head.method) return false;
-          const path = _pathOf(head.target);
-          if (m.path !== undefined && path !== m.path) return false;
-          if (m.path_prefix !== undefined && !path.startsWith(m.path_prefix)) return false;
-          for (const [k, v] of headers) if (headerValue(head, k) !== v) return false;
-          return true;
-        },
-        versions,
-        cumulative,
-        total,
-        label: `rule-${i}`,
-      };
-    });
+    this.#rules = compileRoute(r);
   }
 
   /** Replaces the endpoints from the catalog. */
@@ -289,6 +256,7 @@ export class Destination {
   /** Replaces the endpoints (first of duplicate keys wins). */
   setEndpoints(endpoints: readonly BalancedEndpoint[]): void {
     this.#endpoints = [...endpoints];
+    this.#versions = new Set(endpoints.map((e) => e.version ?? ""));
     this.#outlier.setEndpoints(this.#endpoints.map((e) => e.key));
     this.#applyEndpoints();
   }
@@ -321,11 +289,41 @@ export class Destination {
   decide(head: RequestHead, source?: string): RouteDecision | ProxyError {
     let balancer = this.#balancer;
     let metrics = this.#defaultMetrics;
-    for (const rule of this.#rules) {
+    let delayMs = 0;
+    const rules = this.#rules;
+    for (let i = 0; i < rules.length; i++) {
+      const rule = rules[i]!;
       if (!rule.matches(head)) continue;
-      const version = _weighted(rule, this.#deps.random);
-      if (version !== undefined) balancer = this.#subset(version);
       metrics = this.#metricsFor(rule.label);
+      if (rule.fault !== null) {
+        const f = decideFault(rule.fault, this.#deps.random);
+        if (f.kind === "abort") {
+          this.#deps.metrics.faults.labels(this.service, "abort").inc();
+          metrics.record(f.status, 0);
+          return new ProxyError(
+            f.status,
+            "fault_abort",
+            `fault injected by Route ${this.service} ${rule.label}`,
+          );
+        }
+        if (f.kind === "delay") {
+          this.#deps.metrics.faults.labels(this.service, "delay").inc();
+          delayMs = f.ms;
+        }
+      }
+      const version = rule.version(head, this.#deps.random);
+      if (version !== undefined) {
+        if (!this.#versions.has(version)) {
+          metrics.record(503, 0);
+          return new ProxyError(
+            503,
+            "no_endpoint",
+            `no instance of ${this.service} has version ${version} (Route ${rule.label})`,
+            `x-skein-version: ${_headerSafe(version)}\r\n`,
+          );
+        }
+        balancer = this.#subset(version);
+      }
       break;
     }
     if (source !== undefined && source !== this.#deps.source) {
@@ -343,7 +341,9 @@ export class Destination {
     this.#retry.recordRequest();
     const hashOn = this.#policy.load_balancer.hash_on?.header;
     const hashKey = hashOn !== undefined ? headerValue(head, hashOn) ?? undefined : undefined;
-    return new _Decision(this, balancer, metrics, head.method, hashKey, false);
+    const d = new _Decision(this, balancer, metrics, head.method, hashKey, false);
+    if (delayMs > 0) d.delayMs = delayMs;
+    return d;
   }
 
   /** Plans one opaque TCP connection: only connect failures are retried. */
@@ -484,25 +484,9 @@ export class Destination {
   }
 }
 
-/** The path of a request-target, without the query. */
-function _pathOf(target: string): string {
-  let t = target;
-  if (!t.startsWith("/")) {
-    // Absolute form (`http://host/path`): keep the path part.
-    const i = t.indexOf("/", t.indexOf("//") + 2);
-    t = i < 0 ? "/" : t.slice(i);
-  }
-  const q = t.indexOf("?");
-  return q < 0 ? t : t.slice(0, q);
-}
-
-function _weighted(rule: _Rule, random: () => number): string | undefined {
-  if (rule.versions.length === 1 || rule.total <= 0) return rule.versions[0];
-  const x = random() * rule.total;
-  for (let i = 0; i < rule.cumulative.length; i++) {
-    if (x < rule.cumulative[i]!) return rule.versions[i];
-  }
-  return rule.versions.at(-1);
+/** A version name as a header value: anything outside visible ASCII becomes `?`. */
+function _headerSafe(v: string): string {
+  return v.replace(/[^\x21-\x7e]/g, "?");
 }
 
 /**
@@ -516,6 +500,8 @@ class _Decision implements RouteDecision {
   readonly timeoutMs: number;
   readonly perTryTimeoutMs: number;
   readonly extraRequestHeaders: string | undefined;
+  /** See {@linkcode RouteDecision.delayMs}; set when a Route fault delays this request. */
+  delayMs: number | undefined = undefined;
   /** See {@linkcode RouteDecision.stillAllowed}; set by the router for upgrades only. */
   stillAllowed: (() => boolean) | undefined = undefined;
   readonly #dest: Destination;
