@@ -125,6 +125,10 @@ export const RateLimit = z.strictObject({
   service: name,
   requests_per_second: z.number().positive().max(10_000_000),
   burst: z.number().int().min(1).max(100_000_000),
+  /** `caller`: one bucket per calling identity instead of one for everybody. */
+  per: z.literal("caller").optional(),
+  /** `instance`: each instance admits the limit; `fleet`: all instances together. */
+  scope: z.enum(["instance", "fleet"]).default("instance"),
 });
 
 /** An egress destination outside the mesh. */

@@ -1,6 +1,6 @@
 /**
  * What this version accepts in configuration and resources but does not act on yet: SPEC
- * features not built (access log, OTLP export, RateLimit, Route mirror; see
+ * features not built (access log, OTLP export, Route mirror, ExternalService; see
  * `docs/status.md`). They stay valid input, so files written for a later version load, but the
  * proxy and `skein ctl apply` say so instead of letting an operator believe they are in force.
  * @module
@@ -20,7 +20,7 @@ export function unenforcedSettings(cfg: ProxyConfig): string[] {
 export function unenforcedResourceParts(resources: readonly Resource[]): string[] {
   const out: string[] = [];
   for (const r of resources) {
-    if (r.kind === "RateLimit") out.push(`RateLimit/${r.service}`);
+    if (r.kind === "ExternalService") out.push(`ExternalService/${r.name}`);
     else if (r.kind === "Route") {
       r.rules.forEach((rule, i) => {
         if (rule.mirror !== undefined) out.push(`Route/${r.service} rules[${i}].mirror`);

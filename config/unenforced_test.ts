@@ -15,10 +15,11 @@ Deno.test("unenforcedSettings() names access_log and telemetry.otlp only when gi
   assertEquals(unenforcedSettings(both), ["access_log", "telemetry.otlp"]);
 });
 
-Deno.test("unenforcedResourceParts() names RateLimits and Route mirrors, not faults (enforced)", () => {
+Deno.test("unenforcedResourceParts() names ExternalServices and Route mirrors, not RateLimits or faults", () => {
   const rs = [
     { kind: "Policy", service: "ledger" },
     { kind: "RateLimit", service: "ledger", requests_per_second: 500, burst: 1000 },
+    { kind: "ExternalService", name: "stripe", hosts: ["api.stripe.com:443"] },
     {
       kind: "Route",
       service: "ledger",
@@ -34,7 +35,7 @@ Deno.test("unenforcedResourceParts() names RateLimits and Route mirrors, not fau
     { kind: "Authorization", service: "ledger", allow: [{ from: ["payments"] }] },
   ].map((r) => ResourceSchema.parse(r));
   assertEquals(unenforcedResourceParts(rs), [
-    "RateLimit/ledger",
+    "ExternalService/stripe",
     "Route/ledger rules[1].mirror",
   ]);
   assertEquals(unenforcedResourceParts(rs.slice(0, 1)), []);

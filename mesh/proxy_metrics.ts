@@ -165,6 +165,8 @@ export class ProxyMetrics {
   readonly outlierEjections: Counter<"destination" | "reason">;
   /** Faults a Route injected, by kind (`delay`, `abort`). */
   readonly faults: Counter<"destination" | "kind">;
+  /** Inbound requests a RateLimit answered with 429, by local service. */
+  readonly rateLimited: Counter<"service">;
   /** Opaque TCP bytes; direction `sent` (to the upstream) or `received` (from it). */
   readonly tcpBytes: Counter<"destination" | "direction">;
   /** Opaque TCP connections opened. */
@@ -224,6 +226,11 @@ export class ProxyMetrics {
       name: "skein_faults_injected_total",
       help: "Faults a Route rule injected into the requests it selects, by kind.",
       labelNames: ["destination", "kind"],
+    });
+    this.rateLimited = registry.counter({
+      name: "skein_rate_limited_total",
+      help: "Inbound requests a RateLimit answered with 429, by local service.",
+      labelNames: ["service"],
     });
     this.tcpBytes = registry.counter({
       name: "skein_tcp_bytes_total",

@@ -27,6 +27,8 @@ import {
 import { Policy as PolicySchema } from "../../config/resource_schema.ts";
 import { upstreamKey } from "../../config/proxy_schema.ts";
 import { InboundAuthz } from "./inbound_authz.ts";
+import { InboundRateLimits, type RateLimitSpec } from "./inbound_rate_limit.ts";
+import { sharedNowNs } from "./shared_rate.ts";
 
 /** Listener name of the inbound listener. */
 export const INBOUND_LISTENER = "inbound";
@@ -88,6 +90,7 @@ export class MeshRouter implements Router {
   #routes = new Map<string, Route>();
   #haveCatalog = false;
   readonly #authz: InboundAuthz;
+  readonly #rateLimits: InboundRateLimits;
 
   /** Creates the router with the upstream and local destinations. */
   constructor(opts: MeshRouterOptions) {
@@ -97,6 +100,7 @@ export class MeshRouter implements Router {
       trustDomain: opts.trustDomain,
       logger: opts.logger,
     });
+    this.#rateLimits = new InboundRateLimits(opts.limits.rates, sharedNowNs);
     for (const u of opts.upstreams) {
       this.#upstreams.set(upstreamListenerName(u), {
         d: this.#destination(u.service),
@@ -144,11 +148,21 @@ export class MeshRouter implements Router {
     this.#haveCatalog = true;
     const policies = new Map<string, Policy>();
     const routes = new Map<string, Route>();
+    const rateLimits: RateLimitSpec[] = [];
     const { resources, unreadableAuthorizations } = readResources(c.resources, this.#o.logger);
     for (const r of resources) {
       if (r.kind === "Policy") policies.set(r.service, r);
       else if (r.kind === "Route") routes.set(r.service, r);
+      else if (r.kind === "RateLimit") rateLimits.push(r);
     }
+    this.#rateLimits.apply(
+      rateLimits,
+      [...this.#inbound.keys()],
+      (svc) =>
+        Object.hasOwn(c.services, svc)
+          ? c.services[svc]!.filter((i) => i.health === "passing").length
+          : 0,
+    );
     const authzChanged = this.#authz.apply(resources, unreadableAuthorizations);
     this.#policies = policies;
     this.#routes = routes;
@@ -242,6 +256,11 @@ export class MeshRouter implements Router {
     }
     const denied = this.#authz.checkHttp(d.service, head, caller);
     if (denied !== null) return denied;
+    const limited = this.#rateLimits.check(d.service, caller);
+    if (limited !== null) {
+      this.#o.metrics.rateLimited.labels(d.service).inc();
+      return limited;
+    }
     const decision = d.decide(head, caller === null ? undefined : sourceLabel(caller));
     if (head.upgrade && !(decision instanceof ProxyError)) {
       // Kept for as long as the connection is open: checked again when policies change.
