@@ -16,7 +16,7 @@ import type { Document, Node as YamlNode } from "yaml";
 import type { z } from "zod";
 import { show } from "./fields.ts";
 import { didYouMean } from "./suggest.ts";
-import { type Resource, ResourceSchema } from "./resource_schema.ts";
+import { type Resource, WritableResourceSchema } from "./resource_schema.ts";
 
 /** Configuration files larger than this are refused before parsing: no sane config is 1 MiB. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
@@ -492,7 +492,7 @@ export function parseResourceText(text: string, file: string): Resource[] {
         });
         continue;
       }
-      out.push(_validate(ResourceSchema, raw, doc, lc, file));
+      out.push(_validate(WritableResourceSchema, raw, doc, lc, file));
     } catch (e) {
       if (e instanceof ConfigError) issues.push(...e.issues);
       else throw e;

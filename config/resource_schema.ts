@@ -33,8 +33,10 @@ export const Policy = z.strictObject({
     retry_non_idempotent: z.boolean().default(false),
   }).optional(),
   circuit_breaker: z.strictObject({
-    max_connections: z.number().int().min(1).default(1024),
-    max_pending: z.number().int().min(0).default(256),
+    // Not enforced: refused by writes (WritableResourceSchema) and warned about when an older
+    // stored Policy still carries them, so nobody mistakes them for limits in force.
+    max_connections: z.number().int().min(1).optional(),
+    max_pending: z.number().int().min(0).optional(),
     max_requests: z.number().int().min(1).default(1024),
   }).optional(),
   outlier_detection: z.strictObject({
@@ -153,6 +155,31 @@ export const ResourceSchema = z.discriminatedUnion("kind", [
 
 /** A validated resource. */
 export type Resource = z.infer<typeof ResourceSchema>;
+
+/** Keys a stored resource may still carry from older versions but a write may not add. */
+export const RETIRED_POLICY_KEYS = ["max_connections", "max_pending"] as const;
+
+/**
+ * Resources as `skein ctl apply` and the API accept them for writing: {@linkcode
+ * ResourceSchema} without the retired `circuit_breaker` keys (never enforced; `max_requests`
+ * is the breaker's limit). Readers keep using `ResourceSchema`, so an older stored Policy still
+ * loads (with a warning) instead of being dropped whole.
+ */
+export const WritableResourceSchema = ResourceSchema.check((ctx) => {
+  const r = ctx.value;
+  if (r.kind !== "Policy" || r.circuit_breaker === undefined) return;
+  for (const k of RETIRED_POLICY_KEYS) {
+    if (r.circuit_breaker[k] !== undefined) {
+      ctx.issues.push({
+        code: "custom",
+        input: r.circuit_breaker[k],
+        path: ["circuit_breaker", k],
+        message: `${k} is not enforced by skein and no longer accepted; ` +
+          "the breaker's limit is max_requests",
+      });
+    }
+  }
+});
 
 /** The resource kinds, as written in YAML. */
 export const RESOURCE_KINDS = [

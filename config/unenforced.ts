@@ -6,7 +6,7 @@
  * @module
  */
 import type { ProxyConfig } from "./proxy_schema.ts";
-import type { Resource } from "./resource_schema.ts";
+import { type Resource, RETIRED_POLICY_KEYS } from "./resource_schema.ts";
 
 /** The proxy.yaml settings given in `cfg` that this version ignores, by key path. */
 export function unenforcedSettings(cfg: ProxyConfig): string[] {
@@ -21,7 +21,13 @@ export function unenforcedResourceParts(resources: readonly Resource[]): string[
   const out: string[] = [];
   for (const r of resources) {
     if (r.kind === "ExternalService") out.push(`ExternalService/${r.name}`);
-    else if (r.kind === "Route") {
+    else if (r.kind === "Policy") {
+      for (const k of RETIRED_POLICY_KEYS) {
+        if (r.circuit_breaker?.[k] !== undefined) {
+          out.push(`Policy/${r.service} circuit_breaker.${k}`);
+        }
+      }
+    } else if (r.kind === "Route") {
       r.rules.forEach((rule, i) => {
         if (rule.mirror !== undefined) out.push(`Route/${r.service} rules[${i}].mirror`);
       });
