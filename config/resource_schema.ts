@@ -84,7 +84,15 @@ export const Route = z.strictObject({
       backends: z.array(Backend).min(1).max(64),
       // Keeps a user on one backend: the version is chosen by a hash of this header's value.
       hash_on: z.strictObject({ header: z.string().min(1).max(128) }).optional(),
-      mirror: z.strictObject({ version: z.string().max(64), percent: percent }).optional(),
+      // A copy of the selected requests goes to another version of the service, or another
+      // service: exactly one of them.
+      mirror: z.strictObject({
+        version: z.string().max(64).optional(),
+        service: name.optional(),
+        percent: percent,
+      }).refine((m) => (m.version === undefined) !== (m.service === undefined), {
+        message: "expected exactly one of version or service",
+      }).optional(),
       fault: z.strictObject({
         delay: z.strictObject({ percent, fixed: duration }).optional(),
         abort: z.strictObject({ percent, status: z.number().int().min(200).max(599) })

@@ -1,6 +1,6 @@
 /**
  * What this version accepts in configuration and resources but does not act on yet: SPEC
- * features not built (access log, OTLP export, Route mirror, ExternalService; see
+ * features not built (access log, OTLP export, ExternalService; see
  * `docs/status.md`). They stay valid input, so files written for a later version load, but the
  * proxy and `skein ctl apply` say so instead of letting an operator believe they are in force.
  * @module
@@ -27,10 +27,6 @@ export function unenforcedResourceParts(resources: readonly Resource[]): string[
           out.push(`Policy/${r.service} circuit_breaker.${k}`);
         }
       }
-    } else if (r.kind === "Route") {
-      r.rules.forEach((rule, i) => {
-        if (rule.mirror !== undefined) out.push(`Route/${r.service} rules[${i}].mirror`);
-      });
     }
   }
   return out;

@@ -15,7 +15,7 @@ Deno.test("unenforcedSettings() names access_log and telemetry.otlp only when gi
   assertEquals(unenforcedSettings(both), ["access_log", "telemetry.otlp"]);
 });
 
-Deno.test("unenforcedResourceParts() names ExternalServices and Route mirrors, not RateLimits or faults", () => {
+Deno.test("unenforcedResourceParts() names ExternalServices, not RateLimits, mirrors or faults", () => {
   const rs = [
     { kind: "Policy", service: "ledger" },
     { kind: "RateLimit", service: "ledger", requests_per_second: 500, burst: 1000 },
@@ -36,7 +36,6 @@ Deno.test("unenforcedResourceParts() names ExternalServices and Route mirrors, n
   ].map((r) => ResourceSchema.parse(r));
   assertEquals(unenforcedResourceParts(rs), [
     "ExternalService/stripe",
-    "Route/ledger rules[1].mirror",
   ]);
   assertEquals(unenforcedResourceParts(rs.slice(0, 1)), []);
 });

@@ -165,6 +165,8 @@ export class ProxyMetrics {
   readonly outlierEjections: Counter<"destination" | "reason">;
   /** Faults a Route injected, by kind (`delay`, `abort`). */
   readonly faults: Counter<"destination" | "kind">;
+  /** Route mirror copies, by outcome (`sent`, `failed`, `dropped_concurrency`...). */
+  readonly mirrors: Counter<"destination" | "outcome">;
   /** Inbound requests a RateLimit answered with 429, by local service. */
   readonly rateLimited: Counter<"service">;
   /** Opaque TCP bytes; direction `sent` (to the upstream) or `received` (from it). */
@@ -226,6 +228,11 @@ export class ProxyMetrics {
       name: "skein_faults_injected_total",
       help: "Faults a Route rule injected into the requests it selects, by kind.",
       labelNames: ["destination", "kind"],
+    });
+    this.mirrors = registry.counter({
+      name: "skein_mirror_requests_total",
+      help: "Copies of requests a Route mirrored, by outcome; dropped ones were not sent.",
+      labelNames: ["destination", "outcome"],
     });
     this.rateLimited = registry.counter({
       name: "skein_rate_limited_total",

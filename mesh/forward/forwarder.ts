@@ -37,6 +37,7 @@ import { readerFor, type ReadFn } from "../../common/op_read.ts";
 import { ConnectError, ConnectionPool, type UpstreamConn } from "./pool.ts";
 import { peerIdentityOf } from "./tls_conn.ts";
 import { reachedNoApp, refuseUnread } from "./refuse.ts";
+import { mirrorRequest } from "./mirror.ts";
 import { type OpenUpgrade, OpenUpgrades } from "./open_upgrades.ts";
 import { type CoarseTimer, CoarseTimers } from "./coarse_timers.ts";
 import { turnNow } from "../../common/turn_clock.ts";
@@ -454,6 +455,9 @@ class _Session implements CoarseTimer {
           // No body: replayable as is. The first attempt runs from here; retries, if any, in
           // #attempts. onDone must run exactly once whatever happens (a client reset included).
           this.#sentStatus = 0;
+          if (decision.mirror !== undefined) {
+            mirrorRequest(f.upstreams, decision.mirror, head, _NO_BODY);
+          }
           try {
             const started = turnNow();
             const idempotent = isIdempotent(head.method);
@@ -592,6 +596,10 @@ class _Session implements CoarseTimer {
           }
         }
         replayable = true;
+      }
+      if (decision.mirror !== undefined) {
+        const body = replayable ? this.#buf.subarray(this.#pos, this.#pos + cl) : null;
+        mirrorRequest(f.upstreams, decision.mirror, head, body);
       }
       return await this.#attempts(
         head,
@@ -1184,6 +1192,8 @@ function _noEndpoint(decision: RouteDecision): ProxyError {
 function _refusedUnread(e: unknown): boolean {
   return e instanceof Deno.errors.ConnectionRefused;
 }
+
+const _NO_BODY = new Uint8Array(0);
 
 /** Resolves after `ms`. */
 function delay(ms: number): Promise<void> {

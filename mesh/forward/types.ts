@@ -5,6 +5,7 @@
  * @module
  */
 import type { RequestHead } from "../http1/mod.ts";
+import type { MirrorTarget } from "./mirror.ts";
 
 /** One upstream address a request can be sent to. */
 export interface Endpoint {
@@ -65,6 +66,8 @@ export interface RouteDecision {
    * cover the whole exchange, not just the wait for the head.
    */
   onDone?(status: number): void;
+  /** Set when a Route mirrors this request: where its fire-and-forget copy goes. */
+  mirror?: MirrorTarget;
   /** Set when a fault injection delays this request: ms to wait before the first try. */
   delayMs?: number;
   /**

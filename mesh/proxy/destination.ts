@@ -30,6 +30,7 @@ import {
 import {
   type Endpoint,
   MAX_ATTEMPTS,
+  type MirrorOutcome,
   type Outcome,
   ProxyError,
   type RouteDecision,
@@ -39,8 +40,9 @@ import type { ProxyMetrics, RouteMetrics } from "../proxy_metrics.ts";
 import { isFailure, OutlierDetector, RETRY_DEFAULTS, RetryPolicy } from "../resilience/mod.ts";
 import type { CatalogInstance } from "../discovery/mod.ts";
 import { RequestLimit, type SharedLimits } from "./shared_limits.ts";
-import { compileRoute, type RouteRule } from "./route_rules.ts";
-import { decideFault } from "./fault.ts";
+import { compileRoute, type RouteRule, type RuleMirror } from "./route_rules.ts";
+import { decideFault, rolls } from "./fault.ts";
+import { BalancedMirror } from "./mirror_target.ts";
 
 /** A validated Policy resource. */
 export type Policy = z.infer<typeof PolicySchema>;
@@ -156,6 +158,9 @@ export class Destination {
   #lastTick: number;
   #endpoints: BalancedEndpoint[] = [];
   #rules: RouteRule[] = [];
+  /** Mirror target per rule (null where a rule has no mirror), parallel to `#rules`. */
+  #mirrors: (BalancedMirror | null)[] = [];
+  readonly #resolve: ((service: string) => Destination | null) | undefined;
   /** Versions some endpoint declares, so a rule naming another answers at once. */
   #versions = new Set<string>();
   readonly #defaultMetrics: RouteMetrics;
@@ -182,12 +187,15 @@ export class Destination {
       extraRequestHeaders?: string;
       /** SPIFFE id every endpoint must present (mTLS between proxies); none = plaintext. */
       peerIdentity?: string;
+      /** Another service's destination, for Route mirrors to a `service`. */
+      resolve?: (service: string) => Destination | null;
     } = {},
   ) {
     this.service = service;
     this.#deps = deps;
     this.extraRequestHeaders = opts.extraRequestHeaders;
     this.#peerIdentity = opts.peerIdentity;
+    this.#resolve = opts.resolve;
     this.#routeLabel = opts.routeLabel ?? DEFAULT_ROUTE_LABEL;
     this.#timeouts = opts.timeouts ?? true;
     this.#policy = effectivePolicy(service, opts.policy);
@@ -241,6 +249,32 @@ export class Destination {
   /** Applies a Route resource (or none): rules pick version subsets by weight. */
   setRoute(r: Route | undefined): void {
     this.#rules = compileRoute(r);
+    this.#mirrors = this.#rules.map((rule) =>
+      rule.mirror === null ? null : this.#mirrorOf(rule.mirror)
+    );
+  }
+
+  /** The balancer behind this destination's default route (Route mirrors to this service). */
+  get balancer(): Balancer {
+    return this.#balancer;
+  }
+
+  #mirrorOf(m: RuleMirror): BalancedMirror {
+    const count = (o: MirrorOutcome) => this.#deps.metrics.mirrors.labels(this.service, o).inc();
+    if (m.version !== undefined) {
+      const v = m.version;
+      return new BalancedMirror(
+        () => this.#versions.has(v) ? this.#subset(v) : null,
+        this.extraRequestHeaders ?? "",
+        count,
+      );
+    }
+    const svc = m.service!;
+    return new BalancedMirror(
+      () => this.#resolve?.(svc)?.balancer ?? null,
+      `x-skein-destination: ${svc}\r\n`,
+      count,
+    );
   }
 
   /** Replaces the endpoints from the catalog. */
@@ -290,6 +324,7 @@ export class Destination {
     let balancer = this.#balancer;
     let metrics = this.#defaultMetrics;
     let delayMs = 0;
+    let mirror: BalancedMirror | null = null;
     const rules = this.#rules;
     for (let i = 0; i < rules.length; i++) {
       const rule = rules[i]!;
@@ -324,6 +359,8 @@ export class Destination {
         }
         balancer = this.#subset(version);
       }
+      const m = this.#mirrors[i]!;
+      if (m !== null && rolls(rule.mirror!.percent, this.#deps.random)) mirror = m;
       break;
     }
     if (source !== undefined && source !== this.#deps.source) {
@@ -343,6 +380,7 @@ export class Destination {
     const hashKey = hashOn !== undefined ? headerValue(head, hashOn) ?? undefined : undefined;
     const d = new _Decision(this, balancer, metrics, head.method, hashKey, false);
     if (delayMs > 0) d.delayMs = delayMs;
+    if (mirror !== null) d.mirror = mirror;
     return d;
   }
 
@@ -500,6 +538,8 @@ class _Decision implements RouteDecision {
   readonly timeoutMs: number;
   readonly perTryTimeoutMs: number;
   readonly extraRequestHeaders: string | undefined;
+  /** See {@linkcode RouteDecision.mirror}; set when a Route mirrors this request. */
+  mirror: BalancedMirror | undefined = undefined;
   /** See {@linkcode RouteDecision.delayMs}; set when a Route fault delays this request. */
   delayMs: number | undefined = undefined;
   /** See {@linkcode RouteDecision.stillAllowed}; set by the router for upgrades only. */

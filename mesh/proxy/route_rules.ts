@@ -21,6 +21,18 @@ export interface RouteRule {
   readonly versions: readonly (string | undefined)[];
   /** The rule's fault injection, or null. */
   readonly fault: RuleFault | null;
+  /** Where a share of the selected requests is copied to, or null. */
+  readonly mirror: RuleMirror | null;
+}
+
+/** A rule's `mirror`: one of `version` (same service) or `service`, and the share copied. */
+export interface RuleMirror {
+  /** A version of the same service. */
+  readonly version?: string;
+  /** Another service. */
+  readonly service?: string;
+  /** Percent of the selected requests copied. */
+  readonly percent: number;
 }
 
 type _HeaderCond = readonly [name: string, value: string | null];
@@ -51,6 +63,7 @@ export function compileRoute(r: Route | undefined): RouteRule[] {
       label: `rule-${i}`,
       versions,
       fault,
+      mirror: rule.mirror === undefined ? null : { ...rule.mirror },
       matches(head: RequestHead): boolean {
         if (method !== undefined && method !== head.method) return false;
         if (needPath) {

@@ -300,6 +300,10 @@ export class MeshRouter implements Router {
         peerIdentity: this.#o.trustDomain === undefined
           ? undefined
           : serviceSpiffeId(this.#o.trustDomain, svc),
+        resolve: (other) => {
+          const o = this.#outbound.get(other) ?? this.#onDemand(other);
+          return o instanceof ProxyError ? null : o;
+        },
       });
       // Refreshed before it is kept, so a failure cannot leave a broken destination behind.
       this.#refresh(svc, d);

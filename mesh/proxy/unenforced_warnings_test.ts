@@ -12,11 +12,7 @@ function recording(): { log: Logger; warned: LogFields[] } {
 }
 
 const RATE = { kind: "ExternalService", name: "ledger", hosts: ["ledger.example:443"] };
-const ROUTE = {
-  kind: "Route",
-  service: "ledger",
-  rules: [{ backends: [{ version: "v2" }], mirror: { version: "v3", percent: 10 } }],
-};
+const ROUTE = { kind: "Policy", service: "ledger", circuit_breaker: { max_pending: 5 } };
 
 Deno.test("UnenforcedWarnings warns once per part, skipping unreadable resources", () => {
   const { log, warned } = recording();
@@ -27,10 +23,10 @@ Deno.test("UnenforcedWarnings warns once per part, skipping unreadable resources
   ]);
   // The same resources again, and later with one more: only the new part is reported.
   assertEquals(w.check([RATE, { kind: "ExternalService", name: "bad", hosts: [] }]), []);
-  assertEquals(w.check([ROUTE, RATE]), ["Route/ledger rules[0].mirror"]);
+  assertEquals(w.check([ROUTE, RATE]), ["Policy/ledger circuit_breaker.max_pending"]);
   assertEquals(warned.map((f) => f.part), [
     "ExternalService/ledger",
-    "Route/ledger rules[0].mirror",
+    "Policy/ledger circuit_breaker.max_pending",
   ]);
 });
 
