@@ -144,8 +144,14 @@ Deno.test("ctl apply says which applied parts this version's proxies do not enfo
         r.err,
         "note: ExternalService/stripe is stored, but this version's proxies do not enforce it\n",
       );
-      // Nothing to say about what is enforced.
-      await Deno.writeTextFile(file, FILE);
+      // Nothing to say about what is enforced (RateLimit, Route mirror and fault included).
+      await Deno.writeTextFile(
+        file,
+        "kind: RateLimit\nservice: ledger\nrequests_per_second: 5\nburst: 10\n---\n" +
+          "kind: Route\nservice: ledger\nrules:\n  - backends: [{ version: v1 }]\n" +
+          "    mirror: { version: v3, percent: 1 }\n" +
+          "    fault: { abort: { percent: 1, status: 503 } }\n",
+      );
       assert.equal((await ctl("apply", "-f", file)).err, "");
     } finally {
       await Deno.remove(file);

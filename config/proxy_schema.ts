@@ -7,6 +7,7 @@ import { duration, host, hostPort, logSettings, name, size, url } from "./fields
 import {
   instanceLabels,
   instanceMeta,
+  MAX_INSTANCE_LABELS,
   MAX_INSTANCE_VERSION_CHARS,
   registryString,
 } from "./registry_limits.ts";
@@ -34,9 +35,28 @@ export const LocalService = z.strictObject({
   health: HealthCheck.optional(),
 });
 
+/** Prefix of the service key of an upstream that asks for capabilities instead of a service. */
+export const CAPABILITY_KEY_PREFIX = "cap:";
+
+/** A capability a request or upstream may ask for (comma-free, as the header lists them). */
+export const capabilityName = z.string().regex(/^[A-Za-z0-9._\/-]{1,64}$/, {
+  message: 'expected a capability of letters, digits, ".", "_", "/" or "-" (at most 64)',
+});
+
+/**
+ * The service key standing for "any instance declaring all of `caps`": `cap:` and the sorted
+ * names joined by commas. Never a service name (those have no `:`).
+ */
+export function capabilityKey(caps: readonly string[]): string {
+  return CAPABILITY_KEY_PREFIX + [...new Set(caps)].sort().join(",");
+}
+
 /** A local listener for one dependency. */
 export const Upstream = z.strictObject({
-  service: name,
+  /** The service called; or, instead, `capabilities`. */
+  service: name.optional(),
+  /** Any instance, of any service, declaring all of these (HTTP only). */
+  capabilities: z.array(capabilityName).min(1).max(MAX_INSTANCE_LABELS).optional(),
   listen: hostPort,
   protocol: z.enum(["http", "tcp"]).default("http"),
   /**
@@ -46,7 +66,28 @@ export const Upstream = z.strictObject({
    * @default the first of `services`
    */
   caller: name.optional(),
-});
+}).check((ctx) => {
+  const u = ctx.value;
+  if ((u.service === undefined) === (u.capabilities === undefined)) {
+    ctx.issues.push({
+      code: "custom",
+      input: u,
+      path: ["service"],
+      message: "expected exactly one of service or capabilities",
+    });
+  } else if (u.capabilities !== undefined && u.protocol !== "http") {
+    ctx.issues.push({
+      code: "custom",
+      input: u.protocol,
+      path: ["protocol"],
+      message: "an upstream by capabilities speaks http",
+    });
+  }
+}).transform((u) => ({
+  ...u,
+  // Everything downstream keys upstreams by service: a capability upstream gets its own key.
+  service: u.service ?? capabilityKey(u.capabilities!),
+}));
 
 /** The key naming an upstream's listener: `service`, or `service@caller` with a `caller`. */
 export function upstreamKey(u: { service: string; caller?: string }): string {

@@ -82,6 +82,7 @@ export interface RouteDecision {
 export type ProxyErrorCause =
   | "no_route"
   | "no_endpoint"
+  | "no_capable_endpoint"
   | "denied"
   | "rate_limited"
   | "fault_abort"

@@ -67,13 +67,17 @@ export type EffectivePolicy =
  * and outlier detection after 5 consecutive failures.
  */
 export function effectivePolicy(service: string, p?: Policy): EffectivePolicy {
-  const d = PolicySchema.parse({
-    kind: "Policy",
+  // The defaults do not depend on the name, which may be a capability key (not a service name).
+  const d = {
+    ...PolicySchema.parse({
+      kind: "Policy",
+      service: "defaults",
+      retries: {},
+      circuit_breaker: {},
+      outlier_detection: {},
+    }),
     service,
-    retries: {},
-    circuit_breaker: {},
-    outlier_detection: {},
-  });
+  };
   const base = p ?? d;
   return {
     ...base,
@@ -161,6 +165,8 @@ export class Destination {
   /** Mirror target per rule (null where a rule has no mirror), parallel to `#rules`. */
   #mirrors: (BalancedMirror | null)[] = [];
   readonly #resolve: ((service: string) => Destination | null) | undefined;
+  /** For a capability destination: the destination header line per endpoint key. */
+  readonly #headerOf: Map<string, string> | null;
   /** Versions some endpoint declares, so a rule naming another answers at once. */
   #versions = new Set<string>();
   readonly #defaultMetrics: RouteMetrics;
@@ -189,6 +195,8 @@ export class Destination {
       peerIdentity?: string;
       /** Another service's destination, for Route mirrors to a `service`. */
       resolve?: (service: string) => Destination | null;
+      /** Endpoints picked by capability, across services (`setCapableInstances`). */
+      capabilities?: boolean;
     } = {},
   ) {
     this.service = service;
@@ -196,6 +204,7 @@ export class Destination {
     this.extraRequestHeaders = opts.extraRequestHeaders;
     this.#peerIdentity = opts.peerIdentity;
     this.#resolve = opts.resolve;
+    this.#headerOf = opts.capabilities ? new Map() : null;
     this.#routeLabel = opts.routeLabel ?? DEFAULT_ROUTE_LABEL;
     this.#timeouts = opts.timeouts ?? true;
     this.#policy = effectivePolicy(service, opts.policy);
@@ -287,6 +296,35 @@ export class Destination {
     );
   }
 
+  /**
+   * Replaces the endpoints with instances of any service (capability routing): each is keyed
+   * by service and address (one proxy may front several of them), must present its own
+   * service's identity, and is told which local app it is for.
+   */
+  setCapableInstances(
+    instances: readonly CatalogInstance[],
+    identityOf: ((service: string) => string) | undefined,
+  ): void {
+    const headers = this.#headerOf!;
+    headers.clear();
+    this.setEndpoints(instances.map((i) => {
+      const key = `${i.service}@${i.address}:${i.port}`;
+      headers.set(key, `x-skein-destination: ${i.service}\r\n`);
+      const ep = { ...endpointOfInstance(i), key };
+      return identityOf === undefined ? ep : { ...ep, identity: identityOf(i.service) };
+    }));
+  }
+
+  /** @internal The destination header line for a capability endpoint. */
+  headerFor(key: string): string | undefined {
+    return this.#headerOf?.get(key);
+  }
+
+  /** Whether endpoints are picked by capability. */
+  get byCapability(): boolean {
+    return this.#headerOf !== null;
+  }
+
   /** Replaces the endpoints (first of duplicate keys wins). */
   setEndpoints(endpoints: readonly BalancedEndpoint[]): void {
     this.#endpoints = [...endpoints];
@@ -362,6 +400,14 @@ export class Destination {
       const m = this.#mirrors[i]!;
       if (m !== null && rolls(rule.mirror!.percent, this.#deps.random)) mirror = m;
       break;
+    }
+    if (this.#headerOf !== null && this.#endpoints.length === 0) {
+      metrics.record(503, 0);
+      return new ProxyError(
+        503,
+        "no_capable_endpoint",
+        `no instance declares the capabilities ${this.service.slice(4)}`,
+      );
     }
     if (source !== undefined && source !== this.#deps.source) {
       metrics = this.#metricsForSource(source);
@@ -537,7 +583,7 @@ class _Decision implements RouteDecision {
   readonly cluster: string;
   readonly timeoutMs: number;
   readonly perTryTimeoutMs: number;
-  readonly extraRequestHeaders: string | undefined;
+  extraRequestHeaders: string | undefined;
   /** See {@linkcode RouteDecision.mirror}; set when a Route mirrors this request. */
   mirror: BalancedMirror | undefined = undefined;
   /** See {@linkcode RouteDecision.delayMs}; set when a Route fault delays this request. */
@@ -586,6 +632,7 @@ class _Decision implements RouteDecision {
     if (ep === null) return null;
     this.#balancer.onStart(ep);
     this.#picked = ep;
+    if (this.#dest.byCapability) this.extraRequestHeaders = this.#dest.headerFor(ep.key);
     return ep;
   }
 

@@ -28,6 +28,13 @@ import { Policy as PolicySchema } from "../../config/resource_schema.ts";
 import { upstreamKey } from "../../config/proxy_schema.ts";
 import { InboundAuthz } from "./inbound_authz.ts";
 import { InboundRateLimits, type RateLimitSpec } from "./inbound_rate_limit.ts";
+import {
+  capabilitiesOfKey,
+  CAPABILITY_HEADER,
+  capableInstances,
+  isCapabilityKey,
+  keyOfHeader,
+} from "./capability.ts";
 import { sharedNowNs } from "./shared_rate.ts";
 
 /** Listener name of the inbound listener. */
@@ -209,13 +216,33 @@ export class MeshRouter implements Router {
       if (svc === null) {
         return new ProxyError(400, "bad_request", "http_proxy needs a Host naming a service");
       }
+      const asked = this.#askedCapabilities(head);
+      if (asked !== null) return asked instanceof ProxyError ? asked : asked.decide(head);
       const d = this.#outbound.get(svc) ?? this.#onDemand(svc);
       if (d instanceof ProxyError) return d;
       return d.decide(head);
     }
     const u = this.#upstreams.get(name);
     if (u === undefined) return new ProxyError(404, "no_route", `no route for listener ${name}`);
+    const asked = this.#askedCapabilities(head);
+    if (asked !== null) {
+      return asked instanceof ProxyError ? asked : asked.decide(head, u.source);
+    }
     return u.d.decide(head, u.source);
+  }
+
+  /** The destination of the capabilities a request asks for by header; null when it asks none. */
+  #askedCapabilities(head: RequestHead): Destination | ProxyError | null {
+    const v = headerValue(head, CAPABILITY_HEADER);
+    if (v === null) return null;
+    const key = keyOfHeader(v);
+    if (key instanceof ProxyError) return key;
+    const d = this.#outbound.get(key);
+    if (d !== undefined) return d;
+    if (this.#outbound.size >= MAX_DESTINATIONS) {
+      return new ProxyError(503, "overloaded", `more than ${MAX_DESTINATIONS} destinations`);
+    }
+    return this.#destination(key);
   }
 
   /** Routes one opaque TCP connection accepted on an upstream listener. */
@@ -291,6 +318,12 @@ export class MeshRouter implements Router {
 
   #destination(svc: string): Destination {
     let d = this.#outbound.get(svc);
+    if (d === undefined && isCapabilityKey(svc)) {
+      // Endpoints of several services: each carries its own identity and destination header.
+      d = new Destination(svc, this.#o, { limitKey: `outbound:${svc}`, capabilities: true });
+      this.#refresh(svc, d);
+      this.#outbound.set(svc, d);
+    }
     if (d === undefined) {
       d = new Destination(svc, this.#o, {
         policy: this.#policies.get(svc),
@@ -313,9 +346,17 @@ export class MeshRouter implements Router {
   }
 
   #refresh(name: string, d: Destination): void {
+    const services = this.#catalog.services;
+    if (isCapabilityKey(name)) {
+      const td = this.#o.trustDomain;
+      d.setCapableInstances(
+        capableInstances(services, capabilitiesOfKey(name)),
+        td === undefined ? undefined : (svc) => serviceSpiffeId(td, svc),
+      );
+      return;
+    }
     d.setPolicy(this.#policies.get(name));
     d.setRoute(this.#routes.get(name));
-    const services = this.#catalog.services;
     d.setInstances(Object.hasOwn(services, name) ? services[name]! : []);
   }
 }
