@@ -93,8 +93,18 @@ export function compileRoute(r: Route | undefined): RouteRule[] {
   });
 }
 
+let _lastTarget = "";
+let _lastPath = "";
+
 /** The path of a request-target, without the query (absolute form keeps only its path). */
 export function pathOf(target: string): string {
+  // Rules with path conditions ask about the same request one after another.
+  if (target === _lastTarget) return _lastPath;
+  _lastTarget = target;
+  return _lastPath = _pathOf(target);
+}
+
+function _pathOf(target: string): string {
   let t = target;
   if (!t.startsWith("/")) {
     const i = t.indexOf("/", t.indexOf("//") + 2);
