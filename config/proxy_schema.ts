@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { duration, host, hostPort, logSettings, name, size, url } from "./fields.ts";
+import { capabilityKey } from "./capability_key.ts";
 import {
   instanceLabels,
   instanceMeta,
@@ -35,21 +36,10 @@ export const LocalService = z.strictObject({
   health: HealthCheck.optional(),
 });
 
-/** Prefix of the service key of an upstream that asks for capabilities instead of a service. */
-export const CAPABILITY_KEY_PREFIX = "cap:";
-
 /** A capability a request or upstream may ask for (comma-free, as the header lists them). */
 export const capabilityName = z.string().regex(/^[A-Za-z0-9._\/-]{1,64}$/, {
   message: 'expected a capability of letters, digits, ".", "_", "/" or "-" (at most 64)',
 });
-
-/**
- * The service key standing for "any instance declaring all of `caps`": `cap:` and the sorted
- * names joined by commas. Never a service name (those have no `:`).
- */
-export function capabilityKey(caps: readonly string[]): string {
-  return CAPABILITY_KEY_PREFIX + [...new Set(caps)].sort().join(",");
-}
 
 /** A local listener for one dependency. */
 export const Upstream = z.strictObject({

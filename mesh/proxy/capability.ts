@@ -5,7 +5,7 @@
  * destination per distinct set asked for.
  * @module
  */
-import { CAPABILITY_KEY_PREFIX, capabilityKey } from "../../config/proxy_schema.ts";
+import { CAPABILITY_KEY_PREFIX, capabilityKey } from "../../config/capability_key.ts";
 import type { CatalogInstance } from "../discovery/mod.ts";
 import { ProxyError } from "../forward/mod.ts";
 

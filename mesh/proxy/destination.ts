@@ -43,6 +43,7 @@ import { RequestLimit, type SharedLimits } from "./shared_limits.ts";
 import { compileRoute, type RouteRule, type RuleMirror } from "./route_rules.ts";
 import { decideFault, rolls } from "./fault.ts";
 import { BalancedMirror } from "./mirror_target.ts";
+import { capabilitiesOfKey } from "./capability.ts";
 
 /** A validated Policy resource. */
 export type Policy = z.infer<typeof PolicySchema>;
@@ -406,7 +407,7 @@ export class Destination {
       return new ProxyError(
         503,
         "no_capable_endpoint",
-        `no instance declares the capabilities ${this.service.slice(4)}`,
+        `no instance declares the capabilities ${capabilitiesOfKey(this.service).join(", ")}`,
       );
     }
     if (source !== undefined && source !== this.#deps.source) {
