@@ -94,6 +94,7 @@ Deno.test("with no Policy, a dead app or a dead proxy of one of two instances co
       apps[0]!.hits = 0;
       const total = 2000;
       const { ok, failures } = await _load(up, total, 4);
+      console.log(`app killed: ${ok} of ${total} succeeded`);
       assert(
         ok >= total * 0.999,
         `${ok} of ${total} succeeded; failures: ${failures.slice(0, 5).join("; ")}`,
@@ -115,6 +116,7 @@ Deno.test("with no Policy, a dead app or a dead proxy of one of two instances co
       await proxies[0]!.child.stop("SIGKILL");
       const total = 2000;
       const { ok, failures } = await _load(up, total, 4);
+      console.log(`proxy killed: ${ok} of ${total} succeeded`);
       assert(
         ok >= total * 0.999,
         `${ok} of ${total} succeeded; failures: ${failures.slice(0, 5).join("; ")}`,

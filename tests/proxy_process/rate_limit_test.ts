@@ -97,6 +97,11 @@ Deno.test("RateLimit: per instance, and scope fleet sharing the limit and re-sha
       const h = await hammer(up, 6000);
       assertEquals(h.other, 0);
       assert(h.limited > 0, "some requests were limited");
+      console.log(
+        `per instance: admitted ${apps.map((a) => a.hits).join(", ")} in ${
+          h.seconds.toFixed(2)
+        } s (expected ${(10 + 50 * h.seconds).toFixed(0)} each), ${h.limited} answered 429`,
+      );
       for (const a of apps) {
         const expected = 10 + 50 * h.seconds;
         assert(
@@ -132,6 +137,11 @@ Deno.test("RateLimit: per instance, and scope fleet sharing the limit and re-sha
       await new Promise((r) => setTimeout(r, 500));
       const h = await hammer(up, 6000);
       const expected = 6 + 60 * h.seconds;
+      console.log(
+        `fleet of 3: admitted ${h.ok} in ${h.seconds.toFixed(2)} s (expected ${
+          expected.toFixed(0)
+        })`,
+      );
       assert(
         Math.abs(h.ok - expected) <= expected * 0.1,
         `the fleet admitted ${h.ok}, expected ${expected.toFixed(0)} ± 10% over ${
