@@ -162,6 +162,7 @@ Deno.test("RateLimit: per instance, and scope fleet sharing the limit and re-sha
         await new Promise((r) => setTimeout(r, 500));
         const h = await hammer(up, 6000);
         const expected = 6 + 60 * h.seconds;
+        console.log(`fleet of 2: admitted ${h.ok} in ${h.seconds.toFixed(2)} s`);
         assert(
           Math.abs(h.ok - expected) <= expected * 0.1,
           `two instances admitted ${h.ok}, expected ${expected.toFixed(0)} ± 10% over ${
