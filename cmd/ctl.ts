@@ -19,6 +19,7 @@ import {
 import { type FlagSpec, formatHelp, parseArgs, type ParsedArgs, UsageError } from "./args.ts";
 import type { CommandIo } from "./io.ts";
 import { formatTable, lineDiff } from "./ctl_output.ts";
+import { routeVersionIssues } from "./ctl_route_versions.ts";
 import { ControlHttp, readCaBundle } from "../common/control_https.ts";
 
 /** Control API used when neither `--control` nor `SKEIN_CONTROL` is given. */
@@ -417,6 +418,19 @@ const VERBS: Record<string, Verb> = {
       const file = ctx.flags.get("file");
       if (!file) throw new UsageError(`apply needs -f FILE; usage: ${this.usage}`);
       const docs = await _readResources(file);
+      const unknown = await routeVersionIssues(
+        file,
+        await readConfigFile(file),
+        docs.map((d) => d.resource),
+        async (svc) => {
+          const r = await ctx.call("GET", `/v1/services/${_enc(svc)}`, undefined, {
+            allow404: true,
+          });
+          const list = (r.json.instances ?? []) as { version?: string }[];
+          return new Set(list.map((i) => i.version ?? ""));
+        },
+      );
+      if (unknown.length > 0) throw new ConfigError(unknown);
       const items: Record<string, unknown>[] = [];
       for (let i = 0; i < docs.length; i += CTL_APPLY_BATCH) {
         const batch = docs.slice(i, i + CTL_APPLY_BATCH).map((d) => d.raw);

@@ -532,3 +532,21 @@ export function looksLikeResources(text: string): boolean {
 
 // Re-exported for callers that need to walk YAML nodes themselves.
 export { isMap, isSeq };
+
+/**
+ * The line and column of `path` inside the `index`-th resource of a resource file (documents
+ * holding nothing are not counted, as in {@linkcode parseResourceText}).
+ */
+export function resourcePosition(
+  text: string,
+  index: number,
+  path: (string | number)[],
+): { line: number; col: number } {
+  const lc = new LineCounter();
+  const parsed = parseAllDocuments(text, { lineCounter: lc });
+  const docs = (Array.isArray(parsed) ? parsed : []).filter((d) =>
+    d.contents !== null && d.contents !== undefined
+  );
+  const doc = docs[index];
+  return doc === undefined ? { line: 1, col: 1 } : _valuePosition(doc, lc, path);
+}
