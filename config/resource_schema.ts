@@ -139,6 +139,16 @@ export const RateLimit = z.strictObject({
   per: z.literal("caller").optional(),
   /** `instance`: each instance admits the limit; `fleet`: all instances together. */
   scope: z.enum(["instance", "fleet"]).default("instance"),
+  /** Requests matching a route (first match wins) get that route's own bucket. */
+  routes: z.array(z.strictObject({
+    match: z.strictObject({
+      path: z.string().startsWith("/").optional(),
+      path_prefix: z.string().startsWith("/").optional(),
+      method: z.string().min(1).max(32).optional(),
+    }),
+    requests_per_second: z.number().positive().max(10_000_000),
+    burst: z.number().int().min(1).max(100_000_000),
+  })).max(64).optional(),
 });
 
 /** An egress destination outside the mesh. */

@@ -1,5 +1,6 @@
 import { assert, assertEquals } from "../../tests/assert.ts";
 import { ProxyError } from "../forward/mod.ts";
+import { parseRequestHead } from "../http1/mod.ts";
 import { InboundRateLimits, type RateLimitSpec } from "./inbound_rate_limit.ts";
 import { SHARED_RATE_BYTES, SharedRates } from "./shared_rate.ts";
 
@@ -17,9 +18,20 @@ const LEDGER: RateLimitSpec = {
   scope: "instance",
 };
 
-function admitted(l: InboundRateLimits, n: number, caller: string | null = null): number {
+function req(method = "GET", target = "/") {
+  const b = new TextEncoder().encode(`${method} ${target} HTTP/1.1\r\nhost: ledger\r\n\r\n`);
+  return parseRequestHead(b, 0, b.length);
+}
+const GET = req();
+
+function admitted(
+  l: InboundRateLimits,
+  n: number,
+  caller: string | null = null,
+  head = GET,
+): number {
   let ok = 0;
-  for (let i = 0; i < n; i++) if (l.check("ledger", caller) === null) ok++;
+  for (let i = 0; i < n; i++) if (l.check("ledger", caller, head) === null) ok++;
   return ok;
 }
 
@@ -28,7 +40,7 @@ Deno.test("a token bucket: burst at once, then the rate; 429 with its headers", 
   const l = make();
   l.apply([LEDGER], ["ledger"], () => 1);
   assertEquals(admitted(l, 5), 5);
-  const e = l.check("ledger", null);
+  const e = l.check("ledger", null, GET);
   assert(e instanceof ProxyError);
   assertEquals([e.status, e.code], [429, "rate_limited"]);
   assertEquals(
@@ -40,7 +52,7 @@ Deno.test("a token bucket: burst at once, then the rate; 429 with its headers", 
   clock.ns += 10e9; // a long pause refills only up to the burst
   assertEquals(admitted(l, 20), 5);
   // Other services and proxies without the resource are not limited.
-  assertEquals(l.check("billing", null), null);
+  assertEquals(l.check("billing", null, GET), null);
   const none = make();
   none.apply([LEDGER], ["billing"], () => 1);
   assertEquals(admitted(none, 50), 50);
@@ -79,4 +91,29 @@ Deno.test("scope: fleet admits the limit's share of the passing instances and re
   // No passing instance known (the catalog has not caught up): the whole limit, not a division by 0.
   l.apply([fleet], ["ledger"], () => 0);
   assertEquals(l.rateOf("ledger"), 60);
+});
+
+Deno.test("routes get their own buckets; other requests share the service's", () => {
+  const { make } = setup();
+  const l = make();
+  l.apply(
+    [{
+      ...LEDGER,
+      routes: [
+        { match: { path_prefix: "/charge", method: "post" }, requests_per_second: 1, burst: 2 },
+        { match: { path: "/refund" }, requests_per_second: 1, burst: 1 },
+      ],
+    }],
+    ["ledger"],
+    () => 1,
+  );
+  const charge = req("POST", "/charge/1?x=y");
+  assertEquals(admitted(l, 10, null, charge), 2);
+  const e = l.check("ledger", null, charge);
+  assert(e instanceof ProxyError && e.headers!.includes("x-ratelimit-limit: 1\r\n"));
+  assert(e.message.includes("on this route"));
+  assertEquals(admitted(l, 10, null, req("POST", "/refund")), 1);
+  // A GET on /charge is not the route's: it takes from the service's bucket of 5.
+  assertEquals(admitted(l, 10, null, req("GET", "/charge/1")), 5);
+  assertEquals(admitted(l, 10), 0);
 });

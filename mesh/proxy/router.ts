@@ -283,7 +283,7 @@ export class MeshRouter implements Router {
     }
     const denied = this.#authz.checkHttp(d.service, head, caller);
     if (denied !== null) return denied;
-    const limited = this.#rateLimits.check(d.service, caller);
+    const limited = this.#rateLimits.check(d.service, caller, head);
     if (limited !== null) {
       this.#o.metrics.rateLimited.labels(d.service).inc();
       return limited;
