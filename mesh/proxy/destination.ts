@@ -16,10 +16,8 @@
  *    `skein_requests_total` and the latency histogram.
  * @module
  */
-import type { z } from "zod";
 // Not config/mod.ts: the barrel would load the YAML loader into every data-plane worker.
-import { Policy as PolicySchema, type Route as RouteSchema } from "../../config/resource_schema.ts";
-import type { Logger } from "../../common/log.ts";
+import { Policy as PolicySchema } from "../../config/resource_schema.ts";
 import {
   type Balancer,
   type BalancerPolicy,
@@ -28,39 +26,27 @@ import {
   type EndpointStats,
 } from "../balance/mod.ts";
 import {
-  type Endpoint,
   MAX_ATTEMPTS,
   type MirrorOutcome,
-  type Outcome,
   ProxyError,
   type RouteDecision,
 } from "../forward/mod.ts";
 import { headerValue, type RequestHead } from "../http1/mod.ts";
-import type { ProxyMetrics, RouteMetrics } from "../proxy_metrics.ts";
-import { isFailure, OutlierDetector, RETRY_DEFAULTS, RetryPolicy } from "../resilience/mod.ts";
+import type { RouteMetrics } from "../proxy_metrics.ts";
+import { OutlierDetector, RETRY_DEFAULTS, RetryPolicy } from "../resilience/mod.ts";
 import type { CatalogInstance } from "../discovery/mod.ts";
-import { RequestLimit, type SharedLimits } from "./shared_limits.ts";
+import { RequestLimit } from "./shared_limits.ts";
 import { compileRoute, type RouteRule, type RuleMirror } from "./route_rules.ts";
 import { decideFault, rolls } from "./fault.ts";
 import { BalancedMirror } from "./mirror_target.ts";
-import { capabilitiesOfKey } from "./capability.ts";
+import { Decision } from "./decision.ts";
+import type { DestinationDeps, EffectivePolicy, Policy, Route } from "./destination_types.ts";
 
-/** A validated Policy resource. */
-export type Policy = z.infer<typeof PolicySchema>;
-/** A validated Route resource. */
-export type Route = z.infer<typeof RouteSchema>;
+export type { DestinationDeps, EffectivePolicy, Policy, Route } from "./destination_types.ts";
+import { capabilitiesOfKey } from "./capability.ts";
 
 /** Route label of requests that matched no `Route` rule. */
 export const DEFAULT_ROUTE_LABEL = "default";
-
-/** The effective policy of a destination: the Policy resource with every section filled in. */
-export type EffectivePolicy =
-  & Omit<Policy, "retries" | "circuit_breaker" | "outlier_detection">
-  & {
-    retries: NonNullable<Policy["retries"]>;
-    circuit_breaker: NonNullable<Policy["circuit_breaker"]>;
-    outlier_detection: NonNullable<Policy["outlier_detection"]>;
-  };
 
 /**
  * The policy a destination gets without a Policy resource, and what fills in the sections a
@@ -86,30 +72,6 @@ export function effectivePolicy(service: string, p?: Policy): EffectivePolicy {
     circuit_breaker: base.circuit_breaker ?? d.circuit_breaker!,
     outlier_detection: base.outlier_detection ?? d.outlier_detection!,
   };
-}
-
-/** What a destination needs from the proxy around it. */
-export interface DestinationDeps {
-  /** This proxy's zone, for locality-aware balancing. */
-  zone: string;
-  /** Millisecond clock. */
-  now: () => number;
-  /** Uniform random in [0, 1). */
-  random: () => number;
-  /** Metric families. */
-  metrics: ProxyMetrics;
-  /** Structured logger. */
-  logger: Logger;
-  /** The `source` label of this proxy's requests. */
-  source: string;
-  /** In-flight counts shared by all workers (circuit breaker `max_requests`). */
-  limits: SharedLimits;
-  /**
-   * Worker threads sharing the traffic. Each worker keeps its own retry budget, so the budget's
-   * fixed reserve (retries per second allowed regardless of traffic) is split between them.
-   * @default 1
-   */
-  workers?: number;
 }
 
 /** Distinct callers given their own `source` label per inbound destination. */
@@ -425,7 +387,7 @@ export class Destination {
     this.#retry.recordRequest();
     const hashOn = this.#policy.load_balancer.hash_on?.header;
     const hashKey = hashOn !== undefined ? headerValue(head, hashOn) ?? undefined : undefined;
-    const d = new _Decision(this, balancer, metrics, head.method, hashKey, false);
+    const d = new Decision(this, balancer, metrics, head.method, hashKey, false);
     if (delayMs > 0) d.delayMs = delayMs;
     if (mirror !== null) d.mirror = mirror;
     return d;
@@ -439,7 +401,7 @@ export class Destination {
     }
     this.#retry.recordRequest();
     this.#deps.metrics.tcpConnections.labels(this.service).inc();
-    return new _Decision(this, this.#balancer, this.#defaultMetrics, "CONNECT", undefined, true);
+    return new Decision(this, this.#balancer, this.#defaultMetrics, "CONNECT", undefined, true);
   }
 
   /** @internal */ get retryPolicy(): RetryPolicy {
@@ -572,114 +534,4 @@ export class Destination {
 /** A version name as a header value: anything outside visible ASCII becomes `?`. */
 function _headerSafe(v: string): string {
   return v.replace(/[^\x21-\x7e]/g, "?");
-}
-
-/**
- * One request's plan. The forwarder reports each try's outcome and asks whether to retry; the
- * request is finished (breaker slot released, final status and whole-exchange latency
- * recorded) in `onDone`, which the forwarder calls exactly once when the response body has
- * passed or the exchange failed.
- */
-class _Decision implements RouteDecision {
-  readonly cluster: string;
-  readonly timeoutMs: number;
-  readonly perTryTimeoutMs: number;
-  extraRequestHeaders: string | undefined;
-  /** See {@linkcode RouteDecision.mirror}; set when a Route mirrors this request. */
-  mirror: BalancedMirror | undefined = undefined;
-  /** See {@linkcode RouteDecision.delayMs}; set when a Route fault delays this request. */
-  delayMs: number | undefined = undefined;
-  /** See {@linkcode RouteDecision.stillAllowed}; set by the router for upgrades only. */
-  stillAllowed: (() => boolean) | undefined = undefined;
-  readonly #dest: Destination;
-  readonly #balancer: Balancer;
-  readonly #metrics: RouteMetrics;
-  readonly #method: string;
-  readonly #hashKey: string | undefined;
-  readonly #tcp: boolean;
-  readonly #started: number;
-  /** The endpoint of the try in progress (its balancer in-flight count is held). */
-  #picked: BalancedEndpoint | null = null;
-  #open = true;
-
-  constructor(
-    dest: Destination,
-    balancer: Balancer,
-    metrics: RouteMetrics,
-    method: string,
-    hashKey: string | undefined,
-    tcp: boolean,
-  ) {
-    this.cluster = dest.service;
-    const p = dest.policy;
-    this.timeoutMs = dest.timeouts && !tcp ? p.timeout : 0;
-    this.perTryTimeoutMs = dest.timeouts && !tcp ? p.retries.per_try_timeout ?? 0 : 0;
-    this.extraRequestHeaders = dest.extraRequestHeaders;
-    this.#dest = dest;
-    this.#balancer = balancer;
-    this.#metrics = metrics;
-    this.#method = method;
-    this.#hashKey = hashKey;
-    this.#tcp = tcp;
-    this.#started = dest.deps.now();
-  }
-
-  pick(_attempt: number, exclude: ReadonlySet<string>): Endpoint | null {
-    if (!this.#open) return null;
-    let ep = this.#balancer.pick(exclude.size > 0 ? exclude : undefined, this.#hashKey);
-    // Every endpoint was tried and the retry policy still allows one more: repeat one rather
-    // than failing the retry (the retry policy and its budget bound the tries).
-    if (ep === null && exclude.size > 0) ep = this.#balancer.pick(undefined, this.#hashKey);
-    if (ep === null) return null;
-    this.#balancer.onStart(ep);
-    this.#picked = ep;
-    if (this.#dest.byCapability) this.extraRequestHeaders = this.#dest.headerFor(ep.key);
-    return ep;
-  }
-
-  retry(attempt: number, outcome: Outcome): number | null {
-    if (!this.#open) return null;
-    const d = this.#dest;
-    if (this.#tcp) {
-      if (
-        outcome.kind === "connect_failure" && attempt + 1 < d.retryPolicy.attempts &&
-        d.retryPolicy.budget.tryWithdraw()
-      ) {
-        d.deps.metrics.retries.labels(d.service).inc();
-        return d.retryPolicy.backoffMs(attempt + 1);
-      }
-      return null;
-    }
-    const remaining = this.timeoutMs > 0
-      ? this.timeoutMs - (d.deps.now() - this.#started)
-      : Infinity;
-    const r = d.retryPolicy.decide(this.#method, outcome, attempt + 1, remaining);
-    if (!r.retry) return null;
-    d.deps.metrics.retries.labels(d.service).inc();
-    return r.delayMs;
-  }
-
-  onResult(ep: Endpoint, outcome: Outcome, latencyMs: number): void {
-    const failed = isFailure(outcome);
-    const bep = this.#picked !== null && this.#picked.key === ep.key
-      ? this.#picked
-      : ep as BalancedEndpoint;
-    this.#picked = null;
-    this.#balancer.onEnd(bep, latencyMs, !failed);
-    this.#dest.outlier.report(ep.key, outcome);
-  }
-
-  onDone(status: number): void {
-    if (!this.#open) return;
-    this.#open = false;
-    // A try that never reported (the client vanished mid-attempt) still gives back its slot.
-    if (this.#picked !== null) {
-      this.#balancer.onEnd(this.#picked, 0, false);
-      this.#picked = null;
-    }
-    this.#dest.requests.release();
-    if (!this.#tcp) {
-      this.#metrics.record(status, (this.#dest.deps.now() - this.#started) / 1000);
-    }
-  }
 }

@@ -37,20 +37,24 @@ export class BalancedMirror implements MirrorTarget {
     return this.#inFlight;
   }
 
+  /** An endpoint for one copy, or null. */
   pick(): Endpoint | null {
     return this.#balancer()?.pick(undefined, undefined) ?? null;
   }
 
+  /** Takes a slot for one copy; false when the bound is reached. */
   tryAcquire(): boolean {
     if (this.#inFlight >= this.#max) return false;
     this.#inFlight++;
     return true;
   }
 
+  /** Gives a slot back. */
   release(): void {
     if (this.#inFlight > 0) this.#inFlight--;
   }
 
+  /** Counts an outcome. */
   count(o: MirrorOutcome): void {
     this.#count(o);
   }
