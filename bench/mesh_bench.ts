@@ -23,6 +23,7 @@
  */
 import { fixedRate } from "./apps/fixed_rate.ts";
 import { createJoinToken } from "../tests/skein_cli.ts";
+import { testFetch } from "../tests/tls_fixture.ts";
 import {
   answersPlaintext,
   haproxyConfig,
@@ -67,6 +68,11 @@ export interface MeshBenchOptions {
   abOutbound?: boolean;
   /** Set up every target, print its port and process ids, and wait for Ctrl-C. */
   hold?: boolean;
+  /**
+   * Puts a Route of two weighted backends in force for the skein pair (`--route`), to show
+   * what the Route layer costs on the request path.
+   */
+  route?: boolean;
 }
 
 /** Measurements for one target. */
@@ -279,6 +285,14 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
     const workers = opts.workers ?? "auto";
     const pxInPort = freePort();
     const pxOutPort = freePort();
+    // `--route`: a canary split (95/5) between version v1 and any version, same endpoint.
+    const route = opts.route
+      ? [{
+        kind: "Route",
+        service: "app",
+        rules: [{ backends: [{ version: "v1", weight: 95 }, { weight: 5 }] }],
+      }]
+      : [];
     let controlUrls = ["http://127.0.0.1:9"];
     const tokenFiles: Record<string, string> = {};
     let caFile: string | undefined;
@@ -286,6 +300,14 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
     if (mtls) {
       const cp = await startBenchControl(tmp, freePort(), spawn);
       controlUrls = [cp.url];
+      if (route.length > 0) {
+        const r = await testFetch(`${cp.url}/v1/resources`, {
+          method: "PUT",
+          headers: { authorization: `Bearer ${cp.token}`, "content-type": "application/json" },
+          body: JSON.stringify(route),
+        });
+        if (r.status !== 200) throw new Error(`applying the Route: ${r.status} ${await r.text()}`);
+      }
       caFile = cp.caFile;
       controlPid = cp.pid;
       for (const svc of ["app", "client", ...(opts.abOutbound ? ["client-b", "app-b"] : [])]) {
@@ -319,9 +341,15 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
         catalog: {
           index: 1,
           services: {
-            app: [{ id: "px-in-app", service: "app", address: "127.0.0.1", port: pxInPort }],
+            app: [{
+              id: "px-in-app",
+              service: "app",
+              address: "127.0.0.1",
+              port: pxInPort,
+              version: "v1",
+            }],
           },
-          resources: [],
+          resources: route,
         },
       }),
     );
@@ -329,7 +357,7 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
       `${tmp}/px-in.yaml`,
       JSON.stringify(proxyCfg("px-in", {
         inbound: `127.0.0.1:${pxInPort}`,
-        services: [{ name: "app", port: appPort }],
+        services: [{ name: "app", port: appPort, version: "v1" }],
         ...(mtls ? { token_file: tokenFiles.app } : {}),
       })),
     );
@@ -643,5 +671,6 @@ if (import.meta.main) {
     mtls: Deno.args.includes("--mtls"),
     abOutbound: Deno.args.includes("--ab-outbound"),
     hold: Deno.args.includes("--hold"),
+    route: Deno.args.includes("--route"),
   });
 }

@@ -11,7 +11,8 @@
  * and peer ports (its wrk figure from a second cluster without client certificate auth; see
  * bench/control_bench.ts, which prints what each row's load generator sends), HAProxy with mTLS
  * on the proxy-to-proxy hop. `--plain-etcd` runs etcd over plain HTTP instead;
- * `--plaintext-mesh` measures HAProxy and the bare forwarder without TLS.
+ * `--plaintext-mesh` measures HAProxy and the bare forwarder without TLS. `--route` puts a Route of
+ * two weighted backends in force for the skein pair.
  * @module
  */
 
@@ -45,7 +46,11 @@ if (import.meta.main) {
         if (!(await _which("haproxy"))) console.log("haproxy is not installed: no peer to compare");
         const { runMeshBench } = await import("./mesh_bench.ts");
         // With mTLS, a second caller without skein-mux/1 shows what the mux buys, same rounds.
-        await runMeshBench({ mtls: meshTls, abOutbound: meshTls });
+        await runMeshBench({
+          mtls: meshTls,
+          abOutbound: meshTls,
+          route: Deno.args.includes("--route"),
+        });
       } else if (part === "capacity") {
         const { runCapacityBench } = await import("./capacity_bench.ts");
         await runCapacityBench();

@@ -136,21 +136,24 @@ Deno.test("ctl apply, get, diff, history, rollback and delete work end to end", 
 Deno.test("ctl apply says which applied parts this version's proxies do not enforce", async () => {
   await withControl(async (ctl) => {
     const file = await tempYaml(
-      "kind: RateLimit\nservice: ledger\nrequests_per_second: 500\nburst: 1000\n---\n" +
-        "kind: Route\nservice: ledger\nrules:\n  - backends: [{ version: v1 }]\n" +
-        "    fault: { abort: { percent: 1, status: 503 } }\n",
+      "kind: ExternalService\nname: stripe\nhosts: [api.stripe.com:443]\n",
     );
     try {
       const r = await ctl("apply", "-f", file);
       assert.equal(r.code, 0, r.err);
-      assert.match(r.out, /RateLimit\/ledger created/);
+      assert.match(r.out, /ExternalService\/stripe created/);
       assert.equal(
         r.err,
-        "note: RateLimit/ledger is stored, but this version's proxies do not enforce it\n" +
-          "note: Route/ledger rules[0].fault is stored, but this version's proxies do not enforce it\n",
+        "note: ExternalService/stripe is stored, but this version's proxies do not enforce it\n",
       );
-      // Nothing to say about what is enforced.
-      await Deno.writeTextFile(file, FILE);
+      // Nothing to say about what is enforced (RateLimit, Route mirror and fault included).
+      await Deno.writeTextFile(
+        file,
+        "kind: RateLimit\nservice: ledger\nrequests_per_second: 5\nburst: 10\n---\n" +
+          "kind: Route\nservice: ledger\nrules:\n  - backends: [{ version: v1 }]\n" +
+          "    mirror: { version: v3, percent: 1 }\n" +
+          "    fault: { abort: { percent: 1, status: 503 } }\n",
+      );
       assert.equal((await ctl("apply", "-f", file)).err, "");
     } finally {
       await Deno.remove(file);

@@ -16,7 +16,7 @@ import type { Document, Node as YamlNode } from "yaml";
 import type { z } from "zod";
 import { show } from "./fields.ts";
 import { didYouMean } from "./suggest.ts";
-import { type Resource, ResourceSchema } from "./resource_schema.ts";
+import { type Resource, WritableResourceSchema } from "./resource_schema.ts";
 
 /** Configuration files larger than this are refused before parsing: no sane config is 1 MiB. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
@@ -506,7 +506,7 @@ export function parseResourceText(text: string, file: string): Resource[] {
         });
         continue;
       }
-      out.push(_validate(ResourceSchema, raw, doc, lc, file));
+      out.push(_validate(WritableResourceSchema, raw, doc, lc, file));
     } catch (e) {
       if (e instanceof ConfigError) issues.push(...e.issues);
       else throw e;
@@ -546,3 +546,21 @@ export function looksLikeResources(text: string): boolean {
 
 // Re-exported for callers that need to walk YAML nodes themselves.
 export { isMap, isSeq };
+
+/**
+ * The line and column of `path` inside the `index`-th resource of a resource file (documents
+ * holding nothing are not counted, as in {@linkcode parseResourceText}).
+ */
+export function resourcePosition(
+  text: string,
+  index: number,
+  path: (string | number)[],
+): { line: number; col: number } {
+  const lc = new LineCounter();
+  const parsed = parseAllDocuments(text, { lineCounter: lc });
+  const docs = (Array.isArray(parsed) ? parsed : []).filter((d) =>
+    d.contents !== null && d.contents !== undefined
+  );
+  const doc = docs[index];
+  return doc === undefined ? { line: 1, col: 1 } : _valuePosition(doc, lc, path);
+}

@@ -10,6 +10,7 @@ export { duration, host, hostPort, name, size, url } from "./fields.ts";
 export * from "./control_schema.ts";
 export * from "./proxy_schema.ts";
 export * from "./proxy_reload.ts";
+export * from "./capability_key.ts";
 export * from "./resource_schema.ts";
 export * from "./loader.ts";
 export * from "./unenforced.ts";

@@ -4,9 +4,11 @@
  */
 import { z } from "zod";
 import { duration, host, hostPort, logSettings, name, size, Telemetry, url } from "./fields.ts";
+import { capabilityKey } from "./capability_key.ts";
 import {
   instanceLabels,
   instanceMeta,
+  MAX_INSTANCE_LABELS,
   MAX_INSTANCE_VERSION_CHARS,
   registryString,
 } from "./registry_limits.ts";
@@ -35,9 +37,17 @@ export const LocalService = z.strictObject({
   health: HealthCheck.optional(),
 });
 
+/** A capability a request or upstream may ask for (comma-free, as the header lists them). */
+export const capabilityName = z.string().regex(/^[A-Za-z0-9._\/-]{1,64}$/, {
+  message: 'expected a capability of letters, digits, ".", "_", "/" or "-" (at most 64)',
+});
+
 /** A local listener for one dependency. */
 export const Upstream = z.strictObject({
-  service: name,
+  /** The service called; or, instead, `capabilities`. */
+  service: name.optional(),
+  /** Any instance, of any service, declaring all of these (HTTP only). */
+  capabilities: z.array(capabilityName).min(1).max(MAX_INSTANCE_LABELS).optional(),
   listen: hostPort,
   protocol: z.enum(["http", "tcp"]).default("http"),
   /**
@@ -47,7 +57,28 @@ export const Upstream = z.strictObject({
    * @default the first of `services`
    */
   caller: name.optional(),
-});
+}).check((ctx) => {
+  const u = ctx.value;
+  if ((u.service === undefined) === (u.capabilities === undefined)) {
+    ctx.issues.push({
+      code: "custom",
+      input: u,
+      path: ["service"],
+      message: "expected exactly one of service or capabilities",
+    });
+  } else if (u.capabilities !== undefined && u.protocol !== "http") {
+    ctx.issues.push({
+      code: "custom",
+      input: u.protocol,
+      path: ["protocol"],
+      message: "an upstream by capabilities speaks http",
+    });
+  }
+}).transform((u) => ({
+  ...u,
+  // Everything downstream keys upstreams by service: a capability upstream gets its own key.
+  service: u.service ?? capabilityKey(u.capabilities!),
+}));
 
 export { upstreamKey } from "./upstream_key.ts";
 

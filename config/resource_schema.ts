@@ -33,8 +33,10 @@ export const Policy = z.strictObject({
     retry_non_idempotent: z.boolean().default(false),
   }).optional(),
   circuit_breaker: z.strictObject({
-    max_connections: z.number().int().min(1).default(1024),
-    max_pending: z.number().int().min(0).default(256),
+    // Not enforced: refused by writes (WritableResourceSchema) and warned about when an older
+    // stored Policy still carries them, so nobody mistakes them for limits in force.
+    max_connections: z.number().int().min(1).optional(),
+    max_pending: z.number().int().min(0).optional(),
     max_requests: z.number().int().min(1).default(1024),
   }).optional(),
   outlier_detection: z.strictObject({
@@ -61,24 +63,52 @@ const Backend = z.strictObject({
   weight: z.number().int().min(0).max(10_000).default(100),
 });
 
+/** A header condition of a Route match: an exact value, or `{ present: true }`. */
+const HeaderMatch = z.union([
+  z.string(),
+  z.strictObject({ present: z.literal(true) }),
+]);
+
 /** Where requests for a service go. */
 export const Route = z.strictObject({
   kind: z.literal("Route"),
   service: name,
-  rules: z.array(z.strictObject({
-    match: z.strictObject({
-      path_prefix: z.string().startsWith("/").optional(),
-      path: z.string().startsWith("/").optional(),
-      method: z.string().optional(),
-      headers: z.record(z.string(), z.string()).optional(),
-    }).optional(),
-    backends: z.array(Backend).min(1),
-    mirror: z.strictObject({ version: z.string(), percent: percent }).optional(),
-    fault: z.strictObject({
-      delay: z.strictObject({ percent, fixed: duration }).optional(),
-      abort: z.strictObject({ percent, status: z.number().int().min(200).max(599) }).optional(),
-    }).optional(),
-  })).min(1).max(256),
+  rules: z.array(
+    z.strictObject({
+      match: z.strictObject({
+        path_prefix: z.string().startsWith("/").optional(),
+        path: z.string().startsWith("/").optional(),
+        method: z.string().min(1).max(32).optional(),
+        headers: z.record(z.string().min(1).max(128), HeaderMatch).optional(),
+      }).optional(),
+      backends: z.array(Backend).min(1).max(64),
+      // Keeps a user on one backend: the version is chosen by a hash of this header's value.
+      hash_on: z.strictObject({ header: z.string().min(1).max(128) }).optional(),
+      // A copy of the selected requests goes to another version of the service, or another
+      // service: exactly one of them.
+      mirror: z.strictObject({
+        version: z.string().max(64).optional(),
+        service: name.optional(),
+        percent: percent,
+      }).refine((m) => (m.version === undefined) !== (m.service === undefined), {
+        message: "expected exactly one of version or service",
+      }).optional(),
+      fault: z.strictObject({
+        delay: z.strictObject({ percent, fixed: duration }).optional(),
+        abort: z.strictObject({ percent, status: z.number().int().min(200).max(599) })
+          .optional(),
+      }).optional(),
+    }).check((ctx) => {
+      if (ctx.value.backends.every((b) => b.weight === 0)) {
+        ctx.issues.push({
+          code: "custom",
+          input: ctx.value.backends,
+          path: ["backends"],
+          message: "the backends' weights sum to 0: no request could be routed",
+        });
+      }
+    }),
+  ).min(1).max(256),
 });
 
 /** Who may call a service. */
@@ -105,6 +135,20 @@ export const RateLimit = z.strictObject({
   service: name,
   requests_per_second: z.number().positive().max(10_000_000),
   burst: z.number().int().min(1).max(100_000_000),
+  /** `caller`: one bucket per calling identity instead of one for everybody. */
+  per: z.literal("caller").optional(),
+  /** `instance`: each instance admits the limit; `fleet`: all instances together. */
+  scope: z.enum(["instance", "fleet"]).default("instance"),
+  /** Requests matching a route (first match wins) get that route's own bucket. */
+  routes: z.array(z.strictObject({
+    match: z.strictObject({
+      path: z.string().startsWith("/").optional(),
+      path_prefix: z.string().startsWith("/").optional(),
+      method: z.string().min(1).max(32).optional(),
+    }),
+    requests_per_second: z.number().positive().max(10_000_000),
+    burst: z.number().int().min(1).max(100_000_000),
+  })).max(64).optional(),
 });
 
 /** An egress destination outside the mesh. */
@@ -129,6 +173,31 @@ export const ResourceSchema = z.discriminatedUnion("kind", [
 
 /** A validated resource. */
 export type Resource = z.infer<typeof ResourceSchema>;
+
+/** Keys a stored resource may still carry from older versions but a write may not add. */
+export const RETIRED_POLICY_KEYS = ["max_connections", "max_pending"] as const;
+
+/**
+ * Resources as `skein ctl apply` and the API accept them for writing: {@linkcode
+ * ResourceSchema} without the retired `circuit_breaker` keys (never enforced; `max_requests`
+ * is the breaker's limit). Readers keep using `ResourceSchema`, so an older stored Policy still
+ * loads (with a warning) instead of being dropped whole.
+ */
+export const WritableResourceSchema = ResourceSchema.check((ctx) => {
+  const r = ctx.value;
+  if (r.kind !== "Policy" || r.circuit_breaker === undefined) return;
+  for (const k of RETIRED_POLICY_KEYS) {
+    if (r.circuit_breaker[k] !== undefined) {
+      ctx.issues.push({
+        code: "custom",
+        input: r.circuit_breaker[k],
+        path: ["circuit_breaker", k],
+        message: `${k} is not enforced by skein and no longer accepted; ` +
+          "the breaker's limit is max_requests",
+      });
+    }
+  }
+});
 
 /** The resource kinds, as written in YAML. */
 export const RESOURCE_KINDS = [

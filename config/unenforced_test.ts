@@ -2,10 +2,11 @@ import { assertEquals } from "../tests/assert.ts";
 import { ResourceSchema } from "./mod.ts";
 import { unenforcedResourceParts } from "./unenforced.ts";
 
-Deno.test("unenforcedResourceParts() names RateLimits and Route mirrors and faults", () => {
+Deno.test("unenforcedResourceParts() names ExternalServices, not RateLimits, mirrors or faults", () => {
   const rs = [
     { kind: "Policy", service: "ledger" },
     { kind: "RateLimit", service: "ledger", requests_per_second: 500, burst: 1000 },
+    { kind: "ExternalService", name: "stripe", hosts: ["api.stripe.com:443"] },
     {
       kind: "Route",
       service: "ledger",
@@ -21,9 +22,7 @@ Deno.test("unenforcedResourceParts() names RateLimits and Route mirrors and faul
     { kind: "Authorization", service: "ledger", allow: [{ from: ["payments"] }] },
   ].map((r) => ResourceSchema.parse(r));
   assertEquals(unenforcedResourceParts(rs), [
-    "RateLimit/ledger",
-    "Route/ledger rules[1].mirror",
-    "Route/ledger rules[1].fault",
+    "ExternalService/stripe",
   ]);
   assertEquals(unenforcedResourceParts(rs.slice(0, 1)), []);
 });

@@ -163,6 +163,12 @@ export class ProxyMetrics {
   readonly circuitBreakerRejections: Counter<"destination" | "resource">;
   /** Outlier ejections, by reason. */
   readonly outlierEjections: Counter<"destination" | "reason">;
+  /** Faults a Route injected, by kind (`delay`, `abort`). */
+  readonly faults: Counter<"destination" | "kind">;
+  /** Route mirror copies, by outcome (`sent`, `failed`, `dropped_concurrency`...). */
+  readonly mirrors: Counter<"destination" | "outcome">;
+  /** Inbound requests a RateLimit answered with 429, by local service. */
+  readonly rateLimited: Counter<"service">;
   /** Opaque TCP bytes; direction `sent` (to the upstream) or `received` (from it). */
   readonly tcpBytes: Counter<"destination" | "direction">;
   /** Opaque TCP connections opened. */
@@ -217,6 +223,21 @@ export class ProxyMetrics {
       name: "skein_outlier_ejections_total",
       help: "Endpoints ejected by outlier detection.",
       labelNames: ["destination", "reason"],
+    });
+    this.faults = registry.counter({
+      name: "skein_faults_injected_total",
+      help: "Faults a Route rule injected into the requests it selects, by kind.",
+      labelNames: ["destination", "kind"],
+    });
+    this.mirrors = registry.counter({
+      name: "skein_mirror_requests_total",
+      help: "Copies of requests a Route mirrored, by outcome; dropped ones were not sent.",
+      labelNames: ["destination", "outcome"],
+    });
+    this.rateLimited = registry.counter({
+      name: "skein_rate_limited_total",
+      help: "Inbound requests a RateLimit answered with 429, by local service.",
+      labelNames: ["service"],
     });
     this.tcpBytes = registry.counter({
       name: "skein_tcp_bytes_total",

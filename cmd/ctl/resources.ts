@@ -4,6 +4,7 @@
  */
 import { parseAllDocuments, stringify as toYaml } from "yaml";
 import {
+  ConfigError,
   parseResourceText,
   readConfigFile,
   type Resource,
@@ -13,6 +14,7 @@ import {
 } from "../../config/mod.ts";
 import { UsageError } from "../args.ts";
 import { formatTable, lineDiff } from "../ctl_output.ts";
+import { routeVersionIssues } from "./route_versions.ts";
 import { CTL_APPLY_BATCH, FILE_FLAG } from "./context.ts";
 import { arity, CtlError, enc, resourceKind, type Verb } from "./context.ts";
 
@@ -96,6 +98,19 @@ export const applyVerb: Verb = {
     const file = ctx.flags.get("file");
     if (!file) throw new UsageError(`apply needs -f FILE; usage: ${this.usage}`);
     const docs = await _readResources(file);
+    const unknown = await routeVersionIssues(
+      file,
+      await readConfigFile(file),
+      docs.map((d) => d.resource),
+      async (svc) => {
+        const r = await ctx.call("GET", `/v1/services/${enc(svc)}`, undefined, {
+          allow404: true,
+        });
+        const list = (r.json.instances ?? []) as { version?: string }[];
+        return new Set(list.map((i) => i.version ?? ""));
+      },
+    );
+    if (unknown.length > 0) throw new ConfigError(unknown);
     const items: Record<string, unknown>[] = [];
     for (let i = 0; i < docs.length; i += CTL_APPLY_BATCH) {
       const batch = docs.slice(i, i + CTL_APPLY_BATCH).map((d) => d.raw);

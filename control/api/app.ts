@@ -16,7 +16,7 @@ import {
   registryString,
   RESOURCE_KINDS,
   resourceName,
-  ResourceSchema,
+  WritableResourceSchema,
 } from "../../config/mod.ts";
 import { type Logger, nullLogger } from "../../common/mod.ts";
 import { parseSpiffeId, type SpiffeId } from "../../common/tls.ts";
@@ -393,7 +393,7 @@ export function parseResourceBody(value: unknown): StoredResource[] {
         `body${prefix.length ? `[${i}]` : ""}.${bad}: must not contain control characters`,
       );
     }
-    const r = ResourceSchema.safeParse(raw);
+    const r = WritableResourceSchema.safeParse(raw);
     if (!r.success) throw validationError("body", r.error.issues, prefix);
     const name = resourceName(r.data);
     const key = `${r.data.kind}/${name}`;

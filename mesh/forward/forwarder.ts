@@ -36,6 +36,8 @@ import { closeQuietly, noDelay, pipe, writeAll, writeNow } from "./io.ts";
 import { readerFor, type ReadFn } from "../../common/op_read.ts";
 import { ConnectError, ConnectionPool, type UpstreamConn } from "./pool.ts";
 import { peerIdentityOf } from "./tls_conn.ts";
+import { reachedNoApp, refuseUnread } from "./refuse.ts";
+import { mirrorRequest } from "./mirror.ts";
 import { type OpenUpgrade, OpenUpgrades } from "./open_upgrades.ts";
 import { type CoarseTimer, CoarseTimers } from "./coarse_timers.ts";
 import { turnNow } from "../../common/turn_clock.ts";
@@ -121,6 +123,8 @@ export interface ForwarderStats {
   local: Record<number, number>;
   /** Retries performed. */
   retries: number;
+  /** Mesh calls turned down unread because they reached no application (see refuse.ts). */
+  refused: number;
   /** Request body bytes relayed upstream. */
   requestBodyBytes: number;
   /** Response body bytes relayed to clients. */
@@ -198,6 +202,7 @@ export class HttpForwarder {
         requests: 0,
         local: {},
         retries: 0,
+        refused: 0,
         requestBodyBytes: 0,
         responseBodyBytes: 0,
       },
@@ -460,6 +465,10 @@ class _Session implements CoarseTimer {
         // ---- route and exchange ----
         const f = this.#f;
         const decision = f.opts.router.route(head, f.opts.listener, this.#client);
+        // A fault a Route injects: the request waits before its first try is even planned.
+        if (!(decision instanceof ProxyError) && decision.delayMs !== undefined) {
+          await delay(decision.delayMs);
+        }
         let done: Done;
         if (decision instanceof ProxyError) {
           done = await this.#answerError(decision, head, head.chunked || head.contentLength > 0);
@@ -470,6 +479,9 @@ class _Session implements CoarseTimer {
           // No body: replayable as is. The first attempt runs from here; retries, if any, in
           // #attempts. onDone must run exactly once whatever happens (a client reset included).
           this.#sentStatus = this.#bodyOut = 0;
+          if (decision.mirror !== undefined) {
+            mirrorRequest(f.upstreams, decision.mirror, head, _NO_BODY);
+          }
           try {
             const started = turnNow();
             const idempotent = isIdempotent(head.method);
@@ -564,6 +576,15 @@ class _Session implements CoarseTimer {
   }
 
   async #answerError(e: ProxyError, head: RequestHead, bodyPending: boolean): Promise<Done> {
+    if (this.#sentStatus === 0 && reachedNoApp(e.code) && refuseUnread(this.#conn)) {
+      // A calling proxy retries a refused stream on another endpoint, whatever the method.
+      const st = this.#f.stats.local;
+      st[e.status] = (st[e.status] ?? 0) + 1;
+      this.#f.stats.refused++;
+      this.#sentStatus = e.status;
+      this.#closed = true;
+      return Done.Close;
+    }
     const close = bodyPending || !head.keepAlive || head.versionMinor === 0 || this.#f.draining;
     await this.#answer(e.status, e.code, e.message, close, head.method === "HEAD", e.headers);
     return close ? Done.Close : Done.KeepAlive;
@@ -601,6 +622,10 @@ class _Session implements CoarseTimer {
           }
         }
         replayable = true;
+      }
+      if (decision.mirror !== undefined) {
+        const body = replayable ? this.#buf.subarray(this.#pos, this.#pos + cl) : null;
+        mirrorRequest(f.upstreams, decision.mirror, head, body);
       }
       return await this.#attempts(
         head,
@@ -1201,4 +1226,11 @@ function _noEndpoint(decision: RouteDecision): ProxyError {
 /** Whether `e` says the callee turned the call down before reading it (a refused mux stream). */
 function _refusedUnread(e: unknown): boolean {
   return e instanceof Deno.errors.ConnectionRefused;
+}
+
+const _NO_BODY = new Uint8Array(0);
+
+/** Resolves after `ms`. */
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import type { RequestHead } from "../http1/mod.ts";
+import type { MirrorTarget } from "./mirror.ts";
 
 /** One upstream address a request can be sent to. */
 export interface Endpoint {
@@ -68,6 +69,10 @@ export interface RouteDecision {
    * counts the (body) bytes relayed to the client, `bytesIn` those relayed from it when known.
    */
   onDone?(status: number, bytesOut?: number, bytesIn?: number): void;
+  /** Set when a Route mirrors this request: where its fire-and-forget copy goes. */
+  mirror?: MirrorTarget;
+  /** Set when a fault injection delays this request: ms to wait before the first try. */
+  delayMs?: number;
   /**
    * Set for a request that may become an upgraded connection (a TCP tunnel, a WebSocket) on a
    * listener that authorizes: whether its caller is still allowed. The forwarder asks again for
@@ -80,8 +85,10 @@ export interface RouteDecision {
 export type ProxyErrorCause =
   | "no_route"
   | "no_endpoint"
+  | "no_capable_endpoint"
   | "denied"
   | "rate_limited"
+  | "fault_abort"
   | "overloaded"
   | "bad_request"
   | "upstream_connect_failure"

@@ -16,16 +16,12 @@
  *    `skein_requests_total` and the latency histogram.
  * @module
  */
-import type { z } from "zod";
-// Types only: a data-plane worker loads no config schema (zod costs each isolate ~10 MB).
-import type { Policy as PolicySchema, Route as RouteSchema } from "../../config/resource_schema.ts";
 import {
   defaultCircuitBreaker,
   defaultOutlierDetection,
   defaultPolicy,
   defaultRetries,
 } from "./policy_defaults.ts";
-import type { Logger } from "../../common/log.ts";
 import {
   type Balancer,
   type BalancerPolicy,
@@ -34,34 +30,27 @@ import {
   type EndpointStats,
 } from "../balance/mod.ts";
 import {
-  type Endpoint,
   MAX_ATTEMPTS,
-  type Outcome,
+  type MirrorOutcome,
   ProxyError,
   type RouteDecision,
 } from "../forward/mod.ts";
 import { headerValue, type RequestHead } from "../http1/mod.ts";
-import type { ProxyMetrics, RouteMetrics } from "../proxy_metrics.ts";
-import { isFailure, OutlierDetector, RETRY_DEFAULTS, RetryPolicy } from "../resilience/mod.ts";
+import type { RouteMetrics } from "../proxy_metrics.ts";
+import { OutlierDetector, RETRY_DEFAULTS, RetryPolicy } from "../resilience/mod.ts";
 import type { CatalogInstance } from "../discovery/mod.ts";
-import { RequestLimit, type SharedLimits } from "./shared_limits.ts";
+import { RequestLimit } from "./shared_limits.ts";
+import { compileRoute, type RouteRule, type RuleMirror } from "./route_rules.ts";
+import { decideFault, rolls } from "./fault.ts";
+import { BalancedMirror } from "./mirror_target.ts";
+import { Decision } from "./decision.ts";
+import type { DestinationDeps, EffectivePolicy, Policy, Route } from "./destination_types.ts";
 
-/** A validated Policy resource. */
-export type Policy = z.infer<typeof PolicySchema>;
-/** A validated Route resource. */
-export type Route = z.infer<typeof RouteSchema>;
+export type { DestinationDeps, EffectivePolicy, Policy, Route } from "./destination_types.ts";
+import { capabilitiesOfKey } from "./capability.ts";
 
 /** Route label of requests that matched no `Route` rule. */
 export const DEFAULT_ROUTE_LABEL = "default";
-
-/** The effective policy of a destination: the Policy resource with every section filled in. */
-export type EffectivePolicy =
-  & Omit<Policy, "retries" | "circuit_breaker" | "outlier_detection">
-  & {
-    retries: NonNullable<Policy["retries"]>;
-    circuit_breaker: NonNullable<Policy["circuit_breaker"]>;
-    outlier_detection: NonNullable<Policy["outlier_detection"]>;
-  };
 
 /**
  * The policy a destination gets without a Policy resource, and what fills in the sections a
@@ -76,30 +65,6 @@ export function effectivePolicy(service: string, p?: Policy): EffectivePolicy {
     circuit_breaker: base.circuit_breaker ?? defaultCircuitBreaker(),
     outlier_detection: base.outlier_detection ?? defaultOutlierDetection(),
   };
-}
-
-/** What a destination needs from the proxy around it. */
-export interface DestinationDeps {
-  /** This proxy's zone, for locality-aware balancing. */
-  zone: string;
-  /** Millisecond clock. */
-  now: () => number;
-  /** Uniform random in [0, 1). */
-  random: () => number;
-  /** Metric families. */
-  metrics: ProxyMetrics;
-  /** Structured logger. */
-  logger: Logger;
-  /** The `source` label of this proxy's requests. */
-  source: string;
-  /** In-flight counts shared by all workers (circuit breaker `max_requests`). */
-  limits: SharedLimits;
-  /**
-   * Worker threads sharing the traffic. Each worker keeps its own retry budget, so the budget's
-   * fixed reserve (retries per second allowed regardless of traffic) is split between them.
-   * @default 1
-   */
-  workers?: number;
 }
 
 /** Distinct callers given their own `source` label per inbound destination. */
@@ -136,14 +101,6 @@ export interface DestinationStats {
   endpoints: EndpointStats[];
 }
 
-interface _Rule {
-  matches(head: RequestHead): boolean;
-  versions: (string | undefined)[];
-  cumulative: number[];
-  total: number;
-  label: string;
-}
-
 /** A destination service: its endpoints and the policy layers around them. */
 export class Destination {
   /** The service name. */
@@ -160,7 +117,14 @@ export class Destination {
   #outlier: OutlierDetector;
   #lastTick: number;
   #endpoints: BalancedEndpoint[] = [];
-  #rules: _Rule[] = [];
+  #rules: RouteRule[] = [];
+  /** Mirror target per rule (null where a rule has no mirror), parallel to `#rules`. */
+  #mirrors: (BalancedMirror | null)[] = [];
+  readonly #resolve: ((service: string) => Destination | null) | undefined;
+  /** For a capability destination: the destination header line per endpoint key. */
+  readonly #headerOf: Map<string, string> | null;
+  /** Versions some endpoint declares, so a rule naming another answers at once. */
+  #versions = new Set<string>();
   readonly #defaultMetrics: RouteMetrics;
   readonly #routeMetrics = new Map<string, RouteMetrics>();
   /** Route metrics per caller (`source` label) on the inbound side, bounded. */
@@ -185,12 +149,18 @@ export class Destination {
       extraRequestHeaders?: string;
       /** SPIFFE id every endpoint must present (mTLS between proxies); none = plaintext. */
       peerIdentity?: string;
+      /** Another service's destination, for Route mirrors to a `service`. */
+      resolve?: (service: string) => Destination | null;
+      /** Endpoints picked by capability, across services (`setCapableInstances`). */
+      capabilities?: boolean;
     } = {},
   ) {
     this.service = service;
     this.#deps = deps;
     this.extraRequestHeaders = opts.extraRequestHeaders;
     this.#peerIdentity = opts.peerIdentity;
+    this.#resolve = opts.resolve;
+    this.#headerOf = opts.capabilities ? new Map() : null;
     this.#routeLabel = opts.routeLabel ?? DEFAULT_ROUTE_LABEL;
     this.#timeouts = opts.timeouts ?? true;
     this.#policy = effectivePolicy(service, opts.policy);
@@ -243,36 +213,33 @@ export class Destination {
 
   /** Applies a Route resource (or none): rules pick version subsets by weight. */
   setRoute(r: Route | undefined): void {
-    this.#rules = (r?.rules ?? []).map((rule, i): _Rule => {
-      const m = rule.match;
-      const headers = Object.entries(m?.headers ?? {}).map(([k, v]): [string, string] => [
-        k.toLowerCase(),
-        v,
-      ]);
-      const versions: (string | undefined)[] = [];
-      const cumulative: number[] = [];
-      let total = 0;
-      for (const b of rule.backends) {
-        total += b.weight;
-        versions.push(b.version);
-        cumulative.push(total);
-      }
-      return {
-        matches(head: RequestHead): boolean {
-          if (m === undefined) return true;
-          if (m.method !== undefined && m.method.toUpperCase() !== head.method) return false;
-          const path = _pathOf(head.target);
-          if (m.path !== undefined && path !== m.path) return false;
-          if (m.path_prefix !== undefined && !path.startsWith(m.path_prefix)) return false;
-          for (const [k, v] of headers) if (headerValue(head, k) !== v) return false;
-          return true;
-        },
-        versions,
-        cumulative,
-        total,
-        label: `rule-${i}`,
-      };
-    });
+    this.#rules = compileRoute(r);
+    this.#mirrors = this.#rules.map((rule) =>
+      rule.mirror === null ? null : this.#mirrorOf(rule.mirror)
+    );
+  }
+
+  /** The balancer behind this destination's default route (Route mirrors to this service). */
+  get balancer(): Balancer {
+    return this.#balancer;
+  }
+
+  #mirrorOf(m: RuleMirror): BalancedMirror {
+    const count = (o: MirrorOutcome) => this.#deps.metrics.mirrors.labels(this.service, o).inc();
+    if (m.version !== undefined) {
+      const v = m.version;
+      return new BalancedMirror(
+        () => this.#versions.has(v) ? this.#subset(v) : null,
+        this.extraRequestHeaders ?? "",
+        count,
+      );
+    }
+    const svc = m.service!;
+    return new BalancedMirror(
+      () => this.#resolve?.(svc)?.balancer ?? null,
+      `x-skein-destination: ${svc}\r\n`,
+      count,
+    );
   }
 
   /** Replaces the endpoints from the catalog. */
@@ -285,9 +252,39 @@ export class Destination {
     );
   }
 
+  /**
+   * Replaces the endpoints with instances of any service (capability routing): each is keyed
+   * by service and address (one proxy may front several of them), must present its own
+   * service's identity, and is told which local app it is for.
+   */
+  setCapableInstances(
+    instances: readonly CatalogInstance[],
+    identityOf: ((service: string) => string) | undefined,
+  ): void {
+    const headers = this.#headerOf!;
+    headers.clear();
+    this.setEndpoints(instances.map((i) => {
+      const key = `${i.service}@${i.address}:${i.port}`;
+      headers.set(key, `x-skein-destination: ${i.service}\r\n`);
+      const ep = { ...endpointOfInstance(i), key };
+      return identityOf === undefined ? ep : { ...ep, identity: identityOf(i.service) };
+    }));
+  }
+
+  /** @internal The destination header line for a capability endpoint. */
+  headerFor(key: string): string | undefined {
+    return this.#headerOf?.get(key);
+  }
+
+  /** Whether endpoints are picked by capability. */
+  get byCapability(): boolean {
+    return this.#headerOf !== null;
+  }
+
   /** Replaces the endpoints (first of duplicate keys wins). */
   setEndpoints(endpoints: readonly BalancedEndpoint[]): void {
     this.#endpoints = [...endpoints];
+    this.#versions = new Set(endpoints.map((e) => e.version ?? ""));
     this.#outlier.setEndpoints(this.#endpoints.map((e) => e.key));
     this.#applyEndpoints();
   }
@@ -337,13 +334,54 @@ export class Destination {
     let balancer = this.#balancer;
     let metrics = this.#defaultMetrics;
     let subset: string | undefined;
-    for (const rule of this.#rules) {
+    let delayMs = 0;
+    let mirror: BalancedMirror | null = null;
+    const rules = this.#rules;
+    for (let i = 0; i < rules.length; i++) {
+      const rule = rules[i]!;
       if (!rule.matches(head)) continue;
-      const version = _weighted(rule, this.#deps.random);
-      if (version !== undefined) balancer = this.#subset(version);
-      subset = version;
       metrics = this.#metricsFor(rule.label);
+      if (rule.fault !== null) {
+        const f = decideFault(rule.fault, this.#deps.random);
+        if (f.kind === "abort") {
+          this.#deps.metrics.faults.labels(this.service, "abort").inc();
+          metrics.record(f.status, 0);
+          return new ProxyError(
+            f.status,
+            "fault_abort",
+            `fault injected by Route ${this.service} ${rule.label}`,
+          );
+        }
+        if (f.kind === "delay") {
+          this.#deps.metrics.faults.labels(this.service, "delay").inc();
+          delayMs = f.ms;
+        }
+      }
+      const version = rule.version(head, this.#deps.random);
+      if (version !== undefined) {
+        if (!this.#versions.has(version)) {
+          metrics.record(503, 0);
+          return new ProxyError(
+            503,
+            "no_endpoint",
+            `no instance of ${this.service} has version ${version} (Route ${rule.label})`,
+            `x-skein-version: ${_headerSafe(version)}\r\n`,
+          );
+        }
+        balancer = this.#subset(version);
+        subset = version;
+      }
+      const m = this.#mirrors[i]!;
+      if (m !== null && rolls(rule.mirror!.percent, this.#deps.random)) mirror = m;
       break;
+    }
+    if (this.#headerOf !== null && this.#endpoints.length === 0) {
+      metrics.record(503, 0);
+      return new ProxyError(
+        503,
+        "no_capable_endpoint",
+        `no instance declares the capabilities ${capabilitiesOfKey(this.service).join(", ")}`,
+      );
     }
     if (source !== undefined && source !== this.#deps.source) {
       metrics = this.#metricsForSource(source);
@@ -360,7 +398,9 @@ export class Destination {
     this.#retry.recordRequest();
     const hashOn = this.#policy.load_balancer.hash_on?.header;
     const hashKey = hashOn !== undefined ? headerValue(head, hashOn) ?? undefined : undefined;
-    const d = new _Decision(this, balancer, metrics, head.method, hashKey, false);
+    const d = new Decision(this, balancer, metrics, head.method, hashKey, false);
+    if (delayMs > 0) d.delayMs = delayMs;
+    if (mirror !== null) d.mirror = mirror;
     if (subset !== undefined) d.subset = subset;
     return d;
   }
@@ -373,7 +413,7 @@ export class Destination {
     }
     this.#retry.recordRequest();
     this.#deps.metrics.tcpConnections.labels(this.service).inc();
-    return new _Decision(this, this.#balancer, this.#defaultMetrics, "CONNECT", undefined, true);
+    return new Decision(this, this.#balancer, this.#defaultMetrics, "CONNECT", undefined, true);
   }
 
   /** @internal */ get retryPolicy(): RetryPolicy {
@@ -503,129 +543,7 @@ export class Destination {
   }
 }
 
-/** The path of a request-target, without the query. */
-function _pathOf(target: string): string {
-  let t = target;
-  if (!t.startsWith("/")) {
-    // Absolute form (`http://host/path`): keep the path part.
-    const i = t.indexOf("/", t.indexOf("//") + 2);
-    t = i < 0 ? "/" : t.slice(i);
-  }
-  const q = t.indexOf("?");
-  return q < 0 ? t : t.slice(0, q);
-}
-
-function _weighted(rule: _Rule, random: () => number): string | undefined {
-  if (rule.versions.length === 1 || rule.total <= 0) return rule.versions[0];
-  const x = random() * rule.total;
-  for (let i = 0; i < rule.cumulative.length; i++) {
-    if (x < rule.cumulative[i]!) return rule.versions[i];
-  }
-  return rule.versions.at(-1);
-}
-
-/**
- * One request's plan. The forwarder reports each try's outcome and asks whether to retry; the
- * request is finished (breaker slot released, final status and whole-exchange latency
- * recorded) in `onDone`, which the forwarder calls exactly once when the response body has
- * passed or the exchange failed.
- */
-class _Decision implements RouteDecision {
-  readonly cluster: string;
-  subset: string | undefined = undefined;
-  readonly timeoutMs: number;
-  readonly perTryTimeoutMs: number;
-  readonly extraRequestHeaders: string | undefined;
-  /** See {@linkcode RouteDecision.stillAllowed}; set by the router for upgrades only. */
-  stillAllowed: (() => boolean) | undefined = undefined;
-  readonly #dest: Destination;
-  readonly #balancer: Balancer;
-  readonly #metrics: RouteMetrics;
-  readonly #method: string;
-  readonly #hashKey: string | undefined;
-  readonly #tcp: boolean;
-  readonly #started: number;
-  /** The endpoint of the try in progress (its balancer in-flight count is held). */
-  #picked: BalancedEndpoint | null = null;
-  #open = true;
-
-  constructor(
-    dest: Destination,
-    balancer: Balancer,
-    metrics: RouteMetrics,
-    method: string,
-    hashKey: string | undefined,
-    tcp: boolean,
-  ) {
-    this.cluster = dest.service;
-    const p = dest.policy;
-    this.timeoutMs = dest.timeouts && !tcp ? p.timeout : 0;
-    this.perTryTimeoutMs = dest.timeouts && !tcp ? p.retries.per_try_timeout ?? 0 : 0;
-    this.extraRequestHeaders = dest.extraRequestHeaders;
-    this.#dest = dest;
-    this.#balancer = balancer;
-    this.#metrics = metrics;
-    this.#method = method;
-    this.#hashKey = hashKey;
-    this.#tcp = tcp;
-    this.#started = dest.deps.now();
-  }
-
-  pick(_attempt: number, exclude: ReadonlySet<string>): Endpoint | null {
-    if (!this.#open) return null;
-    let ep = this.#balancer.pick(exclude.size > 0 ? exclude : undefined, this.#hashKey);
-    // Every endpoint was tried and the retry policy still allows one more: repeat one rather
-    // than failing the retry (the retry policy and its budget bound the tries).
-    if (ep === null && exclude.size > 0) ep = this.#balancer.pick(undefined, this.#hashKey);
-    if (ep === null) return null;
-    this.#balancer.onStart(ep);
-    this.#picked = ep;
-    return ep;
-  }
-
-  retry(attempt: number, outcome: Outcome): number | null {
-    if (!this.#open) return null;
-    const d = this.#dest;
-    if (this.#tcp) {
-      if (
-        outcome.kind === "connect_failure" && attempt + 1 < d.retryPolicy.attempts &&
-        d.retryPolicy.budget.tryWithdraw()
-      ) {
-        d.deps.metrics.retries.labels(d.service).inc();
-        return d.retryPolicy.backoffMs(attempt + 1);
-      }
-      return null;
-    }
-    const remaining = this.timeoutMs > 0
-      ? this.timeoutMs - (d.deps.now() - this.#started)
-      : Infinity;
-    const r = d.retryPolicy.decide(this.#method, outcome, attempt + 1, remaining);
-    if (!r.retry) return null;
-    d.deps.metrics.retries.labels(d.service).inc();
-    return r.delayMs;
-  }
-
-  onResult(ep: Endpoint, outcome: Outcome, latencyMs: number): void {
-    const failed = isFailure(outcome);
-    const bep = this.#picked !== null && this.#picked.key === ep.key
-      ? this.#picked
-      : ep as BalancedEndpoint;
-    this.#picked = null;
-    this.#balancer.onEnd(bep, latencyMs, !failed);
-    this.#dest.outlier.report(ep.key, outcome);
-  }
-
-  onDone(status: number): void {
-    if (!this.#open) return;
-    this.#open = false;
-    // A try that never reported (the client vanished mid-attempt) still gives back its slot.
-    if (this.#picked !== null) {
-      this.#balancer.onEnd(this.#picked, 0, false);
-      this.#picked = null;
-    }
-    this.#dest.requests.release();
-    if (!this.#tcp) {
-      this.#metrics.record(status, (this.#dest.deps.now() - this.#started) / 1000);
-    }
-  }
+/** A version name as a header value: anything outside visible ASCII becomes `?`. */
+function _headerSafe(v: string): string {
+  return v.replace(/[^\x21-\x7e]/g, "?");
 }

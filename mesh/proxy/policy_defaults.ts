@@ -19,7 +19,7 @@ export function defaultRetries(): NonNullable<Policy["retries"]> {
 
 /** The circuit-breaker section a Policy without `circuit_breaker` gets (Envoy's limits). */
 export function defaultCircuitBreaker(): NonNullable<Policy["circuit_breaker"]> {
-  return { max_connections: 1024, max_pending: 256, max_requests: 1024 };
+  return { max_requests: 1024 };
 }
 
 /** The outlier-detection section a Policy without `outlier_detection` gets. */

@@ -28,6 +28,15 @@ import { localAppPolicy } from "./policy_defaults.ts";
 import { upstreamKey } from "../../config/upstream_key.ts";
 import { InboundAuthz } from "./inbound_authz.ts";
 import type { CallInfo, Recorder } from "../observe/recorder.ts";
+import { InboundRateLimits, type RateLimitSpec } from "./inbound_rate_limit.ts";
+import {
+  capabilitiesOfKey,
+  CAPABILITY_HEADER,
+  capableInstances,
+  isCapabilityKey,
+  keyOfHeader,
+} from "./capability.ts";
+import { sharedNowNs } from "./shared_rate.ts";
 
 /** Listener name of the inbound listener. */
 export const INBOUND_LISTENER = "inbound";
@@ -100,6 +109,7 @@ export class MeshRouter implements Router {
   #routes = new Map<string, Route>();
   #haveCatalog = false;
   readonly #authz: InboundAuthz;
+  readonly #rateLimits: InboundRateLimits;
 
   /** Creates the router with the upstream and local destinations. */
   constructor(opts: MeshRouterOptions) {
@@ -109,6 +119,7 @@ export class MeshRouter implements Router {
       trustDomain: opts.trustDomain,
       logger: opts.logger,
     });
+    this.#rateLimits = new InboundRateLimits(opts.limits.rates, sharedNowNs);
     for (const u of opts.upstreams) {
       this.#upstreams.set(upstreamListenerName(u), {
         d: this.#destination(u.service),
@@ -171,10 +182,20 @@ export class MeshRouter implements Router {
     this.#haveCatalog = true;
     const policies = new Map<string, Policy>();
     const routes = new Map<string, Route>();
+    const rateLimits: RateLimitSpec[] = [];
     for (const r of resources) {
       if (r.kind === "Policy") policies.set(r.service, r);
       else if (r.kind === "Route") routes.set(r.service, r);
+      else if (r.kind === "RateLimit") rateLimits.push(r);
     }
+    this.#rateLimits.apply(
+      rateLimits,
+      [...this.#inbound.keys()],
+      (svc) =>
+        Object.hasOwn(c.services, svc)
+          ? c.services[svc]!.filter((i) => i.health === "passing").length
+          : 0,
+    );
     const authzChanged = this.#authz.apply(resources, unreadableAuthorizations);
     this.#policies = policies;
     this.#routes = routes;
@@ -279,12 +300,18 @@ export class MeshRouter implements Router {
       if (svc === null) {
         return new ProxyError(400, "bad_request", "http_proxy needs a Host naming a service");
       }
+      const asked = this.#askedCapabilities(head);
+      if (asked !== null) return asked instanceof ProxyError ? asked : asked.decide(head);
       const d = this.#outbound.get(svc) ?? this.#onDemand(svc);
       if (d instanceof ProxyError) return d;
       return d.decide(head);
     }
     const u = this.#upstreams.get(name);
     if (u === undefined) return new ProxyError(404, "no_route", `no route for listener ${name}`);
+    const asked = this.#askedCapabilities(head);
+    if (asked !== null) {
+      return asked instanceof ProxyError ? asked : asked.decide(head, u.source);
+    }
     return u.d.decide(head, u.source);
   }
 
@@ -299,6 +326,20 @@ export class MeshRouter implements Router {
   /** Stops routing an upstream listener closed (and drained) by a configuration reload. */
   removeUpstream(u: UpstreamRef): void {
     this.#upstreams.delete(upstreamListenerName(u));
+  }
+
+  /** The destination of the capabilities a request asks for by header; null when it asks none. */
+  #askedCapabilities(head: RequestHead): Destination | ProxyError | null {
+    const v = headerValue(head, CAPABILITY_HEADER);
+    if (v === null) return null;
+    const key = keyOfHeader(v);
+    if (key instanceof ProxyError) return key;
+    const d = this.#outbound.get(key);
+    if (d !== undefined) return d;
+    if (this.#outbound.size >= MAX_DESTINATIONS) {
+      return new ProxyError(503, "overloaded", `more than ${MAX_DESTINATIONS} destinations`);
+    }
+    return this.#destination(key);
   }
 
   /** Routes one opaque TCP connection accepted on an upstream listener. */
@@ -342,6 +383,11 @@ export class MeshRouter implements Router {
     }
     const denied = this.#authz.checkHttp(d.service, head, caller);
     if (denied !== null) return denied;
+    const limited = this.#rateLimits.check(d.service, caller, head);
+    if (limited !== null) {
+      this.#o.metrics.rateLimited.labels(d.service).inc();
+      return limited;
+    }
     const decision = d.decide(head, caller === null ? undefined : sourceLabel(caller));
     if (head.upgrade && !(decision instanceof ProxyError)) {
       // Kept for as long as the connection is open: checked again when policies change.
@@ -372,6 +418,12 @@ export class MeshRouter implements Router {
 
   #destination(svc: string): Destination {
     let d = this.#outbound.get(svc);
+    if (d === undefined && isCapabilityKey(svc)) {
+      // Endpoints of several services: each carries its own identity and destination header.
+      d = new Destination(svc, this.#o, { limitKey: `outbound:${svc}`, capabilities: true });
+      this.#refresh(svc, d);
+      this.#outbound.set(svc, d);
+    }
     if (d === undefined) {
       d = new Destination(svc, this.#o, {
         policy: this.#policies.get(svc),
@@ -381,6 +433,10 @@ export class MeshRouter implements Router {
         peerIdentity: this.#o.trustDomain === undefined
           ? undefined
           : serviceSpiffeId(this.#o.trustDomain, svc),
+        resolve: (other) => {
+          const o = this.#outbound.get(other) ?? this.#onDemand(other);
+          return o instanceof ProxyError ? null : o;
+        },
       });
       // Refreshed before it is kept, so a failure cannot leave a broken destination behind.
       this.#refresh(svc, d);
@@ -390,9 +446,17 @@ export class MeshRouter implements Router {
   }
 
   #refresh(name: string, d: Destination): void {
+    const services = this.#catalog.services;
+    if (isCapabilityKey(name)) {
+      const td = this.#o.trustDomain;
+      d.setCapableInstances(
+        capableInstances(services, capabilitiesOfKey(name)),
+        td === undefined ? undefined : (svc) => serviceSpiffeId(td, svc),
+      );
+      return;
+    }
     d.setPolicy(this.#policies.get(name));
     d.setRoute(this.#routes.get(name));
-    const services = this.#catalog.services;
     d.setInstances(Object.hasOwn(services, name) ? services[name]! : []);
   }
 }

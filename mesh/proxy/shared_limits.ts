@@ -10,16 +10,21 @@
  * 4096 destinations); the effect is only a stricter limit for both.
  * @module
  */
+import { SHARED_RATE_BYTES, SharedRates } from "./shared_rate.ts";
 
 /** Slots in the table: twice the proxy's destination cap, so probes stay short. */
 export const SHARED_LIMIT_SLOTS = 8192;
-/** Bytes of the shared buffer: a key and a count per slot. */
-export const SHARED_LIMIT_BYTES = SHARED_LIMIT_SLOTS * 2 * Int32Array.BYTES_PER_ELEMENT;
+/** Bytes of the in-flight table: a key and a count per slot. */
+const _COUNT_BYTES = SHARED_LIMIT_SLOTS * 2 * Int32Array.BYTES_PER_ELEMENT;
+/** Bytes of the shared buffer: the in-flight table, then the rate limits' buckets. */
+export const SHARED_LIMIT_BYTES = _COUNT_BYTES + SHARED_RATE_BYTES;
 
-/** The shared table of in-flight counts. */
+/** The shared table of in-flight counts, and the rate limits' shared buckets. */
 export class SharedLimits {
   /** The buffer to post to workers (structured clone shares it). */
   readonly buffer: SharedArrayBuffer;
+  /** The `RateLimit` buckets, in the same buffer. */
+  readonly rates: SharedRates;
   readonly #keys: Int32Array;
   readonly #counts: Int32Array;
 
@@ -33,6 +38,7 @@ export class SharedLimits {
     this.buffer = buffer;
     this.#keys = new Int32Array(buffer, 0, SHARED_LIMIT_SLOTS);
     this.#counts = new Int32Array(buffer, SHARED_LIMIT_SLOTS * 4, SHARED_LIMIT_SLOTS);
+    this.rates = new SharedRates(buffer, _COUNT_BYTES);
   }
 
   /** The slot of `name`, claiming one if no worker has yet. */

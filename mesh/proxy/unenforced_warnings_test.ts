@@ -11,24 +11,23 @@ function recording(): { log: Logger; warned: LogFields[] } {
   };
 }
 
-const RATE = { kind: "RateLimit", service: "ledger", requests_per_second: 5, burst: 10 };
-const ROUTE = {
-  kind: "Route",
-  service: "ledger",
-  rules: [{ backends: [{ version: "v2" }], mirror: { version: "v3", percent: 10 } }],
-};
+const RATE = { kind: "ExternalService", name: "ledger", hosts: ["ledger.example:443"] };
+const ROUTE = { kind: "Policy", service: "ledger", circuit_breaker: { max_pending: 5 } };
 
 Deno.test("UnenforcedWarnings warns once per part, skipping unreadable resources", () => {
   const { log, warned } = recording();
   const w = new UnenforcedWarnings(log);
   assertEquals(w.check([{ kind: "Policy", service: "ledger" }]), []);
-  assertEquals(w.check([RATE, { kind: "RateLimit", service: "bad", burst: -1 }]), [
-    "RateLimit/ledger",
+  assertEquals(w.check([RATE, { kind: "ExternalService", name: "bad", hosts: [] }]), [
+    "ExternalService/ledger",
   ]);
   // The same resources again, and later with one more: only the new part is reported.
-  assertEquals(w.check([RATE, { kind: "RateLimit", service: "bad", burst: -1 }]), []);
-  assertEquals(w.check([ROUTE, RATE]), ["Route/ledger rules[0].mirror"]);
-  assertEquals(warned.map((f) => f.part), ["RateLimit/ledger", "Route/ledger rules[0].mirror"]);
+  assertEquals(w.check([RATE, { kind: "ExternalService", name: "bad", hosts: [] }]), []);
+  assertEquals(w.check([ROUTE, RATE]), ["Policy/ledger circuit_breaker.max_pending"]);
+  assertEquals(warned.map((f) => f.part), [
+    "ExternalService/ledger",
+    "Policy/ledger circuit_breaker.max_pending",
+  ]);
 });
 
 Deno.test("UnenforcedWarnings stops remembering new parts at its bound", () => {
@@ -36,7 +35,7 @@ Deno.test("UnenforcedWarnings stops remembering new parts at its bound", () => {
   const w = new UnenforcedWarnings(log);
   const many = Array.from({ length: MAX_UNENFORCED_WARNINGS + 5 }, (_, i) => ({
     ...RATE,
-    service: `s${i}`,
+    name: `s${i}`,
   }));
   assertEquals(w.check(many).length, MAX_UNENFORCED_WARNINGS);
   assertEquals(warned.length, MAX_UNENFORCED_WARNINGS);

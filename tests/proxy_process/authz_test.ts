@@ -300,14 +300,16 @@ Deno.test("a proxy fronting two services calls as the service each upstream name
     assertEquals(denial.node, "vm-ledger");
     assertEquals(denial.reason, "default_deny");
     assertMatch(String(denial.caller), /\/svc\/alpha$/);
-    // Likewise a RateLimit resource, once per part.
+    // An ExternalService resource (not enforced yet) is warned about, once per part.
     await ctlApply(
       dir,
       cp.url,
       cp.token,
-      "kind: RateLimit\nservice: ledger\nrequests_per_second: 5\nburst: 5\n",
+      "kind: ExternalService\nname: stripe\nhosts: [api.stripe.com:443]\n",
     );
-    await callee.child.waitLine(/resource part not enforced.*part"?[=:]"?"?RateLimit\/ledger/);
+    await callee.child.waitLine(
+      /resource part not enforced.*part"?[=:]"?"?ExternalService\/stripe/,
+    );
     // The caller's metrics name the local service each call was made for.
     const m = await metricsText(ab);
     assertMatch(m, /skein_requests_total\{[^}]*source="beta"[^}]*destination="ledger"[^}]*\} 6/);

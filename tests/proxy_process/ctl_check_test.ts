@@ -22,10 +22,9 @@ Deno.test("ctl check finds a missing canary version, an expired proxy certificat
       method: "PUT",
       headers: admin,
       body: JSON.stringify({
-        kind: "RateLimit",
-        service: "ledger",
-        requests_per_second: 5,
-        burst: 10,
+        kind: "ExternalService",
+        name: "stripe",
+        hosts: ["api.stripe.com:443"],
       }),
     });
     assertEquals(unenforcedPut.status, 200, await unenforcedPut.text());
@@ -44,7 +43,7 @@ Deno.test("ctl check finds a missing canary version, an expired proxy certificat
       const r = await testFetch(`${cp.url}/v1/proxies`, { headers: admin });
       const body = await r.json();
       return body.proxies?.some((p: { node: string; unenforced: string[] }) =>
-        p.node === "vm-1" && p.unenforced.includes("RateLimit/ledger")
+        p.node === "vm-1" && p.unenforced.includes("ExternalService/stripe")
       );
     });
     const check = () =>
@@ -52,7 +51,9 @@ Deno.test("ctl check finds a missing canary version, an expired proxy certificat
     const first = await check();
     assertEquals(first.code, 1, first.stdout + first.stderr);
     assert(
-      first.stdout.includes("proxy vm-1 (ledger) accepts but does not enforce: RateLimit/ledger"),
+      first.stdout.includes(
+        "proxy vm-1 (ledger) accepts but does not enforce: ExternalService/stripe",
+      ),
     );
     assert(!first.stdout.includes("Route/"), first.stdout);
 
