@@ -10,6 +10,7 @@ import type { Logger } from "../../common/log.ts";
 import type { BackoffOptions } from "./backoff.ts";
 import { FrameDecoder, MAX_U32 } from "./frame.ts";
 import { decodeHello, MAX_HELLO_BYTES } from "./hello.ts";
+import { clockSkewProblem, MAX_PEER_CLOCK_SKEW_MS } from "./clock_skew.ts";
 import { formatAddress, PeerLink, type PeerStats } from "./peer_link.ts";
 import {
   allowAnyPeer,
@@ -87,6 +88,8 @@ export interface TransportOptions {
   readonly dialTimeoutMs?: number;
   /** Time an inbound connection has to present its hello. @default DEFAULT_HELLO_TIMEOUT_MS */
   readonly helloTimeoutMs?: number;
+  /** Largest clock difference accepted from a peer's hello. @default MAX_PEER_CLOCK_SKEW_MS */
+  readonly maxClockSkewMs?: number;
   /** Inbound connections open at once; more are closed on accept. @default DEFAULT_MAX_INBOUND_CONNECTIONS */
   readonly maxInboundConnections?: number;
 }
@@ -338,12 +341,13 @@ export class Transport {
     }
     if (refused !== null && !this.#closing) {
       const r: { reason: string; detail?: string } = refused;
-      this.#log.warn("transport: closed inbound connection", {
-        remote: stream.remote,
-        peer: conn.node ?? undefined,
-        reason: r.reason,
-        detail: r.detail,
-      });
+      const fields = { remote: stream.remote, peer: conn.node ?? undefined, ...r };
+      if (r.reason === "hello_clock_skew") {
+        // Retrying does not fix a clock: said at error, naming the peer and the gap.
+        this.#log.error("transport: refused peer, clocks too far apart", fields);
+      } else {
+        this.#log.warn("transport: closed inbound connection", fields);
+      }
     }
   }
 
@@ -377,6 +381,12 @@ export class Transport {
         detail: `channel identity does not match ${node}`,
       };
     }
+    if (h.hello.sentAtMs !== undefined) {
+      const now = (this.#opts.now ?? Date.now)();
+      const bound = this.#opts.maxClockSkewMs ?? MAX_PEER_CLOCK_SKEW_MS;
+      const problem = clockSkewProblem(node, h.hello.sentAtMs, now, bound);
+      if (problem !== null) return { ok: false, reason: "hello_clock_skew", detail: problem };
+    }
     return { ok: true, node };
   }
 }
@@ -395,6 +405,7 @@ function _validate(o: TransportOptions): void {
   posInt("dialTimeoutMs", o.dialTimeoutMs);
   posInt("helloTimeoutMs", o.helloTimeoutMs);
   posInt("maxInboundConnections", o.maxInboundConnections);
+  posInt("maxClockSkewMs", o.maxClockSkewMs);
   const { baseMs, maxMs } = o.reconnect;
   if (!(baseMs > 0) || !(maxMs >= baseMs)) {
     throw new RangeError(
