@@ -79,8 +79,7 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
   } catch (e) {
     log.error("cannot set up this node's certificate", {
       error: (e as Error).message,
-      hint: "every control node needs the cluster's CA seed: `skein ca create --out DIR` once, " +
-        "then copy ca.pem and ca.key to tls.ca_cert_file and tls.ca_key_file on each node",
+      hint: _seedHint((e as Error).message),
     });
     return EXIT.failure;
   }
@@ -262,4 +261,18 @@ function startApiTracer(
       await (sink as SpanSink | null)?.shutdown();
     },
   };
+}
+
+/** What to do about a seed refused at start, worded for the failed check. */
+function _seedHint(error: string): string {
+  if (/root expired at|not valid before/.test(error)) {
+    return "the seed root is outside its validity by this machine's clock: check the clock " +
+      "(NTP); a root that really expired needs a new CA (`skein ca create --out DIR`) on every node";
+  }
+  if (/private key|key does not match/.test(error)) {
+    return "tls.ca_key_file must be the key of tls.ca_cert_file: copy both files from the same " +
+      "`skein ca create` or `skein ctl ca export-seed` output";
+  }
+  return "every control node needs the cluster's CA seed: `skein ca create --out DIR` once, " +
+    "then copy ca.pem and ca.key to tls.ca_cert_file and tls.ca_key_file on each node";
 }

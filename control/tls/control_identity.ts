@@ -159,6 +159,11 @@ export class ControlIdentity implements TlsIdentitySource {
     };
   }
 
+  /** Ids of the roots this node trusts now (for errors that must say which roots those are). */
+  trustedRootIds(): string[] {
+    return this.#ca.roots.map((r) => r.id);
+  }
+
   /** Whether `spiffeId` is on the CA's revocation list (as of the last `updateCa`). */
   isRevoked(spiffeId: string): boolean {
     return this.#revoked.has(spiffeId);

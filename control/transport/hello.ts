@@ -3,11 +3,16 @@
  *
  * Layout (inside an ordinary length-prefixed frame):
  * `"SKNT"` magic, u8 protocol version, u8 node id length, node id (UTF-8),
- * u8 cluster id length, cluster id (UTF-8). Nothing may follow.
+ * u8 cluster id length, cluster id (UTF-8), then optionally the sender's wall clock as a u64
+ * (ms since the epoch, big-endian) so the receiver can refuse a peer whose clock is too far
+ * off. Nothing else may follow; a hello without the clock (an older sender) is still read.
  * @module
  */
 
 import { type NodeId, nodeId } from "../../common/ids.ts";
+
+/** Size of the optional trailing clock field. */
+const _CLOCK_BYTES = 8;
 
 /** Magic bytes that start every hello: "SKNT" (skein transport). */
 export const HELLO_MAGIC: Uint8Array = new Uint8Array([0x53, 0x4b, 0x4e, 0x54]);
@@ -20,7 +25,7 @@ export const MAX_HELLO_ID_BYTES = 255;
 
 /** Largest hello frame payload; the decoder limit while a connection is unauthenticated. */
 export const MAX_HELLO_BYTES: number = HELLO_MAGIC.length + 1 + 1 + MAX_HELLO_ID_BYTES + 1 +
-  MAX_HELLO_ID_BYTES;
+  MAX_HELLO_ID_BYTES + _CLOCK_BYTES;
 
 /** What a connecting node says about itself. */
 export interface Hello {
@@ -30,6 +35,8 @@ export interface Hello {
   readonly node: NodeId;
   /** The cluster the sender belongs to. */
   readonly clusterId: string;
+  /** The sender's wall clock when it sent the hello (ms since the epoch), if it said. */
+  readonly sentAtMs?: number;
 }
 
 /** Why a hello payload could not be parsed. */
@@ -43,8 +50,11 @@ export type HelloResult =
 const _encoder = new TextEncoder();
 const _decoder = new TextDecoder("utf-8", { fatal: true });
 
-/** Encodes a hello payload (without the frame length prefix). */
-export function encodeHello(node: NodeId, clusterId: string): Uint8Array {
+/**
+ * Encodes a hello payload (without the frame length prefix); with `sentAtMs`, the sender's
+ * clock is appended.
+ */
+export function encodeHello(node: NodeId, clusterId: string, sentAtMs?: number): Uint8Array {
   const n = _encoder.encode(node);
   const c = _encoder.encode(clusterId);
   if (n.length === 0 || n.length > MAX_HELLO_ID_BYTES) {
@@ -55,7 +65,11 @@ export function encodeHello(node: NodeId, clusterId: string): Uint8Array {
       `hello: cluster id must be at most ${MAX_HELLO_ID_BYTES} bytes, got ${c.length}`,
     );
   }
-  const out = new Uint8Array(HELLO_MAGIC.length + 2 + n.length + 1 + c.length);
+  if (sentAtMs !== undefined && !(Number.isSafeInteger(sentAtMs) && sentAtMs >= 0)) {
+    throw new RangeError(`hello: sentAtMs must be a non-negative integer, got ${sentAtMs}`);
+  }
+  const clockBytes = sentAtMs === undefined ? 0 : _CLOCK_BYTES;
+  const out = new Uint8Array(HELLO_MAGIC.length + 2 + n.length + 1 + c.length + clockBytes);
   out.set(HELLO_MAGIC, 0);
   let at = HELLO_MAGIC.length;
   out[at++] = PROTOCOL_VERSION;
@@ -64,6 +78,10 @@ export function encodeHello(node: NodeId, clusterId: string): Uint8Array {
   at += n.length;
   out[at++] = c.length;
   out.set(c, at);
+  at += c.length;
+  if (sentAtMs !== undefined) {
+    new DataView(out.buffer).setBigUint64(at, BigInt(sentAtMs));
+  }
   return out;
 }
 
@@ -94,17 +112,26 @@ export function decodeHello(payload: Uint8Array): HelloResult {
   at = node.next;
   const cluster = _readId(payload, at, "cluster id");
   if (!cluster.ok) return cluster;
-  if (cluster.next !== payload.length) {
-    return {
-      ok: false,
-      reason: "malformed",
-      detail: `hello has ${payload.length - cluster.next} trailing bytes`,
-    };
+  const rest = payload.length - cluster.next;
+  if (rest !== 0 && rest !== _CLOCK_BYTES) {
+    return { ok: false, reason: "malformed", detail: `hello has ${rest} trailing bytes` };
+  }
+  let sentAtMs: number | undefined;
+  if (rest === _CLOCK_BYTES) {
+    const raw = new DataView(payload.buffer, payload.byteOffset + cluster.next, _CLOCK_BYTES)
+      .getBigUint64(0);
+    if (raw > BigInt(Number.MAX_SAFE_INTEGER)) {
+      return { ok: false, reason: "malformed", detail: "hello clock is out of range" };
+    }
+    sentAtMs = Number(raw);
   }
   if (node.value === "") {
     return { ok: false, reason: "malformed", detail: "hello has an empty node id" };
   }
-  return { ok: true, hello: { version, node: nodeId(node.value), clusterId: cluster.value } };
+  const hello: Hello = sentAtMs === undefined
+    ? { version, node: nodeId(node.value), clusterId: cluster.value }
+    : { version, node: nodeId(node.value), clusterId: cluster.value, sentAtMs };
+  return { ok: true, hello };
 }
 
 type _IdResult =

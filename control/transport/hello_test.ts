@@ -10,9 +10,9 @@ Deno.test("decodeHello() reads back what encodeHello() wrote", () => {
   });
 });
 
-Deno.test("encodeHello() of the longest ids fits MAX_HELLO_BYTES exactly", () => {
+Deno.test("encodeHello() of the longest ids fits MAX_HELLO_BYTES with room for the clock", () => {
   const h = encodeHello(nodeId("n".repeat(255)), "c".repeat(255));
-  assert.deepStrictEqual(h.length, MAX_HELLO_BYTES);
+  assert.deepStrictEqual(h.length + 8, MAX_HELLO_BYTES);
   assert.throws(() => encodeHello(nodeId("n".repeat(256)), "c"), RangeError);
   assert.throws(() => encodeHello(nodeId(""), "c"), RangeError);
 });
@@ -40,4 +40,21 @@ Deno.test("decodeHello() rejects bad input with a reason", async (t) => {
       assert.deepStrictEqual(r.reason, reason);
     });
   }
+});
+
+Deno.test("a hello carries the sender's clock when given, and one without it is still read", () => {
+  const stamped = decodeHello(encodeHello(nodeId("cp-1"), "prod", 1_765_000_000_123));
+  assert(stamped.ok);
+  assert.equal(stamped.hello.sentAtMs, 1_765_000_000_123);
+  const plain = decodeHello(encodeHello(nodeId("cp-1"), "prod"));
+  assert(plain.ok);
+  assert.equal(plain.hello.sentAtMs, undefined);
+  const longest = encodeHello(nodeId("n".repeat(255)), "c".repeat(255), Date.now());
+  assert.equal(longest.length, MAX_HELLO_BYTES);
+  assert.throws(() => encodeHello(nodeId("cp-1"), "prod", -1), RangeError);
+  const tooBig = new Uint8Array([...encodeHello(nodeId("cp-1"), "prod"), ...new Uint8Array(8)]);
+  tooBig.fill(0xff, tooBig.length - 8);
+  const r = decodeHello(tooBig);
+  assert(!r.ok);
+  assert.equal(r.reason, "malformed");
 });

@@ -88,7 +88,6 @@ export class PeerLink {
   readonly #opts: PeerLinkOptions;
   readonly #log: Logger;
   readonly #queue: FrameQueue;
-  readonly #hello: Uint8Array;
   readonly #wake = new _Wake();
   #writeBuffer: Uint8Array | null = null;
   #addr: PeerAddress;
@@ -107,7 +106,6 @@ export class PeerLink {
     this.#addr = opts.addr;
     this.#log = opts.logger.with({ peer: opts.peer });
     this.#queue = new FrameQueue(opts.maxQueuedFrames, opts.maxQueuedBytes);
-    this.#hello = encodeFrame(encodeHello(opts.self, opts.clusterId));
     this.stats = {
       connected: false,
       inboundConnected: false,
@@ -259,7 +257,9 @@ export class PeerLink {
     }
     this.#stream = stream;
     try {
-      await writeAll(stream, this.#hello);
+      // Stamped now, not at construction, so the peer can compare clocks (clock_skew.ts).
+      const hello = encodeHello(this.#opts.self, this.#opts.clusterId, this.#opts.now());
+      await writeAll(stream, encodeFrame(hello));
     } catch (e) {
       this.#stream = null;
       stream.close();

@@ -28,12 +28,22 @@ export const CLOCK_OR_EXPIRY_HINT = "the peer's certificate has expired by this 
   "either this node's clock is ahead of the peer's (set the clock, NTP) or the peer cannot " +
   "renew (see its log)";
 
+/** What the dialer knows that tells an operator which of the two nodes has outdated files. */
+export interface UntrustedPeerContext {
+  /** The node dialled, when known. */
+  readonly peer?: string;
+  /** Ids of the roots this node trusts. */
+  readonly trustedRootIds?: readonly string[];
+}
+
 /**
  * `e` with a hint added to its message when it is a failure an operator fixes outside skein:
- * an untrusted root ({@linkcode SEED_REFRESH_HINT}) or a clock ({@linkcode CLOCK_BEHIND_HINT},
- * {@linkcode CLOCK_OR_EXPIRY_HINT}). Other errors pass through unchanged.
+ * an untrusted root ({@linkcode SEED_REFRESH_HINT}, followed by the peer and the roots this
+ * node trusts, since either side may be the outdated one) or a clock
+ * ({@linkcode CLOCK_BEHIND_HINT}, {@linkcode CLOCK_OR_EXPIRY_HINT}). Other errors pass
+ * through unchanged.
  */
-export function explainUntrustedPeer(e: unknown): unknown {
+export function explainUntrustedPeer(e: unknown, ctx: UntrustedPeerContext = {}): unknown {
   if (!(e instanceof Error)) return e;
   const code = (e as { code?: unknown }).code;
   const text = `${e.message} ${typeof code === "string" ? code : ""} ${
@@ -48,6 +58,15 @@ export function explainUntrustedPeer(e: unknown): unknown {
     : null;
   if (hint === null || e.message.includes(hint)) return e;
   // The same error, so callers that tell failures apart by class and `kind` still can.
-  e.message = `${e.message}: ${hint}`;
+  e.message = `${e.message}: ${hint}${hint === SEED_REFRESH_HINT ? _whichSide(ctx) : ""}`;
   return e;
+}
+
+/** Names what the operator compares to find the node with outdated files. */
+function _whichSide(ctx: UntrustedPeerContext): string {
+  const roots = ctx.trustedRootIds ?? [];
+  if (roots.length === 0) return "";
+  const peer = ctx.peer === undefined ? "the peer" : `peer ${ctx.peer}`;
+  return ` (this node trusts root ${roots.join(", ")}; \`skein ctl ca roots\` lists the ` +
+    `cluster's: if they match, the files to refresh are ${peer}'s)`;
 }

@@ -48,6 +48,8 @@ export interface TransportTlsSource {
   material(): TlsMaterial;
   /** Whether a SPIFFE id is revoked. */
   isRevoked(spiffeId: string): boolean;
+  /** Ids of the roots trusted now, named when a peer's certificate chains to none of them. */
+  trustedRootIds?(): readonly string[];
 }
 
 /** Options of {@linkcode tlsDialer} and {@linkcode tlsListenerFactory}. */
@@ -157,7 +159,7 @@ export function tlsDialer(opts: TlsTransportOptions): Dialer {
           resolve(new TlsByteStream(socket, id.uri));
         }, (e) => {
           signal.removeEventListener("abort", onAbort);
-          reject(explainUntrustedPeer(e));
+          reject(explainUntrustedPeer(e, { peer, trustedRootIds: source.trustedRootIds?.() }));
         });
       });
     },

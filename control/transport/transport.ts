@@ -10,6 +10,7 @@ import type { Logger } from "../../common/log.ts";
 import type { BackoffOptions } from "./backoff.ts";
 import { FrameDecoder, MAX_U32 } from "./frame.ts";
 import { decodeHello, MAX_HELLO_BYTES } from "./hello.ts";
+import { clockSkewProblem, MAX_PEER_CLOCK_SKEW_MS } from "./clock_skew.ts";
 import { formatAddress, PeerLink, type PeerStats } from "./peer_link.ts";
 import { PeerSilence } from "./peer_silence.ts";
 import {
@@ -88,6 +89,8 @@ export interface TransportOptions {
   readonly dialTimeoutMs?: number;
   /** Time an inbound connection has to present its hello. @default DEFAULT_HELLO_TIMEOUT_MS */
   readonly helloTimeoutMs?: number;
+  /** Largest clock difference accepted from a peer's hello. @default MAX_PEER_CLOCK_SKEW_MS */
+  readonly maxClockSkewMs?: number;
   /** Inbound connections open at once; more are closed on accept. @default DEFAULT_MAX_INBOUND_CONNECTIONS */
   readonly maxInboundConnections?: number;
   /**
@@ -115,6 +118,8 @@ export class Transport {
   readonly #links = new Map<NodeId, PeerLink>();
   readonly #inbound = new Set<_Inbound>();
   readonly #inboundByNode = new Map<NodeId, _Inbound>();
+  // Peers refused for their clock since their last good hello: said once at error, then debug.
+  readonly #skewed = new Set<NodeId>();
   readonly #tasks = new Set<Promise<void>>();
   readonly #shutdown = new AbortController();
   #acceptLoop: Promise<void> = Promise.resolve();
@@ -281,7 +286,7 @@ export class Transport {
     // us buffer a large "frame" before proving anything.
     const decoder = new FrameDecoder({ maxFrameBytes: MAX_HELLO_BYTES });
     const buf = new Uint8Array(READ_BUFFER_BYTES);
-    let refused: { reason: string; detail?: string } | null = null;
+    let refused: { reason: string; detail?: string; node?: NodeId } | null = null;
     const helloTimeoutMs = this.#opts.helloTimeoutMs ?? DEFAULT_HELLO_TIMEOUT_MS;
     const helloTimer = setTimeout(() => {
       refused ??= { reason: "hello_timeout", detail: `no hello within ${helloTimeoutMs}ms` };
@@ -326,6 +331,7 @@ export class Transport {
             }
             clearTimeout(helloTimer);
             conn.node = verdict.node;
+            this.#skewed.delete(verdict.node);
             this.#inboundByNode.get(verdict.node)?.stream.close();
             this.#inboundByNode.set(verdict.node, conn);
             decoder.maxFrameBytes = this.#opts.maxFrameBytes;
@@ -359,20 +365,31 @@ export class Transport {
       }
     }
     if (refused !== null && !this.#closing) {
-      const r: { reason: string; detail?: string } = refused;
-      this.#log.warn("transport: closed inbound connection", {
+      const r: { reason: string; detail?: string; node?: NodeId } = refused;
+      const fields = {
         remote: stream.remote,
-        peer: conn.node ?? undefined,
+        peer: conn.node ?? r.node,
         reason: r.reason,
         detail: r.detail,
-      });
+      };
+      if (r.reason === "hello_clock_skew" && r.node !== undefined) {
+        // Retrying does not fix a clock: said at error, naming the peer and the gap, once
+        // until that peer's clock is right again (it redials every few seconds).
+        const first = !this.#skewed.has(r.node);
+        this.#skewed.add(r.node);
+        const msg = "transport: refused peer, clocks too far apart";
+        if (first) this.#log.error(msg, fields);
+        else this.#log.debug(msg, fields);
+      } else {
+        this.#log.warn("transport: closed inbound connection", fields);
+      }
     }
   }
 
   #checkHello(
     payload: Uint8Array,
     stream: ByteStream,
-  ): { ok: true; node: NodeId } | { ok: false; reason: string; detail: string } {
+  ): { ok: true; node: NodeId } | { ok: false; reason: string; detail: string; node?: NodeId } {
     const h = decodeHello(payload);
     if (!h.ok) return { ok: false, reason: `hello_${h.reason}`, detail: h.detail };
     const { node, clusterId } = h.hello;
@@ -399,6 +416,14 @@ export class Transport {
         detail: `channel identity does not match ${node}`,
       };
     }
+    if (h.hello.sentAtMs !== undefined) {
+      const now = (this.#opts.now ?? Date.now)();
+      const bound = this.#opts.maxClockSkewMs ?? MAX_PEER_CLOCK_SKEW_MS;
+      const problem = clockSkewProblem(node, h.hello.sentAtMs, now, bound);
+      if (problem !== null) {
+        return { ok: false, reason: "hello_clock_skew", detail: problem, node };
+      }
+    }
     return { ok: true, node };
   }
 }
@@ -417,6 +442,7 @@ function _validate(o: TransportOptions): void {
   posInt("dialTimeoutMs", o.dialTimeoutMs);
   posInt("helloTimeoutMs", o.helloTimeoutMs);
   posInt("maxInboundConnections", o.maxInboundConnections);
+  posInt("maxClockSkewMs", o.maxClockSkewMs);
   const { baseMs, maxMs } = o.reconnect;
   if (!(baseMs > 0) || !(maxMs >= baseMs)) {
     throw new RangeError(

@@ -273,7 +273,8 @@ Deno.test("Transport closes an inbound connection that sends no hello in time", 
 
 Deno.test("Transport drops frames that waited longer than maxQueueAgeMs for a down peer", async () => {
   const port = freePort();
-  let clock = 1_000_000;
+  // Near the real clock: the hello carries it, and b refuses a clock far from its own.
+  let clock = Date.now();
   const a = await startNode("a", { now: () => clock, maxQueueAgeMs: 500 });
   let b: TestNode | null = null;
   try {
@@ -534,5 +535,39 @@ Deno.test("Transport keeps the connection to a peer that answers (peerSilenceMs)
   } finally {
     clearInterval(keepSending);
     await closeAll([a, b]);
+  }
+});
+
+Deno.test("Transport refuses a peer whose clock is beyond the bound, both ways, and takes one within it", async () => {
+  const a = await startNode("a", { now: () => Date.now() + 45_000 });
+  const b = await startNode("b");
+  const c = await startNode("c", { now: () => Date.now() + 10_000 });
+  try {
+    mesh([a, b, c]);
+    await waitUntil(
+      () => b.log.lines.some((l) => l.includes("peer a's clock is") && l.includes("ahead of")),
+      "b refuses a, whose clock is 45 s ahead",
+    );
+    await waitUntil(
+      () => a.log.lines.some((l) => l.includes("peer b's clock is") && l.includes("behind")),
+      "a refuses b, whose clock is 45 s behind a's",
+    );
+    // a redials (backoff up to 100 ms here): the error is said once, the repeats at debug.
+    const skewLines = () => b.log.lines.filter((l) => l.includes("clocks too far apart"));
+    await waitUntil(() => skewLines().length >= 3, "a's repeated hellos refused");
+    assert.equal(skewLines().filter((l) => l.includes("level=error")).length, 1);
+    assert.ok(
+      skewLines().every((l) => l.includes("reason=hello_clock_skew") && l.includes("peer=a")),
+    );
+    // c is 10 s ahead of b: within the bound, so frames flow.
+    assert.equal(c.t.send(b.id, text("c->b")), true);
+    assert.equal(b.t.send(c.id, text("b->c")), true);
+    await waitUntil(
+      () => b.got.some((g) => g.from === c.id) && c.got.some((g) => g.from === b.id),
+      "b and c exchange frames",
+    );
+    assert.equal(b.got.some((g) => g.from === a.id), false);
+  } finally {
+    await closeAll([a, b, c]);
   }
 });

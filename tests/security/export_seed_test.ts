@@ -88,6 +88,14 @@ Deno.test("a peer certificate from an untrusted root says which files to refresh
   assert.equal(out, e, "the same error: its class and fields still tell the failure apart");
   assert.ok(out.message.includes(SEED_REFRESH_HINT));
   assert.match(out.message, /tls\.ca_cert_file and tls\.ca_key_file/);
+  const named = explainUntrustedPeer(new Error("self-signed certificate in certificate chain"), {
+    peer: "cp-2",
+    trustedRootIds: ["ab12"],
+  }) as Error;
+  assert.match(
+    named.message,
+    /this node trusts root ab12; `skein ctl ca roots` lists the cluster's: if they match, the files to refresh are peer cp-2's\)$/,
+  );
   const behind = explainUntrustedPeer(
     Object.assign(new Error("certificate is not yet valid"), { code: "CERT_NOT_YET_VALID" }),
   ) as Error;
