@@ -73,6 +73,11 @@ export interface MeshBenchOptions {
    * what the Route layer costs on the request path.
    */
   route?: boolean;
+  /**
+   * Turns on an access log to a file and tracing at 1% sampling towards a collector that is
+   * down, on both skein proxies (`--observe`), to show what observability costs.
+   */
+  observe?: boolean;
 }
 
 /** Measurements for one target. */
@@ -293,6 +298,10 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
         rules: [{ backends: [{ version: "v1", weight: 95 }, { weight: 5 }] }],
       }]
       : [];
+    if (opts.route) notes.push("skein pair: a Route of two weighted backends (95/5) in force");
+    if (opts.observe) {
+      notes.push("skein pair: access log to a file, tracing at 1% to a collector that is down");
+    }
     let controlUrls = ["http://127.0.0.1:9"];
     const tokenFiles: Record<string, string> = {};
     let caFile: string | undefined;
@@ -329,6 +338,13 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
       workers,
       log: { level: "error" },
       ...(caFile !== undefined ? { ca_file: caFile } : {}),
+      // Port 9 refuses at once: spans are dropped and counted, as with a collector down.
+      ...(opts.observe
+        ? {
+          access_log: { path: `${tmp}/${node}-access.log`, format: "json" },
+          telemetry: { otlp: "http://127.0.0.1:9", sampling: 0.01 },
+        }
+        : {}),
       ...extra,
     });
     const pxOutBPort = freePort();
@@ -672,5 +688,6 @@ if (import.meta.main) {
     abOutbound: Deno.args.includes("--ab-outbound"),
     hold: Deno.args.includes("--hold"),
     route: Deno.args.includes("--route"),
+    observe: Deno.args.includes("--observe"),
   });
 }

@@ -50,6 +50,7 @@ if (import.meta.main) {
           mtls: meshTls,
           abOutbound: meshTls,
           route: Deno.args.includes("--route"),
+          observe: Deno.args.includes("--observe"),
         });
       } else if (part === "capacity") {
         const { runCapacityBench } = await import("./capacity_bench.ts");
