@@ -49,10 +49,23 @@ export async function routeVersionIssues(
         ...resourcePosition(text, i, n.path),
         path: n.path.join("."),
         message: `no instance of ${r.service} declares version ${JSON.stringify(n.version)} (${
-          [...known].map((v) => JSON.stringify(v)).sort().join(", ")
-        } do)`,
+          declaredVersions(known)
+        })`,
       });
     }
   }
   return issues;
+}
+
+/**
+ * What the instances declare, for the error: an instance without `version:` declares "",
+ * which a user would not recognise as a version, so it is named in words with its fix.
+ */
+export function declaredVersions(known: ReadonlySet<string>): string {
+  const named = [...known].filter((v) => v !== "").map((v) => JSON.stringify(v)).sort();
+  const fix = "set `version:` on the service in the proxy's proxy.yaml";
+  if (named.length === 0) return `its instances declare no version; ${fix}`;
+  return known.has("")
+    ? `${named.join(", ")} declared, other instances declare none`
+    : `${named.join(", ")} do`;
 }

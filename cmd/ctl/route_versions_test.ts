@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createApi, FakeBackend } from "../../control/api/mod.ts";
 import { runCtl } from "../ctl.ts";
+import { declaredVersions } from "./route_versions.ts";
 
 /** `skein ctl` against an API over a fake backend where `ledger` runs versions v1 and v2. */
 async function withLedger(
@@ -78,4 +79,16 @@ Deno.test("ctl apply refuses a Route naming a version no instance declares, with
       await Deno.remove(file);
     }
   });
+});
+
+Deno.test("a Route refused because instances declare no version says so in words, with the fix", () => {
+  assert.equal(
+    declaredVersions(new Set([""])),
+    "its instances declare no version; set `version:` on the service in the proxy's proxy.yaml",
+  );
+  assert.equal(declaredVersions(new Set(["v2", "v1"])), '"v1", "v2" do');
+  assert.equal(
+    declaredVersions(new Set(["v1", ""])),
+    '"v1" declared, other instances declare none',
+  );
 });
