@@ -12,11 +12,20 @@ export const VERSION: string = denoJson.version;
 /** Finds the commit: baked in at build time, else asked of git beside the source tree. */
 export async function gitCommit(): Promise<string | null> {
   if (BUILD_COMMIT) return BUILD_COMMIT;
+  const dir = new URL("..", import.meta.url);
+  if (dir.protocol !== "file:") return null;
+  return await gitCommitIn(decodeURIComponent(dir.pathname).replace(/\/$/, ""));
+}
+
+/**
+ * The commit checked out in `dir`. A source install is owned by root and run as the `skein`
+ * user, which git refuses as "dubious ownership"; naming the tree as safe for this one
+ * read-only query keeps `skein version` from saying "unknown".
+ */
+export async function gitCommitIn(dir: string): Promise<string | null> {
   try {
-    const dir = new URL("..", import.meta.url);
-    if (dir.protocol !== "file:") return null;
     const out = await new Deno.Command("git", {
-      args: ["rev-parse", "--short=12", "HEAD"],
+      args: ["-c", `safe.directory=${dir}`, "rev-parse", "--short=12", "HEAD"],
       cwd: dir,
       stdout: "piped",
       stderr: "null",
