@@ -163,7 +163,24 @@ export class MeshRouter implements Router {
     for (const l of locals) this.#setLocal(l);
     this.#authz.setServices([...names]);
     const { resources, unreadableAuthorizations } = this.#prepared;
+    // New apps get their RateLimit now, not at the next catalog update.
+    this.#applyRateLimits(resources);
     return this.#authz.apply(resources, unreadableAuthorizations);
+  }
+
+  /** Applies the RateLimit resources among `resources` to the local apps. */
+  #applyRateLimits(resources: PreparedCatalog["resources"]): void {
+    const c = this.#catalog;
+    const specs: RateLimitSpec[] = [];
+    for (const r of resources) if (r.kind === "RateLimit") specs.push(r);
+    this.#rateLimits.apply(
+      specs,
+      [...this.#inbound.keys()],
+      (svc) =>
+        Object.hasOwn(c.services, svc)
+          ? c.services[svc]!.filter((i) => i.health === "passing").length
+          : 0,
+    );
   }
 
   /** Whether a catalog (from the control plane or the cache) has been applied. */
@@ -182,20 +199,11 @@ export class MeshRouter implements Router {
     this.#haveCatalog = true;
     const policies = new Map<string, Policy>();
     const routes = new Map<string, Route>();
-    const rateLimits: RateLimitSpec[] = [];
     for (const r of resources) {
       if (r.kind === "Policy") policies.set(r.service, r);
       else if (r.kind === "Route") routes.set(r.service, r);
-      else if (r.kind === "RateLimit") rateLimits.push(r);
     }
-    this.#rateLimits.apply(
-      rateLimits,
-      [...this.#inbound.keys()],
-      (svc) =>
-        Object.hasOwn(c.services, svc)
-          ? c.services[svc]!.filter((i) => i.health === "passing").length
-          : 0,
-    );
+    this.#applyRateLimits(resources);
     const authzChanged = this.#authz.apply(resources, unreadableAuthorizations);
     this.#policies = policies;
     this.#routes = routes;
@@ -358,8 +366,14 @@ export class MeshRouter implements Router {
   }
 
   #routeInbound(head: RequestHead, caller: string | null): RouteDecision | ProxyError {
-    const named = headerValue(head, DESTINATION_HEADER) ?? hostService(head.host);
+    const sent = headerValue(head, DESTINATION_HEADER);
+    const named = sent ?? hostService(head.host);
     let d = named !== null ? this.#inbound.get(named) : undefined;
+    if (d === undefined && sent !== null) {
+      // A calling proxy named a service not fronted here (a reload removed it): the one app
+      // left is not it. "Reached no app" so the caller's proxy retries another endpoint.
+      return new ProxyError(503, "no_endpoint", `this proxy does not front ${sent}`);
+    }
     if (d === undefined && this.#inbound.size === 1) d = this.#inbound.values().next().value;
     if (d === undefined) {
       return new ProxyError(
