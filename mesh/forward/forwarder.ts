@@ -461,6 +461,9 @@ class _Session implements CoarseTimer {
         }
         this.#f.stats.requests++;
         this.#pos = end;
+        // Per exchange: a kept-alive connection (a reused mux stream too) must not carry the
+        // last exchange's status into this one, or a refusal becomes an answer.
+        this.#sentStatus = this.#bodyOut = 0;
 
         // ---- route and exchange ----
         const f = this.#f;
@@ -473,12 +476,10 @@ class _Session implements CoarseTimer {
         if (decision instanceof ProxyError) {
           done = await this.#answerError(decision, head, head.chunked || head.contentLength > 0);
         } else if (head.chunked || head.contentLength > 0) {
-          this.#sentStatus = this.#bodyOut = 0;
           done = await this.#exchange(head, decision);
         } else {
           // No body: replayable as is. The first attempt runs from here; retries, if any, in
           // #attempts. onDone must run exactly once whatever happens (a client reset included).
-          this.#sentStatus = this.#bodyOut = 0;
           if (decision.mirror !== undefined) {
             mirrorRequest(f.upstreams, decision.mirror, head, _NO_BODY);
           }
