@@ -69,7 +69,7 @@ function _serve(scope: _WorkerScope): void {
       plane = DataPlane.start({
         config: m.config,
         logger: log,
-        limits: new SharedLimits(m.limits),
+        limits: new SharedLimits(m.limits, m.index),
         index: m.index,
         workers: m.workers,
         ports: m.ports,
