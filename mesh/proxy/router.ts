@@ -390,6 +390,12 @@ export class MeshRouter implements Router {
       if (port === null) return new ProxyError(404, "no_route", "no TCP tunnel on this proxy");
       const denied = this.#authz.checkTcp(d.service, caller);
       if (denied !== null) return denied;
+      // Each tunnel opened takes a token, like a request: a RateLimit bounds connections too.
+      const limitedTcp = this.#rateLimits.check(d.service, caller, head);
+      if (limitedTcp !== null) {
+        this.#o.metrics.rateLimited.labels(d.service).inc();
+        return limitedTcp;
+      }
       const service = d.service;
       const tunnel = _tunnelDecision(service, port);
       tunnel.stillAllowed = () => this.#authz.tcpStillAllowed(service, caller);

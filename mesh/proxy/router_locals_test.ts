@@ -91,3 +91,37 @@ Deno.test("a RateLimit holds for a local app a reload added", () => {
   assert(second instanceof ProxyError, "the burst of 1 is spent");
   assertEquals(second.code, "rate_limited");
 });
+
+Deno.test("a RateLimit counts each TCP tunnel opened to the service", () => {
+  const r = new MeshRouter({
+    zone: "",
+    now: () => performance.now(),
+    random: Math.random,
+    metrics: new ProxyMetrics(new Registry()),
+    logger: nullLogger,
+    source: "vm",
+    limits: new SharedLimits(),
+    upstreams: [],
+    locals: [{ name: "db", port: 5432 }],
+    tunnelPort: () => 40000,
+    trustDomain: "skein.local",
+  });
+  r.applyCatalog(prepareCatalog({
+    index: 1,
+    services: {},
+    trust: { roots: [], revoked: [] },
+    resources: [{
+      kind: "RateLimit",
+      service: "db",
+      requests_per_second: 0.001,
+      burst: 1,
+      scope: "instance",
+    }],
+  }, nullLogger));
+  const h = () =>
+    head("host: db\r\nx-skein-destination: db\r\nconnection: upgrade\r\nupgrade: skein-tcp\r\n");
+  assert(!(r.route(h(), IN) instanceof ProxyError), "the first tunnel opens");
+  const second = r.route(h(), IN);
+  assert(second instanceof ProxyError, "the burst of 1 is spent");
+  assertEquals(second.code, "rate_limited");
+});
