@@ -72,6 +72,9 @@ export function upstreamListenerName(u: UpstreamRef): string {
   return UPSTREAM_LISTENER_PREFIX + upstreamKey(u);
 }
 
+/** Distinct `x-skein-capability` values whose destination key the router remembers. */
+const MAX_CACHED_CAPABILITY_VALUES = 256;
+
 /** Options of {@linkcode MeshRouter}. */
 export interface MeshRouterOptions extends DestinationDeps {
   /** The upstream listeners; their destinations are created eagerly. */
@@ -110,6 +113,8 @@ export class MeshRouter implements Router {
   #haveCatalog = false;
   readonly #authz: InboundAuthz;
   readonly #rateLimits: InboundRateLimits;
+  /** `x-skein-capability` values seen → the destination key they ask for (or why not). */
+  readonly #capabilityKeys = new Map<string, string | ProxyError>();
 
   /** Creates the router with the upstream and local destinations. */
   constructor(opts: MeshRouterOptions) {
@@ -338,9 +343,17 @@ export class MeshRouter implements Router {
 
   /** The destination of the capabilities a request asks for by header; null when it asks none. */
   #askedCapabilities(head: RequestHead): Destination | ProxyError | null {
+    // The parser flags the field, so the usual request scans no header for it.
+    if (head.asksCapability !== true) return null;
     const v = headerValue(head, CAPABILITY_HEADER);
     if (v === null) return null;
-    const key = keyOfHeader(v);
+    let key = this.#capabilityKeys.get(v);
+    if (key === undefined) {
+      key = keyOfHeader(v);
+      // Bounded: callers choose the values; a full cache starts over.
+      if (this.#capabilityKeys.size >= MAX_CACHED_CAPABILITY_VALUES) this.#capabilityKeys.clear();
+      this.#capabilityKeys.set(v, key);
+    }
     if (key instanceof ProxyError) return key;
     const d = this.#outbound.get(key);
     if (d !== undefined) return d;
