@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { duration, name, percent } from "./fields.ts";
+import { MAX_FAULT_DELAY_MS } from "./resource_limits.ts";
 
 const Backoff = z.strictObject({ base: duration.default(25), max: duration.default(1000) });
 
@@ -180,11 +181,24 @@ export const RETIRED_POLICY_KEYS = ["max_connections", "max_pending"] as const;
 /**
  * Resources as `skein ctl apply` and the API accept them for writing: {@linkcode
  * ResourceSchema} without the retired `circuit_breaker` keys (never enforced; `max_requests`
- * is the breaker's limit). Readers keep using `ResourceSchema`, so an older stored Policy still
- * loads (with a warning) instead of being dropped whole.
+ * is the breaker's limit) and without fault delays over {@linkcode MAX_FAULT_DELAY_MS}. Readers
+ * keep using `ResourceSchema`, so an older stored resource still loads (with a warning, or
+ * its delay clamped by the proxy) instead of being dropped whole.
  */
 export const WritableResourceSchema = ResourceSchema.check((ctx) => {
   const r = ctx.value;
+  if (r.kind === "Route") {
+    r.rules.forEach((rule, i) => {
+      const ms = rule.fault?.delay?.fixed;
+      if (ms === undefined || ms <= MAX_FAULT_DELAY_MS) return;
+      ctx.issues.push({
+        code: "custom",
+        input: ms,
+        path: ["rules", i, "fault", "delay", "fixed"],
+        message: `a fault delay is at most ${MAX_FAULT_DELAY_MS / 1000}s, got ${ms}ms`,
+      });
+    });
+  }
   if (r.kind !== "Policy" || r.circuit_breaker === undefined) return;
   for (const k of RETIRED_POLICY_KEYS) {
     if (r.circuit_breaker[k] !== undefined) {

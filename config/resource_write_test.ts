@@ -47,3 +47,23 @@ Deno.test("apply refuses bad Routes and RateLimits with their line", () => {
   );
   assert(scope[0]!.startsWith("5: "), scope[0]);
 });
+
+Deno.test("apply refuses a fault delay over the cap with its line; a stored one still loads", () => {
+  const got = issues(
+    "kind: Route\nservice: ledger\nrules:\n  - backends: [{ version: v1 }]\n" +
+      "    fault: { delay: { percent: 10, fixed: 2h } }\n",
+  );
+  assertEquals(got.length, 1);
+  assert(got[0]!.startsWith("5: ") && got[0]!.includes("at most 60s"), got[0]);
+  parseResourceText(
+    "kind: Route\nservice: ledger\nrules:\n  - backends: [{ version: v1 }]\n" +
+      "    fault: { delay: { percent: 10, fixed: 60s } }\n",
+    "r",
+  );
+  const old = {
+    kind: "Route",
+    service: "ledger",
+    rules: [{ backends: [{ version: "v1" }], fault: { delay: { percent: 10, fixed: "2h" } } }],
+  };
+  assert(ResourceSchema.safeParse(old).success);
+});

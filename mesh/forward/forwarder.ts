@@ -412,6 +412,22 @@ class _Session implements CoarseTimer {
     if (this.#closed) return;
     this.#closed = true;
     closeQuietly(this.#conn);
+    this.#endDelay?.();
+  }
+
+  /** Ends the fault delay in progress early (the session was aborted). */
+  #endDelay: (() => void) | null = null;
+
+  /** Waits `ms` for an injected fault delay, or less if the session is aborted meanwhile. */
+  async #faultDelay(ms: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.#endDelay = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+    this.#endDelay = null;
   }
 
   /**
@@ -461,24 +477,30 @@ class _Session implements CoarseTimer {
         }
         this.#f.stats.requests++;
         this.#pos = end;
+        // Per exchange: a kept-alive connection (a reused mux stream too) must not carry the
+        // last exchange's status into this one, or a refusal becomes an answer.
+        this.#sentStatus = this.#bodyOut = 0;
 
         // ---- route and exchange ----
         const f = this.#f;
         const decision = f.opts.router.route(head, f.opts.listener, this.#client);
         // A fault a Route injects: the request waits before its first try is even planned.
         if (!(decision instanceof ProxyError) && decision.delayMs !== undefined) {
-          await delay(decision.delayMs);
+          await this.#faultDelay(decision.delayMs);
+          if (this.#closed) {
+            // Aborted (a drain's deadline, a client gone) while waiting: nothing was sent.
+            decision.onDone?.(0, 0);
+            break;
+          }
         }
         let done: Done;
         if (decision instanceof ProxyError) {
           done = await this.#answerError(decision, head, head.chunked || head.contentLength > 0);
         } else if (head.chunked || head.contentLength > 0) {
-          this.#sentStatus = this.#bodyOut = 0;
           done = await this.#exchange(head, decision);
         } else {
           // No body: replayable as is. The first attempt runs from here; retries, if any, in
           // #attempts. onDone must run exactly once whatever happens (a client reset included).
-          this.#sentStatus = this.#bodyOut = 0;
           if (decision.mirror !== undefined) {
             mirrorRequest(f.upstreams, decision.mirror, head, _NO_BODY);
           }
@@ -1229,8 +1251,3 @@ function _refusedUnread(e: unknown): boolean {
 }
 
 const _NO_BODY = new Uint8Array(0);
-
-/** Resolves after `ms`. */
-function delay(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}

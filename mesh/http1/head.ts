@@ -99,6 +99,11 @@ export interface RequestHead extends HttpHead {
   host: string | null;
   /** Whether the client sent `Expect: 100-continue`. */
   expectContinue: boolean;
+  /**
+   * Whether an `x-skein-capability` field is present (set by the parser, so a router looks
+   * the value up only then; heads built otherwise leave it unset).
+   */
+  asksCapability?: boolean;
 }
 
 /** A parsed response head. */
@@ -283,6 +288,8 @@ const K_HOP = 7;
 const K_IDENTITY = 8;
 /** `x-forwarded-for`: merged into the one list the proxy sends. */
 const K_XFF = 9;
+/** `x-skein-capability`: the mesh router routes by it (flagged, not interpreted, here). */
+const K_CAPABILITY = 10;
 /** Kinds that {@linkcode dropRewrittenFields} acts on. */
 const FORWARDING_KINDS = (1 << K_IDENTITY) | (1 << K_XFF);
 /** Kinds that are hop-by-hop whatever Connection says (STATIC_HOP plus the proxy- prefix). */
@@ -324,6 +331,9 @@ function _kind(buf: Uint8Array, p: number, q: number): number {
     case 17:
       if (_eqLower(buf, p, "transfer-encoding")) return K_TRANSFER_ENCODING;
       if (_eqLower(buf, p, "x-method-override")) return K_IDENTITY;
+      break;
+    case 18:
+      if (_eqLower(buf, p, "x-skein-capability")) return K_CAPABILITY;
       break;
     case 22:
       if (_eqLower(buf, p, "x-skein-forwarded-peer")) return K_IDENTITY;
@@ -377,6 +387,7 @@ class _Head implements RequestHead, ResponseHead {
   targetRewritten: boolean | undefined = undefined;
   host: string | null = null;
   expectContinue = false;
+  asksCapability = false;
   status = 0;
   /** Where the reason phrase is in `raw`, decoded on first read. */
   _rs = 0;
@@ -783,6 +794,7 @@ export function parseRequestHead(
   head.firstLineEnd = lf + 1;
   const seen = _fields(buf, lf + 1, end, head, limits);
   head.host = _semantics(head, limits, true, seen);
+  if ((seen & (1 << K_CAPABILITY)) !== 0) head.asksCapability = true;
   if ((seen & (1 << K_EXPECT)) !== 0) {
     const f = head._f;
     for (let o = 0; o < f.length; o += FIELD_STRIDE) {

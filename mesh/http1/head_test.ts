@@ -446,3 +446,15 @@ Deno.test("methods are decoded exactly, common ones included", () => {
     assertEquals(parseReq(`${m} / HTTP/1.1\r\nHost: a\r\n\r\n`).method, m);
   }
 });
+
+Deno.test("a request asking for capabilities is flagged at parse time; others cost no lookup", () => {
+  assertEquals(
+    parseReq("GET / HTTP/1.1\r\nHost: a\r\nX-Skein-Capability: gpu\r\n\r\n").asksCapability,
+    true,
+  );
+  assertEquals(
+    parseReq("GET / HTTP/1.1\r\nHost: a\r\nx-skein-capabilitx: gpu\r\n\r\n").asksCapability,
+    false,
+  );
+  assertEquals(parseReq("GET / HTTP/1.1\r\nHost: a\r\n\r\n").asksCapability, false);
+});

@@ -90,3 +90,35 @@ Deno.test("an idle client session sends no pings", async () => {
     server.close();
   }
 });
+
+Deno.test("a client session runs its ping timer only while streams are open", async () => {
+  const [ct, st] = memPipe();
+  let accepted: MuxStream | null = null;
+  const client = new MuxSession(ct, {
+    role: "client",
+    peerIdentity: null,
+    pingIntervalMs: 5,
+    pingTimeoutMs: 15,
+  });
+  const server = new MuxSession(st, {
+    role: "server",
+    peerIdentity: null,
+    onStream: (s) => (accepted = s),
+  });
+  try {
+    assertEquals(client.pinging, false, "an idle session arms no timer");
+    const s = client.open();
+    assertEquals(client.pinging, true);
+    await until("the server to accept the stream", () => accepted !== null);
+    s.close();
+    (accepted as MuxStream | null)!.close();
+    await until("the stream to end on both sides", () => client.streamCount === 0);
+    await until("the timer to stop", () => !client.pinging);
+    assert(!client.closed);
+    client.open();
+    assertEquals(client.pinging, true, "the next stream arms it again");
+  } finally {
+    client.close();
+    server.close();
+  }
+});

@@ -59,9 +59,12 @@ export const DEFAULT_PING_INTERVAL_MS = 250;
 /**
  * Client role: a peer that sends nothing (no Pong, no frame at all) for this long after a Ping
  * loses the session, so its streams fail and safe calls are retried elsewhere: a host that was
- * cut off or froze is detected in about a second instead of at the caller's overall timeout.
+ * cut off or froze is detected in about two seconds instead of at the caller's overall
+ * timeout. Two seconds, not less: a callee proxy's event loop stalled by a busy shared CPU or a
+ * long GC is silent too, and failing its session would turn a slow call into a failed one
+ * (this side's own stalls do not count: the wait is counted in checks, not clock time).
  */
-export const DEFAULT_PING_TIMEOUT_MS = 750;
+export const DEFAULT_PING_TIMEOUT_MS = 2_000;
 /** Highest stream id a client uses before it needs a new session. */
 export const MAX_STREAM_ID = 0x7fff_ffff;
 
@@ -154,7 +157,10 @@ export class MuxSession {
   readonly #hardCap: number;
   readonly #idleSessionMs: number;
   #stallTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Client role: armed only while streams are open (an idle session costs no timer). */
   #pingTimer: ReturnType<typeof setInterval> | null = null;
+  readonly #pingMs: number;
+  readonly #pingTimeoutMs: number;
   /** Frames received so far, and as of the last ping check: any frame proves the peer alive. */
   #received = 0;
   #receivedAtCheck = 0;
@@ -196,12 +202,8 @@ export class MuxSession {
       ? opts.idleSessionMs ?? DEFAULT_SERVER_IDLE_SESSION_MS
       : 0;
     this.#armIdle(0);
-    const pingMs = opts.role === "client" ? opts.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS : 0;
-    if (pingMs > 0) {
-      const timeoutMs = opts.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS;
-      this.#pingTimer = setInterval(() => this.#checkPeer(pingMs, timeoutMs), pingMs);
-      Deno.unrefTimer(this.#pingTimer);
-    }
+    this.#pingMs = opts.role === "client" ? opts.pingIntervalMs ?? DEFAULT_PING_INTERVAL_MS : 0;
+    this.#pingTimeoutMs = opts.pingTimeoutMs ?? DEFAULT_PING_TIMEOUT_MS;
     if (t.pushTo !== undefined) {
       t.pushTo(
         (c) => this.#feed(c),
@@ -273,7 +275,24 @@ export class MuxSession {
     this.#streams.set(id, s);
     this.#stats.opened++;
     this._queue(FrameType.Open, id, null, 0, 0);
+    if (this.#pingTimer === null && this.#pingMs > 0) this.#armPing();
     return s;
+  }
+
+  /** Whether the ping timer is armed (tests: it runs only while streams are open). */
+  get pinging(): boolean {
+    return this.#pingTimer !== null;
+  }
+
+  #armPing(): void {
+    // Checks start afresh: what arrived while idle says nothing about the peer now.
+    this.#receivedAtCheck = this.#received;
+    this.#pingChecks = -1;
+    this.#pingTimer = setInterval(
+      () => this.#checkPeer(this.#pingMs, this.#pingTimeoutMs),
+      this.#pingMs,
+    );
+    Deno.unrefTimer(this.#pingTimer);
   }
 
   /**
@@ -357,8 +376,12 @@ export class MuxSession {
       return;
     }
     if (this.#pingChecks < 0) {
-      // An idle session waits on nothing; its next stream starts the checks again.
-      if (this.#streams.size === 0) return;
+      // An idle session waits on nothing: the timer stops, and its next stream arms it again.
+      if (this.#streams.size === 0) {
+        clearInterval(this.#pingTimer!);
+        this.#pingTimer = null;
+        return;
+      }
       this.#pingChecks = 0;
       this._queue(FrameType.Ping, 0, _PING, 0, PING_PAYLOAD_BYTES);
       return;

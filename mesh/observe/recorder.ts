@@ -145,7 +145,7 @@ export class Recorder {
     const startMs = o.now();
     const call = calls.callInfo(decision, head, listener, client);
     let span: SpanHandle | null = null;
-    let extra = decision.extraRequestHeaders;
+    let tpLine: string | null = null;
     if (sampled && o.sink !== null) {
       span = o.sink.start(side, `${head.method} ${call.peerService}`, parent, {
         "http.request.method": head.method,
@@ -157,11 +157,11 @@ export class Recorder {
       traceId = span.traceId;
       // The callee (or app) sees this span as its parent; the caller's header is replaced.
       markHopByHop(head, "traceparent");
-      extra = (extra ?? "") + `traceparent: ${formatTraceparent(span.traceId, span.spanId)}\r\n`;
+      tpLine = `traceparent: ${formatTraceparent(span.traceId, span.spanId)}\r\n`;
     }
     // Read now: a streamed request body may overwrite the head's bytes before the end.
     const base = o.accessLog === null ? null : this.#base(head, side, call, startMs, traceId);
-    return new _Recorded(decision, extra, span, { o, side, call, base });
+    return new _Recorded(decision, tpLine, span, { o, side, call, base });
   }
 
   /** Records a request the proxy answered itself at routing (denied, no route, ...). */
@@ -269,27 +269,76 @@ interface _Ctx {
   base: AccessBase | null;
 }
 
-/** A decision that records its exchange; every policy call goes to the wrapped one. */
+/**
+ * A decision that records its exchange; every policy call and field read goes to the wrapped
+ * one, read when asked (capability routing changes the extra headers at each pick, the router
+ * sets the re-check after routing), so the wrapper changes nothing but the trace header.
+ */
 class _Recorded implements RouteDecision {
-  readonly cluster: string;
-  readonly timeoutMs: number;
-  readonly perTryTimeoutMs: number;
-  readonly extraRequestHeaders: string | undefined;
   readonly #d: RouteDecision;
+  /** The `traceparent` line sent on when sampled, else null. */
+  readonly #tp: string | null;
   readonly #span: SpanHandle | null;
   readonly #c: _Ctx;
   #attempts = 0;
   #ep: Endpoint | null = null;
   #last: Outcome | null = null;
+  /** The wrapped decision's extra headers last seen, and them with the trace line appended. */
+  #extraIn: string | undefined = undefined;
+  #extraOut: string | undefined = undefined;
 
-  constructor(d: RouteDecision, extra: string | undefined, span: SpanHandle | null, c: _Ctx) {
-    this.cluster = d.cluster;
-    this.timeoutMs = d.timeoutMs;
-    this.perTryTimeoutMs = d.perTryTimeoutMs;
-    this.extraRequestHeaders = extra;
+  constructor(d: RouteDecision, tp: string | null, span: SpanHandle | null, c: _Ctx) {
     this.#d = d;
+    this.#tp = tp;
     this.#span = span;
     this.#c = c;
+  }
+
+  /** The wrapped decision's cluster. */
+  get cluster(): string {
+    return this.#d.cluster;
+  }
+
+  /** The wrapped decision's overall budget. */
+  get timeoutMs(): number {
+    return this.#d.timeoutMs;
+  }
+
+  /** The wrapped decision's per-try budget. */
+  get perTryTimeoutMs(): number {
+    return this.#d.perTryTimeoutMs;
+  }
+
+  /** The wrapped decision's subset. */
+  get subset(): string | undefined {
+    return this.#d.subset;
+  }
+
+  /** The wrapped decision's mirror target. */
+  get mirror(): RouteDecision["mirror"] {
+    return this.#d.mirror;
+  }
+
+  /** The wrapped decision's fault delay. */
+  get delayMs(): number | undefined {
+    return this.#d.delayMs;
+  }
+
+  /** The wrapped decision's re-check of an upgraded connection's caller. */
+  get stillAllowed(): (() => boolean) | undefined {
+    return this.#d.stillAllowed;
+  }
+
+  /** The wrapped decision's current extra headers, plus the trace line when sampled. */
+  get extraRequestHeaders(): string | undefined {
+    const inner = this.#d.extraRequestHeaders;
+    if (this.#tp === null) return inner;
+    // Concatenated once per distinct inner value: retries to the same endpoint reuse it.
+    if (this.#extraOut === undefined || inner !== this.#extraIn) {
+      this.#extraIn = inner;
+      this.#extraOut = (inner ?? "") + this.#tp;
+    }
+    return this.#extraOut;
   }
 
   pick(attempt: number, exclude: ReadonlySet<string>): Endpoint | null {
@@ -307,8 +356,8 @@ class _Recorded implements RouteDecision {
     this.#d.onResult(ep, outcome, latencyMs);
   }
 
-  onDone(status: number, bytesOut = 0): void {
-    this.#d.onDone?.(status);
+  onDone(status: number, bytesOut = 0, bytesIn?: number): void {
+    this.#d.onDone?.(status, bytesOut, bytesIn);
     const c = this.#c;
     const end = c.o.now();
     const retries = Math.max(0, this.#attempts - 1);

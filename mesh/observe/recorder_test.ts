@@ -206,3 +206,61 @@ Deno.test("Recorder writes one access line per opaque TCP connection", async () 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("Recorder's wrapper forwards mirror, delay, subset, re-checks and per-pick headers", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const log = new AccessLog(`${dir}/a.log`, { logger: nullLogger });
+    const s = sink();
+    const rec = new Recorder({ node: "n", sampling: "always", sink: s.sink, accessLog: log });
+    const d = decision();
+    const mirror = { cluster: "ledger-shadow" } as unknown as NonNullable<RouteDecision["mirror"]>;
+    let allowed = true;
+    const bytes: number[] = [];
+    Object.assign(d, {
+      subset: "v2",
+      mirror,
+      delayMs: 250,
+      stillAllowed: () => allowed,
+      extraRequestHeaders: "x-skein-destination: ledger\r\n",
+      onDone: (st: number, out = 0, inn = 0) => bytes.push(st, out, inn),
+    });
+    const w = rec.record(d, head(), OUT, undefined, calls) as RouteDecision;
+    assert(w !== d);
+    assertEquals(w.subset, "v2");
+    assertStrictEquals(w.mirror, mirror);
+    assertEquals(w.delayMs, 250);
+    assertEquals(w.stillAllowed?.(), true);
+    allowed = false;
+    assertEquals(w.stillAllowed?.(), false, "the re-check asks the wrapped decision");
+    const tp = `traceparent: 00-${"a".repeat(32)}-${"b".repeat(16)}-01\r\n`;
+    assertEquals(w.extraRequestHeaders, `x-skein-destination: ledger\r\n${tp}`);
+    // Capability routing sets the header per endpoint when it picks.
+    d.extraRequestHeaders = "x-skein-destination: ledger@10.0.0.7:15443\r\n";
+    assertEquals(w.extraRequestHeaders, `x-skein-destination: ledger@10.0.0.7:15443\r\n${tp}`);
+    w.onDone!(200, 7, 3);
+    assertEquals(bytes, [200, 7, 3]);
+    await log.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("Recorder's wrapper without a span passes the wrapped decision's headers as they are", () => {
+  const rec = new Recorder({
+    node: "n",
+    sampling: "never",
+    sink: null,
+    accessLog: { write: () => {} } as unknown as AccessLog,
+  });
+  const d = decision();
+  const w = rec.record(d, head(), OUT, undefined, calls) as RouteDecision;
+  assert(w !== d);
+  assertEquals(w.extraRequestHeaders, undefined);
+  assertEquals(w.subset, undefined);
+  assertEquals(w.mirror, undefined);
+  assertEquals(w.delayMs, undefined);
+  assertEquals(w.stillAllowed, undefined);
+  d.extraRequestHeaders = "x-skein-destination: a\r\n";
+  assertEquals(w.extraRequestHeaders, "x-skein-destination: a\r\n");
+});

@@ -27,6 +27,7 @@ import {
   MeshRouter,
   upstreamListenerName,
 } from "./router.ts";
+import { TcpByteDeltas } from "./tcp_byte_deltas.ts";
 import type { SharedLimits } from "./shared_limits.ts";
 import { Observability } from "../observe/setup.ts";
 import type { DataPlaneChange, DataPlaneChangeResult } from "./plane_change.ts";
@@ -572,7 +573,9 @@ export class DataPlane {
       labelNames: ["worker"],
     }).labels(String(this.#index));
     let counted = 0;
-    const sent = new Map<string, number>();
+    const bytes = new TcpByteDeltas();
+    const addBytes = (svc: string, dir: "sent" | "received", n: number) =>
+      m.tcpBytes.labels(svc, dir).inc(n);
     m.registry.onCollect(() => {
       const requests = this.#requests();
       if (requests > counted) perWorker.inc(requests - counted);
@@ -582,13 +585,7 @@ export class DataPlane {
       for (const t of this.#tcp) {
         const s = t.proxy.stats();
         out += s.active;
-        // Counters only go up: add what moved since the last scrape.
-        for (const [dir, v] of [["sent", s.bytesUp], ["received", s.bytesDown]] as const) {
-          const k = `${t.service}\u0000${dir}`;
-          const before = sent.get(k) ?? 0;
-          if (v > before) m.tcpBytes.labels(t.service, dir).inc(v - before);
-          sent.set(k, v);
-        }
+        bytes.collect(t.proxy, t.service, s.bytesUp, s.bytesDown, addBytes);
       }
       m.activeConnections.labels("inbound").set(this.#inbound.stats().active);
       m.activeConnections.labels("outbound").set(out);

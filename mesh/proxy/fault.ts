@@ -5,6 +5,9 @@
  * @module
  */
 import type { Route } from "./destination.ts";
+import { MAX_FAULT_DELAY_MS } from "../../config/resource_limits.ts";
+
+export { MAX_FAULT_DELAY_MS };
 
 /** The fault a rule injects into the requests it selects. */
 export interface RuleFault {
@@ -31,7 +34,8 @@ export function compileFault(f: Route["rules"][number]["fault"]): RuleFault | nu
   if (f === undefined || (f.delay === undefined && f.abort === undefined)) return null;
   return {
     delayPercent: f.delay?.percent ?? 0,
-    delayMs: f.delay?.fixed ?? 0,
+    // A resource stored before the cap existed waits the cap, not its own figure.
+    delayMs: Math.min(f.delay?.fixed ?? 0, MAX_FAULT_DELAY_MS),
     abortPercent: f.abort?.percent ?? 0,
     abortStatus: f.abort?.status ?? 503,
   };

@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "../../tests/assert.ts";
 import { seededRandom } from "../../tests/seeded_random.ts";
-import { compileFault, decideFault } from "./fault.ts";
+import { compileFault, decideFault, MAX_FAULT_DELAY_MS } from "./fault.ts";
 
 Deno.test("no fault section compiles to nothing", () => {
   assertEquals(compileFault(undefined), null);
@@ -38,4 +38,9 @@ Deno.test("0% never and 100% always", () => {
     assertEquals(decideFault(never, random).kind, "none");
     assertEquals(decideFault(always, random), { kind: "delay", ms: 5 });
   }
+});
+
+Deno.test("a stored delay over the cap waits the cap", () => {
+  const f = compileFault({ delay: { percent: 100, fixed: 7_200_000 } })!;
+  assertEquals(f.delayMs, MAX_FAULT_DELAY_MS);
 });

@@ -161,8 +161,10 @@ export class InboundRateLimits {
     let c = b.callers.get(caller);
     if (c === undefined) {
       // Callers beyond the bound (or a full table) share the bucket of everybody.
-      c = b.callers.size < MAX_CALLER_BUCKETS ? this.#rates.cell(`${b.name}\0${caller}`) : -1;
-      if (c < 0) return b.cell;
+      if (b.callers.size >= MAX_CALLER_BUCKETS) return b.cell;
+      c = this.#rates.cell(`${b.name}\0${caller}`);
+      // A full table: this caller shares the service's bucket (kept, so it probes only once).
+      if (c === this.#rates.overflowCell) c = b.cell;
       b.callers.set(caller, c);
     }
     return c;

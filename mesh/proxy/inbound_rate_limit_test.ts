@@ -117,3 +117,23 @@ Deno.test("routes get their own buckets; other requests share the service's", ()
   assertEquals(admitted(l, 10, null, req("GET", "/charge/1")), 5);
   assertEquals(admitted(l, 10), 0);
 });
+
+Deno.test("a full shared bucket table still limits: new buckets share the overflow bucket", () => {
+  const { rates, make } = setup();
+  for (let i = 0; rates.cell(`filler-${i}`) !== rates.overflowCell; i++) {
+    assert(i < 10_000, "the table never filled");
+  }
+  const l = make();
+  l.apply(
+    [LEDGER, { ...LEDGER, per: "caller", service: "billing" }],
+    ["ledger", "billing"],
+    () => 1,
+  );
+  assertEquals(admitted(l, 20), 5, "the limit holds on the overflow bucket");
+  const e = l.check("ledger", null, GET);
+  assert(e instanceof ProxyError);
+  assertEquals(e.code, "rate_limited");
+  assert(rates.overflowed > 0, "overflow is counted");
+  // Per-caller buckets that find no room fall back to the service's own bucket.
+  assert(l.check("billing", "spiffe://td/svc/a", GET) instanceof ProxyError);
+});

@@ -4,6 +4,7 @@
  * @module
  */
 import type { ProxyLimitsConfig, UpstreamConfig } from "../../config/proxy_reload.ts";
+import { upstreamKey } from "../../config/upstream_key.ts";
 
 /** A change to a running data plane. */
 export interface DataPlaneChange {
@@ -27,4 +28,13 @@ export interface DataPlaneChangeResult {
   opened: Record<string, number>;
   /** Upstreams that could not be opened, with why. */
   failed: { key: string; error: string }[];
+}
+
+/** The result for a change sent to a data plane that never started: every upstream failed. */
+export function notStartedResult(change: DataPlaneChange): DataPlaneChangeResult {
+  // Keyed like the main thread's listeners, so a `service@caller` failure names its own one.
+  return {
+    opened: {},
+    failed: change.add.map((u) => ({ key: upstreamKey(u), error: "not started" })),
+  };
 }

@@ -72,6 +72,9 @@ export function upstreamListenerName(u: UpstreamRef): string {
   return UPSTREAM_LISTENER_PREFIX + upstreamKey(u);
 }
 
+/** Distinct `x-skein-capability` values whose destination key the router remembers. */
+const MAX_CACHED_CAPABILITY_VALUES = 256;
+
 /** Options of {@linkcode MeshRouter}. */
 export interface MeshRouterOptions extends DestinationDeps {
   /** The upstream listeners; their destinations are created eagerly. */
@@ -110,6 +113,8 @@ export class MeshRouter implements Router {
   #haveCatalog = false;
   readonly #authz: InboundAuthz;
   readonly #rateLimits: InboundRateLimits;
+  /** `x-skein-capability` values seen → the destination key they ask for (or why not). */
+  readonly #capabilityKeys = new Map<string, string | ProxyError>();
 
   /** Creates the router with the upstream and local destinations. */
   constructor(opts: MeshRouterOptions) {
@@ -163,7 +168,24 @@ export class MeshRouter implements Router {
     for (const l of locals) this.#setLocal(l);
     this.#authz.setServices([...names]);
     const { resources, unreadableAuthorizations } = this.#prepared;
+    // New apps get their RateLimit now, not at the next catalog update.
+    this.#applyRateLimits(resources);
     return this.#authz.apply(resources, unreadableAuthorizations);
+  }
+
+  /** Applies the RateLimit resources among `resources` to the local apps. */
+  #applyRateLimits(resources: PreparedCatalog["resources"]): void {
+    const c = this.#catalog;
+    const specs: RateLimitSpec[] = [];
+    for (const r of resources) if (r.kind === "RateLimit") specs.push(r);
+    this.#rateLimits.apply(
+      specs,
+      [...this.#inbound.keys()],
+      (svc) =>
+        Object.hasOwn(c.services, svc)
+          ? c.services[svc]!.filter((i) => i.health === "passing").length
+          : 0,
+    );
   }
 
   /** Whether a catalog (from the control plane or the cache) has been applied. */
@@ -182,20 +204,11 @@ export class MeshRouter implements Router {
     this.#haveCatalog = true;
     const policies = new Map<string, Policy>();
     const routes = new Map<string, Route>();
-    const rateLimits: RateLimitSpec[] = [];
     for (const r of resources) {
       if (r.kind === "Policy") policies.set(r.service, r);
       else if (r.kind === "Route") routes.set(r.service, r);
-      else if (r.kind === "RateLimit") rateLimits.push(r);
     }
-    this.#rateLimits.apply(
-      rateLimits,
-      [...this.#inbound.keys()],
-      (svc) =>
-        Object.hasOwn(c.services, svc)
-          ? c.services[svc]!.filter((i) => i.health === "passing").length
-          : 0,
-    );
+    this.#applyRateLimits(resources);
     const authzChanged = this.#authz.apply(resources, unreadableAuthorizations);
     this.#policies = policies;
     this.#routes = routes;
@@ -330,9 +343,17 @@ export class MeshRouter implements Router {
 
   /** The destination of the capabilities a request asks for by header; null when it asks none. */
   #askedCapabilities(head: RequestHead): Destination | ProxyError | null {
+    // The parser flags the field, so the usual request scans no header for it.
+    if (head.asksCapability !== true) return null;
     const v = headerValue(head, CAPABILITY_HEADER);
     if (v === null) return null;
-    const key = keyOfHeader(v);
+    let key = this.#capabilityKeys.get(v);
+    if (key === undefined) {
+      key = keyOfHeader(v);
+      // Bounded: callers choose the values; a full cache starts over.
+      if (this.#capabilityKeys.size >= MAX_CACHED_CAPABILITY_VALUES) this.#capabilityKeys.clear();
+      this.#capabilityKeys.set(v, key);
+    }
     if (key instanceof ProxyError) return key;
     const d = this.#outbound.get(key);
     if (d !== undefined) return d;
@@ -358,8 +379,14 @@ export class MeshRouter implements Router {
   }
 
   #routeInbound(head: RequestHead, caller: string | null): RouteDecision | ProxyError {
-    const named = headerValue(head, DESTINATION_HEADER) ?? hostService(head.host);
+    const sent = headerValue(head, DESTINATION_HEADER);
+    const named = sent ?? hostService(head.host);
     let d = named !== null ? this.#inbound.get(named) : undefined;
+    if (d === undefined && sent !== null) {
+      // A calling proxy named a service not fronted here (a reload removed it): the one app
+      // left is not it. "Reached no app" so the caller's proxy retries another endpoint.
+      return new ProxyError(503, "no_endpoint", `this proxy does not front ${sent}`);
+    }
     if (d === undefined && this.#inbound.size === 1) d = this.#inbound.values().next().value;
     if (d === undefined) {
       return new ProxyError(
@@ -376,6 +403,12 @@ export class MeshRouter implements Router {
       if (port === null) return new ProxyError(404, "no_route", "no TCP tunnel on this proxy");
       const denied = this.#authz.checkTcp(d.service, caller);
       if (denied !== null) return denied;
+      // Each tunnel opened takes a token, like a request: a RateLimit bounds connections too.
+      const limitedTcp = this.#rateLimits.check(d.service, caller, head);
+      if (limitedTcp !== null) {
+        this.#o.metrics.rateLimited.labels(d.service).inc();
+        return limitedTcp;
+      }
       const service = d.service;
       const tunnel = _tunnelDecision(service, port);
       tunnel.stillAllowed = () => this.#authz.tcpStillAllowed(service, caller);

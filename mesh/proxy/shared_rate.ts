@@ -9,7 +9,9 @@
  * at most `burst` requests pass at once and `rate` per second after that.
  *
  * Cells are found by name like {@linkcode SharedLimits} slots (FNV-1a, linear probing); two
- * names with the same 32-bit hash would share a bucket, which only makes both stricter.
+ * names with the same 32-bit hash would share a bucket, which only makes both stricter. For
+ * the same reason a full table hands out one overflow bucket, shared by every name that found
+ * no room, rather than failing: a limit then holds, stricter, instead of none.
  * @module
  */
 
@@ -37,6 +39,9 @@ export interface TakeResult {
 export class SharedRates {
   readonly #keys: Int32Array;
   readonly #tat: BigInt64Array;
+  /** The bucket shared by names that found the table full (never claimed by a name). */
+  readonly overflowCell = SHARED_RATE_CELLS - 1;
+  #overflowed = 0;
 
   /** Wraps `SHARED_RATE_BYTES` of `buffer` from `byteOffset` (a multiple of 8). */
   constructor(buffer: SharedArrayBuffer, byteOffset = 0) {
@@ -44,16 +49,26 @@ export class SharedRates {
     this.#keys = new Int32Array(buffer, byteOffset + SHARED_RATE_CELLS * 8, SHARED_RATE_CELLS);
   }
 
-  /** The bucket of `name`, claiming one if no worker has yet; -1 when the table is full. */
+  /**
+   * The bucket of `name`, claiming one if no worker has yet; {@linkcode overflowCell} when
+   * the table is full.
+   */
   cell(name: string): number {
     const key = _fnv1a(name) | 1; // never 0, which marks a free cell
-    let i = (key >>> 0) % SHARED_RATE_CELLS;
-    for (let probe = 0; probe < SHARED_RATE_CELLS; probe++) {
+    const named = SHARED_RATE_CELLS - 1;
+    let i = (key >>> 0) % named;
+    for (let probe = 0; probe < named; probe++) {
       const was = Atomics.compareExchange(this.#keys, i, 0, key);
       if (was === 0 || was === key) return i;
-      i = (i + 1) % SHARED_RATE_CELLS;
+      i = (i + 1) % named;
     }
-    return -1;
+    this.#overflowed++;
+    return this.overflowCell;
+  }
+
+  /** Names given the overflow bucket by this view since it was made (admin pages, tests). */
+  get overflowed(): number {
+    return this.#overflowed;
   }
 
   /** Admits one request on `cell` at `rate` per second with `burst`, at `nowNs`, or refuses it. */

@@ -95,7 +95,8 @@ export class TunnelBridge {
   readonly #apps = new Map<string, number>();
   readonly #log: Logger;
   readonly #active = new Set<Deno.Conn>();
-  readonly #served: Promise<void>[] = [];
+  /** Accept loops still running; one ends (and leaves) when its listener is closed. */
+  readonly #served = new Set<Promise<void>>();
   readonly #idle: IdleSweeper;
   #closed = false;
   /** Tunnels closed by the idle timeout. */
@@ -127,7 +128,10 @@ export class TunnelBridge {
     const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     this.#listeners.set(service, l);
     this.#apps.set(service, appPort);
-    this.#served.push(this.#accept(l, appPort));
+    const served: Promise<void> = this.#accept(l, appPort).finally(() =>
+      this.#served.delete(served)
+    );
+    this.#served.add(served);
   }
 
   /**
@@ -221,6 +225,11 @@ export class TunnelBridge {
     }
   }
 
+  /** Accept loops running: one per listener, plus closed ones not yet ended (tests). */
+  get acceptLoops(): number {
+    return this.#served.size;
+  }
+
   /** Ends the tunnels idle past the timeout now (tests; a timer does it otherwise). */
   sweepIdle(): void {
     this.#idle.sweep();
@@ -238,6 +247,6 @@ export class TunnelBridge {
       }
     }
     for (const c of this.#active) closeQuietly(c);
-    await Promise.all(this.#served);
+    await Promise.all([...this.#served]);
   }
 }

@@ -15,6 +15,7 @@
  */
 import type { LogFields, Logger, LogLevel } from "../../common/log.ts";
 import { DataPlane } from "./data_plane.ts";
+import { notStartedResult } from "./plane_change.ts";
 import { listenMtls, MeshTlsState } from "./mesh_tls.ts";
 import { SharedLimits } from "./shared_limits.ts";
 import { SessionBalance } from "../mux/session_balance.ts";
@@ -69,7 +70,7 @@ function _serve(scope: _WorkerScope): void {
       plane = DataPlane.start({
         config: m.config,
         logger: log,
-        limits: new SharedLimits(m.limits),
+        limits: new SharedLimits(m.limits, m.index),
         index: m.index,
         workers: m.workers,
         ports: m.ports,
@@ -104,11 +105,7 @@ function _serve(scope: _WorkerScope): void {
         }
         break;
       case "reconfigure": {
-        const result = plane?.reconfigure(m.change) ??
-          {
-            opened: {},
-            failed: m.change.add.map((u) => ({ key: u.service, error: "not started" })),
-          };
+        const result = plane?.reconfigure(m.change) ?? notStartedResult(m.change);
         scope.postMessage({ type: "reconfigured", id: m.id, result });
         break;
       }

@@ -33,6 +33,7 @@ async function until(what: string, fn: () => boolean | Promise<boolean>): Promis
 Deno.test("a crashed worker is restarted with the latest catalog and counted", async () => {
   const dir = await Deno.makeTempDir();
   Deno.env.set("SKEIN_TEST_CRASH_MARKER", `${dir}/crashed`);
+  Deno.env.set("SKEIN_TEST_CRASH_HOLD", "test:held");
   const planes = await WorkerDataPlanes.start(config(), nullLogger, 2, undefined, {
     workerUrl: WORKER,
     // Under `deno test` each worker type-checks its module first: slow on a busy machine.
@@ -45,9 +46,12 @@ Deno.test("a crashed worker is restarted with the latest catalog and counted", a
     await until("two workers", async () => (await planes.snapshots()).length === 2);
     assert(planes.live());
     assertEquals(planes.restarts, 1);
+    // The two requests the crashed worker held are no longer counted against the limit.
+    assertEquals(planes.inFlight("test:held"), 0);
   } finally {
     await planes.drain(0);
     Deno.env.delete("SKEIN_TEST_CRASH_MARKER");
+    Deno.env.delete("SKEIN_TEST_CRASH_HOLD");
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -26,7 +26,7 @@ import {
   type ListenerPorts,
 } from "./data_plane.ts";
 import { listenMtls, type MeshTls, MeshTlsState, type MeshTrust } from "./mesh_tls.ts";
-import { SharedLimits } from "./shared_limits.ts";
+import { sharedLimitBytes, SharedLimits } from "./shared_limits.ts";
 import { newSessionBalanceBuffer, SessionBalance } from "../mux/session_balance.ts";
 import type { ToMain, ToWorker } from "./worker_protocol.ts";
 import type { DataPlaneChange, DataPlaneChangeResult } from "./plane_change.ts";
@@ -216,11 +216,26 @@ export class WorkerDataPlanes implements DataPlanes {
   #gaveUp = false;
   #draining = false;
 
-  private constructor(ports: ListenerPorts, slots: _Slot[], log: Logger, mtls: boolean) {
+  /** The in-flight counts the workers share (a crashed worker's share is given back). */
+  readonly #limits: SharedLimits;
+
+  private constructor(
+    ports: ListenerPorts,
+    slots: _Slot[],
+    log: Logger,
+    mtls: boolean,
+    limits: SharedLimits,
+  ) {
     this.ports = ports;
     this.#slots = slots;
     this.#log = log;
     this.#mtls = mtls;
+    this.#limits = limits;
+  }
+
+  /** Requests in flight to the breaker slot `name` across the workers (admin pages, tests). */
+  inFlight(name: string): number {
+    return this.#limits.count(this.#limits.slot(name));
   }
 
   /** Worker threads restarted after a crash since start. */
@@ -252,7 +267,7 @@ export class WorkerDataPlanes implements DataPlanes {
   ): Promise<WorkerDataPlanes> {
     const url = opts.workerUrl ?? new URL("./worker.ts", import.meta.url);
     const startTimeout = opts.startTimeoutMs ?? WORKER_START_TIMEOUT_MS;
-    const limits = new SharedLimits();
+    const limits = new SharedLimits(new SharedArrayBuffer(sharedLimitBytes(count)));
     const sessionBalance = newSessionBalanceBuffer();
     const held: Deno.Listener[] = [];
     const slots: _Slot[] = [];
@@ -277,7 +292,7 @@ export class WorkerDataPlanes implements DataPlanes {
           config.upstreams.map((u) => [upstreamKey(u), reserve(u.listen.hostname, u.listen.port)]),
         ),
       };
-      const planes = new WorkerDataPlanes(ports, slots, logger, tls !== undefined);
+      const planes = new WorkerDataPlanes(ports, slots, logger, tls !== undefined, limits);
       const started: Promise<void>[] = [];
       let template: Extract<ToWorker, { type: "start" }> | null = null;
       for (let index = 0; index < count; index++) {
@@ -365,6 +380,8 @@ export class WorkerDataPlanes implements DataPlanes {
       SessionBalance.shutSlot(sessionBalance, slot.index);
       ready.reject(new Error(`worker ${slot.index} failed: ${e.message}`));
       worker.terminate();
+      // Its in-flight requests will never end: give them back before a replacement takes its column.
+      this.#limits.releaseWorker(slot.index);
       this.#log.error("data-plane worker crashed", { worker: slot.index, err: e.message });
       this.#replace(slot);
     };

@@ -11,10 +11,12 @@
  * tick in which an endpoint is not ejected lowers its `timesEjected` by one, so an endpoint
  * that recovered for good returns to short ejections.
  *
- * An endpoint ejected only for being unreachable (resets, timeouts, failed connects, no 5xx
- * answer) comes back early when the proxy's probe connects to it again
+ * An endpoint ejected only for failed connects and broken connections (resets: a host cut
+ * off, a process killed) comes back early when the proxy's probe connects to it again
  * ({@linkcode OutlierDetector.restoreReachable}): a host cut off and healed serves again within
- * a probe interval instead of after its whole ejection.
+ * a probe interval instead of after its whole ejection. A timeout or a 5xx answer in the run
+ * happens on an open connection, so a probe's connect proves nothing about it (a frozen app's
+ * kernel still accepts connections): those ejections run their whole time.
  *
  * At most `maxEjectionPercent` of the tracked endpoints are ejected at once, rounded down
  * but at least one, so small clusters still shed a broken endpoint; and never the last
@@ -71,9 +73,9 @@ class _OutlierState {
   consecutiveConnect = 0;
   timesEjected = 0;
   ejectedUntilMs = -1;
-  /** The current run of failures included a 5xx answer (the endpoint was reachable). */
-  answered5xx = false;
-  /** Ejected for failures that were all resets, timeouts or failed connects. */
+  /** The current run of failures included one on an open connection (5xx, timeout). */
+  connected = false;
+  /** Ejected for failed connects and resets only (a probe may restore it). */
   unreachable = false;
 }
 
@@ -130,21 +132,25 @@ export class OutlierDetector {
         if (outcome.status < 500) {
           s.consecutive5xx = 0;
           s.consecutiveConnect = 0;
-          s.answered5xx = false;
+          s.connected = false;
           return;
         }
         s.consecutiveConnect = 0;
         s.consecutive5xx++;
-        s.answered5xx = true;
+        s.connected = true;
         break;
       case "connect_failure":
         s.consecutiveConnect++;
         s.consecutive5xx++;
         break;
       case "reset":
+        s.consecutiveConnect = 0;
+        s.consecutive5xx++;
+        break;
       case "timeout":
         s.consecutiveConnect = 0;
         s.consecutive5xx++;
+        s.connected = true;
         break;
     }
     if (s.ejectedUntilMs >= 0) return; // late results of requests sent before the ejection
@@ -171,10 +177,7 @@ export class OutlierDetector {
     }
   }
 
-  /**
-   * Keys ejected only for being unreachable (resets, timeouts, failed connects; no 5xx answer):
-   * the ones a successful probe may bring back early.
-   */
+  /** Keys ejected for failed connects and resets only: what a successful probe may restore. */
   ejectedUnreachable(): string[] {
     const out: string[] = [];
     for (const [k, s] of this._states) if (s.ejectedUntilMs >= 0 && s.unreachable) out.push(k);
@@ -182,9 +185,9 @@ export class OutlierDetector {
   }
 
   /**
-   * Ends the ejection of an endpoint ejected for being unreachable, because it answers again
-   * (a connection to it succeeded). An endpoint ejected for 5xx answers waits out its time: a
-   * connection proves nothing about them.
+   * Ends the ejection of an endpoint ejected for failed connects and resets, because a
+   * connection to it succeeded again. One whose run had a 5xx answer or a timeout waits out its
+   * time: a connection proves nothing about them.
    */
   restoreReachable(key: string): boolean {
     const s = this._states.get(key);
@@ -217,8 +220,8 @@ export class OutlierDetector {
     // Start counting afresh either way, so a refused ejection is retried after another run.
     s.consecutive5xx = 0;
     s.consecutiveConnect = 0;
-    const unreachable = !s.answered5xx;
-    s.answered5xx = false;
+    const unreachable = !s.connected;
+    s.connected = false;
     if (this._ejected >= this.maxEjectable()) {
       this._onEvent({ kind: "overflow", key, reason });
       return;

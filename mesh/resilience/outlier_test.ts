@@ -125,19 +125,33 @@ Deno.test("setEndpoints keeps state of staying keys and forgets removed ones", (
   d.report("b", r200);
 });
 
-Deno.test("an endpoint ejected for being unreachable may come back early; one ejected for 5xx may not", () => {
-  const { d, events } = setup({ consecutive5xx: 3, maxEjectionPercent: 50 });
-  times(d, "a", RESET, 2);
-  d.report("a", TIMEOUT);
+Deno.test("an endpoint ejected for failed connects or broken connections may come back early; one ejected for 5xx or timeouts may not", () => {
+  const { d, events } = setup({ consecutive5xx: 3, maxEjectionPercent: 80 }, [
+    "a",
+    "b",
+    "c",
+    "d",
+    "e",
+  ]);
+  times(d, "a", CONNECT_FAILURE, 2);
+  d.report("a", RESET);
   times(d, "b", r500, 2);
-  d.report("b", RESET);
+  d.report("b", CONNECT_FAILURE);
+  // A frozen app whose kernel still accepts connections times out: a probe's connect proves
+  // nothing about it.
+  times(d, "c", CONNECT_FAILURE, 2);
+  d.report("c", TIMEOUT);
+  times(d, "d", RESET, 3);
   assert.equal(d.isEjected("a"), true);
   assert.equal(d.isEjected("b"), true);
-  assert.deepEqual(d.ejectedUnreachable(), ["a"]);
+  assert.equal(d.isEjected("c"), true);
+  assert.equal(d.isEjected("d"), true);
+  assert.deepEqual(d.ejectedUnreachable(), ["a", "d"]);
   assert.equal(d.restoreReachable("b"), false, "a 5xx answer proves the endpoint reachable");
+  assert.equal(d.restoreReachable("c"), false, "a timeout happens on an open connection");
   assert.equal(d.restoreReachable("a"), true);
   assert.equal(d.isEjected("a"), false);
-  assert.equal(d.ejectedCount(), 1);
+  assert.equal(d.ejectedCount(), 3);
   assert.deepEqual(events.at(-1), { kind: "restored", key: "a" });
   assert.equal(d.restoreReachable("a"), false, "only once");
 });

@@ -98,3 +98,47 @@ Deno.test("capability routing picks only instances declaring every asked capabil
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("capability routing holds with the access log on (each pick names its service)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "skein-caps-log-" });
+  const cp = await startControl(dir);
+  const apps: App[] = [startApp("summarizer"), startApp("other")];
+  const proxies: ProxyHandle[] = [];
+  try {
+    // One callee proxy fronting two apps: only the destination header tells them apart.
+    proxies.push(
+      await startProxy(dir, {
+        node: "vm-agents",
+        control: [cp.url],
+        services: [
+          { name: "summarizer", port: apps[0]!.port, capabilities: ["summarize"] },
+          { name: "other", port: apps[1]!.port },
+        ],
+      }),
+    );
+    const caller = await startProxy(dir, {
+      node: "vm-caller",
+      control: [cp.url],
+      access_log: { path: `${dir}/access.log` },
+      upstreams: [{ capabilities: ["summarize"], listen: "127.0.0.1:0" }],
+    });
+    proxies.push(caller);
+    const byCap = caller.upstreams["cap:summarize"]!;
+    await waitFor("the summarizing instance in the caller", async () => {
+      const e = await adminJson(caller, "/endpoints") as {
+        outbound: { service: string; eligible: number }[];
+      };
+      return e.outbound.find((d) => d.service === "cap:summarize")?.eligible === 1;
+    });
+    for (let i = 0; i < 5; i++) {
+      const r = await call(byCap);
+      assertEquals([r.status, r.body], [200, "summarizer"]);
+    }
+    assertEquals(apps[1]!.hits, 0);
+  } finally {
+    for (const p of proxies) await p.child.stop();
+    await cp.child.stop();
+    for (const a of apps) await a.close().catch(() => {});
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
