@@ -165,7 +165,15 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
   log.info("api listening", { url: apiUrl });
 
   const stopped = Promise.withResolvers<string>();
-  const onSignal = (sig: string) => () => stopped.resolve(sig);
+  let stopping = false;
+  // The listeners stay installed until the node has stopped: without one, a second signal
+  // (the demo's SIGTERM after a terminal's Ctrl-C reached the whole group) kills the process
+  // mid-stop with the default action, skipping the hand-off and WAL close, and exiting 143.
+  const onSignal = (sig: string) => () => {
+    if (stopping) log.info("still stopping", { signal: sig });
+    stopping = true;
+    stopped.resolve(sig);
+  };
   const sigterm = onSignal("SIGTERM");
   const sigint = onSignal("SIGINT");
   Deno.addSignalListener("SIGTERM", sigterm);
@@ -193,31 +201,35 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
     },
   });
   const sig = await stopped.promise;
+  stopping = true;
   stopReload();
-  Deno.removeSignalListener("SIGTERM", sigterm);
-  Deno.removeSignalListener("SIGINT", sigint);
-  if (sig.startsWith("fatal")) {
-    // The node already closed itself; serving reads from a frozen state would mislead.
-    log.error("control node failed; exiting", { reason: sig });
-    await server.shutdown(1000);
+  try {
+    if (sig.startsWith("fatal")) {
+      // The node already closed itself; serving reads from a frozen state would mislead.
+      log.error("control node failed; exiting", { reason: sig });
+      await server.shutdown(1000);
+      forwarder.close();
+      identity.close();
+      return EXIT.failure;
+    }
+    log.info("stopping", { signal: sig });
+    // A single voter has nobody to hand leadership to; trying would only log a false alarm.
+    const otherVoters = node.members().filter((m) => m.voter !== false && m.node !== cfg.node);
+    if (node.isLeader() && otherVoters.length > 0) {
+      const ok = await node.handOff(HANDOFF_TIMEOUT_MS);
+      log.info(ok ? "leadership handed off" : "no successor took leadership in time");
+    }
+    await server.shutdown(API_DRAIN_TIMEOUT_MS);
     forwarder.close();
+    await node.close();
+    await tracer?.close();
     identity.close();
-    return EXIT.failure;
+    log.info("stopped");
+    return EXIT.ok;
+  } finally {
+    Deno.removeSignalListener("SIGTERM", sigterm);
+    Deno.removeSignalListener("SIGINT", sigint);
   }
-  log.info("stopping", { signal: sig });
-  // A single voter has nobody to hand leadership to; trying would only log a false alarm.
-  const otherVoters = node.members().filter((m) => m.voter !== false && m.node !== cfg.node);
-  if (node.isLeader() && otherVoters.length > 0) {
-    const ok = await node.handOff(HANDOFF_TIMEOUT_MS);
-    log.info(ok ? "leadership handed off" : "no successor took leadership in time");
-  }
-  await server.shutdown(API_DRAIN_TIMEOUT_MS);
-  forwarder.close();
-  await node.close();
-  await tracer?.close();
-  identity.close();
-  log.info("stopped");
-  return EXIT.ok;
 }
 
 /**

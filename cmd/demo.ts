@@ -10,6 +10,7 @@
 import type { Logger } from "../common/log.ts";
 import { serveDemoService } from "./demo_service.ts";
 import { ChildExitedError, DemoChild, logfmtFields } from "./demo_child.ts";
+import { type ChildStop, stopProblem } from "./demo_stop.ts";
 import { type CommandIo, EXIT } from "./io.ts";
 import { V8_FLAGS_ARG } from "./v8_flags.ts";
 import { runnableSkein } from "./runnable.ts";
@@ -330,15 +331,21 @@ export async function runDemo(opts: RunDemoOptions): Promise<number> {
     // Proxies first (they drain and deregister while the control plane is still up), then
     // apps, then control nodes.
     const order = (c: DemoChild) => c.name.startsWith("cp-") ? 2 : c.name.endsWith("-app") ? 1 : 0;
+    const problems: string[] = [];
     for (const rank of [0, 1, 2]) {
-      const codes = await Promise.all(
+      const stops = await Promise.all(
         children.filter((c) => order(c) === rank).map((c) => _stopChild(c)),
       );
-      if (codes.some((c) => c !== 0)) failed = true;
+      for (const s of stops) {
+        const p = stopProblem(s, DEMO_STOP_TIMEOUT_MS);
+        if (p !== null) problems.push(p);
+      }
     }
+    if (problems.length > 0) failed = true;
     await Promise.all(inProcess.map((s) => s.shutdown()));
     clientRef?.close();
     if (ownDir) await _cleanUp(dir, failed);
+    for (const p of problems) io.stderr(`skein demo: ${p}\n`);
     if (ownDir && failed) io.stderr(`skein demo: something failed; logs kept in ${dir}/logs\n`);
     io.stderr("skein demo: stopped\n");
     Deno.removeSignalListener("SIGINT", onInt);
@@ -370,25 +377,27 @@ async function _cleanUp(dir: string, keepLogs: boolean): Promise<void> {
   }
 }
 
-/** Stops a child (SIGTERM, then SIGKILL after a while); returns its exit code. */
-async function _stopChild(c: DemoChild): Promise<number> {
+/** Stops a child (SIGTERM, then SIGKILL after a while); returns how it ended. */
+async function _stopChild(c: DemoChild): Promise<ChildStop> {
   try {
     c.proc.kill("SIGTERM");
   } catch {
     // Already gone.
   }
+  let killed = false;
   const t = setTimeout(() => {
     try {
       c.proc.kill("SIGKILL");
+      killed = true;
     } catch {
       // Already gone.
     }
   }, DEMO_STOP_TIMEOUT_MS);
-  const code = await c.exited;
+  const st = await c.proc.status;
   clearTimeout(t);
   await c.closeStdin();
   await c.logged;
-  return code;
+  return { name: c.name, code: st.code, signal: st.signal, killed };
 }
 
 type _Api = (url: string, init?: RequestInit) => Promise<Response>;
