@@ -3,6 +3,7 @@
  * @module
  */
 import type { ControlBackend } from "./backend.ts";
+import type { CatalogFeedStats } from "./catalog_feed.ts";
 
 /** Most distinct (route, status) label pairs counted, so odd paths cannot grow memory. */
 export const MAX_REQUEST_SERIES = 512;
@@ -41,7 +42,11 @@ function _label(v: string): string {
 }
 
 /** Renders the control node metrics in the Prometheus text format (version 0.0.4). */
-export function renderControlMetrics(backend: ControlBackend, m: ApiMetrics): string {
+export function renderControlMetrics(
+  backend: ControlBackend,
+  m: ApiMetrics,
+  feed?: CatalogFeedStats,
+): string {
   const lines: string[] = [];
   const gauge = (name: string, help: string, samples: [string, number][]) => {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
@@ -98,6 +103,20 @@ export function renderControlMetrics(backend: ControlBackend, m: ApiMetrics): st
     "",
     m.writeTimeouts,
   ]]);
+  if (feed) {
+    counter(
+      "skein_control_catalog_answers_total",
+      "Catalog answers by kind: whole, delta, or whole because a delta's base index was not served here.",
+      [['{kind="full"}', feed.full], ['{kind="delta"}', feed.deltas], [
+        '{kind="delta_fallback"}',
+        feed.fallbacks,
+      ]],
+    );
+    counter("skein_control_catalog_answer_bytes_total", "Bytes of catalog answers.", [[
+      "",
+      feed.bytes,
+    ]]);
+  }
   const fw = backend.writeForwardStats?.();
   if (fw) {
     gauge(
