@@ -47,11 +47,21 @@ if (import.meta.main) {
       } else if (part === "capacity") {
         const { runCapacityBench } = await import("./capacity_bench.ts");
         await runCapacityBench();
+      } else if (part === "scale") {
+        const { runScaleBench } = await import("./scale_bench.ts");
+        const n = (k: string) => Deno.env.get(k) ? Number(Deno.env.get(k)) : undefined;
+        await runScaleBench({
+          instances: n("SCALE_INSTANCES"),
+          watchers: n("SCALE_WATCHERS"),
+          changes: n("SCALE_CHANGES"),
+        });
       } else if (part === "fleet") {
         const { runFleetBench } = await import("./fleet_bench.ts");
         await runFleetBench();
       } else {
-        throw new Error(`unknown benchmark part "${part}" (control | mesh | fleet | capacity)`);
+        throw new Error(
+          `unknown benchmark part "${part}" (control | mesh | fleet | capacity | scale)`,
+        );
       }
     } catch (e) {
       failed = true;
