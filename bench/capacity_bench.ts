@@ -65,7 +65,10 @@ export async function runCapacityBench(opts: CapacityBenchOptions = {}): Promise
       const f = (k: string) => last.match(new RegExp(`${k}=(\\d+)`))?.[1] ?? "?";
       console.log(
         `${id}: ${snaps.length} snapshots; last at index ${f("index")}: ${f("bytes")} bytes, ` +
-          `encode ${f("encode_ms")} ms, save ${f("save_ms")} ms`,
+          `capture ${f("capture_ms")} ms + encode ${
+            f("encode_ms")
+          } ms off the loop (longest slice ` +
+          `${f("longest_slice_ms")} ms), save ${f("save_ms")} ms`,
       );
     }
     const follower = c.ids().find((id) => id !== leader)!;
