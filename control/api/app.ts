@@ -71,6 +71,7 @@ import { DeadlineExceeded, SharedDeadlines } from "./deadline.ts";
 import { ApiError, type ErrorStatus, validationError } from "./errors.ts";
 import { ApiMetrics, renderControlMetrics } from "./metrics.ts";
 import { CATALOG_DELTA_HEADER, CatalogFeed } from "./catalog_feed.ts";
+import { WriteRate } from "./write_rate.ts";
 import { type ApiTracing, traceApiCalls } from "./tracing.ts";
 import type { DashboardWindow } from "../dashboard/window.ts";
 import { HeartbeatStatsSchema } from "../dashboard/stats_schema.ts";
@@ -847,6 +848,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
     // their defaults, and service and id passed NameSchema, so the command schema is skipped
     // on this hottest route (a test pins the equivalence).
     // A proxy certificate registers the few instances it fronts: its writes carry a quota.
+    limitProxyWrites(c);
     const quota = c.get("principal").kind === "proxy"
       ? MAX_INSTANCES_PER_PROXY_IDENTITY
       : undefined;
@@ -872,6 +874,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
     const name = _name("path.name", c.req.param("name"));
     const id = _name("path.id", c.req.param("id"));
     requireOwnService(c, name, "deregister");
+    limitProxyWrites(c);
     const r = await commit(c, null, { type: "deregister_instance", service: name, id });
     if (r instanceof Response) return r;
     if (r.value.type !== "deregister_instance") {
@@ -923,6 +926,25 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
     if (!backend.isLeader()) return await forward(c, null);
     return c.json({ now: clock(), proxies: proxyReports.list(clock()) });
   });
+
+  /** Registry writes of proxy identities, rate-limited per identity. */
+  const proxyWrites = new WriteRate();
+  metrics.proxyWrites = proxyWrites;
+  /** Refuses a proxy's write over its rate with 429 `too_many_writes` and `Retry-After`. */
+  function limitProxyWrites(c: Context<ApiEnv>): void {
+    const peer = c.get("peer");
+    if (c.get("principal").kind !== "proxy" || !peer) return;
+    const now = clock();
+    if (proxyWrites.take(peer.uri, now)) return;
+    const retryMs = proxyWrites.retryAfterMs(peer.uri, now);
+    c.header("retry-after", String(Math.max(1, Math.ceil(retryMs / 1000))));
+    throw new ApiError(
+      429,
+      "too_many_writes",
+      `${peer.uri} registers or deregisters more than ${proxyWrites.perSecond} times a second`,
+      { limit: proxyWrites.perSecond, retry_after_ms: retryMs },
+    );
+  }
 
   // --- catalog ----------------------------------------------------------------------------
 

@@ -17,6 +17,8 @@ export class ApiMetrics {
   forwardFailures = 0;
   /** Writes answered 503 because they did not commit in time. */
   writeTimeouts = 0;
+  /** Proxy registry writes, rate-limited per identity (set by the API). */
+  proxyWrites: { refused: number; tracked: number } | null = null;
 
   /** Counts one request by route template and status code. */
   countRequest(method: string, route: string, status: number): void {
@@ -103,6 +105,13 @@ export function renderControlMetrics(
     "",
     m.writeTimeouts,
   ]]);
+  if (m.proxyWrites) {
+    counter(
+      "skein_control_proxy_writes_refused_total",
+      "Registrations and deregistrations refused 429 too_many_writes: a proxy identity over its rate.",
+      [["", m.proxyWrites.refused]],
+    );
+  }
   if (feed) {
     counter(
       "skein_control_catalog_answers_total",
