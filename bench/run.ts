@@ -46,7 +46,11 @@ if (import.meta.main) {
         await runMeshBench({ mtls: meshTls, abOutbound: meshTls });
       } else if (part === "capacity") {
         const { runCapacityBench } = await import("./capacity_bench.ts");
-        await runCapacityBench();
+        const n = (k: string) => Deno.env.get(k) ? Number(Deno.env.get(k)) : undefined;
+        await runCapacityBench({
+          services: n("CAPACITY_SERVICES"),
+          heartbeats: { proxies: n("CAPACITY_PROXIES"), rack: n("CAPACITY_RACK") },
+        });
       } else if (part === "scale") {
         const { runScaleBench } = await import("./scale_bench.ts");
         const n = (k: string) => Deno.env.get(k) ? Number(Deno.env.get(k)) : undefined;
