@@ -17,6 +17,7 @@ import {
   encodeSnapshotYielding,
   IndexWatcher,
   LeaseTracker,
+  MAX_HEALTH_CHANGES_PER_COMMAND,
   RegistryState,
   validateCommand,
   type ValidatedCommand,
@@ -675,8 +676,15 @@ export class ControlNode implements ControlBackend {
     // Instances carry service, id and health themselves: walked in place, nothing copied.
     const changes = this.#leases.expired(Date.now(), this.#state.allInstances());
     if (changes.length === 0) return;
-    const r = this.#raft.propose(encodeCommand({ type: "set_health", changes }));
-    if (r.ok) this.#kick();
+    // A rack going down expires thousands at once: one entry per MAX_HEALTH_CHANGES_PER_COMMAND,
+    // since a longer one is refused by every node and would be retried, refused, for good.
+    let proposed = false;
+    for (let i = 0; i < changes.length; i += MAX_HEALTH_CHANGES_PER_COMMAND) {
+      const batch = changes.slice(i, i + MAX_HEALTH_CHANGES_PER_COMMAND);
+      proposed = this.#raft.propose(encodeCommand({ type: "set_health", changes: batch })).ok ||
+        proposed;
+    }
+    if (proposed) this.#kick();
   }
 
   // ---------------------------------------------------------------- the Ready loop
