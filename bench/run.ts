@@ -4,7 +4,9 @@
  *
  * `deno task bench control` or `deno task bench mesh` runs one part; `deno task bench fleet`
  * (root only, not part of the default run) the fleet tests' long profile; `deno task bench
- * capacity` (not part of the default run) the registry at fleet size. skein speaks only TLS, so by
+ * capacity` (not part of the default run) the registry at fleet size with proxies' heartbeats
+ * and a rack failure; `deno task bench scale` (not part of the default run) catalog propagation
+ * to simulated proxies. skein speaks only TLS, so by
  * default the peers do too (like for like): etcd with TLS and client certificates on its client
  * and peer ports (its wrk figure from a second cluster without client certificate auth; see
  * bench/control_bench.ts, which prints what each row's load generator sends), HAProxy with mTLS
