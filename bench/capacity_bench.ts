@@ -6,6 +6,7 @@
  * @module
  */
 import { ProcessCluster, request, waitFor } from "../tests/control_process/cluster.ts";
+import { type HeartbeatPhaseOptions, runHeartbeatPhase } from "./heartbeat_bench.ts";
 
 /** Options of {@linkcode runCapacityBench}. */
 export interface CapacityBenchOptions {
@@ -15,6 +16,8 @@ export interface CapacityBenchOptions {
   perService?: number;
   /** Concurrent writers. @default 64 */
   writers?: number;
+  /** The heartbeat and rack-failure phase. */
+  heartbeats?: HeartbeatPhaseOptions;
 }
 
 /** Runs the benchmark and prints its figures. */
@@ -65,9 +68,13 @@ export async function runCapacityBench(opts: CapacityBenchOptions = {}): Promise
       const f = (k: string) => last.match(new RegExp(`${k}=(\\d+)`))?.[1] ?? "?";
       console.log(
         `${id}: ${snaps.length} snapshots; last at index ${f("index")}: ${f("bytes")} bytes, ` +
-          `encode ${f("encode_ms")} ms, save ${f("save_ms")} ms`,
+          `capture ${f("capture_ms")} ms + encode ${
+            f("encode_ms")
+          } ms off the loop (longest slice ` +
+          `${f("longest_slice_ms")} ms), save ${f("save_ms")} ms`,
       );
     }
+    await runHeartbeatPhase(c, leader, opts.heartbeats);
     const follower = c.ids().find((id) => id !== leader)!;
     await c.kill(follower);
     const r0 = performance.now();

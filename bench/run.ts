@@ -6,7 +6,9 @@
  * (footprint: RSS and PSS of skein's proxies beside HAProxy's, idle and under 32 connections,
  * per extra worker and the control node idle; see bench/footprint.ts). Not part of the default
  * run: `deno task bench soak [--minutes 30]`, `deno task bench fleet` (root only: the fleet
- * tests' long profile) and `deno task bench capacity` (the registry at fleet size). skein speaks only TLS, so by
+ * tests' long profile), `deno task bench capacity` (the registry at fleet size with proxies'
+ * heartbeats and a rack failure) and `deno task bench scale` (catalog propagation to simulated
+ * proxies). skein speaks only TLS, so by
  * default the peers do too (like for like): etcd with TLS and client certificates on its client
  * and peer ports (its wrk figure from a second cluster without client certificate auth; see
  * bench/control_bench.ts, which prints what each row's load generator sends), HAProxy with mTLS
@@ -54,7 +56,19 @@ if (import.meta.main) {
         });
       } else if (part === "capacity") {
         const { runCapacityBench } = await import("./capacity_bench.ts");
-        await runCapacityBench();
+        const n = (k: string) => Deno.env.get(k) ? Number(Deno.env.get(k)) : undefined;
+        await runCapacityBench({
+          services: n("CAPACITY_SERVICES"),
+          heartbeats: { proxies: n("CAPACITY_PROXIES"), rack: n("CAPACITY_RACK") },
+        });
+      } else if (part === "scale") {
+        const { runScaleBench } = await import("./scale_bench.ts");
+        const n = (k: string) => Deno.env.get(k) ? Number(Deno.env.get(k)) : undefined;
+        await runScaleBench({
+          instances: n("SCALE_INSTANCES"),
+          watchers: n("SCALE_WATCHERS"),
+          changes: n("SCALE_CHANGES"),
+        });
       } else if (part === "fleet") {
         const { runFleetBench } = await import("./fleet_bench.ts");
         await runFleetBench();
@@ -70,7 +84,7 @@ if (import.meta.main) {
         await runSoak(minutes, 1000);
       } else {
         throw new Error(
-          `unknown benchmark part "${part}" (control | mesh | footprint | soak | fleet | capacity)`,
+          `unknown benchmark part "${part}" (control | mesh | footprint | soak | fleet | capacity | scale)`,
         );
       }
     } catch (e) {

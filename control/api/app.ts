@@ -70,6 +70,8 @@ import { ProxyReports, ProxyReportSchema } from "./proxy_reports.ts";
 import { DeadlineExceeded, SharedDeadlines } from "./deadline.ts";
 import { ApiError, type ErrorStatus, validationError } from "./errors.ts";
 import { ApiMetrics, renderControlMetrics } from "./metrics.ts";
+import { CATALOG_DELTA_HEADER, CatalogFeed } from "./catalog_feed.ts";
+import { WriteRate } from "./write_rate.ts";
 import { type ApiTracing, traceApiCalls } from "./tracing.ts";
 import type { DashboardWindow } from "../dashboard/window.ts";
 import { HeartbeatStatsSchema } from "../dashboard/stats_schema.ts";
@@ -846,6 +848,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
     // their defaults, and service and id passed NameSchema, so the command schema is skipped
     // on this hottest route (a test pins the equivalence).
     // A proxy certificate registers the few instances it fronts: its writes carry a quota.
+    limitProxyWrites(c);
     const quota = c.get("principal").kind === "proxy"
       ? MAX_INSTANCES_PER_PROXY_IDENTITY
       : undefined;
@@ -871,6 +874,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
     const name = _name("path.name", c.req.param("name"));
     const id = _name("path.id", c.req.param("id"));
     requireOwnService(c, name, "deregister");
+    limitProxyWrites(c);
     const r = await commit(c, null, { type: "deregister_instance", service: name, id });
     if (r instanceof Response) return r;
     if (r.value.type !== "deregister_instance") {
@@ -922,6 +926,25 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
     if (!backend.isLeader()) return await forward(c, null);
     return c.json({ now: clock(), proxies: proxyReports.list(clock()) });
   });
+
+  /** Registry writes of proxy identities, rate-limited per identity. */
+  const proxyWrites = new WriteRate();
+  metrics.proxyWrites = proxyWrites;
+  /** Refuses a proxy's write over its rate with 429 `too_many_writes` and `Retry-After`. */
+  function limitProxyWrites(c: Context<ApiEnv>): void {
+    const peer = c.get("peer");
+    if (c.get("principal").kind !== "proxy" || !peer) return;
+    const now = clock();
+    if (proxyWrites.take(peer.uri, now)) return;
+    const retryMs = proxyWrites.retryAfterMs(peer.uri, now);
+    c.header("retry-after", String(Math.max(1, Math.ceil(retryMs / 1000))));
+    throw new ApiError(
+      429,
+      "too_many_writes",
+      `${peer.uri} registers or deregisters more than ${proxyWrites.perSecond} times a second`,
+      { limit: proxyWrites.perSecond, retry_after_ms: retryMs },
+    );
+  }
 
   // --- catalog ----------------------------------------------------------------------------
 
@@ -979,27 +1002,36 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
         }
       }
     }
-    const { index, json } = catalogJson();
-    c.header(INDEX_HEADER, String(index));
+    const feed = currentFeed();
+    // A proxy that asks for a delta gets only what changed since the index it holds, if this
+    // node served that index; anyone else (older proxies, operators) gets the whole catalog.
+    const wantsDelta = blocking && c.req.header(CATALOG_DELTA_HEADER) === "1";
+    const bytes = (wantsDelta ? feed.delta(q.index!) : null) ?? feed.full();
+    c.header(INDEX_HEADER, String(feed.index));
     c.header("content-type", "application/json");
-    return c.body(json);
+    // One encoded buffer per index, shared by every answer: a string would be encoded again for
+    // each of a thousand watchers woken by one write.
+    return c.body(bytes as Uint8Array<ArrayBuffer>);
   });
 
   /**
-   * The catalog as JSON, built once per state index: a write wakes every blocking query at
+   * The catalog answers, built once per state index: a write wakes every blocking query at
    * once, and each building and serialising the whole catalog for itself blocked the event loop
    * for seconds with a fleet's worth of watchers (and could run the node out of memory).
    */
-  let catalogCache: { state: unknown; index: number; json: string } | null = null;
+  let feedState: unknown = null;
+  const catalogFeed = new CatalogFeed();
   /** Blocking catalog queries waiting now, by client address. */
   const watchersByAddress = new Map<string, number>();
-  function catalogJson(): { index: number; json: string } {
+  function currentFeed(): CatalogFeed {
     const st = backend.state();
-    if (catalogCache === null || catalogCache.state !== st || catalogCache.index !== st.index) {
-      const cat = st.catalog();
-      catalogCache = { state: st, index: cat.index, json: JSON.stringify(cat) };
+    // A new state object (a snapshot installed) with the same index is a different catalog.
+    if (feedState !== st && feedState !== null) catalogFeed.reset();
+    if (feedState !== st || catalogFeed.index !== st.index || catalogFeed.empty) {
+      catalogFeed.observe(st.catalog());
+      feedState = st;
     }
-    return catalogCache;
+    return catalogFeed;
   }
 
   // --- resources --------------------------------------------------------------------------
@@ -1454,7 +1486,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
 
   app.get("/metrics", (c) => {
     c.header("content-type", "text/plain; version=0.0.4; charset=utf-8");
-    return c.body(renderControlMetrics(backend, metrics));
+    return c.body(renderControlMetrics(backend, metrics, catalogFeed.stats));
   });
 
   return app;

@@ -3,6 +3,7 @@
  * @module
  */
 import type { ControlBackend } from "./backend.ts";
+import type { CatalogFeedStats } from "./catalog_feed.ts";
 
 /** Most distinct (route, status) label pairs counted, so odd paths cannot grow memory. */
 export const MAX_REQUEST_SERIES = 512;
@@ -16,6 +17,8 @@ export class ApiMetrics {
   forwardFailures = 0;
   /** Writes answered 503 because they did not commit in time. */
   writeTimeouts = 0;
+  /** Proxy registry writes, rate-limited per identity (set by the API). */
+  proxyWrites: { refused: number; tracked: number } | null = null;
 
   /** Counts one request by route template and status code. */
   countRequest(method: string, route: string, status: number): void {
@@ -41,7 +44,11 @@ function _label(v: string): string {
 }
 
 /** Renders the control node metrics in the Prometheus text format (version 0.0.4). */
-export function renderControlMetrics(backend: ControlBackend, m: ApiMetrics): string {
+export function renderControlMetrics(
+  backend: ControlBackend,
+  m: ApiMetrics,
+  feed?: CatalogFeedStats,
+): string {
   const lines: string[] = [];
   const gauge = (name: string, help: string, samples: [string, number][]) => {
     lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`);
@@ -98,6 +105,27 @@ export function renderControlMetrics(backend: ControlBackend, m: ApiMetrics): st
     "",
     m.writeTimeouts,
   ]]);
+  if (m.proxyWrites) {
+    counter(
+      "skein_control_proxy_writes_refused_total",
+      "Registrations and deregistrations refused 429 too_many_writes: a proxy identity over its rate.",
+      [["", m.proxyWrites.refused]],
+    );
+  }
+  if (feed) {
+    counter(
+      "skein_control_catalog_answers_total",
+      "Catalog answers by kind: whole, delta, or whole because a delta's base index was not served here.",
+      [['{kind="full"}', feed.full], ['{kind="delta"}', feed.deltas], [
+        '{kind="delta_fallback"}',
+        feed.fallbacks,
+      ]],
+    );
+    counter("skein_control_catalog_answer_bytes_total", "Bytes of catalog answers.", [[
+      "",
+      feed.bytes,
+    ]]);
+  }
   const fw = backend.writeForwardStats?.();
   if (fw) {
     gauge(

@@ -14,8 +14,10 @@ import {
   decodeCommand,
   decodeCommittedCommand,
   encodeCommand,
+  encodeSnapshotYielding,
   IndexWatcher,
   LeaseTracker,
+  MAX_HEALTH_CHANGES_PER_COMMAND,
   RegistryState,
   validateCommand,
   type ValidatedCommand,
@@ -235,6 +237,17 @@ export class ControlNode implements ControlBackend {
   #role = "follower";
   #leader: string | null = null;
   #snapIndex = 0;
+  /** Whether a snapshot is being encoded off the Raft loop. */
+  #encodingSnapshot = false;
+  /** A snapshot encoded off the loop, waiting for the loop to compact to it and save it. */
+  #encodedSnapshot: {
+    applied: number;
+    state: RegistryState;
+    data: Uint8Array;
+    captureMs: number;
+    encodeMs: number;
+    sliceMs: number;
+  } | null = null;
   /** Index of the last entry this driver applied; Raft's own `applied` lags until advance(). */
   #applied = 0;
   #pumping = false;
@@ -663,8 +676,15 @@ export class ControlNode implements ControlBackend {
     // Instances carry service, id and health themselves: walked in place, nothing copied.
     const changes = this.#leases.expired(Date.now(), this.#state.allInstances());
     if (changes.length === 0) return;
-    const r = this.#raft.propose(encodeCommand({ type: "set_health", changes }));
-    if (r.ok) this.#kick();
+    // A rack going down expires thousands at once: one entry per MAX_HEALTH_CHANGES_PER_COMMAND,
+    // since a longer one is refused by every node and would be retried, refused, for good.
+    let proposed = false;
+    for (let i = 0; i < changes.length; i += MAX_HEALTH_CHANGES_PER_COMMAND) {
+      const batch = changes.slice(i, i + MAX_HEALTH_CHANGES_PER_COMMAND);
+      proposed = this.#raft.propose(encodeCommand({ type: "set_health", changes: batch })).ok ||
+        proposed;
+    }
+    if (proposed) this.#kick();
   }
 
   // ---------------------------------------------------------------- the Ready loop
@@ -933,24 +953,57 @@ export class ControlNode implements ControlBackend {
     this.watcher.notify(this.#state.index);
   }
 
+  /**
+   * Takes a snapshot every `snapshotEvery` applied entries. The state is captured at once, but
+   * encoded in slices off the Raft loop (50,000 instances held a leader's loop, and so its
+   * heartbeats, for up to 0.9 s); a later pass of the loop compacts the log to it and saves it.
+   */
   async #maybeSnapshot(): Promise<void> {
+    const done = this.#encodedSnapshot;
+    if (done !== null) {
+      this.#encodedSnapshot = null;
+      // A snapshot installed from the leader meanwhile makes this one moot.
+      if (done.state !== this.#state || done.applied <= this.#snapIndex) return;
+      this.#raft.compact(done.applied, done.data);
+      this.#snapIndex = done.applied;
+      this.#setStage("save_snapshot");
+      const t1 = performance.now();
+      await this.#durable.saveSnapshot(this.#storage.snapshot());
+      // Size and times, so an operator can see what a fleet's registry costs to snapshot.
+      this.#log.info("snapshot saved", {
+        index: done.applied,
+        bytes: done.data.length,
+        // What held the event loop: the capture, then the longest slice of the encoding.
+        capture_ms: done.captureMs,
+        longest_slice_ms: done.sliceMs,
+        encode_ms: done.encodeMs,
+        save_ms: Math.round(performance.now() - t1),
+      });
+      return;
+    }
     const applied = this.#applied;
-    if (applied - this.#snapIndex < this.#opts.snapshotEvery) return;
+    if (this.#encodingSnapshot || applied - this.#snapIndex < this.#opts.snapshotEvery) return;
     const members = [...this.#members.values()].map((m) => ({ ...m, api: null }))
       .sort((a, b) => (a.node < b.node ? -1 : 1));
     const t0 = performance.now();
-    const data = encodeSnapshotPayload(members, this.#state.snapshot());
-    const t1 = performance.now();
-    this.#raft.compact(applied, data);
-    this.#snapIndex = applied;
-    this.#setStage("save_snapshot");
-    await this.#durable.saveSnapshot(this.#storage.snapshot());
-    // Size and times, so an operator can see what a fleet's registry costs to snapshot.
-    this.#log.info("snapshot saved", {
-      index: applied,
-      bytes: data.length,
-      encode_ms: Math.round(t1 - t0),
-      save_ms: Math.round(performance.now() - t1),
+    const state = this.#state;
+    const parts = state.snapshotParts();
+    const captureMs = Math.round(performance.now() - t0);
+    this.#encodingSnapshot = true;
+    const stats = { longestSliceMs: 0 };
+    encodeSnapshotYielding(parts, undefined, stats).then((registry) => {
+      this.#encodedSnapshot = {
+        applied,
+        state,
+        data: encodeSnapshotPayload(members, registry),
+        captureMs,
+        encodeMs: Math.round(performance.now() - t0),
+        sliceMs: Math.round(stats.longestSliceMs),
+      };
+    }).catch((e) => {
+      this.#log.error("snapshot encoding failed", { err: e as Error, index: applied });
+    }).finally(() => {
+      this.#encodingSnapshot = false;
     });
   }
 

@@ -10,5 +10,6 @@ export * from "./instance.ts";
 export * from "./budget.ts";
 export * from "./commands.ts";
 export * from "./state.ts";
+export * from "./snapshot_encode.ts";
 export * from "./leases.ts";
 export * from "./watch.ts";

@@ -14,6 +14,8 @@ import {
   NameSchema,
 } from "./instance.ts";
 import { instanceBytes, MAX_CATALOG_INSTANCE_BYTES } from "./budget.ts";
+import { canonicalJson } from "./canonical_json.ts";
+import { encodeSnapshotParts, type SnapshotParts } from "./snapshot_encode.ts";
 import { caDigest, type CaState, parseCaState, revokeIdentity, trustBundle } from "../ca/mod.ts";
 import {
   addJoinToken,
@@ -234,17 +236,7 @@ export class SnapshotError extends Error {
   }
 }
 
-/** JSON with object keys sorted, so equal documents compare equal whatever their key order. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v) => {
-    if (v && typeof v === "object" && !Array.isArray(v)) {
-      const out: Record<string, unknown> = {};
-      for (const k of Object.keys(v).sort()) out[k] = (v as Record<string, unknown>)[k];
-      return out;
-    }
-    return v;
-  });
-}
+export { canonicalJson } from "./canonical_json.ts";
 
 function _sameList(a: readonly string[], b: readonly string[]): boolean {
   if (a.length !== b.length) return false;
@@ -901,6 +893,16 @@ export class RegistryState {
 
   /** Serializes the whole state; equal states give equal bytes. */
   snapshot(): Uint8Array {
+    return encodeSnapshotParts(this.snapshotParts());
+  }
+
+  /**
+   * The state as {@linkcode snapshot} encodes it, captured at once and cheaply: everything but
+   * the instances is encoded now, and the instances are frozen objects a later change replaces
+   * rather than alters, so the capture stays this index's state while it is encoded bit by bit
+   * ({@linkcode encodeSnapshotYielding}).
+   */
+  snapshotParts(): SnapshotParts {
     const instances: Instance[] = [];
     for (const name of [...this.#services.keys()].sort(_cmp)) {
       instances.push(...this.instances(name));
@@ -909,7 +911,7 @@ export class RegistryState {
       version: SNAPSHOT_VERSION,
       applied_index: this.#appliedIndex,
       index: this.#index,
-      instances,
+      instances: [],
       resources: this.#sortedEntries().map((e) => ({
         kind: e.kind,
         name: e.name,
@@ -926,7 +928,11 @@ export class RegistryState {
         ? { revoked_bootstrap_hashes: this.#revokedBootstrapHashes }
         : {}),
     };
-    return new TextEncoder().encode(canonicalJson(body));
+    const head = canonicalJson(body);
+    // Keys are sorted, so `index` comes right before `instances`: this marker is unique.
+    const marker = `"index":${this.#index},"instances":[]`;
+    const at = head.indexOf(marker) + marker.length - 1;
+    return { before: head.slice(0, at), instances, after: head.slice(at) };
   }
 
   /** Rebuilds a state from {@linkcode snapshot} bytes; throws {@linkcode SnapshotError}. */

@@ -46,6 +46,15 @@ export interface ControlClientOptions {
   timeoutMs?: number;
   /** Largest answer read. @default MAX_CONTROL_RESPONSE_BYTES */
   maxResponseBytes?: number;
+  /** Index of the URL tried first, so a fleet's watches spread over the nodes. @default 0 */
+  startAt?: number;
+  /**
+   * Before trying the next URL after one failed, wait a random time up to this, so a node's
+   * watchers do not all land on the next node at once when it dies. @default 0
+   */
+  failoverJitterMs?: number;
+  /** Uniform random in [0, 1) for the failover jitter. @default Math.random */
+  random?: () => number;
 }
 
 /** Options of one {@linkcode ControlClient.request}. */
@@ -56,6 +65,8 @@ export interface RequestOptions {
   timeoutMs?: number;
   /** Aborts the call (and the failover loop). */
   signal?: AbortSignal;
+  /** Extra request headers. */
+  headers?: Record<string, string>;
 }
 
 /** Calls the control API with failover across URLs. */
@@ -65,6 +76,8 @@ export class ControlClient {
   readonly #timeoutMs: number;
   readonly #token: string | undefined;
   readonly #maxBytes: number;
+  readonly #jitterMs: number;
+  readonly #random: () => number;
   #current = 0;
 
   /** Creates a client; `urls` must not be empty. */
@@ -75,6 +88,9 @@ export class ControlClient {
     this.#timeoutMs = opts.timeoutMs ?? DEFAULT_CONTROL_REQUEST_TIMEOUT_MS;
     this.#token = opts.token;
     this.#maxBytes = opts.maxResponseBytes ?? MAX_CONTROL_RESPONSE_BYTES;
+    this.#jitterMs = opts.failoverJitterMs ?? 0;
+    this.#random = opts.random ?? Math.random;
+    this.#current = Math.abs(Math.trunc(opts.startAt ?? 0)) % this.#urls.length;
   }
 
   /** The URL calls go to first. */
@@ -101,6 +117,9 @@ export class ControlClient {
         failures.push(`${base}: ${(e as Error).message}`);
       }
       this.#current = (this.#current + 1) % this.#urls.length;
+      if (this.#jitterMs > 0 && i + 1 < this.#urls.length) {
+        await _sleep(this.#random() * this.#jitterMs, opts.signal);
+      }
     }
     throw new ControlUnavailableError(failures);
   }
@@ -113,7 +132,7 @@ export class ControlClient {
   ): Promise<ControlResponse> {
     const timeout = AbortSignal.timeout(opts.timeoutMs ?? this.#timeoutMs);
     const signal = opts.signal ? AbortSignal.any([opts.signal, timeout]) : timeout;
-    const headers: Record<string, string> = { accept: "application/json" };
+    const headers: Record<string, string> = { ...opts.headers, accept: "application/json" };
     if (opts.body !== undefined) headers["content-type"] = "application/json";
     if (this.#token) headers["authorization"] = `Bearer ${this.#token}`;
     const res = await this.#fetch(base + path, {
@@ -132,6 +151,21 @@ export class ControlClient {
     }
     return { status: res.status, body, headers: res.headers, url: base };
   }
+}
+
+function _sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const t = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal!.reason);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
 }
 
 /** An answer over the size limit; the rest of it was not read. */

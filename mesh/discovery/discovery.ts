@@ -14,6 +14,13 @@ import { abortableSleep, HealthChecker, type HealthStatus, httpProber } from "..
 import { loadCatalog, saveCatalog } from "./cache.ts";
 import { type Catalog, CatalogSchema, HeartbeatAnswer } from "./catalog.ts";
 import { Backoff, ControlClient, ControlUnavailableError } from "./control_client.ts";
+import {
+  applyCatalogDelta,
+  CATALOG_DELTA_HEADER,
+  CatalogDeltaSchema,
+  DeltaBaseError,
+  isDeltaAnswer,
+} from "./delta.ts";
 
 /** How long a blocking catalog query waits at the control node, in ms. */
 export const DEFAULT_WATCH_WAIT_MS = 30_000;
@@ -29,6 +36,11 @@ export const HEARTBEAT_REREGISTER_ROUNDS = 2;
 export const DEREGISTER_TIMEOUT_MS = 3_000;
 /** While the catalog watch keeps failing, how often the error is logged again, in ms. */
 export const WATCH_FAILURE_REPEAT_MS = 60_000;
+/**
+ * When the control node holding the catalog watch fails, the most the watch waits before asking
+ * the next one, in ms: spread at random, a dead node's watchers do not all arrive at once.
+ */
+export const WATCH_FAILOVER_JITTER_MS = 1_000;
 /** Most revoked ids a catalog carries (the catalog schema's bound), merged ones included. */
 export const MAX_REMEMBERED_REVOCATIONS = 10_000;
 
@@ -79,6 +91,8 @@ export interface DiscoveryOptions {
   serviceFetch?: (service: string) => typeof fetch | undefined;
   /** Uniform random in [0, 1) for backoff jitter. @default Math.random */
   random?: () => number;
+  /** Longest random wait before the watch tries the next node. @default WATCH_FAILOVER_JITTER_MS */
+  watchFailoverJitterMs?: number;
   /** What the proxy says about itself with each heartbeat (version, certificate expiry). */
   report?: () => ProxySelfReport | undefined;
   /** @default DEFAULT_WATCH_WAIT_MS */
@@ -143,6 +157,12 @@ export class Discovery {
   readonly #o: DiscoveryOptions;
   readonly #log: Logger;
   readonly #client: ControlClient;
+  /** The catalog watch's own client: it starts at a random node so a fleet spreads its load. */
+  readonly #watchClient: ControlClient;
+  /** The catalog applied last from the control plane, the base its deltas apply to. */
+  #catalog: Catalog | null = null;
+  /** The highest catalog index applied from the control plane. */
+  #highest = 0;
   /** Clients that write as one local service, by service (see `serviceFetch`). */
   readonly #writers = new Map<string, ControlClient>();
   readonly #locals: _Local[];
@@ -166,6 +186,15 @@ export class Discovery {
       urls: opts.controlUrls,
       token: opts.token,
       fetch: opts.controlFetch ?? opts.fetch,
+    });
+    const random = opts.random ?? Math.random;
+    this.#watchClient = new ControlClient({
+      urls: opts.controlUrls,
+      token: opts.token,
+      fetch: opts.controlFetch ?? opts.fetch,
+      startAt: Math.floor(random() * opts.controlUrls.length),
+      failoverJitterMs: opts.watchFailoverJitterMs ?? WATCH_FAILOVER_JITTER_MS,
+      random,
     });
     this.#locals = opts.services.map((s) => this.#local(s));
   }
@@ -268,6 +297,7 @@ export class Discovery {
       if (cached !== null) {
         this.#source = "cache";
         this.#index = cached.index;
+        this.#highest = cached.index;
         this.#revoked = cached.trust.revoked;
         this.#log.info("serving from the cached catalog until the control plane answers", {
           index: cached.index,
@@ -504,15 +534,37 @@ export class Discovery {
         const q = fromControl
           ? `/v1/catalog?stale=true&index=${this.#index}&wait=${Math.ceil(waitMs / 1000)}s`
           : "/v1/catalog?stale=true";
-        const r = await this.#client.request("GET", q, {
+        const r = await this.#watchClient.request("GET", q, {
           timeoutMs: (fromControl ? waitMs : 0) + WATCH_SLACK_MS,
           signal,
+          // Only the blocking query has a base to apply a delta to.
+          headers: fromControl ? { [CATALOG_DELTA_HEADER]: "1" } : undefined,
         });
         if (r.status !== 200) throw new Error(`catalog query got ${r.status}`);
-        const p = CatalogSchema.safeParse(r.body);
-        if (!p.success) {
-          const i = p.error.issues[0];
-          throw new Error(`catalog answer is invalid at ${i?.path.join(".")}: ${i?.message}`);
+        let next: Catalog;
+        if (isDeltaAnswer(r.body)) {
+          const d = CatalogDeltaSchema.safeParse(r.body);
+          if (!d.success) {
+            const i = d.error.issues[0];
+            throw new Error(`catalog delta is invalid at ${i?.path.join(".")}: ${i?.message}`);
+          }
+          if (!fromControl || this.#catalog === null) {
+            throw new DeltaBaseError("a catalog delta came before any whole catalog");
+          }
+          try {
+            next = applyCatalogDelta(this.#catalog, d.data);
+          } catch (e) {
+            // The next query asks for the whole catalog again.
+            fromControl = false;
+            throw e;
+          }
+        } else {
+          const p = CatalogSchema.safeParse(r.body);
+          if (!p.success) {
+            const i = p.error.issues[0];
+            throw new Error(`catalog answer is invalid at ${i?.path.join(".")}: ${i?.message}`);
+          }
+          next = p.data;
         }
         this.#reachable = true;
         if (failing) this.#log.info("catalog watch reconnected", { url: r.url });
@@ -520,9 +572,13 @@ export class Discovery {
         this.#watchFailing = false;
         backoff.reset();
         // A different index (even a lower one, after a cluster was rebuilt) is a new catalog.
-        if (!fromControl || p.data.index !== this.#index) {
-          const c = p.data.index < this.#index ? this.#keepRevocations(p.data, r.url) : p.data;
+        if (!fromControl || next.index !== this.#index) {
+          // Below the highest index seen, not just the last: an older answer followed by a delta
+          // from it must not readmit what the newest catalog revoked either.
+          const c = next.index < this.#highest ? this.#keepRevocations(next, r.url) : next;
+          this.#highest = Math.max(this.#highest, c.index);
           fromControl = true;
+          this.#catalog = c;
           this.#index = c.index;
           this.#revoked = c.trust.revoked;
           this.#source = "control";

@@ -93,3 +93,24 @@ Deno.test("Backoff grows to its cap and starts over after reset()", () => {
   b.reset();
   assert(b.next() <= 100);
 });
+
+Deno.test("ControlClient starts at startAt and waits a random time before the next URL", async () => {
+  const calls: string[] = [];
+  const fake: typeof fetch = (input) => {
+    calls.push(String(input));
+    if (String(input).startsWith("http://b")) return Promise.reject(new TypeError("refused"));
+    return Promise.resolve(Response.json({ ok: true }));
+  };
+  let draws = 0;
+  const c = new ControlClient({
+    urls: ["http://a", "http://b", "http://c"],
+    fetch: fake,
+    startAt: 4,
+    failoverJitterMs: 5,
+    random: () => (draws++, 0.5),
+  });
+  assertEquals(c.currentUrl, "http://b");
+  assertEquals((await c.request("GET", "/x")).url, "http://c");
+  assertEquals(calls, ["http://b/x", "http://c/x"]);
+  assertEquals(draws, 1);
+});

@@ -11,3 +11,4 @@ export * from "./catalog.ts";
 export * from "./cache.ts";
 export * from "./control_client.ts";
 export * from "./discovery.ts";
+export * from "./delta.ts";

@@ -1,0 +1,202 @@
+/**
+ * `deno task bench scale`: catalog propagation at fleet size. Registers `instances` instances on
+ * a 3-node cluster, starts `watchers` simulated proxies — mTLS clients with mesh certificates,
+ * each on its own connection, holding blocking catalog queries with deltas, spread over the
+ * three nodes — then makes `changes` writes one by one and measures, from each write's
+ * acknowledgement, how long until every watcher holds its index. Reports p50/p99/max, the
+ * control nodes' CPU and RSS, and the catalog bytes the nodes sent per change.
+ * @module
+ */
+import { ProcessCluster, request, waitFor } from "../tests/control_process/cluster.ts";
+import { meshClient, sharedSeed } from "../tests/tls_fixture.ts";
+
+/** Options of {@linkcode runScaleBench}. */
+export interface ScaleBenchOptions {
+  /** Registered instances (in services of 5). @default 10000 */
+  instances?: number;
+  /** Simulated proxies. @default 1000 */
+  watchers?: number;
+  /** Writes measured one after the other. @default 10 */
+  changes?: number;
+}
+
+/** Watchers connecting at once. */
+const WATCHER_BATCH = 24;
+
+function _percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)] ?? NaN;
+}
+
+/** CPU seconds (user + system) and RSS bytes of a process, from /proc. */
+async function _proc(pid: number): Promise<{ cpuS: number; rss: number }> {
+  const stat = (await Deno.readTextFile(`/proc/${pid}/stat`)).split(") ")[1]!.split(" ");
+  const ticks = Number(stat[11]) + Number(stat[12]);
+  const status = await Deno.readTextFile(`/proc/${pid}/status`);
+  const rssKb = Number(status.match(/VmRSS:\s+(\d+)/)?.[1] ?? "0");
+  return { cpuS: ticks / 100, rss: rssKb * 1024 };
+}
+
+/** Runs the benchmark and prints its figures. */
+export async function runScaleBench(opts: ScaleBenchOptions = {}): Promise<void> {
+  const total = opts.instances ?? 10_000;
+  const watchers = opts.watchers ?? 1000;
+  const changes = opts.changes ?? 10;
+  const c = await ProcessCluster.create({ logLevel: "warn" });
+  const ac = new AbortController();
+  const clients: Deno.HttpClient[] = [];
+  try {
+    await c.startAll();
+    const leader = await c.waitLeader(30_000);
+    await c.waitAdminToken();
+    let next = 0;
+    await Promise.all(Array.from({ length: 32 }, async () => {
+      for (let n = next++; n < total; n = next++) {
+        const s = Math.floor(n / 5);
+        const r = await request(
+          `${c.api(leader)}/v1/services/svc-${s}/instances/i-${n % 5}`,
+          "PUT",
+          {
+            address: `10.${(s >> 8) & 255}.${s & 255}.${(n % 5) + 1}`,
+            port: 8080,
+          },
+          30_000,
+        );
+        if (r.status !== 200 && r.status !== 201) throw new Error(`register: ${r.status}`);
+      }
+    }));
+    await c.waitConverged(120_000);
+    console.log(`registered ${total} instances; starting ${watchers} watchers`);
+    const seed = await sharedSeed();
+    const cert = await meshClient("scale-watcher");
+    const held = new Array<number>(watchers).fill(0);
+    const seen: Map<number, number>[] = Array.from({ length: watchers }, () => new Map());
+    let waiting = 0;
+    const ids = c.ids();
+    // Started in batches: the API admits only so many TLS handshakes from one address at once.
+    const ready: (() => void)[] = [];
+    const watch = async (w: number) => {
+      const client = Deno.createHttpClient({
+        caCerts: [seed.certPem],
+        cert: cert.certPem,
+        key: cert.keyPem,
+      });
+      clients.push(client);
+      const base = c.api(ids[w % ids.length]!);
+      let first = true;
+      while (!ac.signal.aborted) {
+        const q = first
+          ? "/v1/catalog?stale=true"
+          : `/v1/catalog?stale=true&index=${held[w]}&wait=60s`;
+        const blocking = !first;
+        if (blocking) waiting++;
+        try {
+          const res = await fetch(base + q, {
+            client,
+            signal: ac.signal,
+            headers: first ? {} : { "skein-catalog-delta": "1" },
+          });
+          const body = await res.json();
+          const at = performance.now();
+          if (res.status !== 200) throw new Error(`catalog ${res.status}`);
+          if (body.index !== held[w]) seen[w]!.set(body.index, at);
+          held[w] = body.index;
+          if (first) ready[w]?.();
+          first = false;
+        } catch (e) {
+          if (ac.signal.aborted) break;
+          const cause = (e as Error).cause;
+          console.log(`watcher ${w}: ${(e as Error).message}${cause ? ` (${cause})` : ""}`);
+          await new Promise((r) => setTimeout(r, 500 + Math.random() * 500));
+        } finally {
+          if (blocking) waiting--;
+        }
+      }
+    };
+    for (let b = 0; b < watchers; b += WATCHER_BATCH) {
+      const batch: Promise<void>[] = [];
+      for (let w = b; w < Math.min(watchers, b + WATCHER_BATCH); w++) {
+        batch.push(new Promise((r) => ready[w] = r));
+        watch(w);
+      }
+      await Promise.all(batch);
+    }
+    await waitFor(
+      "every watcher to hold a blocking query",
+      300_000,
+      () => waiting >= watchers ? true : undefined,
+    );
+    const pids = c.running().map((id) => c.node(id).child!.pid);
+    const before = await Promise.all(pids.map(_proc));
+    const bytesBefore = await _bytesSent(c);
+    const lat: number[] = [];
+    for (let k = 0; k < changes; k++) {
+      const r = await request(`${c.api(leader)}/v1/services/scale-change/instances/c-${k}`, "PUT", {
+        address: "10.250.0.1",
+        port: 8080 + k,
+      }, 30_000);
+      const ack = performance.now();
+      const index = r.json?.index as number;
+      if (typeof index !== "number") throw new Error(`change ${k}: ${r.status}`);
+      await waitFor(
+        `every watcher to hold index ${index}`,
+        120_000,
+        () => held.every((h) => h >= index) ? true : undefined,
+      );
+      for (const s of seen) {
+        let t = Infinity;
+        for (const [i, at] of s) if (i >= index && at < t) t = at;
+        lat.push(Math.max(0, t - ack));
+      }
+      await waitFor(
+        "watchers back in their queries",
+        60_000,
+        () => waiting >= watchers ? true : undefined,
+      );
+    }
+    const after = await Promise.all(pids.map(_proc));
+    const bytesAfter = await _bytesSent(c);
+    lat.sort((a, b) => a - b);
+    console.log(
+      `${watchers} watchers, ${total} instances, ${changes} changes: ack → every watcher ` +
+        `p50 ${_percentile(lat, 0.5).toFixed(1)} ms, p99 ${
+          _percentile(lat, 0.99).toFixed(1)
+        } ms, ` +
+        `max ${lat.at(-1)!.toFixed(1)} ms`,
+    );
+    console.log(
+      `catalog bytes sent per change (all nodes): ${
+        Math.round((bytesAfter - bytesBefore) / changes)
+      }`,
+    );
+    pids.forEach((_, i) =>
+      console.log(
+        `node ${i + 1}: CPU ${(after[i]!.cpuS - before[i]!.cpuS).toFixed(2)} s over the changes, ` +
+          `RSS ${(after[i]!.rss / 1e6).toFixed(0)} MB`,
+      )
+    );
+  } finally {
+    ac.abort();
+    for (const cl of clients) cl.close();
+    await c.destroy();
+  }
+}
+
+async function _bytesSent(c: ProcessCluster): Promise<number> {
+  let sum = 0;
+  for (const id of c.running()) {
+    const token = await c.adminToken();
+    const seed = await sharedSeed();
+    const client = Deno.createHttpClient({ caCerts: [seed.certPem] });
+    try {
+      const res = await fetch(`${c.api(id)}/metrics`, {
+        client,
+        headers: { authorization: `Bearer ${token}` },
+      });
+      const text = await res.text();
+      sum += Number(text.match(/^skein_control_catalog_answer_bytes_total (\d+)/m)?.[1] ?? "0");
+    } finally {
+      client.close();
+    }
+  }
+  return sum;
+}
