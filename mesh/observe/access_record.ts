@@ -32,9 +32,65 @@ export interface AccessRecord {
   request_id: string | null;
 }
 
-/** The JSON line (no newline) for `r`. */
-export function accessLine(r: AccessRecord): string {
-  return JSON.stringify({ ...r, start: new Date(r.start).toISOString() });
+/** The fields of a line known when the request starts. */
+export type AccessBase = Omit<
+  AccessRecord,
+  "duration_ms" | "status" | "bytes_out" | "endpoint" | "retries" | "error"
+>;
+
+/** The fields of a line known when the exchange ends. */
+export type AccessEnd = Pick<
+  AccessRecord,
+  "duration_ms" | "status" | "bytes_out" | "endpoint" | "retries" | "error"
+>;
+
+/**
+ * The JSON line (no newline) for a request: written field by field, since this runs once per
+ * request on both proxies and an object spread plus `JSON.stringify` of the whole record cost
+ * several times more.
+ */
+export function accessLine(b: AccessBase, e: AccessEnd): string {
+  return `{"type":"${b.type}","node":${_str(b.node)},"side":"${b.side}","start":"${
+    _iso(b.start)
+  }","method":${_str(b.method)},"path":${_str(b.path)},"authority":${
+    _str(b.authority)
+  },"bytes_in":${_num(b.bytes_in)},"caller":${_str(b.caller)},"destination":${
+    _str(b.destination)
+  },"trace_id":${_str(b.trace_id)},"request_id":${_str(b.request_id)},"duration_ms":${
+    _num(e.duration_ms)
+  },"status":${_num(e.status)},"bytes_out":${_num(e.bytes_out)},"endpoint":${
+    _str(e.endpoint)
+  },"retries":${_num(e.retries)},"error":${_str(e.error)}}`;
+}
+
+/** Printable ASCII without `"` or `\\`: needs no escaping in a JSON string. */
+const _PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+/** `s` as a JSON value. */
+function _str(s: string | null): string {
+  if (s === null) return "null";
+  return _PLAIN.test(s) ? `"${s}"` : JSON.stringify(s);
+}
+
+/** `n` as a JSON value (JSON has no NaN or Infinity). */
+function _num(n: number | null): string {
+  return n === null || !Number.isFinite(n) ? "null" : String(n);
+}
+
+/** The second last formatted, and its ISO 8601 text up to the milliseconds. */
+let _isoSecond = Number.NaN;
+let _isoPrefix = "";
+
+/** Epoch ms as ISO 8601 (as `Date.toISOString`), formatting the date part once per second. */
+function _iso(ms: number): string {
+  const t = Math.floor(ms);
+  const sec = Math.floor(t / 1000);
+  if (sec !== _isoSecond) {
+    _isoSecond = sec;
+    _isoPrefix = new Date(sec * 1000).toISOString().slice(0, 20);
+  }
+  const m = t - sec * 1000;
+  return _isoPrefix + (m < 10 ? "00" : m < 100 ? "0" : "") + m + "Z";
 }
 
 /**

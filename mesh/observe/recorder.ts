@@ -17,7 +17,7 @@ import {
 } from "../forward/types.ts";
 import { headerValue, markHopByHop, type RequestHead } from "../http1/mod.ts";
 import type { AccessLog } from "./access_log.ts";
-import { accessLine, type AccessRecord, causeOf } from "./access_record.ts";
+import { type AccessBase, accessLine, causeOf } from "./access_record.ts";
 import type { SpanAttributes, SpanHandle, SpanSink } from "../../common/trace/span_sink.ts";
 import {
   formatTraceparent,
@@ -171,8 +171,7 @@ export class Recorder {
     const now = this.#o.now();
     const tp = headerValue(head, "traceparent");
     const parent = tp === null ? null : parseTraceparent(tp, null);
-    log.write(accessLine({
-      ...this.#base(head, side, call, now, parent?.traceId ?? null),
+    log.write(accessLine(this.#base(head, side, call, now, parent?.traceId ?? null), {
       duration_ms: 0,
       status: err.status,
       bytes_out: 0,
@@ -255,12 +254,6 @@ function _path(target: string): string {
   const q = target.indexOf("?");
   return q < 0 ? target : target.slice(0, q);
 }
-
-/** The access-log fields known when a request starts. */
-type AccessBase = Omit<
-  AccessRecord,
-  "duration_ms" | "status" | "bytes_out" | "endpoint" | "retries" | "error"
->;
 
 interface _Ctx {
   o: Required<RecorderOptions>;
@@ -379,8 +372,7 @@ class _Recorded implements RouteDecision {
       this.#span.end(attrs, status >= 500 || status === 0, end);
     }
     if (c.base !== null) {
-      c.o.accessLog!.write(accessLine({
-        ...c.base,
+      c.o.accessLog!.write(accessLine(c.base, {
         duration_ms: end - c.base.start,
         status,
         bytes_out: bytesOut,
