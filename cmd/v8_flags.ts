@@ -7,8 +7,8 @@
  * seconds of traffic after one run with a small young generation and collect garbage far more
  * often. A proxy is sized for its peak, and that cost fell on every burst. In `deno task bench
  * mesh`, whose rounds leave each pair idle for about 30 s, skein's pair gave 0.93–0.97x
- * HAProxy's throughput in most runs without the flag and 0.97–1.06x with it
- * (docs/benchmarks.md, session 7). The price is that heaps keep the size the load grew them to.
+ * HAProxy's throughput in most runs without the flag and 0.97–1.06x with it. The price is
+ * that heaps keep the size the load grew them to.
  * @module
  */
 

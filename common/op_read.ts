@@ -6,7 +6,7 @@
  * set (for `unref`), awaits it in a try/finally, deletes it again and maps 0 to null. On the
  * proxy's hot path that wrapper is two promises, a suspended frame and two set operations per
  * read; calling the op directly measured 1.4 µs less CPU per call over the two proxies of the
- * mTLS benchmark (about 5%), with 5% more throughput (`docs/benchmarks.md`, session 5).
+ * mTLS benchmark (about 5%), with 5% more throughput (measured with `deno task bench mesh`).
  *
  * The op is reached through `Deno[Deno.internal].core.read(rid, buffer)` and the connection's
  * `Symbol(Deno.internal.rid)`, which are internals: everything is detected first, and

@@ -11,7 +11,7 @@ import {
   type ProxyHandle,
   startApp,
   startControl,
-  startProxy,
+  startInstancesAndCaller,
   waitFor,
 } from "./helpers.ts";
 
@@ -56,21 +56,7 @@ Deno.test("with no Policy, a dead app or a dead proxy of one of two instances co
   const apps: App[] = [startApp("svc-1"), startApp("svc-2"), startApp("svc-3")];
   const proxies: ProxyHandle[] = [];
   try {
-    for (const [i, a] of apps.entries()) {
-      proxies.push(
-        await startProxy(dir, {
-          node: `vm-${i + 1}`,
-          control: [cp.url],
-          services: [{ name: "svc", port: a.port }],
-        }),
-      );
-    }
-    const caller = await startProxy(dir, {
-      node: "vm-caller",
-      control: [cp.url],
-      upstreams: [{ service: "svc", listen: "127.0.0.1:0" }],
-    });
-    proxies.push(caller);
+    const caller = await startInstancesAndCaller(dir, cp.url, "svc", apps, proxies);
     const up = caller.upstreams.svc!;
     const eligible = async () => {
       const e = await adminJson(caller, "/endpoints") as unknown as _Endpoints;

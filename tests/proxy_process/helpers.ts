@@ -424,3 +424,33 @@ export async function revokeService(cp: Control, service: string): Promise<void>
   });
   if (r.status !== 200) throw new Error(`revoking ${service} got ${r.status}: ${await r.text()}`);
 }
+
+/**
+ * One proxy per app in `apps`, each fronting it as an instance of `service` (nodes vm-1, vm-2,
+ * ...), then a caller proxy (vm-caller) with an upstream to `service`. Every proxy started is
+ * pushed onto `proxies` at once, so the caller's cleanup stops them even when a later start fails.
+ */
+export async function startInstancesAndCaller(
+  dir: string,
+  controlUrl: string,
+  service: string,
+  apps: readonly App[],
+  proxies: ProxyHandle[],
+): Promise<ProxyHandle> {
+  for (const [i, a] of apps.entries()) {
+    proxies.push(
+      await startProxy(dir, {
+        node: `vm-${i + 1}`,
+        control: [controlUrl],
+        services: [{ name: service, port: a.port }],
+      }),
+    );
+  }
+  const caller = await startProxy(dir, {
+    node: "vm-caller",
+    control: [controlUrl],
+    upstreams: [{ service, listen: "127.0.0.1:0" }],
+  });
+  proxies.push(caller);
+  return caller;
+}

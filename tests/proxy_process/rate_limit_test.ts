@@ -13,7 +13,7 @@ import {
   type ProxyHandle,
   startApp,
   startControl,
-  startProxy,
+  startInstancesAndCaller,
   waitFor,
 } from "./helpers.ts";
 
@@ -56,21 +56,7 @@ Deno.test("RateLimit: per instance, and scope fleet sharing the limit and re-sha
   const apps: App[] = [startApp("a-1"), startApp("a-2"), startApp("a-3")];
   const proxies: ProxyHandle[] = [];
   try {
-    for (const [i, a] of apps.entries()) {
-      proxies.push(
-        await startProxy(dir, {
-          node: `vm-${i + 1}`,
-          control: [cp.url],
-          services: [{ name: "svc", port: a.port }],
-        }),
-      );
-    }
-    const caller = await startProxy(dir, {
-      node: "vm-caller",
-      control: [cp.url],
-      upstreams: [{ service: "svc", listen: "127.0.0.1:0" }],
-    });
-    proxies.push(caller);
+    const caller = await startInstancesAndCaller(dir, cp.url, "svc", apps, proxies);
     const up = caller.upstreams.svc!;
     const eligible = async () => {
       const e = await adminJson(caller, "/endpoints") as {
