@@ -13,24 +13,13 @@ import {
   Registry,
 } from "../common/metrics.ts";
 import type { MuxSessionStats } from "./mux/session.ts";
+import { STATS_BUCKETS } from "../common/heartbeat_stats.ts";
 
-/** Latency buckets in seconds: 1 ms to 30 s. */
-export const REQUEST_DURATION_BUCKETS: readonly number[] = [
-  0.001,
-  0.0025,
-  0.005,
-  0.01,
-  0.025,
-  0.05,
-  0.1,
-  0.25,
-  0.5,
-  1,
-  2.5,
-  5,
-  10,
-  30,
-];
+/**
+ * Latency buckets in seconds, 1 ms to 30 s: the buckets of the dashboard's reports, so a report
+ * can carry this histogram bucket for bucket.
+ */
+export const REQUEST_DURATION_BUCKETS: readonly number[] = STATS_BUCKETS;
 
 /** The `status_class` label of a status code; "error" when no response was received. */
 export type StatusClass = "1xx" | "2xx" | "3xx" | "4xx" | "5xx" | "error";
