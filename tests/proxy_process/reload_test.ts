@@ -69,7 +69,9 @@ Deno.test("proxy SIGHUP: keeps running, applies drain_timeout and names what nee
         JSON.stringify({ ...cfg, data_dir: `${dir}/elsewhere`, drain_timeout: "7s" }),
       );
       Deno.kill(p.child.proc.pid, "SIGHUP");
-      const line = await p.child.waitLine(/configuration reloaded.*/);
+      // Each worker answers the reload; on a loaded machine one may take until the proxy's
+      // WORKER_START_TIMEOUT_MS (15 s) to be heard from, so wait past that.
+      const line = await p.child.waitLine(/configuration reloaded.*/, 60_000);
       assert(line[0].includes("needs_restart=data_dir"), line[0]);
       assert(line[0].includes("drain_timeout=7000"), line[0]);
       await waitFor("the proxy to answer /live", async () => {
