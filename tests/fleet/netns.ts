@@ -48,6 +48,7 @@ export class Fleet {
   readonly #tag: string;
   readonly #subnet: string;
   readonly #hosts = new Map<string, { ns: string; addr: string }>();
+  #ownsSwitch = false;
 
   private constructor(tag: string, subnet: string) {
     this.#tag = tag;
@@ -57,8 +58,12 @@ export class Fleet {
 
   /** Builds the bridge and one namespace per host name. */
   static async create(hosts: readonly string[]): Promise<Fleet> {
-    // Names unique to this process, so parallel runs never meet.
-    const tag = (Deno.pid % 46656).toString(36) + Math.floor(Math.random() * 36).toString(36);
+    // Test modules run in parallel inside one process, so the pid alone cannot tell fleets
+    // apart: six random base-36 characters (2^31 names) keep interface names under 15 bytes.
+    const tag = Array.from(
+      crypto.getRandomValues(new Uint8Array(6)),
+      (b) => (b % 36).toString(36),
+    ).join("");
     const subnet = `10.${200 + Math.floor(Math.random() * 50)}.${Math.floor(Math.random() * 250)}`;
     const f = new Fleet(tag, subnet);
     try {
@@ -77,6 +82,8 @@ export class Fleet {
   async #build(hosts: readonly string[]): Promise<void> {
     const sw = this.#sw;
     await _run("ip", ["netns", "add", sw]);
+    // From here on the switch namespace is this fleet's, so destroy() may remove it.
+    this.#ownsSwitch = true;
     await _run("ip", ["-n", sw, "link", "add", "br0", "type", "bridge"]);
     await _run("ip", ["-n", sw, "link", "set", "br0", "up"]);
     const drv = `skf${this.#tag}d`;
@@ -89,6 +96,7 @@ export class Fleet {
       const ns = `skf${this.#tag}h${i}`;
       const addr = `${this.#subnet}.${i}`;
       await _run("ip", ["netns", "add", ns]);
+      this.#hosts.set(h, { ns, addr });
       await _run("ip", ["-n", ns, "link", "set", "lo", "up"]);
       await _run("ip", [
         "-n",
@@ -107,7 +115,6 @@ export class Fleet {
       await _run("ip", ["-n", sw, "link", "set", `p${i}`, "master", "br0", "up"]);
       await _run("ip", ["-n", ns, "addr", "add", `${addr}/24`, "dev", "eth0"]);
       await _run("ip", ["-n", ns, "link", "set", "eth0", "up"]);
-      this.#hosts.set(h, { ns, addr });
       i++;
     }
   }
@@ -179,6 +186,8 @@ ${out}}
       await _run("ip", ["netns", "del", ns]).catch(() => {});
     }
     this.#hosts.clear();
-    await _run("ip", ["netns", "del", this.#sw]).catch(() => {});
+    // A name that was already taken belongs to another fleet: never delete it.
+    if (this.#ownsSwitch) await _run("ip", ["netns", "del", this.#sw]).catch(() => {});
+    this.#ownsSwitch = false;
   }
 }
