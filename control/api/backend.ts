@@ -62,7 +62,7 @@ export interface ControlBackend {
    * {@linkcode NoQuorumError}; should give up when `signal` aborts (the API also stops
    * waiting then). `caller` is the API's original caller: a follower passes it to the leader in
    * the forward frame, and the leader authorizes the command against it again
-   * (`forwardRefusal` in `control/node/forward.ts`).
+   * (`forwardRefusal` in `control/node/write_relay.ts`).
    */
   propose(
     cmd: ValidatedCommand,

@@ -78,7 +78,7 @@ import {
   ForwardTable,
   FRAME_FORWARD,
   FRAME_FORWARD_RESULT,
-} from "./forward.ts";
+} from "./write_relay.ts";
 
 /** Frames queued per peer before the transport drops (Raft retransmits what is lost). */
 export const PEER_QUEUE_FRAMES = 4096;

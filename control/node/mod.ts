@@ -6,4 +6,4 @@
 export * from "./control_node.ts";
 export * from "./durable_log.ts";
 export * from "./envelope.ts";
-export * from "./forward.ts";
+export * from "./write_relay.ts";

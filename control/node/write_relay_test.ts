@@ -11,7 +11,7 @@ import {
   ForwardTable,
   FRAME_FORWARD,
   FRAME_FORWARD_RESULT,
-} from "./forward.ts";
+} from "./write_relay.ts";
 
 const result = (index: number): ApplyResult => ({
   ok: true,
