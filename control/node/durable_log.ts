@@ -9,6 +9,7 @@ import { MemoryStorage } from "../raft/storage.ts";
 import type { ConfState, Entry, HardState, Snapshot } from "../raft/types.ts";
 import { SnapshotStore } from "../storage/snapshot_store.ts";
 import { Wal, type WalRecord, type WalStats } from "../storage/wal.ts";
+import type { StorageFs } from "../storage/fs.ts";
 
 /** WAL record kinds written by the control node. */
 export const WAL_KIND = { entry: 1, hardState: 2 } as const;
@@ -39,10 +40,15 @@ export class DurableLog {
   /**
    * Opens `dir/wal` and `dir/snap`, and rebuilds the log: newest snapshot first, then every
    * WAL record in order. A corrupt record mid-log is an error, never a silent truncation.
+   * `fs` is the real disk unless a test hands in a simulated one.
    */
-  static async open(dir: string, log: Logger): Promise<{ durable: DurableLog } & RestoredLog> {
-    const snaps = await SnapshotStore.open(`${dir}/snap`, {}, log);
-    const { wal, records, recovery } = await Wal.open(`${dir}/wal`, {}, log);
+  static async open(
+    dir: string,
+    log: Logger,
+    fs?: StorageFs,
+  ): Promise<{ durable: DurableLog } & RestoredLog> {
+    const snaps = await SnapshotStore.open(`${dir}/snap`, { fs }, log);
+    const { wal, records, recovery } = await Wal.open(`${dir}/wal`, { fs }, log);
     if (recovery.tornTail) {
       log.warn("wal: dropped a torn tail", {
         file: recovery.tornTail.file,
