@@ -15,7 +15,7 @@
 import { nodeId, nullLogger } from "../../common/mod.ts";
 import { ControlNode, type ControlNodeOptions } from "../../control/node/mod.ts";
 import { validateCommand } from "../../control/registry/mod.ts";
-import type { FsOp } from "../../control/storage/fs.ts";
+import { FsFaultError, type FsOp } from "../../control/storage/fs.ts";
 import { seededRandom } from "../seeded_random.ts";
 import { type FsFault, MemFs, type MemFsOptions } from "./mem_fs.ts";
 import { SimNet } from "./sim_net.ts";
@@ -27,10 +27,12 @@ export interface ClusterSimOptions {
   seed: number;
   /** Virtual milliseconds of the fault-injecting phase. @default 2500 */
   safetyMs?: number;
-  /** Cap in virtual milliseconds of the healed phase. @default 10000 */
+  /** Cap in virtual milliseconds of the healed phase. @default 5000 */
   livenessMsMax?: number;
   /** Trace lines kept for a failure report. @default 120 */
   traceLinesMax?: number;
+  /** Gives every node a WAL whose fsync keeps nothing (to prove the checker can fail). */
+  walIgnoresFsync?: boolean;
 }
 
 /** Counters proving a run exercised what it claims to. */
@@ -47,6 +49,8 @@ export interface ClusterSimStats {
   eio: number;
   /** Unsynced bytes a crash threw away (torn writes). */
   tornBytes: number;
+  /** Snapshots written to disk (and the log compacted behind them). */
+  snapshots: number;
   /** Partitions made. */
   partitions: number;
   /** Frames dropped and duplicated by the network. */
@@ -112,6 +116,7 @@ export async function runClusterSim(o: ClusterSimOptions): Promise<ClusterSimRes
     crashesAtDiskOp: 0,
     eio: 0,
     tornBytes: 0,
+    snapshots: 0,
     partitions: 0,
     dropped: 0,
     duplicated: 0,
@@ -136,6 +141,7 @@ export async function runClusterSim(o: ClusterSimOptions): Promise<ClusterSimRes
   const fsOptions = (slot: () => _Slot): MemFsOptions => ({
     random: rnd,
     shortWriteChance: 0.05,
+    ignoreSyncUnder: o.walIgnoresFsync ? "/wal/" : undefined,
     plan: (op: FsOp, path: string): FsFault => {
       if (phase !== "safety" || !_FAULTY_OPS.has(op)) return "ok";
       const r = rnd();
@@ -166,6 +172,7 @@ export async function runClusterSim(o: ClusterSimOptions): Promise<ClusterSimRes
       if (slot.life !== life) return;
       const image = slot.fs.crashImage(fsOptions(() => slot));
       stats.tornBytes += slot.fs.faults.tornBytes;
+      stats.snapshots += slot.fs.faults.snapshots;
       slot.fs = image;
       start(slot);
     });
@@ -203,6 +210,11 @@ export async function runClusterSim(o: ClusterSimOptions): Promise<ClusterSimRes
       });
     }, (e) => {
       if (!life.alive) return;
+      if (e instanceof FsFaultError) {
+        // The injected disk error stopped the start, as it would stop the process: restart.
+        die(slot, `start failed: ${e.message}`);
+        return;
+      }
       // A node that cannot restart from what its disk kept has lost data: a failure.
       startFailures.push(`${slot.id} could not start: ${(e as Error).message}`);
       log(`${slot.id} could not start: ${(e as Error).message}`);
@@ -300,11 +312,16 @@ export async function runClusterSim(o: ClusterSimOptions): Promise<ClusterSimRes
     if (!converged) world.after(50, check);
   };
   world.after(50, check);
-  const cap = world.now + (o.livenessMsMax ?? 10_000);
+  const cap = world.now + (o.livenessMsMax ?? 5_000);
   await world.run(cap, () => converged || startFailures.length > 0);
 
   let failure: string | undefined = startFailures[0];
-  if (!failure && !converged) failure = `no convergence within the cap: ${_describe(slots)}`;
+  if (!failure && !converged) {
+    // A leader that lacks an acknowledged write names the loss better than "stuck" does.
+    const leaders = slots.filter((s) => s.node?.isLeader());
+    const lost = _lostWrite(leaders, acked);
+    failure = `${lost ? `${lost}; ` : ""}no convergence within the cap: ${_describe(slots)}`;
+  }
   if (!failure) failure = _lostWrite(slots, acked);
   if (!failure) {
     // The cluster must still take writes after all that.
@@ -314,7 +331,10 @@ export async function runClusterSim(o: ClusterSimOptions): Promise<ClusterSimRes
     await world.run(world.now + 5_000, () => done !== null);
     if (done !== true) failure = "a write after the faults healed did not commit";
   }
-  for (const s of slots) s.life.alive = false;
+  for (const s of slots) {
+    s.life.alive = false;
+    stats.snapshots += s.fs.faults.snapshots;
+  }
   world.close();
   stats.events = world.events;
   stats.dropped = net.stats.dropped;

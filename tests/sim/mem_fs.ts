@@ -27,6 +27,12 @@ export interface MemFsOptions {
   onCrash?: () => void;
   /** Chance that a write is short (returns fewer bytes; the caller loops). @default 0 */
   shortWriteChance?: number;
+  /**
+   * Files whose path contains this answer fsync without making anything durable: a deliberate
+   * bug (a write acknowledged before it is on disk), to prove the simulation's checker catches
+   * lost acknowledged writes. @default none
+   */
+  ignoreSyncUnder?: string;
 }
 
 class _Inode {
@@ -69,8 +75,8 @@ export class MemFs implements StorageFs {
   /** The namespace a crash leaves: entries as of each directory's last `syncDir`. */
   readonly #durable = new Map<string, _Inode>();
   #dead = false;
-  /** Operations the plan crashed or failed, for the run's statistics. */
-  faults = { crashes: 0, eio: 0, tornBytes: 0 };
+  /** Operations the plan crashed or failed, and snapshots written, for the run's statistics. */
+  faults = { crashes: 0, eio: 0, tornBytes: 0, snapshots: 0 };
 
   /** Creates an empty disk. */
   constructor(opts: MemFsOptions) {
@@ -205,7 +211,8 @@ export class MemFs implements StorageFs {
         const ok = this.#check("sync", path);
         if (ok === "eio") return Promise.reject(new FsFaultError("EIO", "sync", path));
         if (!ok) return _never();
-        ino.synced = ino.len;
+        const lying = this.#opts.ignoreSyncUnder;
+        if (lying === undefined || !path.includes(lying)) ino.synced = ino.len;
         return Promise.resolve();
       },
       close: () => {},
@@ -219,6 +226,7 @@ export class MemFs implements StorageFs {
       if (!ino) throw new Deno.errors.NotFound(from);
       this.#live.delete(from);
       this.#live.set(to, ino);
+      if (to.includes("/snap/")) this.faults.snapshots++;
     });
   }
 
