@@ -12,14 +12,14 @@
  * and that one more write commits.
  * @module
  */
-import { nodeId, nullLogger } from "../../common/mod.ts";
-import { ControlNode, type ControlNodeOptions } from "../../control/node/mod.ts";
+import type { ControlNode } from "../../control/node/mod.ts";
 import { validateCommand } from "../../control/registry/mod.ts";
 import { FsFaultError, type FsOp } from "../../control/storage/fs.ts";
 import { seededRandom } from "../seeded_random.ts";
 import { type FsFault, MemFs, type MemFsOptions } from "./mem_fs.ts";
 import { SimNet } from "./sim_net.ts";
 import { FOREVER, Incarnation, World } from "./world.ts";
+import { simNodeOptions, startSimNode } from "./sim_node.ts";
 
 /** Options of one run. */
 export interface ClusterSimOptions {
@@ -88,7 +88,6 @@ const _FAULTY_OPS: ReadonlySet<FsOp> = new Set([
 const _CLIENT_IN_FLIGHT_MAX = 32;
 /** How long a client waits for a write before giving up on it. */
 const _CLIENT_TIMEOUT_MS = 1500;
-const _TICK_MS = 10;
 
 interface _Slot {
   id: string;
@@ -181,27 +180,11 @@ export async function runClusterSim(o: ClusterSimOptions): Promise<ClusterSimRes
   const start = (slot: _Slot) => {
     const life = new Incarnation(slot.life.life + 1);
     slot.life = life;
-    const opts: ControlNodeOptions = {
-      node: slot.id,
-      dataDir: "/data",
-      raftListen: { hostname: slot.id, port: 1 },
-      raftAdvertise: `${slot.id}:1`,
-      apiUrl: `http://${slot.id}.sim`,
-      peers: ids.map((id) => ({ id, hostname: id, port: 1 })),
-      join: false,
-      clusterId: "sim.test",
-      tickMs: _TICK_MS,
-      electionTicks: 10,
+    const opts = simNodeOptions(slot.id, ids, {
       snapshotEvery,
       random: seededRandom(int(1, 2 ** 31)),
-      trustDomain: null,
-      log: nullLogger,
-    };
-    ControlNode.startWith(opts, {
-      fs: slot.fs,
-      net: net.endpoint(nodeId(slot.id), life),
-      clock: world.clock(life),
-    }).then((node) => {
+    });
+    startSimNode(world, net, slot.fs, life, opts).then((node) => {
       if (!life.alive) return;
       slot.node = node;
       log(`${slot.id} up (life ${life.life}, applied ${node.health().applied_index})`);
