@@ -61,6 +61,23 @@ export interface ClusterSimStats {
   events: number;
 }
 
+/** Counters all at zero, to add runs into. */
+export function emptyClusterSimStats(): ClusterSimStats {
+  return {
+    writes: 0,
+    acked: 0,
+    crashes: 0,
+    crashesAtDiskOp: 0,
+    eio: 0,
+    tornBytes: 0,
+    snapshots: 0,
+    partitions: 0,
+    dropped: 0,
+    duplicated: 0,
+    events: 0,
+  };
+}
+
 /** Outcome of one run. */
 export interface ClusterSimResult {
   /** The seed. */
@@ -108,19 +125,7 @@ export async function runClusterSim(o: ClusterSimOptions): Promise<ClusterSimRes
     trace.push(`+${world.now - t0}ms ${line}`);
     if (trace.length > traceMax) trace.shift();
   };
-  const stats: ClusterSimStats = {
-    writes: 0,
-    acked: 0,
-    crashes: 0,
-    crashesAtDiskOp: 0,
-    eio: 0,
-    tornBytes: 0,
-    snapshots: 0,
-    partitions: 0,
-    dropped: 0,
-    duplicated: 0,
-    events: 0,
-  };
+  const stats = emptyClusterSimStats();
   const size = rnd() < 0.7 ? 3 : 5;
   const ids = Array.from({ length: size }, (_, i) => `n${i + 1}`);
   const snapshotEvery = int(8, 60);

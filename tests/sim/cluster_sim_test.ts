@@ -3,7 +3,12 @@
  * `SEED=n` replays one seed and prints its trace.
  * @module
  */
-import { type ClusterSimStats, formatClusterFailure, runClusterSim } from "./cluster_sim.ts";
+import {
+  type ClusterSimStats,
+  emptyClusterSimStats,
+  formatClusterFailure,
+  runClusterSim,
+} from "./cluster_sim.ts";
 
 const SEED = Deno.env.get("SEED");
 const SEEDS = Number(Deno.env.get("SEEDS") ?? "100");
@@ -20,19 +25,7 @@ Deno.test(
       : Array.from({ length: SEEDS }, (_, i) => i + 1);
     const failed: number[] = [];
     const reports: string[] = [];
-    const total: Record<keyof ClusterSimStats, number> = {
-      writes: 0,
-      acked: 0,
-      crashes: 0,
-      crashesAtDiskOp: 0,
-      eio: 0,
-      tornBytes: 0,
-      snapshots: 0,
-      partitions: 0,
-      dropped: 0,
-      duplicated: 0,
-      events: 0,
-    };
+    const total = emptyClusterSimStats();
     for (const seed of seeds) {
       const r = await runClusterSim({ seed });
       for (const k of Object.keys(total) as (keyof ClusterSimStats)[]) total[k] += r.stats[k];
