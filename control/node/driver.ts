@@ -170,11 +170,6 @@ export class NodeDriver {
     return this.#role;
   }
 
-  /** Whether the node was closed or stopped. */
-  get closed(): boolean {
-    return this.#closed;
-  }
-
   /** Resolves with the error that stopped this node (a storage failure or broken invariant). */
   get failed(): Promise<Error> {
     return this.#failed.promise;
