@@ -2,7 +2,7 @@
  * The HTTP/1.1 forwarding engine: an accept loop, a keep-alive loop per client connection, and
  * per request: parse the head, route, rewrite, send over a pooled upstream connection, stream the
  * body both ways, relay the response. Built on `Deno.Conn` directly because fetch()/Deno.serve
- * cost several times more per request (see `mesh/forward/NOTES.md`).
+ * cost several times more per request (see `docs/hot_path.md`).
  *
  * Retries happen only when safe: nothing was sent to the client yet, the request body is fully
  * buffered (none, or Content-Length up to `maxRetryBodyBytes`), and either the request never
