@@ -6,7 +6,7 @@
  * @module
  */
 import { headerValue, type RequestHead } from "../http1/mod.ts";
-import type { Route } from "./destination.ts";
+import type { Route } from "./destination_types.ts";
 import { compileFault, type RuleFault } from "./fault.ts";
 
 /** One compiled rule of a Route. */
