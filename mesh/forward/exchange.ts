@@ -24,7 +24,7 @@ export const NO_EXCLUSION: ReadonlySet<string> = new Set();
 /** The state of one request as it passes the layers; reset per request by {@linkcode begin}. */
 export class Exchange implements CoarseTimer {
   /** The upstream pool, to give up a timed-out try's connection. */
-  readonly #upstreams: ConnectionPool;
+  readonly #upstreams: Pick<ConnectionPool, "discard">;
   /** The parsed request head (points into the client buffer). */
   head: RequestHead | null = null;
   /** The route's plan for this request (null until routed, or when the router answered). */
@@ -53,7 +53,7 @@ export class Exchange implements CoarseTimer {
   backoff = -1;
   /** The client's side ended while its body was being pumped (not the upstream's fault). */
   clientGone = false;
-  /** The request body's pump is still sending (see `layers/request_body.ts`). */
+  /** The request body's pump is still sending (see `layer_request_body.ts`). */
   pumping = false;
   /** The client connection closes after the response being relayed. */
   closeClient = false;
@@ -79,7 +79,7 @@ export class Exchange implements CoarseTimer {
   timedOut = false;
 
   /** Creates the exchange of one client connection. */
-  constructor(upstreams: ConnectionPool) {
+  constructor(upstreams: Pick<ConnectionPool, "discard">) {
     this.#upstreams = upstreams;
   }
 

@@ -5,7 +5,7 @@
  * in order. Built on `Deno.Conn` directly because fetch()/Deno.serve cost several times more
  * per request (see `docs/hot_path.md`).
  *
- * Retries happen only when safe (see `layers/retry_rule.ts`): nothing was sent to the client
+ * Retries happen only when safe (see `layer_retry_rule.ts`): nothing was sent to the client
  * yet, the request body is fully buffered (none, or Content-Length up to
  * `maxRetryBodyBytes`), and either the request never reached the upstream (connect failure)
  * or the method is idempotent. Timeouts bound the wait for the response head; bodies then

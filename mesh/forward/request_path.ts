@@ -1,21 +1,21 @@
 /**
  * One client connection from accept to its last response: the request path, layer by layer.
- * Read this file top to bottom to follow a request; each layer lives in `layers/`:
+ * Read this file top to bottom to follow a request; each layer lives in `layer_*.ts`:
  *
  * 1. read     — the request head, under the idle and header-read deadlines (here);
- * 2. route    — `layers/route.ts`: the router's plan, or its local answer. Authorization,
+ * 2. route    — `layer_route.ts`: the router's plan, or its local answer. Authorization,
  *               rate limits and the circuit breaker's in-flight limit are decided inside
  *               the router's call (`mesh/proxy/`);
- * 3. fault    — `layers/route.ts` `faultDelay`: a delay a Route rule injects (an injected
+ * 3. fault    — `layer_route.ts` `faultDelay`: a delay a Route rule injects (an injected
  *               abort is the router's local answer);
- * 4. body     — `layers/request_body.ts`: a small body buffered so the request can be replayed;
+ * 4. body     — `layer_request_body.ts`: a small body buffered so the request can be replayed;
  * 5. mirror   — `mirror.ts`: a fire-and-forget copy when a Route asks for one;
- * 6. balance  — `layers/balance.ts`: the endpoint of each try, never one already tried;
- * 7. try      — `layers/attempt.ts`: one try (connect, send, response head, per-try budget);
- * 8. retry    — `layers/retry.ts` with the one rule in `layers/retry_rule.ts`;
- * 9. relay    — `layers/relay.ts` (`layers/upgrade.ts` after 101): the response to the client;
- * 10. record  — `layers/record.ts`: the route hears once what the client got;
- * local answers (any layer's {@linkcode ProxyError}) go out through `layers/answer.ts`.
+ * 6. balance  — `layer_balance.ts`: the endpoint of each try, never one already tried;
+ * 7. try      — `layer_attempt.ts`: one try (connect, send, response head, per-try budget);
+ * 8. retry    — `layer_retry.ts` with the one rule in `layer_retry_rule.ts`;
+ * 9. relay    — `layer_relay.ts` (`layer_upgrade.ts` after 101): the response to the client;
+ * 10. record  — `layer_record.ts`: the route hears once what the client got;
+ * local answers (any layer's {@linkcode ProxyError}) go out through `layer_answer.ts`.
  *
  * The layers are plain functions called in this fixed order on the connection's
  * {@linkcode Session} and its reused {@linkcode Exchange}: no per-request closures, and the
@@ -29,13 +29,13 @@ import { mirrorRequest } from "./mirror.ts";
 import { Done, type Exchange } from "./exchange.ts";
 import type { Session } from "./session.ts";
 import { noEndpointError, ProxyError, type RouteDecision } from "./types.ts";
-import { answer, answerError } from "./layers/answer.ts";
-import { faultDelay, route } from "./layers/route.ts";
-import { bufferBody, bufferedBody, NO_BODY } from "./layers/request_body.ts";
-import { pickEndpoint } from "./layers/balance.ts";
-import { tryOnce } from "./layers/attempt.ts";
-import { tryUntilAnswered } from "./layers/retry.ts";
-import { record } from "./layers/record.ts";
+import { answer, answerError } from "./layer_answer.ts";
+import { faultDelay, route } from "./layer_route.ts";
+import { bufferBody, bufferedBody, NO_BODY } from "./layer_request_body.ts";
+import { pickEndpoint } from "./layer_balance.ts";
+import { tryOnce } from "./layer_attempt.ts";
+import { tryUntilAnswered } from "./layer_retry.ts";
+import { record } from "./layer_record.ts";
 
 /** Serves requests on the session's connection until it ends; closes it then. */
 export async function serveConnection(s: Session): Promise<void> {

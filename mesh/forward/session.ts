@@ -1,7 +1,7 @@
 /**
  * One client connection's state: its read buffer and the offsets into it, the deadlines the
  * forwarder's sweep checks, and the exchange its requests reuse. The layers of the request
- * path (`request_path.ts`, `layers/`) read and move these fields; this module holds only the
+ * path (`request_path.ts`, `layer_*.ts`) read and move these fields; this module holds only the
  * synchronous bookkeeping around them.
  * @module
  */

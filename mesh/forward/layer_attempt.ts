@@ -20,18 +20,18 @@ import {
   type ResponseHead,
   writeForwardedRequestHead,
   writeForwardedResponseHead,
-} from "../../http1/mod.ts";
-import { turnNow } from "../../../common/turn_clock.ts";
-import { writeAll, writeNow } from "../io.ts";
-import { ConnectError, type UpstreamConn } from "../pool.ts";
-import type { Endpoint, Outcome, RouteDecision } from "../types.ts";
-import { Done, type Exchange } from "../exchange.ts";
-import type { Session } from "../session.ts";
-import { answer } from "./answer.ts";
-import { startPump } from "./request_body.ts";
-import { countBody, endRelay, relayStreamed, startWholeResponse } from "./relay.ts";
-import { mayRetry } from "./retry_rule.ts";
-import { splice } from "./upgrade.ts";
+} from "../http1/mod.ts";
+import { turnNow } from "../../common/turn_clock.ts";
+import { writeAll, writeNow } from "./io.ts";
+import { ConnectError, type UpstreamConn } from "./pool.ts";
+import type { Endpoint, Outcome, RouteDecision } from "./types.ts";
+import { Done, type Exchange } from "./exchange.ts";
+import type { Session } from "./session.ts";
+import { answer } from "./layer_answer.ts";
+import { startPump } from "./layer_request_body.ts";
+import { countBody, endRelay, relayStreamed, startWholeResponse } from "./layer_relay.ts";
+import { mayRetry } from "./layer_retry_rule.ts";
+import { splice } from "./layer_upgrade.ts";
 
 /**
  * One try against `ep`. Resolves to how the connection goes on once the client got a

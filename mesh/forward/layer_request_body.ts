@@ -4,11 +4,11 @@
  * body is pumped from the client to the upstream while the response is awaited.
  * @module
  */
-import type { ChunkedFramer } from "../../http1/mod.ts";
-import { HttpParseError } from "../../http1/mod.ts";
-import { writeAll } from "../io.ts";
-import type { UpstreamConn } from "../pool.ts";
-import type { Session } from "../session.ts";
+import type { ChunkedFramer } from "../http1/mod.ts";
+import { HttpParseError } from "../http1/mod.ts";
+import { writeAll } from "./io.ts";
+import type { UpstreamConn } from "./pool.ts";
+import type { Session } from "./session.ts";
 
 /** The empty body of a bodiless request (what its mirror copy carries). */
 export const NO_BODY = new Uint8Array(0);

@@ -4,12 +4,12 @@
  * policy change no longer allows the caller.
  * @module
  */
-import { type ResponseHead, writeForwardedResponseHead } from "../../http1/mod.ts";
-import { pipe, writeAll } from "../io.ts";
-import type { OpenUpgrade } from "../open_upgrades.ts";
-import type { UpstreamConn } from "../pool.ts";
-import { Done } from "../exchange.ts";
-import type { Session } from "../session.ts";
+import { type ResponseHead, writeForwardedResponseHead } from "../http1/mod.ts";
+import { pipe, writeAll } from "./io.ts";
+import type { OpenUpgrade } from "./open_upgrades.ts";
+import type { UpstreamConn } from "./pool.ts";
+import { Done } from "./exchange.ts";
+import type { Session } from "./session.ts";
 
 /** Relays the 101 head, then joins the client and upstream connections until both end. */
 export async function splice(

@@ -10,11 +10,11 @@ import {
   responseBodyKind,
   type ResponseHead,
   writeForwardedResponseHead,
-} from "../../http1/mod.ts";
-import { pipe, writeAll, writeNow } from "../io.ts";
-import type { UpstreamConn } from "../pool.ts";
-import { Done } from "../exchange.ts";
-import type { Session } from "../session.ts";
+} from "../http1/mod.ts";
+import { pipe, writeAll, writeNow } from "./io.ts";
+import type { UpstreamConn } from "./pool.ts";
+import { Done } from "./exchange.ts";
+import type { Session } from "./session.ts";
 
 /** Response bytes coalesced with the head into one write, in bytes. */
 export const COALESCE_BYTES = 16 * 1024;

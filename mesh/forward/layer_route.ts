@@ -6,9 +6,9 @@
  * Route rules and rolls their faults (`mesh/proxy/destination.ts`).
  * @module
  */
-import type { RequestHead } from "../../http1/mod.ts";
-import type { Session } from "../session.ts";
-import type { ProxyError, RouteDecision } from "../types.ts";
+import type { RequestHead } from "../http1/mod.ts";
+import type { Session } from "./session.ts";
+import type { ProxyError, RouteDecision } from "./types.ts";
 
 /** Routes `head` as it arrived on the session's listener from its client. */
 export function route(s: Session, head: RequestHead): RouteDecision | ProxyError {

@@ -4,8 +4,8 @@
  * this layer keeps the exchange's record of what was tried).
  * @module
  */
-import { type Exchange, NO_EXCLUSION } from "../exchange.ts";
-import type { Endpoint, RouteDecision } from "../types.ts";
+import { type Exchange, NO_EXCLUSION } from "./exchange.ts";
+import type { Endpoint, RouteDecision } from "./types.ts";
 
 /** Picks the endpoint of the exchange's current try (null: none left); records it as `x.ep`. */
 export function pickEndpoint(x: Exchange, decision: RouteDecision): Endpoint | null {

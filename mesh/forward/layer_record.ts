@@ -4,8 +4,8 @@
  * breakers, latency metrics and access logs cover the whole exchange.
  * @module
  */
-import type { Exchange } from "../exchange.ts";
-import type { RouteDecision } from "../types.ts";
+import type { Exchange } from "./exchange.ts";
+import type { RouteDecision } from "./types.ts";
 
 /** Finishes `decision`: the status the client got (0 = none) and the body bytes relayed. */
 export function record(x: Exchange, decision: RouteDecision): void {

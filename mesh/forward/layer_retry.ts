@@ -5,10 +5,10 @@
  * try is left, the last failure becomes the client's answer.
  * @module
  */
-import { turnNow } from "../../../common/turn_clock.ts";
-import { MAX_ATTEMPTS } from "../context.ts";
-import type { Done } from "../exchange.ts";
-import type { Session } from "../session.ts";
+import { turnNow } from "../../common/turn_clock.ts";
+import { MAX_ATTEMPTS } from "./context.ts";
+import type { Done } from "./exchange.ts";
+import type { Session } from "./session.ts";
 import {
   type Endpoint,
   noEndpointError,
@@ -16,11 +16,11 @@ import {
   outcomeToProxyError,
   ProxyError,
   type RouteDecision,
-} from "../types.ts";
-import { answerError } from "./answer.ts";
-import { tryOnce } from "./attempt.ts";
-import { excludeTried, pickEndpoint } from "./balance.ts";
-import { mayRetry } from "./retry_rule.ts";
+} from "./types.ts";
+import { answerError } from "./layer_answer.ts";
+import { tryOnce } from "./layer_attempt.ts";
+import { excludeTried, pickEndpoint } from "./layer_balance.ts";
+import { mayRetry } from "./layer_retry_rule.ts";
 
 /**
  * Runs tries until the client has its answer. The exchange may hold a first try that failed

@@ -11,7 +11,7 @@
  * the overall timeout ran out.
  * @module
  */
-import type { Outcome } from "../types.ts";
+import type { Outcome } from "./types.ts";
 
 /** What is known about a failed try when deciding whether to retry it. */
 export interface TryFacts {

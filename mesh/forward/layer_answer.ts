@@ -4,12 +4,12 @@
  * application, a stream refused unread so the calling proxy can retry it elsewhere.
  * @module
  */
-import { proxyResponseBytes, type RequestHead } from "../../http1/mod.ts";
-import { writeAll } from "../io.ts";
-import { reachedNoApp, refuseUnread } from "../refuse.ts";
-import { Done } from "../exchange.ts";
-import type { Session } from "../session.ts";
-import type { ProxyError } from "../types.ts";
+import { proxyResponseBytes, type RequestHead } from "../http1/mod.ts";
+import { writeAll } from "./io.ts";
+import { reachedNoApp, refuseUnread } from "./refuse.ts";
+import { Done } from "./exchange.ts";
+import type { Session } from "./session.ts";
+import type { ProxyError } from "./types.ts";
 
 /** What a local answer says and how the connection goes on after it. */
 export interface LocalAnswer {
