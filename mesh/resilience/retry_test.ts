@@ -156,3 +156,20 @@ Deno.test("the budget grows with requests", () => {
   clock.advance(-500);
   assert.equal(b.available(), 5, "a clock stepping back does not corrupt the window");
 });
+
+Deno.test("decideConnect retries only a failed connect, within attempts and budget", () => {
+  // The `on` list does not apply to opaque TCP connections: nothing else is safe to retry.
+  const p = policy(["5xx"], { budgetPercent: 0, minRetriesPerSecond: 0.1, budgetWindowMs: 10_000 });
+  assert.deepEqual(p.decideConnect(RESET, 1), { retry: false, reason: "not_retryable" });
+  assert.deepEqual(p.decideConnect(TIMEOUT, 1), { retry: false, reason: "not_retryable" });
+  assert.deepEqual(p.decideConnect(CONNECT_FAILURE, 3), {
+    retry: false,
+    reason: "attempts_exhausted",
+  });
+  assert.equal(p.decideConnect(CONNECT_FAILURE, 1).retry, true);
+  // The reserve held one retry, and it is spent.
+  assert.deepEqual(p.decideConnect(CONNECT_FAILURE, 1), {
+    retry: false,
+    reason: "budget_exhausted",
+  });
+});
