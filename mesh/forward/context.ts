@@ -5,9 +5,9 @@
  * @module
  */
 import type { Logger } from "../../common/log.ts";
-import type { HeadLimits } from "../http1/mod.ts";
+import { DEFAULT_HEAD_LIMITS, type HeadLimits } from "../http1/mod.ts";
 import type { CoarseTimers } from "./coarse_timers.ts";
-import type { IdleSweeper } from "./idle.ts";
+import { DEFAULT_TCP_IDLE_TIMEOUT_MS, type IdleSweeper } from "./idle.ts";
 import type { OpenUpgrades } from "./open_upgrades.ts";
 import type { ConnectionPool } from "./pool.ts";
 import type { ListenerInfo, Router } from "./types.ts";
@@ -107,4 +107,36 @@ export interface ForwarderCtx {
   readonly upgraded: IdleSweeper;
   /** Open upgraded connections whose caller is checked again when policies change. */
   readonly rechecked: OpenUpgrades;
+}
+
+/** The options with every default filled in (the pool is the forwarder's own business). */
+export function withDefaults(opts: ForwarderOptions): Required<Omit<ForwarderOptions, "pool">> {
+  const { pool: _, ...rest } = opts;
+  return {
+    maxClientConnections: DEFAULT_MAX_CLIENT_CONNECTIONS,
+    clientBufferBytes: DEFAULT_CLIENT_BUFFER_BYTES,
+    keepAliveIdleMs: DEFAULT_KEEP_ALIVE_IDLE_MS,
+    headerTimeoutMs: DEFAULT_HEADER_TIMEOUT_MS,
+    maxRetryBodyBytes: DEFAULT_MAX_RETRY_BODY_BYTES,
+    limits: DEFAULT_HEAD_LIMITS,
+    forwardedFor: true,
+    callerHeader: false,
+    upgradedIdleMs: DEFAULT_TCP_IDLE_TIMEOUT_MS,
+    idleClock: () => performance.now(),
+    ...rest,
+  };
+}
+
+/** Counters at zero. */
+export function newForwarderStats(): ForwarderStats {
+  return {
+    accepted: 0,
+    active: 0,
+    requests: 0,
+    local: {},
+    retries: 0,
+    refused: 0,
+    requestBodyBytes: 0,
+    responseBodyBytes: 0,
+  };
 }

@@ -12,23 +12,19 @@
  * stream for as long as they flow.
  * @module
  */
-import { DEFAULT_HEAD_LIMITS } from "../http1/mod.ts";
 import { closeQuietly, noDelay } from "./io.ts";
 import { ConnectionPool } from "./pool.ts";
 import { OpenUpgrades } from "./open_upgrades.ts";
 import { CoarseTimers } from "./coarse_timers.ts";
 import { turnNow } from "../../common/turn_clock.ts";
-import { DEFAULT_TCP_IDLE_TIMEOUT_MS, IdleSweeper } from "./idle.ts";
+import { IdleSweeper } from "./idle.ts";
 import {
-  DEFAULT_CLIENT_BUFFER_BYTES,
-  DEFAULT_HEADER_TIMEOUT_MS,
-  DEFAULT_KEEP_ALIVE_IDLE_MS,
-  DEFAULT_MAX_CLIENT_CONNECTIONS,
-  DEFAULT_MAX_RETRY_BODY_BYTES,
   type ForwarderCtx,
   type ForwarderOptions,
   type ForwarderStats,
+  newForwarderStats,
   SWEEP_INTERVAL_MS,
+  withDefaults,
 } from "./context.ts";
 import { Session } from "./session.ts";
 import { serveConnection } from "./request_path.ts";
@@ -59,19 +55,7 @@ export class HttpForwarder {
   /** Starts forwarding connections accepted on `listener`. */
   constructor(listener: Deno.Listener, opts: ForwarderOptions) {
     this.#listener = listener;
-    this.#opts = {
-      maxClientConnections: DEFAULT_MAX_CLIENT_CONNECTIONS,
-      clientBufferBytes: DEFAULT_CLIENT_BUFFER_BYTES,
-      keepAliveIdleMs: DEFAULT_KEEP_ALIVE_IDLE_MS,
-      headerTimeoutMs: DEFAULT_HEADER_TIMEOUT_MS,
-      maxRetryBodyBytes: DEFAULT_MAX_RETRY_BODY_BYTES,
-      limits: DEFAULT_HEAD_LIMITS,
-      forwardedFor: true,
-      callerHeader: false,
-      upgradedIdleMs: DEFAULT_TCP_IDLE_TIMEOUT_MS,
-      idleClock: () => performance.now(),
-      ...opts,
-    };
+    this.#opts = withDefaults(opts);
     this.#ownPool = opts.pool === undefined;
     this.#pool = opts.pool ?? new ConnectionPool({ now: turnNow });
     this.#ctx = {
@@ -83,16 +67,7 @@ export class HttpForwarder {
       timers: new CoarseTimers(turnNow),
       upgraded: new IdleSweeper({ idleMs: this.#opts.upgradedIdleMs, now: this.#opts.idleClock }),
       rechecked: new OpenUpgrades(opts.logger),
-      stats: {
-        accepted: 0,
-        active: 0,
-        requests: 0,
-        local: {},
-        retries: 0,
-        refused: 0,
-        requestBodyBytes: 0,
-        responseBodyBytes: 0,
-      },
+      stats: newForwarderStats(),
     };
     this.#sweeper = setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS);
     Deno.unrefTimer(this.#sweeper);

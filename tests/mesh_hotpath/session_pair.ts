@@ -6,7 +6,12 @@
 import { nullLogger } from "../../common/log.ts";
 import { DEFAULT_HEAD_LIMITS, parseRequestHead } from "../../mesh/http1/mod.ts";
 import { CoarseTimers } from "../../mesh/forward/coarse_timers.ts";
-import type { ForwarderCtx, ForwarderOptions } from "../../mesh/forward/context.ts";
+import {
+  type ForwarderCtx,
+  type ForwarderOptions,
+  newForwarderStats,
+  withDefaults,
+} from "../../mesh/forward/context.ts";
 import { IdleSweeper } from "../../mesh/forward/idle.ts";
 import { OpenUpgrades } from "../../mesh/forward/open_upgrades.ts";
 import { ConnectionPool } from "../../mesh/forward/pool.ts";
@@ -35,23 +40,14 @@ export async function sessionPair(opts: Partial<ForwarderOptions> = {}): Promise
   const timers = new CoarseTimers();
   const upgraded = new IdleSweeper({ idleMs: 0 });
   const f: ForwarderCtx = {
-    opts: {
+    opts: withDefaults({
       node: "test-node",
       listener: { name: "test", protocol: "http" },
       router: { route: () => new ProxyError(404, "no_route", "no route") },
       logger: nullLogger,
-      maxClientConnections: 10,
-      clientBufferBytes: 16 * 1024,
-      keepAliveIdleMs: 60_000,
-      headerTimeoutMs: 30_000,
-      maxRetryBodyBytes: 64 * 1024,
-      limits: DEFAULT_HEAD_LIMITS,
-      forwardedFor: true,
-      callerHeader: false,
       upgradedIdleMs: 0,
-      idleClock: () => performance.now(),
       ...opts,
-    },
+    }),
     node: "test-node",
     upstreams,
     draining: false,
@@ -59,16 +55,7 @@ export async function sessionPair(opts: Partial<ForwarderOptions> = {}): Promise
     timers,
     upgraded,
     rechecked: new OpenUpgrades(nullLogger),
-    stats: {
-      accepted: 1,
-      active: 1,
-      requests: 0,
-      local: {},
-      retries: 0,
-      refused: 0,
-      requestBodyBytes: 0,
-      responseBodyBytes: 0,
-    },
+    stats: newForwarderStats(),
   };
   const s = new Session(f, server);
   return {
