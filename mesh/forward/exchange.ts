@@ -98,6 +98,19 @@ export class Exchange implements CoarseTimer {
     this.sentStatus = this.bodyOut = 0;
   }
 
+  /**
+   * Ends the request: drops its objects, so a connection idle until its next request keeps
+   * none of them alive (they die young instead of being promoted by the next scavenge).
+   */
+  end(): void {
+    this.head = null;
+    this.decision = null;
+    this.ep = null;
+    this.exclude = null;
+    this.outcome = null;
+    this.bodyError = null;
+  }
+
   /** The per-try budget ran out: give up on the try's upstream connection. */
   fire(): void {
     this.timedOut = true;

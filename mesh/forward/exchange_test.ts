@@ -45,3 +45,20 @@ Deno.test("Exchange.fire() marks the try timed out and gives up its upstream con
   x.fire();
   assertStrictEquals(discarded[0], uc);
 });
+
+Deno.test("Exchange.end() lets go of the request's objects", () => {
+  const x = new Exchange({ discard: () => {} });
+  x.begin(head("GET /a HTTP/1.1\r\nhost: a\r\n\r\n"));
+  x.ep = { key: "a:1", hostname: "a", port: 1 };
+  x.exclude = new Set(["a:1"]);
+  x.outcome = { kind: "reset" };
+  x.end();
+  assertEquals([x.head, x.decision, x.ep, x.exclude, x.outcome, x.bodyError], [
+    null,
+    null,
+    null,
+    null,
+    null,
+    null,
+  ]);
+});

@@ -24,7 +24,7 @@ import {
 import { turnNow } from "../../common/turn_clock.ts";
 import { writeAll, writeNow } from "./io.ts";
 import { ConnectError, type UpstreamConn } from "./pool.ts";
-import type { Endpoint, Outcome, RouteDecision } from "./types.ts";
+import type { Outcome, RouteDecision } from "./types.ts";
 import { Done, type Exchange } from "./exchange.ts";
 import type { Session } from "./session.ts";
 import { answer } from "./layer_answer.ts";
@@ -34,17 +34,13 @@ import { mayRetry } from "./layer_retry_rule.ts";
 import { splice } from "./layer_upgrade.ts";
 
 /**
- * One try against `ep`. Resolves to how the connection goes on once the client got a
+ * One try of the exchange's decision against `x.ep`. Resolves to how the connection goes on once the client got a
  * response (or is gone); null when the try failed and nothing reached the client: then
  * `x.outcome`, `x.sentUpstream`, `x.bodyError` and `x.backoff` say what happened. A replayable
  * body stays in the client buffer until the exchange is answered.
  */
-export async function tryOnce(
-  s: Session,
-  decision: RouteDecision,
-  ep: Endpoint,
-): Promise<Done | null> {
-  const f = s.f, x = s.x, head = x.head!;
+export async function tryOnce(s: Session): Promise<Done | null> {
+  const f = s.f, x = s.x, head = x.head!, decision = x.decision!, ep = x.ep!;
   const replayable = x.replayable;
   x.fresh = false;
   // At most twice: a pooled connection closed just as it was reused is tried once more fresh.

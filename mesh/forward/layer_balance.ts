@@ -5,11 +5,11 @@
  * @module
  */
 import { type Exchange, NO_EXCLUSION } from "./exchange.ts";
-import type { Endpoint, RouteDecision } from "./types.ts";
+import type { Endpoint } from "./types.ts";
 
 /** Picks the endpoint of the exchange's current try (null: none left); records it as `x.ep`. */
-export function pickEndpoint(x: Exchange, decision: RouteDecision): Endpoint | null {
-  const ep = decision.pick(x.attempt, x.exclude ?? NO_EXCLUSION);
+export function pickEndpoint(x: Exchange): Endpoint | null {
+  const ep = x.decision!.pick(x.attempt, x.exclude ?? NO_EXCLUSION);
   x.ep = ep;
   return ep;
 }

@@ -5,9 +5,8 @@
  * @module
  */
 import type { Exchange } from "./exchange.ts";
-import type { RouteDecision } from "./types.ts";
 
-/** Finishes `decision`: the status the client got (0 = none) and the body bytes relayed. */
-export function record(x: Exchange, decision: RouteDecision): void {
-  decision.onDone?.(x.sentStatus, x.bodyOut);
+/** Tells the exchange's decision the status the client got (0 = none) and the body bytes relayed. */
+export function record(x: Exchange): void {
+  x.decision!.onDone?.(x.sentStatus, x.bodyOut);
 }

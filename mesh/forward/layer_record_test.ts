@@ -17,9 +17,11 @@ Deno.test("record() tells the decision the status the client got and the body by
   };
   x.sentStatus = 503;
   x.bodyOut = 42;
-  record(x, d);
+  x.decision = d;
+  record(x);
   assertEquals(done, [[503, 42]]);
   // A decision without onDone is fine too.
-  record(x, { ...d, onDone: undefined });
+  x.decision = { ...d, onDone: undefined };
+  record(x);
   assertEquals(done.length, 1);
 });

@@ -15,7 +15,6 @@ import {
   type Outcome,
   outcomeToProxyError,
   ProxyError,
-  type RouteDecision,
 } from "./types.ts";
 import { answerError } from "./layer_answer.ts";
 import { tryOnce } from "./layer_attempt.ts";
@@ -27,17 +26,16 @@ import { mayRetry } from "./layer_retry_rule.ts";
  * already (`x.outcome` set: the bodiless path makes its first try itself). A buffered body is
  * consumed from the client buffer once the exchange is over.
  */
-export async function tryUntilAnswered(s: Session, decision: RouteDecision): Promise<Done> {
-  const f = s.f, x = s.x, head = x.head!;
+export async function tryUntilAnswered(s: Session): Promise<Done> {
+  const f = s.f, x = s.x, head = x.head!, decision = x.decision!;
   const cl = head.contentLength;
   let lastOutcome: Outcome | null = null;
   let lastEp: Endpoint | null = null;
   let tried = x.outcome !== null;
   for (; x.attempt < MAX_ATTEMPTS; x.attempt++) {
     if (!tried) {
-      const ep = pickEndpoint(x, decision);
-      if (ep === null) break;
-      const done = await tryOnce(s, decision, ep);
+      if (pickEndpoint(x) === null) break;
+      const done = await tryOnce(s);
       if (done !== null) {
         if (x.replayable && cl > 0) s.pos += cl;
         return done;

@@ -2,6 +2,7 @@ import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/stric
 import { feedRequest, readUntil, sessionPair } from "../../tests/mesh_hotpath/session_pair.ts";
 import { tryUntilAnswered } from "./layer_retry.ts";
 import { Done } from "./exchange.ts";
+import type { Session } from "./session.ts";
 import type { Endpoint, RouteDecision } from "./types.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
@@ -12,6 +13,12 @@ function closedEndpoint(): Endpoint {
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
   return { key: `127.0.0.1:${port}`, hostname: "127.0.0.1", port };
+}
+
+/** Puts `d` in the session's exchange, as the route layer would. */
+function use(s: Session, d: RouteDecision): Session {
+  s.x.decision = d;
+  return s;
 }
 
 /** A decision over `eps` that allows `retries` retries without backoff. */
@@ -45,7 +52,10 @@ Deno.test("tryUntilAnswered() retries a refused connect on another endpoint", op
     feedRequest(p.s, "POST /x HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\n\r\n");
     p.s.x.replayable = true;
     const picked: string[][] = [];
-    assertEquals(await tryUntilAnswered(p.s, decision([bad, good], 1, picked)), Done.KeepAlive);
+    assertEquals(
+      await tryUntilAnswered(use(p.s, decision([bad, good], 1, picked))),
+      Done.KeepAlive,
+    );
     assertEquals(picked, [[], [bad.key]]);
     assertEquals(p.s.f.stats.retries, 1);
     const text = await readUntil(p.client, (t) => t.endsWith("ok"));
@@ -64,7 +74,7 @@ Deno.test("tryUntilAnswered() answers the last failure when no retry is left", o
     feedRequest(p.s, "GET /x HTTP/1.1\r\nhost: a\r\n\r\n");
     p.s.x.replayable = p.s.x.idempotent = true;
     const picked: string[][] = [];
-    assertEquals(await tryUntilAnswered(p.s, decision([bad], 0, picked)), Done.KeepAlive);
+    assertEquals(await tryUntilAnswered(use(p.s, decision([bad], 0, picked))), Done.KeepAlive);
     const text = await readUntil(p.client, (t) => t.includes("\r\n\r\n") && t.endsWith("\n"));
     assert(text.startsWith("HTTP/1.1 502 "), text);
     assert(text.includes("x-skein-error: upstream_connect_failure\r\n"), text);
@@ -73,7 +83,7 @@ Deno.test("tryUntilAnswered() answers the last failure when no retry is left", o
     // No endpoint at all: 503.
     feedRequest(p.s, "GET /x HTTP/1.1\r\nhost: a\r\n\r\n");
     p.s.x.replayable = true;
-    assertEquals(await tryUntilAnswered(p.s, decision([], 0, [])), Done.KeepAlive);
+    assertEquals(await tryUntilAnswered(use(p.s, decision([], 0, []))), Done.KeepAlive);
     assertEquals(p.s.x.sentStatus, 503);
   } finally {
     p.close();

@@ -28,7 +28,7 @@ import { turnNow } from "../../common/turn_clock.ts";
 import { mirrorRequest } from "./mirror.ts";
 import { Done, type Exchange } from "./exchange.ts";
 import type { Session } from "./session.ts";
-import { noEndpointError, ProxyError, type RouteDecision } from "./types.ts";
+import { noEndpointError, ProxyError } from "./types.ts";
 import { answer, answerError } from "./layer_answer.ts";
 import { faultDelay, route } from "./layer_route.ts";
 import { bufferBody, bufferedBody, NO_BODY } from "./layer_request_body.ts";
@@ -81,47 +81,51 @@ export async function serveConnection(s: Session): Promise<void> {
 
       // 2. route (authorize and limit inside)
       const decision = route(s, head);
-      // 3. fault: the request waits before its first try is even planned
-      if (!(decision instanceof ProxyError) && decision.delayMs !== undefined) {
-        await faultDelay(s, decision.delayMs);
-        if (s.closed) {
-          // Aborted (a drain's deadline, a client gone) while waiting: nothing was sent.
-          decision.onDone?.(0, 0);
-          break;
-        }
-      }
       const hasBody = head.chunked || head.contentLength > 0;
       let done: Done;
       if (decision instanceof ProxyError) {
         done = await answerError(s, decision, head, hasBody);
-      } else if (hasBody) {
-        done = await _serveWithBody(s, x, decision);
       } else {
-        // No body: replayable as is. The first try is awaited here; retries, if any, in
-        // tryUntilAnswered. record must run exactly once whatever happens (a client reset too).
-        // 5. mirror
-        if (decision.mirror !== undefined) {
-          mirrorRequest(f.upstreams, decision.mirror, head, NO_BODY);
-        }
-        try {
-          x.started = turnNow();
-          x.replayable = true;
-          x.idempotent = isIdempotent(head.method);
-          // 6. balance
-          const ep = pickEndpoint(x, decision);
-          if (ep === null) {
-            // As tryUntilAnswered would answer, without asking the balancer a second time.
-            done = await answerError(s, noEndpointError(decision), head, false);
-          } else {
-            // 7. try; 9. relay inside it; 8. retry when it failed
-            const d = await tryOnce(s, decision, ep);
-            done = d !== null ? d : await tryUntilAnswered(s, decision);
+        x.decision = decision;
+        // 3. fault: the request waits before its first try is even planned
+        if (decision.delayMs !== undefined) {
+          await faultDelay(s, decision.delayMs);
+          if (s.closed) {
+            // Aborted (a drain's deadline, a client gone) while waiting: nothing was sent.
+            record(x);
+            break;
           }
-        } finally {
-          // 10. record
-          record(x, decision);
+        }
+        if (hasBody) {
+          done = await _serveWithBody(s, x);
+        } else {
+          // No body: replayable as is. The first try is awaited here (one async layer per
+          // request); retries, if any, in tryUntilAnswered. record runs exactly once whatever
+          // happens (a client reset too).
+          // 5. mirror
+          if (decision.mirror !== undefined) {
+            mirrorRequest(f.upstreams, decision.mirror, head, NO_BODY);
+          }
+          try {
+            x.started = turnNow();
+            x.replayable = true;
+            x.idempotent = isIdempotent(head.method);
+            // 6. balance
+            if (pickEndpoint(x) === null) {
+              // As tryUntilAnswered would answer, without asking the balancer a second time.
+              done = await answerError(s, noEndpointError(decision), head, false);
+            } else {
+              // 7. try (9. relay inside it); 8. retry when it failed
+              const d = await tryOnce(s);
+              done = d !== null ? d : await tryUntilAnswered(s);
+            }
+          } finally {
+            // 10. record
+            record(x);
+          }
         }
       }
+      x.end();
       if (done === Done.Close || f.draining) break;
     }
   } catch (e) {
@@ -135,9 +139,9 @@ export async function serveConnection(s: Session): Promise<void> {
  * The path of a routed request with a body: 4. buffer a small one so it can be replayed,
  * 5. mirror, 6-9. tries, 10. record (exactly once, a client reset mid-body included).
  */
-async function _serveWithBody(s: Session, x: Exchange, decision: RouteDecision): Promise<Done> {
+async function _serveWithBody(s: Session, x: Exchange): Promise<Done> {
   try {
-    const head = x.head!;
+    const decision = x.decision!, head = x.head!;
     const buffered = bufferBody(s);
     if (!(buffered === true || (buffered !== false && await buffered))) return Done.Close;
     if (decision.mirror !== undefined) {
@@ -145,9 +149,9 @@ async function _serveWithBody(s: Session, x: Exchange, decision: RouteDecision):
     }
     x.idempotent = isIdempotent(head.method);
     x.started = turnNow();
-    return await tryUntilAnswered(s, decision);
+    return await tryUntilAnswered(s);
   } finally {
-    record(x, decision);
+    record(x);
   }
 }
 
