@@ -4,7 +4,7 @@
  * body is pumped from the client to the upstream while the response is awaited.
  * @module
  */
-import type { ChunkedFramer } from "../http1/mod.ts";
+import type { ChunkedFramer, RequestHead } from "../http1/mod.ts";
 import { HttpParseError } from "../http1/mod.ts";
 import { writeAll } from "./io.ts";
 import type { UpstreamConn } from "./pool.ts";
@@ -13,14 +13,13 @@ import type { Session } from "./session.ts";
 /** The empty body of a bodiless request (what its mirror copy carries). */
 export const NO_BODY = new Uint8Array(0);
 
-/** Whether a body of `contentLength` may be buffered for replay under `maxBytes`. */
-export function bufferable(
-  chunked: boolean,
-  contentLength: number,
-  expectContinue: boolean,
-  maxBytes: number,
-): boolean {
-  return !chunked && contentLength > 0 && contentLength <= maxBytes && !expectContinue;
+/**
+ * Whether the body of `head` may be buffered for replay under `maxBytes`: fixed-length, and
+ * not awaiting `100 Continue` (the client sends it only once the upstream asked for it).
+ */
+export function bufferable(head: RequestHead, maxBytes: number): boolean {
+  const cl = head.contentLength;
+  return !head.chunked && cl > 0 && cl <= maxBytes && !head.expectContinue;
 }
 
 /**
@@ -32,7 +31,7 @@ export function bufferBody(s: Session): boolean | Promise<boolean> {
   const head = s.x.head!;
   const cl = head.contentLength;
   s.x.replayable = !head.chunked && cl <= 0;
-  if (!bufferable(head.chunked, cl, head.expectContinue, s.f.opts.maxRetryBodyBytes)) return true;
+  if (!bufferable(head, s.f.opts.maxRetryBodyBytes)) return true;
   if (s.pos + cl > s.buf.length) s.ensureRoom(cl);
   if (s.len - s.pos >= cl) {
     s.x.replayable = true;

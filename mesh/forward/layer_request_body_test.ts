@@ -1,16 +1,28 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
 import { feedRequest, sessionPair } from "../../tests/mesh_hotpath/session_pair.ts";
+import { DEFAULT_HEAD_LIMITS, parseRequestHead } from "../http1/mod.ts";
 import { bufferable, bufferBody, bufferedBody } from "./layer_request_body.ts";
 
 const opts = { sanitizeOps: false, sanitizeResources: false };
 
 Deno.test("bufferable() takes only small fixed-length bodies without Expect", () => {
-  assertEquals(bufferable(false, 10, false, 64), true);
-  assertEquals(bufferable(false, 64, false, 64), true);
-  assertEquals(bufferable(false, 65, false, 64), false);
-  assertEquals(bufferable(true, 0, false, 64), false);
-  assertEquals(bufferable(false, 0, false, 64), false);
-  assertEquals(bufferable(false, 10, true, 64), false);
+  const table: [string, boolean][] = [
+    ["content-length: 10", true],
+    ["content-length: 64", true],
+    ["content-length: 65", false],
+    ["content-length: 0", false],
+    ["transfer-encoding: chunked", false],
+    ["content-length: 10\r\nexpect: 100-continue", false],
+  ];
+  for (const [fields, want] of table) {
+    const raw = `POST / HTTP/1.1\r\nhost: a\r\n${fields}\r\n\r\n`;
+    const b = new TextEncoder().encode(raw);
+    assertEquals(
+      bufferable(parseRequestHead(b, 0, b.length, DEFAULT_HEAD_LIMITS), 64),
+      want,
+      fields,
+    );
+  }
 });
 
 Deno.test("bufferBody() answers at once when the body is in the buffer", opts, async () => {
