@@ -2,7 +2,8 @@
  * The HTTP/1.1 forwarding engine on `Deno.Conn`: accept loop, per-connection keep-alive loop,
  * pooled upstream connections, streaming bodies, upgrades, proxy-generated errors and drain.
  *
- * Policy enters only through {@linkcode Router} / {@linkcode RouteDecision}.
+ * One request's path, layer by layer, reads top to bottom in `request_path.ts`. Policy enters
+ * only through {@linkcode Router} / {@linkcode RouteDecision}.
  * @module
  */
 export * from "./types.ts";

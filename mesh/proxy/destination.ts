@@ -3,17 +3,20 @@
  * timeouts, retries with budget, circuit breaker, outlier detection) and `Route` (version
  * subsets), and the per-request {@linkcode RouteDecision} the forwarder drives.
  *
- * The stack per request, top to bottom:
- * 1. circuit breaker `requests` limit (shared by all worker threads): over it, answer 503
- *    `overloaded` at once;
- * 2. route rule: the first matching rule picks a backend version by weight (a balancer subset);
- * 3. balancer: picks an endpoint, never one already tried for this request;
- * 4. per-try and overall timeouts: enforced by the forwarder from `perTryTimeoutMs`/`timeoutMs`;
- * 5. outcome: feeds the balancer (latency, in-flight), outlier detection (ejections) and, on
- *    failure, the retry policy and its budget;
- * 6. finish (the forwarder's `onDone`, once the response body has passed or the exchange failed):
- *    the breaker slot is released and the final status and whole-exchange latency go to
- *    `skein_requests_total` and the latency histogram.
+ * What the forwarder's layers (`mesh/forward/request_path.ts`) ask of it, per request:
+ * - route (`decide`): the first matching Route rule (`route_rules.ts`) picks a backend version
+ *   by weight (a balancer subset) and may inject a fault (`fault.ts`) or mirror the request
+ *   (`mirror_target.ts`); then the circuit breaker's `requests` limit (`shared_limits.ts`,
+ *   shared by all worker threads): over it, answer 503 `overloaded` at once;
+ * - balance (`Decision.pick`): an endpoint, never one already tried for this request;
+ * - try (`Decision.onResult`): each outcome feeds the balancer (latency, in-flight) and
+ *   outlier detection (ejections); the forwarder enforces `perTryTimeoutMs`/`timeoutMs`;
+ * - retry (`Decision.retry`): the retry policy and its budget (`mesh/resilience/retry.ts`),
+ *   asked only for a try the forwarder's rule (`mesh/forward/layer_retry_rule.ts`) lets through;
+ * - record (`Decision.onDone`, once the response body has passed or the exchange failed): the
+ *   breaker slot is released and the final status and whole-exchange latency go to
+ *   `skein_requests_total` and the latency histogram.
+ * The balancer, retry policy and outlier detector are built in `destination_policy.ts`.
  * @module
  */
 import {
