@@ -34,10 +34,10 @@ import { mayRetry } from "./layer_retry_rule.ts";
 import { splice } from "./layer_upgrade.ts";
 
 /**
- * One try of the exchange's decision against `x.ep`. Resolves to how the connection goes on once the client got a
- * response (or is gone); null when the try failed and nothing reached the client: then
- * `x.outcome`, `x.sentUpstream`, `x.bodyError` and `x.backoff` say what happened. A replayable
- * body stays in the client buffer until the exchange is answered.
+ * One try of the exchange's decision against `x.ep`. Resolves to how the connection goes on
+ * once the client got a response (or is gone); null when the try failed and nothing reached
+ * the client: then `x.outcome`, `x.sentUpstream`, `x.bodyError` and `x.backoff` say what
+ * happened. A replayable body stays in the client buffer until the exchange is answered.
  */
 export async function tryOnce(s: Session): Promise<Done | null> {
   const f = s.f, x = s.x, head = x.head!, decision = x.decision!, ep = x.ep!;

@@ -6,7 +6,7 @@
  */
 import type { Exchange } from "./exchange.ts";
 
-/** Tells the exchange's decision the status the client got (0 = none) and the body bytes relayed. */
+/** Tells the decision the status the client got (0 = none) and the body bytes relayed. */
 export function record(x: Exchange): void {
   x.decision!.onDone?.(x.sentStatus, x.bodyOut);
 }

@@ -3,7 +3,7 @@ import { record } from "./layer_record.ts";
 import { Exchange } from "./exchange.ts";
 import type { RouteDecision } from "./types.ts";
 
-Deno.test("record() tells the decision the status the client got and the body bytes relayed", () => {
+Deno.test("record() tells the decision the status the client got and the bytes relayed", () => {
   const x = new Exchange({ discard: () => {} });
   const done: [number, number | undefined][] = [];
   const d: RouteDecision = {
