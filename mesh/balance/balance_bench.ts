@@ -1,6 +1,6 @@
 // Per-request cost of pick + onStart + onEnd for each policy, 20 endpoints in 2 zones.
 import { createBalancer } from "./balancer.ts";
-import { seededRandom } from "./_testing.ts";
+import { seededRandom } from "../../tests/seeded_random.ts";
 import { BALANCER_POLICIES, type Endpoint } from "./types.ts";
 
 const eps: Endpoint[] = Array.from({ length: 20 }, (_, i) => ({

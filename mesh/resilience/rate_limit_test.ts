@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { manualClock } from "../balance/_testing.ts";
+import { manualClock } from "../../tests/manual_clock.ts";
 import { RateLimitedError, TokenBucket } from "./rate_limit.ts";
 
 Deno.test("the bucket starts full and allows a burst, then refuses", () => {

@@ -1,9 +1,7 @@
 /**
- * Test helpers shared by the balance and resilience tests.
+ * A clock tests move by hand, for the balance and resilience tests whose code takes `now`.
  * @module
  */
-
-export { seededRandom } from "../../tests/seeded_random.ts";
 
 /** A clock tests move by hand. */
 export function manualClock(startMs = 0): { now: () => number; advance: (ms: number) => void } {
