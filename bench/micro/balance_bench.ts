@@ -1,7 +1,7 @@
 // Per-request cost of pick + onStart + onEnd for each policy, 20 endpoints in 2 zones.
-import { createBalancer } from "./balancer.ts";
+import { createBalancer } from "../../mesh/balance/balancer.ts";
 import { seededRandom } from "../../tests/seeded_random.ts";
-import { BALANCER_POLICIES, type Endpoint } from "./types.ts";
+import { BALANCER_POLICIES, type Endpoint } from "../../mesh/balance/types.ts";
 
 const eps: Endpoint[] = Array.from({ length: 20 }, (_, i) => ({
   key: `ep-${i}`,
