@@ -1,14 +1,14 @@
 /**
  * Measures WAL group commit: 32 concurrent writers appending 100-byte records.
  *
- * Run: `deno run --allow-read --allow-write control/storage/wal_bench.ts [seconds] [dir]`.
+ * Run: `deno run --allow-read --allow-write bench/micro/wal_bench.ts [seconds] [dir]`.
  * Prints appends/s, fsyncs/s and appends per fsync. Not a test; figures depend on the disk.
  * @module
  */
 
 import { nullLogger } from "../../common/log.ts";
-import { FaultyFs } from "./fs.ts";
-import { Wal } from "./wal.ts";
+import { FaultyFs } from "../../control/storage/fs.ts";
+import { Wal } from "../../control/storage/wal.ts";
 
 /** Concurrent writers, each awaiting its own append before issuing the next. */
 const WRITERS = 32;

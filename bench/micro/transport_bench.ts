@@ -1,14 +1,14 @@
 /**
  * Micro-benchmark (not a test): frames/s and MB/s from one transport to another on loopback.
  *
- * Run: `deno run --allow-net control/transport/transport_bench.ts [total_mib]`
+ * Run: `deno run --allow-net bench/micro/transport_bench.ts [total_mib]`
  * @module
  */
 
 import { nodeId } from "../../common/ids.ts";
 import { nullLogger } from "../../common/log.ts";
-import { DEFAULT_MAX_FRAME_BYTES } from "./frame.ts";
-import { Transport } from "./transport.ts";
+import { DEFAULT_MAX_FRAME_BYTES } from "../../control/transport/frame.ts";
+import { Transport } from "../../control/transport/transport.ts";
 
 /** Frame sizes measured, smallest first: Raft heartbeats up to snapshot chunks. */
 const FRAME_SIZES = [64, 512, 4 * 1024, 64 * 1024, 1024 * 1024];
