@@ -19,10 +19,10 @@ import {
   NativeTlsConn,
   peerIdentityOf,
   type Router,
-  staticRouter,
   TlsConn,
   writeAll,
 } from "../forward/mod.ts";
+import { staticRouter } from "../../tests/mesh_hotpath/static_router.ts";
 import type { RequestHead } from "../http1/mod.ts";
 import {
   _resetNodeOnly,

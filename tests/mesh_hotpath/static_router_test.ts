@@ -1,6 +1,7 @@
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import type { RequestHead } from "../http1/mod.ts";
-import { type ClientInfo, type Endpoint, type ListenerInfo, staticRouter } from "./mod.ts";
+import type { RequestHead } from "../../mesh/http1/mod.ts";
+import type { ClientInfo, Endpoint, ListenerInfo } from "../../mesh/forward/mod.ts";
+import { staticRouter } from "./static_router.ts";
 
 const LISTENER: ListenerInfo = { name: "l", protocol: "http" };
 const CLIENT: ClientInfo = { address: "127.0.0.1", port: 1, identity: null };

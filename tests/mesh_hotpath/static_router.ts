@@ -1,4 +1,9 @@
-import type { RequestHead } from "../http1/mod.ts";
+/**
+ * A router with a fixed endpoint list, round-robin and bounded retries: the policy-free router
+ * the forwarder's tests and the forwarder benchmark run it with, so they need no catalog.
+ * @module
+ */
+import type { RequestHead } from "../../mesh/http1/mod.ts";
 import {
   type Endpoint,
   type ListenerInfo,
@@ -6,7 +11,7 @@ import {
   ProxyError,
   type RouteDecision,
   type Router,
-} from "./types.ts";
+} from "../../mesh/forward/mod.ts";
 
 /** Options for {@linkcode staticRouter}. */
 export interface StaticRouterOptions {
