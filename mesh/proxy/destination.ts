@@ -36,7 +36,7 @@ import {
   type RouteDecision,
 } from "../forward/mod.ts";
 import { headerValue, type RequestHead } from "../http1/mod.ts";
-import type { RouteMetrics } from "../proxy_metrics.ts";
+import type { RouteMetrics } from "../observe/proxy_metrics.ts";
 import { OutlierDetector, RETRY_DEFAULTS, RetryPolicy } from "../resilience/mod.ts";
 import type { CatalogInstance } from "../discovery/mod.ts";
 import { RequestLimit } from "./shared_limits.ts";

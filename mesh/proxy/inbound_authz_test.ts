@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertMatch } from "../../tests/assert.ts";
 import { memoryLogger, nullLogger } from "../../common/log.ts";
 import { Registry } from "../../common/metrics.ts";
-import { ProxyMetrics } from "../proxy_metrics.ts";
+import { ProxyMetrics } from "../observe/proxy_metrics.ts";
 import { HttpForwarder, ProxyError, type Router } from "../forward/mod.ts";
 import { parseRequestHead } from "../http1/mod.ts";
 import { prepareCatalog, type PreparedCatalog } from "../discovery/mod.ts";

@@ -6,7 +6,7 @@
 import { assert, assertEquals } from "../../tests/assert.ts";
 import { nullLogger } from "../../common/log.ts";
 import { Registry } from "../../common/metrics.ts";
-import { ProxyMetrics } from "../proxy_metrics.ts";
+import { ProxyMetrics } from "../observe/proxy_metrics.ts";
 import { ProxyError, type RouteDecision } from "../forward/mod.ts";
 import { reachedNoApp } from "../forward/refuse.ts";
 import { parseRequestHead } from "../http1/mod.ts";

@@ -6,7 +6,7 @@
 import { assertEquals, assertMatch } from "../../tests/assert.ts";
 import { nullLogger } from "../../common/log.ts";
 import { Registry } from "../../common/metrics.ts";
-import { ProxyMetrics } from "../proxy_metrics.ts";
+import { ProxyMetrics } from "../observe/proxy_metrics.ts";
 import { HttpForwarder, type Router } from "../forward/mod.ts";
 import { INBOUND_LISTENER, MeshRouter } from "./router.ts";
 import { SharedLimits } from "./shared_limits.ts";

@@ -11,9 +11,9 @@ import {
   type Histogram,
   type HistogramChild,
   Registry,
-} from "../common/metrics.ts";
-import type { MuxSessionStats } from "./mux/session.ts";
-import { STATS_BUCKETS } from "../common/heartbeat_stats.ts";
+} from "../../common/metrics.ts";
+import type { MuxSessionStats } from "../mux/session.ts";
+import { STATS_BUCKETS } from "../../common/heartbeat_stats.ts";
 
 /**
  * Latency buckets in seconds, 1 ms to 30 s: the buckets of the dashboard's reports, so a report

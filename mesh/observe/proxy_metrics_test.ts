@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { parsePrometheusText } from "../common/metrics.ts";
+import { parsePrometheusText } from "../../common/metrics.ts";
 import { MuxSessionRegistry, ProxyMetrics, statusClass } from "./proxy_metrics.ts";
-import { MuxSession, type MuxStream } from "./mux/session.ts";
-import { memPipe } from "./mux/testing.ts";
+import { MuxSession, type MuxStream } from "../mux/session.ts";
+import { memPipe } from "../mux/testing.ts";
 
 Deno.test("statusClass buckets statuses and marks missing responses as error", () => {
   const table: [number, string][] = [
