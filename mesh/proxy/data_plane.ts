@@ -18,7 +18,8 @@ import type { Logger } from "../../common/log.ts";
 import { Registry } from "../../common/metrics.ts";
 import { ConnectionPool, DEFAULT_CONNECT_TIMEOUT_MS, HttpForwarder } from "../forward/mod.ts";
 import { TcpProxy } from "../tcp/mod.ts";
-import { type MuxSessionRegistry, ProxyMetrics } from "../observe/proxy_metrics.ts";
+import { ProxyMetrics } from "../observe/proxy_metrics.ts";
+import type { MuxSessionRegistry } from "../mux/session_registry.ts";
 import type { PreparedCatalog } from "../discovery/catalog.ts";
 import type { DestinationStats } from "./destination.ts";
 import {

@@ -19,7 +19,7 @@ import type { Logger } from "../../common/log.ts";
 import { MUX_ALPN } from "../mux/frame.ts";
 import { MuxSession } from "../mux/session.ts";
 import type { SessionBalance } from "../mux/session_balance.ts";
-import { MuxSessionRegistry } from "../observe/proxy_metrics.ts";
+import { MuxSessionRegistry } from "../mux/session_registry.ts";
 import {
   CONNECT_TIMEOUT_MS,
   createMtlsServer,
