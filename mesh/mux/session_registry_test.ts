@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { MuxSessionRegistry } from "./session_registry.ts";
 import { MuxSession, type MuxStream } from "./session.ts";
-import { memPipe } from "./testing.ts";
+import { memPipe } from "../../tests/mem_pipe.ts";
 
 /** A client session and a server session registered the way `listenMtls` registers them. */
 function registeredPair(reg: MuxSessionRegistry) {

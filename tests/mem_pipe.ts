@@ -1,9 +1,9 @@
 /**
  * Test support: an in-memory byte pipe to run real mux sessions over, deterministically.
- * Used by the mux and metrics tests; not part of the product.
+ * Used by the mux tests; it lives under tests/ because the product never uses it.
  * @module
  */
-import type { MuxTransport } from "./session.ts";
+import type { MuxTransport } from "../mesh/mux/session.ts";
 
 const ADDR: Deno.NetAddr = { transport: "tcp", hostname: "127.0.0.1", port: 1 };
 
