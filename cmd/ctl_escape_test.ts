@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { createApi, FakeBackend } from "../control/api/mod.ts";
 import { runCtl } from "./ctl.ts";
-import { escapeCell } from "./ctl_output.ts";
+import { escapeCell } from "./ctl/output.ts";
 
 Deno.test("escapeCell() shows control, format and separator characters as escapes", () => {
   const cases: [string, string][] = [

@@ -4,7 +4,7 @@
  */
 import { didYouMean } from "../../config/mod.ts";
 import { UsageError } from "../args.ts";
-import { formatTable } from "../ctl_output.ts";
+import { formatTable } from "./output.ts";
 import { CTL_STATUS_PROBE_TIMEOUT_MS } from "./context.ts";
 import { arity, CtlError, enc, type Verb } from "./context.ts";
 

@@ -3,7 +3,7 @@
  * @module
  */
 import { UsageError } from "../args.ts";
-import { formatTable } from "../ctl_output.ts";
+import { formatTable } from "./output.ts";
 import { arity, type Verb } from "./context.ts";
 
 /** `skein ctl tokens`. */

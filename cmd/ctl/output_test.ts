@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { formatTable, lineDiff } from "./ctl_output.ts";
+import { formatTable, lineDiff } from "./output.ts";
 
 Deno.test("formatTable aligns columns to the widest cell", () => {
   assert.equal(
