@@ -24,7 +24,7 @@ import {
   trustReport,
 } from "../mesh/identity/mod.ts";
 import { keepsATrustedRoot, splitPemCerts, type TlsMaterial } from "../common/tls.ts";
-import { type CommandIo, EXIT } from "./io.ts";
+import { type CommandIo, EXIT } from "./cli/io.ts";
 import { loadModeConfig } from "./load_config.ts";
 
 /** Options of {@linkcode runProxy}. */

@@ -3,7 +3,7 @@
  * @module
  */
 import { didYouMean } from "../../config/mod.ts";
-import { UsageError } from "../args.ts";
+import { UsageError } from "../cli/args.ts";
 import { formatTable } from "./output.ts";
 import { CTL_STATUS_PROBE_TIMEOUT_MS } from "./context.ts";
 import { arity, CtlError, enc, type Verb } from "./context.ts";

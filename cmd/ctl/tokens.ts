@@ -2,7 +2,7 @@
  * `skein ctl tokens`: join tokens and operator tokens.
  * @module
  */
-import { UsageError } from "../args.ts";
+import { UsageError } from "../cli/args.ts";
 import { formatTable } from "./output.ts";
 import { arity, type Verb } from "./context.ts";
 

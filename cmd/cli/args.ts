@@ -3,7 +3,7 @@
  * @module
  */
 import { flagRow, wrapText } from "./help_text.ts";
-import { didYouMean } from "../config/suggest.ts";
+import { didYouMean } from "../../config/suggest.ts";
 
 /** Declares one flag a command accepts. */
 export interface FlagSpec {

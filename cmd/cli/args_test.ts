@@ -1,4 +1,4 @@
-import { assertEquals, assertMatch, assertThrows } from "../tests/assert.ts";
+import { assertEquals, assertMatch, assertThrows } from "../../tests/assert.ts";
 import { type FlagSpec, parseArgs, UsageError } from "./args.ts";
 
 const SPECS: FlagSpec[] = [
