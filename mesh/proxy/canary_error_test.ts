@@ -10,7 +10,7 @@ import { ProxyError } from "../forward/mod.ts";
 import { ProxyMetrics } from "../observe/proxy_metrics.ts";
 import { type Catalog, prepareCatalog } from "../discovery/catalog.ts";
 import { MeshRouter, upstreamListenerName } from "./router.ts";
-import { SharedLimits } from "./shared_limits.ts";
+import { SharedLimits } from "../resilience/shared_limits.ts";
 
 const CLIENT = { address: "127.0.0.1", port: 1, identity: null };
 

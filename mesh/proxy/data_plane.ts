@@ -29,7 +29,7 @@ import {
   upstreamListenerName,
 } from "./router.ts";
 import { TcpByteDeltas } from "./tcp_byte_deltas.ts";
-import type { SharedLimits } from "./shared_limits.ts";
+import type { SharedLimits } from "../resilience/shared_limits.ts";
 import { Observability } from "../observe/setup.ts";
 import type { DataPlaneChange, DataPlaneChangeResult } from "./plane_change.ts";
 import type { ProxyLimitsConfig, UpstreamConfig } from "../../config/proxy_reload.ts";

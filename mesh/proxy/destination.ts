@@ -39,7 +39,7 @@ import { headerValue, type RequestHead } from "../http1/mod.ts";
 import type { RouteMetrics } from "../observe/proxy_metrics.ts";
 import { OutlierDetector, RETRY_DEFAULTS, RetryPolicy } from "../resilience/mod.ts";
 import type { CatalogInstance } from "../discovery/mod.ts";
-import { RequestLimit } from "./shared_limits.ts";
+import { RequestLimit } from "../resilience/shared_limits.ts";
 import { compileRoute, type RouteRule, type RuleMirror } from "./route_rules.ts";
 import { decideFault, rolls } from "./fault.ts";
 import { BalancedMirror } from "./mirror_target.ts";

@@ -6,7 +6,7 @@ import { HttpForwarder, ProxyError, type Router } from "../forward/mod.ts";
 import { parseRequestHead } from "../http1/mod.ts";
 import { prepareCatalog, type PreparedCatalog } from "../discovery/mod.ts";
 import { INBOUND_LISTENER, MeshRouter } from "./router.ts";
-import { SharedLimits } from "./shared_limits.ts";
+import { SharedLimits } from "../resilience/shared_limits.ts";
 import { InboundAuthz } from "./inbound_authz.ts";
 import { ResourceSchema } from "../../config/mod.ts";
 

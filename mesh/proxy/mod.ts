@@ -23,7 +23,6 @@ export * from "./admin.ts";
 export * from "./tcp_tunnel.ts";
 export * from "./data_plane.ts";
 export * from "./workers.ts";
-export * from "./shared_limits.ts";
 export * from "./metrics_merge.ts";
 export * from "./mesh_tls.ts";
 export type * from "./worker_protocol.ts";

@@ -36,7 +36,7 @@ import {
   isCapabilityKey,
   keyOfHeader,
 } from "./capability.ts";
-import { sharedNowNs } from "./shared_rate.ts";
+import { sharedNowNs } from "../resilience/shared_rate.ts";
 
 /** Listener name of the inbound listener. */
 export const INBOUND_LISTENER = "inbound";

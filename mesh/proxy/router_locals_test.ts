@@ -12,7 +12,7 @@ import { reachedNoApp } from "../forward/refuse.ts";
 import { parseRequestHead } from "../http1/mod.ts";
 import { prepareCatalog } from "../discovery/mod.ts";
 import { INBOUND_LISTENER, MeshRouter } from "./router.ts";
-import { SharedLimits } from "./shared_limits.ts";
+import { SharedLimits } from "../resilience/shared_limits.ts";
 
 const enc = new TextEncoder();
 const IN = { name: INBOUND_LISTENER, protocol: "http" as const };

@@ -12,7 +12,7 @@ import { ProxyError } from "../forward/mod.ts";
 import { ProxyMetrics } from "../observe/proxy_metrics.ts";
 import { type Catalog, prepareCatalog } from "../discovery/mod.ts";
 import { HTTP_PROXY_LISTENER, MeshRouter, upstreamListenerName } from "./router.ts";
-import { SharedLimits } from "./shared_limits.ts";
+import { SharedLimits } from "../resilience/shared_limits.ts";
 
 const CLIENT = { address: "127.0.0.1", port: 1, identity: null };
 

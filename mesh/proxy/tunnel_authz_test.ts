@@ -9,7 +9,7 @@ import { Registry } from "../../common/metrics.ts";
 import { ProxyMetrics } from "../observe/proxy_metrics.ts";
 import { HttpForwarder, type Router } from "../forward/mod.ts";
 import { INBOUND_LISTENER, MeshRouter } from "./router.ts";
-import { SharedLimits } from "./shared_limits.ts";
+import { SharedLimits } from "../resilience/shared_limits.ts";
 import { TunnelBridge } from "./tcp_tunnel.ts";
 import { prepareCatalog } from "../discovery/mod.ts";
 

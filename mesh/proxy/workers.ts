@@ -26,7 +26,7 @@ import {
   type ListenerPorts,
 } from "./data_plane.ts";
 import { listenMtls, type MeshTls, MeshTlsState, type MeshTrust } from "./mesh_tls.ts";
-import { sharedLimitBytes, SharedLimits } from "./shared_limits.ts";
+import { sharedLimitBytes, SharedLimits } from "../resilience/shared_limits.ts";
 import { newSessionBalanceBuffer, SessionBalance } from "../mux/session_balance.ts";
 import type { ToMain, ToWorker } from "./worker_protocol.ts";
 import type { DataPlaneChange, DataPlaneChangeResult } from "./plane_change.ts";

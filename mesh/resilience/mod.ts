@@ -11,10 +11,10 @@
  * - active health checks: `health_check.ts` (`HealthChecker.run()` probes the local app; its
  *   status goes into the instance registration);
  * - the circuit breaker (`max_requests` per destination): the in-flight counts every worker
- *   thread shares, `mesh/proxy/shared_limits.ts`, checked where a request is admitted to a destination
+ *   thread shares, `shared_limits.ts`, checked where a request is admitted to a destination
  *   (`mesh/proxy/destination.ts`);
  * - the rate limiter (`RateLimit`): the token buckets every worker thread shares,
- *   `mesh/proxy/shared_rate.ts`, applied at the callee's inbound by `mesh/proxy/inbound_rate_limit.ts`;
+ *   `shared_rate.ts`, applied at the callee's inbound by `mesh/proxy/inbound_rate_limit.ts`;
  * - timeouts (route and per-try): the forwarder's coarse timers, `mesh/forward/coarse_timers.ts`.
  * @module
  */
