@@ -33,7 +33,7 @@ import {
   writeForwardedResponseHead,
 } from "../http1/mod.ts";
 import { closeQuietly, noDelay, pipe, writeAll, writeNow } from "./io.ts";
-import { readerFor, type ReadFn } from "../../common/op_read.ts";
+import { readerFor, type ReadFn } from "./direct_read.ts";
 import { ConnectError, ConnectionPool, type UpstreamConn } from "./pool.ts";
 import { peerIdentityOf } from "./tls_conn.ts";
 import { reachedNoApp, refuseUnread } from "./refuse.ts";

@@ -9,7 +9,7 @@
  */
 import type { Endpoint } from "./types.ts";
 import { closeQuietly, noDelay } from "./io.ts";
-import { readerFor, type ReadFn } from "../../common/op_read.ts";
+import { readerFor, type ReadFn } from "./direct_read.ts";
 
 /** Most idle connections kept per endpoint. */
 export const DEFAULT_MAX_IDLE_PER_ENDPOINT = 128;

@@ -1,5 +1,5 @@
-import { assert, assertEquals, assertRejects } from "../tests/assert.ts";
-import { opReadAvailable, readerFor, readsDirectly } from "./op_read.ts";
+import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
+import { opReadAvailable, readerFor, readsDirectly } from "./direct_read.ts";
 
 /** A connected TCP pair on loopback. */
 async function tcpPair(): Promise<{ a: Deno.TcpConn; b: Deno.TcpConn; close(): void }> {
@@ -82,7 +82,7 @@ Deno.test("anything that is not Deno's own connection is read through its read m
 });
 
 Deno.test("SKEIN_OP_READ=off turns direct reads off", async () => {
-  const url = new URL("./op_read.ts", import.meta.url).href;
+  const url = new URL("./direct_read.ts", import.meta.url).href;
   const script = `import { opReadAvailable } from ${JSON.stringify(url)};
     const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
     const c = await Deno.connect({ hostname: "127.0.0.1", port: l.addr.port });
