@@ -40,7 +40,7 @@ import { reachedNoApp, refuseUnread } from "./refuse.ts";
 import { mirrorRequest } from "./mirror.ts";
 import { type OpenUpgrade, OpenUpgrades } from "./open_upgrades.ts";
 import { type CoarseTimer, CoarseTimers } from "./coarse_timers.ts";
-import { turnNow } from "../../common/turn_clock.ts";
+import { turnNow } from "./batch_clock.ts";
 import { DEFAULT_TCP_IDLE_TIMEOUT_MS, IdleSweeper } from "./idle.ts";
 import {
   type ClientInfo,

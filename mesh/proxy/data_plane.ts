@@ -10,7 +10,7 @@
  * @module
  */
 import { PROBE_INTERVAL_MS, tcpReachable } from "./reach_probe.ts";
-import { turnNow } from "../../common/turn_clock.ts";
+import { turnNow } from "../forward/batch_clock.ts";
 // Types only: a data-plane worker loads no config schema (zod costs each isolate ~10 MB).
 import type { ProxyConfig } from "../../config/proxy_schema.ts";
 import { upstreamKey } from "../../config/upstream_key.ts";

@@ -1,5 +1,5 @@
-import { assert, assertEquals } from "../tests/assert.ts";
-import { turnNow } from "./turn_clock.ts";
+import { assert, assertEquals } from "../../tests/assert.ts";
+import { turnNow } from "./batch_clock.ts";
 
 Deno.test("turnNow() reads the clock once per run of queued microtasks", async () => {
   const a = turnNow();
