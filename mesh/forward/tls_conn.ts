@@ -3,7 +3,7 @@
  * and the TCP proxy use, so mutual TLS slots in under the byte loop without changing it.
  * `Deno.listenTls` cannot require client certificates, which is why the inbound side of the mesh
  * hop is `node:tls` (see docs/security.md). {@linkcode NativeTlsConn} carries the outbound side
- * when it can use `Deno.connectTls` (see mesh/proxy/mesh_tls.ts).
+ * when it can use `Deno.connectTls` (see mesh/tls/).
  * @module
  */
 import type * as tls from "node:tls";

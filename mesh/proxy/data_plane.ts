@@ -34,7 +34,7 @@ import { Observability } from "../observe/setup.ts";
 import type { DataPlaneChange, DataPlaneChangeResult } from "./plane_change.ts";
 import type { ProxyLimitsConfig, UpstreamConfig } from "../../config/proxy_reload.ts";
 import { connectTunnel, TunnelBridge } from "./tcp_tunnel.ts";
-import { connectMtls, type MeshTls, MeshTlsState, type OutboundTls } from "./mesh_tls.ts";
+import { connectMtls, type MeshTls, MeshTlsState, type OutboundTls } from "../tls/mod.ts";
 import { MUX_ALPN } from "../mux/frame.ts";
 import {
   DEFAULT_MAX_SESSION_AGE_MS,

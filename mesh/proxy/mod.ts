@@ -24,5 +24,4 @@ export * from "./tcp_tunnel.ts";
 export * from "./data_plane.ts";
 export * from "./workers.ts";
 export * from "./metrics_merge.ts";
-export * from "./mesh_tls.ts";
 export type * from "./worker_protocol.ts";

@@ -33,7 +33,7 @@ import { mergeExpositions } from "./metrics_merge.ts";
 import { buildHeartbeatStats, DenialTap } from "../observe/heartbeat_stats.ts";
 import type { DenialStats, HeartbeatStats } from "../../common/heartbeat_stats.ts";
 import { type DataPlanes, LocalDataPlanes, workerCount, WorkerDataPlanes } from "./workers.ts";
-import type { MeshTls } from "./mesh_tls.ts";
+import type { MeshTls } from "../tls/mod.ts";
 import type { ProxyReloadPlan } from "../../config/proxy_reload.ts";
 import type { DataPlaneChangeResult } from "./plane_change.ts";
 

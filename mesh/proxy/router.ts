@@ -11,7 +11,7 @@
  */
 import type { Logger } from "../../common/log.ts";
 import type { ClientInfo, ListenerInfo, RouteDecision, Router } from "../forward/mod.ts";
-import { serviceSpiffeId } from "./mesh_tls.ts";
+import { serviceSpiffeId } from "../tls/mod.ts";
 import { ProxyError } from "../forward/mod.ts";
 import { headerValue, markHopByHop, type RequestHead } from "../http1/mod.ts";
 import type { TcpRouter } from "../tcp/mod.ts";

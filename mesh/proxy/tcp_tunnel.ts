@@ -9,7 +9,7 @@
 import type { Logger } from "../../common/log.ts";
 import { closeQuietly, type Endpoint, noDelay, pipe, writeAll } from "../forward/mod.ts";
 import { DESTINATION_HEADER, TCP_TUNNEL_UPGRADE } from "./router.ts";
-import { connectMtls, type MeshTls } from "./mesh_tls.ts";
+import { connectMtls, type MeshTls } from "../tls/mod.ts";
 import { DEFAULT_TCP_IDLE_TIMEOUT_MS, IdleSweeper } from "../forward/idle.ts";
 
 /** Largest tunnel handshake head read, in bytes. */

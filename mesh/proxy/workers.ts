@@ -25,7 +25,7 @@ import {
   type DataPlaneSnapshot,
   type ListenerPorts,
 } from "./data_plane.ts";
-import { listenMtls, type MeshTls, MeshTlsState, type MeshTrust } from "./mesh_tls.ts";
+import { listenMtls, type MeshTls, MeshTlsState, type MeshTrust } from "../tls/mod.ts";
 import { sharedLimitBytes, SharedLimits } from "../resilience/shared_limits.ts";
 import { newSessionBalanceBuffer, SessionBalance } from "../mux/session_balance.ts";
 import type { ToMain, ToWorker } from "./worker_protocol.ts";

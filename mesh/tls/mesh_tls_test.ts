@@ -35,7 +35,7 @@ import {
   NATIVE_RETRY_AFTER_MS,
   serviceSpiffeId,
 } from "./mesh_tls.ts";
-import { sourceLabel } from "./router.ts";
+import { sourceLabel } from "../proxy/router.ts";
 import { MUX_ALPN, MuxConnector } from "../mux/mod.ts";
 import { newSessionBalanceBuffer, SessionBalance } from "../mux/session_balance.ts";
 
