@@ -34,7 +34,7 @@ import {
   NATIVE_OUTBOUND_AVAILABLE,
   NATIVE_RETRY_AFTER_MS,
   serviceSpiffeId,
-} from "./mesh_tls.ts";
+} from "./mod.ts";
 import { sourceLabel } from "../proxy/router.ts";
 import { MUX_ALPN, MuxConnector } from "../mux/mod.ts";
 import { newSessionBalanceBuffer, SessionBalance } from "../mux/session_balance.ts";

@@ -1,8 +1,11 @@
 /**
- * Mutual TLS on the proxy-to-proxy hop: the per-thread TLS state, the inbound mTLS listener
- * and the outbound mTLS dialer. The mesh's certificate handling below this (the `node:tls`
- * server and client, SPIFFE ids, PEM) is shared with the control plane and lives in
- * `common/tls.ts`; the connection wrappers the forwarder reads are in `mesh/forward/tls_conn.ts`.
+ * Mutual TLS on the proxy-to-proxy hop: the per-thread TLS state (`state.ts`), the inbound mTLS
+ * listener (`listen.ts`) and the outbound mTLS dialer (`connect.ts`). The certificate handling
+ * below this (the `node:tls` server and client, SPIFFE ids, PEM) is shared with the control
+ * plane and lives in `common/tls.ts`; the connection wrappers the forwarder reads are in
+ * `mesh/forward/tls_conn.ts`.
  * @module
  */
-export * from "./mesh_tls.ts";
+export * from "./state.ts";
+export * from "./listen.ts";
+export * from "./connect.ts";
