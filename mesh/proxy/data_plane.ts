@@ -33,7 +33,7 @@ import type { SharedLimits } from "../resilience/shared_limits.ts";
 import { Observability } from "../observe/setup.ts";
 import type { DataPlaneChange, DataPlaneChangeResult } from "./plane_change.ts";
 import type { ProxyLimitsConfig, UpstreamConfig } from "../../config/proxy_reload.ts";
-import { connectTunnel, TunnelBridge } from "./tcp_tunnel.ts";
+import { connectTunnel, TunnelBridge } from "../tcp/mod.ts";
 import { connectMtls, type MeshTls, MeshTlsState, type OutboundTls } from "../tls/mod.ts";
 import { MUX_ALPN } from "../mux/frame.ts";
 import {

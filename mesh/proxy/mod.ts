@@ -20,7 +20,6 @@ export * from "./proxy.ts";
 export * from "./router.ts";
 export * from "./destination.ts";
 export * from "./admin.ts";
-export * from "./tcp_tunnel.ts";
 export * from "./data_plane.ts";
 export * from "./workers.ts";
 export * from "./metrics_merge.ts";

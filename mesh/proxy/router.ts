@@ -14,7 +14,8 @@ import type { ClientInfo, ListenerInfo, RouteDecision, Router } from "../forward
 import { serviceSpiffeId } from "../tls/mod.ts";
 import { ProxyError } from "../forward/mod.ts";
 import { headerValue, markHopByHop, type RequestHead } from "../http1/mod.ts";
-import type { TcpRouter } from "../tcp/mod.ts";
+import { TCP_TUNNEL_UPGRADE, type TcpRouter } from "../tcp/mod.ts";
+import { DESTINATION_HEADER } from "../http1/mesh_headers.ts";
 // Types only: the catalog arrives read (prepareCatalog), so a worker loads no schema for it.
 import type { Catalog, PreparedCatalog } from "../discovery/catalog.ts";
 import {
@@ -44,10 +45,6 @@ export const INBOUND_LISTENER = "inbound";
 export const HTTP_PROXY_LISTENER = "http_proxy";
 /** Prefix of upstream listener names (`upstream:ledger`). */
 export const UPSTREAM_LISTENER_PREFIX = "upstream:";
-/** Header naming the local service an inbound request is for. */
-export const DESTINATION_HEADER = "x-skein-destination";
-/** Upgrade token of opaque TCP tunnelled through an inbound listener. */
-export const TCP_TUNNEL_UPGRADE = "skein-tcp";
 /** Most destinations created on demand through `http_proxy`; beyond it, 503. */
 export const MAX_DESTINATIONS = 4096;
 

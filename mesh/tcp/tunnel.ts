@@ -8,10 +8,12 @@
  */
 import type { Logger } from "../../common/log.ts";
 import { closeQuietly, type Endpoint, noDelay, pipe, writeAll } from "../forward/mod.ts";
-import { DESTINATION_HEADER, TCP_TUNNEL_UPGRADE } from "./router.ts";
+import { DESTINATION_HEADER } from "../http1/mesh_headers.ts";
 import { connectMtls, type MeshTls } from "../tls/mod.ts";
 import { DEFAULT_TCP_IDLE_TIMEOUT_MS, IdleSweeper } from "../forward/idle.ts";
 
+/** Upgrade token of opaque TCP tunnelled through an inbound listener. */
+export const TCP_TUNNEL_UPGRADE = "skein-tcp";
 /** Largest tunnel handshake head read, in bytes. */
 export const MAX_TUNNEL_HEAD_BYTES = 8 * 1024;
 /** Copy buffer per direction of a bridged connection, in bytes. */

@@ -1,7 +1,7 @@
 /** Reloads that move a local app do not pile up the tunnel bridge's finished accept loops. */
 import { assertEquals } from "../../tests/assert.ts";
 import { nullLogger } from "../../common/log.ts";
-import { TunnelBridge } from "./tcp_tunnel.ts";
+import { TunnelBridge } from "./tunnel.ts";
 
 Deno.test("a tunnel bridge keeps one accept loop per app however often reloads move it", async () => {
   const bridge = new TunnelBridge(new Map([["db", 5432]]), nullLogger);
