@@ -28,7 +28,7 @@ import {
   MeshRouter,
   upstreamListenerName,
 } from "./router.ts";
-import { TcpByteDeltas } from "./tcp_byte_deltas.ts";
+import { TcpByteDeltas } from "../tcp/byte_deltas.ts";
 import type { SharedLimits } from "../resilience/shared_limits.ts";
 import { Observability } from "../observe/setup.ts";
 import type { DataPlaneChange, DataPlaneChangeResult } from "./plane_change.ts";

@@ -1,5 +1,5 @@
 import { assertEquals } from "../../tests/assert.ts";
-import { TcpByteDeltas } from "./tcp_byte_deltas.ts";
+import { TcpByteDeltas } from "./byte_deltas.ts";
 
 Deno.test("TCP byte counters add what each proxy moved, even with two proxies of one service", () => {
   const d = new TcpByteDeltas();
