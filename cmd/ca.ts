@@ -4,7 +4,7 @@
  * @module
  */
 import { createCa, SeedCaError, writeSeedCa } from "../control/ca/mod.ts";
-import { isTrustDomain } from "../common/tls.ts";
+import { isTrustDomain } from "../common/tls/mod.ts";
 import { type CommandIo, EXIT } from "./cli/io.ts";
 
 /** Options of {@linkcode runCaCreate}. */

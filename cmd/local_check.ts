@@ -6,7 +6,7 @@
  * @module
  */
 import { ControlConfig, formatHostPort, ProxyConfig } from "../config/mod.ts";
-import { ControlHttp, readCaBundle } from "../common/control_https.ts";
+import { ControlHttp, readCaBundle } from "../common/tls/control_https.ts";
 import { type CommandIo, EXIT } from "./cli/io.ts";
 import { loadModeConfig } from "./load_config.ts";
 

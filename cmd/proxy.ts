@@ -24,7 +24,7 @@ import {
   type ServiceIdentity,
   trustReport,
 } from "../mesh/identity/mod.ts";
-import { keepsATrustedRoot, splitPemCerts, type TlsMaterial } from "../common/tls.ts";
+import { keepsATrustedRoot, splitPemCerts, type TlsMaterial } from "../common/tls/mod.ts";
 import { type CommandIo, EXIT } from "./cli/io.ts";
 import { loadModeConfig } from "./load_config.ts";
 

@@ -27,7 +27,7 @@ const NOT_IN_WORKER = [
   /^config\/(loader|proxy_schema|resource_schema|fields)\.ts$/,
   /^mesh\/discovery\//,
   /^mesh\/identity\//,
-  /^common\/control_https\.ts$/,
+  /^common\/tls\/control_https\.ts$/,
   /^node:https?$/,
 ];
 

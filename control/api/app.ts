@@ -19,7 +19,7 @@ import {
   WritableResourceSchema,
 } from "../../config/mod.ts";
 import { type Logger, nullLogger } from "../../common/mod.ts";
-import { parseSpiffeId, type SpiffeId } from "../../common/tls.ts";
+import { parseSpiffeId, type SpiffeId } from "../../common/tls/mod.ts";
 import {
   type ApplyResult,
   HealthSchema,

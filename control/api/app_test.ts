@@ -7,7 +7,7 @@ import {
   registerCommand,
 } from "./app.ts";
 import { RegistrationSchema, RegistryCommandSchema } from "../registry/mod.ts";
-import { parseSpiffeId } from "../../common/tls.ts";
+import { parseSpiffeId } from "../../common/tls/mod.ts";
 import { ApiError } from "./errors.ts";
 import { MAX_BODY_BYTES } from "./body.ts";
 import { FakeBackend } from "./fake_backend.ts";

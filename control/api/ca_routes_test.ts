@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import * as x509 from "../ca/_x509.ts";
 import { createCa, MAX_CSR_PEM_BYTES } from "../ca/mod.ts";
-import { EC_ALGORITHM, generateEcKeyPair } from "../../common/tls.ts";
+import { EC_ALGORITHM, generateEcKeyPair } from "../../common/tls/mod.ts";
 import { createApi, MAX_SIGN_BODY_BYTES } from "./app.ts";
 import { FakeBackend } from "./fake_backend.ts";
 

@@ -32,7 +32,7 @@ import {
   TLS_MIN_VERSION,
   type TlsMaterial,
   updateSecureContext,
-} from "../../common/tls.ts";
+} from "../../common/tls/mod.ts";
 
 /** Time a connection may take to deliver a request's headers, counted from the connection (or
  * the end of the previous response on a keep-alive connection): the slowloris bound. */

@@ -4,7 +4,7 @@ import { createOperatorToken, hashSecret, type Role } from "../auth/mod.ts";
 import { createApi } from "./app.ts";
 import { FakeBackend } from "./fake_backend.ts";
 import { operatorAuthorizer } from "./operator_auth.ts";
-import { parseSpiffeId, type SpiffeId } from "../../common/tls.ts";
+import { parseSpiffeId, type SpiffeId } from "../../common/tls/mod.ts";
 
 // deno-lint-ignore no-explicit-any
 type Json = Record<string, any>;

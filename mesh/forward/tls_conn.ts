@@ -7,8 +7,8 @@
  * @module
  */
 import type * as tls from "node:tls";
-import type { MtlsServerStats } from "../../common/tls.ts";
-import { TlsSocketIo } from "../../common/tls_socket_io.ts";
+import type { MtlsServerStats } from "../../common/tls/mod.ts";
+import { TlsSocketIo } from "../../common/tls/socket_io.ts";
 import { MuxStream } from "../mux/session.ts";
 import { readableOf, writableOf } from "./io.ts";
 

@@ -20,7 +20,7 @@
  */
 import type { Logger } from "../../common/log.ts";
 import type { Resource } from "../../config/mod.ts";
-import type { SpiffeId } from "../../common/tls.ts";
+import type { SpiffeId } from "../../common/tls/mod.ts";
 import type { RequestHead } from "../http1/mod.ts";
 import {
   auditRecord,

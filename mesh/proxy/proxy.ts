@@ -23,7 +23,7 @@ import { ResourceSchema } from "../../config/resource_schema.ts";
 import { unenforcedResourceParts } from "../../config/unenforced.ts";
 import { upstreamKey } from "../../config/upstream_key.ts";
 import type { Logger } from "../../common/log.ts";
-import type { TlsMaterial } from "../../common/tls.ts";
+import type { TlsMaterial } from "../../common/tls/mod.ts";
 import { parseCert } from "../identity/cert_info.ts";
 import { type Catalog, Discovery, type ProxySelfReport } from "../discovery/mod.ts";
 import { adminHandler } from "./admin.ts";

@@ -17,7 +17,7 @@
 import type { ProxyConfig } from "../../config/proxy_schema.ts";
 import { upstreamKey } from "../../config/upstream_key.ts";
 import type { Logger, LogLevel } from "../../common/log.ts";
-import type { TlsMaterial } from "../../common/tls.ts";
+import type { TlsMaterial } from "../../common/tls/mod.ts";
 import { type Catalog, prepareCatalog, type PreparedCatalog } from "../discovery/catalog.ts";
 import {
   DataPlane,

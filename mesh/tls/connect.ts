@@ -13,7 +13,7 @@ import {
   spiffeIdFromSans,
   splitPemCerts,
   type TlsMaterial,
-} from "../../common/tls.ts";
+} from "../../common/tls/mod.ts";
 import {
   closeQuietly,
   type Endpoint,

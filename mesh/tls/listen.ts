@@ -9,7 +9,7 @@ import type { Logger } from "../../common/log.ts";
 import { MUX_ALPN } from "../mux/frame.ts";
 import { MuxSession } from "../mux/session.ts";
 import type { SessionBalance } from "../mux/session_balance.ts";
-import { createMtlsServer } from "../../common/tls.ts";
+import { createMtlsServer } from "../../common/tls/mod.ts";
 import { MAX_PENDING_ACCEPTS, TlsListener } from "../forward/mod.ts";
 import { type MeshTls, MeshTlsState } from "./state.ts";
 

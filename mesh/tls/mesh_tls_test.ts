@@ -9,7 +9,7 @@ import {
   importPrivateKeyPem,
   mtlsConnect,
   MtlsConnectError,
-} from "../../common/tls.ts";
+} from "../../common/tls/mod.ts";
 import { X509Certificate } from "node:crypto";
 import { nullLogger } from "../../common/log.ts";
 import {

@@ -15,7 +15,7 @@
  */
 import type tls from "node:tls";
 import { MuxSessionRegistry } from "../mux/session_registry.ts";
-import { type MtlsServer, type TlsMaterial } from "../../common/tls.ts";
+import { type MtlsServer, type TlsMaterial } from "../../common/tls/mod.ts";
 import { type MeshConn, NativeTlsConn, TlsConn } from "../forward/mod.ts";
 
 /** What a proxy with an identity needs for mTLS (structured-cloneable, so workers get it). */

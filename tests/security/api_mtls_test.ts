@@ -7,7 +7,7 @@ import net from "node:net";
 import tls from "node:tls";
 import { assert, assertEquals } from "../assert.ts";
 import { memoryLogger } from "../../common/log.ts";
-import { type TlsMaterial } from "../../common/tls.ts";
+import { type TlsMaterial } from "../../common/tls/mod.ts";
 import {
   type CaState,
   isRevoked,

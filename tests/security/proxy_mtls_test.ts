@@ -20,7 +20,7 @@ import {
 } from "../proxy_process/helpers.ts";
 import type tls from "node:tls";
 import { type CaState, trustBundlePem } from "../../control/ca/mod.ts";
-import { mtlsConnect, MtlsConnectError, type TlsMaterial } from "../../common/tls.ts";
+import { mtlsConnect, MtlsConnectError, type TlsMaterial } from "../../common/tls/mod.ts";
 import { nullLogger } from "../../common/log.ts";
 import { ProxyConfig } from "../../config/mod.ts";
 import { type Endpoint, NativeTlsConn } from "../../mesh/forward/mod.ts";

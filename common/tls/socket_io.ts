@@ -4,7 +4,7 @@
  * @module
  */
 import type tls from "node:tls";
-import { RawTlsHandle } from "./tls_raw_handle.ts";
+import { RawTlsHandle } from "./raw_handle.ts";
 
 /**
  * Most received bytes a connection holds that its reader has not taken; beyond it the connection

@@ -12,8 +12,8 @@
 import https from "node:https";
 import type { IncomingMessage } from "node:http";
 import type { PeerCertificate } from "node:tls";
-import type { TlsMaterial } from "./tls.ts";
-import { spiffeIdFromSans, splitPemCerts, TLS_MIN_VERSION } from "./tls.ts";
+import type { TlsMaterial } from "./mod.ts";
+import { spiffeIdFromSans, splitPemCerts, TLS_MIN_VERSION } from "./mod.ts";
 
 /** How long a replaced client stays open for calls still running on it (blocking queries). */
 export const OLD_CLIENT_GRACE_MS = 120_000;

@@ -1,7 +1,7 @@
 import https from "node:https";
-import { assert, assertEquals, assertRejects } from "../tests/assert.ts";
-import { leaf, testCa } from "../tests/security/_pki.ts";
-import { trustBundlePem } from "../control/ca/mod.ts";
+import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
+import { leaf, testCa } from "../../tests/security/_pki.ts";
+import { trustBundlePem } from "../../control/ca/mod.ts";
 import { ControlHttp } from "./control_https.ts";
 
 /** An HTTPS server with `cert` that answers the client certificate's SANs it saw. */

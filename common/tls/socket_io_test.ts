@@ -1,6 +1,6 @@
-import { assert, assertEquals, assertRejects } from "../tests/assert.ts";
-import { tlsPair } from "../tests/security/_pki.ts";
-import { TlsSocketIo } from "./tls_socket_io.ts";
+import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
+import { tlsPair } from "../../tests/security/_pki.ts";
+import { TlsSocketIo } from "./socket_io.ts";
 
 Deno.test("TlsSocketIo closes a connection whose reader falls too far behind (node:tls does not push back)", async () => {
   const { srv, client, server } = await tlsPair();

@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertThrows } from "../tests/assert.ts";
+import { assert, assertEquals, assertThrows } from "../../tests/assert.ts";
 import {
   exportPrivateKeyPem,
   fromPem,
@@ -11,7 +11,7 @@ import {
   splitPemCerts,
   toPem,
   uriSans,
-} from "./tls.ts";
+} from "./mod.ts";
 
 Deno.test("spiffeIdFor() builds service and control ids and refuses bad names", () => {
   assertEquals(

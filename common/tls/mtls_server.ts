@@ -1,146 +1,19 @@
 /**
- * Mutual TLS for every hop of the mesh, on `node:tls` (the only TLS server in Deno that can
- * require client certificates), plus the SPIFFE identity helpers that `control/` and `mesh/`
- * share.
+ * The mutual-TLS server on `node:tls` (the only TLS server in Deno that can require client
+ * certificates), and the TLS constants and material type every mTLS hop shares.
  *
  * - {@linkcode createMtlsServer}: TLS 1.3 only, client certificate required and verified against
  *   the trust bundle, a bound on concurrent handshakes, a handshake timeout, the peer's SPIFFE id
  *   handed to `onConnection`, an optional revocation hook.
- * - {@linkcode mtlsConnect}: a client that also checks the server is the SPIFFE identity meant.
  * - {@linkcode updateSecureContext}: swaps certificate, key and bundle of a running server; new
  *   handshakes use the new material, established connections are not touched.
  * @module
  */
-import { Buffer } from "node:buffer";
 import net from "node:net";
 import tls from "node:tls";
-import type { Logger } from "./log.ts";
-import { nullLogger } from "./log.ts";
-
-// ---------------------------------------------------------------------------------------------
-// SPIFFE identities
-
-/** What a certificate identifies: a service's proxies or a control node. */
-export type Identity =
-  | { readonly kind: "service"; readonly service: string }
-  | { readonly kind: "control"; readonly node: string };
-
-/** A parsed SPIFFE id of this mesh. */
-export type SpiffeId = Identity & { readonly trustDomain: string; readonly uri: string };
-
-/** Longest SPIFFE id accepted (the SPIFFE spec's limit). */
-export const SPIFFE_ID_MAX_CHARS = 2048;
-
-const _TRUST_DOMAIN = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/;
-const _NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
-
-/** Whether `s` is a valid trust domain ("skein.local"). */
-export function isTrustDomain(s: string): boolean {
-  return s.length <= 255 && _TRUST_DOMAIN.test(s);
-}
-
-/** Whether `s` is a valid service or node name inside a SPIFFE id. */
-export function isIdentityName(s: string): boolean {
-  return _NAME.test(s);
-}
-
-/** The SPIFFE id URI of an identity: `spiffe://<td>/svc/<service>` or `.../control/<node>`. */
-export function spiffeIdFor(trustDomain: string, id: Identity): string {
-  const name = id.kind === "service" ? id.service : id.node;
-  if (!isTrustDomain(trustDomain)) {
-    throw new RangeError(`invalid trust domain ${JSON.stringify(trustDomain)}`);
-  }
-  if (!isIdentityName(name)) {
-    throw new RangeError(`invalid ${id.kind} name ${JSON.stringify(name)}`);
-  }
-  return `spiffe://${trustDomain}/${id.kind === "service" ? "svc" : "control"}/${name}`;
-}
-
-/** Parses a SPIFFE id of the skein shape; null for anything else (never throws). */
-export function parseSpiffeId(uri: string): SpiffeId | null {
-  if (uri.length > SPIFFE_ID_MAX_CHARS || !uri.startsWith("spiffe://")) return null;
-  const parts = uri.slice("spiffe://".length).split("/");
-  if (parts.length !== 3) return null;
-  const [td, kind, name] = parts as [string, string, string];
-  if (!isTrustDomain(td) || !isIdentityName(name)) return null;
-  if (kind === "svc") return { kind: "service", service: name, trustDomain: td, uri };
-  if (kind === "control") return { kind: "control", node: name, trustDomain: td, uri };
-  return null;
-}
-
-/**
- * The URI SANs of a certificate as `node:tls` reports them (`subjectaltname` is a
- * comma-separated string such as `URI:spiffe://a/svc/b, DNS:x`).
- */
-export function uriSans(subjectaltname: string | undefined): string[] {
-  if (!subjectaltname) return [];
-  const out: string[] = [];
-  for (const part of subjectaltname.split(",")) {
-    const p = part.trim();
-    if (p.startsWith("URI:")) out.push(p.slice(4));
-  }
-  return out;
-}
-
-/**
- * The single SPIFFE id in a peer certificate's SANs. A certificate carrying several URI SANs
- * is refused (null): the X509-SVID spec allows exactly one, and ambiguity is how confusion
- * attacks start.
- */
-export function spiffeIdFromSans(subjectaltname: string | undefined): SpiffeId | null {
-  const uris = uriSans(subjectaltname);
-  if (uris.length !== 1) return null;
-  return parseSpiffeId(uris[0]!);
-}
-
-// ---------------------------------------------------------------------------------------------
-// PEM and ECDSA keys
-
-/** The one signature algorithm of the mesh CA and its leaves. */
-export const EC_ALGORITHM = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" } as const;
-
-/** Wraps DER bytes in PEM armour with 64-character lines. */
-export function toPem(der: ArrayBuffer | Uint8Array, label: string): string {
-  const b64 = Buffer.from(der instanceof Uint8Array ? der : new Uint8Array(der)).toString(
-    "base64",
-  );
-  const lines = b64.match(/.{1,64}/g) ?? [];
-  return `-----BEGIN ${label}-----\n${lines.join("\n")}\n-----END ${label}-----\n`;
-}
-
-/** Extracts the DER bytes of the first PEM block with `label`; throws when there is none. */
-export function fromPem(pem: string, label: string): Uint8Array<ArrayBuffer> {
-  const re = new RegExp(`-----BEGIN ${label}-----([A-Za-z0-9+/=\\s]+)-----END ${label}-----`);
-  const m = re.exec(pem);
-  if (!m) throw new TypeError(`no PEM block "${label}" found`);
-  return new Uint8Array(Buffer.from(m[1]!.replace(/\s+/g, ""), "base64"));
-}
-
-/** Splits a PEM bundle into its certificate blocks. */
-export function splitPemCerts(bundle: string): string[] {
-  return bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g)?.map(
-    (b) => b.endsWith("\n") ? b : b + "\n",
-  ) ?? [];
-}
-
-/** Generates an extractable ECDSA P-256 key pair. */
-export async function generateEcKeyPair(): Promise<CryptoKeyPair> {
-  return await crypto.subtle.generateKey(EC_ALGORITHM, true, ["sign", "verify"]);
-}
-
-/** Exports a private key as PKCS#8 PEM. */
-export async function exportPrivateKeyPem(key: CryptoKey): Promise<string> {
-  return toPem(await crypto.subtle.exportKey("pkcs8", key), "PRIVATE KEY");
-}
-
-/** Imports a PKCS#8 PEM ECDSA P-256 private key for signing. */
-export async function importPrivateKeyPem(pem: string): Promise<CryptoKey> {
-  const der = fromPem(pem, "PRIVATE KEY");
-  return await crypto.subtle.importKey("pkcs8", der, EC_ALGORITHM, false, ["sign"]);
-}
-
-// ---------------------------------------------------------------------------------------------
-// mTLS server and client
+import type { Logger } from "../log.ts";
+import { nullLogger } from "../log.ts";
+import { type SpiffeId, spiffeIdFromSans } from "./spiffe.ts";
 
 /** Most TLS handshakes in progress at once per server; connections beyond it are closed. */
 export const MAX_CONCURRENT_HANDSHAKES = 256;
@@ -153,8 +26,6 @@ export const MAX_HANDSHAKES_PER_ADDRESS = 32;
 const MAX_EXPIRY_TIMER_MS = 2 ** 31 - 1;
 /** A connection that has not finished its handshake after this long is closed (slowloris). */
 export const HANDSHAKE_TIMEOUT_MS = 5_000;
-/** Default bound on `mtlsConnect` (TCP connect + handshake). */
-export const CONNECT_TIMEOUT_MS = 5_000;
 /** The only protocol version spoken: TLS 1.3 (no renegotiation, encrypted certificates). */
 export const TLS_MIN_VERSION = "TLSv1.3";
 
@@ -498,128 +369,4 @@ function _secureContext(m: TlsMaterial): tls.SecureContext {
 export function peerSpiffeId(socket: tls.TLSSocket): SpiffeId | null {
   if (!socket.authorized) return null;
   return spiffeIdFromSans(socket.getPeerCertificate()?.subjectaltname);
-}
-
-/** Options of {@linkcode mtlsConnect}. */
-export interface MtlsConnectOptions {
-  /** Server host. */
-  host: string;
-  /** Server port. */
-  port: number;
-  /** Client certificate, PEM. */
-  cert: string;
-  /** Client private key, PKCS#8 PEM. */
-  key: string;
-  /** Trusted roots, PEM. */
-  ca: string;
-  /**
-   * The server identity meant: an exact SPIFFE id, or a predicate (e.g. "any control node").
-   * Host names play no part; the URI SAN is what is checked.
-   */
-  expectSpiffe: string | ((id: SpiffeId) => boolean);
-  /** Refuses servers whose id this returns true for. */
-  isRevoked?: (spiffeId: string) => boolean;
-  /** Bound on connect + handshake. @default CONNECT_TIMEOUT_MS */
-  timeoutMs?: number;
-  /** Keep our side writable after the server's FIN (tunnels). @default false */
-  allowHalfOpen?: boolean;
-  /**
-   * SNI server name sent, so a server holding several certificates presents the one meant.
-   * It selects only: the SPIFFE check above still decides. @default none
-   */
-  servername?: string;
-  /** ALPN protocols offered; `socket.alpnProtocol` tells which one the server chose. */
-  alpnProtocols?: readonly string[];
-}
-
-/** Why {@linkcode mtlsConnect} failed. */
-export class MtlsConnectError extends Error {
-  /** `timeout`, `identity` (server is not who was meant) or `tls` (anything else). */
-  readonly kind: "timeout" | "identity" | "tls";
-  /** Creates the error. */
-  constructor(kind: "timeout" | "identity" | "tls", message: string, cause?: unknown) {
-    super(message, { cause });
-    this.name = "MtlsConnectError";
-    this.kind = kind;
-  }
-}
-
-/**
- * Opens a mutual TLS connection and checks the server's SPIFFE id is the one meant. Resolves
- * once the handshake is done. Under TLS 1.3 a server that refuses *our* certificate tells us
- * only after that, so such a refusal surfaces as an `error`/`close` on the socket.
- */
-export function mtlsConnect(opts: MtlsConnectOptions): Promise<tls.TLSSocket> {
-  const expect = opts.expectSpiffe;
-  const matches = typeof expect === "string" ? (id: SpiffeId) => id.uri === expect : expect;
-  let identityError: MtlsConnectError | undefined;
-  return new Promise((resolve, reject) => {
-    // allowHalfOpen is honoured by tls.connect at run time but missing from its option type.
-    const socket = tls.connect({
-      host: opts.host,
-      port: opts.port,
-      cert: opts.cert,
-      key: opts.key,
-      ca: opts.ca,
-      minVersion: TLS_MIN_VERSION,
-      rejectUnauthorized: true,
-      allowHalfOpen: opts.allowHalfOpen ?? false,
-      ...(opts.servername !== undefined ? { servername: opts.servername } : {}),
-      ...(opts.alpnProtocols !== undefined ? { ALPNProtocols: [...opts.alpnProtocols] } : {}),
-      checkServerIdentity: (_host, cert) => {
-        const id = spiffeIdFromSans(cert.subjectaltname);
-        const fail = (why: string) => {
-          identityError = new MtlsConnectError("identity", why);
-          return identityError;
-        };
-        if (!id) return fail(`server certificate carries no single SPIFFE id`);
-        if (!matches(id)) {
-          return fail(
-            `server is ${id.uri}, expected ${typeof expect === "string" ? expect : "a match"}`,
-          );
-        }
-        if (opts.isRevoked?.(id.uri)) return fail(`server identity ${id.uri} is revoked`);
-        return undefined;
-      },
-    } as tls.ConnectionOptions);
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(
-        new MtlsConnectError(
-          "timeout",
-          `mTLS connect to ${opts.host}:${opts.port} timed out after ${
-            opts.timeoutMs ?? CONNECT_TIMEOUT_MS
-          }ms`,
-        ),
-      );
-    }, opts.timeoutMs ?? CONNECT_TIMEOUT_MS);
-    const onError = (e: Error) => {
-      clearTimeout(timer);
-      socket.destroy();
-      reject(
-        identityError ??
-          new MtlsConnectError("tls", `mTLS connect to ${opts.host}:${opts.port}: ${e.message}`, e),
-      );
-    };
-    socket.once("error", onError);
-    socket.once("secureConnect", () => {
-      clearTimeout(timer);
-      socket.off("error", onError);
-      if (identityError) {
-        socket.destroy();
-        reject(identityError);
-        return;
-      }
-      resolve(socket);
-    });
-  });
-}
-
-/**
- * Whether a new trust bundle may replace the current one. A CA rotation always overlaps (the
- * old and the new root are trusted together), so a bundle that keeps none of today's roots is
- * not a rotation and is refused; an empty current set (nothing trusted yet) accepts anything.
- */
-export function keepsATrustedRoot(current: ReadonlySet<string>, next: readonly string[]): boolean {
-  return current.size === 0 || next.some((r) => current.has(r));
 }

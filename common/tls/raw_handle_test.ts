@@ -1,7 +1,7 @@
-import { assert, assertEquals } from "../tests/assert.ts";
+import { assert, assertEquals } from "../../tests/assert.ts";
 import tls from "node:tls";
-import { tlsPair } from "../tests/security/_pki.ts";
-import { RawTlsHandle } from "./tls_raw_handle.ts";
+import { tlsPair } from "../../tests/security/_pki.ts";
+import { RawTlsHandle } from "./raw_handle.ts";
 
 Deno.test("RawTlsHandle finds the native handle of a node:tls socket in this Deno", async () => {
   const { srv, client, server } = await tlsPair();
