@@ -7,7 +7,7 @@ import { parseRequestHead } from "../http1/mod.ts";
 import { prepareCatalog, type PreparedCatalog } from "../discovery/mod.ts";
 import { INBOUND_LISTENER, MeshRouter } from "./router.ts";
 import { SharedLimits } from "../resilience/shared_limits.ts";
-import { InboundAuthz } from "./inbound_authz.ts";
+import { InboundAuthz } from "../authz/mod.ts";
 import { ResourceSchema } from "../../config/mod.ts";
 
 const TD = "skein.local";

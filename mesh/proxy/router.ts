@@ -6,7 +6,7 @@
  * - the `http_proxy` listener reads the service from `Host` (with or without a port);
  * - the `inbound` listener forwards to a local app: the one named by `x-skein-destination`,
  *   else by `Host`, else the only one this proxy fronts, once the app's `Authorization`
- *   resource allows the caller (see `inbound_authz.ts`).
+ *   resource allows the caller (see `mesh/authz/inbound.ts`).
  * @module
  */
 import type { Logger } from "../../common/log.ts";
@@ -27,7 +27,7 @@ import {
 } from "./destination.ts";
 import { localAppPolicy } from "./policy_defaults.ts";
 import { upstreamKey } from "../../config/upstream_key.ts";
-import { InboundAuthz } from "./inbound_authz.ts";
+import { InboundAuthz } from "../authz/mod.ts";
 import type { CallInfo, Recorder } from "../observe/recorder.ts";
 import { InboundRateLimits, type RateLimitSpec } from "./inbound_rate_limit.ts";
 import {

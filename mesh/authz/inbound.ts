@@ -23,18 +23,16 @@ import type { Resource } from "../../config/mod.ts";
 import type { SpiffeId } from "../../common/tls/mod.ts";
 import type { RequestHead } from "../http1/mod.ts";
 import {
-  auditRecord,
   callerFromUri,
   compileAuthorization,
   type CompiledAuthorization,
   type Decision,
-  DENIED_HEADER,
   evaluateNormalized,
   evaluateTcp,
-  normalizePath,
-  shouldAudit,
   unreadableAuthorization,
-} from "../authz/mod.ts";
+} from "./authz.ts";
+import { normalizePath } from "./path.ts";
+import { auditRecord, DENIED_HEADER, shouldAudit } from "./response.ts";
 import { ProxyError } from "../forward/mod.ts";
 
 /** Most distinct caller ids kept parsed; beyond it the cache starts over. */
