@@ -22,5 +22,4 @@ export * from "./destination.ts";
 export * from "./admin.ts";
 export * from "./data_plane.ts";
 export * from "./workers.ts";
-export * from "./metrics_merge.ts";
 export type * from "./worker_protocol.ts";

@@ -29,7 +29,7 @@ import { type Catalog, Discovery, type ProxySelfReport } from "../discovery/mod.
 import { adminHandler } from "./admin.ts";
 import type { DataPlaneSnapshot } from "./data_plane.ts";
 import type { DestinationStats } from "./destination.ts";
-import { mergeExpositions } from "./metrics_merge.ts";
+import { mergeExpositions } from "../observe/metrics_merge.ts";
 import { buildHeartbeatStats, DenialTap } from "../observe/heartbeat_stats.ts";
 import type { DenialStats, HeartbeatStats } from "../../common/heartbeat_stats.ts";
 import { type DataPlanes, LocalDataPlanes, workerCount, WorkerDataPlanes } from "./workers.ts";
