@@ -9,7 +9,7 @@
  * request counts are shared, through {@linkcode SharedLimits}.
  * @module
  */
-import { PROBE_INTERVAL_MS, tcpReachable } from "./reach_probe.ts";
+import { PROBE_INTERVAL_MS, tcpReachable } from "../resilience/reach_probe.ts";
 import { turnNow } from "../forward/batch_clock.ts";
 // Types only: a data-plane worker loads no config schema (zod costs each isolate ~10 MB).
 import type { ProxyConfig } from "../../config/proxy_schema.ts";

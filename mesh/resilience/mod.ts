@@ -1,13 +1,15 @@
 /**
- * Resilience decisions for the proxy: retries, outlier detection and active health checks. The
- * list below says where each resilience feature lives. Pure and synchronous except the
- * health prober; the clock (`now(): number`, ms) and randomness (`random(): number`) are
- * injected.
+ * Resilience for the proxy: retries, outlier detection, active health checks and the state of
+ * the circuit breaker and the rate limiter; the list below says where each feature lives. Pure
+ * and synchronous except the two probes (health check, reach probe), which do I/O; the clock
+ * (`now(): number`, ms) and randomness (`random(): number`) are injected.
  *
  * Where each resilience feature lives:
  * - retries: `retry.ts` ({@linkcode RetryPolicy}: eligibility, budget, backoff);
  * - outlier detection: `outlier.ts` ({@linkcode OutlierDetector}; its `ejected`/`restored`
- *   events go to `balancer.setEjected` and metrics, its `tick()` runs every `intervalMs`);
+ *   events go to `balancer.setEjected` and metrics, its `tick()` runs every `intervalMs`), and
+ *   `reach_probe.ts`, which brings back early an endpoint ejected as unreachable once it
+ *   accepts connections again;
  * - active health checks: `health_check.ts` (`HealthChecker.run()` probes the local app; its
  *   status goes into the instance registration);
  * - the circuit breaker (`max_requests` per destination): the in-flight counts every worker

@@ -1,8 +1,9 @@
 /**
  * The reach probe: whether a TCP connection to an endpoint can be made now. The proxy runs it on
  * endpoints ejected for being unreachable (failed connects and resets only, see
- * {@linkcode OutlierDetector.restoreReachable} in mesh/resilience/outlier.ts), so a host that was cut off and healed comes back into
- * rotation within a probe interval (`PROBE_INTERVAL_MS`) instead of after its whole ejection.
+ * `OutlierDetector.restoreReachable` in `outlier.ts`), so a host that was cut off and healed
+ * comes back into rotation within a probe interval (`PROBE_INTERVAL_MS`) instead of after its
+ * whole ejection.
  * @module
  */
 
