@@ -92,7 +92,7 @@ export class TlsSocketIo {
     this.#unread = 0;
     if (this.#error !== null) return end(this.#error);
     if (this.#ended || this.#closed) return end(null);
-    // Below the socket's streams when the runtime allows it (see common/tls_raw_handle.ts).
+    // Below the socket's streams when the runtime allows it (see raw_handle.ts).
     this.#raw = RawTlsHandle.of(this.socket);
     if (this.#raw !== null) {
       this.#raw.start(data, end);
