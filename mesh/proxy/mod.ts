@@ -6,8 +6,9 @@
  * (`mesh/discovery/`) that registers, heartbeats and watches the catalog.
  *
  * What lives here, top to bottom: the assembly (`proxy.ts`, the admin listener `admin.ts`);
- * the worker threads (`workers.ts` on the main thread, `worker.ts` in each worker, the
- * messages between them in `worker_protocol.ts` and `plane_change.ts`); one thread's data
+ * the data planes as the main thread sees them (`data_planes.ts`, in-process for
+ * `workers: 1`); the worker threads (`workers.ts` on the main thread, `worker.ts` in each
+ * worker, the messages between them in `worker_protocol.ts` and `plane_change.ts`); one thread's data
  * plane (`data_plane.ts`); the router (`router.ts`, with `inbound_rate_limit.ts` and
  * `capability.ts`); and the policy per destination (`destination.ts` and the modules it
  * composes). Features the proxy assembles from elsewhere: mTLS on the proxy-to-proxy hop
@@ -29,5 +30,6 @@ export * from "./router.ts";
 export * from "./destination.ts";
 export * from "./admin.ts";
 export * from "./data_plane.ts";
+export * from "./data_planes.ts";
 export * from "./workers.ts";
 export type * from "./worker_protocol.ts";
