@@ -75,7 +75,7 @@ import { WriteRate } from "./write_rate.ts";
 import { type ApiTracing, traceApiCalls } from "./tracing.ts";
 import type { DashboardWindow } from "../dashboard/window.ts";
 import { HeartbeatStatsSchema } from "../dashboard/stats_schema.ts";
-import { mountDashboard } from "../dashboard/routes.ts";
+import { dashboardRoutes } from "../dashboard/routes.ts";
 
 /** How long a write may wait for commit before the API answers 503 `no_quorum`. */
 export const WRITE_TIMEOUT_MS = 5_000;
@@ -1481,7 +1481,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
   // --- telemetry --------------------------------------------------------------------------
 
   if (opts.dashboard !== undefined) {
-    mountDashboard(app, { backend, window: opts.dashboard, now: clock });
+    app.route("/", dashboardRoutes({ backend, window: opts.dashboard, now: clock }));
   }
 
   app.get("/metrics", (c) => {
