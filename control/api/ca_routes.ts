@@ -49,6 +49,33 @@ const _RevokeBody = z.strictObject({
 const _RotateBody = z.strictObject({ activate: z.boolean().default(false) });
 const _ActivateBody = z.strictObject({ root_id: z.string().regex(/^[0-9a-f]{1,128}$/) });
 
+/** Signs a CSR; the CA's refusals answer 403 (a revoked identity) or 400. */
+async function _sign(
+  ca: CaState,
+  o: Parameters<typeof signCsr>[1],
+): Promise<Awaited<ReturnType<typeof signCsr>>> {
+  try {
+    return await signCsr(ca, o);
+  } catch (e) {
+    if (e instanceof CaError) {
+      throw new ApiError(e.code === "revoked" ? 403 : 400, e.code, e.message);
+    }
+    throw e;
+  }
+}
+
+/** The answer to a signing request: the certificate, its CA and validity. */
+function _certificateBody(signed: Awaited<ReturnType<typeof signCsr>>): Record<string, unknown> {
+  return {
+    certPem: signed.certPem,
+    caPem: signed.caPem,
+    spiffeId: signed.spiffeId,
+    serial: signed.serial,
+    notBefore: signed.notBefore,
+    notAfter: signed.notAfter,
+  };
+}
+
 /** The CA routes; certificates signed here live `leafTtlMs`. */
 export function caRoutes(k: ApiCore, leafTtlMs: number): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
@@ -141,20 +168,12 @@ export function caRoutes(k: ApiCore, leafTtlMs: number): Hono<ApiEnv> {
       });
       throw tokenRefusal(check.reason);
     }
-    let signed;
-    try {
-      signed = await signCsr(ca, {
-        csrPem: req.csr,
-        identity: { kind: "service", service: check.record.service },
-        now,
-        ttlMs: leafTtlMs,
-      });
-    } catch (e) {
-      if (e instanceof CaError) {
-        throw new ApiError(e.code === "revoked" ? 403 : 400, e.code, e.message);
-      }
-      throw e;
-    }
+    const signed = await _sign(ca, {
+      csrPem: req.csr,
+      identity: { kind: "service", service: check.record.service },
+      now,
+      ttlMs: leafTtlMs,
+    });
     const r = await k.commit(c, bytes, { type: "consume_join_token", id: check.record.id, now });
     if (r instanceof Response) return r;
     log.info("certificate issued", {
@@ -163,14 +182,7 @@ export function caRoutes(k: ApiCore, leafTtlMs: number): Hono<ApiEnv> {
       not_after: new Date(signed.notAfter).toISOString(),
       join_id: check.record.id,
     });
-    return c.json({
-      certPem: signed.certPem,
-      caPem: signed.caPem,
-      spiffeId: signed.spiffeId,
-      serial: signed.serial,
-      notBefore: signed.notBefore,
-      notAfter: signed.notAfter,
-    });
+    return c.json(_certificateBody(signed));
   });
 
   /**
@@ -194,35 +206,20 @@ export function caRoutes(k: ApiCore, leafTtlMs: number): Hono<ApiEnv> {
         `${p.spiffeId} is not of trust domain ${ca.trustDomain}`,
       );
     }
-    let signed;
-    try {
-      signed = await signCsr(ca, {
-        csrPem,
-        identity: p.kind === "proxy"
-          ? { kind: "service", service: p.service }
-          : { kind: "control", node: p.node },
-        now: clock(),
-        ttlMs: leafTtlMs,
-      });
-    } catch (e) {
-      if (e instanceof CaError) {
-        throw new ApiError(e.code === "revoked" ? 403 : 400, e.code, e.message);
-      }
-      throw e;
-    }
+    const signed = await _sign(ca, {
+      csrPem,
+      identity: p.kind === "proxy"
+        ? { kind: "service", service: p.service }
+        : { kind: "control", node: p.node },
+      now: clock(),
+      ttlMs: leafTtlMs,
+    });
     log.info("certificate renewed", {
       spiffe_id: signed.spiffeId,
       serial: signed.serial,
       not_after: new Date(signed.notAfter).toISOString(),
     });
-    return c.json({
-      certPem: signed.certPem,
-      caPem: signed.caPem,
-      spiffeId: signed.spiffeId,
-      serial: signed.serial,
-      notBefore: signed.notBefore,
-      notAfter: signed.notAfter,
-    });
+    return c.json(_certificateBody(signed));
   }
 
   // One CA change at a time on this node, so concurrent operator calls queue instead of failing

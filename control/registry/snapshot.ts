@@ -110,6 +110,15 @@ export function captureSnapshot(s: SnapshotInput): SnapshotParts {
   return { before: head.slice(0, at), instances: s.instances, after: head.slice(at) };
 }
 
+/** Adds `group/name` to `seen`, or throws when a snapshot holds it twice. */
+function _once(seen: Set<string>, what: string, group: string, name: string): void {
+  const key = `${group}\u0000${name}`;
+  if (seen.has(key)) {
+    throw new SnapshotError(`invalid registry snapshot: duplicate ${what} ${group}/${name}`);
+  }
+  seen.add(key);
+}
+
 /** Reads and checks snapshot bytes; throws {@linkcode SnapshotError}. */
 export function parseSnapshot(bytes: Uint8Array): CheckedSnapshot {
   let raw: unknown;
@@ -134,24 +143,10 @@ export function parseSnapshot(bytes: Uint8Array): CheckedSnapshot {
     );
   }
   const seenInstances = new Set<string>();
-  for (const inst of snap.instances) {
-    const key = `${inst.service}\u0000${inst.id}`;
-    if (seenInstances.has(key)) {
-      throw new SnapshotError(
-        `invalid registry snapshot: duplicate instance ${inst.service}/${inst.id}`,
-      );
-    }
-    seenInstances.add(key);
-  }
+  for (const inst of snap.instances) _once(seenInstances, "instance", inst.service, inst.id);
   const seenResources = new Set<string>();
   for (const r of snap.resources) {
-    const key = `${r.kind}\u0000${r.name}`;
-    if (seenResources.has(key)) {
-      throw new SnapshotError(
-        `invalid registry snapshot: duplicate resource ${r.kind}/${r.name}`,
-      );
-    }
-    seenResources.add(key);
+    _once(seenResources, "resource", r.kind, r.name);
     for (let i = 1; i < r.revisions.length; i++) {
       if (r.revisions[i]!.revision <= r.revisions[i - 1]!.revision) {
         throw new SnapshotError(
