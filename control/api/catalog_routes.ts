@@ -27,6 +27,7 @@ export function catalogRoutes(
 ): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
   const { backend } = k;
+
   app.get("/v1/catalog", async (c) => {
     const q = parseQuery(c, CatalogQuery);
     let waitMs = DEFAULT_BLOCKING_WAIT_MS;

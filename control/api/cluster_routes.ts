@@ -26,6 +26,7 @@ const _MemberBody = z.strictObject({
 export function clusterRoutes(k: ApiCore, version: string | undefined): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
   const { backend, clock } = k;
+
   // `time` (this node's clock, ms) lets `skein ctl check` see clock skew between nodes.
   app.get("/v1/health", (c) =>
     c.json({

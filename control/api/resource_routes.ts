@@ -69,6 +69,7 @@ export function parseResourceBody(value: unknown): StoredResource[] {
 export function resourceRoutes(k: ApiCore): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
   const { backend } = k;
+
   app.put("/v1/resources", async (c) => {
     const { bytes, value } = await k.body(c);
     const items = parseResourceBody(value);

@@ -35,6 +35,7 @@ const _OperatorTokenBody = z.strictObject({
 export function tokenRoutes(k: ApiCore): Hono<ApiEnv> {
   const app = new Hono<ApiEnv>();
   const { backend, log, clock } = k;
+
   app.post("/v1/tokens", async (c) => {
     const { bytes, value } = await k.body(c);
     const req = validateBody(_TokenBody, value);
