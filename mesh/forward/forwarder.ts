@@ -32,7 +32,7 @@ import {
   writeForwardedRequestHead,
   writeForwardedResponseHead,
 } from "../http1/mod.ts";
-import { closeQuietly, noDelay, pipe, writeAll, writeNow } from "./io.ts";
+import { closeQuietly, noDelay, pipe, writeAll, writeNow } from "../conn/io.ts";
 import { readerFor, type ReadFn } from "../../common/op_read.ts";
 import { ConnectError, ConnectionPool, type UpstreamConn } from "./pool.ts";
 import { peerIdentityOf } from "./tls_conn.ts";

@@ -11,4 +11,4 @@ export * from "./forwarder.ts";
 export * from "./static_router.ts";
 export * from "./tls_conn.ts";
 export { mirrorBytes, type MirrorOutcome, type MirrorTarget, shadowHost } from "./mirror.ts";
-export { closeQuietly, noDelay, pipe, type PipeResult, writeAll } from "./io.ts";
+export { closeQuietly, noDelay, pipe, type PipeResult, writeAll } from "../conn/io.ts";

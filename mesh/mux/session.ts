@@ -24,7 +24,8 @@ import {
   readWindowIncrement,
   writeFrameHeader,
 } from "./frame.ts";
-import { readableOf, writableOf } from "../forward/io.ts";
+import { readableOf, writableOf } from "../conn/io.ts";
+import type { RefusableConn } from "../conn/refusable.ts";
 
 /** Unread bytes a sender may have in flight per stream (a protocol constant: both ends use it). */
 export const STREAM_WINDOW_BYTES = 128 * 1024;
@@ -647,7 +648,7 @@ interface _Reader {
 }
 
 /** One stream of a {@linkcode MuxSession}, behaving like a `Deno.Conn`. */
-export class MuxStream implements Deno.Conn {
+export class MuxStream implements RefusableConn {
   /** The stream id within its session. */
   readonly id: number;
   readonly #s: MuxSession;
