@@ -1,10 +1,11 @@
 /**
- * The straightforward head parser that `head.ts` replaced, kept as the oracle (plus the two
- * flags the head writers act on: `contentLengthListed`, `forwardingFields`) for the differential tests in `head_differential_test.ts`: the optimized parser must give the same
- * heads and the same errors for every input. Not exported from `mod.ts`; never use it elsewhere.
+ * A straightforward head parser, the oracle (plus the two flags the head writers act on:
+ * `contentLengthListed`, `forwardingFields`) for the differential tests in
+ * `mesh/http1/head_differential_test.ts`: the optimized parser in `mesh/http1/head.ts` must
+ * give the same heads and the same errors for every input. Test support only.
  * @module
  */
-import { HttpParseError } from "./errors.ts";
+import { HttpParseError } from "../../mesh/http1/errors.ts";
 
 import {
   DEFAULT_HEAD_LIMITS,
@@ -16,7 +17,7 @@ import {
   MAX_LEADING_EMPTY_LINES,
   type RequestHead,
   type ResponseHead,
-} from "./head.ts";
+} from "../../mesh/http1/head.ts";
 
 /** Most decimal digits accepted in a Content-Length (keeps it a safe integer). */
 const MAX_CONTENT_LENGTH_DIGITS = 15;
