@@ -4,58 +4,125 @@
  * A head is located with {@linkcode findHeadEnd}, which can be resumed as more bytes arrive,
  * then parsed in one pass. Parsed heads keep byte offsets into the caller's buffer so a proxy
  * can forward header lines verbatim instead of re-encoding them.
+ * @module
  *
- * This module parses start lines and field lines and is the public face of the head parser;
- * the pieces live beside it: `head_types.ts` (shapes and limits), `head_bytes.ts` (byte
- * tables), `head_scan.ts` (finding the end of a head), `head_fields.ts` (the field table and
- * the lazily decoded head), `head_semantics.ts` (framing and connection rules) and
- * `head_edit.ts` (lookups and edits after parsing).
+ * This module finds and parses heads: start lines and the syntax of field lines, in one pass
+ * over the bytes. The rest lives beside it: `head_types.ts` (shapes and limits),
+ * `head_fields.ts` (the field table, field semantics and lookups), `head_edit.ts` (fields a
+ * proxy drops) and `head_bytes.ts` (latin-1 decoding).
+ *
+ * Constants used in the per-byte and per-field loops stay private to the module that loops:
+ * V8 folds a module's own constants into optimized code, but reads an exported or imported
+ * one from its cell at every use, which measurably slowed head parsing.
  * @module
  */
 import { HttpParseError } from "./errors.ts";
 import {
   DEFAULT_HEAD_LIMITS,
   type HeadLimits,
+  type HeadScan,
   type HttpHead,
+  MAX_HEAD_BYTES,
+  MAX_LEADING_EMPTY_LINES,
   type RequestHead,
   type ResponseHead,
 } from "./head_types.ts";
-import {
-  COLON,
-  CR,
-  eqLower,
-  FB_OBS,
-  FIELD_BYTE,
-  HTAB,
-  latin1,
-  LF,
-  SP,
-  TCHAR,
-  VCHAR,
-} from "./head_bytes.ts";
-import { findHeadEnd, newHeadScan } from "./head_scan.ts";
-import {
-  F_KIND,
-  F_VE,
-  F_VS,
-  FIELD_STRIDE,
-  fieldKind,
-  K_CAPABILITY,
-  K_EXPECT,
-  ParsedHead,
-} from "./head_fields.ts";
-import { applySemantics } from "./head_semantics.ts";
+import { latin1 } from "./head_bytes.ts";
+import { applyRequestFlags, applySemantics, fieldKind, ParsedHead } from "./head_fields.ts";
 
 export * from "./head_types.ts";
 export { latin1 } from "./head_bytes.ts";
-export { findHeadEnd, newHeadScan, resetHeadScan } from "./head_scan.ts";
-export {
-  type DropFields,
-  dropRewrittenFields,
-  headerValue,
-  IDENTITY_FIELDS,
-  markHopByHop,
-} from "./head_edit.ts";
+export { headerValue, markHopByHop } from "./head_fields.ts";
+export { type DropFields, dropRewrittenFields, IDENTITY_FIELDS } from "./head_edit.ts";
+
+/** Bytes searched for a line feed with a plain loop before falling back to indexOf. */
+const LF_LOOP_SCAN_BYTES = 64;
+
+const CR = 13;
+const LF = 10;
+const SP = 32;
+const HTAB = 9;
+const COLON = 58;
+
+/** tchar per RFC 9110 section 5.6.2. */
+const TCHAR = new Uint8Array(256);
+/** Bytes allowed in a field value: VCHAR, SP, HTAB, obs-text. */
+const VCHAR = new Uint8Array(256);
+/** FIELD_BYTE entry of a byte allowed in a value below 0x80. */
+const FB_PLAIN = 1;
+/** FIELD_BYTE entry of obs-text (0x80-0xff), allowed but recorded in `hasObsText`. */
+const FB_OBS = 2;
+/** VCHAR with obs-text told apart, so the value scan needs one lookup per byte. */
+const FIELD_BYTE = new Uint8Array(256);
+{
+  for (let c = 0x21; c <= 0x7e; c++) VCHAR[c] = 1;
+  for (let c = 0x80; c <= 0xff; c++) VCHAR[c] = 1;
+  VCHAR[SP] = 1;
+  VCHAR[HTAB] = 1;
+  const t = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+  for (let i = 0; i < t.length; i++) TCHAR[t.charCodeAt(i)] = 1;
+  for (let c = 0; c < 256; c++) if (VCHAR[c] === 1) FIELD_BYTE[c] = c >= 0x80 ? FB_OBS : FB_PLAIN;
+}
+
+/** Starts a scan for a head beginning at `start`. */
+export function newHeadScan(start = 0): HeadScan {
+  return { start, lineStart: start, pos: start, skipped: 0 };
+}
+
+/** Resets a scan so it can be reused for the next message without allocating. */
+export function resetHeadScan(scan: HeadScan, start: number): void {
+  scan.start = start;
+  scan.lineStart = start;
+  scan.pos = start;
+  scan.skipped = 0;
+}
+
+/**
+ * Looks for the blank line ending a head in `buf[scan.pos, end)`.
+ * Returns the offset just past it, or -1 when more bytes are needed (the scan remembers where
+ * it stopped). Throws {@linkcode HttpParseError} for bare LF or a head over `maxHeadBytes`.
+ */
+export function findHeadEnd(
+  buf: Uint8Array,
+  end: number,
+  scan: HeadScan,
+  maxHeadBytes: number = MAX_HEAD_BYTES,
+): number {
+  let i = scan.pos;
+  while (true) {
+    // Most lines are short: a plain loop beats indexOf's per-call cost, which pays off only
+    // on long lines (cookies, tokens).
+    let lf = i;
+    const loopEnd = Math.min(end, i + LF_LOOP_SCAN_BYTES);
+    while (lf < loopEnd && buf[lf] !== LF) lf++;
+    if (lf === loopEnd && lf < end) lf = buf.indexOf(LF, lf);
+    if (lf === -1 || lf >= end) {
+      scan.pos = end;
+      if (end - scan.start > maxHeadBytes) {
+        throw new HttpParseError("head_too_large", 431, `head exceeds ${maxHeadBytes} bytes`);
+      }
+      return -1;
+    }
+    if (lf === scan.lineStart || buf[lf - 1] !== CR) {
+      throw new HttpParseError("bare_lf", 400, `line feed without carriage return at ${lf}`);
+    }
+    if (lf + 1 - scan.start > maxHeadBytes) {
+      throw new HttpParseError("head_too_large", 431, `head exceeds ${maxHeadBytes} bytes`);
+    }
+    if (lf - 1 === scan.lineStart) {
+      if (scan.lineStart === scan.start) {
+        if (++scan.skipped > MAX_LEADING_EMPTY_LINES) {
+          throw new HttpParseError("bad_request_line", 400, "too many empty lines before head");
+        }
+        scan.start = scan.lineStart = i = lf + 1;
+        continue;
+      }
+      scan.pos = lf + 1;
+      return lf + 1;
+    }
+    scan.lineStart = i = lf + 1;
+  }
+}
 
 /** Parses "HTTP/1.x" at `p`; returns the minor version. */
 function _version(buf: Uint8Array, p: number, end: number, status: number): number {
@@ -189,17 +256,7 @@ export function parseRequestHead(
   head.firstLineEnd = lf + 1;
   const seen = _fields(buf, lf + 1, end, head, limits);
   head.host = applySemantics(head, limits, true, seen);
-  if ((seen & (1 << K_CAPABILITY)) !== 0) head.asksCapability = true;
-  if ((seen & (1 << K_EXPECT)) !== 0) {
-    const f = head._f;
-    for (let o = 0; o < f.length; o += FIELD_STRIDE) {
-      if (f[o + F_KIND] !== K_EXPECT) continue;
-      // Only the first Expect field counts.
-      const vs = f[o + F_VS]!;
-      head.expectContinue = f[o + F_VE]! - vs === 12 && eqLower(buf, vs, "100-continue");
-      break;
-    }
-  }
+  applyRequestFlags(head, seen);
   return head;
 }
 

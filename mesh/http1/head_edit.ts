@@ -1,55 +1,10 @@
 /**
- * Reading and editing the fields of a parsed head after parsing: value lookup by name, marking
- * fields hop-by-hop, and dropping the fields a proxy rewrites (identity, x-forwarded-for,
- * listed Content-Length). Parsed heads are searched as bytes so a lookup decodes one value.
+ * Dropping the fields a proxy rewrites instead of passing them on as sent: identity and
+ * method-override fields, `x-forwarded-for` lines (merged into one list), a listed or repeated
+ * Content-Length.
  * @module
  */
 import type { HttpHead } from "./head_types.ts";
-import { latin1 } from "./head_bytes.ts";
-import { F_COLON, F_LINE, F_VE, F_VS, FIELD_STRIDE, nameIs, ParsedHead } from "./head_fields.ts";
-
-/** Returns the first value of a field (name lower-cased), or null. */
-export function headerValue(head: HttpHead, name: string): string | null {
-  if (head instanceof ParsedHead && head._names === null) {
-    // Compare names as bytes so a lookup decodes one value, not the whole head.
-    const f = head._f;
-    const buf = head.raw;
-    for (let o = 0; o < f.length; o += FIELD_STRIDE) {
-      if (nameIs(buf, f[o + F_LINE]!, f[o + F_COLON]!, name)) {
-        return head._values !== null
-          ? head._values[o / FIELD_STRIDE]!
-          : latin1(buf, f[o + F_VS]!, f[o + F_VE]!);
-      }
-    }
-    return null;
-  }
-  const i = head.names.indexOf(name);
-  return i === -1 ? null : head.values[i]!;
-}
-
-/**
- * Marks every field named `name` (lower-cased) hop-by-hop so the rewriter drops it, without
- * decoding the other names. Returns how many fields were marked.
- */
-export function markHopByHop(head: HttpHead, name: string): number {
-  let marked = 0;
-  if (head instanceof ParsedHead && head._names === null) {
-    const f = head._f;
-    for (let o = 0; o < f.length; o += FIELD_STRIDE) {
-      if (!nameIs(head.raw, f[o + F_LINE]!, f[o + F_COLON]!, name)) continue;
-      head.hop[o / FIELD_STRIDE] = true;
-      marked++;
-    }
-  } else {
-    const names = head.names;
-    for (let i = names.indexOf(name); i !== -1; i = names.indexOf(name, i + 1)) {
-      head.hop[i] = true;
-      marked++;
-    }
-  }
-  if (marked > 0) head.hasHopByHop = true;
-  return marked;
-}
 
 /** The names {@linkcode dropRewrittenFields} treats as identity fields (lower case). */
 export const IDENTITY_FIELDS: readonly string[] = [
