@@ -4,7 +4,8 @@
  * drive the operator's terminal.
  */
 import assert from "node:assert/strict";
-import { createApi, FakeBackend } from "../control/api/mod.ts";
+import { createApi } from "../control/api/mod.ts";
+import { FakeBackend } from "../tests/control/fake_backend.ts";
 import { runCtl } from "./ctl.ts";
 import { escapeCell } from "./ctl/output.ts";
 

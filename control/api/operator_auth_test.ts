@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { memoryLogger } from "../../common/log.ts";
 import { createOperatorToken, hashSecret, type Role } from "../auth/mod.ts";
 import { createApi } from "./app.ts";
-import { FakeBackend } from "./fake_backend.ts";
+import { FakeBackend } from "../../tests/control/fake_backend.ts";
 import { operatorAuthorizer } from "./operator_auth.ts";
 import { parseSpiffeId, type SpiffeId } from "../../common/tls/mod.ts";
 

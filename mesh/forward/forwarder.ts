@@ -2,7 +2,7 @@
  * The HTTP/1.1 forwarding engine: an accept loop, a keep-alive loop per client connection, and
  * per request: parse the head, route, rewrite, send over a pooled upstream connection, stream the
  * body both ways, relay the response. Built on `Deno.Conn` directly because fetch()/Deno.serve
- * cost several times more per request (see `mesh/forward/NOTES.md`).
+ * cost several times more per request (see `docs/hot_path.md`).
  *
  * Retries happen only when safe: nothing was sent to the client yet, the request body is fully
  * buffered (none, or Content-Length up to `maxRetryBodyBytes`), and either the request never
@@ -32,7 +32,7 @@ import {
   writeForwardedRequestHead,
   writeForwardedResponseHead,
 } from "../http1/mod.ts";
-import { closeQuietly, noDelay, pipe, writeAll, writeNow } from "./io.ts";
+import { closeQuietly, noDelay, pipe, writeAll, writeNow } from "../conn/io.ts";
 import { readerFor, type ReadFn } from "./direct_read.ts";
 import { ConnectError, ConnectionPool, type UpstreamConn } from "./pool.ts";
 import { peerIdentityOf } from "./tls_conn.ts";

@@ -10,4 +10,4 @@ export * from "./pool.ts";
 export * from "./forwarder.ts";
 export * from "./tls_conn.ts";
 export { mirrorBytes, type MirrorOutcome, type MirrorTarget, shadowHost } from "./mirror.ts";
-export { closeQuietly, noDelay, pipe, type PipeResult, writeAll } from "./io.ts";
+export { closeQuietly, noDelay, pipe, type PipeResult, writeAll } from "../conn/io.ts";

@@ -8,7 +8,7 @@
  * @module
  */
 import type { Endpoint } from "./types.ts";
-import { closeQuietly, noDelay } from "./io.ts";
+import { closeQuietly, noDelay } from "../conn/io.ts";
 import { readerFor, type ReadFn } from "./direct_read.ts";
 
 /** Most idle connections kept per endpoint. */

@@ -1,5 +1,5 @@
 /**
- * The optimized parser in `head.ts` must behave exactly like the straightforward one it replaced
+ * The optimized parser in `head.ts` must behave exactly like a straightforward one
  * (`tests/http1/reference_head.ts`): same heads, same errors, same statuses. The parser is a security
  * boundary, so this compares both on many seeded, generated heads full of edge cases.
  */

@@ -1,9 +1,8 @@
 /**
- * The straightforward head parser that `mesh/http1/head.ts` replaced, kept as the oracle (plus
- * the two flags the head writers act on: `contentLengthListed`, `forwardingFields`) for the
- * differential tests in `mesh/http1/head_differential_test.ts`: the optimized parser must give
- * the same heads and the same errors for every input. It lives under tests/ because only that
- * test uses it.
+ * A straightforward head parser, the oracle (plus the two flags the head writers act on:
+ * `contentLengthListed`, `forwardingFields`) for the differential tests in
+ * `mesh/http1/head_differential_test.ts`: the optimized parser in `mesh/http1/head.ts` must
+ * give the same heads and the same errors for every input. Test support only.
  * @module
  */
 import { HttpParseError } from "../../mesh/http1/errors.ts";

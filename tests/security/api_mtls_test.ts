@@ -19,10 +19,10 @@ import { createOperatorToken } from "../../control/auth/mod.ts";
 import {
   createApi,
   createMtlsFetch,
-  FakeBackend,
   operatorAuthorizer,
   serveApiHttps,
 } from "../../control/api/mod.ts";
+import { FakeBackend } from "../control/fake_backend.ts";
 import { createKeyAndCsr } from "../../mesh/identity/mod.ts";
 import { leaf, plaintextExchange, run, testCa, writePair } from "./_pki.ts";
 

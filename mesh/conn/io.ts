@@ -1,3 +1,9 @@
+/**
+ * Byte-moving helpers over any `Deno.Conn` (plain TCP, mesh TLS, a mux stream): write-all,
+ * write-now, pipe, quiet close, no-delay and stream adapters. They sit below both the forwarder
+ * and the mux so neither has to import the other for them.
+ * @module
+ */
 /** Writes all of `bytes`, looping over short writes. */
 export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   let off = 0;

@@ -3,6 +3,8 @@ import { type CaState, createCa } from "../ca/mod.ts";
 import { createJoinToken, redeem } from "../auth/mod.ts";
 import { decodeCommand, encodeCommand, type RegistryCommand } from "./commands.ts";
 import { RegistryState } from "./state.ts";
+import { StateIndexes } from "./apply_result.ts";
+import { Credentials } from "./credentials.ts";
 
 const NOW = Date.UTC(2026, 0, 1);
 const TD = "skein.local";
@@ -154,4 +156,21 @@ Deno.test("a snapshot with a corrupt CA is refused", async () => {
     () => RegistryState.restore(new TextEncoder().encode(JSON.stringify(json))),
     /ca: /,
   );
+});
+
+Deno.test("Credentials move the catalog index for trust changes only, not for token records", async () => {
+  const at = new StateIndexes();
+  const cr = new Credentials(at);
+  const tok = createJoinToken({ service: "api", ttlMs: 60_000, uses: 1, now: NOW });
+  assert.ok(cr.createJoinToken(1, tok.record).ok);
+  assert.equal(at.catalog, 0);
+  const noCa = cr.revokeIdentity(2, `spiffe://${TD}/svc/api`, NOW, "");
+  assert.ok(!noCa.ok && noCa.error.code === "no_ca");
+  const c = await ca();
+  assert.ok(cr.putCa(3, c, null, undefined).ok);
+  assert.equal(at.catalog, 3);
+  assert.ok(cr.revokeIdentity(4, `spiffe://${TD}/svc/api`, NOW, "").ok);
+  assert.equal(at.catalog, 4);
+  assert.deepEqual(cr.trust().revoked, [`spiffe://${TD}/svc/api`]);
+  assert.deepEqual(Object.keys(cr.snapshotFields()).sort(), ["ca", "join_tokens"]);
 });

@@ -10,7 +10,7 @@ import {
   IndexWatcher,
   type RegistryCommand,
   RegistryState,
-} from "../registry/mod.ts";
+} from "../../control/registry/mod.ts";
 import {
   BackendError,
   type ControlBackend,
@@ -18,8 +18,8 @@ import {
   type HeartbeatItem,
   type Member,
   NotLeaderError,
-} from "./backend.ts";
-import type { ForwardedCaller } from "../auth/mod.ts";
+} from "../../control/api/backend.ts";
+import type { ForwardedCaller } from "../../control/auth/mod.ts";
 
 /** Options of {@linkcode FakeBackend}. */
 export interface FakeBackendOptions {

@@ -3,13 +3,13 @@
  * `Deno.serve` in plaintext and with TLS, measured with `wrk` (which speaks TLS without a client
  * certificate, i.e. as an operator would).
  *
- * `deno run -A control/api/https_server_bench.ts [SECONDS] [CONNECTIONS]`
+ * `deno run -A bench/https_server_bench.ts [SECONDS] [CONNECTIONS]`
  * @module
  */
-import { createCa, issueCertificate, trustBundlePem } from "../ca/mod.ts";
-import { serveApiHttps } from "./https_server.ts";
-import { createApi } from "./app.ts";
-import { FakeBackend } from "./fake_backend.ts";
+import { createCa, issueCertificate, trustBundlePem } from "../control/ca/mod.ts";
+import { serveApiHttps } from "../control/api/https_server.ts";
+import { createApi } from "../control/api/app.ts";
+import { FakeBackend } from "../tests/control/fake_backend.ts";
 
 const seconds = Number(Deno.args[0] ?? 5);
 const conns = Number(Deno.args[1] ?? 32);
