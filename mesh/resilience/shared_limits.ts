@@ -16,7 +16,7 @@
  * and the destination would answer `overloaded` for good.
  * @module
  */
-import { SHARED_RATE_BYTES, SharedRates } from "./shared_rate.ts";
+import { fnv1a, SHARED_RATE_BYTES, SharedRates } from "./shared_rate.ts";
 
 /** Slots in the table: twice the proxy's destination cap, so probes stay short. */
 export const SHARED_LIMIT_SLOTS = 8192;
@@ -87,7 +87,7 @@ export class SharedLimits {
 
   /** The slot of `name`, claiming one if no worker has yet. */
   slot(name: string): number {
-    const key = _fnv1a(name) | 1; // never 0, which marks a free slot
+    const key = fnv1a(name) | 1; // never 0, which marks a free slot
     let i = (key >>> 0) % SHARED_LIMIT_SLOTS;
     for (let probe = 0; probe < SHARED_LIMIT_SLOTS; probe++) {
       const was = Atomics.compareExchange(this.#keys, i, 0, key);
@@ -162,13 +162,4 @@ export class RequestLimit {
   setLimit(limit: number): void {
     this.#limit = limit;
   }
-}
-
-function _fnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h | 0;
 }

@@ -54,7 +54,7 @@ export class SharedRates {
    * the table is full.
    */
   cell(name: string): number {
-    const key = _fnv1a(name) | 1; // never 0, which marks a free cell
+    const key = fnv1a(name) | 1; // never 0, which marks a free cell
     const named = SHARED_RATE_CELLS - 1;
     let i = (key >>> 0) % named;
     for (let probe = 0; probe < named; probe++) {
@@ -92,7 +92,8 @@ export class SharedRates {
   }
 }
 
-function _fnv1a(s: string): number {
+/** The 32-bit FNV-1a hash of a name, which finds its slot or cell in the shared tables. */
+export function fnv1a(s: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) {
     h ^= s.charCodeAt(i);
