@@ -37,7 +37,7 @@ import {
 } from "./ca_rotation_driver.ts";
 import type { ControlIdentity } from "../tls/mod.ts";
 import { BOOTSTRAP_TOKEN_ID_PREFIX, type ForwardedCaller } from "../auth/mod.ts";
-import { isTrustDomain } from "../../common/tls.ts";
+import { isTrustDomain } from "../../common/tls/mod.ts";
 import {
   BackendError,
   type ControlBackend,

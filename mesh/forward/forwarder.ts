@@ -12,11 +12,11 @@
  * stream for as long as they flow.
  * @module
  */
-import { closeQuietly, noDelay } from "./io.ts";
+import { closeQuietly, noDelay } from "../conn/io.ts";
 import { ConnectionPool } from "./pool.ts";
 import { OpenUpgrades } from "./open_upgrades.ts";
 import { CoarseTimers } from "./coarse_timers.ts";
-import { turnNow } from "../../common/turn_clock.ts";
+import { turnNow } from "./batch_clock.ts";
 import { IdleSweeper } from "./idle.ts";
 import {
   type ForwarderCtx,

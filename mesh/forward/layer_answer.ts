@@ -5,7 +5,7 @@
  * @module
  */
 import { proxyResponseBytes, type RequestHead } from "../http1/mod.ts";
-import { writeAll } from "./io.ts";
+import { writeAll } from "../conn/io.ts";
 import { reachedNoApp, refuseUnread } from "./refuse.ts";
 import { Done } from "./exchange.ts";
 import type { Session } from "./session.ts";

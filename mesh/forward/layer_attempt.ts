@@ -21,8 +21,8 @@ import {
   writeForwardedRequestHead,
   writeForwardedResponseHead,
 } from "../http1/mod.ts";
-import { turnNow } from "../../common/turn_clock.ts";
-import { writeAll, writeNow } from "./io.ts";
+import { turnNow } from "./batch_clock.ts";
+import { writeAll, writeNow } from "../conn/io.ts";
 import { ConnectError, type UpstreamConn } from "./pool.ts";
 import type { Outcome, RouteDecision } from "./types.ts";
 import { Done, type Exchange } from "./exchange.ts";

@@ -11,7 +11,7 @@ import {
   type ResponseHead,
   writeForwardedResponseHead,
 } from "../http1/mod.ts";
-import { pipe, writeAll, writeNow } from "./io.ts";
+import { pipe, writeAll, writeNow } from "../conn/io.ts";
 import type { UpstreamConn } from "./pool.ts";
 import { Done } from "./exchange.ts";
 import type { Session } from "./session.ts";

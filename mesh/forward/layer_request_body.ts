@@ -6,7 +6,7 @@
  */
 import type { ChunkedFramer, RequestHead } from "../http1/mod.ts";
 import { HttpParseError } from "../http1/mod.ts";
-import { writeAll } from "./io.ts";
+import { writeAll } from "../conn/io.ts";
 import type { UpstreamConn } from "./pool.ts";
 import type { Session } from "./session.ts";
 

@@ -5,7 +5,7 @@
  * try is left, the last failure becomes the client's answer.
  * @module
  */
-import { turnNow } from "../../common/turn_clock.ts";
+import { turnNow } from "./batch_clock.ts";
 import { MAX_ATTEMPTS } from "./context.ts";
 import type { Done } from "./exchange.ts";
 import type { Session } from "./session.ts";

@@ -1,7 +1,7 @@
 /**
  * The route layer: the router turns a request head into a plan ({@linkcode RouteDecision}) or
  * a local answer ({@linkcode ProxyError}). Inside that one call the router also authorizes the
- * caller (inbound: `mesh/proxy/inbound_authz.ts`), applies rate limits
+ * caller (inbound: `mesh/authz/inbound.ts`), applies rate limits
  * (`mesh/proxy/inbound_rate_limit.ts`) and the circuit breaker's in-flight limit, matches
  * Route rules and rolls their faults (`mesh/proxy/destination.ts`).
  * @module

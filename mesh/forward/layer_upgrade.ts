@@ -5,7 +5,7 @@
  * @module
  */
 import { type ResponseHead, writeForwardedResponseHead } from "../http1/mod.ts";
-import { pipe, writeAll } from "./io.ts";
+import { pipe, writeAll } from "../conn/io.ts";
 import type { OpenUpgrade } from "./open_upgrades.ts";
 import type { UpstreamConn } from "./pool.ts";
 import { Done } from "./exchange.ts";

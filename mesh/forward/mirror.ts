@@ -10,7 +10,7 @@
  * @module
  */
 import { ByteWriter, type RequestHead } from "../http1/mod.ts";
-import { writeAll } from "./io.ts";
+import { writeAll } from "../conn/io.ts";
 import type { ConnectionPool, UpstreamConn } from "./pool.ts";
 import type { Endpoint, MirrorTarget } from "./types.ts";
 

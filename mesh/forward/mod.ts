@@ -9,7 +9,6 @@
 export * from "./types.ts";
 export * from "./pool.ts";
 export * from "./forwarder.ts";
-export * from "./static_router.ts";
 export * from "./tls_conn.ts";
 export { mirrorBytes, shadowHost } from "./mirror.ts";
-export { closeQuietly, noDelay, pipe, type PipeResult, writeAll } from "./io.ts";
+export { closeQuietly, noDelay, pipe, type PipeResult, writeAll } from "../conn/io.ts";

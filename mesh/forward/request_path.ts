@@ -24,7 +24,7 @@
  */
 import { findHeadEnd, HttpParseError, isIdempotent, parseRequestHead } from "../http1/mod.ts";
 import type { RequestHead } from "../http1/mod.ts";
-import { turnNow } from "../../common/turn_clock.ts";
+import { turnNow } from "./batch_clock.ts";
 import { mirrorRequest } from "./mirror.ts";
 import { Done, type Exchange } from "./exchange.ts";
 import type { Session } from "./session.ts";

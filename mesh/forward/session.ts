@@ -6,8 +6,8 @@
  * @module
  */
 import { ByteWriter, callerLine, type HeadScan, newHeadScan, resetHeadScan } from "../http1/mod.ts";
-import { readerFor, type ReadFn } from "../../common/op_read.ts";
-import { closeQuietly } from "./io.ts";
+import { readerFor, type ReadFn } from "./direct_read.ts";
+import { closeQuietly } from "../conn/io.ts";
 import { peerIdentityOf } from "./tls_conn.ts";
 import { type ForwarderCtx, SWEEP_INTERVAL_MS } from "./context.ts";
 import { Exchange } from "./exchange.ts";

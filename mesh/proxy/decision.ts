@@ -6,11 +6,11 @@
  */
 import type { Balancer, Endpoint as BalancedEndpoint } from "../balance/mod.ts";
 import type { Endpoint, Outcome, RouteDecision } from "../forward/mod.ts";
-import type { RouteMetrics } from "../proxy_metrics.ts";
+import type { RouteMetrics } from "../observe/proxy_metrics.ts";
 import { isFailure, type OutlierDetector, type RetryPolicy } from "../resilience/mod.ts";
 import type { DestinationDeps, EffectivePolicy } from "./destination_types.ts";
 import type { BalancedMirror } from "./mirror_target.ts";
-import type { RequestLimit } from "./shared_limits.ts";
+import type { RequestLimit } from "../resilience/shared_limits.ts";
 
 /** What a {@linkcode Decision} needs from the destination that made it. */
 export interface DecisionHost {

@@ -6,8 +6,9 @@
  * What the forwarder's layers (`mesh/forward/request_path.ts`) ask of it, per request:
  * - route (`decide`): the first matching Route rule (`route_rules.ts`) picks a backend version
  *   by weight (a balancer subset) and may inject a fault (`fault.ts`) or mirror the request
- *   (`mirror_target.ts`); then the circuit breaker's `requests` limit (`shared_limits.ts`,
- *   shared by all worker threads): over it, answer 503 `overloaded` at once;
+ *   (`mirror_target.ts`); then the circuit breaker's `requests` limit
+ *   (`mesh/resilience/shared_limits.ts`, shared by all worker threads): over it, answer 503
+ *   `overloaded` at once;
  * - balance (`Decision.pick`): an endpoint, never one already tried for this request;
  * - try (`Decision.onResult`): each outcome feeds the balancer (latency, in-flight) and
  *   outlier detection (ejections); the forwarder enforces `perTryTimeoutMs`/`timeoutMs`;
@@ -27,10 +28,10 @@ import {
 } from "../balance/mod.ts";
 import { type MirrorOutcome, ProxyError, type RouteDecision } from "../forward/mod.ts";
 import { headerValue, type RequestHead } from "../http1/mod.ts";
-import type { RouteMetrics } from "../proxy_metrics.ts";
+import type { RouteMetrics } from "../observe/proxy_metrics.ts";
 import type { OutlierDetector, RetryPolicy } from "../resilience/mod.ts";
 import type { CatalogInstance } from "../discovery/mod.ts";
-import { RequestLimit } from "./shared_limits.ts";
+import { RequestLimit } from "../resilience/shared_limits.ts";
 import { compileRoute, type RouteRule, type RuleMirror } from "./route_rules.ts";
 import { decideFault, rolls } from "./fault.ts";
 import { BalancedMirror } from "./mirror_target.ts";

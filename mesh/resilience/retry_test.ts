@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { manualClock, seededRandom } from "../balance/_testing.ts";
+import { manualClock } from "../../tests/manual_clock.ts";
+import { seededRandom } from "../../tests/seeded_random.ts";
 import { CONNECT_FAILURE, type Outcome, RESET, TIMEOUT } from "./outcome.ts";
 import { RetryBudget, type RetryOn, RetryPolicy } from "./retry.ts";
 
