@@ -3,9 +3,17 @@
  * Read this file top to bottom to follow a request; each layer lives in `layer_*.ts`:
  *
  * 1. read     — the request head, under the idle and header-read deadlines (here);
- * 2. route    — `layer_route.ts`: the router's plan, or its local answer. Authorization,
- *               rate limits and the circuit breaker's in-flight limit are decided inside
- *               the router's call (`mesh/proxy/`);
+ * 2. route    — `layer_route.ts`: the router's plan, or its local answer. The router
+ *               (`mesh/proxy/router.ts`) runs these in order inside that one call:
+ *    a. destination — the listener, `Host` or `x-skein-capability` name the service;
+ *    b. authorize   — inbound only: `InboundAuthz.checkHttp` (`mesh/authz/inbound.ts`);
+ *    c. limit       — inbound only: `InboundRateLimits.check`
+ *                     (`mesh/proxy/inbound_rate_limit.ts`);
+ *    d. plan        — `Destination.decide` (`mesh/proxy/destination.ts`): Route rules,
+ *                     faults, the circuit breaker's in-flight slot
+ *                     (`mesh/resilience/shared_limits.ts`) and the try budgets;
+ *    e. record      — `Recorder.record` (`mesh/observe/recorder.ts`) wraps the plan when
+ *                     tracing or the access log wants this request;
  * 3. fault    — `layer_route.ts` `faultDelay`: a delay a Route rule injects (an injected
  *               abort is the router's local answer);
  * 4. body     — `layer_request_body.ts`: a small body buffered so the request can be replayed;
