@@ -6,10 +6,10 @@ import { nullLogger } from "../common/log.ts";
 import { Registry } from "../common/metrics.ts";
 import { parseRequestHead } from "../mesh/http1/mod.ts";
 import { ProxyError, type RouteDecision } from "../mesh/forward/mod.ts";
-import { ProxyMetrics } from "../mesh/proxy_metrics.ts";
+import { ProxyMetrics } from "../mesh/observe/proxy_metrics.ts";
 import { type Catalog, prepareCatalog } from "../mesh/discovery/mod.ts";
 import { INBOUND_LISTENER, MeshRouter, upstreamListenerName } from "../mesh/proxy/router.ts";
-import { SharedLimits } from "../mesh/proxy/shared_limits.ts";
+import { SharedLimits } from "../mesh/resilience/shared_limits.ts";
 
 const b = new TextEncoder().encode(
   "GET /api/orders?id=7 HTTP/1.1\r\nhost: ledger\r\nuser-agent: bench\r\naccept: */*\r\n" +

@@ -75,9 +75,11 @@ export interface MeshBenchOptions {
   route?: boolean;
   /**
    * Turns on an access log to a file and tracing at 1% sampling towards a collector that is
-   * down, on both skein proxies (`--observe`), to show what observability costs.
+   * down, on both skein proxies (`--observe`), to show what observability costs;
+   * `--observe-log` or `--observe-trace` turns on only that half, to tell their costs
+   * apart.
    */
-  observe?: boolean;
+  observe?: boolean | "log" | "trace";
 }
 
 /** Measurements for one target. */
@@ -300,7 +302,13 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
       : [];
     if (opts.route) notes.push("skein pair: a Route of two weighted backends (95/5) in force");
     if (opts.observe) {
-      notes.push("skein pair: access log to a file, tracing at 1% to a collector that is down");
+      notes.push(
+        opts.observe === "log"
+          ? "skein pair: access log to a file"
+          : opts.observe === "trace"
+          ? "skein pair: tracing at 1% to a collector that is down"
+          : "skein pair: access log to a file, tracing at 1% to a collector that is down",
+      );
     }
     let controlUrls = ["http://127.0.0.1:9"];
     const tokenFiles: Record<string, string> = {};
@@ -339,11 +347,11 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
       log: { level: "error" },
       ...(caFile !== undefined ? { ca_file: caFile } : {}),
       // Port 9 refuses at once: spans are dropped and counted, as with a collector down.
-      ...(opts.observe
-        ? {
-          access_log: { path: `${tmp}/${node}-access.log`, format: "json" },
-          telemetry: { otlp: "http://127.0.0.1:9", sampling: 0.01 },
-        }
+      ...(opts.observe === true || opts.observe === "log"
+        ? { access_log: { path: `${tmp}/${node}-access.log`, format: "json" } }
+        : {}),
+      ...(opts.observe === true || opts.observe === "trace"
+        ? { telemetry: { otlp: "http://127.0.0.1:9", sampling: 0.01 } }
         : {}),
       ...extra,
     });
@@ -673,6 +681,13 @@ export function formatTable(r: BenchResult): string {
   return lines.join("\n");
 }
 
+/** `--observe` (both halves), `--observe-log` or `--observe-trace` from the command line. */
+export function observeArg(args: readonly string[]): boolean | "log" | "trace" {
+  if (args.includes("--observe")) return true;
+  if (args.includes("--observe-log")) return "log";
+  return args.includes("--observe-trace") ? "trace" : false;
+}
+
 if (import.meta.main) {
   const arg = (n: string, d: number) => {
     const i = Deno.args.indexOf(`--${n}`);
@@ -688,6 +703,6 @@ if (import.meta.main) {
     abOutbound: Deno.args.includes("--ab-outbound"),
     hold: Deno.args.includes("--hold"),
     route: Deno.args.includes("--route"),
-    observe: Deno.args.includes("--observe"),
+    observe: observeArg(Deno.args),
   });
 }

@@ -3,7 +3,7 @@
  * this process and prints the resident memory (and V8 heap) each adds. The order matters (a
  * module's shared dependencies count where they are first loaded).
  *
- * `deno run -A --v8-flags=--no-memory-reducer bench/module_cost.ts common/tls.ts zod ...`
+ * `deno run -A --v8-flags=--no-memory-reducer bench/module_cost.ts common/tls/mod.ts zod ...`
  * (paths relative to the repository, or bare specifiers of deno.json's imports).
  * @module
  */

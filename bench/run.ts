@@ -14,7 +14,8 @@
  * bench/control_bench.ts, which prints what each row's load generator sends), HAProxy with mTLS
  * on the proxy-to-proxy hop. `--plain-etcd` runs etcd over plain HTTP instead;
  * `--plaintext-mesh` measures HAProxy and the bare forwarder without TLS. `--route` puts a Route of
- * two weighted backends in force for the skein pair.
+ * two weighted backends in force for the skein pair; `--observe` turns on an access log and 1%
+ * tracing on it (`--observe-log`, `--observe-trace`: one of the two).
  * @module
  */
 
@@ -46,13 +47,13 @@ if (import.meta.main) {
       } else if (part === "mesh") {
         if (!(await _which("wrk"))) throw new Error("wrk is not installed (apt-get install wrk)");
         if (!(await _which("haproxy"))) console.log("haproxy is not installed: no peer to compare");
-        const { runMeshBench } = await import("./mesh_bench.ts");
+        const { observeArg, runMeshBench } = await import("./mesh_bench.ts");
         // With mTLS, a second caller without skein-mux/1 shows what the mux buys, same rounds.
         await runMeshBench({
           mtls: meshTls,
           abOutbound: meshTls,
           route: Deno.args.includes("--route"),
-          observe: Deno.args.includes("--observe"),
+          observe: observeArg(Deno.args),
         });
       } else if (part === "capacity") {
         const { runCapacityBench } = await import("./capacity_bench.ts");

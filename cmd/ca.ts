@@ -4,8 +4,8 @@
  * @module
  */
 import { createCa, SeedCaError, writeSeedCa } from "../control/ca/mod.ts";
-import { isTrustDomain } from "../common/tls.ts";
-import { type CommandIo, EXIT } from "./io.ts";
+import { isTrustDomain } from "../common/tls/mod.ts";
+import { type CommandIo, EXIT } from "./cli/io.ts";
 
 /** Options of {@linkcode runCaCreate}. */
 export interface CaCreateOptions {

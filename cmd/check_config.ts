@@ -14,7 +14,7 @@ import {
   ProxyConfig,
   readConfigFile,
 } from "../config/mod.ts";
-import { type CommandIo, EXIT } from "./io.ts";
+import { type CommandIo, EXIT } from "./cli/io.ts";
 
 /** Which schema a file is checked against. */
 export type ConfigKind = "control" | "proxy" | "resources";

@@ -4,10 +4,10 @@
  * @module
  */
 import { RESOURCE_KINDS } from "../config/mod.ts";
-import type { FlagSpec } from "./args.ts";
-import { GLOBAL_FLAGS } from "./args.ts";
-import type { CommandIo } from "./io.ts";
-import { EXIT } from "./io.ts";
+import type { FlagSpec } from "./cli/args.ts";
+import { GLOBAL_FLAGS } from "./cli/args.ts";
+import type { CommandIo } from "./cli/io.ts";
+import { EXIT } from "./cli/io.ts";
 
 /** What completion knows about one command: its flags. */
 export interface CompletionCommand {

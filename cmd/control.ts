@@ -20,7 +20,7 @@ import {
 import { type CaState, loadOrCreateSeedCa } from "../control/ca/mod.ts";
 import { ControlIdentity } from "../control/tls/mod.ts";
 import { hashSecret } from "../control/auth/mod.ts";
-import { type CommandIo, EXIT } from "./io.ts";
+import { type CommandIo, EXIT } from "./cli/io.ts";
 import { loadModeConfig } from "./load_config.ts";
 import { ensureBootstrapToken } from "./bootstrap_token.ts";
 import type { SpanSink } from "../common/trace/span_sink.ts";

@@ -4,9 +4,10 @@
  * drive the operator's terminal.
  */
 import assert from "node:assert/strict";
-import { createApi, FakeBackend } from "../control/api/mod.ts";
+import { createApi } from "../control/api/mod.ts";
+import { FakeBackend } from "../tests/control/fake_backend.ts";
 import { runCtl } from "./ctl.ts";
-import { escapeCell } from "./ctl_output.ts";
+import { escapeCell } from "./ctl/output.ts";
 
 Deno.test("escapeCell() shows control, format and separator characters as escapes", () => {
   const cases: [string, string][] = [

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { DashboardWindow } from "../control/dashboard/window.ts";
-import { createApi, FakeBackend, operatorAuthorizer } from "../control/api/mod.ts";
+import { createApi, operatorAuthorizer } from "../control/api/mod.ts";
+import { FakeBackend } from "../tests/control/fake_backend.ts";
 import { hashSecret } from "../control/auth/mod.ts";
 import { nullLogger } from "../common/log.ts";
 import { runCtl } from "./ctl.ts";

@@ -11,7 +11,7 @@ import type { Logger } from "../common/log.ts";
 import { serveDemoService } from "./demo_service.ts";
 import { ChildExitedError, DemoChild, logfmtFields } from "./demo_child.ts";
 import { type ChildStop, stopProblem } from "./demo_stop.ts";
-import { type CommandIo, EXIT } from "./io.ts";
+import { type CommandIo, EXIT } from "./cli/io.ts";
 import { V8_FLAGS_ARG } from "./v8_flags.ts";
 import { runnableSkein } from "./runnable.ts";
 import { createCa, writeSeedCa } from "../control/ca/mod.ts";

@@ -5,7 +5,7 @@
  */
 import type { z } from "zod";
 import { ConfigError, loadConfigFile } from "../config/loader.ts";
-import type { CommandIo } from "./io.ts";
+import type { CommandIo } from "./cli/io.ts";
 
 /** Loads and validates; on invalid config prints every issue and returns null (exit 2). */
 export async function loadModeConfig<S extends z.ZodType>(

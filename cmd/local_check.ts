@@ -6,8 +6,8 @@
  * @module
  */
 import { ControlConfig, formatHostPort, ProxyConfig } from "../config/mod.ts";
-import { ControlHttp, readCaBundle } from "../common/control_https.ts";
-import { type CommandIo, EXIT } from "./io.ts";
+import { ControlHttp, readCaBundle } from "../common/tls/control_https.ts";
+import { type CommandIo, EXIT } from "./cli/io.ts";
 import { loadModeConfig } from "./load_config.ts";
 
 /** How long each reachability probe may take, in ms. */

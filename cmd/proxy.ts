@@ -8,7 +8,8 @@ import { VERSION } from "./version.ts";
 import { ProxyConfig } from "../config/proxy_schema.ts";
 import { planProxyReload } from "../config/proxy_reload.ts";
 import type { Logger } from "../common/log.ts";
-import { MeshProxy, type MeshTls } from "../mesh/proxy/mod.ts";
+import { MeshProxy } from "../mesh/proxy/mod.ts";
+import { type MeshTls } from "../mesh/tls/mod.ts";
 import {
   ActivationRenewal,
   CertRenewer,
@@ -23,8 +24,8 @@ import {
   type ServiceIdentity,
   trustReport,
 } from "../mesh/identity/mod.ts";
-import { keepsATrustedRoot, splitPemCerts, type TlsMaterial } from "../common/tls.ts";
-import { type CommandIo, EXIT } from "./io.ts";
+import { keepsATrustedRoot, splitPemCerts, type TlsMaterial } from "../common/tls/mod.ts";
+import { type CommandIo, EXIT } from "./cli/io.ts";
 import { loadModeConfig } from "./load_config.ts";
 
 /** Options of {@linkcode runProxy}. */

@@ -7,7 +7,7 @@
  */
 import type { z } from "zod";
 import type { Logger } from "../common/log.ts";
-import type { CommandIo } from "./io.ts";
+import type { CommandIo } from "./cli/io.ts";
 import { loadModeConfig } from "./load_config.ts";
 import { onSighup } from "./sighup.ts";
 

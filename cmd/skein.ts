@@ -3,10 +3,10 @@
  * This file only wires; each command lives in its own module, loaded when used.
  * @module
  */
-import { type FlagSpec, formatHelp, parseArgs, UsageError } from "./args.ts";
-import { wrapText } from "./help_text.ts";
+import { type FlagSpec, formatHelp, parseArgs, UsageError } from "./cli/args.ts";
+import { wrapText } from "./cli/help_text.ts";
 import type { LogControl } from "./log_control.ts";
-import { type CommandIo, EXIT, processIo } from "./io.ts";
+import { type CommandIo, EXIT, processIo } from "./cli/io.ts";
 import { didYouMean } from "../config/suggest.ts";
 import { createLogger, type LogFormat, type Logger, type LogLevel } from "../common/log.ts";
 

@@ -4,7 +4,7 @@
  */
 import denoJson from "../deno.json" with { type: "json" };
 import { BUILD_COMMIT } from "./build_info.ts";
-import type { CommandIo } from "./io.ts";
+import type { CommandIo } from "./cli/io.ts";
 
 /** The skein version from deno.json. */
 export const VERSION: string = denoJson.version;

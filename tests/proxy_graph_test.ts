@@ -10,7 +10,8 @@ import { runtimeGraph } from "./module_graph.ts";
 /** Never in a proxy process. */
 const NOT_IN_PROXY = [
   /^control\//,
-  /^cmd\/(control|ctl|ctl_output|demo|ca|check_config|compile)\.ts$/,
+  /^cmd\/(control|ctl|demo|ca|check_config|compile)\.ts$/,
+  /^cmd\/ctl\//,
   /^config\/(mod|control_schema)\.ts$/,
   /^npm:\/?hono@/,
   /^npm:\/?@peculiar\//,
@@ -26,7 +27,7 @@ const NOT_IN_WORKER = [
   /^config\/(loader|proxy_schema|resource_schema|fields)\.ts$/,
   /^mesh\/discovery\//,
   /^mesh\/identity\//,
-  /^common\/control_https\.ts$/,
+  /^common\/tls\/control_https\.ts$/,
   /^node:https?$/,
 ];
 
@@ -38,7 +39,7 @@ Deno.test("`skein` itself loads no command's code before it knows which command 
   const g = await runtimeGraph(["cmd/skein.ts"], { dynamic: false });
   assertEquals(
     [...g.modules].filter((m) =>
-      !/^(cmd\/(skein|args|help_text|io)|common\/log|config\/suggest)\.ts$/.test(m)
+      !/^(cmd\/(skein|cli\/(args|help_text|io))|common\/log|config\/suggest)\.ts$/.test(m)
     ),
     [],
   );

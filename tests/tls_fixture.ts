@@ -3,7 +3,7 @@
  * start control clusters (which speak HTTPS and mTLS) and call their API like an operator would.
  */
 import { type CaState, createCa, issueCertificate, writeSeedCa } from "../control/ca/mod.ts";
-import { mtlsConnect, splitPemCerts, type TlsMaterial } from "../common/tls.ts";
+import { mtlsConnect, splitPemCerts, type TlsMaterial } from "../common/tls/mod.ts";
 
 /** Trust domain of the shared seed. */
 export const TEST_TRUST_DOMAIN = "skein.local";

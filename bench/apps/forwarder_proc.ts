@@ -5,7 +5,9 @@
  * @module
  */
 import { nullLogger } from "../../common/log.ts";
-import { endpointOf, HttpForwarder, staticRouter } from "../../mesh/forward/mod.ts";
+import { HttpForwarder } from "../../mesh/forward/mod.ts";
+import { endpointOf } from "../../tests/mesh_hotpath/static_router.ts";
+import { staticRouter } from "../../tests/mesh_hotpath/static_router.ts";
 
 function arg(name: string, dflt: string): string {
   const i = Deno.args.indexOf(`--${name}`);

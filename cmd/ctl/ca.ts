@@ -2,8 +2,8 @@
  * `skein ctl ca`: CA roots, rotation and revocation.
  * @module
  */
-import { UsageError } from "../args.ts";
-import { formatTable } from "../ctl_output.ts";
+import { UsageError } from "../cli/args.ts";
+import { formatTable } from "./output.ts";
 import { formatCaStatus, writeExportedSeed } from "./ca_format.ts";
 import { arity, type Verb } from "./context.ts";
 

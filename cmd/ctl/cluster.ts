@@ -3,8 +3,8 @@
  * @module
  */
 import { didYouMean } from "../../config/mod.ts";
-import { UsageError } from "../args.ts";
-import { formatTable } from "../ctl_output.ts";
+import { UsageError } from "../cli/args.ts";
+import { formatTable } from "./output.ts";
 import { CTL_STATUS_PROBE_TIMEOUT_MS } from "./context.ts";
 import { arity, CtlError, enc, type Verb } from "./context.ts";
 

@@ -4,8 +4,8 @@
  */
 import { stringify as toYaml } from "yaml";
 import { didYouMean, RESOURCE_KINDS } from "../../config/mod.ts";
-import { type FlagSpec, UsageError } from "../args.ts";
-import type { CommandIo } from "../io.ts";
+import { type FlagSpec, UsageError } from "../cli/args.ts";
+import type { CommandIo } from "../cli/io.ts";
 
 /** Control API used when neither `--control` nor `SKEIN_CONTROL` is given. */
 export const DEFAULT_CONTROL_URL = "https://127.0.0.1:7400";

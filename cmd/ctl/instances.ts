@@ -4,7 +4,7 @@
  * @module
  */
 import { didYouMean } from "../../config/mod.ts";
-import { UsageError } from "../args.ts";
+import { UsageError } from "../cli/args.ts";
 import { arity, enc, type Verb } from "./context.ts";
 
 const _USAGE = "skein ctl instances register SERVICE ID --address A --port P [--version V] " +

@@ -1,6 +1,7 @@
 /** `skein ctl instances register|deregister|drain` and `skein ctl watch` against a real API. */
 import { assert, assertEquals } from "../../tests/assert.ts";
-import { createApi, FakeBackend } from "../../control/api/mod.ts";
+import { createApi } from "../../control/api/mod.ts";
+import { FakeBackend } from "../../tests/control/fake_backend.ts";
 import { runCtl } from "../ctl.ts";
 import { catalogChanges } from "./watch.ts";
 

@@ -7,9 +7,9 @@
  * @module
  */
 import { ConfigError, didYouMean } from "../../config/mod.ts";
-import { flagRow, HELP_WIDTH, wrapText } from "../help_text.ts";
-import { formatHelp, parseArgs, type ParsedArgs, UsageError } from "../args.ts";
-import { ControlHttp, readCaBundle } from "../../common/control_https.ts";
+import { flagRow, HELP_WIDTH, wrapText } from "../cli/help_text.ts";
+import { formatHelp, parseArgs, type ParsedArgs, UsageError } from "../cli/args.ts";
+import { ControlHttp, readCaBundle } from "../../common/tls/control_https.ts";
 import {
   COMMON_FLAGS,
   CtlContext,

@@ -12,8 +12,8 @@ import {
   resourceName,
   unenforcedResourceParts,
 } from "../../config/mod.ts";
-import { UsageError } from "../args.ts";
-import { formatTable, lineDiff } from "../ctl_output.ts";
+import { UsageError } from "../cli/args.ts";
+import { formatTable, lineDiff } from "./output.ts";
 import { routeVersionIssues } from "./route_versions.ts";
 import { CTL_APPLY_BATCH, FILE_FLAG } from "./context.ts";
 import { arity, CtlError, enc, resourceKind, type Verb } from "./context.ts";

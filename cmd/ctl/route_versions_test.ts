@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { createApi, FakeBackend } from "../../control/api/mod.ts";
+import { createApi } from "../../control/api/mod.ts";
+import { FakeBackend } from "../../tests/control/fake_backend.ts";
 import { runCtl } from "../ctl.ts";
 import { declaredVersions } from "./route_versions.ts";
 

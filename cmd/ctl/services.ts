@@ -2,7 +2,7 @@
  * `skein ctl services`: the catalog of services and their instances.
  * @module
  */
-import { formatTable } from "../ctl_output.ts";
+import { formatTable } from "./output.ts";
 import { arity, enc, type Verb } from "./context.ts";
 
 /** `skein ctl services`. */

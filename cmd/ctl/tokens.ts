@@ -2,8 +2,8 @@
  * `skein ctl tokens`: join tokens and operator tokens.
  * @module
  */
-import { UsageError } from "../args.ts";
-import { formatTable } from "../ctl_output.ts";
+import { UsageError } from "../cli/args.ts";
+import { formatTable } from "./output.ts";
 import { arity, type Verb } from "./context.ts";
 
 /** `skein ctl tokens`. */

@@ -4,7 +4,7 @@
  * @module
  */
 import { stringify as toYaml } from "yaml";
-import { UsageError } from "../args.ts";
+import { UsageError } from "../cli/args.ts";
 import { CTL_REQUEST_TIMEOUT_MS, resourceKind, type Verb } from "./context.ts";
 
 /** How long each blocking query waits on the server, in seconds. */

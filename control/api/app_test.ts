@@ -7,10 +7,10 @@ import {
   registerCommand,
 } from "./app.ts";
 import { RegistrationSchema, RegistryCommandSchema } from "../registry/mod.ts";
-import { parseSpiffeId } from "../../common/tls.ts";
+import { parseSpiffeId } from "../../common/tls/mod.ts";
 import { ApiError } from "./errors.ts";
 import { MAX_BODY_BYTES } from "./body.ts";
-import { FakeBackend } from "./fake_backend.ts";
+import { FakeBackend } from "../../tests/control/fake_backend.ts";
 
 // deno-lint-ignore no-explicit-any
 type Json = Record<string, any>;

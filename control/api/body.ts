@@ -3,6 +3,7 @@
  * @module
  */
 import { ApiError } from "./errors.ts";
+import { concatBytes } from "../../common/bytes.ts";
 
 /** Largest request body accepted. */
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -41,13 +42,7 @@ export async function readBodyBytes(
     }
     chunks.push(value);
   }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
+  return concatBytes(chunks, total);
 }
 
 function _tooLarge(limit: number, got: number): ApiError {

@@ -3,7 +3,7 @@ import { memoryLogger } from "../../common/log.ts";
 import { createCa } from "../ca/mod.ts";
 import { createOperatorToken } from "../auth/mod.ts";
 import { createApi } from "./app.ts";
-import { FakeBackend } from "./fake_backend.ts";
+import { FakeBackend } from "../../tests/control/fake_backend.ts";
 import { operatorAuthorizer } from "./operator_auth.ts";
 
 async function setup() {

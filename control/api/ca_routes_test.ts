@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import * as x509 from "../ca/_x509.ts";
 import { createCa, MAX_CSR_PEM_BYTES } from "../ca/mod.ts";
-import { EC_ALGORITHM, generateEcKeyPair } from "../../common/tls.ts";
+import { EC_ALGORITHM, generateEcKeyPair } from "../../common/tls/mod.ts";
 import { createApi, MAX_SIGN_BODY_BYTES } from "./app.ts";
-import { FakeBackend } from "./fake_backend.ts";
+import { FakeBackend } from "../../tests/control/fake_backend.ts";
 
 const T0 = Date.UTC(2026, 0, 1);
 

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { createApi, INDEX_HEADER } from "./app.ts";
 import { CATALOG_DELTA_HEADER } from "./catalog_feed.ts";
-import { FakeBackend } from "./fake_backend.ts";
+import { FakeBackend } from "../../tests/control/fake_backend.ts";
 
 // deno-lint-ignore no-explicit-any
 type Json = Record<string, any>;

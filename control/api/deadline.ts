@@ -100,3 +100,22 @@ export class SharedDeadlines {
     return bucket;
   }
 }
+
+/** Raised by {@linkcode bounded} when its timer fired before the operation settled. */
+export class BoundTimeout extends Error {}
+
+/** Races `p` against a timer of its own; on timeout aborts `ac` and throws {@linkcode BoundTimeout}. */
+export async function bounded<T>(p: Promise<T>, ms: number, ac: AbortController): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      ac.abort();
+      reject(new BoundTimeout());
+    }, ms);
+  });
+  try {
+    return await Promise.race([p, t]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -3,8 +3,8 @@
  * node's control certificate, so the leader believes the forwarded-peer header it sends.
  * @module
  */
-import { splitPemCerts, type TlsMaterial } from "../../common/tls.ts";
-import { ControlHttp } from "../../common/control_https.ts";
+import { splitPemCerts, type TlsMaterial } from "../../common/tls/mod.ts";
+import { ControlHttp } from "../../common/tls/control_https.ts";
 
 /** A `fetch` that presents a client certificate, for {@linkcode ApiOptions.fetch}. */
 export interface MtlsFetch {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import tls from "node:tls";
 import { createCa, issueCertificate, trustBundlePem } from "../ca/mod.ts";
-import type { TlsMaterial } from "../../common/tls.ts";
+import type { TlsMaterial } from "../../common/tls/mod.ts";
 import { type ApiHandler, MAX_PIPELINED_REQUESTS, serveApiHttps } from "./https_server.ts";
 
 async function material(): Promise<

@@ -2,6 +2,8 @@
  * Prometheus text exposition of the control node's own metrics (`GET /metrics`).
  * @module
  */
+import type { MiddlewareHandler } from "hono";
+import { matchedRoutes } from "hono/route";
 import type { ControlBackend } from "./backend.ts";
 import type { CatalogFeedStats } from "./catalog_feed.ts";
 
@@ -37,6 +39,16 @@ export class ApiMetrics {
       })
       .sort((a, b) => (a[0] + a[1] + a[2] < b[0] + b[1] + b[2] ? -1 : 1));
   }
+}
+
+/** Middleware counting every answered request in `metrics` by method, route template and status. */
+export function countRequests(metrics: ApiMetrics): MiddlewareHandler {
+  return async function countRequests(c, next) {
+    await next();
+    const routes = matchedRoutes(c);
+    const route = routes.length > 1 ? routes.at(-1)?.path ?? "unmatched" : "unmatched";
+    metrics.countRequest(c.req.method, route, c.res.status);
+  };
 }
 
 function _label(v: string): string {

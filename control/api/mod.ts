@@ -11,7 +11,6 @@ export * from "./backend.ts";
 export * from "./body.ts";
 export * from "./errors.ts";
 export * from "./metrics.ts";
-export { FakeBackend, type FakeBackendOptions } from "./fake_backend.ts";
 export * from "./operator_auth.ts";
 export * from "./https_server.ts";
 export * from "./forward_client.ts";

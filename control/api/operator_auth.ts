@@ -14,7 +14,7 @@ import {
   principalFromPeer,
   requiredRole,
 } from "../auth/mod.ts";
-import type { AuthRequest } from "./app.ts";
+import type { AuthRequest } from "./api_env.ts";
 import { ApiError } from "./errors.ts";
 
 /** Options of {@linkcode operatorAuthorizer}. */

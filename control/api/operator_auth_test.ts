@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { memoryLogger } from "../../common/log.ts";
 import { createOperatorToken, hashSecret, type Role } from "../auth/mod.ts";
 import { createApi } from "./app.ts";
-import { FakeBackend } from "./fake_backend.ts";
+import { FakeBackend } from "../../tests/control/fake_backend.ts";
 import { operatorAuthorizer } from "./operator_auth.ts";
-import { parseSpiffeId, type SpiffeId } from "../../common/tls.ts";
+import { parseSpiffeId, type SpiffeId } from "../../common/tls/mod.ts";
 
 // deno-lint-ignore no-explicit-any
 type Json = Record<string, any>;

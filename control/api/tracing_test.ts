@@ -2,7 +2,7 @@ import { assert, assertEquals } from "../../tests/assert.ts";
 import type { SpanAttributes, SpanSink } from "../../common/trace/span_sink.ts";
 import type { ParentContext } from "../../common/trace/trace_context.ts";
 import { createApi } from "./app.ts";
-import { FakeBackend } from "./fake_backend.ts";
+import { FakeBackend } from "../../tests/control/fake_backend.ts";
 
 interface _Made {
   kind: string;

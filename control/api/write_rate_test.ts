@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { PROXY_WRITE_BURST, WriteRate } from "./write_rate.ts";
 import { createApi } from "./app.ts";
-import { FakeBackend } from "./fake_backend.ts";
-import { parseSpiffeId } from "../../common/tls.ts";
+import { FakeBackend } from "../../tests/control/fake_backend.ts";
+import { parseSpiffeId } from "../../common/tls/mod.ts";
 
 Deno.test("WriteRate allows a burst, then its rate, per key, and forgets the least recent key", () => {
   const r = new WriteRate(10, 3, 2);

@@ -2,7 +2,7 @@
  * Who may call which control API route (SPEC section 2), and the decision for a principal.
  * @module
  */
-import { parseSpiffeId, type SpiffeId } from "../../common/tls.ts";
+import { parseSpiffeId, type SpiffeId } from "../../common/tls/mod.ts";
 import { type OperatorTokenRecord, type Role, roleAllows } from "./operator_token.ts";
 
 /**

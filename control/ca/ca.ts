@@ -15,7 +15,7 @@ import {
   isTrustDomain,
   parseSpiffeId,
   spiffeIdFor,
-} from "../../common/tls.ts";
+} from "../../common/tls/mod.ts";
 
 const _HOUR_MS = 3_600_000;
 const _DAY_MS = 24 * _HOUR_MS;

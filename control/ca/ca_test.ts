@@ -2,7 +2,7 @@ import { X509Certificate } from "node:crypto";
 import * as x509 from "./_x509.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "../../tests/assert.ts";
 import { memoryLogger } from "../../common/log.ts";
-import { EC_ALGORITHM, exportPrivateKeyPem, generateEcKeyPair } from "../../common/tls.ts";
+import { EC_ALGORITHM, exportPrivateKeyPem, generateEcKeyPair } from "../../common/tls/mod.ts";
 import {
   activateRoot,
   CaError,

@@ -22,7 +22,7 @@
  * @module
  */
 export * from "./ca.ts";
-export type { Identity } from "../../common/tls.ts";
+export type { Identity } from "../../common/tls/mod.ts";
 export * from "./seed.ts";
 export * from "./rotation.ts";
 export * from "./trust_reports.ts";

@@ -12,7 +12,7 @@ import {
   fromPem,
   isTrustDomain,
   splitPemCerts,
-} from "../../common/tls.ts";
+} from "../../common/tls/mod.ts";
 import { type Logger, nullLogger } from "../../common/log.ts";
 import { dirOf, writeFileAtomic } from "../../common/atomic_write.ts";
 import { CaError, type CaState, createCa, parseCaState } from "./ca.ts";

@@ -5,8 +5,8 @@
  * recent denials, CA and proxy certificate expiry.
  * @module
  */
-import type { Hono } from "hono";
-import type { ControlBackend } from "../api/backend.ts";
+import { Hono } from "hono";
+import type { RegistryState } from "../registry/mod.ts";
 import type { DashboardWindow } from "./window.ts";
 
 /** The static files served under `/ui/`, with their content types. */
@@ -31,9 +31,19 @@ async function _file(name: string): Promise<Uint8Array<ArrayBuffer>> {
   return bytes;
 }
 
+/**
+ * The part of the control node the dashboard reads: the registry as applied here. A narrow
+ * interface rather than the API's backend, so the dashboard does not depend on the API that
+ * mounts it.
+ */
+export interface DashboardSource {
+  /** The registry state machine as applied on this node. */
+  state(): RegistryState;
+}
+
 /** What the dashboard routes read. */
 export interface DashboardDeps {
-  backend: ControlBackend;
+  backend: DashboardSource;
   window: DashboardWindow;
   /** Wall clock, epoch ms. */
   now: () => number;
@@ -82,15 +92,14 @@ export function dashboardData(d: DashboardDeps): Record<string, unknown> {
   };
 }
 
-// deno-lint-ignore no-explicit-any
-type _App = Hono<any>;
-
-/** Adds the dashboard routes to the API app. */
-export function mountDashboard(app: _App, d: DashboardDeps): void {
+/** The dashboard routes, as a sub-app the control API mounts at its root. */
+export function dashboardRoutes(d: DashboardDeps): Hono {
+  const app = new Hono();
   app.get("/ui", (c) => c.redirect("/ui/", 301));
   app.get("/ui/", (c) => _serve(c.req.method, "index.html"));
   app.get("/ui/:file", (c) => _serve(c.req.method, c.req.param("file")));
   app.get("/v1/dashboard", (c) => c.json(dashboardData(d)));
+  return app;
 }
 
 async function _serve(method: string, name: string): Promise<Response> {

@@ -1,7 +1,7 @@
 import { assert, assertEquals } from "../../tests/assert.ts";
 import { STATS_BUCKETS } from "../../common/heartbeat_stats.ts";
 import { createApi } from "../api/app.ts";
-import { FakeBackend } from "../api/fake_backend.ts";
+import { FakeBackend } from "../../tests/control/fake_backend.ts";
 import { DashboardWindow } from "./window.ts";
 
 const HB = { instances: [{ service: "billing", id: "billing-1" }] };

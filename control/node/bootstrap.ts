@@ -6,7 +6,7 @@
  * @module
  */
 import { type Logger, nodeId } from "../../common/mod.ts";
-import { isTrustDomain } from "../../common/tls.ts";
+import { isTrustDomain } from "../../common/tls/mod.ts";
 import { MemoryStorage } from "../raft/storage.ts";
 import type { ConfState } from "../raft/types.ts";
 import {

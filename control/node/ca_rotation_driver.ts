@@ -17,7 +17,6 @@ import {
   rootFingerprints,
   type RotationPolicy,
   type RotationProgress,
-  type RotationRecord,
   type RotationStep,
   TrustReports,
 } from "../ca/mod.ts";
@@ -27,6 +26,7 @@ import {
   validateCommand,
   type ValidatedCommand,
 } from "../registry/mod.ts";
+import type { RotationStatusView } from "../api/backend.ts";
 
 /** How often the leader looks at the rotation, in ms. */
 export const ROTATION_CHECK_INTERVAL_MS = 1_000;
@@ -63,21 +63,8 @@ export interface RotationDriverDeps {
   now?: () => number;
 }
 
-/** The rotation as `GET /v1/ca/rotation` shows it. */
-export interface RotationStatus {
-  /** The replicated record, or null when no rotation runs. */
-  rotation: RotationRecord | null;
-  /** Trusted roots now, active first. */
-  roots: string[];
-  /** Who has not confirmed the new root (trust phase), or has no leaf from it (activate). */
-  missing: string[];
-  /** Members expected to confirm. */
-  members: number;
-  /** Whether this node is the leader (only the leader hears every report). */
-  leader: boolean;
-  /** The policy the leader applies. */
-  policy: RotationPolicy;
-}
+/** The rotation as `GET /v1/ca/rotation` shows it (the API's view of it). */
+export type RotationStatus = RotationStatusView;
 
 /** Drives rotations on the leader; followers only keep the reports they are sent. */
 export class RotationDriver {

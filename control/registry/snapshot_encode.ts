@@ -5,6 +5,7 @@
  */
 import { canonicalJson } from "./canonical_json.ts";
 import type { Instance } from "./instance.ts";
+import { concatBytes } from "../../common/bytes.ts";
 
 /** A snapshot captured by {@linkcode RegistryState.snapshotParts}, not yet encoded. */
 export interface SnapshotParts {
@@ -49,13 +50,5 @@ export async function encodeSnapshotYielding(
     if (stats) stats.longestSliceMs = Math.max(stats.longestSliceMs, performance.now() - t0);
   }
   chunks.push(enc.encode(p.after));
-  let total = 0;
-  for (const c of chunks) total += c.byteLength;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
+  return concatBytes(chunks);
 }

@@ -1,32 +1,5 @@
 /**
  * An append-only write-ahead log in a directory of segment files, with group commit.
- *
- * ## On-disk format
- * A segment is `wal-<seq>.log` (`seq` zero-padded to 10 digits, starting at 1, contiguous).
- * It has no header: it is a sequence of frames, all integers little-endian:
- *
- * ```
- * [u32 body length][u32 CRC-32C of body][body = u8 kind, payload bytes]
- * ```
- *
- * The body is never empty (it holds the kind), so a length of 0 is always invalid; that is
- * what makes a zero-filled (preallocated, or extended-but-not-written) tail detectable.
- * A batch of records is never split across segments; a segment rolls over before a batch
- * that would take it past `segmentBytes`.
- *
- * ## Recovery
- * - Any invalid frame in a segment that is not the last one: {@linkcode WalCorruptError}.
- * - In the last segment, the first invalid frame starts a *torn tail* only when no valid
- *   frame can be found at any later byte offset; the tail is then truncated and reported.
- *   If a valid frame follows, the damage is in the middle of the log:
- *   {@linkcode WalCorruptError}. Valid data is never dropped silently.
- * - A missing segment between two present ones: {@linkcode WalCorruptError}.
- *
- * Known limit of this rule: if power fails between a batch's write and its fsync and the
- * kernel had written back a later page of that batch but not an earlier one, a valid frame
- * follows the damage and open() reports corruption although nothing acknowledged was lost.
- * That errs on the safe side (the node refuses to start rather than dropping data).
- *
  * One process owns a WAL directory; nothing locks it, so the caller must not open it twice.
  *
  * ## Failed writes
@@ -38,169 +11,38 @@
  * runs recovery, which truncates any half-written record as a torn tail. Records of a
  * rejected append may or may not be present after reopening, as after a crash; records of
  * a resolved append always are (after a crash too, unless it was appended with `sync: false`).
+ *
+ * The pieces live beside this module: `wal_types.ts` (bounds, shapes, errors), `wal_codec.ts`
+ * (the on-disk frame format), `wal_segments.ts` (segment files) and `wal_recovery.ts` (the
+ * recovery rules); this module is the log itself, its group commit and its failure handling.
  * @module
  */
 
 import type { Logger } from "../../common/log.ts";
-import { crc32c } from "./crc32c.ts";
 import { DenoFs, type StorageFile, type StorageFs, writeAll } from "./fs.ts";
+import { encodeWalFrames } from "./wal_codec.ts";
+import { listWalSegments, walPath, walSegmentName } from "./wal_segments.ts";
+import { recoverWalSegments } from "./wal_recovery.ts";
+import {
+  type RecoveredRecord,
+  type RecoveryReport,
+  WAL_BLOCKED_MAX_APPENDS_DEFAULT,
+  WAL_QUEUE_MAX_APPENDS_DEFAULT,
+  WAL_QUEUE_MAX_BYTES_DEFAULT,
+  WAL_SEGMENT_BYTES_DEFAULT,
+  type WalAppendOptions,
+  WalClosedError,
+  WalFailedError,
+  type WalOptions,
+  WalOverloadedError,
+  type WalPosition,
+  type WalRecord,
+  type WalStats,
+} from "./wal_types.ts";
 
-/** Bytes of the frame header: u32 length + u32 CRC. */
-export const WAL_FRAME_HEADER_BYTES = 8;
-/** Largest payload one record may carry; a larger length on disk is treated as damage. */
-export const WAL_RECORD_MAX_PAYLOAD_BYTES = 64 * 1024 * 1024;
-/** Largest record kind (it is stored in one byte). */
-export const WAL_KIND_MAX = 255;
-/** Default segment size at which the log rolls over to a new file. */
-export const WAL_SEGMENT_BYTES_DEFAULT = 64 * 1024 * 1024;
-/** Default bound on bytes queued for the next write while one is in flight. */
-export const WAL_QUEUE_MAX_BYTES_DEFAULT = 16 * 1024 * 1024;
-/** Default bound on append() calls queued for the next write while one is in flight. */
-export const WAL_QUEUE_MAX_APPENDS_DEFAULT = 4096;
-/** Default bound on append() calls waiting for queue room; beyond it append() rejects. */
-export const WAL_BLOCKED_MAX_APPENDS_DEFAULT = 65536;
-
-const _BODY_MAX_BYTES = WAL_RECORD_MAX_PAYLOAD_BYTES + 1;
-const _SEGMENT_RE = /^wal-(\d+)\.log$/;
-const _SEQ_DIGITS = 10;
-
-/** One record: a small caller-chosen kind (entry, hard state, ...) and opaque bytes. */
-export interface WalRecord {
-  /** Caller-defined record type, an integer in 0..255. */
-  kind: number;
-  /** Opaque payload. */
-  payload: Uint8Array;
-}
-
-/**
- * A record read back at open, with the segment it lives in (for {@linkcode Wal.releaseBefore}).
- * Payloads are views into the segment's read buffer; copy one to keep it alone.
- */
-export interface RecoveredRecord extends WalRecord {
-  /** Sequence number of the segment holding the record. */
-  segment: number;
-}
-
-/** A durable position in the log: a segment and a byte offset within it. */
-export interface WalPosition {
-  /** Segment sequence number. */
-  segment: number;
-  /** Byte offset just past the record(s) in question. */
-  offset: number;
-}
-
-/** A torn tail found and truncated at open. */
-export interface TornTail {
-  /** Path of the segment. */
-  file: string;
-  /** Offset the segment was truncated to. */
-  offset: number;
-  /** Bytes removed. */
-  droppedBytes: number;
-  /** Why the first dropped frame was invalid. */
-  reason: string;
-}
-
-/** What open() found. */
-export interface RecoveryReport {
-  /** Number of segment files. */
-  segments: number;
-  /** Sequence number of the oldest segment. */
-  firstSegment: number;
-  /** Sequence number of the active (newest) segment. */
-  lastSegment: number;
-  /** Valid records read. */
-  records: number;
-  /** The torn tail that was truncated, or null for a clean log. */
-  tornTail: TornTail | null;
-}
-
-/** Counters for observing group commit. */
-export interface WalStats {
-  /** append() calls that resolved. */
-  appends: number;
-  /** Records made durable. */
-  records: number;
-  /** Frame bytes made durable. */
-  bytes: number;
-  /** Write+fsync rounds (each is one write and one fsync of the active segment). */
-  fsyncs: number;
-  /** Most append() calls that shared one fsync. */
-  maxBatchAppends: number;
-}
-
-/** Options for {@linkcode Wal.open}. */
-export interface WalOptions {
-  /**
-   * Roll over to a new segment before a batch would take the current one past this size.
-   * @default WAL_SEGMENT_BYTES_DEFAULT
-   */
-  segmentBytes?: number;
-  /** Bound on bytes queued behind an in-flight write. @default WAL_QUEUE_MAX_BYTES_DEFAULT */
-  queueMaxBytes?: number;
-  /**
-   * Bound on append() calls queued behind an in-flight write.
-   * @default WAL_QUEUE_MAX_APPENDS_DEFAULT
-   */
-  queueMaxAppends?: number;
-  /** Bound on append() calls waiting for queue room. @default WAL_BLOCKED_MAX_APPENDS_DEFAULT */
-  blockedMaxAppends?: number;
-  /** File system to use. @default new DenoFs() */
-  fs?: StorageFs;
-}
-
-/** The log contains damage that is not a torn tail; nothing was truncated. */
-export class WalCorruptError extends Error {
-  /** Path of the damaged segment. */
-  readonly file: string;
-  /** Byte offset of the first invalid frame. */
-  readonly offset: number;
-  /** Creates the error. */
-  constructor(file: string, offset: number, reason: string) {
-    super(`WAL corrupt: ${file} at byte ${offset}: ${reason}`);
-    this.name = "WalCorruptError";
-    this.file = file;
-    this.offset = offset;
-  }
-}
-
-/** A write or fsync failed; the WAL refuses appends until it is reopened. */
-export class WalFailedError extends Error {
-  /** Creates the error; `cause` is the underlying I/O error. */
-  constructor(message: string, cause: unknown) {
-    super(message, { cause });
-    this.name = "WalFailedError";
-  }
-}
-
-/** append() after close(). */
-export class WalClosedError extends Error {
-  /** Creates the error. */
-  constructor() {
-    super("WAL is closed");
-    this.name = "WalClosedError";
-  }
-}
-
-/** Too many append() calls are already waiting for queue room. */
-export class WalOverloadedError extends Error {
-  /** Creates the error. */
-  constructor(blocked: number) {
-    super(`WAL overloaded: ${blocked} appends already waiting for queue room`);
-    this.name = "WalOverloadedError";
-  }
-}
-
-/** Options of one {@linkcode Wal.append}. */
-export interface WalAppendOptions {
-  /**
-   * Whether the records must be durable before append() resolves. With `false` they are
-   * written (in order, to the page cache) but not fsynced: for state whose loss in a crash is
-   * harmless, such as a Raft hard state whose only change is the commit index. A later synced
-   * append, a segment roll or close() makes them durable too. @default true
-   */
-  sync?: boolean;
-}
+export * from "./wal_types.ts";
+export { encodeWalFrames } from "./wal_codec.ts";
+export { walSegmentName } from "./wal_segments.ts";
 
 interface _Pending {
   frames: Uint8Array;
@@ -208,100 +50,6 @@ interface _Pending {
   sync: boolean;
   resolve: (p: WalPosition) => void;
   reject: (e: unknown) => void;
-}
-
-interface _Scan {
-  records: { kind: number; payload: Uint8Array }[];
-  /** Offset of the first invalid frame, or null when the whole buffer is valid. */
-  badAt: number | null;
-  reason: string;
-}
-
-/** Returns the file name of segment `seq`. */
-export function walSegmentName(seq: number): string {
-  return `wal-${String(seq).padStart(_SEQ_DIGITS, "0")}.log`;
-}
-
-/** Encodes records as frames; throws RangeError for an invalid kind or oversized payload. */
-export function encodeWalFrames(records: readonly WalRecord[]): Uint8Array {
-  let total = 0;
-  for (const r of records) {
-    if (!Number.isInteger(r.kind) || r.kind < 0 || r.kind > WAL_KIND_MAX) {
-      throw new RangeError(
-        `WAL record kind must be an integer in 0..${WAL_KIND_MAX}, got ${r.kind}`,
-      );
-    }
-    if (r.payload.length > WAL_RECORD_MAX_PAYLOAD_BYTES) {
-      throw new RangeError(
-        `WAL record payload is ${r.payload.length} bytes, max ${WAL_RECORD_MAX_PAYLOAD_BYTES}`,
-      );
-    }
-    total += WAL_FRAME_HEADER_BYTES + 1 + r.payload.length;
-  }
-  const buf = new Uint8Array(total);
-  const dv = new DataView(buf.buffer);
-  let off = 0;
-  for (const r of records) {
-    const bodyLen = 1 + r.payload.length;
-    const body = off + WAL_FRAME_HEADER_BYTES;
-    buf[body] = r.kind;
-    buf.set(r.payload, body + 1);
-    dv.setUint32(off, bodyLen, true);
-    dv.setUint32(off + 4, crc32c(buf.subarray(body, body + bodyLen)), true);
-    off = body + bodyLen;
-  }
-  return buf;
-}
-
-/** Returns why the frame at `off` is invalid, or null when it is valid. */
-function _frameError(buf: Uint8Array, dv: DataView, off: number): string | null {
-  const left = buf.length - off;
-  if (left < WAL_FRAME_HEADER_BYTES) return `incomplete frame header (${left} bytes)`;
-  const len = dv.getUint32(off, true);
-  if (len === 0) return "zero length (zero-filled or unwritten space)";
-  if (len > _BODY_MAX_BYTES) return `length ${len} exceeds the maximum ${_BODY_MAX_BYTES}`;
-  if (len > left - WAL_FRAME_HEADER_BYTES) {
-    return `record of ${len} bytes extends past the end of the file`;
-  }
-  const body = buf.subarray(off + WAL_FRAME_HEADER_BYTES, off + WAL_FRAME_HEADER_BYTES + len);
-  const want = dv.getUint32(off + 4, true);
-  const got = crc32c(body);
-  if (got !== want) {
-    return `checksum mismatch (stored ${want.toString(16)}, computed ${got.toString(16)})`;
-  }
-  return null;
-}
-
-function _scan(buf: Uint8Array): _Scan {
-  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const records: _Scan["records"] = [];
-  let off = 0;
-  while (off < buf.length) {
-    const err = _frameError(buf, dv, off);
-    if (err !== null) return { records, badAt: off, reason: err };
-    const len = dv.getUint32(off, true);
-    const body = off + WAL_FRAME_HEADER_BYTES;
-    records.push({ kind: buf[body]!, payload: buf.subarray(body + 1, body + len) });
-    off = body + len;
-  }
-  return { records, badAt: null, reason: "" };
-}
-
-/**
- * Returns the first offset after `from` holding a valid frame, or -1.
- *
- * This is what tells a torn tail (nothing valid after the damage) from damage in the middle.
- * Candidates are cheap to reject (the length must fit in the rest of the file), so on zeros
- * or random bytes the scan is linear; a false positive can only make recovery stricter.
- */
-function _nextValidFrame(buf: Uint8Array, from: number): number {
-  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  for (let p = from + 1; p + WAL_FRAME_HEADER_BYTES < buf.length; p++) {
-    const len = dv.getUint32(p, true);
-    if (len === 0 || len > buf.length - p - WAL_FRAME_HEADER_BYTES) continue;
-    if (_frameError(buf, dv, p) === null) return p;
-  }
-  return -1;
 }
 
 function _concat(parts: readonly Uint8Array[], total: number): Uint8Array {
@@ -393,69 +141,12 @@ export class Wal {
       }
     }
     await fs.mkdir(dir);
-    const seqs: number[] = [];
-    for (const name of await fs.readDir(dir)) {
-      const m = _SEGMENT_RE.exec(name);
-      if (m) seqs.push(Number(m[1]));
-      else if (name.startsWith("wal-")) log.warn("ignoring unexpected file in WAL dir", { name });
-    }
-    seqs.sort((a, b) => a - b);
-    for (let i = 1; i < seqs.length; i++) {
-      const want = seqs[i - 1]! + 1;
-      if (seqs[i] !== want) {
-        throw new WalCorruptError(
-          _join(dir, walSegmentName(want)),
-          0,
-          `segment is missing between ${walSegmentName(seqs[i - 1]!)} and ${
-            walSegmentName(seqs[i]!)
-          }`,
-        );
-      }
-    }
-
-    const records: RecoveredRecord[] = [];
-    let tornTail: TornTail | null = null;
-    let activeBytes = 0;
-    for (let i = 0; i < seqs.length; i++) {
-      const seq = seqs[i]!;
-      const path = _join(dir, walSegmentName(seq));
-      const buf = await fs.readFile(path);
-      const scan = _scan(buf);
-      for (const r of scan.records) {
-        records.push({ kind: r.kind, payload: r.payload, segment: seq });
-      }
-      activeBytes = buf.length;
-      if (scan.badAt === null) continue;
-      if (i !== seqs.length - 1) {
-        throw new WalCorruptError(path, scan.badAt, `${scan.reason} (not the last segment)`);
-      }
-      const next = _nextValidFrame(buf, scan.badAt);
-      if (next >= 0) {
-        throw new WalCorruptError(
-          path,
-          scan.badAt,
-          `${scan.reason}, but a valid record follows at byte ${next}`,
-        );
-      }
-      tornTail = {
-        file: path,
-        offset: scan.badAt,
-        droppedBytes: buf.length - scan.badAt,
-        reason: scan.reason,
-      };
-      log.warn("WAL torn tail truncated", {
-        file: path,
-        offset: scan.badAt,
-        dropped_bytes: tornTail.droppedBytes,
-        reason: scan.reason,
-      });
-      await fs.truncate(path, scan.badAt);
-      activeBytes = scan.badAt;
-    }
+    const seqs = await listWalSegments(dir, fs, log);
+    const { records, tornTail, activeBytes } = await recoverWalSegments(dir, fs, log, seqs);
 
     if (seqs.length === 0) seqs.push(1);
     const activeSeq = seqs[seqs.length - 1]!;
-    const file = await fs.open(_join(dir, walSegmentName(activeSeq)), "append");
+    const file = await fs.open(walPath(dir, walSegmentName(activeSeq)), "append");
     try {
       // Make the truncation (or the new first segment) durable before anything is appended.
       if (tornTail !== null) await file.sync();
@@ -539,7 +230,7 @@ export class Wal {
     // contiguous run of segments rather than a gap, which open() would report as corruption.
     while (this.#segments.length > 1 && this.#segments[0]! < segment) {
       const seq = this.#segments[0]!;
-      await this.#fs.remove(_join(this.#dir, walSegmentName(seq)));
+      await this.#fs.remove(walPath(this.#dir, walSegmentName(seq)));
       this.#segments.shift();
       await this.#fs.syncDir(this.#dir);
       removed++;
@@ -683,7 +374,7 @@ export class Wal {
       this.#unsynced = false;
     }
     const seq = this.#activeSegment + 1;
-    const path = _join(this.#dir, walSegmentName(seq));
+    const path = walPath(this.#dir, walSegmentName(seq));
     const file = await this.#fs.open(path, "create_new");
     this.#file.close();
     this.#file = file;
@@ -694,7 +385,7 @@ export class Wal {
   }
 
   async #fail(e: unknown): Promise<void> {
-    const path = _join(this.#dir, walSegmentName(this.#activeSegment));
+    const path = walPath(this.#dir, walSegmentName(this.#activeSegment));
     this.#failed = new WalFailedError(
       `WAL write to ${path} failed after durable offset ${this.#activeBytes}: ${
         _errMessage(e)
@@ -724,8 +415,4 @@ export class Wal {
       });
     }
   }
-}
-
-function _join(dir: string, name: string): string {
-  return dir.endsWith("/") ? dir + name : `${dir}/${name}`;
 }

@@ -475,3 +475,16 @@ Deno.test("Wal syncs unsynced records before rolling to a new segment", async ()
     await w2.close();
   });
 });
+
+Deno.test("Wal.open creates a directory that does not exist yet and keeps what is appended", async () => {
+  await withDir(async (parent) => {
+    const dir = `${parent}/not/yet/there`;
+    const { wal, records } = await Wal.open(dir, {}, nullLogger);
+    assertEquals(records.length, 0, "a new log is empty");
+    await wal.append([rec(1)]);
+    await wal.close();
+    const again = await Wal.open(dir, {}, nullLogger);
+    assertRecords(again.records, [rec(1)], "reopened");
+    await again.wal.close();
+  });
+});

@@ -6,7 +6,7 @@
  */
 import type { Logger } from "../../common/log.ts";
 import { nullLogger } from "../../common/log.ts";
-import { spiffeIdFor, type TlsMaterial } from "../../common/tls.ts";
+import { spiffeIdFor, type TlsMaterial } from "../../common/tls/mod.ts";
 import {
   type CaState,
   issueCertificate,

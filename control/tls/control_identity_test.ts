@@ -1,8 +1,8 @@
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { assert, assertEquals, assertNotEquals } from "../../tests/assert.ts";
 import { memoryLogger } from "../../common/log.ts";
-import type { TlsMaterial } from "../../common/tls.ts";
-import { splitPemCerts as splitBundle } from "../../common/tls.ts";
+import type { TlsMaterial } from "../../common/tls/mod.ts";
+import { splitPemCerts as splitBundle } from "../../common/tls/mod.ts";
 import { createCa, finishRotation, revokeIdentity, rotateCa } from "../ca/mod.ts";
 import { ControlIdentity, type IdentityClock } from "./mod.ts";
 

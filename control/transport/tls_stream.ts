@@ -14,7 +14,7 @@ import type tls from "node:tls";
 import type { NodeId } from "../../common/ids.ts";
 import { type Logger, nullLogger } from "../../common/log.ts";
 import { explainUntrustedPeer } from "./seed_hint.ts";
-import { TlsSocketIo } from "../../common/tls_socket_io.ts";
+import { TlsSocketIo } from "../../common/tls/socket_io.ts";
 import {
   createMtlsServer,
   mtlsConnect,
@@ -23,7 +23,7 @@ import {
   type SpiffeId,
   spiffeIdFor,
   type TlsMaterial,
-} from "../../common/tls.ts";
+} from "../../common/tls/mod.ts";
 import type {
   ByteStream,
   Dialer,

@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
 import { nodeId } from "../../common/ids.ts";
-import { MtlsConnectError, type TlsMaterial } from "../../common/tls.ts";
+import { MtlsConnectError, type TlsMaterial } from "../../common/tls/mod.ts";
 import {
   type CaState,
   createCa,

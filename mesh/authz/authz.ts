@@ -5,7 +5,7 @@
  */
 import type { Authorization } from "../../config/mod.ts";
 import type { z } from "zod";
-import { parseSpiffeId, type SpiffeId } from "../../common/tls.ts";
+import { parseSpiffeId, type SpiffeId } from "../../common/tls/mod.ts";
 import { compilePathPattern, normalizePath, type PathMatcher } from "./path.ts";
 
 /** A validated `Authorization` resource (SPEC section 4). */

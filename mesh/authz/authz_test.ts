@@ -1,6 +1,6 @@
 import { assert, assertEquals, assertMatch } from "../../tests/assert.ts";
 import { Authorization } from "../../config/mod.ts";
-import { parseSpiffeId, type SpiffeId } from "../../common/tls.ts";
+import { parseSpiffeId, type SpiffeId } from "../../common/tls/mod.ts";
 import {
   auditLine,
   compileAuthorization,

@@ -20,8 +20,12 @@
  * path already normalized, so the proxy normalizes once). Opaque TCP (`evaluateTcp`) is
  * allowed only when the caller would be allowed every request: any `deny` rule naming it
  * denies, an `allow` rule naming it without `methods`/`paths` allows, else the default.
+ *
+ * `InboundAuthz` (`inbound.ts`) is that evaluation on the proxy's `inbound` listener: the
+ * local services' policies, compiled once per catalog change, checked before routing.
  * @module
  */
 export * from "./path.ts";
 export * from "./authz.ts";
 export * from "./response.ts";
+export * from "./inbound.ts";

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createBalancer, NoHealthyEndpointError } from "./balancer.ts";
-import { manualClock, seededRandom } from "./_testing.ts";
+import { manualClock } from "../../tests/manual_clock.ts";
+import { seededRandom } from "../../tests/seeded_random.ts";
 import { BALANCER_POLICIES, type Endpoint, type EndpointHealth } from "./types.ts";
 
 function ep(key: string, zone = "", health: EndpointHealth = "passing", weight = 1): Endpoint {

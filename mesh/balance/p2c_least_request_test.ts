@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createBalancer } from "./balancer.ts";
-import { manualClock, seededRandom } from "./_testing.ts";
+import { manualClock } from "../../tests/manual_clock.ts";
+import { seededRandom } from "../../tests/seeded_random.ts";
 import type { Endpoint } from "./types.ts";
 
 function ep(key: string, weight: number): Endpoint {

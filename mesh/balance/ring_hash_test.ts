@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import { createBalancer } from "./balancer.ts";
 import { hashString, RingHashPicker } from "./ring_hash.ts";
-import { manualClock, seededRandom } from "./_testing.ts";
+import { manualClock } from "../../tests/manual_clock.ts";
+import { seededRandom } from "../../tests/seeded_random.ts";
 import { type Endpoint, EndpointState } from "./types.ts";
 
 function ep(key: string, weight = 1): Endpoint {

@@ -6,7 +6,8 @@
  */
 import { assertEquals } from "../../tests/assert.ts";
 import { nullLogger } from "../../common/log.ts";
-import { HttpForwarder, type RouteDecision, type Router, staticRouter } from "./mod.ts";
+import { HttpForwarder, type RouteDecision, type Router } from "./mod.ts";
+import { staticRouter } from "../../tests/mesh_hotpath/static_router.ts";
 
 Deno.test("closing the forwarder ends a request's fault delay without sending it", async () => {
   let hits = 0;

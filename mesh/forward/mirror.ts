@@ -10,31 +10,11 @@
  * @module
  */
 import { ByteWriter, type RequestHead } from "../http1/mod.ts";
-import { writeAll } from "./io.ts";
+import { writeAll } from "../conn/io.ts";
 import type { ConnectionPool, UpstreamConn } from "./pool.ts";
-import type { Endpoint } from "./types.ts";
+import type { Endpoint, MirrorTarget } from "./types.ts";
 
-/** What became of one mirror copy. */
-export type MirrorOutcome =
-  | "sent"
-  | "failed"
-  | "dropped_concurrency"
-  | "dropped_body"
-  | "no_endpoint";
-
-/** Where a rule's copies go; made by the router per rule, shared by its requests. */
-export interface MirrorTarget {
-  /** Picks an endpoint for one copy; null when the target has none. */
-  pick(): Endpoint | null;
-  /** Pre-encoded header lines every copy carries (e.g. `x-skein-destination`). */
-  readonly extraHeaders: string;
-  /** Takes one of the target's concurrency slots; false = drop the copy. */
-  tryAcquire(): boolean;
-  /** Gives a slot back. */
-  release(): void;
-  /** Counts an outcome. */
-  count(outcome: MirrorOutcome): void;
-}
+export type { MirrorTarget } from "./types.ts";
 
 /** How long a copy may hold its slot waiting for the mirror's answer, in ms. */
 export const MIRROR_TIMEOUT_MS = 10_000;

@@ -2,13 +2,13 @@
  * The HTTP/1.1 forwarding engine on `Deno.Conn`: accept loop, per-connection keep-alive loop,
  * pooled upstream connections, streaming bodies, upgrades, proxy-generated errors and drain.
  *
- * Policy enters only through {@linkcode Router} / {@linkcode RouteDecision}.
+ * One request's path, layer by layer, reads top to bottom in `request_path.ts`. Policy enters
+ * only through {@linkcode Router} / {@linkcode RouteDecision}.
  * @module
  */
 export * from "./types.ts";
 export * from "./pool.ts";
 export * from "./forwarder.ts";
-export * from "./static_router.ts";
 export * from "./tls_conn.ts";
-export { mirrorBytes, type MirrorOutcome, type MirrorTarget, shadowHost } from "./mirror.ts";
-export { closeQuietly, noDelay, pipe, type PipeResult, writeAll } from "./io.ts";
+export { mirrorBytes, shadowHost } from "./mirror.ts";
+export { closeQuietly, noDelay, pipe, type PipeResult, writeAll } from "../conn/io.ts";

@@ -8,8 +8,8 @@
  * @module
  */
 import type { Endpoint } from "./types.ts";
-import { closeQuietly, noDelay } from "./io.ts";
-import { readerFor, type ReadFn } from "../../common/op_read.ts";
+import { closeQuietly, noDelay } from "../conn/io.ts";
+import { readerFor, type ReadFn } from "./direct_read.ts";
 
 /** Most idle connections kept per endpoint. */
 export const DEFAULT_MAX_IDLE_PER_ENDPOINT = 128;

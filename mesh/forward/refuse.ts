@@ -6,7 +6,7 @@
  * calling proxy treats it like a refused connect: safe to retry elsewhere whatever the method.
  * @module
  */
-import { MuxStream } from "../mux/session.ts";
+import { isRefusable } from "../conn/refusable.ts";
 import type { ProxyErrorCause } from "./types.ts";
 
 /** Local answers that mean the request reached no application. */
@@ -26,7 +26,7 @@ export function reachedNoApp(cause: ProxyErrorCause): boolean {
  * for any other connection, which must get the proxy's ordinary answer.
  */
 export function refuseUnread(conn: Deno.Conn): boolean {
-  if (!(conn instanceof MuxStream)) return false;
+  if (!isRefusable(conn)) return false;
   conn.refuse();
   return true;
 }

@@ -3,14 +3,14 @@
  * and the TCP proxy use, so mutual TLS slots in under the byte loop without changing it.
  * `Deno.listenTls` cannot require client certificates, which is why the inbound side of the mesh
  * hop is `node:tls` (see docs/security.md). {@linkcode NativeTlsConn} carries the outbound side
- * when it can use `Deno.connectTls` (see mesh/proxy/mesh_tls.ts).
+ * when it can use `Deno.connectTls` (see mesh/tls/).
  * @module
  */
 import type * as tls from "node:tls";
-import type { MtlsServerStats } from "../../common/tls.ts";
-import { TlsSocketIo } from "../../common/tls_socket_io.ts";
-import { MuxStream } from "../mux/session.ts";
-import { readableOf, writableOf } from "./io.ts";
+import type { MtlsServerStats } from "../../common/tls/mod.ts";
+import { TlsSocketIo } from "../../common/tls/socket_io.ts";
+import { isRefusable } from "../conn/refusable.ts";
+import { readableOf, writableOf } from "../conn/io.ts";
 
 /** Idle time before TCP keep-alive probes start on a mesh session's connection, in ms. */
 export const MESH_KEEPALIVE_DELAY_MS = 60_000;
@@ -239,7 +239,7 @@ export type MeshConn = TlsConn | NativeTlsConn;
 
 /** The verified peer identity of a connection, if it is a mesh TLS connection or a mux stream. */
 export function peerIdentityOf(conn: Deno.Conn): string | null {
-  if (conn instanceof TlsConn || conn instanceof NativeTlsConn || conn instanceof MuxStream) {
+  if (conn instanceof TlsConn || conn instanceof NativeTlsConn || isRefusable(conn)) {
     return conn.peerIdentity;
   }
   return null;
@@ -278,7 +278,7 @@ export class TlsListener implements Deno.Listener<Deno.Conn, Deno.NetAddr> {
   push(conn: Deno.Conn): void {
     if (this.#closed || this.#queue.length >= this.#maxPending) {
       // A mux stream is refused, which tells the caller it may retry it elsewhere.
-      if (conn instanceof MuxStream) conn.refuse();
+      if (isRefusable(conn)) conn.refuse();
       else conn.close();
       return;
     }
@@ -304,7 +304,7 @@ export class TlsListener implements Deno.Listener<Deno.Conn, Deno.NetAddr> {
     if (this.#closed) return;
     this.#closed = true;
     for (const c of this.#queue.splice(0)) {
-      if (c instanceof MuxStream) c.refuse();
+      if (isRefusable(c)) c.refuse();
       else c.close();
     }
     this.#waiter?.reject(new Deno.errors.BadResource("listener closed"));

@@ -5,7 +5,6 @@
  * @module
  */
 import type { RequestHead } from "../http1/mod.ts";
-import type { MirrorTarget } from "./mirror.ts";
 
 /** One upstream address a request can be sent to. */
 export interface Endpoint {
@@ -28,6 +27,31 @@ export type Outcome =
   | { kind: "connect_failure"; reason?: string }
   | { kind: "reset" }
   | { kind: "timeout" };
+
+/** What became of one mirror copy. */
+export type MirrorOutcome =
+  | "sent"
+  | "failed"
+  | "dropped_concurrency"
+  | "dropped_body"
+  | "no_endpoint";
+
+/**
+ * Where a Route rule's mirror copies go (see `mirror.ts`); made by the router per rule, shared
+ * by its requests.
+ */
+export interface MirrorTarget {
+  /** Picks an endpoint for one copy; null when the target has none. */
+  pick(): Endpoint | null;
+  /** Pre-encoded header lines every copy carries (e.g. `x-skein-destination`). */
+  readonly extraHeaders: string;
+  /** Takes one of the target's concurrency slots; false = drop the copy. */
+  tryAcquire(): boolean;
+  /** Gives a slot back. */
+  release(): void;
+  /** Counts an outcome. */
+  count(outcome: MirrorOutcome): void;
+}
 
 /** Which local listener a request or connection arrived on. */
 export interface ListenerInfo {

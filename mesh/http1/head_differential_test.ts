@@ -1,10 +1,10 @@
 /**
- * The optimized parser in `head.ts` must behave exactly like the straightforward one it replaced
- * (`_reference_head.ts`): same heads, same errors, same statuses. The parser is a security
+ * The optimized parser in `head.ts` must behave exactly like a straightforward one
+ * (`tests/http1/reference_head.ts`): same heads, same errors, same statuses. The parser is a security
  * boundary, so this compares both on many seeded, generated heads full of edge cases.
  */
 import { deepStrictEqual as assertEquals, ok as assert } from "node:assert/strict";
-import * as ref from "./_reference_head.ts";
+import * as ref from "../../tests/http1/reference_head.ts";
 import {
   ByteWriter,
   DEFAULT_HEAD_LIMITS,

@@ -3,7 +3,7 @@
  * @module
  */
 import { X509Certificate } from "node:crypto";
-import { parseSpiffeId, type SpiffeId, uriSans } from "../../common/tls.ts";
+import { parseSpiffeId, type SpiffeId, uriSans } from "../../common/tls/mod.ts";
 
 /** Fraction of a certificate's lifetime after which it is renewed (SPEC section 5). */
 export const RENEW_AT_FRACTION = 2 / 3;

@@ -12,7 +12,7 @@ import {
   generateEcKeyPair,
   spiffeIdFor,
   toPem,
-} from "../../common/tls.ts";
+} from "../../common/tls/mod.ts";
 import {
   bitString,
   octetString,

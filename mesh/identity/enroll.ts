@@ -6,7 +6,7 @@
  * @module
  */
 import type { Logger } from "../../common/log.ts";
-import type { TlsMaterial } from "../../common/tls.ts";
+import type { TlsMaterial } from "../../common/tls/mod.ts";
 import { createKeyAndCsr } from "./csr.ts";
 import { type CertInfo, clockSkewProblem, parseCert } from "./cert_info.ts";
 import { keyMatchesCert, loadIdentity, saveIdentity } from "./store.ts";

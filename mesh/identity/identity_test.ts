@@ -1,6 +1,6 @@
 import * as x509 from "../../control/ca/_x509.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "../../tests/assert.ts";
-import { EC_ALGORITHM, exportPrivateKeyPem, generateEcKeyPair } from "../../common/tls.ts";
+import { EC_ALGORITHM, exportPrivateKeyPem, generateEcKeyPair } from "../../common/tls/mod.ts";
 import {
   CERT_FILE,
   createKeyAndCsr,
@@ -152,7 +152,7 @@ Deno.test("saveIdentity()/loadIdentity() refuse a key that does not match the ce
 });
 
 Deno.test("keepsATrustedRoot(): rotations overlap, a wholesale replacement does not", async () => {
-  const { keepsATrustedRoot } = await import("../../common/tls.ts");
+  const { keepsATrustedRoot } = await import("../../common/tls/mod.ts");
   const cur = new Set(["OLD"]);
   assertEquals(keepsATrustedRoot(cur, ["OLD", "NEW"]), true, "rotate: both trusted");
   assertEquals(keepsATrustedRoot(new Set(["OLD", "NEW"]), ["NEW"]), true, "finish");

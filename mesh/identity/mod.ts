@@ -22,6 +22,6 @@ export * from "./cert_info.ts";
 export * from "./store.ts";
 export * from "./renewer.ts";
 export * from "./enroll.ts";
-export * from "../../common/control_https.ts";
+export * from "../../common/tls/control_https.ts";
 export * from "./trust_report.ts";
 export * from "./activation_renewal.ts";

@@ -5,7 +5,7 @@
  * @module
  */
 import { type Logger, nullLogger } from "../../common/log.ts";
-import { keepsATrustedRoot, splitPemCerts, type TlsMaterial } from "../../common/tls.ts";
+import { keepsATrustedRoot, splitPemCerts, type TlsMaterial } from "../../common/tls/mod.ts";
 import { clockSkewProblem, parseCert, renewAt } from "./cert_info.ts";
 import { createKeyAndCsr } from "./csr.ts";
 import { keyMatchesCert } from "./store.ts";

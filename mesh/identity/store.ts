@@ -4,7 +4,7 @@
  * @module
  */
 import { createPrivateKey, X509Certificate } from "node:crypto";
-import type { TlsMaterial } from "../../common/tls.ts";
+import type { TlsMaterial } from "../../common/tls/mod.ts";
 import { writeFileAtomic } from "../../common/atomic_write.ts";
 
 /** The file holding all three PEMs; the source of truth on load. */

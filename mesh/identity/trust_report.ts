@@ -6,7 +6,7 @@
  * @module
  */
 import { X509Certificate } from "node:crypto";
-import { splitPemCerts, type TlsMaterial } from "../../common/tls.ts";
+import { splitPemCerts, type TlsMaterial } from "../../common/tls/mod.ts";
 
 /** The `trust` part of a heartbeat body. */
 export interface TrustReportBody {

@@ -7,7 +7,7 @@
  */
 import type { Endpoint } from "../forward/types.ts";
 import { poolKey, retireBeforeExpiry } from "../forward/pool.ts";
-import { closeQuietly } from "../forward/io.ts";
+import { closeQuietly } from "../conn/io.ts";
 import { MuxSession } from "./session.ts";
 
 /**

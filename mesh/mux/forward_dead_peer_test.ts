@@ -6,13 +6,8 @@
  */
 import { assert, assertEquals } from "../../tests/assert.ts";
 import { nullLogger } from "../../common/log.ts";
-import {
-  ConnectionPool,
-  type Endpoint,
-  HttpForwarder,
-  type Outcome,
-  staticRouter,
-} from "../forward/mod.ts";
+import { ConnectionPool, type Endpoint, HttpForwarder, type Outcome } from "../forward/mod.ts";
+import { staticRouter } from "../../tests/mesh_hotpath/static_router.ts";
 import { MuxSession } from "./session.ts";
 
 Deno.test("a call in flight to a callee that stopped answering is failed by the mux ping and a GET is retried elsewhere", async () => {

@@ -5,13 +5,8 @@
  */
 import { assertEquals } from "../../tests/assert.ts";
 import { nullLogger } from "../../common/log.ts";
-import {
-  ConnectionPool,
-  type Endpoint,
-  HttpForwarder,
-  type Outcome,
-  staticRouter,
-} from "../forward/mod.ts";
+import { ConnectionPool, type Endpoint, HttpForwarder, type Outcome } from "../forward/mod.ts";
+import { staticRouter } from "../../tests/mesh_hotpath/static_router.ts";
 import { MuxSession } from "./session.ts";
 
 Deno.test("a POST whose stream the callee refuses is retried on the next endpoint", async () => {

@@ -5,7 +5,7 @@
  */
 import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
 import { MuxSession, type MuxStream } from "./session.ts";
-import { memPipe } from "./testing.ts";
+import { memPipe } from "../../tests/mem_pipe.ts";
 
 /** Polls `ok` every few ms until it holds (bounded generously; no timing is asserted). */
 async function until(what: string, ok: () => boolean): Promise<void> {

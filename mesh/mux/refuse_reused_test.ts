@@ -6,13 +6,8 @@
  */
 import { assertEquals, assertMatch } from "../../tests/assert.ts";
 import { nullLogger } from "../../common/log.ts";
-import {
-  HttpForwarder,
-  ProxyError,
-  type Router,
-  staticRouter,
-  TlsListener,
-} from "../forward/mod.ts";
+import { HttpForwarder, ProxyError, type Router, TlsListener } from "../forward/mod.ts";
+import { staticRouter } from "../../tests/mesh_hotpath/static_router.ts";
 import { MuxSession } from "./session.ts";
 
 const enc = new TextEncoder();

@@ -11,9 +11,9 @@ import {
   type Endpoint,
   HttpForwarder,
   type Outcome,
-  staticRouter,
   TlsListener,
 } from "../forward/mod.ts";
+import { staticRouter } from "../../tests/mesh_hotpath/static_router.ts";
 import { MuxSession } from "./session.ts";
 
 Deno.test("a callee whose app refuses the connect refuses the stream; the caller retries a POST", async () => {

@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertRejects } from "../../tests/assert.ts";
 import { FRAME_HEADER_BYTES, FrameType, type FrameTypeValue, writeFrameHeader } from "./frame.ts";
 import { MuxSession, type MuxStream, STREAM_WINDOW_BYTES } from "./session.ts";
-import { MemEnd, memPipe } from "./testing.ts";
+import { MemEnd, memPipe } from "../../tests/mem_pipe.ts";
 
 /** A client and a server session over one in-memory pipe; accepted streams are queued. */
 function pair(maxStreams?: number, goAwayGraceMs = 0) {

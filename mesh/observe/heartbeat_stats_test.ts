@@ -1,6 +1,6 @@
 import { assertEquals } from "../../tests/assert.ts";
 import { nullLogger } from "../../common/log.ts";
-import { ProxyMetrics } from "../proxy_metrics.ts";
+import { ProxyMetrics } from "./proxy_metrics.ts";
 import { DenialTap, edgesFromMetrics } from "./heartbeat_stats.ts";
 
 Deno.test("edgesFromMetrics reads the proxy's own counters per call edge", () => {

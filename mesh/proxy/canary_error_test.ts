@@ -7,10 +7,10 @@ import { nullLogger } from "../../common/log.ts";
 import { Registry } from "../../common/metrics.ts";
 import { parseRequestHead } from "../http1/mod.ts";
 import { ProxyError } from "../forward/mod.ts";
-import { ProxyMetrics } from "../proxy_metrics.ts";
+import { ProxyMetrics } from "../observe/proxy_metrics.ts";
 import { type Catalog, prepareCatalog } from "../discovery/catalog.ts";
 import { MeshRouter, upstreamListenerName } from "./router.ts";
-import { SharedLimits } from "./shared_limits.ts";
+import { SharedLimits } from "../resilience/shared_limits.ts";
 
 const CLIENT = { address: "127.0.0.1", port: 1, identity: null };
 

@@ -9,8 +9,8 @@
  * request counts are shared, through {@linkcode SharedLimits}.
  * @module
  */
-import { PROBE_INTERVAL_MS, tcpReachable } from "./reach_probe.ts";
-import { turnNow } from "../../common/turn_clock.ts";
+import { PROBE_INTERVAL_MS, tcpReachable } from "../resilience/reach_probe.ts";
+import { turnNow } from "../forward/batch_clock.ts";
 // Types only: a data-plane worker loads no config schema (zod costs each isolate ~10 MB).
 import type { ProxyConfig } from "../../config/proxy_schema.ts";
 import { upstreamKey } from "../../config/upstream_key.ts";
@@ -18,7 +18,8 @@ import type { Logger } from "../../common/log.ts";
 import { Registry } from "../../common/metrics.ts";
 import { ConnectionPool, DEFAULT_CONNECT_TIMEOUT_MS, HttpForwarder } from "../forward/mod.ts";
 import { TcpProxy } from "../tcp/mod.ts";
-import { type MuxSessionRegistry, ProxyMetrics } from "../proxy_metrics.ts";
+import { ProxyMetrics } from "../observe/proxy_metrics.ts";
+import type { MuxSessionRegistry } from "../mux/session_registry.ts";
 import type { PreparedCatalog } from "../discovery/catalog.ts";
 import type { DestinationStats } from "./destination.ts";
 import {
@@ -27,13 +28,13 @@ import {
   MeshRouter,
   upstreamListenerName,
 } from "./router.ts";
-import { TcpByteDeltas } from "./tcp_byte_deltas.ts";
-import type { SharedLimits } from "./shared_limits.ts";
+import { TcpByteDeltas } from "../tcp/byte_deltas.ts";
+import type { SharedLimits } from "../resilience/shared_limits.ts";
 import { Observability } from "../observe/setup.ts";
 import type { DataPlaneChange, DataPlaneChangeResult } from "./plane_change.ts";
 import type { ProxyLimitsConfig, UpstreamConfig } from "../../config/proxy_reload.ts";
-import { connectTunnel, TunnelBridge } from "./tcp_tunnel.ts";
-import { connectMtls, type MeshTls, MeshTlsState, type OutboundTls } from "./mesh_tls.ts";
+import { connectTunnel, TunnelBridge } from "../tcp/mod.ts";
+import { connectMtls, type MeshTls, MeshTlsState, type OutboundTls } from "../tls/mod.ts";
 import { MUX_ALPN } from "../mux/frame.ts";
 import {
   DEFAULT_MAX_SESSION_AGE_MS,

@@ -6,11 +6,11 @@
  */
 import type { Balancer, Endpoint as BalancedEndpoint } from "../balance/mod.ts";
 import type { Endpoint, Outcome, RouteDecision } from "../forward/mod.ts";
-import type { RouteMetrics } from "../proxy_metrics.ts";
+import type { RouteMetrics } from "../observe/proxy_metrics.ts";
 import { isFailure, type OutlierDetector, type RetryPolicy } from "../resilience/mod.ts";
 import type { DestinationDeps, EffectivePolicy } from "./destination_types.ts";
 import type { BalancedMirror } from "./mirror_target.ts";
-import type { RequestLimit } from "./shared_limits.ts";
+import type { RequestLimit } from "../resilience/shared_limits.ts";
 
 /** What a {@linkcode Decision} needs from the destination that made it. */
 export interface DecisionHost {
@@ -107,24 +107,16 @@ export class Decision implements RouteDecision {
     return ep;
   }
 
-  /** The backoff before another try, or null to stop (policy, attempts, budget). */
+  /** The backoff before another try, or null to stop (the retry policy decides). */
   retry(attempt: number, outcome: Outcome): number | null {
     if (!this.#open) return null;
     const d = this.#dest;
-    if (this.#tcp) {
-      if (
-        outcome.kind === "connect_failure" && attempt + 1 < d.retryPolicy.attempts &&
-        d.retryPolicy.budget.tryWithdraw()
-      ) {
-        d.deps.metrics.retries.labels(d.service).inc();
-        return d.retryPolicy.backoffMs(attempt + 1);
-      }
-      return null;
-    }
-    const remaining = this.timeoutMs > 0
-      ? this.timeoutMs - (d.deps.now() - this.#started)
-      : Infinity;
-    const r = d.retryPolicy.decide(this.#method, outcome, attempt + 1, remaining);
+    const r = this.#tcp ? d.retryPolicy.decideConnect(outcome, attempt + 1) : d.retryPolicy.decide(
+      this.#method,
+      outcome,
+      attempt + 1,
+      this.timeoutMs > 0 ? this.timeoutMs - (d.deps.now() - this.#started) : Infinity,
+    );
     if (!r.retry) return null;
     d.deps.metrics.retries.labels(d.service).inc();
     return r.delayMs;

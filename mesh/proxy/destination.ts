@@ -3,69 +3,53 @@
  * timeouts, retries with budget, circuit breaker, outlier detection) and `Route` (version
  * subsets), and the per-request {@linkcode RouteDecision} the forwarder drives.
  *
- * The stack per request, top to bottom:
- * 1. circuit breaker `requests` limit (shared by all worker threads): over it, answer 503
- *    `overloaded` at once;
- * 2. route rule: the first matching rule picks a backend version by weight (a balancer subset);
- * 3. balancer: picks an endpoint, never one already tried for this request;
- * 4. per-try and overall timeouts: enforced by the forwarder from `perTryTimeoutMs`/`timeoutMs`;
- * 5. outcome: feeds the balancer (latency, in-flight), outlier detection (ejections) and, on
- *    failure, the retry policy and its budget;
- * 6. finish (the forwarder's `onDone`, once the response body has passed or the exchange failed):
- *    the breaker slot is released and the final status and whole-exchange latency go to
- *    `skein_requests_total` and the latency histogram.
+ * What the forwarder's layers (`mesh/forward/request_path.ts`) ask of it, per request:
+ * - route (`decide`): the first matching Route rule (`route_rules.ts`) picks a backend version
+ *   by weight (a balancer subset) and may inject a fault (`fault.ts`) or mirror the request
+ *   (`mirror_target.ts`); then the circuit breaker's `requests` limit
+ *   (`mesh/resilience/shared_limits.ts`, shared by all worker threads): over it, answer 503
+ *   `overloaded` at once;
+ * - balance (`Decision.pick`): an endpoint, never one already tried for this request;
+ * - try (`Decision.onResult`): each outcome feeds the balancer (latency, in-flight) and
+ *   outlier detection (ejections); the forwarder enforces `perTryTimeoutMs`/`timeoutMs`;
+ * - retry (`Decision.retry`): the retry policy and its budget (`mesh/resilience/retry.ts`),
+ *   asked only for a try the forwarder's rule (`mesh/forward/layer_retry_rule.ts`) lets through;
+ * - record (`Decision.onDone`, once the response body has passed or the exchange failed): the
+ *   breaker slot is released and the final status and whole-exchange latency go to
+ *   `skein_requests_total` and the latency histogram.
+ * The balancer, retry policy and outlier detector are built in `destination_policy.ts`.
  * @module
  */
 import {
-  defaultCircuitBreaker,
-  defaultOutlierDetection,
-  defaultPolicy,
-  defaultRetries,
-} from "./policy_defaults.ts";
-import {
   type Balancer,
   type BalancerPolicy,
-  createBalancer,
   type Endpoint as BalancedEndpoint,
   type EndpointStats,
 } from "../balance/mod.ts";
-import {
-  MAX_ATTEMPTS,
-  type MirrorOutcome,
-  ProxyError,
-  type RouteDecision,
-} from "../forward/mod.ts";
+import { type MirrorOutcome, ProxyError, type RouteDecision } from "../forward/mod.ts";
 import { headerValue, type RequestHead } from "../http1/mod.ts";
-import type { RouteMetrics } from "../proxy_metrics.ts";
-import { OutlierDetector, RETRY_DEFAULTS, RetryPolicy } from "../resilience/mod.ts";
+import type { RouteMetrics } from "../observe/proxy_metrics.ts";
+import type { OutlierDetector, RetryPolicy } from "../resilience/mod.ts";
 import type { CatalogInstance } from "../discovery/mod.ts";
-import { RequestLimit } from "./shared_limits.ts";
+import { RequestLimit } from "../resilience/shared_limits.ts";
 import { compileRoute, type RouteRule, type RuleMirror } from "./route_rules.ts";
 import { decideFault, rolls } from "./fault.ts";
 import { BalancedMirror } from "./mirror_target.ts";
 import { Decision } from "./decision.ts";
+import {
+  effectivePolicy,
+  newBalancer,
+  newOutlierDetector,
+  newRetryPolicy,
+} from "./destination_policy.ts";
 import type { DestinationDeps, EffectivePolicy, Policy, Route } from "./destination_types.ts";
 
 export type { DestinationDeps, EffectivePolicy, Policy, Route } from "./destination_types.ts";
+export { effectivePolicy } from "./destination_policy.ts";
 import { capabilitiesOfKey } from "./capability.ts";
 
 /** Route label of requests that matched no `Route` rule. */
 export const DEFAULT_ROUTE_LABEL = "default";
-
-/**
- * The policy a destination gets without a Policy resource, and what fills in the sections a
- * Policy leaves out: retries on connect failure and reset (2 tries), Envoy's breaker limits,
- * and outlier detection after 5 consecutive failures.
- */
-export function effectivePolicy(service: string, p?: Policy): EffectivePolicy {
-  const base = p ?? defaultPolicy(service);
-  return {
-    ...base,
-    retries: base.retries ?? defaultRetries(),
-    circuit_breaker: base.circuit_breaker ?? defaultCircuitBreaker(),
-    outlier_detection: base.outlier_detection ?? defaultOutlierDetection(),
-  };
-}
 
 /** Distinct callers given their own `source` label per inbound destination. */
 export const MAX_SOURCE_LABELS = 256;
@@ -164,9 +148,14 @@ export class Destination {
     this.#routeLabel = opts.routeLabel ?? DEFAULT_ROUTE_LABEL;
     this.#timeouts = opts.timeouts ?? true;
     this.#policy = effectivePolicy(service, opts.policy);
-    this.#balancer = this.#newBalancer();
-    this.#retry = this.#newRetry();
-    this.#outlier = this.#newOutlier();
+    this.#balancer = newBalancer(this.#policy, this.#endpoints, this.#deps);
+    this.#retry = newRetryPolicy(this.#policy, this.#deps);
+    this.#outlier = newOutlierDetector(
+      this.service,
+      this.#policy,
+      this.#deps,
+      (key, ejected) => this.#setEjected(key, ejected),
+    );
     this.#lastTick = deps.now();
     this.requests = new RequestLimit(
       deps.limits,
@@ -195,17 +184,22 @@ export class Destination {
       JSON.stringify(prev.load_balancer) !== JSON.stringify(next.load_balancer) ||
       JSON.stringify(prev.locality) !== JSON.stringify(next.locality)
     ) {
-      this.#balancer = this.#newBalancer();
+      this.#balancer = newBalancer(this.#policy, this.#endpoints, this.#deps);
       this.#subsets.clear();
       this.#applyEndpoints();
     }
     if (JSON.stringify(prev.retries) !== JSON.stringify(next.retries)) {
-      this.#retry = this.#newRetry();
+      this.#retry = newRetryPolicy(this.#policy, this.#deps);
     }
     if (JSON.stringify(prev.outlier_detection) !== JSON.stringify(next.outlier_detection)) {
       // A new detector starts with nobody ejected: restore whoever the old one had ejected.
       for (const ep of this.#endpoints) this.#setEjected(ep.key, false);
-      this.#outlier = this.#newOutlier();
+      this.#outlier = newOutlierDetector(
+        this.service,
+        this.#policy,
+        this.#deps,
+        (key, ejected) => this.#setEjected(key, ejected),
+      );
       this.#outlier.setEndpoints(this.#endpoints.map((e) => e.key));
     }
     this.requests.setLimit(next.circuit_breaker.max_requests);
@@ -453,7 +447,7 @@ export class Destination {
   #subset(version: string): Balancer {
     let b = this.#subsets.get(version);
     if (b === undefined) {
-      b = this.#newBalancer();
+      b = newBalancer(this.#policy, this.#endpoints, this.#deps);
       b.update(this.#endpoints.filter((e) => e.version === version));
       for (const e of this.#endpoints) {
         if (this.#outlier.isEjected(e.key)) b.setEjected(e.key, true);
@@ -474,72 +468,6 @@ export class Destination {
   #setEjected(key: string, ejected: boolean): void {
     this.#balancer.setEjected(key, ejected);
     for (const b of this.#subsets.values()) b.setEjected(key, ejected);
-  }
-
-  #newBalancer(): Balancer {
-    const p = this.#policy;
-    return createBalancer(p.load_balancer.algorithm, this.#endpoints, {
-      now: this.#deps.now,
-      random: this.#deps.random,
-      localZone: this.#deps.zone,
-      preferZone: p.locality.prefer_zone,
-      failoverBelowHealthyPercent: p.locality.failover_below_healthy_percent,
-    });
-  }
-
-  #newRetry(): RetryPolicy {
-    const r = this.#policy.retries;
-    return new RetryPolicy({
-      // The forwarder never makes more than MAX_ATTEMPTS tries; saying so here keeps every
-      // positive retry decision followed by another pick.
-      attempts: Math.min(Math.max(1, r.attempts), MAX_ATTEMPTS),
-      on: r.on,
-      backoffBaseMs: r.backoff.base,
-      backoffMaxMs: r.backoff.max,
-      budgetPercent: r.budget_percent,
-      minRetriesPerSecond: RETRY_DEFAULTS.minRetriesPerSecond /
-        Math.max(1, this.#deps.workers ?? 1),
-      retryNonIdempotent: r.retry_non_idempotent,
-    }, { now: this.#deps.now, random: this.#deps.random });
-  }
-
-  #newOutlier(): OutlierDetector {
-    const o = this.#policy.outlier_detection;
-    const log = this.#deps.logger;
-    return new OutlierDetector({
-      consecutive5xx: o.consecutive_5xx,
-      consecutiveConnectFailures: o.consecutive_connect_failures,
-      intervalMs: o.interval,
-      baseEjectionMs: o.base_ejection,
-      maxEjectionPercent: o.max_ejection_percent,
-    }, {
-      now: this.#deps.now,
-      onEvent: (e) => {
-        switch (e.kind) {
-          case "ejected":
-            this.#setEjected(e.key, true);
-            this.#deps.metrics.outlierEjections.labels(this.service, e.reason).inc();
-            log.warn("endpoint ejected", {
-              destination: this.service,
-              endpoint: e.key,
-              reason: e.reason,
-              duration_ms: e.durationMs,
-              times: e.timesEjected,
-            });
-            break;
-          case "restored":
-            this.#setEjected(e.key, false);
-            log.info("endpoint restored", { destination: this.service, endpoint: e.key });
-            break;
-          case "overflow":
-            log.debug("ejection refused by max_ejection_percent", {
-              destination: this.service,
-              endpoint: e.key,
-            });
-            break;
-        }
-      },
-    });
   }
 }
 

@@ -6,8 +6,8 @@
 import type { z } from "zod";
 import type { Logger } from "../../common/log.ts";
 import type { Policy as PolicySchema, Route as RouteSchema } from "../../config/resource_schema.ts";
-import type { ProxyMetrics } from "../proxy_metrics.ts";
-import type { SharedLimits } from "./shared_limits.ts";
+import type { ProxyMetrics } from "../observe/proxy_metrics.ts";
+import type { SharedLimits } from "../resilience/shared_limits.ts";
 
 /** A validated Policy resource. */
 export type Policy = z.infer<typeof PolicySchema>;

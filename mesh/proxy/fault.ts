@@ -4,7 +4,7 @@
  * Pure logic; the destination counts what it injects and the forwarder waits out a delay.
  * @module
  */
-import type { Route } from "./destination.ts";
+import type { Route } from "./destination_types.ts";
 import { MAX_FAULT_DELAY_MS } from "../../config/resource_limits.ts";
 
 export { MAX_FAULT_DELAY_MS };

@@ -1,13 +1,13 @@
 import { assert, assertEquals, assertMatch } from "../../tests/assert.ts";
 import { memoryLogger, nullLogger } from "../../common/log.ts";
 import { Registry } from "../../common/metrics.ts";
-import { ProxyMetrics } from "../proxy_metrics.ts";
+import { ProxyMetrics } from "../observe/proxy_metrics.ts";
 import { HttpForwarder, ProxyError, type Router } from "../forward/mod.ts";
 import { parseRequestHead } from "../http1/mod.ts";
 import { prepareCatalog, type PreparedCatalog } from "../discovery/mod.ts";
 import { INBOUND_LISTENER, MeshRouter } from "./router.ts";
-import { SharedLimits } from "./shared_limits.ts";
-import { InboundAuthz } from "./inbound_authz.ts";
+import { SharedLimits } from "../resilience/shared_limits.ts";
+import { InboundAuthz } from "../authz/mod.ts";
 import { ResourceSchema } from "../../config/mod.ts";
 
 const TD = "skein.local";

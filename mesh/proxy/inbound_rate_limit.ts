@@ -16,7 +16,7 @@
 import { ProxyError } from "../forward/mod.ts";
 import type { RequestHead } from "../http1/mod.ts";
 import { pathOf } from "./route_rules.ts";
-import type { SharedRates } from "./shared_rate.ts";
+import type { SharedRates } from "../resilience/shared_rate.ts";
 
 /** A route of a RateLimit: requests it matches have their own bucket. */
 export interface RateLimitRouteSpec {

@@ -2,7 +2,7 @@ import { assert, assertEquals } from "../../tests/assert.ts";
 import { ProxyError } from "../forward/mod.ts";
 import { parseRequestHead } from "../http1/mod.ts";
 import { InboundRateLimits, type RateLimitSpec } from "./inbound_rate_limit.ts";
-import { SHARED_RATE_BYTES, SharedRates } from "./shared_rate.ts";
+import { SHARED_RATE_BYTES, SharedRates } from "../resilience/shared_rate.ts";
 
 function setup() {
   const rates = new SharedRates(new SharedArrayBuffer(SHARED_RATE_BYTES));

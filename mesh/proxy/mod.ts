@@ -5,9 +5,18 @@
  * budget, circuit breaking, outlier detection, version subsets) and discovery
  * (`mesh/discovery/`) that registers, heartbeats and watches the catalog.
  *
+ * What lives here, top to bottom: the assembly (`proxy.ts`, the admin listener `admin.ts`);
+ * the data planes as the main thread sees them (`data_planes.ts`, in-process for
+ * `workers: 1`); the worker threads (`workers.ts` on the main thread, `worker.ts` in each
+ * worker, the messages between them in `worker_protocol.ts` and `plane_change.ts`); one thread's data
+ * plane (`data_plane.ts`); the router (`router.ts`, with `inbound_rate_limit.ts` and
+ * `capability.ts`); and the policy per destination (`destination.ts` and the modules it
+ * composes). Features the proxy assembles from elsewhere: mTLS on the proxy-to-proxy hop
+ * (`mesh/tls/`), Authorization (`mesh/authz/`), resilience state (`mesh/resilience/`),
+ * metrics and records (`mesh/observe/`), the TCP tunnel (`mesh/tcp/`).
+ *
  * With `workers: N > 1` the data plane runs on N worker threads sharing the ports with
  * `SO_REUSEPORT`; the main thread keeps discovery and admin (see `docs/proxy.md`).
- * With an identity (`tls`), the proxy-to-proxy hop is mutual TLS (`mesh_tls.ts`).
  *
  * ```ts
  * const proxy = await MeshProxy.start({ config, logger });
@@ -20,10 +29,7 @@ export * from "./proxy.ts";
 export * from "./router.ts";
 export * from "./destination.ts";
 export * from "./admin.ts";
-export * from "./tcp_tunnel.ts";
 export * from "./data_plane.ts";
+export * from "./data_planes.ts";
 export * from "./workers.ts";
-export * from "./shared_limits.ts";
-export * from "./metrics_merge.ts";
-export * from "./mesh_tls.ts";
 export type * from "./worker_protocol.ts";

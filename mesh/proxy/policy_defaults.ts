@@ -4,7 +4,7 @@
  * them to it), written out so a data-plane worker needs no schema library to know them.
  * @module
  */
-import type { Policy } from "./destination.ts";
+import type { Policy } from "./destination_types.ts";
 
 /** The retry section a Policy without `retries` gets. */
 export function defaultRetries(): NonNullable<Policy["retries"]> {

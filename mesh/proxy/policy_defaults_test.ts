@@ -1,7 +1,7 @@
 import { assertEquals } from "../../tests/assert.ts";
 import { Policy as PolicySchema } from "../../config/resource_schema.ts";
 import { defaultPolicy, localAppPolicy } from "./policy_defaults.ts";
-import { effectivePolicy } from "./destination.ts";
+import { effectivePolicy } from "./destination_policy.ts";
 
 Deno.test("the written-out default Policy is what the schema fills in", () => {
   const parsed = PolicySchema.parse({

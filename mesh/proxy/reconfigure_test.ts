@@ -7,7 +7,7 @@ import { assert, assertEquals } from "../../tests/assert.ts";
 import { nullLogger } from "../../common/log.ts";
 import { planProxyReload, ProxyConfig } from "../../config/mod.ts";
 import type { Catalog } from "../discovery/mod.ts";
-import { LocalDataPlanes } from "./workers.ts";
+import { LocalDataPlanes } from "./data_planes.ts";
 
 function app(name: string) {
   const arrived = Promise.withResolvers<void>();

@@ -6,7 +6,9 @@
  * @module
  */
 import { headerValue, type RequestHead } from "../http1/mod.ts";
-import type { Route } from "./destination.ts";
+// The ring-hash balancer's hash: a sticky key spreads the same way over versions and endpoints.
+import { hashString } from "../balance/ring_hash.ts";
+import type { Route } from "./destination_types.ts";
 import { compileFault, type RuleFault } from "./fault.ts";
 
 /** One compiled rule of a Route. */
@@ -82,7 +84,7 @@ export function compileRoute(r: Route | undefined): RouteRule[] {
         let x: number;
         const key = hashHeader === undefined ? null : headerValue(head, hashHeader);
         // The same key always lands on the same point of [0, total): one version per user.
-        x = key === null ? random() * total : (fnv1a(key) / 0x1_0000_0000) * total;
+        x = key === null ? random() * total : (hashString(key) / 0x1_0000_0000) * total;
         if (x >= total) x = 0;
         for (let j = 0; j < cumulative.length; j++) {
           if (x < cumulative[j]!) return versions[j];
@@ -112,22 +114,4 @@ function _pathOf(target: string): string {
   }
   const q = t.indexOf("?");
   return q < 0 ? t : t.slice(0, q);
-}
-
-/**
- * 32-bit FNV-1a of a string's UTF-16 code units with a final avalanche (murmur3's fmix32), as
- * an unsigned integer: keys that differ in their last character still spread evenly.
- */
-export function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
 }

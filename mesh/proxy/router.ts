@@ -6,15 +6,16 @@
  * - the `http_proxy` listener reads the service from `Host` (with or without a port);
  * - the `inbound` listener forwards to a local app: the one named by `x-skein-destination`,
  *   else by `Host`, else the only one this proxy fronts, once the app's `Authorization`
- *   resource allows the caller (see `inbound_authz.ts`).
+ *   resource allows the caller (see `mesh/authz/inbound.ts`).
  * @module
  */
 import type { Logger } from "../../common/log.ts";
 import type { ClientInfo, ListenerInfo, RouteDecision, Router } from "../forward/mod.ts";
-import { serviceSpiffeId } from "./mesh_tls.ts";
+import { serviceSpiffeId } from "../tls/mod.ts";
 import { ProxyError } from "../forward/mod.ts";
 import { headerValue, markHopByHop, type RequestHead } from "../http1/mod.ts";
-import type { TcpRouter } from "../tcp/mod.ts";
+import { TCP_TUNNEL_UPGRADE, type TcpRouter } from "../tcp/mod.ts";
+import { DESTINATION_HEADER } from "../http1/mesh_headers.ts";
 // Types only: the catalog arrives read (prepareCatalog), so a worker loads no schema for it.
 import type { Catalog, PreparedCatalog } from "../discovery/catalog.ts";
 import {
@@ -26,7 +27,7 @@ import {
 } from "./destination.ts";
 import { localAppPolicy } from "./policy_defaults.ts";
 import { upstreamKey } from "../../config/upstream_key.ts";
-import { InboundAuthz } from "./inbound_authz.ts";
+import { InboundAuthz } from "../authz/mod.ts";
 import type { CallInfo, Recorder } from "../observe/recorder.ts";
 import { InboundRateLimits, type RateLimitSpec } from "./inbound_rate_limit.ts";
 import {
@@ -36,7 +37,7 @@ import {
   isCapabilityKey,
   keyOfHeader,
 } from "./capability.ts";
-import { sharedNowNs } from "./shared_rate.ts";
+import { sharedNowNs } from "../resilience/shared_rate.ts";
 
 /** Listener name of the inbound listener. */
 export const INBOUND_LISTENER = "inbound";
@@ -44,10 +45,6 @@ export const INBOUND_LISTENER = "inbound";
 export const HTTP_PROXY_LISTENER = "http_proxy";
 /** Prefix of upstream listener names (`upstream:ledger`). */
 export const UPSTREAM_LISTENER_PREFIX = "upstream:";
-/** Header naming the local service an inbound request is for. */
-export const DESTINATION_HEADER = "x-skein-destination";
-/** Upgrade token of opaque TCP tunnelled through an inbound listener. */
-export const TCP_TUNNEL_UPGRADE = "skein-tcp";
 /** Most destinations created on demand through `http_proxy`; beyond it, 503. */
 export const MAX_DESTINATIONS = 4096;
 

@@ -6,13 +6,13 @@
 import { assert, assertEquals } from "../../tests/assert.ts";
 import { nullLogger } from "../../common/log.ts";
 import { Registry } from "../../common/metrics.ts";
-import { ProxyMetrics } from "../proxy_metrics.ts";
+import { ProxyMetrics } from "../observe/proxy_metrics.ts";
 import { ProxyError, type RouteDecision } from "../forward/mod.ts";
 import { reachedNoApp } from "../forward/refuse.ts";
 import { parseRequestHead } from "../http1/mod.ts";
 import { prepareCatalog } from "../discovery/mod.ts";
 import { INBOUND_LISTENER, MeshRouter } from "./router.ts";
-import { SharedLimits } from "./shared_limits.ts";
+import { SharedLimits } from "../resilience/shared_limits.ts";
 
 const enc = new TextEncoder();
 const IN = { name: INBOUND_LISTENER, protocol: "http" as const };

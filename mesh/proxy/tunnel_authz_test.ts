@@ -6,11 +6,11 @@
 import { assertEquals, assertMatch } from "../../tests/assert.ts";
 import { nullLogger } from "../../common/log.ts";
 import { Registry } from "../../common/metrics.ts";
-import { ProxyMetrics } from "../proxy_metrics.ts";
+import { ProxyMetrics } from "../observe/proxy_metrics.ts";
 import { HttpForwarder, type Router } from "../forward/mod.ts";
 import { INBOUND_LISTENER, MeshRouter } from "./router.ts";
-import { SharedLimits } from "./shared_limits.ts";
-import { TunnelBridge } from "./tcp_tunnel.ts";
+import { SharedLimits } from "../resilience/shared_limits.ts";
+import { TunnelBridge } from "../tcp/mod.ts";
 import { prepareCatalog } from "../discovery/mod.ts";
 
 /** A TCP app that writes `tag` to every connection and closes it. */

@@ -16,8 +16,8 @@
 import type { LogFields, Logger, LogLevel } from "../../common/log.ts";
 import { DataPlane } from "./data_plane.ts";
 import { notStartedResult } from "./plane_change.ts";
-import { listenMtls, MeshTlsState } from "./mesh_tls.ts";
-import { SharedLimits } from "./shared_limits.ts";
+import { listenMtls, MeshTlsState } from "../tls/mod.ts";
+import { SharedLimits } from "../resilience/shared_limits.ts";
 import { SessionBalance } from "../mux/session_balance.ts";
 import type { ToMain, ToWorker } from "./worker_protocol.ts";
 

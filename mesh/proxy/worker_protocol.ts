@@ -7,9 +7,9 @@
 import type { ProxyConfig } from "../../config/proxy_schema.ts";
 import type { LogFields, LogLevel } from "../../common/log.ts";
 import type { PreparedCatalog } from "../discovery/catalog.ts";
-import type { TlsMaterial } from "../../common/tls.ts";
+import type { TlsMaterial } from "../../common/tls/mod.ts";
 import type { DataPlaneSnapshot, ListenerPorts } from "./data_plane.ts";
-import type { MeshTls, MeshTrust } from "./mesh_tls.ts";
+import type { MeshTls, MeshTrust } from "../tls/mod.ts";
 import type { DataPlaneChange, DataPlaneChangeResult } from "./plane_change.ts";
 
 /** What the main thread sends a worker. */

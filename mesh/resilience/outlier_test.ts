@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { manualClock } from "../balance/_testing.ts";
+import { manualClock } from "../../tests/manual_clock.ts";
 import { CONNECT_FAILURE, type Outcome, RESET, TIMEOUT } from "./outcome.ts";
 import { OutlierDetector, type OutlierEvent, type OutlierOptions } from "./outlier.ts";
 

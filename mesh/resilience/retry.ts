@@ -248,6 +248,18 @@ export class RetryPolicy {
   }
 
   /**
+   * Decides for an opaque TCP connection after try number `triesSoFar`: only a failed connect
+   * is retried (nothing reached the endpoint, and no byte of the stream was read), whatever
+   * the `on` conditions say; attempts and the budget still bound it.
+   */
+  decideConnect(outcome: Outcome, triesSoFar: number): RetryDecision {
+    if (outcome.kind !== "connect_failure") return _STOP.not_retryable;
+    if (triesSoFar >= this.attempts) return _STOP.attempts_exhausted;
+    if (!this.budget.tryWithdraw()) return _STOP.budget_exhausted;
+    return { retry: true, delayMs: this.backoffMs(triesSoFar) };
+  }
+
+  /**
    * Decides after try number `triesSoFar` (1 after the first) ended with `outcome`.
    * `remainingMs` is what is left of the overall timeout; a retry that could not even start
    * before it runs out is not taken. A positive decision has already withdrawn from the budget.

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { manualClock, seededRandom } from "../balance/_testing.ts";
+import { manualClock } from "../../tests/manual_clock.ts";
+import { seededRandom } from "../../tests/seeded_random.ts";
 import { CONNECT_FAILURE, type Outcome, RESET, TIMEOUT } from "./outcome.ts";
 import { RetryBudget, type RetryOn, RetryPolicy } from "./retry.ts";
 
@@ -155,4 +156,21 @@ Deno.test("the budget grows with requests", () => {
   assert.equal(b.available(), 5);
   clock.advance(-500);
   assert.equal(b.available(), 5, "a clock stepping back does not corrupt the window");
+});
+
+Deno.test("decideConnect retries only a failed connect, within attempts and budget", () => {
+  // The `on` list does not apply to opaque TCP connections: nothing else is safe to retry.
+  const p = policy(["5xx"], { budgetPercent: 0, minRetriesPerSecond: 0.1, budgetWindowMs: 10_000 });
+  assert.deepEqual(p.decideConnect(RESET, 1), { retry: false, reason: "not_retryable" });
+  assert.deepEqual(p.decideConnect(TIMEOUT, 1), { retry: false, reason: "not_retryable" });
+  assert.deepEqual(p.decideConnect(CONNECT_FAILURE, 3), {
+    retry: false,
+    reason: "attempts_exhausted",
+  });
+  assert.equal(p.decideConnect(CONNECT_FAILURE, 1).retry, true);
+  // The reserve held one retry, and it is spent.
+  assert.deepEqual(p.decideConnect(CONNECT_FAILURE, 1), {
+    retry: false,
+    reason: "budget_exhausted",
+  });
 });

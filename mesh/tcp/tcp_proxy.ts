@@ -5,7 +5,7 @@
  * @module
  */
 import type { Logger } from "../../common/log.ts";
-import { closeQuietly, noDelay, pipe } from "../forward/io.ts";
+import { closeQuietly, noDelay, pipe } from "../conn/io.ts";
 import {
   type Endpoint,
   type ListenerInfo,

@@ -412,15 +412,16 @@ export class ProcessCluster {
       const l = leaders[0]!;
       // Every node must acknowledge the same leader, so forwarding works from all of them.
       if (!hs.every((h) => h && h.leader === l.node)) return undefined;
-      // ...and the leader must know the admin token the helpers send.
+      // ...and every node must know the admin token the helpers send: a node checks tokens
+      // against its own applied copy, so a follower that has not applied the bootstrap token
+      // yet would refuse the helpers' first writes through it.
       if (_defaultToken !== undefined) {
-        const r = await request(
-          `${this.api(l.node)}/v1/operator-tokens?stale=true`,
-          "GET",
-          undefined,
-          1000,
+        const rs = await Promise.all(
+          among.map((id) =>
+            request(`${this.api(id)}/v1/operator-tokens?stale=true`, "GET", undefined, 1000)
+          ),
         );
-        if (r.status !== 200) return undefined;
+        if (rs.some((r) => r.status !== 200)) return undefined;
       }
       return l.node;
     });

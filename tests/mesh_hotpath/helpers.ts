@@ -6,13 +6,8 @@ import {
   type ResponseHead,
   responseHeadParser,
 } from "../../mesh/http1/mod.ts";
-import {
-  type Endpoint,
-  type ForwarderOptions,
-  HttpForwarder,
-  staticRouter,
-  type StaticRouterOptions,
-} from "../../mesh/forward/mod.ts";
+import { type Endpoint, type ForwarderOptions, HttpForwarder } from "../../mesh/forward/mod.ts";
+import { staticRouter, type StaticRouterOptions } from "./static_router.ts";
 
 export const enc = new TextEncoder();
 export const dec = new TextDecoder();

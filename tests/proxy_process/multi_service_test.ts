@@ -14,7 +14,7 @@ import {
   waitFor,
 } from "./helpers.ts";
 import { meshClient } from "../tls_fixture.ts";
-import { mtlsConnect, MtlsConnectError, spiffeIdFromSans } from "../../common/tls.ts";
+import { mtlsConnect, MtlsConnectError, spiffeIdFromSans } from "../../common/tls/mod.ts";
 
 /** A local app whose health answer the test controls. */
 function healthApp(name: string): { port: number; healthy: boolean; close: () => Promise<void> } {

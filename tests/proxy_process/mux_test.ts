@@ -61,7 +61,7 @@ Deno.test("calls between proxies ride skein-mux/1 sessions, visible on /metrics"
     });
     proxies.push(callee);
     // The caller's sessions take the socket-stream path (the fallback when the runtime lacks
-    // the native handle, see common/tls_raw_handle.ts), the callee's the native handle.
+    // the native handle, see common/tls/raw_handle.ts), the callee's the native handle.
     const caller = await startProxy(dir, {
       node: "vm-billing",
       control: [cp.url],
@@ -150,7 +150,7 @@ Deno.test("a callee that drains under a steady stream of POSTs loses none of the
   try {
     for (const [i, a] of apps.entries()) {
       // The drained callee serves its sessions on the socket-stream path, the other on the
-      // native handle (common/tls_raw_handle.ts): both carry the steady stream.
+      // native handle (common/tls/raw_handle.ts): both carry the steady stream.
       proxies.push(
         await startProxy(dir, {
           node: `vm-ledger-${i}`,

@@ -13,7 +13,7 @@ import {
   type SignCsrOptions,
   trustBundlePem,
 } from "../../control/ca/mod.ts";
-import { createMtlsServer, type MtlsServer, type MtlsServerOptions } from "../../common/tls.ts";
+import { createMtlsServer, type MtlsServer, type MtlsServerOptions } from "../../common/tls/mod.ts";
 import type { RenewerClock } from "../../mesh/identity/mod.ts";
 
 /** A CA for tests. */

@@ -7,7 +7,7 @@ import net from "node:net";
 import tls from "node:tls";
 import { assert, assertEquals } from "../assert.ts";
 import { memoryLogger } from "../../common/log.ts";
-import { type TlsMaterial } from "../../common/tls.ts";
+import { type TlsMaterial } from "../../common/tls/mod.ts";
 import {
   type CaState,
   isRevoked,
@@ -19,10 +19,10 @@ import { createOperatorToken } from "../../control/auth/mod.ts";
 import {
   createApi,
   createMtlsFetch,
-  FakeBackend,
   operatorAuthorizer,
   serveApiHttps,
 } from "../../control/api/mod.ts";
+import { FakeBackend } from "../control/fake_backend.ts";
 import { createKeyAndCsr } from "../../mesh/identity/mod.ts";
 import { leaf, plaintextExchange, run, testCa, writePair } from "./_pki.ts";
 

@@ -12,7 +12,7 @@ import {
   trustBundle,
   trustBundlePem,
 } from "../../control/ca/mod.ts";
-import { mtlsConnect } from "../../common/tls.ts";
+import { mtlsConnect } from "../../common/tls/mod.ts";
 import { leaf, run, testCa, whoamiServer, writePair } from "./_pki.ts";
 
 Deno.test("openssl verify accepts CA-signed leaves and refuses others", async () => {

@@ -4,7 +4,7 @@
  * malformed, wrongly shaped, deeply nested, random and slow answers, interleaved with valid
  * catalogs. The proxy must never exit, keep serving its last-known catalog, count the failures
  * in a metric and say so in its log (regression: an oversized answer crashed every proxy with
- * an uncaught "cannot close or enqueue" from `common/control_https.ts`).
+ * an uncaught "cannot close or enqueue" from `common/tls/control_https.ts`).
  */
 import { assert, assertEquals } from "../assert.ts";
 import {

@@ -5,7 +5,8 @@
  * @module
  */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
-import { createApi, FakeBackend } from "../../control/api/mod.ts";
+import { createApi } from "../../control/api/mod.ts";
+import { FakeBackend } from "../control/fake_backend.ts";
 import { createCa } from "../../control/ca/mod.ts";
 import { memoryLogger } from "../../common/log.ts";
 import { loadIdentity, obtainIdentities, readTokens } from "../../mesh/identity/mod.ts";

@@ -4,7 +4,8 @@
  * @module
  */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
-import { createApi, FakeBackend } from "../../control/api/mod.ts";
+import { createApi } from "../../control/api/mod.ts";
+import { FakeBackend } from "../control/fake_backend.ts";
 import { createCa } from "../../control/ca/mod.ts";
 import { memoryLogger } from "../../common/log.ts";
 import { EnrollError, loadIdentity, obtainIdentity } from "../../mesh/identity/mod.ts";

@@ -8,7 +8,7 @@ import { memoryLogger } from "../../common/log.ts";
 import { activateRoot, beginRotation, createCa, loadOrCreateSeedCa } from "../../control/ca/mod.ts";
 import { createOperatorToken } from "../../control/auth/mod.ts";
 import { createApi } from "../../control/api/app.ts";
-import { FakeBackend } from "../../control/api/fake_backend.ts";
+import { FakeBackend } from "../control/fake_backend.ts";
 import { operatorAuthorizer } from "../../control/api/operator_auth.ts";
 import {
   CLOCK_BEHIND_HINT,

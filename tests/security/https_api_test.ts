@@ -14,7 +14,7 @@ import {
   type Principal,
   requiredRole,
 } from "../../control/auth/mod.ts";
-import { peerSpiffeId, serverTlsOptions } from "../../common/tls.ts";
+import { peerSpiffeId, serverTlsOptions } from "../../common/tls/mod.ts";
 import { leaf, run, testCa, writePair } from "./_pki.ts";
 
 Deno.test("node:https API: bearer tokens for operators, certificates for proxies", async () => {

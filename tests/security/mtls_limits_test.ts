@@ -4,7 +4,7 @@
  */
 import { assert, assertEquals } from "../assert.ts";
 import { trustBundlePem } from "../../control/ca/mod.ts";
-import { mtlsConnect } from "../../common/tls.ts";
+import { mtlsConnect } from "../../common/tls/mod.ts";
 import { X509Certificate } from "node:crypto";
 import { leaf, testCa, whoamiServer } from "./_pki.ts";
 

@@ -5,7 +5,7 @@
 import net from "node:net";
 import { assert, assertEquals, assertMatch, assertRejects } from "../assert.ts";
 import { revocationChecker, revokeIdentity, trustBundlePem } from "../../control/ca/mod.ts";
-import { mtlsConnect, MtlsConnectError } from "../../common/tls.ts";
+import { mtlsConnect, MtlsConnectError } from "../../common/tls/mod.ts";
 import { leaf, plaintextExchange, run, testCa, whoamiServer, writePair } from "./_pki.ts";
 
 const HOUR = 3_600_000;

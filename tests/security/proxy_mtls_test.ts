@@ -20,11 +20,12 @@ import {
 } from "../proxy_process/helpers.ts";
 import type tls from "node:tls";
 import { type CaState, trustBundlePem } from "../../control/ca/mod.ts";
-import { mtlsConnect, MtlsConnectError, type TlsMaterial } from "../../common/tls.ts";
+import { mtlsConnect, MtlsConnectError, type TlsMaterial } from "../../common/tls/mod.ts";
 import { nullLogger } from "../../common/log.ts";
 import { ProxyConfig } from "../../config/mod.ts";
 import { type Endpoint, NativeTlsConn } from "../../mesh/forward/mod.ts";
-import { connectMtls, listenMtls, MeshTlsState, WorkerDataPlanes } from "../../mesh/proxy/mod.ts";
+import { WorkerDataPlanes } from "../../mesh/proxy/mod.ts";
+import { connectMtls, listenMtls, MeshTlsState } from "../../mesh/tls/mod.ts";
 import { leaf, run, testCa, whoamiServer, writePair } from "./_pki.ts";
 
 Deno.test("proxies with identities speak mTLS to each other and the inbound admits only mesh certificates", async () => {
@@ -391,7 +392,7 @@ Deno.test("native outbound: a server the runtime's own roots vouch for but not t
   try {
     await Deno.writeTextFile(`${dir}/other-root.pem`, trustBundlePem(other));
     const billing = await leaf(ours, "billing");
-    const mod = new URL("../../mesh/proxy/mesh_tls.ts", import.meta.url).href;
+    const mod = new URL("../../mesh/tls/mod.ts", import.meta.url).href;
     await Deno.writeTextFile(
       `${dir}/child.ts`,
       `import { connectMtls } from ${JSON.stringify(mod)};

@@ -6,7 +6,7 @@ import type tls from "node:tls";
 import { assert, assertEquals, assertMatch, assertRejects } from "../assert.ts";
 import { type CaState, rotateCa, signCsr, trustBundlePem } from "../../control/ca/mod.ts";
 import { memoryLogger } from "../../common/log.ts";
-import { mtlsConnect, type TlsMaterial } from "../../common/tls.ts";
+import { mtlsConnect, type TlsMaterial } from "../../common/tls/mod.ts";
 import {
   CertRenewer,
   loadIdentity,

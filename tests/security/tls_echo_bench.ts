@@ -10,7 +10,7 @@
 import net from "node:net";
 
 import { trustBundlePem } from "../../control/ca/mod.ts";
-import { createMtlsServer, mtlsConnect } from "../../common/tls.ts";
+import { createMtlsServer, mtlsConnect } from "../../common/tls/mod.ts";
 import { leaf, testCa } from "./_pki.ts";
 
 const SECONDS = Number(Deno.args[0] ?? 3);
