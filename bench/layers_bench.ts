@@ -10,6 +10,9 @@ import { ProxyMetrics } from "../mesh/observe/proxy_metrics.ts";
 import { type Catalog, prepareCatalog } from "../mesh/discovery/mod.ts";
 import { INBOUND_LISTENER, MeshRouter, upstreamListenerName } from "../mesh/proxy/router.ts";
 import { SharedLimits } from "../mesh/resilience/shared_limits.ts";
+import { Recorder } from "../mesh/observe/recorder.ts";
+import { AccessLog } from "../mesh/observe/access_log.ts";
+import type { SpanSink } from "../common/trace/span_sink.ts";
 
 const b = new TextEncoder().encode(
   "GET /api/orders?id=7 HTTP/1.1\r\nhost: ledger\r\nuser-agent: bench\r\naccept: */*\r\n" +
@@ -42,8 +45,9 @@ const NOT_MATCHING = [
   },
 ];
 
-function router(resources: unknown[]): MeshRouter {
+function router(resources: unknown[], recorder?: Recorder): MeshRouter {
   const r = new MeshRouter({
+    ...(recorder !== undefined ? { recorder } : {}),
     zone: "",
     now: () => performance.now(),
     random: Math.random,
@@ -63,15 +67,32 @@ function router(resources: unknown[]): MeshRouter {
   return r;
 }
 
-function bench(name: string, r: MeshRouter, listener: string) {
+/** Requests per bench iteration: the access log's flush runs between iterations. */
+const BATCH = 1000;
+
+function bench(name: string, r: MeshRouter, listener: string, log?: AccessLog) {
   const l = { name: listener, protocol: "http" as const };
   const client = { address: "127.0.0.1", port: 1, identity: null };
-  Deno.bench(name, () => {
-    const d = r.route(head, l, client);
-    if (d instanceof ProxyError) throw d;
-    (d as RouteDecision).onDone?.(200);
+  Deno.bench(`${name} (x${BATCH})`, async () => {
+    for (let i = 0; i < BATCH; i++) {
+      const d = r.route(head, l, client);
+      if (d instanceof ProxyError) throw d;
+      d.pick(1, new Set());
+      (d as RouteDecision).onDone?.(200, 120);
+    }
+    await log?.flush();
   });
 }
+
+/** A sink that makes spans and drops them: what the record layer costs without an exporter. */
+const nullSink: SpanSink = {
+  start: () => ({ traceId: "0".repeat(32), spanId: "0".repeat(16), end: () => {} }),
+  stats: () => ({ exported: 0, dropped: 0 }),
+  shutdown: () => Promise.resolve(),
+};
+const devNull = () => new AccessLog("/dev/null", { logger: nullLogger });
+const recorder = (log: AccessLog | null, sink: SpanSink | null) =>
+  new Recorder({ node: "vm", sampling: 0.01, sink, accessLog: log });
 
 const up = upstreamListenerName({ service: "ledger" });
 bench("outbound, no Route", router([]), up);
@@ -90,4 +111,15 @@ bench(
   "inbound, RateLimit (admitting)",
   router([{ kind: "RateLimit", service: "ledger", requests_per_second: 1e7, burst: 1e8 }]),
   INBOUND_LISTENER,
+);
+
+bench("outbound, record layer: tracing 1% (null sink)", router([], recorder(null, nullSink)), up);
+const logOut = devNull();
+bench("outbound, record layer: access log", router([], recorder(logOut, null)), up, logOut);
+const logIn = devNull();
+bench(
+  "inbound, record layer: access log",
+  router([], recorder(logIn, null)),
+  INBOUND_LISTENER,
+  logIn,
 );
