@@ -70,3 +70,26 @@ Deno.test("AccessLog drops (and counts) lines beyond its queue bound", async () 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("AccessLog keeps UTF-8, lines longer than a chunk and lines written during a flush", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/a.log`;
+    const a = new AccessLog(path, { logger: nullLogger, maxQueuedBytes: 1 << 20 });
+    const long = "x".repeat(100_000);
+    const expected: string[] = ['{"p":"/caf\u00e9/\u{1F600}"}', long];
+    a.write(expected[0]!);
+    a.write(long);
+    // Enough short lines to fill several chunks, half of them queued while a flush runs.
+    for (let i = 0; i < 3000; i++) expected.push(`{"n":${i}}`);
+    for (let i = 0; i < 1500; i++) a.write(expected[i + 2]!);
+    const flushing = a.flush();
+    for (let i = 1500; i < 3000; i++) a.write(expected[i + 2]!);
+    await flushing;
+    await a.close();
+    assertEquals(await Deno.readTextFile(path), expected.join("\n") + "\n");
+    assertEquals(a.stats, { written: 3002, dropped: 0, errors: 0 });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
