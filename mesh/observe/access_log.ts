@@ -8,6 +8,12 @@
  * @module
  */
 import type { Logger } from "../../common/log.ts";
+import {
+  type AccessBase,
+  type AccessEnd,
+  accessLineMaxBytes,
+  encodeAccessLine,
+} from "./access_record.ts";
 
 /** Where lines go: a file path, or `stdout`. */
 export type AccessLogTarget = string;
@@ -83,36 +89,55 @@ export class AccessLog {
   /** Queues one line (without its newline); never blocks, drops when the queue is full. */
   write(line: string): void {
     if (this.#closed) return;
-    if (this.#queued + line.length + 1 > this.#maxQueued) {
-      this.stats.dropped++;
-      return;
-    }
-    this.#append(line);
-    if (this.#timer === null && this.#flushing === null) {
-      this.#timer = setTimeout(() => {
-        this.#timer = null;
-        void this.flush();
-      }, this.#interval);
-      Deno.unrefTimer(this.#timer as unknown as number);
-    }
+    // UTF-8 takes at most 3 bytes per UTF-16 unit (a surrogate pair: 4 bytes for 2 units).
+    if (!this.#admit(line.length + 1, line.length * 3 + 1)) return;
+    const cur = this.#cur!;
+    const n = _enc.encodeInto(line, cur.subarray(this.#pos)).written;
+    this.#commit(this.#pos + n);
   }
 
-  /** Encodes `line` and its newline into the current chunk, starting a new one when full. */
-  #append(line: string): void {
-    // UTF-8 takes at most 3 bytes per UTF-16 unit (a surrogate pair: 4 bytes for 2 units).
-    const worst = line.length * 3 + 1;
+  /** Queues one request's line, encoded straight from its fields into the queue's bytes. */
+  writeRecord(b: AccessBase, e: AccessEnd): void {
+    if (this.#closed) return;
+    const worst = accessLineMaxBytes(b, e) + 1;
+    if (!this.#admit(worst, worst)) return;
+    this.#commit(encodeAccessLine(b, e, this.#cur!, this.#pos));
+  }
+
+  /**
+   * Whether a line of about `size` bytes fits the queue bound (else it is counted dropped);
+   * when it does, makes room for `worst` bytes in the current chunk.
+   */
+  #admit(size: number, worst: number): boolean {
+    if (this.#queued + size > this.#maxQueued) {
+      this.stats.dropped++;
+      return false;
+    }
     if (this.#cur === null || this.#cur.length - this.#pos < worst) {
       this.#seal();
       this.#cur = worst <= _CHUNK_BYTES
         ? this.#spare.pop() ?? new Uint8Array(_CHUNK_BYTES)
         : new Uint8Array(worst);
     }
-    const cur = this.#cur;
-    const n = _enc.encodeInto(line, cur.subarray(this.#pos)).written;
-    cur[this.#pos + n] = 10;
-    this.#pos += n + 1;
+    return true;
+  }
+
+  /** Ends the line just encoded up to `end` with its newline and schedules the flush. */
+  #commit(end: number): void {
+    this.#cur![end] = 10;
+    this.#queued += end + 1 - this.#pos;
+    this.#pos = end + 1;
     this.#curLines++;
-    this.#queued += line.length + 1;
+    if (this.#timer === null && this.#flushing === null) this.#schedule();
+  }
+
+  /** Flushes after the interval (the timer does not keep the process alive). */
+  #schedule(): void {
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      void this.flush();
+    }, this.#interval);
+    Deno.unrefTimer(this.#timer as unknown as number);
   }
 
   /** Moves the current chunk, if it holds anything, to the flush queue. */
@@ -136,11 +161,7 @@ export class AccessLog {
     this.#flushing ??= this.#drain().finally(() => {
       this.#flushing = null;
       if ((this.#full.length > 0 || this.#curLines > 0) && !this.#closed && this.#timer === null) {
-        this.#timer = setTimeout(() => {
-          this.#timer = null;
-          void this.flush();
-        }, this.#interval);
-        Deno.unrefTimer(this.#timer as unknown as number);
+        this.#schedule();
       }
     });
     return this.#flushing;

@@ -44,37 +44,117 @@ export type AccessEnd = Pick<
   "duration_ms" | "status" | "bytes_out" | "endpoint" | "retries" | "error"
 >;
 
+const _enc = new TextEncoder();
+const _dec = new TextDecoder();
+
+/** The constant parts of a line, in field order, as bytes. */
+const _K = [
+  '{"type":"',
+  '","node":',
+  ',"side":"',
+  '","start":"',
+  '","method":',
+  ',"path":',
+  ',"authority":',
+  ',"bytes_in":',
+  ',"caller":',
+  ',"destination":',
+  ',"trace_id":',
+  ',"request_id":',
+  ',"duration_ms":',
+  ',"status":',
+  ',"bytes_out":',
+  ',"endpoint":',
+  ',"retries":',
+  ',"error":',
+  "}",
+].map((k) => _enc.encode(k));
+/** Bytes of the constant parts and the numbers and date together, with room to spare. */
+const _FIXED_BYTES = _K.reduce((a, k) => a + k.length, 0) + 6 * 24 + 32;
+
 /**
- * The JSON line (no newline) for a request: written field by field, since this runs once per
- * request on both proxies and an object spread plus `JSON.stringify` of the whole record cost
- * several times more.
+ * Most bytes {@linkcode encodeAccessLine} may write for these fields: a string may grow six
+ * times when escaped (`\u001f`), a UTF-8 character takes at most three bytes per UTF-16 unit.
  */
+export function accessLineMaxBytes(b: AccessBase, e: AccessEnd): number {
+  return _FIXED_BYTES + 6 * (b.type.length + b.node.length + b.side.length + b.method.length +
+        b.path.length + (b.authority?.length ?? 0) + (b.caller?.length ?? 0) +
+        b.destination.length + (b.trace_id?.length ?? 0) + (b.request_id?.length ?? 0) +
+        (e.endpoint?.length ?? 0) + (e.error?.length ?? 0));
+}
+
+/**
+ * Writes the JSON line (no newline) for a request into `out` from `at`, which must have
+ * {@linkcode accessLineMaxBytes} free; returns where it ends. Bytes are written field by field
+ * straight from the values: this runs once per request on both proxies, and building a string
+ * first (then checking it for escapes and encoding it) cost several times more.
+ */
+export function encodeAccessLine(b: AccessBase, e: AccessEnd, out: Uint8Array, at: number): number {
+  at = _raw(out, at, _K[0]!, b.type);
+  at = _putStr(out, _key(out, at, _K[1]!), b.node);
+  at = _raw(out, at, _K[2]!, b.side);
+  at = _raw(out, at, _K[3]!, _iso(b.start));
+  at = _putStr(out, _key(out, at, _K[4]!), b.method);
+  at = _putStr(out, _key(out, at, _K[5]!), b.path);
+  at = _putStr(out, _key(out, at, _K[6]!), b.authority);
+  at = _putNum(out, _key(out, at, _K[7]!), b.bytes_in);
+  at = _putStr(out, _key(out, at, _K[8]!), b.caller);
+  at = _putStr(out, _key(out, at, _K[9]!), b.destination);
+  at = _putStr(out, _key(out, at, _K[10]!), b.trace_id);
+  at = _putStr(out, _key(out, at, _K[11]!), b.request_id);
+  at = _putNum(out, _key(out, at, _K[12]!), e.duration_ms);
+  at = _putNum(out, _key(out, at, _K[13]!), e.status);
+  at = _putNum(out, _key(out, at, _K[14]!), e.bytes_out);
+  at = _putStr(out, _key(out, at, _K[15]!), e.endpoint);
+  at = _putNum(out, _key(out, at, _K[16]!), e.retries);
+  at = _putStr(out, _key(out, at, _K[17]!), e.error);
+  return _key(out, at, _K[18]!);
+}
+
+/** The JSON line (no newline) for a request, as a string (see {@linkcode encodeAccessLine}). */
 export function accessLine(b: AccessBase, e: AccessEnd): string {
-  return `{"type":"${b.type}","node":${_str(b.node)},"side":"${b.side}","start":"${
-    _iso(b.start)
-  }","method":${_str(b.method)},"path":${_str(b.path)},"authority":${
-    _str(b.authority)
-  },"bytes_in":${_num(b.bytes_in)},"caller":${_str(b.caller)},"destination":${
-    _str(b.destination)
-  },"trace_id":${_str(b.trace_id)},"request_id":${_str(b.request_id)},"duration_ms":${
-    _num(e.duration_ms)
-  },"status":${_num(e.status)},"bytes_out":${_num(e.bytes_out)},"endpoint":${
-    _str(e.endpoint)
-  },"retries":${_num(e.retries)},"error":${_str(e.error)}}`;
+  const out = new Uint8Array(accessLineMaxBytes(b, e));
+  return _dec.decode(out.subarray(0, encodeAccessLine(b, e, out, 0)));
 }
 
-/** Printable ASCII without `"` or `\\`: needs no escaping in a JSON string. */
-const _PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
-
-/** `s` as a JSON value. */
-function _str(s: string | null): string {
-  if (s === null) return "null";
-  return _PLAIN.test(s) ? `"${s}"` : JSON.stringify(s);
+/** Copies the constant `k`; returns where it ends. */
+function _key(out: Uint8Array, at: number, k: Uint8Array): number {
+  for (let i = 0; i < k.length; i++) out[at + i] = k[i]!;
+  return at + k.length;
 }
 
-/** `n` as a JSON value (JSON has no NaN or Infinity). */
-function _num(n: number | null): string {
-  return n === null || !Number.isFinite(n) ? "null" : String(n);
+/** Copies `k` then the known-plain ASCII `s` (no quotes added); returns where it ends. */
+function _raw(out: Uint8Array, at: number, k: Uint8Array, s: string): number {
+  at = _key(out, at, k);
+  for (let i = 0; i < s.length; i++) out[at++] = s.charCodeAt(i);
+  return at;
+}
+
+/** `s` as a JSON string value (or `null`); returns where it ends. */
+function _putStr(out: Uint8Array, at: number, s: string | null): number {
+  if (s === null) return _key(out, at, _NULL);
+  const start = at;
+  out[at++] = 34;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    // Printable ASCII without `"` or `\` goes as is; anything else takes JSON's escaping.
+    if (c < 0x20 || c > 0x7e || c === 34 || c === 92) {
+      return start + _enc.encodeInto(JSON.stringify(s), out.subarray(start)).written;
+    }
+    out[at++] = c;
+  }
+  out[at++] = 34;
+  return at;
+}
+
+const _NULL = _enc.encode("null");
+
+/** `n` as a JSON value (JSON has no NaN or Infinity); returns where it ends. */
+function _putNum(out: Uint8Array, at: number, n: number | null): number {
+  if (n === null || !Number.isFinite(n)) return _key(out, at, _NULL);
+  const t = String(n);
+  for (let i = 0; i < t.length; i++) out[at++] = t.charCodeAt(i);
+  return at;
 }
 
 /** The second last formatted, and its ISO 8601 text up to the milliseconds. */

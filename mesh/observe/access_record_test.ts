@@ -1,5 +1,11 @@
 import { assertEquals } from "../../tests/assert.ts";
-import { type AccessBase, type AccessEnd, accessLine } from "./access_record.ts";
+import {
+  type AccessBase,
+  type AccessEnd,
+  accessLine,
+  accessLineMaxBytes,
+  encodeAccessLine,
+} from "./access_record.ts";
 
 /** What the line must equal: the record's fields, `start` as Date.toISOString gives it. */
 function _reference(b: AccessBase, e: AccessEnd): unknown {
@@ -52,5 +58,37 @@ Deno.test("accessLine() formats each second's date again as time moves on", () =
   for (const t of [a, a + 999, a + 1000, a + 86_400_000 + 5, a - 1]) {
     const line = accessLine({ ...BASE, start: t }, END);
     assertEquals(JSON.parse(line).start, new Date(t).toISOString());
+  }
+});
+
+Deno.test("encodeAccessLine() stays within accessLineMaxBytes and writes JSON for any strings", () => {
+  let seed = 7;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  // Every kind of code unit: controls, quotes, backslashes, Latin-1, the BMP, lone surrogates.
+  const units = [0, 9, 10, 31, 34, 47, 65, 92, 126, 127, 0xe9, 0x2028, 0xd83d, 0xde00, 0xffff];
+  const str = () =>
+    String.fromCharCode(
+      ...Array.from({ length: Math.floor(rnd() * 12) }, () => units[Math.floor(rnd() * 15)]!),
+    );
+  for (let i = 0; i < 500; i++) {
+    const base = {
+      ...BASE,
+      node: str(),
+      method: str(),
+      path: str(),
+      caller: str(),
+      request_id: str(),
+    };
+    const end = { ...END, endpoint: str(), error: rnd() < 0.5 ? null : str() };
+    const out = new Uint8Array(accessLineMaxBytes(base, end) + 8).fill(0xaa);
+    const n = encodeAccessLine(base, end, out, 4);
+    assertEquals(out[n], 0xaa, "nothing written past the end it returns");
+    assertEquals(out[3], 0xaa, "nothing written before the start");
+    const line = new TextDecoder().decode(out.subarray(4, n));
+    // Lone surrogates become U+FFFD in UTF-8, as JSON.stringify then TextEncoder would make them.
+    const expect = JSON.parse(new TextDecoder().decode(new TextEncoder().encode(
+      JSON.stringify(_reference(base, end)),
+    )));
+    assertEquals(JSON.parse(line), expect, line);
   }
 });

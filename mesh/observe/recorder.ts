@@ -17,7 +17,7 @@ import {
 } from "../forward/types.ts";
 import { headerValue, markHopByHop, type RequestHead } from "../http1/mod.ts";
 import type { AccessLog } from "./access_log.ts";
-import { type AccessBase, accessLine, causeOf } from "./access_record.ts";
+import { type AccessBase, causeOf } from "./access_record.ts";
 import type { SpanAttributes, SpanHandle, SpanSink } from "../../common/trace/span_sink.ts";
 import {
   formatTraceparent,
@@ -171,14 +171,14 @@ export class Recorder {
     const now = this.#o.now();
     const tp = headerValue(head, "traceparent");
     const parent = tp === null ? null : parseTraceparent(tp, null);
-    log.write(accessLine(this.#base(head, side, call, now, parent?.traceId ?? null), {
+    log.writeRecord(this.#base(head, side, call, now, parent?.traceId ?? null), {
       duration_ms: 0,
       status: err.status,
       bytes_out: 0,
       endpoint: null,
       retries: 0,
       error: err.code,
-    }));
+    });
   }
 
   /** The decision for an opaque TCP connection, recording it in the access log when it ends. */
@@ -372,14 +372,14 @@ class _Recorded implements RouteDecision {
       this.#span.end(attrs, status >= 500 || status === 0, end);
     }
     if (c.base !== null) {
-      c.o.accessLog!.write(accessLine(c.base, {
+      c.o.accessLog!.writeRecord(c.base, {
         duration_ms: end - c.base.start,
         status,
         bytes_out: bytesOut,
         endpoint,
         retries,
         error,
-      }));
+      });
     }
   }
 }
