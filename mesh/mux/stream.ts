@@ -236,6 +236,11 @@ export class MuxStream implements RefusableConn {
     if (this.#error === null && !this.#resetRecv && !(this.#finSent && this.#finRecv)) {
       this.#s._queue(FrameType.Reset, this.id, null, 0, 0);
     }
+    this.#release();
+  }
+
+  /** Leaves the session and fails whoever waits on this stream (closed or refused). */
+  #release(): void {
     this.#s._forget(this);
     this.#queue = [];
     this.#qHead = 0;
@@ -285,14 +290,7 @@ export class MuxStream implements RefusableConn {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#error === null) this.#s._queue(FrameType.Refused, this.id, null, 0, 0);
-    this.#s._forget(this);
-    this.#queue = [];
-    this.#qHead = 0;
-    this.#queued = 0;
-    const r = this.#reader;
-    this.#reader = null;
-    r?.reject(new Deno.errors.BadResource("stream closed"));
-    this.#wakeWriters();
+    this.#release();
   }
 
   /** @internal The server turned the stream down unread. */
