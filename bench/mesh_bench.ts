@@ -681,11 +681,16 @@ export function formatTable(r: BenchResult): string {
   return lines.join("\n");
 }
 
-/** `--observe` (both halves), `--observe-log` or `--observe-trace` from the command line. */
+/**
+ * `--observe` (both halves), `--observe-log` or `--observe-trace` from the command line, else
+ * `SKEIN_BENCH_OBSERVE=both|log|trace` (how `bench/ab_pair.ts` sets it for one side).
+ */
 export function observeArg(args: readonly string[]): boolean | "log" | "trace" {
   if (args.includes("--observe")) return true;
   if (args.includes("--observe-log")) return "log";
-  return args.includes("--observe-trace") ? "trace" : false;
+  if (args.includes("--observe-trace")) return "trace";
+  const env = Deno.env.get("SKEIN_BENCH_OBSERVE");
+  return env === "log" || env === "trace" ? env : env === "both";
 }
 
 if (import.meta.main) {
