@@ -14,12 +14,24 @@ export const REQUEST_TIMEOUT_MS = 10_000;
 /** How often wait loops poll. */
 export const POLL_MS = 50;
 
-/** Returns a TCP port that was free a moment ago on 127.0.0.1. */
+/** Ports this module handed out: the kernel may offer a released port again at once. */
+const _handedOut = new Set<number>();
+
+/**
+ * Returns a TCP port that was free a moment ago on 127.0.0.1 and that this module has not
+ * handed out before: a cluster takes several ports before any node binds them, and two of them
+ * coming out equal made a node fail with EADDRINUSE.
+ */
 export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
+  for (let i = 0;; i++) {
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (l.addr as Deno.NetAddr).port;
+    l.close();
+    if (!_handedOut.has(port) || i >= 100) {
+      _handedOut.add(port);
+      return port;
+    }
+  }
 }
 
 /** One node's fixed identity: id, ports and data directory. */

@@ -8,6 +8,7 @@ import { assert, assertEquals } from "../assert.ts";
 import { createJoinToken } from "../skein_cli.ts";
 import { sharedSeed, testFetch } from "../tls_fixture.ts";
 import { Child, type ProxyHandle, startControl, startProxy, waitFor } from "./helpers.ts";
+import { freePort } from "../control_process/cluster.ts";
 
 const have = (cmd: string) =>
   new Deno.Command("sh", { args: ["-c", `command -v ${cmd}`], stdout: "null", stderr: "null" })
@@ -28,14 +29,6 @@ async function promtool(text: string): Promise<{ ok: boolean; out: string }> {
   const o = await p.output();
   const dec = new TextDecoder();
   return { ok: o.success, out: dec.decode(o.stdout) + dec.decode(o.stderr) };
-}
-
-/** A free loopback port (bound, then released for Prometheus to take). */
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 Deno.test({

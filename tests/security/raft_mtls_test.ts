@@ -31,6 +31,7 @@ import { ControlIdentity } from "../../control/tls/mod.ts";
 import { ControlNode } from "../../control/node/mod.ts";
 import { validateCommand, type ValidatedCommand } from "../../control/registry/mod.ts";
 import { controlLeaf, leaf, run, staticTlsSource, testCa, writePair } from "./_pki.ts";
+import { freePort } from "../control_process/cluster.ts";
 
 const TD = "skein.local";
 const LOOPBACK = "127.0.0.1";
@@ -49,13 +50,6 @@ async function waitUntil(cond: () => boolean, what: string): Promise<void> {
     if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: LOOPBACK, port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 interface TlsNode {
