@@ -90,10 +90,8 @@ export function accessLineMaxBytes(b: AccessBase, e: AccessEnd): number {
  * first (then checking it for escapes and encoding it) cost several times more.
  */
 export function encodeAccessLine(b: AccessBase, e: AccessEnd, out: Uint8Array, at: number): number {
-  at = _raw(out, at, _K[0]!, b.type);
-  at = _putStr(out, _key(out, at, _K[1]!), b.node);
-  at = _raw(out, at, _K[2]!, b.side);
-  at = _raw(out, at, _K[3]!, _iso(b.start));
+  at = _key(out, at, _prefix(b));
+  at = _putIso(out, at, b.start);
   at = _putStr(out, _key(out, at, _K[4]!), b.method);
   at = _putStr(out, _key(out, at, _K[5]!), b.path);
   at = _putStr(out, _key(out, at, _K[6]!), b.authority);
@@ -152,25 +150,78 @@ const _NULL = _enc.encode("null");
 /** `n` as a JSON value (JSON has no NaN or Infinity); returns where it ends. */
 function _putNum(out: Uint8Array, at: number, n: number | null): number {
   if (n === null || !Number.isFinite(n)) return _key(out, at, _NULL);
+  if (n >= 0 && n < 1e9 && n === Math.floor(n)) return _putDigits(out, at, n);
   const t = String(n);
   for (let i = 0; i < t.length; i++) out[at++] = t.charCodeAt(i);
   return at;
 }
 
-/** The second last formatted, and its ISO 8601 text up to the milliseconds. */
+/** The second last formatted, and its ISO 8601 bytes up to the dot before the milliseconds. */
 let _isoSecond = Number.NaN;
-let _isoPrefix = "";
+let _isoPrefix = new Uint8Array(0);
 
-/** Epoch ms as ISO 8601 (as `Date.toISOString`), formatting the date part once per second. */
-function _iso(ms: number): string {
+/**
+ * Writes epoch ms as ISO 8601 (as `Date.toISOString`), formatting the date part once per
+ * second; returns where it ends.
+ */
+function _putIso(out: Uint8Array, at: number, ms: number): number {
   const t = Math.floor(ms);
   const sec = Math.floor(t / 1000);
   if (sec !== _isoSecond) {
     _isoSecond = sec;
-    _isoPrefix = new Date(sec * 1000).toISOString().slice(0, 20);
+    _isoPrefix = _enc.encode(new Date(sec * 1000).toISOString().slice(0, 20));
   }
+  at = _key(out, at, _isoPrefix);
   const m = t - sec * 1000;
-  return _isoPrefix + (m < 10 ? "00" : m < 100 ? "0" : "") + m + "Z";
+  out[at] = 48 + Math.floor(m / 100);
+  out[at + 1] = 48 + (Math.floor(m / 10) % 10);
+  out[at + 2] = 48 + (m % 10);
+  out[at + 3] = 90; // Z
+  return at + 4;
+}
+
+/** A non-negative integer below 10^9 in decimal; returns where it ends. */
+function _putDigits(out: Uint8Array, at: number, n: number): number {
+  let len = 1;
+  for (let p = 10; p <= n; p *= 10) len++;
+  for (let i = at + len - 1; i >= at; i--) {
+    out[i] = 48 + (n % 10);
+    n = Math.floor(n / 10);
+  }
+  return at + len;
+}
+
+/** One encoded line start and the fields it was encoded from. */
+interface _Prefix {
+  type: string;
+  side: string;
+  node: string;
+  bytes: Uint8Array;
+}
+
+/** The two line starts last used (a proxy logs as client and as server). */
+let _p1: _Prefix | null = null;
+let _p2: _Prefix | null = null;
+
+/**
+ * The line's first bytes through `"start":"`: the same for every line of one proxy side, so
+ * they are encoded once and compared by field, never rebuilt per line.
+ */
+function _prefix(b: AccessBase): Uint8Array {
+  if (_p1 !== null && _p1.side === b.side && _p1.node === b.node && _p1.type === b.type) {
+    return _p1.bytes;
+  }
+  if (_p2 !== null && _p2.side === b.side && _p2.node === b.node && _p2.type === b.type) {
+    return _p2.bytes;
+  }
+  const out = new Uint8Array(64 + 6 * b.node.length);
+  let at = _raw(out, 0, _K[0]!, b.type);
+  at = _putStr(out, _key(out, at, _K[1]!), b.node);
+  at = _raw(out, at, _K[2]!, b.side);
+  at = _key(out, at, _K[3]!);
+  _p2 = _p1;
+  _p1 = { type: b.type, side: b.side, node: b.node, bytes: out.slice(0, at) };
+  return _p1.bytes;
 }
 
 /**
