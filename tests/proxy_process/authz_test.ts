@@ -8,7 +8,6 @@ import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { runSkein } from "../skein_cli.ts";
 import { testFetch } from "../tls_fixture.ts";
 import {
-  adminJson,
   type App,
   ledgerAndBilling,
   metricsText,
@@ -16,6 +15,7 @@ import {
   startApp,
   startControl,
   startProxy,
+  waitEligible,
   waitFor,
 } from "./helpers.ts";
 
@@ -71,12 +71,7 @@ Deno.test("the callee proxy enforces Authorization resources on its inbound, ove
     );
     await callee.child.waitLine(/data plane started.*mtls=true/);
     await caller.child.waitLine(/data plane started.*mtls=true/);
-    await waitFor("the ledger endpoint in the caller", async () => {
-      const e = await adminJson(caller, "/endpoints") as {
-        outbound: { service: string; eligible: number }[];
-      };
-      return e.outbound.find((d) => d.service === "ledger")?.eligible === 1;
-    });
+    await waitEligible(caller, "ledger", 1);
     const up = caller.upstreams.ledger!;
 
     // --- no Authorization yet: open to mesh members, nothing audited.

@@ -5,13 +5,12 @@
  */
 import { assert, assertEquals } from "../assert.ts";
 import {
-  adminJson,
   type App,
   type ProxyHandle,
   startApp,
   startControl,
   startProxy,
-  waitFor,
+  waitEligible,
 } from "./helpers.ts";
 
 async function call(addr: string, headers: Record<string, string> = {}) {
@@ -51,12 +50,7 @@ Deno.test("capability routing picks only instances declaring every asked capabil
     const byCap = caller.upstreams["cap:translate"]!;
     const coder = caller.upstreams.coder!;
     assert(byCap !== undefined, JSON.stringify(caller.upstreams));
-    await waitFor("two translating instances in the caller", async () => {
-      const e = await adminJson(caller, "/endpoints") as {
-        outbound: { service: string; eligible: number }[];
-      };
-      return e.outbound.find((d) => d.service === "cap:translate")?.eligible === 2;
-    });
+    await waitEligible(caller, "cap:translate", 2);
 
     await t.step("an upstream by capabilities balances over every capable service", async () => {
       const seen = new Map<string, number>();
@@ -124,12 +118,7 @@ Deno.test("capability routing holds with the access log on (each pick names its 
     });
     proxies.push(caller);
     const byCap = caller.upstreams["cap:summarize"]!;
-    await waitFor("the summarizing instance in the caller", async () => {
-      const e = await adminJson(caller, "/endpoints") as {
-        outbound: { service: string; eligible: number }[];
-      };
-      return e.outbound.find((d) => d.service === "cap:summarize")?.eligible === 1;
-    });
+    await waitEligible(caller, "cap:summarize", 1);
     for (let i = 0; i < 5; i++) {
       const r = await call(byCap);
       assertEquals([r.status, r.body], [200, "summarizer"]);

@@ -429,20 +429,22 @@ export async function revokeService(cp: Control, service: string): Promise<void>
  * One proxy per app in `apps`, each fronting it as an instance of `service` (nodes vm-1, vm-2,
  * ...), then a caller proxy (vm-caller) with an upstream to `service`. Every proxy started is
  * pushed onto `proxies` at once, so the caller's cleanup stops them even when a later start fails.
+ * With `versioned`, instance i is version `v<i+1>`.
  */
 export async function startInstancesAndCaller(
   dir: string,
   controlUrl: string,
   service: string,
-  apps: readonly App[],
+  apps: readonly { port: number }[],
   proxies: ProxyHandle[],
+  versioned = false,
 ): Promise<ProxyHandle> {
   for (const [i, a] of apps.entries()) {
     proxies.push(
       await startProxy(dir, {
         node: `vm-${i + 1}`,
         control: [controlUrl],
-        services: [{ name: service, port: a.port }],
+        services: [{ name: service, port: a.port, ...(versioned ? { version: `v${i + 1}` } : {}) }],
       }),
     );
   }
@@ -453,4 +455,14 @@ export async function startInstancesAndCaller(
   });
   proxies.push(caller);
   return caller;
+}
+
+/** Waits until the proxy's `/endpoints` shows `n` eligible endpoints of outbound `service`. */
+export async function waitEligible(h: ProxyHandle, service: string, n: number): Promise<void> {
+  await waitFor(`${n} eligible endpoint(s) of ${service}`, async () => {
+    const e = await adminJson(h, "/endpoints") as {
+      outbound: { service: string; eligible: number }[];
+    };
+    return e.outbound.find((d) => d.service === service)?.eligible === n;
+  });
 }

@@ -6,12 +6,12 @@
 import { parsePrometheusText } from "../../common/metrics.ts";
 import { assert, assertEquals } from "../assert.ts";
 import {
-  adminJson,
   applyResources,
   metricsText,
   type ProxyHandle,
   startControl,
-  startProxy,
+  startInstancesAndCaller,
+  waitEligible,
   waitFor,
 } from "./helpers.ts";
 
@@ -69,28 +69,16 @@ Deno.test("Route mirror: copies reach the mirror; a hanging or dead mirror never
   const shadow = recorder("v2");
   const proxies: ProxyHandle[] = [];
   try {
-    for (const [i, a] of [primary, shadow].entries()) {
-      proxies.push(
-        await startProxy(dir, {
-          node: `vm-${i + 1}`,
-          control: [cp.url],
-          services: [{ name: "svc", port: a.port, version: `v${i + 1}` }],
-        }),
-      );
-    }
-    const caller = await startProxy(dir, {
-      node: "vm-caller",
-      control: [cp.url],
-      upstreams: [{ service: "svc", listen: "127.0.0.1:0" }],
-    });
-    proxies.push(caller);
+    const caller = await startInstancesAndCaller(
+      dir,
+      cp.url,
+      "svc",
+      [primary, shadow],
+      proxies,
+      true,
+    );
     const up = caller.upstreams.svc!;
-    await waitFor("both endpoints", async () => {
-      const e = await adminJson(caller, "/endpoints") as {
-        outbound: { service: string; eligible: number }[];
-      };
-      return e.outbound.find((d) => d.service === "svc")?.eligible === 2;
-    });
+    await waitEligible(caller, "svc", 2);
     await applyResources(cp.url, [{
       kind: "Route",
       service: "svc",

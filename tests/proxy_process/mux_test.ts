@@ -16,6 +16,7 @@ import {
   startApp,
   startControl,
   startProxy,
+  waitEligible,
   waitFor,
 } from "./helpers.ts";
 
@@ -165,12 +166,7 @@ Deno.test("a callee that drains under a steady stream of POSTs loses none of the
       upstreams: [{ service: "ledger", listen: "127.0.0.1:0" }],
     });
     proxies.push(caller);
-    await waitFor("both ledger endpoints in the caller", async () => {
-      const e = await adminJson(caller, "/endpoints") as {
-        outbound: { service: string; eligible: number }[];
-      };
-      return e.outbound.find((d) => d.service === "ledger")?.eligible === 2;
-    });
+    await waitEligible(caller, "ledger", 2);
 
     // POST is not idempotent: only a call the callee provably never read may be sent again.
     const statuses: number[] = [];

@@ -4,7 +4,7 @@
  * malformed requests answered with an error while a keep-alive client carries on.
  */
 import { assert, assertEquals } from "../assert.ts";
-import { adminJson, type ProxyHandle, startControl, startProxy, waitFor } from "./helpers.ts";
+import { type ProxyHandle, startControl, startProxy, waitEligible } from "./helpers.ts";
 
 const _enc = new TextEncoder();
 const _dec = new TextDecoder();
@@ -248,12 +248,7 @@ Deno.test("WebSocket, 10 MB bodies and malformed requests through two real proxi
     });
     proxies.push(caller);
     const upstream = caller.upstreams.echo!;
-    await waitFor("the echo endpoint in the caller", async () => {
-      const e = await adminJson(caller, "/endpoints") as {
-        outbound: { service: string; eligible: number }[];
-      };
-      return e.outbound.find((d) => d.service === "echo")?.eligible === 1;
-    });
+    await waitEligible(caller, "echo", 1);
 
     await t.step("a WebSocket echoes through both proxies and closes cleanly", async () => {
       const ws = new WebSocket(`ws://${upstream}/ws`);

@@ -7,14 +7,14 @@
 import { parsePrometheusText } from "../../common/metrics.ts";
 import { assert, assertEquals } from "../assert.ts";
 import {
-  adminJson,
   type App,
   applyResources,
   metricsText,
   type ProxyHandle,
   startApp,
   startControl,
-  startProxy,
+  startInstancesAndCaller,
+  waitEligible,
   waitFor,
 } from "./helpers.ts";
 
@@ -50,28 +50,9 @@ Deno.test("Routes on real processes: matches, split, sticky canary, blue-green f
     await waitFor("the caller to apply the Route", ready);
   };
   try {
-    for (const [i, a] of apps.entries()) {
-      proxies.push(
-        await startProxy(dir, {
-          node: `vm-${i + 1}`,
-          control: [cp.url],
-          services: [{ name: "svc", port: a.port, version: `v${i + 1}` }],
-        }),
-      );
-    }
-    const caller = await startProxy(dir, {
-      node: "vm-caller",
-      control: [cp.url],
-      upstreams: [{ service: "svc", listen: "127.0.0.1:0" }],
-    });
-    proxies.push(caller);
+    const caller = await startInstancesAndCaller(dir, cp.url, "svc", apps, proxies, true);
     const up = caller.upstreams.svc!;
-    await waitFor("both endpoints", async () => {
-      const e = await adminJson(caller, "/endpoints") as {
-        outbound: { service: string; eligible: number }[];
-      };
-      return e.outbound.find((d) => d.service === "svc")?.eligible === 2;
-    });
+    await waitEligible(caller, "svc", 2);
 
     await t.step(
       "path, path_prefix, method and headers (exact, present); first match wins",

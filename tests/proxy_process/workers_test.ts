@@ -16,6 +16,7 @@ import {
   startApp,
   startControl,
   startProxy,
+  waitEligible,
   waitFor,
 } from "./helpers.ts";
 import { plaintextExchange, run } from "../security/_pki.ts";
@@ -213,12 +214,7 @@ Deno.test("with mTLS every worker terminates TLS: requests spread, refusals hold
     proxies.push(caller);
     await callee.child.waitLine(/data plane started.*mtls=true/);
     await caller.child.waitLine(/data plane started.*mtls=true/);
-    await waitFor("ledger routable from the caller", async () => {
-      const e = await adminJson(caller, "/endpoints") as {
-        outbound: { service: string; eligible: number }[];
-      };
-      return e.outbound.find((d) => d.service === "ledger")?.eligible === 1;
-    });
+    await waitEligible(caller, "ledger", 1);
     const ready = await adminJson(callee, "/ready");
     assertEquals(ready.workers, 2);
 
