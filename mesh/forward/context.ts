@@ -10,7 +10,7 @@ import type { CoarseTimers } from "./coarse_timers.ts";
 import { DEFAULT_TCP_IDLE_TIMEOUT_MS, type IdleSweeper } from "./idle.ts";
 import type { OpenUpgrades } from "./open_upgrades.ts";
 import type { ConnectionPool } from "./pool.ts";
-import type { ListenerInfo, Router } from "./types.ts";
+import type { H2Handoff, ListenerInfo, Router } from "./types.ts";
 
 /** Most client connections served at once; accepting pauses at the cap. */
 export const DEFAULT_MAX_CLIENT_CONNECTIONS = 10_000;
@@ -65,6 +65,11 @@ export interface ForwarderOptions {
   upgradedIdleMs?: number;
   /** Clock of the upgraded idle timeout, in ms (tests). @default performance.now */
   idleClock?: () => number;
+  /**
+   * Takes over a connection that opens with the HTTP/2 preface (h2c with prior knowledge);
+   * null answers it 505 as any other HTTP version. @default null
+   */
+  h2?: ((h: H2Handoff) => void) | null;
 }
 
 /** Counters for tests and metrics. */
@@ -123,6 +128,7 @@ export function withDefaults(opts: ForwarderOptions): Required<Omit<ForwarderOpt
     callerHeader: false,
     upgradedIdleMs: DEFAULT_TCP_IDLE_TIMEOUT_MS,
     idleClock: () => performance.now(),
+    h2: null,
     ...rest,
   };
 }

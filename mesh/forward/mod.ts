@@ -11,4 +11,5 @@ export * from "./pool.ts";
 export * from "./forwarder.ts";
 export * from "./tls_conn.ts";
 export { mirrorBytes, shadowHost } from "./mirror.ts";
+export { mayRetry, type TryFacts } from "./layer_retry_rule.ts";
 export { closeQuietly, noDelay, pipe, type PipeResult, writeAll } from "../conn/io.ts";

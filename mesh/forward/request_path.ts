@@ -30,7 +30,13 @@
  * usual request (no body) costs one async layer above its I/O, the try awaited here.
  * @module
  */
-import { findHeadEnd, HttpParseError, isIdempotent, parseRequestHead } from "../http1/mod.ts";
+import {
+  findHeadEnd,
+  HttpParseError,
+  isIdempotent,
+  parseRequestHead,
+  startsWithH2Preface,
+} from "../http1/mod.ts";
 import type { RequestHead } from "../http1/mod.ts";
 import { turnNow } from "./batch_clock.ts";
 import { mirrorRequest } from "./mirror.ts";
@@ -80,6 +86,8 @@ export async function serveConnection(s: Session): Promise<void> {
         head = parseRequestHead(s.buf, s.scan.start, end, f.opts.limits);
       } catch (e) {
         if (!(e instanceof HttpParseError)) throw e;
+        // h2c with prior knowledge reaches the parser as "HTTP/2.0": only here is it looked for.
+        if (e.code === "bad_version" && _handOverH2(s)) break;
         await _badRequest(s, e);
         break;
       }
@@ -161,6 +169,26 @@ async function _serveWithBody(s: Session, x: Exchange): Promise<Done> {
   } finally {
     record(x);
   }
+}
+
+/**
+ * Hands a connection that opened with the HTTP/2 preface to the listener's h2 server, with the
+ * bytes read so far; false when the listener has none or the bytes are not the preface.
+ */
+function _handOverH2(s: Session): boolean {
+  const h2 = s.f.opts.h2;
+  if (h2 === null || !startsWithH2Preface(s.buf, 0, s.len)) return false;
+  // Closed as far as this loop is concerned: the finally below must not close the socket.
+  s.closed = true;
+  h2({
+    conn: s.conn,
+    initial: s.buf.slice(0, s.len),
+    listener: s.f.opts.listener,
+    client: s.client,
+    clientAddr: s.clientAddr,
+    callerLine: s.callerLine,
+  });
+  return true;
 }
 
 /** Answers a request whose head could not be read, and closes. */

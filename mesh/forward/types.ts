@@ -184,3 +184,22 @@ export interface Router {
   /** Routes one request head arriving on `listener` from `client`. */
   route(head: RequestHead, listener: ListenerInfo, client: ClientInfo): RouteDecision | ProxyError;
 }
+
+/**
+ * A client connection that opened with the HTTP/2 preface (prior knowledge), handed over by
+ * the HTTP/1 forwarder with the bytes it had read, to be served as HTTP/2 elsewhere.
+ */
+export interface H2Handoff {
+  /** The client connection; the receiver owns it from now on. */
+  conn: Deno.Conn;
+  /** The bytes already read from it, the preface first. */
+  initial: Uint8Array;
+  /** The listener it arrived on. */
+  listener: ListenerInfo;
+  /** The client as the router sees it. */
+  client: ClientInfo;
+  /** The address appended to `x-forwarded-for`, or null when not appending. */
+  clientAddr: string | null;
+  /** The inbound's `x-skein-caller` line (null: no verified caller); undefined elsewhere. */
+  callerLine: string | null | undefined;
+}

@@ -10,3 +10,4 @@ export * from "./head.ts";
 export * from "./chunked.ts";
 export * from "./writer.ts";
 export * from "./rewrite.ts";
+export { H2_PREFACE, startsWithH2Preface } from "./h2_preface.ts";

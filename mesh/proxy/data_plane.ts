@@ -16,7 +16,12 @@ import type { ProxyConfig } from "../../config/proxy_schema.ts";
 import { upstreamKey } from "../../config/upstream_key.ts";
 import type { Logger } from "../../common/log.ts";
 import { Registry } from "../../common/metrics.ts";
-import { ConnectionPool, DEFAULT_CONNECT_TIMEOUT_MS, HttpForwarder } from "../forward/mod.ts";
+import {
+  ConnectionPool,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_MAX_RETRY_BODY_BYTES,
+  HttpForwarder,
+} from "../forward/mod.ts";
 import { TcpProxy } from "../tcp/mod.ts";
 import { ProxyMetrics } from "../observe/proxy_metrics.ts";
 import type { MuxSessionRegistry } from "../mux/session_registry.ts";
@@ -36,6 +41,8 @@ import type { ProxyLimitsConfig, UpstreamConfig } from "../../config/proxy_reloa
 import { connectTunnel, TunnelBridge } from "../tcp/mod.ts";
 import { connectMtls, type MeshTls, MeshTlsState, type OutboundTls } from "../tls/mod.ts";
 import { MUX_ALPN } from "../mux/frame.ts";
+import { LazyH2 } from "../h2/lazy.ts";
+import { h2Dialer, localH2Dial } from "./h2_dial.ts";
 import {
   DEFAULT_MAX_SESSION_AGE_MS,
   DEFAULT_SESSIONS_PER_ENDPOINT,
@@ -301,6 +308,18 @@ export class DataPlane {
         trustDomain: meshTls?.trustDomain,
         ...(observe !== null ? { recorder: observe.recorder } : {}),
       });
+      // HTTP/2 (h2c from apps, h2 from proxies): node:http2 loads with the first such connection.
+      const h2 = new LazyH2({
+        router,
+        node: cfg.node,
+        logger: log,
+        limits: _forwarderLimits(cfg.limits).limits,
+        maxRetryBodyBytes: DEFAULT_MAX_RETRY_BODY_BYTES,
+        now: turnNow,
+        idleMs: cfg.limits.idle_timeout,
+        maxSessionAgeMs: DEFAULT_MAX_SESSION_AGE_MS,
+      });
+      cleanup.push(() => h2.drain(0));
       const common: _Common = {
         node: cfg.node,
         router,
@@ -313,10 +332,15 @@ export class DataPlane {
         opts.inboundListener ??
           bind(cfg.inbound.hostname, opts.ports?.inbound ?? cfg.inbound.port),
         // Callers' identity fields are dropped here, and the app told who called.
-        { ...common, listener: { name: INBOUND_LISTENER, protocol: "http" }, callerHeader: true },
+        {
+          ...common,
+          listener: { name: INBOUND_LISTENER, protocol: "http" },
+          callerHeader: true,
+          h2: h2.handoff({ key: INBOUND_LISTENER, dial: localH2Dial }),
+        },
       );
       cleanup.push(() => inbound.close());
-      listeners.push(inbound);
+      listeners.push(inbound, h2);
       const ports: ListenerPorts = { inbound: inbound.addr.port, httpProxy: null, upstreams: {} };
 
       // One outbound stack (mux sessions and pooled connections) per local service the calls are
@@ -409,6 +433,7 @@ export class DataPlane {
           ...common,
           pool: poolFor(u.caller),
           listener: { name, protocol: "http" },
+          h2: h2.handoff(h2Dialer(meshTls, u.caller)),
         });
         http.push(f);
         listeners.push(f);
@@ -428,6 +453,7 @@ export class DataPlane {
           ...common,
           pool: poolFor(undefined),
           listener: { name: HTTP_PROXY_LISTENER, protocol: "http" },
+          h2: h2.handoff(h2Dialer(meshTls, undefined)),
         });
         cleanup.push(() => f.close());
         http.push(f);

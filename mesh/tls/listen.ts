@@ -60,7 +60,7 @@ export async function listenMtls(
     // A caller asks for the service it means by SNI; the others are the default's fallback.
     sni: state.sniMaterial(),
     logger,
-    ...(mux ? { alpnProtocols: [MUX_ALPN, "http/1.1"] } : {}),
+    ...(mux ? { alpnProtocols: [MUX_ALPN, "h2", "http/1.1"] } : {}),
     onConnection: (socket, peer) => {
       const conn = state._adopt(socket, peer.spiffeId.uri);
       if (listener === undefined) {

@@ -1,0 +1,103 @@
+/**
+ * A request body read from the client's h2 stream and written to the try in progress, with a
+ * copy kept while it is small, so a failed try can be sent again from its first byte. A body
+ * that outgrows the copy still flows; it just cannot be replayed any more.
+ * @module
+ */
+import type { Readable, Writable } from "node:stream";
+
+/** Where the body goes: the request stream of one try. */
+type _Target = Writable;
+
+/** The request body of one h2 call. */
+export class BodyTap {
+  /** Body bytes read from the client. */
+  bytesIn = 0;
+  /** The client ended the body. */
+  ended = false;
+  readonly #src: Readable;
+  readonly #max: number;
+  #queue: Uint8Array[] = [];
+  #queued = 0;
+  #replay: Uint8Array[] | null = [];
+  #replayBytes = 0;
+  #target: _Target | null = null;
+  #attached = false;
+  #paused = false;
+
+  /** Starts reading `src`; keeps a replayable copy of up to `maxReplayBytes`. */
+  constructor(src: Readable, maxReplayBytes: number) {
+    this.#src = src;
+    this.#max = maxReplayBytes;
+    src.on("data", (c: Uint8Array) => this.#onData(c));
+    src.on("end", () => {
+      this.ended = true;
+      this.#target?.end();
+    });
+  }
+
+  /** Whether every byte read so far is still kept, so a new try can send the body whole. */
+  get replayable(): boolean {
+    return this.#replay !== null;
+  }
+
+  /** Whether the body is over and had no byte (the try's headers can end the stream). */
+  get emptyAndEnded(): boolean {
+    return this.ended && this.bytesIn === 0;
+  }
+
+  /**
+   * Sends the body to `target`: everything read so far (the kept copy on a second try), then
+   * the rest as it arrives, ending it when the client ends. Call only when
+   * {@linkcode replayable} holds, or for the first try.
+   */
+  attach(target: _Target): void {
+    const chunks = this.#attached ? this.#replay ?? [] : this.#queue;
+    this.#attached = true;
+    this.#queue = [];
+    this.#queued = 0;
+    this.#target = target;
+    for (const c of chunks) target.write(c);
+    if (this.ended) target.end();
+    this.#resume();
+  }
+
+  /** Stops writing to the current try (it failed); data read meanwhile waits for the next. */
+  detach(): void {
+    this.#target = null;
+  }
+
+  #onData(c: Uint8Array): void {
+    this.bytesIn += c.length;
+    if (this.#replay !== null) {
+      this.#replay.push(c);
+      this.#replayBytes += c.length;
+      if (this.#replayBytes > this.#max) {
+        this.#replay = null;
+        this.#replayBytes = 0;
+      }
+    }
+    const t = this.#target;
+    if (t === null) {
+      this.#queue.push(c);
+      this.#queued += c.length;
+      // No try to take it yet: h2 flow control holds the client back beyond this.
+      if (this.#queued > this.#max) this.#pause(null);
+    } else if (!t.write(c)) {
+      this.#pause(t);
+    }
+  }
+
+  #pause(t: _Target | null): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    this.#src.pause();
+    t?.once("drain", () => this.#resume());
+  }
+
+  #resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#src.resume();
+  }
+}

@@ -1,0 +1,510 @@
+/**
+ * One HTTP/2 request (one stream) through the proxy, layer by layer as `request_path.ts` does
+ * for HTTP/1, on the same {@linkcode Router} and {@linkcode RouteDecision}: route (authorize,
+ * limit, Route rules, breaker), fault delay, body (kept for replay while small), balance (per
+ * request, so the streams of one client connection spread over the endpoints), try, retry,
+ * relay (trailers included), record.
+ *
+ * gRPC calls (`content-type: application/grpc…`) differ in four ways: `grpc-timeout` is the
+ * call's deadline (answered `DEADLINE_EXCEEDED`); a trailers-only `grpc-status: 14`
+ * (UNAVAILABLE) is retried like a connect failure, since gRPC defines it as not processed;
+ * the final `grpc-status` decides the status counted in metrics, traces and outlier detection;
+ * and errors the proxy generates are trailers-only gRPC responses (HTTP 200, `grpc-status`,
+ * `grpc-message`).
+ * @module
+ */
+import http2 from "node:http2";
+import {
+  type ClientInfo,
+  type Endpoint,
+  type ListenerInfo,
+  mayRetry,
+  noEndpointError,
+  type Outcome,
+  outcomeToProxyError,
+  ProxyError,
+  type RouteDecision,
+  type Router,
+} from "../forward/mod.ts";
+import { type HeadLimits, HttpParseError, isIdempotent } from "../http1/mod.ts";
+import { BodyTap } from "./body_tap.ts";
+import type { H2ClientSessions } from "./client_sessions.ts";
+import {
+  encodeGrpcMessage,
+  formatGrpcTimeout,
+  GrpcStatus,
+  grpcStatusIn,
+  grpcStatusOfError,
+  httpStatusOfGrpc,
+  isGrpc,
+  parseGrpcTimeout,
+} from "./grpc.ts";
+import {
+  forwardedHeaders,
+  type H2Headers,
+  H2RequestError,
+  headersOfLines,
+  relayedHeaders,
+  requestHeadOf,
+  wantsTrailers,
+} from "./headers.ts";
+
+const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_NO_ERROR } =
+  http2.constants;
+
+/** The trailers each try's response ended with, kept from the moment they arrive. */
+const _trailersOf = new WeakMap<http2.ClientHttp2Stream, H2Headers>();
+
+/** What a call needs from the data plane around it. */
+export interface CallDeps {
+  /** Decides where each request goes (the data plane's router). */
+  router: Router;
+  /** This proxy's node name (`x-skein-proxy` on answers it makes). */
+  node: string;
+  /** Head limits the synthesized HTTP/1 head is held to. */
+  limits: HeadLimits;
+  /** Largest request body kept so that the request can be replayed, in bytes. */
+  maxRetryBodyBytes: number;
+  /** Millisecond clock. */
+  now: () => number;
+  /** Counts retries (the forwarder's `retries` counter). */
+  onRetry?: () => void;
+}
+
+/** The connection a call arrived on. */
+export interface CallConn {
+  /** The listener it arrived on. */
+  listener: ListenerInfo;
+  /** The client as the router sees it. */
+  client: ClientInfo;
+  /** Appended to `x-forwarded-for`, or null. */
+  clientAddr: string | null;
+  /** The inbound's `x-skein-caller` line; undefined elsewhere. */
+  callerLine: string | null | undefined;
+  /** Sessions to the endpoints this listener's calls go to. */
+  sessions: H2ClientSessions;
+}
+
+/** Why a try's wait for the response head ended without one. */
+type _Waited =
+  | { kind: "head"; up: http2.ClientHttp2Stream; headers: H2Headers; endStream: boolean }
+  | { kind: "failed"; outcome: Outcome }
+  | { kind: "deadline" }
+  | { kind: "gone" };
+
+/** Serves one h2 stream to the end; never throws. */
+export async function serveCall(
+  deps: CallDeps,
+  conn: CallConn,
+  stream: http2.ServerHttp2Stream,
+  headers: H2Headers,
+): Promise<void> {
+  stream.on("error", () => {});
+  const grpc = isGrpc(headers["content-type"]);
+  let call: _Call | null = null;
+  try {
+    let head;
+    try {
+      head = requestHeadOf(headers, deps.limits);
+    } catch (e) {
+      if (e instanceof H2RequestError || e instanceof HttpParseError) {
+        _answer(stream, deps.node, grpc, new ProxyError(400, "bad_request", e.message));
+        return;
+      }
+      throw e;
+    }
+    const decision = deps.router.route(head, conn.listener, conn.client);
+    if (decision instanceof ProxyError) {
+      // The router's record layer has counted it already.
+      _answer(stream, deps.node, grpc, decision);
+      return;
+    }
+    const fwd = forwardedHeaders(head, {
+      clientAddr: conn.clientAddr,
+      extra: decision.extraRequestHeaders,
+      callerLine: conn.callerLine,
+      teTrailers: wantsTrailers(headers),
+      limits: deps.limits,
+    });
+    call = new _Call(deps, conn, stream, decision, fwd, grpc, isIdempotent(head.method));
+    await call.run(grpc ? parseGrpcTimeout(headers["grpc-timeout"]) : null);
+  } catch (e) {
+    // A bug, not a client's fault: the stream must still end, and be counted once.
+    if (!stream.headersSent && !stream.closed) {
+      _answer(stream, deps.node, grpc, new ProxyError(502, "upstream_reset", String(e)));
+    } else if (!stream.closed) {
+      stream.close(NGHTTP2_INTERNAL_ERROR);
+    }
+    call?.finish(502);
+  }
+}
+
+/** A routed h2 call: its tries, its relay and its one record. */
+class _Call {
+  readonly #d: CallDeps;
+  readonly #c: CallConn;
+  readonly #s: http2.ServerHttp2Stream;
+  readonly #decision: RouteDecision;
+  readonly #fwd: H2Headers;
+  readonly #grpc: boolean;
+  readonly #idempotent: boolean;
+  readonly #body: BodyTap;
+  readonly #started: number;
+  #deadlineAt = Infinity;
+  #done = false;
+  #gone = false;
+  #bytesOut = 0;
+  #goneWaiters: (() => void)[] = [];
+
+  constructor(
+    d: CallDeps,
+    c: CallConn,
+    s: http2.ServerHttp2Stream,
+    decision: RouteDecision,
+    fwd: H2Headers,
+    grpc: boolean,
+    idempotent: boolean,
+  ) {
+    this.#d = d;
+    this.#c = c;
+    this.#s = s;
+    this.#decision = decision;
+    this.#fwd = fwd;
+    this.#grpc = grpc;
+    this.#idempotent = idempotent;
+    this.#body = new BodyTap(s, d.maxRetryBodyBytes);
+    this.#started = d.now();
+    s.once("close", () => {
+      this.#gone = true;
+      for (const w of this.#goneWaiters.splice(0)) w();
+    });
+  }
+
+  /** Records the call once: the status the client got (gRPC: by its grpc-status). */
+  finish(status: number): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#decision.onDone?.(status, this.#bytesOut, this.#body.bytesIn);
+  }
+
+  async run(grpcTimeoutMs: number | null): Promise<void> {
+    const d = this.#decision;
+    if (grpcTimeoutMs !== null) this.#deadlineAt = this.#started + grpcTimeoutMs;
+    // 3. fault delay: before the first try is even planned
+    if (d.delayMs !== undefined) {
+      await this.#sleep(d.delayMs);
+      if (this.#gone) return this.finish(0);
+    }
+    const tried = new Set<string>();
+    let last: ProxyError | null = null;
+    for (let attempt = 0;; attempt++) {
+      // 6. balance: never an endpoint already tried while another is left
+      const ep = d.pick(attempt, tried);
+      if (ep === null) return this.#fail(last ?? noEndpointError(d));
+      tried.add(ep.key);
+      // 7. try
+      const r = await this.#try(ep);
+      if (r === null) return;
+      if (r instanceof ProxyError) return this.#fail(r);
+      last = outcomeToProxyError(d.cluster, ep, r.outcome);
+      // 8. retry: only a try the one rule lets through, then the destination's policy
+      const facts = {
+        outcome: r.outcome,
+        replayable: this.#body.replayable,
+        idempotent: this.#idempotent,
+        sentUpstream: true,
+        bodyStreaming: !this.#body.ended,
+        draining: false,
+        overallSpent: this.#d.now() >= this.#headDeadline(),
+      };
+      const may = this.#body.replayable && !this.#gone &&
+        (r.outcome.kind === "connect_failure" || mayRetry(facts));
+      const backoff = may ? d.retry(attempt, r.outcome) : null;
+      if (backoff === null) {
+        if (r.up !== undefined) return this.#relay(r.up, r.headers!, r.endStream!);
+        return this.#fail(last);
+      }
+      r.up?.close(NGHTTP2_CANCEL);
+      this.#d.onRetry?.();
+      if (backoff > 0) await this.#sleep(backoff);
+      if (this.#gone) return this.finish(0);
+    }
+  }
+
+  /** When the wait for a response head must end: the Policy's timeout, the gRPC deadline. */
+  #headDeadline(): number {
+    const t = this.#decision.timeoutMs;
+    return Math.min(t > 0 ? this.#started + t : Infinity, this.#deadlineAt);
+  }
+
+  /**
+   * One try to `ep`. Null: it was answered (relayed or the client left); a ProxyError: answer
+   * it without retrying; else how it failed, with the response to relay when it is not retried.
+   */
+  async #try(
+    ep: Endpoint,
+  ): Promise<
+    | null
+    | ProxyError
+    | { outcome: Outcome; up?: http2.ClientHttp2Stream; headers?: H2Headers; endStream?: boolean }
+  > {
+    const d = this.#decision;
+    const t0 = this.#d.now();
+    let session: http2.ClientHttp2Session;
+    try {
+      session = await this.#c.sessions.get(ep);
+    } catch (e) {
+      const outcome: Outcome = { kind: "connect_failure", reason: (e as Error).message };
+      d.onResult(ep, outcome, this.#d.now() - t0);
+      return { outcome };
+    }
+    if (this.#gone) return this.finish(0), null;
+    const h: H2Headers = { ...this.#fwd };
+    if (this.#deadlineAt !== Infinity) {
+      h["grpc-timeout"] = formatGrpcTimeout(this.#deadlineAt - this.#d.now());
+    }
+    let up: http2.ClientHttp2Stream;
+    try {
+      up = session.request(h as http2.OutgoingHttpHeaders, {
+        endStream: this.#body.emptyAndEnded,
+      });
+    } catch (e) {
+      const outcome: Outcome = { kind: "connect_failure", reason: (e as Error).message };
+      d.onResult(ep, outcome, this.#d.now() - t0);
+      return { outcome };
+    }
+    up.on("error", () => {});
+    // Listened for at once: the event fires once, maybe before the relay starts.
+    up.on("trailers", (t: H2Headers) => _trailersOf.set(up, t));
+    if (!this.#body.emptyAndEnded) this.#body.attach(up);
+    const perTry = d.perTryTimeoutMs > 0 ? t0 + d.perTryTimeoutMs : Infinity;
+    const w = await this.#awaitHead(up, Math.min(perTry, this.#headDeadline()), perTry);
+    if (w.kind !== "head") {
+      this.#body.detach();
+      if (!up.closed) up.close(NGHTTP2_CANCEL);
+    }
+    switch (w.kind) {
+      case "gone":
+        this.finish(0);
+        return null;
+      case "deadline": {
+        d.onResult(ep, { kind: "timeout" }, this.#d.now() - t0);
+        const overDeadline = this.#d.now() >= this.#deadlineAt;
+        return overDeadline
+          ? new ProxyError(504, "upstream_timeout", `deadline exceeded waiting for ${d.cluster}`)
+          : outcomeToProxyError(d.cluster, ep, { kind: "timeout" });
+      }
+      case "failed":
+        d.onResult(ep, w.outcome, this.#d.now() - t0);
+        return { outcome: w.outcome };
+      case "head":
+        break;
+    }
+    const status = Number(w.headers[":status"]);
+    const gs = this.#grpc ? grpcStatusIn(w.headers) : null;
+    // A trailers-only gRPC answer carries its grpc-status in the head: that decides success.
+    const counted = gs !== null && status === 200 ? httpStatusOfGrpc(gs) : status;
+    d.onResult(ep, { kind: "response", status: counted }, this.#d.now() - t0);
+    if (gs === GrpcStatus.UNAVAILABLE && w.endStream) {
+      const outcome: Outcome = { kind: "connect_failure", reason: "grpc-status 14 (UNAVAILABLE)" };
+      return { outcome, up: w.up, headers: w.headers, endStream: w.endStream };
+    }
+    if (counted >= 500) {
+      return {
+        outcome: { kind: "response", status: counted },
+        up: w.up,
+        headers: w.headers,
+        endStream: w.endStream,
+      };
+    }
+    this.#relay(w.up, w.headers, w.endStream);
+    return null;
+  }
+
+  /** Waits for the try's response head, its failure, the timer at `until`, or the client leaving. */
+  #awaitHead(up: http2.ClientHttp2Stream, until: number, perTry: number): Promise<_Waited> {
+    return new Promise<_Waited>((resolve) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const done = (w: _Waited) => {
+        clearTimeout(timer);
+        up.off("response", onHead);
+        up.off("close", onClose);
+        resolve(w);
+      };
+      const onHead = (hs: H2Headers, flags: number) =>
+        done({ kind: "head", up, headers: hs, endStream: (flags & 1) !== 0 || up.readableEnded });
+      const onClose = () => {
+        // Refused unread (RST_STREAM REFUSED_STREAM, or past a GOAWAY): reached no app.
+        const outcome: Outcome = up.rstCode === NGHTTP2_REFUSED_STREAM
+          ? { kind: "connect_failure", reason: "stream refused by the callee" }
+          : { kind: "reset" };
+        done({ kind: "failed", outcome });
+      };
+      up.on("response", onHead);
+      up.on("close", onClose);
+      this.#goneWaiters.push(() => done({ kind: "gone" }));
+      if (until !== Infinity) {
+        timer = setTimeout(() => {
+          done(
+            this.#d.now() >= perTry && perTry < this.#headDeadline()
+              ? { kind: "failed", outcome: { kind: "timeout" } }
+              : { kind: "deadline" },
+          );
+        }, Math.max(0, until - this.#d.now()));
+      }
+    });
+  }
+
+  /** 9. relay: the response head, its body and its trailers to the client; 10. record. */
+  #relay(up: http2.ClientHttp2Stream, headers: H2Headers, endStream: boolean): void {
+    const s = this.#s;
+    const status = Number(headers[":status"]);
+    if (this.#gone) {
+      up.close(NGHTTP2_CANCEL);
+      return this.finish(0);
+    }
+    let grpcStatus = this.#grpc ? grpcStatusIn(headers) : null;
+    const record = () =>
+      this.finish(this.#grpc && status === 200 ? httpStatusOfGrpc(grpcStatus) : status);
+    if (endStream) {
+      s.respond(relayedHeaders(headers, true) as http2.OutgoingHttpHeaders, { endStream: true });
+      return record();
+    }
+    let trailers: H2Headers | null = null;
+    s.respond(relayedHeaders(headers, true) as http2.OutgoingHttpHeaders, {
+      waitForTrailers: true,
+    });
+    s.on("wantTrailers", () => {
+      try {
+        s.sendTrailers((trailers ?? {}) as http2.OutgoingHttpHeaders);
+      } catch {
+        s.close();
+      }
+    });
+    let deadline: ReturnType<typeof setTimeout> | undefined;
+    if (this.#deadlineAt !== Infinity) {
+      // The gRPC deadline covers the whole call, streamed responses included.
+      deadline = setTimeout(() => {
+        grpcStatus = GrpcStatus.DEADLINE_EXCEEDED;
+        trailers = _grpcTrailers(grpcStatus, "deadline exceeded (proxy)", "upstream_timeout");
+        up.close(NGHTTP2_CANCEL);
+        s.end();
+      }, Math.max(0, this.#deadlineAt - this.#d.now()));
+    }
+    up.on("data", (c: Uint8Array) => {
+      this.#bytesOut += c.length;
+      if (!s.write(c)) {
+        up.pause();
+        s.once("drain", () => up.resume());
+      }
+    });
+    // The body's end: its trailers (if any) came before it.
+    up.on("end", () => {
+      clearTimeout(deadline);
+      if (s.closed || s.writableEnded) return;
+      const t = _trailersOf.get(up);
+      if (t !== undefined) {
+        trailers = relayedHeaders(t, false);
+        if (this.#grpc) grpcStatus = grpcStatusIn(t);
+      }
+      s.end();
+    });
+    const broken = () => {
+      clearTimeout(deadline);
+      if (s.closed || s.writableEnded || up.readableEnded) return;
+      // The try broke off mid-response: a gRPC client still gets a status, others a reset.
+      if (this.#grpc) {
+        grpcStatus = GrpcStatus.UNAVAILABLE;
+        trailers = _grpcTrailers(grpcStatus, "upstream reset mid-response", "upstream_reset");
+        s.end();
+      } else {
+        s.close(NGHTTP2_INTERNAL_ERROR);
+      }
+    };
+    // A reset ends the stream without 'end'; a clean close is followed by 'end' once read.
+    up.on("close", () => {
+      if (up.rstCode !== NGHTTP2_NO_ERROR) broken();
+    });
+    if (up.closed && up.rstCode !== NGHTTP2_NO_ERROR) broken();
+    s.once("close", () => {
+      clearTimeout(deadline);
+      if (!up.closed) up.close(NGHTTP2_CANCEL);
+      record();
+    });
+  }
+
+  /** Answers `e` to the client (nothing was relayed yet) and records it. */
+  #fail(e: ProxyError): void {
+    if (this.#gone) return this.finish(0);
+    const overDeadline = this.#d.now() >= this.#deadlineAt;
+    if (overDeadline && this.#grpc) {
+      e = new ProxyError(
+        504,
+        "upstream_timeout",
+        `deadline exceeded calling ${this.#decision.cluster}`,
+      );
+    }
+    const code = _answer(this.#s, this.#d.node, this.#grpc, e);
+    this.finish(this.#grpc ? httpStatusOfGrpc(code) : e.status);
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.#goneWaiters.push(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+}
+
+/** Trailers that end a gRPC call with `code`, naming the proxy's cause. */
+function _grpcTrailers(code: number, message: string, cause: string): H2Headers {
+  return {
+    "grpc-status": String(code),
+    "grpc-message": encodeGrpcMessage(message),
+    "x-skein-error": cause,
+  };
+}
+
+/**
+ * Answers a request locally: for gRPC a trailers-only response (HTTP 200, `grpc-status`,
+ * `grpc-message`), else the status with the message as a plain-text body. Returns the gRPC
+ * status sent (for gRPC) or -1.
+ */
+function _answer(
+  s: http2.ServerHttp2Stream,
+  node: string,
+  grpc: boolean,
+  e: ProxyError,
+): number {
+  if (s.closed || s.destroyed || s.headersSent) return -1;
+  const extra = headersOfLines(e.headers);
+  try {
+    if (grpc) {
+      const code = grpcStatusOfError(e);
+      s.respond({
+        ...extra,
+        ":status": 200,
+        "content-type": "application/grpc",
+        "grpc-status": String(code),
+        "grpc-message": encodeGrpcMessage(e.message),
+        "x-skein-error": e.code,
+        "x-skein-proxy": node,
+      } as http2.OutgoingHttpHeaders, { endStream: true });
+      return code;
+    }
+    s.respond({
+      ...extra,
+      ":status": e.status,
+      "content-type": "text/plain; charset=utf-8",
+      "x-skein-error": e.code,
+      "x-skein-proxy": node,
+    } as http2.OutgoingHttpHeaders);
+    s.end(`${e.message}\n`);
+  } catch {
+    s.close(NGHTTP2_INTERNAL_ERROR);
+  }
+  return -1;
+}

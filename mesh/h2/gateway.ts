@@ -1,0 +1,124 @@
+/**
+ * The HTTP/2 side of one data plane: serves the connections its HTTP/1 forwarders hand over
+ * after seeing the h2 preface (h2c from apps on upstream listeners and `http_proxy`, h2 from
+ * other proxies on the inbound, where ALPN `h2` led them), one {@linkcode serveCall} per stream,
+ * and keeps the client sessions each listener's calls go out on.
+ * @module
+ */
+import http2 from "node:http2";
+import type { Logger } from "../../common/log.ts";
+import type { H2Handoff } from "../forward/mod.ts";
+import { type CallDeps, serveCall } from "./call.ts";
+import { H2ClientSessions, type H2Dial, MAX_CONCURRENT_STREAMS } from "./client_sessions.ts";
+import { duplexOf } from "./duplex.ts";
+
+/** Where one listener's calls go out: its sessions' key and how they are dialled. */
+export interface H2Route {
+  /** Sessions are shared by routes with the same key (e.g. the same calling identity). */
+  key: string;
+  /** Opens the connection a session runs on. */
+  dial: H2Dial;
+}
+
+/** Options of {@linkcode H2Gateway}. */
+export interface H2GatewayOptions extends CallDeps {
+  /** Where events go. */
+  logger: Logger;
+  /** A connection with no open stream for this long is closed (both sides), in ms. */
+  idleMs: number;
+  /** An outgoing session older than this takes no new calls, in ms. */
+  maxSessionAgeMs: number;
+}
+
+/** Serves handed-over h2 connections of one data plane. */
+export class H2Gateway {
+  readonly #o: H2GatewayOptions;
+  readonly #server: http2.Http2Server;
+  readonly #sessions = new Set<http2.ServerHttp2Session>();
+  readonly #out = new Map<string, H2ClientSessions>();
+  #next: { h: H2Handoff; sessions: H2ClientSessions } | null = null;
+  #draining = false;
+
+  /** Creates the gateway; it serves nothing until a connection is handed over. */
+  constructor(o: H2GatewayOptions) {
+    this.#o = o;
+    this.#server = http2.createServer({
+      settings: {
+        maxConcurrentStreams: MAX_CONCURRENT_STREAMS,
+        enablePush: false,
+        maxHeaderListSize: o.limits.maxHeadBytes,
+      },
+    });
+    this.#server.on("session", (s) => this.#onSession(s));
+  }
+
+  /** Connections (sessions) served now. */
+  get connections(): number {
+    return this.#sessions.size;
+  }
+
+  /** Serves an h2 connection arriving through `route`'s listener. */
+  accept(h: H2Handoff, route: H2Route): void {
+    if (this.#draining) {
+      h.conn.close();
+      return;
+    }
+    let out = this.#out.get(route.key);
+    if (out === undefined) {
+      out = new H2ClientSessions({
+        dial: route.dial,
+        maxAgeMs: this.#o.maxSessionAgeMs,
+        idleMs: this.#o.idleMs,
+      });
+      this.#out.set(route.key, out);
+    }
+    // The server makes the session inside emit(): #onSession picks up what it belongs to.
+    this.#next = { h, sessions: out };
+    this.#server.emit("connection", duplexOf(h.conn, h.initial));
+    if (this.#next !== null) {
+      this.#next = null;
+      this.#o.logger.warn("h2 connection got no session", { listener: h.listener.name });
+      h.conn.close();
+    }
+  }
+
+  #onSession(s: http2.ServerHttp2Session): void {
+    const next = this.#next;
+    this.#next = null;
+    if (next === null) {
+      s.destroy();
+      return;
+    }
+    const { h, sessions } = next;
+    const conn = {
+      listener: h.listener,
+      client: h.client,
+      clientAddr: h.clientAddr,
+      callerLine: h.callerLine,
+      sessions,
+    };
+    this.#sessions.add(s);
+    s.on("error", () => {});
+    s.on("close", () => this.#sessions.delete(s));
+    s.setTimeout(this.#o.idleMs, () => s.close());
+    s.on("stream", (stream, headers) => {
+      void serveCall(this.#o, conn, stream, headers as Record<string, string | string[]>);
+    });
+  }
+
+  /**
+   * Stops taking connections, asks every client to stop (GOAWAY; open streams finish), and
+   * after `deadlineMs` ends what is left.
+   */
+  async drain(deadlineMs: number): Promise<void> {
+    this.#draining = true;
+    for (const s of this.#sessions) s.close();
+    const started = Date.now();
+    while (this.#sessions.size > 0 && Date.now() - started < deadlineMs) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    for (const s of this.#sessions) s.destroy();
+    for (const out of this.#out.values()) out.destroy();
+    this.#out.clear();
+  }
+}

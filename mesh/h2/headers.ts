@@ -1,0 +1,148 @@
+/**
+ * HTTP/2 header blocks and the HTTP/1 head the rest of the proxy understands (no I/O). A
+ * request's h2 headers become a {@linkcode RequestHead}, so routing, authorization, rate limits
+ * and Route rules see it exactly as an HTTP/1 request; the headers sent on are rebuilt by the
+ * HTTP/1 head writer, so the same fields are dropped, added and rewritten on both protocols.
+ * @module
+ */
+import {
+  ByteWriter,
+  type HeadLimits,
+  HttpParseError,
+  parseRequestHead,
+  type RequestHead,
+  writeForwardedRequestHead,
+} from "../http1/mod.ts";
+
+/** A header block as node:http2 gives it (pseudo-headers included). */
+export type H2Headers = Record<string, string | string[] | undefined>;
+
+/** Connection-specific fields HTTP/2 forbids (RFC 9113 section 8.2.2). */
+const _CONNECTION_FIELDS = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+  "http2-settings",
+]);
+
+/** A request a proxy cannot carry as HTTP/2 (answered 400 by the caller). */
+export class H2RequestError extends Error {
+  /** Creates the error with the reason given to the client. */
+  constructor(message: string) {
+    super(message);
+    this.name = "H2RequestError";
+  }
+}
+
+function _one(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/**
+ * The request head of an h2 request, as if it had arrived as HTTP/1.1 (`:authority` as Host).
+ * Throws {@linkcode H2RequestError} for CONNECT and a malformed block, and
+ * {@linkcode HttpParseError} where the HTTP/1 parser would refuse the same head.
+ */
+export function requestHeadOf(h: H2Headers, limits: HeadLimits): RequestHead {
+  const method = _one(h[":method"]);
+  const path = _one(h[":path"]);
+  if (method === undefined || method === "CONNECT") {
+    throw new H2RequestError("CONNECT is not proxied over HTTP/2");
+  }
+  if (path === undefined || path === "") throw new H2RequestError("request without :path");
+  const w = new ByteWriter(1024, limits.maxHeadBytes + 1024);
+  try {
+    w.latin1(`${method} ${path} HTTP/1.1\r\n`);
+    const authority = _one(h[":authority"]) ?? _one(h["host"]);
+    if (authority !== undefined) w.latin1(`host: ${authority}\r\n`);
+    for (const name in h) {
+      if (name.charCodeAt(0) === 58 /* ":" */ || name === "host") continue;
+      const v = h[name];
+      if (v === undefined) continue;
+      for (const one of Array.isArray(v) ? v : [v]) w.latin1(`${name}: ${one}\r\n`);
+    }
+    w.latin1("\r\n");
+  } catch (e) {
+    if (e instanceof RangeError) {
+      throw new HttpParseError("head_too_large", 431, "request headers too large");
+    }
+    throw e;
+  }
+  return parseRequestHead(w.buf.slice(0, w.len), 0, w.len, limits);
+}
+
+/**
+ * The h2 request headers to send on for `head`: what the HTTP/1 forwarder would send (hop-by-hop
+ * and forged identity fields dropped, `x-forwarded-for`, the decision's extra lines and the
+ * inbound's caller line added), with Host as `:authority`. `te: trailers` survives, the one `te`
+ * HTTP/2 allows, since gRPC servers require it.
+ */
+export function forwardedHeaders(
+  head: RequestHead,
+  opts: {
+    clientAddr: string | null;
+    extra?: string;
+    callerLine?: string | null;
+    teTrailers: boolean;
+    limits: HeadLimits;
+  },
+): H2Headers {
+  const w = new ByteWriter(1024, 1 << 20);
+  writeForwardedRequestHead(w, head, opts.clientAddr, opts.extra, opts.callerLine);
+  const fwd = parseRequestHead(w.buf.slice(0, w.len), 0, w.len, {
+    ...opts.limits,
+    maxHeadBytes: w.len + 1,
+    maxHeaderCount: opts.limits.maxHeaderCount + 16,
+  });
+  const out: H2Headers = {
+    ":method": fwd.method,
+    ":scheme": "http",
+    ":path": fwd.target,
+  };
+  if (fwd.host !== null) out[":authority"] = fwd.host;
+  for (let i = 0; i < fwd.names.length; i++) {
+    const name = fwd.names[i]!;
+    if (name === "host" || _CONNECTION_FIELDS.has(name) || name === "te") continue;
+    const prev = out[name];
+    const v = fwd.values[i]!;
+    out[name] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+  }
+  if (opts.teTrailers) out["te"] = "trailers";
+  return out;
+}
+
+/** Whether the request asked for trailers (`te: trailers`). */
+export function wantsTrailers(h: H2Headers): boolean {
+  const te = _one(h["te"]);
+  return te !== undefined && /(^|,)\s*trailers\s*(,|;|$)/i.test(te);
+}
+
+/** A response or trailer block to send on: pseudo-headers but `:status` and connection fields dropped. */
+export function relayedHeaders(h: H2Headers, keepStatus: boolean): H2Headers {
+  const out: H2Headers = {};
+  for (const name in h) {
+    if (name.charCodeAt(0) === 58 /* ":" */) {
+      if (keepStatus && name === ":status") out[name] = h[name];
+      continue;
+    }
+    if (_CONNECTION_FIELDS.has(name)) continue;
+    out[name] = h[name];
+  }
+  return out;
+}
+
+/** Pre-encoded `name: value\r\n` lines (a local answer's extra fields) as a header block. */
+export function headersOfLines(lines: string | undefined): H2Headers {
+  const out: H2Headers = {};
+  if (lines === undefined) return out;
+  for (const line of lines.split("\r\n")) {
+    const i = line.indexOf(":");
+    if (i <= 0) continue;
+    const name = line.slice(0, i).trim().toLowerCase();
+    if (_CONNECTION_FIELDS.has(name)) continue;
+    out[name] = line.slice(i + 1).trim();
+  }
+  return out;
+}

@@ -1,0 +1,91 @@
+/**
+ * HTTP/2 through two real `skein proxy` processes (caller -> mTLS -> callee -> app): h2c with
+ * prior knowledge from curl and nghttp on an upstream listener, trailers carried back, and
+ * HTTP/1.1 still served on the same port; the app (`protocol: http2`) gets HTTP/2.
+ */
+import { assert, assertEquals, assertMatch } from "../assert.ts";
+import {
+  metricsText,
+  type ProxyHandle,
+  startControl,
+  startProxy,
+  waitEligible,
+} from "./helpers.ts";
+import { have, run, startDualApp } from "./h2_apps.ts";
+
+Deno.test("h2c from curl and nghttp crosses two proxies as HTTP/2, HTTP/1 on the same port too", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "skein-h2-" });
+  const cp = await startControl(dir);
+  const app = await startDualApp("echo");
+  const proxies: ProxyHandle[] = [];
+  try {
+    proxies.push(
+      await startProxy(dir, {
+        node: "vm-echo",
+        control: [cp.url],
+        services: [{ name: "echo", port: app.port, protocol: "http2" }],
+      }),
+    );
+    const caller = await startProxy(dir, {
+      node: "vm-caller",
+      control: [cp.url],
+      services: [{ name: "web", port: 1 }],
+      upstreams: [{ service: "echo", listen: "127.0.0.1:0" }],
+    });
+    proxies.push(caller);
+    await waitEligible(caller, "echo", 1);
+    const addr = caller.upstreams["echo"]!;
+
+    // curl with prior knowledge: HTTP/2 end to end.
+    const c = await run("curl", [
+      "-sS",
+      "--http2-prior-knowledge",
+      "-D",
+      "-",
+      "-H",
+      "x-skein-caller: spiffe://evil/svc/admin",
+      `http://${addr}/hello`,
+    ]);
+    assertEquals(c.code, 0, c.stderr);
+    assertMatch(c.stdout, /^HTTP\/2 200/);
+    assertMatch(c.stdout, /\r\n\r\necho \/hello/);
+    // curl -D prints the trailers after the body.
+    assertMatch(c.stdout, /x-app-trailer: echo/);
+    assertEquals(app.h2, ["/hello"], "the app got the request over HTTP/2");
+    // The callee's proxy drops a forged caller and names the verified one.
+    assertEquals(app.lastH2Headers!["x-skein-caller"], "spiffe://skein.local/svc/web");
+    assertEquals(app.lastH2Headers!["x-skein-destination"], "echo");
+
+    // A POST body and the trailers, seen by nghttp.
+    if (await have("nghttp")) {
+      const dataFile = `${dir}/body.txt`;
+      await Deno.writeTextFile(dataFile, "payload-1");
+      const n = await run("nghttp", ["-v", "-d", dataFile, `http://${addr}/post`]);
+      assertEquals(n.code, 0, n.stderr + n.stdout);
+      assertMatch(n.stdout, /:status: 200/);
+      assertMatch(n.stdout, /x-app-trailer: echo/, "the app's trailer reached the client");
+      assertMatch(n.stdout, /echo echo payload-1/);
+    } else {
+      console.warn("nghttp not installed (apt-get install nghttp2-client): part skipped");
+    }
+    assert(app.h2.includes("/post") || !(await have("nghttp")));
+
+    // HTTP/1.1 on the same upstream port still works (the app answers it on HTTP/1.1).
+    const r = await fetch(`http://${addr}/plain`);
+    assertEquals(r.status, 200);
+    assertEquals(await r.text(), "echo /plain");
+    assertEquals(app.h1, ["/plain"]);
+
+    // Requests are counted as for HTTP/1.
+    const m = await metricsText(caller);
+    assertMatch(
+      m,
+      /skein_requests_total\{[^}]*destination="echo"[^}]*status_class="2xx"[^}]*\} [3-9]/,
+    );
+  } finally {
+    for (const p of proxies.reverse()) await p.child.stop();
+    await cp.child.stop();
+    await app.close();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
