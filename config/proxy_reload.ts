@@ -40,7 +40,7 @@ export interface ServicesChange {
   /** Service names not running before: each needs its certificate before the change applies. */
   newNames: string[];
   /** The local apps behind `inbound` afterwards. */
-  locals: { name: string; port: number }[];
+  locals: { name: string; port: number; protocol: string }[];
 }
 
 /** What a reload does. */
@@ -170,6 +170,6 @@ function _servicesChange(
     // Gone, or now under another service name (the old registration must go).
     deregister: before.filter((s) => now.get(localKey(s))?.name !== s.name),
     newNames: [...new Set(after.map((s) => s.name))].filter((n) => !running.has(n)),
-    locals: after.map((s) => ({ name: s.name, port: s.port })),
+    locals: after.map((s) => ({ name: s.name, port: s.port, protocol: s.protocol })),
   };
 }

@@ -86,7 +86,10 @@ Deno.test("reload plan: local services added, changed and removed", () => {
   ]);
   assertEquals(p.services?.deregister.map((s) => s.name), ["audit"]);
   assertEquals(p.services?.newNames, ["shop"]);
-  assertEquals(p.services?.locals, [{ name: "billing", port: 8090 }, { name: "shop", port: 8081 }]);
+  assertEquals(p.services?.locals, [
+    { name: "billing", port: 8090, protocol: "http" },
+    { name: "shop", port: 8081, protocol: "http" },
+  ]);
   // The new service's upstream may open: its caller runs once the plan applies.
   assertEquals(p.add.map((u) => u.service), ["ranker"]);
   assertEquals(p.running.services, next.services);

@@ -4,10 +4,14 @@
  * that outgrows the copy still flows; it just cannot be replayed any more.
  * @module
  */
-import type { Readable, Writable } from "node:stream";
+import type { Readable } from "node:stream";
 
 /** Where the body goes: the request stream of one try. */
-type _Target = Writable;
+interface _Target {
+  write(chunk: Uint8Array): boolean;
+  end(): void;
+  once(event: "drain", fn: () => void): unknown;
+}
 
 /** The request body of one h2 call. */
 export class BodyTap {

@@ -28,7 +28,7 @@ import {
 } from "../forward/mod.ts";
 import { type HeadLimits, HttpParseError, isIdempotent } from "../http1/mod.ts";
 import { BodyTap } from "./body_tap.ts";
-import type { H2ClientSessions } from "./client_sessions.ts";
+import type { Upstreams, UpstreamSession, UpstreamStream } from "./upstream.ts";
 import {
   encodeGrpcMessage,
   formatGrpcTimeout,
@@ -53,7 +53,7 @@ const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_
   http2.constants;
 
 /** The trailers each try's response ended with, kept from the moment they arrive. */
-const _trailersOf = new WeakMap<http2.ClientHttp2Stream, H2Headers>();
+const _trailersOf = new WeakMap<UpstreamStream, H2Headers>();
 
 /** What a call needs from the data plane around it. */
 export interface CallDeps {
@@ -82,12 +82,17 @@ export interface CallConn {
   /** The inbound's `x-skein-caller` line; undefined elsewhere. */
   callerLine: string | null | undefined;
   /** Sessions to the endpoints this listener's calls go to. */
-  sessions: H2ClientSessions;
+  sessions: Upstreams;
+  /**
+   * Where calls to a destination that speaks HTTP/1.1 go instead (the inbound's local apps
+   * declared `protocol: http`); undefined: every destination speaks HTTP/2.
+   */
+  h1?: { upstreams: Upstreams; speaksH1(cluster: string): boolean };
 }
 
 /** Why a try's wait for the response head ended without one. */
 type _Waited =
-  | { kind: "head"; up: http2.ClientHttp2Stream; headers: H2Headers; endStream: boolean }
+  | { kind: "head"; up: UpstreamStream; headers: H2Headers; endStream: boolean }
   | { kind: "failed"; outcome: Outcome }
   | { kind: "deadline" }
   | { kind: "gone" };
@@ -246,13 +251,15 @@ class _Call {
   ): Promise<
     | null
     | ProxyError
-    | { outcome: Outcome; up?: http2.ClientHttp2Stream; headers?: H2Headers; endStream?: boolean }
+    | { outcome: Outcome; up?: UpstreamStream; headers?: H2Headers; endStream?: boolean }
   > {
     const d = this.#decision;
     const t0 = this.#d.now();
-    let session: http2.ClientHttp2Session;
+    let session: UpstreamSession;
+    const h1 = this.#c.h1;
+    const upstreams = h1 !== undefined && h1.speaksH1(d.cluster) ? h1.upstreams : this.#c.sessions;
     try {
-      session = await this.#c.sessions.get(ep);
+      session = await upstreams.get(ep);
     } catch (e) {
       const outcome: Outcome = { kind: "connect_failure", reason: (e as Error).message };
       d.onResult(ep, outcome, this.#d.now() - t0);
@@ -263,11 +270,9 @@ class _Call {
     if (this.#deadlineAt !== Infinity) {
       h["grpc-timeout"] = formatGrpcTimeout(this.#deadlineAt - this.#d.now());
     }
-    let up: http2.ClientHttp2Stream;
+    let up: UpstreamStream;
     try {
-      up = session.request(h as http2.OutgoingHttpHeaders, {
-        endStream: this.#body.emptyAndEnded,
-      });
+      up = session.request(h, { endStream: this.#body.emptyAndEnded });
     } catch (e) {
       const outcome: Outcome = { kind: "connect_failure", reason: (e as Error).message };
       d.onResult(ep, outcome, this.#d.now() - t0);
@@ -322,7 +327,7 @@ class _Call {
   }
 
   /** Waits for the try's response head, its failure, the timer at `until`, or the client leaving. */
-  #awaitHead(up: http2.ClientHttp2Stream, until: number, perTry: number): Promise<_Waited> {
+  #awaitHead(up: UpstreamStream, until: number, perTry: number): Promise<_Waited> {
     return new Promise<_Waited>((resolve) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const done = (w: _Waited) => {
@@ -356,7 +361,7 @@ class _Call {
   }
 
   /** 9. relay: the response head, its body and its trailers to the client; 10. record. */
-  #relay(up: http2.ClientHttp2Stream, headers: H2Headers, endStream: boolean): void {
+  #relay(up: UpstreamStream, headers: H2Headers, endStream: boolean): void {
     const s = this.#s;
     const status = Number(headers[":status"]);
     if (this.#gone) {

@@ -8,6 +8,7 @@
 import http2 from "node:http2";
 import type { Endpoint } from "../forward/mod.ts";
 import { duplexOf } from "./duplex.ts";
+import type { Upstreams, UpstreamSession } from "./upstream.ts";
 
 /** Opens the byte stream a session to `ep` runs on. */
 export type H2Dial = (ep: Endpoint) => Promise<Deno.Conn>;
@@ -33,7 +34,7 @@ interface _Entry {
 }
 
 /** The sessions of one calling identity, by endpoint. */
-export class H2ClientSessions {
+export class H2ClientSessions implements Upstreams {
   readonly #o: H2ClientSessionsOptions;
   readonly #now: () => number;
   readonly #map = new Map<string, _Entry>();
@@ -52,7 +53,13 @@ export class H2ClientSessions {
   }
 
   /** The session to `ep`, dialled when there is none (rejects when the dial fails). */
-  get(ep: Endpoint): Promise<http2.ClientHttp2Session> {
+  get(ep: Endpoint): Promise<UpstreamSession> {
+    // A node:http2 client session is what UpstreamSession describes.
+    return this.session(ep) as unknown as Promise<UpstreamSession>;
+  }
+
+  /** The `node:http2` session to `ep`, dialled when there is none. */
+  session(ep: Endpoint): Promise<http2.ClientHttp2Session> {
     if (this.#closed) return Promise.reject(new Error("h2 sessions closed"));
     const key = `${ep.key} ${ep.identity ?? ""}`;
     const e = this.#map.get(key);

@@ -8,9 +8,10 @@
 import http2 from "node:http2";
 import type { Logger } from "../../common/log.ts";
 import type { H2Handoff } from "../forward/mod.ts";
-import { type CallDeps, serveCall } from "./call.ts";
+import { type CallConn, type CallDeps, serveCall } from "./call.ts";
 import { H2ClientSessions, type H2Dial, MAX_CONCURRENT_STREAMS } from "./client_sessions.ts";
 import { duplexOf } from "./duplex.ts";
+import { H1Upstreams } from "./h1_upstream.ts";
 
 /** Where one listener's calls go out: its sessions' key and how they are dialled. */
 export interface H2Route {
@@ -18,6 +19,11 @@ export interface H2Route {
   key: string;
   /** Opens the connection a session runs on. */
   dial: H2Dial;
+  /**
+   * Whether the destination (the router's cluster) speaks HTTP/1.1 only: its calls then go
+   * out as HTTP/1.1 requests. @default every destination speaks HTTP/2
+   */
+  speaksH1?: (cluster: string) => boolean;
 }
 
 /** Options of {@linkcode H2Gateway}. */
@@ -36,7 +42,8 @@ export class H2Gateway {
   readonly #server: http2.Http2Server;
   readonly #sessions = new Set<http2.ServerHttp2Session>();
   readonly #out = new Map<string, H2ClientSessions>();
-  #next: { h: H2Handoff; sessions: H2ClientSessions } | null = null;
+  #h1: H1Upstreams | null = null;
+  #next: { h: H2Handoff; route: H2Route; sessions: H2ClientSessions } | null = null;
   #draining = false;
 
   /** Creates the gateway; it serves nothing until a connection is handed over. */
@@ -73,7 +80,7 @@ export class H2Gateway {
       this.#out.set(route.key, out);
     }
     // The server makes the session inside emit(): #onSession picks up what it belongs to.
-    this.#next = { h, sessions: out };
+    this.#next = { h, route, sessions: out };
     this.#server.emit("connection", duplexOf(h.conn, h.initial));
     if (this.#next !== null) {
       this.#next = null;
@@ -89,13 +96,17 @@ export class H2Gateway {
       s.destroy();
       return;
     }
-    const { h, sessions } = next;
-    const conn = {
+    const { h, route, sessions } = next;
+    const speaksH1 = route.speaksH1;
+    const conn: CallConn = {
       listener: h.listener,
       client: h.client,
       clientAddr: h.clientAddr,
       callerLine: h.callerLine,
       sessions,
+      ...(speaksH1 === undefined
+        ? {}
+        : { h1: { upstreams: this.#h1 ??= new H1Upstreams(), speaksH1 } }),
     };
     this.#sessions.add(s);
     s.on("error", () => {});
@@ -120,5 +131,6 @@ export class H2Gateway {
     for (const s of this.#sessions) s.destroy();
     for (const out of this.#out.values()) out.destroy();
     this.#out.clear();
+    this.#h1?.destroy();
   }
 }

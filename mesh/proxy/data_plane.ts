@@ -218,6 +218,7 @@ export class DataPlane {
   readonly #common: _Common;
   readonly #openUpstream: (u: UpstreamConfig, port: number) => HttpForwarder | TcpProxy;
   readonly #upstreams = new Map<string, _UpstreamListener>();
+  readonly #protocols: Map<string, string>;
   /** Requests parsed by listeners closed since start (the counter must not go back). */
   #retiredRequests = 0;
   #drained: Promise<void> | null = null;
@@ -239,7 +240,9 @@ export class DataPlane {
     common: _Common;
     openUpstream: (u: UpstreamConfig, port: number) => HttpForwarder | TcpProxy;
     upstreams: _UpstreamListener[];
+    protocols: Map<string, string>;
   }) {
+    this.#protocols = parts.protocols;
     this.ports = parts.ports;
     this.router = parts.router;
     this.#index = parts.index;
@@ -287,6 +290,8 @@ export class DataPlane {
     if (observe !== null) cleanup.push(() => observe.close());
     try {
       const locals = cfg.services.map((s) => ({ name: s.name, port: s.port }));
+      // How each local app speaks: HTTP/2 calls to an HTTP/1.1 app go out as HTTP/1.1.
+      const protocols = new Map<string, string>(cfg.services.map((s) => [s.name, s.protocol]));
       const bridge = locals.length > 0
         ? new TunnelBridge(new Map(locals.map((l) => [l.name, l.port])), log, {
           idleTimeoutMs: cfg.limits.tcp_idle_timeout,
@@ -336,7 +341,11 @@ export class DataPlane {
           ...common,
           listener: { name: INBOUND_LISTENER, protocol: "http" },
           callerHeader: true,
-          h2: h2.handoff({ key: INBOUND_LISTENER, dial: localH2Dial }),
+          h2: h2.handoff({
+            key: INBOUND_LISTENER,
+            dial: localH2Dial,
+            speaksH1: (service) => (protocols.get(service) ?? "http") === "http",
+          }),
         },
       );
       cleanup.push(() => inbound.close());
@@ -477,6 +486,7 @@ export class DataPlane {
         common,
         openUpstream,
         upstreams: upstreamListeners,
+        protocols,
       });
     } catch (e) {
       for (const c of cleanup.reverse()) {
@@ -505,6 +515,8 @@ export class DataPlane {
   reconfigure(c: DataPlaneChange): DataPlaneChangeResult {
     if (c.locals !== null) {
       this.#bridge?.setApps(new Map(c.locals.map((l) => [l.name, l.port])));
+      this.#protocols.clear();
+      for (const l of c.locals) this.#protocols.set(l.name, l.protocol ?? "http");
       // As with a catalog: a tighter Authorization also ends tunnels it no longer allows.
       if (this.router.setLocals(c.locals)) this.#inbound.recheckUpgraded();
     }

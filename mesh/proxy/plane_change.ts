@@ -14,8 +14,8 @@ export interface DataPlaneChange {
   remove: string[];
   /** Ports chosen for the added upstreams (by key), instead of their configured ones. */
   ports: Record<string, number>;
-  /** The local apps behind `inbound` (by service name and app port), if they changed. */
-  locals: { name: string; port: number }[] | null;
+  /** The local apps behind `inbound` (by service name, app port, protocol), if they changed. */
+  locals: { name: string; port: number; protocol?: string }[] | null;
   /** New limits, if any changed. */
   limits: ProxyLimitsConfig | null;
   /** How long removed listeners' in-flight requests may take, in ms. */

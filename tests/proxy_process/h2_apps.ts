@@ -95,3 +95,34 @@ export async function have(cmd: string): Promise<boolean> {
     return false;
   }
 }
+
+/** An HTTP/1.1-only app: the versions of what reached it, and a chunked answer with a trailer. */
+export interface H1App {
+  port: number;
+  /** `HTTP/<version> <method> <path>` of each request (not /healthz). */
+  seen: string[];
+  close(): Promise<void>;
+}
+
+/** Starts an HTTP/1.1-only app answering `<name> <path>` with the trailer `x-app-trailer`. */
+export async function startH1App(name: string): Promise<H1App> {
+  const app: H1App = { port: 0, seen: [], close: async () => {} };
+  const server = http.createServer((req, res) => {
+    if (req.url !== "/healthz") app.seen.push(`HTTP/${req.httpVersion} ${req.method} ${req.url}`);
+    let body = "";
+    req.on("data", (c) => body += c);
+    req.on("end", () => {
+      res.writeHead(200, { "content-type": "text/plain", "x-app": name, trailer: "x-app-trailer" });
+      res.write(req.method === "POST" ? `${name} echo ${body}` : `${name} ${req.url}`);
+      res.addTrailers({ "x-app-trailer": name });
+      res.end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
+  app.port = (server.address() as net.AddressInfo).port;
+  app.close = async () => {
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+  };
+  return app;
+}

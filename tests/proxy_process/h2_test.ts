@@ -11,7 +11,7 @@ import {
   startProxy,
   waitEligible,
 } from "./helpers.ts";
-import { have, run, startDualApp } from "./h2_apps.ts";
+import { have, run, startDualApp, startH1App } from "./h2_apps.ts";
 
 Deno.test("h2c from curl and nghttp crosses two proxies as HTTP/2, HTTP/1 on the same port too", async () => {
   const dir = await Deno.makeTempDir({ prefix: "skein-h2-" });
@@ -82,6 +82,50 @@ Deno.test("h2c from curl and nghttp crosses two proxies as HTTP/2, HTTP/1 on the
       m,
       /skein_requests_total\{[^}]*destination="echo"[^}]*status_class="2xx"[^}]*\} [3-9]/,
     );
+  } finally {
+    for (const p of proxies.reverse()) await p.child.stop();
+    await cp.child.stop();
+    await app.close();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("an h2c client reaches an HTTP/1.1 app (protocol: http) through two proxies, trailers too", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "skein-h2-h1-" });
+  const cp = await startControl(dir);
+  const app = await startH1App("plain");
+  const proxies: ProxyHandle[] = [];
+  try {
+    proxies.push(
+      await startProxy(dir, {
+        node: "vm-plain",
+        control: [cp.url],
+        services: [{ name: "plain", port: app.port }],
+      }),
+    );
+    const caller = await startProxy(dir, {
+      node: "vm-caller",
+      control: [cp.url],
+      services: [{ name: "web", port: 1 }],
+      upstreams: [{ service: "plain", listen: "127.0.0.1:0" }],
+    });
+    proxies.push(caller);
+    await waitEligible(caller, "plain", 1);
+    const addr = caller.upstreams["plain"]!;
+    const c = await run("curl", [
+      "-sS",
+      "--http2-prior-knowledge",
+      "-D",
+      "-",
+      "--data-binary",
+      "abc",
+      `http://${addr}/up`,
+    ]);
+    assertEquals(c.code, 0, c.stderr);
+    assertMatch(c.stdout, /^HTTP\/2 200/);
+    assertMatch(c.stdout, /\r\n\r\nplain echo abc/);
+    assertMatch(c.stdout, /x-app-trailer: plain/, "the chunked trailer came back as an h2 trailer");
+    assertEquals(app.seen, ["HTTP/1.1 POST /up"], "the app was called over HTTP/1.1");
   } finally {
     for (const p of proxies.reverse()) await p.child.stop();
     await cp.child.stop();

@@ -1,0 +1,52 @@
+/**
+ * What a call needs of the stream it sends a try on: the shape of a `node:http2` client stream,
+ * which HTTP/1.1 upstreams (`h1_upstream.ts`) imitate, so `call.ts` relays both the same way.
+ * @module
+ */
+import type { Endpoint } from "../forward/mod.ts";
+import type { H2Headers } from "./headers.ts";
+
+/** An event listener; arguments depend on the event, as with node streams. */
+// deno-lint-ignore no-explicit-any
+type _Listener = (...args: any[]) => void;
+
+/** One try's request and response. */
+export interface UpstreamStream {
+  /** The stream is over (either way). */
+  readonly closed: boolean;
+  /** Why it closed: 0 cleanly, an HTTP/2 error code otherwise (undefined while open). */
+  readonly rstCode: number | undefined;
+  /** The response body has been read to its end. */
+  readonly readableEnded: boolean;
+  /** Writes request body bytes; false asks the writer to wait for 'drain'. */
+  write(chunk: Uint8Array): boolean;
+  /** Ends the request body. */
+  end(): void;
+  /**
+   * Events: `response` (head, flags), `data` (chunk), `trailers` (block), `end`, `close`,
+   * `drain`, `error`.
+   */
+  on(event: string, fn: _Listener): unknown;
+  /** As `on`, once. */
+  once(event: string, fn: _Listener): unknown;
+  /** Removes a listener. */
+  off(event: string, fn: _Listener): unknown;
+  /** Ends the stream now with `code` (an HTTP/2 error code). */
+  close(code?: number): void;
+  /** Stops reading the response body. */
+  pause(): unknown;
+  /** Reads the response body again. */
+  resume(): unknown;
+}
+
+/** Where tries to one endpoint are sent. */
+export interface UpstreamSession {
+  /** Starts a try with these request headers (pseudo-headers included). */
+  request(headers: H2Headers, opts: { endStream: boolean }): UpstreamStream;
+}
+
+/** The sessions of a set of endpoints. */
+export interface Upstreams {
+  /** The session to `ep` (rejects when it cannot be reached). */
+  get(ep: Endpoint): Promise<UpstreamSession>;
+}
