@@ -195,6 +195,9 @@ class _Call {
   async run(grpcTimeoutMs: number | null): Promise<void> {
     const d = this.#decision;
     if (grpcTimeoutMs !== null) this.#deadlineAt = this.#started + grpcTimeoutMs;
+    // Mirror copies are HTTP/1.1 requests made from a buffered body: an h2 call makes none,
+    // and says so in skein_mirror_requests_total as a copy it could not take.
+    d.mirror?.count("dropped_body");
     // 3. fault delay: before the first try is even planned
     if (d.delayMs !== undefined) {
       await this.#sleep(d.delayMs);
