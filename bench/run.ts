@@ -8,7 +8,7 @@
  * run: `deno task bench soak [--minutes 30]`, `deno task bench fleet` (root only: the fleet
  * tests' long profile), `deno task bench capacity` (the registry at fleet size with proxies'
  * heartbeats and a rack failure) and `deno task bench scale` (catalog propagation to simulated
- * proxies). skein speaks only TLS, so by
+ * proxies) and `deno task bench h2` (h2load through two hops: HAProxy's h2 path beside skein's). skein speaks only TLS, so by
  * default the peers do too (like for like): etcd with TLS and client certificates on its client
  * and peer ports (its wrk figure from a second cluster without client certificate auth; see
  * bench/control_bench.ts, which prints what each row's load generator sends), HAProxy with mTLS
@@ -55,6 +55,12 @@ if (import.meta.main) {
           route: Deno.args.includes("--route"),
           observe: observeArg(Deno.args),
         });
+      } else if (part === "h2") {
+        if (!(await _which("h2load"))) {
+          throw new Error("h2load is not installed (apt-get install nghttp2-client)");
+        }
+        const { runH2Bench } = await import("./h2_bench.ts");
+        await runH2Bench();
       } else if (part === "capacity") {
         const { runCapacityBench } = await import("./capacity_bench.ts");
         const n = (k: string) => Deno.env.get(k) ? Number(Deno.env.get(k)) : undefined;
