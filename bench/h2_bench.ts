@@ -184,9 +184,15 @@ export async function runH2Bench(
         upstreams: [{ service: "app", listen: `127.0.0.1:${pxOutPort}` }],
       }),
     );
-    const pIn = spawn(Deno.execPath(), skeinArgs(["proxy", "--config", `${tmp}/px-in.yaml`]));
+    // SKEIN_BENCH_PROFILE_DIR=dir writes a V8 CPU profile of each skein proxy there on exit.
+    const profDir = Deno.env.get("SKEIN_BENCH_PROFILE_DIR");
+    const proxyArgs = (c: string) => {
+      const a = skeinArgs(["proxy", "--config", c]);
+      return profDir ? [a[0]!, "--cpu-prof", `--cpu-prof-dir=${profDir}`, ...a.slice(1)] : a;
+    };
+    const pIn = spawn(Deno.execPath(), proxyArgs(`${tmp}/px-in.yaml`));
     await _waitPort(pxInPort, "skein proxy inbound");
-    const pOut = spawn(Deno.execPath(), skeinArgs(["proxy", "--config", `${tmp}/px-out.yaml`]));
+    const pOut = spawn(Deno.execPath(), proxyArgs(`${tmp}/px-out.yaml`));
     await _waitPort(pxOutPort, "skein proxy outbound");
     // The outbound proxy learns the inbound endpoint from the control plane.
     for (let i = 0; i < 400; i++) {

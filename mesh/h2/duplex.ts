@@ -7,19 +7,19 @@
 import { Duplex } from "node:stream";
 import { closeQuietly } from "../conn/mod.ts";
 
-/** Read size per `conn.read`, in bytes. */
-const READ_BYTES = 64 * 1024;
+/** Read buffer per connection, in bytes; each read hands on a copy of what arrived. */
+const READ_BYTES = 16 * 1024;
 
 /** A node Duplex over `conn`; destroying it closes `conn`. */
 export function duplexOf(conn: Deno.Conn, initial?: Uint8Array): Duplex {
   let reading = false;
   let ended = false;
+  const buf = new Uint8Array(READ_BYTES);
   const pump = async () => {
     if (reading || ended) return;
     reading = true;
     try {
       while (!ended) {
-        const buf = new Uint8Array(READ_BYTES);
         let n: number | null;
         try {
           n = await conn.read(buf);
@@ -32,7 +32,7 @@ export function duplexOf(conn: Deno.Conn, initial?: Uint8Array): Duplex {
           return;
         }
         // push() false: the session has enough buffered; read() calls pump again.
-        if (!d.push(buf.subarray(0, n))) return;
+        if (!d.push(buf.slice(0, n))) return;
       }
     } finally {
       reading = false;
@@ -43,12 +43,20 @@ export function duplexOf(conn: Deno.Conn, initial?: Uint8Array): Duplex {
       void pump();
     },
     write(chunk: Uint8Array, _enc, cb) {
-      conn.write(chunk).then(async (n) => {
-        // Deno.Conn.write may take fewer bytes than given: send the rest.
-        let off = n;
-        while (off < chunk.length) off += await conn.write(chunk.subarray(off));
-        cb();
-      }, (e) => cb(e as Error));
+      _writeAll(conn, chunk).then(() => cb(), (e) => cb(e as Error));
+    },
+    // The frames a session queues while a write is under way leave together: one write (one
+    // TLS record, one syscall) instead of one per frame.
+    writev(chunks: { chunk: Uint8Array }[], cb) {
+      let n = 0;
+      for (const c of chunks) n += c.chunk.length;
+      const all = new Uint8Array(n);
+      let o = 0;
+      for (const c of chunks) {
+        all.set(c.chunk, o);
+        o += c.chunk.length;
+      }
+      _writeAll(conn, all).then(() => cb(), (e) => cb(e as Error));
     },
     final(cb) {
       try {
@@ -66,4 +74,10 @@ export function duplexOf(conn: Deno.Conn, initial?: Uint8Array): Duplex {
   });
   if (initial !== undefined && initial.length > 0) d.push(initial);
   return d;
+}
+
+/** Writes all of `b` (Deno.Conn.write may take fewer bytes than given). */
+async function _writeAll(conn: Deno.Conn, b: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < b.length) off += await conn.write(off === 0 ? b : b.subarray(off));
 }
