@@ -31,10 +31,25 @@ Deno.test("h2c from curl and nghttp crosses two proxies as HTTP/2, HTTP/1 on the
       control: [cp.url],
       services: [{ name: "web", port: 1 }],
       upstreams: [{ service: "echo", listen: "127.0.0.1:0" }],
+      http_proxy: "127.0.0.1:0",
     });
     proxies.push(caller);
     await waitEligible(caller, "echo", 1);
     const addr = caller.upstreams["echo"]!;
+
+    // http_proxy: the :authority names the service, as Host does on HTTP/1.1.
+    const viaProxy = await run("curl", [
+      "-sS",
+      "--http2-prior-knowledge",
+      "-D",
+      "-",
+      "-H",
+      "host: echo",
+      `http://${caller.httpProxy}/via-proxy`,
+    ]);
+    assertEquals(viaProxy.code, 0, viaProxy.stderr);
+    assertMatch(viaProxy.stdout, /^HTTP\/2 200/);
+    assertMatch(viaProxy.stdout, /echo \/via-proxy/);
 
     // curl with prior knowledge: HTTP/2 end to end.
     const c = await run("curl", [
@@ -51,7 +66,7 @@ Deno.test("h2c from curl and nghttp crosses two proxies as HTTP/2, HTTP/1 on the
     assertMatch(c.stdout, /\r\n\r\necho \/hello/);
     // curl -D prints the trailers after the body.
     assertMatch(c.stdout, /x-app-trailer: echo/);
-    assertEquals(app.h2, ["/hello"], "the app got the request over HTTP/2");
+    assertEquals(app.h2, ["/via-proxy", "/hello"], "the app got the requests over HTTP/2");
     // The callee's proxy drops a forged caller and names the verified one.
     assertEquals(app.lastH2Headers!["x-skein-caller"], "spiffe://skein.local/svc/web");
     assertEquals(app.lastH2Headers!["x-skein-destination"], "echo");
