@@ -53,11 +53,11 @@ Deno.test("`skein proxy` loads no control-plane, CLI, hono or X.509 code", async
 });
 
 Deno.test("a data-plane worker loads no schema library, YAML, discovery or identity code", async () => {
-  // The HTTP/2 code (node:http2, and node:http for h2 calls to HTTP/1.1 apps) loads with the
-  // first h2 connection: checked by the next test.
+  // The HTTP/2 code (node:http2, and node:http for h2 calls to HTTP/1.1 apps and for HTTP/1.1
+  // calls to h2 apps) loads with the first connection that needs it: checked by the next test.
   const g = await runtimeGraph(["mesh/proxy/worker.ts"], {
     dynamic: true,
-    lazy: ["mesh/h2/lazy.ts"],
+    lazy: ["mesh/h2/lazy.ts", "mesh/proxy/h2_app_bridges.ts"],
   });
   assert(g.modules.has("mesh/forward/forwarder.ts"), "the worker's graph was not followed");
   assertEquals(_offending(g.modules, NOT_IN_WORKER), []);

@@ -16,12 +16,7 @@ import type { ProxyConfig } from "../../config/proxy_schema.ts";
 import { upstreamKey } from "../../config/upstream_key.ts";
 import type { Logger } from "../../common/log.ts";
 import { Registry } from "../../common/metrics.ts";
-import {
-  ConnectionPool,
-  DEFAULT_CONNECT_TIMEOUT_MS,
-  DEFAULT_MAX_RETRY_BODY_BYTES,
-  HttpForwarder,
-} from "../forward/mod.ts";
+import { ConnectionPool, DEFAULT_CONNECT_TIMEOUT_MS, HttpForwarder } from "../forward/mod.ts";
 import { TcpProxy } from "../tcp/mod.ts";
 import { ProxyMetrics } from "../observe/proxy_metrics.ts";
 import type { MuxSessionRegistry } from "../mux/session_registry.ts";
@@ -41,8 +36,7 @@ import type { ProxyLimitsConfig, UpstreamConfig } from "../../config/proxy_reloa
 import { connectTunnel, TunnelBridge } from "../tcp/mod.ts";
 import { connectMtls, type MeshTls, MeshTlsState, type OutboundTls } from "../tls/mod.ts";
 import { MUX_ALPN } from "../mux/frame.ts";
-import { LazyH2 } from "../h2/lazy.ts";
-import { h2Dialer, localH2Dial } from "./h2_dial.ts";
+import { H2Plane } from "./h2_plane.ts";
 import {
   DEFAULT_MAX_SESSION_AGE_MS,
   DEFAULT_SESSIONS_PER_ENDPOINT,
@@ -218,7 +212,7 @@ export class DataPlane {
   readonly #common: _Common;
   readonly #openUpstream: (u: UpstreamConfig, port: number) => HttpForwarder | TcpProxy;
   readonly #upstreams = new Map<string, _UpstreamListener>();
-  readonly #protocols: Map<string, string>;
+  readonly #h2: H2Plane;
   /** Requests parsed by listeners closed since start (the counter must not go back). */
   #retiredRequests = 0;
   #drained: Promise<void> | null = null;
@@ -240,9 +234,9 @@ export class DataPlane {
     common: _Common;
     openUpstream: (u: UpstreamConfig, port: number) => HttpForwarder | TcpProxy;
     upstreams: _UpstreamListener[];
-    protocols: Map<string, string>;
+    h2: H2Plane;
   }) {
-    this.#protocols = parts.protocols;
+    this.#h2 = parts.h2;
     this.ports = parts.ports;
     this.router = parts.router;
     this.#index = parts.index;
@@ -290,14 +284,21 @@ export class DataPlane {
     if (observe !== null) cleanup.push(() => observe.close());
     try {
       const locals = cfg.services.map((s) => ({ name: s.name, port: s.port }));
-      // How each local app speaks: HTTP/2 calls to an HTTP/1.1 app go out as HTTP/1.1.
-      const protocols = new Map<string, string>(cfg.services.map((s) => [s.name, s.protocol]));
       const bridge = locals.length > 0
         ? new TunnelBridge(new Map(locals.map((l) => [l.name, l.port])), log, {
           idleTimeoutMs: cfg.limits.tcp_idle_timeout,
         })
         : null;
       if (bridge) cleanup.push(() => bridge.close());
+      // HTTP/2 (h2c from apps, h2 from proxies): node:http2 loads with the first h2 connection.
+      const h2 = new H2Plane({
+        node: cfg.node,
+        logger: log,
+        limits: _forwarderLimits(cfg.limits).limits,
+        idleMs: cfg.limits.idle_timeout,
+        meshTls,
+      });
+      cleanup.push(() => h2.drain(0).finally(() => h2.close()));
       const router = new MeshRouter({
         zone: cfg.zone,
         now: opts.now ?? turnNow,
@@ -308,23 +309,13 @@ export class DataPlane {
         limits: opts.limits,
         workers: opts.workers ?? 1,
         upstreams: cfg.upstreams.map((u) => ({ service: u.service, caller: u.caller })),
-        locals,
+        // HTTP/1.1 calls reach an app that speaks only HTTP/2 through a loopback bridge.
+        locals: h2.routed(cfg.services),
         tunnelPort: (service) => bridge?.portFor(service) ?? null,
         trustDomain: meshTls?.trustDomain,
         ...(observe !== null ? { recorder: observe.recorder } : {}),
       });
-      // HTTP/2 (h2c from apps, h2 from proxies): node:http2 loads with the first such connection.
-      const h2 = new LazyH2({
-        router,
-        node: cfg.node,
-        logger: log,
-        limits: _forwarderLimits(cfg.limits).limits,
-        maxRetryBodyBytes: DEFAULT_MAX_RETRY_BODY_BYTES,
-        now: turnNow,
-        idleMs: cfg.limits.idle_timeout,
-        maxSessionAgeMs: DEFAULT_MAX_SESSION_AGE_MS,
-      });
-      cleanup.push(() => h2.drain(0));
+      h2.attach(router);
       const common: _Common = {
         node: cfg.node,
         router,
@@ -341,11 +332,7 @@ export class DataPlane {
           ...common,
           listener: { name: INBOUND_LISTENER, protocol: "http" },
           callerHeader: true,
-          h2: h2.handoff({
-            key: INBOUND_LISTENER,
-            dial: localH2Dial,
-            speaksH1: (service) => (protocols.get(service) ?? "http") === "http",
-          }),
+          h2: h2.inboundHandoff(),
         },
       );
       cleanup.push(() => inbound.close());
@@ -442,7 +429,7 @@ export class DataPlane {
           ...common,
           pool: poolFor(u.caller),
           listener: { name, protocol: "http" },
-          h2: h2.handoff(h2Dialer(meshTls, u.caller)),
+          h2: h2.outboundHandoff(u.caller),
         });
         http.push(f);
         listeners.push(f);
@@ -462,7 +449,7 @@ export class DataPlane {
           ...common,
           pool: poolFor(undefined),
           listener: { name: HTTP_PROXY_LISTENER, protocol: "http" },
-          h2: h2.handoff(h2Dialer(meshTls, undefined)),
+          h2: h2.outboundHandoff(undefined),
         });
         cleanup.push(() => f.close());
         http.push(f);
@@ -486,7 +473,7 @@ export class DataPlane {
         common,
         openUpstream,
         upstreams: upstreamListeners,
-        protocols,
+        h2,
       });
     } catch (e) {
       for (const c of cleanup.reverse()) {
@@ -515,10 +502,8 @@ export class DataPlane {
   reconfigure(c: DataPlaneChange): DataPlaneChangeResult {
     if (c.locals !== null) {
       this.#bridge?.setApps(new Map(c.locals.map((l) => [l.name, l.port])));
-      this.#protocols.clear();
-      for (const l of c.locals) this.#protocols.set(l.name, l.protocol ?? "http");
       // As with a catalog: a tighter Authorization also ends tunnels it no longer allows.
-      if (this.router.setLocals(c.locals)) this.#inbound.recheckUpgraded();
+      if (this.router.setLocals(this.#h2.routed(c.locals))) this.#inbound.recheckUpgraded();
     }
     for (const key of c.remove) {
       this.#closeUpstream(key, c.drainMs);
@@ -593,6 +578,7 @@ export class DataPlane {
       clearInterval(this.#ticker);
       clearInterval(this.#prober);
       for (const p of this.#pools) p.close();
+      this.#h2.close();
       await this.#observe?.close();
     })();
     return this.#drained;

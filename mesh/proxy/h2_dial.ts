@@ -14,12 +14,10 @@ export const H2_ALPN = "h2";
 /** h2c over TCP to `ep` (a local app, or a proxy's inbound on a plaintext mesh). */
 export async function plainH2Dial(ep: Endpoint): Promise<Deno.Conn> {
   const conn = await Deno.connect({ hostname: ep.hostname, port: ep.port });
+  // Many streams share the connection: no write may wait on Nagle for an earlier ACK.
   noDelay(conn);
   return conn;
 }
-
-/** The inbound's route: calls go to local apps over h2c. */
-export const localH2Dial = plainH2Dial;
 
 /**
  * The route of an outbound listener whose calls are made for `caller` (undefined: the first

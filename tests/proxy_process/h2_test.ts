@@ -85,11 +85,13 @@ Deno.test("h2c from curl and nghttp crosses two proxies as HTTP/2, HTTP/1 on the
     }
     assert(app.h2.includes("/post") || !(await have("nghttp")));
 
-    // HTTP/1.1 on the same upstream port still works (the app answers it on HTTP/1.1).
-    const r = await fetch(`http://${addr}/plain`);
+    // HTTP/1.1 on the same upstream port still works; the callee speaks HTTP/2 to the app
+    // (declared http2) for it too.
+    const r = await fetch(`http://${addr}/plain`, { method: "POST", body: "h1-body" });
     assertEquals(r.status, 200);
-    assertEquals(await r.text(), "echo /plain");
-    assertEquals(app.h1, ["/plain"]);
+    assertEquals(await r.text(), "echo echo h1-body");
+    assertEquals(app.h1, [], "no HTTP/1.1 reached the app");
+    assertEquals(app.h2.at(-1), "/plain");
 
     // Requests are counted as for HTTP/1.
     const m = await metricsText(caller);
