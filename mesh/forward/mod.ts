@@ -12,4 +12,5 @@ export * from "./forwarder.ts";
 export * from "./tls_conn.ts";
 export { mirrorBytes, shadowHost } from "./mirror.ts";
 export { mayRetry, type TryFacts } from "./layer_retry_rule.ts";
+export { type CoarseTimer, CoarseTimers } from "./coarse_timers.ts";
 export { closeQuietly, noDelay, pipe, type PipeResult, writeAll } from "../conn/io.ts";

@@ -16,6 +16,8 @@
 import http2 from "node:http2";
 import {
   type ClientInfo,
+  type CoarseTimer,
+  type CoarseTimers,
   type Endpoint,
   type ListenerInfo,
   mayRetry,
@@ -69,6 +71,11 @@ export interface CallDeps {
   now: () => number;
   /** Counts retries (the forwarder's `retries` counter). */
   onRetry?: () => void;
+  /**
+   * Per-try and deadline timers, checked by one interval (a timer per request cost measurable
+   * CPU, as on the HTTP/1 path); `now` must be its clock.
+   */
+  timers: CoarseTimers;
 }
 
 /** The connection a call arrived on. */
@@ -332,9 +339,9 @@ class _Call {
   /** Waits for the try's response head, its failure, the timer at `until`, or the client leaving. */
   #awaitHead(up: UpstreamStream, until: number, perTry: number): Promise<_Waited> {
     return new Promise<_Waited>((resolve) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
+      let timer: CoarseTimer | undefined;
       const done = (w: _Waited) => {
-        clearTimeout(timer);
+        if (timer !== undefined) this.#d.timers.disarm(timer);
         up.off("response", onHead);
         up.off("close", onClose);
         resolve(w);
@@ -352,13 +359,14 @@ class _Call {
       up.on("close", onClose);
       this.#goneWaiters.push(() => done({ kind: "gone" }));
       if (until !== Infinity) {
-        timer = setTimeout(() => {
+        timer = _timer(() =>
           done(
             this.#d.now() >= perTry && perTry < this.#headDeadline()
               ? { kind: "failed", outcome: { kind: "timeout" } }
               : { kind: "deadline" },
-          );
-        }, Math.max(0, until - this.#d.now()));
+          )
+        );
+        this.#d.timers.arm(timer, Math.max(0, until - this.#d.now()));
       }
     });
   }
@@ -389,15 +397,19 @@ class _Call {
         s.close();
       }
     });
-    let deadline: ReturnType<typeof setTimeout> | undefined;
+    let deadline: CoarseTimer | undefined;
+    const clearDeadline = () => {
+      if (deadline !== undefined) this.#d.timers.disarm(deadline);
+    };
     if (this.#deadlineAt !== Infinity) {
       // The gRPC deadline covers the whole call, streamed responses included.
-      deadline = setTimeout(() => {
+      deadline = _timer(() => {
         grpcStatus = GrpcStatus.DEADLINE_EXCEEDED;
         trailers = _grpcTrailers(grpcStatus, "deadline exceeded (proxy)", "upstream_timeout");
         up.close(NGHTTP2_CANCEL);
         s.end();
-      }, Math.max(0, this.#deadlineAt - this.#d.now()));
+      });
+      this.#d.timers.arm(deadline, Math.max(0, this.#deadlineAt - this.#d.now()));
     }
     up.on("data", (c: Uint8Array) => {
       this.#bytesOut += c.length;
@@ -408,7 +420,7 @@ class _Call {
     });
     // The body's end: its trailers (if any) came before it.
     up.on("end", () => {
-      clearTimeout(deadline);
+      clearDeadline();
       if (s.closed || s.writableEnded) return;
       const t = _trailersOf.get(up);
       if (t !== undefined) {
@@ -418,7 +430,7 @@ class _Call {
       s.end();
     });
     const broken = () => {
-      clearTimeout(deadline);
+      clearDeadline();
       if (s.closed || s.writableEnded || up.readableEnded) return;
       // The try broke off mid-response: a gRPC client still gets a status, others a reset.
       if (this.#grpc) {
@@ -435,8 +447,9 @@ class _Call {
     });
     if (up.closed && up.rstCode !== NGHTTP2_NO_ERROR) broken();
     s.once("close", () => {
-      clearTimeout(deadline);
-      if (!up.closed) up.close(NGHTTP2_CANCEL);
+      clearDeadline();
+      // Only a response still coming is cancelled: one read to its end closes by itself.
+      if (!up.closed && !up.readableEnded) up.close(NGHTTP2_CANCEL);
       record();
     });
   }
@@ -465,6 +478,11 @@ class _Call {
       });
     });
   }
+}
+
+/** A coarse timer that runs `fire` (armed by the caller). */
+function _timer(fire: () => void): CoarseTimer {
+  return { due: Infinity, queued: false, step: 0, fire };
 }
 
 /** Trailers that end a gRPC call with `code`, naming the proxy's cause. */

@@ -8,7 +8,7 @@
 import http2 from "node:http2";
 import type { Endpoint } from "../forward/mod.ts";
 import { duplexOf } from "./duplex.ts";
-import type { Upstreams, UpstreamSession } from "./upstream.ts";
+import type { Upstreams, UpstreamSession, UpstreamStream } from "./upstream.ts";
 
 /** Opens the byte stream a session to `ep` runs on. */
 export type H2Dial = (ep: Endpoint) => Promise<Deno.Conn>;
@@ -22,7 +22,7 @@ export interface H2ClientSessionsOptions {
   dial: H2Dial;
   /** A session older than this takes no new calls, in ms. */
   maxAgeMs: number;
-  /** A session with no open stream for this long is closed, in ms. */
+  /** A session with no open stream for this long is closed by {@linkcode H2ClientSessions.sweep}, in ms. */
   idleMs: number;
   /** Millisecond clock. @default performance.now */
   now?: () => number;
@@ -30,7 +30,15 @@ export interface H2ClientSessionsOptions {
 
 interface _Entry {
   ready: Promise<http2.ClientHttp2Session>;
+  /** What calls use: the session's `request`, counting the streams open on it. */
+  handle: Promise<UpstreamSession>;
   born: number;
+}
+
+/** How much a session is used, for the idle sweep. */
+interface _Use {
+  streams: number;
+  last: number;
 }
 
 /** The sessions of one calling identity, by endpoint. */
@@ -38,7 +46,7 @@ export class H2ClientSessions implements Upstreams {
   readonly #o: H2ClientSessionsOptions;
   readonly #now: () => number;
   readonly #map = new Map<string, _Entry>();
-  readonly #open = new Set<http2.ClientHttp2Session>();
+  readonly #open = new Map<http2.ClientHttp2Session, _Use>();
   #closed = false;
 
   /** Creates an empty set of sessions. */
@@ -54,27 +62,57 @@ export class H2ClientSessions implements Upstreams {
 
   /** The session to `ep`, dialled when there is none (rejects when the dial fails). */
   get(ep: Endpoint): Promise<UpstreamSession> {
-    // A node:http2 client session is what UpstreamSession describes.
-    return this.session(ep) as unknown as Promise<UpstreamSession>;
+    return this.#entry(ep).handle;
   }
 
-  /** The `node:http2` session to `ep`, dialled when there is none. */
-  session(ep: Endpoint): Promise<http2.ClientHttp2Session> {
-    if (this.#closed) return Promise.reject(new Error("h2 sessions closed"));
+  #entry(ep: Endpoint): _Entry {
+    if (this.#closed) {
+      const no = Promise.reject(new Error("h2 sessions closed"));
+      no.catch(() => {});
+      return { ready: no, handle: no, born: 0 };
+    }
     const key = `${ep.key} ${ep.identity ?? ""}`;
     const e = this.#map.get(key);
-    if (e !== undefined && this.#now() - e.born < this.#o.maxAgeMs) return e.ready;
+    if (e !== undefined && this.#now() - e.born < this.#o.maxAgeMs) return e;
     if (e !== undefined) {
       this.#map.delete(key);
       // Retired: open calls finish on it, new ones go to a fresh session.
       e.ready.then((s) => s.close(), () => {});
     }
     const ready = this.#dial(ep, key);
-    this.#map.set(key, { ready, born: this.#now() });
-    ready.catch(() => {
-      if (this.#map.get(key)?.ready === ready) this.#map.delete(key);
+    const handle = ready.then((s) => this.#handle(s));
+    const entry = { ready, handle, born: this.#now() };
+    this.#map.set(key, entry);
+    handle.catch(() => {
+      if (this.#map.get(key) === entry) this.#map.delete(key);
     });
-    return ready;
+    return entry;
+  }
+
+  /** A session's `request`, counting its open streams for the idle sweep. */
+  #handle(s: http2.ClientHttp2Session): UpstreamSession {
+    const use = this.#open.get(s) ?? { streams: 0, last: this.#now() };
+    const now = this.#now;
+    return {
+      request(h, o) {
+        const st = s.request(h as http2.OutgoingHttpHeaders, o);
+        use.streams++;
+        st.once("close", () => {
+          use.streams--;
+          use.last = now();
+        });
+        // A node:http2 client stream is what UpstreamStream describes.
+        return st as unknown as UpstreamStream;
+      },
+    };
+  }
+
+  /** Closes sessions that carried no stream for the idle time (call about once a second). */
+  sweep(): void {
+    const now = this.#now();
+    for (const [s, use] of this.#open) {
+      if (use.streams === 0 && now - use.last >= this.#o.idleMs) s.close();
+    }
   }
 
   async #dial(ep: Endpoint, key: string): Promise<http2.ClientHttp2Session> {
@@ -96,8 +134,7 @@ export class H2ClientSessions implements Upstreams {
     };
     s.on("close", forget);
     s.on("goaway", forget);
-    s.setTimeout(this.#o.idleMs, () => s.close());
-    this.#open.add(s);
+    this.#open.set(s, { streams: 0, last: this.#now() });
     await new Promise<void>((resolve, reject) => {
       if (s.connecting === false && !s.destroyed) return resolve();
       s.once("connect", () => resolve());
@@ -113,14 +150,14 @@ export class H2ClientSessions implements Upstreams {
   /** Closes every session: open streams finish, no new ones start. */
   close(): void {
     this.#closed = true;
-    for (const s of this.#open) s.close();
+    for (const s of this.#open.keys()) s.close();
     this.#map.clear();
   }
 
   /** Ends every session now. */
   destroy(): void {
     this.#closed = true;
-    for (const s of this.#open) s.destroy();
+    for (const s of this.#open.keys()) s.destroy();
     this.#open.clear();
     this.#map.clear();
   }

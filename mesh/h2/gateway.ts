@@ -13,6 +13,9 @@ import { H2ClientSessions, type H2Dial, MAX_CONCURRENT_STREAMS } from "./client_
 import { duplexOf } from "./duplex.ts";
 import { H1Upstreams } from "./h1_upstream.ts";
 
+/** How often idle connections and sessions are looked for, in ms. */
+const SWEEP_INTERVAL_MS = 1000;
+
 /** Where one listener's calls go out: its sessions' key and how they are dialled. */
 export interface H2Route {
   /** Sessions are shared by routes with the same key (e.g. the same calling identity). */
@@ -30,7 +33,7 @@ export interface H2Route {
 export interface H2GatewayOptions extends CallDeps {
   /** Where events go. */
   logger: Logger;
-  /** A connection with no open stream for this long is closed (both sides), in ms. */
+  /** A connection or session with no open stream for this long is closed (both sides), in ms. */
   idleMs: number;
   /** An outgoing session older than this takes no new calls, in ms. */
   maxSessionAgeMs: number;
@@ -40,7 +43,9 @@ export interface H2GatewayOptions extends CallDeps {
 export class H2Gateway {
   readonly #o: H2GatewayOptions;
   readonly #server: http2.Http2Server;
-  readonly #sessions = new Set<http2.ServerHttp2Session>();
+  /** Client connections, with how many streams each has open and when one last ended. */
+  readonly #sessions = new Map<http2.ServerHttp2Session, { streams: number; last: number }>();
+  readonly #sweeper: ReturnType<typeof setInterval>;
   readonly #out = new Map<string, H2ClientSessions>();
   #h1: H1Upstreams | null = null;
   #next: { h: H2Handoff; route: H2Route; sessions: H2ClientSessions } | null = null;
@@ -57,6 +62,18 @@ export class H2Gateway {
       },
     });
     this.#server.on("session", (s) => this.#onSession(s));
+    // Idle connections and sessions are closed by one sweep: a per-session timeout is re-armed
+    // on every frame, which cost measurable CPU per request.
+    this.#sweeper = setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS);
+    Deno.unrefTimer(this.#sweeper);
+  }
+
+  #sweep(): void {
+    const now = this.#o.now();
+    for (const [s, use] of this.#sessions) {
+      if (use.streams === 0 && now - use.last >= this.#o.idleMs) s.close();
+    }
+    for (const out of this.#out.values()) out.sweep();
   }
 
   /** Connections (sessions) served now. */
@@ -108,11 +125,16 @@ export class H2Gateway {
         ? {}
         : { h1: { upstreams: this.#h1 ??= new H1Upstreams(), speaksH1 } }),
     };
-    this.#sessions.add(s);
+    const use = { streams: 0, last: this.#o.now() };
+    this.#sessions.set(s, use);
     s.on("error", () => {});
     s.on("close", () => this.#sessions.delete(s));
-    s.setTimeout(this.#o.idleMs, () => s.close());
     s.on("stream", (stream, headers) => {
+      use.streams++;
+      stream.once("close", () => {
+        use.streams--;
+        use.last = this.#o.now();
+      });
       void serveCall(this.#o, conn, stream, headers as Record<string, string | string[]>);
     });
   }
@@ -123,12 +145,14 @@ export class H2Gateway {
    */
   async drain(deadlineMs: number): Promise<void> {
     this.#draining = true;
-    for (const s of this.#sessions) s.close();
+    for (const s of this.#sessions.keys()) s.close();
     const started = Date.now();
     while (this.#sessions.size > 0 && Date.now() - started < deadlineMs) {
       await new Promise((r) => setTimeout(r, 10));
     }
-    for (const s of this.#sessions) s.destroy();
+    for (const s of this.#sessions.keys()) s.destroy();
+    clearInterval(this.#sweeper);
+    this.#o.timers.close();
     for (const out of this.#out.values()) out.destroy();
     this.#out.clear();
     this.#h1?.destroy();

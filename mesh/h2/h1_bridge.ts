@@ -10,6 +10,7 @@ import http2 from "node:http2";
 import { H2ClientSessions, type H2Dial } from "./client_sessions.ts";
 import { duplexOf } from "./duplex.ts";
 import type { H2Headers } from "./headers.ts";
+import type { UpstreamSession } from "./upstream.ts";
 
 /** Fields HTTP/2 forbids or that belong to the HTTP/1.1 hop (RFC 9113 section 8.2.2). */
 const _HOP = new Set([
@@ -24,11 +25,15 @@ const _HOP = new Set([
   "http2-settings",
 ]);
 
+/** How often idle app sessions are looked for, in ms. */
+const SWEEP_INTERVAL_MS = 1000;
+
 /** Translates HTTP/1.1 connections to h2c sessions with the apps they are for. */
 export class H1ToH2Bridge {
   readonly #server: http.Server;
   readonly #sessions: H2ClientSessions;
   readonly #apps = new WeakMap<object, number>();
+  readonly #sweeper: ReturnType<typeof setInterval>;
 
   /** Creates the bridge: `dial` reaches an app (TCP), `idleMs` closes idle app sessions. */
   constructor(opts: { dial: H2Dial; idleMs: number; maxSessionAgeMs: number }) {
@@ -46,6 +51,8 @@ export class H1ToH2Bridge {
       void this.#forward(req, res, port);
     });
     this.#server.on("clientError", (_e, socket) => socket.destroy());
+    this.#sweeper = setInterval(() => this.#sessions.sweep(), SWEEP_INTERVAL_MS);
+    Deno.unrefTimer(this.#sweeper);
   }
 
   /** Serves one connection (from the inbound's pool) whose calls go to the app on `appPort`. */
@@ -64,13 +71,9 @@ export class H1ToH2Bridge {
     };
     for (const name in req.headers) if (!_HOP.has(name)) h[name] = req.headers[name];
     if (/(^|,)\s*trailers\s*(,|;|$)/i.test(String(req.headers.te ?? ""))) h["te"] = "trailers";
-    let session: http2.ClientHttp2Session;
+    let session: UpstreamSession;
     try {
-      session = await this.#sessions.session({
-        key: `127.0.0.1:${port}`,
-        hostname: "127.0.0.1",
-        port,
-      });
+      session = await this.#sessions.get({ key: `127.0.0.1:${port}`, hostname: "127.0.0.1", port });
     } catch {
       // The forwarder sees the connection end without an answer, as with the app itself.
       res.destroy();
@@ -79,9 +82,10 @@ export class H1ToH2Bridge {
     const bodiless = req.method === "GET" || req.method === "HEAD";
     let up: http2.ClientHttp2Stream;
     try {
-      up = session.request(h as http2.OutgoingHttpHeaders, {
+      // The session's streams are node:http2 client streams.
+      up = session.request(h, {
         endStream: bodiless && req.readableEnded,
-      });
+      }) as unknown as http2.ClientHttp2Stream;
     } catch {
       res.destroy();
       return;
@@ -121,6 +125,7 @@ export class H1ToH2Bridge {
 
   /** Closes the app sessions and the connections served. */
   close(): void {
+    clearInterval(this.#sweeper);
     this.#sessions.destroy();
     this.#server.closeAllConnections?.();
   }

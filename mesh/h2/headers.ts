@@ -27,6 +27,12 @@ const _CONNECTION_FIELDS = new Set([
   "http2-settings",
 ]);
 
+/** Largest synthesized head, in bytes (the head limits bound it well before). */
+const _MAX_WRITER_BYTES = 1 << 20;
+
+/** One writer per thread for the heads built here (each is copied out before the next). */
+const _writer = new ByteWriter(4096, _MAX_WRITER_BYTES);
+
 /** A request a proxy cannot carry as HTTP/2 (answered 400 by the caller). */
 export class H2RequestError extends Error {
   /** Creates the error with the reason given to the client. */
@@ -52,7 +58,8 @@ export function requestHeadOf(h: H2Headers, limits: HeadLimits): RequestHead {
     throw new H2RequestError("CONNECT is not proxied over HTTP/2");
   }
   if (path === undefined || path === "") throw new H2RequestError("request without :path");
-  const w = new ByteWriter(1024, limits.maxHeadBytes + 1024);
+  const w = _writer;
+  w.reset();
   try {
     w.latin1(`${method} ${path} HTTP/1.1\r\n`);
     const authority = _one(h[":authority"]) ?? _one(h["host"]);
@@ -70,6 +77,10 @@ export function requestHeadOf(h: H2Headers, limits: HeadLimits): RequestHead {
     }
     throw e;
   }
+  if (w.len > limits.maxHeadBytes) {
+    throw new HttpParseError("head_too_large", 431, "request headers too large");
+  }
+  // A copy: the head's fields are read from its bytes, and the writer is used again.
   return parseRequestHead(w.buf.slice(0, w.len), 0, w.len, limits);
 }
 
@@ -89,7 +100,8 @@ export function forwardedHeaders(
     limits: HeadLimits;
   },
 ): H2Headers {
-  const w = new ByteWriter(1024, 1 << 20);
+  const w = _writer;
+  w.reset();
   writeForwardedRequestHead(w, head, opts.clientAddr, opts.extra, opts.callerLine);
   const fwd = parseRequestHead(w.buf.slice(0, w.len), 0, w.len, {
     ...opts.limits,

@@ -6,7 +6,12 @@
  * @module
  */
 import type { Logger } from "../../common/log.ts";
-import { DEFAULT_MAX_RETRY_BODY_BYTES, type H2Handoff, type Router } from "../forward/mod.ts";
+import {
+  CoarseTimers,
+  DEFAULT_MAX_RETRY_BODY_BYTES,
+  type H2Handoff,
+  type Router,
+} from "../forward/mod.ts";
 import type { HeadLimits } from "../http1/mod.ts";
 import { LazyH2 } from "../h2/lazy.ts";
 import { turnNow } from "../forward/batch_clock.ts";
@@ -67,6 +72,7 @@ export class H2Plane {
       limits: o.limits,
       maxRetryBodyBytes: DEFAULT_MAX_RETRY_BODY_BYTES,
       now: turnNow,
+      timers: new CoarseTimers(turnNow),
       idleMs: o.idleMs,
       maxSessionAgeMs: DEFAULT_MAX_SESSION_AGE_MS,
     });
