@@ -37,6 +37,11 @@ export interface H2GatewayOptions extends CallDeps {
   idleMs: number;
   /** An outgoing session older than this takes no new calls, in ms. */
   maxSessionAgeMs: number;
+  /**
+   * Most h2 client connections served at once (all listeners together); one more is closed at
+   * once. Asked per connection, so a reload's new limit holds for the next one.
+   */
+  maxConnections: () => number;
 }
 
 /** Serves handed-over h2 connections of one data plane. */
@@ -83,7 +88,9 @@ export class H2Gateway {
 
   /** Serves an h2 connection arriving through `route`'s listener. */
   accept(h: H2Handoff, route: H2Route): void {
-    if (this.#draining) {
+    if (this.#draining || this.#sessions.size >= this.#o.maxConnections()) {
+      // Handed over, so the HTTP/1 listener's cap no longer counts it: this one does.
+      if (!this.#draining) this.#o.logger.debug("h2 connection refused: at the connection cap");
       h.conn.close();
       return;
     }

@@ -297,6 +297,8 @@ export class DataPlane {
         limits: _forwarderLimits(cfg.limits).limits,
         idleMs: cfg.limits.idle_timeout,
         meshTls,
+        // Per data plane, as the HTTP/1 listeners' cap is per listener and worker.
+        maxConnections: () => common.maxClientConnections ?? cfg.limits.max_connections,
       });
       cleanup.push(() => h2.drain(0).finally(() => h2.close()));
       const router = new MeshRouter({

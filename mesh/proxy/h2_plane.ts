@@ -33,6 +33,8 @@ export interface H2PlaneOptions {
   idleMs: number;
   /** The mesh hop's mTLS; undefined: plaintext (h2c between proxies). */
   meshTls: MeshTlsState | undefined;
+  /** Most h2 client connections at once (`limits.max_connections`, read per connection). */
+  maxConnections: () => number;
 }
 
 /** One data plane's HTTP/2 side. */
@@ -75,6 +77,7 @@ export class H2Plane {
       timers: new CoarseTimers(turnNow),
       idleMs: o.idleMs,
       maxSessionAgeMs: DEFAULT_MAX_SESSION_AGE_MS,
+      maxConnections: o.maxConnections,
     });
   }
 
