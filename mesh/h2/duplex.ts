@@ -10,8 +10,20 @@ import { closeQuietly } from "../conn/mod.ts";
 /** Read buffer per connection, in bytes; each read hands on a copy of what arrived. */
 const READ_BYTES = 16 * 1024;
 
+/** A connection that can push what arrives and queue writes (the mesh's node:tls wrapper). */
+interface _PushConn extends Deno.Conn {
+  pushTo(onData: (chunk: Uint8Array) => void, onEnd: (err: Error | null) => void): void;
+  writeQueued(p: Uint8Array): Promise<void> | undefined;
+}
+
+function _pushes(conn: Deno.Conn): conn is _PushConn {
+  const c = conn as Partial<_PushConn>;
+  return typeof c.pushTo === "function" && typeof c.writeQueued === "function";
+}
+
 /** A node Duplex over `conn`; destroying it closes `conn`. */
 export function duplexOf(conn: Deno.Conn, initial?: Uint8Array): Duplex {
+  if (_pushes(conn)) return _pushedDuplex(conn, initial);
   let reading = false;
   let ended = false;
   const buf = new Uint8Array(READ_BYTES);
@@ -48,15 +60,7 @@ export function duplexOf(conn: Deno.Conn, initial?: Uint8Array): Duplex {
     // The frames a session queues while a write is under way leave together: one write (one
     // TLS record, one syscall) instead of one per frame.
     writev(chunks: { chunk: Uint8Array }[], cb) {
-      let n = 0;
-      for (const c of chunks) n += c.chunk.length;
-      const all = new Uint8Array(n);
-      let o = 0;
-      for (const c of chunks) {
-        all.set(c.chunk, o);
-        o += c.chunk.length;
-      }
-      _writeAll(conn, all).then(() => cb(), (e) => cb(e as Error));
+      _writeAll(conn, _concat(chunks)).then(() => cb(), (e) => cb(e as Error));
     },
     final(cb) {
       try {
@@ -80,4 +84,54 @@ export function duplexOf(conn: Deno.Conn, initial?: Uint8Array): Duplex {
 async function _writeAll(conn: Deno.Conn, b: Uint8Array): Promise<void> {
   let off = 0;
   while (off < b.length) off += await conn.write(off === 0 ? b : b.subarray(off));
+}
+
+/**
+ * The Duplex of a connection that pushes: chunks go to the session as they arrive and writes
+ * are queued on the socket (below its streams where the runtime allows, as the mux does),
+ * saving a read call and a promise per chunk. The socket does not wait for the session, as the
+ * mux's does not: the session's flow control bounds what a peer may send.
+ */
+function _pushedDuplex(conn: _PushConn, initial?: Uint8Array): Duplex {
+  const queue = (b: Uint8Array, cb: (e?: Error | null) => void) => {
+    try {
+      const p = conn.writeQueued(b);
+      if (p === undefined) cb();
+      else p.then(() => cb(), (e) => cb(e as Error));
+    } catch (e) {
+      cb(e as Error);
+    }
+  };
+  const d = new Duplex({
+    read() {},
+    write(chunk: Uint8Array, _enc, cb) {
+      queue(chunk, cb);
+    },
+    writev(chunks: { chunk: Uint8Array }[], cb) {
+      queue(_concat(chunks), cb);
+    },
+    final(cb) {
+      void conn.closeWrite().catch(() => {});
+      cb();
+    },
+    destroy(err, cb) {
+      closeQuietly(conn);
+      cb(err);
+    },
+  });
+  if (initial !== undefined && initial.length > 0) d.push(initial);
+  conn.pushTo((c) => d.push(c), (err) => err === null ? d.push(null) : d.destroy(err));
+  return d;
+}
+
+function _concat(chunks: { chunk: Uint8Array }[]): Uint8Array {
+  let n = 0;
+  for (const c of chunks) n += c.chunk.length;
+  const all = new Uint8Array(n);
+  let o = 0;
+  for (const c of chunks) {
+    all.set(c.chunk, o);
+    o += c.chunk.length;
+  }
+  return all;
 }
