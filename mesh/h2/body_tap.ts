@@ -29,10 +29,14 @@ export class BodyTap {
   #attached = false;
   #paused = false;
 
-  /** Starts reading `src`; keeps a replayable copy of up to `maxReplayBytes`. */
-  constructor(src: Readable, maxReplayBytes: number) {
+  /**
+   * Starts reading `src`; keeps a replayable copy of up to `maxReplayBytes`. `ended`: the
+   * request's headers already ended the stream (no body), so a try can say so in its own.
+   */
+  constructor(src: Readable, maxReplayBytes: number, ended = false) {
     this.#src = src;
     this.#max = maxReplayBytes;
+    this.ended = ended;
     src.on("data", (c: Uint8Array) => this.#onData(c));
     src.on("end", () => {
       this.ended = true;

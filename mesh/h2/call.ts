@@ -104,12 +104,15 @@ type _Waited =
   | { kind: "deadline" }
   | { kind: "gone" };
 
-/** Serves one h2 stream to the end; never throws. */
+/**
+ * Serves one h2 stream to the end; never throws. `endStream`: its headers ended it (no body).
+ */
 export async function serveCall(
   deps: CallDeps,
   conn: CallConn,
   stream: http2.ServerHttp2Stream,
   headers: H2Headers,
+  endStream = false,
 ): Promise<void> {
   stream.on("error", () => {});
   const grpc = isGrpc(headers["content-type"]);
@@ -138,7 +141,7 @@ export async function serveCall(
       teTrailers: wantsTrailers(headers),
       limits: deps.limits,
     });
-    call = new _Call(deps, conn, stream, decision, fwd, grpc, isIdempotent(head.method));
+    call = new _Call(deps, conn, stream, decision, fwd, grpc, isIdempotent(head.method), endStream);
     await call.run(grpc ? parseGrpcTimeout(headers["grpc-timeout"]) : null);
   } catch (e) {
     // A bug, not a client's fault: the stream must still end, and be counted once.
@@ -176,6 +179,7 @@ class _Call {
     fwd: H2Headers,
     grpc: boolean,
     idempotent: boolean,
+    endStream: boolean,
   ) {
     this.#d = d;
     this.#c = c;
@@ -184,7 +188,7 @@ class _Call {
     this.#fwd = fwd;
     this.#grpc = grpc;
     this.#idempotent = idempotent;
-    this.#body = new BodyTap(s, d.maxRetryBodyBytes);
+    this.#body = new BodyTap(s, d.maxRetryBodyBytes, endStream);
     this.#started = d.now();
     s.once("close", () => {
       this.#gone = true;

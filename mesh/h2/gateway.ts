@@ -136,13 +136,15 @@ export class H2Gateway {
     this.#sessions.set(s, use);
     s.on("error", () => {});
     s.on("close", () => this.#sessions.delete(s));
-    s.on("stream", (stream, headers) => {
+    s.on("stream", (stream, headers, flags: number) => {
       use.streams++;
       stream.once("close", () => {
         use.streams--;
         use.last = this.#o.now();
       });
-      void serveCall(this.#o, conn, stream, headers as Record<string, string | string[]>);
+      // END_STREAM on the headers: no body will follow, and the tries' headers can say so.
+      const endStream = (flags & http2.constants.NGHTTP2_FLAG_END_STREAM) !== 0;
+      void serveCall(this.#o, conn, stream, headers as Record<string, string>, endStream);
     });
   }
 

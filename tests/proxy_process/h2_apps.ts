@@ -24,7 +24,8 @@ const _PREFACE = "PRI * HTTP/2.0";
 
 /**
  * Starts an app on 127.0.0.1 answering `<name> <path>` (POST: `<name> echo <body>`), with the
- * trailer `x-app-trailer: <name>` on HTTP/2; `/healthz` answers 200 on both.
+ * trailer `x-app-trailer: <name>` on HTTP/2; `/healthz` answers 200 on both; h2 `/hang` is
+ * never answered (and the app keeps no deadline).
  */
 export async function startDualApp(name: string): Promise<DualApp> {
   const app: DualApp = { port: 0, h2: [], h1: [], lastH2Headers: null, close: async () => {} };
@@ -39,6 +40,8 @@ export async function startDualApp(name: string): Promise<DualApp> {
     let body = "";
     stream.on("data", (c) => body += c);
     stream.on("end", () => {
+      // Never answered: only a deadline (the caller's, or a proxy's) ends it.
+      if (path === "/hang") return;
       stream.respond({ ":status": 200, "content-type": "text/plain", "x-app": name }, {
         waitForTrailers: true,
       });

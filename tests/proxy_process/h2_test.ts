@@ -93,6 +93,32 @@ Deno.test("h2c from curl and nghttp crosses two proxies as HTTP/2, HTTP/1 on the
     assertEquals(app.h1, [], "no HTTP/1.1 reached the app");
     assertEquals(app.h2.at(-1), "/plain");
 
+    // A gRPC call's grpc-timeout is the proxy's deadline: an app that never answers (and keeps
+    // no deadline of its own) is cut off by the proxy, which answers DEADLINE_EXCEEDED.
+    const hung = await run("curl", [
+      "-sS",
+      "--http2-prior-knowledge",
+      "-D",
+      "-",
+      "-o",
+      "/dev/null",
+      "--max-time",
+      "20",
+      "-H",
+      "content-type: application/grpc",
+      "-H",
+      "te: trailers",
+      "-H",
+      "grpc-timeout: 300m",
+      "--data-binary",
+      "x",
+      `http://${addr}/hang`,
+    ]);
+    assertEquals(hung.code, 0, hung.stderr);
+    assertMatch(hung.stdout, /^HTTP\/2 200/);
+    assertMatch(hung.stdout, /grpc-status: 4\r\n/);
+    assertMatch(hung.stdout, /x-skein-error: upstream_timeout/);
+
     // Requests are counted as for HTTP/1.
     const m = await metricsText(caller);
     assertMatch(
