@@ -44,12 +44,24 @@ export interface H2GatewayOptions extends CallDeps {
   maxConnections: () => number;
 }
 
+/** What a gateway has served, for the data plane's metrics. */
+export interface H2GatewayStats {
+  /** Streams (requests) received since start. */
+  requests: number;
+  /** Client connections open now, by the name of the listener they arrived on. */
+  connections: Record<string, number>;
+}
+
 /** Serves handed-over h2 connections of one data plane. */
 export class H2Gateway {
   readonly #o: H2GatewayOptions;
   readonly #server: http2.Http2Server;
-  /** Client connections, with how many streams each has open and when one last ended. */
-  readonly #sessions = new Map<http2.ServerHttp2Session, { streams: number; last: number }>();
+  /** Client connections, with their listener, open streams and when one last ended. */
+  readonly #sessions = new Map<
+    http2.ServerHttp2Session,
+    { listener: string; streams: number; last: number }
+  >();
+  #requests = 0;
   readonly #sweeper: ReturnType<typeof setInterval>;
   readonly #out = new Map<string, H2ClientSessions>();
   #h1: H1Upstreams | null = null;
@@ -84,6 +96,15 @@ export class H2Gateway {
   /** Connections (sessions) served now. */
   get connections(): number {
     return this.#sessions.size;
+  }
+
+  /** Requests served so far and connections open now. */
+  stats(): H2GatewayStats {
+    const connections: Record<string, number> = {};
+    for (const u of this.#sessions.values()) {
+      connections[u.listener] = (connections[u.listener] ?? 0) + 1;
+    }
+    return { requests: this.#requests, connections };
   }
 
   /** Serves an h2 connection arriving through `route`'s listener. */
@@ -132,11 +153,12 @@ export class H2Gateway {
         ? {}
         : { h1: { upstreams: this.#h1 ??= new H1Upstreams(), speaksH1 } }),
     };
-    const use = { streams: 0, last: this.#o.now() };
+    const use = { listener: h.listener.name, streams: 0, last: this.#o.now() };
     this.#sessions.set(s, use);
     s.on("error", () => {});
     s.on("close", () => this.#sessions.delete(s));
     s.on("stream", (stream, headers, flags: number) => {
+      this.#requests++;
       use.streams++;
       stream.once("close", () => {
         use.streams--;

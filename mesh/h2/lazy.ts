@@ -6,12 +6,13 @@
  * @module
  */
 import type { H2Handoff } from "../forward/mod.ts";
-import type { H2Gateway, H2GatewayOptions, H2Route } from "./gateway.ts";
+import type { H2Gateway, H2GatewayOptions, H2GatewayStats, H2Route } from "./gateway.ts";
 
 /** An {@linkcode H2Gateway} made when the first h2 connection arrives. */
 export class LazyH2 {
   readonly #o: H2GatewayOptions;
   #gw: Promise<H2Gateway> | null = null;
+  #loaded: H2Gateway | null = null;
   #drained = false;
 
   /** Keeps the options; imports nothing yet. */
@@ -35,7 +36,7 @@ export class LazyH2 {
       h.conn.close();
       return;
     }
-    this.#gw ??= import("./gateway.ts").then((m) => new m.H2Gateway(this.#o));
+    this.#gw ??= import("./gateway.ts").then((m) => this.#loaded = new m.H2Gateway(this.#o));
     this.#gw.then((g) => g.accept(h, route), (e) => {
       this.#o.logger.error("could not load the HTTP/2 code", { err: e as Error });
       try {
@@ -44,6 +45,11 @@ export class LazyH2 {
         // Already closed.
       }
     });
+  }
+
+  /** What the gateway served (nothing before it is loaded). */
+  stats(): H2GatewayStats {
+    return this.#loaded?.stats() ?? { requests: 0, connections: {} };
   }
 
   /** Drains the gateway if it was ever loaded. */

@@ -587,7 +587,7 @@ export class DataPlane {
   }
 
   #requests(): number {
-    let n = this.#inbound.stats().requests + this.#retiredRequests;
+    let n = this.#inbound.stats().requests + this.#retiredRequests + this.#h2.stats().requests;
     for (const f of this.#http) n += f.stats().requests;
     return n;
   }
@@ -614,8 +614,9 @@ export class DataPlane {
         out += s.active;
         bytes.collect(t.proxy, t.service, s.bytesUp, s.bytesDown, addBytes);
       }
-      m.activeConnections.labels("inbound").set(this.#inbound.stats().active);
-      m.activeConnections.labels("outbound").set(out);
+      const h2 = this.#h2.stats();
+      m.activeConnections.labels("inbound").set(this.#inbound.stats().active + h2.inbound);
+      m.activeConnections.labels("outbound").set(out + h2.outbound);
       // Both directions always, zero when the mux is off, so dashboards need no special case.
       const o = _sumMuxStats(this.#muxers.map((x) => x.stats()));
       m.recordMux("outbound", o);

@@ -96,6 +96,17 @@ export class H2Plane {
     return this.#need().handoff(h2Dialer(this.#o.meshTls, caller));
   }
 
+  /** HTTP/2 requests served so far and client connections open now (inbound, outbound). */
+  stats(): { requests: number; inbound: number; outbound: number } {
+    const st = this.#lazy?.stats() ?? { requests: 0, connections: {} };
+    let inbound = 0, outbound = 0;
+    for (const [name, n] of Object.entries(st.connections)) {
+      if (name === INBOUND_LISTENER) inbound += n;
+      else outbound += n;
+    }
+    return { requests: st.requests, inbound, outbound };
+  }
+
   /** Drains the h2 connections (open streams finish, up to `ms`). */
   async drain(ms: number): Promise<void> {
     await this.#lazy?.drain(ms);

@@ -125,6 +125,10 @@ Deno.test("h2c from curl and nghttp crosses two proxies as HTTP/2, HTTP/1 on the
       m,
       /skein_requests_total\{[^}]*destination="echo"[^}]*status_class="2xx"[^}]*\} [3-9]/,
     );
+    // h2 streams count as the requests a worker served (4 over HTTP/2, 1 over HTTP/1.1 here).
+    const perWorker = m.split("\n").filter((l) => l.startsWith("skein_worker_requests_total{"))
+      .reduce((n, l) => n + Number(l.split(" ").pop()), 0);
+    assert(perWorker >= 5, `skein_worker_requests_total counts h2 streams (got ${perWorker})`);
   } finally {
     for (const p of proxies.reverse()) await p.child.stop();
     await cp.child.stop();
