@@ -95,6 +95,21 @@ Deno.test("reload plan: local services added, changed and removed", () => {
   assertEquals(p.running.services, next.services);
 });
 
+Deno.test("reload plan: a service's protocol changes at run time and reaches the data plane", () => {
+  const before = cfg({
+    services: [{ name: "billing", port: 8080 }, { name: "ledger", port: 8081 }],
+  });
+  const next = cfg({
+    services: [{ name: "billing", port: 8080 }, { name: "ledger", port: 8081, protocol: "grpc" }],
+  });
+  const p = planProxyReload(before, next);
+  assertEquals(p.needsRestart, []);
+  assertEquals(p.services?.locals, [
+    { name: "billing", port: 8080, protocol: "http" },
+    { name: "ledger", port: 8081, protocol: "grpc" },
+  ]);
+});
+
 Deno.test("reload plan: changing the first service needs a restart; its callers wait", () => {
   const next = cfg({
     services: [{ name: "shop", port: 8081 }, { name: "billing", port: 8080 }],

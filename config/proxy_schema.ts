@@ -40,10 +40,7 @@ export const LocalService = z.strictObject({
    * HTTP/2 calls reach it as HTTP/2, trailers included). An app reached as raw TCP needs no
    * setting: callers tunnel to it through an upstream with `protocol: tcp`.
    */
-  protocol: z.enum(["http", "http2", "grpc"], {
-    message:
-      "expected http, http2 or grpc (a TCP app is reached through an upstream with protocol: tcp)",
-  }).default("http"),
+  protocol: z.enum(["http", "http2", "grpc"]).default("http"),
 });
 
 /** A capability a request or upstream may ask for (comma-free, as the header lists them). */

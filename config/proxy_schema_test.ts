@@ -122,3 +122,19 @@ Deno.test("ProxyConfig reads access_log and telemetry, refusing what would be ig
   refused("access_log: { path: /x.log, format: text }\n", /access_log\.format/);
   refused("access_log: /var/log/skein/access.log\n", /access_log/);
 });
+
+Deno.test("ProxyConfig: a service says how its app speaks (http, http2, grpc; not tcp)", () => {
+  const cfg = parseConfigText(
+    HEAD + "  - { name: alpha, port: 8001 }\n  - { name: beta, port: 8002, protocol: grpc }\n" +
+      "  - { name: gamma, port: 8003, protocol: http2 }\n",
+    "proxy.yaml",
+    ProxyConfig,
+  );
+  assertEquals(cfg.services.map((s) => s.protocol), ["http", "grpc", "http2"]);
+  const e = assertThrows(
+    () =>
+      parseConfigText(HEAD + "  - { name: alpha, port: 8001, protocol: tcp }\n", "p", ProxyConfig),
+    ConfigError,
+  );
+  assertMatch(e.message, /services\[0\]\.protocol: expected one of "http", "http2", "grpc"/);
+});
