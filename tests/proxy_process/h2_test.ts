@@ -85,6 +85,20 @@ Deno.test("h2c from curl and nghttp crosses two proxies as HTTP/2, HTTP/1 on the
     }
     assert(app.h2.includes("/post") || !(await have("nghttp")));
 
+    // A body far over the replay buffer (64 KiB) streams through both hops whole, both ways.
+    const big = "0123456789abcdef".repeat(64 * 1024); // 1 MiB of text
+    await Deno.writeTextFile(`${dir}/big.txt`, big);
+    const up = await run("curl", [
+      "-sS",
+      "--http2-prior-knowledge",
+      "--data-binary",
+      `@${dir}/big.txt`,
+      `http://${addr}/big`,
+    ]);
+    assertEquals(up.code, 0, up.stderr);
+    assertEquals(up.stdout.length, "echo echo ".length + big.length);
+    assert(up.stdout === `echo echo ${big}`, "the 1 MiB body came back unchanged");
+
     // HTTP/1.1 on the same upstream port still works; the callee speaks HTTP/2 to the app
     // (declared http2) for it too.
     const r = await fetch(`http://${addr}/plain`, { method: "POST", body: "h1-body" });
