@@ -12,10 +12,10 @@ export { grpc };
 const _ser = (s: string) => Buffer.from(s, "utf8");
 const _de = (b: Buffer) => b.toString("utf8");
 
-function _method(name: string, responseStream = false) {
+function _method(name: string, responseStream = false, requestStream = false) {
   return {
     path: `/test.Echo/${name}`,
-    requestStream: false,
+    requestStream,
     responseStream,
     requestSerialize: _ser,
     requestDeserialize: _de,
@@ -31,6 +31,7 @@ export const ECHO_SERVICE = {
   Flaky: _method("Flaky"),
   Slow: _method("Slow"),
   Fail: _method("Fail"),
+  Chat: _method("Chat", true, true),
 };
 
 /** A running gRPC instance and what reached it. */
@@ -80,6 +81,11 @@ export async function startGrpcApp(name: string): Promise<GrpcApp> {
       app.slowDeadlineMs = Number.isFinite(at) ? at - Date.now() : null;
       const t = setTimeout(() => cb(null, "late"), 3000);
       call.on("cancelled", () => clearTimeout(t));
+    },
+    Chat: (call: grpc.ServerDuplexStream<string, string>) => {
+      count("Chat");
+      call.on("data", (m: string) => call.write(`${name}:${m}`));
+      call.on("end", () => call.end());
     },
     Fail: (_call: Unary, cb: Cb) => {
       count("Fail");
@@ -141,4 +147,38 @@ export function serverStream(
     call.on("error", () => {});
     call.on("status", (s: grpc.StatusObject) => resolve({ messages, code: s.code }));
   });
+}
+
+/**
+ * A bidirectional call that sends each of `messages` only after the echo of the one before
+ * came back: it can finish only if both directions stream through the proxies as they go.
+ */
+export async function chat(c: unknown, messages: string[]): Promise<string[]> {
+  const fn = (c as Record<string, () => grpc.ClientDuplexStream<string, string>>)["Chat"]!.bind(c);
+  const call = fn();
+  const got: string[] = [];
+  let waiter: (() => void) | null = null;
+  call.on("data", (m: string) => {
+    got.push(m);
+    waiter?.();
+  });
+  call.on("error", () => {});
+  for (const m of messages) {
+    const n = got.length;
+    call.write(m);
+    // Bounded: a proxy that held the stream back would otherwise hang the test.
+    await new Promise<void>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`no echo of ${m} in 20 s`)), 20_000);
+      waiter = () => {
+        if (got.length > n) {
+          clearTimeout(t);
+          resolve();
+        }
+      };
+      waiter();
+    });
+  }
+  call.end();
+  await new Promise((r) => call.on("status", r));
+  return got;
 }

@@ -14,7 +14,7 @@ import {
   waitEligible,
   waitFor,
 } from "./helpers.ts";
-import { echoClient, grpc, serverStream, startGrpcApp, unary } from "./grpc_apps.ts";
+import { chat, echoClient, grpc, serverStream, startGrpcApp, unary } from "./grpc_apps.ts";
 
 /** Sends one gRPC-framed request over a raw h2 client; the response head and trailers. */
 async function rawGrpc(
@@ -109,6 +109,12 @@ Deno.test("gRPC unary and streaming calls cross two proxies, balanced per call, 
       assertEquals(r.code, grpc.status.OK);
       assertEquals(r.messages.length, 5);
       assertMatch(r.messages.join(","), /^([ab]):s:0,\1:s:1,\1:s:2,\1:s:3,\1:s:4$/);
+    });
+
+    await t.step("a bidirectional call streams both ways through the proxies", async () => {
+      const got = await chat(client, ["one", "two", "three"]);
+      assertEquals(got.length, 3);
+      assertMatch(got.join(","), /^([ab]):one,\1:two,\1:three$/);
     });
 
     await t.step("UNAVAILABLE from one instance is retried on the other", async () => {
