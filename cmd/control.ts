@@ -248,8 +248,8 @@ function _sans(advertise: string, listen: string): { ip: string[]; dns: string[]
 }
 
 /**
- * The API's tracer when `telemetry.otlp` is set: the OpenTelemetry modules load in the
- * background (only then), and calls are traced once they have.
+ * The API's tracer when `telemetry.otlp` is set: the OTLP exporter loads in the background
+ * (only then), and calls are traced once it has.
  */
 function startApiTracer(
   cfg: ControlConfig,
@@ -258,7 +258,7 @@ function startApiTracer(
   const otlp = cfg.telemetry.otlp;
   if (otlp === undefined) return null;
   let sink: SpanSink | null = null;
-  const loaded = import("../common/trace/otel.ts").then(({ createOtlpSink }) => {
+  const loaded = import("../common/trace/otlp_sink.ts").then(({ createOtlpSink }) => {
     sink = createOtlpSink({
       endpoint: otlp,
       serviceName: "skein-control",
