@@ -116,7 +116,9 @@ export class Recorder {
     calls: CallResolver,
   ): RouteDecision {
     const o = this.#o;
-    const tp = headerValue(head, "traceparent");
+    // The parser flags a head carrying none of the fields read here: most requests.
+    const scan = head.recordedFields !== false;
+    const tp = scan ? headerValue(head, "traceparent") : null;
     let parent: ParentContext | null = null;
     let sampled = false;
     let traceId: string | null = null;
@@ -131,7 +133,8 @@ export class Recorder {
     }
     if (parent === null && o.sink !== null) {
       // Looked up before parsing, so the usual request (no B3 either) allocates nothing.
-      const hasB3 = headerValue(head, "x-b3-traceid") !== null || headerValue(head, "b3") !== null;
+      const hasB3 = scan &&
+        (headerValue(head, "x-b3-traceid") !== null || headerValue(head, "b3") !== null);
       const b3 = hasB3 ? parseB3((n) => headerValue(head, n)) : null;
       if (b3 !== null) {
         sampled = b3.sampled ?? sampleRoot(o.sampling, o.random);
@@ -169,7 +172,7 @@ export class Recorder {
     const log = this.#o.accessLog;
     if (log === null) return;
     const now = this.#o.now();
-    const tp = headerValue(head, "traceparent");
+    const tp = head.recordedFields === false ? null : headerValue(head, "traceparent");
     const parent = tp === null ? null : parseTraceparent(tp, null);
     log.writeRecord(this.#base(head, side, call, now, parent?.traceId ?? null), {
       duration_ms: 0,
@@ -244,7 +247,7 @@ export class Recorder {
       caller: call.caller,
       destination: call.destination,
       trace_id: traceId,
-      request_id: headerValue(head, "x-request-id"),
+      request_id: head.recordedFields === false ? null : headerValue(head, "x-request-id"),
     };
   }
 }
