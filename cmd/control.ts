@@ -146,6 +146,7 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
     maxBodyBytes: cfg.limits.max_body,
     writeTimeoutMs: cfg.limits.request_timeout,
     readTimeoutMs: cfg.limits.request_timeout,
+    maxStaleMs: cfg.limits.max_stale,
   };
   const app = createApi(node, {
     ...(tracer !== null ? { tracing: tracer.tracing } : {}),
@@ -197,6 +198,8 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
       apiLimits.maxBodyBytes = l.max_body;
       apiLimits.writeTimeoutMs = l.request_timeout;
       apiLimits.readTimeoutMs = l.request_timeout;
+      if (l.max_stale !== apiLimits.maxStaleMs) changed.push(`limits.max_stale=${l.max_stale}ms`);
+      apiLimits.maxStaleMs = l.max_stale;
       return changed;
     },
   });

@@ -28,6 +28,13 @@ export const RaftTuning = z.strictObject({
 export const ControlLimits = z.strictObject({
   max_body: size.default(1024 * 1024),
   request_timeout: duration.default(5000),
+  /**
+   * How long a node may go without hearing from a leader and still answer proxies' stale reads
+   * (catalog watches); past it they get 503 `stale_state` and move to another node.
+   */
+  max_stale: duration.default(5000).pipe(
+    z.number().min(1000, { message: "expected at least 1s (a leader change takes about one)" }),
+  ),
 });
 
 /**

@@ -356,7 +356,7 @@ export class MeshProxy {
           node: this.#cfg.node,
           workers: this.#planes.count,
           catalog: { source: d.catalogSource, index: d.catalogIndex },
-          control: { url: d.controlUrl, reachable: d.controlReachable },
+          control: { url: d.controlUrl, watch_url: d.watchUrl, reachable: d.controlReachable },
           instances: d.instances,
         };
       },
