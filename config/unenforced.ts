@@ -1,8 +1,7 @@
 /**
- * What this version accepts in resources but does not act on yet: SPEC features not built
- * (ExternalService; see `docs/status.md`), and Policy keys it no longer acts on. They stay valid
- * input, so files written for a later version load, but the proxy and `skein ctl apply` say so
- * instead of letting an operator believe they are in force.
+ * What this version accepts in resources but does not act on: the Policy keys it no longer acts
+ * on. They stay valid input, so files written for another version load, but the proxy and
+ * `skein ctl apply` say so instead of letting an operator believe they are in force.
  * @module
  */
 import { type Resource, RETIRED_POLICY_KEYS } from "./resource_schema.ts";
@@ -11,8 +10,7 @@ import { type Resource, RETIRED_POLICY_KEYS } from "./resource_schema.ts";
 export function unenforcedResourceParts(resources: readonly Resource[]): string[] {
   const out: string[] = [];
   for (const r of resources) {
-    if (r.kind === "ExternalService") out.push(`ExternalService/${r.name}`);
-    else if (r.kind === "Policy") {
+    if (r.kind === "Policy") {
       for (const k of RETIRED_POLICY_KEYS) {
         if (r.circuit_breaker?.[k] !== undefined) {
           out.push(`Policy/${r.service} circuit_breaker.${k}`);
