@@ -38,6 +38,7 @@ import {
   keyOfHeader,
 } from "./capability.ts";
 import { sharedNowNs } from "../resilience/shared_rate.ts";
+import { EgressRoutes } from "./egress_routes.ts";
 
 /** Listener name of the inbound listener. */
 export const INBOUND_LISTENER = "inbound";
@@ -86,6 +87,8 @@ export interface MeshRouterOptions extends DestinationDeps {
   trustDomain?: string;
   /** Tracing and access logging (`mesh/observe`), when either is configured. */
   recorder?: Recorder;
+  /** proxy.yaml `egress`: `registered_only` refuses unknown hosts on `http_proxy`. */
+  egress?: "open" | "registered_only";
 }
 
 /** Routes by listener, `Host` and the catalog. */
@@ -112,6 +115,8 @@ export class MeshRouter implements Router {
   readonly #rateLimits: InboundRateLimits;
   /** `x-skein-capability` values seen → the destination key they ask for (or why not). */
   readonly #capabilityKeys = new Map<string, string | ProxyError>();
+  /** The `ExternalService` destinations (`egress_routes.ts`). */
+  readonly #egress: EgressRoutes;
 
   /** Creates the router with the upstream and local destinations. */
   constructor(opts: MeshRouterOptions) {
@@ -122,6 +127,11 @@ export class MeshRouter implements Router {
       logger: opts.logger,
     });
     this.#rateLimits = new InboundRateLimits(opts.limits.rates, sharedNowNs);
+    this.#egress = new EgressRoutes({
+      deps: opts,
+      trustDomain: opts.trustDomain,
+      mode: opts.egress ?? "open",
+    });
     for (const u of opts.upstreams) {
       this.#upstreams.set(upstreamListenerName(u), {
         d: this.#destination(u.service),
@@ -210,12 +220,14 @@ export class MeshRouter implements Router {
     this.#policies = policies;
     this.#routes = routes;
     for (const [name, d] of this.#outbound) this.#refresh(name, d);
+    this.#egress.apply(resources, unreadableAuthorizations);
     return authzChanged;
   }
 
   /** Runs periodic work (outlier detection intervals). */
   tick(): void {
     for (const d of this.#outbound.values()) d.tick();
+    this.#egress.tick();
   }
 
   /**
@@ -240,7 +252,7 @@ export class MeshRouter implements Router {
   /** Per-destination state for `/endpoints`. */
   stats(): { outbound: DestinationStats[]; inbound: DestinationStats[] } {
     return {
-      outbound: [...this.#outbound.values()].map((d) => d.stats()),
+      outbound: [...this.#outbound.values()].map((d) => d.stats()).concat(this.#egress.stats()),
       inbound: [...this.#inbound.values()].map((d) => d.stats()),
     };
   }
@@ -249,6 +261,7 @@ export class MeshRouter implements Router {
   policies(): Record<string, unknown> {
     const out: Record<string, unknown> = {};
     for (const [n, d] of this.#outbound) out[n] = d.policy;
+    this.#egress.policies(out);
     return out;
   }
 
@@ -286,7 +299,8 @@ export class MeshRouter implements Router {
       caller: this.#upstreams.get(listener.name)?.source ?? this.#o.source,
       destination: svc,
       peerService: svc,
-      peerIdentity: this.#o.trustDomain === undefined
+      // A host outside the mesh has no mesh identity.
+      peerIdentity: this.#o.trustDomain === undefined || this.#isExternal(svc)
         ? null
         : serviceSpiffeId(this.#o.trustDomain, svc),
     };
@@ -313,7 +327,7 @@ export class MeshRouter implements Router {
       const asked = this.#askedCapabilities(head);
       if (asked !== null) return asked instanceof ProxyError ? asked : asked.decide(head);
       const d = this.#outbound.get(svc) ?? this.#onDemand(svc);
-      if (d instanceof ProxyError) return d;
+      if (d instanceof ProxyError) return this.#egressByHost(svc, head, d);
       return d.decide(head);
     }
     const u = this.#upstreams.get(name);
@@ -322,7 +336,45 @@ export class MeshRouter implements Router {
     if (asked !== null) {
       return asked instanceof ProxyError ? asked : asked.decide(head, u.source);
     }
+    if (this.#egress.size > 0) {
+      const ext = this.#externalNamed(u.d.service);
+      if (ext !== undefined) return this.#egress.decide(ext, head, u.source ?? this.#o.source);
+    }
     return u.d.decide(head, u.source);
+  }
+
+  /**
+   * An `http_proxy` Host that names no mesh service (`meshAnswer` says why): the external
+   * service listing it, else a refusal in `registered_only` mode, else `meshAnswer` as before.
+   */
+  #egressByHost(
+    host: string,
+    head: RequestHead,
+    meshAnswer: ProxyError,
+  ): RouteDecision | ProxyError {
+    // Before any catalog nothing is known to be unregistered: 503 as before.
+    if (!this.#haveCatalog) return meshAnswer;
+    const authority = (absoluteFormHost(head.target) ?? head.host ?? "").trim().toLowerCase();
+    const ext = this.#egress.forHost(host, authority);
+    if (ext !== undefined) return this.#egress.decide(ext, head, this.#o.source);
+    return this.#egress.registeredOnly
+      ? this.#egress.refuse(host, head, this.#o.source)
+      : meshAnswer;
+  }
+
+  /**
+   * The external service an upstream's `service` names, unless the catalog has a mesh service
+   * of that name (then the mesh service, as `http_proxy` also prefers it).
+   */
+  #externalNamed(service: string): Destination | undefined {
+    const ext = this.#egress.forService(service);
+    return ext !== undefined && !Object.hasOwn(this.#catalog.services, service) ? ext : undefined;
+  }
+
+  /** Whether `name` is an external service (and no mesh service shadows it). */
+  #isExternal(name: string): boolean {
+    return this.#egress.size > 0 && !Object.hasOwn(this.#catalog.services, name) &&
+      (this.#egress.has(name) || this.#egress.forHost(name) !== undefined);
   }
 
   /** Routes the calls of an upstream listener opened by a configuration reload. */
@@ -364,6 +416,14 @@ export class MeshRouter implements Router {
   routeTcp(listener: ListenerInfo): RouteDecision | ProxyError {
     const u = this.#upstreams.get(listener.name);
     if (u === undefined) return new ProxyError(404, "no_route", `no route for ${listener.name}`);
+    if (this.#egress.size > 0 && this.#externalNamed(u.d.service) !== undefined) {
+      // Refused rather than tunnelled into the mesh, where no instance of that name exists.
+      return new ProxyError(
+        404,
+        "no_route",
+        `${u.d.service} is an ExternalService: call it over an upstream with protocol: http`,
+      );
+    }
     const d = u.d.decideTcp();
     const rec = this.#o.recorder;
     if (rec === undefined || d instanceof ProxyError) return d;
