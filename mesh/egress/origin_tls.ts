@@ -57,14 +57,20 @@ function _notFromBundle(conn: Deno.TlsConn, caPem: string): string | null {
     ? get.call(conn, false) as { raw?: Uint8Array } | null
     : null;
   if (!info?.raw) return "server certificate not visible";
+  return issuedByBundle(info.raw, caPem)
+    ? null
+    : "server certificate is not issued by a certificate of the ca_file";
+}
+
+/** Whether the certificate `leafDer` was issued and signed by one of `caPem`'s certificates. */
+export function issuedByBundle(leafDer: Uint8Array, caPem: string): boolean {
   let leaf: X509Certificate;
   try {
-    leaf = new X509Certificate(info.raw);
+    leaf = new X509Certificate(leafDer);
   } catch {
-    return "server certificate does not parse";
+    return false;
   }
-  const ok = _certsOf(caPem).some((ca) => leaf.checkIssued(ca) && leaf.verify(ca.publicKey));
-  return ok ? null : "server certificate is not issued by a certificate of the ca_file";
+  return _certsOf(caPem).some((ca) => leaf.checkIssued(ca) && leaf.verify(ca.publicKey));
 }
 
 /**

@@ -355,7 +355,8 @@ export class MeshRouter implements Router {
     // Before any catalog nothing is known to be unregistered: 503 as before.
     if (!this.#haveCatalog) return meshAnswer;
     const authority = (absoluteFormHost(head.target) ?? head.host ?? "").trim().toLowerCase();
-    const ext = this.#egress.forHost(host, authority);
+    // A host of an ExternalService, or its name (as a mesh service is named by Host).
+    const ext = this.#egress.forHost(host, authority) ?? this.#egress.forService(host);
     if (ext !== undefined) return this.#egress.decide(ext, head, this.#o.source);
     return this.#egress.registeredOnly
       ? this.#egress.refuse(host, head, this.#o.source)
