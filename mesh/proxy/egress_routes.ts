@@ -181,6 +181,14 @@ export class EgressRoutes {
    * origin-form target) and planned like any destination's.
    */
   decide(d: Destination, head: RequestHead, caller: string): RouteDecision | ProxyError {
+    if (head.method === "CONNECT") {
+      // No tunnel here: forwarding CONNECT as a request would reach the host as nonsense.
+      return new ProxyError(
+        400,
+        "bad_request",
+        `CONNECT is not supported for ${d.service}: send plain HTTP, the proxy originates TLS`,
+      );
+    }
     const denied = this.#authz.checkHttp(d.service, head, this.#callerId(caller));
     if (denied !== null) return denied;
     // The app's Host names this proxy's listener or the host: each endpoint sends its own.

@@ -185,3 +185,14 @@ Deno.test("an unreadable ca_file makes the endpoint fail with why, never fall ba
   assertEquals(ep?.origin?.caPem, null);
   assertMatch(ep?.origin?.caError ?? "", /cannot read ca_file \/nonexistent\/skein-ca\.pem/);
 });
+
+Deno.test("CONNECT to an ExternalService is refused, not forwarded as a request", () => {
+  const r = router("open", [STRIPE]);
+  const b = new TextEncoder().encode(
+    "CONNECT api.stripe.com:443 HTTP/1.1\r\nhost: api.stripe.com:443\r\n\r\n",
+  );
+  const d = r.route(parseRequestHead(b, 0, b.length), HTTP_PROXY, CLIENT);
+  assert(d instanceof ProxyError);
+  assertEquals([d.status, d.code], [400, "bad_request"]);
+  assertMatch(d.message, /CONNECT is not supported/);
+});
