@@ -67,6 +67,7 @@ Deno.test({
         // One data plane, so one pool: the pooling check counts exact connections.
         workers: 1,
         http_proxy: "127.0.0.1:0",
+        access_log: { path: `${dir}/access.log` },
         services: [
           { name: "payments", port: payments.port },
           { name: "reports", port: reports.port },
@@ -166,6 +167,19 @@ Deno.test({
         assertMatch(m, /skein_requests_total\{[^}]*destination="stripe"[^}]*status_class="2xx"/);
         const eps = await (await fetch(`http://${pay.admin}/endpoints`)).text();
         assertMatch(eps, new RegExp(`stripe@localhost:${api.port}`));
+      });
+
+      await t.step("the access log records external calls like any destination's", async () => {
+        const line = await waitFor("an access-log line of a call to stripe", async () => {
+          const text = await Deno.readTextFile(`${dir}/access.log`).catch(() => "");
+          return text.split("\n").filter(Boolean).map((l) => JSON.parse(l)).find((r) =>
+            r.destination === "stripe" && r.status === 200
+          );
+        });
+        assertEquals(line.side, "client");
+        assertEquals(line.caller, "payments");
+        assertEquals(line.endpoint, `stripe@localhost:${api.port}`);
+        assertEquals(line.error, null);
       });
 
       await t.step(
