@@ -27,3 +27,13 @@ Deno.test("unenforcedResourceParts() names retired Policy keys, not ExternalServ
   ]);
   assertEquals(unenforcedResourceParts(rs.slice(0, 1)), []);
 });
+
+Deno.test("unenforcedResourceParts() names a RateLimit for an ExternalService", () => {
+  const rs = [
+    { kind: "ExternalService", name: "stripe", hosts: ["api.stripe.com:443"] },
+    { kind: "RateLimit", service: "stripe", requests_per_second: 5, burst: 5 },
+    { kind: "RateLimit", service: "ledger", requests_per_second: 5, burst: 5 },
+  ].map((r) => ResourceSchema.parse(r));
+  assertEquals(unenforcedResourceParts(rs), ["RateLimit/stripe (for an ExternalService)"]);
+  assertEquals(unenforcedResourceParts(rs.slice(1)), [], "alone, it may be a mesh service's");
+});
