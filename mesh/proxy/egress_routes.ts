@@ -229,9 +229,22 @@ export class EgressRoutes {
     for (const x of this.#externals.values()) x.d.tick();
   }
 
-  /** Per-destination state for `/endpoints`. */
+  /**
+   * Per-destination state for `/endpoints`: each host says where its trust comes from instead
+   * of carrying a CA bundle's text (it crosses from worker threads and would repeat per host).
+   */
   stats(): DestinationStats[] {
-    return [...this.#externals.values()].map((x) => x.d.stats());
+    return [...this.#externals.values()].map((x) => {
+      const s = x.d.stats();
+      const ca = x.entry.caFile ?? "built-in roots";
+      return {
+        ...s,
+        endpoints: s.endpoints.map((e) => {
+          const { origin, ...endpoint } = e.endpoint as typeof e.endpoint & { origin?: unknown };
+          return origin === undefined ? e : { ...e, endpoint: { ...endpoint, ca_file: ca } };
+        }),
+      };
+    });
   }
 
   /** The effective policies, for `/config`. */

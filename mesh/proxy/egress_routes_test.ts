@@ -83,8 +83,12 @@ Deno.test("an upstream naming an ExternalService dials its host with TLS and its
   const ep = d.pick(0, new Set());
   assertEquals(ep?.hostname, "api.stripe.com");
   assertEquals(ep?.port, 443);
-  assertEquals(ep?.origin, { serverName: "api.stripe.com", caPem: null });
+  assertEquals([ep?.origin?.serverName, ep?.origin?.caPem], ["api.stripe.com", null]);
   assertEquals(ep?.identity, undefined, "no mesh identity is asked of an external host");
+  const listed = r.stats().outbound.filter((x) => x.service === "stripe");
+  assertEquals(listed.map((x) => x.endpoints.map((e) => e.endpoint.key)), [[
+    "stripe@api.stripe.com:443",
+  ]]);
 });
 
 Deno.test("the request sent to an external host names it in Host, in origin-form, unsteered", () => {
@@ -183,6 +187,16 @@ Deno.test("an unreadable ca_file makes the endpoint fail with why, never fall ba
   assert(!(d instanceof ProxyError), String(d));
   const ep = d.pick(0, new Set());
   assertEquals(ep?.origin?.caPem, null);
+  // What /endpoints shows (and workers post to the main thread): plain data, no bundle text.
+  const shown = r.stats().outbound.find((x) => x.service === "stripe")!.endpoints[0]!.endpoint;
+  assertEquals(structuredClone(shown) as unknown, {
+    key: "stripe@api.stripe.com:443",
+    hostname: "api.stripe.com",
+    port: 443,
+    weight: 1,
+    zone: "",
+    ca_file: "/nonexistent/skein-ca.pem",
+  });
   assertMatch(ep?.origin?.caError ?? "", /cannot read ca_file \/nonexistent\/skein-ca\.pem/);
 });
 

@@ -252,7 +252,12 @@ export class MeshRouter implements Router {
   /** Per-destination state for `/endpoints`. */
   stats(): { outbound: DestinationStats[]; inbound: DestinationStats[] } {
     return {
-      outbound: [...this.#outbound.values()].map((d) => d.stats()).concat(this.#egress.stats()),
+      // An upstream's mesh destination that an ExternalService of its name stands in for is
+      // not listed: its calls go to the external one.
+      outbound: [...this.#outbound.values()]
+        .filter((d) => this.#externalNamed(d.service) === undefined)
+        .map((d) => d.stats())
+        .concat(this.#egress.stats()),
       inbound: [...this.#inbound.values()].map((d) => d.stats()),
     };
   }

@@ -208,6 +208,12 @@ Deno.test({
           assertEquals(mesh.body, "payments");
           const ext = await rawGet(strict.httpProxy!, `localhost:${api.port}`, "/v1/strict");
           assertEquals(ext.status, 200, "a registered ExternalService host is allowed");
+          // Its two worker threads report external destinations to the admin pages.
+          const eps = await (await fetch(`http://${strict.admin}/endpoints`)).text();
+          assertMatch(eps, new RegExp(`stripe@localhost:${api.port}`));
+          const m = await fetch(`http://${strict.admin}/metrics`);
+          assertEquals(m.status, 200);
+          assertMatch(await m.text(), /skein_requests_total\{[^}]*destination="stripe"/);
           const denied = await rawGet(strict.httpProxy!, "unknown.example", "/secret?token=x");
           assertEquals(denied.status, 403, denied.body);
           assertEquals(denied.headers.get("x-skein-error"), "egress_denied");
