@@ -42,6 +42,8 @@ export interface EgressRoutesOptions {
   mode?: "open" | "registered_only";
   /** Reads a CA file. @default Deno.readTextFileSync */
   readFile?: (path: string) => string;
+  /** Whether the catalog has a mesh service of that name (it wins over an external one). */
+  isMeshService?: (name: string) => boolean;
 }
 
 interface _External {
@@ -70,11 +72,6 @@ export class EgressRoutes {
       trustDomain: opts.trustDomain,
       logger: opts.deps.logger,
     });
-  }
-
-  /** Whether `http_proxy` refuses hosts that are not registered. */
-  get registeredOnly(): boolean {
-    return this.#o.mode === "registered_only";
   }
 
   /** How many external services there are (0: the router skips egress altogether). */
@@ -156,11 +153,6 @@ export class EgressRoutes {
     });
   }
 
-  /** The destination of the external service named `name` (an upstream's `service`). */
-  forService(name: string): Destination | undefined {
-    return this.#externals.get(name)?.d;
-  }
-
   /**
    * The destination of the external service listing `authority` (`host:port`, lower-case), else
    * host name `host` on any port (a `Host` without a port, or with the port 80 an app may add).
@@ -170,9 +162,51 @@ export class EgressRoutes {
     return name === undefined ? undefined : this.#externals.get(name)?.d;
   }
 
-  /** Whether `name` is an external service. */
-  has(name: string): boolean {
-    return this.#externals.has(name);
+  /**
+   * The external service an upstream's `service` names, unless the catalog has a mesh service
+   * of that name (then the mesh service, as `http_proxy` also prefers it).
+   */
+  named(service: string): Destination | undefined {
+    const d = this.#externals.get(service)?.d;
+    return d !== undefined && !this.#isMesh(service) ? d : undefined;
+  }
+
+  /** Whether `name` (a destination or `Host`) is an external service no mesh service shadows. */
+  isExternal(name: string): boolean {
+    return this.#externals.size > 0 && !this.#isMesh(name) &&
+      (this.#externals.has(name) || this.forHost(name) !== undefined);
+  }
+
+  /**
+   * Routes an `http_proxy` request whose Host (`host`, lower-case, no port; `authority` as
+   * sent) names no mesh service, which `meshAnswer` says: the external service listing that
+   * host or named so, else a refusal in `registered_only` mode, else `meshAnswer` as before.
+   */
+  byHost(
+    host: string,
+    authority: string,
+    head: RequestHead,
+    caller: string,
+    meshAnswer: ProxyError,
+  ): RouteDecision | ProxyError {
+    const d = this.forHost(host, authority.trim().toLowerCase()) ?? this.#externals.get(host)?.d;
+    if (d !== undefined) return this.decide(d, head, caller);
+    return this.#o.mode === "registered_only" ? this.refuse(host, head, caller) : meshAnswer;
+  }
+
+  /** The answer to an opaque TCP upstream naming an external service, or null for others. */
+  refuseTcp(service: string): ProxyError | null {
+    if (this.named(service) === undefined) return null;
+    // Refused rather than tunnelled into the mesh, where no instance of that name exists.
+    return new ProxyError(
+      404,
+      "no_route",
+      `${service} is an ExternalService: call it over an upstream with protocol: http`,
+    );
+  }
+
+  #isMesh(name: string): boolean {
+    return this.#o.isMeshService?.(name) ?? false;
   }
 
   /**

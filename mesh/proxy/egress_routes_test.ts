@@ -210,3 +210,58 @@ Deno.test("CONNECT to an ExternalService is refused, not forwarded as a request"
   assertEquals([d.status, d.code], [400, "bad_request"]);
   assertMatch(d.message, /CONNECT is not supported/);
 });
+
+Deno.test("an opaque TCP upstream naming an ExternalService is refused, not tunnelled", () => {
+  const r = router("open", [STRIPE]);
+  const d = r.routeTcp({ name: upstreamListenerName({ service: "stripe" }), protocol: "tcp" });
+  assert(d instanceof ProxyError);
+  assertEquals([d.status, d.code], [404, "no_route"]);
+  assertMatch(d.message, /protocol: http/);
+});
+
+Deno.test("a mesh service of the same name wins over an ExternalService", () => {
+  const r = new MeshRouter({
+    zone: "",
+    now: () => 0,
+    random: () => 0.5,
+    metrics: new ProxyMetrics(new Registry()),
+    logger: nullLogger,
+    source: "payments",
+    limits: new SharedLimits(),
+    upstreams: [{ service: "stripe" }],
+    locals: [],
+  });
+  const instance = {
+    id: "s1",
+    service: "stripe",
+    node: "vm-9",
+    address: "10.0.0.9",
+    port: 15443,
+    zone: "",
+    version: "",
+    weight: 1,
+    tags: [],
+    capabilities: [],
+    meta: {},
+    health: "passing",
+  };
+  r.applyCatalog(prepareCatalog(
+    {
+      index: 1,
+      services: { stripe: [instance] },
+      resources: [STRIPE],
+      trust: { roots: [], revoked: [] },
+    } as unknown as Catalog,
+    nullLogger,
+  ));
+  for (
+    const d of [
+      r.route(head("x"), { name: upstreamListenerName({ service: "stripe" }), protocol: "http" }),
+      r.route(head("stripe"), HTTP_PROXY, CLIENT),
+    ]
+  ) {
+    assert(!(d instanceof ProxyError), String(d));
+    const ep = d.pick(0, new Set());
+    assertEquals([ep?.hostname, ep?.origin], ["10.0.0.9", undefined]);
+  }
+});

@@ -131,6 +131,7 @@ export class MeshRouter implements Router {
       deps: opts,
       trustDomain: opts.trustDomain,
       mode: opts.egress ?? "open",
+      isMeshService: (name) => Object.hasOwn(this.#catalog.services, name),
     });
     for (const u of opts.upstreams) {
       this.#upstreams.set(upstreamListenerName(u), {
@@ -252,12 +253,9 @@ export class MeshRouter implements Router {
   /** Per-destination state for `/endpoints`. */
   stats(): { outbound: DestinationStats[]; inbound: DestinationStats[] } {
     return {
-      // An upstream's mesh destination that an ExternalService of its name stands in for is
-      // not listed: its calls go to the external one.
-      outbound: [...this.#outbound.values()]
-        .filter((d) => this.#externalNamed(d.service) === undefined)
-        .map((d) => d.stats())
-        .concat(this.#egress.stats()),
+      // Not an upstream's mesh destination that an ExternalService stands in for.
+      outbound: [...this.#outbound.values()].filter((d) => !this.#egress.isExternal(d.service))
+        .map((d) => d.stats()).concat(this.#egress.stats()),
       inbound: [...this.#inbound.values()].map((d) => d.stats()),
     };
   }
@@ -305,7 +303,7 @@ export class MeshRouter implements Router {
       destination: svc,
       peerService: svc,
       // A host outside the mesh has no mesh identity.
-      peerIdentity: this.#o.trustDomain === undefined || this.#isExternal(svc)
+      peerIdentity: this.#o.trustDomain === undefined || this.#egress.isExternal(svc)
         ? null
         : serviceSpiffeId(this.#o.trustDomain, svc),
     };
@@ -332,7 +330,11 @@ export class MeshRouter implements Router {
       const asked = this.#askedCapabilities(head);
       if (asked !== null) return asked instanceof ProxyError ? asked : asked.decide(head);
       const d = this.#outbound.get(svc) ?? this.#onDemand(svc);
-      if (d instanceof ProxyError) return this.#egressByHost(svc, head, d);
+      if (d instanceof ProxyError) {
+        // Not a mesh service: an ExternalService's host or name, or refused per `egress`.
+        const authority = absoluteFormHost(head.target) ?? head.host ?? "";
+        return this.#haveCatalog ? this.#egress.byHost(svc, authority, head, this.#o.source, d) : d;
+      }
       return d.decide(head);
     }
     const u = this.#upstreams.get(name);
@@ -341,46 +343,9 @@ export class MeshRouter implements Router {
     if (asked !== null) {
       return asked instanceof ProxyError ? asked : asked.decide(head, u.source);
     }
-    if (this.#egress.size > 0) {
-      const ext = this.#externalNamed(u.d.service);
-      if (ext !== undefined) return this.#egress.decide(ext, head, u.source ?? this.#o.source);
-    }
+    const ext = this.#egress.size > 0 ? this.#egress.named(u.d.service) : undefined;
+    if (ext !== undefined) return this.#egress.decide(ext, head, u.source ?? this.#o.source);
     return u.d.decide(head, u.source);
-  }
-
-  /**
-   * An `http_proxy` Host that names no mesh service (`meshAnswer` says why): the external
-   * service listing it, else a refusal in `registered_only` mode, else `meshAnswer` as before.
-   */
-  #egressByHost(
-    host: string,
-    head: RequestHead,
-    meshAnswer: ProxyError,
-  ): RouteDecision | ProxyError {
-    // Before any catalog nothing is known to be unregistered: 503 as before.
-    if (!this.#haveCatalog) return meshAnswer;
-    const authority = (absoluteFormHost(head.target) ?? head.host ?? "").trim().toLowerCase();
-    // A host of an ExternalService, or its name (as a mesh service is named by Host).
-    const ext = this.#egress.forHost(host, authority) ?? this.#egress.forService(host);
-    if (ext !== undefined) return this.#egress.decide(ext, head, this.#o.source);
-    return this.#egress.registeredOnly
-      ? this.#egress.refuse(host, head, this.#o.source)
-      : meshAnswer;
-  }
-
-  /**
-   * The external service an upstream's `service` names, unless the catalog has a mesh service
-   * of that name (then the mesh service, as `http_proxy` also prefers it).
-   */
-  #externalNamed(service: string): Destination | undefined {
-    const ext = this.#egress.forService(service);
-    return ext !== undefined && !Object.hasOwn(this.#catalog.services, service) ? ext : undefined;
-  }
-
-  /** Whether `name` is an external service (and no mesh service shadows it). */
-  #isExternal(name: string): boolean {
-    return this.#egress.size > 0 && !Object.hasOwn(this.#catalog.services, name) &&
-      (this.#egress.has(name) || this.#egress.forHost(name) !== undefined);
   }
 
   /** Routes the calls of an upstream listener opened by a configuration reload. */
@@ -422,14 +387,8 @@ export class MeshRouter implements Router {
   routeTcp(listener: ListenerInfo): RouteDecision | ProxyError {
     const u = this.#upstreams.get(listener.name);
     if (u === undefined) return new ProxyError(404, "no_route", `no route for ${listener.name}`);
-    if (this.#egress.size > 0 && this.#externalNamed(u.d.service) !== undefined) {
-      // Refused rather than tunnelled into the mesh, where no instance of that name exists.
-      return new ProxyError(
-        404,
-        "no_route",
-        `${u.d.service} is an ExternalService: call it over an upstream with protocol: http`,
-      );
-    }
+    const refused = this.#egress.size > 0 ? this.#egress.refuseTcp(u.d.service) : null;
+    if (refused !== null) return refused;
     const d = u.d.decideTcp();
     const rec = this.#o.recorder;
     if (rec === undefined || d instanceof ProxyError) return d;
