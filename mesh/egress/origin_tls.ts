@@ -10,7 +10,7 @@
  */
 import { X509Certificate } from "node:crypto";
 import { splitPemCerts } from "../../common/tls/pem.ts";
-import { closeQuietly, type Endpoint, type OriginTls } from "../forward/mod.ts";
+import { closeQuietly, type Endpoint, type OriginTls, type PoolOptions } from "../forward/mod.ts";
 
 /** Raised when a host outside the mesh cannot be reached or fails verification. */
 export class OriginConnectError extends Error {
@@ -124,4 +124,14 @@ export function withOrigins(
   mesh: (ep: Endpoint) => Promise<Deno.Conn>,
 ): (ep: Endpoint) => Promise<Deno.Conn> {
   return (ep) => ep.origin !== undefined ? connectOrigin(ep, ep.origin) : mesh(ep);
+}
+
+/**
+ * `opts` with its `connect` (plain `Deno.connect` when it has none) wrapped by
+ * {@linkcode withOrigins}, so a pool dials hosts outside the mesh with TLS of its own.
+ */
+export function withOriginDialer(opts: PoolOptions): PoolOptions {
+  const mesh = opts.connect ??
+    ((ep: Endpoint) => Deno.connect({ hostname: ep.hostname, port: ep.port }));
+  return { ...opts, connect: withOrigins(mesh) };
 }

@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertMatch, assertRejects } from "../../tests/assert.ts";
 import { X509Certificate } from "node:crypto";
 import { makePki, startExternalApi } from "../../tests/proxy_process/external_api.ts";
-import { connectOrigin, issuedByBundle, withOrigins } from "./origin_tls.ts";
+import { connectOrigin, issuedByBundle, withOriginDialer, withOrigins } from "./origin_tls.ts";
 
 Deno.test("connectOrigin verifies the name against the ca_file and the leaf's issuer", async () => {
   const dir = await Deno.makeTempDir({ prefix: "skein-origin-" });
@@ -67,4 +67,10 @@ Deno.test("connectOrigin fails at once with the CA file's error", async () => {
     caError: "cannot read ca_file /x",
   }).then(() => null, (e) => e as Error);
   assertMatch(e?.message ?? "", /cannot read ca_file \/x/);
+});
+
+Deno.test("withOriginDialer() keeps a pool's options and wraps its connect", () => {
+  const now = () => 1;
+  const o = withOriginDialer({ now, maxAgeMs: 5 });
+  assertEquals([o.now, o.maxAgeMs, typeof o.connect], [now, 5, "function"]);
 });

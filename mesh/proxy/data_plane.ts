@@ -36,7 +36,7 @@ import type { ProxyLimitsConfig, UpstreamConfig } from "../../config/proxy_reloa
 import { connectTunnel, TunnelBridge } from "../tcp/mod.ts";
 import { connectMtls, type MeshTls, MeshTlsState, type OutboundTls } from "../tls/mod.ts";
 import { MUX_ALPN } from "../mux/frame.ts";
-import { withOrigins } from "../egress/mod.ts";
+import { withOriginDialer } from "../egress/mod.ts";
 import {
   DEFAULT_MAX_SESSION_AGE_MS,
   DEFAULT_SESSIONS_PER_ENDPOINT,
@@ -368,27 +368,20 @@ export class DataPlane {
           muxers.push(muxer);
         }
         // Hosts outside the mesh (ExternalService endpoints) get TLS the proxy originates.
-        const pool = new ConnectionPool(
-          meshTls === undefined
-            ? {
-              now: turnNow,
-              connect: withOrigins((ep) => Deno.connect({ hostname: ep.hostname, port: ep.port })),
-            }
-            : {
-              now: turnNow,
-              // Renewed under steady traffic, like the sessions their streams ride on.
-              maxAgeMs: DEFAULT_MAX_SESSION_AGE_MS,
-              connect: withOrigins(
-                muxer !== null
-                  ? (ep) => muxer.connect(ep)
-                  : (ep) =>
-                    connectMtls(meshTls, ep, DEFAULT_CONNECT_TIMEOUT_MS, {
-                      outbound: outboundTls,
-                      ...who,
-                    }),
-              ),
-            },
-        );
+        const pool = new ConnectionPool(withOriginDialer(
+          meshTls === undefined ? { now: turnNow } : {
+            now: turnNow,
+            // Renewed under steady traffic, like the sessions their streams ride on.
+            maxAgeMs: DEFAULT_MAX_SESSION_AGE_MS,
+            connect: muxer !== null
+              ? (ep) => muxer.connect(ep)
+              : (ep) =>
+                connectMtls(meshTls, ep, DEFAULT_CONNECT_TIMEOUT_MS, {
+                  outbound: outboundTls,
+                  ...who,
+                }),
+          },
+        ));
         cleanup.push(() => pool.close());
         pools.push(pool);
         stacks.set(as ?? "", pool);
