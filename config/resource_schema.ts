@@ -158,7 +158,7 @@ export const MAX_EXTERNAL_HOSTS = 64;
 /**
  * An egress destination outside the mesh: the proxy originates TLS to its `hosts` (one
  * destination, the hosts its endpoints), verifying them against the runtime's built-in roots
- * or, with `tls.ca_file`, against that file's certificates only.
+ * and, with `tls.ca_file`, that file's certificates too.
  */
 export const ExternalService = z.strictObject({
   kind: z.literal("ExternalService"),
@@ -172,7 +172,7 @@ export const ExternalService = z.strictObject({
     }, { message: "expected a port from 1 to 65535" }),
   ).min(1).max(MAX_EXTERNAL_HOSTS),
   tls: z.strictObject({
-    /** PEM file, on each proxy's host, of the certificates the hosts must chain to. */
+    /** PEM file, on each proxy's host, of CA certificates trusted besides the built-in roots. */
     ca_file: z.string().min(1).max(4096),
   }).optional(),
 });

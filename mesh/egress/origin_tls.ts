@@ -1,14 +1,14 @@
 /**
  * The dialer of hosts outside the mesh: TLS originated by the proxy, with SNI and hostname
- * verification by the runtime's TLS client (rustls), against its built-in roots or, when the
- * `ExternalService` names a `ca_file`, against that file's certificates only.
+ * verification by the runtime's TLS client (rustls), against its built-in roots plus, when the
+ * `ExternalService` names a `ca_file`, that file's certificates.
  *
- * `Deno.connectTls` trusts the given `caCerts` in addition to its built-in roots, so with a CA
- * file the leaf is checked once more after the handshake: a certificate of that file must have
- * issued it. A public CA that signed a certificate for the same name is then not enough.
+ * `Deno.connectTls` can only add CA certificates to its built-in roots, not replace them, and
+ * shows no chain beyond the leaf, so a `ca_file` does not pin: a host whose certificate chains
+ * to a built-in root is accepted too (checking the leaf's issuer against the file instead would
+ * refuse every server that sends an intermediate). See docs/egress.md.
  * @module
  */
-import { X509Certificate } from "node:crypto";
 import { splitPemCerts } from "../../common/tls/pem.ts";
 import { closeQuietly, type Endpoint, type OriginTls, type PoolOptions } from "../forward/mod.ts";
 
@@ -19,58 +19,6 @@ export class OriginConnectError extends Error {
     super(message, options);
     this.name = "OriginConnectError";
   }
-}
-
-// The peer certificate is visible only through this internal method of Deno's TlsConn.
-const _internal = (Deno as unknown as Record<symbol, Record<string, unknown> | undefined>)[
-  (Deno as unknown as { internal: symbol }).internal
-];
-const _PEER_CERT = typeof _internal?.getPeerCertificate === "symbol"
-  ? _internal.getPeerCertificate
-  : null;
-
-/** The parsed certificates of the CA bundles seen, by PEM text (a handful per proxy). */
-const _parsed = new Map<string, X509Certificate[]>();
-/** Most CA bundles kept parsed; beyond it the cache starts over. */
-const MAX_PARSED_BUNDLES = 64;
-
-function _certsOf(pem: string): X509Certificate[] {
-  let certs = _parsed.get(pem);
-  if (certs === undefined) {
-    certs = splitPemCerts(pem).map((c) => new X509Certificate(c));
-    if (_parsed.size >= MAX_PARSED_BUNDLES) _parsed.clear();
-    _parsed.set(pem, certs);
-  }
-  return certs;
-}
-
-/**
- * Why a verified connection's leaf must still be refused under `caPem`, or null: it must have
- * been issued (and signed) by one of the bundle's certificates.
- */
-function _notFromBundle(conn: Deno.TlsConn, caPem: string): string | null {
-  if (_PEER_CERT === null) return "this runtime does not show the server certificate";
-  const get = (conn as unknown as Record<symbol, ((detailed: boolean) => unknown) | undefined>)[
-    _PEER_CERT
-  ];
-  const info = typeof get === "function"
-    ? get.call(conn, false) as { raw?: Uint8Array } | null
-    : null;
-  if (!info?.raw) return "server certificate not visible";
-  return issuedByBundle(info.raw, caPem)
-    ? null
-    : "server certificate is not issued by a certificate of the ca_file";
-}
-
-/** Whether the certificate `leafDer` was issued and signed by one of `caPem`'s certificates. */
-export function issuedByBundle(leafDer: Uint8Array, caPem: string): boolean {
-  let leaf: X509Certificate;
-  try {
-    leaf = new X509Certificate(leafDer);
-  } catch {
-    return false;
-  }
-  return _certsOf(caPem).some((ca) => leaf.checkIssued(ca) && leaf.verify(ca.publicKey));
 }
 
 /**
@@ -105,13 +53,6 @@ export async function connectOrigin(ep: Endpoint, origin: OriginTls): Promise<De
       `TLS to ${origin.serverName}: ${(e as Error).message}`,
       { cause: e },
     );
-  }
-  if (origin.caPem !== null) {
-    const why = _notFromBundle(conn, origin.caPem);
-    if (why !== null) {
-      closeQuietly(conn);
-      throw new OriginConnectError(`TLS to ${origin.serverName}: ${why}`);
-    }
   }
   return conn;
 }
