@@ -1,5 +1,9 @@
 import { assertEquals, assertMatch, assertRejects } from "../../tests/assert.ts";
-import { makePki, startExternalApi } from "../../tests/proxy_process/external_api.ts";
+import {
+  makeChainedPki,
+  makePki,
+  startExternalApi,
+} from "../../tests/proxy_process/external_api.ts";
 import { connectOrigin, withOriginDialer, withOrigins } from "./origin_tls.ts";
 
 Deno.test("connectOrigin verifies the server's name and its chain to the ca_file", async () => {
@@ -69,4 +73,20 @@ Deno.test("withOriginDialer() keeps a pool's options and wraps its connect", () 
   const now = () => 1;
   const o = withOriginDialer({ now, maxAgeMs: 5 });
   assertEquals([o.now, o.maxAgeMs, typeof o.connect], [now, 5, "function"]);
+});
+
+Deno.test("connectOrigin accepts a chain through an intermediate to the ca_file's root", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "skein-origin-chain-" });
+  const pki = await makeChainedPki(dir, "localhost");
+  const api = startExternalApi(pki.server);
+  try {
+    const c = await connectOrigin({ key: "k", hostname: "localhost", port: api.port }, {
+      serverName: "localhost",
+      caPem: await Deno.readTextFile(pki.caFile),
+    });
+    c.close();
+  } finally {
+    api.close();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -82,6 +82,89 @@ export async function makePki(dir: string, names: readonly string[]): Promise<Te
   };
 }
 
+/**
+ * Makes in `dir` a root CA, an intermediate it signs and a certificate for `name` the
+ * intermediate signs; the server's `cert` is the leaf followed by the intermediate, as public
+ * servers send it, and `caFile` holds the root only.
+ */
+export async function makeChainedPki(
+  dir: string,
+  name: string,
+): Promise<{ caFile: string; server: { cert: string; key: string } }> {
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+  await _openssl(
+    [
+      "req",
+      "-x509",
+      ...ec,
+      "-keyout",
+      "root.key",
+      "-out",
+      "root.pem",
+      "-days",
+      "2",
+      "-subj",
+      "/CN=root",
+    ],
+    dir,
+  );
+  await _openssl(["req", ...ec, "-keyout", "int.key", "-out", "int.csr", "-subj", "/CN=int"], dir);
+  await Deno.writeTextFile(
+    `${dir}/int.ext`,
+    "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n",
+  );
+  await _openssl([
+    "x509",
+    "-req",
+    "-in",
+    "int.csr",
+    "-CA",
+    "root.pem",
+    "-CAkey",
+    "root.key",
+    "-CAcreateserial",
+    "-out",
+    "int.pem",
+    "-days",
+    "2",
+    "-extfile",
+    "int.ext",
+  ], dir);
+  await _openssl(
+    ["req", ...ec, "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", `/CN=${name}`],
+    dir,
+  );
+  await Deno.writeTextFile(
+    `${dir}/leaf.ext`,
+    `subjectAltName=DNS:${name}\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n`,
+  );
+  await _openssl([
+    "x509",
+    "-req",
+    "-in",
+    "leaf.csr",
+    "-CA",
+    "int.pem",
+    "-CAkey",
+    "int.key",
+    "-CAcreateserial",
+    "-out",
+    "leaf.pem",
+    "-days",
+    "2",
+    "-extfile",
+    "leaf.ext",
+  ], dir);
+  const read = (f: string) => Deno.readTextFile(`${dir}/${f}`);
+  return {
+    caFile: `${dir}/root.pem`,
+    server: {
+      cert: (await read("leaf.pem")) + (await read("int.pem")),
+      key: await read("leaf.key"),
+    },
+  };
+}
+
 /** One request the stand-in received. */
 export interface SeenRequest {
   /** The request line's target. */
