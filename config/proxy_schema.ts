@@ -127,6 +127,12 @@ export const ProxyConfig = z.strictObject({
   workers: z.union([z.literal("auto"), z.number().int().min(1).max(64)]).default(1),
   drain_timeout: duration.default(15_000),
   heartbeat_interval: duration.default(2000),
+  /**
+   * `registered_only`: `http_proxy` refuses (403 `egress_denied`, audited) a Host that is
+   * neither a mesh service nor a host of an `ExternalService`. `open` answers such a Host as
+   * it always did (404 `no_route`).
+   */
+  egress: z.enum(["open", "registered_only"]).default("open"),
   access_log: AccessLogSettings.optional(),
   telemetry: Telemetry.default(Telemetry.parse({})),
   limits: ProxyLimits.default(ProxyLimits.parse({})),

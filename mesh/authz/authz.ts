@@ -20,7 +20,9 @@ export type DecisionReason =
   | "no_policy"
   | "no_identity"
   | "invalid_path"
-  | "policy_unreadable";
+  | "policy_unreadable"
+  /** Egress in `registered_only` mode: neither a mesh service nor an external service. */
+  | "unregistered_destination";
 
 /** The outcome for one request. */
 export interface Decision {

@@ -19,6 +19,21 @@ export interface Endpoint {
    * service's identity). Pooled connections are kept apart per identity.
    */
   identity?: string;
+  /**
+   * Set for a host outside the mesh (an `ExternalService`): the connection is TLS originated
+   * to that server, not mesh mTLS (see `mesh/egress/`).
+   */
+  origin?: OriginTls;
+}
+
+/** How the proxy originates TLS to a host outside the mesh. */
+export interface OriginTls {
+  /** The name sent as SNI and verified against the server's certificate. */
+  readonly serverName: string;
+  /** PEM certificates the server must chain to; null = the runtime's built-in roots. */
+  readonly caPem: string | null;
+  /** Why the configured CA file could not be read; set, every connect fails with it. */
+  readonly caError?: string;
 }
 
 /** What happened to one attempt, as seen by policy code. */
@@ -111,6 +126,7 @@ export type ProxyErrorCause =
   | "no_endpoint"
   | "no_capable_endpoint"
   | "denied"
+  | "egress_denied"
   | "rate_limited"
   | "fault_abort"
   | "overloaded"

@@ -36,6 +36,7 @@ import type { ProxyLimitsConfig, UpstreamConfig } from "../../config/proxy_reloa
 import { connectTunnel, TunnelBridge } from "../tcp/mod.ts";
 import { connectMtls, type MeshTls, MeshTlsState, type OutboundTls } from "../tls/mod.ts";
 import { MUX_ALPN } from "../mux/frame.ts";
+import { withOriginDialer } from "../egress/mod.ts";
 import {
   DEFAULT_MAX_SESSION_AGE_MS,
   DEFAULT_SESSIONS_PER_ENDPOINT,
@@ -299,6 +300,7 @@ export class DataPlane {
         locals,
         tunnelPort: (service) => bridge?.portFor(service) ?? null,
         trustDomain: meshTls?.trustDomain,
+        egress: cfg.egress,
         ...(observe !== null ? { recorder: observe.recorder } : {}),
       });
       const common: _Common = {
@@ -365,7 +367,8 @@ export class DataPlane {
           cleanup.push(() => muxer.close());
           muxers.push(muxer);
         }
-        const pool = new ConnectionPool(
+        // Hosts outside the mesh (ExternalService endpoints) get TLS the proxy originates.
+        const pool = new ConnectionPool(withOriginDialer(
           meshTls === undefined ? { now: turnNow } : {
             now: turnNow,
             // Renewed under steady traffic, like the sessions their streams ride on.
@@ -378,7 +381,7 @@ export class DataPlane {
                   ...who,
                 }),
           },
-        );
+        ));
         cleanup.push(() => pool.close());
         pools.push(pool);
         stacks.set(as ?? "", pool);

@@ -30,9 +30,9 @@ export interface DecisionHost {
   readonly retryPolicy: RetryPolicy;
   /** Outlier detection. */
   readonly outlier: OutlierDetector;
-  /** Whether endpoints are picked by capability (each then names its own service). */
-  readonly byCapability: boolean;
-  /** The destination header line of a capability endpoint. */
+  /** Whether endpoints carry their own header lines (capability or external endpoints). */
+  readonly perEndpointHeaders: boolean;
+  /** The header lines of such an endpoint. */
   headerFor(key: string): string | undefined;
 }
 
@@ -103,7 +103,7 @@ export class Decision implements RouteDecision {
     if (ep === null) return null;
     this.#balancer.onStart(ep);
     this.#picked = ep;
-    if (this.#dest.byCapability) this.extraRequestHeaders = this.#dest.headerFor(ep.key);
+    if (this.#dest.perEndpointHeaders) this.extraRequestHeaders = this.#dest.headerFor(ep.key);
     return ep;
   }
 

@@ -38,6 +38,7 @@ import {
   keyOfHeader,
 } from "./capability.ts";
 import { sharedNowNs } from "../resilience/shared_rate.ts";
+import { EgressRoutes } from "./egress_routes.ts";
 
 /** Listener name of the inbound listener. */
 export const INBOUND_LISTENER = "inbound";
@@ -86,6 +87,8 @@ export interface MeshRouterOptions extends DestinationDeps {
   trustDomain?: string;
   /** Tracing and access logging (`mesh/observe`), when either is configured. */
   recorder?: Recorder;
+  /** proxy.yaml `egress`: `registered_only` refuses unknown hosts on `http_proxy`. */
+  egress?: "open" | "registered_only";
 }
 
 /** Routes by listener, `Host` and the catalog. */
@@ -112,6 +115,8 @@ export class MeshRouter implements Router {
   readonly #rateLimits: InboundRateLimits;
   /** `x-skein-capability` values seen → the destination key they ask for (or why not). */
   readonly #capabilityKeys = new Map<string, string | ProxyError>();
+  /** The `ExternalService` destinations (`egress_routes.ts`). */
+  readonly #egress: EgressRoutes;
 
   /** Creates the router with the upstream and local destinations. */
   constructor(opts: MeshRouterOptions) {
@@ -122,6 +127,12 @@ export class MeshRouter implements Router {
       logger: opts.logger,
     });
     this.#rateLimits = new InboundRateLimits(opts.limits.rates, sharedNowNs);
+    this.#egress = new EgressRoutes({
+      deps: opts,
+      trustDomain: opts.trustDomain,
+      mode: opts.egress ?? "open",
+      isMeshService: (name) => Object.hasOwn(this.#catalog.services, name),
+    });
     for (const u of opts.upstreams) {
       this.#upstreams.set(upstreamListenerName(u), {
         d: this.#destination(u.service),
@@ -210,12 +221,14 @@ export class MeshRouter implements Router {
     this.#policies = policies;
     this.#routes = routes;
     for (const [name, d] of this.#outbound) this.#refresh(name, d);
+    this.#egress.apply(resources, unreadableAuthorizations);
     return authzChanged;
   }
 
   /** Runs periodic work (outlier detection intervals). */
   tick(): void {
     for (const d of this.#outbound.values()) d.tick();
+    this.#egress.tick();
   }
 
   /**
@@ -240,7 +253,9 @@ export class MeshRouter implements Router {
   /** Per-destination state for `/endpoints`. */
   stats(): { outbound: DestinationStats[]; inbound: DestinationStats[] } {
     return {
-      outbound: [...this.#outbound.values()].map((d) => d.stats()),
+      // Not an upstream's mesh destination that an ExternalService stands in for.
+      outbound: [...this.#outbound.values()].filter((d) => !this.#egress.isExternal(d.service))
+        .map((d) => d.stats()).concat(this.#egress.stats()),
       inbound: [...this.#inbound.values()].map((d) => d.stats()),
     };
   }
@@ -249,6 +264,7 @@ export class MeshRouter implements Router {
   policies(): Record<string, unknown> {
     const out: Record<string, unknown> = {};
     for (const [n, d] of this.#outbound) out[n] = d.policy;
+    this.#egress.policies(out);
     return out;
   }
 
@@ -286,7 +302,8 @@ export class MeshRouter implements Router {
       caller: this.#upstreams.get(listener.name)?.source ?? this.#o.source,
       destination: svc,
       peerService: svc,
-      peerIdentity: this.#o.trustDomain === undefined
+      // A host outside the mesh has no mesh identity.
+      peerIdentity: this.#o.trustDomain === undefined || this.#egress.isExternal(svc)
         ? null
         : serviceSpiffeId(this.#o.trustDomain, svc),
     };
@@ -313,7 +330,11 @@ export class MeshRouter implements Router {
       const asked = this.#askedCapabilities(head);
       if (asked !== null) return asked instanceof ProxyError ? asked : asked.decide(head);
       const d = this.#outbound.get(svc) ?? this.#onDemand(svc);
-      if (d instanceof ProxyError) return d;
+      if (d instanceof ProxyError) {
+        // Not a mesh service: an ExternalService's host or name, or refused per `egress`.
+        const authority = absoluteFormHost(head.target) ?? head.host ?? "";
+        return this.#haveCatalog ? this.#egress.byHost(svc, authority, head, this.#o.source, d) : d;
+      }
       return d.decide(head);
     }
     const u = this.#upstreams.get(name);
@@ -322,6 +343,8 @@ export class MeshRouter implements Router {
     if (asked !== null) {
       return asked instanceof ProxyError ? asked : asked.decide(head, u.source);
     }
+    const ext = this.#egress.size > 0 ? this.#egress.named(u.d.service) : undefined;
+    if (ext !== undefined) return this.#egress.decide(ext, head, u.source ?? this.#o.source);
     return u.d.decide(head, u.source);
   }
 
@@ -364,6 +387,8 @@ export class MeshRouter implements Router {
   routeTcp(listener: ListenerInfo): RouteDecision | ProxyError {
     const u = this.#upstreams.get(listener.name);
     if (u === undefined) return new ProxyError(404, "no_route", `no route for ${listener.name}`);
+    const refused = this.#egress.size > 0 ? this.#egress.refuseTcp(u.d.service) : null;
+    if (refused !== null) return refused;
     const d = u.d.decideTcp();
     const rec = this.#o.recorder;
     if (rec === undefined || d instanceof ProxyError) return d;
