@@ -259,6 +259,7 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
       inbound: a.inbound,
       http_proxy: a.httpProxy,
       upstreams: Object.entries(a.upstreams).map(([s, addr]) => `${s}=${addr}`).join(","),
+      ...(a.ingress.length > 0 ? { ingress: a.ingress.join(",") } : {}),
     });
     /**
      * Obtains certificates for local services added by a reload (stored ones, else enrolled

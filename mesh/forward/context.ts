@@ -65,6 +65,11 @@ export interface ForwarderOptions {
   upgradedIdleMs?: number;
   /** Clock of the upgraded idle timeout, in ms (tests). @default performance.now */
   idleClock?: () => number;
+  /**
+   * Admits each accepted connection (an ingress listener's per-address cap): null closes it at
+   * once, else what it returns is called when the connection ends. @default admits all
+   */
+  admit?: ((conn: Deno.Conn) => (() => void) | null) | null;
 }
 
 /** Counters for tests and metrics. */
@@ -123,6 +128,7 @@ export function withDefaults(opts: ForwarderOptions): Required<Omit<ForwarderOpt
     callerHeader: false,
     upgradedIdleMs: DEFAULT_TCP_IDLE_TIMEOUT_MS,
     idleClock: () => performance.now(),
+    admit: null,
     ...rest,
   };
 }
