@@ -1,0 +1,229 @@
+/**
+ * Hostile internet input against the gateway's ingress listeners, over raw sockets with real
+ * processes: smuggling shapes, malformed and oversized heads, oversized bodies, slow heads and
+ * handshakes, and too many connections from one address. Each is refused cleanly (an error
+ * status and a closed connection, or a closed connection), reaches no app, and the gateway
+ * keeps serving.
+ * @module
+ */
+import { assert, assertEquals, assertMatch } from "../assert.ts";
+import { createJoinToken } from "../skein_cli.ts";
+import {
+  type ProxyHandle,
+  rawGet,
+  startControl,
+  startProxy,
+  waitEligible,
+  waitFor,
+} from "./helpers.ts";
+import { makeCert } from "./ingress_pki.ts";
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function split(addr: string): { hostname: string; port: number } {
+  const i = addr.lastIndexOf(":");
+  return { hostname: addr.slice(0, i), port: Number(addr.slice(i + 1)) };
+}
+
+/** Reads until the server closes (or resets) the connection; bounded by `timeoutMs`. */
+async function readToEnd(c: Deno.Conn, timeoutMs = 20_000): Promise<string> {
+  const chunks: string[] = [];
+  const buf = new Uint8Array(64 * 1024);
+  const timer = setTimeout(() => c.close(), timeoutMs);
+  try {
+    while (true) {
+      const n = await c.read(buf);
+      if (n === null) break;
+      chunks.push(dec.decode(buf.subarray(0, n)));
+    }
+  } catch (e) {
+    if (e instanceof Deno.errors.BadResource) throw new Error(`still open after ${timeoutMs}ms`);
+    // Reset by the server: also an end.
+  } finally {
+    clearTimeout(timer);
+  }
+  return chunks.join("");
+}
+
+/** Sends `text` on a new connection and returns everything the server sends until it closes. */
+async function exchange(addr: string, text: string): Promise<string> {
+  const c = await Deno.connect(split(addr));
+  try {
+    await c.write(enc.encode(text));
+    return await readToEnd(c);
+  } finally {
+    try {
+      c.close();
+    } catch {
+      // Closed already.
+    }
+  }
+}
+
+Deno.test("the ingress listener refuses hostile input cleanly and keeps serving", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "skein-ingress-hostile-" });
+  const cp = await startControl(dir);
+  const seen: string[] = [];
+  const app = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
+    const u = new URL(req.url);
+    if (u.pathname !== "/healthz") seen.push(`${req.method} ${u.pathname}`);
+    await req.body?.cancel();
+    return new Response("frontend");
+  });
+  const proxies: ProxyHandle[] = [];
+  try {
+    const cert = await makeCert(dir, "shop", ["shop.example.com"]);
+    proxies.push(
+      await startProxy(dir, {
+        node: "vm-web",
+        control: [cp.url],
+        workers: 1,
+        services: [{ name: "frontend", port: app.addr.port }],
+      }),
+    );
+    await Deno.writeTextFile(
+      `${dir}/gw.token`,
+      await createGatewayToken(cp.url, cp.token, "edge"),
+    );
+    const limits = {
+      max_connections_per_address: 4,
+      max_body_bytes: "1KiB",
+      max_header_bytes: "4KiB",
+      header_read_timeout: "1s",
+    };
+    const gw = await startProxy(dir, {
+      node: "gw",
+      control: [cp.url],
+      token_file: `${dir}/gw.token`,
+      gateway: "edge",
+      workers: 1,
+      ingress: [
+        { listen: "127.0.0.1:0", routes: [{ service: "frontend" }], limits },
+        {
+          listen: "127.0.0.1:0",
+          tls: { cert_file: cert.cert, key_file: cert.key },
+          routes: [{ service: "frontend" }],
+          limits,
+        },
+      ],
+    });
+    proxies.push(gw);
+    const [plain, secure] = gw.ingress as [string, string];
+    await waitEligible(gw, "frontend", 1);
+    assertEquals((await rawGet(plain, "shop.example.com")).body, "frontend");
+    seen.length = 0;
+
+    const refused: [string, string, RegExp][] = [
+      [
+        "Content-Length with Transfer-Encoding",
+        "POST / HTTP/1.1\r\nHost: shop\r\nContent-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: shop\r\n\r\n",
+        /^HTTP\/1\.1 400 /,
+      ],
+      [
+        "two different Content-Lengths",
+        "POST / HTTP/1.1\r\nHost: shop\r\nContent-Length: 5\r\nContent-Length: 40\r\n\r\nhello",
+        /^HTTP\/1\.1 400 /,
+      ],
+      [
+        "an obs-folded header",
+        "GET / HTTP/1.1\r\nHost: shop\r\nX-A: a\r\n b\r\n\r\n",
+        /^HTTP\/1\.1 400 /,
+      ],
+      [
+        "a malformed request line",
+        "GET /  HTTP/1.1 x\r\nHost: shop\r\n\r\n",
+        /^HTTP\/1\.1 400 /,
+      ],
+      [
+        "a head over max_header_bytes",
+        `GET / HTTP/1.1\r\nHost: shop\r\nX-Big: ${"a".repeat(5000)}\r\n\r\n`,
+        /^HTTP\/1\.1 431 /,
+      ],
+      [
+        "a Content-Length over max_body_bytes",
+        `POST / HTTP/1.1\r\nHost: shop\r\nContent-Length: 2048\r\n\r\n${"a".repeat(2048)}`,
+        /^HTTP\/1\.1 413 /,
+      ],
+      [
+        "a Transfer-Encoding other than chunked",
+        "POST / HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: gzip\r\n\r\nxyz",
+        /^HTTP\/1\.1 (400|501) /,
+      ],
+    ];
+    for (const [what, text, status] of refused) {
+      const got = await exchange(plain, text);
+      assertMatch(got, status, `${what}: ${got.slice(0, 200)}`);
+      assertMatch(got, /x-skein-error: bad_request/i, what);
+      // One answer, then the connection is closed: nothing after it is read as a request.
+      assertEquals(got.match(/HTTP\/1\.1 /g)?.length, 1, `${what}: ${got}`);
+    }
+    assertEquals(seen, [], "no refused request reached the app");
+
+    // A bad chunk size or a chunked body over the limit ends the exchange; the app never
+    // sees a complete request from it, and no second request rides on the connection.
+    for (
+      const body of [
+        "zz\r\nhello\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: shop\r\n\r\n",
+        `400\r\n${"a".repeat(1024)}\r\n400\r\n${"a".repeat(1024)}\r\n0\r\n\r\n`,
+      ]
+    ) {
+      const got = await exchange(
+        plain,
+        `POST /chunked HTTP/1.1\r\nHost: shop\r\nTransfer-Encoding: chunked\r\n\r\n${body}`,
+      );
+      assert(!/HTTP\/1\.1 200/.test(got), got.slice(0, 200));
+      assert(!seen.includes("GET /smuggled"), "a smuggled request reached the app");
+    }
+
+    // Slowloris: a head that never ends is cut at header_read_timeout.
+    const slow = await Deno.connect(split(plain));
+    await slow.write(enc.encode("GET / HTTP/1.1\r\nHost: shop\r\nX-Slow: 1\r\n"));
+    const slowGot = await readToEnd(slow);
+    slow.close();
+    assert(!/HTTP\/1\.1 200/.test(slowGot), slowGot);
+    // A TLS client that never finishes its handshake is cut the same way.
+    const silentTls = await Deno.connect(split(secure));
+    await readToEnd(silentTls);
+    silentTls.close();
+
+    // Per-address cap: four silent connections are held, the fifth is closed at once.
+    const held: Deno.Conn[] = [];
+    for (let i = 0; i < 4; i++) held.push(await Deno.connect(split(plain)));
+    // The listener accepts them in order; the next one over the cap ends with nothing sent.
+    await waitFor("the fifth connection to be refused", async () => {
+      const extra = await Deno.connect(split(plain));
+      const got = await readToEnd(extra, 5_000).catch(() => "open");
+      try {
+        extra.close();
+      } catch {
+        // Closed by the server.
+      }
+      return got === "";
+    });
+    for (const c of held) c.close();
+    // Slots come back when connections end: the same address is served again.
+    await waitFor(
+      "the address to be served again",
+      async () => (await rawGet(plain, "shop.example.com")).body === "frontend",
+    );
+    // The TLS listener counts handshakes too: five silent TCP connections, the fifth refused.
+    const heldTls: Deno.Conn[] = [];
+    for (let i = 0; i < 4; i++) heldTls.push(await Deno.connect(split(secure)));
+    const fifth = await Deno.connect(split(secure));
+    assertEquals(await readToEnd(fifth, 5_000), "");
+    fifth.close();
+    for (const c of heldTls) c.close();
+    assertEquals((await rawGet(plain, "shop.example.com")).body, "frontend");
+  } finally {
+    for (const p of proxies.reverse()) await p.child.stop();
+    await app.shutdown();
+    await cp.child.stop();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
+
+/** A gateway join token through the real CLI. */
+async function createGatewayToken(url: string, admin: string, name: string): Promise<string> {
+  return await createJoinToken(url, admin, name, "1h", "gateway");
+}
