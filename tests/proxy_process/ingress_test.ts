@@ -11,6 +11,7 @@ import { runSkein } from "../skein_cli.ts";
 import { sharedSeed } from "../tls_fixture.ts";
 import {
   applyResources,
+  metricsText,
   type ProxyHandle,
   startApp,
   startControl,
@@ -121,6 +122,7 @@ Deno.test("an outside client reaches mesh services through the gateway over TLS,
       control: [cp.url],
       token_file: `${dir}/gw.token`,
       gateway: "edge",
+      access_log: { path: `${dir}/gw-access.log` },
       ingress: [
         {
           listen: "127.0.0.1:0",
@@ -177,6 +179,20 @@ Deno.test("an outside client reaches mesh services through the gateway over TLS,
     ]);
     assertEquals(none.status, 404);
     assertMatch(none.headers, /x-skein-error: no_route/);
+
+    // Behind the listener it is the ordinary outbound path: the access log and the metrics
+    // record the call as the gateway's.
+    await waitFor(
+      "the gateway's access log line",
+      async () =>
+        (await Deno.readTextFile(`${dir}/gw-access.log`).catch(() => "")).includes(
+          '"caller":"gateway/edge","destination":"api"',
+        ),
+    );
+    assertMatch(
+      await metricsText(gw),
+      /skein_requests_total\{source="gateway\/edge",destination="frontend",route="default",status_class="2xx"\} [1-9]/,
+    );
 
     // Authorization names the gateway like any caller: frontend allows it, api does not.
     await applyResources(cp.url, [
