@@ -7,7 +7,8 @@
  * @module
  */
 import { assert, assertEquals, assertMatch } from "../assert.ts";
-import { createJoinToken } from "../skein_cli.ts";
+import { createJoinToken, runSkein } from "../skein_cli.ts";
+import { sharedSeed } from "../tls_fixture.ts";
 import {
   type ProxyHandle,
   rawGet,
@@ -215,6 +216,33 @@ Deno.test("the ingress listener refuses hostile input cleanly and keeps serving"
     fifth.close();
     for (const c of heldTls) c.close();
     assertEquals((await rawGet(plain, "shop.example.com")).body, "frontend");
+
+    // A listener whose certificate cannot be used does not start, and says which file.
+    await Deno.writeTextFile(
+      `${dir}/gw2.token`,
+      await createGatewayToken(cp.url, cp.token, "edge2"),
+    );
+    await Deno.writeTextFile(
+      `${dir}/gw2.yaml`,
+      JSON.stringify({
+        node: "gw2",
+        control: [cp.url],
+        ca_file: (await sharedSeed()).certFile,
+        token_file: `${dir}/gw2.token`,
+        data_dir: `${dir}/gw2-data`,
+        admin: "127.0.0.1:0",
+        inbound: "127.0.0.1:0",
+        gateway: "edge2",
+        ingress: [{
+          listen: "127.0.0.1:0",
+          tls: { cert_file: `${dir}/missing.pem`, key_file: cert.key },
+          routes: [{ service: "frontend" }],
+        }],
+      }),
+    );
+    const bad = await runSkein(["proxy", "--config", `${dir}/gw2.yaml`]);
+    assertEquals(bad.code, 1, bad.stderr);
+    assertMatch(bad.stderr, /proxy failed to start.*missing\.pem/);
   } finally {
     for (const p of proxies.reverse()) await p.child.stop();
     await app.shutdown();
