@@ -6,6 +6,7 @@
  * keeps serving.
  * @module
  */
+import tls from "node:tls";
 import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { createJoinToken, runSkein } from "../skein_cli.ts";
 import { sharedSeed } from "../tls_fixture.ts";
@@ -217,6 +218,15 @@ Deno.test("the ingress listener refuses hostile input cleanly and keeps serving"
     for (const c of heldTls) c.close();
     assertEquals((await rawGet(plain, "shop.example.com")).body, "frontend");
 
+    // A finished handshake is not cut by the handshake timeout: a TLS client that waits past
+    // header_read_timeout before its first request is served.
+    assertMatch(await tlsGet(secure, 2_500), /^HTTP\/1\.1 200 [\s\S]*frontend$/);
+    // TLS connections give their address's slots back when they close: more than the cap, one
+    // after another, are all served.
+    for (let i = 0; i < 10; i++) {
+      assertMatch(await tlsGet(secure, 0), /^HTTP\/1\.1 200 /, `TLS connection ${i + 1}`);
+    }
+
     // A listener whose certificate cannot be used does not start, and says which file.
     await Deno.writeTextFile(
       `${dir}/gw2.token`,
@@ -250,6 +260,31 @@ Deno.test("the ingress listener refuses hostile input cleanly and keeps serving"
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });
+
+/**
+ * One GET over a new TLS connection (SNI shop.example.com; the self-signed test certificate is
+ * not checked), sent `waitMs` after the handshake; everything until the server closes.
+ */
+function tlsGet(addr: string, waitMs: number): Promise<string> {
+  const { hostname, port } = split(addr);
+  return new Promise((resolve, reject) => {
+    const chunks: string[] = [];
+    const s = tls.connect({
+      host: hostname,
+      port,
+      servername: "shop.example.com",
+      rejectUnauthorized: false,
+    }, () => {
+      setTimeout(
+        () => s.write("GET / HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n"),
+        waitMs,
+      );
+    });
+    s.on("data", (c: Uint8Array) => chunks.push(dec.decode(c)));
+    s.on("error", reject);
+    s.on("close", () => resolve(chunks.join("")));
+  });
+}
 
 /** A gateway join token through the real CLI. */
 async function createGatewayToken(url: string, admin: string, name: string): Promise<string> {
