@@ -15,6 +15,7 @@
  * reported, with CPU per request of each pair's two processes from /proc.
  *
  * `deno run -A bench/ingress_bench.ts [--duration 10] [--rounds 3] [--workers N]`;
+ * `SKEIN_BENCH_PROFILE_DIR=dir` writes a V8 CPU profile of each skein proxy to `dir`;
  * `runIngressBench()` for bench/run.ts (`deno task bench ingress`).
  * @module
  */
@@ -209,7 +210,12 @@ export async function runIngressBench(opts: IngressBenchOptions = {}): Promise<I
         }],
       }),
     );
-    const arg = (cfg: string) => skeinArgs(["proxy", "--config", cfg, "--log-level", "error"]);
+    // SKEIN_BENCH_PROFILE_DIR=dir writes a V8 CPU profile of each skein proxy there on exit.
+    const profDir = Deno.env.get("SKEIN_BENCH_PROFILE_DIR");
+    const arg = (cfg: string) => {
+      const a = skeinArgs(["proxy", "--config", cfg, "--log-level", "error"]);
+      return profDir ? [a[0]!, "--cpu-prof", `--cpu-prof-dir=${profDir}`, ...a.slice(1)] : a;
+    };
     const pxApp = spawn(Deno.execPath(), arg(`${tmp}/px-app.yaml`));
     await waitPort(inPort, "skein app proxy");
     const gw = spawn(Deno.execPath(), arg(`${tmp}/gw.yaml`));
