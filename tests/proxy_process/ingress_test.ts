@@ -194,6 +194,23 @@ Deno.test("an outside client reaches mesh services through the gateway over TLS,
       /skein_requests_total\{source="gateway\/edge",destination="frontend",route="default",status_class="2xx"\} [1-9]/,
     );
 
+    // The routed service's Route applies as for any caller: here a fault on one path.
+    await applyResources(cp.url, [{
+      kind: "Route",
+      service: "frontend",
+      rules: [{
+        match: { path_prefix: "/teapot" },
+        backends: [{ weight: 100 }],
+        fault: { abort: { percent: 100, status: 418 } },
+      }, { backends: [{ weight: 100 }] }],
+    }]);
+    await waitFor(
+      "the Route's fault through the gateway",
+      async () => (await curl([...pin, `${shopUrl}/teapot`])).status === 418,
+    );
+    assertMatch((await curl([...pin, `${shopUrl}/teapot`])).headers, /x-skein-error: fault_abort/);
+    assertEquals((await curl([...pin, `${shopUrl}/`])).body, "frontend");
+
     // Authorization names the gateway like any caller: frontend allows it, api does not.
     await applyResources(cp.url, [
       {
