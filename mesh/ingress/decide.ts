@@ -5,7 +5,7 @@
  * @module
  */
 import { ProxyError } from "../forward/mod.ts";
-import type { RequestHead } from "../http1/mod.ts";
+import { markHopByHop, type RequestHead } from "../http1/mod.ts";
 import { IngressRoutes, normalizeHost } from "./routes.ts";
 
 /** Listener name prefix of ingress listeners (`ingress:0`, `ingress:1`, ...). */
@@ -34,6 +34,8 @@ export class IngressTable {
 
   /** The service `head` goes to, or the local answer. */
   decide(head: RequestHead): string | ProxyError {
+    // The listener states the scheme itself (its `clientLines`): a client's claim is dropped.
+    markHopByHop(head, "x-forwarded-proto");
     const t = splitTarget(head.target, head.host);
     if (t === null) {
       return new ProxyError(400, "bad_request", "expected an origin-form or absolute-form target");

@@ -1,10 +1,14 @@
 import { assert, assertEquals } from "../../tests/assert.ts";
 import { ProxyError } from "../forward/mod.ts";
-import type { RequestHead } from "../http1/mod.ts";
+import { DEFAULT_HEAD_LIMITS, parseRequestHead, type RequestHead } from "../http1/mod.ts";
 import { IngressTable, splitTarget } from "./decide.ts";
 
 function head(target: string, host: string | null): RequestHead {
-  return { target, host } as RequestHead;
+  const raw = new TextEncoder().encode(
+    `GET ${target} HTTP/1.1\r\n${host === null ? "" : `host: ${host}\r\n`}` +
+      "x-forwarded-proto: https\r\n\r\n",
+  );
+  return parseRequestHead(raw, 0, raw.length, DEFAULT_HEAD_LIMITS);
 }
 
 function assertInstanceOf(x: unknown, cls: typeof ProxyError): asserts x is ProxyError {
@@ -26,6 +30,13 @@ Deno.test("IngressTable.decide() routes, or answers 404 no_route and 400 for unr
     assertInstanceOf(bad, ProxyError);
     assertEquals(bad.status, 400);
   }
+});
+
+Deno.test("IngressTable.decide() drops a client's x-forwarded-proto (the listener sets its own)", () => {
+  const t = new IngressTable({ routes: [{ path_prefix: "/", service: "web" }] });
+  const h = head("/", "shop.example.com");
+  assertEquals(t.decide(h), "web");
+  assertEquals(h.hop[h.names.indexOf("x-forwarded-proto")], true);
 });
 
 Deno.test("IngressTable.decide() on a redirect_https listener answers 308 with the https URL", () => {

@@ -67,8 +67,12 @@ Deno.test("the ingress listener refuses hostile input cleanly and keeps serving"
   const dir = await Deno.makeTempDir({ prefix: "skein-ingress-hostile-" });
   const cp = await startControl(dir);
   const seen: string[] = [];
+  const whoami: string[] = [];
   const app = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen: () => {} }, async (req) => {
     const u = new URL(req.url);
+    if (u.pathname === "/whoami") {
+      whoami.push(`${req.headers.get("x-forwarded-proto")}|${req.headers.get("x-skein-caller")}`);
+    }
     if (u.pathname !== "/healthz") seen.push(`${req.method} ${u.pathname}`);
     await req.body?.cancel();
     return new Response("frontend");
@@ -114,6 +118,16 @@ Deno.test("the ingress listener refuses hostile input cleanly and keeps serving"
     const [plain, secure] = gw.ingress as [string, string];
     await waitEligible(gw, "frontend", 1);
     assertEquals((await rawGet(plain, "shop.example.com")).body, "frontend");
+    // The app learns the scheme from the listener and the caller from the mesh hop, whatever
+    // the client claims in those headers.
+    const claims = "X-Forwarded-Proto: https\r\nX-Skein-Caller: spiffe://skein.local/svc/admin\r\n";
+    await exchange(
+      plain,
+      `GET /whoami HTTP/1.1\r\nHost: shop\r\n${claims}Connection: close\r\n\r\n`,
+    );
+    await tlsGet(secure, 0, "/whoami", claims.replace("https", "http"));
+    const gwId = "spiffe://skein.local/gateway/edge";
+    assertEquals(whoami, [`http|${gwId}`, `https|${gwId}`]);
     seen.length = 0;
 
     const refused: [string, string, RegExp][] = [
@@ -265,7 +279,7 @@ Deno.test("the ingress listener refuses hostile input cleanly and keeps serving"
  * One GET over a new TLS connection (SNI shop.example.com; the self-signed test certificate is
  * not checked), sent `waitMs` after the handshake; everything until the server closes.
  */
-function tlsGet(addr: string, waitMs: number): Promise<string> {
+function tlsGet(addr: string, waitMs: number, path = "/", lines = ""): Promise<string> {
   const { hostname, port } = split(addr);
   return new Promise((resolve, reject) => {
     const chunks: string[] = [];
@@ -276,7 +290,7 @@ function tlsGet(addr: string, waitMs: number): Promise<string> {
       rejectUnauthorized: false,
     }, () => {
       setTimeout(
-        () => s.write("GET / HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n"),
+        () => s.write(`GET ${path} HTTP/1.1\r\nHost: shop\r\n${lines}Connection: close\r\n\r\n`),
         waitMs,
       );
     });
