@@ -76,10 +76,21 @@ export async function bindIngress(
       }
     }
   } catch (e) {
-    for (const b of out) b.listener.close();
+    closeIngress(out);
     throw new Error(`ingress listener ${out.length}: ${(e as Error).message}`);
   }
   return out;
+}
+
+/** Closes bound listeners (a start that failed after binding them); twice is harmless. */
+export function closeIngress(bound: readonly IngressBinding[]): void {
+  for (const b of bound) {
+    try {
+      b.listener.close();
+    } catch {
+      // Closed already (by its forwarder's cleanup).
+    }
+  }
 }
 
 /** `log` with its info and error events lowered to debug. */

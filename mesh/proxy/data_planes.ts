@@ -17,7 +17,7 @@ import {
 } from "./data_plane.ts";
 import { listenMtls, type MeshTls, MeshTlsState, type MeshTrust } from "../tls/mod.ts";
 import { SharedLimits } from "../resilience/shared_limits.ts";
-import { bindIngress } from "../ingress/mod.ts";
+import { bindIngress, closeIngress } from "../ingress/mod.ts";
 import type { DataPlaneChange, DataPlaneChangeResult } from "./plane_change.ts";
 
 /** The data planes of one proxy. */
@@ -106,7 +106,7 @@ export class LocalDataPlanes implements DataPlanes {
         throw e;
       }
     } catch (e) {
-      for (const b of ingressListeners) b.listener.close();
+      closeIngress(ingressListeners);
       throw e;
     }
   }

@@ -17,7 +17,7 @@ import type { LogFields, Logger, LogLevel } from "../../common/log.ts";
 import { DataPlane } from "./data_plane.ts";
 import { notStartedResult } from "./plane_change.ts";
 import { listenMtls, MeshTlsState } from "../tls/mod.ts";
-import { bindIngress, type IngressBinding } from "../ingress/mod.ts";
+import { bindIngress, closeIngress, type IngressBinding } from "../ingress/mod.ts";
 import { SharedLimits } from "../resilience/shared_limits.ts";
 import { SessionBalance } from "../mux/session_balance.ts";
 import type { ToMain, ToWorker } from "./worker_protocol.ts";
@@ -88,7 +88,7 @@ function _serve(scope: _WorkerScope): void {
       scope.postMessage({ type: "started", ports: plane.ports });
     } catch (err) {
       inbound?.close();
-      for (const b of ingress) b.listener.close();
+      closeIngress(ingress);
       scope.postMessage({ type: "failed", message: (err as Error).message ?? String(err) });
     }
   };
