@@ -14,3 +14,4 @@ export * from "./listen.ts";
 export * from "./routes.ts";
 export * from "./sni.ts";
 export * from "./tls_listen.ts";
+export * from "./metrics.ts";

@@ -42,7 +42,7 @@ import {
   MuxConnector,
   type MuxConnectorStats,
 } from "../mux/connector.ts";
-import { type IngressBinding, startIngress } from "../ingress/mod.ts";
+import { type IngressBinding, registerIngressMetrics, startIngress } from "../ingress/mod.ts";
 
 /** How often periodic policy work (outlier detection) runs, in ms. */
 export const TICK_INTERVAL_MS = 250;
@@ -454,6 +454,7 @@ export class DataPlane {
         listeners.push(f);
       }
       if (ingress.length > 0) ports.ingress = ingress.map((f) => f.addr.port);
+      registerIngressMetrics(metrics.registry, opts.ingressListeners ?? [], ingress);
       return new DataPlane({
         ports,
         router,

@@ -11,6 +11,7 @@ import { assert, assertEquals, assertMatch } from "../assert.ts";
 import { createJoinToken, runSkein } from "../skein_cli.ts";
 import { sharedSeed } from "../tls_fixture.ts";
 import {
+  metricsText,
   type ProxyHandle,
   rawGet,
   startControl,
@@ -230,6 +231,10 @@ Deno.test("the ingress listener refuses hostile input cleanly and keeps serving"
     assertEquals(await readToEnd(fifth, 5_000), "");
     fifth.close();
     for (const c of heldTls) c.close();
+    // Both refusals are counted per listener, for the operator to see the flood.
+    const m = await metricsText(gw);
+    assertMatch(m, /skein_ingress_connections_refused_total\{listener="ingress:0"\} [1-9]/);
+    assertMatch(m, /skein_ingress_connections_refused_total\{listener="ingress:1"\} [1-9]/);
     assertEquals((await rawGet(plain, "shop.example.com")).body, "frontend");
 
     // A finished handshake is not cut by the handshake timeout: a TLS client that waits past
