@@ -40,7 +40,7 @@ export const IngressTls = z.strictObject({
   certificates: z.array(IngressCertificate).min(1).max(MAX_INGRESS_CERTIFICATES).optional(),
   /**
    * How often the files' modification times are checked, so a replaced certificate is served
-   * without a restart.
+   * without a restart; "0" never checks.
    * @default 2s
    */
   reload_interval: duration.default(2000),
