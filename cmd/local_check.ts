@@ -9,6 +9,7 @@ import { ControlConfig, formatHostPort, ProxyConfig } from "../config/mod.ts";
 import { ControlHttp, readCaBundle } from "../common/tls/control_https.ts";
 import { type CommandIo, EXIT } from "./cli/io.ts";
 import { loadModeConfig } from "./load_config.ts";
+import { type CertFiles, loadCert } from "../mesh/ingress/mod.ts";
 
 /** How long each reachability probe may take, in ms. */
 export const LOCAL_CHECK_TIMEOUT_MS = 3_000;
@@ -43,6 +44,23 @@ async function _readable(label: string, path: string, secret: boolean): Promise<
       fix: e instanceof Deno.errors.NotFound
         ? `create it (or point ${label} at the right file)`
         : `give the user that runs skein read access to ${path}`,
+    };
+  }
+}
+
+/** Whether an ingress certificate and key can be served (read, parsed, matching). */
+async function _ingressCert(i: number, c: CertFiles): Promise<LocalFinding> {
+  try {
+    const got = await loadCert(c);
+    return {
+      ok: true,
+      what: `ingress[${i}] certificate ${c.cert_file} (${got.subject}, until ${got.notAfter})`,
+    };
+  } catch (e) {
+    return {
+      ok: false,
+      what: `ingress[${i}] certificate cannot be served: ${(e as Error).message}`,
+      fix: "point cert_file and key_file at a PEM certificate and its own key",
     };
   }
 }
@@ -138,6 +156,10 @@ export async function checkProxyLocally(
   out.push(_portFree("inbound", cfg.inbound.hostname, cfg.inbound.port));
   if (cfg.http_proxy) {
     out.push(_portFree("http_proxy", cfg.http_proxy.hostname, cfg.http_proxy.port));
+  }
+  for (const [i, l] of cfg.ingress.entries()) {
+    out.push(_portFree(`ingress[${i}]`, l.listen.hostname, l.listen.port));
+    for (const c of l.tls?.certificates ?? []) out.push(await _ingressCert(i, c));
   }
   for (const u of cfg.upstreams) {
     out.push(_portFree(`upstream ${u.service ?? "listener"}`, u.listen.hostname, u.listen.port));

@@ -23,7 +23,14 @@ import {
   signCsr,
   trustBundle,
 } from "../ca/mod.ts";
-import { bearerToken, isJoinTokenSecret, type Principal, redeem } from "../auth/mod.ts";
+import {
+  bearerToken,
+  isJoinTokenSecret,
+  joinTokenIdentity,
+  type Principal,
+  redeem,
+} from "../auth/mod.ts";
+import { parseSpiffeId } from "../../common/tls/mod.ts";
 import type { ApiCore } from "./api_core.ts";
 import type { ApiEnv } from "./api_env.ts";
 import { parseJsonBody, readBodyBytes } from "./body.ts";
@@ -170,7 +177,7 @@ export function caRoutes(k: ApiCore, leafTtlMs: number): Hono<ApiEnv> {
     }
     const signed = await _sign(ca, {
       csrPem: req.csr,
-      identity: { kind: "service", service: check.record.service },
+      identity: joinTokenIdentity(check.record),
       now,
       ttlMs: leafTtlMs,
     });
@@ -206,11 +213,12 @@ export function caRoutes(k: ApiCore, leafTtlMs: number): Hono<ApiEnv> {
         `${p.spiffeId} is not of trust domain ${ca.trustDomain}`,
       );
     }
+    // The certificate's own id decides (a gateway's proxy principal is `gateway/<name>`).
+    const held = parseSpiffeId(p.spiffeId);
+    if (held === null) throw new ApiError(403, "forbidden", `${p.spiffeId} is no mesh identity`);
     const signed = await _sign(ca, {
       csrPem,
-      identity: p.kind === "proxy"
-        ? { kind: "service", service: p.service }
-        : { kind: "control", node: p.node },
+      identity: held,
       now: clock(),
       ttlMs: leafTtlMs,
     });

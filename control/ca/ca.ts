@@ -11,6 +11,7 @@ import {
   exportPrivateKeyPem,
   generateEcKeyPair,
   type Identity,
+  identityName,
   importPrivateKeyPem,
   isTrustDomain,
   parseSpiffeId,
@@ -536,7 +537,7 @@ function _activeRoot(state: CaState): CaRoot {
 }
 
 function _identityName(id: Identity): string {
-  return id.kind === "service" ? id.service : id.node;
+  return identityName(id);
 }
 
 function _identityUri(state: CaState, id: Identity): string {

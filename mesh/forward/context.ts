@@ -65,6 +65,17 @@ export interface ForwarderOptions {
   upgradedIdleMs?: number;
   /** Clock of the upgraded idle timeout, in ms (tests). @default performance.now */
   idleClock?: () => number;
+  /**
+   * Admits each accepted connection (an ingress listener's per-address cap): null closes it at
+   * once, else what it returns is called when the connection ends. @default admits all
+   */
+  admit?: ((conn: Deno.Conn) => (() => void) | null) | null;
+  /**
+   * Pre-encoded lines added to every request this listener forwards (an ingress listener's
+   * `x-forwarded-proto`); as on the inbound, the identity fields a client could forge are
+   * dropped first. Not with `callerHeader`. @default none
+   */
+  clientLines?: string | null;
 }
 
 /** Counters for tests and metrics. */
@@ -123,6 +134,8 @@ export function withDefaults(opts: ForwarderOptions): Required<Omit<ForwarderOpt
     callerHeader: false,
     upgradedIdleMs: DEFAULT_TCP_IDLE_TIMEOUT_MS,
     idleClock: () => performance.now(),
+    admit: null,
+    clientLines: null,
     ...rest,
   };
 }

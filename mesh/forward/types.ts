@@ -134,7 +134,8 @@ export type ProxyErrorCause =
   | "upstream_connect_failure"
   | "upstream_reset"
   | "upstream_timeout"
-  | "bad_upstream_response";
+  | "bad_upstream_response"
+  | "https_redirect";
 
 /** A decision to answer locally instead of forwarding; the router may return one. */
 export class ProxyError extends Error {

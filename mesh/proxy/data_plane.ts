@@ -43,6 +43,7 @@ import {
   MuxConnector,
   type MuxConnectorStats,
 } from "../mux/connector.ts";
+import { type IngressBinding, registerIngressMetrics, startIngress } from "../ingress/mod.ts";
 
 /** How often periodic policy work (outlier detection) runs, in ms. */
 export const TICK_INTERVAL_MS = 250;
@@ -55,6 +56,8 @@ export interface ListenerPorts {
   httpProxy: number | null;
   /** Upstream listener ports by {@linkcode upstreamKey} (the service, or `service@caller`). */
   upstreams: Record<string, number>;
+  /** Ingress listener ports, in `ingress` order. @default none */
+  ingress?: number[];
 }
 
 /** Options of {@linkcode DataPlane.start}. */
@@ -88,6 +91,8 @@ export interface DataPlaneOptions {
    * required with `tls`, so an identity never falls back to a plaintext inbound.
    */
   inboundListener?: Deno.Listener;
+  /** The `ingress` listeners, already bound (`bindIngress`, asynchronous like the inbound's). */
+  ingressListeners?: readonly IngressBinding[];
   /**
    * Which client pooled mTLS connections use (see `connectMtls`).
    * @default outboundTlsFromEnv(): "auto" unless SKEIN_MESH_OUTBOUND_TLS=node
@@ -212,6 +217,8 @@ export class DataPlane {
   readonly #common: _Common;
   readonly #openUpstream: (u: UpstreamConfig, port: number) => HttpForwarder | TcpProxy;
   readonly #upstreams = new Map<string, _UpstreamListener>();
+  /** The ingress listeners (their limits are their own: a reload's `limits` skip them). */
+  readonly #ingress: HttpForwarder[];
   /** Requests parsed by listeners closed since start (the counter must not go back). */
   #retiredRequests = 0;
   #drained: Promise<void> | null = null;
@@ -233,6 +240,7 @@ export class DataPlane {
     common: _Common;
     openUpstream: (u: UpstreamConfig, port: number) => HttpForwarder | TcpProxy;
     upstreams: _UpstreamListener[];
+    ingress: HttpForwarder[];
   }) {
     this.ports = parts.ports;
     this.router = parts.router;
@@ -250,6 +258,7 @@ export class DataPlane {
     this.#observe?.registerMetrics(parts.metrics.registry);
     this.#common = parts.common;
     this.#openUpstream = parts.openUpstream;
+    this.#ingress = parts.ingress;
     for (const x of parts.upstreams) this.#upstreams.set(upstreamKey(x.u), x);
     this.#ticker = setInterval(() => this.router.tick(), TICK_INTERVAL_MS);
     this.#prober = setInterval(() => this.router.probeEjected(tcpReachable), PROBE_INTERVAL_MS);
@@ -293,7 +302,8 @@ export class DataPlane {
         random: opts.random ?? Math.random,
         metrics,
         logger: log,
-        source: cfg.services[0]?.name ?? cfg.node,
+        // A gateway calls as `gateway/<name>`, its identity.
+        source: cfg.services[0]?.name ?? (cfg.gateway ? `gateway/${cfg.gateway}` : cfg.node),
         limits: opts.limits,
         workers: opts.workers ?? 1,
         upstreams: cfg.upstreams.map((u) => ({ service: u.service, caller: u.caller })),
@@ -302,6 +312,7 @@ export class DataPlane {
         trustDomain: meshTls?.trustDomain,
         egress: cfg.egress,
         ...(observe !== null ? { recorder: observe.recorder } : {}),
+        ingress: cfg.ingress ?? [],
       });
       const common: _Common = {
         node: cfg.node,
@@ -437,6 +448,16 @@ export class DataPlane {
         listeners.push(f);
         ports.httpProxy = f.addr.port;
       }
+      // Calls through the gateway present its own certificate: the default stack's.
+      const ingress = opts.ingressListeners === undefined
+        ? []
+        : startIngress(cfg.ingress, opts.ingressListeners, common, poolFor(undefined));
+      for (const f of ingress) {
+        cleanup.push(() => f.close());
+        listeners.push(f);
+      }
+      if (ingress.length > 0) ports.ingress = ingress.map((f) => f.addr.port);
+      registerIngressMetrics(metrics.registry, opts.ingressListeners ?? [], ingress);
       return new DataPlane({
         ports,
         router,
@@ -454,6 +475,7 @@ export class DataPlane {
         common,
         openUpstream,
         upstreams: upstreamListeners,
+        ingress,
       });
     } catch (e) {
       for (const c of cleanup.reverse()) {
@@ -566,6 +588,7 @@ export class DataPlane {
   #requests(): number {
     let n = this.#inbound.stats().requests + this.#retiredRequests;
     for (const f of this.#http) n += f.stats().requests;
+    for (const f of this.#ingress) n += f.stats().requests;
     return n;
   }
 

@@ -77,6 +77,8 @@ export interface ProxyAddresses {
   httpProxy: string | null;
   /** Upstream listeners by service. */
   upstreams: Record<string, string>;
+  /** Ingress listeners, in `ingress` order. */
+  ingress: string[];
 }
 
 /** A running proxy. */
@@ -184,6 +186,9 @@ export class MeshProxy {
           ? formatHostPort({ hostname: cfg.http_proxy.hostname, port: ports.httpProxy })
           : null,
         upstreams,
+        ingress: (cfg.ingress ?? []).map((l, i) =>
+          formatHostPort({ hostname: l.listen.hostname, port: ports.ingress?.[i] ?? l.listen.port })
+        ),
       };
       self = new MeshProxy(cfg, log, { planes, admin, discovery, addresses, catalog });
       if (opts.tls) {

@@ -39,6 +39,7 @@ import {
 } from "./capability.ts";
 import { sharedNowNs } from "../resilience/shared_rate.ts";
 import { EgressRoutes } from "./egress_routes.ts";
+import { ingressListenerName, IngressTable } from "../ingress/mod.ts";
 
 /** Listener name of the inbound listener. */
 export const INBOUND_LISTENER = "inbound";
@@ -89,6 +90,8 @@ export interface MeshRouterOptions extends DestinationDeps {
   recorder?: Recorder;
   /** proxy.yaml `egress`: `registered_only` refuses unknown hosts on `http_proxy`. */
   egress?: "open" | "registered_only";
+  /** The `ingress` listeners, in order: their routes or HTTPS redirect. @default none */
+  ingress?: readonly ConstructorParameters<typeof IngressTable>[0][];
 }
 
 /** Routes by listener, `Host` and the catalog. */
@@ -117,6 +120,8 @@ export class MeshRouter implements Router {
   readonly #capabilityKeys = new Map<string, string | ProxyError>();
   /** The `ExternalService` destinations (`egress_routes.ts`). */
   readonly #egress: EgressRoutes;
+  /** Ingress listener name → its routing. */
+  readonly #ingress = new Map<string, IngressTable>();
 
   /** Creates the router with the upstream and local destinations. */
   constructor(opts: MeshRouterOptions) {
@@ -140,6 +145,12 @@ export class MeshRouter implements Router {
       });
     }
     for (const l of opts.locals) this.#setLocal(l);
+    (opts.ingress ?? []).forEach((l, i) => {
+      const t = new IngressTable(l);
+      this.#ingress.set(ingressListenerName(i), t);
+      // Created with the listener, like an upstream's: ingress routes are configuration.
+      for (const svc of t.routes.services()) this.#destination(svc);
+    });
   }
 
   #setLocal(l: LocalApp): void {
@@ -338,7 +349,13 @@ export class MeshRouter implements Router {
       return d.decide(head);
     }
     const u = this.#upstreams.get(name);
-    if (u === undefined) return new ProxyError(404, "no_route", `no route for listener ${name}`);
+    if (u === undefined) {
+      const g = this.#ingress.get(name);
+      if (g === undefined) return new ProxyError(404, "no_route", `no route for listener ${name}`);
+      // By host and path; the gateway calls as its own identity (the router's source).
+      const svc = g.decide(head);
+      return svc instanceof ProxyError ? svc : this.#destination(svc).decide(head);
+    }
     const asked = this.#askedCapabilities(head);
     if (asked !== null) {
       return asked instanceof ProxyError ? asked : asked.decide(head, u.source);
@@ -518,14 +535,15 @@ export class MeshRouter implements Router {
 
 /**
  * The `source` label for a verified caller: the service name for `spiffe://<td>/svc/<name>`
- * (the label the caller's own proxy uses for itself), the whole id otherwise.
+ * and `gateway/<name>` for a gateway (the labels the caller's own proxy uses for itself), the
+ * whole id otherwise.
  */
 export function sourceLabel(spiffeId: string): string {
   // Asked once per inbound request, about a handful of callers: remember the answers.
   let label = _sourceLabels.get(spiffeId);
   if (label === undefined) {
-    const m = /^spiffe:\/\/[^/]+\/svc\/([^/]+)$/.exec(spiffeId);
-    label = m ? m[1]! : spiffeId;
+    const m = /^spiffe:\/\/[^/]+\/(svc|gateway)\/([^/]+)$/.exec(spiffeId);
+    label = m ? (m[1] === "svc" ? m[2]! : `gateway/${m[2]!}`) : spiffeId;
     if (_sourceLabels.size >= MAX_REMEMBERED_SOURCE_LABELS) _sourceLabels.clear();
     _sourceLabels.set(spiffeId, label);
   }
