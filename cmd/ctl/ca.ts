@@ -12,6 +12,8 @@ interface _CaRoot {
   id: string;
   generation: number;
   notAfter: number;
+  /** The intermediate signing in an offline root's place. */
+  intermediate?: { id: string; notAfter: number };
 }
 
 /** `skein ctl ca`. */
@@ -38,12 +40,14 @@ export const caVerb: Verb = {
     const sub = args[0] ?? "roots";
     const rootsTable = (ca: { activeRootId?: string; roots?: _CaRoot[] }) =>
       formatTable(
-        ["ROOT", "GENERATION", "ACTIVE", "NOT_AFTER"],
+        ["ROOT", "GENERATION", "ACTIVE", "NOT_AFTER", "INTERMEDIATE", "INTERMEDIATE_NOT_AFTER"],
         (ca.roots ?? []).map((r) => [
           r.id,
           String(r.generation),
           r.id === ca.activeRootId ? "yes" : "",
           new Date(r.notAfter).toISOString(),
+          r.intermediate?.id ?? "",
+          r.intermediate ? new Date(r.intermediate.notAfter).toISOString() : "",
         ]),
       );
     if (sub === "roots") {

@@ -106,10 +106,15 @@ export function caRoutes(k: ApiCore, leafTtlMs: number): Hono<ApiEnv> {
     const fwd = await k.consistentRead(c, q.stale);
     if (fwd) return fwd;
     const ca = requireCa();
+    // Public like the roots: every leaf it signs carries it in its chain.
+    const i = ca.roots.find((r) => r.id === ca.activeRootId)?.intermediate;
     return c.json({
       trust_domain: ca.trustDomain,
       active_root_id: ca.activeRootId,
       roots: trustBundle(ca),
+      intermediate: i === undefined
+        ? null
+        : { id: i.id, cert_pem: i.certPem, not_after: new Date(i.notAfter).toISOString() },
     });
   });
 
