@@ -17,17 +17,12 @@ import {
   operatorAuthorizer,
   serveApiHttps,
 } from "../control/api/mod.ts";
-import {
-  type CaState,
-  INTERMEDIATE_CERT_FILE,
-  INTERMEDIATE_KEY_FILE,
-  loadOrCreateSeedCa,
-} from "../control/ca/mod.ts";
+import { type CaState, loadOrCreateSeedCa } from "../control/ca/mod.ts";
 import { ControlIdentity } from "../control/tls/mod.ts";
 import { hashSecret } from "../control/auth/mod.ts";
 import { type CommandIo, EXIT } from "./cli/io.ts";
 import { loadModeConfig } from "./load_config.ts";
-import { dirOf } from "../common/atomic_write.ts";
+import { seedPaths } from "./seed_paths.ts";
 import { ensureBootstrapToken } from "./bootstrap_token.ts";
 import type { SpanSink } from "../common/trace/span_sink.ts";
 import { DEFAULT_SAMPLING } from "../common/trace/trace_context.ts";
@@ -66,13 +61,8 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
   let identity: ControlIdentity;
   let seedCa: CaState;
   try {
-    const seedDir = dirOf(cfg.tls.ca_cert_file);
     seedCa = await loadOrCreateSeedCa({
-      certFile: cfg.tls.ca_cert_file,
-      keyFile: cfg.tls.ca_key_file,
-      intermediateCertFile: cfg.tls.intermediate_cert_file ??
-        `${seedDir}/${INTERMEDIATE_CERT_FILE}`,
-      intermediateKeyFile: cfg.tls.intermediate_key_file ?? `${seedDir}/${INTERMEDIATE_KEY_FILE}`,
+      ...seedPaths(cfg.tls),
       trustDomain: cfg.trust_domain,
       create: cfg.peers.filter((p) => p.id !== cfg.node).length === 0 && !cfg.join,
       now: Date.now(),
