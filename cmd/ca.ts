@@ -65,6 +65,27 @@ export async function runCaCreate(opts: CaCreateOptions): Promise<number> {
 }
 
 async function _createOffline(opts: CaCreateOptions, rootDir: string): Promise<number> {
+  const real = (d: string) => Deno.realPath(d).catch(() => d.replace(/\/+$/, ""));
+  if (await real(rootDir) === await real(opts.outDir)) {
+    opts.io.stderr(
+      "skein ca create: --offline-root must be another directory than --out: the root key " +
+        "must not travel with the files the servers get\n",
+    );
+    return EXIT.usage;
+  }
+  // Every file checked before any is written, so a refusal leaves no half-made CA behind.
+  const targets = [
+    `${rootDir}/${SEED_CERT_FILE}`,
+    `${rootDir}/${SEED_KEY_FILE}`,
+    `${opts.outDir}/${SEED_CERT_FILE}`,
+    `${opts.outDir}/${INTERMEDIATE_CERT_FILE}`,
+    `${opts.outDir}/${INTERMEDIATE_KEY_FILE}`,
+  ];
+  for (const f of targets) {
+    if (await Deno.lstat(f).then(() => true, () => false)) {
+      throw new SeedCaError(f, "already exists; refusing to overwrite");
+    }
+  }
   const made = await createOfflineRootCa({ trustDomain: opts.trustDomain, now: Date.now() });
   // The root first: if the seed cannot be written, nothing has been made that a node could use.
   await writeCertAndKey(
