@@ -9,7 +9,6 @@ import {
   anchorOf,
   chainIntermediates,
   CONNECT_TIMEOUT_MS,
-  issuedBy,
   mtlsConnect,
   MtlsConnectError,
   parseSpiffeId,
@@ -103,7 +102,8 @@ function _ownIntermediates(certPem: string): X509Certificate[] {
  * is not enough), or it lacks exactly one SPIFFE id equal to `identity`, or that id is revoked.
  * The runtime shows only the peer's leaf, so a leaf from an intermediate is checked through
  * the intermediate our own chain carries (the same one, but across an intermediate rotation);
- * one from another intermediate is `_UnknownIssuer`, which node:tls then verifies in full.
+ * when ours comes through an intermediate, a leaf from another one is `_UNKNOWN_ISSUER`, which
+ * node:tls then verifies in full (it sees the chain the server sends).
  */
 function _checkNativePeer(
   conn: Deno.TlsConn,
@@ -126,9 +126,12 @@ function _checkNativePeer(
     return "server certificate does not parse";
   }
   const roots = _parsedRoots(caPem);
-  if (anchorOf(leaf, _ownIntermediates(certPem), roots) === null) {
-    if (roots.some((r) => issuedBy(leaf, r))) return "server certificate is not from the mesh CA";
-    return _UNKNOWN_ISSUER;
+  const intermediates = _ownIntermediates(certPem);
+  if (anchorOf(leaf, intermediates, roots) === null) {
+    // Only a CA that signs through intermediates can have one this proxy has not seen yet.
+    return intermediates.length > 0
+      ? _UNKNOWN_ISSUER
+      : "server certificate is not from the mesh CA";
   }
   const id = spiffeIdFromSans(leaf.subjectAltName);
   if (id === null) return "server certificate carries no single SPIFFE id";
