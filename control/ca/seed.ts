@@ -299,8 +299,8 @@ export async function writeOfflineSeed(
     throw new CaError("invalid_state", "this CA has no intermediate; use writeSeedCa");
   }
   const certFile = `${dir}/${SEED_CERT_FILE}`;
-  for (const f of [certFile]) {
-    if (await _exists(f)) throw new SeedCaError(f, "already exists; refusing to overwrite");
+  if (await _exists(certFile)) {
+    throw new SeedCaError(certFile, "already exists; refusing to overwrite");
   }
   const w = await writeCertAndKey(
     dir,
