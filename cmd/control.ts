@@ -22,6 +22,7 @@ import { ControlIdentity } from "../control/tls/mod.ts";
 import { hashSecret } from "../control/auth/mod.ts";
 import { type CommandIo, EXIT } from "./cli/io.ts";
 import { loadModeConfig } from "./load_config.ts";
+import { seedPaths } from "./seed_paths.ts";
 import { ensureBootstrapToken } from "./bootstrap_token.ts";
 import type { SpanSink } from "../common/trace/span_sink.ts";
 import { DEFAULT_SAMPLING } from "../common/trace/trace_context.ts";
@@ -61,13 +62,20 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
   let seedCa: CaState;
   try {
     seedCa = await loadOrCreateSeedCa({
-      certFile: cfg.tls.ca_cert_file,
-      keyFile: cfg.tls.ca_key_file,
+      ...seedPaths(cfg.tls),
       trustDomain: cfg.trust_domain,
       create: cfg.peers.filter((p) => p.id !== cfg.node).length === 0 && !cfg.join,
       now: Date.now(),
       logger: log,
     });
+    if (seedCa.roots[0]?.keyPem === undefined && cfg.ca.rotate_before_expiry !== undefined) {
+      // Said, not silently dropped: without the root key no node can make the next root.
+      log.warn(
+        "ca.rotate_before_expiry does not apply to an offline root: sign the next intermediate " +
+          "with `skein ca intermediate` before the current one expires",
+        { intermediate_not_after: new Date(seedCa.roots[0]!.intermediate!.notAfter).toISOString() },
+      );
+    }
     identity = await ControlIdentity.create({
       node: cfg.node,
       trustDomain: cfg.trust_domain,
@@ -280,6 +288,13 @@ function startApiTracer(
 
 /** What to do about a seed refused at start, worded for the failed check. */
 function _seedHint(error: string): string {
+  if (/intermediate/.test(error)) {
+    return "an offline-root seed is the root certificate (tls.ca_cert_file) and an intermediate " +
+      "it signed with its key (tls.intermediate_cert_file, tls.intermediate_key_file), all " +
+      "from one `skein ca create --offline-root` or `skein ca intermediate` run; a new " +
+      "intermediate is signed where the root key is kept: `skein ca intermediate --root-cert " +
+      "F --root-key F --out DIR`";
+  }
   if (/root expired at|not valid before/.test(error)) {
     return "the seed root is outside its validity by this machine's clock: check the clock " +
       "(NTP); a root that really expired needs a new CA (`skein ca create --out DIR`) on every node";

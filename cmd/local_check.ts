@@ -10,6 +10,7 @@ import { ControlHttp, readCaBundle } from "../common/tls/control_https.ts";
 import { type CommandIo, EXIT } from "./cli/io.ts";
 import { loadModeConfig } from "./load_config.ts";
 import { type CertFiles, loadCert } from "../mesh/ingress/mod.ts";
+import { type SeedPaths, seedPaths } from "./seed_paths.ts";
 
 /** How long each reachability probe may take, in ms. */
 export const LOCAL_CHECK_TIMEOUT_MS = 3_000;
@@ -63,6 +64,34 @@ async function _ingressCert(i: number, c: CertFiles): Promise<LocalFinding> {
       fix: "point cert_file and key_file at a PEM certificate and its own key",
     };
   }
+}
+
+/**
+ * The seed files: the root certificate and key, or with an offline root (an intermediate file
+ * exists) the root certificate, the intermediate pair, and no root key.
+ */
+async function _seedFindings(p: SeedPaths): Promise<LocalFinding[]> {
+  const exists = (f: string) => Deno.stat(f).then(() => true, () => false);
+  const offline = await exists(p.intermediateCertFile) || await exists(p.intermediateKeyFile);
+  if (!offline) {
+    return [
+      await _readable("tls.ca_cert_file", p.certFile, false),
+      await _readable("tls.ca_key_file", p.keyFile, true),
+    ];
+  }
+  const out = [
+    await _readable("tls.ca_cert_file", p.certFile, false),
+    await _readable("tls.intermediate_cert_file", p.intermediateCertFile, false),
+    await _readable("tls.intermediate_key_file", p.intermediateKeyFile, true),
+  ];
+  if (await exists(p.keyFile)) {
+    out.push({
+      ok: false,
+      what: `a root key ${p.keyFile} sits beside the intermediate (offline root)`,
+      fix: `move ${p.keyFile} off this machine; it is needed only to sign the next intermediate`,
+    });
+  }
+  return out;
 }
 
 /** Whether `dir` exists (or can be created) and a file can be written in it. */
@@ -214,8 +243,7 @@ export async function checkControlLocally(
       ? await _readable("bootstrap_token_file", cfg.bootstrap_token_file, true)
       : await _writableDir("bootstrap_token_file's directory", dir),
   );
-  out.push(await _readable("tls.ca_cert_file", cfg.tls.ca_cert_file, false));
-  out.push(await _readable("tls.ca_key_file", cfg.tls.ca_key_file, true));
+  out.push(...await _seedFindings(seedPaths(cfg.tls)));
   out.push(_portFree("api", cfg.api.hostname, cfg.api.port));
   out.push(_portFree("raft", cfg.raft.hostname, cfg.raft.port));
   for (const p of cfg.peers) {
