@@ -12,6 +12,7 @@ import {
   type ApiHandler,
   type ApiHttpsServer,
   type ApiLimits,
+  ApiMetrics,
   createApi,
   createMtlsFetch,
   operatorAuthorizer,
@@ -156,7 +157,10 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
     readTimeoutMs: cfg.limits.request_timeout,
     maxStaleMs: cfg.limits.max_stale,
   };
+  const metrics = new ApiMetrics();
+  metrics.connections = server.stats;
   const app = createApi(node, {
+    metrics,
     ...(tracer !== null ? { tracing: tracer.tracing } : {}),
     dashboard: new DashboardWindow(),
     version: VERSION,
