@@ -76,6 +76,22 @@ export interface ListenerInfo {
   protocol: "http" | "tcp";
 }
 
+/** Hears once how a recorded exchange ended (the record layer's access-log line). */
+export interface ExchangeRecord {
+  /**
+   * The exchange ended with `status` (0: nothing reached the client) after `tries` tries that
+   * reported, the last at `ep` ending in `last`; `bytesOut`/`bytesIn` as in `onDone`.
+   */
+  done(
+    status: number,
+    bytesOut: number,
+    bytesIn: number | undefined,
+    tries: number,
+    ep: Endpoint | null,
+    last: Outcome | null,
+  ): void;
+}
+
 /** The per-request plan a router returns; called back by the forwarder as attempts run. */
 export interface RouteDecision {
   /** The cluster (destination service) chosen; used in errors and telemetry. */
@@ -108,6 +124,12 @@ export interface RouteDecision {
    * counts the (body) bytes relayed to the client, `bytesIn` those relayed from it when known.
    */
   onDone?(status: number, bytesOut?: number, bytesIn?: number): void;
+  /**
+   * Where a decision that tracks its own tries reports the end of a recorded exchange: null
+   * while nothing records it; absent on decisions that cannot carry it, which the record
+   * layer wraps instead.
+   */
+  recording?: ExchangeRecord | null;
   /** Set when a Route mirrors this request: where its fire-and-forget copy goes. */
   mirror?: MirrorTarget;
   /** Set when a fault injection delays this request: ms to wait before the first try. */

@@ -10,6 +10,7 @@
 import {
   type ClientInfo,
   type Endpoint,
+  type ExchangeRecord,
   type ListenerInfo,
   type Outcome,
   ProxyError,
@@ -17,7 +18,7 @@ import {
 } from "../forward/types.ts";
 import { headerValue, markHopByHop, type RequestHead } from "../http1/mod.ts";
 import type { AccessLog } from "./access_log.ts";
-import { type AccessBase, causeOf } from "./access_record.ts";
+import { type AccessBase, type AccessEnd, causeOf } from "./access_record.ts";
 import type { SpanAttributes, SpanHandle, SpanSink } from "../../common/trace/span_sink.ts";
 import {
   formatTraceparent,
@@ -62,18 +63,31 @@ export interface CallInfo {
 
 /** Tells the recorder who calls whom; asked only for requests that are recorded. */
 export interface CallResolver {
-  /** The call behind request `head` routed to `d` on `listener`. */
+  /**
+   * The call behind request `head` routed to `d` on `listener`; `peerIdentity` may be left null
+   * unless `withIdentity` (only spans name it).
+   */
   callInfo(
     d: RouteDecision | ProxyError,
     head: RequestHead,
     listener: ListenerInfo,
     client: ClientInfo | undefined,
+    withIdentity?: boolean,
   ): CallInfo;
 }
 
 /** Tracing and access logging around routed requests. */
 export class Recorder {
   readonly #o: Required<RecorderOptions>;
+  /** The end fields of the line being written, reused: lines are encoded synchronously. */
+  readonly #end: AccessEnd = {
+    duration_ms: 0,
+    status: 0,
+    bytes_out: 0,
+    endpoint: null,
+    retries: 0,
+    error: null,
+  };
 
   /** Records with the given tracer and access log (either may be null). */
   constructor(opts: RecorderOptions) {
@@ -146,7 +160,13 @@ export class Recorder {
     }
     if (!sampled && o.accessLog === null) return decision;
     const startMs = o.now();
-    const call = calls.callInfo(decision, head, listener, client);
+    if (!sampled && decision.recording === null) {
+      // The usual recorded request: the decision reports its own end, no wrapper in between.
+      const call = calls.callInfo(decision, head, listener, client, false);
+      decision.recording = new _Line(head, side, call, startMs, traceId, o, this.#end);
+      return decision;
+    }
+    const call = calls.callInfo(decision, head, listener, client, true);
     let span: SpanHandle | null = null;
     let tpLine: string | null = null;
     if (sampled && o.sink !== null) {
@@ -249,6 +269,69 @@ export class Recorder {
       trace_id: traceId,
       request_id: head.recordedFields === false ? null : headerValue(head, "x-request-id"),
     };
+  }
+}
+
+/**
+ * An access-log line in the making: the fields known when the request starts (read then, as a
+ * streamed body may overwrite the head's bytes), written when the decision reports the end.
+ */
+class _Line implements AccessBase, ExchangeRecord {
+  readonly type = "http" as const;
+  readonly node: string;
+  readonly side: Side;
+  readonly start: number;
+  readonly method: string;
+  readonly path: string;
+  readonly authority: string | null;
+  readonly bytes_in: number | null;
+  readonly caller: string | null;
+  readonly destination: string;
+  readonly trace_id: string | null;
+  readonly request_id: string | null;
+  readonly #o: Required<RecorderOptions>;
+  readonly #end: AccessEnd;
+
+  constructor(
+    head: RequestHead,
+    side: Side,
+    call: CallInfo,
+    startMs: number,
+    traceId: string | null,
+    o: Required<RecorderOptions>,
+    end: AccessEnd,
+  ) {
+    this.node = o.node;
+    this.side = side;
+    this.start = startMs;
+    this.method = head.method;
+    this.path = _path(head.target);
+    this.authority = head.host;
+    this.bytes_in = head.chunked ? null : Math.max(0, head.contentLength);
+    this.caller = call.caller;
+    this.destination = call.destination;
+    this.trace_id = traceId;
+    this.request_id = head.recordedFields === false ? null : headerValue(head, "x-request-id");
+    this.#o = o;
+    this.#end = end;
+  }
+
+  done(
+    status: number,
+    bytesOut: number,
+    _bytesIn: number | undefined,
+    tries: number,
+    ep: Endpoint | null,
+    last: Outcome | null,
+  ): void {
+    const e = this.#end;
+    e.duration_ms = this.#o.now() - this.start;
+    e.status = status;
+    e.bytes_out = bytesOut;
+    e.endpoint = ep?.key ?? null;
+    e.retries = Math.max(0, tries - 1);
+    e.error = causeOf(status, tries, last);
+    this.#o.accessLog!.writeRecord(this, e);
   }
 }
 

@@ -290,12 +290,16 @@ export class MeshRouter implements Router {
     return rec === undefined ? d : rec.record(d, head, listener, client, this);
   }
 
-  /** Who calls whom for the record layer (asked only for requests it records). */
+  /**
+   * Who calls whom for the record layer (asked only for requests it records); the peer's
+   * service label and identity only `withIdentity` (spans), an access line needs neither.
+   */
   callInfo(
     d: RouteDecision | ProxyError,
     head: RequestHead,
     listener: ListenerInfo,
     client: ClientInfo | undefined,
+    withIdentity = true,
   ): CallInfo {
     if (listener.name === INBOUND_LISTENER) {
       const caller = client?.identity ?? null;
@@ -304,7 +308,7 @@ export class MeshRouter implements Router {
         destination: d instanceof ProxyError
           ? headerValue(head, DESTINATION_HEADER) ?? hostService(head.host) ?? "unknown"
           : d.cluster,
-        peerService: caller === null ? "unknown" : sourceLabel(caller),
+        peerService: caller === null ? "unknown" : withIdentity ? sourceLabel(caller) : "",
         peerIdentity: caller,
       };
     }
@@ -314,7 +318,8 @@ export class MeshRouter implements Router {
       destination: svc,
       peerService: svc,
       // A host outside the mesh has no mesh identity.
-      peerIdentity: this.#o.trustDomain === undefined || this.#egress.isExternal(svc)
+      peerIdentity: !withIdentity || this.#o.trustDomain === undefined ||
+          this.#egress.isExternal(svc)
         ? null
         : serviceSpiffeId(this.#o.trustDomain, svc),
     };
