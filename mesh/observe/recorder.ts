@@ -1,10 +1,12 @@
 /**
  * The record layer: the one place the proxy's request path meets tracing and access logs.
- * The router hands each routed request's decision to {@linkcode Recorder.wrap}; with neither
+ * The router hands each routed request's decision to {@linkcode Recorder.record}; with neither
  * configured, or with tracing only and the request not sampled, the decision goes back
- * untouched (no span, no object). Otherwise the returned decision forwards every call to the
- * original and, when the forwarder reports the exchange done, ends the span and queues the
- * access-log line.
+ * untouched (no span, no object). An unsampled request with an access log gets one line object
+ * hooked onto its decision (`RouteDecision.recording`), which the decision calls when it ends.
+ * A sampled request (or a decision that cannot carry the hook) gets a wrapper that forwards
+ * every call to the original, adds the new `traceparent`, and at the end closes the span and
+ * queues the line.
  * @module
  */
 import {
