@@ -136,7 +136,7 @@ const ROOT = new URL("./", import.meta.url).pathname;
 const MESH_READY_TRIES = 400;
 
 /** A free port on 127.0.0.1 (bind 0, read, release). */
-function freePort(): number {
+export function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const p = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -162,7 +162,7 @@ async function rssKiB(pid: number): Promise<number> {
 const _USER_HZ = 100;
 
 /** CPU time (user + system, all threads) a process has used so far, ms; 0 when gone. */
-async function cpuMs(pid: number): Promise<number> {
+export async function cpuMs(pid: number): Promise<number> {
   try {
     const s = await Deno.readTextFile(`/proc/${pid}/stat`);
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
@@ -174,7 +174,7 @@ async function cpuMs(pid: number): Promise<number> {
 }
 
 /** Waits until something accepts connections on the port (bounded). */
-async function waitPort(port: number, what: string): Promise<void> {
+export async function waitPort(port: number, what: string): Promise<void> {
   for (let i = 0; i < 200; i++) {
     try {
       (await Deno.connect({ hostname: "127.0.0.1", port })).close();

@@ -2,7 +2,8 @@
  * `deno task bench`: runs skein beside its peers (etcd for the control plane, HAProxy for the
  * data plane) in one run on this machine and prints the figures and ratios.
  *
- * `deno task bench control`, `deno task bench mesh` or `deno task bench footprint` runs one part
+ * `deno task bench control`, `deno task bench mesh`, `deno task bench ingress` (HTTPS into a
+ * gateway and one mTLS hop, beside HAProxy; bench/ingress_bench.ts) or `deno task bench footprint` runs one part
  * (footprint: RSS and PSS of skein's proxies beside HAProxy's, idle and under 32 connections,
  * per extra worker and the control node idle; see bench/footprint.ts). Not part of the default
  * run: `deno task bench soak [--minutes 30]`, `deno task bench fleet` (root only: the fleet
@@ -20,7 +21,7 @@
  */
 
 const named = Deno.args.filter((a, i) => !a.startsWith("--") && Deno.args[i - 1] !== "--minutes");
-const parts = named.length > 0 ? named : ["control", "mesh", "footprint"];
+const parts = named.length > 0 ? named : ["control", "mesh", "ingress", "footprint"];
 const tls = !Deno.args.includes("--plain-etcd");
 const meshTls = !Deno.args.includes("--plaintext-mesh");
 
@@ -61,6 +62,10 @@ if (import.meta.main) {
         }
         const { runH2Bench } = await import("./h2_bench.ts");
         await runH2Bench();
+      } else if (part === "ingress") {
+        if (!(await _which("wrk"))) throw new Error("wrk is not installed (apt-get install wrk)");
+        const { runIngressBench } = await import("./ingress_bench.ts");
+        await runIngressBench();
       } else if (part === "capacity") {
         const { runCapacityBench } = await import("./capacity_bench.ts");
         const n = (k: string) => Deno.env.get(k) ? Number(Deno.env.get(k)) : undefined;
@@ -91,7 +96,7 @@ if (import.meta.main) {
         await runSoak(minutes, 1000);
       } else {
         throw new Error(
-          `unknown benchmark part "${part}" (control | mesh | footprint | soak | fleet | capacity | scale)`,
+          `unknown benchmark part "${part}" (control | mesh | ingress | footprint | soak | fleet | capacity | scale)`,
         );
       }
     } catch (e) {

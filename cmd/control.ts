@@ -12,6 +12,7 @@ import {
   type ApiHandler,
   type ApiHttpsServer,
   type ApiLimits,
+  ApiMetrics,
   createApi,
   createMtlsFetch,
   operatorAuthorizer,
@@ -22,6 +23,7 @@ import { ControlIdentity } from "../control/tls/mod.ts";
 import { hashSecret } from "../control/auth/mod.ts";
 import { type CommandIo, EXIT } from "./cli/io.ts";
 import { loadModeConfig } from "./load_config.ts";
+import { seedPaths } from "./seed_paths.ts";
 import { ensureBootstrapToken } from "./bootstrap_token.ts";
 import type { SpanSink } from "../common/trace/span_sink.ts";
 import { DEFAULT_SAMPLING } from "../common/trace/trace_context.ts";
@@ -61,13 +63,20 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
   let seedCa: CaState;
   try {
     seedCa = await loadOrCreateSeedCa({
-      certFile: cfg.tls.ca_cert_file,
-      keyFile: cfg.tls.ca_key_file,
+      ...seedPaths(cfg.tls),
       trustDomain: cfg.trust_domain,
       create: cfg.peers.filter((p) => p.id !== cfg.node).length === 0 && !cfg.join,
       now: Date.now(),
       logger: log,
     });
+    if (seedCa.roots[0]?.keyPem === undefined && cfg.ca.rotate_before_expiry !== undefined) {
+      // Said, not silently dropped: without the root key no node can make the next root.
+      log.warn(
+        "ca.rotate_before_expiry does not apply to an offline root: sign the next intermediate " +
+          "with `skein ca intermediate` before the current one expires",
+        { intermediate_not_after: new Date(seedCa.roots[0]!.intermediate!.notAfter).toISOString() },
+      );
+    }
     identity = await ControlIdentity.create({
       node: cfg.node,
       trustDomain: cfg.trust_domain,
@@ -146,8 +155,12 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
     maxBodyBytes: cfg.limits.max_body,
     writeTimeoutMs: cfg.limits.request_timeout,
     readTimeoutMs: cfg.limits.request_timeout,
+    maxStaleMs: cfg.limits.max_stale,
   };
+  const metrics = new ApiMetrics();
+  metrics.connections = server.stats;
   const app = createApi(node, {
+    metrics,
     ...(tracer !== null ? { tracing: tracer.tracing } : {}),
     dashboard: new DashboardWindow(),
     version: VERSION,
@@ -197,6 +210,8 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
       apiLimits.maxBodyBytes = l.max_body;
       apiLimits.writeTimeoutMs = l.request_timeout;
       apiLimits.readTimeoutMs = l.request_timeout;
+      if (l.max_stale !== apiLimits.maxStaleMs) changed.push(`limits.max_stale=${l.max_stale}ms`);
+      apiLimits.maxStaleMs = l.max_stale;
       return changed;
     },
   });
@@ -248,8 +263,8 @@ function _sans(advertise: string, listen: string): { ip: string[]; dns: string[]
 }
 
 /**
- * The API's tracer when `telemetry.otlp` is set: the OpenTelemetry modules load in the
- * background (only then), and calls are traced once they have.
+ * The API's tracer when `telemetry.otlp` is set: the OTLP exporter loads in the background
+ * (only then), and calls are traced once it has.
  */
 function startApiTracer(
   cfg: ControlConfig,
@@ -258,7 +273,7 @@ function startApiTracer(
   const otlp = cfg.telemetry.otlp;
   if (otlp === undefined) return null;
   let sink: SpanSink | null = null;
-  const loaded = import("../common/trace/otel.ts").then(({ createOtlpSink }) => {
+  const loaded = import("../common/trace/otlp_sink.ts").then(({ createOtlpSink }) => {
     sink = createOtlpSink({
       endpoint: otlp,
       serviceName: "skein-control",
@@ -277,6 +292,13 @@ function startApiTracer(
 
 /** What to do about a seed refused at start, worded for the failed check. */
 function _seedHint(error: string): string {
+  if (/intermediate/.test(error)) {
+    return "an offline-root seed is the root certificate (tls.ca_cert_file) and an intermediate " +
+      "it signed with its key (tls.intermediate_cert_file, tls.intermediate_key_file), all " +
+      "from one `skein ca create --offline-root` or `skein ca intermediate` run; a new " +
+      "intermediate is signed where the root key is kept: `skein ca intermediate --root-cert " +
+      "F --root-key F --out DIR`";
+  }
   if (/root expired at|not valid before/.test(error)) {
     return "the seed root is outside its validity by this machine's clock: check the clock " +
       "(NTP); a root that really expired needs a new CA (`skein ca create --out DIR`) on every node";

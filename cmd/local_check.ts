@@ -9,6 +9,8 @@ import { ControlConfig, formatHostPort, ProxyConfig } from "../config/mod.ts";
 import { ControlHttp, readCaBundle } from "../common/tls/control_https.ts";
 import { type CommandIo, EXIT } from "./cli/io.ts";
 import { loadModeConfig } from "./load_config.ts";
+import { type CertFiles, loadCert } from "../mesh/ingress/mod.ts";
+import { type SeedPaths, seedPaths } from "./seed_paths.ts";
 
 /** How long each reachability probe may take, in ms. */
 export const LOCAL_CHECK_TIMEOUT_MS = 3_000;
@@ -45,6 +47,51 @@ async function _readable(label: string, path: string, secret: boolean): Promise<
         : `give the user that runs skein read access to ${path}`,
     };
   }
+}
+
+/** Whether an ingress certificate and key can be served (read, parsed, matching). */
+async function _ingressCert(i: number, c: CertFiles): Promise<LocalFinding> {
+  try {
+    const got = await loadCert(c);
+    return {
+      ok: true,
+      what: `ingress[${i}] certificate ${c.cert_file} (${got.subject}, until ${got.notAfter})`,
+    };
+  } catch (e) {
+    return {
+      ok: false,
+      what: `ingress[${i}] certificate cannot be served: ${(e as Error).message}`,
+      fix: "point cert_file and key_file at a PEM certificate and its own key",
+    };
+  }
+}
+
+/**
+ * The seed files: the root certificate and key, or with an offline root (an intermediate file
+ * exists) the root certificate, the intermediate pair, and no root key.
+ */
+async function _seedFindings(p: SeedPaths): Promise<LocalFinding[]> {
+  const exists = (f: string) => Deno.stat(f).then(() => true, () => false);
+  const offline = await exists(p.intermediateCertFile) || await exists(p.intermediateKeyFile);
+  if (!offline) {
+    return [
+      await _readable("tls.ca_cert_file", p.certFile, false),
+      await _readable("tls.ca_key_file", p.keyFile, true),
+    ];
+  }
+  const out = [
+    await _readable("tls.ca_cert_file", p.certFile, false),
+    await _readable("tls.intermediate_cert_file", p.intermediateCertFile, false),
+    await _readable("tls.intermediate_key_file", p.intermediateKeyFile, true),
+  ];
+  if (await exists(p.keyFile)) {
+    out.push({
+      ok: false,
+      what: `a root key ${p.keyFile} sits beside the intermediate (offline root)`,
+      fix: `move ${p.keyFile} off this machine; it is needed only to sign the next intermediate`,
+    });
+  }
+  return out;
 }
 
 /** Whether `dir` exists (or can be created) and a file can be written in it. */
@@ -139,6 +186,10 @@ export async function checkProxyLocally(
   if (cfg.http_proxy) {
     out.push(_portFree("http_proxy", cfg.http_proxy.hostname, cfg.http_proxy.port));
   }
+  for (const [i, l] of cfg.ingress.entries()) {
+    out.push(_portFree(`ingress[${i}]`, l.listen.hostname, l.listen.port));
+    for (const c of l.tls?.certificates ?? []) out.push(await _ingressCert(i, c));
+  }
   for (const u of cfg.upstreams) {
     out.push(_portFree(`upstream ${u.service ?? "listener"}`, u.listen.hostname, u.listen.port));
   }
@@ -192,8 +243,7 @@ export async function checkControlLocally(
       ? await _readable("bootstrap_token_file", cfg.bootstrap_token_file, true)
       : await _writableDir("bootstrap_token_file's directory", dir),
   );
-  out.push(await _readable("tls.ca_cert_file", cfg.tls.ca_cert_file, false));
-  out.push(await _readable("tls.ca_key_file", cfg.tls.ca_key_file, true));
+  out.push(...await _seedFindings(seedPaths(cfg.tls)));
   out.push(_portFree("api", cfg.api.hostname, cfg.api.port));
   out.push(_portFree("raft", cfg.raft.hostname, cfg.raft.port));
   for (const p of cfg.peers) {

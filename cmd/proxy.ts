@@ -16,6 +16,7 @@ import {
   ControlHttp,
   ControlTrustError,
   EnrollError,
+  gatewayIdentityProblem,
   loadIdentity,
   obtainIdentities,
   readCaBundle,
@@ -24,7 +25,12 @@ import {
   type ServiceIdentity,
   trustReport,
 } from "../mesh/identity/mod.ts";
-import { keepsATrustedRoot, splitPemCerts, type TlsMaterial } from "../common/tls/mod.ts";
+import {
+  identityLabel,
+  keepsATrustedRoot,
+  splitPemCerts,
+  type TlsMaterial,
+} from "../common/tls/mod.ts";
 import { type CommandIo, EXIT } from "./cli/io.ts";
 import { loadModeConfig } from "./load_config.ts";
 
@@ -107,9 +113,13 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
       first: boolean,
     ): Promise<{ service: string; material: TlsMaterial } | string> => {
       const spiffe = id.cert.spiffeId;
-      if (spiffe === null || spiffe.kind !== "service" || spiffe.trustDomain !== trustDomain) {
-        return "a stored certificate carries no service SPIFFE id of the trust domain";
+      if (spiffe === null || spiffe.kind === "control" || spiffe.trustDomain !== trustDomain) {
+        return "a stored certificate carries no proxy SPIFFE id of the trust domain";
       }
+      const wrongKind = gatewayIdentityProblem(cfg.gateway, spiffe);
+      if (wrongKind !== null) return wrongKind;
+      // A service name, or `gateway/<name>` for a gateway: what the rest of the proxy keys by.
+      const label = identityLabel(spiffe);
       log.info(id.kind === "issued" ? "certificate obtained" : "certificate loaded", {
         spiffe_id: spiffe.uri,
         serial: id.cert.serial,
@@ -119,9 +129,9 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
       const http = first ? controlHttp : new ControlHttp([...trusted], id.material);
       if (!first) cleanup.push(() => http.close());
       http.setMaterial(id.material);
-      https.set(spiffe.service, http);
+      https.set(label, http);
       const renewer = new CertRenewer({
-        service: spiffe.service,
+        service: label,
         trustDomain,
         initial: id.material,
         // Each identity renews with its own certificate: the CA signs the caller's identity.
@@ -132,14 +142,14 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
             logger: log,
           }, csr),
         persist: (m) => saveIdentity(id.dir, m),
-        logger: log.with({ component: "identity", service: spiffe.service }),
+        logger: log.with({ component: "identity", service: label }),
       });
-      renewers.push({ service: spiffe.service, renewer });
+      renewers.push({ service: label, renewer });
       // Past two thirds of its life a stored certificate is renewed before serving; a
       // control plane that does not answer leaves the still-valid one in use (retried).
       const material = await renewer.start();
       http.setMaterial(material);
-      return { service: spiffe.service, material };
+      return { service: label, material };
     };
     // The identities come next: a proxy that was given tokens must not run without them.
     // The proxy-to-proxy hop and the control API calls are mutual TLS, renewed on schedule.
@@ -159,7 +169,9 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
         // be reached by other proxies, so it does not start half-working.
         log.error("no identity: give the proxy a join token in token_file", {
           reason: got.reasons.join("; ") || `no identity in ${cfg.data_dir}`,
-          hint: "skein ctl tokens create --service NAME --ttl 1h",
+          hint: cfg.gateway !== undefined
+            ? `skein ctl tokens create --gateway ${cfg.gateway} --ttl 1h`
+            : "skein ctl tokens create --service NAME --ttl 1h",
         });
         return EXIT.failure;
       }
@@ -247,6 +259,7 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
       inbound: a.inbound,
       http_proxy: a.httpProxy,
       upstreams: Object.entries(a.upstreams).map(([s, addr]) => `${s}=${addr}`).join(","),
+      ...(a.ingress.length > 0 ? { ingress: a.ingress.join(",") } : {}),
     });
     /**
      * Obtains certificates for local services added by a reload (stored ones, else enrolled

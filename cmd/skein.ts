@@ -90,21 +90,45 @@ const COMMANDS: Record<string, Command> = {
     },
   },
   ca: {
-    usage: "skein ca create --out DIR [--trust-domain NAME]",
+    usage:
+      "skein ca create --out DIR [--offline-root ROOT_DIR] [--trust-domain NAME] | skein ca intermediate --root-cert F --root-key F --out DIR",
     summary:
-      "Create the CA seed (ca.pem, ca.key) that every control node of a new cluster is given.",
+      "Create the CA seed every control node of a new cluster is given (ca.pem, ca.key; with --offline-root the root's key goes to ROOT_DIR and DIR gets ca.pem plus an intermediate), or sign a new intermediate with an offline root.",
     flags: [
-      { name: "out", value: true, help: "directory for ca.pem and ca.key (default: /etc/skein)" },
+      { name: "out", value: true, help: "directory for the seed files (default: /etc/skein)" },
       { name: "trust-domain", value: true, help: "trust domain (default: skein.local)" },
+      {
+        name: "offline-root",
+        value: true,
+        help: "create: write the root and its key here (keep it off the servers)",
+      },
+      { name: "root-cert", value: true, help: "intermediate: the offline root certificate" },
+      { name: "root-key", value: true, help: "intermediate: the offline root key" },
     ],
     async run(args, io) {
-      if (args.positional[0] !== "create" || args.positional.length > 1) {
-        throw new UsageError("expected `skein ca create`");
+      const sub = args.positional[0];
+      if ((sub !== "create" && sub !== "intermediate") || args.positional.length > 1) {
+        throw new UsageError("expected `skein ca create` or `skein ca intermediate`");
       }
-      const { runCaCreate } = await import("./ca.ts");
+      const { runCaCreate, runCaIntermediate } = await import("./ca.ts");
+      if (sub === "intermediate") {
+        const rootCert = args.flags.get("root-cert");
+        const rootKey = args.flags.get("root-key");
+        const out = args.flags.get("out");
+        if (rootCert === undefined || rootKey === undefined || out === undefined) {
+          throw new UsageError("skein ca intermediate needs --root-cert F --root-key F --out DIR");
+        }
+        return await runCaIntermediate({
+          rootCertFile: rootCert,
+          rootKeyFile: rootKey,
+          outDir: out,
+          io,
+        });
+      }
       return await runCaCreate({
         outDir: args.flags.get("out") ?? "/etc/skein",
         trustDomain: args.flags.get("trust-domain") ?? "skein.local",
+        offlineRootDir: args.flags.get("offline-root"),
         io,
       });
     },

@@ -28,6 +28,13 @@ export const RaftTuning = z.strictObject({
 export const ControlLimits = z.strictObject({
   max_body: size.default(1024 * 1024),
   request_timeout: duration.default(5000),
+  /**
+   * How long a node may go without hearing from a leader and still answer proxies' stale reads
+   * (catalog watches); past it they get 503 `stale_state` and move to another node.
+   */
+  max_stale: duration.default(5000).pipe(
+    z.number().min(1000, { message: "expected at least 1s (a leader change takes about one)" }),
+  ),
 });
 
 /**
@@ -38,6 +45,13 @@ export const ControlLimits = z.strictObject({
 export const ControlTls = z.strictObject({
   ca_cert_file: z.string().min(1).default("/etc/skein/ca.pem"),
   ca_key_file: z.string().min(1).default("/etc/skein/ca.key"),
+  /**
+   * With an offline root: the intermediate that signs in its place, and its key. Default:
+   * `intermediate.pem` and `intermediate.key` beside `ca_cert_file`. When either exists, the
+   * node holds no root key (`ca_key_file` must be absent) and `ca_cert_file` is the root only.
+   */
+  intermediate_cert_file: z.string().min(1).optional(),
+  intermediate_key_file: z.string().min(1).optional(),
   /** Lifetime of this node's own certificate (API and Raft). */
   cert_ttl: duration.default(24 * 3600 * 1000).pipe(
     z.number().min(60_000, { message: "expected at least 1m" }).max(30 * 24 * 3600 * 1000, {

@@ -44,6 +44,7 @@ Deno.test("the shipped examples validate", async () => {
     "Authorization",
     "RateLimit",
     "ExternalService",
+    "Authorization",
   ]);
 });
 

@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { duration, host, hostPort, logSettings, name, size, Telemetry, url } from "./fields.ts";
 import { capabilityKey } from "./capability_key.ts";
+import { IngressList } from "./ingress_schema.ts";
 import {
   instanceLabels,
   instanceMeta,
@@ -125,6 +126,13 @@ export const ProxyConfig = z.strictObject({
   services: z.array(LocalService).max(64).default([]),
   upstreams: z.array(Upstream).max(1024).default([]),
   /**
+   * This proxy is the ingress gateway NAME: it enrols with a `--gateway NAME` join token and
+   * calls services as `spiffe://<td>/gateway/NAME`. A gateway fronts no services.
+   */
+  gateway: name.optional(),
+  /** Gateway listeners for clients outside the mesh (needs `gateway`). */
+  ingress: IngressList,
+  /**
    * Data-plane worker threads, each serving every traffic listener (SO_REUSEPORT):
    * `auto` = one per CPU; 1 = serve on the main thread. The default is 1: each worker costs
    * ~60 MB, and one loop takes the least CPU per request (about 15% less than two on 2 cores),
@@ -133,11 +141,33 @@ export const ProxyConfig = z.strictObject({
   workers: z.union([z.literal("auto"), z.number().int().min(1).max(64)]).default(1),
   drain_timeout: duration.default(15_000),
   heartbeat_interval: duration.default(2000),
+  /**
+   * `registered_only`: `http_proxy` refuses (403 `egress_denied`, audited) a Host that is
+   * neither a mesh service nor a host of an `ExternalService`. `open` answers such a Host as
+   * it always did (404 `no_route`).
+   */
+  egress: z.enum(["open", "registered_only"]).default("open"),
   access_log: AccessLogSettings.optional(),
   telemetry: Telemetry.default(Telemetry.parse({})),
   limits: ProxyLimits.default(ProxyLimits.parse({})),
   log: logSettings.default(logSettings.parse({})),
 }).check((ctx) => {
+  if (ctx.value.ingress.length > 0 && ctx.value.gateway === undefined) {
+    ctx.issues.push({
+      code: "custom",
+      input: ctx.value.ingress,
+      path: ["ingress"],
+      message: "ingress needs gateway: NAME, the identity the gateway calls services as",
+    });
+  }
+  if (ctx.value.gateway !== undefined && ctx.value.services.length > 0) {
+    ctx.issues.push({
+      code: "custom",
+      input: ctx.value.services,
+      path: ["services"],
+      message: "a gateway proxy fronts no services; run them behind their own proxy",
+    });
+  }
   const names = new Map<string, number>();
   ctx.value.services.forEach((s, i) => {
     const key = s.id ?? s.name;

@@ -152,15 +152,29 @@ export const RateLimit = z.strictObject({
   })).max(64).optional(),
 });
 
-/** An egress destination outside the mesh. */
+/** Most hosts one ExternalService lists (its endpoints). */
+export const MAX_EXTERNAL_HOSTS = 64;
+
+/**
+ * An egress destination outside the mesh: the proxy originates TLS to its `hosts` (one
+ * destination, the hosts its endpoints), verifying them against the runtime's built-in roots
+ * and, with `tls.ca_file`, that file's certificates too.
+ */
 export const ExternalService = z.strictObject({
   kind: z.literal("ExternalService"),
   name,
   hosts: z.array(
     z.string().regex(/^[a-zA-Z0-9.-]+:\d{1,5}$/, {
       message: 'expected "host:port"',
-    }),
-  ).min(1),
+    }).refine((h) => {
+      const port = Number(h.slice(h.lastIndexOf(":") + 1));
+      return port >= 1 && port <= 65535;
+    }, { message: "expected a port from 1 to 65535" }),
+  ).min(1).max(MAX_EXTERNAL_HOSTS),
+  tls: z.strictObject({
+    /** PEM file, on each proxy's host, of CA certificates trusted besides the built-in roots. */
+    ca_file: z.string().min(1).max(4096),
+  }).optional(),
 });
 
 /** Any resource, discriminated on `kind`. */

@@ -50,7 +50,7 @@ Deno.test("an unknown flag exits 2 with a suggestion", async () => {
 });
 
 Deno.test("check-config accepts every shipped example", async () => {
-  for (const f of ["control.yaml", "proxy.yaml", "resources.yaml"]) {
+  for (const f of ["control.yaml", "proxy.yaml", "gateway.yaml", "resources.yaml"]) {
     const r = await runSkein(["check-config", EXAMPLES + f]);
     assertEquals(r.code, 0, `${f}: ${r.stderr}`);
     assertMatch(r.stdout, /: ok/);

@@ -73,3 +73,40 @@ Deno.test("control --check names a raft peer it cannot reach and a bad config ex
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("control --check with an offline-root seed wants the intermediate pair and no root key", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const made = await runSkein([
+      "ca",
+      "create",
+      "--offline-root",
+      `${dir}/root`,
+      "--out",
+      `${dir}/seed`,
+    ]);
+    assertEquals(made.code, 0, made.stderr);
+    await Deno.writeTextFile(
+      `${dir}/control.yaml`,
+      JSON.stringify({
+        node: "cp-1",
+        data_dir: `${dir}/cp-1`,
+        api: "127.0.0.1:0",
+        raft: "127.0.0.1:0",
+        bootstrap_token_file: `${dir}/admin.token`,
+        tls: { ca_cert_file: `${dir}/seed/ca.pem`, ca_key_file: `${dir}/seed/ca.key` },
+      }),
+    );
+    const check = () => runSkein(["control", "--check", "--config", `${dir}/control.yaml`]);
+    const good = await check();
+    assertEquals(good.code, 0, good.stdout + good.stderr);
+    assert(good.stdout.includes("ok: tls.intermediate_key_file"), good.stdout);
+    assert(!good.stdout.includes("tls.ca_key_file"), good.stdout);
+    await Deno.copyFile(`${dir}/root/ca.key`, `${dir}/seed/ca.key`);
+    const bad = await check();
+    assertEquals(bad.code, 1, bad.stdout + bad.stderr);
+    assert(bad.stdout.includes("problem: a root key"), bad.stdout);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

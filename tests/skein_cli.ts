@@ -48,18 +48,22 @@ export function spawnSkein(
   }).spawn();
 }
 
-/** Creates a join token for `service` with `skein ctl tokens create`; throws with ctl's stderr. */
+/**
+ * Creates a join token for `service` (or, with `kind` "gateway", for the gateway of that name)
+ * with `skein ctl tokens create`; throws with ctl's stderr.
+ */
 export async function createJoinToken(
   controlUrl: string,
   adminToken: string,
   service: string,
   ttl = "1h",
+  kind: "service" | "gateway" = "service",
 ): Promise<string> {
   const r = await runSkein([
     "ctl",
     "tokens",
     "create",
-    "--service",
+    `--${kind}`,
     service,
     "--ttl",
     ttl,

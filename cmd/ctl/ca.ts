@@ -4,7 +4,7 @@
  */
 import { UsageError } from "../cli/args.ts";
 import { formatTable } from "./output.ts";
-import { formatCaStatus, writeExportedSeed } from "./ca_format.ts";
+import { formatCaStatus, rotateBody, writeExportedSeed } from "./ca_format.ts";
 import { arity, type Verb } from "./context.ts";
 
 /** A CA root as the rotation routes show it (no key). */
@@ -12,16 +12,25 @@ interface _CaRoot {
   id: string;
   generation: number;
   notAfter: number;
+  /** The intermediate signing in an offline root's place. */
+  intermediate?: { id: string; notAfter: number };
 }
 
 /** `skein ctl ca`. */
 export const caVerb: Verb = {
   usage:
-    "skein ctl ca [roots | status | rotate [--activate] | activate ROOT_ID | finish | export-seed --out DIR | revoke (--service S | --spiffe-id ID) [--reason R]]",
+    "skein ctl ca [roots | status | rotate [--activate | --intermediate-cert F --intermediate-key F] | activate ROOT_ID | finish | export-seed --out DIR | revoke (--service S | --spiffe-id ID) [--reason R]]",
   summary:
     "Show the CA roots; rotate the CA (the leader trusts a new root, activates it once every member holds it, then drops the old one; status shows the phase and who is missing); write the seed files a new control node needs; revoke an identity.",
   flags: [
     { name: "activate", value: false, help: "rotate: sign with the new root at once" },
+    {
+      name: "intermediate-cert",
+      value: true,
+      help:
+        "rotate: install this intermediate (from `skein ca intermediate`) instead of a new root",
+    },
+    { name: "intermediate-key", value: true, help: "rotate: the new intermediate's key" },
     { name: "out", value: true, help: "export-seed: directory for ca.pem and ca.key (0600)" },
     { name: "service", value: true, help: "revoke: the service whose identity is revoked" },
     { name: "spiffe-id", value: true, help: "revoke: an exact SPIFFE id" },
@@ -31,12 +40,14 @@ export const caVerb: Verb = {
     const sub = args[0] ?? "roots";
     const rootsTable = (ca: { activeRootId?: string; roots?: _CaRoot[] }) =>
       formatTable(
-        ["ROOT", "GENERATION", "ACTIVE", "NOT_AFTER"],
+        ["ROOT", "GENERATION", "ACTIVE", "NOT_AFTER", "INTERMEDIATE", "INTERMEDIATE_NOT_AFTER"],
         (ca.roots ?? []).map((r) => [
           r.id,
           String(r.generation),
           r.id === ca.activeRootId ? "yes" : "",
           new Date(r.notAfter).toISOString(),
+          r.intermediate?.id ?? "",
+          r.intermediate ? new Date(r.intermediate.notAfter).toISOString() : "",
         ]),
       );
     if (sub === "roots") {
@@ -63,16 +74,19 @@ export const caVerb: Verb = {
       const r = await ctx.call("POST", "/v1/ca/export-seed", {});
       const w = await writeExportedSeed(r.json, out);
       ctx.emit(
-        { root_id: w.rootId, cert_file: w.certFile, key_file: w.keyFile },
+        { root_id: w.rootId, files: w.files, offline_root: w.offline },
         () =>
-          `wrote ${w.certFile} and ${w.keyFile} (0600), root ${w.rootId}: ` +
-          `tls.ca_cert_file and tls.ca_key_file of a new control node`,
+          `wrote ${w.files.join(", ")} (0600), root ${w.rootId}: ` +
+          (w.offline
+            ? "tls.ca_cert_file, tls.intermediate_cert_file and tls.intermediate_key_file"
+            : "tls.ca_cert_file and tls.ca_key_file") +
+          " of a new control node",
       );
       return 0;
     }
     if (sub === "rotate" || sub === "finish") {
       arity(args, 1, 1, this.usage);
-      const body = sub === "rotate" ? { activate: ctx.flags.has("activate") } : {};
+      const body = sub === "rotate" ? await rotateBody(ctx.flags) : {};
       const r = await ctx.call("POST", `/v1/ca/${sub}`, body);
       ctx.emit(
         r.json,

@@ -5,7 +5,14 @@
  * one block.
  * @module
  */
-import { caStateFromPem, writeSeedCa } from "../../control/ca/mod.ts";
+import {
+  caStateFromOfflineSeed,
+  caStateFromPem,
+  MAX_SEED_FILE_BYTES,
+  writeOfflineSeed,
+  writeSeedCa,
+} from "../../control/ca/mod.ts";
+import { UsageError } from "../cli/args.ts";
 
 /** Most missing members listed by name; the rest are counted. */
 const _LISTED = 20;
@@ -62,13 +69,73 @@ export async function writeExportedSeed(
   json: Record<string, unknown>,
   outDir: string,
   now = Date.now(),
-): Promise<{ certFile: string; keyFile: string; rootId: string }> {
+): Promise<{
+  files: string[];
+  rootId: string;
+  offline: boolean;
+  /** The root certificate written. */
+  certFile: string;
+  /** The key written: the root's, or with an offline root the intermediate's. */
+  keyFile: string;
+}> {
+  if (typeof json.intermediate_cert_pem === "string") {
+    // Offline root: the root certificate and the intermediate pair, checked as a node will.
+    const state = await caStateFromOfflineSeed({
+      rootCertPem: String(json.cert_pem ?? ""),
+      intermediateCertPem: json.intermediate_cert_pem,
+      intermediateKeyPem: String(json.intermediate_key_pem ?? ""),
+      trustDomain: String(json.trust_domain ?? ""),
+      now,
+    });
+    const w = await writeOfflineSeed(outDir, state);
+    return {
+      files: [w.certFile, w.intermediateCertFile, w.intermediateKeyFile],
+      rootId: state.activeRootId,
+      offline: true,
+      certFile: w.certFile,
+      keyFile: w.intermediateKeyFile,
+    };
+  }
   const state = await caStateFromPem({
     certPem: String(json.cert_pem ?? ""),
     keyPem: String(json.key_pem ?? ""),
     trustDomain: String(json.trust_domain ?? ""),
     now,
   });
-  const files = await writeSeedCa(outDir, state);
-  return { ...files, rootId: state.activeRootId };
+  const w = await writeSeedCa(outDir, state);
+  return { files: [w.certFile, w.keyFile], rootId: state.activeRootId, offline: false, ...w };
+}
+
+/**
+ * The body of `POST /v1/ca/rotate` from the flags: a new root (`--activate` or not), or the
+ * intermediate in `--intermediate-cert`/`--intermediate-key` (both needed; read here, checked
+ * by the leader against the trusted root before anything is committed).
+ */
+export async function rotateBody(flags: Map<string, string>): Promise<Record<string, unknown>> {
+  const certFile = flags.get("intermediate-cert");
+  const keyFile = flags.get("intermediate-key");
+  if (certFile === undefined && keyFile === undefined) return { activate: flags.has("activate") };
+  if (certFile === undefined || keyFile === undefined) {
+    throw new UsageError("ca rotate needs both --intermediate-cert F and --intermediate-key F");
+  }
+  if (flags.has("activate")) {
+    throw new UsageError("ca rotate: --activate is for a new root, not an intermediate");
+  }
+  return {
+    intermediate_cert_pem: await _readSmall(certFile),
+    intermediate_key_pem: await _readSmall(keyFile),
+  };
+}
+
+async function _readSmall(path: string): Promise<string> {
+  let st: Deno.FileInfo;
+  try {
+    st = await Deno.stat(path);
+  } catch (e) {
+    throw new UsageError(`${path}: cannot read: ${(e as Error).message}`);
+  }
+  if (!st.isFile || st.size > MAX_SEED_FILE_BYTES) {
+    throw new UsageError(`${path}: not a regular file of at most ${MAX_SEED_FILE_BYTES} bytes`);
+  }
+  return await Deno.readTextFile(path);
 }

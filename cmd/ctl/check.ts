@@ -96,6 +96,11 @@ export async function gatherSnapshot(
         return [];
       }
     });
+    const inter = rootsJson.intermediate as { not_after?: string } | null | undefined;
+    const interNotAfter = Date.parse(inter?.not_after ?? "");
+    if (Number.isFinite(interNotAfter)) {
+      roots.push({ notAfter: interNotAfter, active: true, intermediate: true });
+    }
   }
   const proxiesJson = await tryCall(
     "the proxies' reports",

@@ -35,6 +35,8 @@ export interface NodeView {
 export interface RootView {
   notAfter: number;
   active: boolean;
+  /** Set for the intermediate an offline root certified (it signs in the root's place). */
+  intermediate?: boolean;
 }
 
 /** A proxy's self-report, as `GET /v1/proxies` returns it. */
@@ -157,6 +159,21 @@ function _caFindings(roots: RootView[] | null, nodes: NodeView[]): Finding[] {
   const out: Finding[] = [];
   for (const r of roots) {
     const left = r.notAfter - now;
+    if (r.intermediate === true) {
+      if (left < CA_SOON_MS) {
+        out.push({
+          problem: left <= 0
+            ? `the CA intermediate expired ${_ago(-left)} ago; no certificate can be issued`
+            : `the CA intermediate expires in ${Math.floor(left / 86_400_000)} days (${
+              new Date(r.notAfter).toISOString()
+            })`,
+          fix: "where the root key is kept: skein ca intermediate --root-cert F --root-key F " +
+            "--out DIR, then skein ctl ca rotate --intermediate-cert DIR/intermediate.pem " +
+            "--intermediate-key DIR/intermediate.key",
+        });
+      }
+      continue;
+    }
     const which = r.active ? "the active CA root" : "a trusted CA root";
     if (left <= 0) {
       out.push({

@@ -62,6 +62,21 @@ Deno.test("CA roots near or past expiry", () => {
   assert(gone[0]!.problem.includes("a trusted CA root expired"));
 });
 
+Deno.test("an offline root's intermediate near or past expiry says how to sign the next one", () => {
+  const far = { notAfter: NOW + 3650 * 86_400_000, active: true };
+  const soon = checkFindings(snap({
+    roots: [far, { notAfter: NOW + 5 * 86_400_000, active: true, intermediate: true }],
+  }));
+  assertEquals(soon.length, 1);
+  assert(soon[0]!.problem.includes("CA intermediate expires in 5 days"), soon[0]!.problem);
+  assert(soon[0]!.fix.includes("skein ca intermediate"));
+  const gone = checkFindings(snap({
+    roots: [far, { notAfter: NOW - 1000, active: true, intermediate: true }],
+  }));
+  assert(gone[0]!.problem.includes("CA intermediate expired"), gone[0]!.problem);
+  assertEquals(checkFindings(snap({ roots: [far, { ...far, intermediate: true }] })).length, 0);
+});
+
 Deno.test("proxies: silent, expired, expiring, other version, unenforced settings", () => {
   const base = {
     version: "0.1.0",

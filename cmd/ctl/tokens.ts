@@ -9,11 +9,16 @@ import { arity, type Verb } from "./context.ts";
 /** `skein ctl tokens`. */
 export const tokensVerb: Verb = {
   usage:
-    "skein ctl tokens [list | create --service S [--ttl 1h] [--uses N] | create --role R [--ttl T] [--name N] | operators | revoke ID]",
+    "skein ctl tokens [list | create --service S | --gateway G [--ttl 1h] [--uses N] | create --role R [--ttl T] [--name N] | operators | revoke ID]",
   summary:
     "Create a join token a proxy uses once to obtain its first certificate, or an operator token with a role; list or revoke them.",
   flags: [
     { name: "service", value: true, help: "service whose identity the token grants" },
+    {
+      name: "gateway",
+      value: true,
+      help: "ingress gateway whose identity (spiffe://<td>/gateway/NAME) the token grants",
+    },
     { name: "role", value: true, help: "operator token role: read, operator or admin" },
     { name: "name", value: true, help: "operator token holder, e.g. ci (default operator)" },
     { name: "ttl", value: true, help: "lifetime of the token, e.g. 1h (default 1h, max 7d)" },
@@ -27,6 +32,7 @@ export const tokensVerb: Verb = {
       const tokens = (r.json.tokens ?? []) as {
         id: string;
         service: string;
+        kind?: string;
         expiresAt: number;
         uses: number;
         usesLeft: number;
@@ -36,7 +42,7 @@ export const tokensVerb: Verb = {
           ["ID", "SERVICE", "USES_LEFT", "USES", "EXPIRES"],
           tokens.map((t) => [
             t.id,
-            t.service,
+            t.kind === "gateway" ? `gateway/${t.service}` : t.service,
             String(t.usesLeft),
             String(t.uses),
             new Date(t.expiresAt).toISOString(),
@@ -78,8 +84,13 @@ export const tokensVerb: Verb = {
     arity(args, 1, 1, this.usage);
     const role = ctx.flags.get("role");
     if (role !== undefined) {
-      if (ctx.flags.get("service") !== undefined || ctx.flags.get("uses") !== undefined) {
-        throw new UsageError(`--role creates an operator token; it takes no --service or --uses`);
+      if (
+        ctx.flags.get("service") !== undefined || ctx.flags.get("gateway") !== undefined ||
+        ctx.flags.get("uses") !== undefined
+      ) {
+        throw new UsageError(
+          `--role creates an operator token; it takes no --service, --gateway or --uses`,
+        );
       }
       if (!["read", "operator", "admin"].includes(role)) {
         throw new UsageError(
@@ -104,15 +115,18 @@ export const tokensVerb: Verb = {
       return 0;
     }
     const service = ctx.flags.get("service");
-    if (!service) {
-      throw new UsageError(`tokens create needs --service S or --role R; usage: ${this.usage}`);
+    const gateway = ctx.flags.get("gateway");
+    if (!service === !gateway) {
+      throw new UsageError(
+        `tokens create needs one of --service S, --gateway G or --role R; usage: ${this.usage}`,
+      );
     }
     const rawUses = ctx.flags.get("uses");
     if (rawUses !== undefined && !/^[1-9]\d{0,8}$/.test(rawUses)) {
       throw new UsageError(`--uses expects a positive integer, got ${JSON.stringify(rawUses)}`);
     }
     const r = await ctx.call("POST", "/v1/tokens", {
-      service,
+      ...(service ? { service } : { gateway }),
       ttl: ctx.flags.get("ttl") ?? "1h",
       uses: rawUses === undefined ? 1 : Number(rawUses),
     });
@@ -121,7 +135,9 @@ export const tokensVerb: Verb = {
     ctx.emit(r.json, () => String(r.json.token));
     if (ctx.output === "table") {
       ctx.io.stderr(
-        `join token ${r.json.id} for service ${r.json.service}: ${r.json.uses} use(s), ` +
+        `join token ${r.json.id} for ${
+          r.json.gateway !== undefined ? `gateway ${r.json.gateway}` : `service ${r.json.service}`
+        }: ${r.json.uses} use(s), ` +
           `expires ${r.json.expires_at}; it is shown only once\n`,
       );
     }

@@ -12,5 +12,6 @@
  */
 export * from "./spiffe.ts";
 export * from "./pem.ts";
+export * from "./chain.ts";
 export * from "./mtls_server.ts";
 export * from "./mtls_client.ts";

@@ -3,6 +3,7 @@ import {
   exportPrivateKeyPem,
   fromPem,
   generateEcKeyPair,
+  identityName,
   importPrivateKeyPem,
   parseSpiffeId,
   serverTlsOptions,
@@ -41,9 +42,7 @@ Deno.test("parseSpiffeId(): table", () => {
   ];
   for (const [uri, want] of rows) {
     const p = parseSpiffeId(uri);
-    const got = p
-      ? `${p.kind}:${p.kind === "service" ? p.service : p.node}@${p.trustDomain}`
-      : null;
+    const got = p ? `${p.kind}:${identityName(p)}@${p.trustDomain}` : null;
     assertEquals(got, want, uri);
   }
 });

@@ -1,8 +1,7 @@
 /**
  * What the record layer needs from a tracer: start a span under a parent, learn its ids (for
- * the `traceparent` sent on), end it with attributes. The OpenTelemetry implementation
- * (`otel.ts`) is loaded only when `telemetry.otlp` is set, so proxies without it never load
- * the SDK.
+ * the `traceparent` sent on), end it with attributes. The OTLP exporter (`otlp_sink.ts`) is
+ * loaded only when `telemetry.otlp` is set, so proxies without it never load it.
  * @module
  */
 import type { ParentContext } from "./trace_context.ts";

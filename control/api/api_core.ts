@@ -22,6 +22,7 @@ import { ApiError, validationError } from "./errors.ts";
 import { type ForwardDeps, forwardToLeader } from "./leader_forward.ts";
 import type { ApiMetrics } from "./metrics.ts";
 import { applyError } from "./refusals.ts";
+import { StaleBound } from "./stale_bound.ts";
 
 /** What {@linkcode ApiCore} is made from. */
 export interface ApiCoreOptions {
@@ -51,6 +52,8 @@ export class ApiCore {
   readonly metrics: ApiMetrics;
   /** Wall clock, ms since the epoch. */
   readonly clock: () => number;
+  /** The staleness bound of proxies' stale reads. */
+  readonly stale: StaleBound;
   readonly #forward: ForwardDeps;
   // Writes share their commit timeout per bucket of time: one timer per bucket, not per write.
   #writeDeadlines: SharedDeadlines;
@@ -63,6 +66,7 @@ export class ApiCore {
     this.limits = o.limits;
     this.metrics = o.metrics;
     this.clock = o.clock;
+    this.stale = new StaleBound(backend, o.limits);
     this.#forward = {
       backend,
       metrics: o.metrics,
@@ -116,7 +120,10 @@ export class ApiCore {
     extraMs = 0,
     bytes: Uint8Array<ArrayBuffer> | null = null,
   ): Promise<Response | null> {
-    if (stale) return null;
+    if (stale) {
+      this.stale.check(c);
+      return null;
+    }
     const ac = new AbortController();
     try {
       await bounded(this.backend.linearizableRead(ac.signal), this.limits.readTimeoutMs, ac);

@@ -16,6 +16,12 @@ import type { ApiTracing } from "./tracing.ts";
 export const WRITE_TIMEOUT_MS = 5_000;
 /** How long a linearizable read may wait for its barrier before 503 `no_quorum`. */
 export const READ_TIMEOUT_MS = 5_000;
+/**
+ * How long a node may go without hearing from a leader and still answer a proxy's stale read:
+ * a few election timeouts, so a leader change never trips it, but a cut-off follower's
+ * watchers move to another node within seconds.
+ */
+export const MAX_STALE_MS = 5_000;
 /** How long a forwarded request may take, above the leader's own write timeout. */
 export const FORWARD_TIMEOUT_MS = 8_000;
 /** Blocking query wait when `index` is given without `wait`. */
@@ -40,6 +46,8 @@ export interface ApiLimits {
   maxBodyBytes: number;
   writeTimeoutMs: number;
   readTimeoutMs: number;
+  /** How long a node may go without hearing from a leader and still answer proxies' stale reads. */
+  maxStaleMs: number;
 }
 
 /** Options of `createApi`. */
@@ -59,6 +67,8 @@ export interface ApiOptions {
   writeTimeoutMs?: number;
   /** Barrier timeout of linearizable reads. @default READ_TIMEOUT_MS */
   readTimeoutMs?: number;
+  /** Staleness bound of proxies' stale reads (`stale_bound.ts`). @default MAX_STALE_MS */
+  maxStaleMs?: number;
   /** Timeout of a forwarded request. @default FORWARD_TIMEOUT_MS */
   forwardTimeoutMs?: number;
   /** Cap of blocking query waits. @default MAX_BLOCKING_WAIT_MS */

@@ -20,6 +20,7 @@ import {
   type ApiOptions,
   FORWARD_TIMEOUT_MS,
   MAX_BLOCKING_WAIT_MS,
+  MAX_STALE_MS,
   READ_TIMEOUT_MS,
   WRITE_TIMEOUT_MS,
 } from "./api_env.ts";
@@ -53,6 +54,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
     maxBodyBytes: opts.maxBodyBytes ?? MAX_BODY_BYTES,
     writeTimeoutMs: opts.writeTimeoutMs ?? WRITE_TIMEOUT_MS,
     readTimeoutMs: opts.readTimeoutMs ?? READ_TIMEOUT_MS,
+    maxStaleMs: opts.maxStaleMs ?? MAX_STALE_MS,
   };
   const metrics = opts.metrics ?? new ApiMetrics();
   const clock = opts.now ?? Date.now;

@@ -54,6 +54,7 @@ Deno.test("GET /v1/health reports node, role, leader, term and commit index", as
     term: 1,
     commit_index: 0,
     applied_index: 0,
+    last_contact_ms: 0,
   });
 });
 

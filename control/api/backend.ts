@@ -27,6 +27,8 @@ export interface HealthInfo {
   commit_index: number;
   /** Highest log index applied to the registry on this node. */
   applied_index: number;
+  /** Ms since this node last heard from its leader (0 on the leader; null: never). */
+  last_contact_ms: number | null;
 }
 
 /** A control node in the Raft configuration. */
@@ -55,6 +57,8 @@ export interface HeartbeatItem {
 export interface ControlBackend {
   /** This node's role, term and indexes. */
   health(): HealthInfo;
+  /** Ms since this node last heard from its leader: 0 on the leader, Infinity when never. */
+  sinceLeaderContact(): number;
   /**
    * Proposes a validated command; resolves after it is committed on a quorum and applied (on
    * this node, or on the leader when a follower forwards it itself). Rejects with

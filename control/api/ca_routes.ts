@@ -17,13 +17,21 @@ import {
   CaError,
   type CaState,
   finishRotation,
+  installIntermediate,
   MAX_CSR_PEM_BYTES,
   publicCaView,
   rotateCa,
   signCsr,
   trustBundle,
 } from "../ca/mod.ts";
-import { bearerToken, isJoinTokenSecret, type Principal, redeem } from "../auth/mod.ts";
+import {
+  bearerToken,
+  isJoinTokenSecret,
+  joinTokenIdentity,
+  type Principal,
+  redeem,
+} from "../auth/mod.ts";
+import { parseSpiffeId } from "../../common/tls/mod.ts";
 import type { ApiCore } from "./api_core.ts";
 import type { ApiEnv } from "./api_env.ts";
 import { parseJsonBody, readBodyBytes } from "./body.ts";
@@ -46,7 +54,13 @@ const _RevokeBody = z.strictObject({
   reason: registryString(256).default(""),
 });
 
-const _RotateBody = z.strictObject({ activate: z.boolean().default(false) });
+/** Largest intermediate certificate or key accepted (either is under 1 KiB for P-256). */
+const _MAX_INTERMEDIATE_PEM_CHARS = 16 * 1024;
+const _RotateBody = z.strictObject({
+  activate: z.boolean().default(false),
+  intermediate_cert_pem: z.string().min(1).max(_MAX_INTERMEDIATE_PEM_CHARS).optional(),
+  intermediate_key_pem: z.string().min(1).max(_MAX_INTERMEDIATE_PEM_CHARS).optional(),
+});
 const _ActivateBody = z.strictObject({ root_id: z.string().regex(/^[0-9a-f]{1,128}$/) });
 
 /** Signs a CSR; the CA's refusals answer 403 (a revoked identity) or 400. */
@@ -99,10 +113,15 @@ export function caRoutes(k: ApiCore, leafTtlMs: number): Hono<ApiEnv> {
     const fwd = await k.consistentRead(c, q.stale);
     if (fwd) return fwd;
     const ca = requireCa();
+    // Public like the roots: every leaf it signs carries it in its chain.
+    const i = ca.roots.find((r) => r.id === ca.activeRootId)?.intermediate;
     return c.json({
       trust_domain: ca.trustDomain,
       active_root_id: ca.activeRootId,
       roots: trustBundle(ca),
+      intermediate: i === undefined
+        ? null
+        : { id: i.id, cert_pem: i.certPem, not_after: new Date(i.notAfter).toISOString() },
     });
   });
 
@@ -120,11 +139,16 @@ export function caRoutes(k: ApiCore, leafTtlMs: number): Hono<ApiEnv> {
       root_id: root.id,
       by: p.kind === "operator" ? `operator ${p.tokenId}` : p.kind,
     });
+    // An offline root's key is not here: the export is the root certificate and intermediate.
+    const i = root.intermediate;
     return c.json({
       trust_domain: ca.trustDomain,
       root_id: root.id,
       cert_pem: root.certPem,
-      key_pem: root.keyPem,
+      key_pem: root.keyPem ?? null,
+      ...(i !== undefined
+        ? { intermediate_cert_pem: i.certPem, intermediate_key_pem: i.keyPem }
+        : {}),
     });
   });
 
@@ -170,7 +194,7 @@ export function caRoutes(k: ApiCore, leafTtlMs: number): Hono<ApiEnv> {
     }
     const signed = await _sign(ca, {
       csrPem: req.csr,
-      identity: { kind: "service", service: check.record.service },
+      identity: joinTokenIdentity(check.record),
       now,
       ttlMs: leafTtlMs,
     });
@@ -206,11 +230,12 @@ export function caRoutes(k: ApiCore, leafTtlMs: number): Hono<ApiEnv> {
         `${p.spiffeId} is not of trust domain ${ca.trustDomain}`,
       );
     }
+    // The certificate's own id decides (a gateway's proxy principal is `gateway/<name>`).
+    const held = parseSpiffeId(p.spiffeId);
+    if (held === null) throw new ApiError(403, "forbidden", `${p.spiffeId} is no mesh identity`);
     const signed = await _sign(ca, {
       csrPem,
-      identity: p.kind === "proxy"
-        ? { kind: "service", service: p.service }
-        : { kind: "control", node: p.node },
+      identity: held,
       now: clock(),
       ttlMs: leafTtlMs,
     });
@@ -250,7 +275,11 @@ export function caRoutes(k: ApiCore, leafTtlMs: number): Hono<ApiEnv> {
         next = await f(ca, clock());
       } catch (e) {
         if (e instanceof CaError) {
-          throw new ApiError(e.code === "rotation_in_progress" ? 409 : 400, e.code, e.message);
+          throw new ApiError(
+            e.code === "rotation_in_progress" || e.code === "root_offline" ? 409 : 400,
+            e.code,
+            e.message,
+          );
         }
         throw e;
       }
@@ -269,6 +298,9 @@ export function caRoutes(k: ApiCore, leafTtlMs: number): Hono<ApiEnv> {
         change: what,
         active_root_id: view.activeRootId,
         trusted_roots: view.roots.map((x) => x.id).join(","),
+        ...(view.roots[0]?.intermediate !== undefined
+          ? { intermediate: view.roots[0].intermediate.id }
+          : {}),
       });
       return c.json({ index: r.index, changed: true, ca: view });
     } finally {
@@ -279,6 +311,25 @@ export function caRoutes(k: ApiCore, leafTtlMs: number): Hono<ApiEnv> {
   app.post("/v1/ca/rotate", async (c) => {
     const { bytes, value } = await k.body(c);
     const req = validateBody(_RotateBody, value);
+    const cert = req.intermediate_cert_pem;
+    const key = req.intermediate_key_pem;
+    if (cert !== undefined || key !== undefined) {
+      if (cert === undefined || key === undefined || req.activate) {
+        throw new ApiError(
+          400,
+          "invalid_request",
+          "body: a new intermediate needs both intermediate_cert_pem and intermediate_key_pem, " +
+            "and no activate",
+        );
+      }
+      // Checked against the trusted root before anything is committed (installIntermediate).
+      return await changeCa(
+        c,
+        bytes,
+        "rotate intermediate",
+        (ca, now) => installIntermediate(ca, { certPem: cert, keyPem: key, now }),
+      );
+    }
     return await changeCa(
       c,
       bytes,

@@ -67,14 +67,20 @@ export function catalogRoutes(
         );
       }
       if (addr !== null) watchersByAddress.set(addr, held + 1);
+      // A proxy's stale watch also ends when this node passes the staleness bound.
+      const bound = q.stale ? k.stale.watch(c) : undefined;
       try {
-        await backend.watcher.wait(q.index!, waitMs, c.req.raw.signal);
+        const signal = bound === undefined
+          ? c.req.raw.signal
+          : AbortSignal.any([c.req.raw.signal, bound.signal]);
+        await backend.watcher.wait(q.index!, waitMs, signal);
       } catch (e) {
         if (e instanceof TooManyWatchersError) {
           throw new ApiError(429, "too_many_watchers", e.message, { limit: e.limit });
         }
         throw e;
       } finally {
+        bound?.release();
         if (addr !== null) {
           const n = (watchersByAddress.get(addr) ?? 1) - 1;
           if (n > 0) watchersByAddress.set(addr, n);
@@ -82,6 +88,7 @@ export function catalogRoutes(
         }
       }
     }
+    if (q.stale) k.stale.check(c);
     const feed = currentFeed();
     // A proxy that asks for a delta gets only what changed since the index it holds, if this
     // node served that index; anyone else (older proxies, operators) gets the whole catalog.

@@ -331,3 +331,30 @@ Deno.test("a connection pipelining more requests than the cap without reading an
     await srv.shutdown(1000);
   }
 });
+
+Deno.test("a client that stops reading a large answer is cut and counted; its answer does not pin the server", async () => {
+  const { m } = await material();
+  const big = new Uint8Array(32 * 1024 * 1024).fill(0x20);
+  const srv = await serveApiHttps({
+    hostname: "127.0.0.1",
+    port: 0,
+    material: m,
+    handler: () => new Response(big, { headers: { "content-type": "application/json" } }),
+    headersTimeoutMs: 300,
+  });
+  try {
+    const s = await tlsOpen(srv.port, m.caPem);
+    assert.ok(s !== null);
+    s.pause(); // reads nothing: a watcher that stopped reading
+    s.write("GET /v1/catalog HTTP/1.1\r\nHost: x\r\n\r\n");
+    const t0 = Date.now();
+    while (srv.stats.refused.headers_timeout === 0) {
+      assert.ok(Date.now() - t0 < 60_000, "the stalled reader was never cut");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(srv.stats.requestsInFlight, 0);
+    s.destroy();
+  } finally {
+    await srv.shutdown(1000);
+  }
+});

@@ -21,6 +21,9 @@ export class ApiMetrics {
   writeTimeouts = 0;
   /** Proxy registry writes, rate-limited per identity (set by the API). */
   proxyWrites: { refused: number; tracked: number } | null = null;
+  /** The HTTPS server's connection counters (set by whoever serves the API over TLS). */
+  connections: { refused: Readonly<Record<string, number>>; handshakesInFlight: number } | null =
+    null;
 
   /** Counts one request by route template and status code. */
   countRequest(method: string, route: string, status: number): void {
@@ -123,6 +126,17 @@ export function renderControlMetrics(
       "Registrations and deregistrations refused 429 too_many_writes: a proxy identity over its rate.",
       [["", m.proxyWrites.refused]],
     );
+  }
+  if (m.connections) {
+    counter(
+      "skein_control_api_connections_cut_total",
+      "API connections closed by a bound: caps, timeouts (a client that stops sending or reading), certificate checks.",
+      Object.entries(m.connections.refused).map(([k, v]) => [`{reason="${_label(k)}"}`, v]),
+    );
+    gauge("skein_control_api_handshakes", "TLS handshakes in progress on the API port.", [[
+      "",
+      m.connections.handshakesInFlight,
+    ]]);
   }
   if (feed) {
     counter(

@@ -22,7 +22,10 @@ import { ApiError } from "./errors.ts";
 import { parseQuery, StaleQuery, validateBody } from "./params.ts";
 
 const _TokenBody = z.strictObject({
-  service: NameSchema,
+  /** The service the token enrols; or, instead, `gateway`. */
+  service: NameSchema.optional(),
+  /** The ingress gateway the token enrols (`spiffe://<td>/gateway/<name>`). */
+  gateway: NameSchema.optional(),
   ttl: z.string().max(32).default("1h"),
   uses: z.number().int().min(1).max(JOIN_TOKEN_USES_MAX).default(1),
 });
@@ -39,6 +42,14 @@ export function tokenRoutes(k: ApiCore): Hono<ApiEnv> {
   app.post("/v1/tokens", async (c) => {
     const { bytes, value } = await k.body(c);
     const req = validateBody(_TokenBody, value);
+    const name = req.service ?? req.gateway;
+    if (name === undefined || (req.service !== undefined && req.gateway !== undefined)) {
+      throw new ApiError(
+        400,
+        "invalid_request",
+        "body: expected exactly one of service or gateway",
+      );
+    }
     const ttlMs = parseDuration(req.ttl);
     if (ttlMs === null) {
       throw new ApiError(
@@ -49,7 +60,13 @@ export function tokenRoutes(k: ApiCore): Hono<ApiEnv> {
     }
     let made;
     try {
-      made = createJoinToken({ service: req.service, ttlMs, uses: req.uses, now: clock() });
+      made = createJoinToken({
+        service: name,
+        gateway: req.gateway !== undefined,
+        ttlMs,
+        uses: req.uses,
+        now: clock(),
+      });
     } catch (e) {
       throw new ApiError(400, "invalid_request", `body: ${(e as Error).message}`);
     }
@@ -59,7 +76,9 @@ export function tokenRoutes(k: ApiCore): Hono<ApiEnv> {
     return c.json({
       token: made.secret,
       id: made.record.id,
-      service: made.record.service,
+      ...(made.record.kind === "gateway"
+        ? { gateway: made.record.service }
+        : { service: made.record.service }),
       uses: made.record.uses,
       expires_at: new Date(made.record.expiresAt).toISOString(),
       index: r.index,

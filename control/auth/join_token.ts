@@ -21,8 +21,10 @@ export const JOIN_TOKEN_KIND = "join";
 export interface JoinTokenRecord {
   /** Short public id, for listing and deleting. */
   readonly id: string;
-  /** The service whose identity the token grants. */
+  /** The service (or, with `kind: "gateway"`, the gateway) whose identity the token grants. */
   readonly service: string;
+  /** `gateway`: the token grants `gateway/<service>` (an ingress gateway), not a service. */
+  readonly kind?: "gateway";
   /** Hex SHA-256 of the secret. */
   readonly hash: string;
   /** Creation time, ms since the epoch. */
@@ -37,8 +39,10 @@ export interface JoinTokenRecord {
 
 /** Options of {@linkcode createJoinToken}. */
 export interface CreateJoinTokenOptions {
-  /** Service the token grants. */
+  /** Service the token grants (or the gateway, with `gateway`). */
   service: string;
+  /** The token grants the gateway identity `gateway/<service>`. @default false */
+  gateway?: boolean;
   /** Lifetime in ms (1 ms to {@linkcode JOIN_TOKEN_TTL_MS_MAX}). */
   ttlMs: number;
   /** Number of uses. @default 1 */
@@ -77,6 +81,7 @@ export function createJoinToken(
     record: {
       id: newTokenId(opts.random),
       service: opts.service,
+      ...(opts.gateway === true ? { kind: "gateway" as const } : {}),
       hash: hashSecret(secret),
       createdAt: opts.now,
       expiresAt: opts.now + opts.ttlMs,
@@ -146,6 +151,15 @@ export function consumeJoinToken(
   const out = [...records];
   out[i] = next;
   return { ok: true, record: next, usesLeft: next.usesLeft, records: out };
+}
+
+/** The identity a join token record grants. */
+export function joinTokenIdentity(
+  r: Pick<JoinTokenRecord, "service" | "kind">,
+): { kind: "service"; service: string } | { kind: "gateway"; gateway: string } {
+  return r.kind === "gateway"
+    ? { kind: "gateway", gateway: r.service }
+    : { kind: "service", service: r.service };
 }
 
 /** Deletes the token `id` (an operator revoking it). */

@@ -2,7 +2,7 @@
  * Who may call which control API route (SPEC section 2), and the decision for a principal.
  * @module
  */
-import { parseSpiffeId, type SpiffeId } from "../../common/tls/mod.ts";
+import { identityLabel, parseSpiffeId, type SpiffeId } from "../../common/tls/mod.ts";
 import { type OperatorTokenRecord, type Role, roleAllows } from "./operator_token.ts";
 
 /**
@@ -127,14 +127,15 @@ export function authorizeRoute(req: RouteRequirement, principal: Principal): Rou
 }
 
 /**
- * The principal a verified client certificate stands for: `proxy` for `svc/<service>`,
- * `control` for `control/<node>`, `anonymous` without a certificate.
+ * The principal a verified client certificate stands for: `proxy` for `svc/<service>`, and for
+ * a gateway's `gateway/<name>` with the service `gateway/<name>` (no service is named so, so
+ * it may read what any proxy reads but act for no service), `control` for `control/<node>`,
+ * `anonymous` without a certificate.
  */
 export function principalFromPeer(peer: SpiffeId | null): Principal {
   if (!peer) return { kind: "anonymous" };
-  return peer.kind === "service"
-    ? { kind: "proxy", service: peer.service, spiffeId: peer.uri }
-    : { kind: "control", node: peer.node, spiffeId: peer.uri };
+  if (peer.kind === "control") return { kind: "control", node: peer.node, spiffeId: peer.uri };
+  return { kind: "proxy", service: identityLabel(peer), spiffeId: peer.uri };
 }
 
 /**

@@ -4,13 +4,13 @@
  * holding it can sign; nothing here does I/O or keeps hidden state.
  * @module
  */
-import { z } from "zod";
 import * as x509 from "./_x509.ts";
 import {
   EC_ALGORITHM,
   exportPrivateKeyPem,
   generateEcKeyPair,
   type Identity,
+  identityName,
   importPrivateKeyPem,
   isTrustDomain,
   parseSpiffeId,
@@ -53,7 +53,9 @@ export type CaErrorCode =
   | "invalid_ttl"
   | "rotation_in_progress"
   | "too_many_revocations"
-  | "invalid_state";
+  | "invalid_state"
+  | "root_offline"
+  | "invalid_intermediate";
 
 /** A refused CA operation; `code` is stable, `message` says what and why. */
 export class CaError extends Error {
@@ -74,6 +76,25 @@ export interface CaRoot {
   /** 1 for the first root, +1 per rotation; part of the subject so old and new never clash. */
   readonly generation: number;
   /** Self-signed root certificate. */
+  readonly certPem: string;
+  /**
+   * PKCS#8 PEM private key. Secret: never log it. Absent when the root is kept offline: then
+   * `intermediate` signs and only an operator holding the root key can replace it.
+   */
+  readonly keyPem?: string;
+  /** Validity start, ms since the epoch. */
+  readonly notBefore: number;
+  /** Validity end, ms since the epoch. */
+  readonly notAfter: number;
+  /** The intermediate this root certified, which signs leaves in its place (offline root). */
+  readonly intermediate?: CaIntermediate;
+}
+
+/** An intermediate CA signed by a root (`control/ca/intermediate.ts`); it signs the leaves. */
+export interface CaIntermediate {
+  /** Hex Subject Key Identifier. */
+  readonly id: string;
+  /** The intermediate certificate, signed by its root. */
   readonly certPem: string;
   /** PKCS#8 PEM private key. Secret: never log it. */
   readonly keyPem: string;
@@ -163,15 +184,21 @@ export interface CreateCaOptions {
   validityMs?: number;
 }
 
-const _CA_NAME = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/;
+/** What a CA name may be: it is written into root subjects. */
+export const CA_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$/;
 
-/** Creates a new CA with one freshly generated root. */
-export async function createCa(opts: CreateCaOptions): Promise<CaState> {
+/** A CA whose roots all hold their keys (what {@linkcode createCa} makes). */
+export type OnlineRootCaState = CaState & {
+  readonly roots: readonly (CaRoot & { readonly keyPem: string })[];
+};
+
+/** Creates a new CA with one freshly generated root, which signs leaves itself. */
+export async function createCa(opts: CreateCaOptions): Promise<OnlineRootCaState> {
   if (!isTrustDomain(opts.trustDomain)) {
     throw new CaError("invalid_state", `invalid trust domain ${JSON.stringify(opts.trustDomain)}`);
   }
   const name = opts.name ?? "skein";
-  if (!_CA_NAME.test(name)) {
+  if (!CA_NAME_PATTERN.test(name)) {
     throw new CaError("invalid_state", `invalid CA name ${JSON.stringify(name)}`);
   }
   const root = await _newRoot(opts.trustDomain, name, 1, opts.now, opts.validityMs);
@@ -202,6 +229,7 @@ export async function rotateCa(
       `a rotation is in progress (${state.roots.length} roots trusted); finish it first`,
     );
   }
+  if (_activeRoot(state).keyPem === undefined) throw rootOfflineError();
   const generation = Math.max(...state.roots.map((r) => r.generation)) + 1;
   const root = await _newRoot(state.trustDomain, state.name, generation, opts.now, opts.validityMs);
   if (opts.activate === false) return { ...state, roots: [...state.roots, root] };
@@ -288,14 +316,14 @@ export async function signCsr(state: CaState, opts: SignCsrOptions): Promise<Sig
     );
   }
   const publicKey = await _verifiedCsrKey(opts.csrPem);
-  const root = _activeRoot(state);
-  const rootCert = new x509.X509Certificate(root.certPem);
-  const signingKey = await importPrivateKeyPem(root.keyPem);
-  const notBefore = Math.max(opts.now - CLOCK_SKEW_ALLOWANCE_MS, root.notBefore);
-  // A leaf never outlives its root: a verifier would reject the chain anyway.
-  const notAfter = Math.min(opts.now + ttl, root.notAfter);
+  const signer = activeSigner(state);
+  const rootCert = new x509.X509Certificate(signer.certPem);
+  const signingKey = await importPrivateKeyPem(signer.keyPem);
+  const notBefore = Math.max(opts.now - CLOCK_SKEW_ALLOWANCE_MS, signer.notBefore);
+  // A leaf never outlives its issuer: a verifier would reject the chain anyway.
+  const notAfter = Math.min(opts.now + ttl, signer.notAfter);
   if (notAfter <= opts.now) {
-    throw new CaError("invalid_state", `active root ${root.id} has expired`);
+    throw new CaError("invalid_state", `active ${signer.kind} ${signer.id} has expired`);
   }
   const sans: x509.JsonGeneralNames = [{ type: "url", value: spiffeId }];
   const extraDns = opts.extraSans?.dns ?? [];
@@ -340,13 +368,62 @@ export async function signCsr(state: CaState, opts: SignCsrOptions): Promise<Sig
     ],
   });
   return {
-    certPem: leaf.toString("pem") + "\n",
+    // The chain a peer needs to reach the root: the leaf, then the intermediate if one signed.
+    certPem: leaf.toString("pem") + "\n" + signer.chainPem,
     caPem: trustBundlePem(state),
     spiffeId,
     serial,
     notBefore: leaf.notBefore.getTime(),
     notAfter: leaf.notAfter.getTime(),
   };
+}
+
+/** What signs leaves now: the active root's intermediate when it has one, else the root. */
+export interface ActiveSigner {
+  /** `intermediate` (offline root) or `root` (single-root CA). */
+  readonly kind: "root" | "intermediate";
+  /** Hex SKI of the signing certificate. */
+  readonly id: string;
+  /** The signing certificate. */
+  readonly certPem: string;
+  /** Its private key. */
+  readonly keyPem: string;
+  /** Validity start, ms since the epoch. */
+  readonly notBefore: number;
+  /** Validity end, ms since the epoch. */
+  readonly notAfter: number;
+  /** What a leaf carries after itself so peers can reach the root ("" for a root signer). */
+  readonly chainPem: string;
+}
+
+/** The certificate and key that sign leaves now (see {@linkcode ActiveSigner}). */
+export function activeSigner(state: CaState): ActiveSigner {
+  const root = _activeRoot(state);
+  const i = root.intermediate;
+  if (i !== undefined) {
+    return { kind: "intermediate", ...i, chainPem: i.certPem };
+  }
+  if (root.keyPem === undefined) {
+    throw new CaError("invalid_state", `root ${root.id} has neither its key nor an intermediate`);
+  }
+  return { kind: "root", ...root, keyPem: root.keyPem, chainPem: "" };
+}
+
+/** Id of what signs leaves now: a control node re-issues its own leaf when it changes. */
+export function activeSignerId(state: CaState): string {
+  const root = _activeRoot(state);
+  return root.intermediate?.id ?? root.id;
+}
+
+/** The refusal for operations that need the root key of a CA whose root is kept offline. */
+export function rootOfflineError(): CaError {
+  return new CaError(
+    "root_offline",
+    "the root key is offline, so no control node can make or sign with a new root; to replace " +
+      "the intermediate, run `skein ca intermediate --root-cert ROOT.pem --root-key ROOT.key " +
+      "--out DIR` where the root key is kept, then `skein ctl ca rotate --intermediate-cert " +
+      "DIR/intermediate.pem --intermediate-key DIR/intermediate.key`",
+  );
 }
 
 /**
@@ -445,89 +522,29 @@ export function revocationChecker(state: CaState): (spiffeId: string) => boolean
   return (id) => set.has(id);
 }
 
-/** The state without private keys, for `GET` endpoints, debugging dumps and logs. */
-export function publicCaView(state: CaState): {
-  trustDomain: string;
-  activeRootId: string;
-  roots: { id: string; generation: number; certPem: string; notBefore: number; notAfter: number }[];
-  revoked: RevokedIdentity[];
-  rotation: RotationRecord | null;
-} {
-  return {
-    trustDomain: state.trustDomain,
-    activeRootId: state.activeRootId,
-    roots: state.roots.map(({ keyPem: _k, ...pub }) => pub),
-    revoked: [...state.revoked],
-    rotation: state.rotation ?? null,
-  };
-}
-
-const _RootSchema = z.strictObject({
-  id: z.string().regex(/^[0-9a-f]+$/),
-  generation: z.number().int().min(1),
-  certPem: z.string().includes("BEGIN CERTIFICATE"),
-  keyPem: z.string().includes("BEGIN PRIVATE KEY"),
-  notBefore: z.number(),
-  notAfter: z.number(),
-});
-
-const _StateSchema = z.strictObject({
-  version: z.literal(1),
-  trustDomain: z.string().refine(isTrustDomain, "expected a trust domain"),
-  name: z.string().regex(_CA_NAME),
-  activeRootId: z.string(),
-  roots: z.array(_RootSchema).min(1).max(MAX_TRUSTED_ROOTS),
-  revoked: z.array(z.strictObject({
-    spiffeId: z.string(),
-    revokedAt: z.number(),
-    reason: z.string(),
-  })).max(MAX_REVOKED_IDENTITIES),
-  rotation: z.strictObject({
-    phase: z.enum(["trust", "activate"]),
-    newRootId: z.string(),
-    oldRootId: z.string(),
-    trigger: z.enum(["operator", "policy"]),
-    startedAt: z.number(),
-    phaseSince: z.number(),
-    paused: z.string().max(4096).nullable(),
-  }).optional(),
-});
+// ---------------------------------------------------------------------------------------------
 
 /**
- * Validates a value read back from JSON (a Raft entry, a snapshot) as a {@linkcode CaState}.
- * Checks shape only, not the cryptography.
+ * A new self-signed root and its key. `pathLength` 1 makes a root meant to stay offline and
+ * certify an intermediate (`control/ca/intermediate.ts`); 0 a root that signs leaves itself.
  */
-export function parseCaState(value: unknown): CaState {
-  const r = _StateSchema.safeParse(value);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new CaError(
-      "invalid_state",
-      `invalid CA state at ${issue?.path.join(".") || "(root)"}: ${issue?.message}`,
-    );
-  }
-  const s = r.data;
-  if (!s.roots.some((x) => x.id === s.activeRootId)) {
-    throw new CaError("invalid_state", `active root ${s.activeRootId} is not among the roots`);
-  }
-  const revoked = [...s.revoked].sort((a, b) => a.spiffeId < b.spiffeId ? -1 : 1);
-  const rot = s.rotation;
-  if (rot !== undefined) {
-    if (!s.roots.some((x) => x.id === rot.newRootId) || s.roots.length < 2) {
-      throw new CaError("invalid_state", `rotation names root ${rot.newRootId}, not trusted`);
-    }
-    const signing = rot.phase === "activate" ? rot.newRootId : rot.oldRootId;
-    if (s.activeRootId !== signing) {
-      throw new CaError(
-        "invalid_state",
-        `rotation in phase ${rot.phase} expects root ${signing} active, not ${s.activeRootId}`,
-      );
-    }
-  }
-  return { ...s, revoked };
+export function newRootCertificate(opts: {
+  trustDomain: string;
+  name: string;
+  generation: number;
+  now: number;
+  validityMs?: number;
+  pathLength?: number;
+}): Promise<CaRoot & { keyPem: string }> {
+  return _newRoot(
+    opts.trustDomain,
+    opts.name,
+    opts.generation,
+    opts.now,
+    opts.validityMs,
+    opts.pathLength ?? 0,
+  );
 }
-
-// ---------------------------------------------------------------------------------------------
 
 function _activeRoot(state: CaState): CaRoot {
   const root = state.roots.find((r) => r.id === state.activeRootId);
@@ -536,7 +553,7 @@ function _activeRoot(state: CaState): CaRoot {
 }
 
 function _identityName(id: Identity): string {
-  return id.kind === "service" ? id.service : id.node;
+  return identityName(id);
 }
 
 function _identityUri(state: CaState, id: Identity): string {
@@ -587,7 +604,8 @@ async function _newRoot(
   generation: number,
   now: number,
   validityMs = ROOT_VALIDITY_MS_DEFAULT,
-): Promise<CaRoot> {
+  pathLength = 0,
+): Promise<CaRoot & { keyPem: string }> {
   const keys = await generateEcKeyPair();
   const ski = await x509.SubjectKeyIdentifierExtension.create(keys.publicKey);
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
@@ -598,7 +616,8 @@ async function _newRoot(
     signingAlgorithm: EC_ALGORITHM,
     keys,
     extensions: [
-      new x509.BasicConstraintsExtension(true, 0, true),
+      // pathlen:0 for a root that signs leaves itself; 1 lets it certify one intermediate.
+      new x509.BasicConstraintsExtension(true, pathLength, true),
       new x509.KeyUsagesExtension(
         x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign,
         true,

@@ -6,6 +6,7 @@ import { EC_ALGORITHM, exportPrivateKeyPem, generateEcKeyPair } from "../../comm
 import {
   activateRoot,
   CaError,
+  type CaState,
   createCa,
   finishRotation,
   isRevoked,
@@ -225,7 +226,7 @@ Deno.test("revocation: revoke, check, unrevoke, and refuse ids of other domains"
     "spiffe://skein.local/svc/a",
     "spiffe://skein.local/control/cp-1",
   ];
-  let s = ca;
+  let s: CaState = ca;
   for (const id of ids) s = revokeIdentity(s, id, { now: NOW, reason: "stolen" });
   for (const id of ids) assert(isRevoked(s, id), id);
   assert(!isRevoked(s, "spiffe://skein.local/svc/c"));
@@ -238,7 +239,7 @@ Deno.test("revocation: revoke, check, unrevoke, and refuse ids of other domains"
 });
 
 Deno.test("CaState survives JSON and parseCaState; publicCaView has no private keys", async () => {
-  let ca = await createCa({ trustDomain: "skein.local", now: NOW });
+  let ca: CaState = await createCa({ trustDomain: "skein.local", now: NOW });
   ca = revokeIdentity(ca, "spiffe://skein.local/svc/x", { now: NOW });
   const back = parseCaState(JSON.parse(JSON.stringify(ca)));
   assertEquals(back, ca);

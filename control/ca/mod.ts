@@ -22,6 +22,8 @@
  * @module
  */
 export * from "./ca.ts";
+export * from "./state_codec.ts";
+export * from "./intermediate.ts";
 export type { Identity } from "../../common/tls/mod.ts";
 export * from "./seed.ts";
 export * from "./rotation.ts";

@@ -64,6 +64,8 @@ export function planRotation(
       return { kind: "none" };
     }
     const active = _active(ca);
+    // An offline root cannot be replaced from here; its intermediate is replaced by an operator.
+    if (active.keyPem === undefined) return { kind: "none" };
     if (active.notAfter - now > policy.rotateBeforeExpiryMs) return { kind: "none" };
     return {
       kind: "start",

@@ -15,12 +15,18 @@ import {
 } from "../../common/tls/mod.ts";
 import { type Logger, nullLogger } from "../../common/log.ts";
 import { dirOf, writeFileAtomic } from "../../common/atomic_write.ts";
-import { CaError, type CaState, createCa, parseCaState } from "./ca.ts";
+import { CaError, type CaState, createCa, rootOfflineError } from "./ca.ts";
+import { parseCaState } from "./state_codec.ts";
+import { checkIntermediate } from "./intermediate.ts";
 
 /** File name of the seed root certificate written by {@linkcode writeSeedCa}. */
 export const SEED_CERT_FILE = "ca.pem";
 /** File name of the seed root key written by {@linkcode writeSeedCa}. */
 export const SEED_KEY_FILE = "ca.key";
+/** File name of the intermediate certificate of an offline-root seed. */
+export const INTERMEDIATE_CERT_FILE = "intermediate.pem";
+/** File name of the intermediate key of an offline-root seed. */
+export const INTERMEDIATE_KEY_FILE = "intermediate.key";
 /** Largest seed file read; a root certificate or key is a few KiB at most. */
 export const MAX_SEED_FILE_BYTES = 64 * 1024;
 
@@ -58,11 +64,77 @@ export interface CaFromPemOptions {
  * (`invalid_state`) saying which check failed otherwise.
  */
 export async function caStateFromPem(opts: CaFromPemOptions): Promise<CaState> {
+  const root = await _checkedRoot(opts.certPem, opts.trustDomain, opts.now);
+  const keyPem = await _matchingKeyPem(opts.keyPem, root.cert);
+  return parseCaState({
+    version: 1,
+    trustDomain: opts.trustDomain,
+    name: root.name,
+    activeRootId: root.id,
+    roots: [{
+      id: root.id,
+      generation: root.generation,
+      certPem: root.certPem,
+      keyPem,
+      notBefore: root.notBefore,
+      notAfter: root.notAfter,
+    }],
+    revoked: [],
+  });
+}
+
+/**
+ * Builds the {@linkcode CaState} of a control node whose root stays offline: the root
+ * certificate (checked as {@linkcode caStateFromPem} checks it, without its key) and an
+ * intermediate it signed, with the intermediate's key (`checkIntermediate`).
+ */
+export async function caStateFromOfflineSeed(opts: {
+  rootCertPem: string;
+  intermediateCertPem: string;
+  intermediateKeyPem: string;
+  trustDomain: string;
+  now: number;
+}): Promise<CaState> {
+  const root = await _checkedRoot(opts.rootCertPem, opts.trustDomain, opts.now);
+  const intermediate = await checkIntermediate({
+    certPem: opts.intermediateCertPem,
+    keyPem: opts.intermediateKeyPem,
+    rootCertPem: root.certPem,
+    trustDomain: opts.trustDomain,
+    now: opts.now,
+  });
+  return parseCaState({
+    version: 1,
+    trustDomain: opts.trustDomain,
+    name: root.name,
+    activeRootId: root.id,
+    roots: [{
+      id: root.id,
+      generation: root.generation,
+      certPem: root.certPem,
+      notBefore: root.notBefore,
+      notAfter: root.notAfter,
+      intermediate,
+    }],
+    revoked: [],
+  });
+}
+
+/** The checks every seed root passes, and what the CA state records of it. */
+async function _checkedRoot(certPem: string, trustDomain: string, now: number): Promise<{
+  cert: x509.X509Certificate;
+  certPem: string;
+  id: string;
+  name: string;
+  generation: number;
+  notBefore: number;
+  notAfter: number;
+}> {
   const fail = (msg: string): never => {
     throw new CaError("invalid_state", msg);
   };
-  if (!isTrustDomain(opts.trustDomain)) fail(`invalid trust domain ${opts.trustDomain}`);
-  const blocks = splitPemCerts(opts.certPem);
+  if (!isTrustDomain(trustDomain)) fail(`invalid trust domain ${trustDomain}`);
+  const blocks = splitPemCerts(certPem);
   if (blocks.length !== 1) fail(`expected one certificate, found ${blocks.length}`);
   let cert: x509.X509Certificate;
   try {
@@ -85,35 +157,26 @@ export async function caStateFromPem(opts: CaFromPemOptions): Promise<CaState> {
   }
   const notBefore = cert.notBefore.getTime();
   const notAfter = cert.notAfter.getTime();
-  if (opts.now >= notAfter) fail(`root expired at ${cert.notAfter.toISOString()}`);
-  if (opts.now < notBefore) fail(`root is not valid before ${cert.notBefore.toISOString()}`);
+  if (now >= notAfter) fail(`root expired at ${cert.notAfter.toISOString()}`);
+  if (now < notBefore) fail(`root is not valid before ${cert.notBefore.toISOString()}`);
   const uris = _uriSans(cert);
-  const want = `spiffe://${opts.trustDomain}`;
+  const want = `spiffe://${trustDomain}`;
   if (!uris.includes(want)) {
     fail(`root is for ${uris.length > 0 ? uris.join(", ") : "no trust domain"}, expected ${want}`);
   }
-  const keyPem = await _matchingKeyPem(opts.keyPem, cert);
   const ski = cert.getExtension(x509.SubjectKeyIdentifierExtension) ??
     await x509.SubjectKeyIdentifierExtension.create(await cert.publicKey.export());
   const cn = /(?:^|,\s*)CN=([^,]+)/.exec(cert.subject)?.[1]?.trim() ?? "";
   const m = _ROOT_CN.exec(cn);
-  const name = m && _CA_NAME.test(m[1]!) ? m[1]! : "skein";
-  const generation = m ? Number(m[2]) : 1;
-  return parseCaState({
-    version: 1,
-    trustDomain: opts.trustDomain,
-    name,
-    activeRootId: ski.keyId.toLowerCase(),
-    roots: [{
-      id: ski.keyId.toLowerCase(),
-      generation,
-      certPem: blocks[0]!,
-      keyPem,
-      notBefore,
-      notAfter,
-    }],
-    revoked: [],
-  });
+  return {
+    cert,
+    certPem: blocks[0]!,
+    id: ski.keyId.toLowerCase(),
+    name: m && _CA_NAME.test(m[1]!) ? m[1]! : "skein",
+    generation: m ? Number(m[2]) : 1,
+    notBefore,
+    notAfter,
+  };
 }
 
 /** Options of {@linkcode loadOrCreateSeedCa}. */
@@ -130,6 +193,13 @@ export interface LoadSeedOptions {
   now: number;
   /** Logger. @default nullLogger */
   logger?: Logger;
+  /**
+   * The intermediate's certificate (`tls.intermediate_cert_file`): when it or its key exists,
+   * the root is kept offline and `certFile` holds only the root certificate.
+   */
+  intermediateCertFile?: string;
+  /** The intermediate's key (`tls.intermediate_key_file`). */
+  intermediateKeyFile?: string;
 }
 
 /**
@@ -142,13 +212,22 @@ export async function loadOrCreateSeedCa(opts: LoadSeedOptions): Promise<CaState
   const log = opts.logger ?? nullLogger;
   const certPem = await _readOptional(opts.certFile);
   const keyPem = await _readOptional(opts.keyFile);
+  const iCertPem = opts.intermediateCertFile === undefined
+    ? null
+    : await _readOptional(opts.intermediateCertFile);
+  const iKeyPem = opts.intermediateKeyFile === undefined
+    ? null
+    : await _readOptional(opts.intermediateKeyFile);
+  if (iCertPem !== null || iKeyPem !== null) {
+    return await _loadOfflineSeed(opts, { certPem, keyPem, iCertPem, iKeyPem }, log);
+  }
   if (certPem === null && keyPem === null) {
     if (!opts.create) {
       throw new SeedCaError(opts.certFile, `CA seed not found (nor ${opts.keyFile})`);
     }
     const ca = await createCa({ trustDomain: opts.trustDomain, now: opts.now });
     const root = ca.roots[0]!;
-    await _writeAtomic(opts.keyFile, root.keyPem);
+    await _writeAtomic(opts.keyFile, root.keyPem!);
     await _writeAtomic(opts.certFile, root.certPem);
     log.info("CA seed created", {
       cert_file: opts.certFile,
@@ -201,15 +280,125 @@ export async function writeSeedCa(
 ): Promise<{ certFile: string; keyFile: string }> {
   const root = state.roots.find((r) => r.id === state.activeRootId);
   if (!root) throw new CaError("invalid_state", `active root ${state.activeRootId} not found`);
-  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  if (root.keyPem === undefined) throw rootOfflineError();
+  return await writeCertAndKey(dir, SEED_CERT_FILE, root.certPem, SEED_KEY_FILE, root.keyPem);
+}
+
+/**
+ * Writes what a control node of an offline-root CA needs: the root certificate as
+ * `DIR/ca.pem`, the active intermediate as `DIR/intermediate.pem` and `DIR/intermediate.key`
+ * (all 0600, atomically, never over an existing file). No root key is written.
+ */
+export async function writeOfflineSeed(
+  dir: string,
+  state: CaState,
+): Promise<{ certFile: string; intermediateCertFile: string; intermediateKeyFile: string }> {
+  const root = state.roots.find((r) => r.id === state.activeRootId);
+  const i = root?.intermediate;
+  if (!root || i === undefined) {
+    throw new CaError("invalid_state", "this CA has no intermediate; use writeSeedCa");
+  }
   const certFile = `${dir}/${SEED_CERT_FILE}`;
-  const keyFile = `${dir}/${SEED_KEY_FILE}`;
+  if (await _exists(certFile)) {
+    throw new SeedCaError(certFile, "already exists; refusing to overwrite");
+  }
+  const w = await writeCertAndKey(
+    dir,
+    INTERMEDIATE_CERT_FILE,
+    i.certPem,
+    INTERMEDIATE_KEY_FILE,
+    i.keyPem,
+  );
+  await _writeAtomic(certFile, root.certPem);
+  return { certFile, intermediateCertFile: w.certFile, intermediateKeyFile: w.keyFile };
+}
+
+/**
+ * Writes a certificate and its key as `DIR/<certName>` and `DIR/<keyName>` (0600, atomically,
+ * directory 0700). Refuses to overwrite either file: replacing a CA key by mistake strands
+ * every certificate it signed.
+ */
+export async function writeCertAndKey(
+  dir: string,
+  certName: string,
+  certPem: string,
+  keyName: string,
+  keyPem: string,
+): Promise<{ certFile: string; keyFile: string }> {
+  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  const certFile = `${dir}/${certName}`;
+  const keyFile = `${dir}/${keyName}`;
   for (const f of [certFile, keyFile]) {
     if (await _exists(f)) throw new SeedCaError(f, "already exists; refusing to overwrite");
   }
-  await _writeAtomic(keyFile, root.keyPem);
-  await _writeAtomic(certFile, root.certPem);
+  await _writeAtomic(keyFile, keyPem);
+  await _writeAtomic(certFile, certPem);
   return { certFile, keyFile };
+}
+
+/** The seed of a control node whose root is offline: root certificate + intermediate pair. */
+async function _loadOfflineSeed(
+  opts: LoadSeedOptions,
+  f: {
+    certPem: string | null;
+    keyPem: string | null;
+    iCertPem: string | null;
+    iKeyPem: string | null;
+  },
+  log: Logger,
+): Promise<CaState> {
+  const iCertFile = opts.intermediateCertFile!;
+  const iKeyFile = opts.intermediateKeyFile!;
+  if (f.iCertPem === null) {
+    throw new SeedCaError(iCertFile, `missing, but the intermediate key ${iKeyFile} exists`);
+  }
+  if (f.iKeyPem === null) {
+    throw new SeedCaError(iKeyFile, `missing, but the intermediate ${iCertFile} exists`);
+  }
+  if (f.certPem === null) {
+    throw new SeedCaError(
+      opts.certFile,
+      `missing: the root certificate must sit beside the intermediate ${iCertFile}`,
+    );
+  }
+  if (f.keyPem !== null) {
+    // The point of an intermediate is that no server holds the root key.
+    throw new SeedCaError(
+      opts.keyFile,
+      `a root key beside the intermediate ${iCertFile}: move it off this machine (the ` +
+        `intermediate signs; the root key is needed only to sign the next intermediate)`,
+    );
+  }
+  await _warnIfOpen(iKeyFile, log);
+  try {
+    return await caStateFromOfflineSeed({
+      rootCertPem: f.certPem,
+      intermediateCertPem: f.iCertPem,
+      intermediateKeyPem: f.iKeyPem,
+      trustDomain: opts.trustDomain,
+      now: opts.now,
+    });
+  } catch (e) {
+    if (!(e instanceof CaError)) throw e;
+    const file = e.code === "invalid_intermediate"
+      ? (/key/.test(e.message) && !/key usage/.test(e.message) ? iKeyFile : iCertFile)
+      : opts.certFile;
+    throw new SeedCaError(file, e.message, e);
+  }
+}
+
+async function _warnIfOpen(keyFile: string, log: Logger): Promise<void> {
+  try {
+    const st = await Deno.stat(keyFile);
+    if (st.mode !== null && (st.mode & 0o077) !== 0) {
+      log.warn("CA key is readable by group or others; chmod 600 it", {
+        key_file: keyFile,
+        mode: (st.mode & 0o777).toString(8),
+      });
+    }
+  } catch {
+    // Read a moment ago; a stat failure now changes nothing about its content.
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

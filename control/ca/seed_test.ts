@@ -5,9 +5,11 @@ import {
   CaError,
   caStateFromPem,
   createCa,
+  createOfflineRootCa,
   issueCertificate,
   loadOrCreateSeedCa,
   SeedCaError,
+  writeOfflineSeed,
   writeSeedCa,
 } from "./mod.ts";
 
@@ -211,6 +213,39 @@ Deno.test("writeSeedCa() writes the active root and refuses to overwrite", async
     assertEquals(loaded.activeRootId, ca.activeRootId);
     const e = await assertRejects(writeSeedCa(`${dir}/out`, ca), SeedCaError);
     assertEquals(e.file, files.certFile);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("an offline-root seed loads from the root certificate and the intermediate pair, never a root key", async () => {
+  const dir = await tmp();
+  try {
+    const made = await createOfflineRootCa({ trustDomain: TD, now: NOW });
+    const w = await writeOfflineSeed(`${dir}/seed`, made.state);
+    assertEquals((await Deno.stat(w.intermediateKeyFile)).mode! & 0o777, 0o600);
+    const load = () =>
+      loadOrCreateSeedCa({
+        certFile: w.certFile,
+        keyFile: `${dir}/seed/ca.key`,
+        intermediateCertFile: w.intermediateCertFile,
+        intermediateKeyFile: w.intermediateKeyFile,
+        trustDomain: TD,
+        create: true,
+        now: NOW,
+      });
+    const st = await load();
+    assertEquals(st, made.state);
+    // A root key left beside the intermediate is refused, naming it.
+    await Deno.writeTextFile(`${dir}/seed/ca.key`, made.root.keyPem);
+    const e = await assertRejects(load, SeedCaError);
+    assertMatch(e.message, /ca\.key: a root key beside the intermediate/);
+    await Deno.remove(`${dir}/seed/ca.key`);
+    // Half an intermediate pair is refused, naming the missing file; nothing is created.
+    await Deno.remove(w.intermediateKeyFile);
+    const e2 = await assertRejects(load, SeedCaError);
+    assertMatch(e2.message, /intermediate\.key: missing/);
+    await assertRejects(() => writeSeedCa(`${dir}/other`, made.state), CaError);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -351,7 +351,13 @@ export class ControlNode implements ControlBackend {
       // Log entries without registry effect (leader no-ops, member entries) count as applied,
       // so a converged cluster reports applied_index == commit_index.
       applied_index: Math.max(st.applied, this.#driver.state.appliedIndex),
+      last_contact_ms: _finiteOrNull(Math.round(this.#driver.sinceLeaderContact())),
     };
+  }
+
+  /** See {@linkcode ControlBackend.sinceLeaderContact}. */
+  sinceLeaderContact(): number {
+    return this.#driver.sinceLeaderContact();
   }
 
   /**
@@ -478,4 +484,9 @@ export class ControlNode implements ControlBackend {
     await this.#driver.closeLog();
     this.#dirLock?.release();
   }
+}
+
+/** `n`, or null when it is not finite (JSON has no Infinity). */
+function _finiteOrNull(n: number): number | null {
+  return Number.isFinite(n) ? n : null;
 }

@@ -116,6 +116,8 @@ export class NodeDriver {
   #stallReported = false;
   /** The leader (`id@term`) whose lost connections already expired the election clock. */
   #leaderGoneFor = "";
+  /** When a message from the leader of the moment last arrived (clock ms). */
+  #leaderHeardAt = Number.NEGATIVE_INFINITY;
   #closed = false;
   #fatal: Error | null = null;
   readonly #failed = Promise.withResolvers<Error>();
@@ -175,6 +177,15 @@ export class NodeDriver {
     return this.#failed.promise;
   }
 
+  /**
+   * Ms since this node last heard from its leader: 0 on the leader itself, Infinity when it
+   * never heard one. How stale a read answered from this node's state may be.
+   */
+  sinceLeaderContact(): number {
+    if (this.raft.status().role === "leader") return 0;
+    return Math.max(0, this.#opts.clock.now() - this.#leaderHeardAt);
+  }
+
   /** Throws the 503 a caller gets from a stopped or closing node. */
   checkUsable(): void {
     if (this.#fatal) throw new BackendError(503, "storage_failure", this.#fatal.message);
@@ -207,6 +218,12 @@ export class NodeDriver {
         return;
       }
       this.raft.step(msg);
+      if (
+        (msg.type === "app" || msg.type === "heartbeat" || msg.type === "snap") &&
+        this.raft.status().leader === from
+      ) {
+        this.#leaderHeardAt = this.#opts.clock.now();
+      }
       this.kick();
     } catch (e) {
       this.#log.warn("dropping a malformed frame", { from, error: e as Error });

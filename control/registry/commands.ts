@@ -59,6 +59,7 @@ export const MAX_REVOKE_REASON_LENGTH = 256;
 export const JoinTokenRecordSchema = z.strictObject({
   id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
   service: NameSchema,
+  kind: z.literal("gateway").optional(),
   hash: z.string().regex(/^[0-9a-f]{64}$/, "expected a hex SHA-256"),
   createdAt: z.number().int().min(0),
   expiresAt: z.number().int().min(0),

@@ -8,6 +8,7 @@ import type { Logger } from "../../common/log.ts";
 import { nullLogger } from "../../common/log.ts";
 import { spiffeIdFor, type TlsMaterial } from "../../common/tls/mod.ts";
 import {
+  activeSignerId,
   type CaState,
   issueCertificate,
   type IssuedCertificate,
@@ -102,6 +103,8 @@ export class ControlIdentity implements TlsIdentitySource {
   #ca: CaState;
   #leaf: IssuedCertificate;
   #leafRootId: string;
+  /** What signed the current leaf: the root, or its intermediate when the root is offline. */
+  #leafSignerId: string;
   #material: TlsMaterial;
   #revoked: ReadonlySet<string>;
   #timer: unknown = null;
@@ -122,6 +125,7 @@ export class ControlIdentity implements TlsIdentitySource {
     this.#leaf = leaf;
     this.#issuedAt = this.#clock.now();
     this.#leafRootId = opts.ca.activeRootId;
+    this.#leafSignerId = activeSignerId(opts.ca);
     this.#material = _material(leaf, opts.ca);
     this.#revoked = _revokedSet(opts.ca);
   }
@@ -197,9 +201,12 @@ export class ControlIdentity implements TlsIdentitySource {
       const prev = this.#ca;
       this.#ca = state;
       this.#revoked = _revokedSet(state);
-      if (state.activeRootId !== this.#leafRootId) {
-        this.#log.info("CA active root changed; issuing a new control certificate", {
+      if (
+        state.activeRootId !== this.#leafRootId || activeSignerId(state) !== this.#leafSignerId
+      ) {
+        this.#log.info("CA signer changed; issuing a new control certificate", {
           root: state.activeRootId,
+          signer: activeSignerId(state),
         });
         await this.#reissue();
         return;
@@ -241,6 +248,7 @@ export class ControlIdentity implements TlsIdentitySource {
       this.#leaf = leaf;
       this.#issuedAt = issuedAt;
       this.#leafRootId = ca.activeRootId;
+      this.#leafSignerId = activeSignerId(ca);
       this.#material = _material(leaf, this.#ca);
       this.#failures = 0;
       this.#log.info("control certificate issued", this.#logFields());

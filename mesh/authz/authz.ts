@@ -20,7 +20,9 @@ export type DecisionReason =
   | "no_policy"
   | "no_identity"
   | "invalid_path"
-  | "policy_unreadable";
+  | "policy_unreadable"
+  /** Egress in `registered_only` mode: neither a mesh service nor an external service. */
+  | "unregistered_destination";
 
 /** The outcome for one request. */
 export interface Decision {
@@ -80,6 +82,7 @@ function _glob(s: string): RegExp {
  * Compiles one `from` entry:
  * - `*`: any authenticated caller;
  * - `spiffe://…`: that exact SPIFFE id (`*` as a wildcard);
+ * - `gateway/<name>`: that ingress gateway of this trust domain (`*` as a wildcard);
  * - anything else: a service name of this trust domain (`*` as a wildcard), so a certificate
  *   from a federated domain with the same service name does not match.
  */
@@ -89,6 +92,13 @@ function _compileFrom(entry: string, trustDomain: string): _CallerMatcher {
     if (!entry.includes("*")) return (c) => c.uri === entry;
     const rx = _glob(entry);
     return (c) => rx.test(c.uri);
+  }
+  if (entry.startsWith("gateway/")) {
+    const gw = entry.slice("gateway/".length);
+    const rx = gw.includes("*") ? _glob(gw) : null;
+    return (c) =>
+      c.kind === "gateway" && c.trustDomain === trustDomain &&
+      (rx === null ? c.gateway === gw : rx.test(c.gateway));
   }
   if (!entry.includes("*")) {
     return (c) => c.kind === "service" && c.service === entry && c.trustDomain === trustDomain;

@@ -135,8 +135,10 @@ export interface DiscoveryStatus {
   catalogSource: CatalogSource;
   /** Index of the catalog in use. */
   catalogIndex: number;
-  /** The control URL used last. */
+  /** The control URL used last for registration and heartbeats. */
   controlUrl: string;
+  /** The control URL the catalog watch uses now. */
+  watchUrl: string;
   /** Whether the last call to the control plane succeeded. */
   controlReachable: boolean;
   /** Local instances with their health and registration state. */
@@ -319,6 +321,7 @@ export class Discovery {
       catalogSource: this.#source,
       catalogIndex: this.#index,
       controlUrl: this.#client.currentUrl,
+      watchUrl: this.#watchClient.currentUrl,
       controlReachable: this.#reachable,
       instances: this.#locals.map((l) => ({
         service: l.service,

@@ -70,6 +70,17 @@ export interface ForwarderOptions {
    * null answers it 505 as any other HTTP version. @default null
    */
   h2?: ((h: H2Handoff) => void) | null;
+  /**
+   * Admits each accepted connection (an ingress listener's per-address cap): null closes it at
+   * once, else what it returns is called when the connection ends. @default admits all
+   */
+  admit?: ((conn: Deno.Conn) => (() => void) | null) | null;
+  /**
+   * Pre-encoded lines added to every request this listener forwards (an ingress listener's
+   * `x-forwarded-proto`); as on the inbound, the identity fields a client could forge are
+   * dropped first. Not with `callerHeader`. @default none
+   */
+  clientLines?: string | null;
 }
 
 /** Counters for tests and metrics. */
@@ -129,6 +140,8 @@ export function withDefaults(opts: ForwarderOptions): Required<Omit<ForwarderOpt
     upgradedIdleMs: DEFAULT_TCP_IDLE_TIMEOUT_MS,
     idleClock: () => performance.now(),
     h2: null,
+    admit: null,
+    clientLines: null,
     ...rest,
   };
 }

@@ -141,11 +141,17 @@ export class HttpForwarder {
         closeQuietly(conn);
         return;
       }
+      const release = this.#opts.admit === null ? null : this.#opts.admit(conn);
+      if (this.#opts.admit !== null && release === null) {
+        closeQuietly(conn);
+        continue;
+      }
       noDelay(conn);
       this.#ctx.stats.accepted++;
       const s = new Session(this.#ctx, conn);
       this.#sessions.add(s);
       serveConnection(s).finally(() => {
+        release?.();
         this.#sessions.delete(s);
         const wake = this.#slotFreed;
         this.#slotFreed = null;

@@ -300,7 +300,8 @@ function _writeRequest(s: Session, decision: RouteDecision): number {
   writeForwardedRequestHead(w, head, s.clientAddr, decision.extraRequestHeaders, s.callerLine);
   let bodyLeft = head.chunked ? 0 : Math.max(0, head.contentLength);
   if (head.chunked) {
-    const framer: ChunkedFramer = x.framer ??= new Framer();
+    // The listener's body limit holds for chunked bodies too (413 once over).
+    const framer: ChunkedFramer = x.framer ??= new Framer(s.f.opts.limits.maxBodyBytes);
     framer.reset();
     const end = framer.feed(s.buf, s.pos, s.len);
     w.bytes(s.buf, s.pos, end);

@@ -12,8 +12,8 @@
  *    d. plan        — `Destination.decide` (`mesh/proxy/destination.ts`): Route rules,
  *                     faults, the circuit breaker's in-flight slot
  *                     (`mesh/resilience/shared_limits.ts`) and the try budgets;
- *    e. record      — `Recorder.record` (`mesh/observe/recorder.ts`) wraps the plan when
- *                     tracing or the access log wants this request;
+ *    e. record      — `Recorder.record` (`mesh/observe/recorder.ts`) hooks an access-log
+ *                     line onto the plan, or wraps it when the request is traced;
  * 3. fault    — `layer_route.ts` `faultDelay`: a delay a Route rule injects (an injected
  *               abort is the router's local answer);
  * 4. body     — `layer_request_body.ts`: a small body buffered so the request can be replayed;

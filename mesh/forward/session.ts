@@ -25,7 +25,10 @@ export class Session {
   readonly clientAddr: string | null;
   /** The client as the router sees it. */
   readonly client: ClientInfo;
-  /** `x-skein-caller: <id>\r\n` on the inbound (null: no verified caller), else undefined. */
+  /**
+   * `x-skein-caller: <id>\r\n` on the inbound (null: no verified caller), the listener's
+   * `clientLines` on an ingress listener, else undefined.
+   */
   readonly callerLine: string | null | undefined;
   /** The request in progress. */
   readonly x: Exchange;
@@ -67,7 +70,9 @@ export class Session {
       port: ra.port ?? 0,
       identity: peerIdentityOf(conn),
     };
-    this.callerLine = f.opts.callerHeader ? callerLine(this.client.identity) : undefined;
+    this.callerLine = f.opts.callerHeader
+      ? callerLine(this.client.identity)
+      : f.opts.clientLines ?? undefined;
   }
 
   /** Closes the connection when a head or body wait ran past its deadline. */

@@ -19,6 +19,21 @@ export interface Endpoint {
    * service's identity). Pooled connections are kept apart per identity.
    */
   identity?: string;
+  /**
+   * Set for a host outside the mesh (an `ExternalService`): the connection is TLS originated
+   * to that server, not mesh mTLS (see `mesh/egress/`).
+   */
+  origin?: OriginTls;
+}
+
+/** How the proxy originates TLS to a host outside the mesh. */
+export interface OriginTls {
+  /** The name sent as SNI and verified against the server's certificate. */
+  readonly serverName: string;
+  /** PEM certificates the server must chain to; null = the runtime's built-in roots. */
+  readonly caPem: string | null;
+  /** Why the configured CA file could not be read; set, every connect fails with it. */
+  readonly caError?: string;
 }
 
 /** What happened to one attempt, as seen by policy code. */
@@ -61,6 +76,22 @@ export interface ListenerInfo {
   protocol: "http" | "tcp";
 }
 
+/** Hears once how a recorded exchange ended (the record layer's access-log line). */
+export interface ExchangeRecord {
+  /**
+   * The exchange ended with `status` (0: nothing reached the client) after `tries` tries that
+   * reported, the last at `ep` ending in `last`; `bytesOut`/`bytesIn` as in `onDone`.
+   */
+  done(
+    status: number,
+    bytesOut: number,
+    bytesIn: number | undefined,
+    tries: number,
+    ep: Endpoint | null,
+    last: Outcome | null,
+  ): void;
+}
+
 /** The per-request plan a router returns; called back by the forwarder as attempts run. */
 export interface RouteDecision {
   /** The cluster (destination service) chosen; used in errors and telemetry. */
@@ -93,6 +124,12 @@ export interface RouteDecision {
    * counts the (body) bytes relayed to the client, `bytesIn` those relayed from it when known.
    */
   onDone?(status: number, bytesOut?: number, bytesIn?: number): void;
+  /**
+   * Where a decision that tracks its own tries reports the end of a recorded exchange: null
+   * while nothing records it; absent on decisions that cannot carry it, which the record
+   * layer wraps instead.
+   */
+  recording?: ExchangeRecord | null;
   /** Set when a Route mirrors this request: where its fire-and-forget copy goes. */
   mirror?: MirrorTarget;
   /** Set when a fault injection delays this request: ms to wait before the first try. */
@@ -111,6 +148,7 @@ export type ProxyErrorCause =
   | "no_endpoint"
   | "no_capable_endpoint"
   | "denied"
+  | "egress_denied"
   | "rate_limited"
   | "fault_abort"
   | "overloaded"
@@ -118,7 +156,8 @@ export type ProxyErrorCause =
   | "upstream_connect_failure"
   | "upstream_reset"
   | "upstream_timeout"
-  | "bad_upstream_response";
+  | "bad_upstream_response"
+  | "https_redirect";
 
 /** A decision to answer locally instead of forwarding; the router may return one. */
 export class ProxyError extends Error {

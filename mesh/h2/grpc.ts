@@ -63,6 +63,7 @@ export function formatGrpcTimeout(ms: number): string {
 export function grpcStatusOfError(e: ProxyError): number {
   switch (e.code) {
     case "denied":
+    case "egress_denied":
       return GrpcStatus.PERMISSION_DENIED;
     case "rate_limited":
       return GrpcStatus.RESOURCE_EXHAUSTED;
@@ -80,6 +81,7 @@ export function grpcStatusOfError(e: ProxyError): number {
     case "bad_upstream_response":
       return GrpcStatus.INTERNAL;
     case "fault_abort":
+    case "https_redirect":
       return grpcStatusOfHttp(e.status);
   }
 }

@@ -63,6 +63,8 @@ const K_IDENTITY = 8;
 const K_XFF = 9;
 /** `x-skein-capability`: the mesh router routes by it (flagged, not interpreted, here). */
 const K_CAPABILITY = 10;
+/** Fields the record layer reads: `traceparent`, `b3`, `x-b3-traceid`, `x-request-id`. */
+const K_RECORDED = 11;
 /** Kinds that {@linkcode dropRewrittenFields} acts on. */
 const FORWARDING_KINDS = (1 << K_IDENTITY) | (1 << K_XFF);
 /** Kinds that are hop-by-hop whatever Connection says (STATIC_HOP plus the proxy- prefix). */
@@ -73,6 +75,7 @@ export function fieldKind(buf: Uint8Array, p: number, q: number): number {
   switch (q - p) {
     case 2:
       if (_eqLower(buf, p, "te")) return K_HOP;
+      if (_eqLower(buf, p, "b3")) return K_RECORDED;
       break;
     case 4:
       if (_eqLower(buf, p, "host")) return K_HOST;
@@ -90,6 +93,13 @@ export function fieldKind(buf: Uint8Array, p: number, q: number): number {
     case 10:
       if (_eqLower(buf, p, "connection")) return K_CONNECTION;
       if (_eqLower(buf, p, "keep-alive")) return K_HOP;
+      break;
+    case 11:
+      if (_eqLower(buf, p, "traceparent")) return K_RECORDED;
+      break;
+    case 12:
+      if (_eqLower(buf, p, "x-request-id")) return K_RECORDED;
+      if (_eqLower(buf, p, "x-b3-traceid")) return K_RECORDED;
       break;
     case 13:
       if (_eqLower(buf, p, "x-http-method")) return K_IDENTITY;
@@ -161,6 +171,7 @@ export class ParsedHead implements RequestHead, ResponseHead {
   host: string | null = null;
   expectContinue = false;
   asksCapability = false;
+  recordedFields = false;
   status = 0;
   /** Where the reason phrase is in `raw`, decoded on first read. */
   _rs = 0;
@@ -437,11 +448,13 @@ function _markHop(head: ParsedHead, connection: string[] | null): void {
 
 /**
  * Sets the request flags read from fields the parser only classifies: a capability is asked
- * for, and whether the first Expect field is `100-continue`.
+ * for, a field the record layer reads is present, and whether the first Expect field is
+ * `100-continue`.
  */
 export function applyRequestFlags(head: ParsedHead, seen: number): void {
   const buf = head.raw;
   if ((seen & (1 << K_CAPABILITY)) !== 0) head.asksCapability = true;
+  if ((seen & (1 << K_RECORDED)) !== 0) head.recordedFields = true;
   if ((seen & (1 << K_EXPECT)) !== 0) {
     const f = head._f;
     for (let o = 0; o < f.length; o += FIELD_STRIDE) {

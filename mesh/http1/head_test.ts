@@ -458,3 +458,12 @@ Deno.test("a request asking for capabilities is flagged at parse time; others co
   );
   assertEquals(parseReq("GET / HTTP/1.1\r\nHost: a\r\n\r\n").asksCapability, false);
 });
+
+Deno.test("a request carrying a field the record layer reads is flagged at parse time", () => {
+  for (const f of ["Traceparent: x", "B3: x", "X-B3-TraceId: x", "X-Request-ID: x"]) {
+    assertEquals(parseReq(`GET / HTTP/1.1\r\nHost: a\r\n${f}\r\n\r\n`).recordedFields, true, f);
+  }
+  for (const f of ["Tracestate: x", "B4: x", "X-B3-SpanId: x", "X-Request-IX: x"]) {
+    assertEquals(parseReq(`GET / HTTP/1.1\r\nHost: a\r\n${f}\r\n\r\n`).recordedFields, false, f);
+  }
+});

@@ -98,6 +98,12 @@ export interface RequestHead extends HttpHead {
    * the value up only then; heads built otherwise leave it unset).
    */
   asksCapability?: boolean;
+  /**
+   * Whether a field the record layer reads (`traceparent`, `b3`, `x-b3-traceid`,
+   * `x-request-id`) is present: set by the parser, so tracing and access logs look them up
+   * only then; heads built otherwise leave it unset and are searched.
+   */
+  recordedFields?: boolean;
 }
 
 /** A parsed response head. */

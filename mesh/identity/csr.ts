@@ -10,6 +10,7 @@ import {
   EC_ALGORITHM,
   exportPrivateKeyPem,
   generateEcKeyPair,
+  identityOfLabel,
   spiffeIdFor,
   toPem,
 } from "../../common/tls/mod.ts";
@@ -64,7 +65,10 @@ export function certificationRequestInfo(
 export async function createKeyAndCsr(
   opts: { service: string; trustDomain: string },
 ): Promise<KeyAndCsr> {
-  const uri = spiffeIdFor(opts.trustDomain, { kind: "service", service: opts.service });
+  // A gateway proxy's "service" is its label `gateway/<name>`.
+  const id = identityOfLabel(opts.service);
+  if (id === null) throw new RangeError(`invalid identity ${JSON.stringify(opts.service)}`);
+  const uri = spiffeIdFor(opts.trustDomain, id);
   const keys = await generateEcKeyPair();
   const spki = new Uint8Array(await crypto.subtle.exportKey("spki", keys.publicKey));
   const info = certificationRequestInfo(opts.service, spki, uri);

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Logger } from "../../common/log.ts";
-import type { TlsMaterial } from "../../common/tls/mod.ts";
+import { identityLabel, type SpiffeId, type TlsMaterial } from "../../common/tls/mod.ts";
 import { createKeyAndCsr } from "./csr.ts";
 import { type CertInfo, clockSkewProblem, parseCert } from "./cert_info.ts";
 import { keyMatchesCert, loadIdentity, saveIdentity } from "./store.ts";
@@ -189,7 +189,7 @@ export async function obtainIdentities(opts: ObtainIdentitiesOptions): Promise<O
     const stored = await loadIdentity(dir);
     if (!stored) continue;
     const cert = parseCert(stored.certPem);
-    const named = cert.spiffeId?.kind === "service" ? cert.spiffeId.service : null;
+    const named = _proxyLabel(cert.spiffeId);
     if (named === null || (service !== null && named !== service)) {
       opts.logger.warn("stored certificate names another service; enrolling again", {
         dir,
@@ -230,7 +230,7 @@ export async function obtainIdentities(opts: ObtainIdentitiesOptions): Promise<O
           continue;
         }
         const cert = parseCert(material.certPem);
-        const named = cert.spiffeId?.kind === "service" ? cert.spiffeId.service : null;
+        const named = _proxyLabel(cert.spiffeId);
         const wanted = named !== null && (first === undefined || missing().includes(named));
         if (!wanted) {
           opts.logger.warn("a join token was for a service this proxy needs no identity for", {
@@ -253,6 +253,11 @@ export async function obtainIdentities(opts: ObtainIdentitiesOptions): Promise<O
     missing: first === undefined ? (found.size === 0 ? ["(any)"] : []) : missing(),
     reasons,
   };
+}
+
+/** The label of a proxy identity (a service, or `gateway/<name>`); null for any other id. */
+function _proxyLabel(id: SpiffeId | null): string | null {
+  return id === null || id.kind === "control" ? null : identityLabel(id);
 }
 
 /** A control node's answer: definitive (refusal) or worth trying elsewhere (503, network). */

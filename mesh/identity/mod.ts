@@ -25,3 +25,4 @@ export * from "./enroll.ts";
 export * from "../../common/tls/control_https.ts";
 export * from "./trust_report.ts";
 export * from "./activation_renewal.ts";
+export * from "./gateway.ts";

@@ -5,7 +5,13 @@
  * @module
  */
 import { type Logger, nullLogger } from "../../common/log.ts";
-import { keepsATrustedRoot, splitPemCerts, type TlsMaterial } from "../../common/tls/mod.ts";
+import {
+  identityOfLabel,
+  keepsATrustedRoot,
+  spiffeIdFor,
+  splitPemCerts,
+  type TlsMaterial,
+} from "../../common/tls/mod.ts";
 import { clockSkewProblem, parseCert, renewAt } from "./cert_info.ts";
 import { createKeyAndCsr } from "./csr.ts";
 import { keyMatchesCert } from "./store.ts";
@@ -196,7 +202,8 @@ export class CertRenewer {
         throw new RenewalError(`CA answered with an unreadable certificate`, e);
       }
     })();
-    const expected = `spiffe://${trustDomain}/svc/${service}`;
+    const id = identityOfLabel(service);
+    const expected = id === null ? `(no identity ${service})` : spiffeIdFor(trustDomain, id);
     if (info.spiffeId?.uri !== expected) {
       throw new RenewalError(
         `CA signed ${info.spiffeId?.uri ?? "no SPIFFE id"}, expected ${expected}`,

@@ -6,7 +6,7 @@
  * @module
  */
 import { X509Certificate } from "node:crypto";
-import { splitPemCerts, type TlsMaterial } from "../../common/tls/mod.ts";
+import { chainAnchor, splitPemCerts, type TlsMaterial } from "../../common/tls/mod.ts";
 
 /** The `trust` part of a heartbeat body. */
 export interface TrustReportBody {
@@ -33,23 +33,13 @@ export function trustReport(m: TlsMaterial): TrustReportBody {
   return report;
 }
 
-/** The root among `roots` whose key signed `certPem`, or null. */
+/**
+ * The root among `roots` that `certPem` (a leaf, followed by its intermediate when an
+ * intermediate signed it) leads to, or null.
+ */
 export function issuingRoot(
   certPem: string,
   roots: readonly X509Certificate[],
 ): X509Certificate | null {
-  let leaf: X509Certificate;
-  try {
-    leaf = new X509Certificate(certPem);
-  } catch {
-    return null;
-  }
-  for (const r of roots) {
-    try {
-      if (leaf.checkIssued(r) && leaf.verify(r.publicKey)) return r;
-    } catch {
-      // Not this one.
-    }
-  }
-  return null;
+  return chainAnchor(certPem, roots);
 }

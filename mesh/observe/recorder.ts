@@ -1,15 +1,18 @@
 /**
  * The record layer: the one place the proxy's request path meets tracing and access logs.
- * The router hands each routed request's decision to {@linkcode Recorder.wrap}; with neither
+ * The router hands each routed request's decision to {@linkcode Recorder.record}; with neither
  * configured, or with tracing only and the request not sampled, the decision goes back
- * untouched (no span, no object). Otherwise the returned decision forwards every call to the
- * original and, when the forwarder reports the exchange done, ends the span and queues the
- * access-log line.
+ * untouched (no span, no object). An unsampled request with an access log gets one line object
+ * hooked onto its decision (`RouteDecision.recording`), which the decision calls when it ends.
+ * A sampled request (or a decision that cannot carry the hook) gets a wrapper that forwards
+ * every call to the original, adds the new `traceparent`, and at the end closes the span and
+ * queues the line.
  * @module
  */
 import {
   type ClientInfo,
   type Endpoint,
+  type ExchangeRecord,
   type ListenerInfo,
   type Outcome,
   ProxyError,
@@ -17,7 +20,7 @@ import {
 } from "../forward/types.ts";
 import { headerValue, markHopByHop, type RequestHead } from "../http1/mod.ts";
 import type { AccessLog } from "./access_log.ts";
-import { type AccessBase, causeOf } from "./access_record.ts";
+import { type AccessBase, type AccessEnd, causeOf } from "./access_record.ts";
 import type { SpanAttributes, SpanHandle, SpanSink } from "../../common/trace/span_sink.ts";
 import {
   formatTraceparent,
@@ -62,18 +65,31 @@ export interface CallInfo {
 
 /** Tells the recorder who calls whom; asked only for requests that are recorded. */
 export interface CallResolver {
-  /** The call behind request `head` routed to `d` on `listener`. */
+  /**
+   * The call behind request `head` routed to `d` on `listener`; `peerIdentity` may be left null
+   * unless `withIdentity` (only spans name it).
+   */
   callInfo(
     d: RouteDecision | ProxyError,
     head: RequestHead,
     listener: ListenerInfo,
     client: ClientInfo | undefined,
+    withIdentity?: boolean,
   ): CallInfo;
 }
 
 /** Tracing and access logging around routed requests. */
 export class Recorder {
   readonly #o: Required<RecorderOptions>;
+  /** The end fields of the line being written, reused: lines are encoded synchronously. */
+  readonly #end: AccessEnd = {
+    duration_ms: 0,
+    status: 0,
+    bytes_out: 0,
+    endpoint: null,
+    retries: 0,
+    error: null,
+  };
 
   /** Records with the given tracer and access log (either may be null). */
   constructor(opts: RecorderOptions) {
@@ -116,7 +132,9 @@ export class Recorder {
     calls: CallResolver,
   ): RouteDecision {
     const o = this.#o;
-    const tp = headerValue(head, "traceparent");
+    // The parser flags a head carrying none of the fields read here: most requests.
+    const scan = head.recordedFields !== false;
+    const tp = scan ? headerValue(head, "traceparent") : null;
     let parent: ParentContext | null = null;
     let sampled = false;
     let traceId: string | null = null;
@@ -131,7 +149,8 @@ export class Recorder {
     }
     if (parent === null && o.sink !== null) {
       // Looked up before parsing, so the usual request (no B3 either) allocates nothing.
-      const hasB3 = headerValue(head, "x-b3-traceid") !== null || headerValue(head, "b3") !== null;
+      const hasB3 = scan &&
+        (headerValue(head, "x-b3-traceid") !== null || headerValue(head, "b3") !== null);
       const b3 = hasB3 ? parseB3((n) => headerValue(head, n)) : null;
       if (b3 !== null) {
         sampled = b3.sampled ?? sampleRoot(o.sampling, o.random);
@@ -143,7 +162,13 @@ export class Recorder {
     }
     if (!sampled && o.accessLog === null) return decision;
     const startMs = o.now();
-    const call = calls.callInfo(decision, head, listener, client);
+    if (!sampled && decision.recording === null) {
+      // The usual recorded request: the decision reports its own end, no wrapper in between.
+      const call = calls.callInfo(decision, head, listener, client, false);
+      decision.recording = new _Line(head, side, call, startMs, traceId, o, this.#end);
+      return decision;
+    }
+    const call = calls.callInfo(decision, head, listener, client, true);
     let span: SpanHandle | null = null;
     let tpLine: string | null = null;
     if (sampled && o.sink !== null) {
@@ -169,7 +194,7 @@ export class Recorder {
     const log = this.#o.accessLog;
     if (log === null) return;
     const now = this.#o.now();
-    const tp = headerValue(head, "traceparent");
+    const tp = head.recordedFields === false ? null : headerValue(head, "traceparent");
     const parent = tp === null ? null : parseTraceparent(tp, null);
     log.writeRecord(this.#base(head, side, call, now, parent?.traceId ?? null), {
       duration_ms: 0,
@@ -244,8 +269,71 @@ export class Recorder {
       caller: call.caller,
       destination: call.destination,
       trace_id: traceId,
-      request_id: headerValue(head, "x-request-id"),
+      request_id: head.recordedFields === false ? null : headerValue(head, "x-request-id"),
     };
+  }
+}
+
+/**
+ * An access-log line in the making: the fields known when the request starts (read then, as a
+ * streamed body may overwrite the head's bytes), written when the decision reports the end.
+ */
+class _Line implements AccessBase, ExchangeRecord {
+  readonly type = "http" as const;
+  readonly node: string;
+  readonly side: Side;
+  readonly start: number;
+  readonly method: string;
+  readonly path: string;
+  readonly authority: string | null;
+  readonly bytes_in: number | null;
+  readonly caller: string | null;
+  readonly destination: string;
+  readonly trace_id: string | null;
+  readonly request_id: string | null;
+  readonly #o: Required<RecorderOptions>;
+  readonly #end: AccessEnd;
+
+  constructor(
+    head: RequestHead,
+    side: Side,
+    call: CallInfo,
+    startMs: number,
+    traceId: string | null,
+    o: Required<RecorderOptions>,
+    end: AccessEnd,
+  ) {
+    this.node = o.node;
+    this.side = side;
+    this.start = startMs;
+    this.method = head.method;
+    this.path = _path(head.target);
+    this.authority = head.host;
+    this.bytes_in = head.chunked ? null : Math.max(0, head.contentLength);
+    this.caller = call.caller;
+    this.destination = call.destination;
+    this.trace_id = traceId;
+    this.request_id = head.recordedFields === false ? null : headerValue(head, "x-request-id");
+    this.#o = o;
+    this.#end = end;
+  }
+
+  done(
+    status: number,
+    bytesOut: number,
+    _bytesIn: number | undefined,
+    tries: number,
+    ep: Endpoint | null,
+    last: Outcome | null,
+  ): void {
+    const e = this.#end;
+    e.duration_ms = this.#o.now() - this.start;
+    e.status = status;
+    e.bytes_out = bytesOut;
+    e.endpoint = ep?.key ?? null;
+    e.retries = Math.max(0, tries - 1);
+    e.error = causeOf(status, tries, last);
+    this.#o.accessLog!.writeRecord(this, e);
   }
 }
 

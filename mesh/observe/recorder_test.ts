@@ -5,7 +5,7 @@ import { nullLogger } from "../../common/log.ts";
 import type { SpanSink } from "../../common/trace/span_sink.ts";
 import type { ParentContext } from "../../common/trace/trace_context.ts";
 import { parseRequestHead } from "../http1/mod.ts";
-import type { RouteDecision } from "../forward/types.ts";
+import type { Endpoint, Outcome, RouteDecision } from "../forward/types.ts";
 import { AccessLog } from "./access_log.ts";
 import { type CallResolver, Recorder } from "./recorder.ts";
 
@@ -263,4 +263,102 @@ Deno.test("Recorder's wrapper without a span passes the wrapped decision's heade
   assertEquals(w.stillAllowed, undefined);
   d.extraRequestHeaders = "x-skein-destination: a\r\n";
   assertEquals(w.extraRequestHeaders, "x-skein-destination: a\r\n");
+});
+
+/** A decision that tracks its tries and reports a recorded end itself, as `Decision` does. */
+function trackingDecision(): RouteDecision & { done: number[] } {
+  const done: number[] = [];
+  let tries = 0;
+  let lastEp: Endpoint | null = null;
+  let last: Outcome | null = null;
+  const d: RouteDecision & { done: number[] } = {
+    done,
+    cluster: "ledger",
+    timeoutMs: 0,
+    perTryTimeoutMs: 0,
+    recording: null,
+    pick: () => ({ key: "10.0.0.5:15443", hostname: "10.0.0.5", port: 15443 }),
+    retry: () => null,
+    onResult: (ep, o) => {
+      tries++;
+      lastEp = ep;
+      last = o;
+    },
+    onDone: (s, out = 0, inn) => {
+      done.push(s);
+      d.recording?.done(s, out, inn, tries, lastEp, last);
+    },
+  };
+  return d;
+}
+
+Deno.test("a decision that reports its own end is recorded without a wrapper, to the same line", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const log = new AccessLog(`${dir}/a.log`, { logger: nullLogger });
+    let t = 1000;
+    const rec = new Recorder({
+      node: "n",
+      sampling: "never",
+      sink: null,
+      accessLog: log,
+      now: () => t,
+    });
+    const d = trackingDecision();
+    const h = head(`x-request-id: r1\r\n`);
+    assertStrictEquals(rec.record(d, h, OUT, undefined, calls), d);
+    assert(d.recording !== null, "the record layer set its hook");
+    d.onResult({ key: "10.0.0.5:15443", hostname: "10.0.0.5", port: 15443 }, { kind: "reset" }, 1);
+    d.onResult(
+      { key: "10.0.0.6:15443", hostname: "10.0.0.6", port: 15443 },
+      { kind: "timeout" },
+      1,
+    );
+    t = 1030;
+    d.onDone!(504, 0);
+    await log.close();
+    assertEquals(JSON.parse(await Deno.readTextFile(`${dir}/a.log`)), {
+      type: "http",
+      node: "n",
+      side: "client",
+      start: new Date(1000).toISOString(),
+      method: "GET",
+      path: "/charge",
+      authority: "ledger",
+      bytes_in: 0,
+      caller: "billing",
+      destination: "ledger",
+      trace_id: null,
+      request_id: "r1",
+      duration_ms: 30,
+      status: 504,
+      bytes_out: 0,
+      endpoint: "10.0.0.6:15443",
+      retries: 1,
+      error: "upstream_timeout",
+    });
+    assertEquals(d.done, [504]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a sampled request is still wrapped (its trace header and span), and its line written once", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const log = new AccessLog(`${dir}/a.log`, { logger: nullLogger });
+    const s = sink();
+    const rec = new Recorder({ node: "n", sampling: "always", sink: s.sink, accessLog: log });
+    const d = trackingDecision();
+    const w = rec.record(d, head(), OUT, undefined, calls) as RouteDecision;
+    assert(w !== d);
+    assertEquals(d.recording, null);
+    w.onDone!(200, 1);
+    await log.close();
+    const lines = (await Deno.readTextFile(`${dir}/a.log`)).trim().split("\n");
+    assertEquals(lines.length, 1);
+    assertEquals(s.ended, 1);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

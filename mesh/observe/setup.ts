@@ -60,8 +60,8 @@ export class Observability {
 
   async #loadTracer(cfg: ProxyConfig, otlp: string, logger: Logger): Promise<void> {
     try {
-      // Loaded only here: proxies without telemetry.otlp never hold the SDK in memory.
-      const { createOtlpSink } = await import("../../common/trace/otel.ts");
+      // Loaded only here: proxies without telemetry.otlp never hold the exporter.
+      const { createOtlpSink } = await import("../../common/trace/otlp_sink.ts");
       if (this.#closed) return;
       this.#sink = createOtlpSink({
         endpoint: otlp,

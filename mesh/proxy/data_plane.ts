@@ -37,12 +37,14 @@ import { connectTunnel, TunnelBridge } from "../tcp/mod.ts";
 import { connectMtls, type MeshTls, MeshTlsState, type OutboundTls } from "../tls/mod.ts";
 import { MUX_ALPN } from "../mux/frame.ts";
 import { H2Plane } from "./h2_plane.ts";
+import { withOriginDialer } from "../egress/mod.ts";
 import {
   DEFAULT_MAX_SESSION_AGE_MS,
   DEFAULT_SESSIONS_PER_ENDPOINT,
   MuxConnector,
   type MuxConnectorStats,
 } from "../mux/connector.ts";
+import { type IngressBinding, registerIngressMetrics, startIngress } from "../ingress/mod.ts";
 
 /** How often periodic policy work (outlier detection) runs, in ms. */
 export const TICK_INTERVAL_MS = 250;
@@ -55,6 +57,8 @@ export interface ListenerPorts {
   httpProxy: number | null;
   /** Upstream listener ports by {@linkcode upstreamKey} (the service, or `service@caller`). */
   upstreams: Record<string, number>;
+  /** Ingress listener ports, in `ingress` order. @default none */
+  ingress?: number[];
 }
 
 /** Options of {@linkcode DataPlane.start}. */
@@ -88,6 +92,8 @@ export interface DataPlaneOptions {
    * required with `tls`, so an identity never falls back to a plaintext inbound.
    */
   inboundListener?: Deno.Listener;
+  /** The `ingress` listeners, already bound (`bindIngress`, asynchronous like the inbound's). */
+  ingressListeners?: readonly IngressBinding[];
   /**
    * Which client pooled mTLS connections use (see `connectMtls`).
    * @default outboundTlsFromEnv(): "auto" unless SKEIN_MESH_OUTBOUND_TLS=node
@@ -213,6 +219,8 @@ export class DataPlane {
   readonly #openUpstream: (u: UpstreamConfig, port: number) => HttpForwarder | TcpProxy;
   readonly #upstreams = new Map<string, _UpstreamListener>();
   readonly #h2: H2Plane;
+  /** The ingress listeners (their limits are their own: a reload's `limits` skip them). */
+  readonly #ingress: HttpForwarder[];
   /** Requests parsed by listeners closed since start (the counter must not go back). */
   #retiredRequests = 0;
   #drained: Promise<void> | null = null;
@@ -235,6 +243,7 @@ export class DataPlane {
     openUpstream: (u: UpstreamConfig, port: number) => HttpForwarder | TcpProxy;
     upstreams: _UpstreamListener[];
     h2: H2Plane;
+    ingress: HttpForwarder[];
   }) {
     this.#h2 = parts.h2;
     this.ports = parts.ports;
@@ -253,6 +262,7 @@ export class DataPlane {
     this.#observe?.registerMetrics(parts.metrics.registry);
     this.#common = parts.common;
     this.#openUpstream = parts.openUpstream;
+    this.#ingress = parts.ingress;
     for (const x of parts.upstreams) this.#upstreams.set(upstreamKey(x.u), x);
     this.#ticker = setInterval(() => this.router.tick(), TICK_INTERVAL_MS);
     this.#prober = setInterval(() => this.router.probeEjected(tcpReachable), PROBE_INTERVAL_MS);
@@ -290,16 +300,7 @@ export class DataPlane {
         })
         : null;
       if (bridge) cleanup.push(() => bridge.close());
-      // HTTP/2 (h2c from apps, h2 from proxies): node:http2 loads with the first h2 connection.
-      const h2 = new H2Plane({
-        node: cfg.node,
-        logger: log,
-        limits: _forwarderLimits(cfg.limits).limits,
-        idleMs: cfg.limits.idle_timeout,
-        meshTls,
-        // Per data plane, as the HTTP/1 listeners' cap is per listener and worker.
-        maxConnections: () => common.maxClientConnections ?? cfg.limits.max_connections,
-      });
+      const h2 = H2Plane.of(cfg, log, meshTls, () => router, () => common.maxClientConnections);
       cleanup.push(() => h2.drain(0).finally(() => h2.close()));
       const router = new MeshRouter({
         zone: cfg.zone,
@@ -307,35 +308,32 @@ export class DataPlane {
         random: opts.random ?? Math.random,
         metrics,
         logger: log,
-        source: cfg.services[0]?.name ?? cfg.node,
+        // A gateway calls as `gateway/<name>`, its identity.
+        source: cfg.services[0]?.name ?? (cfg.gateway ? `gateway/${cfg.gateway}` : cfg.node),
         limits: opts.limits,
         workers: opts.workers ?? 1,
         upstreams: cfg.upstreams.map((u) => ({ service: u.service, caller: u.caller })),
-        // HTTP/1.1 calls reach an app that speaks only HTTP/2 through a loopback bridge.
         locals: h2.routed(cfg.services),
         tunnelPort: (service) => bridge?.portFor(service) ?? null,
         trustDomain: meshTls?.trustDomain,
+        egress: cfg.egress,
         ...(observe !== null ? { recorder: observe.recorder } : {}),
+        ingress: cfg.ingress ?? [],
       });
-      h2.attach(router);
       const common: _Common = {
         node: cfg.node,
         router,
         logger: log,
         ..._forwarderLimits(cfg.limits),
         upgradedIdleMs: cfg.limits.tcp_idle_timeout,
+        h2: h2.handoff,
       };
       const listeners: _Drainable[] = [];
       const inbound = new HttpForwarder(
         opts.inboundListener ??
           bind(cfg.inbound.hostname, opts.ports?.inbound ?? cfg.inbound.port),
         // Callers' identity fields are dropped here, and the app told who called.
-        {
-          ...common,
-          listener: { name: INBOUND_LISTENER, protocol: "http" },
-          callerHeader: true,
-          h2: h2.inboundHandoff(),
-        },
+        { ...common, listener: { name: INBOUND_LISTENER, protocol: "http" }, callerHeader: true },
       );
       cleanup.push(() => inbound.close());
       listeners.push(inbound, h2);
@@ -387,7 +385,8 @@ export class DataPlane {
           cleanup.push(() => muxer.close());
           muxers.push(muxer);
         }
-        const pool = new ConnectionPool(
+        // Hosts outside the mesh (ExternalService endpoints) get TLS the proxy originates.
+        const pool = new ConnectionPool(withOriginDialer(
           meshTls === undefined ? { now: turnNow } : {
             now: turnNow,
             // Renewed under steady traffic, like the sessions their streams ride on.
@@ -400,7 +399,7 @@ export class DataPlane {
                   ...who,
                 }),
           },
-        );
+        ));
         cleanup.push(() => pool.close());
         pools.push(pool);
         stacks.set(as ?? "", pool);
@@ -431,7 +430,6 @@ export class DataPlane {
           ...common,
           pool: poolFor(u.caller),
           listener: { name, protocol: "http" },
-          h2: h2.outboundHandoff(u.caller),
         });
         http.push(f);
         listeners.push(f);
@@ -451,13 +449,22 @@ export class DataPlane {
           ...common,
           pool: poolFor(undefined),
           listener: { name: HTTP_PROXY_LISTENER, protocol: "http" },
-          h2: h2.outboundHandoff(undefined),
         });
         cleanup.push(() => f.close());
         http.push(f);
         listeners.push(f);
         ports.httpProxy = f.addr.port;
       }
+      // Calls through the gateway present its own certificate: the default stack's.
+      const ingress = opts.ingressListeners === undefined
+        ? []
+        : startIngress(cfg.ingress, opts.ingressListeners, common, poolFor(undefined));
+      for (const f of ingress) {
+        cleanup.push(() => f.close());
+        listeners.push(f);
+      }
+      if (ingress.length > 0) ports.ingress = ingress.map((f) => f.addr.port);
+      registerIngressMetrics(metrics.registry, opts.ingressListeners ?? [], ingress);
       return new DataPlane({
         ports,
         router,
@@ -476,6 +483,7 @@ export class DataPlane {
         openUpstream,
         upstreams: upstreamListeners,
         h2,
+        ingress,
       });
     } catch (e) {
       for (const c of cleanup.reverse()) {
@@ -587,8 +595,9 @@ export class DataPlane {
   }
 
   #requests(): number {
-    let n = this.#inbound.stats().requests + this.#retiredRequests + this.#h2.stats().requests;
+    let n = this.#inbound.stats().requests + this.#retiredRequests + this.#h2.requests;
     for (const f of this.#http) n += f.stats().requests;
+    for (const f of this.#ingress) n += f.stats().requests;
     return n;
   }
 
@@ -614,9 +623,8 @@ export class DataPlane {
         out += s.active;
         bytes.collect(t.proxy, t.service, s.bytesUp, s.bytesDown, addBytes);
       }
-      const h2 = this.#h2.stats();
-      m.activeConnections.labels("inbound").set(this.#inbound.stats().active + h2.inbound);
-      m.activeConnections.labels("outbound").set(out + h2.outbound);
+      m.activeConnections.labels("inbound").set(this.#inbound.stats().active + this.#h2.inbound);
+      m.activeConnections.labels("outbound").set(out + this.#h2.outbound);
       // Both directions always, zero when the mux is off, so dashboards need no special case.
       const o = _sumMuxStats(this.#muxers.map((x) => x.stats()));
       m.recordMux("outbound", o);

@@ -17,6 +17,7 @@ import {
 } from "./data_plane.ts";
 import { listenMtls, type MeshTls, MeshTlsState, type MeshTrust } from "../tls/mod.ts";
 import { SharedLimits } from "../resilience/shared_limits.ts";
+import { bindIngress, closeIngress } from "../ingress/mod.ts";
 import type { DataPlaneChange, DataPlaneChangeResult } from "./plane_change.ts";
 
 /** The data planes of one proxy. */
@@ -68,7 +69,7 @@ export class LocalDataPlanes implements DataPlanes {
   constructor(
     config: ProxyConfig,
     logger: Logger,
-    extra: Pick<DataPlaneOptions, "tls" | "inboundListener"> = {},
+    extra: Pick<DataPlaneOptions, "tls" | "inboundListener" | "ingressListeners"> = {},
   ) {
     const tls = extra.tls === undefined ? undefined : MeshTlsState.of(extra.tls);
     this.#tls = tls ?? null;
@@ -84,18 +85,28 @@ export class LocalDataPlanes implements DataPlanes {
 
   /** Binds the configured ports in this thread; with `tls`, the inbound listener is mTLS. */
   static async start(config: ProxyConfig, logger: Logger, tls?: MeshTls): Promise<LocalDataPlanes> {
-    if (tls === undefined) return new LocalDataPlanes(config, logger);
-    const state = new MeshTlsState(tls);
-    const inboundListener = await listenMtls(
-      state,
-      config.inbound.hostname,
-      config.inbound.port,
-      logger.with({ component: "inbound_tls" }),
-    );
+    const ingressListeners = await bindIngress(config.ingress ?? [], logger);
     try {
-      return new LocalDataPlanes(config, logger, { tls: state, inboundListener });
+      if (tls === undefined) return new LocalDataPlanes(config, logger, { ingressListeners });
+      const state = new MeshTlsState(tls);
+      const inboundListener = await listenMtls(
+        state,
+        config.inbound.hostname,
+        config.inbound.port,
+        logger.with({ component: "inbound_tls" }),
+      );
+      try {
+        return new LocalDataPlanes(config, logger, {
+          tls: state,
+          inboundListener,
+          ingressListeners,
+        });
+      } catch (e) {
+        inboundListener.close();
+        throw e;
+      }
     } catch (e) {
-      inboundListener.close();
+      closeIngress(ingressListeners);
       throw e;
     }
   }

@@ -5,7 +5,7 @@
  * @module
  */
 import type { Balancer, Endpoint as BalancedEndpoint } from "../balance/mod.ts";
-import type { Endpoint, Outcome, RouteDecision } from "../forward/mod.ts";
+import type { Endpoint, ExchangeRecord, Outcome, RouteDecision } from "../forward/mod.ts";
 import type { RouteMetrics } from "../observe/proxy_metrics.ts";
 import { isFailure, type OutlierDetector, type RetryPolicy } from "../resilience/mod.ts";
 import type { DestinationDeps, EffectivePolicy } from "./destination_types.ts";
@@ -30,9 +30,9 @@ export interface DecisionHost {
   readonly retryPolicy: RetryPolicy;
   /** Outlier detection. */
   readonly outlier: OutlierDetector;
-  /** Whether endpoints are picked by capability (each then names its own service). */
-  readonly byCapability: boolean;
-  /** The destination header line of a capability endpoint. */
+  /** Whether endpoints carry their own header lines (capability or external endpoints). */
+  readonly perEndpointHeaders: boolean;
+  /** The header lines of such an endpoint. */
   headerFor(key: string): string | undefined;
 }
 
@@ -59,6 +59,8 @@ export class Decision implements RouteDecision {
   delayMs: number | undefined = undefined;
   /** See {@linkcode RouteDecision.stillAllowed}; set by the router for upgrades only. */
   stillAllowed: (() => boolean) | undefined = undefined;
+  /** See {@linkcode RouteDecision.recording}; set by the record layer (`mesh/observe`). */
+  recording: ExchangeRecord | null = null;
   readonly #dest: DecisionHost;
   readonly #balancer: Balancer;
   readonly #metrics: RouteMetrics;
@@ -69,6 +71,10 @@ export class Decision implements RouteDecision {
   /** The endpoint of the try in progress (its balancer in-flight count is held). */
   #picked: BalancedEndpoint | null = null;
   #open = true;
+  /** Tries that reported, and the last one's endpoint and outcome (for the record layer). */
+  #tries = 0;
+  #lastEp: Endpoint | null = null;
+  #last: Outcome | null = null;
 
   /** Plans a request (or, with `tcp`, an opaque connection) over `balancer`. */
   constructor(
@@ -103,7 +109,7 @@ export class Decision implements RouteDecision {
     if (ep === null) return null;
     this.#balancer.onStart(ep);
     this.#picked = ep;
-    if (this.#dest.byCapability) this.extraRequestHeaders = this.#dest.headerFor(ep.key);
+    if (this.#dest.perEndpointHeaders) this.extraRequestHeaders = this.#dest.headerFor(ep.key);
     return ep;
   }
 
@@ -129,12 +135,15 @@ export class Decision implements RouteDecision {
       ? this.#picked
       : ep as BalancedEndpoint;
     this.#picked = null;
+    this.#tries++;
+    this.#lastEp = ep;
+    this.#last = outcome;
     this.#balancer.onEnd(bep, latencyMs, !failed);
     this.#dest.outlier.report(ep.key, outcome);
   }
 
   /** Finishes the request: breaker slot back, status and latency recorded. */
-  onDone(status: number): void {
+  onDone(status: number, bytesOut = 0, bytesIn?: number): void {
     if (!this.#open) return;
     this.#open = false;
     // A try that never reported (the client vanished mid-attempt) still gives back its slot.
@@ -146,5 +155,6 @@ export class Decision implements RouteDecision {
     if (!this.#tcp) {
       this.#metrics.record(status, (this.#dest.deps.now() - this.#started) / 1000);
     }
+    this.recording?.done(status, bytesOut, bytesIn, this.#tries, this.#lastEp, this.#last);
   }
 }

@@ -105,8 +105,10 @@ export class Destination {
   /** Mirror target per rule (null where a rule has no mirror), parallel to `#rules`. */
   #mirrors: (BalancedMirror | null)[] = [];
   readonly #resolve: ((service: string) => Destination | null) | undefined;
-  /** For a capability destination: the destination header line per endpoint key. */
+  /** Header lines per endpoint key, when endpoints carry their own (capability, external). */
   readonly #headerOf: Map<string, string> | null;
+  /** Whether endpoints are picked by capability (none left answers `no_capable_endpoint`). */
+  readonly #byCapability: boolean;
   /** Versions some endpoint declares, so a rule naming another answers at once. */
   #versions = new Set<string>();
   readonly #defaultMetrics: RouteMetrics;
@@ -137,6 +139,8 @@ export class Destination {
       resolve?: (service: string) => Destination | null;
       /** Endpoints picked by capability, across services (`setCapableInstances`). */
       capabilities?: boolean;
+      /** Endpoints with header lines of their own (`setEndpointsWithHeaders`). */
+      endpointHeaders?: boolean;
     } = {},
   ) {
     this.service = service;
@@ -144,7 +148,8 @@ export class Destination {
     this.extraRequestHeaders = opts.extraRequestHeaders;
     this.#peerIdentity = opts.peerIdentity;
     this.#resolve = opts.resolve;
-    this.#headerOf = opts.capabilities ? new Map() : null;
+    this.#byCapability = opts.capabilities === true;
+    this.#headerOf = opts.capabilities || opts.endpointHeaders ? new Map() : null;
     this.#routeLabel = opts.routeLabel ?? DEFAULT_ROUTE_LABEL;
     this.#timeouts = opts.timeouts ?? true;
     this.#policy = effectivePolicy(service, opts.policy);
@@ -265,13 +270,24 @@ export class Destination {
     }));
   }
 
-  /** @internal The destination header line for a capability endpoint. */
+  /**
+   * Replaces the endpoints with ones that each add their own header lines to the requests sent
+   * to them (an external service's hosts each get their own `Host`).
+   */
+  setEndpointsWithHeaders(list: readonly { endpoint: BalancedEndpoint; headers: string }[]): void {
+    const headers = this.#headerOf!;
+    headers.clear();
+    for (const x of list) headers.set(x.endpoint.key, x.headers);
+    this.setEndpoints(list.map((x) => x.endpoint));
+  }
+
+  /** @internal The header lines of an endpoint that carries its own. */
   headerFor(key: string): string | undefined {
     return this.#headerOf?.get(key);
   }
 
-  /** Whether endpoints are picked by capability. */
-  get byCapability(): boolean {
+  /** Whether endpoints carry their own header lines (capability or external endpoints). */
+  get perEndpointHeaders(): boolean {
     return this.#headerOf !== null;
   }
 
@@ -369,7 +385,7 @@ export class Destination {
       if (m !== null && rolls(rule.mirror!.percent, this.#deps.random)) mirror = m;
       break;
     }
-    if (this.#headerOf !== null && this.#endpoints.length === 0) {
+    if (this.#byCapability && this.#endpoints.length === 0) {
       metrics.record(503, 0);
       return new ProxyError(
         503,

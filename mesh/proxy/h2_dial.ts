@@ -28,6 +28,10 @@ export function h2Dialer(meshTls: MeshTlsState | undefined, caller: string | und
   return {
     key: `out:${as ?? ""}`,
     dial: async (ep) => {
+      // Never h2c to a host outside the mesh: that hop needs the TLS the HTTP/1 pool originates.
+      if (ep.origin !== undefined) {
+        throw new Error(`HTTP/2 calls to ${ep.key} (outside the mesh) are not supported`);
+      }
       if (meshTls === undefined || ep.identity === undefined) return await plainH2Dial(ep);
       const conn = await connectMtls(meshTls, ep, DEFAULT_CONNECT_TIMEOUT_MS, {
         outbound: "node",

@@ -77,6 +77,8 @@ export interface ProxyAddresses {
   httpProxy: string | null;
   /** Upstream listeners by service. */
   upstreams: Record<string, string>;
+  /** Ingress listeners, in `ingress` order. */
+  ingress: string[];
 }
 
 /** A running proxy. */
@@ -184,6 +186,9 @@ export class MeshProxy {
           ? formatHostPort({ hostname: cfg.http_proxy.hostname, port: ports.httpProxy })
           : null,
         upstreams,
+        ingress: (cfg.ingress ?? []).map((l, i) =>
+          formatHostPort({ hostname: l.listen.hostname, port: ports.ingress?.[i] ?? l.listen.port })
+        ),
       };
       self = new MeshProxy(cfg, log, { planes, admin, discovery, addresses, catalog });
       if (opts.tls) {
@@ -356,7 +361,7 @@ export class MeshProxy {
           node: this.#cfg.node,
           workers: this.#planes.count,
           catalog: { source: d.catalogSource, index: d.catalogIndex },
-          control: { url: d.controlUrl, reachable: d.controlReachable },
+          control: { url: d.controlUrl, watch_url: d.watchUrl, reachable: d.controlReachable },
           instances: d.instances,
         };
       },

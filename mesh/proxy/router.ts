@@ -38,6 +38,8 @@ import {
   keyOfHeader,
 } from "./capability.ts";
 import { sharedNowNs } from "../resilience/shared_rate.ts";
+import { EgressRoutes } from "./egress_routes.ts";
+import { ingressListenerName, IngressTable } from "../ingress/mod.ts";
 
 /** Listener name of the inbound listener. */
 export const INBOUND_LISTENER = "inbound";
@@ -86,6 +88,10 @@ export interface MeshRouterOptions extends DestinationDeps {
   trustDomain?: string;
   /** Tracing and access logging (`mesh/observe`), when either is configured. */
   recorder?: Recorder;
+  /** proxy.yaml `egress`: `registered_only` refuses unknown hosts on `http_proxy`. */
+  egress?: "open" | "registered_only";
+  /** The `ingress` listeners, in order: their routes or HTTPS redirect. @default none */
+  ingress?: readonly ConstructorParameters<typeof IngressTable>[0][];
 }
 
 /** Routes by listener, `Host` and the catalog. */
@@ -112,6 +118,10 @@ export class MeshRouter implements Router {
   readonly #rateLimits: InboundRateLimits;
   /** `x-skein-capability` values seen → the destination key they ask for (or why not). */
   readonly #capabilityKeys = new Map<string, string | ProxyError>();
+  /** The `ExternalService` destinations (`egress_routes.ts`). */
+  readonly #egress: EgressRoutes;
+  /** Ingress listener name → its routing. */
+  readonly #ingress = new Map<string, IngressTable>();
 
   /** Creates the router with the upstream and local destinations. */
   constructor(opts: MeshRouterOptions) {
@@ -122,6 +132,12 @@ export class MeshRouter implements Router {
       logger: opts.logger,
     });
     this.#rateLimits = new InboundRateLimits(opts.limits.rates, sharedNowNs);
+    this.#egress = new EgressRoutes({
+      deps: opts,
+      trustDomain: opts.trustDomain,
+      mode: opts.egress ?? "open",
+      isMeshService: (name) => Object.hasOwn(this.#catalog.services, name),
+    });
     for (const u of opts.upstreams) {
       this.#upstreams.set(upstreamListenerName(u), {
         d: this.#destination(u.service),
@@ -129,6 +145,12 @@ export class MeshRouter implements Router {
       });
     }
     for (const l of opts.locals) this.#setLocal(l);
+    (opts.ingress ?? []).forEach((l, i) => {
+      const t = new IngressTable(l);
+      this.#ingress.set(ingressListenerName(i), t);
+      // Created with the listener, like an upstream's: ingress routes are configuration.
+      for (const svc of t.routes.services()) this.#destination(svc);
+    });
   }
 
   #setLocal(l: LocalApp): void {
@@ -210,12 +232,14 @@ export class MeshRouter implements Router {
     this.#policies = policies;
     this.#routes = routes;
     for (const [name, d] of this.#outbound) this.#refresh(name, d);
+    this.#egress.apply(resources, unreadableAuthorizations);
     return authzChanged;
   }
 
   /** Runs periodic work (outlier detection intervals). */
   tick(): void {
     for (const d of this.#outbound.values()) d.tick();
+    this.#egress.tick();
   }
 
   /**
@@ -240,7 +264,9 @@ export class MeshRouter implements Router {
   /** Per-destination state for `/endpoints`. */
   stats(): { outbound: DestinationStats[]; inbound: DestinationStats[] } {
     return {
-      outbound: [...this.#outbound.values()].map((d) => d.stats()),
+      // Not an upstream's mesh destination that an ExternalService stands in for.
+      outbound: [...this.#outbound.values()].filter((d) => !this.#egress.isExternal(d.service))
+        .map((d) => d.stats()).concat(this.#egress.stats()),
       inbound: [...this.#inbound.values()].map((d) => d.stats()),
     };
   }
@@ -249,6 +275,7 @@ export class MeshRouter implements Router {
   policies(): Record<string, unknown> {
     const out: Record<string, unknown> = {};
     for (const [n, d] of this.#outbound) out[n] = d.policy;
+    this.#egress.policies(out);
     return out;
   }
 
@@ -263,12 +290,16 @@ export class MeshRouter implements Router {
     return rec === undefined ? d : rec.record(d, head, listener, client, this);
   }
 
-  /** Who calls whom for the record layer (asked only for requests it records). */
+  /**
+   * Who calls whom for the record layer (asked only for requests it records); the peer's
+   * service label and identity only `withIdentity` (spans), an access line needs neither.
+   */
   callInfo(
     d: RouteDecision | ProxyError,
     head: RequestHead,
     listener: ListenerInfo,
     client: ClientInfo | undefined,
+    withIdentity = true,
   ): CallInfo {
     if (listener.name === INBOUND_LISTENER) {
       const caller = client?.identity ?? null;
@@ -277,7 +308,7 @@ export class MeshRouter implements Router {
         destination: d instanceof ProxyError
           ? headerValue(head, DESTINATION_HEADER) ?? hostService(head.host) ?? "unknown"
           : d.cluster,
-        peerService: caller === null ? "unknown" : sourceLabel(caller),
+        peerService: caller === null ? "unknown" : withIdentity ? sourceLabel(caller) : "",
         peerIdentity: caller,
       };
     }
@@ -286,7 +317,9 @@ export class MeshRouter implements Router {
       caller: this.#upstreams.get(listener.name)?.source ?? this.#o.source,
       destination: svc,
       peerService: svc,
-      peerIdentity: this.#o.trustDomain === undefined
+      // A host outside the mesh has no mesh identity.
+      peerIdentity: !withIdentity || this.#o.trustDomain === undefined ||
+          this.#egress.isExternal(svc)
         ? null
         : serviceSpiffeId(this.#o.trustDomain, svc),
     };
@@ -313,15 +346,27 @@ export class MeshRouter implements Router {
       const asked = this.#askedCapabilities(head);
       if (asked !== null) return asked instanceof ProxyError ? asked : asked.decide(head);
       const d = this.#outbound.get(svc) ?? this.#onDemand(svc);
-      if (d instanceof ProxyError) return d;
+      if (d instanceof ProxyError) {
+        // Not a mesh service: an ExternalService's host or name, or refused per `egress`.
+        const authority = absoluteFormHost(head.target) ?? head.host ?? "";
+        return this.#haveCatalog ? this.#egress.byHost(svc, authority, head, this.#o.source, d) : d;
+      }
       return d.decide(head);
     }
     const u = this.#upstreams.get(name);
-    if (u === undefined) return new ProxyError(404, "no_route", `no route for listener ${name}`);
+    if (u === undefined) {
+      const g = this.#ingress.get(name);
+      if (g === undefined) return new ProxyError(404, "no_route", `no route for listener ${name}`);
+      // By host and path; the gateway calls as its own identity (the router's source).
+      const svc = g.decide(head);
+      return svc instanceof ProxyError ? svc : this.#destination(svc).decide(head);
+    }
     const asked = this.#askedCapabilities(head);
     if (asked !== null) {
       return asked instanceof ProxyError ? asked : asked.decide(head, u.source);
     }
+    const ext = this.#egress.size > 0 ? this.#egress.named(u.d.service) : undefined;
+    if (ext !== undefined) return this.#egress.decide(ext, head, u.source ?? this.#o.source);
     return u.d.decide(head, u.source);
   }
 
@@ -364,6 +409,8 @@ export class MeshRouter implements Router {
   routeTcp(listener: ListenerInfo): RouteDecision | ProxyError {
     const u = this.#upstreams.get(listener.name);
     if (u === undefined) return new ProxyError(404, "no_route", `no route for ${listener.name}`);
+    const refused = this.#egress.size > 0 ? this.#egress.refuseTcp(u.d.service) : null;
+    if (refused !== null) return refused;
     const d = u.d.decideTcp();
     const rec = this.#o.recorder;
     if (rec === undefined || d instanceof ProxyError) return d;
@@ -493,14 +540,15 @@ export class MeshRouter implements Router {
 
 /**
  * The `source` label for a verified caller: the service name for `spiffe://<td>/svc/<name>`
- * (the label the caller's own proxy uses for itself), the whole id otherwise.
+ * and `gateway/<name>` for a gateway (the labels the caller's own proxy uses for itself), the
+ * whole id otherwise.
  */
 export function sourceLabel(spiffeId: string): string {
   // Asked once per inbound request, about a handful of callers: remember the answers.
   let label = _sourceLabels.get(spiffeId);
   if (label === undefined) {
-    const m = /^spiffe:\/\/[^/]+\/svc\/([^/]+)$/.exec(spiffeId);
-    label = m ? m[1]! : spiffeId;
+    const m = /^spiffe:\/\/[^/]+\/(svc|gateway)\/([^/]+)$/.exec(spiffeId);
+    label = m ? (m[1] === "svc" ? m[2]! : `gateway/${m[2]!}`) : spiffeId;
     if (_sourceLabels.size >= MAX_REMEMBERED_SOURCE_LABELS) _sourceLabels.clear();
     _sourceLabels.set(spiffeId, label);
   }

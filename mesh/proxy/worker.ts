@@ -17,6 +17,7 @@ import type { LogFields, Logger, LogLevel } from "../../common/log.ts";
 import { DataPlane } from "./data_plane.ts";
 import { notStartedResult } from "./plane_change.ts";
 import { listenMtls, MeshTlsState } from "../tls/mod.ts";
+import { bindIngress, closeIngress, type IngressBinding } from "../ingress/mod.ts";
 import { SharedLimits } from "../resilience/shared_limits.ts";
 import { SessionBalance } from "../mux/session_balance.ts";
 import type { ToMain, ToWorker } from "./worker_protocol.ts";
@@ -53,7 +54,13 @@ function _serve(scope: _WorkerScope): void {
   const start = async (m: Extract<ToWorker, { type: "start" }>): Promise<void> => {
     log = _workerLogger(scope, m.logLevel, { worker: m.index });
     let inbound: Deno.Listener | undefined;
+    let ingress: IngressBinding[] = [];
     try {
+      ingress = await bindIngress(m.config.ingress ?? [], log, {
+        ports: m.ports.ingress ?? [],
+        reusePort: true,
+        reportReloads: m.index === 0,
+      });
       if (m.tls !== undefined) {
         tls = new MeshTlsState(m.tls);
         inbound = await listenMtls(
@@ -76,10 +83,12 @@ function _serve(scope: _WorkerScope): void {
         ports: m.ports,
         reusePort: true,
         ...(tls !== null ? { tls, inboundListener: inbound } : {}),
+        ingressListeners: ingress,
       });
       scope.postMessage({ type: "started", ports: plane.ports });
     } catch (err) {
       inbound?.close();
+      closeIngress(ingress);
       scope.postMessage({ type: "failed", message: (err as Error).message ?? String(err) });
     }
   };

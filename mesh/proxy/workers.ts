@@ -165,6 +165,7 @@ export class WorkerDataPlanes implements DataPlanes {
         upstreams: Object.fromEntries(
           config.upstreams.map((u) => [upstreamKey(u), reserve(u.listen.hostname, u.listen.port)]),
         ),
+        ingress: (config.ingress ?? []).map((l) => reserve(l.listen.hostname, l.listen.port)),
       };
       const planes = new WorkerDataPlanes(ports, slots, logger, tls !== undefined, limits);
       const started: Promise<void>[] = [];

@@ -6,6 +6,8 @@
  */
 import { X509Certificate } from "node:crypto";
 import {
+  anchorOf,
+  chainIntermediates,
   CONNECT_TIMEOUT_MS,
   mtlsConnect,
   MtlsConnectError,
@@ -79,6 +81,8 @@ export const NATIVE_OUTBOUND_AVAILABLE: boolean = _SERVER_NAME !== null && _PEER
 
 /** The parsed roots of the last bundle seen (bundles change only on rotation). */
 let _roots: { pem: string; certs: X509Certificate[] } | null = null;
+/** The intermediates our own chain carries (they change only when the CA's intermediate does). */
+let _ours: { pem: string; certs: X509Certificate[] } | null = null;
 
 function _parsedRoots(caPem: string): X509Certificate[] {
   if (_roots?.pem !== caPem) {
@@ -87,13 +91,23 @@ function _parsedRoots(caPem: string): X509Certificate[] {
   return _roots.certs;
 }
 
+function _ownIntermediates(certPem: string): X509Certificate[] {
+  if (_ours?.pem !== certPem) _ours = { pem: certPem, certs: chainIntermediates(certPem) };
+  return _ours.certs;
+}
+
 /**
- * Why the native connection's server must be refused, or null: its leaf is not signed by one
+ * Why the native connection's server must be refused, or null: its leaf does not lead to one
  * of our roots (Deno.connectTls also trusts the public web PKI, so its own verification alone
  * is not enough), or it lacks exactly one SPIFFE id equal to `identity`, or that id is revoked.
+ * The runtime shows only the peer's leaf, so a leaf from an intermediate is checked through
+ * the intermediate our own chain carries (the same one, but across an intermediate rotation);
+ * when ours comes through an intermediate, a leaf from another one is `_UNKNOWN_ISSUER`, which
+ * node:tls then verifies in full (it sees the chain the server sends).
  */
 function _checkNativePeer(
   conn: Deno.TlsConn,
+  certPem: string,
   caPem: string,
   identity: string,
   isRevoked: (id: string) => boolean,
@@ -111,10 +125,14 @@ function _checkNativePeer(
   } catch {
     return "server certificate does not parse";
   }
-  const ours = _parsedRoots(caPem).some((root) =>
-    leaf.checkIssued(root) && leaf.verify(root.publicKey)
-  );
-  if (!ours) return "server certificate is not from the mesh CA";
+  const roots = _parsedRoots(caPem);
+  const intermediates = _ownIntermediates(certPem);
+  if (anchorOf(leaf, intermediates, roots) === null) {
+    // Only a CA that signs through intermediates can have one this proxy has not seen yet.
+    return intermediates.length > 0
+      ? _UNKNOWN_ISSUER
+      : "server certificate is not from the mesh CA";
+  }
   const id = spiffeIdFromSans(leaf.subjectAltName);
   if (id === null) return "server certificate carries no single SPIFFE id";
   if (id.uri !== identity) return `server is ${id.uri}, expected ${identity}`;
@@ -124,6 +142,9 @@ function _checkNativePeer(
 
 /** A native handshake failure: the server may simply have a leaf without the DNS SAN. */
 class _HandshakeFailed extends Error {}
+
+/** The native peer's leaf comes from an intermediate this proxy does not hold. */
+const _UNKNOWN_ISSUER = "server certificate comes from an intermediate this proxy does not hold";
 
 /** Endpoints (pool keys) whose servers failed the native handshake, per thread. */
 const _nodeOnly = new Map<string, number>();
@@ -290,7 +311,12 @@ async function _connectNative(
     // rustls has checked the chain and the name, but against Deno's default roots (the public
     // web PKI) plus ours: a public CA could have signed that name. So the leaf must also be
     // signed by one of OUR roots, and carry exactly the SPIFFE id meant, not revoked meanwhile.
-    const why = _checkNativePeer(conn, m.caPem, identity, isRevoked);
+    const why = _checkNativePeer(conn, m.certPem, m.caPem, identity, isRevoked);
+    if (why === _UNKNOWN_ISSUER) {
+      // Not a verdict: node:tls sees the whole chain the server sends and decides.
+      closeQuietly(conn);
+      throw new _HandshakeFailed(why);
+    }
     if (why !== null) {
       closeQuietly(conn);
       throw new MtlsConnectError("identity", why);

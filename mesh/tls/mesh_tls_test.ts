@@ -215,7 +215,7 @@ async function uriOnlyLeaf(ca: CaState, service: string): Promise<MeshTls> {
     notAfter: new Date(Date.now() + 3_600_000),
     signingAlgorithm: EC_ALGORITHM,
     publicKey: keys.publicKey,
-    signingKey: await importPrivateKeyPem(root.keyPem),
+    signingKey: await importPrivateKeyPem(root.keyPem!),
     extensions: [
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),

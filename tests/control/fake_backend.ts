@@ -43,6 +43,8 @@ export class FakeBackend implements ControlBackend {
   leaderNode: string | null;
   /** Leader API URL used for forwarding when following. */
   leaderUrl: string | null;
+  /** Ms since a follower last heard from its leader (null: never). */
+  lastContactMs: number | null = 100;
   /** When false, proposals and read barriers never complete (and ignore abort signals). */
   quorum = true;
   /** Every heartbeat batch received. */
@@ -72,7 +74,12 @@ export class FakeBackend implements ControlBackend {
       term: 1,
       commit_index: this.#log,
       applied_index: this.#state.appliedIndex,
+      last_contact_ms: this.leader ? 0 : this.lastContactMs,
     };
+  }
+
+  sinceLeaderContact(): number {
+    return this.leader ? 0 : this.lastContactMs ?? Infinity;
   }
 
   propose(

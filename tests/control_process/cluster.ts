@@ -85,6 +85,11 @@ export interface ClusterOptions {
    * one shared `<baseDir>/admin.token`. @default false
    */
   separateTokenFiles?: boolean;
+  /**
+   * The `tls:` block of every node's control.yaml (flow-style YAML). @default the shared test
+   * seed's ca_cert_file and ca_key_file
+   */
+  tls?: string;
   /** The address a node listens on and advertises. @default 127.0.0.1 for every node */
   hostOf?: (id: string) => string;
   /**
@@ -182,7 +187,8 @@ export async function request(
 export class ProcessCluster {
   readonly baseDir: string;
   readonly nodes = new Map<string, NodeProcess>();
-  readonly #opts: Required<Omit<ClusterOptions, "baseDir" | "hostOf" | "launcher">>;
+  readonly #opts: Required<Omit<ClusterOptions, "baseDir" | "hostOf" | "launcher" | "tls">>;
+  readonly #tls: string | undefined;
   readonly #hostOf: (id: string) => string;
   readonly #launcher: (id: string) => string[];
   readonly #ownsDir: boolean;
@@ -200,6 +206,7 @@ export class ProcessCluster {
       denoFlags: opts.denoFlags ?? [],
       separateTokenFiles: opts.separateTokenFiles ?? false,
     };
+    this.#tls = opts.tls;
     this.#hostOf = opts.hostOf ?? (() => "127.0.0.1");
     this.#launcher = opts.launcher ?? (() => []);
   }
@@ -258,7 +265,7 @@ export class ProcessCluster {
         peers,
         `join: ${s.join}`,
         `bootstrap_token_file: ${this.tokenFile(s.id)}`,
-        `tls: { ca_cert_file: ${seed.certFile}, ca_key_file: ${seed.keyFile} }`,
+        `tls: ${this.#tls ?? `{ ca_cert_file: ${seed.certFile}, ca_key_file: ${seed.keyFile} }`}`,
         `raft_tuning: { heartbeat: ${this.#opts.heartbeatMs}ms, election_timeout: ${this.#opts.electionTimeoutMs}ms, snapshot_every: ${this.#opts.snapshotEvery} }`,
         `limits: { request_timeout: ${this.#opts.requestTimeoutMs}ms }`,
         `log: { level: ${this.#opts.logLevel} }`,

@@ -26,9 +26,16 @@ export interface FleetProxy {
   stop(): Promise<void>;
 }
 
-/** Creates a one-use join token for `service` through the cluster's leader. */
-async function _joinToken(cf: ControlFleet, service: string): Promise<string> {
-  const leader = await cf.cluster.waitLeader(30_000);
+/**
+ * Creates a one-use join token for `service` through the leader of the nodes `among` (default:
+ * every running node; a test that cut one off names the others).
+ */
+async function _joinToken(
+  cf: ControlFleet,
+  service: string,
+  among?: readonly string[],
+): Promise<string> {
+  const leader = await cf.cluster.waitLeader(30_000, among ? [...among] : undefined);
   const r = await request(`${cf.cluster.api(leader)}/v1/tokens`, "POST", {
     service,
     ttl: "1h",
@@ -47,7 +54,7 @@ export async function startFleetProxy(
   cf: ControlFleet,
   dir: string,
   host: string,
-  opts: { service?: string; calls?: string },
+  opts: { service?: string; calls?: string; tokenVia?: readonly string[] },
 ): Promise<FleetProxy> {
   const addr = cf.fleet.addr(host);
   const seed = await sharedSeed();
@@ -68,7 +75,10 @@ export async function startFleetProxy(
     () => false,
   );
   if (!enrolled) {
-    await Deno.writeTextFile(tokenFile, (await _joinToken(cf, opts.service ?? host)) + "\n");
+    await Deno.writeTextFile(
+      tokenFile,
+      (await _joinToken(cf, opts.service ?? host, opts.tokenVia)) + "\n",
+    );
   }
   const config = {
     node: host,

@@ -295,15 +295,17 @@ Deno.test("a proxy fronting two services calls as the service each upstream name
     assertEquals(denial.node, "vm-ledger");
     assertEquals(denial.reason, "default_deny");
     assertMatch(String(denial.caller), /\/svc\/alpha$/);
-    // An ExternalService resource (not enforced yet) is warned about, once per part.
+    // A RateLimit for an ExternalService (no proxy fronts it, so nobody enforces it) is
+    // warned about, once per part.
     await ctlApply(
       dir,
       cp.url,
       cp.token,
-      "kind: ExternalService\nname: stripe\nhosts: [api.stripe.com:443]\n",
+      "kind: ExternalService\nname: stripe\nhosts: [api.stripe.com:443]\n---\n" +
+        "kind: RateLimit\nservice: stripe\nrequests_per_second: 5\nburst: 5\n",
     );
     await callee.child.waitLine(
-      /resource part not enforced.*part"?[=:]"?"?ExternalService\/stripe/,
+      /resource part not enforced.*part"?[=:]"?"?RateLimit\/stripe \(for an ExternalService\)/,
     );
     // The caller's metrics name the local service each call was made for.
     const m = await metricsText(ab);

@@ -18,14 +18,14 @@ Deno.test("ctl check finds a missing canary version, an expired proxy certificat
     stops.push(() => cp.child.stop());
     const admin = { authorization: `Bearer ${cp.token}`, "content-type": "application/json" };
     // Accepted but not acted on by this version: the proxy reports it.
+    // (A RateLimit for an ExternalService: no proxy fronts an external host to keep it.)
     const unenforcedPut = await testFetch(`${cp.url}/v1/resources`, {
       method: "PUT",
       headers: admin,
-      body: JSON.stringify({
-        kind: "ExternalService",
-        name: "stripe",
-        hosts: ["api.stripe.com:443"],
-      }),
+      body: JSON.stringify([
+        { kind: "ExternalService", name: "stripe", hosts: ["api.stripe.com:443"] },
+        { kind: "RateLimit", service: "stripe", requests_per_second: 5, burst: 5 },
+      ]),
     });
     assertEquals(unenforcedPut.status, 200, await unenforcedPut.text());
     const proxy = await startProxy(dir, {
@@ -43,7 +43,7 @@ Deno.test("ctl check finds a missing canary version, an expired proxy certificat
       const r = await testFetch(`${cp.url}/v1/proxies`, { headers: admin });
       const body = await r.json();
       return body.proxies?.some((p: { node: string; unenforced: string[] }) =>
-        p.node === "vm-1" && p.unenforced.includes("ExternalService/stripe")
+        p.node === "vm-1" && p.unenforced.includes("RateLimit/stripe (for an ExternalService)")
       );
     });
     const check = () =>
@@ -52,7 +52,7 @@ Deno.test("ctl check finds a missing canary version, an expired proxy certificat
     assertEquals(first.code, 1, first.stdout + first.stderr);
     assert(
       first.stdout.includes(
-        "proxy vm-1 (ledger) accepts but does not enforce: ExternalService/stripe",
+        "proxy vm-1 (ledger) accepts but does not enforce: RateLimit/stripe (for an ExternalService)",
       ),
     );
     assert(!first.stdout.includes("Route/"), first.stdout);

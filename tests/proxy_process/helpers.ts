@@ -140,6 +140,8 @@ export interface ProxyHandle {
   inbound: string;
   httpProxy: string | null;
   upstreams: Record<string, string>;
+  /** Ingress listener addresses, in `ingress` order. */
+  ingress: string[];
 }
 
 /**
@@ -221,6 +223,7 @@ export async function startProxy(
     inbound: f.inbound!,
     httpProxy: f.http_proxy && f.http_proxy !== "null" ? f.http_proxy : null,
     upstreams,
+    ingress: (f.ingress ?? "").split(",").filter(Boolean),
   };
 }
 
