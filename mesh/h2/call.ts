@@ -203,6 +203,7 @@ class _Call {
     this.#decision.onDone?.(status, this.#bytesOut, this.#body.bytesIn);
   }
 
+  /** Runs the call's layers from the fault delay to the relay; `grpcTimeoutMs` is its deadline. */
   async run(grpcTimeoutMs: number | null): Promise<void> {
     const d = this.#decision;
     if (grpcTimeoutMs !== null) this.#deadlineAt = this.#started + grpcTimeoutMs;

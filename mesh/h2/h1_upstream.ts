@@ -100,14 +100,17 @@ class H1Stream extends EventEmitter implements UpstreamStream {
     this.emit("close");
   }
 
+  /** Writes request body bytes. */
   write(chunk: Uint8Array): boolean {
     return this.#req.write(chunk);
   }
 
+  /** Ends the request body. */
   end(): void {
     this.#req.end();
   }
 
+  /** Ends the exchange now (the connection is dropped, not reused). */
   close(code = _INTERNAL_ERROR): void {
     if (this.closed) return;
     this.#req.destroy();
@@ -115,11 +118,13 @@ class H1Stream extends EventEmitter implements UpstreamStream {
     this.#finish(code);
   }
 
+  /** Stops reading the response body. */
   pause(): this {
     this.#res?.pause();
     return this;
   }
 
+  /** Reads the response body again. */
   resume(): this {
     this.#res?.resume();
     return this;
