@@ -13,4 +13,5 @@ export * from "./tls_conn.ts";
 export { mirrorBytes, shadowHost } from "./mirror.ts";
 export { mayRetry, type TryFacts } from "./layer_retry_rule.ts";
 export { type CoarseTimer, CoarseTimers } from "./coarse_timers.ts";
+export { readerFor } from "./direct_read.ts";
 export { closeQuietly, noDelay, pipe, type PipeResult, writeAll } from "../conn/io.ts";

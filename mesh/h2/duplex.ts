@@ -6,6 +6,7 @@
  */
 import { Duplex } from "node:stream";
 import { closeQuietly } from "../conn/mod.ts";
+import { readerFor } from "../forward/mod.ts";
 
 /** Read buffer per connection, in bytes; each read hands on a copy of what arrived. */
 const READ_BYTES = 16 * 1024;
@@ -27,6 +28,8 @@ export function duplexOf(conn: Deno.Conn, initial?: Uint8Array): Duplex {
   let reading = false;
   let ended = false;
   const buf = new Uint8Array(READ_BYTES);
+  // Straight from the runtime's read op for Deno's own connections, as the HTTP/1 path reads.
+  const read = readerFor(conn);
   const pump = async () => {
     if (reading || ended) return;
     reading = true;
@@ -34,7 +37,7 @@ export function duplexOf(conn: Deno.Conn, initial?: Uint8Array): Duplex {
       while (!ended) {
         let n: number | null;
         try {
-          n = await conn.read(buf);
+          n = await read(buf);
         } catch {
           n = null;
         }
