@@ -42,6 +42,18 @@ export const LocalService = z.strictObject({
    * setting: callers tunnel to it through an upstream with `protocol: tcp`.
    */
   protocol: z.enum(["http", "http2", "grpc"]).default("http"),
+}).check((ctx) => {
+  const s = ctx.value;
+  // Health probes speak HTTP/1.1: an HTTP/2-only app would fail every probe and get no traffic.
+  if (s.health !== undefined && s.protocol !== "http") {
+    ctx.issues.push({
+      code: "custom",
+      input: s.health,
+      path: ["health"],
+      message: `health checks speak HTTP/1.1 and this app is declared ${s.protocol}: ` +
+        "leave health out (its heartbeat keeps it registered)",
+    });
+  }
 });
 
 /** A capability a request or upstream may ask for (comma-free, as the header lists them). */

@@ -138,3 +138,19 @@ Deno.test("ProxyConfig: a service says how its app speaks (http, http2, grpc; no
   );
   assertMatch(e.message, /services\[0\]\.protocol: expected one of "http", "http2", "grpc"/);
 });
+
+Deno.test("ProxyConfig refuses an HTTP/1.1 health check on an app declared http2 or grpc", () => {
+  for (const protocol of ["http2", "grpc"]) {
+    const e = assertThrows(
+      () =>
+        parseConfigText(
+          HEAD + `  - { name: a, port: 8001, protocol: ${protocol}, health: { http: /h } }\n`,
+          "p",
+          ProxyConfig,
+        ),
+      ConfigError,
+    );
+    assertMatch(e.message, /services\[0\]\.health: health checks speak HTTP\/1\.1/);
+  }
+  parseConfigText(HEAD + "  - { name: a, port: 8001, health: { http: /h } }\n", "p", ProxyConfig);
+});
