@@ -169,6 +169,8 @@ class _Call {
   #done = false;
   #gone = false;
   #bytesOut = 0;
+  /** The request's trailers, once the client sent them. */
+  #reqTrailers: H2Headers | null = null;
   #goneWaiters: (() => void)[] = [];
 
   constructor(
@@ -190,6 +192,7 @@ class _Call {
     this.#idempotent = idempotent;
     this.#body = new BodyTap(s, d.maxRetryBodyBytes, endStream);
     this.#started = d.now();
+    s.once("trailers", (t: H2Headers) => this.#reqTrailers = relayedHeaders(t, false));
     s.once("close", () => {
       this.#gone = true;
       for (const w of this.#goneWaiters.splice(0)) w();
@@ -287,7 +290,9 @@ class _Call {
     }
     let up: UpstreamStream;
     try {
-      up = session.request(h, { endStream: this.#body.emptyAndEnded });
+      // A body may end with trailers (the client's 'trailers' come before its 'end').
+      const ends = this.#body.emptyAndEnded;
+      up = session.request(h, { endStream: ends, waitForTrailers: !ends });
     } catch (e) {
       const outcome: Outcome = { kind: "connect_failure", reason: (e as Error).message };
       d.onResult(ep, outcome, this.#d.now() - t0);
@@ -296,7 +301,17 @@ class _Call {
     up.on("error", () => {});
     // Listened for at once: the event fires once, maybe before the relay starts.
     up.on("trailers", (t: H2Headers) => _trailersOf.set(up, t));
-    if (!this.#body.emptyAndEnded) this.#body.attach(up);
+    if (!this.#body.emptyAndEnded) {
+      const sent = up;
+      sent.once("wantTrailers", () => {
+        try {
+          sent.sendTrailers(this.#reqTrailers ?? {});
+        } catch {
+          // The try was abandoned meanwhile.
+        }
+      });
+      this.#body.attach(up);
+    }
     const perTry = d.perTryTimeoutMs > 0 ? t0 + d.perTryTimeoutMs : Infinity;
     const w = await this.#awaitHead(up, Math.min(perTry, this.#headDeadline()), perTry);
     if (w.kind !== "head") {

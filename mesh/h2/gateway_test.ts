@@ -20,6 +20,18 @@ async function app(): Promise<{ port: number; close(): Promise<void> }> {
   const server = http2.createServer();
   server.on("stream", (s: http2.ServerHttp2Stream, h) => {
     s.on("error", () => {});
+    if (h[":path"] === "/echo-trailers") {
+      // Answers, once the request is over, with the request's trailer as a response trailer.
+      let got = "none";
+      s.on("trailers", (t) => got = String(t["x-req-t"]));
+      s.on("data", () => {});
+      s.on("end", () => {
+        s.respond({ ":status": 200 }, { waitForTrailers: true });
+        s.on("wantTrailers", () => s.sendTrailers({ "x-got": got }));
+        s.end("done");
+      });
+      return;
+    }
     s.respond({ ":status": 200 }, { waitForTrailers: true });
     s.on("wantTrailers", () => s.sendTrailers({ "x-t": "1" }));
     s.end(`ok ${h[":path"]}`);
@@ -142,6 +154,28 @@ Deno.test("H2Gateway closes a connection over its cap and serves the ones within
   } finally {
     first.close();
     second.destroy();
+    await g.close();
+    await a.close();
+  }
+});
+
+Deno.test("H2Gateway carries a request's trailers to the endpoint", async () => {
+  const a = await app();
+  const g = gateway({ key: "app", hostname: "127.0.0.1", port: a.port });
+  const c = http2.connect(`http://127.0.0.1:${g.port}`);
+  try {
+    const req = c.request({ ":method": "POST", ":path": "/echo-trailers" }, {
+      waitForTrailers: true,
+    });
+    req.on("wantTrailers", () => req.sendTrailers({ "x-req-t": "sent" }));
+    let trailers: http2.IncomingHttpHeaders | null = null;
+    req.on("trailers", (t) => trailers = t);
+    req.on("data", () => {});
+    req.end("body");
+    if (!req.closed) await new Promise((r) => req.on("close", r));
+    assertEquals((trailers as http2.IncomingHttpHeaders | null)?.["x-got"], "sent");
+  } finally {
+    c.close();
     await g.close();
     await a.close();
   }

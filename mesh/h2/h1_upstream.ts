@@ -110,6 +110,9 @@ class H1Stream extends EventEmitter implements UpstreamStream {
     this.#req.end();
   }
 
+  /** HTTP/1.1 requests carry no trailers here: never asked for (no `wantTrailers`). */
+  sendTrailers(_trailers: H2Headers): void {}
+
   /** Ends the exchange now (the connection is dropped, not reused). */
   close(code = _INTERNAL_ERROR): void {
     if (this.closed) return;

@@ -24,13 +24,18 @@ export interface UpstreamStream {
   end(): void;
   /**
    * Events: `response` (head, flags), `data` (chunk), `trailers` (block), `end`, `close`,
-   * `drain`, `error`.
+   * `drain`, `error`, `wantTrailers`.
    */
   on(event: string, fn: _Listener): unknown;
   /** As `on`, once. */
   once(event: string, fn: _Listener): unknown;
   /** Removes a listener. */
   off(event: string, fn: _Listener): unknown;
+  /**
+   * Sends the request's trailers and ends it; only after `wantTrailers` (which a request made
+   * with `waitForTrailers` emits once its body has ended).
+   */
+  sendTrailers(trailers: H2Headers): void;
   /** Ends the stream now with `code` (an HTTP/2 error code). */
   close(code?: number): void;
   /** Stops reading the response body. */
@@ -42,7 +47,10 @@ export interface UpstreamStream {
 /** Where tries to one endpoint are sent. */
 export interface UpstreamSession {
   /** Starts a try with these request headers (pseudo-headers included). */
-  request(headers: H2Headers, opts: { endStream: boolean }): UpstreamStream;
+  request(
+    headers: H2Headers,
+    opts: { endStream: boolean; waitForTrailers?: boolean },
+  ): UpstreamStream;
 }
 
 /** The sessions of a set of endpoints. */
