@@ -240,14 +240,16 @@ class _Call {
         draining: false,
         overallSpent: this.#d.now() >= this.#headDeadline(),
       };
-      const may = this.#body.replayable && !this.#gone &&
-        (r.outcome.kind === "connect_failure" || mayRetry(facts));
+      const may = this.#body.replayable && !this.#gone && mayRetry(facts);
       const backoff = may ? d.retry(attempt, r.outcome) : null;
       if (backoff === null) {
         if (r.up !== undefined) return this.#relay(r.up, r.headers!, r.endStream!);
         return this.#fail(last);
       }
-      r.up?.close(NGHTTP2_CANCEL);
+      if (r.up !== undefined) {
+        this.#body.detach();
+        r.up.close(NGHTTP2_CANCEL);
+      }
       this.#d.onRetry?.();
       if (backoff > 0) await this.#sleep(backoff);
       if (this.#gone) return this.finish(0);
