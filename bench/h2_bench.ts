@@ -194,13 +194,22 @@ export async function runH2Bench(
     await _waitPort(pxInPort, "skein proxy inbound");
     const pOut = spawn(Deno.execPath(), proxyArgs(`${tmp}/px-out.yaml`));
     await _waitPort(pxOutPort, "skein proxy outbound");
-    // The outbound proxy learns the inbound endpoint from the control plane.
+    // The outbound proxy learns the inbound endpoint from the control plane. Waited for over
+    // HTTP/1.1, so the caller has loaded no HTTP/2 code when its memory is read first.
     for (let i = 0; i < 400; i++) {
-      const r = await h2load(pxOutPort, 1).catch(() => ({ succeeded: 0 }));
-      if (r.succeeded > 0) break;
+      const ok = await fetch(`http://127.0.0.1:${pxOutPort}/`).then(async (r) => {
+        await r.body?.cancel();
+        return r.status === 200;
+      }, () => false);
+      if (ok) break;
       await new Promise((r) => setTimeout(r, 100));
     }
+    const rssBefore = await _rssMiB(pOut.pid);
     await measure("skein-h2", pxOutPort, [pIn.pid, pOut.pid]);
+    console.log(
+      `calling proxy RSS: ${rssBefore.toFixed(0)} MiB after HTTP/1.1 only, ` +
+        `${(await _rssMiB(pOut.pid)).toFixed(0)} MiB after the h2 rounds (h2 code loaded)`,
+    );
     const ha = rows.find((r) => r.name === "haproxy-h2");
     const sk = rows.find((r) => r.name === "skein-h2");
     if (ha !== undefined && sk !== undefined) {
@@ -217,6 +226,16 @@ export async function runH2Bench(
     }
     await Promise.allSettled(children.map((c) => c.status));
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  }
+}
+
+/** A process's resident set, MiB (0 when gone). */
+async function _rssMiB(pid: number): Promise<number> {
+  try {
+    const st = await Deno.readTextFile(`/proc/${pid}/status`);
+    return Number(/VmRSS:\s+(\d+)/.exec(st)?.[1] ?? 0) / 1024;
+  } catch {
+    return 0;
   }
 }
 
