@@ -11,7 +11,8 @@
  */
 import { normalizePath } from "../authz/mod.ts";
 import { ProxyError } from "../forward/mod.ts";
-import { markHopByHop, type RequestHead } from "../http1/mod.ts";
+import { headerValue, markHopByHop, type RequestHead } from "../http1/mod.ts";
+import { TCP_TUNNEL_UPGRADE } from "../tcp/mod.ts";
 import { IngressRoutes, normalizeHost } from "./routes.ts";
 
 /** Listener name prefix of ingress listeners (`ingress:0`, `ingress:1`, ...). */
@@ -47,6 +48,15 @@ export class IngressTable {
       return new ProxyError(400, "bad_request", "expected an origin-form or absolute-form target");
     }
     if (this.redirectPort !== null) return this.#redirect(t.host, t.path);
+    if (head.upgrade && _asksTunnel(headerValue(head, "upgrade"))) {
+      // The mesh's own tunnel would hand an outside client raw TCP to the routed service,
+      // past every path this listener routes by.
+      return new ProxyError(
+        400,
+        "bad_request",
+        `Upgrade: ${TCP_TUNNEL_UPGRADE} is the mesh's own protocol, not offered outside it`,
+      );
+    }
     const path = normalizePath(t.path);
     if (path === null) {
       return new ProxyError(
@@ -117,4 +127,10 @@ export function queryOf(path: string): string {
   if (q < 0) return "";
   const h = path.indexOf("#", q);
   return h < 0 ? path.slice(q) : path.slice(q, h);
+}
+
+/** Whether an `Upgrade` field value lists the mesh's TCP tunnel protocol. */
+function _asksTunnel(v: string | null): boolean {
+  if (v === null) return false;
+  return v.split(",").some((p) => p.trim().toLowerCase().startsWith(TCP_TUNNEL_UPGRADE));
 }

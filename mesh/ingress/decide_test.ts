@@ -93,3 +93,20 @@ Deno.test("IngressTable.decide() routes the normalized path and forwards it, so 
   assertEquals(t.decide(plain), "site");
   assertEquals([plain.target, plain.targetRewritten], ["/public/a?q=1", undefined]);
 });
+
+Deno.test("IngressTable.decide() refuses the mesh's own TCP tunnel upgrade from outside clients", () => {
+  const t = new IngressTable({ routes: [{ path_prefix: "/public", service: "web" }] });
+  for (const up of ["skein-tcp", "SKEIN-TCP", "websocket, skein-tcp", "skein-tcp/1"]) {
+    const raw = new TextEncoder().encode(
+      `GET /public/x HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: ${up}\r\n\r\n`,
+    );
+    const d = t.decide(parseRequestHead(raw, 0, raw.length, DEFAULT_HEAD_LIMITS));
+    assertInstanceOf(d, ProxyError);
+    assertEquals([d.status, d.code], [400, "bad_request"], up);
+  }
+  // A WebSocket upgrade is the app's business.
+  const ws = new TextEncoder().encode(
+    "GET /public/x HTTP/1.1\r\nhost: a\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n",
+  );
+  assertEquals(t.decide(parseRequestHead(ws, 0, ws.length, DEFAULT_HEAD_LIMITS)), "web");
+});
