@@ -81,6 +81,12 @@ export interface ForwarderOptions {
    * dropped first. Not with `callerHeader`. @default none
    */
   clientLines?: string | null;
+  /**
+   * The listener faces clients outside the mesh (an ingress listener): the answers the proxy
+   * makes itself keep their status and `x-skein-error` cause, but their body names no endpoint,
+   * service address or other detail of the inside. @default false
+   */
+  publicAnswers?: boolean;
 }
 
 /** Counters for tests and metrics. */
@@ -142,6 +148,7 @@ export function withDefaults(opts: ForwarderOptions): Required<Omit<ForwarderOpt
     h2: null,
     admit: null,
     clientLines: null,
+    publicAnswers: false,
     ...rest,
   };
 }

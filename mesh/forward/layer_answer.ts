@@ -36,7 +36,11 @@ export async function answer(s: Session, a: LocalAnswer): Promise<void> {
     status: a.status,
     node: s.f.node,
     cause: a.code,
-    message: a.message,
+    // Outside clients learn what went wrong with the mesh, never which endpoint or address it
+    // was; what was wrong with their own request (4xx) they may read in full.
+    message: s.f.opts.publicAnswers && a.status >= 500
+      ? publicMessage(a.status, a.code)
+      : a.message,
     close: a.close,
     headOnly: a.headOnly,
     headers: a.headers,
@@ -77,4 +81,9 @@ export async function answerError(
     headers: e.headers,
   });
   return close ? Done.Close : Done.KeepAlive;
+}
+
+/** The body of a proxy-made 5xx to a client outside the mesh: its status and cause only. */
+export function publicMessage(status: number, code: string): string {
+  return `the gateway answered ${status} (${code})`;
 }

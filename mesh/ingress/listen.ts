@@ -130,6 +130,7 @@ export function startIngress(
       headerTimeoutMs: l.limits.header_read_timeout,
       // The app learns the scheme the client used; what a client sent is dropped (decide.ts).
       clientLines: `x-forwarded-proto: ${b.tls ? "https" : "http"}\r\n`,
+      publicAnswers: true,
       admit: b.tls ? null : (conn) => {
         const addr = (conn.remoteAddr as Deno.NetAddr).hostname;
         return cap.take(addr) ? () => cap.release(addr) : null;

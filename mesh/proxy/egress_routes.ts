@@ -46,6 +46,9 @@ export interface EgressRoutesOptions {
   isMeshService?: (name: string) => boolean;
 }
 
+/** Fields that ask a server to treat a request as another method. */
+const METHOD_OVERRIDE_FIELDS = ["x-http-method-override", "x-http-method", "x-method-override"];
+
 interface _External {
   entry: ExternalEntry;
   d: Destination;
@@ -225,6 +228,10 @@ export class EgressRoutes {
     }
     const denied = this.#authz.checkHttp(d.service, head, this.#callerId(caller));
     if (denied !== null) return denied;
+    // The host may read these as the method (many APIs do): the one authorized must stand.
+    if (head.forwardingFields === true && this.#authz.has(d.service)) {
+      for (const f of METHOD_OVERRIDE_FIELDS) markHopByHop(head, f);
+    }
     // The app's Host names this proxy's listener or the host: each endpoint sends its own.
     markHopByHop(head, "host");
     const target = originForm(head.target);

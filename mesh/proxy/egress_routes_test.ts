@@ -162,6 +162,33 @@ Deno.test("an Authorization for an ExternalService is enforced at the calling pr
   ]);
 });
 
+Deno.test("an Authorization's methods for an ExternalService cannot be overridden by header", () => {
+  const r = router("open", [STRIPE, {
+    kind: "Authorization",
+    service: "stripe",
+    allow: [{ from: ["payments"], methods: ["GET"] }],
+  }]);
+  const listener = { name: upstreamListenerName({ service: "stripe" }), protocol: "http" as const };
+  // Many APIs read these as the method: sent on, a GET allowed here would act as a DELETE.
+  const overrides = "x-http-method-override: DELETE\r\nx-http-method: DELETE\r\n" +
+    "x-method-override: DELETE\r\n";
+  const b = new TextEncoder().encode(
+    `GET /v1/customers/c1 HTTP/1.1\r\nhost: x\r\n${overrides}\r\n`,
+  );
+  const h = parseRequestHead(b, 0, b.length);
+  const d = r.route(h, listener);
+  assert(!(d instanceof ProxyError), String(d));
+  const text = sent(d, h);
+  assertMatch(text, /^GET \/v1\/customers\/c1 HTTP\/1\.1\r\n/);
+  assert(!/method/i.test(text.slice(text.indexOf("\r\n"))), text);
+  // Without an Authorization every call is allowed: the app's fields go on untouched.
+  const open = router("open", [STRIPE]);
+  const h2 = parseRequestHead(b, 0, b.length);
+  const d2 = open.route(h2, listener);
+  assert(!(d2 instanceof ProxyError), String(d2));
+  assertMatch(sent(d2, h2), /x-http-method-override: DELETE/);
+});
+
 Deno.test("registered_only refuses an unknown host with an audited 403; open keeps 404", () => {
   const { log, lines } = recording();
   const strict = router("registered_only", [STRIPE], log);

@@ -95,6 +95,15 @@ Deno.test({
         assert(!seen.names.includes("x-skein-destination"), "no mesh header leaves the mesh");
       });
 
+      await t.step("a method override does not reach a host an Authorization guards", async () => {
+        const res = await fetch(`http://${viaUpstream}/v1/customers/c1`, {
+          headers: { "x-http-method-override": "DELETE", "x-method-override": "DELETE" },
+        });
+        assertEquals(res.status, 200);
+        const seen = JSON.parse(await res.text());
+        assertEquals(seen.names.filter((n: string) => n.includes("method")), []);
+      });
+
       await t.step("http_proxy reaches it by Host, and by an absolute-form target", async () => {
         const byHost = await rawGet(pay.httpProxy!, `localhost:${api.port}`, "/v1/by-host");
         assertEquals(byHost.status, 200, byHost.body);
