@@ -38,6 +38,8 @@ export const MAX_CSR_PEM_BYTES = 8 * 1024;
 export const MAX_REVOKED_IDENTITIES = 10_000;
 /** Most extra DNS/IP names on one leaf. */
 export const MAX_EXTRA_SANS = 16;
+/** Most rotated-out intermediates remembered (the distrust list's bound, `distrust.ts`). */
+export const MAX_RETIRED_INTERMEDIATES = 16;
 /** Longest DNS name (RFC 1035), so a derived service name that would not fit is left out. */
 const _DNS_NAME_MAX_CHARS = 253;
 /** One lowercase DNS label: what a service name must be made of to get a DNS SAN. */
@@ -55,7 +57,10 @@ export type CaErrorCode =
   | "too_many_revocations"
   | "invalid_state"
   | "root_offline"
-  | "invalid_intermediate";
+  | "invalid_intermediate"
+  | "intermediate_active"
+  | "unknown_intermediate"
+  | "intermediate_in_use";
 
 /** A refused CA operation; `code` is stable, `message` says what and why. */
 export class CaError extends Error {
@@ -133,6 +138,27 @@ export interface CaState {
    * when no rotation runs, or when an operator drives one by hand (`activate`, `finish`).
    */
   readonly rotation?: RotationRecord;
+  /**
+   * Intermediates rotated out (certificate only, no key), kept so an operator can distrust
+   * one (`control/ca/distrust.ts`); expired ones are dropped. Absent when there are none.
+   */
+  readonly retiredIntermediates?: readonly RetiredIntermediate[];
+}
+
+/** An intermediate that no longer signs, as the CA state remembers it. */
+export interface RetiredIntermediate {
+  /** Hex Subject Key Identifier, as `GET /v1/ca/roots` showed it while it signed. */
+  readonly id: string;
+  /** SHA-256 fingerprint of the certificate (`AA:BB:…`), as trust reports name it. */
+  readonly fingerprint: string;
+  /** The certificate. */
+  readonly certPem: string;
+  /** Validity end, ms since the epoch: after it nothing chains through it anyway. */
+  readonly notAfter: number;
+  /** When a newer intermediate replaced it, ms since the epoch. */
+  readonly retiredAt: number;
+  /** When it was distrusted, ms since the epoch, or null while its leaves are still trusted. */
+  readonly distrustedAt: number | null;
 }
 
 /** Phases of a rotation the control plane drives: trust the new root, then sign with it. */

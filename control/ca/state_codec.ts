@@ -9,8 +9,10 @@ import {
   CA_NAME_PATTERN,
   CaError,
   type CaState,
+  MAX_RETIRED_INTERMEDIATES,
   MAX_REVOKED_IDENTITIES,
   MAX_TRUSTED_ROOTS,
+  type RetiredIntermediate,
   type RevokedIdentity,
   type RotationRecord,
 } from "./ca.ts";
@@ -30,6 +32,7 @@ export function publicCaView(state: CaState): {
   }[];
   revoked: RevokedIdentity[];
   rotation: RotationRecord | null;
+  retiredIntermediates: readonly RetiredIntermediate[];
 } {
   return {
     trustDomain: state.trustDomain,
@@ -50,6 +53,7 @@ export function publicCaView(state: CaState): {
     })),
     revoked: [...state.revoked],
     rotation: state.rotation ?? null,
+    retiredIntermediates: state.retiredIntermediates ?? [],
   };
 }
 
@@ -93,6 +97,14 @@ const _StateSchema = z.strictObject({
     phaseSince: z.number(),
     paused: z.string().max(4096).nullable(),
   }).optional(),
+  retiredIntermediates: z.array(z.strictObject({
+    id: z.string().regex(/^[0-9a-f]+$/),
+    fingerprint: z.string().regex(/^[0-9A-F]{2}(:[0-9A-F]{2}){31}$/),
+    certPem: z.string().includes("BEGIN CERTIFICATE").max(16 * 1024),
+    notAfter: z.number(),
+    retiredAt: z.number(),
+    distrustedAt: z.number().nullable(),
+  })).max(MAX_RETIRED_INTERMEDIATES).optional(),
 });
 
 /**

@@ -1,0 +1,120 @@
+/**
+ * Distrusting a rotated-out intermediate: a leaked intermediate key could otherwise mint
+ * leaves that chain to the root until the intermediate expires (a year). The CA state keeps
+ * the intermediates it rotated out (`retiredIntermediates`, certificates only); an operator
+ * marks one distrusted, and every chain check then refuses leaves it signed
+ * (`common/tls/distrust.ts`). Pure functions over {@linkcode CaState}.
+ * @module
+ */
+import {
+  CaError,
+  type CaIntermediate,
+  type CaState,
+  MAX_RETIRED_INTERMEDIATES,
+  type RetiredIntermediate,
+} from "./ca.ts";
+import { certFingerprint } from "./rotation.ts";
+
+/**
+ * `state` with `old` remembered as rotated out at `now` (trusted still), expired entries
+ * dropped, and at most {@linkcode MAX_RETIRED_INTERMEDIATES} kept: a full list drops its
+ * oldest entry that is not distrusted, else its oldest.
+ */
+export function retireIntermediate(
+  state: CaState,
+  old: CaIntermediate,
+  now: number,
+): CaState {
+  const kept = _live(state, now).filter((r) => r.id !== old.id);
+  const entry: RetiredIntermediate = {
+    id: old.id,
+    fingerprint: certFingerprint(old.certPem),
+    certPem: old.certPem,
+    notAfter: old.notAfter,
+    retiredAt: now,
+    distrustedAt: null,
+  };
+  const list = [...kept, entry];
+  while (list.length > MAX_RETIRED_INTERMEDIATES) {
+    const i = list.findIndex((r) => r.distrustedAt === null);
+    list.splice(i >= 0 && i < list.length - 1 ? i : 0, 1);
+  }
+  return { ...state, retiredIntermediates: list };
+}
+
+/** Whether `ref` (an id or a fingerprint, any case, colons optional) names `r`. */
+export function namesIntermediate(ref: string, r: { id: string; certPem: string }): boolean {
+  const want = ref.trim().toLowerCase().replaceAll(":", "");
+  if (want.length === 0) return false;
+  return want === r.id.toLowerCase() ||
+    want === certFingerprint(r.certPem).toLowerCase().replaceAll(":", "");
+}
+
+/**
+ * The rotated-out intermediate `ref` (id or fingerprint) names, for distrusting it. Throws
+ * `intermediate_active` when `ref` is the intermediate that signs now (distrusting it would
+ * leave the CA unable to issue a leaf anyone accepts) and `unknown_intermediate` when no
+ * rotated-out intermediate is called that (an expired one included: nothing chains through it).
+ */
+export function findRetiredIntermediate(
+  state: CaState,
+  ref: string,
+  now: number,
+): RetiredIntermediate {
+  for (const root of state.roots) {
+    if (root.intermediate !== undefined && namesIntermediate(ref, root.intermediate)) {
+      throw new CaError(
+        "intermediate_active",
+        `intermediate ${root.intermediate.id} signs leaves now; install a new one first ` +
+          "(`skein ca intermediate`, then `skein ctl ca rotate --intermediate-cert F " +
+          "--intermediate-key F`) and distrust this one after",
+      );
+    }
+  }
+  const found = _live(state, now).find((r) => namesIntermediate(ref, r));
+  if (found === undefined) {
+    const known = _live(state, now).map((r) => r.id);
+    throw new CaError(
+      "unknown_intermediate",
+      `no rotated-out intermediate ${JSON.stringify(ref.slice(0, 128))}` +
+        (known.length > 0 ? ` (rotated out: ${known.join(", ")})` : " (none rotated out)"),
+    );
+  }
+  return found;
+}
+
+/**
+ * `state` with the rotated-out intermediate `ref` distrusted from `now` on (unchanged when it
+ * already is). Refusals as {@linkcode findRetiredIntermediate}.
+ */
+export function distrustIntermediate(state: CaState, ref: string, now: number): CaState {
+  const target = findRetiredIntermediate(state, ref, now);
+  if (target.distrustedAt !== null) return state;
+  const list = _live(state, now).map((r) => r.id === target.id ? { ...r, distrustedAt: now } : r);
+  return { ...state, retiredIntermediates: list };
+}
+
+/** The distrusted intermediates not yet expired at `now`, one PEM each (the catalog's list). */
+export function distrustedIntermediatePems(state: CaState, now: number): string[] {
+  return _live(state, now).filter((r) => r.distrustedAt !== null).map((r) => r.certPem);
+}
+
+/**
+ * The members whose leaf still comes from `fingerprint`, or whose leaf issuer is unknown, out
+ * of `members` (name → fingerprint of the certificate that signed its leaf, null when a root
+ * signed it, undefined when it never said). Sorted.
+ */
+export function membersOnIntermediate(
+  members: ReadonlyMap<string, string | null | undefined>,
+  fingerprint: string,
+): string[] {
+  const out: string[] = [];
+  for (const [m, issuer] of members) {
+    if (issuer === undefined || issuer === fingerprint) out.push(m);
+  }
+  return out.sort();
+}
+
+function _live(state: CaState, now: number): RetiredIntermediate[] {
+  return (state.retiredIntermediates ?? []).filter((r) => r.notAfter > now);
+}
