@@ -16,6 +16,8 @@ import {
   caDigest,
   CaError,
   type CaState,
+  distrustIntermediate,
+  findRetiredIntermediate,
   finishRotation,
   installIntermediate,
   MAX_CSR_PEM_BYTES,
@@ -62,6 +64,14 @@ const _RotateBody = z.strictObject({
   intermediate_key_pem: z.string().min(1).max(_MAX_INTERMEDIATE_PEM_CHARS).optional(),
 });
 const _ActivateBody = z.strictObject({ root_id: z.string().regex(/^[0-9a-f]{1,128}$/) });
+const _DistrustBody = z.strictObject({
+  /** The intermediate's id (hex SKI) or SHA-256 fingerprint (hex, colons optional). */
+  intermediate: z.string().regex(/^[0-9A-Fa-f:]{1,200}$/),
+  /** Distrust even while members still hold leaves from it (an emergency). */
+  now: z.boolean().default(false),
+});
+/** Most members a refusal names. */
+const _NAMES_IN_REFUSAL = 10;
 
 /** Signs a CSR; the CA's refusals answer 403 (a revoked identity) or 400. */
 async function _sign(
@@ -276,7 +286,7 @@ export function caRoutes(k: ApiCore, leafTtlMs: number): Hono<ApiEnv> {
       } catch (e) {
         if (e instanceof CaError) {
           throw new ApiError(
-            e.code === "rotation_in_progress" || e.code === "root_offline" ? 409 : 400,
+            _caErrorStatus(e.code),
             e.code,
             e.message,
           );
@@ -363,6 +373,30 @@ export function caRoutes(k: ApiCore, leafTtlMs: number): Hono<ApiEnv> {
     return await changeCa(c, bytes, "finish", (ca) => finishRotation(ca));
   });
 
+  // Distrusting breaks every leaf the intermediate signed, so by default it waits until no
+  // member holds one (docs/security.md, "Distrusting a rotated-out intermediate").
+  app.post("/v1/ca/distrust-intermediate", async (c) => {
+    const { bytes, value } = await k.body(c);
+    const req = validateBody(_DistrustBody, value);
+    return await changeCa(c, bytes, "distrust intermediate", (ca, now) => {
+      const target = findRetiredIntermediate(ca, req.intermediate, now);
+      if (!req.now && target.distrustedAt === null) {
+        const left = backend.membersOnIntermediate?.(target.fingerprint) ?? ["(unknown)"];
+        if (left.length > 0) {
+          const named = left.slice(0, _NAMES_IN_REFUSAL).join(", ") +
+            (left.length > _NAMES_IN_REFUSAL ? ` and ${left.length - _NAMES_IN_REFUSAL} more` : "");
+          throw new CaError(
+            "intermediate_in_use",
+            `${left.length} member(s) may still hold a leaf from intermediate ${target.id}: ` +
+              `${named}; they move at their next renewal (run again then), or pass now: true ` +
+              "(`--now`) to cut them off at once",
+          );
+        }
+      }
+      return distrustIntermediate(ca, target.id, now);
+    });
+  });
+
   app.post("/v1/ca/revoke", async (c) => {
     const { bytes, value } = await k.body(c);
     const req = validateBody(_RevokeBody, value);
@@ -383,4 +417,19 @@ export function caRoutes(k: ApiCore, leafTtlMs: number): Hono<ApiEnv> {
   });
 
   return app;
+}
+
+/** The HTTP status of a refused CA change: a conflict with the state, else bad input. */
+function _caErrorStatus(code: CaError["code"]): 400 | 404 | 409 {
+  switch (code) {
+    case "rotation_in_progress":
+    case "root_offline":
+    case "intermediate_active":
+    case "intermediate_in_use":
+      return 409;
+    case "unknown_intermediate":
+      return 404;
+    default:
+      return 400;
+  }
 }

@@ -94,9 +94,13 @@ export function distrustIntermediate(state: CaState, ref: string, now: number): 
   return { ...state, retiredIntermediates: list };
 }
 
-/** The distrusted intermediates not yet expired at `now`, one PEM each (the catalog's list). */
-export function distrustedIntermediatePems(state: CaState, now: number): string[] {
-  return _live(state, now).filter((r) => r.distrustedAt !== null).map((r) => r.certPem);
+/**
+ * The distrusted intermediates, one PEM each (the catalog's `trust.distrusted`): those not yet
+ * expired at `now`, or all of them without `now`.
+ */
+export function distrustedIntermediatePems(state: CaState, now?: number): string[] {
+  const list = now === undefined ? state.retiredIntermediates ?? [] : _live(state, now);
+  return list.filter((r) => r.distrustedAt !== null).map((r) => r.certPem);
 }
 
 /**

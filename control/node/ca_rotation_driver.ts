@@ -13,6 +13,7 @@ import {
   caDigest,
   type CaState,
   instanceMember,
+  membersOnIntermediate,
   planRotation,
   rootFingerprints,
   type RotationPolicy,
@@ -130,6 +131,28 @@ export class RotationDriver {
     return rot.phase === "trust"
       ? { missingTrust: missing, missingLeaves: [] }
       : { missingTrust: [], missingLeaves: missing };
+  }
+
+  /**
+   * The members whose certificate may still come from the intermediate with SHA-256
+   * `fingerprint`: proxies whose last report names it or names no issuer at all, and control
+   * nodes whose log has not reached this leader's applied index (a control node re-issues its
+   * own leaf when it applies a new intermediate). Sorted; empty when every member has moved.
+   */
+  onIntermediate(fingerprint: string): string[] {
+    const members = new Map<string, string | null | undefined>();
+    for (const inst of this.#d.state().allInstances()) {
+      if (inst.health === "critical") continue;
+      const m = instanceMember(inst.service, inst.id);
+      members.set(m, this.reports.get(m)?.leafIssuer);
+    }
+    const raft = this.#d.raft();
+    for (const node of [...raft.conf.voters, ...raft.conf.learners]) {
+      if (node === this.#d.self) continue;
+      const match = raft.progress?.[node]?.match ?? 0;
+      members.set(`control/${node}`, match >= raft.applied ? null : undefined);
+    }
+    return membersOnIntermediate(members, fingerprint);
   }
 
   /** The rotation as this node sees it. */

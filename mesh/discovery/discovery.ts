@@ -74,7 +74,9 @@ export interface DiscoveryOptions {
    * What the proxy holds for `service` (trusted roots, the root of its certificate), sent with
    * each heartbeat so a CA rotation knows when this proxy has caught up. @default none sent
    */
-  trustReport?: (service: string) => { roots: string[]; leaf_root: string | null } | null;
+  trustReport?: (
+    service: string,
+  ) => { roots: string[]; leaf_root: string | null; leaf_issuer?: string | null } | null;
   /** Structured logger. */
   logger: Logger;
   /** Hears every new catalog, from the cache at start and then from the control plane. */
@@ -479,7 +481,9 @@ export class Discovery {
     }
   }
 
-  #trustFields(service: string): { trust?: { roots: string[]; leaf_root: string | null } } {
+  #trustFields(
+    service: string,
+  ): { trust?: { roots: string[]; leaf_root: string | null; leaf_issuer?: string | null } } {
     try {
       const t = this.#o.trustReport?.(service) ?? null;
       return t === null ? {} : { trust: t };
