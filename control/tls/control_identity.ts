@@ -6,10 +6,11 @@
  */
 import type { Logger } from "../../common/log.ts";
 import { nullLogger } from "../../common/log.ts";
-import { spiffeIdFor, type TlsMaterial } from "../../common/tls/mod.ts";
+import { DistrustedIssuers, spiffeIdFor, type TlsMaterial } from "../../common/tls/mod.ts";
 import {
   activeSignerId,
   type CaState,
+  distrustedIntermediatePems,
   issueCertificate,
   type IssuedCertificate,
   LEAF_TTL_MS_DEFAULT,
@@ -51,6 +52,8 @@ export interface TlsIdentitySource {
   material(): TlsMaterial;
   /** Whether a peer's SPIFFE id is revoked. */
   isRevoked(spiffeId: string): boolean;
+  /** Whether a distrusted intermediate signed a peer's leaf (DER). @default never */
+  isDistrusted?(leafDer: Uint8Array): boolean;
   /** Calls `listener` after every change of material; returns an unsubscribe function. */
   onChange(listener: (m: TlsMaterial) => void): () => void;
 }
@@ -107,6 +110,7 @@ export class ControlIdentity implements TlsIdentitySource {
   #leafSignerId: string;
   #material: TlsMaterial;
   #revoked: ReadonlySet<string>;
+  #distrusted: DistrustedIssuers;
   #timer: unknown = null;
   #failures = 0;
   #closed = false;
@@ -128,6 +132,7 @@ export class ControlIdentity implements TlsIdentitySource {
     this.#leafSignerId = activeSignerId(opts.ca);
     this.#material = _material(leaf, opts.ca);
     this.#revoked = _revokedSet(opts.ca);
+    this.#distrusted = new DistrustedIssuers(distrustedIntermediatePems(opts.ca));
   }
 
   /** Issues the first leaf from `opts.ca` and schedules its renewal. */
@@ -173,6 +178,11 @@ export class ControlIdentity implements TlsIdentitySource {
     return this.#revoked.has(spiffeId);
   }
 
+  /** Whether a distrusted intermediate signed `leafDer` (as of the last `updateCa`). */
+  isDistrusted(leafDer: Uint8Array): boolean {
+    return this.#distrusted.refuses(leafDer);
+  }
+
   /** Calls `listener` after every change of material; returns an unsubscribe function. */
   onChange(listener: (m: TlsMaterial) => void): () => void {
     if (this.#listeners.size >= MAX_IDENTITY_LISTENERS) {
@@ -201,6 +211,7 @@ export class ControlIdentity implements TlsIdentitySource {
       const prev = this.#ca;
       this.#ca = state;
       this.#revoked = _revokedSet(state);
+      this.#distrusted = new DistrustedIssuers(distrustedIntermediatePems(state));
       if (
         state.activeRootId !== this.#leafRootId || activeSignerId(state) !== this.#leafSignerId
       ) {

@@ -48,6 +48,8 @@ export interface TransportTlsSource {
   material(): TlsMaterial;
   /** Whether a SPIFFE id is revoked. */
   isRevoked(spiffeId: string): boolean;
+  /** Whether a distrusted intermediate signed a peer's leaf (DER). @default never */
+  isDistrusted?(leafDer: Uint8Array): boolean;
   /** Ids of the roots trusted now, named when a peer's certificate chains to none of them. */
   trustedRootIds?(): readonly string[];
 }
@@ -156,6 +158,17 @@ export function tlsDialer(opts: TlsTransportOptions): Dialer {
             reject(new Error(`server at ${addr.hostname}:${addr.port} was not verified`));
             return;
           }
+          const leaf = socket.getPeerCertificate()?.raw;
+          if (leaf !== undefined && source.isDistrusted?.(leaf)) {
+            socket.destroy();
+            reject(
+              new Error(
+                `server at ${addr.hostname}:${addr.port} presents a certificate from a ` +
+                  "distrusted intermediate",
+              ),
+            );
+            return;
+          }
           resolve(new TlsByteStream(socket, id.uri));
         }, (e) => {
           signal.removeEventListener("abort", onAbort);
@@ -187,6 +200,7 @@ export function tlsListenerFactory(opts: TlsTransportOptions): ListenerFactory {
         ca: applied.caPem,
         trustDomain: source.trustDomain,
         isRevoked: (id) => source.isRevoked(id),
+        isDistrusted: (leaf) => source.isDistrusted?.(leaf) ?? false,
         acceptPeer: (p) => p.spiffeId.kind === "control",
         maxConcurrentHandshakes: opts.maxConcurrentHandshakes ?? TLS_MAX_CONCURRENT_HANDSHAKES,
         handshakeTimeoutMs: opts.handshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS,
