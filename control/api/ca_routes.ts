@@ -16,6 +16,7 @@ import {
   caDigest,
   CaError,
   type CaState,
+  distrustBlockers,
   distrustIntermediate,
   findRetiredIntermediate,
   finishRotation,
@@ -70,8 +71,6 @@ const _DistrustBody = z.strictObject({
   /** Distrust even while members still hold leaves from it (an emergency). */
   now: z.boolean().default(false),
 });
-/** Most members a refusal names. */
-const _NAMES_IN_REFUSAL = 10;
 
 /** Signs a CSR; the CA's refusals answer 403 (a revoked identity) or 400. */
 async function _sign(
@@ -382,16 +381,15 @@ export function caRoutes(k: ApiCore, leafTtlMs: number): Hono<ApiEnv> {
       const target = findRetiredIntermediate(ca, req.intermediate, now);
       if (!req.now && target.distrustedAt === null) {
         const left = backend.membersOnIntermediate?.(target.fingerprint) ?? ["(unknown)"];
-        if (left.length > 0) {
-          const named = left.slice(0, _NAMES_IN_REFUSAL).join(", ") +
-            (left.length > _NAMES_IN_REFUSAL ? ` and ${left.length - _NAMES_IN_REFUSAL} more` : "");
-          throw new CaError(
-            "intermediate_in_use",
-            `${left.length} member(s) may still hold a leaf from intermediate ${target.id}: ` +
-              `${named}; they move at their next renewal (run again then), or pass now: true ` +
-              "(`--now`) to cut them off at once",
-          );
-        }
+        const why = distrustBlockers({
+          intermediateId: target.id,
+          members: left,
+          // A leaf it signed before it was rotated out lives at most one leaf lifetime, and
+          // connections made with it end when it expires: past that, distrust cuts nothing.
+          leavesValidUntil: target.retiredAt + leafTtlMs,
+          now,
+        });
+        if (why !== null) throw new CaError("intermediate_in_use", why);
       }
       return distrustIntermediate(ca, target.id, now);
     });

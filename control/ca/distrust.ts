@@ -119,6 +119,40 @@ export function membersOnIntermediate(
   return out.sort();
 }
 
+/** Most members a refusal names. */
+const _NAMES_IN_REFUSAL = 10;
+
+/**
+ * Why distrusting intermediate `intermediateId` now would cut members off, or null when it
+ * would not: a member may still hold a leaf from it (`members`, from
+ * {@linkcode membersOnIntermediate}), or leaves it signed before it was rotated out may still
+ * be valid (until `leavesValidUntil`), with connections made with them still open.
+ */
+export function distrustBlockers(o: {
+  intermediateId: string;
+  members: readonly string[];
+  leavesValidUntil: number;
+  now: number;
+}): string | null {
+  const parts: string[] = [];
+  if (o.members.length > 0) {
+    const named = o.members.slice(0, _NAMES_IN_REFUSAL).join(", ") +
+      (o.members.length > _NAMES_IN_REFUSAL
+        ? ` and ${o.members.length - _NAMES_IN_REFUSAL} more`
+        : "");
+    parts.push(`${o.members.length} member(s) may still hold a leaf from it (${named})`);
+  }
+  if (o.now < o.leavesValidUntil) {
+    parts.push(
+      `leaves it signed stay valid until ${new Date(o.leavesValidUntil).toISOString()}`,
+    );
+  }
+  if (parts.length === 0) return null;
+  return `distrusting intermediate ${o.intermediateId} now would cut off members: ` +
+    `${parts.join("; ")}. Run it again then (members move at their next renewal), or pass ` +
+    "now: true (`--now`) to cut them off at once";
+}
+
 function _live(state: CaState, now: number): RetiredIntermediate[] {
   return (state.retiredIntermediates ?? []).filter((r) => r.notAfter > now);
 }

@@ -4,6 +4,7 @@ import { DistrustedIssuers, splitPemCerts } from "../../common/tls/mod.ts";
 import {
   CaError,
   createOfflineRootCa,
+  distrustBlockers,
   distrustedIntermediatePems,
   distrustIntermediate,
   installIntermediate,
@@ -118,4 +119,18 @@ Deno.test("membersOnIntermediate() names members on the old intermediate or that
     ["svc/c/1", null],
   ]);
   assertEquals(membersOnIntermediate(members, "OLD"), ["svc/a/1", "svc/b/1"]);
+});
+
+Deno.test("distrustBlockers() says who and until when, and nothing once both have passed", () => {
+  const base = { intermediateId: "ab12", leavesValidUntil: NOW + 60_000, now: NOW };
+  const both = distrustBlockers({ ...base, members: ["svc/a/1"] })!;
+  assert(both.includes("1 member(s) may still hold a leaf from it (svc/a/1)"), both);
+  assert(both.includes(new Date(NOW + 60_000).toISOString()), both);
+  assert(both.includes("--now"), both);
+  const many = distrustBlockers({
+    ...base,
+    members: Array.from({ length: 12 }, (_, i) => `m${i}`),
+  })!;
+  assert(many.includes("and 2 more"), many);
+  assertEquals(distrustBlockers({ ...base, members: [], now: NOW + 60_000 }), null);
 });
