@@ -103,6 +103,7 @@ export class ControlIdentity implements TlsIdentitySource {
   readonly #clock: IdentityClock;
   readonly #log: Logger;
   readonly #listeners = new Set<(m: TlsMaterial) => void>();
+  readonly #distrustListeners = new Set<() => void>();
   #ca: CaState;
   #leaf: IssuedCertificate;
   #leafRootId: string;
@@ -183,6 +184,18 @@ export class ControlIdentity implements TlsIdentitySource {
     return this.#distrusted.refuses(leafDer);
   }
 
+  /**
+   * Calls `listener` when an intermediate is newly distrusted, so open connections made with
+   * its leaves can be cut; returns an unsubscribe function.
+   */
+  onDistrust(listener: () => void): () => void {
+    if (this.#distrustListeners.size >= MAX_IDENTITY_LISTENERS) {
+      throw new RangeError(`control identity: more than ${MAX_IDENTITY_LISTENERS} listeners`);
+    }
+    this.#distrustListeners.add(listener);
+    return () => this.#distrustListeners.delete(listener);
+  }
+
   /** Calls `listener` after every change of material; returns an unsubscribe function. */
   onChange(listener: (m: TlsMaterial) => void): () => void {
     if (this.#listeners.size >= MAX_IDENTITY_LISTENERS) {
@@ -211,7 +224,9 @@ export class ControlIdentity implements TlsIdentitySource {
       const prev = this.#ca;
       this.#ca = state;
       this.#revoked = _revokedSet(state);
+      const before = this.#distrusted.pems;
       this.#distrusted = new DistrustedIssuers(distrustedIntermediatePems(state));
+      if (this.#distrusted.pems.some((p) => !before.includes(p))) this.#notifyDistrust();
       if (
         state.activeRootId !== this.#leafRootId || activeSignerId(state) !== this.#leafSignerId
       ) {
@@ -298,6 +313,16 @@ export class ControlIdentity implements TlsIdentitySource {
       this.#timer = null;
       void this.renewNow();
     }, ms);
+  }
+
+  #notifyDistrust(): void {
+    for (const l of [...this.#distrustListeners]) {
+      try {
+        l();
+      } catch (e) {
+        this.#log.error("control identity listener threw", { error: e as Error });
+      }
+    }
   }
 
   #notify(): void {

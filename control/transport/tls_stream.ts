@@ -50,6 +50,8 @@ export interface TransportTlsSource {
   isRevoked(spiffeId: string): boolean;
   /** Whether a distrusted intermediate signed a peer's leaf (DER). @default never */
   isDistrusted?(leafDer: Uint8Array): boolean;
+  /** Calls `listener` when an intermediate is newly distrusted; returns an unsubscribe. */
+  onDistrust?(listener: () => void): () => void;
   /** Ids of the roots trusted now, named when a peer's certificate chains to none of them. */
   trustedRootIds?(): readonly string[];
 }
@@ -194,6 +196,21 @@ export function tlsListenerFactory(opts: TlsTransportOptions): ListenerFactory {
       let waiter: { resolve: (s: ByteStream) => void; reject: (e: Error) => void } | null = null;
       let closed = false;
       let applied = source.material();
+      // Each admitted link's peer leaf: a distrust made later cuts the links it covers.
+      const live = new Map<tls.TLSSocket, Uint8Array>();
+      const forgetDistrust = source.onDistrust?.(() => {
+        for (const [socket, leaf] of [...live]) {
+          if (!source.isDistrusted?.(leaf)) continue;
+          log.warn(
+            "transport: closing a link whose certificate comes from a distrusted intermediate",
+            {
+              remote: `${socket.remoteAddress}:${socket.remotePort}`,
+            },
+          );
+          live.delete(socket);
+          socket.destroy();
+        }
+      });
       const srv = createMtlsServer({
         cert: applied.certPem,
         key: applied.keyPem,
@@ -206,6 +223,11 @@ export function tlsListenerFactory(opts: TlsTransportOptions): ListenerFactory {
         handshakeTimeoutMs: opts.handshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS,
         logger: log,
         onConnection(socket, peer) {
+          const leaf = socket.getPeerCertificate()?.raw;
+          if (leaf !== undefined) {
+            live.set(socket, leaf);
+            socket.once("close", () => live.delete(socket));
+          }
           const stream = new TlsByteStream(socket, peer.spiffeId.uri);
           if (closed || queue.length >= maxPending) {
             log.warn("transport: too many pending TLS connections, refusing", {
@@ -249,6 +271,7 @@ export function tlsListenerFactory(opts: TlsTransportOptions): ListenerFactory {
         close(): void {
           if (closed) return;
           closed = true;
+          forgetDistrust?.();
           for (const s of queue.splice(0)) s.close();
           waiter?.reject(new Deno.errors.BadResource("listener closed"));
           waiter = null;

@@ -1,11 +1,12 @@
 /**
  * Distrusting a rotated-out intermediate at the control plane's two chain checks, with real
- * sockets: the Raft transport (listener and dialer) and the control API (at the handshake, and
- * again on an open connection's next request). A leaf minted with the old intermediate's key is
+ * sockets: the Raft transport (listener, with its open links cut, and dialer) and the control
+ * API (at the handshake, and again on an open connection's next request). A leaf minted with the old intermediate's key is
  * accepted before the distrust (so the refusals below are the distrust's doing) and refused
  * after it; a leaf of the new intermediate is untouched.
  */
 import type tls from "node:tls";
+import { X509Certificate } from "node:crypto";
 import { assert, assertEquals, assertRejects } from "../assert.ts";
 import {
   type CaState,
@@ -22,7 +23,8 @@ import {
   type TlsStreamListener,
 } from "../../control/transport/mod.ts";
 import { serveApiHttps } from "../../control/api/https_server.ts";
-import { DistrustedIssuers, mtlsConnect } from "../../common/tls/mod.ts";
+import { DistrustedIssuers, mtlsConnect, splitPemCerts } from "../../common/tls/mod.ts";
+import { ControlIdentity } from "../../control/tls/mod.ts";
 import { controlLeaf } from "./_pki.ts";
 
 const TD = "skein.local";
@@ -52,12 +54,22 @@ async function rotatedCa(): Promise<{ before: CaState; after: CaState; oldId: st
 
 /** A TLS source whose distrust list the test swaps. */
 function source(ca: CaState, pair: { certPem: string; keyPem: string }) {
+  const listeners = new Set<() => void>();
   const s = {
     trustDomain: TD,
     distrusted: new DistrustedIssuers([]),
     material: () => ({ certPem: pair.certPem, keyPem: pair.keyPem, caPem: trustBundlePem(ca) }),
     isRevoked: () => false,
     isDistrusted: (der: Uint8Array) => s.distrusted.refuses(der),
+    onDistrust: (l: () => void) => {
+      listeners.add(l);
+      return () => listeners.delete(l);
+    },
+    /** Distrusts `pems` from now on, as a ControlIdentity does when it applies the change. */
+    distrust: (pems: string[]) => {
+      s.distrusted = new DistrustedIssuers(pems);
+      for (const l of listeners) l();
+    },
   };
   return s;
 }
@@ -102,10 +114,12 @@ Deno.test("the Raft transport refuses a control leaf from a distrusted intermedi
     // Before the distrust the old intermediate's leaf still chains to the root: admitted.
     const first = await tlsDialer({ source: minted }).dial(addr, AbortSignal.timeout(10_000));
     await waitUntil(() => listener.stats.accepted === 1, "the old leaf to be admitted");
-    first.close();
 
     const distrusted = distrustIntermediate(after, oldId, Date.now());
-    server.distrusted = new DistrustedIssuers(distrustedIntermediatePems(distrusted));
+    server.distrust(distrustedIntermediatePems(distrusted));
+    // The link it opened before is cut: its reader sees the end of the stream.
+    assertEquals(await first.read(new Uint8Array(8)).catch(() => null), null);
+    first.close();
     // TLS 1.3 finishes the client's side first; the server then cuts it without a frame.
     const second = await tlsDialer({ source: minted }).dial(addr, AbortSignal.timeout(10_000))
       .catch(() => null);
@@ -126,7 +140,7 @@ Deno.test("the Raft transport refuses a control leaf from a distrusted intermedi
     });
     try {
       const checking = source(after, await controlLeaf(after, "cp-4"));
-      checking.distrusted = server.distrusted;
+      checking.distrust(server.distrusted.pems as string[]);
       await assertRejects(
         () => tlsDialer({ source: checking }).dial(impostor.addr, AbortSignal.timeout(10_000)),
         Error,
@@ -192,5 +206,32 @@ Deno.test("the control API refuses a client leaf from a distrusted intermediate,
   } finally {
     for (const s of sockets) s.destroy();
     await srv.shutdown(0);
+  }
+});
+
+Deno.test("a control node's identity takes the distrust list from the CA state and says when it grows", async () => {
+  const { before, after, oldId } = await rotatedCa();
+  const identity = await ControlIdentity.create({
+    node: "cp-1",
+    trustDomain: TD,
+    ca: after,
+    sans: { ip: [LOOPBACK], dns: [] },
+  });
+  try {
+    let heard = 0;
+    identity.onDistrust(() => heard++);
+    const minted = await controlLeaf(before, "cp-2");
+    const der = new X509Certificate(splitPemCerts(minted.certPem)[0]!).raw;
+    assert(!identity.isDistrusted(der));
+    const distrusted = distrustIntermediate(after, oldId, Date.now());
+    await identity.updateCa(distrusted);
+    assert(identity.isDistrusted(der));
+    assertEquals(heard, 1);
+    await identity.updateCa(distrusted);
+    assertEquals(heard, 1, "the same list again is no news");
+    const fresh = await controlLeaf(after, "cp-3");
+    assert(!identity.isDistrusted(new X509Certificate(splitPemCerts(fresh.certPem)[0]!).raw));
+  } finally {
+    identity.close();
   }
 });
