@@ -18,7 +18,8 @@ import { certFingerprint } from "./rotation.ts";
 /**
  * `state` with `old` remembered as rotated out at `now` (trusted still), expired entries
  * dropped, and at most {@linkcode MAX_RETIRED_INTERMEDIATES} kept: a full list drops its
- * oldest entry that is not distrusted, else its oldest.
+ * oldest entry that is not distrusted. A distrusted entry is never dropped before it expires
+ * (that would trust it again), so a list full of them refuses the rotation.
  */
 export function retireIntermediate(
   state: CaState,
@@ -37,7 +38,14 @@ export function retireIntermediate(
   const list = [...kept, entry];
   while (list.length > MAX_RETIRED_INTERMEDIATES) {
     const i = list.findIndex((r) => r.distrustedAt === null);
-    list.splice(i >= 0 && i < list.length - 1 ? i : 0, 1);
+    if (i < 0 || i === list.length - 1) {
+      throw new CaError(
+        "invalid_intermediate",
+        `${MAX_RETIRED_INTERMEDIATES} distrusted intermediates have not expired yet; ` +
+          "no further intermediate can be rotated out before one of them expires",
+      );
+    }
+    list.splice(i, 1);
   }
   return { ...state, retiredIntermediates: list };
 }

@@ -1,5 +1,5 @@
 import { X509Certificate } from "node:crypto";
-import { assert, assertEquals, assertThrows } from "../../tests/assert.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "../../tests/assert.ts";
 import { DistrustedIssuers, splitPemCerts } from "../../common/tls/mod.ts";
 import {
   CaError,
@@ -133,4 +133,26 @@ Deno.test("distrustBlockers() says who and until when, and nothing once both hav
   })!;
   assert(many.includes("and 2 more"), many);
   assertEquals(distrustBlockers({ ...base, members: [], now: NOW + 60_000 }), null);
+});
+
+Deno.test("a retired list full of distrusted intermediates refuses the next rotation rather than trust one again", async () => {
+  const r = await rotated();
+  let ca = r.after;
+  const sign = () =>
+    signIntermediate({
+      rootCertPem: r.made.root.certPem,
+      rootKeyPem: r.made.root.keyPem,
+      now: NOW,
+    });
+  ca = distrustIntermediate(ca, ca.retiredIntermediates![0]!.id, NOW);
+  while (ca.retiredIntermediates!.length < MAX_RETIRED_INTERMEDIATES) {
+    const active = ca.roots[0]!.intermediate!.id;
+    ca = await installIntermediate(ca, { ...(await sign()), now: NOW + 1 });
+    ca = distrustIntermediate(ca, active, NOW + 1);
+  }
+  const e = await assertRejects(
+    async () => await installIntermediate(ca, { ...(await sign()), now: NOW + 2 }),
+    CaError,
+  );
+  assertEquals((e as CaError).code, "invalid_intermediate");
 });
