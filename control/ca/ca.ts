@@ -16,6 +16,7 @@ import {
   parseSpiffeId,
   spiffeIdFor,
 } from "../../common/tls/mod.ts";
+import type { RetiredIntermediate } from "./retired.ts";
 
 const _HOUR_MS = 3_600_000;
 const _DAY_MS = 24 * _HOUR_MS;
@@ -38,8 +39,6 @@ export const MAX_CSR_PEM_BYTES = 8 * 1024;
 export const MAX_REVOKED_IDENTITIES = 10_000;
 /** Most extra DNS/IP names on one leaf. */
 export const MAX_EXTRA_SANS = 16;
-/** Most rotated-out intermediates remembered (the distrust list's bound, `distrust.ts`). */
-export const MAX_RETIRED_INTERMEDIATES = 16;
 /** Longest DNS name (RFC 1035), so a derived service name that would not fit is left out. */
 const _DNS_NAME_MAX_CHARS = 253;
 /** One lowercase DNS label: what a service name must be made of to get a DNS SAN. */
@@ -143,22 +142,6 @@ export interface CaState {
    * one (`control/ca/distrust.ts`); expired ones are dropped. Absent when there are none.
    */
   readonly retiredIntermediates?: readonly RetiredIntermediate[];
-}
-
-/** An intermediate that no longer signs, as the CA state remembers it. */
-export interface RetiredIntermediate {
-  /** Hex Subject Key Identifier, as `GET /v1/ca/roots` showed it while it signed. */
-  readonly id: string;
-  /** SHA-256 fingerprint of the certificate (`AA:BB:…`), as trust reports name it. */
-  readonly fingerprint: string;
-  /** The certificate. */
-  readonly certPem: string;
-  /** Validity end, ms since the epoch: after it nothing chains through it anyway. */
-  readonly notAfter: number;
-  /** When a newer intermediate replaced it, ms since the epoch. */
-  readonly retiredAt: number;
-  /** When it was distrusted, ms since the epoch, or null while its leaves are still trusted. */
-  readonly distrustedAt: number | null;
 }
 
 /** Phases of a rotation the control plane drives: trust the new root, then sign with it. */

@@ -6,13 +6,8 @@
  * (`common/tls/distrust.ts`). Pure functions over {@linkcode CaState}.
  * @module
  */
-import {
-  CaError,
-  type CaIntermediate,
-  type CaState,
-  MAX_RETIRED_INTERMEDIATES,
-  type RetiredIntermediate,
-} from "./ca.ts";
+import { CaError, type CaIntermediate, type CaState } from "./ca.ts";
+import { MAX_RETIRED_INTERMEDIATES, type RetiredIntermediate } from "./retired.ts";
 import { certFingerprint } from "./rotation.ts";
 
 /**

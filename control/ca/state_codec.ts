@@ -9,13 +9,12 @@ import {
   CA_NAME_PATTERN,
   CaError,
   type CaState,
-  MAX_RETIRED_INTERMEDIATES,
   MAX_REVOKED_IDENTITIES,
   MAX_TRUSTED_ROOTS,
-  type RetiredIntermediate,
   type RevokedIdentity,
   type RotationRecord,
 } from "./ca.ts";
+import { MAX_RETIRED_INTERMEDIATES, type RetiredIntermediate } from "./retired.ts";
 
 /** The state without private keys, for `GET` endpoints, debugging dumps and logs. */
 export function publicCaView(state: CaState): {
