@@ -66,11 +66,19 @@ export const caVerb: Verb = {
     if (sub === "roots") {
       arity(args, 0, 1, this.usage);
       const r = await ctx.call("GET", ctx.query("/v1/ca/roots"));
+      const retired = (r.json.retired_intermediates ?? []) as {
+        id: string;
+        distrusted_at: string | null;
+      }[];
       ctx.emit(
         r.json,
         () =>
           `trust domain ${r.json.trust_domain}, active root ${r.json.active_root_id}\n` +
-          `${(r.json.roots as string[] | undefined)?.length ?? 0} trusted root(s)`,
+          `${(r.json.roots as string[] | undefined)?.length ?? 0} trusted root(s)` +
+          retired.map((x) =>
+            `\nrotated-out intermediate ${x.id}: ` +
+            (x.distrusted_at === null ? "still trusted" : `distrusted since ${x.distrusted_at}`)
+          ).join(""),
       );
       return 0;
     }

@@ -34,11 +34,11 @@ async function setup() {
     assert.ok(!text.includes("PRIVATE KEY"), `${path} leaked a key`);
     return { status: res.status, json: JSON.parse(text), text };
   };
-  return { backend, call, made, op };
+  return { backend, call, made, op, app };
 }
 
 Deno.test("distrust-intermediate: refusals commit nothing; --now distrusts the rotated-out one and the catalog carries it", async () => {
-  const { backend, call, made, op } = await setup();
+  const { backend, call, made, op, app } = await setup();
   const old = made.state.roots[0]!.intermediate!;
   // Nothing rotated out yet: the only intermediate is the active one.
   const active = await call("/v1/ca/distrust-intermediate", { intermediate: old.id });
@@ -91,6 +91,11 @@ Deno.test("distrust-intermediate: refusals commit nothing; --now distrusts the r
   assert.equal(now.json.changed, true);
   assert.ok(now.json.ca.retiredIntermediates[0].distrustedAt > 0);
   assert.deepEqual(backend.state().catalog().trust.distrusted, [old.certPem]);
+  const roots = await app.request("/v1/ca/roots");
+  const listed = (await roots.json()).retired_intermediates;
+  assert.equal(listed.length, 1);
+  assert.equal(listed[0].id, old.id);
+  assert.match(listed[0].distrusted_at, /^\d{4}-\d\d-\d\dT/);
   const again = await call("/v1/ca/distrust-intermediate", { intermediate: old.id });
   assert.equal(again.status, 200, again.text);
   assert.equal(again.json.changed, false);

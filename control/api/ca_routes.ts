@@ -131,6 +131,13 @@ export function caRoutes(k: ApiCore, leafTtlMs: number): Hono<ApiEnv> {
       intermediate: i === undefined
         ? null
         : { id: i.id, cert_pem: i.certPem, not_after: new Date(i.notAfter).toISOString() },
+      // The ones rotated out, so an operator can name the one to distrust.
+      retired_intermediates: (ca.retiredIntermediates ?? []).map((r) => ({
+        id: r.id,
+        fingerprint: r.fingerprint,
+        not_after: new Date(r.notAfter).toISOString(),
+        distrusted_at: r.distrustedAt === null ? null : new Date(r.distrustedAt).toISOString(),
+      })),
     });
   });
 

@@ -199,6 +199,12 @@ Deno.test("distrust-intermediate --now cuts off leaves of the old intermediate a
       60_000,
     );
     await waitFor("the API to refuse the minted leaf", async () => (await atApi()) === "", 60_000);
+    const roots = await ctl(["ca", "roots"]);
+    assertEquals(roots.code, 0, roots.stderr);
+    assertMatch(
+      roots.stdout,
+      new RegExp(`rotated-out intermediate ${oldIntermediate.id}: distrusted since`),
+    );
     const again = await ctl(["ca", "distrust-intermediate", oldIntermediate.id, "-o", "json"]);
     assertEquals(again.code, 0, again.stderr);
     assertEquals(JSON.parse(again.stdout).changed, false);
