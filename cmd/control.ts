@@ -103,6 +103,7 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
       material: identity.material(),
       trustDomain: cfg.trust_domain,
       isRevoked: (id) => identity.isRevoked(id),
+      isDistrusted: (leaf) => identity.isDistrusted(leaf),
       logger: log.with({ component: "api_tls" }),
       handler: (req, info) =>
         handler ? handler(req, info) : Response.json(

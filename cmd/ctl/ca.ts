@@ -16,12 +16,20 @@ interface _CaRoot {
   intermediate?: { id: string; notAfter: number };
 }
 
+/** A rotated-out intermediate as the CA routes show it. */
+interface _Retired {
+  id: string;
+  fingerprint: string;
+  notAfter: number;
+  distrustedAt: number | null;
+}
+
 /** `skein ctl ca`. */
 export const caVerb: Verb = {
   usage:
-    "skein ctl ca [roots | status | rotate [--activate | --intermediate-cert F --intermediate-key F] | activate ROOT_ID | finish | export-seed --out DIR | revoke (--service S | --spiffe-id ID) [--reason R]]",
+    "skein ctl ca [roots | status | rotate [--activate | --intermediate-cert F --intermediate-key F] | activate ROOT_ID | finish | distrust-intermediate ID|FINGERPRINT [--now] | export-seed --out DIR | revoke (--service S | --spiffe-id ID) [--reason R]]",
   summary:
-    "Show the CA roots; rotate the CA (the leader trusts a new root, activates it once every member holds it, then drops the old one; status shows the phase and who is missing); write the seed files a new control node needs; revoke an identity.",
+    "Show the CA roots; rotate the CA (the leader trusts a new root, activates it once every member holds it, then drops the old one; status shows the phase and who is missing); distrust a rotated-out intermediate (once no member's leaf comes from it, or --now); write the seed files a new control node needs; revoke an identity.",
   flags: [
     { name: "activate", value: false, help: "rotate: sign with the new root at once" },
     {
@@ -31,6 +39,11 @@ export const caVerb: Verb = {
         "rotate: install this intermediate (from `skein ca intermediate`) instead of a new root",
     },
     { name: "intermediate-key", value: true, help: "rotate: the new intermediate's key" },
+    {
+      name: "now",
+      value: false,
+      help: "distrust-intermediate: at once, cutting off members that still hold a leaf from it",
+    },
     { name: "out", value: true, help: "export-seed: directory for ca.pem and ca.key (0600)" },
     { name: "service", value: true, help: "revoke: the service whose identity is revoked" },
     { name: "spiffe-id", value: true, help: "revoke: an exact SPIFFE id" },
@@ -53,11 +66,19 @@ export const caVerb: Verb = {
     if (sub === "roots") {
       arity(args, 0, 1, this.usage);
       const r = await ctx.call("GET", ctx.query("/v1/ca/roots"));
+      const retired = (r.json.retired_intermediates ?? []) as {
+        id: string;
+        distrusted_at: string | null;
+      }[];
       ctx.emit(
         r.json,
         () =>
           `trust domain ${r.json.trust_domain}, active root ${r.json.active_root_id}\n` +
-          `${(r.json.roots as string[] | undefined)?.length ?? 0} trusted root(s)`,
+          `${(r.json.roots as string[] | undefined)?.length ?? 0} trusted root(s)` +
+          retired.map((x) =>
+            `\nrotated-out intermediate ${x.id}: ` +
+            (x.distrusted_at === null ? "still trusted" : `distrusted since ${x.distrusted_at}`)
+          ).join(""),
       );
       return 0;
     }
@@ -101,6 +122,26 @@ export const caVerb: Verb = {
         r.json,
         () => rootsTable(r.json.ca as { activeRootId?: string; roots?: _CaRoot[] }),
       );
+      return 0;
+    }
+    if (sub === "distrust-intermediate") {
+      arity(args, 2, 2, this.usage);
+      const r = await ctx.call("POST", "/v1/ca/distrust-intermediate", {
+        intermediate: args[1],
+        now: ctx.flags.has("now"),
+      });
+      ctx.emit(r.json, () => {
+        const list = (r.json.ca as { retiredIntermediates?: _Retired[] }).retiredIntermediates;
+        return formatTable(
+          ["RETIRED_INTERMEDIATE", "FINGERPRINT", "NOT_AFTER", "DISTRUSTED"],
+          (list ?? []).map((x) => [
+            x.id,
+            x.fingerprint,
+            new Date(x.notAfter).toISOString(),
+            x.distrustedAt === null ? "" : new Date(x.distrustedAt).toISOString(),
+          ]),
+        );
+      });
       return 0;
     }
     if (sub === "revoke") {

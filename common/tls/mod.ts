@@ -15,3 +15,4 @@ export * from "./pem.ts";
 export * from "./chain.ts";
 export * from "./mtls_server.ts";
 export * from "./mtls_client.ts";
+export * from "./distrust.ts";

@@ -60,6 +60,7 @@ export type RefusalReason =
   | "no_spiffe_id"
   | "wrong_trust_domain"
   | "revoked"
+  | "distrusted"
   | "peer_refused";
 
 interface _Pending {
@@ -80,6 +81,8 @@ export interface MtlsServerOptions {
   onConnection: (socket: tls.TLSSocket, peer: PeerInfo) => void;
   /** Refuses peers whose SPIFFE id this returns true for (the CA's revocation list). */
   isRevoked?: (spiffeId: string) => boolean;
+  /** Refuses peers whose leaf (DER) a distrusted intermediate signed (`distrust.ts`). */
+  isDistrusted?: (leafDer: Uint8Array) => boolean;
   /** Only peers of this trust domain are accepted. @default any domain the bundle signs */
   trustDomain?: string;
   /** Extra admission check, e.g. "control identities only" on the Raft port. */
@@ -175,6 +178,7 @@ export function createMtlsServer(opts: MtlsServerOptions): MtlsServer {
       no_spiffe_id: 0,
       wrong_trust_domain: 0,
       revoked: 0,
+      distrusted: 0,
       peer_refused: 0,
     },
   };
@@ -269,6 +273,11 @@ export function createMtlsServer(opts: MtlsServerOptions): MtlsServer {
     }
     if (opts.isRevoked?.(id.uri)) {
       refuse("revoked", { peer: k, spiffe_id: id.uri });
+      socket.destroy();
+      return;
+    }
+    if (opts.isDistrusted !== undefined && opts.isDistrusted(peerCert.raw)) {
+      refuse("distrusted", { peer: k, spiffe_id: id.uri });
       socket.destroy();
       return;
     }

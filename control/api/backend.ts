@@ -99,6 +99,11 @@ export interface ControlBackend {
   writeForwardStats?(): WriteForwardStats;
   /** Records what the proxy behind these instances holds (leader; a CA rotation waits on it). */
   reportTrust?(items: readonly HeartbeatItem[], report: TrustReport): void;
+  /**
+   * The members whose certificate may still come from the intermediate with that SHA-256
+   * fingerprint (leader), sorted; empty when every member has moved off it.
+   */
+  membersOnIntermediate?(fingerprint: string): string[];
   /** The CA rotation as this node sees it, or null without a CA. */
   rotationStatus?(): RotationStatusView | null;
 }

@@ -16,6 +16,9 @@ import {
   caDigest,
   CaError,
   type CaState,
+  distrustBlockers,
+  distrustIntermediate,
+  findRetiredIntermediate,
   finishRotation,
   installIntermediate,
   MAX_CSR_PEM_BYTES,
@@ -62,6 +65,12 @@ const _RotateBody = z.strictObject({
   intermediate_key_pem: z.string().min(1).max(_MAX_INTERMEDIATE_PEM_CHARS).optional(),
 });
 const _ActivateBody = z.strictObject({ root_id: z.string().regex(/^[0-9a-f]{1,128}$/) });
+const _DistrustBody = z.strictObject({
+  /** The intermediate's id (hex SKI) or SHA-256 fingerprint (hex, colons optional). */
+  intermediate: z.string().regex(/^[0-9A-Fa-f:]{1,200}$/),
+  /** Distrust even while members still hold leaves from it (an emergency). */
+  now: z.boolean().default(false),
+});
 
 /** Signs a CSR; the CA's refusals answer 403 (a revoked identity) or 400. */
 async function _sign(
@@ -122,6 +131,13 @@ export function caRoutes(k: ApiCore, leafTtlMs: number): Hono<ApiEnv> {
       intermediate: i === undefined
         ? null
         : { id: i.id, cert_pem: i.certPem, not_after: new Date(i.notAfter).toISOString() },
+      // The ones rotated out, so an operator can name the one to distrust.
+      retired_intermediates: (ca.retiredIntermediates ?? []).map((r) => ({
+        id: r.id,
+        fingerprint: r.fingerprint,
+        not_after: new Date(r.notAfter).toISOString(),
+        distrusted_at: r.distrustedAt === null ? null : new Date(r.distrustedAt).toISOString(),
+      })),
     });
   });
 
@@ -276,7 +292,7 @@ export function caRoutes(k: ApiCore, leafTtlMs: number): Hono<ApiEnv> {
       } catch (e) {
         if (e instanceof CaError) {
           throw new ApiError(
-            e.code === "rotation_in_progress" || e.code === "root_offline" ? 409 : 400,
+            _caErrorStatus(e.code),
             e.code,
             e.message,
           );
@@ -363,6 +379,29 @@ export function caRoutes(k: ApiCore, leafTtlMs: number): Hono<ApiEnv> {
     return await changeCa(c, bytes, "finish", (ca) => finishRotation(ca));
   });
 
+  // Distrusting breaks every leaf the intermediate signed, so by default it waits until no
+  // member holds one (docs/security.md, "Distrusting a rotated-out intermediate").
+  app.post("/v1/ca/distrust-intermediate", async (c) => {
+    const { bytes, value } = await k.body(c);
+    const req = validateBody(_DistrustBody, value);
+    return await changeCa(c, bytes, "distrust intermediate", (ca, now) => {
+      const target = findRetiredIntermediate(ca, req.intermediate, now);
+      if (!req.now && target.distrustedAt === null) {
+        const left = backend.membersOnIntermediate?.(target.fingerprint) ?? ["(unknown)"];
+        const why = distrustBlockers({
+          intermediateId: target.id,
+          members: left,
+          // A leaf it signed before it was rotated out lives at most one leaf lifetime, and
+          // connections made with it end when it expires: past that, distrust cuts nothing.
+          leavesValidUntil: target.retiredAt + leafTtlMs,
+          now,
+        });
+        if (why !== null) throw new CaError("intermediate_in_use", why);
+      }
+      return distrustIntermediate(ca, target.id, now);
+    });
+  });
+
   app.post("/v1/ca/revoke", async (c) => {
     const { bytes, value } = await k.body(c);
     const req = validateBody(_RevokeBody, value);
@@ -383,4 +422,19 @@ export function caRoutes(k: ApiCore, leafTtlMs: number): Hono<ApiEnv> {
   });
 
   return app;
+}
+
+/** The HTTP status of a refused CA change: a conflict with the state, else bad input. */
+function _caErrorStatus(code: CaError["code"]): 400 | 404 | 409 {
+  switch (code) {
+    case "rotation_in_progress":
+    case "root_offline":
+    case "intermediate_active":
+    case "intermediate_in_use":
+      return 409;
+    case "unknown_intermediate":
+      return 404;
+    default:
+      return 400;
+  }
 }

@@ -70,7 +70,8 @@ function _sameArray(a: readonly unknown[] | undefined, b: readonly unknown[] | u
 function _sameTrust(a: Catalog["trust"], b: Catalog["trust"]): boolean {
   const eq = (x: readonly string[], y: readonly string[]) =>
     x.length === y.length && x.every((v, i) => v === y[i]);
-  return eq(a.roots, b.roots) && eq(a.revoked, b.revoked);
+  return eq(a.roots, b.roots) && eq(a.revoked, b.revoked) &&
+    eq(a.distrusted ?? [], b.distrusted ?? []);
 }
 
 /** Computes what changed between two catalogs; pure. */

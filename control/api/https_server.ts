@@ -76,6 +76,7 @@ export type ApiRefusalReason =
   | "no_spiffe_id"
   | "wrong_trust_domain"
   | "revoked"
+  | "distrusted"
   | "headers_timeout"
   | "body_timeout";
 
@@ -93,6 +94,11 @@ export interface ApiHttpsOptions {
   trustDomain?: string;
   /** True for revoked SPIFFE ids; checked at the handshake and again on every request. */
   isRevoked?: (spiffeId: string) => boolean;
+  /**
+   * True when a distrusted intermediate signed the client's leaf (DER); checked at the
+   * handshake and again on every request. @default never
+   */
+  isDistrusted?: (leafDer: Uint8Array) => boolean;
   /** Handshakes in progress at once; connections beyond it are closed. @default MAX_CONCURRENT_HANDSHAKES */
   maxConcurrentHandshakes?: number;
   /** Connections open at once. @default MAX_API_CONNECTIONS */
@@ -143,6 +149,8 @@ export interface ApiHttpsServer {
 interface _Conn extends BridgeConn {
   readonly socket: tls.TLSSocket;
   readonly peer: SpiffeId | null;
+  /** The client's leaf (DER), re-checked against distrusted intermediates on each request. */
+  readonly leaf?: Uint8Array;
   readonly remoteAddr: { hostname: string; port: number };
   inFlight: number;
   /** When the connection became idle (no request in flight), ms (performance.now()). */
@@ -181,6 +189,7 @@ export async function serveApiHttps(opts: ApiHttpsOptions): Promise<ApiHttpsServ
       no_spiffe_id: 0,
       wrong_trust_domain: 0,
       revoked: 0,
+      distrusted: 0,
       headers_timeout: 0,
       body_timeout: 0,
     },
@@ -311,6 +320,7 @@ export async function serveApiHttps(opts: ApiHttpsOptions): Promise<ApiHttpsServ
     endHandshake(k);
     const cert = socket.getPeerCertificate();
     const presented = cert !== null && cert !== undefined && Object.keys(cert).length > 0;
+    let leaf: Uint8Array | undefined;
     let peer: SpiffeId | null = null;
     if (presented) {
       if (!socket.authorized) {
@@ -337,6 +347,12 @@ export async function serveApiHttps(opts: ApiHttpsOptions): Promise<ApiHttpsServ
         socket.destroy();
         return;
       }
+      if (opts.isDistrusted?.(cert.raw)) {
+        refuse("distrusted", { peer: k, spiffe_id: peer.uri });
+        socket.destroy();
+        return;
+      }
+      leaf = cert.raw;
     }
     if (closing) {
       socket.destroy();
@@ -352,6 +368,7 @@ export async function serveApiHttps(opts: ApiHttpsOptions): Promise<ApiHttpsServ
     const c: _Conn = {
       socket,
       peer,
+      ...(leaf !== undefined ? { leaf } : {}),
       remoteAddr,
       info: { peer, remoteAddr },
       inFlight: 0,
@@ -377,6 +394,12 @@ export async function serveApiHttps(opts: ApiHttpsOptions): Promise<ApiHttpsServ
     // Revocation reaches connections that were open before it, at their next request.
     if (c.peer && opts.isRevoked?.(c.peer.uri)) {
       refuse("revoked", { peer: `${c.remoteAddr.hostname}:${c.remoteAddr.port}` });
+      socket.destroy();
+      return;
+    }
+    // So does distrusting the intermediate that signed the client's certificate.
+    if (c.leaf !== undefined && opts.isDistrusted?.(c.leaf)) {
+      refuse("distrusted", { peer: `${c.remoteAddr.hostname}:${c.remoteAddr.port}` });
       socket.destroy();
       return;
     }

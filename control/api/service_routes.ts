@@ -50,6 +50,7 @@ const _HeartbeatBody = z.strictObject({
   trust: z.strictObject({
     roots: z.array(_Fingerprint).max(8),
     leaf_root: _Fingerprint.nullable(),
+    leaf_issuer: _Fingerprint.nullable().optional(),
   }).optional(),
   /** The dashboard report; checked on its own, so a bad one never fails the heartbeat. */
   stats: z.unknown().optional(),
@@ -210,7 +211,11 @@ export function serviceRoutes(k: ApiCore, dashboard: DashboardWindow | undefined
       proxyReports.record(hb.proxy, known.map((i) => i.service), clock());
     }
     if (hb.trust !== undefined && known.length > 0) {
-      backend.reportTrust?.(known, { roots: hb.trust.roots, leafRoot: hb.trust.leaf_root });
+      backend.reportTrust?.(known, {
+        roots: hb.trust.roots,
+        leafRoot: hb.trust.leaf_root,
+        ...(hb.trust.leaf_issuer !== undefined ? { leafIssuer: hb.trust.leaf_issuer } : {}),
+      });
     }
     const unknown = hb.instances
       .filter((i) => !st.instance(i.service, i.id))

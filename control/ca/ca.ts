@@ -16,6 +16,7 @@ import {
   parseSpiffeId,
   spiffeIdFor,
 } from "../../common/tls/mod.ts";
+import type { RetiredIntermediate } from "./retired.ts";
 
 const _HOUR_MS = 3_600_000;
 const _DAY_MS = 24 * _HOUR_MS;
@@ -55,7 +56,10 @@ export type CaErrorCode =
   | "too_many_revocations"
   | "invalid_state"
   | "root_offline"
-  | "invalid_intermediate";
+  | "invalid_intermediate"
+  | "intermediate_active"
+  | "unknown_intermediate"
+  | "intermediate_in_use";
 
 /** A refused CA operation; `code` is stable, `message` says what and why. */
 export class CaError extends Error {
@@ -133,6 +137,11 @@ export interface CaState {
    * when no rotation runs, or when an operator drives one by hand (`activate`, `finish`).
    */
   readonly rotation?: RotationRecord;
+  /**
+   * Intermediates rotated out (certificate only, no key), kept so an operator can distrust
+   * one (`control/ca/distrust.ts`); expired ones are dropped. Absent when there are none.
+   */
+  readonly retiredIntermediates?: readonly RetiredIntermediate[];
 }
 
 /** Phases of a rotation the control plane drives: trust the new root, then sign with it. */

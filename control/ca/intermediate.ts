@@ -21,6 +21,7 @@ import {
   CLOCK_SKEW_ALLOWANCE_MS,
   newRootCertificate,
 } from "./ca.ts";
+import { retireIntermediate } from "./distrust.ts";
 
 const _DAY_MS = 24 * 3_600_000;
 /** Default lifetime of an intermediate: rotated by hand, so long enough to forget, not forever. */
@@ -258,7 +259,9 @@ export async function installIntermediate(
     now: opts.now,
   });
   if (next.id === root.intermediate.id) return state;
-  return { ...state, roots: [{ ...root, intermediate: next }] };
+  // The old one is remembered (certificate only) so that it can be distrusted later.
+  const retired = retireIntermediate(state, root.intermediate, opts.now);
+  return { ...retired, roots: [{ ...root, intermediate: next }] };
 }
 
 /** The trust domain a CA certificate names in its `spiffe://<td>` URI SAN, or null. */

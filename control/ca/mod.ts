@@ -28,3 +28,5 @@ export type { Identity } from "../../common/tls/mod.ts";
 export * from "./seed.ts";
 export * from "./rotation.ts";
 export * from "./trust_reports.ts";
+export * from "./retired.ts";
+export * from "./distrust.ts";

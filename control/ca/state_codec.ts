@@ -14,6 +14,7 @@ import {
   type RevokedIdentity,
   type RotationRecord,
 } from "./ca.ts";
+import { MAX_RETIRED_INTERMEDIATES, type RetiredIntermediate } from "./retired.ts";
 
 /** The state without private keys, for `GET` endpoints, debugging dumps and logs. */
 export function publicCaView(state: CaState): {
@@ -30,6 +31,7 @@ export function publicCaView(state: CaState): {
   }[];
   revoked: RevokedIdentity[];
   rotation: RotationRecord | null;
+  retiredIntermediates: readonly RetiredIntermediate[];
 } {
   return {
     trustDomain: state.trustDomain,
@@ -50,6 +52,7 @@ export function publicCaView(state: CaState): {
     })),
     revoked: [...state.revoked],
     rotation: state.rotation ?? null,
+    retiredIntermediates: state.retiredIntermediates ?? [],
   };
 }
 
@@ -93,6 +96,14 @@ const _StateSchema = z.strictObject({
     phaseSince: z.number(),
     paused: z.string().max(4096).nullable(),
   }).optional(),
+  retiredIntermediates: z.array(z.strictObject({
+    id: z.string().regex(/^[0-9a-f]+$/),
+    fingerprint: z.string().regex(/^[0-9A-F]{2}(:[0-9A-F]{2}){31}$/),
+    certPem: z.string().includes("BEGIN CERTIFICATE").max(16 * 1024),
+    notAfter: z.number(),
+    retiredAt: z.number(),
+    distrustedAt: z.number().nullable(),
+  })).max(MAX_RETIRED_INTERMEDIATES).optional(),
 });
 
 /**

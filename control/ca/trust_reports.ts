@@ -12,6 +12,11 @@ export interface TrustReport {
   readonly roots: readonly string[];
   /** Fingerprint of the root its certificate chains to, or null when it cannot tell. */
   readonly leafRoot: string | null;
+  /**
+   * Fingerprint of the intermediate that signed its certificate, null when a root did, absent
+   * when the member does not say (an older proxy).
+   */
+  readonly leafIssuer?: string | null;
 }
 
 /** Most members remembered; reports of members beyond it are dropped, oldest first. */

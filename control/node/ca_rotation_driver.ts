@@ -13,6 +13,7 @@ import {
   caDigest,
   type CaState,
   instanceMember,
+  membersOnIntermediate,
   planRotation,
   rootFingerprints,
   type RotationPolicy,
@@ -34,6 +35,8 @@ export const ROTATION_CHECK_INTERVAL_MS = 1_000;
 export const ROTATION_COMMIT_TIMEOUT_MS = 10_000;
 
 const _DONE: Promise<void> = Promise.resolve();
+/** Rotated-out intermediates whose mark is remembered (the CA keeps at most 16). */
+const _MAX_RETIRED_MARKS = 64;
 
 /** The default policy: no automatic start, one hour for stragglers, then go on. */
 export function defaultRotationPolicy(leafTtlMs: number): RotationPolicy {
@@ -75,6 +78,8 @@ export class RotationDriver {
   #busy = false;
   /** Applied index when this leader first saw the current phase: control nodes past it hold it. */
   #mark: { key: string; index: number } | null = null;
+  /** Applied index when this node first looked at each rotated-out intermediate, by fingerprint. */
+  readonly #retiredMarks = new Map<string, number>();
 
   /** Creates the driver; call {@linkcode RotationDriver.tick} regularly. */
   constructor(deps: RotationDriverDeps) {
@@ -130,6 +135,36 @@ export class RotationDriver {
     return rot.phase === "trust"
       ? { missingTrust: missing, missingLeaves: [] }
       : { missingTrust: [], missingLeaves: missing };
+  }
+
+  /**
+   * The members whose certificate may still come from the intermediate with SHA-256
+   * `fingerprint`: proxies whose last report names it or names no issuer at all, and control
+   * nodes whose log has not reached the index this node had applied when it first saw the
+   * intermediate rotated out (a control node re-issues its own leaf when it applies a new
+   * intermediate). Sorted; empty when every member has moved.
+   */
+  onIntermediate(fingerprint: string): string[] {
+    const raft = this.#d.raft();
+    let mark = this.#retiredMarks.get(fingerprint);
+    if (mark === undefined) {
+      // The install is at or before what this node has applied, since its state shows it.
+      if (this.#retiredMarks.size >= _MAX_RETIRED_MARKS) this.#retiredMarks.clear();
+      mark = raft.applied;
+      this.#retiredMarks.set(fingerprint, mark);
+    }
+    const members = new Map<string, string | null | undefined>();
+    for (const inst of this.#d.state().allInstances()) {
+      if (inst.health === "critical") continue;
+      const m = instanceMember(inst.service, inst.id);
+      members.set(m, this.reports.get(m)?.leafIssuer);
+    }
+    for (const node of [...raft.conf.voters, ...raft.conf.learners]) {
+      if (node === this.#d.self) continue;
+      const match = raft.progress?.[node]?.match ?? 0;
+      members.set(`control/${node}`, match >= mark ? null : undefined);
+    }
+    return membersOnIntermediate(members, fingerprint);
   }
 
   /** The rotation as this node sees it. */

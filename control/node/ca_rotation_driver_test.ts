@@ -143,3 +143,23 @@ Deno.test("a stuck member pauses the rotation by policy, with the stragglers nam
   assert.match(paused, /skein ctl ca activate/);
   assert.equal(t.ca().activeRootId, next.rotation!.oldRootId, "nothing activated");
 });
+
+Deno.test("onIntermediate() names proxies still on (or silent about) an intermediate and control nodes behind", async () => {
+  const t = await setup();
+  const OLD = "AA:".repeat(31) + "AA";
+  const NEW = "BB:".repeat(31) + "BB";
+  assert.deepEqual(t.d.onIntermediate(OLD), ["control/cp-2", "svc/ledger/l1", "svc/ledger/l2"]);
+  t.report("l1", { leafIssuer: NEW });
+  t.report("l2", { leafIssuer: OLD });
+  t.progress["cp-2"] = { match: t.index() };
+  assert.deepEqual(t.d.onIntermediate(OLD), ["svc/ledger/l2"]);
+  t.report("l2", { leafIssuer: NEW });
+  assert.deepEqual(t.d.onIntermediate(OLD), []);
+  // Later writes do not hold it back: cp-2 only needs the entries up to the rotation.
+  t.apply({ type: "set_health", changes: [{ service: "ledger", id: "l1", health: "warning" }] });
+  assert.deepEqual(t.d.onIntermediate(OLD), []);
+  // A critical instance is most likely gone: it is not waited for.
+  t.report("l2", {});
+  t.apply({ type: "set_health", changes: [{ service: "ledger", id: "l2", health: "critical" }] });
+  assert.deepEqual(t.d.onIntermediate(OLD), []);
+});

@@ -435,6 +435,11 @@ export class ControlNode implements ControlBackend {
     for (const i of items) this.#rotation.reports.record(instanceMember(i.service, i.id), report);
   }
 
+  /** See {@linkcode ControlBackend.membersOnIntermediate}. */
+  membersOnIntermediate(fingerprint: string): string[] {
+    return this.#rotation.onIntermediate(fingerprint);
+  }
+
   /** See {@linkcode ControlBackend.rotationStatus}. */
   rotationStatus(): RotationStatus | null {
     return this.#rotation.status();

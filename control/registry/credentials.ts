@@ -4,7 +4,14 @@
  * and bootstrap tokens remembered so they are never accepted again.
  * @module
  */
-import { caDigest, type CaState, parseCaState, revokeIdentity, trustBundle } from "../ca/mod.ts";
+import {
+  caDigest,
+  type CaState,
+  distrustedIntermediatePems,
+  parseCaState,
+  revokeIdentity,
+  trustBundle,
+} from "../ca/mod.ts";
 import {
   addJoinToken,
   addOperatorToken,
@@ -216,10 +223,15 @@ export class Credentials {
   }
 
   /** What proxies trust and refuse: the CA roots and the revoked SPIFFE ids. */
-  trust(): { roots: string[]; revoked: string[] } {
+  trust(): { roots: string[]; revoked: string[]; distrusted: string[] } {
     const ca = this.ca();
-    if (!ca) return { roots: [], revoked: [] };
-    return { roots: trustBundle(ca), revoked: ca.revoked.map((r) => r.spiffeId) };
+    if (!ca) return { roots: [], revoked: [], distrusted: [] };
+    return {
+      roots: trustBundle(ca),
+      revoked: ca.revoked.map((r) => r.spiffeId),
+      // Expired ones are left in until the next CA change drops them: nothing chains through.
+      distrusted: distrustedIntermediatePems(ca),
+    };
   }
 
   /** The records as a snapshot writes them; empty ones left out, so old layouts stay. */

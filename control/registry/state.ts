@@ -55,10 +55,11 @@ export interface Catalog {
   /** Current resource documents, sorted by kind then name. */
   resources: Record<string, unknown>[];
   /**
-   * What proxies trust and refuse: the CA roots (PEM) and revoked SPIFFE ids. Both move the
+   * What proxies trust and refuse: the CA roots (PEM), revoked SPIFFE ids and distrusted
+   * intermediates (PEM, `control/ca/distrust.ts`). Each moves the
    * catalog index, so a blocking query carries a rotation or revocation to every proxy at once.
    */
-  trust: { roots: string[]; revoked: string[] };
+  trust: { roots: string[]; revoked: string[]; distrusted?: string[] };
 }
 
 /** The replicated registry: apply committed commands, answer queries, snapshot and restore. */

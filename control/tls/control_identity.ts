@@ -6,10 +6,11 @@
  */
 import type { Logger } from "../../common/log.ts";
 import { nullLogger } from "../../common/log.ts";
-import { spiffeIdFor, type TlsMaterial } from "../../common/tls/mod.ts";
+import { DistrustedIssuers, spiffeIdFor, type TlsMaterial } from "../../common/tls/mod.ts";
 import {
   activeSignerId,
   type CaState,
+  distrustedIntermediatePems,
   issueCertificate,
   type IssuedCertificate,
   LEAF_TTL_MS_DEFAULT,
@@ -51,6 +52,8 @@ export interface TlsIdentitySource {
   material(): TlsMaterial;
   /** Whether a peer's SPIFFE id is revoked. */
   isRevoked(spiffeId: string): boolean;
+  /** Whether a distrusted intermediate signed a peer's leaf (DER). @default never */
+  isDistrusted?(leafDer: Uint8Array): boolean;
   /** Calls `listener` after every change of material; returns an unsubscribe function. */
   onChange(listener: (m: TlsMaterial) => void): () => void;
 }
@@ -100,6 +103,7 @@ export class ControlIdentity implements TlsIdentitySource {
   readonly #clock: IdentityClock;
   readonly #log: Logger;
   readonly #listeners = new Set<(m: TlsMaterial) => void>();
+  readonly #distrustListeners = new Set<() => void>();
   #ca: CaState;
   #leaf: IssuedCertificate;
   #leafRootId: string;
@@ -107,6 +111,7 @@ export class ControlIdentity implements TlsIdentitySource {
   #leafSignerId: string;
   #material: TlsMaterial;
   #revoked: ReadonlySet<string>;
+  #distrusted: DistrustedIssuers;
   #timer: unknown = null;
   #failures = 0;
   #closed = false;
@@ -128,6 +133,7 @@ export class ControlIdentity implements TlsIdentitySource {
     this.#leafSignerId = activeSignerId(opts.ca);
     this.#material = _material(leaf, opts.ca);
     this.#revoked = _revokedSet(opts.ca);
+    this.#distrusted = new DistrustedIssuers(distrustedIntermediatePems(opts.ca));
   }
 
   /** Issues the first leaf from `opts.ca` and schedules its renewal. */
@@ -173,6 +179,23 @@ export class ControlIdentity implements TlsIdentitySource {
     return this.#revoked.has(spiffeId);
   }
 
+  /** Whether a distrusted intermediate signed `leafDer` (as of the last `updateCa`). */
+  isDistrusted(leafDer: Uint8Array): boolean {
+    return this.#distrusted.refuses(leafDer);
+  }
+
+  /**
+   * Calls `listener` when an intermediate is newly distrusted, so open connections made with
+   * its leaves can be cut; returns an unsubscribe function.
+   */
+  onDistrust(listener: () => void): () => void {
+    if (this.#distrustListeners.size >= MAX_IDENTITY_LISTENERS) {
+      throw new RangeError(`control identity: more than ${MAX_IDENTITY_LISTENERS} listeners`);
+    }
+    this.#distrustListeners.add(listener);
+    return () => this.#distrustListeners.delete(listener);
+  }
+
   /** Calls `listener` after every change of material; returns an unsubscribe function. */
   onChange(listener: (m: TlsMaterial) => void): () => void {
     if (this.#listeners.size >= MAX_IDENTITY_LISTENERS) {
@@ -201,6 +224,9 @@ export class ControlIdentity implements TlsIdentitySource {
       const prev = this.#ca;
       this.#ca = state;
       this.#revoked = _revokedSet(state);
+      const before = this.#distrusted.pems;
+      this.#distrusted = new DistrustedIssuers(distrustedIntermediatePems(state));
+      if (this.#distrusted.pems.some((p) => !before.includes(p))) this.#notifyDistrust();
       if (
         state.activeRootId !== this.#leafRootId || activeSignerId(state) !== this.#leafSignerId
       ) {
@@ -287,6 +313,16 @@ export class ControlIdentity implements TlsIdentitySource {
       this.#timer = null;
       void this.renewNow();
     }, ms);
+  }
+
+  #notifyDistrust(): void {
+    for (const l of [...this.#distrustListeners]) {
+      try {
+        l();
+      } catch (e) {
+        this.#log.error("control identity listener threw", { error: e as Error });
+      }
+    }
   }
 
   #notify(): void {

@@ -48,6 +48,10 @@ export interface TransportTlsSource {
   material(): TlsMaterial;
   /** Whether a SPIFFE id is revoked. */
   isRevoked(spiffeId: string): boolean;
+  /** Whether a distrusted intermediate signed a peer's leaf (DER). @default never */
+  isDistrusted?(leafDer: Uint8Array): boolean;
+  /** Calls `listener` when an intermediate is newly distrusted; returns an unsubscribe. */
+  onDistrust?(listener: () => void): () => void;
   /** Ids of the roots trusted now, named when a peer's certificate chains to none of them. */
   trustedRootIds?(): readonly string[];
 }
@@ -156,6 +160,17 @@ export function tlsDialer(opts: TlsTransportOptions): Dialer {
             reject(new Error(`server at ${addr.hostname}:${addr.port} was not verified`));
             return;
           }
+          const leaf = socket.getPeerCertificate()?.raw;
+          if (leaf !== undefined && source.isDistrusted?.(leaf)) {
+            socket.destroy();
+            reject(
+              new Error(
+                `server at ${addr.hostname}:${addr.port} presents a certificate from a ` +
+                  "distrusted intermediate",
+              ),
+            );
+            return;
+          }
           resolve(new TlsByteStream(socket, id.uri));
         }, (e) => {
           signal.removeEventListener("abort", onAbort);
@@ -181,17 +196,38 @@ export function tlsListenerFactory(opts: TlsTransportOptions): ListenerFactory {
       let waiter: { resolve: (s: ByteStream) => void; reject: (e: Error) => void } | null = null;
       let closed = false;
       let applied = source.material();
+      // Each admitted link's peer leaf: a distrust made later cuts the links it covers.
+      const live = new Map<tls.TLSSocket, Uint8Array>();
+      const forgetDistrust = source.onDistrust?.(() => {
+        for (const [socket, leaf] of [...live]) {
+          if (!source.isDistrusted?.(leaf)) continue;
+          log.warn(
+            "transport: closing a link whose certificate comes from a distrusted intermediate",
+            {
+              remote: `${socket.remoteAddress}:${socket.remotePort}`,
+            },
+          );
+          live.delete(socket);
+          socket.destroy();
+        }
+      });
       const srv = createMtlsServer({
         cert: applied.certPem,
         key: applied.keyPem,
         ca: applied.caPem,
         trustDomain: source.trustDomain,
         isRevoked: (id) => source.isRevoked(id),
+        isDistrusted: (leaf) => source.isDistrusted?.(leaf) ?? false,
         acceptPeer: (p) => p.spiffeId.kind === "control",
         maxConcurrentHandshakes: opts.maxConcurrentHandshakes ?? TLS_MAX_CONCURRENT_HANDSHAKES,
         handshakeTimeoutMs: opts.handshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS,
         logger: log,
         onConnection(socket, peer) {
+          const leaf = socket.getPeerCertificate()?.raw;
+          if (leaf !== undefined) {
+            live.set(socket, leaf);
+            socket.once("close", () => live.delete(socket));
+          }
           const stream = new TlsByteStream(socket, peer.spiffeId.uri);
           if (closed || queue.length >= maxPending) {
             log.warn("transport: too many pending TLS connections, refusing", {
@@ -235,6 +271,7 @@ export function tlsListenerFactory(opts: TlsTransportOptions): ListenerFactory {
         close(): void {
           if (closed) return;
           closed = true;
+          forgetDistrust?.();
           for (const s of queue.splice(0)) s.close();
           waiter?.reject(new Deno.errors.BadResource("listener closed"));
           waiter = null;

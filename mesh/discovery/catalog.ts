@@ -8,6 +8,7 @@ import { z } from "zod";
 // Not config/mod.ts: the barrel would load the YAML loader into every data-plane worker.
 import { type Resource, ResourceSchema } from "../../config/resource_schema.ts";
 import type { Logger } from "../../common/log.ts";
+import { MAX_DISTRUSTED_INTERMEDIATES } from "../../common/tls/distrust.ts";
 
 /** Health of an instance as the catalog records it. */
 export const CatalogHealth = z.enum(["passing", "warning", "critical"]);
@@ -40,6 +41,8 @@ export const CatalogSchema = z.object({
   trust: z.object({
     roots: z.array(z.string().max(16 * 1024)).max(8),
     revoked: z.array(z.string().max(2048)).max(10_000),
+    /** Intermediates (PEM) whose leaves are refused though they chain to a root. */
+    distrusted: z.array(z.string().max(16 * 1024)).max(MAX_DISTRUSTED_INTERMEDIATES).optional(),
   }).default({ roots: [], revoked: [] }),
 });
 /** The body of `GET /v1/catalog`. */

@@ -10,6 +10,7 @@
  */
 import type { ProxyConfig } from "../../config/mod.ts";
 import type { Logger } from "../../common/log.ts";
+import { MAX_DISTRUSTED_INTERMEDIATES } from "../../common/tls/distrust.ts";
 import { abortableSleep, HealthChecker, type HealthStatus, httpProber } from "../resilience/mod.ts";
 import { loadCatalog, saveCatalog } from "./cache.ts";
 import { type Catalog, CatalogSchema, HeartbeatAnswer } from "./catalog.ts";
@@ -74,7 +75,9 @@ export interface DiscoveryOptions {
    * What the proxy holds for `service` (trusted roots, the root of its certificate), sent with
    * each heartbeat so a CA rotation knows when this proxy has caught up. @default none sent
    */
-  trustReport?: (service: string) => { roots: string[]; leaf_root: string | null } | null;
+  trustReport?: (
+    service: string,
+  ) => { roots: string[]; leaf_root: string | null; leaf_issuer?: string | null } | null;
   /** Structured logger. */
   logger: Logger;
   /** Hears every new catalog, from the cache at start and then from the control plane. */
@@ -174,6 +177,8 @@ export class Discovery {
   #index = 0;
   /** The revoked ids of the catalog applied last. */
   #revoked: readonly string[] = [];
+  /** The distrusted intermediates (PEM) of the catalog applied last. */
+  #distrusted: readonly string[] = [];
   #reachable = false;
   #watchFailures = 0;
   #watchFailing = false;
@@ -273,20 +278,32 @@ export class Discovery {
   /**
    * A catalog older than the one applied: a lagging control node answered the stale watch, or
    * the cluster was rebuilt. Its endpoints are taken as they are, but never its lack of a
-   * revocation seen before: an old answer must not readmit a revoked identity.
+   * revocation or distrusted intermediate seen before: an old answer must not readmit a revoked
+   * identity or a distrusted intermediate's leaves.
    */
   #keepRevocations(c: Catalog, from: string): Catalog {
     const have = new Set(c.trust.revoked);
     const missing = this.#revoked.filter((id) => !have.has(id));
+    const distrusted = c.trust.distrusted ?? [];
+    const lacking = this.#distrusted.filter((p) => !distrusted.includes(p));
     this.#log.warn("catalog index went back; keeping the revocations it lacks", {
       from: this.#index,
       to: c.index,
       url: from,
-      kept: missing.length,
+      kept: missing.length + lacking.length,
     });
-    if (missing.length === 0) return c;
+    if (missing.length === 0 && lacking.length === 0) return c;
     const revoked = [...c.trust.revoked, ...missing].slice(-MAX_REMEMBERED_REVOCATIONS);
-    return { ...c, trust: { ...c.trust, revoked } };
+    return {
+      ...c,
+      trust: {
+        ...c.trust,
+        revoked,
+        ...(distrusted.length + lacking.length > 0
+          ? { distrusted: [...distrusted, ...lacking].slice(-MAX_DISTRUSTED_INTERMEDIATES) }
+          : {}),
+      },
+    };
   }
 
   /**
@@ -301,6 +318,7 @@ export class Discovery {
         this.#index = cached.index;
         this.#highest = cached.index;
         this.#revoked = cached.trust.revoked;
+        this.#distrusted = cached.trust.distrusted ?? [];
         this.#log.info("serving from the cached catalog until the control plane answers", {
           index: cached.index,
         });
@@ -479,7 +497,9 @@ export class Discovery {
     }
   }
 
-  #trustFields(service: string): { trust?: { roots: string[]; leaf_root: string | null } } {
+  #trustFields(
+    service: string,
+  ): { trust?: { roots: string[]; leaf_root: string | null; leaf_issuer?: string | null } } {
     try {
       const t = this.#o.trustReport?.(service) ?? null;
       return t === null ? {} : { trust: t };
@@ -584,6 +604,7 @@ export class Discovery {
           this.#catalog = c;
           this.#index = c.index;
           this.#revoked = c.trust.revoked;
+          this.#distrusted = c.trust.distrusted ?? [];
           this.#source = "control";
           this.#o.onCatalog(c, "control");
           this.#persist(c);

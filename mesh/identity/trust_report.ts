@@ -6,7 +6,13 @@
  * @module
  */
 import { X509Certificate } from "node:crypto";
-import { chainAnchor, splitPemCerts, type TlsMaterial } from "../../common/tls/mod.ts";
+import {
+  chainAnchor,
+  chainIntermediates,
+  issuedBy,
+  splitPemCerts,
+  type TlsMaterial,
+} from "../../common/tls/mod.ts";
 
 /** The `trust` part of a heartbeat body. */
 export interface TrustReportBody {
@@ -14,6 +20,11 @@ export interface TrustReportBody {
   roots: string[];
   /** Fingerprint of the root that signed the certificate, or null when none of them did. */
   leaf_root: string | null;
+  /**
+   * Fingerprint of the intermediate that signed the certificate, or null when a root signed it
+   * directly: distrusting a rotated-out intermediate waits until no member's leaf comes from it.
+   */
+  leaf_issuer: string | null;
 }
 
 /** Most roots reported (the API takes at most 8). */
@@ -28,6 +39,7 @@ export function trustReport(m: TlsMaterial): TrustReportBody {
   const report = {
     roots: roots.map((r) => r.fingerprint256),
     leaf_root: issuingRoot(m.certPem, roots)?.fingerprint256 ?? null,
+    leaf_issuer: leafIntermediate(m.certPem)?.fingerprint256 ?? null,
   };
   _last = { cert: m.certPem, ca: m.caPem, report };
   return report;
@@ -42,4 +54,17 @@ export function issuingRoot(
   roots: readonly X509Certificate[],
 ): X509Certificate | null {
   return chainAnchor(certPem, roots);
+}
+
+/** The intermediate among those `certPem` carries after its leaf that signed the leaf, or null. */
+export function leafIntermediate(certPem: string): X509Certificate | null {
+  const first = splitPemCerts(certPem)[0];
+  if (first === undefined) return null;
+  let leaf: X509Certificate;
+  try {
+    leaf = new X509Certificate(first);
+  } catch {
+    return null;
+  }
+  return chainIntermediates(certPem).find((i) => issuedBy(leaf, i)) ?? null;
 }

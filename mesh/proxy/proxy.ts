@@ -62,7 +62,9 @@ export interface MeshProxyOptions {
   /** Hears the trust part of every catalog (CA roots, revoked ids), for renewal and refusals. */
   onTrust?: (trust: Catalog["trust"]) => void;
   /** What the proxy holds for a local service, reported with its heartbeats (CA rotation). */
-  trustReport?: (service: string) => { roots: string[]; leaf_root: string | null } | null;
+  trustReport?: (
+    service: string,
+  ) => { roots: string[]; leaf_root: string | null; leaf_issuer?: string | null } | null;
   /** The proxy's identity: the mesh hop (inbound and to other proxies) becomes mTLS. */
   tls?: MeshTls;
 }

@@ -105,7 +105,7 @@ function _serve(scope: _WorkerScope): void {
         break;
       case "tls_trust": {
         const closed = tls?.updateTrust(m.trust) ?? 0;
-        if (closed > 0) log?.info("closed connections of revoked peers", { closed });
+        if (closed > 0) log?.info("closed connections of revoked or distrusted peers", { closed });
         break;
       }
       case "snapshot":

@@ -457,7 +457,11 @@ export class WorkerDataPlanes implements DataPlanes {
   /** Posts a new bundle and revocation list to every worker. */
   updateTrust(t: MeshTrust): void {
     if (!this.#mtls) return;
-    const trust: MeshTrust = { roots: [...t.roots], revoked: [...t.revoked] };
+    const trust: MeshTrust = {
+      roots: [...t.roots],
+      revoked: [...t.revoked],
+      distrusted: [...(t.distrusted ?? [])],
+    };
     if (this.#restart) this.#restart.trust = trust;
     for (const s of this.#slots) this.#post(s, { type: "tls_trust", trust });
   }

@@ -9,6 +9,7 @@ import {
   anchorOf,
   chainIntermediates,
   CONNECT_TIMEOUT_MS,
+  DistrustedIssuers,
   mtlsConnect,
   MtlsConnectError,
   parseSpiffeId,
@@ -102,6 +103,7 @@ function _ownIntermediates(certPem: string): X509Certificate[] {
  * is not enough), or it lacks exactly one SPIFFE id equal to `identity`, or that id is revoked.
  * The runtime shows only the peer's leaf, so a leaf from an intermediate is checked through
  * the intermediate our own chain carries (the same one, but across an intermediate rotation);
+ * a leaf a distrusted intermediate signed is refused though it chains to a root;
  * when ours comes through an intermediate, a leaf from another one is `_UNKNOWN_ISSUER`, which
  * node:tls then verifies in full (it sees the chain the server sends).
  */
@@ -110,34 +112,39 @@ function _checkNativePeer(
   certPem: string,
   caPem: string,
   identity: string,
-  isRevoked: (id: string) => boolean,
-): string | null {
+  check: _PeerChecks,
+): { why: string | null; leaf?: Uint8Array } {
   const get = (conn as unknown as Record<symbol, ((detailed: boolean) => unknown) | undefined>)[
     _PEER_CERT!
   ];
   const info = typeof get === "function"
     ? get.call(conn, false) as { raw?: Uint8Array; subjectaltname?: string } | null
     : null;
-  if (!info?.raw) return "server certificate not visible";
+  if (!info?.raw) return { why: "server certificate not visible" };
   let leaf: X509Certificate;
   try {
     leaf = new X509Certificate(info.raw);
   } catch {
-    return "server certificate does not parse";
+    return { why: "server certificate does not parse" };
   }
   const roots = _parsedRoots(caPem);
   const intermediates = _ownIntermediates(certPem);
   if (anchorOf(leaf, intermediates, roots) === null) {
     // Only a CA that signs through intermediates can have one this proxy has not seen yet.
-    return intermediates.length > 0
-      ? _UNKNOWN_ISSUER
-      : "server certificate is not from the mesh CA";
+    return {
+      why: intermediates.length > 0
+        ? _UNKNOWN_ISSUER
+        : "server certificate is not from the mesh CA",
+    };
   }
   const id = spiffeIdFromSans(leaf.subjectAltName);
-  if (id === null) return "server certificate carries no single SPIFFE id";
-  if (id.uri !== identity) return `server is ${id.uri}, expected ${identity}`;
-  if (isRevoked(id.uri)) return `server identity ${id.uri} is revoked`;
-  return null;
+  if (id === null) return { why: "server certificate carries no single SPIFFE id" };
+  if (id.uri !== identity) return { why: `server is ${id.uri}, expected ${identity}` };
+  if (check.isRevoked(id.uri)) return { why: `server identity ${id.uri} is revoked` };
+  if (check.isDistrusted(leaf)) {
+    return { why: "server certificate comes from a distrusted intermediate" };
+  }
+  return { why: null, leaf: new Uint8Array(info.raw) };
 }
 
 /** A native handshake failure: the server may simply have a leaf without the DNS SAN. */
@@ -178,6 +185,10 @@ export async function connectMtls(
   if (isRevoked(identity)) {
     throw new MtlsConnectError("identity", `server identity ${identity} is revoked`);
   }
+  const fixed = state === null ? new DistrustedIssuers(t.distrusted ?? []) : null;
+  const isDistrusted = (leaf: X509Certificate | Uint8Array) =>
+    fixed !== null ? fixed.refuses(leaf) : state!.isDistrusted(leaf);
+  const check: _PeerChecks = { isRevoked, isDistrusted };
   const parsed = parseSpiffeId(identity);
   const name = parsed?.kind === "service" && parsed.trustDomain === t.trustDomain
     ? meshServerName(t.trustDomain, parsed.service)
@@ -191,7 +202,7 @@ export async function connectMtls(
     if (name === null || !NATIVE_OUTBOUND_AVAILABLE) {
       throw new MtlsConnectError("tls", `no native mTLS path to ${identity}`);
     }
-    const [conn, alpn] = await _connectNative(m, ep, name, identity, isRevoked, timeoutMs, alpns)
+    const [conn, alpn, leaf] = await _connectNative(m, ep, name, identity, check, timeoutMs, alpns)
       .catch((e) => {
         throw e instanceof _HandshakeFailed
           ? new MtlsConnectError("tls", `mTLS connect to ${ep.key}: ${e.message}`, e)
@@ -200,7 +211,7 @@ export async function connectMtls(
     return _stamp(
       state === null
         ? new NativeTlsConn(conn, identity, undefined, alpn)
-        : state._adoptNative(conn, identity, alpn),
+        : state._adoptNative(conn, identity, alpn, leaf),
       m,
     );
   }
@@ -209,19 +220,19 @@ export async function connectMtls(
     if (until === undefined || until <= now()) {
       if (until !== undefined) _nodeOnly.delete(key);
       try {
-        const [conn, alpn] = await _connectNative(
+        const [conn, alpn, leaf] = await _connectNative(
           m,
           ep,
           name,
           identity,
-          isRevoked,
+          check,
           timeoutMs,
           alpns,
         );
         return _stamp(
           state === null
             ? new NativeTlsConn(conn, identity, undefined, alpn)
-            : state._adoptNative(conn, identity, alpn),
+            : state._adoptNative(conn, identity, alpn, leaf),
           m,
         );
       } catch (e) {
@@ -249,7 +260,21 @@ export async function connectMtls(
     ...(name !== null ? { servername: name } : {}),
     ...(alpns !== undefined ? { alpnProtocols: alpns } : {}),
   });
+  const peerLeaf = socket.getPeerCertificate()?.raw;
+  if (peerLeaf !== undefined && isDistrusted(peerLeaf)) {
+    socket.destroy();
+    throw new MtlsConnectError(
+      "identity",
+      `server ${identity} presents a certificate from a distrusted intermediate`,
+    );
+  }
   return _stamp(state === null ? new TlsConn(socket, identity) : state._adopt(socket, identity), m);
+}
+
+/** The checks a server's leaf must pass besides its chain. */
+interface _PeerChecks {
+  isRevoked: (id: string) => boolean;
+  isDistrusted: (leaf: X509Certificate | Uint8Array) => boolean;
 }
 
 /** Expiry of each material's certificate, parsed once per material. */
@@ -281,10 +306,10 @@ async function _connectNative(
   ep: Endpoint,
   serverName: string,
   identity: string,
-  isRevoked: (id: string) => boolean,
+  check: _PeerChecks,
   timeoutMs = CONNECT_TIMEOUT_MS,
   alpnProtocols?: readonly string[],
-): Promise<[Deno.TlsConn, string | null]> {
+): Promise<[Deno.TlsConn, string | null, Uint8Array | undefined]> {
   let timedOut = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const attempt = (async () => {
@@ -311,7 +336,8 @@ async function _connectNative(
     // rustls has checked the chain and the name, but against Deno's default roots (the public
     // web PKI) plus ours: a public CA could have signed that name. So the leaf must also be
     // signed by one of OUR roots, and carry exactly the SPIFFE id meant, not revoked meanwhile.
-    const why = _checkNativePeer(conn, m.certPem, m.caPem, identity, isRevoked);
+    const checked = _checkNativePeer(conn, m.certPem, m.caPem, identity, check);
+    const why = checked.why;
     if (why === _UNKNOWN_ISSUER) {
       // Not a verdict: node:tls sees the whole chain the server sends and decides.
       closeQuietly(conn);
@@ -321,7 +347,7 @@ async function _connectNative(
       closeQuietly(conn);
       throw new MtlsConnectError("identity", why);
     }
-    return [conn, alpn] as [Deno.TlsConn, string | null];
+    return [conn, alpn, checked.leaf] as [Deno.TlsConn, string | null, Uint8Array | undefined];
   })();
   try {
     return await Promise.race([

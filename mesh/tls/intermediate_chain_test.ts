@@ -106,11 +106,12 @@ Deno.test("proxy to proxy with an offline root: the same intermediate connects n
   }
 });
 
-Deno.test("a proxy's trust report names the root its leaf reaches through the intermediate", async () => {
+Deno.test("a proxy's trust report names the root its leaf reaches and the intermediate that signed it", async () => {
   const made = await createOfflineRootCa({ trustDomain: TD, now: Date.now() });
   const m = (await meshTls(made.state, "ledger")).material;
   const root = new X509Certificate(made.root.certPem).fingerprint256;
-  assertEquals(trustReport(m), { roots: [root], leaf_root: root });
+  const inter = new X509Certificate(made.intermediate.certPem).fingerprint256;
+  assertEquals(trustReport(m), { roots: [root], leaf_root: root, leaf_issuer: inter });
   const other = await createOfflineRootCa({ trustDomain: TD, now: Date.now() });
   const foreign = (await meshTls(other.state, "ledger")).material;
   assertEquals(trustReport({ ...foreign, caPem: m.caPem }).leaf_root, null);

@@ -56,6 +56,7 @@ export async function listenMtls(
     ca: m.caPem,
     trustDomain: state.trustDomain,
     isRevoked: (id) => state.isRevoked(id),
+    isDistrusted: (leaf) => state.isDistrusted(leaf),
     allowHalfOpen: true,
     // A caller asks for the service it means by SNI; the others are the default's fallback.
     sni: state.sniMaterial(),

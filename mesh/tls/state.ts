@@ -14,8 +14,9 @@
  * @module
  */
 import type tls from "node:tls";
+import type { X509Certificate } from "node:crypto";
 import { MuxSessionRegistry } from "../mux/session_registry.ts";
-import { type MtlsServer, type TlsMaterial } from "../../common/tls/mod.ts";
+import { DistrustedIssuers, type MtlsServer, type TlsMaterial } from "../../common/tls/mod.ts";
 import { type MeshConn, NativeTlsConn, TlsConn } from "../forward/mod.ts";
 
 /** What a proxy with an identity needs for mTLS (structured-cloneable, so workers get it). */
@@ -34,6 +35,8 @@ export interface MeshTls {
   trustDomain: string;
   /** SPIFFE ids refused as peers (the catalog's `trust.revoked`). @default none */
   revoked?: readonly string[];
+  /** Intermediates (PEM) whose leaves are refused (the catalog's `trust.distrusted`). @default none */
+  distrusted?: readonly string[];
 }
 
 /** One local service's certificate. */
@@ -53,6 +56,8 @@ export interface MeshTrust {
   roots: readonly string[];
   /** Revoked SPIFFE ids. */
   revoked: readonly string[];
+  /** Distrusted intermediates, one PEM each. @default none */
+  distrusted?: readonly string[];
 }
 
 /** Most revoked identities held (the CA's own cap, `MAX_REVOKED_IDENTITIES`). */
@@ -89,6 +94,9 @@ export class MeshTlsState implements MeshTls {
   /** The other services' material, by service; served by SNI. */
   readonly #others = new Map<string, TlsMaterial>();
   #revoked: Set<string>;
+  #distrusted: DistrustedIssuers;
+  /** Each open connection's peer leaf (DER), checked again when the distrust list grows. */
+  readonly #peerLeaves = new WeakMap<MeshConn, Uint8Array>();
   readonly #servers = new Set<MtlsServer>();
   readonly #conns = new Set<MeshConn>();
   /** The skein-mux/1 sessions peers opened to the inbound servers bound with this state. */
@@ -103,6 +111,7 @@ export class MeshTlsState implements MeshTls {
       if (o.service !== t.service) this.#others.set(o.service, o.material);
     }
     this.#revoked = new Set((t.revoked ?? []).slice(0, MAX_REVOKED_PEERS));
+    this.#distrusted = new DistrustedIssuers(t.distrusted ?? []);
   }
 
   /** `t` itself when it is already a state, else a new state from it. */
@@ -144,6 +153,16 @@ export class MeshTlsState implements MeshTls {
     return [...this.#revoked];
   }
 
+  /** The distrusted intermediates, as PEMs (for handing to a worker). */
+  get distrusted(): readonly string[] {
+    return this.#distrusted.pems;
+  }
+
+  /** Whether a distrusted intermediate signed the peer leaf `leaf` (DER or parsed). */
+  isDistrusted(leaf: Uint8Array | X509Certificate): boolean {
+    return this.#distrusted.refuses(leaf);
+  }
+
   /** Mesh connections open in this thread (inbound and outbound). */
   get openConnections(): number {
     return this.#conns.size;
@@ -173,8 +192,9 @@ export class MeshTlsState implements MeshTls {
   }
 
   /**
-   * A new trust bundle and revocation list. New handshakes (both directions) use the bundle;
-   * open connections from or to an identity now revoked are closed at once.
+   * A new trust bundle, revocation list and distrusted intermediates. New handshakes (both
+   * directions) use them; open connections from or to an identity now revoked, or whose peer
+   * leaf a now distrusted intermediate signed, are closed at once.
    * Returns how many connections were closed.
    */
   updateTrust(t: MeshTrust): number {
@@ -185,9 +205,19 @@ export class MeshTlsState implements MeshTls {
       for (const [service, m] of [...this.#others]) this.updateMaterial({ ...m, caPem }, service);
     }
     this.#revoked = new Set(t.revoked.slice(0, MAX_REVOKED_PEERS));
+    const before = this.#distrusted.pems;
+    const distrusted = t.distrusted ?? [];
+    const grew = distrusted.some((p) => !before.includes(p));
+    if (grew || distrusted.length !== before.length) {
+      this.#distrusted = new DistrustedIssuers(distrusted);
+    }
     let closed = 0;
     for (const c of [...this.#conns]) {
-      if (c.peerIdentity !== null && this.#revoked.has(c.peerIdentity)) {
+      const leaf = grew ? this.#peerLeaves.get(c) : undefined;
+      if (
+        (c.peerIdentity !== null && this.#revoked.has(c.peerIdentity)) ||
+        (leaf !== undefined && this.#distrusted.refuses(leaf))
+      ) {
         this.#conns.delete(c);
         try {
           c.close();
@@ -204,12 +234,19 @@ export class MeshTlsState implements MeshTls {
   _adopt(socket: tls.TLSSocket, identity: string): TlsConn {
     const conn = new TlsConn(socket, identity);
     this.#conns.add(conn);
+    const raw = socket.getPeerCertificate()?.raw;
+    if (raw !== undefined) this.#peerLeaves.set(conn, raw);
     socket.once("close", () => this.#conns.delete(conn));
     return conn;
   }
 
   /** @internal Wraps a verified native connection and tracks it until it is closed. */
-  _adoptNative(c: Deno.TlsConn, identity: string, alpn: string | null = null): NativeTlsConn {
+  _adoptNative(
+    c: Deno.TlsConn,
+    identity: string,
+    alpn: string | null = null,
+    peerLeaf?: Uint8Array,
+  ): NativeTlsConn {
     const conn: NativeTlsConn = new NativeTlsConn(
       c,
       identity,
@@ -217,6 +254,7 @@ export class MeshTlsState implements MeshTls {
       alpn,
     );
     this.#conns.add(conn);
+    if (peerLeaf !== undefined) this.#peerLeaves.set(conn, peerLeaf);
     return conn;
   }
 

@@ -21,6 +21,7 @@ Deno.test("trustReport() names the roots held and the one that signed the certif
   const r = trustReport({ certPem: l.certPem, keyPem: l.keyPem, caPem: trustBundlePem(ca1) });
   assertEquals(r.roots, [certFingerprint(old.certPem), certFingerprint(added.certPem)]);
   assertEquals(r.leaf_root, certFingerprint(old.certPem), "the old root still signs");
+  assertEquals(r.leaf_issuer, null, "a root signed it directly, no intermediate");
   const ca2 = activateRoot(ca1, added.id, Date.now());
   const l2 = await leaf(ca2, "ledger");
   const r2 = trustReport({ certPem: l2.certPem, keyPem: l2.keyPem, caPem: trustBundlePem(ca2) });

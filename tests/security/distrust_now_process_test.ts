@@ -1,0 +1,217 @@
+/**
+ * The emergency distrust with real processes: right after a new intermediate is installed,
+ * `skein ctl ca distrust-intermediate OLD --now` is accepted although members still hold leaves
+ * of the old one, and a leaf minted with the old intermediate's key is refused at once at a
+ * proxy's inbound and at the control API, where it was accepted a moment before.
+ * @module
+ */
+import { X509Certificate } from "node:crypto";
+import type tls from "node:tls";
+import { assertEquals, assertMatch } from "../assert.ts";
+import { ProcessCluster, request } from "../control_process/cluster.ts";
+import { type ProxyHandle, startApp, startProxy, waitFor } from "../proxy_process/helpers.ts";
+import { runSkein } from "../skein_cli.ts";
+import { trustRoots } from "../tls_fixture.ts";
+import { mtlsConnect } from "../../common/tls/mod.ts";
+import { type CaState, checkIntermediate, issueCertificate } from "../../control/ca/mod.ts";
+
+const TD = "skein.local";
+
+/**
+ * One HTTP/1.1 request over mTLS to `addr` with `pair` as the client certificate; resolves
+ * with what came back before the server closed (empty when it cut the connection).
+ */
+async function mtlsGet(
+  addr: string,
+  pair: { certPem: string; keyPem: string },
+  caPem: string,
+  expect: string,
+  o: { path: string; host: string; servername?: string },
+): Promise<string> {
+  const i = addr.lastIndexOf(":");
+  let socket: tls.TLSSocket;
+  try {
+    socket = await mtlsConnect({
+      host: addr.slice(0, i).replace(/^https:\/\//, ""),
+      port: Number(addr.slice(i + 1)),
+      cert: pair.certPem,
+      key: pair.keyPem,
+      ca: caPem,
+      expectSpiffe: expect,
+      ...(o.servername !== undefined ? { servername: o.servername } : {}),
+    });
+  } catch {
+    return "";
+  }
+  return await new Promise<string>((resolve) => {
+    let got = "";
+    const timer = setTimeout(() => socket.destroy(), 20_000);
+    socket.on("data", (d: Uint8Array) => (got += new TextDecoder().decode(d)));
+    socket.on("error", () => {});
+    socket.once("close", () => {
+      clearTimeout(timer);
+      resolve(got);
+    });
+    socket.write(`GET ${o.path} HTTP/1.1\r\nhost: ${o.host}\r\nconnection: close\r\n\r\n`);
+  });
+}
+
+Deno.test("distrust-intermediate --now cuts off leaves of the old intermediate at once", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "skein-distrust-now-" });
+  const rootDir = `${dir}/offline-root`;
+  const seedDir = `${dir}/seed`;
+  const app = startApp("ledger");
+  let proxy: ProxyHandle | null = null;
+  let cluster: ProcessCluster | null = null;
+  try {
+    const made = await runSkein([
+      "ca",
+      "create",
+      "--offline-root",
+      rootDir,
+      "--out",
+      seedDir,
+      "--trust-domain",
+      TD,
+    ]);
+    assertEquals(made.code, 0, made.stderr);
+    const rootPem = await Deno.readTextFile(`${rootDir}/ca.pem`);
+    trustRoots([rootPem]);
+    const oldPair = {
+      certPem: await Deno.readTextFile(`${seedDir}/intermediate.pem`),
+      keyPem: await Deno.readTextFile(`${seedDir}/intermediate.key`),
+    };
+    cluster = await ProcessCluster.create({
+      size: 1,
+      baseDir: `${dir}/cp`,
+      tls: `{ ca_cert_file: ${seedDir}/ca.pem, ca_key_file: ${seedDir}/ca.key }`,
+    });
+    await cluster.startAll();
+    const leader = await cluster.waitLeader(60_000);
+    const token = await cluster.waitAdminToken(undefined, leader, 60_000);
+    const ctl = (args: string[]) =>
+      runSkein([
+        "ctl",
+        ...args,
+        "--control",
+        cluster!.api(leader),
+        "--token",
+        token,
+        "--ca-file",
+        `${seedDir}/ca.pem`,
+      ]);
+    const tok = await request(`${cluster.api(leader)}/v1/tokens`, "POST", {
+      service: "ledger",
+      ttl: "1h",
+      uses: 1,
+    });
+    assertEquals(tok.status, 201, JSON.stringify(tok.json));
+    await Deno.writeTextFile(`${dir}/ledger.token`, `${tok.json!.token}\n`);
+    proxy = await startProxy(dir, {
+      node: "vm-ledger",
+      token_file: `${dir}/ledger.token`,
+      ca_file: `${seedDir}/ca.pem`,
+      control: [cluster.api(leader)],
+      workers: 1,
+      services: [{ name: "ledger", port: app.port }],
+    });
+
+    const rootId = String(
+      (await request(`${cluster.api(leader)}/v1/ca/roots`, "GET")).json!
+        .active_root_id,
+    );
+    const root = new X509Certificate(rootPem);
+    const oldIntermediate = await checkIntermediate({
+      ...oldPair,
+      rootCertPem: rootPem,
+      trustDomain: TD,
+      now: Date.now(),
+    });
+    const attackerCa: CaState = {
+      version: 1,
+      trustDomain: TD,
+      name: "skein",
+      activeRootId: rootId,
+      roots: [{
+        id: rootId,
+        generation: 1,
+        certPem: rootPem,
+        notBefore: Date.parse(root.validFrom),
+        notAfter: Date.parse(root.validTo),
+        intermediate: oldIntermediate,
+      }],
+      revoked: [],
+    };
+    const minted = await issueCertificate(attackerCa, {
+      identity: { kind: "service", service: "web" },
+      now: Date.now(),
+    });
+    const inbound = proxy.inbound;
+    const atInbound = () =>
+      mtlsGet(inbound, minted, rootPem, `spiffe://${TD}/svc/ledger`, {
+        path: "/",
+        host: "ledger",
+        servername: `ledger.svc.${TD}`,
+      });
+    const atApi = () =>
+      mtlsGet(cluster!.api(leader), minted, rootPem, `spiffe://${TD}/control/${leader}`, {
+        path: "/v1/ca/roots",
+        host: "control",
+      });
+    await waitFor(
+      "the proxy to serve its inbound",
+      async () => /^HTTP\/1\.1 200 /.test(await atInbound()),
+      60_000,
+    );
+
+    const signed = await runSkein([
+      "ca",
+      "intermediate",
+      "--root-cert",
+      `${rootDir}/ca.pem`,
+      "--root-key",
+      `${rootDir}/ca.key`,
+      "--out",
+      `${dir}/next`,
+    ]);
+    assertEquals(signed.code, 0, signed.stderr);
+    const installed = await ctl([
+      "ca",
+      "rotate",
+      "--intermediate-cert",
+      `${dir}/next/intermediate.pem`,
+      "--intermediate-key",
+      `${dir}/next/intermediate.key`,
+    ]);
+    assertEquals(installed.code, 0, installed.stderr);
+    assertMatch(await atInbound(), /^HTTP\/1\.1 200 /, "trusted until the distrust");
+    assertMatch(await atApi(), /^HTTP\/1\.1 200 /);
+
+    const now = await ctl(["ca", "distrust-intermediate", oldIntermediate.id, "--now"]);
+    assertEquals(now.code, 0, now.stderr);
+    assertMatch(
+      now.stdout,
+      new RegExp(`${oldIntermediate.id}\\s+\\S+\\s+\\S+Z\\s+\\d{4}-\\d\\d-\\d\\dT\\S+Z`),
+    );
+    await waitFor(
+      "the inbound to refuse the minted leaf",
+      async () => (await atInbound()) === "",
+      60_000,
+    );
+    await waitFor("the API to refuse the minted leaf", async () => (await atApi()) === "", 60_000);
+    const roots = await ctl(["ca", "roots"]);
+    assertEquals(roots.code, 0, roots.stderr);
+    assertMatch(
+      roots.stdout,
+      new RegExp(`rotated-out intermediate ${oldIntermediate.id}: distrusted since`),
+    );
+    const again = await ctl(["ca", "distrust-intermediate", oldIntermediate.id, "-o", "json"]);
+    assertEquals(again.code, 0, again.stderr);
+    assertEquals(JSON.parse(again.stdout).changed, false);
+  } finally {
+    await proxy?.child.stop();
+    await cluster?.destroy();
+    await app.close();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+});
