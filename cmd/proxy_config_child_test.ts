@@ -72,3 +72,34 @@ Deno.test("an invalid proxy.yaml read in a child process reports every issue wit
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("`skein proxy` without permission to start a process reads its file in place", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const text = (await Deno.readTextFile(EXAMPLE)).replace(/^node: .*$/m, "node: [1, 2]");
+    await Deno.writeTextFile(`${dir}/proxy.yaml`, text);
+    const entry = new URL("./skein.ts", import.meta.url).pathname;
+    for (const run of [[], ["--allow-run"]]) {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--allow-read",
+          "--allow-env",
+          ...run,
+          "--quiet",
+          entry,
+          "proxy",
+          "--config",
+          `${dir}/proxy.yaml`,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const err = new TextDecoder().decode(out.stderr);
+      assertEquals(out.code, 2, err);
+      assertMatch(err, /proxy\.yaml:\d+:\d+: node: /);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
