@@ -195,8 +195,7 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
   node.failed.then((e) => stopped.resolve(`fatal: ${e.message}`));
   const stopReload = listenForReload({
     path: opts.configPath,
-    schema: ControlConfig,
-    dataDir: opts.dataDir,
+    load: (io) => loadModeConfig(opts.configPath, ControlConfig, opts.dataDir, io),
     io: opts.io,
     log,
     current: cfg,

@@ -12,7 +12,7 @@ import { serveDemoService } from "./demo_service.ts";
 import { ChildExitedError, DemoChild, logfmtFields } from "./demo_child.ts";
 import { type ChildStop, stopProblem } from "./demo_stop.ts";
 import { type CommandIo, EXIT } from "./cli/io.ts";
-import { V8_FLAGS_ARG } from "./v8_flags.ts";
+import { selfCommand } from "./self_command.ts";
 import { runnableSkein } from "./runnable.ts";
 import { createCa, writeSeedCa } from "../control/ca/mod.ts";
 
@@ -54,22 +54,7 @@ function _reservePorts(n: number): { ports: number[]; release(): void } {
 
 /** How the demo runs `skein` again: the same executable, from source (with the V8 flags) or not. */
 export function skeinCommand(): { cmd: string; prefix: string[]; fromSource: boolean } {
-  const exe = Deno.execPath();
-  const base = exe.split(/[\\/]/).pop() ?? "";
-  if (base.startsWith("deno")) {
-    return {
-      cmd: exe,
-      prefix: [
-        "run",
-        "--allow-all",
-        "--quiet",
-        V8_FLAGS_ARG,
-        new URL("./skein.ts", import.meta.url).pathname,
-      ],
-      fromSource: true,
-    };
-  }
-  return { cmd: exe, prefix: [], fromSource: false };
+  return selfCommand();
 }
 
 /** Runs the demo until Ctrl-C; returns the exit code. */

@@ -5,7 +5,6 @@
 import { listenForReload } from "./reload.ts";
 import { applyLogConfig, type LogControl } from "./log_control.ts";
 import { VERSION } from "./version.ts";
-import { ProxyConfig } from "../config/proxy_schema.ts";
 import { planProxyReload } from "../config/proxy_reload.ts";
 import type { Logger } from "../common/log.ts";
 import { MeshProxy } from "../mesh/proxy/mod.ts";
@@ -32,7 +31,7 @@ import {
   type TlsMaterial,
 } from "../common/tls/mod.ts";
 import { type CommandIo, EXIT } from "./cli/io.ts";
-import { loadModeConfig } from "./load_config.ts";
+import { readProxyConfig } from "./proxy_config_child.ts";
 
 /** Options of {@linkcode runProxy}. */
 export interface RunProxyOptions {
@@ -46,7 +45,7 @@ export interface RunProxyOptions {
 
 /** Runs a proxy until SIGTERM/SIGINT; returns the exit code. */
 export async function runProxy(opts: RunProxyOptions): Promise<number> {
-  const cfg = await loadModeConfig(opts.configPath, ProxyConfig, opts.dataDir, opts.io);
+  const cfg = await readProxyConfig(opts.configPath, opts.dataDir, opts.io, opts.log);
   if (!cfg) return EXIT.usage;
   // Before the data planes start: workers take their log level from it.
   applyLogConfig(opts.logControl, cfg.log);
@@ -311,8 +310,7 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
     // (docs/operations.md).
     const stopReload = listenForReload({
       path: opts.configPath,
-      schema: ProxyConfig,
-      dataDir: opts.dataDir,
+      load: (io) => readProxyConfig(opts.configPath, opts.dataDir, io, log),
       io: opts.io,
       log,
       current: cfg,

@@ -5,10 +5,8 @@
  * ignored).
  * @module
  */
-import type { z } from "zod";
 import type { Logger } from "../common/log.ts";
 import type { CommandIo } from "./cli/io.ts";
-import { loadModeConfig } from "./load_config.ts";
 import { onSighup } from "./sighup.ts";
 
 /** Top-level keys whose values differ between two configurations. */
@@ -30,23 +28,24 @@ export interface ReloadOutcome<C> {
 }
 
 /** What {@linkcode listenForReload} needs. */
-export interface ReloadOptions<S extends z.ZodType> {
+export interface ReloadOptions<C> {
+  /** The configuration file, for the log. */
   path: string;
-  schema: S;
-  dataDir: string | undefined;
+  /**
+   * Reads and validates the file again; null when it is invalid, having written why to
+   * `io.stderr`. The caller chooses how (the proxy reads it in a child process).
+   */
+  load(io: CommandIo): Promise<C | null>;
   io: CommandIo;
   log: Logger;
   /** The configuration running now (updated after each reload). */
-  current: z.infer<S>;
+  current: C;
   /** Keys applied at run time (with `apply`; `reconcile` decides for itself). */
   reloadable?: readonly string[];
   /** Applies the reloadable part of `next`; returns what it changed, for the log. */
-  apply?(next: z.infer<S>): string[];
+  apply?(next: C): string[];
   /** Instead of `reloadable`/`apply`: applies what it can of `next` and says what it did. */
-  reconcile?(
-    current: z.infer<S>,
-    next: z.infer<S>,
-  ): ReloadOutcome<z.infer<S>> | Promise<ReloadOutcome<z.infer<S>>>;
+  reconcile?(current: C, next: C): ReloadOutcome<C> | Promise<ReloadOutcome<C>>;
 }
 
 /** The `reloadable`/`apply` pair as a reconcile step. */
@@ -67,8 +66,7 @@ function _byKeys<C extends Record<string, unknown>>(
 }
 
 /** Reloads on every SIGHUP until the returned function is called. */
-export function listenForReload<S extends z.ZodType>(o: ReloadOptions<S>): () => void {
-  type C = z.infer<S>;
+export function listenForReload<C>(o: ReloadOptions<C>): () => void {
   let current: C = o.current;
   const reconcile = o.reconcile ??
     (_byKeys(
@@ -80,10 +78,7 @@ export function listenForReload<S extends z.ZodType>(o: ReloadOptions<S>): () =>
     ) => ReloadOutcome<C>);
   const reload = async () => {
     const errors: string[] = [];
-    const next = await loadModeConfig(o.path, o.schema, o.dataDir, {
-      ...o.io,
-      stderr: (t) => errors.push(t.trimEnd()),
-    }) as C | null;
+    const next = await o.load({ ...o.io, stderr: (t) => errors.push(t.trimEnd()) });
     if (next === null) {
       o.log.error("configuration reload refused; the running configuration is kept", {
         file: o.path,

@@ -212,6 +212,12 @@ export async function main(argv: readonly string[], io: CommandIo): Promise<numb
     return name === undefined ? EXIT.usage : EXIT.ok;
   }
   if (name === "--version") return await COMMANDS.version!.run(parseArgs([], []), io, _nullLog());
+  if (name === "__proxy-config") {
+    // Internal, not a command of the help: `skein proxy` reads its file through it
+    // (cmd/proxy_config_child.ts).
+    const { runConfigDump } = await import("./config_dump.ts");
+    return await runConfigDump(rest, io);
+  }
   const cmd = COMMANDS[name];
   if (!cmd) {
     const hint = didYouMean(name, Object.keys(COMMANDS));

@@ -4,7 +4,8 @@
  * and which keys need a restart (and so keep their running values).
  * @module
  */
-import { type ProxyConfig, type ProxyLimits, upstreamKey } from "./proxy_schema.ts";
+import type { ProxyConfig, ProxyLimits } from "./proxy_schema.ts";
+import { upstreamKey } from "./upstream_key.ts";
 import type { z } from "zod";
 
 /** One local service instance of proxy.yaml. */

@@ -1,6 +1,7 @@
 /**
  * A proxy loads only what it uses: `skein proxy` never loads the control plane, the operator
- * CLI, hono, the X.509 library or the control node's config schema, and a data-plane worker
+ * CLI, hono, the X.509 library or any config file's schema, loader or YAML parser (proxy.yaml is
+ * read in a child process, cmd/proxy_config_child.ts), and a data-plane worker
  * isolate loads no schema library, no YAML loader, no discovery and no identity code (the main
  * thread validates and hands it plain data). Each of those costs every isolate megabytes.
  */
@@ -12,7 +13,9 @@ const NOT_IN_PROXY = [
   /^control\//,
   /^cmd\/(control|ctl|demo|ca|check_config|compile)\.ts$/,
   /^cmd\/ctl\//,
-  /^config\/(mod|control_schema)\.ts$/,
+  /^config\/(mod|control_schema|loader|proxy_schema|ingress_schema|yaml_syntax)\.ts$/,
+  /^cmd\/(load_config|config_dump)\.ts$/,
+  /^npm:\/?yaml@/,
   /^npm:\/?hono@/,
   /^npm:\/?@peculiar\//,
   /^npm:\/?reflect-metadata@/,
@@ -23,8 +26,7 @@ const NOT_IN_PROXY = [
 const NOT_IN_WORKER = [
   ...NOT_IN_PROXY,
   /^npm:\/?zod@/,
-  /^npm:\/?yaml@/,
-  /^config\/(loader|proxy_schema|resource_schema|fields)\.ts$/,
+  /^config\/(resource_schema|fields)\.ts$/,
   /^mesh\/discovery\//,
   /^mesh\/identity\//,
   /^common\/tls\/control_https\.ts$/,
@@ -45,7 +47,7 @@ Deno.test("`skein` itself loads no command's code before it knows which command 
   );
 });
 
-Deno.test("`skein proxy` loads no control-plane, CLI, hono or X.509 code", async () => {
+Deno.test("`skein proxy` loads no control-plane, CLI, hono, X.509, YAML or config-file code", async () => {
   const g = await runtimeGraph(["cmd/skein.ts", "cmd/proxy.ts"], { dynamic: false });
   assert(g.modules.has("mesh/proxy/proxy.ts"), "the proxy's graph was not followed");
   assertEquals(_offending(g.modules, NOT_IN_PROXY), []);

@@ -33,3 +33,41 @@ export async function processMemory(pid: number): Promise<MemoryKiB> {
 export function mb(kib: number): string {
   return `${(kib / 1024).toFixed(1)}M`;
 }
+
+/** Resident memory by kind of mapping, KiB: what a process's RSS is made of. */
+export interface MappingSplit {
+  /** Anonymous mappings: V8's heaps, thread arenas and the like. */
+  anon: number;
+  /** Pages of the `deno` (or compiled `skein`) executable itself. */
+  binary: number;
+  /** The brk heap of malloc. */
+  malloc: number;
+  /** Everything else: shared libraries, stacks, vdso. */
+  other: number;
+}
+
+/**
+ * Sums the `Rss:` of each mapping in the text of `/proc/<pid>/smaps` by kind; `binary` is the
+ * executable whose path ends in `exe` (such as `/deno` or `/skein`).
+ */
+export function smapsByMapping(text: string, exe: string): MappingSplit {
+  const out: MappingSplit = { anon: 0, binary: 0, malloc: 0, other: 0 };
+  let kind: keyof MappingSplit = "other";
+  for (const line of text.split("\n")) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (head) {
+      const name = head[1]!;
+      kind = name === ""
+        ? "anon"
+        : name === "[heap]"
+        ? "malloc"
+        : name.endsWith(exe)
+        ? "binary"
+        : "other";
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss) out[kind] += Number(rss[1]);
+  }
+  return out;
+}
