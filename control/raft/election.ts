@@ -182,7 +182,9 @@ export function handleVoteRequest(rs: RaftState, m: VoteMsg): void {
       electionElapsed: rs.electionElapsed,
       electionTicks: rs.cfg.electionTicks,
     });
-    if (ahead) {
+    // The election clock restarts only when the campaign really starts (hup waits while a
+    // committed membership change is unapplied).
+    if (ahead && !hasUnappliedConf(rs)) {
       rs.log.info(
         "raft: campaigning now: a candidate's log is behind ours and no leader is heard",
         {
