@@ -22,7 +22,8 @@ export async function runFleetBench(rounds = FLEET_ROUNDS): Promise<void> {
     for (let i = 1; i <= rounds; i++) {
       const r = await leaderIsolationRound(cf, i);
       console.log(
-        `round ${i}: isolated ${r.isolated}, failover ${r.failoverMs} ms, acked ${r.acked}, ` +
+        `round ${i}: isolated ${r.isolated} at ${r.cutAt}, failover ${r.failoverMs} ms ` +
+          `(first via ${r.firstVia}), acked ${r.acked}, ` +
           `isolated acks ${r.isolatedAcks}, lost ${r.lost.length}`,
       );
       if (r.failoverMs !== null) failovers.push(r.failoverMs);

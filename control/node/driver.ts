@@ -33,6 +33,7 @@ import {
   type MemberAddress,
 } from "./envelope.ts";
 import type { Clock, PeerNet } from "./ports.ts";
+import { changesVote, logVoteDecisions, logVotePersisted } from "./election_log.ts";
 
 /** Proposals waiting for commit at once; more are refused as overload. */
 export const MAX_PENDING_PROPOSALS = 65_536;
@@ -384,14 +385,7 @@ export class NodeDriver {
 
   async #handleReady(rd: Ready): Promise<void> {
     if (rd.softState) this.#onSoftState(rd.softState.role, rd.softState.leader);
-    for (const d of rd.voteDecisions) {
-      // Elections are rare; each decision and its reason is what explains a slow failover.
-      this.#log.info(`raft: ${d.type.replace("_", "-")} ${d.outcome}`, {
-        candidate: d.candidate,
-        term: d.term,
-        reason: d.reason,
-      });
-    }
+    logVoteDecisions(this.#log, rd.voteDecisions);
     if (rd.snapshot) {
       this.#setStage("save_received_snapshot");
       await this.#durable.saveSnapshot(rd.snapshot);
@@ -427,7 +421,12 @@ export class NodeDriver {
     }
     if (rd.hardState || rd.entries.length > 0) {
       this.#setStage("persist");
+      const prev = this.#storage.hardState();
+      const t0 = performance.now();
       await this.#durable.persist(rd.hardState, rd.entries);
+      if (rd.hardState && changesVote(prev, rd.hardState)) {
+        logVotePersisted(this.#log, rd.hardState, performance.now() - t0);
+      }
       if (rd.entries.length > 0) this.#storage.append(rd.entries);
       if (rd.hardState) this.#storage.setHardState(rd.hardState);
     }

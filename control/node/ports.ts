@@ -7,12 +7,16 @@
  */
 import type { NodeId } from "../../common/mod.ts";
 import type { StorageFs } from "../storage/fs.ts";
+import { steadyEvery } from "./steady_timer.ts";
 
 /** Time and timers as the node sees them. */
 export interface Clock {
   /** Milliseconds since the epoch. */
   now(): number;
-  /** Calls `fn` every `ms` milliseconds until the returned function is called. */
+  /**
+   * Calls `fn` every `ms` milliseconds, on a fixed phase (late calls do not delay later ones),
+   * until the returned function is called.
+   */
   every(ms: number, fn: () => void): () => void;
   /** Resolves after `ms` milliseconds. */
   sleep(ms: number): Promise<void>;
@@ -20,13 +24,10 @@ export interface Clock {
   timeout(ms: number): AbortSignal;
 }
 
-/** The wall clock and the runtime's timers. */
+/** The wall clock and the runtime's timers (periodic ones on a fixed phase). */
 export const systemClock: Clock = {
   now: () => Date.now(),
-  every(ms, fn) {
-    const t = setInterval(fn, ms);
-    return () => clearInterval(t);
-  },
+  every: (ms, fn) => steadyEvery(ms, fn),
   sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
   timeout: (ms) => AbortSignal.timeout(ms),
 };

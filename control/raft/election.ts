@@ -6,7 +6,7 @@
 import type { NodeId } from "../../common/ids.ts";
 import { Progress } from "./progress.ts";
 import { assert } from "./raft_log.ts";
-import { decideVote } from "./vote.ts";
+import { campaignsAhead, decideVote } from "./vote.ts";
 import { promotable, type RaftState, send } from "./raft_state.ts";
 import { appendEntries } from "./replication.ts";
 import { failPendingReads } from "./read_index.ts";
@@ -175,6 +175,26 @@ export function handleVoteRequest(rs: RaftState, m: VoteMsg): void {
     }
   } else {
     send(rs, { type, from: rs.id, to: m.from, term: rs.term, reject: true });
+    const ahead = campaignsAhead({
+      reason,
+      role: rs.role,
+      promotable: promotable(rs),
+      electionElapsed: rs.electionElapsed,
+      electionTicks: rs.cfg.electionTicks,
+    });
+    // The election clock restarts only when the campaign really starts (hup waits while a
+    // committed membership change is unapplied).
+    if (ahead && !hasUnappliedConf(rs)) {
+      rs.log.info(
+        "raft: campaigning now: a candidate's log is behind ours and no leader is heard",
+        {
+          candidate: m.from,
+          term: rs.term,
+        },
+      );
+      rs.electionElapsed = 0;
+      hup(rs, false);
+    }
   }
 }
 

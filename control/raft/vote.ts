@@ -4,7 +4,7 @@
  * @module
  */
 import type { NodeId } from "../../common/ids.ts";
-import type { VoteReason } from "./types.ts";
+import type { Role, VoteReason } from "./types.ts";
 
 /** What a voter knows when a vote or pre-vote request at a term ≥ its own arrives. */
 export type VoterView = {
@@ -28,4 +28,29 @@ export function decideVote(v: VoterView): { grant: boolean; reason: VoteReason }
   if (!free) return { grant: false, reason: v.vote !== null ? "voted_other" : "has_leader" };
   if (!v.logUpToDate) return { grant: false, reason: "log_behind" };
   return { grant: true, reason: "granted" };
+}
+
+/** What a voter knows right after refusing a vote or pre-vote request. */
+export type RefusalView = {
+  reason: VoteReason;
+  role: Role;
+  /** Whether the voter may campaign at all (it is a voter). */
+  promotable: boolean;
+  /** Ticks since the voter last heard a leader (or since its last reset). */
+  electionElapsed: number;
+  electionTicks: number;
+};
+
+/**
+ * Whether a follower that refused a candidate because its own log is ahead should campaign at
+ * once. Its leader has been silent for a whole election timeout (so its voter lease is over and
+ * it would itself time out soon), and the candidate cannot win without a vote it may never get:
+ * in a three-node cluster with the leader cut off, this follower is the only one that can win.
+ * Waiting for its own timeout left the election idle for the time between the two followers'
+ * timeouts. Only the start of its campaign moves; that campaign is an ordinary pre-vote round,
+ * so every other voter's lease and log check still apply.
+ */
+export function campaignsAhead(v: RefusalView): boolean {
+  return v.reason === "log_behind" && v.role === "follower" && v.promotable &&
+    v.electionElapsed >= v.electionTicks;
 }

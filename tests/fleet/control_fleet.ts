@@ -64,6 +64,10 @@ export interface IsolationRound {
   isolated: string;
   /** From the isolation to the first acknowledgement of a write sent to a survivor after it. */
   failoverMs: number | null;
+  /** Wall-clock time of the cut (ISO), to find the round in the nodes' logs. */
+  cutAt: string;
+  /** The survivor that acknowledged that first write. */
+  firstVia: string | null;
   /** Writes sent to the isolated node after the cut that it acknowledged (split brain). */
   isolatedAcks: number;
   /** Writes acknowledged in the round. */
@@ -95,6 +99,8 @@ export async function leaderIsolationRound(
   let stop = false;
   let cutAt = Infinity;
   let firstFailover: number | null = null;
+  let firstVia: string | null = null;
+  let cutWall = "";
   const loop = async (via: string, w: number) => {
     for (let k = 0; !stop; k++) {
       const rec: _Write = {
@@ -114,6 +120,7 @@ export async function leaderIsolationRound(
         rec.ackedAt = performance.now();
         if (via !== leader && rec.startedAt >= cutAt && firstFailover === null) {
           firstFailover = rec.ackedAt - cutAt;
+          firstVia = via;
         }
       } else {
         await sleep(20);
@@ -131,6 +138,7 @@ export async function leaderIsolationRound(
     );
     await fleet.isolate(leader, others);
     cutAt = performance.now();
+    cutWall = new Date().toISOString();
     await waitFor(
       "a survivor to acknowledge a write after the leader's isolation",
       30_000,
@@ -159,6 +167,8 @@ export async function leaderIsolationRound(
   return {
     isolated: leader,
     failoverMs: firstFailover === null ? null : Math.round(firstFailover),
+    cutAt: cutWall,
+    firstVia,
     isolatedAcks: acked.filter((x) => x.via === leader && x.startedAt >= cutAt).length,
     acked: acked.length,
     lost: [...lost],
