@@ -100,9 +100,12 @@ export async function runScaleBench(opts: ScaleBenchOptions = {}): Promise<void>
           });
           // The index is in a header: the first answer is the whole catalog (megabytes), read
           // but not parsed, so the bench's own CPU goes to holding watchers, not to JSON.
-          await res.arrayBuffer();
+          const bytes = await res.arrayBuffer();
           const at = performance.now();
-          if (res.status !== 200) throw new Error(`catalog ${res.status}`);
+          if (res.status !== 200) {
+            const code = /"code":"([a-z_]+)"/.exec(new TextDecoder().decode(bytes))?.[1];
+            throw new Error(`catalog ${res.status}${code ? ` ${code}` : ""}`);
+          }
           const index = Number(res.headers.get("x-skein-index"));
           if (index !== held[w]) seen[w]!.set(index, at);
           held[w] = index;
