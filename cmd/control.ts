@@ -176,7 +176,6 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
     }),
   });
   handler = (req, info) => app.fetch(req, info);
-  log.info("api listening", { url: apiUrl });
 
   const stopped = Promise.withResolvers<string>();
   let stopping = false;
@@ -215,6 +214,8 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
       return changed;
     },
   });
+  // Said once every signal has its handler: whoever waits for this line may signal at once.
+  log.info("api listening", { url: apiUrl });
   const sig = await stopped.promise;
   stopping = true;
   stopReload();

@@ -252,14 +252,6 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
         started.updateMaterial(m, service);
       });
     }
-    const a = started.addresses;
-    log.info("proxy listening", {
-      admin: a.admin,
-      inbound: a.inbound,
-      http_proxy: a.httpProxy,
-      upstreams: Object.entries(a.upstreams).map(([s, addr]) => `${s}=${addr}`).join(","),
-      ...(a.ingress.length > 0 ? { ingress: a.ingress.join(",") } : {}),
-    });
     /**
      * Obtains certificates for local services added by a reload (stored ones, else enrolled
      * with a join token from `token_file`) and takes them into use; returns the services it
@@ -348,6 +340,16 @@ export async function runProxy(opts: RunProxyOptions): Promise<number> {
       },
     });
     cleanup.push(stopReload);
+    // Said last: whoever waits for this line may send a SIGHUP at once, and a SIGHUP that
+    // arrived before its handler would end the process.
+    const a = started.addresses;
+    log.info("proxy listening", {
+      admin: a.admin,
+      inbound: a.inbound,
+      http_proxy: a.httpProxy,
+      upstreams: Object.entries(a.upstreams).map(([s, addr]) => `${s}=${addr}`).join(","),
+      ...(a.ingress.length > 0 ? { ingress: a.ingress.join(",") } : {}),
+    });
     const sig = await stopped.promise;
     log.info("stopping", { signal: sig });
     await started.shutdown();

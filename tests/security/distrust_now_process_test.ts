@@ -6,55 +6,15 @@
  * @module
  */
 import { X509Certificate } from "node:crypto";
-import type tls from "node:tls";
 import { assertEquals, assertMatch } from "../assert.ts";
 import { ProcessCluster, request } from "../control_process/cluster.ts";
 import { type ProxyHandle, startApp, startProxy, waitFor } from "../proxy_process/helpers.ts";
 import { runSkein } from "../skein_cli.ts";
 import { trustRoots } from "../tls_fixture.ts";
-import { mtlsConnect } from "../../common/tls/mod.ts";
 import { type CaState, checkIntermediate, issueCertificate } from "../../control/ca/mod.ts";
+import { mtlsGet } from "./_traffic.ts";
 
 const TD = "skein.local";
-
-/**
- * One HTTP/1.1 request over mTLS to `addr` with `pair` as the client certificate; resolves
- * with what came back before the server closed (empty when it cut the connection).
- */
-async function mtlsGet(
-  addr: string,
-  pair: { certPem: string; keyPem: string },
-  caPem: string,
-  expect: string,
-  o: { path: string; host: string; servername?: string },
-): Promise<string> {
-  const i = addr.lastIndexOf(":");
-  let socket: tls.TLSSocket;
-  try {
-    socket = await mtlsConnect({
-      host: addr.slice(0, i).replace(/^https:\/\//, ""),
-      port: Number(addr.slice(i + 1)),
-      cert: pair.certPem,
-      key: pair.keyPem,
-      ca: caPem,
-      expectSpiffe: expect,
-      ...(o.servername !== undefined ? { servername: o.servername } : {}),
-    });
-  } catch {
-    return "";
-  }
-  return await new Promise<string>((resolve) => {
-    let got = "";
-    const timer = setTimeout(() => socket.destroy(), 20_000);
-    socket.on("data", (d: Uint8Array) => (got += new TextDecoder().decode(d)));
-    socket.on("error", () => {});
-    socket.once("close", () => {
-      clearTimeout(timer);
-      resolve(got);
-    });
-    socket.write(`GET ${o.path} HTTP/1.1\r\nhost: ${o.host}\r\nconnection: close\r\n\r\n`);
-  });
-}
 
 Deno.test("distrust-intermediate --now cuts off leaves of the old intermediate at once", async () => {
   const dir = await Deno.makeTempDir({ prefix: "skein-distrust-now-" });

@@ -19,6 +19,7 @@ import { runSkein } from "../skein_cli.ts";
 import { trustRoots } from "../tls_fixture.ts";
 import { splitPemCerts } from "../../common/tls/mod.ts";
 import { run } from "./_pki.ts";
+import { freshGet, pooledGet } from "./_traffic.ts";
 
 /** Every file under `dir`, recursively. */
 async function filesUnder(dir: string): Promise<string[]> {
@@ -29,23 +30,6 @@ async function filesUnder(dir: string): Promise<string[]> {
     else if (e.isFile) out.push(p);
   }
   return out;
-}
-
-async function pooledGet(addr: string): Promise<void> {
-  const r = await fetch(`http://${addr}/`);
-  const body = await r.text();
-  if (r.status !== 200 || body !== "ledger") throw new Error(`${r.status} ${body.slice(0, 200)}`);
-}
-
-async function freshGet(addr: string): Promise<void> {
-  const client = Deno.createHttpClient({ poolMaxIdlePerHost: 0 });
-  try {
-    const r = await fetch(`http://${addr}/`, { client });
-    const body = await r.text();
-    if (r.status !== 200 || body !== "ledger") throw new Error(`${r.status} ${body.slice(0, 200)}`);
-  } finally {
-    client.close();
-  }
 }
 
 Deno.test("a cluster from an offline-root seed serves mTLS traffic, and an intermediate rotation under traffic fails no request", async () => {
