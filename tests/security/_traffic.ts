@@ -63,3 +63,44 @@ export async function mtlsGet(
     socket.write(`GET ${o.path} HTTP/1.1\r\nhost: ${o.host}\r\nconnection: close\r\n\r\n`);
   });
 }
+
+/**
+ * Steady traffic through a proxy while a test changes certificates: one loop per entry of
+ * `loops`, each sending its request kind one after another (with a short pause, so the shared
+ * machine's CPU stays free), counting successes and keeping every failure with its time.
+ */
+export class Traffic {
+  /** Successful requests by kind. */
+  readonly counts = { mux: 0, fresh: 0 };
+  /** Failed requests, `ISO-time kind: error`. */
+  readonly failures: string[] = [];
+  #on = true;
+  readonly #loops: Promise<void>[] = [];
+
+  /** Starts the loops against the address `addr()` names at each request. */
+  constructor(
+    addr: () => string,
+    loops: readonly ["mux" | "fresh", (addr: string) => Promise<void>][],
+  ) {
+    for (const [kind, fn] of loops) {
+      this.#loops.push((async () => {
+        while (this.#on) {
+          try {
+            await fn(addr());
+            this.counts[kind]++;
+            await new Promise((r) => setTimeout(r, 5));
+          } catch (e) {
+            this.failures.push(`${new Date().toISOString()} ${kind}: ${e}`);
+            await new Promise((r) => setTimeout(r, 50));
+          }
+        }
+      })());
+    }
+  }
+
+  /** Stops every loop after its request in flight. */
+  async stop(): Promise<void> {
+    this.#on = false;
+    await Promise.all(this.#loops).catch(() => {});
+  }
+}

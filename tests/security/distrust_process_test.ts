@@ -16,7 +16,7 @@ import { runSkein } from "../skein_cli.ts";
 import { trustRoots } from "../tls_fixture.ts";
 import { splitPemCerts } from "../../common/tls/mod.ts";
 import { type CaState, checkIntermediate, issueCertificate } from "../../control/ca/mod.ts";
-import { freshGet, mtlsGet, pooledGet } from "./_traffic.ts";
+import { freshGet, mtlsGet, pooledGet, Traffic } from "./_traffic.ts";
 
 const TD = "skein.local";
 
@@ -27,10 +27,7 @@ Deno.test("distrusting a rotated-out intermediate waits for every member, keeps 
   const app = startApp("ledger");
   const proxies = new Map<string, ProxyHandle>();
   let cluster: ProcessCluster | null = null;
-  const counts = { mux: 0, fresh: 0 };
-  const failures: string[] = [];
-  let streaming = true;
-  const loops: Promise<void>[] = [];
+  let traffic: Traffic | null = null;
   try {
     const made = await runSkein([
       "ca",
@@ -149,22 +146,8 @@ Deno.test("distrusting a rotated-out intermediate waits for every member, keeps 
         host: "control",
       });
 
-    const loop = (kind: keyof typeof counts, fn: (addr: string) => Promise<void>) =>
-      loops.push((async () => {
-        while (streaming) {
-          try {
-            await fn(upstream());
-            counts[kind]++;
-            // A short pause: steady traffic without taking the shared machine's CPU.
-            await new Promise((r) => setTimeout(r, 5));
-          } catch (e) {
-            failures.push(`${new Date().toISOString()} ${kind}: ${e}`);
-            await new Promise((r) => setTimeout(r, 50));
-          }
-        }
-      })());
-    loop("mux", pooledGet);
-    loop("fresh", freshGet);
+    traffic = new Traffic(upstream, [["mux", pooledGet], ["fresh", freshGet]]);
+    const { counts, failures } = traffic;
     await waitFor("traffic to flow", () => counts.mux > 20 && counts.fresh > 5, 60_000);
 
     // Rotate the intermediate, signed where the root key is kept.
@@ -262,16 +245,14 @@ Deno.test("distrusting a rotated-out intermediate waits for every member, keeps 
       () => counts.mux > before.mux + 20 && counts.fresh > before.fresh + 10,
       60_000,
     );
-    streaming = false;
-    await Promise.all(loops);
+    await traffic.stop();
     console.log(
       `distrust: accepted ${((t1 - t0) / 1000).toFixed(1)} s after the intermediate install ` +
         `(proxy_cert_ttl 1m); totals ${JSON.stringify(counts)}`,
     );
     assertEquals(failures, [], `requests failed (${JSON.stringify(counts)})`);
   } finally {
-    streaming = false;
-    await Promise.all(loops).catch(() => {});
+    await traffic?.stop();
     for (const p of proxies.values()) await p.child.stop();
     await cluster?.destroy();
     await app.close();

@@ -19,7 +19,7 @@ import { runSkein } from "../skein_cli.ts";
 import { trustRoots } from "../tls_fixture.ts";
 import { splitPemCerts } from "../../common/tls/mod.ts";
 import { run } from "./_pki.ts";
-import { freshGet, pooledGet } from "./_traffic.ts";
+import { freshGet, pooledGet, Traffic } from "./_traffic.ts";
 
 /** Every file under `dir`, recursively. */
 async function filesUnder(dir: string): Promise<string[]> {
@@ -39,10 +39,7 @@ Deno.test("a cluster from an offline-root seed serves mTLS traffic, and an inter
   const app = startApp("ledger");
   const proxies = new Map<string, ProxyHandle>();
   let cluster: ProcessCluster | null = null;
-  const counts = { mux: 0, fresh: 0 };
-  const failures: string[] = [];
-  let streaming = true;
-  const loops: Promise<void>[] = [];
+  let traffic: Traffic | null = null;
   try {
     const made = await runSkein([
       "ca",
@@ -160,23 +157,8 @@ Deno.test("a cluster from an offline-root seed serves mTLS traffic, and an inter
       assert(bare.code !== 0, `${name}: a leaf alone must not verify against the root`);
     }
 
-    const loop = (kind: keyof typeof counts, fn: (addr: string) => Promise<void>) =>
-      loops.push((async () => {
-        while (streaming) {
-          try {
-            await fn(upstream());
-            counts[kind]++;
-            // A short pause: steady traffic without taking the shared machine's CPU.
-            await new Promise((r) => setTimeout(r, 5));
-          } catch (e) {
-            failures.push(`${new Date().toISOString()} ${kind}: ${e}`);
-            await new Promise((r) => setTimeout(r, 50));
-          }
-        }
-      })());
-    loop("mux", pooledGet);
-    loop("mux", pooledGet);
-    loop("fresh", freshGet);
+    traffic = new Traffic(upstream, [["mux", pooledGet], ["mux", pooledGet], ["fresh", freshGet]]);
+    const { counts, failures } = traffic;
     await waitFor("traffic to flow", () => counts.mux > 20 && counts.fresh > 5, 60_000);
 
     // An intermediate signed by another root is refused, and nothing is committed.
@@ -251,8 +233,7 @@ Deno.test("a cluster from an offline-root seed serves mTLS traffic, and an inter
       () => Date.now() > installedAt + 65_000 && counts.fresh > before.fresh + 10,
       150_000,
     );
-    streaming = false;
-    await Promise.all(loops);
+    await traffic.stop();
     const during = counts.mux + counts.fresh - before.mux - before.fresh;
     console.log(
       `offline root: ${during} requests from the intermediate install until the old leaves ` +
@@ -285,8 +266,7 @@ Deno.test("a cluster from an offline-root seed serves mTLS traffic, and an inter
       assert(!f.endsWith("/ca.key"), `a root key file on a node: ${f}`);
     }
   } finally {
-    streaming = false;
-    await Promise.all(loops).catch(() => {});
+    await traffic?.stop();
     for (const p of proxies.values()) await p.child.stop();
     await cluster?.destroy();
     await app.close();
