@@ -5,14 +5,13 @@
  * proxy's inbound and at the control API, where it was accepted a moment before.
  * @module
  */
-import { X509Certificate } from "node:crypto";
 import { assertEquals, assertMatch } from "../assert.ts";
-import { ProcessCluster, request } from "../control_process/cluster.ts";
+import { ProcessCluster } from "../control_process/cluster.ts";
 import { type ProxyHandle, startApp, startProxy, waitFor } from "../proxy_process/helpers.ts";
 import { runSkein } from "../skein_cli.ts";
 import { trustRoots } from "../tls_fixture.ts";
-import { type CaState, checkIntermediate, issueCertificate } from "../../control/ca/mod.ts";
 import { mtlsGet } from "./_traffic.ts";
+import { ctlAt, joinTokenFile, mintWithIntermediate } from "./_offline_root.ts";
 
 const TD = "skein.local";
 
@@ -49,63 +48,23 @@ Deno.test("distrust-intermediate --now cuts off leaves of the old intermediate a
     await cluster.startAll();
     const leader = await cluster.waitLeader(60_000);
     const token = await cluster.waitAdminToken(undefined, leader, 60_000);
-    const ctl = (args: string[]) =>
-      runSkein([
-        "ctl",
-        ...args,
-        "--control",
-        cluster!.api(leader),
-        "--token",
-        token,
-        "--ca-file",
-        `${seedDir}/ca.pem`,
-      ]);
-    const tok = await request(`${cluster.api(leader)}/v1/tokens`, "POST", {
-      service: "ledger",
-      ttl: "1h",
-      uses: 1,
-    });
-    assertEquals(tok.status, 201, JSON.stringify(tok.json));
-    await Deno.writeTextFile(`${dir}/ledger.token`, `${tok.json!.token}\n`);
+    const ctl = ctlAt(cluster.api(leader), token, `${seedDir}/ca.pem`);
     proxy = await startProxy(dir, {
       node: "vm-ledger",
-      token_file: `${dir}/ledger.token`,
+      token_file: await joinTokenFile(cluster.api(leader), dir, "ledger"),
       ca_file: `${seedDir}/ca.pem`,
       control: [cluster.api(leader)],
       workers: 1,
       services: [{ name: "ledger", port: app.port }],
     });
 
-    const rootId = String(
-      (await request(`${cluster.api(leader)}/v1/ca/roots`, "GET")).json!
-        .active_root_id,
+    const { minted, intermediate: oldIntermediate } = await mintWithIntermediate(
+      cluster.api(leader),
+      rootPem,
+      oldPair,
+      TD,
+      "web",
     );
-    const root = new X509Certificate(rootPem);
-    const oldIntermediate = await checkIntermediate({
-      ...oldPair,
-      rootCertPem: rootPem,
-      trustDomain: TD,
-      now: Date.now(),
-    });
-    const attackerCa: CaState = {
-      version: 1,
-      trustDomain: TD,
-      name: "skein",
-      activeRootId: rootId,
-      roots: [{
-        id: rootId,
-        generation: 1,
-        certPem: rootPem,
-        notBefore: Date.parse(root.validFrom),
-        notAfter: Date.parse(root.validTo),
-        intermediate: oldIntermediate,
-      }],
-      revoked: [],
-    };
-    const minted = await issueCertificate(attackerCa, {
-      identity: { kind: "service", service: "web" },
-      now: Date.now(),
-    });
     const inbound = proxy.inbound;
     const atInbound = () =>
       mtlsGet(inbound, minted, rootPem, `spiffe://${TD}/svc/ledger`, {

@@ -15,8 +15,8 @@ import { type ProxyHandle, startApp, startProxy, waitFor } from "../proxy_proces
 import { runSkein } from "../skein_cli.ts";
 import { trustRoots } from "../tls_fixture.ts";
 import { splitPemCerts } from "../../common/tls/mod.ts";
-import { type CaState, checkIntermediate, issueCertificate } from "../../control/ca/mod.ts";
 import { freshGet, mtlsGet, pooledGet, Traffic } from "./_traffic.ts";
+import { ctlAt, joinTokenFile, mintWithIntermediate } from "./_offline_root.ts";
 
 const TD = "skein.local";
 
@@ -59,29 +59,9 @@ Deno.test("distrusting a rotated-out intermediate waits for every member, keeps 
     await cluster.waitConverged(60_000);
     const token = await cluster.waitAdminToken(undefined, leader, 60_000);
     const urls = cluster.ids().map((id) => cluster!.api(id));
-    const ctl = (args: string[]) =>
-      runSkein([
-        "ctl",
-        ...args,
-        "--control",
-        cluster!.api(leader),
-        "--token",
-        token,
-        "--ca-file",
-        `${seedDir}/ca.pem`,
-      ]);
+    const ctl = ctlAt(cluster.api(leader), token, `${seedDir}/ca.pem`);
 
-    const joinToken = async (service: string) => {
-      const r = await request(`${cluster!.api(leader)}/v1/tokens`, "POST", {
-        service,
-        ttl: "1h",
-        uses: 1,
-      });
-      assertEquals(r.status, 201, JSON.stringify(r.json));
-      const file = `${dir}/${service}.token`;
-      await Deno.writeTextFile(file, `${r.json!.token}\n`);
-      return file;
-    };
+    const joinToken = (service: string) => joinTokenFile(cluster!.api(leader), dir, service);
     for (const [node, service] of [["vm-ledger", "ledger"], ["vm-web", "web"]] as const) {
       proxies.set(
         node,
@@ -105,34 +85,13 @@ Deno.test("distrusting a rotated-out intermediate waits for every member, keeps 
     }, 60_000);
 
     // A leaf for web minted with the old intermediate's key, as an attacker would.
-    const rootsNow = await request(`${cluster.api(leader)}/v1/ca/roots`, "GET");
-    const rootId = String(rootsNow.json!.active_root_id);
-    const root = new X509Certificate(rootPem);
-    const oldIntermediate = await checkIntermediate({
-      ...oldPair,
-      rootCertPem: rootPem,
-      trustDomain: TD,
-      now: Date.now(),
-    });
-    const attackerCa: CaState = {
-      version: 1,
-      trustDomain: TD,
-      name: "skein",
-      activeRootId: rootId,
-      roots: [{
-        id: rootId,
-        generation: 1,
-        certPem: rootPem,
-        notBefore: Date.parse(root.validFrom),
-        notAfter: Date.parse(root.validTo),
-        intermediate: oldIntermediate,
-      }],
-      revoked: [],
-    };
-    const minted = await issueCertificate(attackerCa, {
-      identity: { kind: "service", service: "web" },
-      now: Date.now(),
-    });
+    const { minted, intermediate: oldIntermediate } = await mintWithIntermediate(
+      cluster.api(leader),
+      rootPem,
+      oldPair,
+      TD,
+      "web",
+    );
     assertEquals(splitPemCerts(minted.certPem)[1], oldPair.certPem, "leaf + old intermediate");
     const atInbound = () =>
       mtlsGet(proxies.get("vm-ledger")!.inbound, minted, rootPem, `spiffe://${TD}/svc/ledger`, {

@@ -20,6 +20,7 @@ import { trustRoots } from "../tls_fixture.ts";
 import { splitPemCerts } from "../../common/tls/mod.ts";
 import { run } from "./_pki.ts";
 import { freshGet, pooledGet, Traffic } from "./_traffic.ts";
+import { ctlAt, joinTokenFile } from "./_offline_root.ts";
 
 /** Every file under `dir`, recursively. */
 async function filesUnder(dir: string): Promise<string[]> {
@@ -76,32 +77,12 @@ Deno.test("a cluster from an offline-root seed serves mTLS traffic, and an inter
     assertEquals(ca0.status, 200, JSON.stringify(ca0.json));
 
     // skein ctl reaches the API with the root alone as its trust anchor.
-    const ctl = (args: string[]) =>
-      runSkein([
-        "ctl",
-        ...args,
-        "--control",
-        cluster!.api(leader),
-        "--token",
-        token,
-        "--ca-file",
-        `${seedDir}/ca.pem`,
-      ]);
+    const ctl = ctlAt(cluster.api(leader), token, `${seedDir}/ca.pem`);
     const roots = await ctl(["ca", "roots", "-o", "json"]);
     assertEquals(roots.code, 0, roots.stderr);
     assertEquals(JSON.parse(roots.stdout).roots, [rootPem]);
 
-    const joinToken = async (service: string) => {
-      const r = await request(`${cluster!.api(leader)}/v1/tokens`, "POST", {
-        service,
-        ttl: "1h",
-        uses: 1,
-      });
-      assertEquals(r.status, 201, JSON.stringify(r.json));
-      const file = `${dir}/${service}.token`;
-      await Deno.writeTextFile(file, `${r.json!.token}\n`);
-      return file;
-    };
+    const joinToken = (service: string) => joinTokenFile(cluster!.api(leader), dir, service);
     proxies.set(
       "vm-ledger",
       await startProxy(dir, {
