@@ -47,18 +47,12 @@ export type AccessEnd = Pick<
 const _enc = new TextEncoder();
 const _dec = new TextDecoder();
 
-/** The constant parts of a line, in field order, as bytes. */
+/** The constant parts of a line after its per-call prefix, in field order, as bytes. */
 const _K = [
-  '{"type":"',
-  '","node":',
-  ',"side":"',
-  '","start":"',
-  '","method":',
+  'Z","method":',
   ',"path":',
   ',"authority":',
   ',"bytes_in":',
-  ',"caller":',
-  ',"destination":',
   ',"trace_id":',
   ',"request_id":',
   ',"duration_ms":',
@@ -70,7 +64,7 @@ const _K = [
   "}",
 ].map((k) => _enc.encode(k));
 /** Bytes of the constant parts and the numbers and date together, with room to spare. */
-const _FIXED_BYTES = _K.reduce((a, k) => a + k.length, 0) + 6 * 24 + 32;
+const _FIXED_BYTES = _K.reduce((a, k) => a + k.length, 0) + 80 + 6 * 24 + 32;
 
 /**
  * Most bytes {@linkcode encodeAccessLine} may write for these fields: a string may grow six
@@ -85,28 +79,29 @@ export function accessLineMaxBytes(b: AccessBase, e: AccessEnd): number {
 
 /**
  * Writes the JSON line (no newline) for a request into `out` from `at`, which must have
- * {@linkcode accessLineMaxBytes} free; returns where it ends. Bytes are written field by field
- * straight from the values: this runs once per request on both proxies, and building a string
- * first (then checking it for escapes and encoding it) cost several times more.
+ * {@linkcode accessLineMaxBytes} free; returns where it ends. The fields that are the same for
+ * every request of one caller and destination on one proxy side (type, node, side, caller,
+ * destination) come first and are copied as one pre-encoded block; the rest are written byte
+ * by byte straight from the values: this runs once per request on both proxies, and building
+ * a string first (then checking it for escapes and encoding it) cost several times more.
  */
 export function encodeAccessLine(b: AccessBase, e: AccessEnd, out: Uint8Array, at: number): number {
-  at = _key(out, at, _prefix(b));
-  at = _putIso(out, at, b.start);
-  at = _putStr(out, _key(out, at, _K[4]!), b.method);
-  at = _putStr(out, _key(out, at, _K[5]!), b.path);
-  at = _putStr(out, _key(out, at, _K[6]!), b.authority);
-  at = _putNum(out, _key(out, at, _K[7]!), b.bytes_in);
-  at = _putStr(out, _key(out, at, _K[8]!), b.caller);
-  at = _putStr(out, _key(out, at, _K[9]!), b.destination);
-  at = _putStr(out, _key(out, at, _K[10]!), b.trace_id);
-  at = _putStr(out, _key(out, at, _K[11]!), b.request_id);
-  at = _putNum(out, _key(out, at, _K[12]!), e.duration_ms);
-  at = _putNum(out, _key(out, at, _K[13]!), e.status);
-  at = _putNum(out, _key(out, at, _K[14]!), e.bytes_out);
-  at = _putStr(out, _key(out, at, _K[15]!), e.endpoint);
-  at = _putNum(out, _key(out, at, _K[16]!), e.retries);
-  at = _putStr(out, _key(out, at, _K[17]!), e.error);
-  return _key(out, at, _K[18]!);
+  const p = _prefix(b);
+  out.set(p, at);
+  at = _putIso(out, at + p.length, b.start);
+  at = _putStr(out, _key(out, at, _K[0]!), b.method);
+  at = _putStr(out, _key(out, at, _K[1]!), b.path);
+  at = _putStr(out, _key(out, at, _K[2]!), b.authority);
+  at = _putNum(out, _key(out, at, _K[3]!), b.bytes_in);
+  at = _putStr(out, _key(out, at, _K[4]!), b.trace_id);
+  at = _putStr(out, _key(out, at, _K[5]!), b.request_id);
+  at = _putNum(out, _key(out, at, _K[6]!), e.duration_ms);
+  at = _putNum(out, _key(out, at, _K[7]!), e.status);
+  at = _putNum(out, _key(out, at, _K[8]!), e.bytes_out);
+  at = _putStr(out, _key(out, at, _K[9]!), e.endpoint);
+  at = _putNum(out, _key(out, at, _K[10]!), e.retries);
+  at = _putStr(out, _key(out, at, _K[11]!), e.error);
+  return _key(out, at, _K[12]!);
 }
 
 /** The JSON line (no newline) for a request, as a string (see {@linkcode encodeAccessLine}). */
@@ -161,8 +156,8 @@ let _isoSecond = Number.NaN;
 let _isoPrefix = new Uint8Array(0);
 
 /**
- * Writes epoch ms as ISO 8601 (as `Date.toISOString`), formatting the date part once per
- * second; returns where it ends.
+ * Writes epoch ms as ISO 8601 (as `Date.toISOString`, without the closing `Z`), formatting the
+ * date part once per second; returns where it ends.
  */
 function _putIso(out: Uint8Array, at: number, ms: number): number {
   const t = Math.floor(ms);
@@ -176,8 +171,7 @@ function _putIso(out: Uint8Array, at: number, ms: number): number {
   out[at] = 48 + Math.floor(m / 100);
   out[at + 1] = 48 + (Math.floor(m / 10) % 10);
   out[at + 2] = 48 + (m % 10);
-  out[at + 3] = 90; // Z
-  return at + 4;
+  return at + 3;
 }
 
 /** A non-negative integer below 10^9 in decimal; returns where it ends. */
@@ -196,32 +190,58 @@ interface _Prefix {
   type: string;
   side: string;
   node: string;
+  caller: string | null;
+  destination: string;
   bytes: Uint8Array;
 }
 
-/** The two line starts last used (a proxy logs as client and as server). */
-let _p1: _Prefix | null = null;
-let _p2: _Prefix | null = null;
+const _PREFIX_HEAD = _enc.encode('{"type":"');
+const _PREFIX_KEYS = [
+  '","node":',
+  ',"side":"',
+  '","caller":',
+  ',"destination":',
+  ',"start":"',
+].map((k) => _enc.encode(k));
+/** How many line starts are kept (a proxy sees a few callers and destinations per side). */
+const _PREFIXES = 16;
+const _prefixes: _Prefix[] = [];
+let _nextPrefix = 0;
 
 /**
- * The line's first bytes through `"start":"`: the same for every line of one proxy side, so
- * they are encoded once and compared by field, never rebuilt per line.
+ * The line's first bytes through `"start":"`: the same for every line of one proxy side,
+ * caller and destination, so they are encoded once and compared by field, never rebuilt per
+ * line.
  */
 function _prefix(b: AccessBase): Uint8Array {
-  if (_p1 !== null && _p1.side === b.side && _p1.node === b.node && _p1.type === b.type) {
-    return _p1.bytes;
+  for (let i = 0; i < _prefixes.length; i++) {
+    const p = _prefixes[i]!;
+    if (
+      p.caller === b.caller && p.destination === b.destination && p.side === b.side &&
+      p.node === b.node && p.type === b.type
+    ) return p.bytes;
   }
-  if (_p2 !== null && _p2.side === b.side && _p2.node === b.node && _p2.type === b.type) {
-    return _p2.bytes;
-  }
-  const out = new Uint8Array(64 + 6 * b.node.length);
-  let at = _raw(out, 0, _K[0]!, b.type);
-  at = _putStr(out, _key(out, at, _K[1]!), b.node);
-  at = _raw(out, at, _K[2]!, b.side);
-  at = _key(out, at, _K[3]!);
-  _p2 = _p1;
-  _p1 = { type: b.type, side: b.side, node: b.node, bytes: out.slice(0, at) };
-  return _p1.bytes;
+  const out = new Uint8Array(
+    64 + 6 * (b.node.length + (b.caller?.length ?? 0) + b.destination.length),
+  );
+  let at = _raw(out, 0, _PREFIX_HEAD, b.type);
+  at = _putStr(out, _key(out, at, _PREFIX_KEYS[0]!), b.node);
+  at = _raw(out, at, _PREFIX_KEYS[1]!, b.side);
+  at = _putStr(out, _key(out, at, _PREFIX_KEYS[2]!), b.caller);
+  at = _putStr(out, _key(out, at, _PREFIX_KEYS[3]!), b.destination);
+  at = _key(out, at, _PREFIX_KEYS[4]!);
+  const p: _Prefix = {
+    type: b.type,
+    side: b.side,
+    node: b.node,
+    caller: b.caller,
+    destination: b.destination,
+    bytes: out.slice(0, at),
+  };
+  // Replaced in turn once full: a proxy calling many destinations re-encodes, never grows.
+  _prefixes[_nextPrefix] = p;
+  _nextPrefix = (_nextPrefix + 1) % _PREFIXES;
+  return p.bytes;
 }
 
 /**
