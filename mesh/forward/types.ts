@@ -130,6 +130,11 @@ export interface RouteDecision {
    * layer wraps instead.
    */
   recording?: ExchangeRecord | null;
+  /**
+   * On decisions that carry `recording`: adds a pre-encoded header line (a traced request's new
+   * `traceparent`) that every try from now on sends after the `extraRequestHeaders` it has.
+   */
+  addRequestHeader?(line: string): void;
   /** Set when a Route mirrors this request: where its fire-and-forget copy goes. */
   mirror?: MirrorTarget;
   /** Set when a fault injection delays this request: ms to wait before the first try. */

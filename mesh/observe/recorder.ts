@@ -2,11 +2,12 @@
  * The record layer: the one place the proxy's request path meets tracing and access logs.
  * The router hands each routed request's decision to {@linkcode Recorder.record}; with neither
  * configured, or with tracing only and the request not sampled, the decision goes back
- * untouched (no span, no object). An unsampled request with an access log gets one line object
- * hooked onto its decision (`RouteDecision.recording`), which the decision calls when it ends.
- * A sampled request (or a decision that cannot carry the hook) gets a wrapper that forwards
- * every call to the original, adds the new `traceparent`, and at the end closes the span and
- * queues the line.
+ * untouched (no span, no object). A recorded request gets one object hooked onto its decision
+ * (`RouteDecision.recording`), which the decision calls when it ends: the access line of an
+ * unsampled request, or the span (and line) of a sampled one, whose new `traceparent` the
+ * decision then sends with every try (`RouteDecision.addRequestHeader`). Only a decision that
+ * cannot carry the hook gets a wrapper that forwards every call to the original, adds the
+ * `traceparent`, and at the end closes the span and queues the line.
  * @module
  */
 import {
@@ -186,7 +187,15 @@ export class Recorder {
     }
     // Read now: a streamed request body may overwrite the head's bytes before the end.
     const base = o.accessLog === null ? null : this.#base(head, side, call, startMs, traceId);
-    return new _Recorded(decision, tpLine, span, { o, side, call, base });
+    const c: _Ctx = { o, side, call, base, span };
+    if (decision.recording === null && decision.addRequestHeader !== undefined) {
+      // Hooked like the unsampled line: the forwarder then sees one kind of decision for every
+      // request, so the 1% that are traced do not make its calls on the decision polymorphic.
+      if (tpLine !== null) decision.addRequestHeader(tpLine);
+      decision.recording = new _Traced(c);
+      return decision;
+    }
+    return new _Recorded(decision, tpLine, c);
   }
 
   /** Records a request the proxy answered itself at routing (denied, no route, ...). */
@@ -348,6 +357,70 @@ interface _Ctx {
   side: Side;
   call: CallInfo;
   base: AccessBase | null;
+  span: SpanHandle | null;
+}
+
+/**
+ * Ends a recorded exchange: closes its span (if traced) and writes its line (if logged), after
+ * `attempts` tries, the last to `ep` ending in `last`.
+ */
+function _finish(
+  c: _Ctx,
+  status: number,
+  bytesOut: number,
+  attempts: number,
+  ep: Endpoint | null,
+  last: Outcome | null,
+): void {
+  const end = c.o.now();
+  const retries = Math.max(0, attempts - 1);
+  const error = causeOf(status, attempts, last);
+  const endpoint = ep?.key ?? null;
+  if (c.span !== null) {
+    const attrs: SpanAttributes = {
+      "http.response.status_code": status,
+      "skein.retries": retries,
+    };
+    if (endpoint !== null) {
+      attrs["network.peer.address"] = endpoint;
+      attrs["server.endpoint"] = endpoint;
+    }
+    const id = c.side === "client" ? ep?.identity ?? c.call.peerIdentity : c.call.caller;
+    if (id !== null && id !== undefined) attrs["skein.peer.spiffe_id"] = id;
+    if (error !== null) attrs["skein.error"] = error;
+    if (status >= 500 || status === 0) attrs["error"] = true;
+    c.span.end(attrs, status >= 500 || status === 0, end);
+  }
+  if (c.base !== null) {
+    c.o.accessLog!.writeRecord(c.base, {
+      duration_ms: end - c.base.start,
+      status,
+      bytes_out: bytesOut,
+      endpoint,
+      retries,
+      error,
+    });
+  }
+}
+
+/** A traced (or otherwise fully recorded) exchange, hooked onto a decision that reports its end. */
+class _Traced implements ExchangeRecord {
+  readonly #c: _Ctx;
+
+  constructor(c: _Ctx) {
+    this.#c = c;
+  }
+
+  done(
+    status: number,
+    bytesOut: number,
+    _bytesIn: number | undefined,
+    tries: number,
+    ep: Endpoint | null,
+    last: Outcome | null,
+  ): void {
+    _finish(this.#c, status, bytesOut, tries, ep, last);
+  }
 }
 
 /**
@@ -359,7 +432,6 @@ class _Recorded implements RouteDecision {
   readonly #d: RouteDecision;
   /** The `traceparent` line sent on when sampled, else null. */
   readonly #tp: string | null;
-  readonly #span: SpanHandle | null;
   readonly #c: _Ctx;
   #attempts = 0;
   #ep: Endpoint | null = null;
@@ -368,10 +440,9 @@ class _Recorded implements RouteDecision {
   #extraIn: string | undefined = undefined;
   #extraOut: string | undefined = undefined;
 
-  constructor(d: RouteDecision, tp: string | null, span: SpanHandle | null, c: _Ctx) {
+  constructor(d: RouteDecision, tp: string | null, c: _Ctx) {
     this.#d = d;
     this.#tp = tp;
-    this.#span = span;
     this.#c = c;
   }
 
@@ -439,35 +510,6 @@ class _Recorded implements RouteDecision {
 
   onDone(status: number, bytesOut = 0, bytesIn?: number): void {
     this.#d.onDone?.(status, bytesOut, bytesIn);
-    const c = this.#c;
-    const end = c.o.now();
-    const retries = Math.max(0, this.#attempts - 1);
-    const error = causeOf(status, this.#attempts, this.#last);
-    const endpoint = this.#ep?.key ?? null;
-    if (this.#span !== null) {
-      const attrs: SpanAttributes = {
-        "http.response.status_code": status,
-        "skein.retries": retries,
-      };
-      if (endpoint !== null) {
-        attrs["network.peer.address"] = endpoint;
-        attrs["server.endpoint"] = endpoint;
-      }
-      const id = c.side === "client" ? this.#ep?.identity ?? c.call.peerIdentity : c.call.caller;
-      if (id !== null && id !== undefined) attrs["skein.peer.spiffe_id"] = id;
-      if (error !== null) attrs["skein.error"] = error;
-      if (status >= 500 || status === 0) attrs["error"] = true;
-      this.#span.end(attrs, status >= 500 || status === 0, end);
-    }
-    if (c.base !== null) {
-      c.o.accessLog!.writeRecord(c.base, {
-        duration_ms: end - c.base.start,
-        status,
-        bytes_out: bytesOut,
-        endpoint,
-        retries,
-        error,
-      });
-    }
+    _finish(this.#c, status, bytesOut, this.#attempts, this.#ep, this.#last);
   }
 }

@@ -362,3 +362,32 @@ Deno.test("a sampled request is still wrapped (its trace header and span), and i
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a sampled request on a decision that takes header lines is hooked, not wrapped", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const log = new AccessLog(`${dir}/a.log`, { logger: nullLogger });
+    const s = sink();
+    const rec = new Recorder({ node: "n", sampling: "always", sink: s.sink, accessLog: log });
+    const added: string[] = [];
+    const d = { ...trackingDecision(), addRequestHeader: (l: string) => void added.push(l) };
+    // The spread copied the hook's closure over the original object: report through this one.
+    d.onDone = (st, out = 0, inn) => {
+      d.done.push(st);
+      d.recording?.done(st, out, inn, 1, null, { kind: "response", status: st });
+    };
+    const h = head(`traceparent: 00-${TRACE}-00f067aa0ba902b7-01\r\n`);
+    assertStrictEquals(rec.record(d, h, OUT, undefined, calls), d);
+    assertEquals(added, [`traceparent: 00-${TRACE}-${"b".repeat(16)}-01\r\n`]);
+    assertEquals(h.hasHopByHop, true, "the caller's traceparent is replaced");
+    d.onDone!(200, 3);
+    await log.close();
+    const lines = (await Deno.readTextFile(`${dir}/a.log`)).trim().split("\n");
+    assertEquals(lines.length, 1);
+    assertEquals(JSON.parse(lines[0]!).trace_id, TRACE);
+    assertEquals(s.ended, 1);
+    assertEquals(d.done, [200]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

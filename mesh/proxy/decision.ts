@@ -75,6 +75,8 @@ export class Decision implements RouteDecision {
   #tries = 0;
   #lastEp: Endpoint | null = null;
   #last: Outcome | null = null;
+  /** The line the record layer added to every try (a `traceparent`), if any. */
+  #added: string | undefined = undefined;
 
   /** Plans a request (or, with `tcp`, an opaque connection) over `balancer`. */
   constructor(
@@ -109,8 +111,17 @@ export class Decision implements RouteDecision {
     if (ep === null) return null;
     this.#balancer.onStart(ep);
     this.#picked = ep;
-    if (this.#dest.perEndpointHeaders) this.extraRequestHeaders = this.#dest.headerFor(ep.key);
+    if (this.#dest.perEndpointHeaders) {
+      const h = this.#dest.headerFor(ep.key);
+      this.extraRequestHeaders = this.#added === undefined ? h : (h ?? "") + this.#added;
+    }
     return ep;
+  }
+
+  /** Sends `line` with every try from now on (the record layer's `traceparent`). */
+  addRequestHeader(line: string): void {
+    this.#added = line;
+    this.extraRequestHeaders = (this.extraRequestHeaders ?? "") + line;
   }
 
   /** The backoff before another try, or null to stop (the retry policy decides). */
