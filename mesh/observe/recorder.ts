@@ -21,6 +21,7 @@ import {
 } from "../forward/types.ts";
 import { headerValue, markHopByHop, type RequestHead } from "../http1/mod.ts";
 import type { AccessLog } from "./access_log.ts";
+import { wallNow } from "./wall_clock.ts";
 import { type AccessBase, type AccessEnd, causeOf } from "./access_record.ts";
 import type { SpanAttributes, SpanHandle, SpanSink } from "../../common/trace/span_sink.ts";
 import {
@@ -48,7 +49,7 @@ export interface RecorderOptions {
   accessLog: AccessLog | null;
   /** Uniform random in [0, 1). @default Math.random */
   random?: () => number;
-  /** Wall clock in epoch ms. @default Date.now */
+  /** Wall clock in epoch ms. @default wallNow (the per-turn clock, see `wall_clock.ts`) */
   now?: () => number;
 }
 
@@ -94,7 +95,7 @@ export class Recorder {
 
   /** Records with the given tracer and access log (either may be null). */
   constructor(opts: RecorderOptions) {
-    this.#o = { random: Math.random, now: Date.now, ...opts };
+    this.#o = { random: Math.random, now: wallNow, ...opts };
   }
 
   /** Starts tracing with `sink` (loaded after the data plane started). */
@@ -244,7 +245,7 @@ export class Recorder {
           node: o.node,
           side: "client",
           start: new Date(start).toISOString(),
-          duration_ms: end - start,
+          duration_ms: _ms(end - start),
           status,
           bytes_in: bytesIn,
           bytes_out: bytesOut,
@@ -336,7 +337,7 @@ class _Line implements AccessBase, ExchangeRecord {
     last: Outcome | null,
   ): void {
     const e = this.#end;
-    e.duration_ms = this.#o.now() - this.start;
+    e.duration_ms = _ms(this.#o.now() - this.start);
     e.status = status;
     e.bytes_out = bytesOut;
     e.endpoint = ep?.key ?? null;
@@ -344,6 +345,14 @@ class _Line implements AccessBase, ExchangeRecord {
     e.error = causeOf(status, tries, last);
     this.#o.accessLog!.writeRecord(this, e);
   }
+}
+
+/**
+ * A duration in whole ms, as the difference of two `Date.now()` readings gave it: the clock has
+ * sub-millisecond fractions, and an integer is written digit by digit where a fraction is not.
+ */
+function _ms(d: number): number {
+  return Math.max(0, Math.round(d));
 }
 
 /** The path of a request target, without the query. */
@@ -393,7 +402,7 @@ function _finish(
   }
   if (c.base !== null) {
     c.o.accessLog!.writeRecord(c.base, {
-      duration_ms: end - c.base.start,
+      duration_ms: _ms(end - c.base.start),
       status,
       bytes_out: bytesOut,
       endpoint,
