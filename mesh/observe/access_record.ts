@@ -53,16 +53,20 @@ const _K = [
   ',"path":',
   ',"authority":',
   ',"bytes_in":',
-  ',"trace_id":',
-  ',"request_id":',
   ',"duration_ms":',
   ',"status":',
   ',"bytes_out":',
   ',"endpoint":',
   ',"retries":',
   ',"error":',
+  ',"trace_id":',
+  ',"request_id":',
   "}",
 ].map((k) => _enc.encode(k));
+/** The usual end of a line: no retry, no error, no trace, no request id. */
+const _PLAIN_TAIL = _enc.encode(
+  ',"retries":0,"error":null,"trace_id":null,"request_id":null}',
+);
 /** Bytes of the constant parts and the numbers and date together, with room to spare. */
 const _FIXED_BYTES = _K.reduce((a, k) => a + k.length, 0) + 80 + 6 * 24 + 32;
 
@@ -93,14 +97,18 @@ export function encodeAccessLine(b: AccessBase, e: AccessEnd, out: Uint8Array, a
   at = _putStr(out, _key(out, at, _K[1]!), b.path);
   at = _putStr(out, _key(out, at, _K[2]!), b.authority);
   at = _putNum(out, _key(out, at, _K[3]!), b.bytes_in);
-  at = _putStr(out, _key(out, at, _K[4]!), b.trace_id);
-  at = _putStr(out, _key(out, at, _K[5]!), b.request_id);
-  at = _putNum(out, _key(out, at, _K[6]!), e.duration_ms);
-  at = _putNum(out, _key(out, at, _K[7]!), e.status);
-  at = _putNum(out, _key(out, at, _K[8]!), e.bytes_out);
-  at = _putStr(out, _key(out, at, _K[9]!), e.endpoint);
-  at = _putNum(out, _key(out, at, _K[10]!), e.retries);
-  at = _putStr(out, _key(out, at, _K[11]!), e.error);
+  at = _putNum(out, _key(out, at, _K[4]!), e.duration_ms);
+  at = _putNum(out, _key(out, at, _K[5]!), e.status);
+  at = _putNum(out, _key(out, at, _K[6]!), e.bytes_out);
+  at = _putStr(out, _key(out, at, _K[7]!), e.endpoint);
+  if (e.retries === 0 && e.error === null && b.trace_id === null && b.request_id === null) {
+    out.set(_PLAIN_TAIL, at);
+    return at + _PLAIN_TAIL.length;
+  }
+  at = _putNum(out, _key(out, at, _K[8]!), e.retries);
+  at = _putStr(out, _key(out, at, _K[9]!), e.error);
+  at = _putStr(out, _key(out, at, _K[10]!), b.trace_id);
+  at = _putStr(out, _key(out, at, _K[11]!), b.request_id);
   return _key(out, at, _K[12]!);
 }
 
