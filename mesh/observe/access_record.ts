@@ -47,8 +47,14 @@ export type AccessEnd = Pick<
 const _enc = new TextEncoder();
 const _dec = new TextDecoder();
 
-/** The constant parts of a line after its per-call prefix, in field order, as bytes. */
-const _K = [
+/**
+ * The constant parts of a line after its per-call prefix, in field order, then `null` and the
+ * usual end of a line (no retry, error, trace or request id). They live in one byte array
+ * ({@linkcode _T}), found by index in {@linkcode _O}: a busy proxy runs this once per request
+ * between a lot of other work, so the fewer separate objects it touches the fewer cache misses
+ * it takes (thirteen small arrays meant thirteen more objects and backing stores to load).
+ */
+const _PARTS = [
   'Z","method":',
   ',"path":',
   ',"authority":',
@@ -62,13 +68,22 @@ const _K = [
   ',"trace_id":',
   ',"request_id":',
   "}",
-].map((k) => _enc.encode(k));
-/** The usual end of a line: no retry, no error, no trace, no request id. */
-const _PLAIN_TAIL = _enc.encode(
+  "null",
   ',"retries":0,"error":null,"trace_id":null,"request_id":null}',
-);
+];
+const _T = _enc.encode(_PARTS.join(""));
+/** Offset and length of each of {@linkcode _PARTS} in {@linkcode _T}, in pairs. */
+const _O = new Int32Array(_PARTS.length * 2);
+_PARTS.reduce((off, k, i) => {
+  _O[2 * i] = off;
+  _O[2 * i + 1] = k.length;
+  return off + k.length;
+}, 0);
+const K_METHOD = 0, K_PATH = 1, K_AUTHORITY = 2, K_BYTES_IN = 3, K_DURATION = 4, K_STATUS = 5;
+const K_BYTES_OUT = 6, K_ENDPOINT = 7, K_RETRIES = 8, K_ERROR = 9, K_TRACE_ID = 10;
+const K_REQUEST_ID = 11, K_CLOSE = 12, K_NULL = 13, K_PLAIN_TAIL = 14;
 /** Bytes of the constant parts and the numbers and date together, with room to spare. */
-const _FIXED_BYTES = _K.reduce((a, k) => a + k.length, 0) + 80 + 6 * 24 + 32;
+const _FIXED_BYTES = _T.length + 80 + 6 * 24 + 32;
 
 /**
  * Most bytes {@linkcode encodeAccessLine} may write for these fields: a string may grow six
@@ -93,23 +108,22 @@ export function encodeAccessLine(b: AccessBase, e: AccessEnd, out: Uint8Array, a
   const p = _prefix(b);
   out.set(p, at);
   at = _putIso(out, at + p.length, b.start);
-  at = _putStr(out, _key(out, at, _K[0]!), b.method);
-  at = _putStr(out, _key(out, at, _K[1]!), b.path);
-  at = _putStr(out, _key(out, at, _K[2]!), b.authority);
-  at = _putNum(out, _key(out, at, _K[3]!), b.bytes_in);
-  at = _putNum(out, _key(out, at, _K[4]!), e.duration_ms);
-  at = _putNum(out, _key(out, at, _K[5]!), e.status);
-  at = _putNum(out, _key(out, at, _K[6]!), e.bytes_out);
-  at = _putStr(out, _key(out, at, _K[7]!), e.endpoint);
+  at = _putStr(out, _key(out, at, K_METHOD), b.method);
+  at = _putStr(out, _key(out, at, K_PATH), b.path);
+  at = _putStr(out, _key(out, at, K_AUTHORITY), b.authority);
+  at = _putNum(out, _key(out, at, K_BYTES_IN), b.bytes_in);
+  at = _putNum(out, _key(out, at, K_DURATION), e.duration_ms);
+  at = _putNum(out, _key(out, at, K_STATUS), e.status);
+  at = _putNum(out, _key(out, at, K_BYTES_OUT), e.bytes_out);
+  at = _putStr(out, _key(out, at, K_ENDPOINT), e.endpoint);
   if (e.retries === 0 && e.error === null && b.trace_id === null && b.request_id === null) {
-    out.set(_PLAIN_TAIL, at);
-    return at + _PLAIN_TAIL.length;
+    return _key(out, at, K_PLAIN_TAIL);
   }
-  at = _putNum(out, _key(out, at, _K[8]!), e.retries);
-  at = _putStr(out, _key(out, at, _K[9]!), e.error);
-  at = _putStr(out, _key(out, at, _K[10]!), b.trace_id);
-  at = _putStr(out, _key(out, at, _K[11]!), b.request_id);
-  return _key(out, at, _K[12]!);
+  at = _putNum(out, _key(out, at, K_RETRIES), e.retries);
+  at = _putStr(out, _key(out, at, K_ERROR), e.error);
+  at = _putStr(out, _key(out, at, K_TRACE_ID), b.trace_id);
+  at = _putStr(out, _key(out, at, K_REQUEST_ID), b.request_id);
+  return _key(out, at, K_CLOSE);
 }
 
 /** The JSON line (no newline) for a request, as a string (see {@linkcode encodeAccessLine}). */
@@ -118,22 +132,29 @@ export function accessLine(b: AccessBase, e: AccessEnd): string {
   return _dec.decode(out.subarray(0, encodeAccessLine(b, e, out, 0)));
 }
 
-/** Copies the constant `k`; returns where it ends. */
-function _key(out: Uint8Array, at: number, k: Uint8Array): number {
+/** Copies constant part `k` of {@linkcode _T}; returns where it ends. */
+function _key(out: Uint8Array, at: number, k: number): number {
+  const off = _O[2 * k]!, n = _O[2 * k + 1]!;
+  for (let i = 0; i < n; i++) out[at + i] = _T[off + i]!;
+  return at + n;
+}
+
+/** Copies the bytes `k`; returns where they end. */
+function _bytes(out: Uint8Array, at: number, k: Uint8Array): number {
   for (let i = 0; i < k.length; i++) out[at + i] = k[i]!;
   return at + k.length;
 }
 
 /** Copies `k` then the known-plain ASCII `s` (no quotes added); returns where it ends. */
 function _raw(out: Uint8Array, at: number, k: Uint8Array, s: string): number {
-  at = _key(out, at, k);
+  at = _bytes(out, at, k);
   for (let i = 0; i < s.length; i++) out[at++] = s.charCodeAt(i);
   return at;
 }
 
 /** `s` as a JSON string value (or `null`); returns where it ends. */
 function _putStr(out: Uint8Array, at: number, s: string | null): number {
-  if (s === null) return _key(out, at, _NULL);
+  if (s === null) return _key(out, at, K_NULL);
   const start = at;
   out[at++] = 34;
   for (let i = 0; i < s.length; i++) {
@@ -148,11 +169,9 @@ function _putStr(out: Uint8Array, at: number, s: string | null): number {
   return at;
 }
 
-const _NULL = _enc.encode("null");
-
 /** `n` as a JSON value (JSON has no NaN or Infinity); returns where it ends. */
 function _putNum(out: Uint8Array, at: number, n: number | null): number {
-  if (n === null || !Number.isFinite(n)) return _key(out, at, _NULL);
+  if (n === null || !Number.isFinite(n)) return _key(out, at, K_NULL);
   if (n >= 0 && n < 1e9 && n === Math.floor(n)) return _putDigits(out, at, n);
   const t = String(n);
   for (let i = 0; i < t.length; i++) out[at++] = t.charCodeAt(i);
@@ -161,7 +180,7 @@ function _putNum(out: Uint8Array, at: number, n: number | null): number {
 
 /** The second last formatted, and its ISO 8601 bytes up to the dot before the milliseconds. */
 let _isoSecond = Number.NaN;
-let _isoPrefix = new Uint8Array(0);
+const _isoPrefix = new Uint8Array(20);
 
 /**
  * Writes epoch ms as ISO 8601 (as `Date.toISOString`, without the closing `Z`), formatting the
@@ -172,9 +191,9 @@ function _putIso(out: Uint8Array, at: number, ms: number): number {
   const sec = Math.floor(t / 1000);
   if (sec !== _isoSecond) {
     _isoSecond = sec;
-    _isoPrefix = _enc.encode(new Date(sec * 1000).toISOString().slice(0, 20));
+    _enc.encodeInto(new Date(sec * 1000).toISOString().slice(0, 20), _isoPrefix);
   }
-  at = _key(out, at, _isoPrefix);
+  at = _bytes(out, at, _isoPrefix);
   const m = t - sec * 1000;
   out[at] = 48 + Math.floor(m / 100);
   out[at + 1] = 48 + (Math.floor(m / 10) % 10);
@@ -233,11 +252,11 @@ function _prefix(b: AccessBase): Uint8Array {
     64 + 6 * (b.node.length + (b.caller?.length ?? 0) + b.destination.length),
   );
   let at = _raw(out, 0, _PREFIX_HEAD, b.type);
-  at = _putStr(out, _key(out, at, _PREFIX_KEYS[0]!), b.node);
+  at = _putStr(out, _bytes(out, at, _PREFIX_KEYS[0]!), b.node);
   at = _raw(out, at, _PREFIX_KEYS[1]!, b.side);
-  at = _putStr(out, _key(out, at, _PREFIX_KEYS[2]!), b.caller);
-  at = _putStr(out, _key(out, at, _PREFIX_KEYS[3]!), b.destination);
-  at = _key(out, at, _PREFIX_KEYS[4]!);
+  at = _putStr(out, _bytes(out, at, _PREFIX_KEYS[2]!), b.caller);
+  at = _putStr(out, _bytes(out, at, _PREFIX_KEYS[3]!), b.destination);
+  at = _bytes(out, at, _PREFIX_KEYS[4]!);
   const p: _Prefix = {
     type: b.type,
     side: b.side,
