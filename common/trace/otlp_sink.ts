@@ -132,6 +132,9 @@ export function exportBody(resource: SpanAttributes, spans: readonly FinishedSpa
   });
 }
 
+/** An export with no spans: how a sink whose last export failed asks whether the collector is back. */
+export const EMPTY_EXPORT_BODY = '{"resourceSpans":[]}';
+
 /** POSTs an OTLP/JSON body; any 2xx is success, anything else (or no answer in time) is not. */
 async function _fetchPost(url: string, body: string, timeoutMs: number): Promise<boolean> {
   try {
@@ -172,11 +175,17 @@ export function createOtlpSink(opts: OtlpSinkOptions): SpanSink {
     }, delay);
     Deno.unrefTimer(timer as unknown as number);
   };
+  /** Whether the last export failed: the next one first asks with an empty body. */
+  let failing = false;
   const exportAll = async () => {
     while (queue.length > 0) {
       const spans = queue.length <= batch ? queue : queue.slice(0, batch);
       queue = queue.length <= batch ? [] : queue.slice(batch);
-      if (await post(url, exportBody(resource, spans), timeout)) stats.exported += spans.length;
+      // A collector that is down stays down for a while: it costs a probe, not a batch's JSON.
+      const ok = (!failing || await post(url, EMPTY_EXPORT_BODY, timeout)) &&
+        await post(url, exportBody(resource, spans), timeout);
+      failing = !ok;
+      if (ok) stats.exported += spans.length;
       else {
         stats.dropped += spans.length;
         return; // the collector failed: wait for the next timer before trying again

@@ -147,3 +147,37 @@ Deno.test("the default post reaches a real OTLP/HTTP receiver, and a refused one
     await server.shutdown();
   }
 });
+
+Deno.test("after a failed export, a collector still down gets an empty probe, not the next batch", async () => {
+  let up = false;
+  const r = recorder(() => Promise.resolve(up));
+  const s2 = createOtlpSink({
+    endpoint: "http://c:4318",
+    serviceName: "s",
+    post: r.post,
+    exportDelayMs: 1,
+  });
+  const end2 = () => s2.start("client", "n", null, {}, 0).end({}, false, 1);
+  end2();
+  await waitFor(() => s2.stats().dropped === 1);
+  assertEquals(
+    r.posted.map((p) => p.body.resourceSpans.length),
+    [1],
+    "the first try sends the batch",
+  );
+  end2();
+  await waitFor(() => s2.stats().dropped === 2);
+  assertEquals(r.posted.map((p) => p.body.resourceSpans.length), [1, 0], "then only a probe");
+  up = true;
+  end2();
+  await waitFor(() => s2.stats().exported === 1);
+  assertEquals(r.posted.map((p) => p.body.resourceSpans.length), [1, 0, 0, 1]);
+  await s2.shutdown();
+  assertEquals(s2.stats(), { exported: 1, dropped: 2 });
+});
+
+/** Waits until `cond` holds, polling, at most about 10 s. */
+async function waitFor(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+  assertEquals(cond(), true, "condition not reached");
+}
