@@ -2,7 +2,9 @@
  * The access log's writer: lines are queued in memory and written in batches by a background
  * flush, so a request never waits for the disk. Each line is encoded straight into a reused
  * byte chunk: joining a batch into one string and encoding that allocated megabytes per flush,
- * which cost the proxy pair about 11 µs of CPU and 230 MB of RSS at 25,000 requests a second. A full disk or an unwritable file drops the
+ * which cost the proxy pair about 11 µs of CPU and 230 MB of RSS at 25,000 requests a second.
+ * A chunk is written as soon as it is full (the rest at least every flush interval), so a busy
+ * proxy reuses a few cache-warm chunks. A full disk or an unwritable file drops the
  * batch, is counted and logged (once per failure spell), and the file is opened again later;
  * `reopen()` (SIGHUP, after logrotate moved the file) starts a new file at the same path.
  * @module
@@ -114,10 +116,14 @@ export class AccessLog {
       return false;
     }
     if (this.#cur === null || this.#cur.length - this.#pos < worst) {
-      this.#seal();
+      const sealed = this.#seal();
       this.#cur = worst <= _CHUNK_BYTES
         ? this.#spare.pop() ?? new Uint8Array(_CHUNK_BYTES)
         : new Uint8Array(worst);
+      // A full chunk goes out now rather than at the next interval: its bytes come back as
+      // the next spare chunk, so a busy proxy cycles through two or three chunks that stay in
+      // the CPU's cache instead of filling a fresh part of a 4 MiB queue for every line.
+      if (sealed && this.#flushing === null) this.#startDrain(false);
     }
     return true;
   }
@@ -140,14 +146,17 @@ export class AccessLog {
     Deno.unrefTimer(this.#timer as unknown as number);
   }
 
-  /** Moves the current chunk, if it holds anything, to the flush queue. */
-  #seal(): void {
+  /** Moves the current chunk, if it holds anything, to the flush queue; whether it did. */
+  #seal(): boolean {
+    let sealed = false;
     if (this.#cur !== null && this.#curLines > 0) {
       this.#full.push({ bytes: this.#cur.subarray(0, this.#pos), lines: this.#curLines });
       this.#cur = null;
+      sealed = true;
     }
     this.#pos = 0;
     this.#curLines = 0;
+    return sealed;
   }
 
   /** Closes the file at the next write and opens the path again (after a logrotate move). */
@@ -157,8 +166,15 @@ export class AccessLog {
   }
 
   /** Writes everything queued now; resolves when done (failures are counted, not thrown). */
-  flush(): Promise<void> {
-    this.#flushing ??= this.#drain().finally(() => {
+  async flush(): Promise<void> {
+    // A write of full chunks only may be in flight: the current chunk goes after it.
+    while (this.#flushing !== null) await this.#flushing;
+    await this.#startDrain(true);
+  }
+
+  /** Starts writing the full chunks (and with `all` the current one too). */
+  #startDrain(all: boolean): Promise<void> {
+    this.#flushing = this.#drain(all).finally(() => {
       this.#flushing = null;
       if ((this.#full.length > 0 || this.#curLines > 0) && !this.#closed && this.#timer === null) {
         this.#schedule();
@@ -177,12 +193,12 @@ export class AccessLog {
     this.#sink = null;
   }
 
-  async #drain(): Promise<void> {
-    this.#seal();
+  async #drain(all: boolean): Promise<void> {
+    if (all) this.#seal();
     while (this.#full.length > 0) {
       const batch = this.#full;
       this.#full = [];
-      this.#queued = 0;
+      for (const c of batch) this.#queued -= c.bytes.length;
       const lines = batch.reduce((a, c) => a + c.lines, 0);
       const sink = this.#open();
       if (sink === null) {
@@ -208,7 +224,7 @@ export class AccessLog {
       } finally {
         this.#recycle(batch);
       }
-      this.#seal();
+      if (all) this.#seal();
     }
   }
 

@@ -93,3 +93,26 @@ Deno.test("AccessLog keeps UTF-8, lines longer than a chunk and lines written du
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("AccessLog writes a full chunk at once, before the interval, and the rest on close", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/access.log`;
+    // An interval no test waits out: only a full chunk can make lines reach the file early.
+    const a = new AccessLog(path, { logger: nullLogger, flushIntervalMs: 3_600_000 });
+    const line = `{"pad":"${"x".repeat(1000)}"}`;
+    for (let i = 0; i < 100; i++) a.write(line); // about 100 KB: more than one 64 KiB chunk
+    for (let i = 0; i < 500 && a.stats.written === 0; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert(a.stats.written > 0 && a.stats.written < 100, `written early: ${a.stats.written}`);
+    const early = (await Deno.readTextFile(path)).split("\n").length - 1;
+    assertEquals(early, a.stats.written);
+    await a.close();
+    const text = await Deno.readTextFile(path);
+    assertEquals(text, `${line}\n`.repeat(100));
+    assertEquals(a.stats, { written: 100, dropped: 0, errors: 0 });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
