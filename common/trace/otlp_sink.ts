@@ -56,7 +56,10 @@ export interface FinishedSpan {
   kind: 2 | 3;
   startMs: number;
   endMs: number;
+  /** The attributes given at start. */
   attrs: SpanAttributes;
+  /** The attributes given at the end (these win over `attrs`); merged only when exported. */
+  more: SpanAttributes;
   error: boolean;
 }
 
@@ -124,7 +127,7 @@ export function exportBody(resource: SpanAttributes, spans: readonly FinishedSpa
           kind: s.kind,
           startTimeUnixNano: _nanos(s.startMs),
           endTimeUnixNano: _nanos(s.endMs),
-          attributes: _attributes(s.attrs),
+          attributes: _attributes({ ...s.attrs, ...s.more }),
           status: s.error ? { code: 2 } : {},
         })),
       }],
@@ -228,7 +231,9 @@ export function createOtlpSink(opts: OtlpSinkOptions): SpanSink {
             kind: _KIND[kind],
             startMs,
             endMs,
-            attrs: { ...attrs, ...more },
+            // Kept apart: a collector that is down never needs them merged.
+            attrs,
+            more,
             error,
           });
         },
