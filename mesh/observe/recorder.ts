@@ -154,11 +154,15 @@ export class Recorder {
       const hasB3 = scan &&
         (headerValue(head, "x-b3-traceid") !== null || headerValue(head, "b3") !== null);
       const b3 = hasB3 ? parseB3((n) => headerValue(head, n)) : null;
+      // On the inbound every call comes from a skein proxy (or gateway), which has already
+      // drawn the sampling decision; one sent without a trace context was not sampled there,
+      // so the callee starts no trace of its own (it would be an orphan server span, and
+      // the mesh would sample twice its ratio).
       if (b3 !== null) {
-        sampled = b3.sampled ?? sampleRoot(o.sampling, o.random);
+        sampled = b3.sampled ?? (side === "client" && sampleRoot(o.sampling, o.random));
         parent = { ...b3, sampled };
         traceId = b3.traceId;
-      } else {
+      } else if (side === "client") {
         sampled = sampleRoot(o.sampling, o.random);
       }
     }

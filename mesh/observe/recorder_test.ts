@@ -86,6 +86,35 @@ Deno.test("Recorder leaves an unsampled request's decision and traceparent untou
   assertEquals(h.hasHopByHop, false, "the caller's traceparent goes on as is");
 });
 
+Deno.test("Recorder on the inbound starts no trace of its own: the calling proxy drew the sampling", () => {
+  const s = sink();
+  const rec = new Recorder({
+    node: "n",
+    sampling: "always",
+    sink: s.sink,
+    accessLog: null,
+    random: () => 0,
+  });
+  const IN = { name: "inbound", protocol: "http" as const };
+  const d = decision();
+  assertStrictEquals(rec.record(d, head(), IN, undefined, calls), d);
+  assertStrictEquals(
+    rec.record(d, head("x-b3-traceid: " + TRACE + "\r\n"), IN, undefined, calls),
+    d,
+  );
+  assertEquals(s.parents.length, 0, "no context came in, so the caller did not sample");
+  // A sampled context from the caller is still continued, and the outbound still starts roots.
+  rec.record(
+    decision(),
+    head(`traceparent: 00-${TRACE}-00f067aa0ba902b7-01\r\n`),
+    IN,
+    undefined,
+    calls,
+  );
+  rec.record(decision(), head(), OUT, undefined, calls);
+  assertEquals(s.parents.map((p) => p?.traceId ?? null), [TRACE, null]);
+});
+
 Deno.test("Recorder continues a sampled trace (W3C or B3) and sends its span as the parent", () => {
   const s = sink();
   const rec = new Recorder({ node: "n", sampling: "never", sink: s.sink, accessLog: null });

@@ -69,7 +69,8 @@ Deno.test("one request across two proxies: one trace exported over OTLP, access 
       token_file: `${dir}/ledger.token`,
       workers: 1,
       services: [{ name: "ledger", port: app.addr.port }],
-      telemetry,
+      // The callee would sample everything, but the caller's "never" is the mesh's decision.
+      telemetry: { otlp: otlp.url, sampling: "always" },
       access_log: { path: `${dir}/ledger-access.log` },
     });
     proxies.push(callee);
@@ -105,6 +106,11 @@ Deno.test("one request across two proxies: one trace exported over OTLP, access 
       otlp.spans.filter((s) => s.kind === 3).length,
       1,
       "sampling never: the warm-up calls made no trace",
+    );
+    assertEquals(
+      otlp.spans.filter((s) => s.kind === 2).length,
+      1,
+      "the callee started no trace of its own for calls the caller did not sample",
     );
     const client = both.find((s) => s.kind === 3)!;
     const server = both.find((s) => s.kind === 2)!;
