@@ -14,7 +14,9 @@
  * none here: only the hop behind the gateway is mutual). Rounds are interleaved and the median
  * reported, with CPU per request of each pair's two processes from /proc.
  *
- * `deno run -A bench/ingress_bench.ts [--duration 10] [--rounds 3] [--workers N]`;
+ * `deno run -A bench/ingress_bench.ts [--duration 10] [--rounds 3] [--workers N] [--hold]`;
+ * `--hold` sets up both pairs, prints the app's process id and each target's port and process
+ * ids, and waits for Ctrl-C (for perf, strace or `top` against a live topology);
  * `SKEIN_BENCH_PROFILE_DIR=dir` writes a V8 CPU profile of each skein proxy to `dir`;
  * `runIngressBench()` for bench/run.ts (`deno task bench ingress`).
  * @module
@@ -41,6 +43,8 @@ export interface IngressBenchOptions {
   warmupSec?: number;
   /** Where progress and the table go. @default stdout */
   print?: (line: string) => void;
+  /** Set everything up, print where it listens, and wait for Ctrl-C. @default false */
+  hold?: boolean;
 }
 
 /** One target's figures. */
@@ -222,6 +226,12 @@ export async function runIngressBench(opts: IngressBenchOptions = {}): Promise<I
     await waitPort(gwPort, "skein gateway");
     await _waitThrough(gwPort, "skein gateway");
     targets.push({ name: "skein-ingress", port: gwPort, pids: [gw.pid, pxApp.pid] });
+    if (opts.hold === true) {
+      // Profiling aid: leave both pairs up and say where each listens.
+      print(`hold: app pid=${children[0]!.pid}`);
+      for (const t of targets) print(`hold: ${t.name} port=${t.port} pids=${t.pids.join(",")}`);
+      await new Promise(() => {});
+    }
 
     for (const t of targets) await _wrkHttps(t.port, opts.warmupSec ?? WARMUP_SEC, conns);
     const runs = new Map(
@@ -292,5 +302,6 @@ if (import.meta.main) {
     rounds: arg("rounds") ? Number(arg("rounds")) : undefined,
     warmupSec: arg("warmup") ? Number(arg("warmup")) : undefined,
     workers: w === undefined ? undefined : w === "auto" ? "auto" : Number(w),
+    hold: Deno.args.includes("--hold"),
   });
 }
