@@ -24,6 +24,7 @@
 import { createJoinToken } from "../tests/skein_cli.ts";
 import { makeHaproxyPki, skeinArgs, startBenchControl } from "./apps/mtls_setup.ts";
 import { cpuMs, freePort, ROUND_WARMUP_SEC, waitPort, WARMUP_SEC } from "./mesh_bench.ts";
+import { machineTicks, readSched, type SchedShare, schedShare } from "./sched_share.ts";
 
 const ROOT = new URL("./", import.meta.url).pathname;
 /** Tries (50 ms apart) for the gateway to learn the app's endpoint from the control node. */
@@ -61,6 +62,11 @@ export interface IngressTarget {
   errors: number;
   /** CPU per request of each process (front first), µs, median over rounds. */
   cpuUsPerReq: number[];
+  /**
+   * Where the median round's wall time went for the pair's two processes and then the app
+   * (see bench/sched_share.ts), and the machine's idle share in that round, in percent.
+   */
+  sched: { processes: SchedShare[]; machineIdle: number };
 }
 
 async function _wrkHttps(port: number, sec: number, conns: number) {
@@ -238,13 +244,28 @@ export async function runIngressBench(opts: IngressBenchOptions = {}): Promise<I
       targets.map((t) => [t.name, [] as Awaited<ReturnType<typeof _wrkHttps>>[]]),
     );
     const cpu = new Map(targets.map((t) => [t.name, [] as number[][]]));
+    const sched = new Map(
+      targets.map((t) => [t.name, [] as { processes: SchedShare[]; machineIdle: number }[]]),
+    );
+    const appPid = children[0]!.pid;
     for (let round = 1; round <= rounds; round++) {
       for (const t of targets) {
         print(`# round ${round}/${rounds}: ${t.name}, wrk -t1 -c${conns} -d${dur}s https`);
         await _wrkHttps(t.port, ROUND_WARMUP_SEC, conns);
+        const watched = [...t.pids, appPid];
         const c0 = await Promise.all(t.pids.map(cpuMs));
+        const s0 = await Promise.all(watched.map(readSched));
+        const m0 = await machineTicks();
+        const t0 = performance.now();
         const w = await _wrkHttps(t.port, dur, conns);
+        const wallNs = (performance.now() - t0) * 1e6;
+        const m1 = await machineTicks();
+        const s1 = await Promise.all(watched.map(readSched));
         const c1 = await Promise.all(t.pids.map(cpuMs));
+        sched.get(t.name)!.push({
+          processes: watched.map((pid, i) => schedShare(pid, s0[i]!, s1[i]!, wallNs)),
+          machineIdle: (100 * (m1.idle - m0.idle)) / (m1.total - m0.total),
+        });
         runs.get(t.name)!.push(w);
         cpu.get(t.name)!.push(c1.map((c, i) => ((c - c0[i]!) * 1000) / (w.rps * dur)));
       }
@@ -252,12 +273,14 @@ export async function runIngressBench(opts: IngressBenchOptions = {}): Promise<I
     const out: IngressTarget[] = targets.map((t) => {
       const rs = runs.get(t.name)!;
       const median = [...rs].sort((a, b) => a.rps - b.rps)[Math.floor(rs.length / 2)]!;
+      const medianRound = rs.indexOf(median);
       return {
         name: t.name,
         rps: median.rps,
         rpsRounds: rs.map((r) => r.rps),
         p99Ms: median.p99Ms,
         errors: rs.reduce((n, r) => n + r.errors, 0),
+        sched: sched.get(t.name)![medianRound]!,
         cpuUsPerReq: t.pids.map((_, i) => {
           const v = cpu.get(t.name)!.map((r) => r[i]!).sort((a, b) => a - b);
           return v[Math.floor(v.length / 2)]!;
@@ -276,6 +299,24 @@ export async function runIngressBench(opts: IngressBenchOptions = {}): Promise<I
     }
     const ha = out.find((r) => r.name === "haproxy-ingress");
     const sk = out.find((r) => r.name === "skein-ingress")!;
+    print("");
+    print(
+      "Where the median round's time went (main thread on a CPU / waiting for one / asleep;" +
+        " all threads on a CPU):",
+    );
+    print("| target | machine idle | front | back | app |");
+    print("| --- | --- | --- | --- | --- |");
+    const f = (x: SchedShare) =>
+      `${x.mainOnCpu.toFixed(0)} / ${x.mainWaiting.toFixed(0)} / ${x.mainSleeping.toFixed(0)}%; ${
+        x.allOnCpu.toFixed(0)
+      }%`;
+    for (const r of out) {
+      print(
+        `| ${r.name} | ${r.sched.machineIdle.toFixed(0)}% | ${
+          r.sched.processes.map(f).join(" | ")
+        } |`,
+      );
+    }
     if (ha !== undefined) print(`\nskein / HAProxy req/s: ${(sk.rps / ha.rps).toFixed(2)}x`);
     return out;
   } finally {
