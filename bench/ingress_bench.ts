@@ -14,7 +14,8 @@
  * none here: only the hop behind the gateway is mutual). Rounds are interleaved and the median
  * reported, with CPU per request of each pair's two processes from /proc.
  *
- * `deno run -A bench/ingress_bench.ts [--duration 10] [--rounds 3] [--workers N] [--hold]`;
+ * `deno run -A bench/ingress_bench.ts [--duration 10] [--rounds 3] [--workers N|auto] [--hold]`
+ * (skein's proxies run with `workers: 1` unless told, as a proxy.yaml without `workers` does);
  * `--hold` sets up both pairs, prints the app's process id and each target's port and process
  * ids, and waits for Ctrl-C (for perf, strace or `top` against a live topology);
  * `SKEIN_BENCH_PROFILE_DIR=dir` writes a V8 CPU profile of each skein proxy to `dir`;
@@ -38,7 +39,11 @@ export interface IngressBenchOptions {
   rounds?: number;
   /** wrk connections. @default 32 */
   connections?: number;
-  /** `workers` of both skein proxies. @default "auto" */
+  /**
+   * `workers` of both skein proxies. The proxy's own default (one), which is the configuration
+   * a user meets; `--workers auto` measures one per CPU (HAProxy's default, `nbthread`).
+   * @default 1
+   */
   workers?: number | "auto";
   /** Seconds of load before the first round of each target. @default WARMUP_SEC */
   warmupSec?: number;
@@ -146,7 +151,7 @@ export async function runIngressBench(opts: IngressBenchOptions = {}): Promise<I
   const dur = opts.durationSec ?? 10;
   const rounds = Math.max(1, opts.rounds ?? 3);
   const conns = opts.connections ?? 32;
-  const workers = opts.workers ?? "auto";
+  const workers = opts.workers ?? 1;
   const children: Deno.ChildProcess[] = [];
   const tmp = await Deno.makeTempDir({ prefix: "skein-ingress-bench-" });
   const spawn = (cmd: string, args: string[]) => {
@@ -239,6 +244,7 @@ export async function runIngressBench(opts: IngressBenchOptions = {}): Promise<I
       await new Promise(() => {});
     }
 
+    print(`# skein proxies with workers: ${workers}`);
     for (const t of targets) await _wrkHttps(t.port, opts.warmupSec ?? WARMUP_SEC, conns);
     const runs = new Map(
       targets.map((t) => [t.name, [] as Awaited<ReturnType<typeof _wrkHttps>>[]]),
