@@ -14,7 +14,10 @@
  * none here: only the hop behind the gateway is mutual). Rounds are interleaved and the median
  * reported, with CPU per request of each pair's two processes from /proc.
  *
- * `deno run -A bench/ingress_bench.ts [--duration 10] [--rounds 3] [--workers N]`;
+ * `deno run -A bench/ingress_bench.ts [--duration 10] [--rounds 3] [--workers N|auto] [--hold]`
+ * (skein's proxies run with `workers: 1` unless told, as a proxy.yaml without `workers` does);
+ * `--hold` sets up both pairs, prints the app's process id and each target's port and process
+ * ids, and waits for Ctrl-C (for perf, strace or `top` against a live topology);
  * `SKEIN_BENCH_PROFILE_DIR=dir` writes a V8 CPU profile of each skein proxy to `dir`;
  * `runIngressBench()` for bench/run.ts (`deno task bench ingress`).
  * @module
@@ -22,6 +25,7 @@
 import { createJoinToken } from "../tests/skein_cli.ts";
 import { makeHaproxyPki, skeinArgs, startBenchControl } from "./apps/mtls_setup.ts";
 import { cpuMs, freePort, ROUND_WARMUP_SEC, waitPort, WARMUP_SEC } from "./mesh_bench.ts";
+import { machineTicks, readSched, type SchedShare, schedShare } from "./sched_share.ts";
 
 const ROOT = new URL("./", import.meta.url).pathname;
 /** Tries (50 ms apart) for the gateway to learn the app's endpoint from the control node. */
@@ -35,12 +39,18 @@ export interface IngressBenchOptions {
   rounds?: number;
   /** wrk connections. @default 32 */
   connections?: number;
-  /** `workers` of both skein proxies. @default "auto" */
+  /**
+   * `workers` of both skein proxies. The proxy's own default (one), which is the configuration
+   * a user meets; `--workers auto` measures one per CPU (HAProxy's default, `nbthread`).
+   * @default 1
+   */
   workers?: number | "auto";
   /** Seconds of load before the first round of each target. @default WARMUP_SEC */
   warmupSec?: number;
   /** Where progress and the table go. @default stdout */
   print?: (line: string) => void;
+  /** Set everything up, print where it listens, and wait for Ctrl-C. @default false */
+  hold?: boolean;
 }
 
 /** One target's figures. */
@@ -57,6 +67,11 @@ export interface IngressTarget {
   errors: number;
   /** CPU per request of each process (front first), µs, median over rounds. */
   cpuUsPerReq: number[];
+  /**
+   * Where the median round's wall time went for the pair's two processes and then the app
+   * (see bench/sched_share.ts), and the machine's idle share in that round, in percent.
+   */
+  sched: { processes: SchedShare[]; machineIdle: number };
 }
 
 async function _wrkHttps(port: number, sec: number, conns: number) {
@@ -136,7 +151,7 @@ export async function runIngressBench(opts: IngressBenchOptions = {}): Promise<I
   const dur = opts.durationSec ?? 10;
   const rounds = Math.max(1, opts.rounds ?? 3);
   const conns = opts.connections ?? 32;
-  const workers = opts.workers ?? "auto";
+  const workers = opts.workers ?? 1;
   const children: Deno.ChildProcess[] = [];
   const tmp = await Deno.makeTempDir({ prefix: "skein-ingress-bench-" });
   const spawn = (cmd: string, args: string[]) => {
@@ -222,19 +237,41 @@ export async function runIngressBench(opts: IngressBenchOptions = {}): Promise<I
     await waitPort(gwPort, "skein gateway");
     await _waitThrough(gwPort, "skein gateway");
     targets.push({ name: "skein-ingress", port: gwPort, pids: [gw.pid, pxApp.pid] });
+    if (opts.hold === true) {
+      // Profiling aid: leave both pairs up and say where each listens.
+      print(`hold: app pid=${children[0]!.pid}`);
+      for (const t of targets) print(`hold: ${t.name} port=${t.port} pids=${t.pids.join(",")}`);
+      await new Promise(() => {});
+    }
 
+    print(`# skein proxies with workers: ${workers}`);
     for (const t of targets) await _wrkHttps(t.port, opts.warmupSec ?? WARMUP_SEC, conns);
     const runs = new Map(
       targets.map((t) => [t.name, [] as Awaited<ReturnType<typeof _wrkHttps>>[]]),
     );
     const cpu = new Map(targets.map((t) => [t.name, [] as number[][]]));
+    const sched = new Map(
+      targets.map((t) => [t.name, [] as { processes: SchedShare[]; machineIdle: number }[]]),
+    );
+    const appPid = children[0]!.pid;
     for (let round = 1; round <= rounds; round++) {
       for (const t of targets) {
         print(`# round ${round}/${rounds}: ${t.name}, wrk -t1 -c${conns} -d${dur}s https`);
         await _wrkHttps(t.port, ROUND_WARMUP_SEC, conns);
+        const watched = [...t.pids, appPid];
         const c0 = await Promise.all(t.pids.map(cpuMs));
+        const s0 = await Promise.all(watched.map(readSched));
+        const m0 = await machineTicks();
+        const t0 = performance.now();
         const w = await _wrkHttps(t.port, dur, conns);
+        const wallNs = (performance.now() - t0) * 1e6;
+        const m1 = await machineTicks();
+        const s1 = await Promise.all(watched.map(readSched));
         const c1 = await Promise.all(t.pids.map(cpuMs));
+        sched.get(t.name)!.push({
+          processes: watched.map((pid, i) => schedShare(pid, s0[i]!, s1[i]!, wallNs)),
+          machineIdle: (100 * (m1.idle - m0.idle)) / (m1.total - m0.total),
+        });
         runs.get(t.name)!.push(w);
         cpu.get(t.name)!.push(c1.map((c, i) => ((c - c0[i]!) * 1000) / (w.rps * dur)));
       }
@@ -242,12 +279,14 @@ export async function runIngressBench(opts: IngressBenchOptions = {}): Promise<I
     const out: IngressTarget[] = targets.map((t) => {
       const rs = runs.get(t.name)!;
       const median = [...rs].sort((a, b) => a.rps - b.rps)[Math.floor(rs.length / 2)]!;
+      const medianRound = rs.indexOf(median);
       return {
         name: t.name,
         rps: median.rps,
         rpsRounds: rs.map((r) => r.rps),
         p99Ms: median.p99Ms,
         errors: rs.reduce((n, r) => n + r.errors, 0),
+        sched: sched.get(t.name)![medianRound]!,
         cpuUsPerReq: t.pids.map((_, i) => {
           const v = cpu.get(t.name)!.map((r) => r[i]!).sort((a, b) => a - b);
           return v[Math.floor(v.length / 2)]!;
@@ -266,6 +305,24 @@ export async function runIngressBench(opts: IngressBenchOptions = {}): Promise<I
     }
     const ha = out.find((r) => r.name === "haproxy-ingress");
     const sk = out.find((r) => r.name === "skein-ingress")!;
+    print("");
+    print(
+      "Where the median round's time went (main thread on a CPU / waiting for one / asleep;" +
+        " all threads on a CPU):",
+    );
+    print("| target | machine idle | front | back | app |");
+    print("| --- | --- | --- | --- | --- |");
+    const f = (x: SchedShare) =>
+      `${x.mainOnCpu.toFixed(0)} / ${x.mainWaiting.toFixed(0)} / ${x.mainSleeping.toFixed(0)}%; ${
+        x.allOnCpu.toFixed(0)
+      }%`;
+    for (const r of out) {
+      print(
+        `| ${r.name} | ${r.sched.machineIdle.toFixed(0)}% | ${
+          r.sched.processes.map(f).join(" | ")
+        } |`,
+      );
+    }
     if (ha !== undefined) print(`\nskein / HAProxy req/s: ${(sk.rps / ha.rps).toFixed(2)}x`);
     return out;
   } finally {
@@ -292,5 +349,6 @@ if (import.meta.main) {
     rounds: arg("rounds") ? Number(arg("rounds")) : undefined,
     warmupSec: arg("warmup") ? Number(arg("warmup")) : undefined,
     workers: w === undefined ? undefined : w === "auto" ? "auto" : Number(w),
+    hold: Deno.args.includes("--hold"),
   });
 }

@@ -143,18 +143,45 @@ export class RawTlsHandle {
     if (this.#pending <= this.#highWater) return undefined;
     return new Promise((resolve) => {
       this.#drainWaiters.push(resolve);
-      if (!this.#closeHooked) {
-        this.#closeHooked = true;
-        this.#socket.once("close", () => {
-          for (const w of this.#drainWaiters.splice(0)) w();
-        });
-      }
+      this.#hookClose();
+    });
+  }
+
+  /** Unwritten bytes beyond which {@linkcode RawTlsHandle.write} asks the writer to wait. */
+  get highWaterMark(): number {
+    return this.#highWater;
+  }
+
+  /** Bytes handed to {@linkcode RawTlsHandle.write} whose write has not completed. */
+  get buffered(): number {
+    return this.#pending;
+  }
+
+  /**
+   * Undefined when every write has completed, else a promise that settles once they have (or
+   * the socket closed): a caller that must not cut a connection mid-response waits on it.
+   */
+  whenWritten(): Promise<void> | undefined {
+    if (this.#pending === 0 || this.#socket.destroyed) return undefined;
+    return new Promise((resolve) => {
+      this.#flushWaiters.push(resolve);
+      this.#hookClose();
     });
   }
 
   #inFlight = false;
   #queued: Uint8Array[] = [];
   #closeHooked = false;
+  #flushWaiters: (() => void)[] = [];
+
+  #hookClose(): void {
+    if (this.#closeHooked) return;
+    this.#closeHooked = true;
+    this.#socket.once("close", () => {
+      for (const w of this.#drainWaiters.splice(0)) w();
+      for (const w of this.#flushWaiters.splice(0)) w();
+    });
+  }
 
   /** The write request, reused: one write is in flight at a time (saves a wrap per write). */
   #req: { handle?: unknown; oncomplete?: (status: number) => void } | null = null;
@@ -199,6 +226,9 @@ export class RawTlsHandle {
     }
     if (this.#pending <= this.#highWater && this.#drainWaiters.length > 0) {
       for (const w of this.#drainWaiters.splice(0)) w();
+    }
+    if (this.#pending === 0 && this.#flushWaiters.length > 0) {
+      for (const w of this.#flushWaiters.splice(0)) w();
     }
   }
 }

@@ -13,6 +13,7 @@ import type { Logger } from "../../common/log.ts";
 import { MAX_PENDING_ACCEPTS, TlsConn, TlsListener } from "../forward/mod.ts";
 import type { AddressCap } from "./address_cap.ts";
 import type { IngressCertStore } from "./cert_store.ts";
+import { IngressTlsConn } from "./tls_conn.ts";
 
 /** A client that has not finished its TLS handshake after this long is closed. */
 export const INGRESS_HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -88,7 +89,8 @@ export async function listenIngressTls(o: IngressTlsOptions): Promise<TlsListene
       socket.destroy();
       return;
     }
-    listener.push(new TlsConn(socket, null));
+    // The native handle where the runtime has it (cheaper per request), else the socket API.
+    listener.push(IngressTlsConn.of(socket) ?? new TlsConn(socket, null));
   });
   const bound = await new Promise<net.AddressInfo>((resolve, reject) => {
     server.once("error", reject);
