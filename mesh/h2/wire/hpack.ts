@@ -1,0 +1,256 @@
+/**
+ * HPACK (RFC 7541) for one direction of one connection. The decoder keeps the dynamic table
+ * the peer's encoder fills, honours size updates up to the limit this side advertised, decodes
+ * Huffman strings, and bounds the decoded list (a list past the limit is marked, not stored,
+ * while the table stays in step). The encoder uses the static table and literals without
+ * indexing, so it keeps no dynamic table and never has to send a size update.
+ * @module
+ */
+import { huffmanDecode, HuffmanError } from "./huffman.ts";
+import { STATIC_NAME_INDEX, STATIC_PAIR_INDEX, STATIC_TABLE } from "./hpack_static.ts";
+
+/** A header block that does not decode: a COMPRESSION_ERROR for the whole connection. */
+export class HpackError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "HpackError";
+  }
+}
+
+/** One decoded field: name, value. */
+export type HeaderField = [string, string];
+
+/** What one header block decoded to. */
+export interface DecodedBlock {
+  /** The fields in order (empty when {@linkcode tooLarge}). */
+  fields: HeaderField[];
+  /** The list went past the size limit: its fields were dropped. */
+  tooLarge: boolean;
+}
+
+/** Size of an entry as RFC 7541 section 4.1 counts it. */
+function _entrySize(name: string, value: string): number {
+  return name.length + value.length + 32;
+}
+
+function _latin1(b: Uint8Array, from: number, to: number): string {
+  let s = "";
+  for (let i = from; i < to; i++) s += String.fromCharCode(b[i]!);
+  return s;
+}
+
+/** Decodes the header blocks a peer sends on one connection. */
+export class HpackDecoder {
+  /** Newest entry last. */
+  readonly #table: HeaderField[] = [];
+  #size = 0;
+  #max: number;
+  readonly #limit: number;
+  readonly #maxListBytes: number;
+
+  /**
+   * `tableLimit`: the SETTINGS_HEADER_TABLE_SIZE this side advertised (the most a size update
+   * may ask for); `maxListBytes`: the largest decoded list kept (RFC 7541 sizes).
+   */
+  constructor(tableLimit: number, maxListBytes: number) {
+    this.#limit = tableLimit;
+    this.#max = tableLimit;
+    this.#maxListBytes = maxListBytes;
+  }
+
+  /** Bytes the dynamic table holds now (tests). */
+  get tableSize(): number {
+    return this.#size;
+  }
+
+  /** The dynamic table's entries, newest first (tests). */
+  get entries(): HeaderField[] {
+    return [...this.#table].reverse();
+  }
+
+  /** Decodes one complete header block; throws {@linkcode HpackError}. */
+  decode(b: Uint8Array): DecodedBlock {
+    const fields: HeaderField[] = [];
+    let listBytes = 0;
+    let tooLarge = false;
+    let p = 0;
+    let sawField = false;
+    const n = b.length;
+    const int = (prefixBits: number): number => {
+      const mask = (1 << prefixBits) - 1;
+      let v = b[p++]! & mask;
+      if (v < mask) return v;
+      let shift = 0;
+      for (;;) {
+        if (p >= n) throw new HpackError("truncated integer");
+        const c = b[p++]!;
+        v += (c & 0x7f) * 2 ** shift;
+        shift += 7;
+        if (v > 0x7fffffff) throw new HpackError("integer overflow");
+        if ((c & 0x80) === 0) return v;
+      }
+    };
+    const str = (): string => {
+      if (p >= n) throw new HpackError("truncated string");
+      const huff = (b[p]! & 0x80) !== 0;
+      const len = int(7);
+      if (len > n - p) throw new HpackError("string longer than its block");
+      const from = p;
+      p += len;
+      if (!huff) return _latin1(b, from, p);
+      try {
+        return huffmanDecode(b, from, p);
+      } catch (e) {
+        if (e instanceof HuffmanError) throw new HpackError(e.message);
+        throw e;
+      }
+    };
+    const emit = (name: string, value: string) => {
+      sawField = true;
+      if (tooLarge) return;
+      listBytes += _entrySize(name, value);
+      if (listBytes > this.#maxListBytes) {
+        tooLarge = true;
+        fields.length = 0;
+        return;
+      }
+      fields.push([name, value]);
+    };
+    while (p < n) {
+      const c = b[p]!;
+      if (c & 0x80) {
+        // Indexed field.
+        const [name, value] = this.#at(int(7));
+        emit(name, value);
+      } else if (c & 0x40) {
+        // Literal with incremental indexing.
+        const idx = int(6);
+        const name = idx === 0 ? str() : this.#at(idx)[0];
+        const value = str();
+        this.#insert(name, value);
+        emit(name, value);
+      } else if (c & 0x20) {
+        // Dynamic table size update: only before the block's first field.
+        if (sawField) throw new HpackError("table size update after a field");
+        const size = int(5);
+        if (size > this.#limit) throw new HpackError("table size update above the limit");
+        this.#max = size;
+        this.#evict(0);
+      } else {
+        // Literal without indexing (0000) or never indexed (0001).
+        const idx = int(4);
+        const name = idx === 0 ? str() : this.#at(idx)[0];
+        emit(name, str());
+      }
+    }
+    return { fields, tooLarge };
+  }
+
+  #at(idx: number): HeaderField {
+    if (idx === 0) throw new HpackError("index 0");
+    if (idx <= STATIC_TABLE.length) return STATIC_TABLE[idx - 1] as HeaderField;
+    const d = idx - STATIC_TABLE.length;
+    const e = this.#table[this.#table.length - d];
+    if (e === undefined) throw new HpackError(`index ${idx} past the table`);
+    return e;
+  }
+
+  #insert(name: string, value: string): void {
+    const size = _entrySize(name, value);
+    this.#evict(size);
+    // An entry larger than the table empties it and is not added (RFC 7541 section 4.4).
+    if (size > this.#max) return;
+    this.#table.push([name, value]);
+    this.#size += size;
+  }
+
+  /** Evicts the oldest entries until `room` more bytes fit. */
+  #evict(room: number): void {
+    let drop = 0;
+    while (this.#size + room > this.#max && drop < this.#table.length) {
+      const [n, v] = this.#table[drop++]!;
+      this.#size -= _entrySize(n, v);
+    }
+    if (drop > 0) this.#table.splice(0, drop);
+  }
+}
+
+/** A growable byte buffer the encoder and the frame writer append to. */
+export class Bytes {
+  /** The bytes; valid up to {@linkcode length}. */
+  buf: Uint8Array;
+  /** Bytes written. */
+  length = 0;
+
+  /** Creates a buffer of `size` bytes to start with. */
+  constructor(size = 1024) {
+    this.buf = new Uint8Array(size);
+  }
+
+  /** Makes room for `n` more bytes. */
+  ensure(n: number): void {
+    if (this.length + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.length + n) size *= 2;
+    const b = new Uint8Array(size);
+    b.set(this.buf.subarray(0, this.length));
+    this.buf = b;
+  }
+
+  /** Appends one byte. */
+  byte(v: number): void {
+    this.ensure(1);
+    this.buf[this.length++] = v;
+  }
+
+  /** Appends `src`. */
+  bytes(src: Uint8Array): void {
+    this.ensure(src.length);
+    this.buf.set(src, this.length);
+    this.length += src.length;
+  }
+}
+
+/** Encodes integer `v` with an `prefixBits` prefix whose upper bits are `flags`. */
+function _int(out: Bytes, flags: number, prefixBits: number, v: number): void {
+  const mask = (1 << prefixBits) - 1;
+  if (v < mask) {
+    out.byte(flags | v);
+    return;
+  }
+  out.byte(flags | mask);
+  v -= mask;
+  while (v >= 128) {
+    out.byte((v & 0x7f) | 0x80);
+    v = Math.floor(v / 128);
+  }
+  out.byte(v);
+}
+
+/** A raw (not Huffman) string literal, its characters as bytes (Latin-1). */
+function _str(out: Bytes, s: string): void {
+  _int(out, 0, 7, s.length);
+  out.ensure(s.length);
+  const b = out.buf;
+  let o = out.length;
+  for (let i = 0; i < s.length; i++) b[o++] = s.charCodeAt(i) & 0xff;
+  out.length = o;
+}
+
+/** Appends the HPACK encoding of one field to `out` (no dynamic table). */
+export function encodeField(out: Bytes, name: string, value: string): void {
+  const pair = STATIC_PAIR_INDEX.get(name.length < 16 ? `${name}\0${value}` : "");
+  if (pair !== undefined) {
+    _int(out, 0x80, 7, pair);
+    return;
+  }
+  const idx = STATIC_NAME_INDEX.get(name);
+  if (idx !== undefined) {
+    _int(out, 0x00, 4, idx);
+  } else {
+    out.byte(0x00);
+    _str(out, name);
+  }
+  _str(out, value);
+}
