@@ -105,6 +105,7 @@ export class H2Connection extends Emitter implements StreamHost {
   readonly #out = new Bytes(16 * 1024);
   readonly #scratch = new Bytes(1024);
   #flushQueued = false;
+  readonly #flushFn = () => this.#flush();
   #writing = false;
   #closeAfterFlush = false;
   #goawaySent = false;
@@ -694,7 +695,7 @@ export class H2Connection extends Emitter implements StreamHost {
     o.length += FRAME_HEADER_BYTES;
     if (!this.#flushQueued) {
       this.#flushQueued = true;
-      queueMicrotask(() => this.#flush());
+      queueMicrotask(this.#flushFn);
     }
   }
 
@@ -748,7 +749,7 @@ export class H2Connection extends Emitter implements StreamHost {
     this.#closeAfterFlush = true;
     if (!this.#flushQueued) {
       this.#flushQueued = true;
-      queueMicrotask(() => this.#flush());
+      queueMicrotask(this.#flushFn);
     }
   }
 
