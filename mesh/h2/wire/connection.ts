@@ -25,12 +25,12 @@ import {
   read32,
   Setting,
 } from "./frames.ts";
-import { Bytes, encodeField, HpackDecoder, HpackError } from "./hpack.ts";
+import { Bytes, HpackDecoder, HpackEncoder, HpackError } from "./hpack.ts";
 import { FloodGuard } from "./flood.ts";
 import { H2Stream, type SendOptions, type StreamHost, type WireHeaders } from "./stream.ts";
 
 /** The receive window each stream starts with (advertised in SETTINGS). */
-export const STREAM_WINDOW = 256 * 1024;
+export const STREAM_WINDOW = 128 * 1024;
 /** The connection's receive window (opened by WINDOW_UPDATE at the start). */
 export const CONNECTION_WINDOW = 8 * 1024 * 1024;
 /** The dynamic table the peer's encoder may use (the default: not advertised). */
@@ -104,6 +104,8 @@ export class H2Connection extends Emitter implements StreamHost {
   // Output.
   readonly #out = new Bytes(16 * 1024);
   readonly #scratch = new Bytes(1024);
+  readonly #encoder = new HpackEncoder();
+  readonly #encodeOne = (n: string, v: string) => this.#encoder.field(this.#scratch, n, v);
   #flushQueued = false;
   readonly #flushFn = () => this.#flush();
   #writing = false;
@@ -227,7 +229,8 @@ export class H2Connection extends Emitter implements StreamHost {
     if (this.#closed) return;
     const sc = this.#scratch;
     sc.length = 0;
-    eachField(h, (n, v) => encodeField(sc, n, v));
+    this.#encoder.begin(sc);
+    eachField(h, this.#encodeOne);
     const max = this.#peerMaxFrame;
     let off = 0;
     let first = true;
@@ -614,8 +617,11 @@ export class H2Connection extends Emitter implements StreamHost {
           }
           this.#peerMaxFrame = v;
           break;
+        case Setting.HEADER_TABLE_SIZE:
+          this.#encoder.setTableLimit(v);
+          break;
         default:
-          // HEADER_TABLE_SIZE: this encoder keeps no dynamic table; others are advisory.
+          // MAX_HEADER_LIST_SIZE is advisory; unknown settings are ignored.
           break;
       }
     }

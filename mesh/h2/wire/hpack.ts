@@ -2,8 +2,9 @@
  * HPACK (RFC 7541) for one direction of one connection. The decoder keeps the dynamic table
  * the peer's encoder fills, honours size updates up to the limit this side advertised, decodes
  * Huffman strings, and bounds the decoded list (a list past the limit is marked, not stored,
- * while the table stays in step). The encoder uses the static table and literals without
- * indexing, so it keeps no dynamic table and never has to send a size update.
+ * while the table stays in step). The encoder indexes the fields it sends again and again (the
+ * next request's or response's copy is one byte, and the peer's decoder reuses its strings),
+ * follows the peer's table size, and never indexes credentials or long values.
  * @module
  */
 import { huffmanDecode, HuffmanError } from "./huffman.ts";
@@ -34,9 +35,18 @@ function _entrySize(name: string, value: string): number {
   return name.length + value.length + 32;
 }
 
+/** Bytes converted per `String.fromCharCode` call (its argument count is bounded). */
+const _CHARS_PER_CALL = 4096;
+
 function _latin1(b: Uint8Array, from: number, to: number): string {
+  if (to - from <= _CHARS_PER_CALL) {
+    return String.fromCharCode.apply(null, b.subarray(from, to) as unknown as number[]);
+  }
   let s = "";
-  for (let i = from; i < to; i++) s += String.fromCharCode(b[i]!);
+  for (let i = from; i < to; i += _CHARS_PER_CALL) {
+    const sub = b.subarray(i, Math.min(to, i + _CHARS_PER_CALL));
+    s += String.fromCharCode.apply(null, sub as unknown as number[]);
+  }
   return s;
 }
 
@@ -238,19 +248,120 @@ function _str(out: Bytes, s: string): void {
   out.length = o;
 }
 
-/** Appends the HPACK encoding of one field to `out` (no dynamic table). */
-export function encodeField(out: Bytes, name: string, value: string): void {
-  const pair = STATIC_PAIR_INDEX.get(name.length < 16 ? `${name}\0${value}` : "");
-  if (pair !== undefined) {
-    _int(out, 0x80, 7, pair);
-    return;
+/** Fields never put in the table: credentials (compression side channels), per-call values. */
+const _NOT_INDEXED = new Set([
+  "authorization",
+  "proxy-authorization",
+  "cookie",
+  "set-cookie",
+  "content-length",
+  "grpc-timeout",
+  "x-request-id",
+  "traceparent",
+  "tracestate",
+  "x-b3-traceid",
+  "x-b3-spanid",
+  "x-b3-parentspanid",
+  "b3",
+  "date",
+]);
+/** Longest value the encoder indexes. */
+const _MAX_INDEXED_VALUE = 256;
+/** The table size this encoder uses at most (the default; peers may ask for less). */
+const _ENCODER_TABLE = 4096;
+
+/** Encodes the header blocks this side sends on one connection. */
+export class HpackEncoder {
+  #max = _ENCODER_TABLE;
+  #update: number | null = null;
+  /** Entries oldest first from `#head`: key (`name\0value`) and size. */
+  #keys: string[] = [];
+  #sizes: number[] = [];
+  #head = 0;
+  #size = 0;
+  /** Entries inserted so far; entry number `n` has dynamic index `#inserted - n`. */
+  #inserted = 0;
+  readonly #byKey = new Map<string, number>();
+
+  /** The peer's SETTINGS_HEADER_TABLE_SIZE: this encoder shrinks to it and says so. */
+  setTableLimit(n: number): void {
+    const m = Math.min(n, _ENCODER_TABLE);
+    if (m === this.#max) return;
+    this.#max = m;
+    this.#update = m;
+    this.#evict(0);
   }
+
+  /** Starts a header block (a pending size update goes first). */
+  begin(out: Bytes): void {
+    if (this.#update !== null) {
+      _int(out, 0x20, 5, this.#update);
+      this.#update = null;
+    }
+  }
+
+  /** Appends one field. */
+  field(out: Bytes, name: string, value: string): void {
+    const pair = _staticPair(name, value);
+    if (pair !== 0) return _int(out, 0x80, 7, pair);
+    if (value.length > _MAX_INDEXED_VALUE || _NOT_INDEXED.has(name)) {
+      // Credentials are sent "never indexed", so no intermediary indexes them either.
+      return _literal(out, _NOT_INDEXED.has(name) ? 0x10 : 0x00, 4, name, value);
+    }
+    const key = `${name}\0${value}`;
+    const n = this.#byKey.get(key);
+    if (n !== undefined) return _int(out, 0x80, 7, STATIC_TABLE.length + this.#inserted - n);
+    _literal(out, 0x40, 6, name, value);
+    this.#insert(key, name.length + value.length + 32);
+  }
+
+  #insert(key: string, size: number): void {
+    this.#evict(size);
+    if (size > this.#max) return;
+    this.#keys.push(key);
+    this.#sizes.push(size);
+    this.#size += size;
+    this.#byKey.set(key, this.#inserted++);
+  }
+
+  #evict(room: number): void {
+    while (this.#size + room > this.#max && this.#head < this.#keys.length) {
+      const key = this.#keys[this.#head]!;
+      this.#size -= this.#sizes[this.#head]!;
+      // The entry's number: those before it were inserted earlier, in order.
+      const n = this.#inserted - (this.#keys.length - this.#head);
+      if (this.#byKey.get(key) === n) this.#byKey.delete(key);
+      this.#head++;
+    }
+    if (this.#head > 64 && this.#head * 2 > this.#keys.length) {
+      this.#keys = this.#keys.slice(this.#head);
+      this.#sizes = this.#sizes.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+}
+
+/** The static index of `name: value`, or 0. */
+function _staticPair(name: string, value: string): number {
+  if (name.charCodeAt(0) !== 58 && name !== "accept-encoding") return 0;
+  return STATIC_PAIR_INDEX.get(`${name}\0${value}`) ?? 0;
+}
+
+/** A literal field: `flags` and a `bits`-bit prefix for the name's static index, or the name. */
+function _literal(out: Bytes, flags: number, bits: number, name: string, value: string): void {
   const idx = STATIC_NAME_INDEX.get(name);
   if (idx !== undefined) {
-    _int(out, 0x00, 4, idx);
+    _int(out, flags, bits, idx);
   } else {
-    out.byte(0x00);
+    out.byte(flags);
     _str(out, name);
   }
   _str(out, value);
+}
+
+/** Appends the HPACK encoding of one field to `out` without touching any table. */
+export function encodeField(out: Bytes, name: string, value: string): void {
+  const pair = _staticPair(name, value);
+  if (pair !== 0) return _int(out, 0x80, 7, pair);
+  _literal(out, 0x00, 4, name, value);
 }

@@ -1,5 +1,5 @@
-import { assertEquals, assertThrows } from "../../../tests/assert.ts";
-import { Bytes, encodeField, HpackDecoder, HpackError } from "./hpack.ts";
+import { assert, assertEquals, assertThrows } from "../../../tests/assert.ts";
+import { Bytes, encodeField, HpackDecoder, HpackEncoder, HpackError } from "./hpack.ts";
 import { huffmanDecode, HuffmanError } from "./huffman.ts";
 
 function hex(s: string): Uint8Array {
@@ -133,4 +133,31 @@ Deno.test("hpack: a size update shrinks the table; a list past the limit is mark
   assertEquals(big.tooLarge, true);
   assertEquals(big.fields, []);
   assertEquals(d.entries, [["custom-key", "custom-value"]]);
+});
+
+Deno.test("hpack: the encoder's table stays in step with a decoder over many blocks and a shrink", () => {
+  const enc = new HpackEncoder();
+  const dec = new HpackDecoder(4096, 1 << 20);
+  const sizes: number[] = [];
+  for (let i = 0; i < 200; i++) {
+    if (i === 120) enc.setTableLimit(300);
+    const fields: [string, string][] = [
+      [":status", "200"],
+      ["content-type", "application/grpc"],
+      ["x-n", `v${i % 37}`],
+      ["x-unique", `u${i}`],
+      ["authorization", "secret"],
+      ["x-big", "b".repeat(i % 3 === 0 ? 300 : 10)],
+    ];
+    const out = new Bytes(64);
+    enc.begin(out);
+    for (const [n, v] of fields) enc.field(out, n, v);
+    sizes.push(out.length);
+    assertEquals(dec.decode(out.buf.subarray(0, out.length)).fields, fields, `block ${i}`);
+    assert(dec.tableSize <= (i >= 120 ? 300 : 4096));
+  }
+  // A repeated block is mostly one-byte indices.
+  assert(sizes[1]! < sizes[0]!, `${sizes[1]} < ${sizes[0]}`);
+  // Credentials are never indexed.
+  assert(!dec.entries.some(([n]) => n === "authorization"));
 });
