@@ -41,6 +41,11 @@ const _MAX_BLOCK_FRAMES = 64;
 const _MAX_CONTROL_PER_WINDOW = 1000;
 /** Streams the peer may reset (or have refused) per flood window. */
 const _MAX_RESETS_PER_WINDOW = 1000;
+/**
+ * Bytes waiting to be written above which streams stop framing their bodies until the writes
+ * catch up (a peer that opens large windows and then does not read).
+ */
+const _OUT_HIGH_WATER = 1024 * 1024;
 /** The flood counters' window, in ms. */
 const _FLOOD_WINDOW_MS = 10_000;
 
@@ -251,7 +256,7 @@ export class H2Connection extends Emitter implements StreamHost {
     if (this.#closed || s.closed || !this.#streams.has(s.id)) return;
     while (s.pending.length > 0) {
       const win = Math.min(s.sendWindow, this.#sendWindow);
-      if (win <= 0) {
+      if (win <= 0 || this.#out.length >= _OUT_HIGH_WATER) {
         this.#blocked.add(s);
         break;
       }
@@ -654,9 +659,7 @@ export class H2Connection extends Emitter implements StreamHost {
       if (this.#sendWindow > MAX_WINDOW) {
         throw new H2ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, "connection window overflow");
       }
-      const blocked = [...this.#blocked];
-      this.#blocked.clear();
-      for (const st of blocked) this.pump(st);
+      this.#unblock();
       return;
     }
     const st = this.#streams.get(id);
@@ -668,6 +671,14 @@ export class H2Connection extends Emitter implements StreamHost {
     st.sendWindow += inc;
     if (st.sendWindow > MAX_WINDOW) return this.#streamError(st, ErrorCode.FLOW_CONTROL_ERROR);
     this.pump(st);
+  }
+
+  /** Frames the bodies that waited for the connection's window or for the writes. */
+  #unblock(): void {
+    if (this.#blocked.size === 0 || this.#closed) return;
+    const blocked = [...this.#blocked];
+    this.#blocked.clear();
+    for (const st of blocked) this.pump(st);
   }
 
   /** A stream error: RST_STREAM with `code`, the stream over. */
@@ -776,6 +787,7 @@ export class H2Connection extends Emitter implements StreamHost {
         this.#writing = true;
         p.then(() => {
           this.#writing = false;
+          this.#unblock();
           this.#flush();
         }, () => {
           this.#writing = false;

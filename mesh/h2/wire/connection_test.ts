@@ -361,3 +361,36 @@ Deno.test("wire: frames split at the peer's frame size; CONTINUATION carries big
   assertEquals(got[0]?.["x-long"], long);
   client.destroy();
 });
+
+Deno.test("wire: a peer that opens huge windows and stops reading leaves the body on the stream", async () => {
+  let streamOf: H2Stream | null = null;
+  let writes = 0;
+  const c = new H2Connection({
+    role: "server",
+    maxConcurrentStreams: 4,
+    maxHeaderListBytes: 4096,
+    onStream: (s) => streamOf = s,
+  });
+  // The first write goes out; the next never completes (the peer reads nothing more).
+  c.start({
+    write: () => writes++ === 0 ? undefined : new Promise<void>(() => {}),
+    close: () => {},
+  });
+  c.feed(cat(
+    PREFACE,
+    frame(FrameType.SETTINGS, 0, 0, new Uint8Array([0, 4, 0x7f, 0xff, 0xff, 0xff])),
+    frame(FrameType.WINDOW_UPDATE, 0, 0, u32(0x7fff_ffff - 65_535)),
+    frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, block(GET)),
+  ));
+  await settle();
+  const s = streamOf!;
+  assert(s !== null);
+  s.respond({ ":status": 200 });
+  await settle();
+  const chunk = new Uint8Array(64 * 1024);
+  for (let i = 0; i < 128; i++) s.write(chunk); // 8 MiB, whatever write() answers
+  await settle();
+  // At most about 1 MiB went into the connection's buffer; the rest waits on the stream.
+  assert(s.pendingBytes >= 8 * 1024 * 1024 - 1024 * 1024 - 64 * 1024, `${s.pendingBytes}`);
+  c.destroy();
+});
