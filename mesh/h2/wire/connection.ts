@@ -46,6 +46,12 @@ const _MAX_RESETS_PER_WINDOW = 1000;
  * catch up (a peer that opens large windows and then does not read).
  */
 const _OUT_HIGH_WATER = 1024 * 1024;
+/**
+ * Microtasks a flush waits, so that what one read leads to leaves in one write: a relayed
+ * response's head is framed in the microtask after the read, its body and trailers in the
+ * next.
+ */
+const _FLUSH_HOPS = 2;
 /** The flood counters' window, in ms. */
 const _FLOOD_WINDOW_MS = 10_000;
 
@@ -112,7 +118,13 @@ export class H2Connection extends Emitter implements StreamHost {
   readonly #encoder = new HpackEncoder();
   readonly #encodeOne = (n: string, v: string) => this.#encoder.field(this.#scratch, n, v);
   #flushQueued = false;
-  readonly #flushFn = () => this.#flush();
+  #hops = 0;
+  /** The queued flush: waits `_FLUSH_HOPS` microtasks, then writes. */
+  readonly #flushFn = () => {
+    if (++this.#hops < _FLUSH_HOPS) return queueMicrotask(this.#flushFn);
+    this.#flushQueued = false;
+    this.#flush();
+  };
   #writing = false;
   #closeAfterFlush = false;
   #goawaySent = false;
@@ -710,10 +722,7 @@ export class H2Connection extends Emitter implements StreamHost {
     o.ensure(FRAME_HEADER_BYTES + len);
     putFrameHeader(o.buf, o.length, len, type, flags, id);
     o.length += FRAME_HEADER_BYTES;
-    if (!this.#flushQueued) {
-      this.#flushQueued = true;
-      queueMicrotask(this.#flushFn);
-    }
+    this.#scheduleFlush();
   }
 
   #u16(v: number): void {
@@ -764,14 +773,17 @@ export class H2Connection extends Emitter implements StreamHost {
 
   #closeSoon(): void {
     this.#closeAfterFlush = true;
-    if (!this.#flushQueued) {
-      this.#flushQueued = true;
-      queueMicrotask(this.#flushFn);
-    }
+    this.#scheduleFlush();
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushQueued) return;
+    this.#flushQueued = true;
+    this.#hops = 0;
+    queueMicrotask(this.#flushFn);
   }
 
   #flush(): void {
-    this.#flushQueued = false;
     const wire = this.#wire;
     if (wire === null || this.#writing) return;
     if (this.#out.length > 0) {

@@ -5,7 +5,7 @@
  * the connection over are fed first.
  * @module
  */
-import { closeQuietly } from "../../conn/mod.ts";
+import { closeQuietly, noDelay } from "../../conn/mod.ts";
 import { readerFor } from "../../forward/mod.ts";
 import type { H2Connection, Wire } from "./connection.ts";
 
@@ -25,6 +25,9 @@ function _pushes(conn: Deno.Conn): conn is _PushConn {
 
 /** Starts `h2` on `conn`, feeding `initial` first; `conn` is closed when `h2` ends. */
 export function runOver(h2: H2Connection, conn: Deno.Conn, initial?: Uint8Array): void {
+  // Many streams share the connection: no write may wait on Nagle for an earlier one's ACK
+  // (the inbound's TLS listener leaves it on for connections that chose ALPN h2).
+  noDelay(conn);
   let last: Promise<void> | undefined;
   let closed = false;
   const close = () => {
