@@ -8,7 +8,7 @@
  * @module
  */
 import { huffmanDecode, HuffmanError } from "./huffman.ts";
-import { STATIC_NAME_INDEX, STATIC_PAIR_INDEX, STATIC_TABLE } from "./hpack_static.ts";
+import { STATIC_NAME_INDEX, STATIC_TABLE } from "./hpack_static.ts";
 
 /** A header block that does not decode: a COMPRESSION_ERROR for the whole connection. */
 export class HpackError extends Error {
@@ -274,14 +274,16 @@ const _ENCODER_TABLE = 4096;
 export class HpackEncoder {
   #max = _ENCODER_TABLE;
   #update: number | null = null;
-  /** Entries oldest first from `#head`: key (`name\0value`) and size. */
-  #keys: string[] = [];
+  /** Entries oldest first from `#head`: name, value and size. */
+  #names: string[] = [];
+  #values: string[] = [];
   #sizes: number[] = [];
   #head = 0;
   #size = 0;
   /** Entries inserted so far; entry number `n` has dynamic index `#inserted - n`. */
   #inserted = 0;
-  readonly #byKey = new Map<string, number>();
+  /** Entry numbers by name, then value (no key string built per field). */
+  readonly #byName = new Map<string, Map<string, number>>();
 
   /** The peer's SETTINGS_HEADER_TABLE_SIZE: this encoder shrinks to it and says so. */
   setTableLimit(n: number): void {
@@ -308,44 +310,75 @@ export class HpackEncoder {
       // Credentials are sent "never indexed", so no intermediary indexes them either.
       return _literal(out, _NOT_INDEXED.has(name) ? 0x10 : 0x00, 4, name, value);
     }
-    const key = `${name}\0${value}`;
-    const n = this.#byKey.get(key);
+    const n = this.#byName.get(name)?.get(value);
     if (n !== undefined) return _int(out, 0x80, 7, STATIC_TABLE.length + this.#inserted - n);
     _literal(out, 0x40, 6, name, value);
-    this.#insert(key, name.length + value.length + 32);
+    this.#insert(name, value, name.length + value.length + 32);
   }
 
-  #insert(key: string, size: number): void {
+  #insert(name: string, value: string, size: number): void {
     this.#evict(size);
     if (size > this.#max) return;
-    this.#keys.push(key);
+    this.#names.push(name);
+    this.#values.push(value);
     this.#sizes.push(size);
     this.#size += size;
-    this.#byKey.set(key, this.#inserted++);
+    let byValue = this.#byName.get(name);
+    if (byValue === undefined) this.#byName.set(name, byValue = new Map());
+    byValue.set(value, this.#inserted++);
   }
 
   #evict(room: number): void {
-    while (this.#size + room > this.#max && this.#head < this.#keys.length) {
-      const key = this.#keys[this.#head]!;
+    while (this.#size + room > this.#max && this.#head < this.#names.length) {
+      const name = this.#names[this.#head]!;
+      const value = this.#values[this.#head]!;
       this.#size -= this.#sizes[this.#head]!;
       // The entry's number: those before it were inserted earlier, in order.
-      const n = this.#inserted - (this.#keys.length - this.#head);
-      if (this.#byKey.get(key) === n) this.#byKey.delete(key);
+      const n = this.#inserted - (this.#names.length - this.#head);
+      const byValue = this.#byName.get(name)!;
+      if (byValue.get(value) === n) {
+        byValue.delete(value);
+        if (byValue.size === 0) this.#byName.delete(name);
+      }
       this.#head++;
     }
-    if (this.#head > 64 && this.#head * 2 > this.#keys.length) {
-      this.#keys = this.#keys.slice(this.#head);
+    if (this.#head > 64 && this.#head * 2 > this.#names.length) {
+      this.#names = this.#names.slice(this.#head);
+      this.#values = this.#values.slice(this.#head);
       this.#sizes = this.#sizes.slice(this.#head);
       this.#head = 0;
     }
   }
 }
 
-/** The static index of `name: value`, or 0. */
+/** The static index of `name: value`, or 0 (pairs with a value: pseudo-headers, one more). */
 function _staticPair(name: string, value: string): number {
-  if (name.charCodeAt(0) !== 58 && name !== "accept-encoding") return 0;
-  return STATIC_PAIR_INDEX.get(`${name}\0${value}`) ?? 0;
+  switch (name) {
+    case ":method":
+      return value === "GET" ? 2 : value === "POST" ? 3 : 0;
+    case ":path":
+      return value === "/" ? 4 : value === "/index.html" ? 5 : 0;
+    case ":scheme":
+      return value === "http" ? 6 : value === "https" ? 7 : 0;
+    case ":status":
+      return _STATUS_INDEX[value] ?? 0;
+    case "accept-encoding":
+      return value === "gzip, deflate" ? 16 : 0;
+    default:
+      return 0;
+  }
 }
+
+/** Static indices of the statuses the table holds. */
+const _STATUS_INDEX: Record<string, number> = Object.assign(Object.create(null), {
+  "200": 8,
+  "204": 9,
+  "206": 10,
+  "304": 11,
+  "400": 12,
+  "404": 13,
+  "500": 14,
+});
 
 /** A literal field: `flags` and a `bits`-bit prefix for the name's static index, or the name. */
 function _literal(out: Bytes, flags: number, bits: number, name: string, value: string): void {

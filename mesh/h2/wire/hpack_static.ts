@@ -76,12 +76,3 @@ export const STATIC_NAME_INDEX: ReadonlyMap<string, number> = (() => {
   });
   return m;
 })();
-
-/** Static index of each name and value pair with a non-empty value (`name\0value`). */
-export const STATIC_PAIR_INDEX: ReadonlyMap<string, number> = (() => {
-  const m = new Map<string, number>();
-  STATIC_TABLE.forEach(([n, v], i) => {
-    if (v !== "") m.set(`${n}\0${v}`, i + 1);
-  });
-  return m;
-})();

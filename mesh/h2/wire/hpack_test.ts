@@ -1,6 +1,7 @@
 import { assert, assertEquals, assertThrows } from "../../../tests/assert.ts";
 import { Bytes, encodeField, HpackDecoder, HpackEncoder, HpackError } from "./hpack.ts";
 import { huffmanDecode, HuffmanError } from "./huffman.ts";
+import { STATIC_TABLE } from "./hpack_static.ts";
 
 function hex(s: string): Uint8Array {
   const t = s.replace(/\s+/g, "");
@@ -160,4 +161,13 @@ Deno.test("hpack: the encoder's table stays in step with a decoder over many blo
   assert(sizes[1]! < sizes[0]!, `${sizes[1]} < ${sizes[0]}`);
   // Credentials are never indexed.
   assert(!dec.entries.some(([n]) => n === "authorization"));
+});
+
+Deno.test("hpack: every static pair with a value is sent as its one-byte index", () => {
+  STATIC_TABLE.forEach(([n, v], i) => {
+    if (v === "") return;
+    const out = new Bytes(8);
+    encodeField(out, n, v);
+    assertEquals([...out.buf.subarray(0, out.length)], [0x80 | (i + 1)], `${n}: ${v}`);
+  });
 });
