@@ -133,6 +133,10 @@ export class H2Gateway {
     });
     this.#conns.set(c, h.listener.name);
     c.on("close", () => this.#conns.delete(c));
+    c.on("failed", (code: number, why: string) => {
+      // Debug only: a hostile client must not be able to fill the log.
+      this.#o.logger.debug("h2 connection ended", { listener: h.listener.name, code, why });
+    });
     runOver(c, h.conn, h.initial);
   }
 

@@ -84,7 +84,10 @@ interface _Queued {
   endStream: boolean;
 }
 
-/** One HTTP/2 connection. Events: `close`, `goaway` (code, lastStreamId). */
+/**
+ * One HTTP/2 connection. Events: `close`, `goaway` (code, lastStreamId), `failed` (code,
+ * reason: this side ended it with GOAWAY for a protocol error or a flood).
+ */
 export class H2Connection extends Emitter implements StreamHost {
   readonly #o: H2ConnectionOptions;
   readonly #server: boolean;
@@ -191,8 +194,9 @@ export class H2Connection extends Emitter implements StreamHost {
     }
   }
 
-  /** The peer closed the connection (or it broke). */
+  /** The peer closed the connection (or it broke): nothing more can be written. */
   ended(): void {
+    this.#wire = null;
     this.destroy(ErrorCode.CANCEL);
   }
 
@@ -227,7 +231,10 @@ export class H2Connection extends Emitter implements StreamHost {
     if (this.#streams.size === 0) this.#closeSoon();
   }
 
-  /** Ends the connection now; open streams end with `code`. */
+  /**
+   * Ends the connection now; open streams end with `code`. The peer is told with GOAWAY (unless
+   * it was already), written with whatever was queued before the connection closes.
+   */
   destroy(code: number = ErrorCode.CANCEL): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -235,7 +242,21 @@ export class H2Connection extends Emitter implements StreamHost {
     for (const s of [...this.#streams.values()]) s.finish(code);
     this.#streams.clear();
     this.#blocked.clear();
-    this.#wire?.close();
+    const wire = this.#wire;
+    this.#wire = null;
+    if (wire !== null) {
+      if (!this.#goawaySent) this.#goaway(ErrorCode.NO_ERROR, "");
+      if (this.#out.length > 0) {
+        const bytes = this.#out.buf.slice(0, this.#out.length);
+        this.#out.length = 0;
+        try {
+          wire.write(bytes)?.catch(() => {});
+        } catch {
+          // The connection broke meanwhile: it is being closed anyway.
+        }
+      }
+      wire.close();
+    }
     queueMicrotask(() => this.emit("close"));
   }
 
@@ -324,7 +345,8 @@ export class H2Connection extends Emitter implements StreamHost {
       this.sendHeaders(q.s, q.h, q.endStream);
       this.pump(q.s);
     }
-    if ((this.#goawaySent || this.#goawayRecv) && this.#streams.size === 0) this.#closeSoon();
+    const away = this.#goawaySent || (this.#goawayRecv && !this.#server);
+    if (away && this.#streams.size === 0) this.#closeSoon();
   }
 
   /** The reader took `n` bytes of `s`'s body: reopen its window in bulk. */
@@ -459,6 +481,11 @@ export class H2Connection extends Emitter implements StreamHost {
     // Padding counts against the window but is never read: reopen it at once.
     if (to - from < len) this.consumed(st, len - (to - from));
     const end = (flags & Flag.END_STREAM) !== 0;
+    if (st.discarding) {
+      this.consumed(st, to - from);
+      if (end) st.pushEnd();
+      return;
+    }
     if (to > from) st.pushData(b.slice(from, to));
     else if (!end) this.#calm(this.#control, "empty DATA flood");
     if (end) st.pushEnd();
@@ -659,7 +686,9 @@ export class H2Connection extends Emitter implements StreamHost {
     }
     for (const q of this.#queued.splice(0)) q.s.finish(ErrorCode.REFUSED_STREAM);
     this.emit("goaway", code, last);
-    if (this.#streams.size === 0) this.#closeSoon();
+    // A client closes a connection the server sent away; a server leaves the closing to the
+    // client that said GOAWAY (it may still be reading), or to the idle sweep.
+    if (!this.#server && this.#streams.size === 0) this.#closeSoon();
   }
 
   #onWindowUpdate(id: number, b: Uint8Array, s: number, e: number): void {
@@ -706,12 +735,14 @@ export class H2Connection extends Emitter implements StreamHost {
 
   // ---- Writing. ----
 
-  /** A stream's END_STREAM went out: a server also stops reading a request it answered. */
+  /**
+   * A stream's END_STREAM went out. A server that answered before the request's body ended
+   * reads the rest and drops it (reopening the window), so the client can finish and the
+   * stream closes cleanly; a client that never finishes is bounded by the stream limit.
+   */
   #localDone(s: H2Stream): void {
     if (this.#server && !s.remoteEnded && !s.closed) {
-      // A complete response ends the exchange (RFC 9113 section 8.1).
-      this.sendReset(s, ErrorCode.NO_ERROR);
-      s.finish(ErrorCode.NO_ERROR);
+      s.discard();
       return;
     }
     s.maybeClose();
@@ -756,21 +787,13 @@ export class H2Connection extends Emitter implements StreamHost {
   /** A connection error: GOAWAY with `code`, then close once it is written. */
   #fail(code: number, why: string): void {
     if (this.#closed) return;
+    this.emit("failed", code, why);
     this.#hbStream = 0;
     this.#goaway(code, why);
-    this.#closeSoon();
-    const wire = this.#wire;
-    this.#wire = null;
-    const bytes = this.#out.buf.slice(0, this.#out.length);
-    this.#out.length = 0;
     this.destroy(code === ErrorCode.NO_ERROR ? ErrorCode.CANCEL : code);
-    if (wire !== null) {
-      const p = wire.write(bytes);
-      if (p === undefined) wire.close();
-      else p.finally(() => wire.close()).catch(() => {});
-    }
   }
 
+  /** Closes the connection once what is queued is written and no stream is left. */
   #closeSoon(): void {
     this.#closeAfterFlush = true;
     this.#scheduleFlush();

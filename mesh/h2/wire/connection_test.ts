@@ -394,3 +394,23 @@ Deno.test("wire: a peer that opens huge windows and stops reading leaves the bod
   assert(s.pendingBytes >= 8 * 1024 * 1024 - 1024 * 1024 - 64 * 1024, `${s.pendingBytes}`);
   c.destroy();
 });
+
+Deno.test("wire: a server that answers before the request body ends reads the rest and drops it", async () => {
+  const { client } = pair((s) => s.respond({ ":status": 403 }, { endStream: true }));
+  const st = client.request({
+    ":method": "POST",
+    ":scheme": "http",
+    ":path": "/",
+    ":authority": "x",
+  });
+  const closed = new Promise((r) => st.once("close", r));
+  const head = new Promise<HeaderRecord>((r) => st.once("response", r));
+  // More than the stream's window: the client can finish only if the server keeps reading.
+  st.write(new Uint8Array(3 * STREAM_WINDOW));
+  st.end();
+  assertEquals((await head)[":status"], "403");
+  await closed;
+  assertEquals(st.rstCode, ErrorCode.NO_ERROR);
+  assertEquals(st.pendingBytes, 0, "the whole body was sent");
+  client.destroy();
+});

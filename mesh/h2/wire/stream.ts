@@ -78,6 +78,8 @@ export class H2Stream extends Emitter {
   headersReceived = false;
   /** Body bytes read but not yet given back as window. */
   unacked = 0;
+  /** The response is complete: the rest of the request body is read and dropped. */
+  discarding = false;
   #chunks: Uint8Array[] = [];
   #flowing = false;
   #paused = false;
@@ -198,6 +200,15 @@ export class H2Stream extends Emitter {
       return;
     }
     this.#chunks.push(b);
+  }
+
+  /** Drops what is buffered and any body still to come (the exchange is answered). */
+  discard(): void {
+    this.discarding = true;
+    let n = 0;
+    for (const c of this.#chunks) n += c.length;
+    this.#chunks.length = 0;
+    if (n > 0) this.#host.consumed(this, n);
   }
 
   /** END_STREAM arrived (after `trailers`, if any). */
