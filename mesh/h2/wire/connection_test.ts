@@ -107,14 +107,13 @@ const OPEN = cat(PREFACE, frame(FrameType.SETTINGS, 0, 0));
 
 /** Two connections joined in memory; the server answers with `serve`. */
 function pair(serve: (s: H2Stream, h: HeaderRecord, end: boolean) => void) {
-  let client!: H2Connection;
   const server = new H2Connection({
     role: "server",
     maxConcurrentStreams: 100,
     maxHeaderListBytes: 65536,
     onStream: serve,
   });
-  client = new H2Connection({
+  const client = new H2Connection({
     role: "client",
     maxConcurrentStreams: 100,
     maxHeaderListBytes: 65536,
