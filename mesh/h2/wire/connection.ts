@@ -8,8 +8,9 @@
  * errors end it with GOAWAY and the matching code.
  * @module
  */
+import { BlockReader } from "./blocks.ts";
 import { Emitter } from "./emitter.ts";
-import { eachField, type HeaderRecord, recordOf } from "./fields.ts";
+import { eachField, recordOf } from "./fields.ts";
 import {
   DEFAULT_MAX_FRAME,
   DEFAULT_WINDOW,
@@ -20,13 +21,15 @@ import {
   H2ConnectionError,
   MAX_WINDOW,
   PREFACE,
-  putFrameHeader,
   read31,
   read32,
   Setting,
 } from "./frames.ts";
 import { Bytes, HpackDecoder, HpackEncoder, HpackError } from "./hpack.ts";
+import { FrameWriter, type Wire } from "./writer.ts";
 import { FloodGuard } from "./flood.ts";
+import type { H2ConnectionOptions } from "./options.ts";
+import { readSettings } from "./settings.ts";
 import { H2Stream, type SendOptions, type StreamHost, type WireHeaders } from "./stream.ts";
 
 /** The receive window each stream starts with (advertised in SETTINGS). */
@@ -35,47 +38,11 @@ export const STREAM_WINDOW = 128 * 1024;
 export const CONNECTION_WINDOW = 8 * 1024 * 1024;
 /** The dynamic table the peer's encoder may use (the default: not advertised). */
 const _HPACK_TABLE = 4096;
-/** Most frames in one header block (HEADERS plus CONTINUATIONs). */
-const _MAX_BLOCK_FRAMES = 64;
-/** Control frames (SETTINGS, PING, PRIORITY, empty DATA) allowed per flood window. */
-const _MAX_CONTROL_PER_WINDOW = 1000;
-/** Streams the peer may reset (or have refused) per flood window. */
-const _MAX_RESETS_PER_WINDOW = 1000;
 /**
  * Bytes waiting to be written above which streams stop framing their bodies until the writes
  * catch up (a peer that opens large windows and then does not read).
  */
 const _OUT_HIGH_WATER = 1024 * 1024;
-/**
- * Microtasks a flush waits, so that what one read leads to leaves in one write: a relayed
- * response's head is framed in the microtask after the read, its body and trailers in the
- * next.
- */
-const _FLUSH_HOPS = 2;
-/** The flood counters' window, in ms. */
-const _FLOOD_WINDOW_MS = 10_000;
-
-/** Where a connection's bytes go; `write` takes ownership of `b`. */
-export interface Wire {
-  /** Writes `b`; a promise when the writer should wait before the next write. */
-  write(b: Uint8Array): Promise<void> | undefined;
-  /** Closes the connection. */
-  close(): void;
-}
-
-/** Options of {@linkcode H2Connection}. */
-export interface H2ConnectionOptions {
-  /** Server (streams come from the peer) or client (`request` opens them). */
-  role: "server" | "client";
-  /** Most streams the peer may have open at once (advertised). */
-  maxConcurrentStreams: number;
-  /** Largest header list accepted, RFC 7541 sizes (advertised). */
-  maxHeaderListBytes: number;
-  /** Server role: a new request; `endStream` when its headers ended it. */
-  onStream?: (s: H2Stream, headers: HeaderRecord, endStream: boolean) => void;
-  /** Millisecond clock. @default performance.now */
-  now?: () => number;
-}
 
 /** A stream waiting for the peer's concurrency limit (client role). */
 interface _Queued {
@@ -96,9 +63,9 @@ export class H2Connection extends Emitter implements StreamHost {
   readonly #queued: _Queued[] = [];
   readonly #blocked = new Set<H2Stream>();
   readonly #decoder: HpackDecoder;
+  readonly #blocks: BlockReader;
   readonly #control: FloodGuard;
   readonly #resets: FloodGuard;
-  #wire: Wire | null = null;
   #lastPeerId = 0;
   #nextId = 1;
   #peerMaxFrame = DEFAULT_MAX_FRAME;
@@ -110,26 +77,17 @@ export class H2Connection extends Emitter implements StreamHost {
   #prefaceLeft: number;
   #sawSettings = false;
   #in: Uint8Array | null = null;
-  // A header block spread over CONTINUATION frames.
-  #hbStream = 0;
-  #hbEndStream = false;
-  #hbParts: Uint8Array[] = [];
-  #hbBytes = 0;
   // Output.
-  readonly #out = new Bytes(16 * 1024);
+  readonly #w = new FrameWriter({
+    written: () => this.#unblock(),
+    drained: () => {
+      if (!this.#closed && this.#streams.size === 0) this.destroy(ErrorCode.CANCEL);
+    },
+    broken: () => this.destroy(ErrorCode.CANCEL),
+  });
   readonly #scratch = new Bytes(1024);
   readonly #encoder = new HpackEncoder();
   readonly #encodeOne = (n: string, v: string) => this.#encoder.field(this.#scratch, n, v);
-  #flushQueued = false;
-  #hops = 0;
-  /** The queued flush: waits `_FLUSH_HOPS` microtasks, then writes. */
-  readonly #flushFn = () => {
-    if (++this.#hops < _FLUSH_HOPS) return queueMicrotask(this.#flushFn);
-    this.#flushQueued = false;
-    this.#flush();
-  };
-  #writing = false;
-  #closeAfterFlush = false;
   #goawaySent = false;
   #goawayRecv = false;
   #closed = false;
@@ -145,8 +103,10 @@ export class H2Connection extends Emitter implements StreamHost {
     this.#prefaceLeft = this.#server ? PREFACE.length : 0;
     this.#nextId = 1;
     this.#decoder = new HpackDecoder(_HPACK_TABLE, o.maxHeaderListBytes);
-    this.#control = new FloodGuard(_MAX_CONTROL_PER_WINDOW, _FLOOD_WINDOW_MS, this.#now);
-    this.#resets = new FloodGuard(_MAX_RESETS_PER_WINDOW, _FLOOD_WINDOW_MS, this.#now);
+    // A block may take one frame more than the list limit (literals can be longer encoded).
+    this.#blocks = new BlockReader(o.maxHeaderListBytes + DEFAULT_MAX_FRAME);
+    this.#control = FloodGuard.control(this.#now);
+    this.#resets = FloodGuard.resets(this.#now);
     this.lastActive = this.#now();
   }
 
@@ -167,20 +127,20 @@ export class H2Connection extends Emitter implements StreamHost {
 
   /** Starts speaking over `wire`: this side's preface and SETTINGS go out at once. */
   start(wire: Wire): void {
-    this.#wire = wire;
-    if (!this.#server) this.#out.bytes(PREFACE);
+    this.#w.attach(wire);
+    if (!this.#server) this.#w.out.bytes(PREFACE);
     const settings: [number, number][] = [
       [Setting.MAX_CONCURRENT_STREAMS, this.#o.maxConcurrentStreams],
       [Setting.INITIAL_WINDOW_SIZE, STREAM_WINDOW],
       [Setting.MAX_HEADER_LIST_SIZE, this.#o.maxHeaderListBytes],
     ];
     if (!this.#server) settings.unshift([Setting.ENABLE_PUSH, 0]);
-    this.#frame(settings.length * 6, FrameType.SETTINGS, 0, 0);
+    this.#w.frame(settings.length * 6, FrameType.SETTINGS, 0, 0);
     for (const [id, v] of settings) {
-      this.#u16(id);
-      this.#u32(v);
+      this.#w.u16(id);
+      this.#w.u32(v);
     }
-    this.#windowUpdate(0, CONNECTION_WINDOW - DEFAULT_WINDOW);
+    this.#w.windowUpdate(0, CONNECTION_WINDOW - DEFAULT_WINDOW);
   }
 
   /** Bytes from the peer. */
@@ -196,7 +156,7 @@ export class H2Connection extends Emitter implements StreamHost {
 
   /** The peer closed the connection (or it broke): nothing more can be written. */
   ended(): void {
-    this.#wire = null;
+    this.#w.detach();
     this.destroy(ErrorCode.CANCEL);
   }
 
@@ -228,7 +188,7 @@ export class H2Connection extends Emitter implements StreamHost {
     if (this.#closed) return;
     if (!this.#goawaySent) this.#goaway(ErrorCode.NO_ERROR, "");
     for (const q of this.#queued.splice(0)) q.s.finish(ErrorCode.REFUSED_STREAM);
-    if (this.#streams.size === 0) this.#closeSoon();
+    if (this.#streams.size === 0) this.#w.closeSoon();
   }
 
   /**
@@ -242,21 +202,8 @@ export class H2Connection extends Emitter implements StreamHost {
     for (const s of [...this.#streams.values()]) s.finish(code);
     this.#streams.clear();
     this.#blocked.clear();
-    const wire = this.#wire;
-    this.#wire = null;
-    if (wire !== null) {
-      if (!this.#goawaySent) this.#goaway(ErrorCode.NO_ERROR, "");
-      if (this.#out.length > 0) {
-        const bytes = this.#out.buf.slice(0, this.#out.length);
-        this.#out.length = 0;
-        try {
-          wire.write(bytes)?.catch(() => {});
-        } catch {
-          // The connection broke meanwhile: it is being closed anyway.
-        }
-      }
-      wire.close();
-    }
+    if (this.#w.attached && !this.#goawaySent) this.#goaway(ErrorCode.NO_ERROR, "");
+    this.#w.finish();
     queueMicrotask(() => this.emit("close"));
   }
 
@@ -276,8 +223,8 @@ export class H2Connection extends Emitter implements StreamHost {
       const n = Math.min(max, sc.length - off);
       const last = off + n >= sc.length;
       const flags = (last ? Flag.END_HEADERS : 0) | (first && endStream ? Flag.END_STREAM : 0);
-      this.#frame(n, first ? FrameType.HEADERS : FrameType.CONTINUATION, flags, s.id);
-      this.#out.bytes(sc.buf.subarray(off, off + n));
+      this.#w.frame(n, first ? FrameType.HEADERS : FrameType.CONTINUATION, flags, s.id);
+      this.#w.out.bytes(sc.buf.subarray(off, off + n));
       off += n;
       first = false;
     } while (off < sc.length);
@@ -289,7 +236,7 @@ export class H2Connection extends Emitter implements StreamHost {
     if (this.#closed || s.closed || !this.#streams.has(s.id)) return;
     while (s.pending.length > 0) {
       const win = Math.min(s.sendWindow, this.#sendWindow);
-      if (win <= 0 || this.#out.length >= _OUT_HIGH_WATER) {
+      if (win <= 0 || this.#w.out.length >= _OUT_HIGH_WATER) {
         this.#blocked.add(s);
         break;
       }
@@ -297,8 +244,8 @@ export class H2Connection extends Emitter implements StreamHost {
       const n = Math.min(c.length, win, this.#peerMaxFrame);
       const last = n === c.length && s.pending.length === 1;
       const endNow = last && s.writableEnded && !s.wantsTrailers;
-      this.#frame(n, FrameType.DATA, endNow ? Flag.END_STREAM : 0, s.id);
-      this.#out.bytes(n === c.length ? c : c.subarray(0, n));
+      this.#w.frame(n, FrameType.DATA, endNow ? Flag.END_STREAM : 0, s.id);
+      this.#w.out.bytes(n === c.length ? c : c.subarray(0, n));
       if (n === c.length) s.pending.shift();
       else s.pending[0] = c.subarray(n);
       s.pendingBytes -= n;
@@ -314,7 +261,7 @@ export class H2Connection extends Emitter implements StreamHost {
           return;
         }
       } else {
-        this.#frame(0, FrameType.DATA, Flag.END_STREAM, s.id);
+        this.#w.frame(0, FrameType.DATA, Flag.END_STREAM, s.id);
         s.localEnded = true;
       }
     }
@@ -330,8 +277,8 @@ export class H2Connection extends Emitter implements StreamHost {
       return;
     }
     if (this.#closed) return;
-    this.#frame(4, FrameType.RST_STREAM, 0, s.id);
-    this.#u32(code);
+    this.#w.frame(4, FrameType.RST_STREAM, 0, s.id);
+    this.#w.u32(code);
   }
 
   /** Forgets a finished stream; starts a queued one; closes a draining connection. */
@@ -346,14 +293,14 @@ export class H2Connection extends Emitter implements StreamHost {
       this.pump(q.s);
     }
     const away = this.#goawaySent || (this.#goawayRecv && !this.#server);
-    if (away && this.#streams.size === 0) this.#closeSoon();
+    if (away && this.#streams.size === 0) this.#w.closeSoon();
   }
 
   /** The reader took `n` bytes of `s`'s body: reopen its window in bulk. */
   consumed(s: H2Stream, n: number): void {
     s.unacked += n;
     if (s.unacked >= STREAM_WINDOW / 2 && !s.remoteEnded && !this.#closed) {
-      this.#windowUpdate(s.id, s.unacked);
+      this.#w.windowUpdate(s.id, s.unacked);
       s.recvWindow += s.unacked;
       s.unacked = 0;
     }
@@ -396,7 +343,7 @@ export class H2Connection extends Emitter implements StreamHost {
   }
 
   #onFrame(type: number, flags: number, id: number, b: Uint8Array, s: number, e: number): void {
-    if (this.#hbStream !== 0 && type !== FrameType.CONTINUATION) {
+    if (this.#blocks.pending !== 0 && type !== FrameType.CONTINUATION) {
       throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "header block interrupted");
     }
     if (!this.#sawSettings) {
@@ -408,10 +355,16 @@ export class H2Connection extends Emitter implements StreamHost {
     switch (type) {
       case FrameType.DATA:
         return this.#onData(flags, id, b, s, e);
-      case FrameType.HEADERS:
-        return this.#onHeaders(flags, id, b, s, e);
-      case FrameType.CONTINUATION:
-        return this.#onContinuation(flags, id, b, s, e);
+      case FrameType.HEADERS: {
+        const block = this.#blocks.headers(flags, id, b, s, e);
+        if (block !== null) this.#onBlock(block.id, block.endStream, block.fragment);
+        return;
+      }
+      case FrameType.CONTINUATION: {
+        const block = this.#blocks.continuation(flags, id, b, s, e);
+        if (block !== null) this.#onBlock(block.id, block.endStream, block.fragment);
+        return;
+      }
       case FrameType.PRIORITY:
         if (id === 0) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "PRIORITY on 0");
         if (e - s !== 5) throw new H2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "PRIORITY size");
@@ -427,8 +380,8 @@ export class H2Connection extends Emitter implements StreamHost {
         if (e - s !== 8) throw new H2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "PING size");
         if ((flags & Flag.ACK) !== 0) return;
         this.#calm(this.#control, "PING flood");
-        this.#frame(8, FrameType.PING, Flag.ACK, 0);
-        this.#out.bytes(b.subarray(s, e));
+        this.#w.frame(8, FrameType.PING, Flag.ACK, 0);
+        this.#w.out.bytes(b.subarray(s, e));
         return;
       case FrameType.GOAWAY:
         return this.#onGoaway(id, b, s, e);
@@ -456,7 +409,7 @@ export class H2Connection extends Emitter implements StreamHost {
     // The connection's window reopens on receipt: the streams' windows bound what is held.
     this.#connUnacked += len;
     if (this.#connUnacked >= CONNECTION_WINDOW / 2) {
-      this.#windowUpdate(0, this.#connUnacked);
+      this.#w.windowUpdate(0, this.#connUnacked);
       this.#recvWindow += this.#connUnacked;
       this.#connUnacked = 0;
     }
@@ -489,57 +442,6 @@ export class H2Connection extends Emitter implements StreamHost {
     if (to > from) st.pushData(b.slice(from, to));
     else if (!end) this.#calm(this.#control, "empty DATA flood");
     if (end) st.pushEnd();
-  }
-
-  #onHeaders(flags: number, id: number, b: Uint8Array, s: number, e: number): void {
-    if (id === 0) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "HEADERS on stream 0");
-    let from = s;
-    let pad = 0;
-    if ((flags & Flag.PADDED) !== 0) {
-      if (e - s < 1) throw new H2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "HEADERS size");
-      pad = b[from++]!;
-    }
-    if ((flags & Flag.PRIORITY) !== 0) from += 5;
-    if (from + pad > e) {
-      throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "bad HEADERS padding");
-    }
-    const frag = b.subarray(from, e - pad);
-    const endStream = (flags & Flag.END_STREAM) !== 0;
-    if ((flags & Flag.END_HEADERS) !== 0) return this.#onBlock(id, endStream, frag);
-    this.#hbStream = id;
-    this.#hbEndStream = endStream;
-    this.#hbParts = [frag.slice()];
-    this.#hbBytes = frag.length;
-    this.#blockBound();
-  }
-
-  #onContinuation(flags: number, id: number, b: Uint8Array, s: number, e: number): void {
-    if (this.#hbStream === 0 || id !== this.#hbStream) {
-      throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "unexpected CONTINUATION");
-    }
-    this.#hbParts.push(b.slice(s, e));
-    this.#hbBytes += e - s;
-    this.#blockBound();
-    if ((flags & Flag.END_HEADERS) === 0) return;
-    const all = new Uint8Array(this.#hbBytes);
-    let o = 0;
-    for (const p of this.#hbParts) {
-      all.set(p, o);
-      o += p.length;
-    }
-    this.#hbStream = 0;
-    this.#hbParts = [];
-    this.#onBlock(id, this.#hbEndStream, all);
-  }
-
-  /** A header block spread over frames stays within the list limit and a frame count. */
-  #blockBound(): void {
-    if (
-      this.#hbParts.length > _MAX_BLOCK_FRAMES ||
-      this.#hbBytes > this.#o.maxHeaderListBytes + DEFAULT_MAX_FRAME
-    ) {
-      throw new H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "header block too large");
-    }
   }
 
   #onBlock(id: number, endStream: boolean, frag: Uint8Array): void {
@@ -592,8 +494,8 @@ export class H2Connection extends Emitter implements StreamHost {
     this.#lastPeerId = id;
     if (this.#goawaySent || this.#streams.size >= this.#o.maxConcurrentStreams) {
       this.#calm(this.#resets, "too many refused streams");
-      this.#frame(4, FrameType.RST_STREAM, 0, id);
-      this.#u32(ErrorCode.REFUSED_STREAM);
+      this.#w.frame(4, FrameType.RST_STREAM, 0, id);
+      this.#w.u32(ErrorCode.REFUSED_STREAM);
       return;
     }
     const st = new H2Stream(this, id, this.#peerInitialWindow, STREAM_WINDOW);
@@ -624,52 +526,25 @@ export class H2Connection extends Emitter implements StreamHost {
   }
 
   #onSettings(flags: number, id: number, b: Uint8Array, s: number, e: number): void {
-    if (id !== 0) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "SETTINGS on a stream");
-    if ((flags & Flag.ACK) !== 0) {
-      if (e !== s) throw new H2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "SETTINGS ACK size");
-      return;
-    }
-    if ((e - s) % 6 !== 0) throw new H2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "SETTINGS size");
+    const settings = readSettings(flags, id, b, s, e);
+    if (settings === null) return;
     this.#calm(this.#control, "SETTINGS flood");
-    for (let p = s; p < e; p += 6) {
-      const key = (b[p]! << 8) | b[p + 1]!;
-      const v = read32(b, p + 2);
-      switch (key) {
-        case Setting.ENABLE_PUSH:
-          if (v > 1) throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "ENABLE_PUSH");
-          break;
-        case Setting.MAX_CONCURRENT_STREAMS:
-          this.#peerMaxStreams = v;
-          break;
-        case Setting.INITIAL_WINDOW_SIZE: {
-          if (v > MAX_WINDOW) {
-            throw new H2ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, "INITIAL_WINDOW_SIZE");
+    for (const [key, v] of settings) {
+      if (key === Setting.MAX_CONCURRENT_STREAMS) this.#peerMaxStreams = v;
+      else if (key === Setting.MAX_FRAME_SIZE) this.#peerMaxFrame = v;
+      else if (key === Setting.HEADER_TABLE_SIZE) this.#encoder.setTableLimit(v);
+      else if (key === Setting.INITIAL_WINDOW_SIZE) {
+        const delta = v - this.#peerInitialWindow;
+        this.#peerInitialWindow = v;
+        for (const st of this.#streams.values()) {
+          st.sendWindow += delta;
+          if (st.sendWindow > MAX_WINDOW) {
+            throw new H2ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, "stream window overflow");
           }
-          const delta = v - this.#peerInitialWindow;
-          this.#peerInitialWindow = v;
-          for (const st of this.#streams.values()) {
-            st.sendWindow += delta;
-            if (st.sendWindow > MAX_WINDOW) {
-              throw new H2ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, "stream window overflow");
-            }
-          }
-          break;
         }
-        case Setting.MAX_FRAME_SIZE:
-          if (v < DEFAULT_MAX_FRAME || v > 0xffffff) {
-            throw new H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "MAX_FRAME_SIZE");
-          }
-          this.#peerMaxFrame = v;
-          break;
-        case Setting.HEADER_TABLE_SIZE:
-          this.#encoder.setTableLimit(v);
-          break;
-        default:
-          // MAX_HEADER_LIST_SIZE is advisory; unknown settings are ignored.
-          break;
       }
     }
-    this.#frame(0, FrameType.SETTINGS, Flag.ACK, 0);
+    this.#w.frame(0, FrameType.SETTINGS, Flag.ACK, 0);
     for (const st of [...this.#streams.values()]) this.pump(st);
   }
 
@@ -688,7 +563,7 @@ export class H2Connection extends Emitter implements StreamHost {
     this.emit("goaway", code, last);
     // A client closes a connection the server sent away; a server leaves the closing to the
     // client that said GOAWAY (it may still be reading), or to the idle sweep.
-    if (!this.#server && this.#streams.size === 0) this.#closeSoon();
+    if (!this.#server && this.#streams.size === 0) this.#w.closeSoon();
   }
 
   #onWindowUpdate(id: number, b: Uint8Array, s: number, e: number): void {
@@ -748,91 +623,17 @@ export class H2Connection extends Emitter implements StreamHost {
     s.maybeClose();
   }
 
-  #frame(len: number, type: number, flags: number, id: number): void {
-    const o = this.#out;
-    o.ensure(FRAME_HEADER_BYTES + len);
-    putFrameHeader(o.buf, o.length, len, type, flags, id);
-    o.length += FRAME_HEADER_BYTES;
-    this.#scheduleFlush();
-  }
-
-  #u16(v: number): void {
-    this.#out.byte((v >>> 8) & 0xff);
-    this.#out.byte(v & 0xff);
-  }
-
-  #u32(v: number): void {
-    const o = this.#out;
-    o.ensure(4);
-    o.buf[o.length++] = (v >>> 24) & 0xff;
-    o.buf[o.length++] = (v >>> 16) & 0xff;
-    o.buf[o.length++] = (v >>> 8) & 0xff;
-    o.buf[o.length++] = v & 0xff;
-  }
-
-  #windowUpdate(id: number, inc: number): void {
-    this.#frame(4, FrameType.WINDOW_UPDATE, 0, id);
-    this.#u32(inc);
-  }
-
   #goaway(code: number, debug: string): void {
     this.#goawaySent = true;
-    const d = new TextEncoder().encode(debug.slice(0, 200));
-    this.#frame(8 + d.length, FrameType.GOAWAY, 0, 0);
-    this.#u32(this.#lastPeerId);
-    this.#u32(code);
-    this.#out.bytes(d);
+    this.#w.goaway(this.#lastPeerId, code, debug);
   }
 
   /** A connection error: GOAWAY with `code`, then close once it is written. */
   #fail(code: number, why: string): void {
     if (this.#closed) return;
     this.emit("failed", code, why);
-    this.#hbStream = 0;
+    this.#blocks.reset();
     this.#goaway(code, why);
     this.destroy(code === ErrorCode.NO_ERROR ? ErrorCode.CANCEL : code);
-  }
-
-  /** Closes the connection once what is queued is written and no stream is left. */
-  #closeSoon(): void {
-    this.#closeAfterFlush = true;
-    this.#scheduleFlush();
-  }
-
-  #scheduleFlush(): void {
-    if (this.#flushQueued) return;
-    this.#flushQueued = true;
-    this.#hops = 0;
-    queueMicrotask(this.#flushFn);
-  }
-
-  #flush(): void {
-    const wire = this.#wire;
-    if (wire === null || this.#writing) return;
-    if (this.#out.length > 0) {
-      const data = this.#out.buf.slice(0, this.#out.length);
-      this.#out.length = 0;
-      let p: Promise<void> | undefined;
-      try {
-        p = wire.write(data);
-      } catch {
-        return this.destroy(ErrorCode.CANCEL);
-      }
-      if (p !== undefined) {
-        this.#writing = true;
-        p.then(() => {
-          this.#writing = false;
-          this.#unblock();
-          this.#flush();
-        }, () => {
-          this.#writing = false;
-          this.destroy(ErrorCode.CANCEL);
-        });
-        return;
-      }
-    }
-    if (this.#closeAfterFlush && !this.#closed && this.#streams.size === 0) {
-      this.destroy(ErrorCode.CANCEL);
-    }
   }
 }

@@ -4,8 +4,25 @@
  * @module
  */
 
+/** Control frames (SETTINGS, PING, PRIORITY, empty DATA) allowed per window. */
+const _MAX_CONTROL_PER_WINDOW = 1000;
+/** Streams a peer may reset (or have refused) per window (rapid reset, CVE-2023-44487). */
+const _MAX_RESETS_PER_WINDOW = 1000;
+/** The counters' window, in ms. */
+const _WINDOW_MS = 10_000;
+
 /** Counts events per fixed window of time. */
 export class FloodGuard {
+  /** The guard of a connection's control frames. */
+  static control(now: () => number): FloodGuard {
+    return new FloodGuard(_MAX_CONTROL_PER_WINDOW, _WINDOW_MS, now);
+  }
+
+  /** The guard of a connection's stream resets and refused streams. */
+  static resets(now: () => number): FloodGuard {
+    return new FloodGuard(_MAX_RESETS_PER_WINDOW, _WINDOW_MS, now);
+  }
+
   readonly #limit: number;
   readonly #windowMs: number;
   readonly #now: () => number;

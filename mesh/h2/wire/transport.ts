@@ -7,7 +7,8 @@
  */
 import { closeQuietly, noDelay } from "../../conn/mod.ts";
 import { readerFor } from "../../forward/mod.ts";
-import type { H2Connection, Wire } from "./connection.ts";
+import type { H2Connection } from "./connection.ts";
+import type { Wire } from "./writer.ts";
 
 /** Read buffer per plain connection, in bytes (the connection copies what it keeps). */
 const READ_BYTES = 64 * 1024;
