@@ -284,6 +284,9 @@ export class H2Connection extends Emitter implements StreamHost {
   /** Forgets a finished stream; starts a queued one; closes a draining connection. */
   forget(s: H2Stream): void {
     if (!this.#streams.delete(s.id)) return;
+    // Rapid reset is streams opened and reset over and over: completed ones offset resets, so
+    // busy legitimate traffic with some cancellations (deadlines, clients leaving) never trips.
+    if (this.#server && s.rstCode === ErrorCode.NO_ERROR) this.#resets.relieve();
     this.#blocked.delete(s);
     this.lastActive = this.#now();
     while (this.#queued.length > 0 && this.#streams.size < this.#peerMaxStreams) {

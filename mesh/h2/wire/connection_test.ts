@@ -413,3 +413,22 @@ Deno.test("wire: a server that answers before the request body ends reads the re
   assertEquals(st.pendingBytes, 0, "the whole body was sent");
   client.destroy();
 });
+
+Deno.test("wire: cancellations among completed streams are not a rapid reset", async () => {
+  const s = rawServer((st) => st.respond({ ":status": 200 }, { endStream: true }));
+  const frames: Uint8Array[] = [OPEN];
+  for (let i = 0; i < 2400; i++) {
+    const id = 2 * i + 1;
+    if (i % 2 === 0) {
+      frames.push(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, id, block(GET)));
+    } else {
+      frames.push(frame(FrameType.HEADERS, Flag.END_HEADERS, id, block(GET)));
+      frames.push(frame(FrameType.RST_STREAM, 0, id, u32(ErrorCode.CANCEL)));
+    }
+  }
+  s.feed(cat(...frames));
+  await settle();
+  assertEquals(goawayCode(s.frames()), null, "1,200 cancellations among 1,200 answers");
+  assert(!s.c.closed);
+  s.c.destroy();
+});

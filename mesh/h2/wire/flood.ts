@@ -37,6 +37,11 @@ export class FloodGuard {
     this.#start = now();
   }
 
+  /** Takes one event back (a stream that completed normally offsets one reset). */
+  relieve(): void {
+    if (this.#count > 0) this.#count--;
+  }
+
   /** Counts one event; true when the window's limit is passed. */
   hit(): boolean {
     if (++this.#count <= this.#limit) return false;
