@@ -65,14 +65,15 @@ Deno.test("a data-plane worker loads no schema library, YAML, discovery or ident
   assertEquals(_offending(g.modules, NOT_IN_WORKER), []);
 });
 
-Deno.test("an HTTP/1 proxy loads no HTTP/2 code: node:http2 comes only with the first h2 connection", async () => {
+Deno.test("an HTTP/1 proxy loads no HTTP/2 code: the h2 codec comes only with the first h2 connection", async () => {
   const h2Code = [/^node:http2$/, /^mesh\/h2\/(?!lazy\.ts$)/];
   for (const entry of [["cmd/skein.ts", "cmd/proxy.ts"], ["mesh/proxy/worker.ts"]]) {
     const g = await runtimeGraph(entry, { dynamic: false });
     assert(g.modules.has("mesh/h2/lazy.ts"), `${entry}: the h2 loader is not in the graph`);
     assertEquals(_offending(g.modules, h2Code), [], `${entry} loads h2 code at start`);
   }
-  // It is there to be loaded, behind the dynamic import.
+  // It is there to be loaded, behind the dynamic import; the framing is skein's own codec.
   const all = await runtimeGraph(["mesh/proxy/worker.ts"], { dynamic: true });
-  assert(all.modules.has("mesh/h2/gateway.ts") && all.modules.has("node:http2"));
+  assert(all.modules.has("mesh/h2/gateway.ts") && all.modules.has("mesh/h2/wire/connection.ts"));
+  assertEquals(all.modules.has("node:http2"), false, "node:http2 is not on any data-plane path");
 });

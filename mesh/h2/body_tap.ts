@@ -4,7 +4,14 @@
  * that outgrows the copy still flows; it just cannot be replayed any more.
  * @module
  */
-import type { Readable } from "node:stream";
+
+/** Where the body comes from: the client's stream. */
+interface _Source {
+  // deno-lint-ignore no-explicit-any
+  on(event: string, fn: (...args: any[]) => void): unknown;
+  pause(): unknown;
+  resume(): unknown;
+}
 
 /** Where the body goes: the request stream of one try. */
 interface _Target {
@@ -19,7 +26,7 @@ export class BodyTap {
   bytesIn = 0;
   /** The client ended the body. */
   ended = false;
-  readonly #src: Readable;
+  readonly #src: _Source;
   readonly #max: number;
   #queue: Uint8Array[] = [];
   #queued = 0;
@@ -33,7 +40,7 @@ export class BodyTap {
    * Starts reading `src`; keeps a replayable copy of up to `maxReplayBytes`. `ended`: the
    * request's headers already ended the stream (no body), so a try can say so in its own.
    */
-  constructor(src: Readable, maxReplayBytes: number, ended = false) {
+  constructor(src: _Source, maxReplayBytes: number, ended = false) {
     this.#src = src;
     this.#max = maxReplayBytes;
     this.ended = ended;

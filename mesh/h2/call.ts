@@ -13,7 +13,6 @@
  * `grpc-message`).
  * @module
  */
-import http2 from "node:http2";
 import {
   type ClientInfo,
   type CoarseTimer,
@@ -30,6 +29,8 @@ import {
 } from "../forward/mod.ts";
 import { type HeadLimits, HttpParseError, isIdempotent } from "../http1/mod.ts";
 import { BodyTap } from "./body_tap.ts";
+import { ErrorCode } from "./wire/frames.ts";
+import type { H2Stream } from "./wire/stream.ts";
 import type { Upstreams, UpstreamSession, UpstreamStream } from "./upstream.ts";
 import {
   encodeGrpcMessage,
@@ -51,8 +52,12 @@ import {
   wantsTrailers,
 } from "./headers.ts";
 
-const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_NO_ERROR } =
-  http2.constants;
+const {
+  CANCEL: NGHTTP2_CANCEL,
+  REFUSED_STREAM: NGHTTP2_REFUSED_STREAM,
+  INTERNAL_ERROR: NGHTTP2_INTERNAL_ERROR,
+  NO_ERROR: NGHTTP2_NO_ERROR,
+} = ErrorCode;
 
 /** The trailers each try's response ended with, kept from the moment they arrive. */
 const _trailersOf = new WeakMap<UpstreamStream, H2Headers>();
@@ -110,7 +115,7 @@ type _Waited =
 export async function serveCall(
   deps: CallDeps,
   conn: CallConn,
-  stream: http2.ServerHttp2Stream,
+  stream: H2Stream,
   headers: H2Headers,
   endStream = false,
 ): Promise<void> {
@@ -158,7 +163,7 @@ export async function serveCall(
 class _Call {
   readonly #d: CallDeps;
   readonly #c: CallConn;
-  readonly #s: http2.ServerHttp2Stream;
+  readonly #s: H2Stream;
   readonly #decision: RouteDecision;
   readonly #fwd: H2Headers;
   readonly #grpc: boolean;
@@ -176,7 +181,7 @@ class _Call {
   constructor(
     d: CallDeps,
     c: CallConn,
-    s: http2.ServerHttp2Stream,
+    s: H2Stream,
     decision: RouteDecision,
     fwd: H2Headers,
     grpc: boolean,
@@ -405,16 +410,16 @@ class _Call {
     const record = () =>
       this.finish(this.#grpc && status === 200 ? httpStatusOfGrpc(grpcStatus) : status);
     if (endStream) {
-      s.respond(relayedHeaders(headers, true) as http2.OutgoingHttpHeaders, { endStream: true });
+      s.respond(relayedHeaders(headers, true), { endStream: true });
       return record();
     }
     let trailers: H2Headers | null = null;
-    s.respond(relayedHeaders(headers, true) as http2.OutgoingHttpHeaders, {
+    s.respond(relayedHeaders(headers, true), {
       waitForTrailers: true,
     });
     s.on("wantTrailers", () => {
       try {
-        s.sendTrailers((trailers ?? {}) as http2.OutgoingHttpHeaders);
+        s.sendTrailers(trailers ?? {});
       } catch {
         s.close();
       }
@@ -522,7 +527,7 @@ function _grpcTrailers(code: number, message: string, cause: string): H2Headers 
  * status sent (for gRPC) or -1.
  */
 function _answer(
-  s: http2.ServerHttp2Stream,
+  s: H2Stream,
   node: string,
   grpc: boolean,
   e: ProxyError,
@@ -540,7 +545,7 @@ function _answer(
         "grpc-message": encodeGrpcMessage(e.message),
         "x-skein-error": e.code,
         "x-skein-proxy": node,
-      } as http2.OutgoingHttpHeaders, { endStream: true });
+      }, { endStream: true });
       return code;
     }
     s.respond({
@@ -549,7 +554,7 @@ function _answer(
       "content-type": "text/plain; charset=utf-8",
       "x-skein-error": e.code,
       "x-skein-proxy": node,
-    } as http2.OutgoingHttpHeaders);
+    });
     s.end(`${e.message}\n`);
   } catch {
     s.close(NGHTTP2_INTERNAL_ERROR);

@@ -5,10 +5,12 @@
  * callee cuts it when the certificate it was opened with expires.
  * @module
  */
-import http2 from "node:http2";
 import type { Endpoint } from "../forward/mod.ts";
-import { duplexOf } from "./duplex.ts";
+import { DEFAULT_HEAD_LIMITS } from "../http1/mod.ts";
 import type { Upstreams, UpstreamSession, UpstreamStream } from "./upstream.ts";
+import { H2Connection } from "./wire/connection.ts";
+import type { WireHeaders } from "./wire/stream.ts";
+import { runOver } from "./wire/transport.ts";
 
 /** Opens the byte stream a session to `ep` runs on. */
 export type H2Dial = (ep: Endpoint) => Promise<Deno.Conn>;
@@ -26,19 +28,15 @@ export interface H2ClientSessionsOptions {
   idleMs: number;
   /** Millisecond clock. @default performance.now */
   now?: () => number;
+  /** Largest response header list accepted, in bytes. @default the HTTP/1 head limit */
+  maxHeaderListBytes?: number;
 }
 
 interface _Entry {
-  ready: Promise<http2.ClientHttp2Session>;
+  ready: Promise<H2Connection>;
   /** What calls use: the session's `request`, counting the streams open on it. */
   handle: Promise<UpstreamSession>;
   born: number;
-}
-
-/** How much a session is used, for the idle sweep. */
-interface _Use {
-  streams: number;
-  last: number;
 }
 
 /** The sessions of one calling identity, by endpoint. */
@@ -46,7 +44,7 @@ export class H2ClientSessions implements Upstreams {
   readonly #o: H2ClientSessionsOptions;
   readonly #now: () => number;
   readonly #map = new Map<string, _Entry>();
-  readonly #open = new Map<http2.ClientHttp2Session, _Use>();
+  readonly #open = new Set<H2Connection>();
   #closed = false;
 
   /** Creates an empty set of sessions. */
@@ -90,19 +88,11 @@ export class H2ClientSessions implements Upstreams {
   }
 
   /** A session's `request`, counting its open streams for the idle sweep. */
-  #handle(s: http2.ClientHttp2Session): UpstreamSession {
-    const use = this.#open.get(s) ?? { streams: 0, last: this.#now() };
-    const now = this.#now;
+  #handle(s: H2Connection): UpstreamSession {
     return {
       request(h, o) {
-        const st = s.request(h as http2.OutgoingHttpHeaders, o);
-        use.streams++;
-        st.once("close", () => {
-          use.streams--;
-          use.last = now();
-        });
-        // A node:http2 client stream is what UpstreamStream describes.
-        return st as unknown as UpstreamStream;
+        // The wire's client streams are what UpstreamStream describes.
+        return s.request(h as WireHeaders, o) as UpstreamStream;
       },
     };
   }
@@ -110,21 +100,24 @@ export class H2ClientSessions implements Upstreams {
   /** Closes sessions that carried no stream for the idle time (call about once a second). */
   sweep(): void {
     const now = this.#now();
-    for (const [s, use] of this.#open) {
-      if (use.streams === 0 && now - use.last >= this.#o.idleMs) s.close();
+    for (const s of this.#open) {
+      if (s.activeStreams === 0 && now - s.lastActive >= this.#o.idleMs) s.close();
     }
   }
 
-  async #dial(ep: Endpoint, key: string): Promise<http2.ClientHttp2Session> {
+  async #dial(ep: Endpoint, key: string): Promise<H2Connection> {
     const conn = await this.#o.dial(ep);
-    const s = http2.connect(`http://${ep.hostname}:${ep.port}`, {
-      createConnection: () => duplexOf(conn) as unknown as import("node:net").Socket,
-      settings: { enablePush: false, maxConcurrentStreams: MAX_CONCURRENT_STREAMS },
+    if (this.#closed) {
+      conn.close();
+      throw new Error("h2 sessions closed");
+    }
+    const s = new H2Connection({
+      role: "client",
+      maxConcurrentStreams: MAX_CONCURRENT_STREAMS,
+      maxHeaderListBytes: this.#o.maxHeaderListBytes ?? DEFAULT_HEAD_LIMITS.maxHeadBytes,
+      now: this.#now,
     });
-    // An 'error' with no listener would end the process; streams see their own errors.
-    s.on("error", () => {});
     const forget = () => {
-      this.#open.delete(s);
       const cur = this.#map.get(key);
       if (cur !== undefined) {
         cur.ready.then((x) => {
@@ -132,32 +125,27 @@ export class H2ClientSessions implements Upstreams {
         }, () => {});
       }
     };
-    s.on("close", forget);
-    s.on("goaway", forget);
-    this.#open.set(s, { streams: 0, last: this.#now() });
-    await new Promise<void>((resolve, reject) => {
-      if (s.connecting === false && !s.destroyed) return resolve();
-      s.once("connect", () => resolve());
-      s.once("close", () => reject(new Error(`h2 session to ${ep.key} closed before it was up`)));
+    s.on("close", () => {
+      this.#open.delete(s);
+      forget();
     });
-    if (this.#closed) {
-      s.destroy();
-      throw new Error("h2 sessions closed");
-    }
+    s.on("goaway", forget);
+    this.#open.add(s);
+    runOver(s, conn);
     return s;
   }
 
   /** Closes every session: open streams finish, no new ones start. */
   close(): void {
     this.#closed = true;
-    for (const s of this.#open.keys()) s.close();
+    for (const s of this.#open) s.close();
     this.#map.clear();
   }
 
   /** Ends every session now. */
   destroy(): void {
     this.#closed = true;
-    for (const s of this.#open.keys()) s.destroy();
+    for (const s of this.#open) s.destroy();
     this.#open.clear();
     this.#map.clear();
   }

@@ -1,7 +1,7 @@
 /**
  * A `Deno.Conn` (a TCP connection, or the mesh's mTLS connection wrappers) as the node stream
- * `node:http2` sessions run on. The bytes the HTTP/1 forwarder read before it handed the
- * connection over come out first.
+ * a `node:http` server runs on (the HTTP/1.1-to-h2 bridge's). Bytes read before the connection
+ * was handed over come out first.
  * @module
  */
 import { Duplex } from "node:stream";

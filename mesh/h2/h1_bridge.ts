@@ -6,11 +6,11 @@
  * @module
  */
 import http from "node:http";
-import http2 from "node:http2";
 import { H2ClientSessions, type H2Dial } from "./client_sessions.ts";
 import { duplexOf } from "./duplex.ts";
 import type { H2Headers } from "./headers.ts";
-import type { UpstreamSession } from "./upstream.ts";
+import type { UpstreamSession, UpstreamStream } from "./upstream.ts";
+import { ErrorCode } from "./wire/frames.ts";
 
 /** Fields HTTP/2 forbids or that belong to the HTTP/1.1 hop (RFC 9113 section 8.2.2). */
 const _HOP = new Set([
@@ -80,18 +80,24 @@ export class H1ToH2Bridge {
       return;
     }
     const bodiless = req.method === "GET" || req.method === "HEAD";
-    let up: http2.ClientHttp2Stream;
+    let up: UpstreamStream;
+    const endStream = bodiless && req.readableEnded;
     try {
-      // The session's streams are node:http2 client streams.
-      up = session.request(h, {
-        endStream: bodiless && req.readableEnded,
-      }) as unknown as http2.ClientHttp2Stream;
+      up = session.request(h, { endStream });
     } catch {
       res.destroy();
       return;
     }
     up.on("error", () => {});
-    if (!up.writableEnded) req.pipe(up);
+    if (!endStream) {
+      req.on("data", (c: Uint8Array) => {
+        if (!up.write(c)) {
+          req.pause();
+          up.once("drain", () => req.resume());
+        }
+      });
+      req.on("end", () => up.end());
+    }
     let trailers: H2Headers | null = null;
     up.on("trailers", (t: H2Headers) => trailers = t);
     up.on("response", (head: H2Headers) => {
@@ -119,7 +125,7 @@ export class H1ToH2Bridge {
       if (!res.writableEnded) res.destroy();
     });
     res.on("close", () => {
-      if (!up.closed) up.close(http2.constants.NGHTTP2_CANCEL);
+      if (!up.closed) up.close(ErrorCode.CANCEL);
     });
   }
 

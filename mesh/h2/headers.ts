@@ -14,7 +14,7 @@ import {
   writeForwardedRequestHead,
 } from "../http1/mod.ts";
 
-/** A header block as node:http2 gives it (pseudo-headers included). */
+/** A header block as the codec gives it (pseudo-headers included). */
 export type H2Headers = Record<string, string | string[] | undefined>;
 
 /** Connection-specific fields HTTP/2 forbids (RFC 9113 section 8.2.2). */

@@ -1,8 +1,8 @@
 /**
- * The HTTP/2 side of a data plane, loaded on first use: `node:http2` (and this folder's code
- * that uses it) costs every isolate memory, so a proxy that only ever sees HTTP/1 never loads
- * it. The first connection with the h2 preface imports it; connections handed over meanwhile
- * wait for it.
+ * The HTTP/2 side of a data plane, loaded on first use: the h2 codec and call code (and
+ * `node:http` for HTTP/1.1 apps) cost every isolate memory, so a proxy that only ever sees
+ * HTTP/1 never loads them. The first connection with the h2 preface imports it; connections
+ * handed over meanwhile wait for it.
  * @module
  */
 import type { H2Handoff } from "../forward/mod.ts";

@@ -1,5 +1,5 @@
 /**
- * What a call needs of the stream it sends a try on: the shape of a `node:http2` client stream,
+ * What a call needs of the stream it sends a try on: the shape of the codec's client stream,
  * which HTTP/1.1 upstreams (`h1_upstream.ts`) imitate, so `call.ts` relays both the same way.
  * @module
  */

@@ -66,6 +66,7 @@ Deno.test("gRPC unary and streaming calls cross two proxies, balanced per call, 
   const apps = [await startGrpcApp("a"), await startGrpcApp("b")];
   const proxies: ProxyHandle[] = [];
   let client: grpc.Client | null = null;
+  const others: grpc.Client[] = [];
   try {
     for (const [i, a] of apps.entries()) {
       proxies.push(
@@ -152,7 +153,9 @@ Deno.test("gRPC unary and streaming calls cross two proxies, balanced per call, 
     await t.step(
       "errors the proxy makes are gRPC errors; grpc-status decides the metrics",
       async () => {
-        const none = await unary(echoClient(caller.upstreams["ghost"]!), "Unary", "x");
+        const ghost = echoClient(caller.upstreams["ghost"]!);
+        others.push(ghost);
+        const none = await unary(ghost, "Unary", "x");
         assertEquals(none.error?.code, grpc.status.UNAVAILABLE);
         assertEquals(none.error?.metadata.get("x-skein-error"), ["no_endpoint"]);
         const before = requestsOf(await metricsText(caller), "greeter");
@@ -188,6 +191,20 @@ Deno.test("gRPC unary and streaming calls cross two proxies, balanced per call, 
     });
   } finally {
     client?.close();
+    for (const c of others) c.close();
+    // The clients' connections end before the proxies stop: a client still closing when the
+    // proxy's GOAWAY and close arrive can crash Deno's node:http2 (an nghttp2 assertion in
+    // find_stream_on_goaway_func), taking this test process down.
+    const caller = proxies[proxies.length - 1];
+    if (caller !== undefined) {
+      await waitFor("the clients' connections to the caller to close", async () => {
+        const m = await metricsText(caller);
+        const line = m.split("\n").find((l) =>
+          l.startsWith("skein_active_connections{") && l.includes("outbound")
+        );
+        return line !== undefined && Number(line.split(" ").pop()) === 0;
+      }).catch(() => {});
+    }
     for (const p of proxies.reverse()) await p.child.stop();
     await cp.child.stop();
     for (const a of apps) await a.close();
