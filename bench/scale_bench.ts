@@ -4,13 +4,18 @@
  * each on its own connection, holding blocking catalog queries with deltas, spread over the
  * three nodes — then makes `changes` writes one by one and measures, from each write's
  * acknowledgement, how long until every watcher holds its index. Reports p50/p99/max, the
- * control nodes' CPU and RSS, and the catalog bytes the nodes sent per change. Each watcher
- * connects from its own loopback address (127.1.x.y), as proxies on their own hosts would, so
- * the API's per-address caps see a fleet, not one host.
+ * control nodes' CPU and RSS, and the catalog bytes the nodes sent per change. The watchers are
+ * raw mTLS clients (`scale_watcher.ts`) from one address, as a fleet behind one NAT would be:
+ * `Deno.connectTls` cannot pick a local address, and proxies with mesh certificates are exempt
+ * from the per-address caps. `SCALE_NODE_FLAGS` adds Deno flags to the nodes (e.g.
+ * `--v8-flags=--perf-basic-prof`) and `SCALE_PAUSE_S` waits that long, after printing the nodes'
+ * pids, before the changes, so a profiler can attach.
  * @module
  */
 import { ProcessCluster, request, waitFor } from "../tests/control_process/cluster.ts";
 import { meshClient, sharedSeed } from "../tests/tls_fixture.ts";
+import { RawWatcher } from "./scale_watcher.ts";
+import type { WriteDone, WriteOrder } from "./scale_writer.ts";
 
 /** Options of {@linkcode runScaleBench}. */
 export interface ScaleBenchOptions {
@@ -43,9 +48,11 @@ export async function runScaleBench(opts: ScaleBenchOptions = {}): Promise<void>
   const total = opts.instances ?? 10_000;
   const watchers = opts.watchers ?? 1000;
   const changes = opts.changes ?? 10;
-  const c = await ProcessCluster.create({ logLevel: "warn" });
+  const flags = (Deno.env.get("SCALE_NODE_FLAGS") ?? "").split(" ").filter((f) => f !== "");
+  const c = await ProcessCluster.create({ logLevel: "warn", denoFlags: flags });
   const ac = new AbortController();
-  const clients: Deno.HttpClient[] = [];
+  const conns = new Set<RawWatcher>();
+  let writer: Worker | null = null;
   try {
     await c.startAll();
     const leader = await c.waitLeader(30_000);
@@ -74,17 +81,19 @@ export async function runScaleBench(opts: ScaleBenchOptions = {}): Promise<void>
     const seen: Map<number, number>[] = Array.from({ length: watchers }, () => new Map());
     let waiting = 0;
     const ids = c.ids();
-    // Started in batches: the API admits only so many TLS handshakes from one address at once.
+    const refused = new Map<string, number>();
+    // Started in batches: the API admits only so many TLS handshakes at once.
     const ready: (() => void)[] = [];
     const watch = async (w: number) => {
-      const client = Deno.createHttpClient({
-        caCerts: [seed.certPem],
-        cert: cert.certPem,
-        key: cert.keyPem,
-        localAddress: `127.1.${Math.floor(w / 250)}.${(w % 250) + 2}`,
-      });
-      clients.push(client);
-      const base = c.api(ids[w % ids.length]!);
+      const url = new URL(c.api(ids[w % ids.length]!));
+      const target = {
+        hostname: url.hostname,
+        port: Number(url.port),
+        caPem: seed.certPem,
+        certPem: cert.certPem,
+        keyPem: cert.keyPem,
+      };
+      let conn: RawWatcher | null = null;
       let first = true;
       while (!ac.signal.aborted) {
         const q = first
@@ -93,28 +102,28 @@ export async function runScaleBench(opts: ScaleBenchOptions = {}): Promise<void>
         const blocking = !first;
         if (blocking) waiting++;
         try {
-          const res = await fetch(base + q, {
-            client,
-            signal: ac.signal,
-            headers: first ? {} : { "skein-catalog-delta": "1" },
-          });
-          // The index is in a header: the first answer is the whole catalog (megabytes), read
-          // but not parsed, so the bench's own CPU goes to holding watchers, not to JSON.
-          const bytes = await res.arrayBuffer();
-          const at = performance.now();
-          if (res.status !== 200) {
-            const code = /"code":"([a-z_]+)"/.exec(new TextDecoder().decode(bytes))?.[1];
-            throw new Error(`catalog ${res.status}${code ? ` ${code}` : ""}`);
+          if (conn === null) {
+            conn = await RawWatcher.connect(target);
+            conns.add(conn);
           }
-          const index = Number(res.headers.get("x-skein-index"));
-          if (index !== held[w]) seen[w]!.set(index, at);
-          held[w] = index;
+          const a = await conn.get(q, blocking);
+          if (a.status !== 200) {
+            const what = `${a.status}${a.code ? ` ${a.code}` : ""}`;
+            refused.set(what, (refused.get(what) ?? 0) + 1);
+            throw new Error(`catalog ${what}`);
+          }
+          if (a.index !== held[w]) seen[w]!.set(a.index, performance.timeOrigin + a.at);
+          held[w] = a.index;
           if (first) ready[w]?.();
           first = false;
         } catch (e) {
           if (ac.signal.aborted) break;
-          const cause = (e as Error).cause;
-          console.log(`watcher ${w}: ${(e as Error).message}${cause ? ` (${cause})` : ""}`);
+          console.log(`watcher ${w}: ${(e as Error).message}`);
+          if (conn !== null) {
+            conns.delete(conn);
+            conn.close();
+            conn = null;
+          }
           await new Promise((r) => setTimeout(r, 500 + Math.random() * 500));
         } finally {
           if (blocking) waiting--;
@@ -135,17 +144,31 @@ export async function runScaleBench(opts: ScaleBenchOptions = {}): Promise<void>
       () => waiting >= watchers ? true : undefined,
     );
     const pids = c.running().map((id) => c.node(id).child!.pid);
+    const pauseS = Number(Deno.env.get("SCALE_PAUSE_S") ?? "0");
+    if (pauseS > 0) {
+      console.log(`node pids: ${pids.join(",")}; changes in ${pauseS} s`);
+      await new Promise((r) => setTimeout(r, pauseS * 1000));
+    }
     const before = await Promise.all(pids.map(_proc));
     const bytesBefore = await _bytesSent(c);
     const lat: number[] = [];
+    const token = await c.adminToken();
+    const w = writer = new Worker(new URL("./scale_writer.ts", import.meta.url), {
+      type: "module",
+    });
     for (let k = 0; k < changes; k++) {
-      const r = await request(`${c.api(leader)}/v1/services/scale-change/instances/c-${k}`, "PUT", {
-        address: "10.250.0.1",
-        port: 8080 + k,
-      }, 30_000);
-      const ack = performance.now();
-      const index = r.json?.index as number;
-      if (typeof index !== "number") throw new Error(`change ${k}: ${r.status}`);
+      w.postMessage(
+        {
+          url: `${c.api(leader)}/v1/services/scale-change/instances/c-${k}`,
+          body: { address: "10.250.0.1", port: 8080 + k },
+          token,
+          caPem: seed.certPem,
+        } satisfies WriteOrder,
+      );
+      const done = await new Promise<WriteDone>((r) => w.onmessage = (e) => r(e.data));
+      const ack = done.ackAt;
+      const index = done.index;
+      if (index === null) throw new Error(`change ${k}: ${done.status}`);
       await waitFor(
         `every watcher to hold index ${index}`,
         120_000,
@@ -173,6 +196,11 @@ export async function runScaleBench(opts: ScaleBenchOptions = {}): Promise<void>
         `max ${lat.at(-1)!.toFixed(1)} ms`,
     );
     console.log(
+      `refused answers: ${
+        refused.size === 0 ? "none" : JSON.stringify(Object.fromEntries(refused))
+      }`,
+    );
+    console.log(
       `catalog bytes sent per change (all nodes): ${
         Math.round((bytesAfter - bytesBefore) / changes)
       }`,
@@ -185,7 +213,8 @@ export async function runScaleBench(opts: ScaleBenchOptions = {}): Promise<void>
     );
   } finally {
     ac.abort();
-    for (const cl of clients) cl.close();
+    writer?.terminate();
+    for (const w of conns) w.close();
     await c.destroy();
   }
 }
