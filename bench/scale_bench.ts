@@ -14,6 +14,7 @@
  */
 import { ProcessCluster, request, waitFor } from "../tests/control_process/cluster.ts";
 import { meshClient, sharedSeed } from "../tests/tls_fixture.ts";
+import { DEFAULT_LEASE_TTL_MS } from "../control/registry/leases.ts";
 import { RawWatcher } from "./scale_watcher.ts";
 import type { WriteDone, WriteOrder } from "./scale_writer.ts";
 
@@ -74,7 +75,27 @@ export async function runScaleBench(opts: ScaleBenchOptions = {}): Promise<void>
       }
     }));
     await c.waitConverged(120_000);
-    console.log(`registered ${total} instances; starting ${watchers} watchers`);
+    // Nothing heartbeats these instances: one lease TTL after registering, the leader marks
+    // them critical in batches, and every batch is a catalog change for every watcher. Let
+    // that settle first, so the watchers start on a quiet catalog and the measured changes
+    // are the bench's own.
+    const registeredAt = Date.now();
+    let last = -1;
+    let stableSince = Date.now();
+    await waitFor("the catalog to settle after the leases expire", 300_000, async () => {
+      const idx = await c.waitConverged(120_000);
+      if (idx !== last) {
+        last = idx;
+        stableSince = Date.now();
+      }
+      const quietMs = Date.now() - stableSince;
+      return Date.now() - registeredAt > DEFAULT_LEASE_TTL_MS + 5_000 && quietMs > 5_000
+        ? true
+        : undefined;
+    });
+    console.log(
+      `registered ${total} instances (settled at index ${last}); starting ${watchers} watchers`,
+    );
     const seed = await sharedSeed();
     const cert = await meshClient("scale-watcher");
     const held = new Array<number>(watchers).fill(0);
@@ -84,17 +105,26 @@ export async function runScaleBench(opts: ScaleBenchOptions = {}): Promise<void>
     const refused = new Map<string, number>();
     // Started in batches: the API admits only so many TLS handshakes at once.
     const ready: (() => void)[] = [];
-    const watch = async (w: number) => {
-      const url = new URL(c.api(ids[w % ids.length]!));
-      const target = {
+    const targetOf = (node: number) => {
+      const url = new URL(c.api(ids[node % ids.length]!));
+      return {
         hostname: url.hostname,
         port: Number(url.port),
         caPem: seed.certPem,
         certPem: cert.certPem,
         keyPem: cert.keyPem,
       };
+    };
+    const watch = async (w: number) => {
+      let node = w;
       let conn: RawWatcher | null = null;
       let first = true;
+      const drop = () => {
+        if (conn === null) return;
+        conns.delete(conn);
+        conn.close();
+        conn = null;
+      };
       while (!ac.signal.aborted) {
         const q = first
           ? "/v1/catalog?stale=true"
@@ -103,13 +133,18 @@ export async function runScaleBench(opts: ScaleBenchOptions = {}): Promise<void>
         if (blocking) waiting++;
         try {
           if (conn === null) {
-            conn = await RawWatcher.connect(target);
+            conn = await RawWatcher.connect(targetOf(node));
             conns.add(conn);
           }
           const a = await conn.get(q, blocking);
           if (a.status !== 200) {
             const what = `${a.status}${a.code ? ` ${a.code}` : ""}`;
             refused.set(what, (refused.get(what) ?? 0) + 1);
+            // As a proxy does: a node past its staleness bound is left for the next one.
+            if (a.code === "stale_state") {
+              drop();
+              node++;
+            }
             throw new Error(`catalog ${what}`);
           }
           if (a.index !== held[w]) seen[w]!.set(a.index, performance.timeOrigin + a.at);
@@ -119,16 +154,13 @@ export async function runScaleBench(opts: ScaleBenchOptions = {}): Promise<void>
         } catch (e) {
           if (ac.signal.aborted) break;
           console.log(`watcher ${w}: ${(e as Error).message}`);
-          if (conn !== null) {
-            conns.delete(conn);
-            conn.close();
-            conn = null;
-          }
+          if (!(e as Error).message.startsWith("catalog ")) drop();
           await new Promise((r) => setTimeout(r, 500 + Math.random() * 500));
         } finally {
           if (blocking) waiting--;
         }
       }
+      drop();
     };
     for (let b = 0; b < watchers; b += WATCHER_BATCH) {
       const batch: Promise<void>[] = [];
@@ -150,6 +182,7 @@ export async function runScaleBench(opts: ScaleBenchOptions = {}): Promise<void>
       await new Promise((r) => setTimeout(r, pauseS * 1000));
     }
     const before = await Promise.all(pids.map(_proc));
+    const selfBefore = await _proc(Deno.pid);
     const bytesBefore = await _bytesSent(c);
     const lat: number[] = [];
     const token = await c.adminToken();
@@ -186,6 +219,7 @@ export async function runScaleBench(opts: ScaleBenchOptions = {}): Promise<void>
       );
     }
     const after = await Promise.all(pids.map(_proc));
+    const selfAfter = await _proc(Deno.pid);
     const bytesAfter = await _bytesSent(c);
     lat.sort((a, b) => a - b);
     console.log(
@@ -204,6 +238,15 @@ export async function runScaleBench(opts: ScaleBenchOptions = {}): Promise<void>
       `catalog bytes sent per change (all nodes): ${
         Math.round((bytesAfter - bytesBefore) / changes)
       }`,
+    );
+    const nodeCpuS = pids.reduce((s, _, i) => s + after[i]!.cpuS - before[i]!.cpuS, 0);
+    console.log(
+      `control CPU per woken watcher: ${(nodeCpuS * 1e6 / (watchers * changes)).toFixed(0)} µs; ` +
+        `bench (watchers + writer) CPU over the changes ${
+          (selfAfter.cpuS - selfBefore.cpuS).toFixed(2)
+        } s, ${
+          ((selfAfter.cpuS - selfBefore.cpuS) * 1e6 / (watchers * changes)).toFixed(0)
+        } µs per watcher answer`,
     );
     pids.forEach((_, i) =>
       console.log(

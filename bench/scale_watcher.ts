@@ -38,6 +38,8 @@ export interface WatchAnswer {
 const READ_BYTES = 4096;
 /** Largest response head accepted. */
 const MAX_HEAD_BYTES = 16 * 1024;
+/** Where the bodies of whole-catalog answers are read to and dropped. */
+const _scratch = new Uint8Array(256 * 1024);
 const _enc = new TextEncoder();
 const _dec = new TextDecoder();
 
@@ -45,9 +47,9 @@ const _dec = new TextDecoder();
 export class RawWatcher {
   readonly #conn: Deno.TlsConn;
   readonly #host: string;
-  readonly #buf = new Uint8Array(READ_BYTES);
-  /** Bytes read past the previous answer. */
-  #rest: Uint8Array = new Uint8Array(0);
+  /** Bytes read and not yet consumed are `#buf[0, #len)`. */
+  #buf = new Uint8Array(READ_BYTES);
+  #len = 0;
 
   private constructor(conn: Deno.TlsConn, host: string) {
     this.#conn = conn;
@@ -86,57 +88,67 @@ export class RawWatcher {
     for (let at = 0; at < bytes.byteLength;) at += await this.#conn.write(bytes.subarray(at));
   }
 
-  /** Reads more bytes after `have`; throws when the server closed. */
-  async #more(have: Uint8Array): Promise<Uint8Array> {
-    const n = await this.#conn.read(this.#buf);
+  /** Reads more bytes into the buffer after `#len`, growing it up to `need` bytes. */
+  async #fill(need = 0): Promise<void> {
+    if (this.#len === this.#buf.byteLength || need > this.#buf.byteLength) {
+      const grown = new Uint8Array(Math.max(need, this.#buf.byteLength * 2));
+      grown.set(this.#buf.subarray(0, this.#len));
+      this.#buf = grown;
+    }
+    const n = await this.#conn.read(this.#buf.subarray(this.#len));
     if (n === null) throw new Error("connection closed by the server");
-    const out = new Uint8Array(have.byteLength + n);
-    out.set(have);
-    out.set(this.#buf.subarray(0, n), have.byteLength);
-    return out;
+    this.#len += n;
+  }
+
+  /** Drops the first `n` bytes of the buffer. */
+  #consume(n: number): void {
+    this.#buf.copyWithin(0, n, this.#len);
+    this.#len -= n;
   }
 
   async #read(): Promise<WatchAnswer> {
-    let data = this.#rest;
-    let end = _headEnd(data);
+    let end = _headEnd(this.#buf, this.#len);
     while (end < 0) {
-      if (data.byteLength > MAX_HEAD_BYTES) throw new Error("response head too large");
-      data = await this.#more(data);
-      end = _headEnd(data);
+      if (this.#len > MAX_HEAD_BYTES) throw new Error("response head too large");
+      await this.#fill();
+      end = _headEnd(this.#buf, this.#len);
     }
-    const head = _dec.decode(data.subarray(0, end));
+    const head = _dec.decode(this.#buf.subarray(0, end));
     const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? NaN);
     const length = /\r\ncontent-length:\s*(\d+)/i.exec(head)?.[1];
     if (length === undefined) throw new Error(`answer without content-length: ${head}`);
     const index = Number(/\r\nx-skein-index:\s*(\d+)/i.exec(head)?.[1] ?? NaN);
     const total = end + 4 + Number(length);
-    let body: Uint8Array | null = null;
+    let code: string | undefined;
     if (status !== 200) {
       // Error bodies are small; keep them to find the code.
-      while (data.byteLength < total) data = await this.#more(data);
-      body = data.subarray(end + 4, total);
-      this.#rest = data.subarray(total);
+      while (this.#len < total) await this.#fill(total);
+      const body = _dec.decode(this.#buf.subarray(end + 4, total));
+      code = /"code":"([a-z_]+)"/.exec(body)?.[1];
+      this.#consume(total);
+    } else if (this.#len >= total) {
+      this.#consume(total);
     } else {
-      // The body is counted, not kept: the first answer is the whole catalog (megabytes).
-      let have = data.byteLength;
-      let tail = have > total ? data.subarray(total) : new Uint8Array(0);
-      while (have < total) {
-        const n = await this.#conn.read(this.#buf);
+      // The body is counted, not kept: the first answer is the whole catalog (megabytes). Its
+      // bytes go to one scratch buffer all watchers share, which is fine for bytes nobody reads;
+      // a watcher has one request out at a time, so nothing past the answer can arrive.
+      let left = total - this.#len;
+      this.#len = 0;
+      while (left > 0) {
+        const n = await this.#conn.read(_scratch);
         if (n === null) throw new Error("connection closed by the server");
-        have += n;
-        if (have > total) tail = this.#buf.slice(n - (have - total), n);
+        if (n > left) throw new Error("the server sent more than the answer asked for");
+        left -= n;
       }
-      this.#rest = tail;
     }
     const at = performance.now();
-    const code = body === null ? undefined : /"code":"([a-z_]+)"/.exec(_dec.decode(body))?.[1];
     return { status, index, at, ...(code !== undefined ? { code } : {}) };
   }
 }
 
 /** Offset of the `\r\n\r\n` that ends a head, or -1. */
-function _headEnd(b: Uint8Array): number {
-  for (let i = 0; i + 3 < b.byteLength; i++) {
+function _headEnd(b: Uint8Array, len: number): number {
+  for (let i = 0; i + 3 < len; i++) {
     if (b[i] === 13 && b[i + 1] === 10 && b[i + 2] === 13 && b[i + 3] === 10) return i;
   }
   return -1;
