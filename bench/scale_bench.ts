@@ -9,7 +9,8 @@
  * `Deno.connectTls` cannot pick a local address, and proxies with mesh certificates are exempt
  * from the per-address caps. `SCALE_NODE_FLAGS` adds Deno flags to the nodes (e.g.
  * `--v8-flags=--perf-basic-prof`) and `SCALE_PAUSE_S` waits that long, after printing the nodes'
- * pids, before the changes, so a profiler can attach.
+ * pids, before the changes, so a profiler can attach; `SCALE_LOG_LEVEL=info` makes the nodes
+ * log at info (kept with `SKEIN_TEST_KEEP=1`).
  * @module
  */
 import { ProcessCluster, request, waitFor } from "../tests/control_process/cluster.ts";
@@ -50,7 +51,8 @@ export async function runScaleBench(opts: ScaleBenchOptions = {}): Promise<void>
   const watchers = opts.watchers ?? 1000;
   const changes = opts.changes ?? 10;
   const flags = (Deno.env.get("SCALE_NODE_FLAGS") ?? "").split(" ").filter((f) => f !== "");
-  const c = await ProcessCluster.create({ logLevel: "warn", denoFlags: flags });
+  const logLevel = Deno.env.get("SCALE_LOG_LEVEL") === "info" ? "info" : "warn";
+  const c = await ProcessCluster.create({ logLevel, denoFlags: flags });
   const ac = new AbortController();
   const conns = new Set<RawWatcher>();
   let writer: Worker | null = null;
