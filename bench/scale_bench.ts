@@ -15,7 +15,7 @@
  */
 import { ProcessCluster, request, waitFor } from "../tests/control_process/cluster.ts";
 import { meshClient, sharedSeed } from "../tests/tls_fixture.ts";
-import { DEFAULT_LEASE_TTL_MS } from "../control/registry/leases.ts";
+import { DEFAULT_LEASE_TTL_MS } from "../control/registry/mod.ts";
 import { RawWatcher } from "./scale_watcher.ts";
 import type { WriteDone, WriteOrder } from "./scale_writer.ts";
 
