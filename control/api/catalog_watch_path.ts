@@ -164,7 +164,7 @@ export class CatalogWatchPath {
           `too many blocking queries in flight (limit ${w.maxWaiters})`,
           { limit: w.maxWaiters },
         ),
-        null,
+        o.stale.verdict().lastContact,
       );
       return true;
     }
@@ -255,9 +255,8 @@ export class CatalogWatchPath {
   }
 
   /** Writes an error answer as the API's error handler would. */
-  #write(res: http.ServerResponse, e: ApiError, lastContact: string | null): void {
-    const headers: Record<string, string> = {};
-    if (lastContact !== null) headers[LAST_CONTACT_HEADER] = lastContact;
+  #write(res: http.ServerResponse, e: ApiError, lastContact: string): void {
+    const headers: Record<string, string> = { [LAST_CONTACT_HEADER]: lastContact };
     this.#send(res, e.status, headers, new TextEncoder().encode(JSON.stringify(e.body())));
   }
 

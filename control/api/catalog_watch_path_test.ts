@@ -162,6 +162,28 @@ Deno.test("a held watch gets an empty delta when its wait runs out, 503 stale_st
   }
 });
 
+Deno.test("held watches count against the node's watcher bound: one more gets 429 too_many_watchers", async () => {
+  const t = await setup();
+  try {
+    await t.put("a", "1");
+    (t.backend.watcher as { maxWaiters: number }).maxWaiters = 1;
+    const idx = (await t.get("/v1/catalog?stale=true")).json.index as number;
+    const ac = new AbortController();
+    const first = t.get(`/v1/catalog?stale=true&index=${idx}&wait=5m`, { signal: ac.signal })
+      .catch(() => null);
+    await until("a held watch", () => t.watchPath.held === 1);
+    const second = await t.get(`/v1/catalog?stale=true&index=${idx}&wait=5m`);
+    assert.equal(second.status, 429);
+    assert.equal(second.json.error.code, "too_many_watchers");
+    assert.deepEqual(second.json.error.details, { limit: 1 });
+    assert.equal(second.headers.get(LAST_CONTACT_HEADER), "100");
+    ac.abort();
+    await first;
+  } finally {
+    await t.close();
+  }
+});
+
 Deno.test("parseWatchQuery() takes only the stale blocking queries the route would answer alike", () => {
   const max = 300_000;
   assert.deepEqual(parseWatchQuery("stale=true&index=7&wait=60s", max), {
