@@ -4,13 +4,20 @@
  * each on its own connection, holding blocking catalog queries with deltas, spread over the
  * three nodes — then makes `changes` writes one by one and measures, from each write's
  * acknowledgement, how long until every watcher holds its index. Reports p50/p99/max, the
- * control nodes' CPU and RSS, and the catalog bytes the nodes sent per change. Each watcher
- * connects from its own loopback address (127.1.x.y), as proxies on their own hosts would, so
- * the API's per-address caps see a fleet, not one host.
+ * control nodes' CPU and RSS, and the catalog bytes the nodes sent per change. The watchers are
+ * raw mTLS clients (`scale_watcher.ts`) from one address, as a fleet behind one NAT would be:
+ * `Deno.connectTls` cannot pick a local address, and proxies with mesh certificates are exempt
+ * from the per-address caps. `SCALE_NODE_FLAGS` adds Deno flags to the nodes (e.g.
+ * `--v8-flags=--perf-basic-prof`) and `SCALE_PAUSE_S` waits that long, after printing the nodes'
+ * pids, before the changes, so a profiler can attach; `SCALE_LOG_LEVEL=info` makes the nodes
+ * log at info (kept with `SKEIN_TEST_KEEP=1`).
  * @module
  */
 import { ProcessCluster, request, waitFor } from "../tests/control_process/cluster.ts";
 import { meshClient, sharedSeed } from "../tests/tls_fixture.ts";
+import { DEFAULT_LEASE_TTL_MS } from "../control/registry/mod.ts";
+import { RawWatcher } from "./scale_watcher.ts";
+import type { WriteDone, WriteOrder } from "./scale_writer.ts";
 
 /** Options of {@linkcode runScaleBench}. */
 export interface ScaleBenchOptions {
@@ -43,9 +50,12 @@ export async function runScaleBench(opts: ScaleBenchOptions = {}): Promise<void>
   const total = opts.instances ?? 10_000;
   const watchers = opts.watchers ?? 1000;
   const changes = opts.changes ?? 10;
-  const c = await ProcessCluster.create({ logLevel: "warn" });
+  const flags = (Deno.env.get("SCALE_NODE_FLAGS") ?? "").split(" ").filter((f) => f !== "");
+  const logLevel = Deno.env.get("SCALE_LOG_LEVEL") === "info" ? "info" : "warn";
+  const c = await ProcessCluster.create({ logLevel, denoFlags: flags });
   const ac = new AbortController();
-  const clients: Deno.HttpClient[] = [];
+  const conns = new Set<RawWatcher>();
+  let writer: Worker | null = null;
   try {
     await c.startAll();
     const leader = await c.waitLeader(30_000);
@@ -67,25 +77,56 @@ export async function runScaleBench(opts: ScaleBenchOptions = {}): Promise<void>
       }
     }));
     await c.waitConverged(120_000);
-    console.log(`registered ${total} instances; starting ${watchers} watchers`);
+    // Nothing heartbeats these instances: one lease TTL after registering, the leader marks
+    // them critical in batches, and every batch is a catalog change for every watcher. Let
+    // that settle first, so the watchers start on a quiet catalog and the measured changes
+    // are the bench's own.
+    const registeredAt = Date.now();
+    let last = -1;
+    let stableSince = Date.now();
+    await waitFor("the catalog to settle after the leases expire", 300_000, async () => {
+      const idx = await c.waitConverged(120_000);
+      if (idx !== last) {
+        last = idx;
+        stableSince = Date.now();
+      }
+      const quietMs = Date.now() - stableSince;
+      return Date.now() - registeredAt > DEFAULT_LEASE_TTL_MS + 5_000 && quietMs > 5_000
+        ? true
+        : undefined;
+    });
+    console.log(
+      `registered ${total} instances (settled at index ${last}); starting ${watchers} watchers`,
+    );
     const seed = await sharedSeed();
     const cert = await meshClient("scale-watcher");
     const held = new Array<number>(watchers).fill(0);
     const seen: Map<number, number>[] = Array.from({ length: watchers }, () => new Map());
     let waiting = 0;
     const ids = c.ids();
-    // Started in batches: the API admits only so many TLS handshakes from one address at once.
+    const refused = new Map<string, number>();
+    // Started in batches: the API admits only so many TLS handshakes at once.
     const ready: (() => void)[] = [];
+    const targetOf = (node: number) => {
+      const url = new URL(c.api(ids[node % ids.length]!));
+      return {
+        hostname: url.hostname,
+        port: Number(url.port),
+        caPem: seed.certPem,
+        certPem: cert.certPem,
+        keyPem: cert.keyPem,
+      };
+    };
     const watch = async (w: number) => {
-      const client = Deno.createHttpClient({
-        caCerts: [seed.certPem],
-        cert: cert.certPem,
-        key: cert.keyPem,
-        localAddress: `127.1.${Math.floor(w / 250)}.${(w % 250) + 2}`,
-      });
-      clients.push(client);
-      const base = c.api(ids[w % ids.length]!);
+      let node = w;
+      let conn: RawWatcher | null = null;
       let first = true;
+      const drop = () => {
+        if (conn === null) return;
+        conns.delete(conn);
+        conn.close();
+        conn = null;
+      };
       while (!ac.signal.aborted) {
         const q = first
           ? "/v1/catalog?stale=true"
@@ -93,33 +134,35 @@ export async function runScaleBench(opts: ScaleBenchOptions = {}): Promise<void>
         const blocking = !first;
         if (blocking) waiting++;
         try {
-          const res = await fetch(base + q, {
-            client,
-            signal: ac.signal,
-            headers: first ? {} : { "skein-catalog-delta": "1" },
-          });
-          // The index is in a header: the first answer is the whole catalog (megabytes), read
-          // but not parsed, so the bench's own CPU goes to holding watchers, not to JSON.
-          const bytes = await res.arrayBuffer();
-          const at = performance.now();
-          if (res.status !== 200) {
-            const code = /"code":"([a-z_]+)"/.exec(new TextDecoder().decode(bytes))?.[1];
-            throw new Error(`catalog ${res.status}${code ? ` ${code}` : ""}`);
+          if (conn === null) {
+            conn = await RawWatcher.connect(targetOf(node));
+            conns.add(conn);
           }
-          const index = Number(res.headers.get("x-skein-index"));
-          if (index !== held[w]) seen[w]!.set(index, at);
-          held[w] = index;
+          const a = await conn.get(q, blocking);
+          if (a.status !== 200) {
+            const what = `${a.status}${a.code ? ` ${a.code}` : ""}`;
+            refused.set(what, (refused.get(what) ?? 0) + 1);
+            // As a proxy does: a node past its staleness bound is left for the next one.
+            if (a.code === "stale_state") {
+              drop();
+              node++;
+            }
+            throw new Error(`catalog ${what}`);
+          }
+          if (a.index !== held[w]) seen[w]!.set(a.index, performance.timeOrigin + a.at);
+          held[w] = a.index;
           if (first) ready[w]?.();
           first = false;
         } catch (e) {
           if (ac.signal.aborted) break;
-          const cause = (e as Error).cause;
-          console.log(`watcher ${w}: ${(e as Error).message}${cause ? ` (${cause})` : ""}`);
+          console.log(`watcher ${w}: ${(e as Error).message}`);
+          if (!(e as Error).message.startsWith("catalog ")) drop();
           await new Promise((r) => setTimeout(r, 500 + Math.random() * 500));
         } finally {
           if (blocking) waiting--;
         }
       }
+      drop();
     };
     for (let b = 0; b < watchers; b += WATCHER_BATCH) {
       const batch: Promise<void>[] = [];
@@ -135,17 +178,32 @@ export async function runScaleBench(opts: ScaleBenchOptions = {}): Promise<void>
       () => waiting >= watchers ? true : undefined,
     );
     const pids = c.running().map((id) => c.node(id).child!.pid);
+    const pauseS = Number(Deno.env.get("SCALE_PAUSE_S") ?? "0");
+    if (pauseS > 0) {
+      console.log(`node pids: ${pids.join(",")}; changes in ${pauseS} s`);
+      await new Promise((r) => setTimeout(r, pauseS * 1000));
+    }
     const before = await Promise.all(pids.map(_proc));
+    const selfBefore = await _proc(Deno.pid);
     const bytesBefore = await _bytesSent(c);
     const lat: number[] = [];
+    const token = await c.adminToken();
+    const w = writer = new Worker(new URL("./scale_writer.ts", import.meta.url), {
+      type: "module",
+    });
     for (let k = 0; k < changes; k++) {
-      const r = await request(`${c.api(leader)}/v1/services/scale-change/instances/c-${k}`, "PUT", {
-        address: "10.250.0.1",
-        port: 8080 + k,
-      }, 30_000);
-      const ack = performance.now();
-      const index = r.json?.index as number;
-      if (typeof index !== "number") throw new Error(`change ${k}: ${r.status}`);
+      w.postMessage(
+        {
+          url: `${c.api(leader)}/v1/services/scale-change/instances/c-${k}`,
+          body: { address: "10.250.0.1", port: 8080 + k },
+          token,
+          caPem: seed.certPem,
+        } satisfies WriteOrder,
+      );
+      const done = await new Promise<WriteDone>((r) => w.onmessage = (e) => r(e.data));
+      const ack = done.ackAt;
+      const index = done.index;
+      if (index === null) throw new Error(`change ${k}: ${done.status}`);
       await waitFor(
         `every watcher to hold index ${index}`,
         120_000,
@@ -163,6 +221,7 @@ export async function runScaleBench(opts: ScaleBenchOptions = {}): Promise<void>
       );
     }
     const after = await Promise.all(pids.map(_proc));
+    const selfAfter = await _proc(Deno.pid);
     const bytesAfter = await _bytesSent(c);
     lat.sort((a, b) => a - b);
     console.log(
@@ -173,9 +232,23 @@ export async function runScaleBench(opts: ScaleBenchOptions = {}): Promise<void>
         `max ${lat.at(-1)!.toFixed(1)} ms`,
     );
     console.log(
+      `refused answers: ${
+        refused.size === 0 ? "none" : JSON.stringify(Object.fromEntries(refused))
+      }`,
+    );
+    console.log(
       `catalog bytes sent per change (all nodes): ${
         Math.round((bytesAfter - bytesBefore) / changes)
       }`,
+    );
+    const nodeCpuS = pids.reduce((s, _, i) => s + after[i]!.cpuS - before[i]!.cpuS, 0);
+    console.log(
+      `control CPU per woken watcher: ${(nodeCpuS * 1e6 / (watchers * changes)).toFixed(0)} µs; ` +
+        `bench (watchers + writer) CPU over the changes ${
+          (selfAfter.cpuS - selfBefore.cpuS).toFixed(2)
+        } s, ${
+          ((selfAfter.cpuS - selfBefore.cpuS) * 1e6 / (watchers * changes)).toFixed(0)
+        } µs per watcher answer`,
     );
     pids.forEach((_, i) =>
       console.log(
@@ -185,7 +258,8 @@ export async function runScaleBench(opts: ScaleBenchOptions = {}): Promise<void>
     );
   } finally {
     ac.abort();
-    for (const cl of clients) cl.close();
+    writer?.terminate();
+    for (const w of conns) w.close();
     await c.destroy();
   }
 }

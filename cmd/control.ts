@@ -11,9 +11,10 @@ import { ControlNode } from "../control/node/mod.ts";
 import {
   type ApiHandler,
   type ApiHttpsServer,
+  type ApiIntercept,
   type ApiLimits,
   ApiMetrics,
-  createApi,
+  createControlApi,
   createMtlsFetch,
   operatorAuthorizer,
   serveApiHttps,
@@ -95,6 +96,7 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
 
   // The API listens first so its real port (port 0 in tests) is known before peers hear of it.
   let handler: ApiHandler | null = null;
+  let intercept: ApiIntercept | null = null;
   let server: ApiHttpsServer;
   try {
     server = await serveApiHttps({
@@ -105,6 +107,7 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
       isRevoked: (id) => identity.isRevoked(id),
       isDistrusted: (leaf) => identity.isDistrusted(leaf),
       logger: log.with({ component: "api_tls" }),
+      intercept: (req, res, info) => intercept?.(req, res, info) ?? false,
       handler: (req, info) =>
         handler ? handler(req, info) : Response.json(
           { error: { code: "starting", message: "control node is starting", details: null } },
@@ -160,7 +163,7 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
   };
   const metrics = new ApiMetrics();
   metrics.connections = server.stats;
-  const app = createApi(node, {
+  const { app, watchPath } = createControlApi(node, {
     metrics,
     ...(tracer !== null ? { tracing: tracer.tracing } : {}),
     dashboard: new DashboardWindow(),
@@ -176,6 +179,7 @@ export async function runControl(opts: RunControlOptions): Promise<number> {
     }),
   });
   handler = (req, info) => app.fetch(req, info);
+  intercept = (req, res, info) => watchPath.intercept(req, res, info);
 
   const stopped = Promise.withResolvers<string>();
   let stopping = false;

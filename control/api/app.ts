@@ -29,6 +29,7 @@ import { MAX_BODY_BYTES } from "./body.ts";
 import { caRoutes } from "./ca_routes.ts";
 import { CatalogFeed } from "./catalog_feed.ts";
 import { catalogRoutes } from "./catalog_routes.ts";
+import { CatalogWatchPath } from "./catalog_watch_path.ts";
 import { clusterRoutes } from "./cluster_routes.ts";
 import { apiErrorHandler, apiNotFound } from "./error_handler.ts";
 import { ApiMetrics, countRequests, renderControlMetrics } from "./metrics.ts";
@@ -49,6 +50,20 @@ export {
 
 /** Creates the control API app. */
 export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<ApiEnv> {
+  const { app, watchPath } = createControlApi(backend, opts);
+  // Without the HTTPS server's intercept nothing reaches the watch path: stop its listener.
+  watchPath.close();
+  return app;
+}
+
+/**
+ * The control API app and the lean path of proxies' catalog watches over the same feed and
+ * limits, for `serveApiHttps({ handler: app.fetch, intercept: watchPath.intercept })`.
+ */
+export function createControlApi(
+  backend: ControlBackend,
+  opts: ApiOptions = {},
+): { app: Hono<ApiEnv>; watchPath: CatalogWatchPath } {
   const log = opts.logger ?? nullLogger;
   const limits: ApiLimits = opts.limits ?? {
     maxBodyBytes: opts.maxBodyBytes ?? MAX_BODY_BYTES,
@@ -67,6 +82,16 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
     fetch: opts.fetch ?? ((req: Request) => fetch(req)),
   });
   const catalogFeed = new CatalogFeed();
+  const maxWaitMs = opts.maxWaitMs ?? MAX_BLOCKING_WAIT_MS;
+  const watchPath = new CatalogWatchPath({
+    backend,
+    feed: catalogFeed,
+    stale: core.stale,
+    metrics,
+    maxWaitMs,
+    ...(opts.authorize !== undefined ? { authorize: opts.authorize } : {}),
+    ...(opts.tracing !== undefined ? { tracing: opts.tracing } : {}),
+  });
 
   const app = new Hono<ApiEnv>();
   if (opts.tracing !== undefined) app.use("*", traceApiCalls(opts.tracing));
@@ -77,7 +102,7 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
 
   app.route("/", clusterRoutes(core, opts.version));
   app.route("/", serviceRoutes(core, opts.dashboard));
-  app.route("/", catalogRoutes(core, catalogFeed, opts.maxWaitMs ?? MAX_BLOCKING_WAIT_MS));
+  app.route("/", catalogRoutes(core, catalogFeed, maxWaitMs));
   app.route("/", resourceRoutes(core));
   app.route("/", caRoutes(core, opts.leafTtlMs ?? LEAF_TTL_MS_DEFAULT));
   app.route("/", tokenRoutes(core));
@@ -88,5 +113,5 @@ export function createApi(backend: ControlBackend, opts: ApiOptions = {}): Hono<
     c.header("content-type", "text/plain; version=0.0.4; charset=utf-8");
     return c.body(renderControlMetrics(backend, metrics, catalogFeed.stats));
   });
-  return app;
+  return { app, watchPath };
 }

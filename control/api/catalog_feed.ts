@@ -96,6 +96,8 @@ export function diffCatalogs(before: Catalog, after: Catalog): Omit<_Step, "from
 export class CatalogFeed {
   readonly #logSize: number;
   #current: Catalog | null = null;
+  /** The state object {@linkcode follow} saw last. */
+  #state: unknown = null;
   #full: Uint8Array | null = null;
   readonly #steps: _Step[] = [];
   /** Deltas to the current index, by the index they start from. */
@@ -117,9 +119,24 @@ export class CatalogFeed {
     return this.#current === null;
   }
 
+  /**
+   * Brings the feed to `state`, the node's registry state now, and returns it: the catalog is
+   * built and observed only when the index moved, and a new state object at the same index (a
+   * snapshot installed) starts the log over.
+   */
+  follow(state: { readonly index: number; catalog(): Catalog }): this {
+    if (this.#state !== state && this.#state !== null) this.reset();
+    if (this.#state !== state || this.index !== state.index || this.empty) {
+      this.observe(state.catalog());
+      this.#state = state;
+    }
+    return this;
+  }
+
   /** Forgets the catalog and its log: the state was replaced (a snapshot installed). */
   reset(): void {
     this.#current = null;
+    this.#state = null;
     this.#full = null;
     this.#steps.length = 0;
     this.#deltas.clear();

@@ -101,24 +101,12 @@ export function catalogRoutes(
     return c.body(bytes as Uint8Array<ArrayBuffer>);
   });
 
-  /**
-   * The catalog answers, built once per state index: a write wakes every blocking query at
-   * once, and each building and serialising the whole catalog for itself blocked the event loop
-   * for seconds with a fleet's worth of watchers (and could run the node out of memory).
-   */
-  let feedState: unknown = null;
   /** Blocking catalog queries waiting now, by client address. */
   const watchersByAddress = new Map<string, number>();
-  function currentFeed(): CatalogFeed {
-    const st = backend.state();
-    // A new state object (a snapshot installed) with the same index is a different catalog.
-    if (feedState !== st && feedState !== null) catalogFeed.reset();
-    if (feedState !== st || catalogFeed.index !== st.index || catalogFeed.empty) {
-      catalogFeed.observe(st.catalog());
-      feedState = st;
-    }
-    return catalogFeed;
-  }
+  // The catalog answers are built once per state index: a write wakes every blocking query at
+  // once, and each building and serialising the whole catalog for itself blocked the event loop
+  // for seconds with a fleet's worth of watchers (and could run the node out of memory).
+  const currentFeed = () => catalogFeed.follow(backend.state());
 
   return app;
 }

@@ -30,7 +30,19 @@ import {
   type TlsMaterial,
   updateSecureContext,
 } from "../../common/tls/mod.ts";
-import { type ApiHandler, type BridgeConn, serveRequest } from "./https_bridge.ts";
+import {
+  type ApiConnInfo,
+  type ApiHandler,
+  type BridgeConn,
+  serveRequest,
+} from "./https_bridge.ts";
+
+/** A request the server may let answer itself before the Web handler; see `intercept`. */
+export type ApiIntercept = (
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  info: ApiConnInfo,
+) => boolean;
 
 export { type ApiConnInfo, type ApiHandler, BUFFERED_BODY_MAX_BYTES } from "./https_bridge.ts";
 
@@ -90,6 +102,11 @@ export interface ApiHttpsOptions {
   material: TlsMaterial;
   /** Answers each request. */
   handler: ApiHandler;
+  /**
+   * Sees each admitted request first and may answer it itself on the node objects (true), as
+   * the lean path of proxies' catalog watches does; false hands it to `handler`. @default none
+   */
+  intercept?: ApiIntercept;
   /** Client certificates must name this trust domain. @default any domain the bundle signs */
   trustDomain?: string;
   /** True for revoked SPIFFE ids; checked at the handshake and again on every request. */
@@ -425,6 +442,7 @@ export async function serveApiHttps(opts: ApiHttpsOptions): Promise<ApiHttpsServ
     };
     res.once("finish", done);
     res.once("close", done);
+    if (opts.intercept?.(req, res, c.info)) return;
     serveRequest(req, res, c, opts.handler, bodyMs, () => closing, log);
   });
 

@@ -49,10 +49,22 @@ export class StaleBound {
    * 503 `stale_state` to a proxy when the node is past the bound.
    */
   check(c: Context<ApiEnv>): void {
+    const v = this.verdict();
+    c.header(LAST_CONTACT_HEADER, v.lastContact);
+    if (_bounded(c) && v.refusal !== null) throw v.refusal;
+  }
+
+  /**
+   * The node's staleness now: the value of the last-contact header, and the 503 `stale_state`
+   * a proxy gets when the node is past the bound (null within it).
+   */
+  verdict(): { lastContact: string; refusal: ApiError | null } {
     const since = this.#backend.sinceLeaderContact();
-    c.header(LAST_CONTACT_HEADER, Number.isFinite(since) ? String(Math.round(since)) : "never");
-    if (_bounded(c) && since > this.#limits.maxStaleMs) {
-      throw new ApiError(
+    const lastContact = Number.isFinite(since) ? String(Math.round(since)) : "never";
+    if (since <= this.#limits.maxStaleMs) return { lastContact, refusal: null };
+    return {
+      lastContact,
+      refusal: new ApiError(
         503,
         "stale_state",
         `this node ${
@@ -61,8 +73,8 @@ export class StaleBound {
             : "has not heard from a leader"
         } (bound: limits.max_stale = ${this.#limits.maxStaleMs} ms); ask another control node`,
         { last_contact_ms: Number.isFinite(since) ? Math.round(since) : null },
-      );
-    }
+      ),
+    };
   }
 
   /**
@@ -71,7 +83,14 @@ export class StaleBound {
    * release when the watch ends.
    */
   watch(c: Context<ApiEnv>): { signal: AbortSignal; release: () => void } | undefined {
-    if (!_bounded(c)) return undefined;
+    return _bounded(c) ? this.hold() : undefined;
+  }
+
+  /**
+   * What {@linkcode watch} gives a proxy's watch, for a holder of proxy watches without a
+   * request context: a signal that aborts once the node passes the bound, and its release.
+   */
+  hold(): { signal: AbortSignal; release: () => void } {
     this.#holders++;
     if (this.#timer === null) {
       // One timer for every waiting watch, running only while some wait.

@@ -24,6 +24,7 @@ interface _Waiter {
 export class IndexWatcher {
   #index: number;
   #waiters = new Set<_Waiter>();
+  readonly #listeners: ((index: number) => void)[] = [];
   readonly maxWaiters: number;
 
   /** Creates a watcher at `index`. */
@@ -47,6 +48,20 @@ export class IndexWatcher {
     if (index <= this.#index) return;
     this.#index = index;
     for (const w of [...this.#waiters]) if (index > w.after) w.done(index);
+    for (const l of this.#listeners) l(index);
+  }
+
+  /**
+   * Calls `listener` with each new index, synchronously inside {@linkcode notify}: for a holder
+   * of many waiters at once that would rather not pay a promise and a timer for each. Returns
+   * the function that removes it.
+   */
+  onNotify(listener: (index: number) => void): () => void {
+    this.#listeners.push(listener);
+    return () => {
+      const i = this.#listeners.indexOf(listener);
+      if (i >= 0) this.#listeners.splice(i, 1);
+    };
   }
 
   /**
