@@ -100,6 +100,7 @@ export function forwardedHeaders(
     limits: HeadLimits;
   },
 ): H2Headers {
+  if (_plain(head)) return _forwardedDirect(head, opts);
   const w = _writer;
   w.reset();
   writeForwardedRequestHead(w, head, opts.clientAddr, opts.extra, opts.callerLine);
@@ -123,6 +124,60 @@ export function forwardedHeaders(
   }
   if (opts.teTrailers) out["te"] = "trailers";
   return out;
+}
+
+/**
+ * Whether the HTTP/1 writer would send `head`'s fields unchanged (no hop-by-hop, forwarding,
+ * repeated Content-Length or upgrade fields, target as sent): then the forwarded block is built
+ * from its fields directly, without writing the head and parsing it back.
+ */
+function _plain(head: RequestHead): boolean {
+  return !head.hasHopByHop && head.forwardingFields !== true &&
+    head.contentLengthListed !== true && head.targetRewritten !== true && !head.upgrade &&
+    head.versionMinor === 1;
+}
+
+/** {@linkcode forwardedHeaders} of a head {@linkcode _plain} allows: the same block. */
+function _forwardedDirect(
+  head: RequestHead,
+  opts: {
+    clientAddr: string | null;
+    extra?: string;
+    callerLine?: string | null;
+    teTrailers: boolean;
+  },
+): H2Headers {
+  const out: H2Headers = { ":method": head.method, ":scheme": "http", ":path": head.target };
+  if (head.host !== null) out[":authority"] = head.host;
+  const names = head.names;
+  const values = head.values;
+  for (let i = 0; i < names.length; i++) _put(out, names[i]!, values[i]!);
+  if (opts.clientAddr !== null) _put(out, "x-forwarded-for", opts.clientAddr);
+  if (opts.extra !== undefined && opts.extra !== "") _putLines(out, opts.extra);
+  if (opts.callerLine != null) _putLines(out, opts.callerLine);
+  if (opts.teTrailers) out["te"] = "trailers";
+  return out;
+}
+
+/** Adds one field as the parsed path does: connection fields, Host and `te` left out. */
+function _put(out: H2Headers, name: string, v: string): void {
+  if (name === "host" || name === "te" || _CONNECTION_FIELDS.has(name)) return;
+  const prev = out[name];
+  out[name] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+}
+
+/** Adds pre-encoded `name: value\r\n` lines (names lower-cased, values trimmed). */
+function _putLines(out: H2Headers, lines: string): void {
+  let p = 0;
+  while (p < lines.length) {
+    let e = lines.indexOf("\r\n", p);
+    if (e === -1) e = lines.length;
+    const c = lines.indexOf(":", p);
+    if (c > p && c < e) {
+      _put(out, lines.slice(p, c).trim().toLowerCase(), lines.slice(c + 1, e).trim());
+    }
+    p = e + 2;
+  }
 }
 
 /** Whether the request asked for trailers (`te: trailers`). */

@@ -85,3 +85,34 @@ Deno.test("relayedHeaders() and headersOfLines() leave out what HTTP/2 forbids",
   assertEquals(wantsTrailers({ te: "gzip, trailers" }), true);
   assertEquals(wantsTrailers({ te: "gzip" }), false);
 });
+
+Deno.test("forwardedHeaders() builds the same block directly as through the HTTP/1 writer", () => {
+  const blocks = [
+    { ":method": "GET", ":path": "/", ":authority": "a" },
+    {
+      ":method": "POST",
+      ":path": "/test.Echo/Unary?x=1",
+      ":authority": "ledger:8080",
+      "content-type": "application/grpc",
+      cookie: ["a=1", "b=2"],
+      "x-v": "  spaced  ",
+    },
+  ];
+  const extras = [undefined, "", "x-skein-destination: ledger\r\nX-Two: 2\r\n"];
+  for (const h2 of blocks) {
+    for (const extra of extras) {
+      for (const callerLine of [undefined, null, "x-skein-caller: spiffe://td/svc/web\r\n"]) {
+        const opts = { clientAddr: "10.0.0.1", extra, callerLine, teTrailers: true, limits: L };
+        const direct = requestHeadOf(h2, L);
+        const written = requestHeadOf(h2, L);
+        // Rebuilding the start line from `target` sends the head through the writer.
+        written.targetRewritten = true;
+        assertEquals(forwardedHeaders(direct, opts), forwardedHeaders(written, opts));
+        assertEquals(
+          forwardedHeaders(direct, { ...opts, clientAddr: null }),
+          forwardedHeaders(written, { ...opts, clientAddr: null }),
+        );
+      }
+    }
+  }
+});
