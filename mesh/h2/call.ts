@@ -59,8 +59,8 @@ const {
   NO_ERROR: NGHTTP2_NO_ERROR,
 } = ErrorCode;
 
-/** The trailers each try's response ended with, kept from the moment they arrive. */
-const _trailersOf = new WeakMap<UpstreamStream, H2Headers>();
+/** The listener of events only heard so that they are not thrown (one for every stream). */
+const _ignore = () => {};
 
 /** What a call needs from the data plane around it. */
 export interface CallDeps {
@@ -119,7 +119,7 @@ export async function serveCall(
   headers: H2Headers,
   endStream = false,
 ): Promise<void> {
-  stream.on("error", () => {});
+  stream.on("error", _ignore);
   const grpc = isGrpc(headers["content-type"]);
   let call: _Call | null = null;
   try {
@@ -177,6 +177,9 @@ class _Call {
   /** The request's trailers, once the client sent them. */
   #reqTrailers: H2Headers | null = null;
   #goneWaiters: (() => void)[] = [];
+  /** The try whose response trailers arrived, and those trailers (kept from their arrival). */
+  #trailersUp: UpstreamStream | null = null;
+  #upTrailers: H2Headers | null = null;
 
   constructor(
     d: CallDeps,
@@ -291,9 +294,10 @@ class _Call {
       return { outcome };
     }
     if (this.#gone) return this.finish(0), null;
-    const h: H2Headers = { ...this.#fwd };
+    // Neither session kind keeps or changes the block: it is copied only to add the deadline.
+    let h = this.#fwd;
     if (this.#deadlineAt !== Infinity) {
-      h["grpc-timeout"] = formatGrpcTimeout(this.#deadlineAt - this.#d.now());
+      h = { ...h, "grpc-timeout": formatGrpcTimeout(this.#deadlineAt - this.#d.now()) };
     }
     let up: UpstreamStream;
     try {
@@ -305,9 +309,12 @@ class _Call {
       d.onResult(ep, outcome, this.#d.now() - t0);
       return { outcome };
     }
-    up.on("error", () => {});
+    up.on("error", _ignore);
     // Listened for at once: the event fires once, maybe before the relay starts.
-    up.on("trailers", (t: H2Headers) => _trailersOf.set(up, t));
+    up.on("trailers", (t: H2Headers) => {
+      this.#trailersUp = up;
+      this.#upTrailers = t;
+    });
     if (!this.#body.emptyAndEnded) {
       const sent = up;
       sent.once("wantTrailers", () => {
@@ -449,8 +456,8 @@ class _Call {
     up.on("end", () => {
       clearDeadline();
       if (s.closed || s.writableEnded) return;
-      const t = _trailersOf.get(up);
-      if (t !== undefined) {
+      const t = this.#trailersUp === up ? this.#upTrailers : null;
+      if (t !== null) {
         trailers = relayedHeaders(t, false);
         if (this.#grpc) grpcStatus = grpcStatusIn(t);
       }

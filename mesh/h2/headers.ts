@@ -46,6 +46,14 @@ function _one(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
+/** Writes one `name: value` field line. */
+function _line(w: ByteWriter, name: string, value: string): void {
+  w.latin1(name);
+  w.latin1(": ");
+  w.latin1(value);
+  w.latin1("\r\n");
+}
+
 /**
  * The request head of an h2 request, as if it had arrived as HTTP/1.1 (`:authority` as Host).
  * Throws {@linkcode H2RequestError} for CONNECT and a malformed block, and
@@ -61,14 +69,19 @@ export function requestHeadOf(h: H2Headers, limits: HeadLimits): RequestHead {
   const w = _writer;
   w.reset();
   try {
-    w.latin1(`${method} ${path} HTTP/1.1\r\n`);
+    // Written in pieces: template strings would be built (allocated) only to be copied.
+    w.latin1(method);
+    w.latin1(" ");
+    w.latin1(path);
+    w.latin1(" HTTP/1.1\r\n");
     const authority = _one(h[":authority"]) ?? _one(h["host"]);
-    if (authority !== undefined) w.latin1(`host: ${authority}\r\n`);
+    if (authority !== undefined) _line(w, "host", authority);
     for (const name in h) {
       if (name.charCodeAt(0) === 58 /* ":" */ || name === "host") continue;
       const v = h[name];
       if (v === undefined) continue;
-      for (const one of Array.isArray(v) ? v : [v]) w.latin1(`${name}: ${one}\r\n`);
+      if (typeof v === "string") _line(w, name, v);
+      else for (const one of v) _line(w, name, one);
     }
     w.latin1("\r\n");
   } catch (e) {
