@@ -144,7 +144,6 @@ export async function serveCall(
       extra: decision.extraRequestHeaders,
       callerLine: conn.callerLine,
       teTrailers: wantsTrailers(headers),
-      limits: deps.limits,
     });
     call = new _Call(deps, conn, stream, decision, fwd, grpc, isIdempotent(head.method), endStream);
     await call.run(grpc ? parseGrpcTimeout(headers["grpc-timeout"]) : null);

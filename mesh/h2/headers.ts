@@ -7,11 +7,11 @@
  */
 import {
   ByteWriter,
+  dropRewrittenFields,
   type HeadLimits,
   HttpParseError,
   parseRequestHead,
   type RequestHead,
-  writeForwardedRequestHead,
 } from "../http1/mod.ts";
 
 /** A header block as the codec gives it (pseudo-headers included). */
@@ -99,9 +99,11 @@ export function requestHeadOf(h: H2Headers, limits: HeadLimits): RequestHead {
 
 /**
  * The h2 request headers to send on for `head`: what the HTTP/1 forwarder would send (hop-by-hop
- * and forged identity fields dropped, `x-forwarded-for`, the decision's extra lines and the
- * inbound's caller line added), with Host as `:authority`. `te: trailers` survives, the one `te`
- * HTTP/2 allows, since gRPC servers require it.
+ * and forged identity fields dropped, a repeated Content-Length sent once, `x-forwarded-for` as
+ * one list ending with the client, the decision's extra lines and the inbound's caller line
+ * added), with Host as `:authority`. `te: trailers` survives, the one `te` HTTP/2 allows, since
+ * gRPC servers require it. Built from the head's parsed fields with the HTTP/1 forwarder's own
+ * field marking ({@linkcode dropRewrittenFields}), not by writing a head and parsing it back.
  */
 export function forwardedHeaders(
   head: RequestHead,
@@ -110,69 +112,34 @@ export function forwardedHeaders(
     extra?: string;
     callerLine?: string | null;
     teTrailers: boolean;
-    limits: HeadLimits;
   },
 ): H2Headers {
-  if (_plain(head)) return _forwardedDirect(head, opts);
-  const w = _writer;
-  w.reset();
-  writeForwardedRequestHead(w, head, opts.clientAddr, opts.extra, opts.callerLine);
-  const fwd = parseRequestHead(w.buf.slice(0, w.len), 0, w.len, {
-    ...opts.limits,
-    maxHeadBytes: w.len + 1,
-    maxHeaderCount: opts.limits.maxHeaderCount + 16,
-  });
-  const out: H2Headers = {
-    ":method": fwd.method,
-    ":scheme": "http",
-    ":path": fwd.target,
-  };
-  if (fwd.host !== null) out[":authority"] = fwd.host;
-  for (let i = 0; i < fwd.names.length; i++) {
-    const name = fwd.names[i]!;
-    if (name === "host" || _CONNECTION_FIELDS.has(name) || name === "te") continue;
-    const prev = out[name];
-    const v = fwd.values[i]!;
-    out[name] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+  let xff: string | null = null;
+  if (head.forwardingFields === true || head.contentLengthListed === true) {
+    xff = dropRewrittenFields(head, {
+      identity: opts.callerLine !== undefined,
+      forwardedFor: opts.clientAddr !== null,
+    });
   }
-  if (opts.teTrailers) out["te"] = "trailers";
-  return out;
-}
-
-/**
- * Whether the HTTP/1 writer would send `head`'s fields unchanged (no hop-by-hop, forwarding,
- * repeated Content-Length or upgrade fields, target as sent): then the forwarded block is built
- * from its fields directly, without writing the head and parsing it back.
- */
-function _plain(head: RequestHead): boolean {
-  return !head.hasHopByHop && head.forwardingFields !== true &&
-    head.contentLengthListed !== true && head.targetRewritten !== true && !head.upgrade &&
-    head.versionMinor === 1;
-}
-
-/** {@linkcode forwardedHeaders} of a head {@linkcode _plain} allows: the same block. */
-function _forwardedDirect(
-  head: RequestHead,
-  opts: {
-    clientAddr: string | null;
-    extra?: string;
-    callerLine?: string | null;
-    teTrailers: boolean;
-  },
-): H2Headers {
   const out: H2Headers = { ":method": head.method, ":scheme": "http", ":path": head.target };
   if (head.host !== null) out[":authority"] = head.host;
   const names = head.names;
   const values = head.values;
-  for (let i = 0; i < names.length; i++) _put(out, names[i]!, values[i]!);
-  if (opts.clientAddr !== null) _put(out, "x-forwarded-for", opts.clientAddr);
+  const hop = head.hasHopByHop ? head.hop : null;
+  for (let i = 0; i < names.length; i++) {
+    if (hop === null || !hop[i]) _put(out, names[i]!, values[i]!);
+  }
+  if (head.contentLengthListed === true) _put(out, "content-length", String(head.contentLength));
+  if (opts.clientAddr !== null) {
+    _put(out, "x-forwarded-for", xff === null ? opts.clientAddr : `${xff}, ${opts.clientAddr}`);
+  }
   if (opts.extra !== undefined && opts.extra !== "") _putLines(out, opts.extra);
   if (opts.callerLine != null) _putLines(out, opts.callerLine);
   if (opts.teTrailers) out["te"] = "trailers";
   return out;
 }
 
-/** Adds one field as the parsed path does: connection fields, Host and `te` left out. */
+/** Adds one field as the HTTP/1 forwarder's output parsed back would have it: connection fields, Host and `te` left out. */
 function _put(out: H2Headers, name: string, v: string): void {
   if (name === "host" || name === "te" || _CONNECTION_FIELDS.has(name)) return;
   const prev = out[name];
