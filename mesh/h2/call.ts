@@ -27,6 +27,7 @@ import {
   type RouteDecision,
   type Router,
 } from "../forward/mod.ts";
+import { NO_EXCLUSION } from "../forward/exchange.ts";
 import { type HeadLimits, HttpParseError, isIdempotent } from "../http1/mod.ts";
 import { BodyTap } from "./body_tap.ts";
 import { ErrorCode } from "./wire/frames.ts";
@@ -225,13 +226,13 @@ class _Call {
       await this.#sleep(d.delayMs);
       if (this.#gone) return this.finish(0);
     }
-    const tried = new Set<string>();
+    // Made on the first retry: most calls take one try.
+    let tried: Set<string> | null = null;
     let last: ProxyError | null = null;
     for (let attempt = 0;; attempt++) {
       // 6. balance: never an endpoint already tried while another is left
-      const ep = d.pick(attempt, tried);
+      const ep = d.pick(attempt, tried ?? NO_EXCLUSION);
       if (ep === null) return this.#fail(last ?? noEndpointError(d));
-      tried.add(ep.key);
       // 7. try
       const r = await this.#try(ep);
       if (r === null) return;
@@ -253,6 +254,7 @@ class _Call {
         if (r.up !== undefined) return this.#relay(r.up, r.headers!, r.endStream!);
         return this.#fail(last);
       }
+      (tried ??= new Set()).add(ep.key);
       if (r.up !== undefined) {
         this.#body.detach();
         r.up.close(NGHTTP2_CANCEL);
