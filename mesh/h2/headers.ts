@@ -168,6 +168,9 @@ export function wantsTrailers(h: H2Headers): boolean {
 
 /** A response or trailer block to send on: pseudo-headers but `:status` and connection fields dropped. */
 export function relayedHeaders(h: H2Headers, keepStatus: boolean): H2Headers {
+  // The usual block (the codec refuses connection fields and stray pseudo-headers) is sent as
+  // it came; neither it nor the copy is changed afterwards.
+  if (!_needsRelayCopy(h, keepStatus)) return h;
   const out: H2Headers = {};
   for (const name in h) {
     if (name.charCodeAt(0) === 58 /* ":" */) {
@@ -178,6 +181,16 @@ export function relayedHeaders(h: H2Headers, keepStatus: boolean): H2Headers {
     out[name] = h[name];
   }
   return out;
+}
+
+/** Whether {@linkcode relayedHeaders} must leave a field of `h` out. */
+function _needsRelayCopy(h: H2Headers, keepStatus: boolean): boolean {
+  for (const name in h) {
+    if (name.charCodeAt(0) === 58 /* ":" */) {
+      if (!keepStatus || name !== ":status") return true;
+    } else if (_CONNECTION_FIELDS.has(name)) return true;
+  }
+  return false;
 }
 
 /** Pre-encoded `name: value\r\n` lines (a local answer's extra fields) as a header block. */
