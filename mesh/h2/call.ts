@@ -27,6 +27,7 @@ import {
   type RouteDecision,
   type Router,
 } from "../forward/mod.ts";
+import { NO_EXCLUSION } from "../forward/exchange.ts";
 import { type HeadLimits, HttpParseError, isIdempotent } from "../http1/mod.ts";
 import { BodyTap } from "./body_tap.ts";
 import { ErrorCode } from "./wire/frames.ts";
@@ -59,8 +60,8 @@ const {
   NO_ERROR: NGHTTP2_NO_ERROR,
 } = ErrorCode;
 
-/** The trailers each try's response ended with, kept from the moment they arrive. */
-const _trailersOf = new WeakMap<UpstreamStream, H2Headers>();
+/** The listener of events only heard so that they are not thrown (one for every stream). */
+const _ignore = () => {};
 
 /** What a call needs from the data plane around it. */
 export interface CallDeps {
@@ -119,7 +120,7 @@ export async function serveCall(
   headers: H2Headers,
   endStream = false,
 ): Promise<void> {
-  stream.on("error", () => {});
+  stream.on("error", _ignore);
   const grpc = isGrpc(headers["content-type"]);
   let call: _Call | null = null;
   try {
@@ -144,7 +145,6 @@ export async function serveCall(
       extra: decision.extraRequestHeaders,
       callerLine: conn.callerLine,
       teTrailers: wantsTrailers(headers),
-      limits: deps.limits,
     });
     call = new _Call(deps, conn, stream, decision, fwd, grpc, isIdempotent(head.method), endStream);
     await call.run(grpc ? parseGrpcTimeout(headers["grpc-timeout"]) : null);
@@ -177,6 +177,9 @@ class _Call {
   /** The request's trailers, once the client sent them. */
   #reqTrailers: H2Headers | null = null;
   #goneWaiters: (() => void)[] = [];
+  /** The try whose response trailers arrived, and those trailers (kept from their arrival). */
+  #trailersUp: UpstreamStream | null = null;
+  #upTrailers: H2Headers | null = null;
 
   constructor(
     d: CallDeps,
@@ -223,13 +226,13 @@ class _Call {
       await this.#sleep(d.delayMs);
       if (this.#gone) return this.finish(0);
     }
-    const tried = new Set<string>();
+    // Made on the first retry: most calls take one try.
+    let tried: Set<string> | null = null;
     let last: ProxyError | null = null;
     for (let attempt = 0;; attempt++) {
       // 6. balance: never an endpoint already tried while another is left
-      const ep = d.pick(attempt, tried);
+      const ep = d.pick(attempt, tried ?? NO_EXCLUSION);
       if (ep === null) return this.#fail(last ?? noEndpointError(d));
-      tried.add(ep.key);
       // 7. try
       const r = await this.#try(ep);
       if (r === null) return;
@@ -251,6 +254,7 @@ class _Call {
         if (r.up !== undefined) return this.#relay(r.up, r.headers!, r.endStream!);
         return this.#fail(last);
       }
+      (tried ??= new Set()).add(ep.key);
       if (r.up !== undefined) {
         this.#body.detach();
         r.up.close(NGHTTP2_CANCEL);
@@ -291,9 +295,10 @@ class _Call {
       return { outcome };
     }
     if (this.#gone) return this.finish(0), null;
-    const h: H2Headers = { ...this.#fwd };
+    // Neither session kind keeps or changes the block: it is copied only to add the deadline.
+    let h = this.#fwd;
     if (this.#deadlineAt !== Infinity) {
-      h["grpc-timeout"] = formatGrpcTimeout(this.#deadlineAt - this.#d.now());
+      h = { ...h, "grpc-timeout": formatGrpcTimeout(this.#deadlineAt - this.#d.now()) };
     }
     let up: UpstreamStream;
     try {
@@ -305,9 +310,12 @@ class _Call {
       d.onResult(ep, outcome, this.#d.now() - t0);
       return { outcome };
     }
-    up.on("error", () => {});
+    up.on("error", _ignore);
     // Listened for at once: the event fires once, maybe before the relay starts.
-    up.on("trailers", (t: H2Headers) => _trailersOf.set(up, t));
+    up.on("trailers", (t: H2Headers) => {
+      this.#trailersUp = up;
+      this.#upTrailers = t;
+    });
     if (!this.#body.emptyAndEnded) {
       const sent = up;
       sent.once("wantTrailers", () => {
@@ -449,8 +457,8 @@ class _Call {
     up.on("end", () => {
       clearDeadline();
       if (s.closed || s.writableEnded) return;
-      const t = _trailersOf.get(up);
-      if (t !== undefined) {
+      const t = this.#trailersUp === up ? this.#upTrailers : null;
+      if (t !== null) {
         trailers = relayedHeaders(t, false);
         if (this.#grpc) grpcStatus = grpcStatusIn(t);
       }

@@ -5,6 +5,7 @@
  * callee cuts it when the certificate it was opened with expires.
  * @module
  */
+import { turnNow } from "../forward/batch_clock.ts";
 import type { Endpoint } from "../forward/mod.ts";
 import { DEFAULT_HEAD_LIMITS } from "../http1/mod.ts";
 import type { Upstreams, UpstreamSession, UpstreamStream } from "./upstream.ts";
@@ -26,7 +27,10 @@ export interface H2ClientSessionsOptions {
   maxAgeMs: number;
   /** A session with no open stream for this long is closed by {@linkcode H2ClientSessions.sweep}, in ms. */
   idleMs: number;
-  /** Millisecond clock. @default performance.now */
+  /**
+   * Millisecond clock, asked at every call and stream end. @default the batch clock (one
+   * reading per run of microtasks: a session's age and idle time need no finer one)
+   */
   now?: () => number;
   /** Largest response header list accepted, in bytes. @default the HTTP/1 head limit */
   maxHeaderListBytes?: number;
@@ -37,6 +41,23 @@ interface _Entry {
   /** What calls use: the session's `request`, counting the streams open on it. */
   handle: Promise<UpstreamSession>;
   born: number;
+}
+
+/**
+ * Session keys by endpoint (long-lived objects): a key built per call is a new string to
+ * allocate and hash at every lookup. Checked against the endpoint's fields, as the HTTP/1
+ * pool's keys are, in case one changes in place.
+ */
+const _keys = new WeakMap<Endpoint, { key: string; identity: string | undefined; s: string }>();
+
+/** The session key of `ep` (its address and the identity it must present). */
+function _keyOf(ep: Endpoint): string {
+  let k = _keys.get(ep);
+  if (k === undefined || k.key !== ep.key || k.identity !== ep.identity) {
+    k = { key: ep.key, identity: ep.identity, s: `${ep.key} ${ep.identity ?? ""}` };
+    _keys.set(ep, k);
+  }
+  return k.s;
 }
 
 /** The sessions of one calling identity, by endpoint. */
@@ -50,7 +71,7 @@ export class H2ClientSessions implements Upstreams {
   /** Creates an empty set of sessions. */
   constructor(o: H2ClientSessionsOptions) {
     this.#o = o;
-    this.#now = o.now ?? (() => performance.now());
+    this.#now = o.now ?? turnNow;
   }
 
   /** Sessions open now. */
@@ -69,7 +90,7 @@ export class H2ClientSessions implements Upstreams {
       no.catch(() => {});
       return { ready: no, handle: no, born: 0 };
     }
-    const key = `${ep.key} ${ep.identity ?? ""}`;
+    const key = _keyOf(ep);
     const e = this.#map.get(key);
     if (e !== undefined && this.#now() - e.born < this.#o.maxAgeMs) return e;
     if (e !== undefined) {

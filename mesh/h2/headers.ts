@@ -7,11 +7,11 @@
  */
 import {
   ByteWriter,
+  dropRewrittenFields,
   type HeadLimits,
   HttpParseError,
   parseRequestHead,
   type RequestHead,
-  writeForwardedRequestHead,
 } from "../http1/mod.ts";
 
 /** A header block as the codec gives it (pseudo-headers included). */
@@ -46,6 +46,14 @@ function _one(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
+/** Writes one `name: value` field line. */
+function _line(w: ByteWriter, name: string, value: string): void {
+  w.latin1(name);
+  w.latin1(": ");
+  w.latin1(value);
+  w.latin1("\r\n");
+}
+
 /**
  * The request head of an h2 request, as if it had arrived as HTTP/1.1 (`:authority` as Host).
  * Throws {@linkcode H2RequestError} for CONNECT and a malformed block, and
@@ -61,14 +69,19 @@ export function requestHeadOf(h: H2Headers, limits: HeadLimits): RequestHead {
   const w = _writer;
   w.reset();
   try {
-    w.latin1(`${method} ${path} HTTP/1.1\r\n`);
+    // Written in pieces: template strings would be built (allocated) only to be copied.
+    w.latin1(method);
+    w.latin1(" ");
+    w.latin1(path);
+    w.latin1(" HTTP/1.1\r\n");
     const authority = _one(h[":authority"]) ?? _one(h["host"]);
-    if (authority !== undefined) w.latin1(`host: ${authority}\r\n`);
+    if (authority !== undefined) _line(w, "host", authority);
     for (const name in h) {
       if (name.charCodeAt(0) === 58 /* ":" */ || name === "host") continue;
       const v = h[name];
       if (v === undefined) continue;
-      for (const one of Array.isArray(v) ? v : [v]) w.latin1(`${name}: ${one}\r\n`);
+      if (typeof v === "string") _line(w, name, v);
+      else for (const one of v) _line(w, name, one);
     }
     w.latin1("\r\n");
   } catch (e) {
@@ -86,9 +99,11 @@ export function requestHeadOf(h: H2Headers, limits: HeadLimits): RequestHead {
 
 /**
  * The h2 request headers to send on for `head`: what the HTTP/1 forwarder would send (hop-by-hop
- * and forged identity fields dropped, `x-forwarded-for`, the decision's extra lines and the
- * inbound's caller line added), with Host as `:authority`. `te: trailers` survives, the one `te`
- * HTTP/2 allows, since gRPC servers require it.
+ * and forged identity fields dropped, a repeated Content-Length sent once, `x-forwarded-for` as
+ * one list ending with the client, the decision's extra lines and the inbound's caller line
+ * added), with Host as `:authority`. `te: trailers` survives, the one `te` HTTP/2 allows, since
+ * gRPC servers require it. Built from the head's parsed fields with the HTTP/1 forwarder's own
+ * field marking ({@linkcode dropRewrittenFields}), not by writing a head and parsing it back.
  */
 export function forwardedHeaders(
   head: RequestHead,
@@ -97,32 +112,52 @@ export function forwardedHeaders(
     extra?: string;
     callerLine?: string | null;
     teTrailers: boolean;
-    limits: HeadLimits;
   },
 ): H2Headers {
-  const w = _writer;
-  w.reset();
-  writeForwardedRequestHead(w, head, opts.clientAddr, opts.extra, opts.callerLine);
-  const fwd = parseRequestHead(w.buf.slice(0, w.len), 0, w.len, {
-    ...opts.limits,
-    maxHeadBytes: w.len + 1,
-    maxHeaderCount: opts.limits.maxHeaderCount + 16,
-  });
-  const out: H2Headers = {
-    ":method": fwd.method,
-    ":scheme": "http",
-    ":path": fwd.target,
-  };
-  if (fwd.host !== null) out[":authority"] = fwd.host;
-  for (let i = 0; i < fwd.names.length; i++) {
-    const name = fwd.names[i]!;
-    if (name === "host" || _CONNECTION_FIELDS.has(name) || name === "te") continue;
-    const prev = out[name];
-    const v = fwd.values[i]!;
-    out[name] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+  let xff: string | null = null;
+  if (head.forwardingFields === true || head.contentLengthListed === true) {
+    xff = dropRewrittenFields(head, {
+      identity: opts.callerLine !== undefined,
+      forwardedFor: opts.clientAddr !== null,
+    });
   }
+  const out: H2Headers = { ":method": head.method, ":scheme": "http", ":path": head.target };
+  if (head.host !== null) out[":authority"] = head.host;
+  const names = head.names;
+  const values = head.values;
+  const hop = head.hasHopByHop ? head.hop : null;
+  for (let i = 0; i < names.length; i++) {
+    if (hop === null || !hop[i]) _put(out, names[i]!, values[i]!);
+  }
+  if (head.contentLengthListed === true) _put(out, "content-length", String(head.contentLength));
+  if (opts.clientAddr !== null) {
+    _put(out, "x-forwarded-for", xff === null ? opts.clientAddr : `${xff}, ${opts.clientAddr}`);
+  }
+  if (opts.extra !== undefined && opts.extra !== "") _putLines(out, opts.extra);
+  if (opts.callerLine != null) _putLines(out, opts.callerLine);
   if (opts.teTrailers) out["te"] = "trailers";
   return out;
+}
+
+/** Adds one field as the HTTP/1 forwarder's output parsed back would have it: connection fields, Host and `te` left out. */
+function _put(out: H2Headers, name: string, v: string): void {
+  if (name === "host" || name === "te" || _CONNECTION_FIELDS.has(name)) return;
+  const prev = out[name];
+  out[name] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+}
+
+/** Adds pre-encoded `name: value\r\n` lines (names lower-cased, values trimmed). */
+function _putLines(out: H2Headers, lines: string): void {
+  let p = 0;
+  while (p < lines.length) {
+    let e = lines.indexOf("\r\n", p);
+    if (e === -1) e = lines.length;
+    const c = lines.indexOf(":", p);
+    if (c > p && c < e) {
+      _put(out, lines.slice(p, c).trim().toLowerCase(), lines.slice(c + 1, e).trim());
+    }
+    p = e + 2;
+  }
 }
 
 /** Whether the request asked for trailers (`te: trailers`). */
@@ -133,6 +168,9 @@ export function wantsTrailers(h: H2Headers): boolean {
 
 /** A response or trailer block to send on: pseudo-headers but `:status` and connection fields dropped. */
 export function relayedHeaders(h: H2Headers, keepStatus: boolean): H2Headers {
+  // The usual block (the codec refuses connection fields and stray pseudo-headers) is sent as
+  // it came; neither it nor the copy is changed afterwards.
+  if (!_needsRelayCopy(h, keepStatus)) return h;
   const out: H2Headers = {};
   for (const name in h) {
     if (name.charCodeAt(0) === 58 /* ":" */) {
@@ -143,6 +181,16 @@ export function relayedHeaders(h: H2Headers, keepStatus: boolean): H2Headers {
     out[name] = h[name];
   }
   return out;
+}
+
+/** Whether {@linkcode relayedHeaders} must leave a field of `h` out. */
+function _needsRelayCopy(h: H2Headers, keepStatus: boolean): boolean {
+  for (const name in h) {
+    if (name.charCodeAt(0) === 58 /* ":" */) {
+      if (!keepStatus || name !== ":status") return true;
+    } else if (_CONNECTION_FIELDS.has(name)) return true;
+  }
+  return false;
 }
 
 /** Pre-encoded `name: value\r\n` lines (a local answer's extra fields) as a header block. */

@@ -1,7 +1,15 @@
 import { assert, assertEquals, assertThrows } from "../../tests/assert.ts";
-import { DEFAULT_HEAD_LIMITS, HttpParseError } from "../http1/mod.ts";
+import {
+  ByteWriter,
+  DEFAULT_HEAD_LIMITS,
+  HttpParseError,
+  parseRequestHead,
+  type RequestHead,
+  writeForwardedRequestHead,
+} from "../http1/mod.ts";
 import {
   forwardedHeaders,
+  type H2Headers,
   H2RequestError,
   headersOfLines,
   relayedHeaders,
@@ -57,7 +65,6 @@ Deno.test("forwardedHeaders() drops forged identity and hop-by-hop fields, keeps
     extra: "x-skein-destination: ledger\r\n",
     callerLine: "x-skein-caller: spiffe://td/svc/web\r\n",
     teTrailers: wantsTrailers(h2),
-    limits: L,
   });
   assertEquals(out[":method"], "POST");
   assertEquals(out[":path"], "/p");
@@ -84,4 +91,77 @@ Deno.test("relayedHeaders() and headersOfLines() leave out what HTTP/2 forbids",
   });
   assertEquals(wantsTrailers({ te: "gzip, trailers" }), true);
   assertEquals(wantsTrailers({ te: "gzip" }), false);
+});
+
+/** The block as the HTTP/1 forwarder writes the head, parsed back: what h2 must send too. */
+function viaHttp1Writer(
+  head: RequestHead,
+  opts: {
+    clientAddr: string | null;
+    extra?: string;
+    callerLine?: string | null;
+    teTrailers: boolean;
+  },
+): H2Headers {
+  const w = new ByteWriter(4096, 1 << 20);
+  writeForwardedRequestHead(w, head, opts.clientAddr, opts.extra, opts.callerLine);
+  const fwd = parseRequestHead(w.buf.slice(0, w.len), 0, w.len, {
+    ...L,
+    maxHeadBytes: w.len + 1,
+    maxHeaderCount: L.maxHeaderCount + 16,
+  });
+  const out: H2Headers = { ":method": fwd.method, ":scheme": "http", ":path": fwd.target };
+  if (fwd.host !== null) out[":authority"] = fwd.host;
+  const drop = ["host", "te", "connection", "keep-alive", "proxy-connection", "transfer-encoding"];
+  for (let i = 0; i < fwd.names.length; i++) {
+    const name = fwd.names[i]!;
+    if (drop.includes(name) || name === "upgrade" || name === "http2-settings") continue;
+    const prev = out[name];
+    const v = fwd.values[i]!;
+    out[name] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
+  }
+  if (opts.teTrailers) out["te"] = "trailers";
+  return out;
+}
+
+Deno.test("forwardedHeaders() sends what the HTTP/1 forwarder's head would carry", () => {
+  const blocks: H2Headers[] = [
+    { ":method": "GET", ":path": "/", ":authority": "a" },
+    {
+      ":method": "POST",
+      ":path": "/test.Echo/Unary?x=1",
+      ":authority": "ledger:8080",
+      "content-type": "application/grpc",
+      te: "trailers",
+      cookie: ["a=1", "b=2"],
+      "x-v": "  spaced  ",
+    },
+    {
+      ":method": "PUT",
+      ":path": "/p",
+      ":authority": "ledger",
+      "x-forwarded-for": ["10.0.0.9", "10.0.0.8, 10.0.0.7"],
+      "x-skein-caller": "spiffe://evil/svc/admin",
+      "x-http-method-override": "DELETE",
+      "content-length": ["5", "5"],
+      "x-keep": "yes",
+    },
+    { ":method": "GET", ":path": "/", ":authority": "a", "x-forwarded-for": "" },
+  ];
+  const extras = [undefined, "", "x-skein-destination: ledger\r\nX-Two: 2\r\n"];
+  for (const h2 of blocks) {
+    for (const extra of extras) {
+      for (const callerLine of [undefined, null, "x-skein-caller: spiffe://td/svc/web\r\n"]) {
+        for (const clientAddr of ["10.0.0.1", null]) {
+          const opts = { clientAddr, extra, callerLine, teTrailers: wantsTrailers(h2) };
+          const what = JSON.stringify({ h2, opts });
+          assertEquals(
+            forwardedHeaders(requestHeadOf(h2, L), opts),
+            viaHttp1Writer(requestHeadOf(h2, L), opts),
+            what,
+          );
+        }
+      }
+    }
+  }
 });

@@ -1,8 +1,9 @@
 /**
  * A small event emitter with the `on`/`once`/`off`/`emit` shape the h2 call code uses
- * (node's EventEmitter is heavier than these streams need): listeners are kept per event in
- * one array, a `once` listener flagged by a parallel bit, so adding one allocates nothing
- * after the event's first.
+ * (node's EventEmitter is heavier than these streams need). Every listener of an emitter lives
+ * in one flat array of (event, listener, once) triples: a stream has about ten listeners, so a
+ * scan is cheaper than the object, slot and two arrays per event a map of events costs, and
+ * the collector sees one array per stream instead of dozens of small objects.
  * @module
  */
 
@@ -10,15 +11,10 @@
 // deno-lint-ignore no-explicit-any
 export type Listener = (...args: any[]) => void;
 
-/** One event's listeners and which of them are `once`. */
-interface _Slot {
-  fns: Listener[];
-  once: boolean[];
-}
-
-/** Listeners by event name. */
+/** Listeners of one emitter. */
 export class Emitter {
-  #ls: Record<string, _Slot> | null = null;
+  /** `[event, listener, once, event, listener, once, …]`, in the order they were added. */
+  #ls: (string | Listener | boolean)[] | null = null;
 
   /** Adds a listener. */
   on(event: string, fn: Listener): this {
@@ -32,43 +28,55 @@ export class Emitter {
     return this;
   }
 
-  /** Removes a listener (added with `on` or `once`). */
+  /** Removes a listener (added with `on` or `once`); the earliest such one. */
   off(event: string, fn: Listener): this {
-    const l = this.#ls?.[event];
-    if (l === undefined) return this;
-    const i = l.fns.indexOf(fn);
-    if (i >= 0) {
-      l.fns.splice(i, 1);
-      l.once.splice(i, 1);
+    const ls = this.#ls;
+    if (ls === null) return this;
+    for (let i = 0; i < ls.length; i += 3) {
+      if (ls[i] === event && ls[i + 1] === fn) {
+        ls.splice(i, 3);
+        break;
+      }
     }
     return this;
   }
 
   /** Listeners of `event`. */
   listenerCount(event: string): number {
-    return this.#ls?.[event]?.fns.length ?? 0;
+    const ls = this.#ls;
+    if (ls === null) return 0;
+    let n = 0;
+    for (let i = 0; i < ls.length; i += 3) if (ls[i] === event) n++;
+    return n;
   }
 
-  /** Calls the listeners of `event`; whether there were any. */
+  /**
+   * Calls the listeners of `event` (those present when it is emitted, in order; a `once` one
+   * removed before it is called); whether there were any.
+   */
   // deno-lint-ignore no-explicit-any
   emit(event: string, ...args: any[]): boolean {
-    const l = this.#ls?.[event];
-    if (l === undefined || l.fns.length === 0) return false;
-    if (l.fns.length === 1) {
-      const fn = l.fns[0]!;
-      if (l.once[0]) {
-        l.fns.length = 0;
-        l.once.length = 0;
-      }
+    const ls = this.#ls;
+    if (ls === null) return false;
+    let first = -1;
+    let more: Listener[] | null = null;
+    for (let i = 0; i < ls.length; i += 3) {
+      if (ls[i] !== event) continue;
+      if (first === -1) first = i;
+      else (more ??= [ls[first + 1] as Listener]).push(ls[i + 1] as Listener);
+    }
+    if (first === -1) return false;
+    if (more === null) {
+      const fn = ls[first + 1] as Listener;
+      if (ls[first + 2] === true) ls.splice(first, 3);
       fn(...args);
       return true;
     }
-    const fns = l.fns.slice();
-    const once = l.once.slice();
-    for (let i = 0; i < fns.length; i++) {
-      if (once[i]) this.off(event, fns[i]!);
-      fns[i]!(...args);
+    // Several: the `once` ones are removed up front, then all are called from the snapshot.
+    for (let i = ls.length - 3; i >= first; i -= 3) {
+      if (ls[i] === event && ls[i + 2] === true) ls.splice(i, 3);
     }
+    for (const fn of more) fn(...args);
     return true;
   }
 
@@ -76,13 +84,8 @@ export class Emitter {
   protected added(_event: string): void {}
 
   #add(event: string, fn: Listener, once: boolean): void {
-    const m = this.#ls ??= Object.create(null) as Record<string, _Slot>;
-    const l = m[event];
-    if (l === undefined) m[event] = { fns: [fn], once: [once] };
-    else {
-      l.fns.push(fn);
-      l.once.push(once);
-    }
+    const ls = this.#ls ??= [];
+    ls.push(event, fn, once);
     this.added(event);
   }
 }

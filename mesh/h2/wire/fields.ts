@@ -49,6 +49,15 @@ function _valueOk(v: string): boolean {
 }
 
 /**
+ * A record's class. Its prototype is an empty object without a prototype, so no field name
+ * (`__proto__`, `constructor`) reaches anything inherited, while records stay fast-mode
+ * objects: `Object.create(null)` ones are dictionaries, and every `for…in` over a dictionary
+ * (each block is walked several times on its way through) builds a key array.
+ */
+const _Record = function () {} as unknown as { new (): object };
+_Record.prototype = Object.create(null);
+
+/**
  * The record of a received block, or a reason it is malformed. `kind`: which pseudo-headers
  * are allowed (a request's, a response's, or none in trailers).
  */
@@ -56,7 +65,7 @@ export function recordOf(
   fields: HeaderField[],
   kind: "request" | "response" | "trailers",
 ): HeaderRecord | string {
-  const h = Object.create(null) as HeaderRecord;
+  const h = new _Record() as unknown as HeaderRecord;
   let regular = false;
   for (const [n, v] of fields) {
     if (!_valueOk(v)) return `invalid value of ${JSON.stringify(n)}`;

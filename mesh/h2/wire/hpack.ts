@@ -35,6 +35,9 @@ function _entrySize(name: string, value: string): number {
   return name.length + value.length + 32;
 }
 
+const _EMPTY = new Uint8Array(0);
+const _NO_FIELDS: HeaderField[] = [];
+
 /** Bytes converted per `String.fromCharCode` call (its argument count is bounded). */
 const _CHARS_PER_CALL = 4096;
 
@@ -79,82 +82,105 @@ export class HpackDecoder {
     return [...this.#table].reverse();
   }
 
+  // State of the block being decoded (one at a time: decoding is synchronous), kept on the
+  // decoder so that a block costs no closures.
+  #b: Uint8Array = new Uint8Array(0);
+  #p = 0;
+  #fields: HeaderField[] = [];
+  #listBytes = 0;
+  #tooLarge = false;
+
   /** Decodes one complete header block; throws {@linkcode HpackError}. */
   decode(b: Uint8Array): DecodedBlock {
     const fields: HeaderField[] = [];
-    let listBytes = 0;
-    let tooLarge = false;
-    let p = 0;
+    this.#b = b;
+    this.#p = 0;
+    this.#fields = fields;
+    this.#listBytes = 0;
+    this.#tooLarge = false;
     let sawField = false;
-    const n = b.length;
-    const int = (prefixBits: number): number => {
-      const mask = (1 << prefixBits) - 1;
-      let v = b[p++]! & mask;
-      if (v < mask) return v;
-      let shift = 0;
-      for (;;) {
-        if (p >= n) throw new HpackError("truncated integer");
-        const c = b[p++]!;
-        v += (c & 0x7f) * 2 ** shift;
-        shift += 7;
-        if (v > 0x7fffffff) throw new HpackError("integer overflow");
-        if ((c & 0x80) === 0) return v;
+    try {
+      while (this.#p < b.length) {
+        const c = b[this.#p]!;
+        if (c & 0x80) {
+          // Indexed field: the table's own pair (never changed) is the field.
+          this.#emit(this.#at(this.#int(7)));
+          sawField = true;
+        } else if (c & 0x40) {
+          // Literal with incremental indexing.
+          const idx = this.#int(6);
+          const name = idx === 0 ? this.#str() : this.#at(idx)[0];
+          const f: HeaderField = [name, this.#str()];
+          this.#insert(f);
+          this.#emit(f);
+          sawField = true;
+        } else if (c & 0x20) {
+          // Dynamic table size update: only before the block's first field.
+          if (sawField) throw new HpackError("table size update after a field");
+          const size = this.#int(5);
+          if (size > this.#limit) throw new HpackError("table size update above the limit");
+          this.#max = size;
+          this.#evict(0);
+        } else {
+          // Literal without indexing (0000) or never indexed (0001).
+          const idx = this.#int(4);
+          const name = idx === 0 ? this.#str() : this.#at(idx)[0];
+          this.#emit([name, this.#str()]);
+          sawField = true;
+        }
       }
-    };
-    const str = (): string => {
-      if (p >= n) throw new HpackError("truncated string");
-      const huff = (b[p]! & 0x80) !== 0;
-      const len = int(7);
-      if (len > n - p) throw new HpackError("string longer than its block");
-      const from = p;
-      p += len;
-      if (!huff) return _latin1(b, from, p);
-      try {
-        return huffmanDecode(b, from, p);
-      } catch (e) {
-        if (e instanceof HuffmanError) throw new HpackError(e.message);
-        throw e;
-      }
-    };
-    const emit = (name: string, value: string) => {
-      sawField = true;
-      if (tooLarge) return;
-      listBytes += _entrySize(name, value);
-      if (listBytes > this.#maxListBytes) {
-        tooLarge = true;
-        fields.length = 0;
-        return;
-      }
-      fields.push([name, value]);
-    };
-    while (p < n) {
-      const c = b[p]!;
-      if (c & 0x80) {
-        // Indexed field.
-        const [name, value] = this.#at(int(7));
-        emit(name, value);
-      } else if (c & 0x40) {
-        // Literal with incremental indexing.
-        const idx = int(6);
-        const name = idx === 0 ? str() : this.#at(idx)[0];
-        const value = str();
-        this.#insert(name, value);
-        emit(name, value);
-      } else if (c & 0x20) {
-        // Dynamic table size update: only before the block's first field.
-        if (sawField) throw new HpackError("table size update after a field");
-        const size = int(5);
-        if (size > this.#limit) throw new HpackError("table size update above the limit");
-        this.#max = size;
-        this.#evict(0);
-      } else {
-        // Literal without indexing (0000) or never indexed (0001).
-        const idx = int(4);
-        const name = idx === 0 ? str() : this.#at(idx)[0];
-        emit(name, str());
-      }
+      return { fields, tooLarge: this.#tooLarge };
+    } finally {
+      this.#b = _EMPTY;
+      this.#fields = _NO_FIELDS;
     }
-    return { fields, tooLarge };
+  }
+
+  /** An integer with a `prefixBits`-bit prefix at the read position. */
+  #int(prefixBits: number): number {
+    const b = this.#b;
+    const mask = (1 << prefixBits) - 1;
+    let v = b[this.#p++]! & mask;
+    if (v < mask) return v;
+    let shift = 0;
+    for (;;) {
+      if (this.#p >= b.length) throw new HpackError("truncated integer");
+      const c = b[this.#p++]!;
+      v += (c & 0x7f) * 2 ** shift;
+      shift += 7;
+      if (v > 0x7fffffff) throw new HpackError("integer overflow");
+      if ((c & 0x80) === 0) return v;
+    }
+  }
+
+  /** A string literal at the read position. */
+  #str(): string {
+    const b = this.#b;
+    if (this.#p >= b.length) throw new HpackError("truncated string");
+    const huff = (b[this.#p]! & 0x80) !== 0;
+    const len = this.#int(7);
+    if (len > b.length - this.#p) throw new HpackError("string longer than its block");
+    const from = this.#p;
+    this.#p += len;
+    if (!huff) return _latin1(b, from, this.#p);
+    try {
+      return huffmanDecode(b, from, this.#p);
+    } catch (e) {
+      if (e instanceof HuffmanError) throw new HpackError(e.message);
+      throw e;
+    }
+  }
+
+  /** Adds a field to the block's list, unless the list went past its limit. */
+  #emit(f: HeaderField): void {
+    if (this.#tooLarge) return;
+    this.#listBytes += _entrySize(f[0], f[1]);
+    if (this.#listBytes > this.#maxListBytes) {
+      this.#tooLarge = true;
+      this.#fields.length = 0;
+      return;
+    }
+    this.#fields.push(f);
   }
 
   #at(idx: number): HeaderField {
@@ -166,12 +192,12 @@ export class HpackDecoder {
     return e;
   }
 
-  #insert(name: string, value: string): void {
-    const size = _entrySize(name, value);
+  #insert(f: HeaderField): void {
+    const size = _entrySize(f[0], f[1]);
     this.#evict(size);
     // An entry larger than the table empties it and is not added (RFC 7541 section 4.4).
     if (size > this.#max) return;
-    this.#table.push([name, value]);
+    this.#table.push(f);
     this.#size += size;
   }
 
