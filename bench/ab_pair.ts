@@ -19,13 +19,13 @@ import { cpuMs, type HeldTarget, type HeldTopology, holdTopology } from "./held_
 import { WARMUP_SEC } from "./mesh_bench.ts";
 
 /** One side: a checkout and the environment its topology runs with. */
-interface Side {
+export interface Side {
   dir: string;
   env: Record<string, string>;
 }
 
 /** Parses `DIR [K=V ...] -- DIR [K=V ...]`. */
-function parseSides(args: string[]): [Side, Side] {
+export function parseSides(args: string[]): [Side, Side] {
   const cut = args.indexOf("--");
   if (cut < 1 || cut === args.length - 1) {
     throw new Error(

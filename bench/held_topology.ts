@@ -28,17 +28,32 @@ export interface HeldTopology {
   targets: Map<string, HeldTarget>;
 }
 
+/** Which benchmark to hold and the target it prints last, once everything is up. */
+export interface HoldScript {
+  /** Arguments after `deno run -A`, without `--hold`. */
+  args: string[];
+  /** The target name whose `hold:` line ends the setup. */
+  last: string;
+}
+
+/** The mTLS mesh pair of `bench/mesh_bench.ts`. */
+export const MESH_MTLS_HOLD: HoldScript = {
+  args: ["bench/mesh_bench.ts", "--mtls"],
+  last: "skein-mtls",
+};
+
 /**
- * Starts `bench/mesh_bench.ts --mtls --hold` of the checkout in `dir` (with `env` added and
- * `extraArgs` passed on) and resolves once the skein pair, printed last, is up.
+ * Starts `script` (by default `bench/mesh_bench.ts --mtls`) with `--hold` in the checkout in
+ * `dir` (with `env` added and `extraArgs` passed on) and resolves once its last target is up.
  */
 export async function holdTopology(
   dir: string,
   env: Record<string, string> = {},
   extraArgs: string[] = [],
+  script: HoldScript = MESH_MTLS_HOLD,
 ): Promise<HeldTopology> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "bench/mesh_bench.ts", "--mtls", "--hold", ...extraArgs],
+    args: ["run", "-A", ...script.args, "--hold", ...extraArgs],
     cwd: dir,
     env,
     stdout: "piped",
@@ -46,7 +61,8 @@ export async function holdTopology(
   }).spawn();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let text = "";
-  while (!/hold: skein-mtls port=\d+ pids=[\d,]+\n/.test(text)) {
+  const ready = new RegExp(`hold: ${script.last} port=\\d+ pids=[\\d,]+\\n`);
+  while (!ready.test(text)) {
     const { value, done } = await reader.read();
     if (done) throw new Error(`the topology in ${dir} exited before holding:\n${text}`);
     text += value;

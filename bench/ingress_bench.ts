@@ -17,7 +17,8 @@
  * `deno run -A bench/ingress_bench.ts [--duration 10] [--rounds 3] [--workers N|auto] [--hold]`
  * (skein's proxies run with `workers: 1` unless told, as a proxy.yaml without `workers` does);
  * `--hold` sets up both pairs, prints the app's process id and each target's port and process
- * ids, and waits for Ctrl-C (for perf, strace or `top` against a live topology);
+ * ids, and waits for Ctrl-C (for perf, strace or `top` against a live topology, and for
+ * bench/ingress_ab.ts), then stops every process it started;
  * `SKEIN_BENCH_PROFILE_DIR=dir` writes a V8 CPU profile of each skein proxy to `dir`;
  * `runIngressBench()` for bench/run.ts (`deno task bench ingress`).
  * @module
@@ -241,7 +242,10 @@ export async function runIngressBench(opts: IngressBenchOptions = {}): Promise<I
       // Profiling aid: leave both pairs up and say where each listens.
       print(`hold: app pid=${children[0]!.pid}`);
       for (const t of targets) print(`hold: ${t.name} port=${t.port} pids=${t.pids.join(",")}`);
-      await new Promise(() => {});
+      // Until SIGINT (Ctrl-C, or bench/ingress_ab.ts ending): then the cleanup below stops
+      // every process started here, which the default signal handling would leave running.
+      await new Promise<void>((resolve) => Deno.addSignalListener("SIGINT", resolve));
+      return [];
     }
 
     print(`# skein proxies with workers: ${workers}`);
