@@ -5,6 +5,7 @@
  */
 import type tls from "node:tls";
 import { RawTlsHandle } from "./raw_handle.ts";
+import { ChunkQueue } from "../chunk_queue.ts";
 
 /**
  * Most received bytes a connection holds that its reader has not taken; beyond it the connection
@@ -19,10 +20,8 @@ export const MAX_UNREAD_BYTES = 16 * 1024 * 1024;
 export class TlsSocketIo {
   /** The socket, for addresses and socket options. */
   readonly socket: tls.TLSSocket;
-  /** Received chunks not read yet, from `#head` on; the socket flows into them. */
-  #chunks: Uint8Array[] = [];
-  #head = 0;
-  #unread = 0;
+  /** Received chunks not read yet; the socket flows into them. */
+  readonly #queue = new ChunkQueue();
   readonly #maxUnread: number;
   #ended = false;
   #closed = false;
@@ -47,15 +46,12 @@ export class TlsSocketIo {
 
   readonly #onData = (c: Uint8Array) => {
     if (this.#closed) return;
-    this.#chunks.push(c);
-    this.#unread += c.length;
-    if (this.#unread > this.#maxUnread && this.#error === null) {
+    this.#queue.push(c);
+    if (this.#queue.size > this.#maxUnread && this.#error === null) {
       this.#error = new Deno.errors.InvalidData(
         `peer sent over ${this.#maxUnread} bytes the reader has not taken`,
       );
-      this.#chunks = [];
-      this.#head = 0;
-      this.#unread = 0;
+      this.#queue.clear();
       this.socket.destroy();
     }
     this.#wake();
@@ -86,10 +82,7 @@ export class TlsSocketIo {
     this.socket.on("close", () => end(null));
     this.socket.on("error", (e: Error) => end(e));
     // Anything that arrived before the switch goes first.
-    for (let i = this.#head; i < this.#chunks.length; i++) data(this.#chunks[i]!);
-    this.#chunks = [];
-    this.#head = 0;
-    this.#unread = 0;
+    this.#queue.drain(data);
     if (this.#error !== null) return end(this.#error);
     if (this.#ended || this.#closed) return end(null);
     // Below the socket's streams when the runtime allows it (see raw_handle.ts).
@@ -120,21 +113,8 @@ export class TlsSocketIo {
   async read(p: Uint8Array): Promise<number | null> {
     while (true) {
       if (this.#closed) throw new Deno.errors.BadResource("connection closed");
-      if (this.#head < this.#chunks.length) {
-        const c = this.#chunks[this.#head]!;
-        const k = Math.min(c.length, p.length);
-        p.set(k === c.length ? c : c.subarray(0, k));
-        if (k === c.length) {
-          if (++this.#head === this.#chunks.length) {
-            this.#chunks = [];
-            this.#head = 0;
-          }
-        } else {
-          this.#chunks[this.#head] = c.subarray(k);
-        }
-        this.#unread -= k;
-        return k;
-      }
+      const k = this.#queue.readInto(p);
+      if (k > 0 || (p.length === 0 && !this.#queue.empty)) return k;
       if (this.#error) throw new Deno.errors.ConnectionReset(this.#error.message);
       if (this.#ended) return null;
       await new Promise<void>((resolve) => (this.#waiter = resolve));

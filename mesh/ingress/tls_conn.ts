@@ -13,6 +13,7 @@
  */
 import type tls from "node:tls";
 import { RawTlsHandle } from "../../common/tls/raw_handle.ts";
+import { ChunkQueue } from "../../common/chunk_queue.ts";
 import { MAX_UNREAD_BYTES } from "../../common/tls/socket_io.ts";
 import { readableOf, writableOf } from "../conn/io.ts";
 
@@ -30,10 +31,8 @@ export class IngressTlsConn implements Deno.Conn {
   readonly #socket: tls.TLSSocket;
   readonly #raw: RawTlsHandle;
   readonly #maxUnread: number;
-  /** Received chunks not read yet, from `#head` on. */
-  #chunks: Uint8Array[] = [];
-  #head = 0;
-  #unread = 0;
+  /** Received chunks not read yet; the socket flows into them. */
+  readonly #queue = new ChunkQueue();
   #ended = false;
   #closed = false;
   #error: Error | null = null;
@@ -76,16 +75,13 @@ export class IngressTlsConn implements Deno.Conn {
 
   readonly #onData = (c: Uint8Array) => {
     if (this.#closed || this.#error !== null) return;
-    this.#chunks.push(c);
-    this.#unread += c.length;
-    if (this.#unread > this.#maxUnread) {
+    this.#queue.push(c);
+    if (this.#queue.size > this.#maxUnread) {
       // The handle keeps reading whatever the forwarder does: this cap bounds what we hold.
       this.#error = new Deno.errors.InvalidData(
         `client sent over ${this.#maxUnread} bytes the proxy has not taken`,
       );
-      this.#chunks = [];
-      this.#head = 0;
-      this.#unread = 0;
+      this.#queue.clear();
       this.#socket.destroy();
     }
     this.#wake();
@@ -106,21 +102,8 @@ export class IngressTlsConn implements Deno.Conn {
   async read(p: Uint8Array): Promise<number | null> {
     while (true) {
       if (this.#closed) throw new Deno.errors.BadResource("connection closed");
-      if (this.#head < this.#chunks.length) {
-        const c = this.#chunks[this.#head]!;
-        const k = Math.min(c.length, p.length);
-        p.set(k === c.length ? c : c.subarray(0, k));
-        if (k === c.length) {
-          if (++this.#head === this.#chunks.length) {
-            this.#chunks = [];
-            this.#head = 0;
-          }
-        } else {
-          this.#chunks[this.#head] = c.subarray(k);
-        }
-        this.#unread -= k;
-        return k;
-      }
+      const k = this.#queue.readInto(p);
+      if (k > 0 || (p.length === 0 && !this.#queue.empty)) return k;
       if (this.#error !== null) throw new Deno.errors.ConnectionReset(this.#error.message);
       if (this.#ended) return null;
       await new Promise<void>((resolve) => (this.#waiter = resolve));
@@ -163,9 +146,7 @@ export class IngressTlsConn implements Deno.Conn {
   close(): void {
     if (this.#closed) throw new Deno.errors.BadResource("connection already closed");
     this.#closed = true;
-    this.#chunks = [];
-    this.#head = 0;
-    this.#unread = 0;
+    this.#queue.clear();
     this.#wake();
     if (this.#raw.buffered === 0) this.#socket.destroy();
     else void this.#written().then(() => this.#socket.destroy());
