@@ -24,6 +24,15 @@ export interface Side {
   env: Record<string, string>;
 }
 
+/** Removes `--NAME V` from `args` and returns V as a number, or `dflt` when absent. */
+export function takeNumberOption(args: string[], name: string, dflt: number): number {
+  const i = args.indexOf(`--${name}`);
+  if (i === -1) return dflt;
+  const v = Number(args[i + 1]);
+  args.splice(i, 2);
+  return v;
+}
+
 /** Parses `DIR [K=V ...] -- DIR [K=V ...]`. */
 export function parseSides(args: string[]): [Side, Side] {
   const cut = args.indexOf("--");
@@ -81,13 +90,7 @@ function stats(xs: number[]): { mean: number; se: number } {
 
 if (import.meta.main) {
   const args = [...Deno.args];
-  const opt = (name: string, dflt: number): number => {
-    const i = args.indexOf(`--${name}`);
-    if (i === -1) return dflt;
-    const v = Number(args[i + 1]);
-    args.splice(i, 2);
-    return v;
-  };
+  const opt = (name: string, dflt: number) => takeNumberOption(args, name, dflt);
   const pairs = opt("pairs", 20);
   const dur = opt("duration", 4);
   const [a, b] = parseSides(args);

@@ -15,7 +15,7 @@
  * @module
  */
 
-import { parseSides, type Side } from "./ab_pair.ts";
+import { parseSides, type Side, takeNumberOption } from "./ab_pair.ts";
 import { cpuMs, type HeldTarget, type HeldTopology, holdTopology } from "./held_topology.ts";
 
 /** Seconds of the warm-up run against each target before the pairs. */
@@ -84,13 +84,7 @@ function _summary(name: string, rs: Round[]): string {
 
 if (import.meta.main) {
   const args = [...Deno.args];
-  const opt = (name: string, dflt: number): number => {
-    const i = args.indexOf(`--${name}`);
-    if (i === -1) return dflt;
-    const v = Number(args[i + 1]);
-    args.splice(i, 2);
-    return v;
-  };
+  const opt = (name: string, dflt: number) => takeNumberOption(args, name, dflt);
   const pairs = opt("pairs", 12);
   const dur = opt("duration", 4);
   const [a, b] = parseSides(args);
