@@ -15,7 +15,8 @@
  * profile of each skein proxy to `dir`.
  *
  * `deno run -A bench/mesh_bench.ts [--duration 10] [--rate 1000] [--rounds 3] [--workers N]
- * [--mtls [--ab-outbound]] [--hold]`;
+ * [--mtls [--ab-outbound | --observe-pair]] [--observe | --observe-log | --observe-trace] [--hold]`
+ * (`--observe*` on the skein pair itself, or with `--observe-pair` on a second pair only);
  * `--hold` sets up every target, prints the app's process id and each target's port and process
  * ids, and waits for Ctrl-C (for profiling with perf or `top` against a live topology);
  * `runMeshBench()` for bench/run.ts.
@@ -80,6 +81,13 @@ export interface MeshBenchOptions {
    * apart.
    */
   observe?: boolean | "log" | "trace";
+  /**
+   * With `mtls`: the second pair of proxies (see `abOutbound`) keeps the mux and runs with this
+   * observability instead, as "skein-mtls-observe", so its cost is read as the ratio of two
+   * targets measured in the same interleaved rounds (the first pair has it off) rather than
+   * from two runs minutes apart. Takes the place of the no-mux pair.
+   */
+  observePair?: boolean | "log" | "trace";
 }
 
 /** Measurements for one target. */
@@ -123,6 +131,11 @@ export interface BenchResult {
   skeinVsHaproxyRps: number | null;
   /** skein throughput / direct throughput. */
   skeinVsDirectRps: number;
+  /**
+   * With `observePair`: the observed pair's throughput over the first pair's (observability
+   * off), from the same interleaved rounds; else null.
+   */
+  observeVsOffRps: number | null;
   /** Added p50 latency at the fixed rate vs direct, ms, per proxy. */
   addedP50Ms: Record<string, number>;
   /** Added p99 latency at the fixed rate vs direct, ms, per proxy. */
@@ -301,15 +314,16 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
       }]
       : [];
     if (opts.route) notes.push("skein pair: a Route of two weighted backends (95/5) in force");
-    if (opts.observe) {
-      notes.push(
-        opts.observe === "log"
-          ? "skein pair: access log to a file"
-          : opts.observe === "trace"
-          ? "skein pair: tracing at 1% to a collector that is down"
-          : "skein pair: access log to a file, tracing at 1% to a collector that is down",
-      );
-    }
+    const observePair = mtls && opts.observePair ? opts.observePair : false;
+    const second = observePair ? "observe" : mtls && opts.abOutbound ? "nomux" : null;
+    const observeNote = (o: true | "log" | "trace") =>
+      o === "log"
+        ? "access log to a file"
+        : o === "trace"
+        ? "tracing at 1% to a collector that is down"
+        : "access log to a file, tracing at 1% to a collector that is down";
+    if (opts.observe) notes.push(`skein pair: ${observeNote(opts.observe)}`);
+    if (observePair) notes.push(`skein-mtls-observe pair: ${observeNote(observePair)}`);
     let controlUrls = ["http://127.0.0.1:9"];
     const tokenFiles: Record<string, string> = {};
     let caFile: string | undefined;
@@ -327,7 +341,7 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
       }
       caFile = cp.caFile;
       controlPid = cp.pid;
-      for (const svc of ["app", "client", ...(opts.abOutbound ? ["client-b", "app-b"] : [])]) {
+      for (const svc of ["app", "client", ...(second !== null ? ["client-b", "app-b"] : [])]) {
         tokenFiles[svc] = `${tmp}/${svc}.token`;
         // client-b is a second proxy of service "client" (a token names the service).
         const service = svc === "client-b" ? "client" : svc;
@@ -337,7 +351,11 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
         );
       }
     }
-    const proxyCfg = (node: string, extra: Record<string, unknown>) => ({
+    const proxyCfg = (
+      node: string,
+      extra: Record<string, unknown>,
+      observe: boolean | "log" | "trace" = opts.observe ?? false,
+    ) => ({
       node,
       control: controlUrls,
       data_dir: `${tmp}/${node}`,
@@ -347,10 +365,10 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
       log: { level: "error" },
       ...(caFile !== undefined ? { ca_file: caFile } : {}),
       // Port 9 refuses at once: spans are dropped and counted, as with a collector down.
-      ...(opts.observe === true || opts.observe === "log"
+      ...(observe === true || observe === "log"
         ? { access_log: { path: `${tmp}/${node}-access.log`, format: "json" } }
         : {}),
-      ...(opts.observe === true || opts.observe === "trace"
+      ...(observe === true || observe === "trace"
         ? { telemetry: { otlp: "http://127.0.0.1:9", sampling: 0.01 } }
         : {}),
       ...extra,
@@ -395,7 +413,7 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
           : {}),
       })),
     );
-    if (mtls && opts.abOutbound) {
+    if (second !== null) {
       // The no-mux pair has an inbound proxy of its own (service "app-b", same app): sharing
       // the first pair's inbound would let one target's traffic change the other's figures.
       await Deno.writeTextFile(
@@ -404,7 +422,7 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
           inbound: `127.0.0.1:${pxInBPort}`,
           services: [{ name: "app-b", port: appPort }],
           token_file: tokenFiles["app-b"],
-        })),
+        }, observePair)),
       );
       await Deno.writeTextFile(
         `${tmp}/px-out-b.yaml`,
@@ -412,7 +430,7 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
           upstreams: [{ service: "app-b", listen: `127.0.0.1:${pxOutBPort}` }],
           token_file: tokenFiles["client-b"],
           services: [{ name: "client", port: appPort }],
-        })),
+        }, observePair)),
       );
     }
     // SKEIN_BENCH_PROFILE_DIR=dir writes a V8 CPU profile of each skein proxy there on exit.
@@ -432,13 +450,15 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
       await waitPort(pxInPort, "skein proxy inbound");
       pxOut = spawn(Deno.execPath(), proxyArgs(`${tmp}/px-out.yaml`));
       await waitPort(pxOutPort, "skein proxy outbound");
-      if (opts.abOutbound) {
+      if (second !== null) {
         pxInB = spawn(Deno.execPath(), proxyArgs(`${tmp}/px-in-b.yaml`));
-        await waitPort(pxInBPort, "skein proxy inbound (no-mux pair)");
-        pxOutB = spawn(Deno.execPath(), proxyArgs(`${tmp}/px-out-b.yaml`), {
-          SKEIN_MESH_MUX: "off",
-        });
-        await waitPort(pxOutBPort, "skein proxy outbound (no mux)");
+        await waitPort(pxInBPort, `skein proxy inbound (${second} pair)`);
+        pxOutB = spawn(
+          Deno.execPath(),
+          proxyArgs(`${tmp}/px-out-b.yaml`),
+          second === "nomux" ? { SKEIN_MESH_MUX: "off" } : undefined,
+        );
+        await waitPort(pxOutBPort, `skein proxy outbound (${second} pair)`);
       }
     } else {
       notes.push("skein proxy needs an identity: plaintext mode measures the bare forwarder");
@@ -516,7 +536,11 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
       targets.push({ name: names.skein, port: pxOutPort, pids: [pxIn.pid, pxOut.pid] });
     }
     if (pxInB !== null && pxOutB !== null) {
-      targets.push({ name: "skein-mtls-nomux", port: pxOutBPort, pids: [pxInB.pid, pxOutB.pid] });
+      targets.push({
+        name: second === "observe" ? "skein-mtls-observe" : "skein-mtls-nomux",
+        port: pxOutBPort,
+        pids: [pxInB.pid, pxOutB.pid],
+      });
     }
     if (skIn !== null && skOut !== null) {
       targets.push({ name: "skein-fwd-2hop", port: skOutPort, pids: [skIn.pid, skOut.pid] });
@@ -592,6 +616,7 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
     const direct = by("direct")!;
     const skein = by(names.skein)!;
     const ha = by(names.haproxy);
+    const observed = by("skein-mtls-observe");
     const addedP50Ms: Record<string, number> = {};
     const addedP99Ms: Record<string, number> = {};
     for (const r of results) {
@@ -603,6 +628,7 @@ export async function runMeshBench(opts: MeshBenchOptions = {}): Promise<BenchRe
       targets: results,
       skeinVsHaproxyRps: ha ? skein.rps / ha.rps : null,
       skeinVsDirectRps: skein.rps / direct.rps,
+      observeVsOffRps: observed ? observed.rps / skein.rps : null,
       addedP50Ms,
       addedP99Ms,
       notes,
@@ -674,6 +700,14 @@ export function formatTable(r: BenchResult): string {
     lines.push(`skein / haproxy throughput: ${f(r.skeinVsHaproxyRps)}x`);
   }
   lines.push(`skein / direct throughput:  ${f(r.skeinVsDirectRps)}x`);
+  if (r.observeVsOffRps !== null) {
+    const cpu = (n: string) =>
+      r.targets.find((t) => t.name === n)?.cpuUsPerReq.reduce((a, b) => a + b, 0) ?? NaN;
+    lines.push(
+      `skein-mtls-observe / skein-mtls throughput: ${f(r.observeVsOffRps)}x ` +
+        `(CPU per request ${f(cpu("skein-mtls-observe"), 1)} / ${f(cpu("skein-mtls"), 1)} µs)`,
+    );
+  }
   for (const [k, v] of Object.entries(r.addedP50Ms)) {
     lines.push(`${k}: added latency at fixed rate p50 ${f(v)} ms, p99 ${f(r.addedP99Ms[k]!)} ms`);
   }
@@ -709,5 +743,6 @@ if (import.meta.main) {
     hold: Deno.args.includes("--hold"),
     route: Deno.args.includes("--route"),
     observe: observeArg(Deno.args),
+    observePair: Deno.args.includes("--observe-pair"),
   });
 }

@@ -15,8 +15,9 @@
  * bench/control_bench.ts, which prints what each row's load generator sends), HAProxy with mTLS
  * on the proxy-to-proxy hop. `--plain-etcd` runs etcd over plain HTTP instead;
  * `--plaintext-mesh` measures HAProxy and the bare forwarder without TLS. `--route` puts a Route of
- * two weighted backends in force for the skein pair; `--observe` turns on an access log and 1%
- * tracing on it (`--observe-log`, `--observe-trace`: one of the two).
+ * two weighted backends in force for the skein pair; `--observe` runs a second skein pair with
+ * an access log and 1% tracing (`--observe-log`, `--observe-trace`: one of the two) in place of
+ * the no-mux pair, in the same rounds as the first pair with both off, and prints their ratio.
  * @module
  */
 
@@ -49,12 +50,13 @@ if (import.meta.main) {
         if (!(await _which("wrk"))) throw new Error("wrk is not installed (apt-get install wrk)");
         if (!(await _which("haproxy"))) console.log("haproxy is not installed: no peer to compare");
         const { observeArg, runMeshBench } = await import("./mesh_bench.ts");
-        // With mTLS, a second caller without skein-mux/1 shows what the mux buys, same rounds.
+        // With mTLS, a second caller without skein-mux/1 shows what the mux buys, same rounds;
+        // with `--observe` the second pair has observability on instead, and the first off.
         await runMeshBench({
           mtls: meshTls,
           abOutbound: meshTls,
           route: Deno.args.includes("--route"),
-          observe: observeArg(Deno.args),
+          observePair: observeArg(Deno.args),
         });
       } else if (part === "h2") {
         if (!(await _which("h2load"))) {
