@@ -55,14 +55,11 @@ const _dec = new TextDecoder();
  * it takes (thirteen small arrays meant thirteen more objects and backing stores to load).
  */
 const _PARTS = [
-  'Z","method":',
-  ',"path":',
-  ',"authority":',
+  'Z","path":',
   ',"bytes_in":',
   ',"duration_ms":',
   ',"status":',
   ',"bytes_out":',
-  ',"endpoint":',
   ',"retries":',
   ',"error":',
   ',"trace_id":',
@@ -79,11 +76,13 @@ _PARTS.reduce((off, k, i) => {
   _O[2 * i + 1] = k.length;
   return off + k.length;
 }, 0);
-const K_METHOD = 0, K_PATH = 1, K_AUTHORITY = 2, K_BYTES_IN = 3, K_DURATION = 4, K_STATUS = 5;
-const K_BYTES_OUT = 6, K_ENDPOINT = 7, K_RETRIES = 8, K_ERROR = 9, K_TRACE_ID = 10;
-const K_REQUEST_ID = 11, K_CLOSE = 12, K_NULL = 13, K_PLAIN_TAIL = 14;
-/** Bytes of the constant parts and the numbers and date together, with room to spare. */
-const _FIXED_BYTES = _T.length + 80 + 6 * 24 + 32;
+const K_PATH = 0, K_BYTES_IN = 1, K_DURATION = 2, K_STATUS = 3, K_BYTES_OUT = 4, K_RETRIES = 5;
+const K_ERROR = 6, K_TRACE_ID = 7, K_REQUEST_ID = 8, K_CLOSE = 9, K_NULL = 10, K_PLAIN_TAIL = 11;
+/**
+ * Bytes of the constant parts (those of the line's first block, under 100, included) and the
+ * numbers and date together, with room to spare.
+ */
+const _FIXED_BYTES = _T.length + 128 + 6 * 24 + 32;
 
 /**
  * Most bytes {@linkcode encodeAccessLine} may write for these fields: a string may grow six
@@ -99,23 +98,25 @@ export function accessLineMaxBytes(b: AccessBase, e: AccessEnd): number {
 /**
  * Writes the JSON line (no newline) for a request into `out` from `at`, which must have
  * {@linkcode accessLineMaxBytes} free; returns where it ends. The fields that are the same for
- * every request of one caller and destination on one proxy side (type, node, side, caller,
- * destination) come first and are copied as one pre-encoded block; the rest are written byte
- * by byte straight from the values: this runs once per request on both proxies, and building
- * a string first (then checking it for escapes and encoding it) cost several times more.
+ * every request of one caller, destination, method, authority and endpoint on one proxy side
+ * come first and are copied as one pre-encoded block; the rest are written byte by byte
+ * straight from the values: this runs once per request on both proxies, and building a string
+ * first (then checking it for escapes and encoding it) cost several times more.
  */
 export function encodeAccessLine(b: AccessBase, e: AccessEnd, out: Uint8Array, at: number): number {
-  const p = _prefix(b);
-  out.set(p, at);
-  at = _putIso(out, at + p.length, b.start);
-  at = _putStr(out, _key(out, at, K_METHOD), b.method);
+  const p = _block(b, e);
+  if (p !== null) {
+    out.set(p, at);
+    at += p.length;
+  } else {
+    at = _writeBlock(out, at, b, e);
+  }
+  at = _putIso(out, at, b.start);
   at = _putStr(out, _key(out, at, K_PATH), b.path);
-  at = _putStr(out, _key(out, at, K_AUTHORITY), b.authority);
   at = _putNum(out, _key(out, at, K_BYTES_IN), b.bytes_in);
   at = _putNum(out, _key(out, at, K_DURATION), e.duration_ms);
   at = _putNum(out, _key(out, at, K_STATUS), e.status);
   at = _putNum(out, _key(out, at, K_BYTES_OUT), e.bytes_out);
-  at = _putStr(out, _key(out, at, K_ENDPOINT), e.endpoint);
   if (e.retries === 0 && e.error === null && b.trace_id === null && b.request_id === null) {
     return _key(out, at, K_PLAIN_TAIL);
   }
@@ -213,62 +214,97 @@ function _putDigits(out: Uint8Array, at: number, n: number): number {
 }
 
 /** One encoded line start and the fields it was encoded from. */
-interface _Prefix {
+interface _Block {
   type: string;
   side: string;
   node: string;
   caller: string | null;
   destination: string;
+  method: string;
+  authority: string | null;
+  endpoint: string | null;
   bytes: Uint8Array;
 }
 
-const _PREFIX_HEAD = _enc.encode('{"type":"');
-const _PREFIX_KEYS = [
+const _BLOCK_HEAD = _enc.encode('{"type":"');
+const _BLOCK_KEYS = [
   '","node":',
   ',"side":"',
   '","caller":',
   ',"destination":',
+  ',"method":',
+  ',"authority":',
+  ',"endpoint":',
   ',"start":"',
 ].map((k) => _enc.encode(k));
-/** How many line starts are kept (a proxy sees a few callers and destinations per side). */
-const _PREFIXES = 16;
-const _prefixes: _Prefix[] = [];
-let _nextPrefix = 0;
+/**
+ * How many line starts are kept: a proxy side sees a few callers, destinations, methods and
+ * authorities, and a destination's endpoints; more combinations only re-encode, never grow.
+ */
+const _BLOCKS = 64;
+const _blocks: _Block[] = [];
+let _nextBlock = 0;
+/** Where the last line's start was found: consecutive lines mostly share it. */
+let _lastBlock = 0;
+
+/** Whether block `p` was encoded from these fields. */
+function _same(p: _Block, b: AccessBase, e: AccessEnd): boolean {
+  return p.endpoint === e.endpoint && p.authority === b.authority && p.method === b.method &&
+    p.destination === b.destination && p.caller === b.caller && p.side === b.side &&
+    p.node === b.node && p.type === b.type;
+}
+
+/** Most UTF-16 units of a block's fields for it to be kept (Host comes from the client). */
+const _BLOCK_MAX_UNITS = 256;
 
 /**
  * The line's first bytes through `"start":"`: the same for every line of one proxy side,
- * caller and destination, so they are encoded once and compared by field, never rebuilt per
- * line.
+ * caller, destination, method, authority and endpoint, so they are encoded once and compared
+ * by field, never rebuilt per line; null when the fields are too long to keep (written in
+ * place instead).
  */
-function _prefix(b: AccessBase): Uint8Array {
-  for (let i = 0; i < _prefixes.length; i++) {
-    const p = _prefixes[i]!;
-    if (
-      p.caller === b.caller && p.destination === b.destination && p.side === b.side &&
-      p.node === b.node && p.type === b.type
-    ) return p.bytes;
+function _block(b: AccessBase, e: AccessEnd): Uint8Array | null {
+  const last = _blocks[_lastBlock];
+  if (last !== undefined && _same(last, b, e)) return last.bytes;
+  for (let i = 0; i < _blocks.length; i++) {
+    if (_same(_blocks[i]!, b, e)) {
+      _lastBlock = i;
+      return _blocks[i]!.bytes;
+    }
   }
-  const out = new Uint8Array(
-    64 + 6 * (b.node.length + (b.caller?.length ?? 0) + b.destination.length),
-  );
-  let at = _raw(out, 0, _PREFIX_HEAD, b.type);
-  at = _putStr(out, _bytes(out, at, _PREFIX_KEYS[0]!), b.node);
-  at = _raw(out, at, _PREFIX_KEYS[1]!, b.side);
-  at = _putStr(out, _bytes(out, at, _PREFIX_KEYS[2]!), b.caller);
-  at = _putStr(out, _bytes(out, at, _PREFIX_KEYS[3]!), b.destination);
-  at = _bytes(out, at, _PREFIX_KEYS[4]!);
-  const p: _Prefix = {
+  const units = b.type.length + b.node.length + (b.caller?.length ?? 0) + b.destination.length +
+    b.method.length + (b.authority?.length ?? 0) + (e.endpoint?.length ?? 0);
+  if (units > _BLOCK_MAX_UNITS) return null;
+  const out = new Uint8Array(128 + 6 * units);
+  const bytes = out.slice(0, _writeBlock(out, 0, b, e));
+  // Replaced in turn once full.
+  _lastBlock = _nextBlock;
+  _blocks[_nextBlock] = {
     type: b.type,
     side: b.side,
     node: b.node,
     caller: b.caller,
     destination: b.destination,
-    bytes: out.slice(0, at),
+    method: b.method,
+    authority: b.authority,
+    endpoint: e.endpoint,
+    bytes,
   };
-  // Replaced in turn once full: a proxy calling many destinations re-encodes, never grows.
-  _prefixes[_nextPrefix] = p;
-  _nextPrefix = (_nextPrefix + 1) % _PREFIXES;
-  return p.bytes;
+  _nextBlock = (_nextBlock + 1) % _BLOCKS;
+  return bytes;
+}
+
+/** Writes the line's first bytes through `"start":"` (see `_block`); returns where they end. */
+function _writeBlock(out: Uint8Array, at: number, b: AccessBase, e: AccessEnd): number {
+  at = _raw(out, at, _BLOCK_HEAD, b.type);
+  at = _putStr(out, _bytes(out, at, _BLOCK_KEYS[0]!), b.node);
+  at = _raw(out, at, _BLOCK_KEYS[1]!, b.side);
+  at = _putStr(out, _bytes(out, at, _BLOCK_KEYS[2]!), b.caller);
+  at = _putStr(out, _bytes(out, at, _BLOCK_KEYS[3]!), b.destination);
+  at = _putStr(out, _bytes(out, at, _BLOCK_KEYS[4]!), b.method);
+  at = _putStr(out, _bytes(out, at, _BLOCK_KEYS[5]!), b.authority);
+  at = _putStr(out, _bytes(out, at, _BLOCK_KEYS[6]!), e.endpoint);
+  return _bytes(out, at, _BLOCK_KEYS[7]!);
 }
 
 /**

@@ -92,3 +92,21 @@ Deno.test("encodeAccessLine() stays within accessLineMaxBytes and writes JSON fo
     assertEquals(JSON.parse(line), expect, line);
   }
 });
+
+Deno.test("encodeAccessLine() keeps each line's own method, authority and endpoint as they change", () => {
+  const long = "h".repeat(400);
+  const out = new Uint8Array(64 * 1024);
+  // More combinations than the blocks kept, revisited, and an authority too long to keep.
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < 90; i++) {
+      const base = {
+        ...BASE,
+        method: i % 3 === 0 ? "POST" : "GET",
+        authority: i % 7 === 0 ? long : `a${i % 30}`,
+      };
+      const end = { ...END, endpoint: i % 5 === 0 ? null : `10.0.0.${i % 11}:80` };
+      const line = new TextDecoder().decode(out.subarray(0, encodeAccessLine(base, end, out, 0)));
+      assertEquals(JSON.parse(line), _reference(base, end), line);
+    }
+  }
+});
