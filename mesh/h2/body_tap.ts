@@ -44,6 +44,8 @@ export class BodyTap {
     this.#src = src;
     this.#max = maxReplayBytes;
     this.ended = ended;
+    // A request whose headers ended it has no body to listen for (most calls).
+    if (ended) return;
     src.on("data", (c: Uint8Array) => this.#onData(c));
     src.on("end", () => {
       this.ended = true;

@@ -60,9 +60,6 @@ const {
   NO_ERROR: NGHTTP2_NO_ERROR,
 } = ErrorCode;
 
-/** The listener of events only heard so that they are not thrown (one for every stream). */
-const _ignore = () => {};
-
 /** What a call needs from the data plane around it. */
 export interface CallDeps {
   /** Decides where each request goes (the data plane's router). */
@@ -113,16 +110,17 @@ type _Waited =
 /**
  * Serves one h2 stream to the end; never throws. `endStream`: its headers ended it (no body).
  */
-export async function serveCall(
+export function serveCall(
   deps: CallDeps,
   conn: CallConn,
   stream: H2Stream,
   headers: H2Headers,
   endStream = false,
 ): Promise<void> {
-  stream.on("error", _ignore);
   const grpc = isGrpc(headers["content-type"]);
   let call: _Call | null = null;
+  // Not an async function: the usual call's only wait is inside `run`, whose promise is
+  // returned as it is instead of being awaited by one more suspended frame.
   try {
     let head;
     try {
@@ -130,7 +128,7 @@ export async function serveCall(
     } catch (e) {
       if (e instanceof H2RequestError || e instanceof HttpParseError) {
         _answer(stream, deps.node, grpc, new ProxyError(400, "bad_request", e.message));
-        return;
+        return _DONE;
       }
       throw e;
     }
@@ -138,7 +136,7 @@ export async function serveCall(
     if (decision instanceof ProxyError) {
       // The router's record layer has counted it already.
       _answer(stream, deps.node, grpc, decision);
-      return;
+      return _DONE;
     }
     const fwd = forwardedHeaders(head, {
       clientAddr: conn.clientAddr,
@@ -147,17 +145,25 @@ export async function serveCall(
       teTrailers: wantsTrailers(headers),
     });
     call = new _Call(deps, conn, stream, decision, fwd, grpc, isIdempotent(head.method), endStream);
-    await call.run(grpc ? parseGrpcTimeout(headers["grpc-timeout"]) : null);
+    return call.run(grpc ? parseGrpcTimeout(headers["grpc-timeout"]) : null);
   } catch (e) {
-    // A bug, not a client's fault: the stream must still end, and be counted once.
-    if (!stream.headersSent && !stream.closed) {
-      _answer(stream, deps.node, grpc, new ProxyError(502, "upstream_reset", String(e)));
-    } else if (!stream.closed) {
-      stream.close(NGHTTP2_INTERNAL_ERROR);
-    }
-    call?.finish(502);
+    _crashed(deps, stream, grpc, call, e);
+    return _DONE;
   }
 }
+
+/** A bug, not a client's fault: the stream must still end, and the call be counted once. */
+function _crashed(d: CallDeps, s: H2Stream, grpc: boolean, call: _Call | null, e: unknown): void {
+  if (!s.headersSent && !s.closed) {
+    _answer(s, d.node, grpc, new ProxyError(502, "upstream_reset", String(e)));
+  } else if (!s.closed) {
+    s.close(NGHTTP2_INTERNAL_ERROR);
+  }
+  call?.finish(502);
+}
+
+/** What {@linkcode serveCall} returns for a stream it answered without a try. */
+const _DONE: Promise<void> = Promise.resolve();
 
 /** A routed h2 call: its tries, its relay and its one record. */
 class _Call {
@@ -216,52 +222,56 @@ class _Call {
 
   /** Runs the call's layers from the fault delay to the relay; `grpcTimeoutMs` is its deadline. */
   async run(grpcTimeoutMs: number | null): Promise<void> {
-    const d = this.#decision;
-    if (grpcTimeoutMs !== null) this.#deadlineAt = this.#started + grpcTimeoutMs;
-    // Mirror copies are HTTP/1.1 requests made from a buffered body: an h2 call makes none,
-    // and says so in skein_mirror_requests_total as a copy it could not take.
-    d.mirror?.count("dropped_body");
-    // 3. fault delay: before the first try is even planned
-    if (d.delayMs !== undefined) {
-      await this.#sleep(d.delayMs);
-      if (this.#gone) return this.finish(0);
-    }
-    // Made on the first retry: most calls take one try.
-    let tried: Set<string> | null = null;
-    let last: ProxyError | null = null;
-    for (let attempt = 0;; attempt++) {
-      // 6. balance: never an endpoint already tried while another is left
-      const ep = d.pick(attempt, tried ?? NO_EXCLUSION);
-      if (ep === null) return this.#fail(last ?? noEndpointError(d));
-      // 7. try
-      const r = await this.#try(ep);
-      if (r === null) return;
-      if (r instanceof ProxyError) return this.#fail(r);
-      last = outcomeToProxyError(d.cluster, ep, r.outcome);
-      // 8. retry: only a try the one rule lets through, then the destination's policy
-      const facts = {
-        outcome: r.outcome,
-        replayable: this.#body.replayable,
-        idempotent: this.#idempotent,
-        sentUpstream: true,
-        bodyStreaming: !this.#body.ended,
-        draining: false,
-        overallSpent: this.#d.now() >= this.#headDeadline(),
-      };
-      const may = this.#body.replayable && !this.#gone && mayRetry(facts);
-      const backoff = may ? d.retry(attempt, r.outcome) : null;
-      if (backoff === null) {
-        if (r.up !== undefined) return this.#relay(r.up, r.headers!, r.endStream!);
-        return this.#fail(last);
+    try {
+      const d = this.#decision;
+      if (grpcTimeoutMs !== null) this.#deadlineAt = this.#started + grpcTimeoutMs;
+      // Mirror copies are HTTP/1.1 requests made from a buffered body: an h2 call makes none,
+      // and says so in skein_mirror_requests_total as a copy it could not take.
+      d.mirror?.count("dropped_body");
+      // 3. fault delay: before the first try is even planned
+      if (d.delayMs !== undefined) {
+        await this.#sleep(d.delayMs);
+        if (this.#gone) return this.finish(0);
       }
-      (tried ??= new Set()).add(ep.key);
-      if (r.up !== undefined) {
-        this.#body.detach();
-        r.up.close(NGHTTP2_CANCEL);
+      // Made on the first retry: most calls take one try.
+      let tried: Set<string> | null = null;
+      let last: ProxyError | null = null;
+      for (let attempt = 0;; attempt++) {
+        // 6. balance: never an endpoint already tried while another is left
+        const ep = d.pick(attempt, tried ?? NO_EXCLUSION);
+        if (ep === null) return this.#fail(last ?? noEndpointError(d));
+        // 7. try
+        const r = await this.#try(ep);
+        if (r === null) return;
+        if (r instanceof ProxyError) return this.#fail(r);
+        last = outcomeToProxyError(d.cluster, ep, r.outcome);
+        // 8. retry: only a try the one rule lets through, then the destination's policy
+        const facts = {
+          outcome: r.outcome,
+          replayable: this.#body.replayable,
+          idempotent: this.#idempotent,
+          sentUpstream: true,
+          bodyStreaming: !this.#body.ended,
+          draining: false,
+          overallSpent: this.#d.now() >= this.#headDeadline(),
+        };
+        const may = this.#body.replayable && !this.#gone && mayRetry(facts);
+        const backoff = may ? d.retry(attempt, r.outcome) : null;
+        if (backoff === null) {
+          if (r.up !== undefined) return this.#relay(r.up, r.headers!, r.endStream!);
+          return this.#fail(last);
+        }
+        (tried ??= new Set()).add(ep.key);
+        if (r.up !== undefined) {
+          this.#body.detach();
+          r.up.close(NGHTTP2_CANCEL);
+        }
+        this.#d.onRetry?.();
+        if (backoff > 0) await this.#sleep(backoff);
+        if (this.#gone) return this.finish(0);
       }
-      this.#d.onRetry?.();
-      if (backoff > 0) await this.#sleep(backoff);
-      if (this.#gone) return this.finish(0);
+    } catch (e) {
+      _crashed(this.#d, this.#s, this.#grpc, this, e);
     }
   }
 
@@ -287,12 +297,16 @@ class _Call {
     let session: UpstreamSession;
     const h1 = this.#c.h1;
     const upstreams = h1 !== undefined && h1.speaksH1(d.cluster) ? h1.upstreams : this.#c.sessions;
-    try {
-      session = await upstreams.get(ep);
-    } catch (e) {
-      const outcome: Outcome = { kind: "connect_failure", reason: (e as Error).message };
-      d.onResult(ep, outcome, this.#d.now() - t0);
-      return { outcome };
+    const open = upstreams.ready?.(ep) ?? null;
+    if (open !== null) session = open;
+    else {
+      try {
+        session = await upstreams.get(ep);
+      } catch (e) {
+        const outcome: Outcome = { kind: "connect_failure", reason: (e as Error).message };
+        d.onResult(ep, outcome, this.#d.now() - t0);
+        return { outcome };
+      }
     }
     if (this.#gone) return this.finish(0), null;
     // Neither session kind keeps or changes the block: it is copied only to add the deadline.
@@ -310,7 +324,6 @@ class _Call {
       d.onResult(ep, outcome, this.#d.now() - t0);
       return { outcome };
     }
-    up.on("error", _ignore);
     // Listened for at once: the event fires once, maybe before the relay starts.
     up.on("trailers", (t: H2Headers) => {
       this.#trailersUp = up;

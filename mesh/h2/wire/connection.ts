@@ -87,7 +87,9 @@ export class H2Connection extends Emitter implements StreamHost {
   });
   readonly #scratch = new Bytes(1024);
   readonly #encoder = new HpackEncoder();
-  readonly #encodeOne = (n: string, v: string) => this.#encoder.field(this.#scratch, n, v);
+  /** Where {@linkcode #encodeOne} appends: the writer's buffer, or the scratch buffer. */
+  #encodeTo: Bytes = this.#scratch;
+  readonly #encodeOne = (n: string, v: string) => this.#encoder.field(this.#encodeTo, n, v);
   #goawaySent = false;
   #goawayRecv = false;
   #closed = false;
@@ -212,11 +214,35 @@ export class H2Connection extends Emitter implements StreamHost {
   /** Sends a header block for `s`. */
   sendHeaders(s: H2Stream, h: WireHeaders, endStream: boolean): void {
     if (this.#closed) return;
+    // The usual block fits one frame: encoded straight after its reserved frame header.
+    const w = this.#w;
+    const out = w.out;
+    const at = w.reserveFrame();
+    this.#encodeTo = out;
+    try {
+      this.#encoder.begin(out);
+      eachField(h, this.#encodeOne);
+    } catch (e) {
+      // No half block may stay queued in front of the next frame.
+      out.length = at;
+      throw e;
+    }
+    const max = this.#peerMaxFrame;
+    if (out.length - at - FRAME_HEADER_BYTES <= max) {
+      w.sealFrame(
+        at,
+        FrameType.HEADERS,
+        Flag.END_HEADERS | (endStream ? Flag.END_STREAM : 0),
+        s.id,
+      );
+      if (endStream) this.#localDone(s);
+      return;
+    }
+    // Larger than a frame: moved to the scratch buffer and split into CONTINUATION frames.
     const sc = this.#scratch;
     sc.length = 0;
-    this.#encoder.begin(sc);
-    eachField(h, this.#encodeOne);
-    const max = this.#peerMaxFrame;
+    sc.bytes(out.buf.subarray(at + FRAME_HEADER_BYTES, out.length));
+    out.length = at;
     let off = 0;
     let first = true;
     do {

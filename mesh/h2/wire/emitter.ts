@@ -34,7 +34,7 @@ export class Emitter {
     if (ls === null) return this;
     for (let i = 0; i < ls.length; i += 3) {
       if (ls[i] === event && ls[i + 1] === fn) {
-        ls.splice(i, 3);
+        _removeAt(ls, i);
         break;
       }
     }
@@ -51,11 +51,12 @@ export class Emitter {
   }
 
   /**
-   * Calls the listeners of `event` (those present when it is emitted, in order; a `once` one
-   * removed before it is called); whether there were any.
+   * Calls the listeners of `event` with `a` and `b` (those present when it is emitted, in
+   * order; a `once` one removed before it is called); whether there were any. Two fixed
+   * arguments, since no event here carries more: a rest parameter would be an array per emit.
    */
   // deno-lint-ignore no-explicit-any
-  emit(event: string, ...args: any[]): boolean {
+  emit(event: string, a?: any, b?: any): boolean {
     const ls = this.#ls;
     if (ls === null) return false;
     let first = -1;
@@ -68,15 +69,15 @@ export class Emitter {
     if (first === -1) return false;
     if (more === null) {
       const fn = ls[first + 1] as Listener;
-      if (ls[first + 2] === true) ls.splice(first, 3);
-      fn(...args);
+      if (ls[first + 2] === true) _removeAt(ls, first);
+      fn(a, b);
       return true;
     }
     // Several: the `once` ones are removed up front, then all are called from the snapshot.
     for (let i = ls.length - 3; i >= first; i -= 3) {
-      if (ls[i] === event && ls[i + 2] === true) ls.splice(i, 3);
+      if (ls[i] === event && ls[i + 2] === true) _removeAt(ls, i);
     }
-    for (const fn of more) fn(...args);
+    for (const fn of more) fn(a, b);
     return true;
   }
 
@@ -84,8 +85,16 @@ export class Emitter {
   protected added(_event: string): void {}
 
   #add(event: string, fn: Listener, once: boolean): void {
-    const ls = this.#ls ??= [];
-    ls.push(event, fn, once);
+    const ls = this.#ls;
+    if (ls === null) this.#ls = [event, fn, once];
+    else ls.push(event, fn, once);
     this.added(event);
   }
+}
+
+/** Removes the triple at `i` in place (`splice` would allocate an array of what it removed). */
+function _removeAt(ls: unknown[], i: number): void {
+  const n = ls.length - 3;
+  for (let j = i; j < n; j++) ls[j] = ls[j + 3];
+  ls.length = n;
 }
