@@ -100,12 +100,26 @@ export interface CallConn {
   h1?: { upstreams: Upstreams; speaksH1(cluster: string): boolean };
 }
 
+/** What one try came to; see {@linkcode _Call.#try}. */
+type _TryResult =
+  | null
+  | ProxyError
+  | { outcome: Outcome; up?: UpstreamStream; headers?: H2Headers; endStream?: boolean };
+
+/** Request options of a try whose headers end the request, and of one whose body follows. */
+const _ENDS = { endStream: true, waitForTrailers: false } as const;
+const _BODY_FOLLOWS = { endStream: false, waitForTrailers: true } as const;
+
 /** Why a try's wait for the response head ended without one. */
 type _Waited =
   | { kind: "head"; up: UpstreamStream; headers: H2Headers; endStream: boolean }
   | { kind: "failed"; outcome: Outcome }
   | { kind: "deadline" }
   | { kind: "gone" };
+
+/** The waits that carry nothing but their kind. */
+const _GONE: _Waited = { kind: "gone" };
+const _DEADLINE: _Waited = { kind: "deadline" };
 
 /**
  * Serves one h2 stream to the end; never throws. `endStream`: its headers ended it (no body).
@@ -284,41 +298,37 @@ class _Call {
   /**
    * One try to `ep`. Null: it was answered (relayed or the client left); a ProxyError: answer
    * it without retrying; else how it failed, with the response to relay when it is not retried.
+   * Not an async function: with the session open (the usual call) the only wait is for the
+   * response head, whose promise settles with the try's result.
    */
-  async #try(
-    ep: Endpoint,
-  ): Promise<
-    | null
-    | ProxyError
-    | { outcome: Outcome; up?: UpstreamStream; headers?: H2Headers; endStream?: boolean }
-  > {
+  #try(ep: Endpoint): _TryResult | Promise<_TryResult> {
     const d = this.#decision;
     const t0 = this.#d.now();
-    let session: UpstreamSession;
     const h1 = this.#c.h1;
     const upstreams = h1 !== undefined && h1.speaksH1(d.cluster) ? h1.upstreams : this.#c.sessions;
     const open = upstreams.ready?.(ep) ?? null;
-    if (open !== null) session = open;
-    else {
-      try {
-        session = await upstreams.get(ep);
-      } catch (e) {
-        const outcome: Outcome = { kind: "connect_failure", reason: (e as Error).message };
-        d.onResult(ep, outcome, this.#d.now() - t0);
-        return { outcome };
-      }
-    }
+    if (open !== null) return this.#send(ep, t0, open);
+    return upstreams.get(ep).then((session) => this.#send(ep, t0, session), (e) => {
+      const outcome: Outcome = { kind: "connect_failure", reason: (e as Error).message };
+      d.onResult(ep, outcome, this.#d.now() - t0);
+      return { outcome };
+    });
+  }
+
+  /** Sends the try to `ep` (begun at `t0`) on `session`; settles once its head is in or it failed. */
+  #send(ep: Endpoint, t0: number, session: UpstreamSession): _TryResult | Promise<_TryResult> {
     if (this.#gone) return this.finish(0), null;
+    const d = this.#decision;
     // Neither session kind keeps or changes the block: it is copied only to add the deadline.
     let h = this.#fwd;
     if (this.#deadlineAt !== Infinity) {
       h = { ...h, "grpc-timeout": formatGrpcTimeout(this.#deadlineAt - this.#d.now()) };
     }
     let up: UpstreamStream;
+    // A body may end with trailers (the client's 'trailers' come before its 'end').
+    const ends = this.#body.emptyAndEnded;
     try {
-      // A body may end with trailers (the client's 'trailers' come before its 'end').
-      const ends = this.#body.emptyAndEnded;
-      up = session.request(h, { endStream: ends, waitForTrailers: !ends });
+      up = session.request(h, ends ? _ENDS : _BODY_FOLLOWS);
     } catch (e) {
       const outcome: Outcome = { kind: "connect_failure", reason: (e as Error).message };
       d.onResult(ep, outcome, this.#d.now() - t0);
@@ -329,7 +339,7 @@ class _Call {
       this.#trailersUp = up;
       this.#upTrailers = t;
     });
-    if (!this.#body.emptyAndEnded) {
+    if (!ends) {
       const sent = up;
       sent.once("wantTrailers", () => {
         try {
@@ -341,7 +351,12 @@ class _Call {
       this.#body.attach(up);
     }
     const perTry = d.perTryTimeoutMs > 0 ? t0 + d.perTryTimeoutMs : Infinity;
-    const w = await this.#awaitHead(up, Math.min(perTry, this.#headDeadline()), perTry);
+    return this.#awaitHead(up, Math.min(perTry, this.#headDeadline()), perTry, ep, t0);
+  }
+
+  /** The try's result once its wait for a head ended with `w`. */
+  #headed(ep: Endpoint, t0: number, up: UpstreamStream, w: _Waited): _TryResult {
+    const d = this.#decision;
     if (w.kind !== "head") {
       this.#body.detach();
       if (!up.closed) up.close(NGHTTP2_CANCEL);
@@ -384,15 +399,32 @@ class _Call {
     return null;
   }
 
-  /** Waits for the try's response head, its failure, the timer at `until`, or the client leaving. */
-  #awaitHead(up: UpstreamStream, until: number, perTry: number): Promise<_Waited> {
-    return new Promise<_Waited>((resolve) => {
+  /**
+   * Waits for the try's response head, its failure, the timer at `until`, or the client
+   * leaving; settles with the try's result ({@linkcode #headed}), once.
+   */
+  #awaitHead(
+    up: UpstreamStream,
+    until: number,
+    perTry: number,
+    ep: Endpoint,
+    t0: number,
+  ): Promise<_TryResult> {
+    return new Promise<_TryResult>((resolve, reject) => {
       let timer: CoarseTimer | undefined;
+      let settled = false;
       const done = (w: _Waited) => {
+        if (settled) return;
+        settled = true;
         if (timer !== undefined) this.#d.timers.disarm(timer);
         up.off("response", onHead);
         up.off("close", onClose);
-        resolve(w);
+        // Run here, inside the codec's event: a throw must still reach the call's catch.
+        try {
+          resolve(this.#headed(ep, t0, up, w));
+        } catch (e) {
+          reject(e);
+        }
       };
       const onHead = (hs: H2Headers, flags: number) =>
         done({ kind: "head", up, headers: hs, endStream: (flags & 1) !== 0 || up.readableEnded });
@@ -405,13 +437,13 @@ class _Call {
       };
       up.on("response", onHead);
       up.on("close", onClose);
-      this.#goneWaiters.push(() => done({ kind: "gone" }));
+      this.#goneWaiters.push(() => done(_GONE));
       if (until !== Infinity) {
         timer = _timer(() =>
           done(
             this.#d.now() >= perTry && perTry < this.#headDeadline()
               ? { kind: "failed", outcome: { kind: "timeout" } }
-              : { kind: "deadline" },
+              : _DEADLINE,
           )
         );
         this.#d.timers.arm(timer, Math.max(0, until - this.#d.now()));
