@@ -196,10 +196,17 @@ class _Call {
   #bytesOut = 0;
   /** The request's trailers, once the client sent them. */
   #reqTrailers: H2Headers | null = null;
-  #goneWaiters: (() => void)[] = [];
+  /** Ends the wait under way (a sleep or a try's wait for its head) when the client leaves. */
+  #onGone: ((w: _Waited) => void) | null = null;
   /** The try whose response trailers arrived, and those trailers (kept from their arrival). */
   #trailersUp: UpstreamStream | null = null;
   #upTrailers: H2Headers | null = null;
+  /** The relay: the try relayed, its status and grpc-status, the trailers to end it with. */
+  #rUp: UpstreamStream | null = null;
+  #rStatus = 0;
+  #rGrpcStatus: number | null = null;
+  #rTrailers: H2Headers | null = null;
+  #rDeadline: CoarseTimer | null = null;
 
   constructor(
     d: CallDeps,
@@ -220,10 +227,15 @@ class _Call {
     this.#idempotent = idempotent;
     this.#body = new BodyTap(s, d.maxRetryBodyBytes, endStream);
     this.#started = d.now();
-    s.once("trailers", (t: H2Headers) => this.#reqTrailers = relayedHeaders(t, false));
+    // Trailers follow a body: a request whose headers ended it has none.
+    if (!endStream) {
+      s.once("trailers", (t: H2Headers) => this.#reqTrailers = relayedHeaders(t, false));
+    }
     s.once("close", () => {
       this.#gone = true;
-      for (const w of this.#goneWaiters.splice(0)) w();
+      const g = this.#onGone;
+      this.#onGone = null;
+      g?.(_GONE);
     });
   }
 
@@ -416,6 +428,7 @@ class _Call {
       const done = (w: _Waited) => {
         if (settled) return;
         settled = true;
+        if (this.#onGone === done) this.#onGone = null;
         if (timer !== undefined) this.#d.timers.disarm(timer);
         up.off("response", onHead);
         up.off("close", onClose);
@@ -437,7 +450,7 @@ class _Call {
       };
       up.on("response", onHead);
       up.on("close", onClose);
-      this.#goneWaiters.push(() => done(_GONE));
+      this.#onGone = done;
       if (until !== Infinity) {
         timer = _timer(() =>
           done(
@@ -454,38 +467,36 @@ class _Call {
   /** 9. relay: the response head, its body and its trailers to the client; 10. record. */
   #relay(up: UpstreamStream, headers: H2Headers, endStream: boolean): void {
     const s = this.#s;
-    const status = Number(headers[":status"]);
+    this.#rStatus = Number(headers[":status"]);
     if (this.#gone) {
       up.close(NGHTTP2_CANCEL);
       return this.finish(0);
     }
-    let grpcStatus = this.#grpc ? grpcStatusIn(headers) : null;
-    const record = () =>
-      this.finish(this.#grpc && status === 200 ? httpStatusOfGrpc(grpcStatus) : status);
+    this.#rGrpcStatus = this.#grpc ? grpcStatusIn(headers) : null;
     if (endStream) {
-      s.respond(relayedHeaders(headers, true), { endStream: true });
-      return record();
+      s.respond(relayedHeaders(headers, true), _ENDS);
+      return this.#record();
     }
-    let trailers: H2Headers | null = null;
-    s.respond(relayedHeaders(headers, true), {
-      waitForTrailers: true,
-    });
+    this.#rUp = up;
+    s.respond(relayedHeaders(headers, true), _BODY_FOLLOWS);
+    // The relay's state lives in the call's fields and its steps are methods: the listeners
+    // below are its only closures.
     s.on("wantTrailers", () => {
       try {
-        s.sendTrailers(trailers ?? {});
+        s.sendTrailers(this.#rTrailers ?? {});
       } catch {
         s.close();
       }
     });
-    let deadline: CoarseTimer | undefined;
-    const clearDeadline = () => {
-      if (deadline !== undefined) this.#d.timers.disarm(deadline);
-    };
     if (this.#deadlineAt !== Infinity) {
       // The gRPC deadline covers the whole call, streamed responses included.
-      deadline = _timer(() => {
-        grpcStatus = GrpcStatus.DEADLINE_EXCEEDED;
-        trailers = _grpcTrailers(grpcStatus, "deadline exceeded (proxy)", "upstream_timeout");
+      const deadline = this.#rDeadline = _timer(() => {
+        this.#rGrpcStatus = GrpcStatus.DEADLINE_EXCEEDED;
+        this.#rTrailers = _grpcTrailers(
+          GrpcStatus.DEADLINE_EXCEEDED,
+          "deadline exceeded (proxy)",
+          "upstream_timeout",
+        );
         up.close(NGHTTP2_CANCEL);
         s.end();
       });
@@ -500,38 +511,54 @@ class _Call {
     });
     // The body's end: its trailers (if any) came before it.
     up.on("end", () => {
-      clearDeadline();
+      this.#clearDeadline();
       if (s.closed || s.writableEnded) return;
       const t = this.#trailersUp === up ? this.#upTrailers : null;
       if (t !== null) {
-        trailers = relayedHeaders(t, false);
-        if (this.#grpc) grpcStatus = grpcStatusIn(t);
+        this.#rTrailers = relayedHeaders(t, false);
+        if (this.#grpc) this.#rGrpcStatus = grpcStatusIn(t);
       }
       s.end();
     });
-    const broken = () => {
-      clearDeadline();
-      if (s.closed || s.writableEnded || up.readableEnded) return;
-      // The try broke off mid-response: a gRPC client still gets a status, others a reset.
-      if (this.#grpc) {
-        grpcStatus = GrpcStatus.UNAVAILABLE;
-        trailers = _grpcTrailers(grpcStatus, "upstream reset mid-response", "upstream_reset");
-        s.end();
-      } else {
-        s.close(NGHTTP2_INTERNAL_ERROR);
-      }
-    };
     // A reset ends the stream without 'end'; a clean close is followed by 'end' once read.
     up.on("close", () => {
-      if (up.rstCode !== NGHTTP2_NO_ERROR) broken();
+      if (up.rstCode !== NGHTTP2_NO_ERROR) this.#broken();
     });
-    if (up.closed && up.rstCode !== NGHTTP2_NO_ERROR) broken();
+    if (up.closed && up.rstCode !== NGHTTP2_NO_ERROR) this.#broken();
     s.once("close", () => {
-      clearDeadline();
+      this.#clearDeadline();
       // Only a response still coming is cancelled: one read to its end closes by itself.
       if (!up.closed && !up.readableEnded) up.close(NGHTTP2_CANCEL);
-      record();
+      this.#record();
     });
+  }
+
+  /** Records the relayed call: its status, or for gRPC the one its grpc-status stands for. */
+  #record(): void {
+    const status = this.#rStatus;
+    this.finish(this.#grpc && status === 200 ? httpStatusOfGrpc(this.#rGrpcStatus) : status);
+  }
+
+  #clearDeadline(): void {
+    if (this.#rDeadline !== null) this.#d.timers.disarm(this.#rDeadline);
+  }
+
+  /** The relayed try broke off mid-response: a gRPC client still gets a status, others a reset. */
+  #broken(): void {
+    this.#clearDeadline();
+    const s = this.#s;
+    if (s.closed || s.writableEnded || this.#rUp === null || this.#rUp.readableEnded) return;
+    if (this.#grpc) {
+      this.#rGrpcStatus = GrpcStatus.UNAVAILABLE;
+      this.#rTrailers = _grpcTrailers(
+        GrpcStatus.UNAVAILABLE,
+        "upstream reset mid-response",
+        "upstream_reset",
+      );
+      s.end();
+    } else {
+      s.close(NGHTTP2_INTERNAL_ERROR);
+    }
   }
 
   /** Answers `e` to the client (nothing was relayed yet) and records it. */
@@ -552,10 +579,10 @@ class _Call {
   #sleep(ms: number): Promise<void> {
     return new Promise<void>((resolve) => {
       const t = setTimeout(resolve, ms);
-      this.#goneWaiters.push(() => {
+      this.#onGone = () => {
         clearTimeout(t);
         resolve();
-      });
+      };
     });
   }
 }
