@@ -29,7 +29,7 @@ import {
 } from "../forward/mod.ts";
 import { NO_EXCLUSION } from "../forward/exchange.ts";
 import { type HeadLimits, HttpParseError, isIdempotent } from "../http1/mod.ts";
-import { BodyTap } from "./body_tap.ts";
+import { BodyTap, NO_BODY } from "./body_tap.ts";
 import { ErrorCode } from "./wire/frames.ts";
 import type { H2Stream } from "./wire/stream.ts";
 import type { Upstreams, UpstreamSession, UpstreamStream } from "./upstream.ts";
@@ -225,7 +225,7 @@ class _Call {
     this.#fwd = fwd;
     this.#grpc = grpc;
     this.#idempotent = idempotent;
-    this.#body = new BodyTap(s, d.maxRetryBodyBytes, endStream);
+    this.#body = endStream ? NO_BODY : new BodyTap(s, d.maxRetryBodyBytes, false);
     this.#started = d.now();
     // Trailers follow a body: a request whose headers ended it has none.
     if (!endStream) {
