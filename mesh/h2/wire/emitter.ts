@@ -90,6 +90,12 @@ export class Emitter {
     return true;
   }
 
+  /** Forgets every listener (the emitter will emit nothing more). */
+  protected dropListeners(): void {
+    this.#ls = null;
+    this.#n = 0;
+  }
+
   /** Hook: a listener for `event` was added. */
   protected added(_event: string): void {}
 

@@ -266,7 +266,12 @@ export class H2Stream extends Emitter {
     // A cleanly closed stream still hands over what it buffered, and `end`, before `close`.
     if (this.rstCode === ErrorCode.NO_ERROR && this.#chunks.length > 0) return;
     this.#closeQueued = true;
-    queueMicrotask(() => this.emit("close"));
+    queueMicrotask(() => {
+      this.emit("close");
+      // Nothing is emitted after `close`: dropping the listeners cuts the stream off from its
+      // call, so a stale reference to the stream cannot keep the whole call alive.
+      this.dropListeners();
+    });
   }
 
   #schedule(): void {
