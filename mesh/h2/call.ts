@@ -429,7 +429,7 @@ class _Call {
         if (settled) return;
         settled = true;
         if (this.#onGone === done) this.#onGone = null;
-        if (timer !== undefined) this.#d.timers.disarm(timer);
+        if (timer !== undefined) _disarm(this.#d.timers, timer);
         up.off("response", onHead);
         up.off("close", onClose);
         // Run here, inside the codec's event: a throw must still reach the call's catch.
@@ -540,7 +540,7 @@ class _Call {
   }
 
   #clearDeadline(): void {
-    if (this.#rDeadline !== null) this.#d.timers.disarm(this.#rDeadline);
+    if (this.#rDeadline !== null) _disarm(this.#d.timers, this.#rDeadline);
   }
 
   /** The relayed try broke off mid-response: a gRPC client still gets a status, others a reset. */
@@ -585,6 +585,19 @@ class _Call {
       };
     });
   }
+}
+
+/** What a disarmed call timer runs: nothing. */
+const _NOOP = () => {};
+
+/**
+ * Disarms a call's timer for good. A disarmed timer stays in its set until the next check (up
+ * to 50 ms), and the set's storage may outlive that: with its callback, the timer would keep
+ * the whole call (streams, heads, listeners) reachable, and the collector would promote it.
+ */
+function _disarm(timers: CoarseTimers, t: CoarseTimer): void {
+  timers.disarm(t);
+  t.fire = _NOOP;
 }
 
 /** A coarse timer that runs `fire` (armed by the caller). */
