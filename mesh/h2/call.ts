@@ -29,16 +29,15 @@ import {
 } from "../forward/mod.ts";
 import { NO_EXCLUSION } from "../forward/exchange.ts";
 import { type HeadLimits, HttpParseError, isIdempotent } from "../http1/mod.ts";
+import { answerLocally, grpcTrailers } from "./answers.ts";
 import { BodyTap, NO_BODY } from "./body_tap.ts";
 import { ErrorCode } from "./wire/frames.ts";
 import type { H2Stream } from "./wire/stream.ts";
 import type { Upstreams, UpstreamSession, UpstreamStream } from "./upstream.ts";
 import {
-  encodeGrpcMessage,
   formatGrpcTimeout,
   GrpcStatus,
   grpcStatusIn,
-  grpcStatusOfError,
   httpStatusOfGrpc,
   isGrpc,
   parseGrpcTimeout,
@@ -47,7 +46,6 @@ import {
   forwardedHeaders,
   type H2Headers,
   H2RequestError,
-  headersOfLines,
   relayedHeaders,
   requestHeadOf,
   wantsTrailers,
@@ -141,7 +139,7 @@ export function serveCall(
       head = requestHeadOf(headers, deps.limits);
     } catch (e) {
       if (e instanceof H2RequestError || e instanceof HttpParseError) {
-        _answer(stream, deps.node, grpc, new ProxyError(400, "bad_request", e.message));
+        answerLocally(stream, deps.node, grpc, new ProxyError(400, "bad_request", e.message));
         return _DONE;
       }
       throw e;
@@ -149,7 +147,7 @@ export function serveCall(
     const decision = deps.router.route(head, conn.listener, conn.client);
     if (decision instanceof ProxyError) {
       // The router's record layer has counted it already.
-      _answer(stream, deps.node, grpc, decision);
+      answerLocally(stream, deps.node, grpc, decision);
       return _DONE;
     }
     const fwd = forwardedHeaders(head, {
@@ -169,7 +167,7 @@ export function serveCall(
 /** A bug, not a client's fault: the stream must still end, and the call be counted once. */
 function _crashed(d: CallDeps, s: H2Stream, grpc: boolean, call: _Call | null, e: unknown): void {
   if (!s.headersSent && !s.closed) {
-    _answer(s, d.node, grpc, new ProxyError(502, "upstream_reset", String(e)));
+    answerLocally(s, d.node, grpc, new ProxyError(502, "upstream_reset", String(e)));
   } else if (!s.closed) {
     s.close(NGHTTP2_INTERNAL_ERROR);
   }
@@ -492,7 +490,7 @@ class _Call {
       // The gRPC deadline covers the whole call, streamed responses included.
       const deadline = this.#rDeadline = _timer(() => {
         this.#rGrpcStatus = GrpcStatus.DEADLINE_EXCEEDED;
-        this.#rTrailers = _grpcTrailers(
+        this.#rTrailers = grpcTrailers(
           GrpcStatus.DEADLINE_EXCEEDED,
           "deadline exceeded (proxy)",
           "upstream_timeout",
@@ -550,7 +548,7 @@ class _Call {
     if (s.closed || s.writableEnded || this.#rUp === null || this.#rUp.readableEnded) return;
     if (this.#grpc) {
       this.#rGrpcStatus = GrpcStatus.UNAVAILABLE;
-      this.#rTrailers = _grpcTrailers(
+      this.#rTrailers = grpcTrailers(
         GrpcStatus.UNAVAILABLE,
         "upstream reset mid-response",
         "upstream_reset",
@@ -572,7 +570,7 @@ class _Call {
         `deadline exceeded calling ${this.#decision.cluster}`,
       );
     }
-    const code = _answer(this.#s, this.#d.node, this.#grpc, e);
+    const code = answerLocally(this.#s, this.#d.node, this.#grpc, e);
     this.finish(this.#grpc ? httpStatusOfGrpc(code) : e.status);
   }
 
@@ -603,54 +601,4 @@ function _disarm(timers: CoarseTimers, t: CoarseTimer): void {
 /** A coarse timer that runs `fire` (armed by the caller). */
 function _timer(fire: () => void): CoarseTimer {
   return { due: Infinity, queued: false, step: 0, fire };
-}
-
-/** Trailers that end a gRPC call with `code`, naming the proxy's cause. */
-function _grpcTrailers(code: number, message: string, cause: string): H2Headers {
-  return {
-    "grpc-status": String(code),
-    "grpc-message": encodeGrpcMessage(message),
-    "x-skein-error": cause,
-  };
-}
-
-/**
- * Answers a request locally: for gRPC a trailers-only response (HTTP 200, `grpc-status`,
- * `grpc-message`), else the status with the message as a plain-text body. Returns the gRPC
- * status sent (for gRPC) or -1.
- */
-function _answer(
-  s: H2Stream,
-  node: string,
-  grpc: boolean,
-  e: ProxyError,
-): number {
-  if (s.closed || s.destroyed || s.headersSent) return -1;
-  const extra = headersOfLines(e.headers);
-  try {
-    if (grpc) {
-      const code = grpcStatusOfError(e);
-      s.respond({
-        ...extra,
-        ":status": 200,
-        "content-type": "application/grpc",
-        "grpc-status": String(code),
-        "grpc-message": encodeGrpcMessage(e.message),
-        "x-skein-error": e.code,
-        "x-skein-proxy": node,
-      }, { endStream: true });
-      return code;
-    }
-    s.respond({
-      ...extra,
-      ":status": e.status,
-      "content-type": "text/plain; charset=utf-8",
-      "x-skein-error": e.code,
-      "x-skein-proxy": node,
-    });
-    s.end(`${e.message}\n`);
-  } catch {
-    s.close(NGHTTP2_INTERNAL_ERROR);
-  }
-  return -1;
 }
