@@ -20,6 +20,9 @@ interface _Target {
   once(event: "drain", fn: () => void): unknown;
 }
 
+/** A source that never sends: the one {@linkcode NO_BODY} reads. */
+const _SILENT: _Source = { on: () => {}, pause: () => {}, resume: () => {} };
+
 /** The request body of one h2 call. */
 export class BodyTap {
   /** Body bytes read from the client. */
@@ -44,6 +47,8 @@ export class BodyTap {
     this.#src = src;
     this.#max = maxReplayBytes;
     this.ended = ended;
+    // A request whose headers ended it has no body to listen for (most calls).
+    if (ended) return;
     src.on("data", (c: Uint8Array) => this.#onData(c));
     src.on("end", () => {
       this.ended = true;
@@ -67,6 +72,11 @@ export class BodyTap {
    * {@linkcode replayable} holds, or for the first try.
    */
   attach(target: _Target): void {
+    if (this.emptyAndEnded) {
+      // Nothing to send, and nothing kept: {@linkcode NO_BODY} is shared.
+      target.end();
+      return;
+    }
     const chunks = this.#attached ? this.#replay ?? [] : this.#queue;
     this.#attached = true;
     this.#queue = [];
@@ -116,3 +126,9 @@ export class BodyTap {
     this.#src.resume();
   }
 }
+
+/**
+ * The body of every request whose headers ended it (most calls), shared: it is empty and
+ * ended, so nothing is ever read into it, attached to it, or kept by it.
+ */
+export const NO_BODY: BodyTap = new BodyTap(_SILENT, 0, true);

@@ -29,16 +29,15 @@ import {
 } from "../forward/mod.ts";
 import { NO_EXCLUSION } from "../forward/exchange.ts";
 import { type HeadLimits, HttpParseError, isIdempotent } from "../http1/mod.ts";
-import { BodyTap } from "./body_tap.ts";
+import { answerLocally, grpcTrailers } from "./answers.ts";
+import { BodyTap, NO_BODY } from "./body_tap.ts";
 import { ErrorCode } from "./wire/frames.ts";
 import type { H2Stream } from "./wire/stream.ts";
 import type { Upstreams, UpstreamSession, UpstreamStream } from "./upstream.ts";
 import {
-  encodeGrpcMessage,
   formatGrpcTimeout,
   GrpcStatus,
   grpcStatusIn,
-  grpcStatusOfError,
   httpStatusOfGrpc,
   isGrpc,
   parseGrpcTimeout,
@@ -47,7 +46,6 @@ import {
   forwardedHeaders,
   type H2Headers,
   H2RequestError,
-  headersOfLines,
   relayedHeaders,
   requestHeadOf,
   wantsTrailers,
@@ -59,9 +57,6 @@ const {
   INTERNAL_ERROR: NGHTTP2_INTERNAL_ERROR,
   NO_ERROR: NGHTTP2_NO_ERROR,
 } = ErrorCode;
-
-/** The listener of events only heard so that they are not thrown (one for every stream). */
-const _ignore = () => {};
 
 /** What a call needs from the data plane around it. */
 export interface CallDeps {
@@ -103,6 +98,16 @@ export interface CallConn {
   h1?: { upstreams: Upstreams; speaksH1(cluster: string): boolean };
 }
 
+/** What one try came to; see {@linkcode _Call.#try}. */
+type _TryResult =
+  | null
+  | ProxyError
+  | { outcome: Outcome; up?: UpstreamStream; headers?: H2Headers; endStream?: boolean };
+
+/** Request options of a try whose headers end the request, and of one whose body follows. */
+const _ENDS = { endStream: true, waitForTrailers: false } as const;
+const _BODY_FOLLOWS = { endStream: false, waitForTrailers: true } as const;
+
 /** Why a try's wait for the response head ended without one. */
 type _Waited =
   | { kind: "head"; up: UpstreamStream; headers: H2Headers; endStream: boolean }
@@ -110,35 +115,40 @@ type _Waited =
   | { kind: "deadline" }
   | { kind: "gone" };
 
+/** The waits that carry nothing but their kind. */
+const _GONE: _Waited = { kind: "gone" };
+const _DEADLINE: _Waited = { kind: "deadline" };
+
 /**
  * Serves one h2 stream to the end; never throws. `endStream`: its headers ended it (no body).
  */
-export async function serveCall(
+export function serveCall(
   deps: CallDeps,
   conn: CallConn,
   stream: H2Stream,
   headers: H2Headers,
   endStream = false,
 ): Promise<void> {
-  stream.on("error", _ignore);
   const grpc = isGrpc(headers["content-type"]);
   let call: _Call | null = null;
+  // Not an async function: the usual call's only wait is inside `run`, whose promise is
+  // returned as it is instead of being awaited by one more suspended frame.
   try {
     let head;
     try {
       head = requestHeadOf(headers, deps.limits);
     } catch (e) {
       if (e instanceof H2RequestError || e instanceof HttpParseError) {
-        _answer(stream, deps.node, grpc, new ProxyError(400, "bad_request", e.message));
-        return;
+        answerLocally(stream, deps.node, grpc, new ProxyError(400, "bad_request", e.message));
+        return _DONE;
       }
       throw e;
     }
     const decision = deps.router.route(head, conn.listener, conn.client);
     if (decision instanceof ProxyError) {
       // The router's record layer has counted it already.
-      _answer(stream, deps.node, grpc, decision);
-      return;
+      answerLocally(stream, deps.node, grpc, decision);
+      return _DONE;
     }
     const fwd = forwardedHeaders(head, {
       clientAddr: conn.clientAddr,
@@ -147,17 +157,25 @@ export async function serveCall(
       teTrailers: wantsTrailers(headers),
     });
     call = new _Call(deps, conn, stream, decision, fwd, grpc, isIdempotent(head.method), endStream);
-    await call.run(grpc ? parseGrpcTimeout(headers["grpc-timeout"]) : null);
+    return call.run(grpc ? parseGrpcTimeout(headers["grpc-timeout"]) : null);
   } catch (e) {
-    // A bug, not a client's fault: the stream must still end, and be counted once.
-    if (!stream.headersSent && !stream.closed) {
-      _answer(stream, deps.node, grpc, new ProxyError(502, "upstream_reset", String(e)));
-    } else if (!stream.closed) {
-      stream.close(NGHTTP2_INTERNAL_ERROR);
-    }
-    call?.finish(502);
+    _crashed(deps, stream, grpc, call, e);
+    return _DONE;
   }
 }
+
+/** A bug, not a client's fault: the stream must still end, and the call be counted once. */
+function _crashed(d: CallDeps, s: H2Stream, grpc: boolean, call: _Call | null, e: unknown): void {
+  if (!s.headersSent && !s.closed) {
+    answerLocally(s, d.node, grpc, new ProxyError(502, "upstream_reset", String(e)));
+  } else if (!s.closed) {
+    s.close(NGHTTP2_INTERNAL_ERROR);
+  }
+  call?.finish(502);
+}
+
+/** What {@linkcode serveCall} returns for a stream it answered without a try. */
+const _DONE: Promise<void> = Promise.resolve();
 
 /** A routed h2 call: its tries, its relay and its one record. */
 class _Call {
@@ -176,10 +194,17 @@ class _Call {
   #bytesOut = 0;
   /** The request's trailers, once the client sent them. */
   #reqTrailers: H2Headers | null = null;
-  #goneWaiters: (() => void)[] = [];
+  /** Ends the wait under way (a sleep or a try's wait for its head) when the client leaves. */
+  #onGone: ((w: _Waited) => void) | null = null;
   /** The try whose response trailers arrived, and those trailers (kept from their arrival). */
   #trailersUp: UpstreamStream | null = null;
   #upTrailers: H2Headers | null = null;
+  /** The relay: the try relayed, its status and grpc-status, the trailers to end it with. */
+  #rUp: UpstreamStream | null = null;
+  #rStatus = 0;
+  #rGrpcStatus: number | null = null;
+  #rTrailers: H2Headers | null = null;
+  #rDeadline: CoarseTimer | null = null;
 
   constructor(
     d: CallDeps,
@@ -198,12 +223,17 @@ class _Call {
     this.#fwd = fwd;
     this.#grpc = grpc;
     this.#idempotent = idempotent;
-    this.#body = new BodyTap(s, d.maxRetryBodyBytes, endStream);
+    this.#body = endStream ? NO_BODY : new BodyTap(s, d.maxRetryBodyBytes, false);
     this.#started = d.now();
-    s.once("trailers", (t: H2Headers) => this.#reqTrailers = relayedHeaders(t, false));
+    // Trailers follow a body: a request whose headers ended it has none.
+    if (!endStream) {
+      s.once("trailers", (t: H2Headers) => this.#reqTrailers = relayedHeaders(t, false));
+    }
     s.once("close", () => {
       this.#gone = true;
-      for (const w of this.#goneWaiters.splice(0)) w();
+      const g = this.#onGone;
+      this.#onGone = null;
+      g?.(_GONE);
     });
   }
 
@@ -216,52 +246,56 @@ class _Call {
 
   /** Runs the call's layers from the fault delay to the relay; `grpcTimeoutMs` is its deadline. */
   async run(grpcTimeoutMs: number | null): Promise<void> {
-    const d = this.#decision;
-    if (grpcTimeoutMs !== null) this.#deadlineAt = this.#started + grpcTimeoutMs;
-    // Mirror copies are HTTP/1.1 requests made from a buffered body: an h2 call makes none,
-    // and says so in skein_mirror_requests_total as a copy it could not take.
-    d.mirror?.count("dropped_body");
-    // 3. fault delay: before the first try is even planned
-    if (d.delayMs !== undefined) {
-      await this.#sleep(d.delayMs);
-      if (this.#gone) return this.finish(0);
-    }
-    // Made on the first retry: most calls take one try.
-    let tried: Set<string> | null = null;
-    let last: ProxyError | null = null;
-    for (let attempt = 0;; attempt++) {
-      // 6. balance: never an endpoint already tried while another is left
-      const ep = d.pick(attempt, tried ?? NO_EXCLUSION);
-      if (ep === null) return this.#fail(last ?? noEndpointError(d));
-      // 7. try
-      const r = await this.#try(ep);
-      if (r === null) return;
-      if (r instanceof ProxyError) return this.#fail(r);
-      last = outcomeToProxyError(d.cluster, ep, r.outcome);
-      // 8. retry: only a try the one rule lets through, then the destination's policy
-      const facts = {
-        outcome: r.outcome,
-        replayable: this.#body.replayable,
-        idempotent: this.#idempotent,
-        sentUpstream: true,
-        bodyStreaming: !this.#body.ended,
-        draining: false,
-        overallSpent: this.#d.now() >= this.#headDeadline(),
-      };
-      const may = this.#body.replayable && !this.#gone && mayRetry(facts);
-      const backoff = may ? d.retry(attempt, r.outcome) : null;
-      if (backoff === null) {
-        if (r.up !== undefined) return this.#relay(r.up, r.headers!, r.endStream!);
-        return this.#fail(last);
+    try {
+      const d = this.#decision;
+      if (grpcTimeoutMs !== null) this.#deadlineAt = this.#started + grpcTimeoutMs;
+      // Mirror copies are HTTP/1.1 requests made from a buffered body: an h2 call makes none,
+      // and says so in skein_mirror_requests_total as a copy it could not take.
+      d.mirror?.count("dropped_body");
+      // 3. fault delay: before the first try is even planned
+      if (d.delayMs !== undefined) {
+        await this.#sleep(d.delayMs);
+        if (this.#gone) return this.finish(0);
       }
-      (tried ??= new Set()).add(ep.key);
-      if (r.up !== undefined) {
-        this.#body.detach();
-        r.up.close(NGHTTP2_CANCEL);
+      // Made on the first retry: most calls take one try.
+      let tried: Set<string> | null = null;
+      let last: ProxyError | null = null;
+      for (let attempt = 0;; attempt++) {
+        // 6. balance: never an endpoint already tried while another is left
+        const ep = d.pick(attempt, tried ?? NO_EXCLUSION);
+        if (ep === null) return this.#fail(last ?? noEndpointError(d));
+        // 7. try
+        const r = await this.#try(ep);
+        if (r === null) return;
+        if (r instanceof ProxyError) return this.#fail(r);
+        last = outcomeToProxyError(d.cluster, ep, r.outcome);
+        // 8. retry: only a try the one rule lets through, then the destination's policy
+        const facts = {
+          outcome: r.outcome,
+          replayable: this.#body.replayable,
+          idempotent: this.#idempotent,
+          sentUpstream: true,
+          bodyStreaming: !this.#body.ended,
+          draining: false,
+          overallSpent: this.#d.now() >= this.#headDeadline(),
+        };
+        const may = this.#body.replayable && !this.#gone && mayRetry(facts);
+        const backoff = may ? d.retry(attempt, r.outcome) : null;
+        if (backoff === null) {
+          if (r.up !== undefined) return this.#relay(r.up, r.headers!, r.endStream!);
+          return this.#fail(last);
+        }
+        (tried ??= new Set()).add(ep.key);
+        if (r.up !== undefined) {
+          this.#body.detach();
+          r.up.close(NGHTTP2_CANCEL);
+        }
+        this.#d.onRetry?.();
+        if (backoff > 0) await this.#sleep(backoff);
+        if (this.#gone) return this.finish(0);
       }
-      this.#d.onRetry?.();
-      if (backoff > 0) await this.#sleep(backoff);
-      if (this.#gone) return this.finish(0);
+    } catch (e) {
+      _crashed(this.#d, this.#s, this.#grpc, this, e);
     }
   }
 
@@ -274,49 +308,48 @@ class _Call {
   /**
    * One try to `ep`. Null: it was answered (relayed or the client left); a ProxyError: answer
    * it without retrying; else how it failed, with the response to relay when it is not retried.
+   * Not an async function: with the session open (the usual call) the only wait is for the
+   * response head, whose promise settles with the try's result.
    */
-  async #try(
-    ep: Endpoint,
-  ): Promise<
-    | null
-    | ProxyError
-    | { outcome: Outcome; up?: UpstreamStream; headers?: H2Headers; endStream?: boolean }
-  > {
+  #try(ep: Endpoint): _TryResult | Promise<_TryResult> {
     const d = this.#decision;
     const t0 = this.#d.now();
-    let session: UpstreamSession;
     const h1 = this.#c.h1;
     const upstreams = h1 !== undefined && h1.speaksH1(d.cluster) ? h1.upstreams : this.#c.sessions;
-    try {
-      session = await upstreams.get(ep);
-    } catch (e) {
+    const open = upstreams.ready?.(ep) ?? null;
+    if (open !== null) return this.#send(ep, t0, open);
+    return upstreams.get(ep).then((session) => this.#send(ep, t0, session), (e) => {
       const outcome: Outcome = { kind: "connect_failure", reason: (e as Error).message };
       d.onResult(ep, outcome, this.#d.now() - t0);
       return { outcome };
-    }
+    });
+  }
+
+  /** Sends the try to `ep` (begun at `t0`) on `session`; settles once its head is in or it failed. */
+  #send(ep: Endpoint, t0: number, session: UpstreamSession): _TryResult | Promise<_TryResult> {
     if (this.#gone) return this.finish(0), null;
+    const d = this.#decision;
     // Neither session kind keeps or changes the block: it is copied only to add the deadline.
     let h = this.#fwd;
     if (this.#deadlineAt !== Infinity) {
       h = { ...h, "grpc-timeout": formatGrpcTimeout(this.#deadlineAt - this.#d.now()) };
     }
     let up: UpstreamStream;
+    // A body may end with trailers (the client's 'trailers' come before its 'end').
+    const ends = this.#body.emptyAndEnded;
     try {
-      // A body may end with trailers (the client's 'trailers' come before its 'end').
-      const ends = this.#body.emptyAndEnded;
-      up = session.request(h, { endStream: ends, waitForTrailers: !ends });
+      up = session.request(h, ends ? _ENDS : _BODY_FOLLOWS);
     } catch (e) {
       const outcome: Outcome = { kind: "connect_failure", reason: (e as Error).message };
       d.onResult(ep, outcome, this.#d.now() - t0);
       return { outcome };
     }
-    up.on("error", _ignore);
     // Listened for at once: the event fires once, maybe before the relay starts.
     up.on("trailers", (t: H2Headers) => {
       this.#trailersUp = up;
       this.#upTrailers = t;
     });
-    if (!this.#body.emptyAndEnded) {
+    if (!ends) {
       const sent = up;
       sent.once("wantTrailers", () => {
         try {
@@ -328,7 +361,12 @@ class _Call {
       this.#body.attach(up);
     }
     const perTry = d.perTryTimeoutMs > 0 ? t0 + d.perTryTimeoutMs : Infinity;
-    const w = await this.#awaitHead(up, Math.min(perTry, this.#headDeadline()), perTry);
+    return this.#awaitHead(up, Math.min(perTry, this.#headDeadline()), perTry, ep, t0);
+  }
+
+  /** The try's result once its wait for a head ended with `w`. */
+  #headed(ep: Endpoint, t0: number, up: UpstreamStream, w: _Waited): _TryResult {
+    const d = this.#decision;
     if (w.kind !== "head") {
       this.#body.detach();
       if (!up.closed) up.close(NGHTTP2_CANCEL);
@@ -371,15 +409,33 @@ class _Call {
     return null;
   }
 
-  /** Waits for the try's response head, its failure, the timer at `until`, or the client leaving. */
-  #awaitHead(up: UpstreamStream, until: number, perTry: number): Promise<_Waited> {
-    return new Promise<_Waited>((resolve) => {
+  /**
+   * Waits for the try's response head, its failure, the timer at `until`, or the client
+   * leaving; settles with the try's result ({@linkcode #headed}), once.
+   */
+  #awaitHead(
+    up: UpstreamStream,
+    until: number,
+    perTry: number,
+    ep: Endpoint,
+    t0: number,
+  ): Promise<_TryResult> {
+    return new Promise<_TryResult>((resolve, reject) => {
       let timer: CoarseTimer | undefined;
+      let settled = false;
       const done = (w: _Waited) => {
-        if (timer !== undefined) this.#d.timers.disarm(timer);
+        if (settled) return;
+        settled = true;
+        if (this.#onGone === done) this.#onGone = null;
+        if (timer !== undefined) _disarm(this.#d.timers, timer);
         up.off("response", onHead);
         up.off("close", onClose);
-        resolve(w);
+        // Run here, inside the codec's event: a throw must still reach the call's catch.
+        try {
+          resolve(this.#headed(ep, t0, up, w));
+        } catch (e) {
+          reject(e);
+        }
       };
       const onHead = (hs: H2Headers, flags: number) =>
         done({ kind: "head", up, headers: hs, endStream: (flags & 1) !== 0 || up.readableEnded });
@@ -392,13 +448,13 @@ class _Call {
       };
       up.on("response", onHead);
       up.on("close", onClose);
-      this.#goneWaiters.push(() => done({ kind: "gone" }));
+      this.#onGone = done;
       if (until !== Infinity) {
         timer = _timer(() =>
           done(
             this.#d.now() >= perTry && perTry < this.#headDeadline()
               ? { kind: "failed", outcome: { kind: "timeout" } }
-              : { kind: "deadline" },
+              : _DEADLINE,
           )
         );
         this.#d.timers.arm(timer, Math.max(0, until - this.#d.now()));
@@ -409,38 +465,36 @@ class _Call {
   /** 9. relay: the response head, its body and its trailers to the client; 10. record. */
   #relay(up: UpstreamStream, headers: H2Headers, endStream: boolean): void {
     const s = this.#s;
-    const status = Number(headers[":status"]);
+    this.#rStatus = Number(headers[":status"]);
     if (this.#gone) {
       up.close(NGHTTP2_CANCEL);
       return this.finish(0);
     }
-    let grpcStatus = this.#grpc ? grpcStatusIn(headers) : null;
-    const record = () =>
-      this.finish(this.#grpc && status === 200 ? httpStatusOfGrpc(grpcStatus) : status);
+    this.#rGrpcStatus = this.#grpc ? grpcStatusIn(headers) : null;
     if (endStream) {
-      s.respond(relayedHeaders(headers, true), { endStream: true });
-      return record();
+      s.respond(relayedHeaders(headers, true), _ENDS);
+      return this.#record();
     }
-    let trailers: H2Headers | null = null;
-    s.respond(relayedHeaders(headers, true), {
-      waitForTrailers: true,
-    });
+    this.#rUp = up;
+    s.respond(relayedHeaders(headers, true), _BODY_FOLLOWS);
+    // The relay's state lives in the call's fields and its steps are methods: the listeners
+    // below are its only closures.
     s.on("wantTrailers", () => {
       try {
-        s.sendTrailers(trailers ?? {});
+        s.sendTrailers(this.#rTrailers ?? {});
       } catch {
         s.close();
       }
     });
-    let deadline: CoarseTimer | undefined;
-    const clearDeadline = () => {
-      if (deadline !== undefined) this.#d.timers.disarm(deadline);
-    };
     if (this.#deadlineAt !== Infinity) {
       // The gRPC deadline covers the whole call, streamed responses included.
-      deadline = _timer(() => {
-        grpcStatus = GrpcStatus.DEADLINE_EXCEEDED;
-        trailers = _grpcTrailers(grpcStatus, "deadline exceeded (proxy)", "upstream_timeout");
+      const deadline = this.#rDeadline = _timer(() => {
+        this.#rGrpcStatus = GrpcStatus.DEADLINE_EXCEEDED;
+        this.#rTrailers = grpcTrailers(
+          GrpcStatus.DEADLINE_EXCEEDED,
+          "deadline exceeded (proxy)",
+          "upstream_timeout",
+        );
         up.close(NGHTTP2_CANCEL);
         s.end();
       });
@@ -455,38 +509,54 @@ class _Call {
     });
     // The body's end: its trailers (if any) came before it.
     up.on("end", () => {
-      clearDeadline();
+      this.#clearDeadline();
       if (s.closed || s.writableEnded) return;
       const t = this.#trailersUp === up ? this.#upTrailers : null;
       if (t !== null) {
-        trailers = relayedHeaders(t, false);
-        if (this.#grpc) grpcStatus = grpcStatusIn(t);
+        this.#rTrailers = relayedHeaders(t, false);
+        if (this.#grpc) this.#rGrpcStatus = grpcStatusIn(t);
       }
       s.end();
     });
-    const broken = () => {
-      clearDeadline();
-      if (s.closed || s.writableEnded || up.readableEnded) return;
-      // The try broke off mid-response: a gRPC client still gets a status, others a reset.
-      if (this.#grpc) {
-        grpcStatus = GrpcStatus.UNAVAILABLE;
-        trailers = _grpcTrailers(grpcStatus, "upstream reset mid-response", "upstream_reset");
-        s.end();
-      } else {
-        s.close(NGHTTP2_INTERNAL_ERROR);
-      }
-    };
     // A reset ends the stream without 'end'; a clean close is followed by 'end' once read.
     up.on("close", () => {
-      if (up.rstCode !== NGHTTP2_NO_ERROR) broken();
+      if (up.rstCode !== NGHTTP2_NO_ERROR) this.#broken();
     });
-    if (up.closed && up.rstCode !== NGHTTP2_NO_ERROR) broken();
+    if (up.closed && up.rstCode !== NGHTTP2_NO_ERROR) this.#broken();
     s.once("close", () => {
-      clearDeadline();
+      this.#clearDeadline();
       // Only a response still coming is cancelled: one read to its end closes by itself.
       if (!up.closed && !up.readableEnded) up.close(NGHTTP2_CANCEL);
-      record();
+      this.#record();
     });
+  }
+
+  /** Records the relayed call: its status, or for gRPC the one its grpc-status stands for. */
+  #record(): void {
+    const status = this.#rStatus;
+    this.finish(this.#grpc && status === 200 ? httpStatusOfGrpc(this.#rGrpcStatus) : status);
+  }
+
+  #clearDeadline(): void {
+    if (this.#rDeadline !== null) _disarm(this.#d.timers, this.#rDeadline);
+  }
+
+  /** The relayed try broke off mid-response: a gRPC client still gets a status, others a reset. */
+  #broken(): void {
+    this.#clearDeadline();
+    const s = this.#s;
+    if (s.closed || s.writableEnded || this.#rUp === null || this.#rUp.readableEnded) return;
+    if (this.#grpc) {
+      this.#rGrpcStatus = GrpcStatus.UNAVAILABLE;
+      this.#rTrailers = grpcTrailers(
+        GrpcStatus.UNAVAILABLE,
+        "upstream reset mid-response",
+        "upstream_reset",
+      );
+      s.end();
+    } else {
+      s.close(NGHTTP2_INTERNAL_ERROR);
+    }
   }
 
   /** Answers `e` to the client (nothing was relayed yet) and records it. */
@@ -500,72 +570,35 @@ class _Call {
         `deadline exceeded calling ${this.#decision.cluster}`,
       );
     }
-    const code = _answer(this.#s, this.#d.node, this.#grpc, e);
+    const code = answerLocally(this.#s, this.#d.node, this.#grpc, e);
     this.finish(this.#grpc ? httpStatusOfGrpc(code) : e.status);
   }
 
   #sleep(ms: number): Promise<void> {
     return new Promise<void>((resolve) => {
       const t = setTimeout(resolve, ms);
-      this.#goneWaiters.push(() => {
+      this.#onGone = () => {
         clearTimeout(t);
         resolve();
-      });
+      };
     });
   }
+}
+
+/** What a disarmed call timer runs: nothing. */
+const _NOOP = () => {};
+
+/**
+ * Disarms a call's timer for good. A disarmed timer stays in its set until the next check (up
+ * to 50 ms), and the set's storage may outlive that: with its callback, the timer would keep
+ * the whole call (streams, heads, listeners) reachable, and the collector would promote it.
+ */
+function _disarm(timers: CoarseTimers, t: CoarseTimer): void {
+  timers.disarm(t);
+  t.fire = _NOOP;
 }
 
 /** A coarse timer that runs `fire` (armed by the caller). */
 function _timer(fire: () => void): CoarseTimer {
   return { due: Infinity, queued: false, step: 0, fire };
-}
-
-/** Trailers that end a gRPC call with `code`, naming the proxy's cause. */
-function _grpcTrailers(code: number, message: string, cause: string): H2Headers {
-  return {
-    "grpc-status": String(code),
-    "grpc-message": encodeGrpcMessage(message),
-    "x-skein-error": cause,
-  };
-}
-
-/**
- * Answers a request locally: for gRPC a trailers-only response (HTTP 200, `grpc-status`,
- * `grpc-message`), else the status with the message as a plain-text body. Returns the gRPC
- * status sent (for gRPC) or -1.
- */
-function _answer(
-  s: H2Stream,
-  node: string,
-  grpc: boolean,
-  e: ProxyError,
-): number {
-  if (s.closed || s.destroyed || s.headersSent) return -1;
-  const extra = headersOfLines(e.headers);
-  try {
-    if (grpc) {
-      const code = grpcStatusOfError(e);
-      s.respond({
-        ...extra,
-        ":status": 200,
-        "content-type": "application/grpc",
-        "grpc-status": String(code),
-        "grpc-message": encodeGrpcMessage(e.message),
-        "x-skein-error": e.code,
-        "x-skein-proxy": node,
-      }, { endStream: true });
-      return code;
-    }
-    s.respond({
-      ...extra,
-      ":status": e.status,
-      "content-type": "text/plain; charset=utf-8",
-      "x-skein-error": e.code,
-      "x-skein-proxy": node,
-    });
-    s.end(`${e.message}\n`);
-  } catch {
-    s.close(NGHTTP2_INTERNAL_ERROR);
-  }
-  return -1;
 }

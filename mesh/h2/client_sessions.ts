@@ -40,6 +40,8 @@ interface _Entry {
   ready: Promise<H2Connection>;
   /** What calls use: the session's `request`, counting the streams open on it. */
   handle: Promise<UpstreamSession>;
+  /** What `handle` resolved to, once it did. */
+  session: UpstreamSession | null;
   born: number;
 }
 
@@ -84,11 +86,19 @@ export class H2ClientSessions implements Upstreams {
     return this.#entry(ep).handle;
   }
 
+  /** See {@linkcode Upstreams.ready}: the open session to `ep` young enough for new calls. */
+  ready(ep: Endpoint): UpstreamSession | null {
+    if (this.#closed) return null;
+    const e = this.#map.get(_keyOf(ep));
+    if (e === undefined || this.#now() - e.born >= this.#o.maxAgeMs) return null;
+    return e.session;
+  }
+
   #entry(ep: Endpoint): _Entry {
     if (this.#closed) {
       const no = Promise.reject(new Error("h2 sessions closed"));
       no.catch(() => {});
-      return { ready: no, handle: no, born: 0 };
+      return { ready: no, handle: no, session: null, born: 0 };
     }
     const key = _keyOf(ep);
     const e = this.#map.get(key);
@@ -99,8 +109,8 @@ export class H2ClientSessions implements Upstreams {
       e.ready.then((s) => s.close(), () => {});
     }
     const ready = this.#dial(ep, key);
-    const handle = ready.then((s) => this.#handle(s));
-    const entry = { ready, handle, born: this.#now() };
+    const handle = ready.then((s) => entry.session = this.#handle(s));
+    const entry: _Entry = { ready, handle, session: null, born: this.#now() };
     this.#map.set(key, entry);
     handle.catch(() => {
       if (this.#map.get(key) === entry) this.#map.delete(key);

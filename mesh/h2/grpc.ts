@@ -53,10 +53,14 @@ export function parseGrpcTimeout(v: string | string[] | undefined): number | nul
   return Math.min(MAX_GRPC_TIMEOUT_MS, Math.max(1, Math.ceil(ms)));
 }
 
-/** A `grpc-timeout` value for `ms` milliseconds (whole milliseconds, at most 8 digits). */
+/**
+ * A `grpc-timeout` value for `ms` milliseconds (whole milliseconds, at most 8 digits), rounded
+ * down: a proxy passing on the time left must never lengthen the caller's deadline (rounding
+ * up at each hop let the app's deadline end after the client's).
+ */
 export function formatGrpcTimeout(ms: number): string {
-  const whole = Math.max(1, Math.ceil(ms));
-  return whole < 1e8 ? `${whole}m` : `${Math.ceil(whole / 1000)}S`;
+  const whole = Math.max(1, Math.floor(ms));
+  return whole < 1e8 ? `${whole}m` : `${Math.floor(whole / 1000)}S`;
 }
 
 /** The gRPC status of an error the proxy generates itself, by its cause. */

@@ -43,6 +43,9 @@ Deno.test("parseGrpcTimeout() reads every unit and refuses malformed values", ()
 Deno.test("formatGrpcTimeout() writes what parseGrpcTimeout() reads back", () => {
   for (const ms of [1, 250, 86_000_000]) assertEquals(parseGrpcTimeout(formatGrpcTimeout(ms)), ms);
   assertEquals(formatGrpcTimeout(0.2), "1m");
+  // The time left is passed on rounded down, never as more than is left.
+  assertEquals(formatGrpcTimeout(299.6), "299m");
+  assertEquals(formatGrpcTimeout(100_000_999.9), "100000S");
 });
 
 Deno.test("errors the proxy makes map to the gRPC status a client can act on", () => {

@@ -11,6 +11,7 @@ import {
   type HeadLimits,
   HttpParseError,
   parseRequestHead,
+  presetFieldStrings,
   type RequestHead,
 } from "../http1/mod.ts";
 
@@ -54,6 +55,14 @@ function _line(w: ByteWriter, name: string, value: string): void {
   w.latin1("\r\n");
 }
 
+/** Whether `v` starts or ends with SP or HTAB (the HTTP/1 parser trims those). */
+function _padded(v: string): boolean {
+  if (v.length === 0) return false;
+  const a = v.charCodeAt(0);
+  const z = v.charCodeAt(v.length - 1);
+  return a === 32 || a === 9 || z === 32 || z === 9;
+}
+
 /**
  * The request head of an h2 request, as if it had arrived as HTTP/1.1 (`:authority` as Host).
  * Throws {@linkcode H2RequestError} for CONNECT and a malformed block, and
@@ -68,6 +77,11 @@ export function requestHeadOf(h: H2Headers, limits: HeadLimits): RequestHead {
   if (path === undefined || path === "") throw new H2RequestError("request without :path");
   const w = _writer;
   w.reset();
+  // The fields' strings as the parsed head would decode them again from its bytes: the
+  // block's own (names are lower case already), unless a value has whitespace to trim.
+  const names: string[] = [];
+  const values: string[] = [];
+  let padded = false;
   try {
     // Written in pieces: template strings would be built (allocated) only to be copied.
     w.latin1(method);
@@ -75,13 +89,29 @@ export function requestHeadOf(h: H2Headers, limits: HeadLimits): RequestHead {
     w.latin1(path);
     w.latin1(" HTTP/1.1\r\n");
     const authority = _one(h[":authority"]) ?? _one(h["host"]);
-    if (authority !== undefined) _line(w, "host", authority);
+    if (authority !== undefined) {
+      _line(w, "host", authority);
+      names.push("host");
+      values.push(authority);
+      padded ||= _padded(authority);
+    }
     for (const name in h) {
       if (name.charCodeAt(0) === 58 /* ":" */ || name === "host") continue;
       const v = h[name];
       if (v === undefined) continue;
-      if (typeof v === "string") _line(w, name, v);
-      else for (const one of v) _line(w, name, one);
+      if (typeof v === "string") {
+        _line(w, name, v);
+        names.push(name);
+        values.push(v);
+        padded ||= _padded(v);
+      } else {
+        for (const one of v) {
+          _line(w, name, one);
+          names.push(name);
+          values.push(one);
+          padded ||= _padded(one);
+        }
+      }
     }
     w.latin1("\r\n");
   } catch (e) {
@@ -94,7 +124,9 @@ export function requestHeadOf(h: H2Headers, limits: HeadLimits): RequestHead {
     throw new HttpParseError("head_too_large", 431, "request headers too large");
   }
   // A copy: the head's fields are read from its bytes, and the writer is used again.
-  return parseRequestHead(w.buf.slice(0, w.len), 0, w.len, limits);
+  const head = parseRequestHead(w.buf.slice(0, w.len), 0, w.len, limits);
+  if (!padded) presetFieldStrings(head, names, values);
+  return head;
 }
 
 /**

@@ -36,6 +36,21 @@ Deno.test("requestHeadOf() gives routing the same head an HTTP/1.1 request would
   assertEquals(head.values[head.names.indexOf("x-canary")], "1");
 });
 
+Deno.test("requestHeadOf()'s field strings are what the parser decodes from the head's bytes", () => {
+  const blocks: H2Headers[] = [
+    { ":method": "GET", ":path": "/", ":authority": "a:1", "user-agent": "h2load" },
+    { ":method": "GET", ":path": "/", ":authority": "a", "x-pad": " v\t", "x-b": "1" },
+    { ":method": "GET", ":path": "/", host: "h", "x-list": ["1", "2"], cookie: "c=1; d=2" },
+  ];
+  for (const h of blocks) {
+    const head = requestHeadOf(h, L);
+    const raw = head as unknown as { raw: Uint8Array; start: number; end: number };
+    const again = parseRequestHead(raw.raw, raw.start, raw.end, L);
+    assertEquals(head.names, again.names);
+    assertEquals(head.values, again.values);
+  }
+});
+
 Deno.test("requestHeadOf() refuses CONNECT, a missing path and what the HTTP/1 parser refuses", () => {
   assertThrows(
     () => requestHeadOf({ ":method": "CONNECT", ":authority": "a:1" }, L),

@@ -24,7 +24,8 @@ export interface UpstreamStream {
   end(): void;
   /**
    * Events: `response` (head, flags), `data` (chunk), `trailers` (block), `end`, `close`,
-   * `drain`, `error`, `wantTrailers`.
+   * `drain`, `wantTrailers`. There is no `error` event: a failure is a `close` with a reset
+   * code.
    */
   on(event: string, fn: _Listener): unknown;
   /** As `on`, once. */
@@ -57,4 +58,9 @@ export interface UpstreamSession {
 export interface Upstreams {
   /** The session to `ep` (rejects when it cannot be reached). */
   get(ep: Endpoint): Promise<UpstreamSession>;
+  /**
+   * The session {@linkcode Upstreams.get} would resolve to at once, when one is open now; null
+   * otherwise (then `get`). Lets the usual call skip a wait on an already settled promise.
+   */
+  ready?(ep: Endpoint): UpstreamSession | null;
 }

@@ -32,7 +32,7 @@ import { applyRequestFlags, applySemantics, fieldKind, ParsedHead } from "./head
 
 export * from "./head_types.ts";
 export { latin1 } from "./head_bytes.ts";
-export { headerValue, markHopByHop } from "./head_fields.ts";
+export { headerValue, markHopByHop, presetFieldStrings } from "./head_fields.ts";
 export { type DropFields, dropRewrittenFields, IDENTITY_FIELDS } from "./head_edit.ts";
 
 /** Bytes searched for a line feed with a plain loop before falling back to indexOf. */

@@ -487,6 +487,19 @@ export function headerValue(head: HttpHead, name: string): string | null {
 }
 
 /**
+ * Gives a head parsed from bytes the strings of its field names and values that the caller
+ * already holds (an HTTP/2 block written out as a head), so they are not decoded again.
+ * Ignored unless `head` is a parsed head with exactly that many fields; `names` must be lower
+ * case and `values` trimmed, as the parser makes them.
+ */
+export function presetFieldStrings(head: HttpHead, names: string[], values: string[]): void {
+  if (!(head instanceof ParsedHead) || head._names !== null) return;
+  if (names.length * FIELD_STRIDE !== head._f.length) return;
+  head._names = names;
+  head._values = values;
+}
+
+/**
  * Marks every field named `name` (lower-cased) hop-by-hop so the rewriter drops it, without
  * decoding the other names. Returns how many fields were marked.
  */

@@ -10,7 +10,8 @@
  */
 import { BlockReader } from "./blocks.ts";
 import { Emitter } from "./emitter.ts";
-import { eachField, recordOf } from "./fields.ts";
+import { recordOf } from "./fields.ts";
+import { writeHeaderBlock } from "./header_block.ts";
 import {
   DEFAULT_MAX_FRAME,
   DEFAULT_WINDOW,
@@ -87,7 +88,6 @@ export class H2Connection extends Emitter implements StreamHost {
   });
   readonly #scratch = new Bytes(1024);
   readonly #encoder = new HpackEncoder();
-  readonly #encodeOne = (n: string, v: string) => this.#encoder.field(this.#scratch, n, v);
   #goawaySent = false;
   #goawayRecv = false;
   #closed = false;
@@ -212,23 +212,21 @@ export class H2Connection extends Emitter implements StreamHost {
   /** Sends a header block for `s`. */
   sendHeaders(s: H2Stream, h: WireHeaders, endStream: boolean): void {
     if (this.#closed) return;
-    const sc = this.#scratch;
-    sc.length = 0;
-    this.#encoder.begin(sc);
-    eachField(h, this.#encodeOne);
-    const max = this.#peerMaxFrame;
-    let off = 0;
-    let first = true;
-    do {
-      const n = Math.min(max, sc.length - off);
-      const last = off + n >= sc.length;
-      const flags = (last ? Flag.END_HEADERS : 0) | (first && endStream ? Flag.END_STREAM : 0);
-      this.#w.frame(n, first ? FrameType.HEADERS : FrameType.CONTINUATION, flags, s.id);
-      this.#w.out.bytes(sc.buf.subarray(off, off + n));
-      off += n;
-      first = false;
-    } while (off < sc.length);
+    writeHeaderBlock(this.#w, this.#scratch, this.#encoder, h, s.id, endStream, this.#peerMaxFrame);
     if (endStream) this.#localDone(s);
+  }
+
+  /** See {@linkcode StreamHost.sendNow}: one DATA frame of what the windows allow of `b`. */
+  sendNow(s: H2Stream, b: Uint8Array): number {
+    if (this.#closed || s.closed || !this.#streams.has(s.id)) return 0;
+    const win = Math.min(s.sendWindow, this.#sendWindow);
+    if (win <= 0 || this.#w.out.length >= _OUT_HIGH_WATER) return 0;
+    const n = Math.min(b.length, win, this.#peerMaxFrame);
+    this.#w.frame(n, FrameType.DATA, 0, s.id);
+    this.#w.out.bytes(n === b.length ? b : b.subarray(0, n));
+    s.sendWindow -= n;
+    this.#sendWindow -= n;
+    return n;
   }
 
   /** Frames what the windows allow of `s`'s queued body; ends it when asked. */

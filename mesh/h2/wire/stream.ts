@@ -22,6 +22,11 @@ export interface StreamHost {
   sendHeaders(s: H2Stream, h: WireHeaders, endStream: boolean): void;
   /** Sends what the stream's windows allow of its queued body. */
   pump(s: H2Stream): void;
+  /**
+   * Frames at once what the windows allow of `b`, a body chunk with nothing queued before it;
+   * returns the bytes taken (the rest is queued by the stream).
+   */
+  sendNow(s: H2Stream, b: Uint8Array): number;
   /** Sends RST_STREAM. */
   sendReset(s: H2Stream, code: number): void;
   /** The stream is over: forget it. */
@@ -126,9 +131,14 @@ export class H2Stream extends Emitter {
     if (this.closed || this.writableEnded) return false;
     const b = typeof chunk === "string" ? new TextEncoder().encode(chunk) : chunk;
     if (b.length > 0) {
-      this.pending.push(b);
-      this.pendingBytes += b.length;
-      this.#host.pump(this);
+      // The usual chunk goes out as one DATA frame straight away, never through the queue.
+      const took = this.pending.length === 0 ? this.#host.sendNow(this, b) : 0;
+      if (took < b.length) {
+        const rest = took === 0 ? b : b.subarray(took);
+        this.pending.push(rest);
+        this.pendingBytes += rest.length;
+        this.#host.pump(this);
+      }
     }
     if (this.pendingBytes >= STREAM_HIGH_WATER) {
       this.#needDrain = true;
@@ -256,7 +266,12 @@ export class H2Stream extends Emitter {
     // A cleanly closed stream still hands over what it buffered, and `end`, before `close`.
     if (this.rstCode === ErrorCode.NO_ERROR && this.#chunks.length > 0) return;
     this.#closeQueued = true;
-    queueMicrotask(() => this.emit("close"));
+    queueMicrotask(() => {
+      this.emit("close");
+      // Nothing is emitted after `close`: dropping the listeners cuts the stream off from its
+      // call, so a stale reference to the stream cannot keep the whole call alive.
+      this.dropListeners();
+    });
   }
 
   #schedule(): void {

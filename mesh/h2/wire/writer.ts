@@ -67,6 +67,26 @@ export class FrameWriter {
     this.#schedule();
   }
 
+  /**
+   * Reserves a frame header at the end of {@linkcode out} and returns where it is: the payload
+   * is then appended in place and {@linkcode sealFrame} writes the header once its length is
+   * known (no scratch buffer and copy per header block).
+   */
+  reserveFrame(): number {
+    const o = this.out;
+    o.ensure(FRAME_HEADER_BYTES);
+    const at = o.length;
+    o.length += FRAME_HEADER_BYTES;
+    return at;
+  }
+
+  /** Writes the header reserved at `at` for the payload appended since, and queues the frame. */
+  sealFrame(at: number, type: number, flags: number, id: number): void {
+    const o = this.out;
+    putFrameHeader(o.buf, at, o.length - at - FRAME_HEADER_BYTES, type, flags, id);
+    this.#schedule();
+  }
+
   /** Appends a 16-bit number. */
   u16(v: number): void {
     this.out.byte((v >>> 8) & 0xff);
