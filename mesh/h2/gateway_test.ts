@@ -20,6 +20,19 @@ async function app(): Promise<{ port: number; close(): Promise<void> }> {
   const server = http2.createServer();
   server.on("stream", (s: http2.ServerHttp2Stream, h) => {
     s.on("error", () => {});
+    if (h[":path"] === "/500-empty") {
+      // A head, then the end of the stream with no body byte (an empty DATA frame).
+      s.respond({ ":status": 500 });
+      s.end();
+      return;
+    }
+    if (h[":path"] === "/500-trailers") {
+      // A head, then trailers ending the stream, with no body between.
+      s.respond({ ":status": 500 }, { waitForTrailers: true });
+      s.on("wantTrailers", () => s.sendTrailers({ "x-t": "2" }));
+      s.end();
+      return;
+    }
     if (h[":path"] === "/echo-trailers") {
       // Answers, once the request is over, with the request's trailer as a response trailer.
       let got = "none";
@@ -180,3 +193,29 @@ Deno.test("H2Gateway carries a request's trailers to the endpoint", async () => 
     await a.close();
   }
 });
+
+for (const path of ["/500-empty", "/500-trailers"]) {
+  Deno.test(`H2Gateway ends a relayed 5xx response whose end came with its head (${path})`, async () => {
+    const a = await app();
+    const g = gateway({ key: "app", hostname: "127.0.0.1", port: a.port });
+    const c = http2.connect(`http://127.0.0.1:${g.port}`);
+    try {
+      // The session to the endpoint is open: the try is sent without waiting for a dial.
+      assertEquals((await call(c, { ":path": "/warm" })).body, "ok /warm");
+      const req = c.request({ ":path": path });
+      let ended = false;
+      req.on("data", () => {});
+      req.on("end", () => ended = true);
+      req.on("close", () => ended = true);
+      const head = await new Promise<http2.IncomingHttpHeaders>((r) => req.on("response", r));
+      assertEquals(Number(head[":status"]), 500);
+      // A later call on the same connections: its answer comes after the first one's end.
+      assertEquals((await call(c, { ":path": "/x" })).body, "ok /x");
+      assert(ended, "the 5xx response never ended");
+    } finally {
+      c.destroy();
+      await g.close();
+      await a.close();
+    }
+  });
+}

@@ -90,6 +90,7 @@ export class H2Stream extends Emitter {
   #paused = false;
   #scheduled = false;
   #closeQueued = false;
+  #closeEmitted = false;
 
   /** Creates stream `id` with the windows both sides start with. */
   constructor(host: StreamHost, id: number, sendWindow: number, recvWindow: number) {
@@ -268,10 +269,19 @@ export class H2Stream extends Emitter {
     this.#closeQueued = true;
     queueMicrotask(() => {
       this.emit("close");
-      // Nothing is emitted after `close`: dropping the listeners cuts the stream off from its
-      // call, so a stale reference to the stream cannot keep the whole call alive.
-      this.dropListeners();
+      this.#closeEmitted = true;
+      // Dropping the listeners cuts the stream off from its call, so a stale reference to the
+      // stream cannot keep the whole call alive. Not while a reader that came after
+      // END_STREAM still waits for its `end`: that is delivered after `close`, and dropped
+      // after it (a stream nobody reads drops them now; a later reader gets `end` as ever).
+      if (!(this.#flowing && this.#endPending())) this.dropListeners();
     });
+  }
+
+  /** Whether `end` may still be emitted: the body ended cleanly and was not read to its end. */
+  #endPending(): boolean {
+    return this.remoteEnded && !this.readableEnded &&
+      (this.rstCode === undefined || this.rstCode === ErrorCode.NO_ERROR);
   }
 
   #schedule(): void {
@@ -296,6 +306,8 @@ export class H2Stream extends Emitter {
       if (this.rstCode === undefined || this.rstCode === ErrorCode.NO_ERROR) {
         this.readableEnded = true;
         this.emit("end");
+        // Nothing follows an `end` delivered after `close`.
+        if (this.#closeEmitted) this.dropListeners();
       }
     }
     if (this.closed) this.#queueClose();
