@@ -7,7 +7,9 @@
  * declared `protocol: http2`. Prints req/s and the proxies' CPU per request (user + system
  * of both proxy processes over the run, from /proc) for each, and the ratio.
  *
- * `deno run -A bench/h2_bench.ts [--duration 10] [--workers N]`; `deno task bench h2`.
+ * Both pairs are set up first, warmed, then measured in interleaved rounds (median reported).
+ *
+ * `deno run -A bench/h2_bench.ts [--duration 10] [--rounds 3] [--workers N]`; `deno task bench h2`.
  * @module
  */
 import { createJoinToken } from "../tests/skein_cli.ts";
@@ -25,8 +27,10 @@ export interface H2BenchRow {
   rps: number;
   succeeded: number;
   failed: number;
-  /** CPU of the two proxies per succeeded request, µs. */
+  /** CPU of the two proxies per succeeded request, µs (of the median round). */
   cpuUsPerRequest: number;
+  /** req/s of every round, in run order (`rps` is their median). */
+  rpsRounds: number[];
 }
 
 function _freePort(): number {
@@ -100,7 +104,7 @@ function _haproxyH2Config(
 
 /** Runs the benchmark; prints and returns a row per target. */
 export async function runH2Bench(
-  opts: { durationSec?: number; workers?: number | "auto" } = {},
+  opts: { durationSec?: number; workers?: number | "auto"; rounds?: number } = {},
 ): Promise<H2BenchRow[]> {
   const dur = opts.durationSec ?? 10;
   const children: Deno.ChildProcess[] = [];
@@ -110,25 +114,7 @@ export async function runH2Bench(
     children.push(c);
     return c;
   };
-  const rows: H2BenchRow[] = [];
-  const measure = async (name: string, port: number, pids: number[]) => {
-    await h2load(port, Math.min(3, dur)); // warm-up
-    const before = await Promise.all(pids.map(cpuMs));
-    const r = await h2load(port, dur);
-    const after = await Promise.all(pids.map(cpuMs));
-    const cpu = after.reduce((a, b, i) => a + b - before[i]!, 0);
-    const row = {
-      name,
-      ...r,
-      cpuUsPerRequest: r.succeeded > 0 ? (cpu * 1000) / r.succeeded : NaN,
-    };
-    rows.push(row);
-    console.log(
-      `${name.padEnd(14)} ${row.rps.toFixed(0).padStart(8)} req/s  ${
-        row.cpuUsPerRequest.toFixed(1).padStart(6)
-      } µs CPU/req (both proxies)  ${row.succeeded} ok, ${row.failed} failed`,
-    );
-  };
+  const targets: { name: string; port: number; pids: number[] }[] = [];
   try {
     const appPort = _freePort();
     spawn(Deno.execPath(), ["run", "-A", `${ROOT}apps/h2_backend.ts`, "--port", String(appPort)]);
@@ -146,7 +132,7 @@ export async function runH2Bench(
       await _waitPort(inPort, "haproxy inbound");
       const hOut = spawn("haproxy", ["-db", "-f", `${tmp}/out.cfg`]);
       await _waitPort(outPort, "haproxy outbound");
-      await measure("haproxy-h2", outPort, [hIn.pid, hOut.pid]);
+      targets.push({ name: "haproxy-h2", port: outPort, pids: [hIn.pid, hOut.pid] });
     } else {
       console.log("haproxy not installed: no peer to compare");
     }
@@ -205,7 +191,8 @@ export async function runH2Bench(
       await new Promise((r) => setTimeout(r, 100));
     }
     const rssBefore = await _rssMiB(pOut.pid);
-    await measure("skein-h2", pxOutPort, [pIn.pid, pOut.pid]);
+    targets.push({ name: "skein-h2", port: pxOutPort, pids: [pIn.pid, pOut.pid] });
+    const rows = await _measure(targets, dur, opts.rounds ?? 3);
     console.log(
       `calling proxy RSS: ${rssBefore.toFixed(0)} MiB after HTTP/1.1 only, ` +
         `${(await _rssMiB(pOut.pid)).toFixed(0)} MiB after the h2 rounds (h2 code loaded)`,
@@ -213,7 +200,11 @@ export async function runH2Bench(
     const ha = rows.find((r) => r.name === "haproxy-h2");
     const sk = rows.find((r) => r.name === "skein-h2");
     if (ha !== undefined && sk !== undefined) {
-      console.log(`skein / haproxy h2 throughput: ${(sk.rps / ha.rps).toFixed(2)}x`);
+      const paired = sk.rpsRounds.map((v, i) => v / ha.rpsRounds[i]!);
+      console.log(
+        `skein / haproxy h2 throughput: ${(sk.rps / ha.rps).toFixed(2)}x of the medians; ` +
+          `per round ${paired.map((x) => x.toFixed(2)).join(", ")}`,
+      );
     }
     return rows;
   } finally {
@@ -227,6 +218,54 @@ export async function runH2Bench(
     await Promise.allSettled(children.map((c) => c.status));
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
   }
+}
+
+/** Seconds of load on each target before its first measured round (V8 tiers skein up). */
+const WARMUP_SEC = 5;
+
+/**
+ * Warms every target, then runs `rounds` interleaved rounds (a, b, a, b, ...) of `dur` seconds
+ * so load from other work on the machine hits both alike; each row holds the median round.
+ */
+async function _measure(
+  targets: { name: string; port: number; pids: number[] }[],
+  dur: number,
+  rounds: number,
+): Promise<H2BenchRow[]> {
+  for (const t of targets) await h2load(t.port, Math.min(WARMUP_SEC, dur));
+  const runs = new Map(targets.map((t) => [t.name, [] as H2BenchRow[]]));
+  for (let round = 0; round < Math.max(1, rounds); round++) {
+    for (const t of targets) {
+      const before = await Promise.all(t.pids.map(cpuMs));
+      const r = await h2load(t.port, dur);
+      const after = await Promise.all(t.pids.map(cpuMs));
+      const cpu = after.reduce((a, b, i) => a + b - before[i]!, 0);
+      runs.get(t.name)!.push({
+        name: t.name,
+        ...r,
+        cpuUsPerRequest: r.succeeded > 0 ? (cpu * 1000) / r.succeeded : NaN,
+        rpsRounds: [],
+      });
+    }
+  }
+  return targets.map((t) => {
+    const rs = runs.get(t.name)!;
+    const median = [...rs].sort((a, b) => a.rps - b.rps)[Math.floor(rs.length / 2)]!;
+    const row = {
+      ...median,
+      succeeded: rs.reduce((n, r) => n + r.succeeded, 0),
+      failed: rs.reduce((n, r) => n + r.failed, 0),
+      rpsRounds: rs.map((r) => r.rps),
+    };
+    console.log(
+      `${t.name.padEnd(14)} ${row.rps.toFixed(0).padStart(8)} req/s (median; rounds ${
+        row.rpsRounds.map((x) => x.toFixed(0)).join(", ")
+      })  ${
+        row.cpuUsPerRequest.toFixed(1).padStart(6)
+      } µs CPU/req (both proxies, median round)  ${row.succeeded} ok, ${row.failed} failed`,
+    );
+    return row;
+  });
 }
 
 /** A process's resident set, MiB (0 when gone). */
@@ -253,6 +292,7 @@ if (import.meta.main) {
   const w = arg("--workers");
   await runH2Bench({
     durationSec: Number(arg("--duration") ?? 10),
+    rounds: Number(arg("--rounds") ?? 3),
     workers: w === undefined ? undefined : w === "auto" ? "auto" : Number(w),
   });
 }
