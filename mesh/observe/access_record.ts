@@ -264,6 +264,14 @@ function _same(p: _Block, b: AccessBase, e: AccessEnd): boolean {
 
 /** Most UTF-16 units of a block's fields for it to be kept (Host comes from the client). */
 const _BLOCK_MAX_UNITS = 256;
+/** Lines since the blocks' hit rate was last judged, and the misses among them. */
+let _seen = 0;
+let _missed = 0;
+/**
+ * Lines left to write without looking for a block: when more combinations are in use than
+ * are kept, every line would scan them all and encode a new block it never reuses.
+ */
+let _bypass = 0;
 
 /**
  * The line's first bytes through `"start":"`: the same for every line of one proxy side,
@@ -272,6 +280,16 @@ const _BLOCK_MAX_UNITS = 256;
  * place instead).
  */
 function _block(b: AccessBase, e: AccessEnd): Uint8Array | null {
+  if (_bypass > 0) {
+    _bypass--;
+    return null;
+  }
+  if (++_seen === 1024) {
+    // Mostly missing: stop looking for a while, then judge again.
+    if (_missed > 256) _bypass = 16 * 1024;
+    _seen = 0;
+    _missed = 0;
+  }
   const last = _blocks[_lastBlock];
   if (last !== undefined && _same(last, b, e)) return last.bytes;
   for (let i = 0; i < _blocks.length; i++) {
@@ -280,6 +298,7 @@ function _block(b: AccessBase, e: AccessEnd): Uint8Array | null {
       return _blocks[i]!.bytes;
     }
   }
+  _missed++;
   const units = b.type.length + b.node.length + (b.caller?.length ?? 0) + b.destination.length +
     b.method.length + (b.authority?.length ?? 0) + (e.endpoint?.length ?? 0);
   if (units > _BLOCK_MAX_UNITS) return null;

@@ -96,8 +96,9 @@ Deno.test("encodeAccessLine() stays within accessLineMaxBytes and writes JSON fo
 Deno.test("encodeAccessLine() keeps each line's own method, authority and endpoint as they change", () => {
   const long = "h".repeat(400);
   const out = new Uint8Array(64 * 1024);
-  // More combinations than the blocks kept, revisited, and an authority too long to keep.
-  for (let round = 0; round < 3; round++) {
+  // More combinations than the blocks kept, revisited (long enough for the encoder to stop
+  // looking for blocks, and to look again), and an authority too long to keep.
+  for (let round = 0; round < 220; round++) {
     for (let i = 0; i < 90; i++) {
       const base = {
         ...BASE,
