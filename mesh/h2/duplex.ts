@@ -7,24 +7,14 @@
 import { Duplex } from "node:stream";
 import { closeQuietly } from "../conn/mod.ts";
 import { readerFor } from "../forward/mod.ts";
+import { type PushConn, pushes } from "./wire/transport.ts";
 
 /** Read buffer per connection, in bytes; each read hands on a copy of what arrived. */
 const READ_BYTES = 16 * 1024;
 
-/** A connection that can push what arrives and queue writes (the mesh's node:tls wrapper). */
-interface _PushConn extends Deno.Conn {
-  pushTo(onData: (chunk: Uint8Array) => void, onEnd: (err: Error | null) => void): void;
-  writeQueued(p: Uint8Array): Promise<void> | undefined;
-}
-
-function _pushes(conn: Deno.Conn): conn is _PushConn {
-  const c = conn as Partial<_PushConn>;
-  return typeof c.pushTo === "function" && typeof c.writeQueued === "function";
-}
-
 /** A node Duplex over `conn`; destroying it closes `conn`. */
 export function duplexOf(conn: Deno.Conn, initial?: Uint8Array): Duplex {
-  if (_pushes(conn)) return _pushedDuplex(conn, initial);
+  if (pushes(conn)) return _pushedDuplex(conn, initial);
   let reading = false;
   let ended = false;
   const buf = new Uint8Array(READ_BYTES);
@@ -95,7 +85,7 @@ async function _writeAll(conn: Deno.Conn, b: Uint8Array): Promise<void> {
  * saving a read call and a promise per chunk. The socket does not wait for the session, as the
  * mux's does not: the session's flow control bounds what a peer may send.
  */
-function _pushedDuplex(conn: _PushConn, initial?: Uint8Array): Duplex {
+function _pushedDuplex(conn: PushConn, initial?: Uint8Array): Duplex {
   const queue = (b: Uint8Array, cb: (e?: Error | null) => void) => {
     try {
       const p = conn.writeQueued(b);

@@ -14,19 +14,10 @@ import {
   presetFieldStrings,
   type RequestHead,
 } from "../http1/mod.ts";
+import { CONNECTION_FIELDS } from "./wire/fields.ts";
 
 /** A header block as the codec gives it (pseudo-headers included). */
 export type H2Headers = Record<string, string | string[] | undefined>;
-
-/** Connection-specific fields HTTP/2 forbids (RFC 9113 section 8.2.2). */
-const _CONNECTION_FIELDS = new Set([
-  "connection",
-  "keep-alive",
-  "proxy-connection",
-  "transfer-encoding",
-  "upgrade",
-  "http2-settings",
-]);
 
 /** Largest synthesized head, in bytes (the head limits bound it well before). */
 const _MAX_WRITER_BYTES = 1 << 20;
@@ -173,7 +164,7 @@ export function forwardedHeaders(
 
 /** Adds one field as the HTTP/1 forwarder's output parsed back would have it: connection fields, Host and `te` left out. */
 function _put(out: H2Headers, name: string, v: string): void {
-  if (name === "host" || name === "te" || _CONNECTION_FIELDS.has(name)) return;
+  if (name === "host" || name === "te" || CONNECTION_FIELDS.has(name)) return;
   const prev = out[name];
   out[name] = prev === undefined ? v : Array.isArray(prev) ? [...prev, v] : [prev, v];
 }
@@ -209,7 +200,7 @@ export function relayedHeaders(h: H2Headers, keepStatus: boolean): H2Headers {
       if (keepStatus && name === ":status") out[name] = h[name];
       continue;
     }
-    if (_CONNECTION_FIELDS.has(name)) continue;
+    if (CONNECTION_FIELDS.has(name)) continue;
     out[name] = h[name];
   }
   return out;
@@ -220,7 +211,7 @@ function _needsRelayCopy(h: H2Headers, keepStatus: boolean): boolean {
   for (const name in h) {
     if (name.charCodeAt(0) === 58 /* ":" */) {
       if (!keepStatus || name !== ":status") return true;
-    } else if (_CONNECTION_FIELDS.has(name)) return true;
+    } else if (CONNECTION_FIELDS.has(name)) return true;
   }
   return false;
 }
@@ -233,7 +224,7 @@ export function headersOfLines(lines: string | undefined): H2Headers {
     const i = line.indexOf(":");
     if (i <= 0) continue;
     const name = line.slice(0, i).trim().toLowerCase();
-    if (_CONNECTION_FIELDS.has(name)) continue;
+    if (CONNECTION_FIELDS.has(name)) continue;
     out[name] = line.slice(i + 1).trim();
   }
   return out;

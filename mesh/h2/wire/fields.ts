@@ -14,7 +14,7 @@ export type HeaderRecord = Record<string, string | string[]>;
 /** Pseudo-headers a request may carry. */
 const _REQUEST_PSEUDO = new Set([":method", ":scheme", ":authority", ":path", ":protocol"]);
 /** Fields HTTP/2 forbids (RFC 9113 section 8.2.2); `te` is allowed as `trailers` only. */
-const _CONNECTION_FIELDS = new Set([
+export const CONNECTION_FIELDS: ReadonlySet<string> = new Set([
   "connection",
   "keep-alive",
   "proxy-connection",
@@ -81,7 +81,7 @@ export function recordOf(
     }
     regular = true;
     if (!_nameOk(n, 0)) return `invalid field name ${JSON.stringify(n)}`;
-    if (_CONNECTION_FIELDS.has(n)) return `connection-specific field ${n}`;
+    if (CONNECTION_FIELDS.has(n)) return `connection-specific field ${n}`;
     if (n === "te" && v !== "trailers") return "te other than trailers";
     const prev = h[n];
     if (prev === undefined) h[n] = v;
@@ -104,7 +104,7 @@ export function eachField(h: WireHeaders, each: (name: string, value: string) =>
     const v = h[k];
     if (v === undefined) continue;
     const n = k.toLowerCase();
-    if (_CONNECTION_FIELDS.has(n)) continue;
+    if (CONNECTION_FIELDS.has(n)) continue;
     if (n === "te" && v !== "trailers") continue;
     if (Array.isArray(v)) { for (const x of v) each(n, x); }
     else each(n, String(v));

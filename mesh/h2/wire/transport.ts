@@ -14,13 +14,14 @@ import type { Wire } from "./writer.ts";
 const READ_BYTES = 64 * 1024;
 
 /** A connection that can push what arrives and queue writes (the mesh's node:tls wrapper). */
-interface _PushConn extends Deno.Conn {
+export interface PushConn extends Deno.Conn {
   pushTo(onData: (chunk: Uint8Array) => void, onEnd: (err: Error | null) => void): void;
   writeQueued(p: Uint8Array): Promise<void> | undefined;
 }
 
-function _pushes(conn: Deno.Conn): conn is _PushConn {
-  const c = conn as Partial<_PushConn>;
+/** Whether `conn` is a {@linkcode PushConn}. */
+export function pushes(conn: Deno.Conn): conn is PushConn {
+  const c = conn as Partial<PushConn>;
   return typeof c.pushTo === "function" && typeof c.writeQueued === "function";
 }
 
@@ -38,7 +39,7 @@ export function runOver(h2: H2Connection, conn: Deno.Conn, initial?: Uint8Array)
     if (last === undefined) closeQuietly(conn);
     else last.finally(() => closeQuietly(conn)).catch(() => {});
   };
-  if (_pushes(conn)) {
+  if (pushes(conn)) {
     const wire: Wire = {
       write: (b) => {
         const p = conn.writeQueued(b);
